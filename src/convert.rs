@@ -1,0 +1,332 @@
+//! PostgreSQL values → DynamoDB attribute values. Pure: a column's type and its binary wire value in,
+//! an attribute out.
+//!
+//! The mapping is fixed and documented in the README: integers and numerics → `N` (at most 38
+//! significant digits), floats → `N` (no NaN/infinity), text-like and enums → `S`, uuid → `S`,
+//! bool → `BOOL`, json/jsonb → `M`/`L`/scalars recursively (JSON null → `NULL`), arrays → `L`,
+//! bytea → `B`, timestamp/timestamptz/date → ISO-8601 `S` (timestamptz in UTC, spelled the way
+//! PostgreSQL's own JSON spells it, so top-level and embedded timestamps look alike). SQL NULL is
+//! `None`: the caller omits the attribute or uses the mapping's default.
+
+use aws_sdk_dynamodb::primitives::Blob;
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use fallible_iterator::FallibleIterator;
+use postgres_protocol::types as wire;
+use tokio_postgres::types::{FromSql, Kind, Type};
+
+use crate::item::AttributeValue;
+use crate::number::{self, NumberError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    #[error("type {0} is not converted by ddbsync; cast it in the query (for example `column::text`)")]
+    Unsupported(String),
+    #[error(transparent)]
+    Number(#[from] NumberError),
+    #[error("malformed {ty} value from PostgreSQL: {message}")]
+    Wire { ty: String, message: String },
+}
+
+type WireResult<T> = Result<T, Box<dyn std::error::Error + Sync + Send>>;
+
+/// Whether values of `ty` can be converted; checked once per query, before any row is read.
+pub fn supported(ty: &Type) -> Result<(), ConvertError> {
+    match ty.kind() {
+        Kind::Array(elem) => supported(elem),
+        Kind::Domain(base) => supported(base),
+        Kind::Enum(_) => Ok(()),
+        _ if SCALARS.contains(ty) => Ok(()),
+        _ => Err(ConvertError::Unsupported(ty.name().to_string())),
+    }
+}
+
+const SCALARS: &[Type] = &[
+    Type::BOOL,
+    Type::INT2,
+    Type::INT4,
+    Type::INT8,
+    Type::OID,
+    Type::FLOAT4,
+    Type::FLOAT8,
+    Type::NUMERIC,
+    Type::TEXT,
+    Type::VARCHAR,
+    Type::BPCHAR,
+    Type::NAME,
+    Type::CHAR,
+    Type::UUID,
+    Type::JSON,
+    Type::JSONB,
+    Type::BYTEA,
+    Type::TIMESTAMP,
+    Type::TIMESTAMPTZ,
+    Type::DATE,
+];
+
+/// The DynamoDB scalar type a key column of this type produces (`S`, `N` or `B`).
+pub fn key_type(ty: &Type) -> &'static str {
+    match ty.kind() {
+        Kind::Domain(base) => key_type(base),
+        _ if [Type::INT2, Type::INT4, Type::INT8, Type::OID, Type::NUMERIC, Type::FLOAT4, Type::FLOAT8].contains(ty) => "N",
+        _ if *ty == Type::BYTEA => "B",
+        _ => "S",
+    }
+}
+
+/// Converts one value; `Ok(None)` for SQL NULL.
+pub fn convert(ty: &Type, raw: Option<&[u8]>) -> Result<Option<AttributeValue>, ConvertError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let wire_err = |e: Box<dyn std::error::Error + Sync + Send>| ConvertError::Wire { ty: ty.name().into(), message: e.to_string() };
+    let value = match ty.kind() {
+        Kind::Domain(base) => return convert(base, Some(raw)),
+        Kind::Enum(_) => AttributeValue::S(wire::text_from_sql(raw).map_err(wire_err)?.to_string()),
+        Kind::Array(elem) => array(elem, raw)?,
+        _ => scalar(ty, raw).map_err(|e| match e.downcast::<NumberError>() {
+            Ok(number) => ConvertError::Number(*number),
+            Err(e) if SCALARS.contains(ty) => wire_err(e),
+            Err(_) => ConvertError::Unsupported(ty.name().to_string()),
+        })?,
+    };
+    Ok(Some(value))
+}
+
+fn n(text: &str) -> WireResult<AttributeValue> {
+    Ok(AttributeValue::N(number::normalize(text)?.into_owned()))
+}
+
+fn scalar(ty: &Type, raw: &[u8]) -> WireResult<AttributeValue> {
+    Ok(match *ty {
+        Type::BOOL => AttributeValue::Bool(wire::bool_from_sql(raw)?),
+        Type::INT2 => AttributeValue::N(wire::int2_from_sql(raw)?.to_string()),
+        Type::INT4 => AttributeValue::N(wire::int4_from_sql(raw)?.to_string()),
+        Type::INT8 => AttributeValue::N(wire::int8_from_sql(raw)?.to_string()),
+        Type::OID => AttributeValue::N(wire::oid_from_sql(raw)?.to_string()),
+        Type::FLOAT4 => AttributeValue::N(number::from_f64(f64::from(wire::float4_from_sql(raw)?))?),
+        Type::FLOAT8 => AttributeValue::N(number::from_f64(wire::float8_from_sql(raw)?)?),
+        Type::NUMERIC => n(&numeric_text(raw)?)?,
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => AttributeValue::S(wire::text_from_sql(raw)?.to_string()),
+        Type::CHAR => AttributeValue::S(char::from(raw.first().copied().unwrap_or(b' ')).to_string()),
+        Type::UUID => AttributeValue::S(uuid_text(&wire::uuid_from_sql(raw)?)),
+        Type::JSON | Type::JSONB => json(&serde_json::Value::from_sql(ty, raw)?)?,
+        Type::BYTEA => AttributeValue::B(Blob::new(wire::bytea_from_sql(raw).to_vec())),
+        Type::TIMESTAMP => AttributeValue::S(timestamp_text(wire::timestamp_from_sql(raw)?, false)),
+        Type::TIMESTAMPTZ => AttributeValue::S(timestamp_text(wire::timestamp_from_sql(raw)?, true)),
+        Type::DATE => AttributeValue::S(date_text(wire::date_from_sql(raw)?)),
+        _ => return Err("unsupported".into()),
+    })
+}
+
+fn array(elem: &Type, raw: &[u8]) -> Result<AttributeValue, ConvertError> {
+    let wire_err = |e: Box<dyn std::error::Error + Sync + Send>| ConvertError::Wire { ty: format!("{}[]", elem.name()), message: e.to_string() };
+    let array = wire::array_from_sql(raw).map_err(wire_err)?;
+    let dims: Vec<usize> = array.dimensions().map(|d| Ok(d.len as usize)).collect().map_err(wire_err)?;
+    let values: Vec<AttributeValue> = array
+        .values()
+        .map_err(wire_err)
+        .map(|v| Ok(convert(elem, v)?.unwrap_or(AttributeValue::Null(true))))
+        .collect()?;
+    // A multi-dimensional array becomes nested lists, innermost dimension last.
+    let mut level = values;
+    for &len in dims.iter().skip(1).rev() {
+        let mut chunks = Vec::with_capacity(level.len() / len.max(1));
+        let mut iter = level.into_iter().peekable();
+        while iter.peek().is_some() {
+            chunks.push(AttributeValue::L(iter.by_ref().take(len).collect()));
+        }
+        level = chunks;
+    }
+    Ok(AttributeValue::L(level))
+}
+
+/// JSON → attribute value. Numbers keep their exact text (serde_json's `arbitrary_precision`).
+pub fn json(value: &serde_json::Value) -> Result<AttributeValue, NumberError> {
+    use serde_json::Value;
+    Ok(match value {
+        Value::Null => AttributeValue::Null(true),
+        Value::Bool(b) => AttributeValue::Bool(*b),
+        Value::Number(num) => AttributeValue::N(number::normalize(&num.to_string())?.into_owned()),
+        Value::String(s) => AttributeValue::S(s.clone()),
+        Value::Array(items) => AttributeValue::L(items.iter().map(json).collect::<Result<_, _>>()?),
+        Value::Object(map) => AttributeValue::M(map.iter().map(|(k, v)| Ok((k.clone(), json(v)?))).collect::<Result<_, NumberError>>()?),
+    })
+}
+
+/// NUMERIC's binary form: digit count, weight, sign, display scale, then base-10000 digits.
+fn numeric_text(raw: &[u8]) -> WireResult<String> {
+    let word = |i: usize| -> WireResult<u16> {
+        raw.get(2 * i..2 * i + 2).map(|b| u16::from_be_bytes([b[0], b[1]])).ok_or_else(|| "truncated numeric".into())
+    };
+    let ndigits = word(0)? as usize;
+    let weight = word(1)? as i16 as i64;
+    let sign = word(2)?;
+    match sign {
+        0x0000 | 0x4000 => {}
+        0xC000 => return Err(Box::new(NumberError::NotFinite("NaN".into()))),
+        _ => return Err(Box::new(NumberError::NotFinite("Infinity".into()))),
+    }
+    if ndigits == 0 {
+        return Ok("0".into());
+    }
+    let mut text = String::with_capacity(ndigits * 4 + 8);
+    if sign == 0x4000 {
+        text.push('-');
+    }
+    for i in 0..ndigits {
+        text.push_str(&format!("{:04}", word(4 + i)?));
+    }
+    // value = digits × 10000^(weight − ndigits + 1)
+    text.push_str(&format!("e{}", 4 * (weight - ndigits as i64 + 1)));
+    Ok(text)
+}
+
+fn uuid_text(bytes: &[u8; 16]) -> String {
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+}
+
+/// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+const PG_EPOCH_DAYS: i32 = 10_957;
+
+fn timestamp_text(micros: i64, utc: bool) -> String {
+    match micros {
+        i64::MAX => return "infinity".into(),
+        i64::MIN => return "-infinity".into(),
+        _ => {}
+    }
+    let Some(at) = DateTime::from_timestamp_micros(micros.saturating_add(PG_EPOCH_MICROS)) else {
+        return micros.to_string();
+    };
+    let naive: NaiveDateTime = at.naive_utc();
+    let text = naive.format("%Y-%m-%dT%H:%M:%S%.f").to_string();
+    if utc {
+        text + "+00:00"
+    } else {
+        text
+    }
+}
+
+fn date_text(days: i32) -> String {
+    match days {
+        i32::MAX => "infinity".into(),
+        i32::MIN => "-infinity".into(),
+        _ => NaiveDate::from_num_days_from_ce_opt(days.saturating_add(PG_EPOCH_DAYS).saturating_add(719_163))
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .unwrap_or_else(|| days.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes_util::*;
+
+    mod bytes_util {
+        pub fn numeric(weight: i16, sign: u16, dscale: u16, digits: &[u16]) -> Vec<u8> {
+            let mut out = Vec::new();
+            out.extend_from_slice(&(digits.len() as u16).to_be_bytes());
+            out.extend_from_slice(&weight.to_be_bytes());
+            out.extend_from_slice(&sign.to_be_bytes());
+            out.extend_from_slice(&dscale.to_be_bytes());
+            for d in digits {
+                out.extend_from_slice(&d.to_be_bytes());
+            }
+            out
+        }
+    }
+
+    fn conv(ty: &Type, raw: &[u8]) -> AttributeValue {
+        convert(ty, Some(raw)).unwrap().unwrap()
+    }
+
+    #[test]
+    fn integers_and_numerics_become_numbers() {
+        assert_eq!(conv(&Type::INT4, &42i32.to_be_bytes()), AttributeValue::N("42".into()));
+        assert_eq!(conv(&Type::INT8, &(-7i64).to_be_bytes()), AttributeValue::N("-7".into()));
+        // 1234.5600 = [1234, 5600] with weight 0
+        assert_eq!(conv(&Type::NUMERIC, &numeric(0, 0, 4, &[1234, 5600])), AttributeValue::N("1234.56".into()));
+        // -0.0015 = [15] at weight -1 (0.0015 = 15 × 10000^-1)
+        assert_eq!(conv(&Type::NUMERIC, &numeric(-1, 0x4000, 4, &[15])), AttributeValue::N("-0.0015".into()));
+        // 20000 = [2] at weight 1
+        assert_eq!(conv(&Type::NUMERIC, &numeric(1, 0, 0, &[2])), AttributeValue::N("20000".into()));
+        assert_eq!(conv(&Type::NUMERIC, &numeric(0, 0, 2, &[])), AttributeValue::N("0".into()));
+    }
+
+    #[test]
+    fn numerics_dynamodb_cannot_hold_are_errors() {
+        // 40 significant digits: ten groups of 4.
+        let wide = numeric(9, 0, 0, &[1234; 10]);
+        assert!(matches!(convert(&Type::NUMERIC, Some(&wide)), Err(ConvertError::Number(NumberError::TooManyDigits { digits: 40, .. }))));
+        let nan = numeric(0, 0xC000, 0, &[]);
+        assert!(matches!(convert(&Type::NUMERIC, Some(&nan)), Err(ConvertError::Number(NumberError::NotFinite(_)))));
+        assert!(matches!(convert(&Type::FLOAT8, Some(&f64::INFINITY.to_be_bytes())), Err(ConvertError::Number(_))));
+    }
+
+    #[test]
+    fn timestamps_become_iso_8601() {
+        // 2024-03-05T06:07:08.5 is this many microseconds after 2000-01-01.
+        let micros = (chrono::NaiveDate::from_ymd_opt(2024, 3, 5).unwrap().and_hms_milli_opt(6, 7, 8, 500).unwrap().and_utc().timestamp_micros()) - PG_EPOCH_MICROS;
+        assert_eq!(conv(&Type::TIMESTAMPTZ, &micros.to_be_bytes()), AttributeValue::S("2024-03-05T06:07:08.500+00:00".into()));
+        let whole = micros - 500_000;
+        assert_eq!(conv(&Type::TIMESTAMP, &whole.to_be_bytes()), AttributeValue::S("2024-03-05T06:07:08".into()));
+        assert_eq!(conv(&Type::DATE, &0i32.to_be_bytes()), AttributeValue::S("2000-01-01".into()));
+        assert_eq!(conv(&Type::DATE, &(-1i32).to_be_bytes()), AttributeValue::S("1999-12-31".into()));
+    }
+
+    #[test]
+    fn json_keeps_structure_and_exact_numbers() {
+        let raw = br#"{"a": [1.50, "x", null, true], "b": {"c": 12345678901234567890123}}"#;
+        let value = conv(&Type::JSON, raw);
+        let AttributeValue::M(map) = value else { panic!("{value:?}") };
+        assert_eq!(
+            map["a"],
+            AttributeValue::L(vec![AttributeValue::N("1.5".into()), AttributeValue::S("x".into()), AttributeValue::Null(true), AttributeValue::Bool(true)])
+        );
+        assert_eq!(map["b"], AttributeValue::M([("c".to_string(), AttributeValue::N("12345678901234567890123".into()))].into()));
+        // jsonb's binary form is a version byte, then the text.
+        let mut jsonb = vec![1u8];
+        jsonb.extend_from_slice(b"[1]");
+        assert_eq!(conv(&Type::JSONB, &jsonb), AttributeValue::L(vec![AttributeValue::N("1".into())]));
+    }
+
+    #[test]
+    fn other_scalars() {
+        assert_eq!(conv(&Type::TEXT, "héllo".as_bytes()), AttributeValue::S("héllo".into()));
+        assert_eq!(conv(&Type::BOOL, &[1]), AttributeValue::Bool(true));
+        assert_eq!(conv(&Type::BYTEA, &[0, 255]), AttributeValue::B(Blob::new(vec![0, 255])));
+        let uuid: [u8; 16] = [0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0, 1, 2, 3, 4, 5, 6, 7];
+        assert_eq!(conv(&Type::UUID, &uuid), AttributeValue::S("12345678-9abc-def0-0001-020304050607".into()));
+        assert_eq!(convert(&Type::TEXT, None).unwrap(), None);
+    }
+
+    #[test]
+    fn arrays_become_lists() {
+        // int4[] {1,NULL,3}: ndim 1, has-null 1, elem oid 23, dim len 3, lower bound 1, then elements.
+        let mut raw = Vec::new();
+        for word in [1i32, 1, 23, 3, 1] {
+            raw.extend_from_slice(&word.to_be_bytes());
+        }
+        for elem in [Some(1i32), None, Some(3)] {
+            match elem {
+                Some(v) => {
+                    raw.extend_from_slice(&4i32.to_be_bytes());
+                    raw.extend_from_slice(&v.to_be_bytes());
+                }
+                None => raw.extend_from_slice(&(-1i32).to_be_bytes()),
+            }
+        }
+        assert_eq!(
+            conv(&Type::INT4_ARRAY, &raw),
+            AttributeValue::L(vec![AttributeValue::N("1".into()), AttributeValue::Null(true), AttributeValue::N("3".into())])
+        );
+    }
+
+    #[test]
+    fn unsupported_types_are_named_with_a_fix() {
+        let err = supported(&Type::INTERVAL).unwrap_err();
+        assert_eq!(err.to_string(), "type interval is not converted by ddbsync; cast it in the query (for example `column::text`)");
+        assert!(supported(&Type::TEXT_ARRAY).is_ok());
+        assert_eq!(key_type(&Type::INT8), "N");
+        assert_eq!(key_type(&Type::UUID), "S");
+    }
+}

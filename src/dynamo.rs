@@ -1,0 +1,234 @@
+//! The DynamoDB adapter: the only module that calls the AWS SDK.
+//!
+//! One client is built per run and shared. BatchWriteItem is sent with the SDK's own retries turned
+//! off, because ddbsync's writer retries it (and counts the retries) with the policy in
+//! [`crate::retry`]; control-plane calls and Scan pages keep the SDK's standard retries.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PutRequest, ReturnConsumedCapacity, ScalarAttributeType,
+    TableStatus, WriteRequest,
+};
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::Client;
+
+use crate::item::{AttributeValue, Item};
+use crate::profile::TargetConfig;
+use crate::retry;
+use crate::target::{BatchWriter, TargetError, WriteReply};
+
+/// A key schema: attribute name and scalar type (`S`, `N`, `B`), partition key first.
+pub type KeySchema = Vec<(String, String)>;
+
+/// What DescribeTable says about a table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableInfo {
+    pub status: String,
+    pub key_schema: KeySchema,
+}
+
+/// One page of a Scan.
+#[derive(Debug, Default)]
+pub struct ScanPage {
+    pub items: Vec<Item>,
+    pub consumed_units: f64,
+    pub next: Option<HashMap<String, AttributeValue>>,
+}
+
+#[derive(Clone)]
+pub struct Dynamo {
+    client: Client,
+}
+
+/// Turns an SDK error into the seam's typed error, by DynamoDB's error code and the HTTP status.
+fn target_error<E>(err: SdkError<E, HttpResponse>) -> TargetError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let message = match err.message() {
+        Some(m) => m.to_string(),
+        None => DisplayErrorContext(&err).to_string(),
+    };
+    retry::classify(err.code(), status, message)
+}
+
+impl Dynamo {
+    /// Builds the client: region, optional endpoint and AWS profile, bounded timeouts.
+    pub async fn connect(target: &TargetConfig) -> Dynamo {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(target.region.clone()))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .operation_attempt_timeout(Duration::from_secs(30))
+                    .build(),
+            )
+            .retry_config(RetryConfig::standard().with_max_attempts(3));
+        if let Some(url) = &target.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        if let Some(name) = &target.aws_profile {
+            loader = loader.profile_name(name);
+        }
+        Dynamo { client: Client::new(&loader.load().await) }
+    }
+
+    /// `None` when the table does not exist.
+    pub async fn describe(&self, table: &str) -> Result<Option<TableInfo>, TargetError> {
+        let out = match self.client.describe_table().table_name(table).send().await {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => return Ok(None),
+            Err(e) => return Err(target_error(e)),
+        };
+        let Some(desc) = out.table() else { return Ok(None) };
+        let types: HashMap<&str, &str> =
+            desc.attribute_definitions().iter().map(|d| (d.attribute_name(), d.attribute_type().as_str())).collect();
+        let mut key_schema: Vec<(&KeyType, String, String)> = desc
+            .key_schema()
+            .iter()
+            .map(|k| {
+                let name = k.attribute_name();
+                (k.key_type(), name.to_string(), types.get(name).copied().unwrap_or("?").to_string())
+            })
+            .collect();
+        key_schema.sort_by_key(|(kt, _, _)| **kt != KeyType::Hash);
+        Ok(Some(TableInfo {
+            status: desc.table_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            key_schema: key_schema.into_iter().map(|(_, n, t)| (n, t)).collect(),
+        }))
+    }
+
+    /// Creates an on-demand table with this key schema.
+    pub async fn create_table(&self, table: &str, key_schema: &KeySchema) -> Result<(), TargetError> {
+        let mut request = self.client.create_table().table_name(table).billing_mode(BillingMode::PayPerRequest);
+        for (i, (name, ty)) in key_schema.iter().enumerate() {
+            let key_type = if i == 0 { KeyType::Hash } else { KeyType::Range };
+            request = request
+                .key_schema(KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().map_err(fatal)?)
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(name)
+                        .attribute_type(ScalarAttributeType::from(ty.as_str()))
+                        .build()
+                        .map_err(fatal)?,
+                );
+        }
+        request.send().await.map_err(target_error)?;
+        Ok(())
+    }
+
+    pub async fn delete_table(&self, table: &str) -> Result<(), TargetError> {
+        match self.client.delete_table().table_name(table).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(()),
+            Err(e) => Err(target_error(e)),
+        }
+    }
+
+    /// Waits until the table is ACTIVE (`gone = false`) or no longer exists (`gone = true`).
+    pub async fn wait(&self, table: &str, gone: bool, limit: Duration) -> Result<(), TargetError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let info = self.describe(table).await?;
+            let done = match &info {
+                None => gone,
+                Some(info) => !gone && info.status == TableStatus::Active.as_str(),
+            };
+            if done {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                let state = info.map(|i| i.status).unwrap_or_else(|| "absent".into());
+                return Err(TargetError::Fatal(format!("table {table} is still {state} after {}s", limit.as_secs())));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// One page of one Scan segment, returning only `attributes` (billing is on whole items anyway).
+    pub async fn scan_page(
+        &self,
+        table: &str,
+        attributes: &[String],
+        segment: i32,
+        total_segments: i32,
+        start: Option<HashMap<String, AttributeValue>>,
+    ) -> Result<ScanPage, TargetError> {
+        let mut request = self
+            .client
+            .scan()
+            .table_name(table)
+            .segment(segment)
+            .total_segments(total_segments)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .set_exclusive_start_key(start);
+        // Placeholders keep reserved words (`name`, `level`…) usable as key names.
+        let projection: Vec<String> = (0..attributes.len()).map(|i| format!("#a{i}")).collect();
+        request = request.projection_expression(projection.join(", "));
+        for (placeholder, name) in projection.iter().zip(attributes) {
+            request = request.expression_attribute_names(placeholder, name);
+        }
+        let out = request.send().await.map_err(target_error)?;
+        Ok(ScanPage {
+            consumed_units: out.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0),
+            next: out.last_evaluated_key().filter(|k| !k.is_empty()).cloned(),
+            items: out.items.unwrap_or_default(),
+        })
+    }
+
+    /// Writes one item (run records); returns the units consumed.
+    pub async fn put_item(&self, table: &str, item: Item) -> Result<f64, TargetError> {
+        let out = self
+            .client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(target_error)?;
+        Ok(out.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0))
+    }
+}
+
+fn fatal(e: impl std::fmt::Display) -> TargetError {
+    TargetError::Fatal(e.to_string())
+}
+
+impl BatchWriter for Dynamo {
+    async fn write_batch(&self, table: &str, items: &[Item]) -> Result<WriteReply, TargetError> {
+        let requests = items
+            .iter()
+            .map(|item| {
+                let put = PutRequest::builder().set_item(Some(item.clone())).build().map_err(fatal)?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<Vec<_>, TargetError>>()?;
+        let out = self
+            .client
+            .batch_write_item()
+            .request_items(table, requests)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+            .customize()
+            .config_override(aws_sdk_dynamodb::config::Builder::default().retry_config(RetryConfig::disabled()))
+            .send()
+            .await
+            .map_err(target_error)?;
+        let consumed_units = out.consumed_capacity().iter().filter_map(|c| c.capacity_units()).sum();
+        let unprocessed = out
+            .unprocessed_items
+            .unwrap_or_default()
+            .into_values()
+            .flatten()
+            .filter_map(|request| request.put_request.map(|p| p.item))
+            .collect();
+        Ok(WriteReply { unprocessed, consumed_units })
+    }
+}

@@ -1,0 +1,22 @@
+//! Exit codes, the same for every command. Schedulers branch on them.
+
+use std::process::ExitCode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// Everything asked for was done.
+    Success = 0,
+    /// The run failed (a server unreachable, an error from PostgreSQL or DynamoDB).
+    Error = 1,
+    /// Bad usage or a bad profile: nothing was done.
+    Usage = 2,
+    /// The run finished but some rows were rejected or not written; the report lists them.
+    Incomplete = 3,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e as u8)
+    }
+}

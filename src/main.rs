@@ -1,0 +1,33 @@
+//! The `ddbsync` binary: parse arguments, set up logging, run, map the outcome to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = ddbsync::cli::Cli::parse();
+    let default_level = match cli.verbose {
+        0 => "warn",
+        1 => "ddbsync=info",
+        _ => "ddbsync=debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ddbsync::exit::Exit::Error.into();
+        }
+    };
+    match runtime.block_on(ddbsync::run(cli)) {
+        Ok(code) => code.into(),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ddbsync::exit_for(&error).into()
+        }
+    }
+}

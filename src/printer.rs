@@ -1,0 +1,80 @@
+//! The one place that decides what is printed: the report on stdout (a table, or JSON with
+//! `--json`), progress bars and notes on stderr. Progress bars appear only on a terminal and never
+//! with `--quiet` or `--json`; notes go through the bars so that the two never interleave.
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::report::RunReport;
+
+pub struct Printer {
+    json: bool,
+    quiet: bool,
+    bars: MultiProgress,
+}
+
+impl Printer {
+    pub fn new(json: bool, quiet: bool) -> Printer {
+        let draw = if quiet || json || !io::stderr().is_terminal() {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        Printer { json, quiet, bars: MultiProgress::with_draw_target(draw) }
+    }
+
+    /// A note for a person (stderr); silent with `--quiet` or `--json`.
+    pub fn note(&self, text: impl AsRef<str>) {
+        if self.quiet || self.json {
+            return;
+        }
+        if self.bars.is_hidden() {
+            eprintln!("{}", text.as_ref());
+        } else {
+            let _ = self.bars.println(text.as_ref());
+        }
+    }
+
+    /// A spinner counting items read so far.
+    pub fn counter(&self, message: String) -> ProgressBar {
+        let bar = self.bars.add(ProgressBar::new_spinner());
+        bar.set_style(ProgressStyle::with_template("{spinner} {msg}: {human_pos} items ({per_sec})").expect("valid template"));
+        bar.set_message(message);
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    }
+
+    /// A bar of items written against items queued so far.
+    pub fn writes(&self, message: String) -> ProgressBar {
+        let bar = self.bars.add(ProgressBar::new(0));
+        bar.set_style(
+            ProgressStyle::with_template("{msg}: [{bar:30}] {human_pos}/{human_len} written ({per_sec}, ETA {eta})")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_message(message);
+        bar
+    }
+
+    /// The run's report on stdout.
+    pub fn report(&self, report: &RunReport) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        if self.json {
+            serde_json::to_writer_pretty(&mut out, report)?;
+            writeln!(out)
+        } else {
+            write!(out, "{}", report.render())
+        }
+    }
+
+    /// Asks on the terminal; true only when the answer is exactly `expected`.
+    pub fn confirm(&self, question: &str, expected: &str) -> io::Result<bool> {
+        eprint!("{question} Type \"{expected}\" to continue: ");
+        io::stderr().flush()?;
+        let mut answer = String::new();
+        io::stdin().lock().read_line(&mut answer)?;
+        Ok(answer.trim() == expected)
+    }
+}

@@ -1,0 +1,331 @@
+//! Environment profiles: `envs/<env>.toml` plus the shared mappings file it names, read once and
+//! turned into the validated [`Profile`] the engine takes.
+//!
+//! Invariants: every error names the file (and the TOML line and column where the parser knows
+//! them) and says how to fix it; nothing downstream sees an unvalidated value; no secret is read
+//! here (a profile only names the variable that holds the password).
+
+mod raw;
+pub mod template;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cost::Prices;
+use crate::hash::Excluded;
+use crate::item::AttributeValue;
+pub use template::{Part, Template};
+
+/// A profile error: the file it concerns and what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct ProfileError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+impl ProfileError {
+    pub fn new(path: &Path, message: impl Into<String>) -> Self {
+        ProfileError { path: path.to_path_buf(), message: message.into() }
+    }
+}
+
+/// A validated environment profile.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// The environment's name (the file stem).
+    pub env: String,
+    /// The environment file.
+    pub path: PathBuf,
+    pub description: Option<String>,
+    pub protected: bool,
+    pub source: SourceConfig,
+    pub target: TargetConfig,
+    pub prices: Prices,
+    pub sync: SyncSettings,
+    pub tables: Vec<TableMapping>,
+    /// Full name of the table that records runs.
+    pub metadata_table: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub dbname: Option<String>,
+    pub user: Option<String>,
+    /// The environment variable named by `password_env`, if any.
+    pub password_env: Option<String>,
+    pub sslmode: SslMode,
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Prefer,
+}
+
+#[derive(Debug, Clone)]
+pub struct TargetConfig {
+    pub region: String,
+    pub endpoint_url: Option<String>,
+    pub aws_profile: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    pub scan_segments: u32,
+    pub max_in_flight: usize,
+    pub max_attempts: u32,
+}
+
+/// How one DynamoDB table is fed.
+#[derive(Debug, Clone)]
+pub struct TableMapping {
+    /// The mapping's name, without the environment's prefix (`lessons`).
+    pub name: String,
+    /// The DynamoDB table name (`pni-lessons`).
+    pub table_name: String,
+    pub query: String,
+    pub partition_key: KeySpec,
+    pub sort_key: Option<KeySpec>,
+    pub excluded: Excluded,
+    /// Attribute → value used when the column is NULL.
+    pub defaults: Vec<(String, AttributeValue)>,
+    /// The mappings file, for messages.
+    pub origin: PathBuf,
+}
+
+impl TableMapping {
+    pub fn keys(&self) -> impl Iterator<Item = &KeySpec> {
+        std::iter::once(&self.partition_key).chain(self.sort_key.as_ref())
+    }
+
+    pub fn key_names(&self) -> Vec<&str> {
+        self.keys().map(|k| k.attribute.as_str()).collect()
+    }
+
+    /// An error about this table, located in its mappings file.
+    pub fn error(&self, message: impl std::fmt::Display) -> ProfileError {
+        ProfileError::new(&self.origin, format!("table \"{}\": {message}", self.name))
+    }
+}
+
+/// A key attribute and where its value comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeySpec {
+    pub attribute: String,
+    pub source: KeySource,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeySource {
+    /// The value of this column, with its own type (`N` for integers, `S` for text…).
+    Column(String),
+    /// A string built from columns.
+    Template(Template),
+}
+
+/// The environments available in `dir` (file stems of `*.toml`), sorted.
+pub fn available(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
+        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Reads and validates `dir/<env>.toml` and the mappings it names.
+pub fn load(dir: &Path, env: &str) -> Result<Profile, ProfileError> {
+    let path = dir.join(format!("{env}.toml"));
+    if env.contains(['/', '\\']) || !path.is_file() {
+        let names = available(dir);
+        let list = if names.is_empty() { "none".to_string() } else { names.join(", ") };
+        return Err(ProfileError::new(
+            &path,
+            format!("unknown environment \"{env}\"; available in {}: {list}", dir.display()),
+        ));
+    }
+    let file: raw::EnvFile = read_toml(&path)?;
+    let mappings_path = path.parent().unwrap_or(Path::new(".")).join(&file.mappings);
+    let mappings: raw::MappingsFile = read_toml(&mappings_path)?;
+    validate(env, &path, file, &mappings_path, mappings)
+}
+
+fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ProfileError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ProfileError::new(path, format!("cannot read: {e}")))?;
+    // toml's message gives the line, the column and the offending text.
+    toml::from_str(&text).map_err(|e| ProfileError::new(path, e.to_string().trim_end().to_string()))
+}
+
+fn validate(
+    env: &str,
+    path: &Path,
+    file: raw::EnvFile,
+    mappings_path: &Path,
+    mappings: raw::MappingsFile,
+) -> Result<Profile, ProfileError> {
+    let err = |message: String| ProfileError::new(path, message);
+    let sslmode = match file.source.sslmode.as_deref() {
+        None | Some("prefer") => SslMode::Prefer,
+        Some("disable") => SslMode::Disable,
+        Some(other) => {
+            return Err(err(format!("source.sslmode = \"{other}\" is not supported; use \"disable\" or \"prefer\"")))
+        }
+    };
+    let prices = match file.prices {
+        Some(p) if p.write_per_million >= 0.0 && p.read_per_million >= 0.0 => Prices {
+            write_per_million: p.write_per_million,
+            read_per_million: p.read_per_million,
+            source: format!("{} [prices]", path.display()),
+        },
+        Some(_) => return Err(err("[prices] must not be negative".into())),
+        None => Prices::builtin(&file.target.region).ok_or_else(|| {
+            err(format!(
+                "no built-in prices for region \"{}\" (built in: {}); add a [prices] section with write_per_million and read_per_million",
+                file.target.region,
+                Prices::builtin_regions().join(", ")
+            ))
+        })?,
+    };
+    let sync = SyncSettings {
+        scan_segments: positive(path, "sync.scan_segments", file.sync.scan_segments.unwrap_or(4))?,
+        max_in_flight: positive(path, "sync.max_in_flight", file.sync.max_in_flight.unwrap_or(8))?,
+        max_attempts: positive(path, "sync.max_attempts", file.sync.max_attempts.unwrap_or(10))?,
+    };
+    let metadata_table = format!("{}{}", file.table_prefix, file.metadata_table.as_deref().unwrap_or("cache-metadata"));
+    let global_excluded = mappings.exclude_from_hash.clone();
+    if mappings.tables.is_empty() {
+        return Err(ProfileError::new(mappings_path, "no tables: add at least one [tables.<name>] section"));
+    }
+    let tables = mappings
+        .tables
+        .into_iter()
+        .map(|(name, table)| table_mapping(mappings_path, &file.table_prefix, name, table, global_excluded.as_deref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(t) = tables.iter().find(|t| t.table_name == metadata_table) {
+        return Err(t.error(format!("its table name {} is the metadata table's; rename the mapping or set metadata_table", t.table_name)));
+    }
+    Ok(Profile {
+        env: env.to_string(),
+        path: path.to_path_buf(),
+        description: file.description,
+        protected: file.protected,
+        source: SourceConfig {
+            host: file.source.host,
+            port: file.source.port,
+            dbname: file.source.dbname,
+            user: file.source.user,
+            password_env: file.source.password_env,
+            sslmode,
+            connect_timeout: Duration::from_secs(file.source.connect_timeout_secs.unwrap_or(10).max(1)),
+        },
+        target: TargetConfig {
+            region: file.target.region,
+            endpoint_url: file.target.endpoint_url,
+            aws_profile: file.target.aws_profile,
+        },
+        prices,
+        sync,
+        tables,
+        metadata_table,
+    })
+}
+
+fn positive<T: PartialOrd + Default + std::fmt::Display>(path: &Path, key: &str, value: T) -> Result<T, ProfileError> {
+    if value > T::default() {
+        Ok(value)
+    } else {
+        Err(ProfileError::new(path, format!("{key} = {value} must be at least 1")))
+    }
+}
+
+fn table_mapping(
+    origin: &Path,
+    prefix: &str,
+    name: String,
+    table: raw::TableSection,
+    global_excluded: Option<&[String]>,
+) -> Result<TableMapping, ProfileError> {
+    let err = |message: String| ProfileError::new(origin, format!("table \"{name}\": {message}"));
+    let table_name = format!("{prefix}{name}");
+    // DynamoDB's table-name rule: 3-255 of [a-zA-Z0-9_.-].
+    if !(3..=255).contains(&table_name.len()) || !table_name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
+        return Err(err(format!("\"{table_name}\" is not a valid DynamoDB table name (3-255 of a-z A-Z 0-9 _ . -)")));
+    }
+    if table.query.trim().is_empty() {
+        return Err(err("query is empty".into()));
+    }
+    let partition_key = key_spec(&table.partition_key).map_err(|m| err(format!("partition_key: {m}")))?;
+    let sort_key = table.sort_key.as_ref().map(key_spec).transpose().map_err(|m| err(format!("sort_key: {m}")))?;
+    if sort_key.as_ref().is_some_and(|s| s.attribute == partition_key.attribute) {
+        return Err(err("sort_key and partition_key name the same attribute".into()));
+    }
+    let excluded = match table.exclude_from_hash.as_deref().or(global_excluded) {
+        Some(names) => Excluded::new(names.iter().cloned()),
+        None => Excluded::default(),
+    };
+    let defaults = table
+        .defaults
+        .iter()
+        .map(|(k, v)| toml_value(v).map(|v| (k.clone(), v)).map_err(|m| err(format!("defaults.{k}: {m}"))))
+        .collect::<Result<_, _>>()?;
+    Ok(TableMapping {
+        name: name.clone(),
+        table_name,
+        query: table.query,
+        partition_key,
+        sort_key,
+        excluded,
+        defaults,
+        origin: origin.to_path_buf(),
+    })
+}
+
+fn key_spec(value: &toml::Value) -> Result<KeySpec, String> {
+    const FORMS: &str = "write a column name (\"lesson_id\") or { name = \"PK\", template = \"LESSON#{lesson_id}\" }";
+    match value {
+        toml::Value::String(column) if !column.trim().is_empty() => {
+            Ok(KeySpec { attribute: column.clone(), source: KeySource::Column(column.clone()) })
+        }
+        toml::Value::Table(t) => {
+            if let Some(unknown) = t.keys().find(|k| !["name", "template", "column"].contains(&k.as_str())) {
+                return Err(format!("unknown key `{unknown}`; {FORMS}"));
+            }
+            let text = |k: &str| t.get(k).map(|v| v.as_str().map(str::to_string).ok_or(format!("`{k}` must be a string")));
+            let name = text("name").ok_or(format!("`name` is missing; {FORMS}"))??;
+            let source = match (text("template").transpose()?, text("column").transpose()?) {
+                (Some(template), None) => KeySource::Template(Template::parse(&template)?),
+                (None, Some(column)) => KeySource::Column(column),
+                (None, None) => KeySource::Column(name.clone()),
+                (Some(_), Some(_)) => return Err("give either `template` or `column`, not both".into()),
+            };
+            Ok(KeySpec { attribute: name, source })
+        }
+        _ => Err(FORMS.into()),
+    }
+}
+
+fn toml_value(value: &toml::Value) -> Result<AttributeValue, String> {
+    use crate::number;
+    Ok(match value {
+        toml::Value::String(s) => AttributeValue::S(s.clone()),
+        toml::Value::Integer(i) => AttributeValue::N(i.to_string()),
+        toml::Value::Float(f) => AttributeValue::N(number::from_f64(*f).map_err(|e| e.to_string())?),
+        toml::Value::Boolean(b) => AttributeValue::Bool(*b),
+        toml::Value::Datetime(d) => AttributeValue::S(d.to_string()),
+        toml::Value::Array(items) => AttributeValue::L(items.iter().map(toml_value).collect::<Result<_, _>>()?),
+        toml::Value::Table(t) => {
+            AttributeValue::M(t.iter().map(|(k, v)| Ok((k.clone(), toml_value(v)?))).collect::<Result<_, String>>()?)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,299 @@
+//! The cost-savings report: what each table's sync did and cost against a full rewrite. The model
+//! is pure; [`crate::printer`] decides how it is shown, and [`RunReport::record`] is what the
+//! metadata table keeps of a run.
+
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
+use serde::Serialize;
+
+use crate::build::Reject;
+use crate::cost::{Prices, Savings};
+use crate::item::{AttributeValue, Item};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableReport {
+    /// The DynamoDB table.
+    pub table: String,
+    /// The table did not exist and was created by this run (or would be, in a dry run).
+    pub table_created: bool,
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    /// Target items no source row produced (left in place).
+    pub orphans: u64,
+    /// Write units DynamoDB reported (estimated from item sizes in a dry run).
+    pub write_units: f64,
+    /// Read units the diff's Scan consumed.
+    pub read_units: f64,
+    /// Write units a full rewrite of every source item would have taken.
+    pub potential_write_units: f64,
+    /// Calls sent again after throttling, errors or unprocessed items.
+    pub retries: u64,
+    pub cost: Savings,
+    /// Rows that could not become items.
+    pub rejected: Vec<Reject>,
+    /// Items DynamoDB did not accept.
+    pub failed: Vec<Reject>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub environment: String,
+    pub region: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub dry_run: bool,
+    pub clean: bool,
+    /// Whether write units are DynamoDB's figures (`measured`) or item-size estimates (`estimated`).
+    pub units: &'static str,
+    pub prices: Prices,
+    pub tables: Vec<TableReport>,
+    pub total: Totals,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Totals {
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub orphans: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    pub write_units: f64,
+    pub read_units: f64,
+    pub potential_write_units: f64,
+    pub retries: u64,
+    pub cost: Savings,
+}
+
+impl Totals {
+    pub fn of(tables: &[TableReport], prices: &Prices) -> Totals {
+        let sum_f = |f: fn(&TableReport) -> f64| tables.iter().map(f).sum::<f64>();
+        let sum = |f: fn(&TableReport) -> u64| tables.iter().map(f).sum::<u64>();
+        let (write_units, read_units, potential) = (sum_f(|t| t.write_units), sum_f(|t| t.read_units), sum_f(|t| t.potential_write_units));
+        Totals {
+            created: sum(|t| t.created),
+            updated: sum(|t| t.updated),
+            unchanged: sum(|t| t.unchanged),
+            orphans: sum(|t| t.orphans),
+            rejected: sum(|t| t.rejected.len() as u64),
+            failed: sum(|t| t.failed.len() as u64),
+            write_units,
+            read_units,
+            potential_write_units: potential,
+            retries: sum(|t| t.retries),
+            cost: Savings::new(prices, write_units, read_units, potential),
+        }
+    }
+}
+
+/// Dollars with cents for large sums and six decimals for the small ones a nightly sync costs.
+fn usd(v: f64) -> String {
+    if v.abs() >= 1.0 {
+        format!("${v:.2}")
+    } else {
+        format!("${v:.6}")
+    }
+}
+
+fn units(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+impl RunReport {
+    /// Whether the run left something unwritten (rows rejected or writes failed).
+    pub fn has_losses(&self) -> bool {
+        self.total.rejected + self.total.failed > 0
+    }
+
+    /// The human form: one row per table, a total, then the rows that were not written.
+    pub fn render(&self) -> String {
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED);
+        table.set_header(["table", "new", "updated", "unchanged", "write units", "read units", "cost", "full rewrite", "saved"]);
+        let row = |name: &str, c: u64, u: u64, s: u64, w: f64, r: f64, cost: &Savings| {
+            let mut cells = vec![
+                Cell::new(name),
+                Cell::new(c),
+                Cell::new(u),
+                Cell::new(s),
+                Cell::new(units(w)),
+                Cell::new(units(r)),
+                Cell::new(usd(cost.actual)),
+                Cell::new(usd(cost.potential)),
+                Cell::new(format!("{} ({:.1}%)", usd(cost.saved), cost.saved_percent)),
+            ];
+            for cell in cells.iter_mut().skip(1) {
+                *cell = cell.clone().set_alignment(CellAlignment::Right);
+            }
+            cells
+        };
+        for t in &self.tables {
+            table.add_row(row(&t.table, t.created, t.updated, t.unchanged, t.write_units, t.read_units, &t.cost));
+        }
+        let tot = &self.total;
+        table.add_row(row("total", tot.created, tot.updated, tot.unchanged, tot.write_units, tot.read_units, &tot.cost));
+        let mode = match (self.dry_run, self.clean) {
+            (true, true) => "dry run of a clean load: nothing was written",
+            (true, false) => "dry run: nothing was written",
+            (false, true) => "clean load",
+            (false, false) => "incremental sync",
+        };
+        let mut out = format!("{} ({}), {mode}\n{table}\n", self.environment, self.region);
+        out.push_str(&format!("Write units are {}; prices {}.\n", self.units, self.prices.source));
+        if tot.retries > 0 {
+            out.push_str(&format!("Retried calls: {}.\n", tot.retries));
+        }
+        if tot.orphans > 0 {
+            out.push_str(&format!("{} target items have no source row; they were left in place.\n", tot.orphans));
+        }
+        for t in &self.tables {
+            for (what, list) in [("rejected", &t.rejected), ("not written", &t.failed)] {
+                if list.is_empty() {
+                    continue;
+                }
+                out.push_str(&format!("{}: {} rows {what}:\n", t.table, list.len()));
+                for r in list.iter().take(20) {
+                    out.push_str(&format!("  {}: {}\n", r.key, r.reason));
+                }
+                if list.len() > 20 {
+                    out.push_str(&format!("  … and {} more (see --json)\n", list.len() - 20));
+                }
+            }
+        }
+        out
+    }
+
+    /// The item recorded in the metadata table for this run.
+    pub fn record(&self) -> Item {
+        let s = |v: &str| AttributeValue::S(v.to_string());
+        let n = |v: f64| AttributeValue::N(crate::number::from_f64(v).unwrap_or_else(|_| "0".into()));
+        let tables = self
+            .tables
+            .iter()
+            .map(|t| {
+                let entry: Item = [
+                    ("created", n(t.created as f64)),
+                    ("updated", n(t.updated as f64)),
+                    ("unchanged", n(t.unchanged as f64)),
+                    ("rejected", n(t.rejected.len() as f64)),
+                    ("failed", n(t.failed.len() as f64)),
+                    ("write_units", n(t.write_units)),
+                    ("read_units", n(t.read_units)),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+                (t.table.clone(), AttributeValue::M(entry))
+            })
+            .collect();
+        let tot = &self.total;
+        [
+            ("pk", s("RUN")),
+            ("sk", s(&format!("{}#{}", self.started_at, self.environment))),
+            ("environment", s(&self.environment)),
+            ("started_at", s(&self.started_at)),
+            ("finished_at", s(&self.finished_at)),
+            ("mode", s(if self.clean { "clean" } else { "incremental" })),
+            ("created", n(tot.created as f64)),
+            ("updated", n(tot.updated as f64)),
+            ("unchanged", n(tot.unchanged as f64)),
+            ("rejected", n(tot.rejected as f64)),
+            ("failed", n(tot.failed as f64)),
+            ("write_units", n(tot.write_units)),
+            ("read_units", n(tot.read_units)),
+            ("cost_usd", n(tot.cost.actual)),
+            ("potential_usd", n(tot.cost.potential)),
+            ("saved_usd", n(tot.cost.saved)),
+            ("tables", AttributeValue::M(tables)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(name: &str, created: u64, unchanged: u64) -> TableReport {
+        let prices = Prices::builtin("us-east-1").unwrap();
+        let (w, r, p) = (created as f64, 2.0, (created + unchanged) as f64);
+        TableReport {
+            table: name.into(),
+            table_created: false,
+            created,
+            updated: 0,
+            unchanged,
+            orphans: 0,
+            write_units: w,
+            read_units: r,
+            potential_write_units: p,
+            retries: 0,
+            cost: Savings::new(&prices, w, r, p),
+            rejected: vec![],
+            failed: vec![],
+        }
+    }
+
+    fn report() -> RunReport {
+        let prices = Prices::builtin("us-east-1").unwrap();
+        let tables = vec![table("t-lessons", 45, 143), table("t-topics", 0, 12)];
+        RunReport {
+            environment: "dev".into(),
+            region: "us-east-1".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            finished_at: "2026-01-01T00:00:01Z".into(),
+            dry_run: false,
+            clean: false,
+            units: "measured",
+            total: Totals::of(&tables, &prices),
+            prices,
+            tables,
+        }
+    }
+
+    #[test]
+    fn totals_add_up_the_tables() {
+        let r = report();
+        assert_eq!((r.total.created, r.total.unchanged), (45, 155));
+        assert_eq!(r.total.write_units, 45.0);
+        assert_eq!(r.total.read_units, 4.0);
+        assert_eq!(r.total.potential_write_units, 200.0);
+        let expected = Savings::new(&r.prices, 45.0, 4.0, 200.0);
+        assert_eq!(r.total.cost, expected);
+    }
+
+    #[test]
+    fn renders_one_row_per_table_and_a_total() {
+        let text = report().render();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "dev (us-east-1), incremental sync");
+        assert!(text.contains("│ t-lessons ┆  45 ┆       0 ┆       143 ┆"), "{text}");
+        assert!(text.contains("│ total     ┆  45 ┆       0 ┆       155 ┆          45 ┆          4 ┆ $0.000029 ┆"), "{text}");
+        assert!(text.contains("Write units are measured; prices built-in 2024-11-01 us-east-1."), "{text}");
+    }
+
+    #[test]
+    fn rejected_rows_are_listed_with_keys() {
+        let mut r = report();
+        r.tables[0].rejected.push(Reject { key: "lesson_id=<missing>".into(), reason: "key column \"lesson_id\" is NULL".into() });
+        r.total = Totals::of(&r.tables, &r.prices);
+        assert!(r.has_losses());
+        assert!(r.render().contains("t-lessons: 1 rows rejected:\n  lesson_id=<missing>: key column \"lesson_id\" is NULL\n"));
+    }
+
+    #[test]
+    fn the_run_record_keeps_counts_and_costs() {
+        let record = report().record();
+        assert_eq!(record["pk"], AttributeValue::S("RUN".into()));
+        assert_eq!(record["sk"], AttributeValue::S("2026-01-01T00:00:00Z#dev".into()));
+        assert_eq!(record["created"], AttributeValue::N("45".into()));
+        let AttributeValue::M(tables) = &record["tables"] else { panic!() };
+        assert_eq!(tables.len(), 2);
+    }
+}

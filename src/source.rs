@@ -1,0 +1,154 @@
+//! The PostgreSQL adapter: connects the way libpq users expect and streams a query's rows.
+//!
+//! The session runs in UTC so that timestamps inside `json_agg` output are spelled the same on
+//! every run, wherever the server is. Rows are streamed (the driver reads them as they are
+//! consumed), never collected.
+
+use std::path::PathBuf;
+
+use futures::{Stream, StreamExt};
+use tokio_postgres::types::{FromSql, Type};
+use tokio_postgres::{Client, NoTls, Row};
+
+use crate::pgpass;
+use crate::profile::{Profile, SslMode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{path}: source.password_env names {var}, which is not set; export it, or remove password_env to use PGPASSWORD or ~/.pgpass")]
+    MissingPassword { path: String, var: String },
+    #[error("cannot connect to PostgreSQL at {target}: {cause}")]
+    Connect { target: String, cause: String },
+    #[error("{context}: {cause}")]
+    Query { context: String, cause: String },
+}
+
+/// A connection to the source database.
+pub struct Source {
+    client: Client,
+    /// `user@host:port/dbname`, for messages (never the password).
+    pub target: String,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn db_error(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut text = db.message().to_string();
+            if let Some(hint) = db.hint() {
+                text.push_str(&format!(" (hint: {hint})"));
+            }
+            text
+        }
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            text
+        }
+    }
+}
+
+impl Source {
+    /// Connects, resolving settings like libpq: profile, then `PG*` variables, then defaults; the
+    /// password from the profile's `password_env`, else `PGPASSWORD`, else the password file.
+    pub async fn connect(profile: &Profile) -> Result<Source, SourceError> {
+        let cfg = &profile.source;
+        let host = cfg.host.clone().or_else(|| env("PGHOST")).unwrap_or_else(|| "localhost".into());
+        let port = cfg.port.or_else(|| env("PGPORT").and_then(|p| p.parse().ok())).unwrap_or(5432);
+        let user = cfg.user.clone().or_else(|| env("PGUSER")).or_else(|| env("USER")).unwrap_or_else(|| "postgres".into());
+        let dbname = cfg.dbname.clone().or_else(|| env("PGDATABASE")).unwrap_or_else(|| user.clone());
+        let password = match &cfg.password_env {
+            Some(var) => Some(env(var).ok_or_else(|| SourceError::MissingPassword {
+                path: profile.path.display().to_string(),
+                var: var.clone(),
+            })?),
+            None => env("PGPASSWORD").or_else(|| {
+                let file = env("PGPASSFILE").map(PathBuf::from).or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".pgpass")))?;
+                pgpass::lookup(&std::fs::read_to_string(file).ok()?, &host, port, &dbname, &user)
+            }),
+        };
+        let target = format!("{user}@{host}:{port}/{dbname}");
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(&host)
+            .port(port)
+            .user(&user)
+            .dbname(&dbname)
+            .application_name("ddbsync")
+            .options("-c TimeZone=UTC")
+            .connect_timeout(cfg.connect_timeout)
+            .ssl_mode(match cfg.sslmode {
+                SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+                SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            });
+        if let Some(password) = &password {
+            config.password(password);
+        }
+        let connect = tokio::time::timeout(cfg.connect_timeout, config.connect(NoTls));
+        let (client, connection) = match connect.await {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) => return Err(SourceError::Connect { target, cause: db_error(&e) }),
+            Err(_) => {
+                return Err(SourceError::Connect {
+                    target,
+                    cause: format!("no answer within {}s (source.connect_timeout_secs)", cfg.connect_timeout.as_secs()),
+                })
+            }
+        };
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!("PostgreSQL connection closed: {e}");
+            }
+        });
+        Ok(Source { client, target })
+    }
+
+    /// The columns a query returns (name and type), without running it.
+    pub async fn describe(&self, query: &str, context: &str) -> Result<Vec<(String, Type)>, SourceError> {
+        let statement = self
+            .client
+            .prepare(query)
+            .await
+            .map_err(|e| SourceError::Query { context: context.to_string(), cause: db_error(&e) })?;
+        Ok(statement.columns().iter().map(|c| (c.name().to_string(), c.type_().clone())).collect())
+    }
+
+    /// Streams a query's rows.
+    pub async fn rows(
+        &self,
+        query: &str,
+        context: &str,
+    ) -> Result<impl Stream<Item = Result<Row, SourceError>> + use<'_>, SourceError> {
+        let wrap = |e: tokio_postgres::Error| SourceError::Query { context: context.to_string(), cause: db_error(&e) };
+        let stream = self.client.query_raw(query, std::iter::empty::<i32>()).await.map_err(wrap)?;
+        let context = context.to_string();
+        Ok(stream.map(move |r| r.map_err(|e| SourceError::Query { context: context.clone(), cause: db_error(&e) })))
+    }
+}
+
+/// A column's raw binary value, whatever its type: conversion happens in [`crate::convert`].
+pub struct Raw<'a>(pub Option<&'a [u8]>);
+
+impl<'a> FromSql<'a> for Raw<'a> {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Raw(Some(raw)))
+    }
+    fn from_sql_null(_: &Type) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Raw(None))
+    }
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+/// The raw values of a row, in column order.
+pub fn raw_values(row: &Row) -> Vec<Option<&[u8]>> {
+    (0..row.len()).map(|i| row.try_get::<_, Raw>(i).map(|r| r.0).unwrap_or(None)).collect()
+}

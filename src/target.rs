@@ -1,0 +1,41 @@
+//! The seam to DynamoDB, shaped like ddbsync's operations rather than like the SDK: write a batch and
+//! learn what was not processed. Errors are typed apart: throttled, transient (worth retrying) and
+//! fatal. The SDK implementation is in [`crate::dynamo`]; the retry loop above this seam is tested
+//! without a server.
+
+use std::future::Future;
+
+use crate::item::Item;
+
+/// What DynamoDB did with one BatchWriteItem call.
+#[derive(Debug, Default, Clone)]
+pub struct WriteReply {
+    /// Items DynamoDB did not write this time (`UnprocessedItems`): send them again, later.
+    pub unprocessed: Vec<Item>,
+    /// Write units DynamoDB reported (`ConsumedCapacity`, indexes included).
+    pub consumed_units: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    /// The table, its partitions or the account is over its throughput: retry after a pause.
+    #[error("throttled by DynamoDB ({0})")]
+    Throttled(String),
+    /// Worth retrying: a 5xx answer, a timeout, a dropped connection.
+    #[error("{0}")]
+    Transient(String),
+    /// Retrying cannot help: a validation error, a missing table, access denied.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+impl TargetError {
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, TargetError::Fatal(_))
+    }
+}
+
+/// Writes batches of at most 25 items, never the same key twice in one batch.
+pub trait BatchWriter: Send + Sync {
+    fn write_batch(&self, table: &str, items: &[Item]) -> impl Future<Output = Result<WriteReply, TargetError>> + Send;
+}
