@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what ddbsync's demo, tests and benchmark need and a fresh machine lacks: PostgreSQL server
+# binaries (Debian packages), Node.js, dynalite (npm) and dynoxide (crates.io). Idempotent: what is
+# already there is kept. Servers go under $DDBSYNC_TOOLS (default ~/.cache/ddbsync-tools).
+set -euo pipefail
+tools="${DDBSYNC_TOOLS:-$HOME/.cache/ddbsync-tools}"
+mkdir -p "$tools"
+
+sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_updated=
+apt_install() {
+  if [ -z "$apt_updated" ]; then sudo_if_needed apt-get update -qq; apt_updated=1; fi
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# shellcheck source=scripts/pg.sh
+. "$(dirname "$0")/pg.sh"
+if ! pg_bin >/dev/null 2>&1; then
+  echo "setup: installing PostgreSQL server" >&2
+  apt_install postgresql
+fi
+if ! command -v psql >/dev/null; then apt_install postgresql-client; fi
+if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+  useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+fi
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "setup: installing Node.js" >&2
+  apt_install nodejs npm
+fi
+if [ ! -x "$tools/dynalite/node_modules/.bin/dynalite" ]; then
+  echo "setup: installing dynalite (npm)" >&2
+  mkdir -p "$tools/dynalite"
+  (cd "$tools/dynalite" && npm install --silent --no-audit --no-fund dynalite@4 >/dev/null)
+fi
+if [ ! -x "$tools/dynoxide/bin/dynoxide" ]; then
+  echo "setup: installing dynoxide (crates.io, about 2 minutes)" >&2
+  cargo install --quiet --locked --root "$tools/dynoxide" dynoxide-rs@3.2.0 \
+    --no-default-features --features native-sqlite,http-server,cli
+fi
+echo "setup: PostgreSQL $(pg_bin)/postgres, dynalite and dynoxide under $tools" >&2
