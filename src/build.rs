@@ -64,7 +64,9 @@ impl Plan {
         };
         for (i, (name, ty)) in columns.iter().enumerate() {
             if columns[..i].iter().any(|(other, _)| other == name) {
-                return Err(mapping.error(format!("the query returns column \"{name}\" twice; give one of them another name (AS …)")));
+                return Err(mapping.error(format!(
+                    "the query returns column \"{name}\" twice; give one of them another name (AS …)"
+                )));
             }
             convert::supported(ty).map_err(|e| mapping.error(format!("column \"{name}\": {e}")))?;
         }
@@ -81,7 +83,19 @@ impl Plan {
                     let index = index_of(column, "key")?;
                     let ty = &columns[index].1;
                     let key_type = convert::key_type(ty);
-                    if key_type == "S" && ![Type::TEXT, Type::VARCHAR, Type::BPCHAR, Type::NAME, Type::UUID, Type::DATE, Type::TIMESTAMP, Type::TIMESTAMPTZ].contains(ty) {
+                    if key_type == "S"
+                        && ![
+                            Type::TEXT,
+                            Type::VARCHAR,
+                            Type::BPCHAR,
+                            Type::NAME,
+                            Type::UUID,
+                            Type::DATE,
+                            Type::TIMESTAMP,
+                            Type::TIMESTAMPTZ,
+                        ]
+                        .contains(ty)
+                    {
                         return Err(mapping.error(format!(
                             "key column \"{column}\" has type {}, which cannot be a DynamoDB key (use a number, text or bytea column)",
                             ty.name()
@@ -193,7 +207,12 @@ impl Plan {
                                 AttributeValue::S(s) => text.push_str(s),
                                 AttributeValue::N(n) => text.push_str(n),
                                 AttributeValue::Bool(b) => text.push_str(&b.to_string()),
-                                _ => return Err(format!("column \"{}\" is not a scalar and cannot go in a key template", self.columns[*index].0)),
+                                _ => {
+                                    return Err(format!(
+                                        "column \"{}\" is not a scalar and cannot go in a key template",
+                                        self.columns[*index].0
+                                    ))
+                                }
                             },
                         }
                     }
@@ -274,7 +293,10 @@ mod tests {
 
     #[test]
     fn templates_build_string_keys() {
-        let pk = KeySpec { attribute: "PK".into(), source: KeySource::Template(Template::parse("LESSON#{lesson_id}").unwrap()) };
+        let pk = KeySpec {
+            attribute: "PK".into(),
+            source: KeySource::Template(Template::parse("LESSON#{lesson_id}").unwrap()),
+        };
         let plan = Plan::new(&mapping(pk, Some(column_key("title"))), columns()).unwrap();
         assert_eq!(plan.key_schema, vec![("PK".to_string(), "S"), ("title".to_string(), "S")]);
         let built = plan.build(&[Some(&3i32.to_be_bytes()), Some(b"T"), None, None]).unwrap();
@@ -286,7 +308,13 @@ mod tests {
     fn null_or_empty_keys_are_rejected_with_the_key() {
         let plan = Plan::new(&mapping(column_key("lesson_id"), Some(column_key("title"))), columns()).unwrap();
         let reject = plan.build(&[None, Some(b"T"), None, None]).unwrap_err();
-        assert_eq!(reject, Reject { key: "lesson_id=<missing>, title=\"T\"".into(), reason: "key column \"lesson_id\" is NULL".into() });
+        assert_eq!(
+            reject,
+            Reject {
+                key: "lesson_id=<missing>, title=\"T\"".into(),
+                reason: "key column \"lesson_id\" is NULL".into()
+            }
+        );
         let reject = plan.build(&[Some(&1i32.to_be_bytes()), Some(b""), None, None]).unwrap_err();
         assert_eq!(reject.reason, "key column \"title\" is empty");
     }

@@ -67,7 +67,11 @@ const SCALARS: &[Type] = &[
 pub fn key_type(ty: &Type) -> &'static str {
     match ty.kind() {
         Kind::Domain(base) => key_type(base),
-        _ if [Type::INT2, Type::INT4, Type::INT8, Type::OID, Type::NUMERIC, Type::FLOAT4, Type::FLOAT8].contains(ty) => "N",
+        _ if [Type::INT2, Type::INT4, Type::INT8, Type::OID, Type::NUMERIC, Type::FLOAT4, Type::FLOAT8]
+            .contains(ty) =>
+        {
+            "N"
+        }
         _ if *ty == Type::BYTEA => "B",
         _ => "S",
     }
@@ -76,7 +80,10 @@ pub fn key_type(ty: &Type) -> &'static str {
 /// Converts one value; `Ok(None)` for SQL NULL.
 pub fn convert(ty: &Type, raw: Option<&[u8]>) -> Result<Option<AttributeValue>, ConvertError> {
     let Some(raw) = raw else { return Ok(None) };
-    let wire_err = |e: Box<dyn std::error::Error + Sync + Send>| ConvertError::Wire { ty: ty.name().into(), message: e.to_string() };
+    let wire_err = |e: Box<dyn std::error::Error + Sync + Send>| ConvertError::Wire {
+        ty: ty.name().into(),
+        message: e.to_string(),
+    };
     let value = match ty.kind() {
         Kind::Domain(base) => return convert(base, Some(raw)),
         Kind::Enum(_) => AttributeValue::S(wire::text_from_sql(raw).map_err(wire_err)?.to_string()),
@@ -104,7 +111,9 @@ fn scalar(ty: &Type, raw: &[u8]) -> WireResult<AttributeValue> {
         Type::FLOAT4 => AttributeValue::N(number::from_f64(f64::from(wire::float4_from_sql(raw)?))?),
         Type::FLOAT8 => AttributeValue::N(number::from_f64(wire::float8_from_sql(raw)?)?),
         Type::NUMERIC => n(&numeric_text(raw)?)?,
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => AttributeValue::S(wire::text_from_sql(raw)?.to_string()),
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => {
+            AttributeValue::S(wire::text_from_sql(raw)?.to_string())
+        }
         Type::CHAR => AttributeValue::S(char::from(raw.first().copied().unwrap_or(b' ')).to_string()),
         Type::UUID => AttributeValue::S(uuid_text(&wire::uuid_from_sql(raw)?)),
         Type::JSON | Type::JSONB => json(&serde_json::Value::from_sql(ty, raw)?)?,
@@ -117,7 +126,10 @@ fn scalar(ty: &Type, raw: &[u8]) -> WireResult<AttributeValue> {
 }
 
 fn array(elem: &Type, raw: &[u8]) -> Result<AttributeValue, ConvertError> {
-    let wire_err = |e: Box<dyn std::error::Error + Sync + Send>| ConvertError::Wire { ty: format!("{}[]", elem.name()), message: e.to_string() };
+    let wire_err = |e: Box<dyn std::error::Error + Sync + Send>| ConvertError::Wire {
+        ty: format!("{}[]", elem.name()),
+        message: e.to_string(),
+    };
     let array = wire::array_from_sql(raw).map_err(wire_err)?;
     let dims: Vec<usize> = array.dimensions().map(|d| Ok(d.len as usize)).collect().map_err(wire_err)?;
     let values: Vec<AttributeValue> = array
@@ -147,7 +159,9 @@ pub fn json(value: &serde_json::Value) -> Result<AttributeValue, NumberError> {
         Value::Number(num) => AttributeValue::N(number::normalize(&num.to_string())?.into_owned()),
         Value::String(s) => AttributeValue::S(s.clone()),
         Value::Array(items) => AttributeValue::L(items.iter().map(json).collect::<Result<_, _>>()?),
-        Value::Object(map) => AttributeValue::M(map.iter().map(|(k, v)| Ok((k.clone(), json(v)?))).collect::<Result<_, NumberError>>()?),
+        Value::Object(map) => {
+            AttributeValue::M(map.iter().map(|(k, v)| Ok((k.clone(), json(v)?))).collect::<Result<_, NumberError>>()?)
+        }
     })
 }
 
@@ -256,7 +270,10 @@ mod tests {
     fn numerics_dynamodb_cannot_hold_are_errors() {
         // 40 significant digits: ten groups of 4.
         let wide = numeric(9, 0, 0, &[1234; 10]);
-        assert!(matches!(convert(&Type::NUMERIC, Some(&wide)), Err(ConvertError::Number(NumberError::TooManyDigits { digits: 40, .. }))));
+        assert!(matches!(
+            convert(&Type::NUMERIC, Some(&wide)),
+            Err(ConvertError::Number(NumberError::TooManyDigits { digits: 40, .. }))
+        ));
         let nan = numeric(0, 0xC000, 0, &[]);
         assert!(matches!(convert(&Type::NUMERIC, Some(&nan)), Err(ConvertError::Number(NumberError::NotFinite(_)))));
         assert!(matches!(convert(&Type::FLOAT8, Some(&f64::INFINITY.to_be_bytes())), Err(ConvertError::Number(_))));
@@ -265,8 +282,17 @@ mod tests {
     #[test]
     fn timestamps_become_iso_8601() {
         // 2024-03-05T06:07:08.5 is this many microseconds after 2000-01-01.
-        let micros = (chrono::NaiveDate::from_ymd_opt(2024, 3, 5).unwrap().and_hms_milli_opt(6, 7, 8, 500).unwrap().and_utc().timestamp_micros()) - PG_EPOCH_MICROS;
-        assert_eq!(conv(&Type::TIMESTAMPTZ, &micros.to_be_bytes()), AttributeValue::S("2024-03-05T06:07:08.500+00:00".into()));
+        let micros = (chrono::NaiveDate::from_ymd_opt(2024, 3, 5)
+            .unwrap()
+            .and_hms_milli_opt(6, 7, 8, 500)
+            .unwrap()
+            .and_utc()
+            .timestamp_micros())
+            - PG_EPOCH_MICROS;
+        assert_eq!(
+            conv(&Type::TIMESTAMPTZ, &micros.to_be_bytes()),
+            AttributeValue::S("2024-03-05T06:07:08.500+00:00".into())
+        );
         let whole = micros - 500_000;
         assert_eq!(conv(&Type::TIMESTAMP, &whole.to_be_bytes()), AttributeValue::S("2024-03-05T06:07:08".into()));
         assert_eq!(conv(&Type::DATE, &0i32.to_be_bytes()), AttributeValue::S("2000-01-01".into()));
@@ -280,9 +306,17 @@ mod tests {
         let AttributeValue::M(map) = value else { panic!("{value:?}") };
         assert_eq!(
             map["a"],
-            AttributeValue::L(vec![AttributeValue::N("1.5".into()), AttributeValue::S("x".into()), AttributeValue::Null(true), AttributeValue::Bool(true)])
+            AttributeValue::L(vec![
+                AttributeValue::N("1.5".into()),
+                AttributeValue::S("x".into()),
+                AttributeValue::Null(true),
+                AttributeValue::Bool(true)
+            ])
         );
-        assert_eq!(map["b"], AttributeValue::M([("c".to_string(), AttributeValue::N("12345678901234567890123".into()))].into()));
+        assert_eq!(
+            map["b"],
+            AttributeValue::M([("c".to_string(), AttributeValue::N("12345678901234567890123".into()))].into())
+        );
         // jsonb's binary form is a version byte, then the text.
         let mut jsonb = vec![1u8];
         jsonb.extend_from_slice(b"[1]");
@@ -317,14 +351,21 @@ mod tests {
         }
         assert_eq!(
             conv(&Type::INT4_ARRAY, &raw),
-            AttributeValue::L(vec![AttributeValue::N("1".into()), AttributeValue::Null(true), AttributeValue::N("3".into())])
+            AttributeValue::L(vec![
+                AttributeValue::N("1".into()),
+                AttributeValue::Null(true),
+                AttributeValue::N("3".into())
+            ])
         );
     }
 
     #[test]
     fn unsupported_types_are_named_with_a_fix() {
         let err = supported(&Type::INTERVAL).unwrap_err();
-        assert_eq!(err.to_string(), "type interval is not converted by ddbsync; cast it in the query (for example `column::text`)");
+        assert_eq!(
+            err.to_string(),
+            "type interval is not converted by ddbsync; cast it in the query (for example `column::text`)"
+        );
         assert!(supported(&Type::TEXT_ARRAY).is_ok());
         assert_eq!(key_type(&Type::INT8), "N");
         assert_eq!(key_type(&Type::UUID), "S");

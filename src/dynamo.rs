@@ -10,12 +10,12 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PutRequest, ReturnConsumedCapacity, ScalarAttributeType,
-    TableStatus, WriteRequest,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PutRequest, ReturnConsumedCapacity,
+    ScalarAttributeType, TableStatus, WriteRequest,
 };
-use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::Client;
 
 use crate::item::{AttributeValue, Item};

@@ -102,7 +102,11 @@ fn canonical_number(text: &str) -> std::borrow::Cow<'_, str> {
     number::normalize(text).unwrap_or(std::borrow::Cow::Borrowed(text))
 }
 
-fn encode_map<'a>(buf: &mut Vec<u8>, entries: impl Iterator<Item = (&'a String, &'a AttributeValue)>, excluded: &Excluded) {
+fn encode_map<'a>(
+    buf: &mut Vec<u8>,
+    entries: impl Iterator<Item = (&'a String, &'a AttributeValue)>,
+    excluded: &Excluded,
+) {
     let mut entries: Vec<_> = entries.filter(|(name, _)| !excluded.contains(name)).collect();
     entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     buf.push(b'M');

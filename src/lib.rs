@@ -65,7 +65,10 @@ fn confirm_clean(profile: &profile::Profile, args: &SyncArgs, printer: &Printer)
     if !std::io::stdin().is_terminal() {
         return Err(ProfileError::new(
             &profile.path,
-            format!("--clean deletes and recreates {}; there is no terminal to confirm on, so add --yes", names.join(", ")),
+            format!(
+                "--clean deletes and recreates {}; there is no terminal to confirm on, so add --yes",
+                names.join(", ")
+            ),
         )
         .into());
     }
@@ -85,7 +88,10 @@ fn confirm_clean(profile: &profile::Profile, args: &SyncArgs, printer: &Printer)
 
 /// The exit code for an error: profile and usage errors are distinguished from failed runs.
 pub fn exit_for(error: &anyhow::Error) -> Exit {
-    if error.chain().any(|e| e.is::<ProfileError>()) {
+    let misconfigured = |e: &(dyn std::error::Error + 'static)| {
+        e.is::<ProfileError>() || matches!(e.downcast_ref(), Some(source::SourceError::MissingPassword { .. }))
+    };
+    if error.chain().any(misconfigured) {
         Exit::Usage
     } else {
         Exit::Error

@@ -40,7 +40,9 @@ impl Printer {
     /// A spinner counting items read so far.
     pub fn counter(&self, message: String) -> ProgressBar {
         let bar = self.bars.add(ProgressBar::new_spinner());
-        bar.set_style(ProgressStyle::with_template("{spinner} {msg}: {human_pos} items ({per_sec})").expect("valid template"));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg}: {human_pos} items ({per_sec})").expect("valid template"),
+        );
         bar.set_message(message);
         bar.enable_steady_tick(Duration::from_millis(120));
         bar

@@ -69,7 +69,8 @@ impl Totals {
     pub fn of(tables: &[TableReport], prices: &Prices) -> Totals {
         let sum_f = |f: fn(&TableReport) -> f64| tables.iter().map(f).sum::<f64>();
         let sum = |f: fn(&TableReport) -> u64| tables.iter().map(f).sum::<u64>();
-        let (write_units, read_units, potential) = (sum_f(|t| t.write_units), sum_f(|t| t.read_units), sum_f(|t| t.potential_write_units));
+        let (write_units, read_units, potential) =
+            (sum_f(|t| t.write_units), sum_f(|t| t.read_units), sum_f(|t| t.potential_write_units));
         Totals {
             created: sum(|t| t.created),
             updated: sum(|t| t.updated),
@@ -113,7 +114,17 @@ impl RunReport {
     pub fn render(&self) -> String {
         let mut table = Table::new();
         table.load_preset(UTF8_FULL_CONDENSED);
-        table.set_header(["table", "new", "updated", "unchanged", "write units", "read units", "cost", "full rewrite", "saved"]);
+        table.set_header([
+            "table",
+            "new",
+            "updated",
+            "unchanged",
+            "write units",
+            "read units",
+            "cost",
+            "full rewrite",
+            "saved",
+        ]);
         let row = |name: &str, c: u64, u: u64, s: u64, w: f64, r: f64, cost: &Savings| {
             let mut cells = vec![
                 Cell::new(name),
@@ -135,7 +146,15 @@ impl RunReport {
             table.add_row(row(&t.table, t.created, t.updated, t.unchanged, t.write_units, t.read_units, &t.cost));
         }
         let tot = &self.total;
-        table.add_row(row("total", tot.created, tot.updated, tot.unchanged, tot.write_units, tot.read_units, &tot.cost));
+        table.add_row(row(
+            "total",
+            tot.created,
+            tot.updated,
+            tot.unchanged,
+            tot.write_units,
+            tot.read_units,
+            &tot.cost,
+        ));
         let mode = match (self.dry_run, self.clean) {
             (true, true) => "dry run of a clean load: nothing was written",
             (true, false) => "dry run: nothing was written",
@@ -274,17 +293,24 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "dev (us-east-1), incremental sync");
         assert!(text.contains("│ t-lessons ┆  45 ┆       0 ┆       143 ┆"), "{text}");
-        assert!(text.contains("│ total     ┆  45 ┆       0 ┆       155 ┆          45 ┆          4 ┆ $0.000029 ┆"), "{text}");
+        assert!(
+            text.contains("│ total     ┆  45 ┆       0 ┆       155 ┆          45 ┆          4 ┆ $0.000029 ┆"),
+            "{text}"
+        );
         assert!(text.contains("Write units are measured; prices built-in 2024-11-01 us-east-1."), "{text}");
     }
 
     #[test]
     fn rejected_rows_are_listed_with_keys() {
         let mut r = report();
-        r.tables[0].rejected.push(Reject { key: "lesson_id=<missing>".into(), reason: "key column \"lesson_id\" is NULL".into() });
+        r.tables[0]
+            .rejected
+            .push(Reject { key: "lesson_id=<missing>".into(), reason: "key column \"lesson_id\" is NULL".into() });
         r.total = Totals::of(&r.tables, &r.prices);
         assert!(r.has_losses());
-        assert!(r.render().contains("t-lessons: 1 rows rejected:\n  lesson_id=<missing>: key column \"lesson_id\" is NULL\n"));
+        assert!(r
+            .render()
+            .contains("t-lessons: 1 rows rejected:\n  lesson_id=<missing>: key column \"lesson_id\" is NULL\n"));
     }
 
     #[test]

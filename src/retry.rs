@@ -21,7 +21,8 @@ const THROTTLING: &[&str] = &[
 ];
 
 /// Error codes that are the server's fault and worth a retry.
-const TRANSIENT: &[&str] = &["InternalServerError", "InternalFailure", "ServiceUnavailable", "TransactionInProgressException"];
+const TRANSIENT: &[&str] =
+    &["InternalServerError", "InternalFailure", "ServiceUnavailable", "TransactionInProgressException"];
 
 /// Classifies a DynamoDB error from its code, the HTTP status (when there was an answer) and its message.
 pub fn classify(code: Option<&str>, status: Option<u16>, message: String) -> TargetError {
@@ -83,7 +84,9 @@ mod tests {
 
     #[test]
     fn client_errors_are_fatal() {
-        for code in ["ValidationException", "ResourceNotFoundException", "AccessDeniedException", "UnrecognizedClientException"] {
+        for code in
+            ["ValidationException", "ResourceNotFoundException", "AccessDeniedException", "UnrecognizedClientException"]
+        {
             let e = classify(Some(code), Some(400), "no".into());
             assert!(matches!(e, TargetError::Fatal(_)), "{code}");
             assert!(!e.is_retryable());
@@ -92,12 +95,16 @@ mod tests {
 
     #[test]
     fn delays_grow_and_stop() {
-        let policy = RetryPolicy { max_attempts: 5, min_delay: Duration::from_millis(100), max_delay: Duration::from_secs(1) };
+        let policy =
+            RetryPolicy { max_attempts: 5, min_delay: Duration::from_millis(100), max_delay: Duration::from_secs(1) };
         let delays: Vec<_> = policy.delays().collect();
         assert_eq!(delays.len(), 4);
         // Jitter adds up to one more base delay: base 100, 200, 400, 800 ms.
         for (delay, base) in delays.iter().zip([100u64, 200, 400, 800]) {
-            assert!(*delay >= Duration::from_millis(base) && *delay <= Duration::from_millis(2 * base), "{delay:?} for {base}");
+            assert!(
+                *delay >= Duration::from_millis(base) && *delay <= Duration::from_millis(2 * base),
+                "{delay:?} for {base}"
+            );
         }
     }
 }

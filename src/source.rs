@@ -62,7 +62,8 @@ impl Source {
         let cfg = &profile.source;
         let host = cfg.host.clone().or_else(|| env("PGHOST")).unwrap_or_else(|| "localhost".into());
         let port = cfg.port.or_else(|| env("PGPORT").and_then(|p| p.parse().ok())).unwrap_or(5432);
-        let user = cfg.user.clone().or_else(|| env("PGUSER")).or_else(|| env("USER")).unwrap_or_else(|| "postgres".into());
+        let user =
+            cfg.user.clone().or_else(|| env("PGUSER")).or_else(|| env("USER")).unwrap_or_else(|| "postgres".into());
         let dbname = cfg.dbname.clone().or_else(|| env("PGDATABASE")).unwrap_or_else(|| user.clone());
         let password = match &cfg.password_env {
             Some(var) => Some(env(var).ok_or_else(|| SourceError::MissingPassword {
@@ -70,7 +71,9 @@ impl Source {
                 var: var.clone(),
             })?),
             None => env("PGPASSWORD").or_else(|| {
-                let file = env("PGPASSFILE").map(PathBuf::from).or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".pgpass")))?;
+                let file = env("PGPASSFILE")
+                    .map(PathBuf::from)
+                    .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".pgpass")))?;
                 pgpass::lookup(&std::fs::read_to_string(file).ok()?, &host, port, &dbname, &user)
             }),
         };

@@ -163,13 +163,20 @@ async fn record_run(dynamo: &Dynamo, profile: &Profile, report: &RunReport) -> R
 }
 
 /// Reads the target's key → hash index with a parallel Scan.
-async fn scan_index(dynamo: &Dynamo, table: &str, key_names: &[String], segments: u32, printer: &Printer) -> Result<(Index, f64)> {
+async fn scan_index(
+    dynamo: &Dynamo,
+    table: &str,
+    key_names: &[String],
+    segments: u32,
+    printer: &Printer,
+) -> Result<(Index, f64)> {
     let mut attributes = key_names.to_vec();
     attributes.push(HASH_ATTR.to_string());
     let (tx, mut rx) = mpsc::channel::<Vec<(Digest, Option<Digest>)>>(segments as usize * 2);
     let mut tasks = Vec::new();
     for segment in 0..segments {
-        let (dynamo, table, attributes, tx, key_names) = (dynamo.clone(), table.to_string(), attributes.clone(), tx.clone(), key_names.to_vec());
+        let (dynamo, table, attributes, tx, key_names) =
+            (dynamo.clone(), table.to_string(), attributes.clone(), tx.clone(), key_names.to_vec());
         tasks.push(tokio::spawn(async move {
             let mut units = 0.0;
             let mut start = None;

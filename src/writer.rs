@@ -71,7 +71,9 @@ pub async fn write_with_retry<W: BatchWriter>(
             } else {
                 error.to_string()
             };
-            outcome.failed.extend(pending.iter().map(|i| Reject { key: item::describe_key(i, key_names), reason: reason.clone() }));
+            outcome.failed.extend(
+                pending.iter().map(|i| Reject { key: item::describe_key(i, key_names), reason: reason.clone() }),
+            );
             return outcome;
         };
         tracing::debug!(table, items = pending.len(), ?delay, %error, "retrying batch");
@@ -165,9 +167,10 @@ mod tests {
             let step = self.script.lock().unwrap().pop_front().unwrap_or(Script::Ok);
             match step {
                 Script::Ok => Ok(WriteReply { unprocessed: vec![], consumed_units: items.len() as f64 }),
-                Script::LeaveUnprocessed(n) => {
-                    Ok(WriteReply { unprocessed: items[items.len() - n..].to_vec(), consumed_units: (items.len() - n) as f64 })
-                }
+                Script::LeaveUnprocessed(n) => Ok(WriteReply {
+                    unprocessed: items[items.len() - n..].to_vec(),
+                    consumed_units: (items.len() - n) as f64,
+                }),
                 Script::Fail(e) => Err(e),
             }
         }
@@ -233,7 +236,8 @@ mod tests {
     async fn write_all_batches_by_25_without_repeating_a_key() {
         let w = Arc::new(Scripted::default());
         let (tx, rx) = mpsc::channel(8);
-        let settings = WriterSettings { table: "t".into(), key_names: vec!["id".into()], max_in_flight: 3, policy: fast(3) };
+        let settings =
+            WriterSettings { table: "t".into(), key_names: vec!["id".into()], max_in_flight: 3, policy: fast(3) };
         let task = tokio::spawn(write_all(w.clone(), settings, rx, |_| {}));
         for (i, item) in items(60).into_iter().enumerate() {
             // Key 30 arrives twice: the second must start a new batch.

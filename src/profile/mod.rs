@@ -210,7 +210,10 @@ fn validate(
         .map(|(name, table)| table_mapping(mappings_path, &file.table_prefix, name, table, global_excluded.as_deref()))
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(t) = tables.iter().find(|t| t.table_name == metadata_table) {
-        return Err(t.error(format!("its table name {} is the metadata table's; rename the mapping or set metadata_table", t.table_name)));
+        return Err(t.error(format!(
+            "its table name {} is the metadata table's; rename the mapping or set metadata_table",
+            t.table_name
+        )));
     }
     Ok(Profile {
         env: env.to_string(),
@@ -256,7 +259,9 @@ fn table_mapping(
     let err = |message: String| ProfileError::new(origin, format!("table \"{name}\": {message}"));
     let table_name = format!("{prefix}{name}");
     // DynamoDB's table-name rule: 3-255 of [a-zA-Z0-9_.-].
-    if !(3..=255).contains(&table_name.len()) || !table_name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
+    if !(3..=255).contains(&table_name.len())
+        || !table_name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    {
         return Err(err(format!("\"{table_name}\" is not a valid DynamoDB table name (3-255 of a-z A-Z 0-9 _ . -)")));
     }
     if table.query.trim().is_empty() {
@@ -298,7 +303,8 @@ fn key_spec(value: &toml::Value) -> Result<KeySpec, String> {
             if let Some(unknown) = t.keys().find(|k| !["name", "template", "column"].contains(&k.as_str())) {
                 return Err(format!("unknown key `{unknown}`; {FORMS}"));
             }
-            let text = |k: &str| t.get(k).map(|v| v.as_str().map(str::to_string).ok_or(format!("`{k}` must be a string")));
+            let text =
+                |k: &str| t.get(k).map(|v| v.as_str().map(str::to_string).ok_or(format!("`{k}` must be a string")));
             let name = text("name").ok_or(format!("`name` is missing; {FORMS}"))??;
             let source = match (text("template").transpose()?, text("column").transpose()?) {
                 (Some(template), None) => KeySource::Template(Template::parse(&template)?),

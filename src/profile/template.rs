@@ -41,14 +41,20 @@ impl Template {
                         name.push(c);
                     }
                     if !closed || name.trim().is_empty() || name.contains('{') {
-                        return Err(format!("template {source:?} has an empty or unclosed `{{…}}`; write `{{column}}`"));
+                        return Err(format!(
+                            "template {source:?} has an empty or unclosed `{{…}}`; write `{{column}}`"
+                        ));
                     }
                     if !text.is_empty() {
                         parts.push(Part::Text(std::mem::take(&mut text)));
                     }
                     parts.push(Part::Column(name.trim().to_string()));
                 }
-                '}' => return Err(format!("template {source:?} has a `}}` without `{{`; write `}}}}` for a literal brace")),
+                '}' => {
+                    return Err(format!(
+                        "template {source:?} has a `}}` without `{{`; write `}}}}` for a literal brace"
+                    ))
+                }
                 c => text.push(c),
             }
         }
@@ -56,7 +62,9 @@ impl Template {
             parts.push(Part::Text(text));
         }
         if !parts.iter().any(|p| matches!(p, Part::Column(_))) {
-            return Err(format!("template {source:?} names no column; a key built from no column is the same for every row"));
+            return Err(format!(
+                "template {source:?} names no column; a key built from no column is the same for every row"
+            ));
         }
         Ok(Template { parts, source: source.to_string() })
     }
@@ -84,7 +92,12 @@ mod tests {
         let t = Template::parse("LESSON#{lesson_id}#{ part }").unwrap();
         assert_eq!(
             t.parts,
-            vec![Part::Text("LESSON#".into()), Part::Column("lesson_id".into()), Part::Text("#".into()), Part::Column("part".into())]
+            vec![
+                Part::Text("LESSON#".into()),
+                Part::Column("lesson_id".into()),
+                Part::Text("#".into()),
+                Part::Column("part".into())
+            ]
         );
         assert_eq!(t.columns().collect::<Vec<_>>(), ["lesson_id", "part"]);
         assert_eq!(t.to_string(), "LESSON#{lesson_id}#{ part }");

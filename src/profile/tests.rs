@@ -98,7 +98,8 @@ fn bad_keys_name_the_table_and_the_fix() {
 fn regions_without_prices_need_a_prices_section() {
     let err = load_err(&ENV.replace("eu-west-1", "ap-south-1"), MAPPINGS);
     assert!(err.contains("no built-in prices for region \"ap-south-1\"") && err.contains("[prices]"), "{err}");
-    let with_prices = ENV.replace("eu-west-1", "ap-south-1") + "\n[prices]\nwrite_per_million = 1.0\nread_per_million = 0.2\n";
+    let with_prices =
+        ENV.replace("eu-west-1", "ap-south-1") + "\n[prices]\nwrite_per_million = 1.0\nread_per_million = 0.2\n";
     let dir = dir_with(&with_prices, MAPPINGS);
     let p = load(dir.path(), "dev").unwrap();
     assert_eq!(p.prices.write_per_million, 1.0);

@@ -1,0 +1,148 @@
+//! Bad input: each case gives a clear error naming the thing, the cause and the fix, a non-zero
+//! exit code, and no silent partial write.
+
+use std::time::Duration;
+
+use crate::harness::{figure, Ctx};
+
+#[tokio::test]
+async fn unknown_environment_lists_the_available_ones() {
+    let ctx = Ctx::new(1).await;
+    ctx.write_profile("staging", "");
+    let run = ctx.ddbsync(&["sync", "prdo"]);
+    assert_eq!(run.code(), 2);
+    assert!(run.stderr().contains("unknown environment \"prdo\"; available in"), "{}", run.stderr());
+    assert!(run.stderr().contains(": local, staging"), "{}", run.stderr());
+}
+
+#[tokio::test]
+async fn malformed_toml_and_unknown_keys_name_the_line() {
+    let ctx = Ctx::new(1).await;
+    std::fs::write(ctx.envs.path().join("broken.toml"), "mappings = \"m.toml\"\n[source\nhost = 1\n").unwrap();
+    let run = ctx.ddbsync(&["sync", "broken"]);
+    assert_eq!(run.code(), 2);
+    assert!(run.stderr().contains("broken.toml: TOML parse error at line 2, column 8"), "{}", run.stderr());
+
+    ctx.write_profile("typo", "max_in_fligth = 3");
+    let run = ctx.ddbsync(&["sync", "typo"]);
+    assert_eq!(run.code(), 2);
+    assert!(run.stderr().contains("typo.toml: TOML parse error at line"), "{}", run.stderr());
+    assert!(run.stderr().contains("unknown field `max_in_fligth`"), "{}", run.stderr());
+}
+
+#[tokio::test]
+async fn a_missing_password_variable_is_named() {
+    let ctx = Ctx::new(1).await;
+    let profile = std::fs::read_to_string(ctx.envs.path().join("local.toml")).unwrap();
+    let with_password =
+        profile.replace("user = \"postgres\"", "user = \"postgres\"\npassword_env = \"DDBSYNC_TEST_NO_SUCH_PASSWORD\"");
+    std::fs::write(ctx.envs.path().join("local.toml"), with_password).unwrap();
+    let run = ctx.ddbsync(&["sync", "local"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert!(
+        run.stderr().contains("source.password_env names DDBSYNC_TEST_NO_SUCH_PASSWORD, which is not set"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!ctx.table_exists("lessons").await, "nothing was created");
+}
+
+#[tokio::test]
+async fn unreachable_servers_fail_quickly_and_clearly() {
+    let ctx = Ctx::new(1).await;
+    let closed = crate::harness::free_port();
+    let profile = std::fs::read_to_string(ctx.envs.path().join("local.toml")).unwrap();
+    let port_line = profile.lines().find(|l| l.starts_with("port = ")).unwrap().to_string();
+    std::fs::write(ctx.envs.path().join("nopg.toml"), profile.replace(&port_line, &format!("port = {closed}")))
+        .unwrap();
+    let run = ctx.ddbsync(&["sync", "nopg"]);
+    assert_eq!(run.code(), 1);
+    assert!(
+        run.stderr().contains(&format!("cannot connect to PostgreSQL at postgres@127.0.0.1:{closed}/")),
+        "{}",
+        run.stderr()
+    );
+    assert!(run.elapsed < Duration::from_secs(15), "took {:?}", run.elapsed);
+
+    let url_line = profile.lines().find(|l| l.starts_with("endpoint_url")).unwrap().to_string();
+    std::fs::write(
+        ctx.envs.path().join("noddb.toml"),
+        profile.replace(&url_line, &format!("endpoint_url = \"http://127.0.0.1:{closed}\"")),
+    )
+    .unwrap();
+    let run = ctx.ddbsync(&["sync", "noddb"]);
+    assert_eq!(run.code(), 1);
+    assert!(run.stderr().contains("reading DynamoDB table"), "{}", run.stderr());
+    assert!(run.elapsed < Duration::from_secs(30), "took {:?}", run.elapsed);
+}
+
+#[tokio::test]
+async fn a_query_without_the_key_column_names_it_and_lists_the_columns() {
+    let ctx = Ctx::new(1).await;
+    let mappings = ctx.envs.path().join("bad-mappings.toml");
+    std::fs::write(
+        &mappings,
+        "[tables.lessons]\npartition_key = \"lesson_id\"\nquery = \"SELECT id, title FROM lessons\"\n",
+    )
+    .unwrap();
+    let profile = std::fs::read_to_string(ctx.envs.path().join("local.toml")).unwrap();
+    let line = profile.lines().find(|l| l.starts_with("mappings")).unwrap().to_string();
+    std::fs::write(ctx.envs.path().join("nokey.toml"), profile.replace(&line, "mappings = \"bad-mappings.toml\""))
+        .unwrap();
+    let run = ctx.ddbsync(&["sync", "nokey"]);
+    assert_eq!(run.code(), 2);
+    assert!(
+        run.stderr().contains(
+            "bad-mappings.toml: table \"lessons\": key column \"lesson_id\" is not in the query's columns (id, title)"
+        ),
+        "{}",
+        run.stderr()
+    );
+    assert!(!ctx.table_exists("lessons").await, "nothing was created");
+}
+
+#[tokio::test]
+async fn rows_with_a_null_or_empty_key_are_reported_and_the_rest_is_written() {
+    let ctx = Ctx::new(5).await;
+    // The topics table is keyed by category and topic: make one group's topic empty and one NULL.
+    ctx.sql(&[
+        "ALTER TABLE lessons ALTER COLUMN topic DROP NOT NULL",
+        "UPDATE lessons SET topic = '' WHERE id = 1",
+        "UPDATE lessons SET topic = NULL WHERE id = 2",
+    ]);
+    let run = ctx.ddbsync(&["--json", "sync", "local"]);
+    assert_eq!(run.code(), 3, "rejected rows make the run incomplete: {}", run.stderr());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    let topics = report["tables"].as_array().unwrap().iter().find(|t| t["table"] == ctx.table("topics")).unwrap();
+    let mut reasons: Vec<String> = topics["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{}: {}", r["key"].as_str().unwrap(), r["reason"].as_str().unwrap()))
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        vec![
+            "category=\"history\", topic=\"\": key column \"topic\" is empty".to_string(),
+            "category=\"technology\", topic=<missing>: key column \"topic\" is NULL".to_string(),
+        ]
+    );
+    let written = figure(&report, &ctx.table("topics"), "created") as usize;
+    assert_eq!(ctx.scan("topics").await.len(), written, "every other topic was written");
+    assert_eq!(figure(&report, &ctx.table("lessons"), "created"), 5.0);
+
+    let human = ctx.ddbsync(&["sync", "local"]);
+    assert_eq!(human.code(), 3);
+    assert!(human.stdout().contains("2 rows rejected:"), "{}", human.stdout());
+}
+
+#[tokio::test]
+async fn clean_without_a_terminal_needs_yes() {
+    let ctx = Ctx::new(2).await;
+    ctx.sync(&[]);
+    let run = ctx.ddbsync(&["sync", "local", "--clean"]);
+    assert_eq!(run.code(), 2);
+    assert!(run.stderr().contains("there is no terminal to confirm on, so add --yes"), "{}", run.stderr());
+    assert_eq!(ctx.scan("lessons").await.len(), 2, "nothing was deleted");
+}

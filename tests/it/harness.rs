@@ -1,0 +1,324 @@
+//! The shared test harness: real servers on loopback, started once per test binary, and one
+//! [`Ctx`] per test with its own database and its own table prefix.
+//!
+//! PostgreSQL is started with `scripts/pg.sh` (the demo uses the same script). The DynamoDB-compatible
+//! server is dynoxide or dynalite, chosen by `DDBSYNC_TEST_SERVER` (default dynoxide), found under
+//! `DDBSYNC_TOOLS` (default `~/.cache/ddbsync-tools`, where `scripts/setup.sh` installs them). A
+//! missing server fails the tests: it never skips them. Every server is stopped by a watchdog
+//! process when the test binary exits.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+
+use crate::proxy::Proxy;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tools() -> PathBuf {
+    std::env::var_os("DDBSYNC_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/ddbsync-tools"))
+}
+
+pub fn random_name(prefix: &str) -> String {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos() ^ std::process::id() as u128);
+    format!("{prefix}{:012x}", h.finish() & 0xffff_ffff_ffff)
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not open port {port} within 60s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs `command` in a shell that ends it (and runs `cleanup`) once this test process is gone.
+#[expect(clippy::zombie_processes, reason = "the watchdog must outlive the test process, which never waits for it")]
+fn watched(command: &str, cleanup: &str) {
+    let script = format!(
+        "{command} & child=$!; while kill -0 {pid} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done; kill $child 2>/dev/null; {cleanup}",
+        pid = std::process::id()
+    );
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start a watchdog shell");
+}
+
+pub struct Servers {
+    pub pg_port: u16,
+    pub dynamo_url: String,
+}
+
+pub fn servers() -> &'static Servers {
+    static SERVERS: OnceLock<Servers> = OnceLock::new();
+    SERVERS.get_or_init(|| {
+        let pg_port = free_port();
+        let dir = std::env::temp_dir().join(random_name("ddbsync-pg-"));
+        let pg = repo().join("scripts/pg.sh");
+        let status = Command::new("bash")
+            .arg(&pg)
+            .arg("start")
+            .arg(&dir)
+            .arg(pg_port.to_string())
+            .status()
+            .expect("run scripts/pg.sh");
+        assert!(status.success(), "PostgreSQL did not start (scripts/pg.sh start): run scripts/setup.sh");
+        watched(
+            "while :; do sleep 3600; done",
+            &format!("bash {} stop {} ; rm -rf {}", pg.display(), dir.display(), dir.display()),
+        );
+
+        let kind = std::env::var("DDBSYNC_TEST_SERVER").unwrap_or_else(|_| "dynoxide".into());
+        let port = free_port();
+        let command = match kind.as_str() {
+            "dynoxide" => format!("{} serve -p {port} --log quiet", tools().join("dynoxide/bin/dynoxide").display()),
+            "dynalite" => format!(
+                "{} --port {port} --createTableMs 20 --deleteTableMs 20",
+                tools().join("dynalite/node_modules/.bin/dynalite").display()
+            ),
+            other => panic!("DDBSYNC_TEST_SERVER={other}: use dynoxide or dynalite"),
+        };
+        let binary = command.split(' ').next().unwrap();
+        assert!(Path::new(binary).exists(), "{kind} is not installed at {binary}: run scripts/setup.sh");
+        watched(&command, "");
+        wait_for_port(port, &kind);
+        Servers { pg_port, dynamo_url: format!("http://127.0.0.1:{port}") }
+    })
+}
+
+/// One test's world: a fresh database with the PNI sample, a random table prefix, profiles in a
+/// temporary directory, and clients to inspect both sides.
+pub struct Ctx {
+    pub db: String,
+    pub prefix: String,
+    pub envs: tempfile::TempDir,
+    pub dynamo: Client,
+    pub proxy: Proxy,
+}
+
+impl Ctx {
+    pub async fn new(scale: u32) -> Ctx {
+        let servers = servers();
+        let db = random_name("t");
+        let ctx_prefix = format!("{}-", random_name("t"));
+        Self::psql("postgres", &[&format!("CREATE DATABASE {db}")]);
+        let out = Command::new("psql")
+            .args(["-q", "-h", "127.0.0.1", "-p", &servers.pg_port.to_string(), "-U", "postgres", "-d", &db])
+            .args(["-v", "ON_ERROR_STOP=1", "-v", &format!("scale={scale}")])
+            .arg("-f")
+            .arg(repo().join("scripts/pni/schema.sql"))
+            .arg("-f")
+            .arg(repo().join("scripts/pni/load.sql"))
+            .output()
+            .expect("run psql");
+        assert!(out.status.success(), "loading PNI data: {}", String::from_utf8_lossy(&out.stderr));
+        let proxy = Proxy::start(&servers.dynamo_url);
+        let conf = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .endpoint_url(&servers.dynamo_url)
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "tests"))
+            .build();
+        let ctx =
+            Ctx { db, prefix: ctx_prefix, envs: tempfile::tempdir().unwrap(), dynamo: Client::from_conf(conf), proxy };
+        ctx.write_profile("local", "");
+        ctx
+    }
+
+    /// Writes `envs/<env>.toml` for this test's servers, database and prefix, plus `extra` lines.
+    pub fn write_profile(&self, env: &str, extra: &str) {
+        let text = format!(
+            r#"description = "integration test"
+mappings = "{mappings}"
+table_prefix = "{prefix}"
+
+[source]
+host = "127.0.0.1"
+port = {port}
+dbname = "{db}"
+user = "postgres"
+sslmode = "disable"
+connect_timeout_secs = 5
+
+[target]
+region = "us-east-1"
+endpoint_url = "{url}"
+
+[sync]
+scan_segments = 3
+{extra}
+"#,
+            mappings = repo().join("envs/mappings/pni.toml").display(),
+            prefix = self.prefix,
+            port = servers().pg_port,
+            db = self.db,
+            url = self.proxy.url,
+        );
+        std::fs::write(self.envs.path().join(format!("{env}.toml")), text).unwrap();
+    }
+
+    pub fn table(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// Runs the ddbsync binary against this test's profiles.
+    pub fn ddbsync(&self, args: &[&str]) -> Run {
+        let started = Instant::now();
+        let output = Command::new(env!("CARGO_BIN_EXE_ddbsync"))
+            .arg("--envs-dir")
+            .arg(self.envs.path())
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env_remove("AWS_PROFILE")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ddbsync");
+        Run { output, elapsed: started.elapsed() }
+    }
+
+    /// `ddbsync --json sync local <args>`, which must succeed; returns the report.
+    pub fn sync(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json", "sync", "local"];
+        all.extend_from_slice(args);
+        let run = self.ddbsync(&all);
+        assert_eq!(run.code(), 0, "ddbsync {all:?} failed:\n{}", run.stderr());
+        serde_json::from_str(&run.stdout()).expect("a JSON report")
+    }
+
+    pub fn psql(db: &str, statements: &[&str]) {
+        let mut cmd = Command::new("psql");
+        cmd.args([
+            "-q",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &servers().pg_port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            db,
+            "-v",
+            "ON_ERROR_STOP=1",
+        ]);
+        for s in statements {
+            cmd.arg("-c").arg(s);
+        }
+        let out = cmd.output().expect("run psql");
+        assert!(out.status.success(), "psql {statements:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub fn sql(&self, statements: &[&str]) {
+        Self::psql(&self.db, statements);
+    }
+
+    /// One value per row of a query, as text.
+    pub fn query(&self, sql: &str) -> Vec<String> {
+        let out = Command::new("psql")
+            .args([
+                "-At",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &servers().pg_port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                &self.db,
+                "-c",
+                sql,
+            ])
+            .output()
+            .expect("run psql");
+        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
+    }
+
+    /// Every item of a table, read back with a consistent Scan.
+    pub async fn scan(&self, name: &str) -> Vec<Item> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .dynamo
+                .scan()
+                .table_name(self.table(name))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("scan {name}: {e:?}"));
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() {
+                return items;
+            }
+        }
+    }
+
+    /// Key (as text) → stored content hash, for one table.
+    pub async fn hashes(&self, name: &str, key: &str) -> HashMap<String, String> {
+        self.scan(name).await.into_iter().map(|item| (text(&item[key]), text(&item["_ddbsync_hash"]))).collect()
+    }
+
+    pub async fn table_exists(&self, name: &str) -> bool {
+        self.dynamo.describe_table().table_name(self.table(name)).send().await.is_ok()
+    }
+}
+
+/// A scalar attribute as text (`S`, `N`, `BOOL`).
+pub fn text(value: &AttributeValue) -> String {
+    match value {
+        AttributeValue::S(s) | AttributeValue::N(s) => s.clone(),
+        AttributeValue::Bool(b) => b.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+pub struct Run {
+    pub output: Output,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.output.status.code().unwrap_or(-1)
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+}
+
+/// A table's figure from a JSON report: `count(&report, "pni-lessons", "created")`.
+pub fn figure(report: &serde_json::Value, table: &str, field: &str) -> f64 {
+    let tables = report["tables"].as_array().expect("tables");
+    let t = tables.iter().find(|t| t["table"] == table).unwrap_or_else(|| panic!("no table {table} in {report}"));
+    t[field].as_f64().unwrap_or_else(|| panic!("no {field} for {table}"))
+}
