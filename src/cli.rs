@@ -47,4 +47,13 @@ pub struct SyncArgs {
     /// Sync only this table (its name without the prefix); repeatable.
     #[arg(long = "table", value_name = "NAME")]
     pub tables: Vec<String>,
+    /// Spend at most this many write units per second (overrides sync.max_write_units_per_second).
+    #[arg(long, value_name = "N")]
+    pub max_write_units_per_second: Option<u32>,
+    /// BatchWriteItem calls in flight at most (overrides sync.max_in_flight).
+    #[arg(long, value_name = "N")]
+    pub max_in_flight: Option<usize>,
+    /// Parallel Scan segments for the diff (overrides sync.scan_segments).
+    #[arg(long, value_name = "N")]
+    pub scan_segments: Option<u32>,
 }

@@ -1,8 +1,8 @@
 //! The DynamoDB adapter: the only module that calls the AWS SDK.
 //!
-//! One client is built per run and shared. BatchWriteItem is sent with the SDK's own retries turned
-//! off, because ddbsync's writer retries it (and counts the retries) with the policy in
-//! [`crate::retry`]; control-plane calls and Scan pages keep the SDK's standard retries.
+//! One client is built per run and shared. BatchWriteItem and Scan pages are sent with the SDK's own
+//! retries turned off, because ddbsync retries them (and counts the retries) with the policy in
+//! [`crate::retry`]; control-plane calls keep the SDK's standard retries.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -70,7 +70,7 @@ impl Dynamo {
                     .operation_attempt_timeout(Duration::from_secs(30))
                     .build(),
             )
-            .retry_config(RetryConfig::standard().with_max_attempts(3));
+            .retry_config(RetryConfig::standard().with_max_attempts(5));
         if let Some(url) = &target.endpoint_url {
             loader = loader.endpoint_url(url);
         }
@@ -175,7 +175,8 @@ impl Dynamo {
         for (placeholder, name) in projection.iter().zip(attributes) {
             request = request.expression_attribute_names(placeholder, name);
         }
-        let out = request.send().await.map_err(target_error)?;
+        // Pages are retried (and counted) by the caller, like batch writes.
+        let out = request.customize().config_override(no_retries()).send().await.map_err(target_error)?;
         Ok(ScanPage {
             consumed_units: out.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0),
             next: out.last_evaluated_key().filter(|k| !k.is_empty()).cloned(),
@@ -198,6 +199,11 @@ impl Dynamo {
     }
 }
 
+/// For calls whose retries ddbsync makes and counts itself.
+fn no_retries() -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::config::Builder::default().retry_config(RetryConfig::disabled())
+}
+
 fn fatal(e: impl std::fmt::Display) -> TargetError {
     TargetError::Fatal(e.to_string())
 }
@@ -217,7 +223,7 @@ impl BatchWriter for Dynamo {
             .request_items(table, requests)
             .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .customize()
-            .config_override(aws_sdk_dynamodb::config::Builder::default().retry_config(RetryConfig::disabled()))
+            .config_override(no_retries())
             .send()
             .await
             .map_err(target_error)?;

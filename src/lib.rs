@@ -11,6 +11,7 @@ pub mod exit;
 pub mod hash;
 pub mod item;
 pub mod number;
+pub mod pace;
 pub mod pgpass;
 pub mod printer;
 pub mod profile;
@@ -48,7 +49,8 @@ pub async fn run(cli: Cli) -> Result<Exit> {
 }
 
 async fn sync(envs_dir: &std::path::Path, args: SyncArgs, printer: &Printer) -> Result<Exit> {
-    let profile = profile::load(envs_dir, &args.env)?;
+    let mut profile = profile::load(envs_dir, &args.env)?;
+    profile.sync = profile.sync.overridden(args.scan_segments, args.max_in_flight, args.max_write_units_per_second);
     if args.clean && !args.dry_run && !args.yes {
         confirm_clean(&profile, &args, printer)?;
     }

@@ -26,8 +26,10 @@ pub struct TableReport {
     pub read_units: f64,
     /// Write units a full rewrite of every source item would have taken.
     pub potential_write_units: f64,
-    /// Calls sent again after throttling, errors or unprocessed items.
+    /// Calls (writes and Scan pages) sent again after throttling, errors or unprocessed items.
     pub retries: u64,
+    /// Write calls answered with throttling or with unprocessed items.
+    pub throttled: u64,
     pub cost: Savings,
     /// Rows that could not become items.
     pub rejected: Vec<Reject>,
@@ -62,6 +64,7 @@ pub struct Totals {
     pub read_units: f64,
     pub potential_write_units: f64,
     pub retries: u64,
+    pub throttled: u64,
     pub cost: Savings,
 }
 
@@ -82,6 +85,7 @@ impl Totals {
             read_units,
             potential_write_units: potential,
             retries: sum(|t| t.retries),
+            throttled: sum(|t| t.throttled),
             cost: Savings::new(prices, write_units, read_units, potential),
         }
     }
@@ -164,7 +168,7 @@ impl RunReport {
         let mut out = format!("{} ({}), {mode}\n{table}\n", self.environment, self.region);
         out.push_str(&format!("Write units are {}; prices {}.\n", self.units, self.prices.source));
         if tot.retries > 0 {
-            out.push_str(&format!("Retried calls: {}.\n", tot.retries));
+            out.push_str(&format!("Retried calls: {} ({} writes throttled).\n", tot.retries, tot.throttled));
         }
         if tot.orphans > 0 {
             out.push_str(&format!("{} target items have no source row; they were left in place.\n", tot.orphans));
@@ -224,6 +228,7 @@ impl RunReport {
             ("failed", n(tot.failed as f64)),
             ("write_units", n(tot.write_units)),
             ("read_units", n(tot.read_units)),
+            ("retries", n(tot.retries as f64)),
             ("cost_usd", n(tot.cost.actual)),
             ("potential_usd", n(tot.cost.potential)),
             ("saved_usd", n(tot.cost.saved)),
@@ -253,6 +258,7 @@ mod tests {
             read_units: r,
             potential_write_units: p,
             retries: 0,
+            throttled: 0,
             cost: Savings::new(&prices, w, r, p),
             rejected: vec![],
             failed: vec![],

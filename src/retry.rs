@@ -64,9 +64,61 @@ impl RetryPolicy {
     }
 }
 
+/// Runs `op` until it succeeds, fails for good, or runs out of attempts; also returns how many
+/// times it was retried.
+pub async fn retrying<T, F, Fut>(policy: &RetryPolicy, mut op: F) -> (Result<T, TargetError>, u64)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, TargetError>>,
+{
+    let mut delays = policy.delays();
+    let mut retries = 0;
+    loop {
+        match op().await {
+            Ok(value) => return (Ok(value), retries),
+            Err(error) if error.is_retryable() => match delays.next() {
+                Some(delay) => {
+                    tracing::debug!(?delay, %error, "retrying");
+                    retries += 1;
+                    tokio::time::sleep(delay).await;
+                }
+                None => return (Err(error), retries),
+            },
+            Err(error) => return (Err(error), retries),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn retrying_stops_at_success_or_fatal_error() {
+        let policy =
+            RetryPolicy { max_attempts: 5, min_delay: Duration::from_millis(1), max_delay: Duration::from_millis(2) };
+        let mut calls = 0;
+        let (result, retries) = retrying(&policy, || {
+            calls += 1;
+            let n = calls;
+            async move {
+                if n < 3 {
+                    Err(TargetError::Transient("reset".into()))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!((result, retries), (Ok(3), 2));
+
+        let (result, retries) =
+            retrying(&policy, || async { Err::<(), _>(TargetError::Fatal("ValidationException".into())) }).await;
+        assert_eq!((result, retries), (Err(TargetError::Fatal("ValidationException".into())), 0));
+
+        let (result, retries) = retrying(&policy, || async { Err::<(), _>(TargetError::Throttled("x".into())) }).await;
+        assert_eq!((result.is_err(), retries), (true, 4), "five attempts in all");
+    }
 
     #[test]
     fn throttling_codes_are_throttled() {

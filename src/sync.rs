@@ -19,15 +19,23 @@ use crate::diff::{Index, Verdict};
 use crate::dynamo::{Dynamo, KeySchema};
 use crate::hash::{self, Digest};
 use crate::item::{self, AttributeValue, HASH_ATTR};
+use crate::pace::Pace;
 use crate::printer::Printer;
 use crate::profile::{Profile, TableMapping};
 use crate::report::{RunReport, TableReport, Totals};
-use crate::retry::RetryPolicy;
+use crate::retry::{self, RetryPolicy};
 use crate::source::{self, Source};
-use crate::writer::{self, WriterSettings};
+use crate::writer::{self, Pending, WriterSettings, MAX_BATCH};
 
 /// How long a table may take to be created or deleted.
 const TABLE_WAIT: Duration = Duration::from_secs(300);
+
+/// Items the writer holds back to interleave writes (about 40 batches).
+const SHUFFLE_WINDOW: usize = 40 * MAX_BATCH;
+
+/// Items between the diff and the writer: enough to keep every call in flight busy, few enough
+/// that memory stays flat whatever the source's size.
+const WRITE_QUEUE: usize = 1024;
 
 #[derive(Debug, Clone, Default)]
 pub struct SyncOptions {
@@ -162,14 +170,23 @@ async fn record_run(dynamo: &Dynamo, profile: &Profile, report: &RunReport) -> R
     Ok(())
 }
 
+/// What the diff's Scan found and cost.
+struct Scanned {
+    index: Index,
+    read_units: f64,
+    retries: u64,
+}
+
 /// Reads the target's key → hash index with a parallel Scan.
 async fn scan_index(
     dynamo: &Dynamo,
     table: &str,
     key_names: &[String],
-    segments: u32,
+    profile: &Profile,
     printer: &Printer,
-) -> Result<(Index, f64)> {
+) -> Result<Scanned> {
+    let segments = profile.sync.scan_segments;
+    let policy = RetryPolicy::new(profile.sync.max_attempts);
     let mut attributes = key_names.to_vec();
     attributes.push(HASH_ATTR.to_string());
     let (tx, mut rx) = mpsc::channel::<Vec<(Digest, Option<Digest>)>>(segments as usize * 2);
@@ -178,10 +195,15 @@ async fn scan_index(
         let (dynamo, table, attributes, tx, key_names) =
             (dynamo.clone(), table.to_string(), attributes.clone(), tx.clone(), key_names.to_vec());
         tasks.push(tokio::spawn(async move {
-            let mut units = 0.0;
+            let (mut units, mut retries) = (0.0, 0);
             let mut start = None;
             loop {
-                let page = dynamo.scan_page(&table, &attributes, segment as i32, segments as i32, start).await?;
+                let (page, tries) = retry::retrying(&policy, || {
+                    dynamo.scan_page(&table, &attributes, segment as i32, segments as i32, start.clone())
+                })
+                .await;
+                retries += tries;
+                let page = page?;
                 units += page.consumed_units;
                 let fingerprints = page
                     .items
@@ -200,7 +222,7 @@ async fn scan_index(
                     break;
                 }
             }
-            Ok::<f64, crate::target::TargetError>(units)
+            Ok::<(f64, u64), crate::target::TargetError>((units, retries))
         }));
     }
     drop(tx);
@@ -213,11 +235,13 @@ async fn scan_index(
         }
     }
     bar.finish_and_clear();
-    let mut units = 0.0;
+    let (mut read_units, mut retries) = (0.0, 0);
     for task in tasks {
-        units += task.await.context("scan task panicked")??;
+        let (units, tries) = task.await.context("scan task panicked")??;
+        read_units += units;
+        retries += tries;
     }
-    Ok((index, units))
+    Ok(Scanned { index, read_units, retries })
 }
 
 async fn sync_table(
@@ -230,23 +254,24 @@ async fn sync_table(
 ) -> Result<TableReport> {
     let table = &p.mapping.table_name;
     let key_names: Vec<String> = p.plan.key_names().into_iter().map(String::from).collect();
-    let (mut index, read_units) = if p.exists && !options.clean {
-        scan_index(dynamo, table, &key_names, profile.sync.scan_segments, printer).await?
+    let Scanned { mut index, read_units, retries: scan_retries } = if p.exists && !options.clean {
+        scan_index(dynamo, table, &key_names, profile, printer).await?
     } else {
-        (Index::default(), 0.0)
+        Scanned { index: Index::default(), read_units: 0.0, retries: 0 }
     };
 
     let bar = printer.writes(table.clone());
     let writer = (!options.dry_run).then(|| {
-        let (tx, rx) = mpsc::channel(1024);
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let settings = WriterSettings {
             table: table.clone(),
             key_names: key_names.clone(),
-            max_in_flight: profile.sync.max_in_flight,
             policy: RetryPolicy::new(profile.sync.max_attempts),
+            shuffle_window: SHUFFLE_WINDOW,
         };
+        let pace = Arc::new(Pace::new(profile.sync.max_in_flight, profile.sync.max_write_units_per_second));
         let progress = bar.clone();
-        let task = tokio::spawn(writer::write_all(dynamo.clone(), settings, rx, move |n| progress.inc(n)));
+        let task = tokio::spawn(writer::write_all(dynamo.clone(), settings, pace, rx, move |n| progress.inc(n)));
         (tx, task)
     });
 
@@ -285,7 +310,7 @@ async fn sync_table(
         changed_units += units;
         if let Some((tx, _)) = &writer {
             bar.inc_length(1);
-            if tx.send((built.key, built.item)).await.is_err() {
+            if tx.send(Pending { key: built.key, item: built.item, units }).await.is_err() {
                 break; // the writer ended early; its error is reported below
             }
         }
@@ -312,7 +337,8 @@ async fn sync_table(
         write_units,
         read_units,
         potential_write_units,
-        retries: outcome.retries,
+        retries: scan_retries + outcome.retries,
+        throttled: outcome.throttled,
         cost: Savings::new(&profile.prices, write_units, read_units, potential_write_units),
         rejected,
         failed: outcome.failed,

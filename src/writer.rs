@@ -1,6 +1,11 @@
 //! The writer: groups changed items into BatchWriteItem calls, keeps several in flight, and resends
 //! what DynamoDB did not process.
 //!
+//! Items wait in a shuffle window and each batch is drawn from it at random, so that writes are not
+//! issued in the source's (often sorted) key order, which makes rolling hot partitions. The number of
+//! calls in flight follows [`Pace`]: throttling halves it, unthrottled calls grow it back, and an
+//! optional cap spaces calls out to a number of write units per second.
+//!
 //! Invariants: a batch holds at most 25 items and never the same key twice; every item handed to the
 //! writer ends either written or in [`WriteOutcome::failed`] with its key and the reason; write units
 //! are summed from what DynamoDB reported, never estimated.
@@ -14,11 +19,21 @@ use tokio::sync::mpsc;
 use crate::build::Reject;
 use crate::hash::Digest;
 use crate::item::{self, Item};
+use crate::pace::Pace;
 use crate::retry::RetryPolicy;
 use crate::target::{BatchWriter, TargetError};
 
 /// BatchWriteItem's limit on requests per call.
 pub const MAX_BATCH: usize = 25;
+
+/// An item on its way to DynamoDB.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub key: Digest,
+    pub item: Item,
+    /// Estimated write units, for the units-per-second cap.
+    pub units: u64,
+}
 
 /// What writing a stream of items did.
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
@@ -28,6 +43,8 @@ pub struct WriteOutcome {
     pub consumed_units: f64,
     /// Calls sent again after throttling, errors or unprocessed items.
     pub retries: u64,
+    /// Calls answered with throttling or with unprocessed items.
+    pub throttled: u64,
     /// Items that could not be written, with their key and the last error.
     pub failed: Vec<Reject>,
 }
@@ -37,6 +54,7 @@ impl WriteOutcome {
         self.written += other.written;
         self.consumed_units += other.consumed_units;
         self.retries += other.retries;
+        self.throttled += other.throttled;
         self.failed.extend(other.failed);
     }
 }
@@ -47,16 +65,19 @@ pub async fn write_with_retry<W: BatchWriter>(
     table: &str,
     mut pending: Vec<Item>,
     policy: &RetryPolicy,
+    pace: &Pace,
     key_names: &[&str],
 ) -> WriteOutcome {
     let mut outcome = WriteOutcome::default();
     let mut delays = policy.delays();
     loop {
+        let epoch = pace.epoch();
         let error = match writer.write_batch(table, &pending).await {
             Ok(reply) => {
                 outcome.consumed_units += reply.consumed_units;
                 outcome.written += (pending.len() - reply.unprocessed.len()) as u64;
                 if reply.unprocessed.is_empty() {
+                    pace.succeeded();
                     return outcome;
                 }
                 pending = reply.unprocessed;
@@ -64,6 +85,10 @@ pub async fn write_with_retry<W: BatchWriter>(
             }
             Err(error) => error,
         };
+        if let TargetError::Throttled(_) = error {
+            outcome.throttled += 1;
+            pace.throttled(epoch);
+        }
         let delay = if error.is_retryable() { delays.next() } else { None };
         let Some(delay) = delay else {
             let reason = if error.is_retryable() {
@@ -87,47 +112,58 @@ pub async fn write_with_retry<W: BatchWriter>(
 pub struct WriterSettings {
     pub table: String,
     pub key_names: Vec<String>,
-    pub max_in_flight: usize,
     pub policy: RetryPolicy,
+    /// Items held back to interleave writes; at least one batch.
+    pub shuffle_window: usize,
+}
+
+/// Draws up to one batch at random from the window, never two items with the same key.
+fn draw(window: &mut Vec<Pending>) -> Vec<Pending> {
+    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    let mut tries = 0;
+    while batch.len() < MAX_BATCH && !window.is_empty() && tries < 4 * MAX_BATCH {
+        tries += 1;
+        let at = fastrand::usize(..window.len());
+        if batch.iter().any(|p| p.key == window[at].key) {
+            continue; // stays for a later batch
+        }
+        batch.push(window.swap_remove(at));
+    }
+    batch
 }
 
 /// Reads items from `rx` until it closes and writes them all; `on_written` hears of each finished batch.
 pub async fn write_all<W: BatchWriter + 'static>(
     writer: Arc<W>,
     settings: WriterSettings,
-    mut rx: mpsc::Receiver<(Digest, Item)>,
+    pace: Arc<Pace>,
+    mut rx: mpsc::Receiver<Pending>,
     on_written: impl Fn(u64) + Send,
 ) -> WriteOutcome {
     let key_names: Vec<&str> = settings.key_names.iter().map(String::as_str).collect();
-    let mut outcome = WriteOutcome::default();
-    let launch = |items: Vec<Item>| {
-        let (writer, table, policy, names) = (writer.clone(), settings.table.clone(), settings.policy, &key_names);
-        async move { write_with_retry(&*writer, &table, items, &policy, names).await }
+    let window_size = settings.shuffle_window.max(MAX_BATCH);
+    let launch = |batch: Vec<Pending>| {
+        let (writer, table, policy, pace, names) =
+            (writer.clone(), settings.table.clone(), settings.policy, pace.clone(), &key_names);
+        async move {
+            pace.spend(batch.iter().map(|p| p.units).sum()).await;
+            let items = batch.into_iter().map(|p| p.item).collect();
+            write_with_retry(&*writer, &table, items, &policy, &pace, names).await
+        }
     };
+    let mut outcome = WriteOutcome::default();
     let mut in_flight = FuturesUnordered::new();
-    let mut batch: Vec<Item> = Vec::with_capacity(MAX_BATCH);
-    let mut keys: Vec<Digest> = Vec::with_capacity(MAX_BATCH);
+    let mut window: Vec<Pending> = Vec::with_capacity(window_size);
     let mut closed = false;
-    while !closed || !batch.is_empty() || !in_flight.is_empty() {
-        let full = batch.len() == MAX_BATCH;
-        let ready = full || (closed && !batch.is_empty());
-        if ready && in_flight.len() < settings.max_in_flight {
-            keys.clear();
-            in_flight.push(launch(std::mem::take(&mut batch)));
+    while !closed || !window.is_empty() || !in_flight.is_empty() {
+        let full = window.len() >= window_size;
+        if (full || closed) && !window.is_empty() && in_flight.len() < pace.allowed() {
+            in_flight.push(launch(draw(&mut window)));
             continue;
         }
         tokio::select! {
             received = rx.recv(), if !closed && !full => match received {
-                Some((key, item)) => {
-                    // The diff never hands over one key twice; if it ever did, the batch is cut here
-                    // rather than sent and rejected whole.
-                    if keys.contains(&key) {
-                        keys.clear();
-                        in_flight.push(launch(std::mem::take(&mut batch)));
-                    }
-                    keys.push(key);
-                    batch.push(item);
-                }
+                Some(pending) => window.push(pending),
                 None => closed = true,
             },
             Some(done) = in_flight.next(), if !in_flight.is_empty() => {
@@ -180,6 +216,10 @@ mod tests {
         (0..n).map(|i| Item::from([("id".to_string(), AttributeValue::N(i.to_string()))])).collect()
     }
 
+    fn pace() -> Pace {
+        Pace::new(4, None)
+    }
+
     fn fast(max_attempts: u32) -> RetryPolicy {
         RetryPolicy { max_attempts, min_delay: Duration::from_millis(1), max_delay: Duration::from_millis(2) }
     }
@@ -187,7 +227,7 @@ mod tests {
     #[tokio::test]
     async fn unprocessed_items_are_resent_alone() {
         let w = Scripted { script: Mutex::new([Script::LeaveUnprocessed(3), Script::Ok].into()), ..Default::default() };
-        let out = write_with_retry(&w, "t", items(10), &fast(5), &["id"]).await;
+        let out = write_with_retry(&w, "t", items(10), &fast(5), &pace(), &["id"]).await;
         assert_eq!((out.written, out.consumed_units, out.retries), (10, 10.0, 1));
         let calls = w.calls.lock().unwrap();
         assert_eq!(calls.len(), 2);
@@ -198,7 +238,7 @@ mod tests {
     async fn throttling_is_retried_then_succeeds() {
         let throttled = || Script::Fail(TargetError::Throttled("ThrottlingException".into()));
         let w = Scripted { script: Mutex::new([throttled(), throttled(), Script::Ok].into()), ..Default::default() };
-        let out = write_with_retry(&w, "t", items(4), &fast(5), &["id"]).await;
+        let out = write_with_retry(&w, "t", items(4), &fast(5), &pace(), &["id"]).await;
         assert_eq!((out.written, out.retries), (4, 2));
         assert!(out.failed.is_empty());
     }
@@ -209,7 +249,7 @@ mod tests {
             script: Mutex::new([Script::Fail(TargetError::Fatal("ValidationException: bad".into()))].into()),
             ..Default::default()
         };
-        let out = write_with_retry(&w, "t", items(2), &fast(5), &["id"]).await;
+        let out = write_with_retry(&w, "t", items(2), &fast(5), &pace(), &["id"]).await;
         assert_eq!(out.written, 0);
         assert_eq!(out.retries, 0, "fatal errors are not retried");
         assert_eq!(
@@ -225,7 +265,7 @@ mod tests {
     async fn gives_up_after_max_attempts() {
         let script = (0..10).map(|_| Script::LeaveUnprocessed(1)).collect();
         let w = Scripted { script: Mutex::new(script), ..Default::default() };
-        let out = write_with_retry(&w, "t", items(3), &fast(3), &["id"]).await;
+        let out = write_with_retry(&w, "t", items(3), &fast(3), &pace(), &["id"]).await;
         assert_eq!(w.calls.lock().unwrap().len(), 3);
         assert_eq!(out.written, 2);
         assert_eq!(out.failed.len(), 1);
@@ -237,21 +277,57 @@ mod tests {
         let w = Arc::new(Scripted::default());
         let (tx, rx) = mpsc::channel(8);
         let settings =
-            WriterSettings { table: "t".into(), key_names: vec!["id".into()], max_in_flight: 3, policy: fast(3) };
-        let task = tokio::spawn(write_all(w.clone(), settings, rx, |_| {}));
-        for (i, item) in items(60).into_iter().enumerate() {
-            // Key 30 arrives twice: the second must start a new batch.
-            let key = [(if i == 31 { 30 } else { i }) as u8; 16];
-            tx.send((key, item)).await.unwrap();
+            WriterSettings { table: "t".into(), key_names: vec!["id".into()], policy: fast(3), shuffle_window: 100 };
+        let task = tokio::spawn(write_all(w.clone(), settings, Arc::new(Pace::new(3, None)), rx, |_| {}));
+        for (i, item) in items(300).into_iter().enumerate() {
+            // Keys repeat every 150 items: two items with one key may share the window.
+            tx.send(Pending { key: [(i % 150) as u8; 16], item, units: 1 }).await.unwrap();
         }
         drop(tx);
         let out = task.await.unwrap();
-        assert_eq!(out.written, 60);
+        assert_eq!(out.written, 300);
         let calls = w.calls.lock().unwrap();
-        let sizes: Vec<usize> = calls.iter().map(Vec::len).collect();
-        let mut sorted = sizes.clone();
-        sorted.sort();
-        assert_eq!(sorted, vec![4, 6, 25, 25], "{sizes:?}");
         assert!(calls.iter().all(|c| c.len() <= MAX_BATCH));
+        for call in calls.iter() {
+            let ids: Vec<usize> =
+                call.iter().map(|i| i["id"].as_n().unwrap().parse::<usize>().unwrap() % 150).collect();
+            let mut unique = ids.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(unique.len(), ids.len(), "a key twice in one batch: {ids:?}");
+        }
+        let mut all: Vec<String> = calls.iter().flatten().map(|i| i["id"].as_n().unwrap().clone()).collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 300, "every item written exactly once");
+    }
+
+    #[tokio::test]
+    async fn writes_are_not_issued_in_source_order() {
+        let w = Arc::new(Scripted::default());
+        let (tx, rx) = mpsc::channel(8);
+        let settings =
+            WriterSettings { table: "t".into(), key_names: vec!["id".into()], policy: fast(3), shuffle_window: 200 };
+        let task = tokio::spawn(write_all(w.clone(), settings, Arc::new(Pace::new(1, None)), rx, |_| {}));
+        for (i, item) in items(400).into_iter().enumerate() {
+            tx.send(Pending { key: (i as u128).to_be_bytes(), item, units: 1 }).await.unwrap();
+        }
+        drop(tx);
+        task.await.unwrap();
+        let first: Vec<usize> =
+            w.calls.lock().unwrap()[0].iter().map(|i| i["id"].as_n().unwrap().parse().unwrap()).collect();
+        let spread = first.iter().max().unwrap() - first.iter().min().unwrap();
+        assert!(spread > 50, "the first batch is drawn from the whole window, not the first 25 rows: {first:?}");
+    }
+
+    #[tokio::test]
+    async fn throttling_lowers_the_calls_in_flight() {
+        let throttled = || Script::Fail(TargetError::Throttled("ThrottlingException".into()));
+        let w =
+            Scripted { script: Mutex::new([throttled(), Script::LeaveUnprocessed(1)].into()), ..Default::default() };
+        let pace = Pace::new(8, None);
+        let out = write_with_retry(&w, "t", items(5), &fast(5), &pace, &["id"]).await;
+        assert_eq!((out.written, out.throttled, out.retries), (5, 2, 2));
+        assert_eq!(pace.allowed(), 2, "two throttles in two epochs: 8 → 4 → 2, then one success adds half a call");
     }
 }

@@ -78,6 +78,28 @@ pub struct SyncSettings {
     pub scan_segments: u32,
     pub max_in_flight: usize,
     pub max_attempts: u32,
+    pub max_write_units_per_second: Option<std::num::NonZeroU32>,
+}
+
+impl SyncSettings {
+    /// Applies command-line values over the profile's (the command line wins).
+    pub fn overridden(
+        mut self,
+        scan_segments: Option<u32>,
+        max_in_flight: Option<usize>,
+        max_wcu: Option<u32>,
+    ) -> Self {
+        if let Some(n) = scan_segments.filter(|&n| n > 0) {
+            self.scan_segments = n;
+        }
+        if let Some(n) = max_in_flight.filter(|&n| n > 0) {
+            self.max_in_flight = n;
+        }
+        if let Some(n) = max_wcu {
+            self.max_write_units_per_second = std::num::NonZeroU32::new(n);
+        }
+        self
+    }
 }
 
 /// How one DynamoDB table is fed.
@@ -198,6 +220,12 @@ fn validate(
         scan_segments: positive(path, "sync.scan_segments", file.sync.scan_segments.unwrap_or(4))?,
         max_in_flight: positive(path, "sync.max_in_flight", file.sync.max_in_flight.unwrap_or(8))?,
         max_attempts: positive(path, "sync.max_attempts", file.sync.max_attempts.unwrap_or(10))?,
+        max_write_units_per_second: match file.sync.max_write_units_per_second {
+            Some(n) => Some(std::num::NonZeroU32::new(n).ok_or_else(|| {
+                err("sync.max_write_units_per_second = 0 would never write; remove it for no cap".into())
+            })?),
+            None => None,
+        },
     };
     let metadata_table = format!("{}{}", file.table_prefix, file.metadata_table.as_deref().unwrap_or("cache-metadata"));
     let global_excluded = mappings.exclude_from_hash.clone();

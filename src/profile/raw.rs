@@ -79,8 +79,10 @@ pub struct SyncSection {
     pub scan_segments: Option<u32>,
     /// BatchWriteItem calls in flight at once. Default 8.
     pub max_in_flight: Option<usize>,
-    /// Attempts per batch (first try included) before its items are reported as failed. Default 10.
+    /// Attempts per batch or Scan page (first try included) before giving up. Default 10.
     pub max_attempts: Option<u32>,
+    /// Cap on write units spent per second, to leave room for production traffic. Default: none.
+    pub max_write_units_per_second: Option<u32>,
 }
 
 /// The shared mappings file: which tables exist and how each is fed.

@@ -2,6 +2,7 @@
 //! server (dynoxide or dynalite, by `DDBSYNC_TEST_SERVER`), on the PNI sample.
 
 mod errors;
+mod faults;
 mod harness;
 mod proxy;
 mod sync;

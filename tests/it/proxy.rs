@@ -1,8 +1,12 @@
-//! A recording HTTP proxy between ddbsync and the DynamoDB-compatible server. It forwards every
-//! request unchanged and keeps each operation's name and response body, so that tests can add up
-//! what the server itself reported (consumed capacity) and compare it with ddbsync's report.
+//! A recording, fault-injecting HTTP proxy between ddbsync and the DynamoDB-compatible server.
+//!
+//! It keeps each operation's name and response body, so that tests can add up what the server itself
+//! reported (consumed capacity) and compare it with ddbsync's report. With [`Faults`] set, a chosen
+//! fraction of the data-plane calls (BatchWriteItem and Scan) fail the way real DynamoDB fails under
+//! load and no local server does: throttling errors, part of a batch returned as `UnprocessedItems`,
+//! a 500, or a connection dropped before or after the server applied the request. Choices come from
+//! a seeded generator, so a failing run can be replayed.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -23,9 +27,73 @@ pub struct Exchange {
     pub response: serde_json::Value,
 }
 
+/// Which calls fail, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct Faults {
+    /// Fraction of BatchWriteItem and Scan calls that get a fault.
+    pub fraction: f64,
+    pub seed: u64,
+}
+
+/// The faults the proxy can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fault {
+    ProvisionedThroughputExceeded,
+    Throttling,
+    Unprocessed,
+    ServerError,
+    DropBefore,
+    DropAfter,
+}
+
+const FAULTS: [Fault; 6] = [
+    Fault::ProvisionedThroughputExceeded,
+    Fault::Throttling,
+    Fault::Unprocessed,
+    Fault::ServerError,
+    Fault::DropBefore,
+    Fault::DropAfter,
+];
+
+#[derive(Default)]
+struct State {
+    log: Vec<Exchange>,
+    faults: Option<Faults>,
+    rng: u64,
+    injected: Vec<Fault>,
+}
+
+impl State {
+    /// xorshift64*: deterministic for a seed.
+    fn next(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn pick(&mut self, operation: &str) -> Option<Fault> {
+        let faults = self.faults?;
+        if operation != "BatchWriteItem" && operation != "Scan" {
+            return None;
+        }
+        if (self.next() % 10_000) as f64 >= faults.fraction * 10_000.0 {
+            return None;
+        }
+        let mut fault = FAULTS[(self.next() % FAULTS.len() as u64) as usize];
+        if fault == Fault::Unprocessed && operation != "BatchWriteItem" {
+            fault = Fault::Throttling;
+        }
+        self.injected.push(fault);
+        Some(fault)
+    }
+}
+
 pub struct Proxy {
     pub url: String,
-    log: Arc<Mutex<Vec<Exchange>>>,
+    state: Arc<Mutex<State>>,
 }
 
 impl Proxy {
@@ -35,48 +103,86 @@ impl Proxy {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (upstream, task_log) = (upstream.to_string(), log.clone());
+        let state = Arc::new(Mutex::new(State::default()));
+        let (upstream, task_state) = (upstream.to_string(), state.clone());
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async move { serve(TcpListener::from_std(listener).unwrap(), upstream, task_log).await });
+            runtime
+                .block_on(async move { serve(TcpListener::from_std(listener).unwrap(), upstream, task_state).await });
         });
-        Proxy { url: format!("http://{addr}"), log }
+        Proxy { url: format!("http://{addr}"), state }
+    }
+
+    /// Starts (or with `None` stops) injecting faults.
+    pub fn set_faults(&self, faults: Option<Faults>) {
+        let mut state = self.state.lock().unwrap();
+        state.faults = faults;
+        state.rng = faults.map_or(1, |f| f.seed.max(1));
+    }
+
+    /// The faults injected so far.
+    pub fn injected(&self) -> Vec<Fault> {
+        self.state.lock().unwrap().injected.clone()
     }
 
     /// Every exchange of one operation so far.
     pub fn exchanges(&self, operation: &str) -> Vec<Exchange> {
-        self.log.lock().unwrap().iter().filter(|e| e.operation == operation).cloned().collect()
+        self.state.lock().unwrap().log.iter().filter(|e| e.operation == operation).cloned().collect()
     }
 
     pub fn clear(&self) {
-        self.log.lock().unwrap().clear();
+        self.state.lock().unwrap().log.clear();
     }
 }
 
-async fn serve(listener: TcpListener, upstream: String, log: Arc<Mutex<Vec<Exchange>>>) {
+async fn serve(listener: TcpListener, upstream: String, state: Arc<Mutex<State>>) {
     let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     loop {
         let Ok((stream, _)) = listener.accept().await else { return };
-        let (client, upstream, log) = (client.clone(), upstream.clone(), log.clone());
+        let (client, upstream, state) = (client.clone(), upstream.clone(), state.clone());
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
-                let (client, upstream, log) = (client.clone(), upstream.clone(), log.clone());
-                async move { Ok::<_, Infallible>(forward(&client, &upstream, &log, req).await) }
+                let (client, upstream, state) = (client.clone(), upstream.clone(), state.clone());
+                // An error from the service makes hyper close the connection without an answer.
+                async move { forward(&client, &upstream, &state, req).await.ok_or("connection dropped") }
             });
             let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
         });
     }
 }
 
+fn error_response(status: u16, kind: &str) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({ "__type": format!("com.amazonaws.dynamodb.v20120810#{kind}"), "message": "injected by the test proxy" });
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/x-amz-json-1.0")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+/// Splits a BatchWriteItem request: the first half goes to the server, the rest comes back unprocessed.
+fn split_batch(body: &[u8]) -> Option<(Bytes, serde_json::Value)> {
+    let mut request: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let tables = request["RequestItems"].as_object_mut()?;
+    let (table, requests) = tables.iter_mut().next()?;
+    let requests = requests.as_array_mut()?;
+    let keep = requests.len().div_ceil(2).min(requests.len() - 1);
+    if requests.len() < 2 {
+        return None;
+    }
+    let rest: Vec<serde_json::Value> = requests.split_off(keep);
+    let unprocessed = serde_json::json!({ table.clone(): rest });
+    Some((Bytes::from(request.to_string()), unprocessed))
+}
+
 async fn forward(
     client: &Client<HttpConnector, Full<Bytes>>,
     upstream: &str,
-    log: &Mutex<Vec<Exchange>>,
+    state: &Mutex<State>,
     req: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+) -> Option<Response<Full<Bytes>>> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let mut body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let operation = parts
         .headers
         .get("x-amz-target")
@@ -84,22 +190,48 @@ async fn forward(
         .and_then(|v| v.split('.').next_back())
         .unwrap_or("")
         .to_string();
+    let fault = state.lock().unwrap().pick(&operation);
+    let mut unprocessed = None;
+    match fault {
+        Some(Fault::ProvisionedThroughputExceeded) => {
+            return Some(error_response(400, "ProvisionedThroughputExceededException"))
+        }
+        Some(Fault::Throttling) => return Some(error_response(400, "ThrottlingException")),
+        Some(Fault::ServerError) => return Some(error_response(500, "InternalServerError")),
+        Some(Fault::DropBefore) => return None,
+        Some(Fault::Unprocessed) => match split_batch(&body) {
+            Some((kept, rest)) => {
+                body = kept;
+                unprocessed = Some(rest);
+            }
+            None => return Some(error_response(400, "ProvisionedThroughputExceededException")),
+        },
+        Some(Fault::DropAfter) | None => {}
+    }
     let uri = format!("{upstream}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
     let mut upstream_req = Request::builder().method(parts.method).uri(uri);
-    for (name, value) in &parts.headers {
+    for (name, value) in parts.headers.iter().filter(|(n, _)| *n != "content-length") {
         upstream_req = upstream_req.header(name, value);
     }
     let response = match client.request(upstream_req.body(Full::new(body)).unwrap()).await {
         Ok(r) => r,
-        Err(e) => return Response::builder().status(502).body(Full::new(Bytes::from(e.to_string()))).unwrap(),
+        Err(e) => return Some(Response::builder().status(502).body(Full::new(Bytes::from(e.to_string()))).unwrap()),
     };
     let (parts, body) = response.into_parts();
-    let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    let parsed = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-    log.lock().unwrap().push(Exchange { operation, response: parsed });
+    let mut bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let mut parsed: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    if let Some(rest) = unprocessed {
+        parsed["UnprocessedItems"] = rest;
+        bytes = Bytes::from(parsed.to_string());
+    }
+    state.lock().unwrap().log.push(Exchange { operation, response: parsed });
+    if fault == Some(Fault::DropAfter) {
+        return None;
+    }
     let mut out = Response::builder().status(parts.status);
-    for (name, value) in &parts.headers {
+    // The body may have changed: its length and checksum headers would lie.
+    for (name, value) in parts.headers.iter().filter(|(n, _)| *n != "content-length" && *n != "x-amz-crc32") {
         out = out.header(name, value);
     }
-    out.body(Full::new(bytes)).unwrap()
+    Some(out.body(Full::new(bytes)).unwrap())
 }
