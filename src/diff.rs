@@ -7,8 +7,27 @@
 //! letting two rows overwrite each other in an order nobody chose.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::hash::Digest;
+
+/// Key digests are MD5 output, already uniformly spread: their first eight bytes are the hash.
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // `[u8; 16]` hashes as a length prefix, then its bytes: both fold into the first eight bytes.
+        for chunk in bytes.chunks(8).take(1) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(word);
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -25,15 +44,16 @@ struct Entry {
     seen: bool,
 }
 
-/// What the target holds, by key digest.
-#[derive(Debug, Default)]
+/// What the target holds, by key digest: 16 bytes of key and 18 of entry per item, plus the map's
+/// slack (at most 2× right after it grows).
+#[derive(Default)]
 pub struct Index {
-    entries: HashMap<Digest, Entry>,
+    entries: HashMap<Digest, Entry, BuildHasherDefault<DigestHasher>>,
 }
 
 impl Index {
     pub fn with_capacity(n: usize) -> Self {
-        Index { entries: HashMap::with_capacity(n) }
+        Index { entries: HashMap::with_capacity_and_hasher(n, Default::default()) }
     }
 
     /// Records a target item found by the scan.
@@ -94,6 +114,21 @@ mod tests {
         assert_eq!(index.classify(d(3), d(30)), Verdict::Update, "an item without a stored hash is rewritten");
         assert_eq!(index.classify(d(5), d(50)), Verdict::Create);
         assert_eq!(index.unseen(), 1, "key 4 has no source row");
+    }
+
+    #[test]
+    fn digests_spread_over_the_map() {
+        // Digests differing only after their first eight bytes still find their own entries.
+        let mut index = Index::default();
+        for i in 0..1000u16 {
+            let mut key = [7u8; 16];
+            key[14..].copy_from_slice(&i.to_be_bytes());
+            index.insert(key, Some(d(1)));
+        }
+        assert_eq!(index.len(), 1000);
+        let mut key = [7u8; 16];
+        key[14..].copy_from_slice(&999u16.to_be_bytes());
+        assert_eq!(index.classify(key, d(1)), Verdict::Skip);
     }
 
     #[test]

@@ -1,0 +1,121 @@
+//! CPU-only throughput of ddbsync's engine: item building from PostgreSQL wire values, content
+//! hashing and the diff, on one thread, with no I/O. Rows look like the PNI lessons (about 1 KB
+//! items with embedded JSON). Used by `scripts/bench.sh`; prints one JSON line.
+//!
+//! usage: engine [ROWS] [PASSES]
+
+use std::time::Instant;
+
+use ddbsync::build::Plan;
+use ddbsync::diff::{Index, Verdict};
+use ddbsync::hash::Excluded;
+use ddbsync::profile::{KeySource, KeySpec, TableMapping};
+use tokio_postgres::types::Type;
+
+fn timestamptz(micros: i64) -> Vec<u8> {
+    micros.to_be_bytes().to_vec()
+}
+
+fn row(i: u32) -> Vec<Option<Vec<u8>>> {
+    let questions: Vec<String> = (1..=3)
+        .map(|q| {
+            format!(
+                r#"{{"id":{},"lesson_id":{i},"passage_id":{},"position":{q},"prompt":"Question {q} about lesson {i}: which statement is best supported by the passage?","choices":["A {i:08x}{q}","B {i:08x}{q}","C","D"],"answer":{},"difficulty":{}.{:02},"created_at":"2024-01-01T00:00:00+00:00","updated_at":"2024-06-01T00:00:00+00:00"}}"#,
+                7 * i + q,
+                2 * i,
+                1 + (i + q) % 4,
+                q,
+                (i * q) % 100
+            )
+        })
+        .collect();
+    let mut jsonb = vec![1u8];
+    jsonb.extend_from_slice(
+        format!(r#"{{"grade": {}, "minutes": {}, "tags": ["reading", "level-{}"]}}"#, i % 6, 20 + i % 25, i % 5)
+            .as_bytes(),
+    );
+    vec![
+        Some((i as i32).to_be_bytes().to_vec()),
+        Some(format!("Lesson {i}: Tides and the moon").into_bytes()),
+        Some(b"science".to_vec()),
+        Some(b"earth".to_vec()),
+        Some(((i % 5) as i16).to_be_bytes().to_vec()),
+        Some(format!("A short lesson about {:032x}", u128::from(i) * 0x9e37_79b9_7f4a_7c15).into_bytes()),
+        Some(jsonb),
+        Some(vec![1]),
+        Some(timestamptz(i64::from(i) * 60_000_000)),
+        Some(timestamptz(i64::from(i) * 60_000_000 + 1)),
+        Some(format!("[{}]", questions.join(",")).into_bytes()),
+    ]
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().expect("a number")).collect();
+    let rows = args.first().copied().unwrap_or(100_000);
+    let passes = args.get(1).copied().unwrap_or(5);
+    let mapping = TableMapping {
+        name: "lessons".into(),
+        table_name: "bench-lessons".into(),
+        query: String::new(),
+        partition_key: KeySpec { attribute: "lesson_id".into(), source: KeySource::Column("lesson_id".into()) },
+        sort_key: None,
+        excluded: Excluded::default(),
+        defaults: vec![],
+        origin: "bench".into(),
+    };
+    let columns = [
+        ("lesson_id", Type::INT4),
+        ("title", Type::TEXT),
+        ("category", Type::TEXT),
+        ("topic", Type::TEXT),
+        ("level", Type::INT2),
+        ("summary", Type::TEXT),
+        ("metadata", Type::JSONB),
+        ("published", Type::BOOL),
+        ("created_at", Type::TIMESTAMPTZ),
+        ("updated_at", Type::TIMESTAMPTZ),
+        ("questions", Type::JSON),
+    ];
+    let plan = Plan::new(&mapping, columns.iter().map(|(n, t)| (n.to_string(), t.clone())).collect()).unwrap();
+    let data: Vec<Vec<Option<Vec<u8>>>> = (0..rows as u32).map(row).collect();
+    let raw: Vec<Vec<Option<&[u8]>>> = data.iter().map(|r| r.iter().map(|v| v.as_deref()).collect()).collect();
+
+    // The target holds 90 % of the rows unchanged, so most verdicts are skips, like a nightly run.
+    let mut seeded = Index::with_capacity(rows);
+    let mut bytes = 0usize;
+    for (i, r) in raw.iter().enumerate() {
+        let built = plan.build(r).unwrap();
+        bytes += built.size;
+        if i % 10 != 0 {
+            seeded.insert(built.key, Some(built.hash));
+        }
+    }
+    let mut rates = Vec::new();
+    for _ in 0..passes {
+        let mut index = Index::with_capacity(rows);
+        for (i, r) in raw.iter().enumerate() {
+            if i % 10 != 0 {
+                let built = plan.build(r).unwrap();
+                index.insert(built.key, Some(built.hash));
+            }
+        }
+        let start = Instant::now();
+        let mut changed = 0usize;
+        for r in &raw {
+            let built = plan.build(r).expect("valid row");
+            if index.classify(built.key, built.hash) != Verdict::Skip {
+                changed += 1;
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        assert_eq!(changed, rows.div_ceil(10));
+        rates.push(rows as f64 / secs);
+    }
+    rates.sort_by(f64::total_cmp);
+    println!(
+        r#"{{"rows": {rows}, "passes": {passes}, "avg_item_bytes": {}, "items_per_s_median": {:.0}, "items_per_s_all": {:?}}}"#,
+        bytes / rows,
+        rates[rates.len() / 2],
+        rates.iter().map(|r| r.round()).collect::<Vec<_>>()
+    );
+}
