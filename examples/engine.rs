@@ -1,6 +1,7 @@
 //! CPU-only throughput of ddbsync's engine: item building from PostgreSQL wire values, content
-//! hashing and the diff, on one thread, with no I/O. Rows look like the PNI lessons (about 1 KB
-//! items with embedded JSON). Used by `scripts/bench.sh`; prints one JSON line.
+//! hashing and the diff, on one thread, with no I/O, for two shapes of about 1 KB items: `pni`
+//! (lessons with three questions embedded as JSON) and `flat` (fifteen plain columns). Used by
+//! `scripts/bench.sh`; prints one JSON line.
 //!
 //! usage: engine [ROWS] [PASSES]
 
@@ -12,11 +13,59 @@ use ddbsync::hash::Excluded;
 use ddbsync::profile::{KeySource, KeySpec, TableMapping};
 use tokio_postgres::types::Type;
 
+// The same allocator as the ddbsync binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn timestamptz(micros: i64) -> Vec<u8> {
     micros.to_be_bytes().to_vec()
 }
 
-fn row(i: u32) -> Vec<Option<Vec<u8>>> {
+type Row = Vec<Option<Vec<u8>>>;
+
+fn pni_columns() -> Vec<(&'static str, Type)> {
+    vec![
+        ("lesson_id", Type::INT4),
+        ("title", Type::TEXT),
+        ("category", Type::TEXT),
+        ("topic", Type::TEXT),
+        ("level", Type::INT2),
+        ("summary", Type::TEXT),
+        ("metadata", Type::JSONB),
+        ("published", Type::BOOL),
+        ("created_at", Type::TIMESTAMPTZ),
+        ("updated_at", Type::TIMESTAMPTZ),
+        ("questions", Type::JSON),
+    ]
+}
+
+fn flat_columns() -> Vec<(&'static str, Type)> {
+    let mut columns =
+        vec![("lesson_id", Type::INT8), ("amount", Type::INT4), ("count", Type::INT4), ("active", Type::BOOL)];
+    for name in ["a", "b", "c", "d", "e", "f", "g", "h", "i"] {
+        columns.push((name, Type::TEXT));
+    }
+    columns.push(("created_at", Type::TIMESTAMPTZ));
+    columns.push(("updated_at", Type::TIMESTAMPTZ));
+    columns
+}
+
+fn flat_row(i: u32) -> Row {
+    let mut row = vec![
+        Some(i64::from(i).to_be_bytes().to_vec()),
+        Some((i as i32 * 7).to_be_bytes().to_vec()),
+        Some((i as i32 % 1000).to_be_bytes().to_vec()),
+        Some(vec![(i % 2) as u8]),
+    ];
+    for c in 0..9u32 {
+        row.push(Some(format!("{:0>100}", format!("{c}-{:x}", u64::from(i) * 0x9e37_79b9)).into_bytes()));
+    }
+    row.push(Some(timestamptz(i64::from(i) * 60_000_000)));
+    row.push(Some(timestamptz(i64::from(i) * 60_000_000 + 1)));
+    row
+}
+
+fn pni_row(i: u32) -> Row {
     let questions: Vec<String> = (1..=3)
         .map(|q| {
             format!(
@@ -49,10 +98,9 @@ fn row(i: u32) -> Vec<Option<Vec<u8>>> {
     ]
 }
 
-fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().expect("a number")).collect();
-    let rows = args.first().copied().unwrap_or(100_000);
-    let passes = args.get(1).copied().unwrap_or(5);
+/// Median items/s of build + hash + diff over `passes`, the target holding 90 % of the rows
+/// unchanged (so most verdicts are skips, like a nightly run); also the average item size.
+fn measure(columns: Vec<(&'static str, Type)>, make: fn(u32) -> Row, rows: usize, passes: usize) -> (f64, usize) {
     let mapping = TableMapping {
         name: "lessons".into(),
         table_name: "bench-lessons".into(),
@@ -63,39 +111,18 @@ fn main() {
         defaults: vec![],
         origin: "bench".into(),
     };
-    let columns = [
-        ("lesson_id", Type::INT4),
-        ("title", Type::TEXT),
-        ("category", Type::TEXT),
-        ("topic", Type::TEXT),
-        ("level", Type::INT2),
-        ("summary", Type::TEXT),
-        ("metadata", Type::JSONB),
-        ("published", Type::BOOL),
-        ("created_at", Type::TIMESTAMPTZ),
-        ("updated_at", Type::TIMESTAMPTZ),
-        ("questions", Type::JSON),
-    ];
     let plan = Plan::new(&mapping, columns.iter().map(|(n, t)| (n.to_string(), t.clone())).collect()).unwrap();
-    let data: Vec<Vec<Option<Vec<u8>>>> = (0..rows as u32).map(row).collect();
+    let data: Vec<Row> = (0..rows as u32).map(make).collect();
     let raw: Vec<Vec<Option<&[u8]>>> = data.iter().map(|r| r.iter().map(|v| v.as_deref()).collect()).collect();
-
-    // The target holds 90 % of the rows unchanged, so most verdicts are skips, like a nightly run.
-    let mut seeded = Index::with_capacity(rows);
     let mut bytes = 0usize;
-    for (i, r) in raw.iter().enumerate() {
-        let built = plan.build(r).unwrap();
-        bytes += built.size;
-        if i % 10 != 0 {
-            seeded.insert(built.key, Some(built.hash));
-        }
-    }
     let mut rates = Vec::new();
     for _ in 0..passes {
         let mut index = Index::with_capacity(rows);
+        bytes = 0;
         for (i, r) in raw.iter().enumerate() {
+            let built = plan.build(r).unwrap();
+            bytes += built.size;
             if i % 10 != 0 {
-                let built = plan.build(r).unwrap();
                 index.insert(built.key, Some(built.hash));
             }
         }
@@ -112,10 +139,16 @@ fn main() {
         rates.push(rows as f64 / secs);
     }
     rates.sort_by(f64::total_cmp);
+    (rates[rates.len() / 2], bytes / rows)
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().expect("a number")).collect();
+    let rows = args.first().copied().unwrap_or(100_000);
+    let passes = args.get(1).copied().unwrap_or(5);
+    let (pni, pni_bytes) = measure(pni_columns(), pni_row, rows, passes);
+    let (flat, flat_bytes) = measure(flat_columns(), flat_row, rows, passes);
     println!(
-        r#"{{"rows": {rows}, "passes": {passes}, "avg_item_bytes": {}, "items_per_s_median": {:.0}, "items_per_s_all": {:?}}}"#,
-        bytes / rows,
-        rates[rates.len() / 2],
-        rates.iter().map(|r| r.round()).collect::<Vec<_>>()
+        r#"{{"rows": {rows}, "passes": {passes}, "pni_items_per_s": {pni:.0}, "pni_item_bytes": {pni_bytes}, "flat_items_per_s": {flat:.0}, "flat_item_bytes": {flat_bytes}}}"#
     );
 }

@@ -140,7 +140,7 @@ max_in_flight = 8
 
             engine = subprocess.run(["taskset", "-c", "0", os.path.join(RELEASE, "examples", "engine"), "100000", "5"],
                                     check=True, capture_output=True, text=True)
-            results["engine"].append(json.loads(engine.stdout)["items_per_s_median"])
+            results["engine"].append(json.loads(engine.stdout))
             print(f"run {run + 1}/{runs} done", file=sys.stderr)
     finally:
         if dynalite:
@@ -169,7 +169,12 @@ max_in_flight = 8
             note = f" ({'exactly' if exact else 'NOT'} the {rows[0]['expected']} changed)"
         print(f"| {name} | {rate:,.0f} | {rate / ceiling:.2f} | {', '.join(map(str, writes))}{note} | "
               f"{med([r['rss'] for r in rows]):.1f} |")
-    print(f"\nEngine alone (build + hash + diff, one core, ~1.1 KB items): {med(results['engine']):,.0f} items/s")
+    engine = results["engine"]
+    print(f"\nEngine alone (build + hash + diff, one core, no I/O), items/s:")
+    print(f"- PNI lessons, 3 questions embedded as JSON, {engine[0]['pni_item_bytes']} B: "
+          f"{med([e['pni_items_per_s'] for e in engine]):,.0f}")
+    print(f"- flat rows, 15 plain columns, {engine[0]['flat_item_bytes']} B: "
+          f"{med([e['flat_items_per_s'] for e in engine]):,.0f}")
 
 
 if __name__ == "__main__":

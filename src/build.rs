@@ -171,9 +171,10 @@ impl Plan {
         }
         let key_refs: Vec<&AttributeValue> = self.key_schema.iter().map(|(n, _)| &item[n]).collect();
         let key = hash::key_digest(&key_refs);
-        let hash = hash::content_hash(&item, &self.excluded);
-        item.insert(HASH_ATTR.to_string(), AttributeValue::S(hash::to_hex(&hash)));
-        let size = item::item_size(&item);
+        let (hash, content_size) = hash::hash_and_size(&item, &self.excluded);
+        let hex = hash::to_hex(&hash);
+        let size = content_size + HASH_ATTR.len() + hex.len();
+        item.insert(HASH_ATTR.to_string(), AttributeValue::S(hex));
         if size > MAX_ITEM_BYTES {
             return Err(Reject {
                 key: describe(&item),

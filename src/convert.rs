@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::primitives::Blob;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::types as wire;
-use tokio_postgres::types::{FromSql, Kind, Type};
+use tokio_postgres::types::{Kind, Type};
 
 use crate::item::AttributeValue;
 use crate::number::{self, NumberError};
@@ -23,7 +23,7 @@ pub enum ConvertError {
     Unsupported(String),
     #[error(transparent)]
     Number(#[from] NumberError),
-    #[error("malformed {ty} value from PostgreSQL: {message}")]
+    #[error("{ty} value: {message}")]
     Wire { ty: String, message: String },
 }
 
@@ -116,7 +116,12 @@ fn scalar(ty: &Type, raw: &[u8]) -> WireResult<AttributeValue> {
         }
         Type::CHAR => AttributeValue::S(char::from(raw.first().copied().unwrap_or(b' ')).to_string()),
         Type::UUID => AttributeValue::S(uuid_text(&wire::uuid_from_sql(raw)?)),
-        Type::JSON | Type::JSONB => json(&serde_json::Value::from_sql(ty, raw)?)?,
+        Type::JSON => json_text(raw)?,
+        // jsonb's binary form is a version byte (1), then the text.
+        Type::JSONB => match raw.split_first() {
+            Some((1, text)) => json_text(text)?,
+            _ => return Err("unknown jsonb version".into()),
+        },
         Type::BYTEA => AttributeValue::B(Blob::new(wire::bytea_from_sql(raw).to_vec())),
         Type::TIMESTAMP => AttributeValue::S(timestamp_text(wire::timestamp_from_sql(raw)?, false)),
         Type::TIMESTAMPTZ => AttributeValue::S(timestamp_text(wire::timestamp_from_sql(raw)?, true)),
@@ -150,19 +155,74 @@ fn array(elem: &Type, raw: &[u8]) -> Result<AttributeValue, ConvertError> {
     Ok(AttributeValue::L(level))
 }
 
-/// JSON → attribute value. Numbers keep their exact text (serde_json's `arbitrary_precision`).
-pub fn json(value: &serde_json::Value) -> Result<AttributeValue, NumberError> {
-    use serde_json::Value;
-    Ok(match value {
-        Value::Null => AttributeValue::Null(true),
-        Value::Bool(b) => AttributeValue::Bool(*b),
-        Value::Number(num) => AttributeValue::N(number::normalize(&num.to_string())?.into_owned()),
-        Value::String(s) => AttributeValue::S(s.clone()),
-        Value::Array(items) => AttributeValue::L(items.iter().map(json).collect::<Result<_, _>>()?),
-        Value::Object(map) => {
-            AttributeValue::M(map.iter().map(|(k, v)| Ok((k.clone(), json(v)?))).collect::<Result<_, NumberError>>()?)
+/// JSON text → attribute value, parsed straight into attributes (no intermediate JSON tree).
+/// Numbers keep their exact text: serde_json's `arbitrary_precision` hands them over as a one-entry
+/// map under its private key, which [`JsonVisitor`] recognises.
+pub fn json_text(text: &[u8]) -> WireResult<AttributeValue> {
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let value = serde::Deserializer::deserialize_any(&mut de, JsonVisitor)?;
+    de.end()?;
+    Ok(value)
+}
+
+/// serde_json's private map key for numbers under `arbitrary_precision`.
+const JSON_NUMBER_KEY: &str = "$serde_json::private::Number";
+
+struct JsonVisitor;
+
+impl<'de> serde::de::DeserializeSeed<'de> for JsonVisitor {
+    type Value = AttributeValue;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<AttributeValue, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for JsonVisitor {
+    type Value = AttributeValue;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<AttributeValue, E> {
+        Ok(AttributeValue::Null(true))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<AttributeValue, E> {
+        Ok(AttributeValue::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<AttributeValue, E> {
+        Ok(AttributeValue::N(v.to_string()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<AttributeValue, E> {
+        Ok(AttributeValue::N(v.to_string()))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<AttributeValue, E> {
+        number::from_f64(v).map(AttributeValue::N).map_err(E::custom)
+    }
+    fn visit_str<E>(self, v: &str) -> Result<AttributeValue, E> {
+        Ok(AttributeValue::S(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<AttributeValue, E> {
+        Ok(AttributeValue::S(v))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<AttributeValue, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(4));
+        while let Some(item) = seq.next_element_seed(JsonVisitor)? {
+            items.push(item);
         }
-    })
+        Ok(AttributeValue::L(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<AttributeValue, A::Error> {
+        let mut entries = std::collections::HashMap::with_capacity(map.size_hint().unwrap_or(8));
+        while let Some(key) = map.next_key::<String>()? {
+            if key == JSON_NUMBER_KEY {
+                let text: String = map.next_value()?;
+                let n = number::normalize(&text).map_err(serde::de::Error::custom)?;
+                return Ok(AttributeValue::N(n.into_owned()));
+            }
+            entries.insert(key, map.next_value_seed(JsonVisitor)?);
+        }
+        Ok(AttributeValue::M(entries))
+    }
 }
 
 /// NUMERIC's binary form: digit count, weight, sign, display scale, then base-10000 digits.
@@ -211,13 +271,38 @@ fn timestamp_text(micros: i64, utc: bool) -> String {
     let Some(at) = DateTime::from_timestamp_micros(micros.saturating_add(PG_EPOCH_MICROS)) else {
         return micros.to_string();
     };
-    let naive: NaiveDateTime = at.naive_utc();
-    let text = naive.format("%Y-%m-%dT%H:%M:%S%.f").to_string();
+    let mut text = iso(&at.naive_utc());
     if utc {
-        text + "+00:00"
-    } else {
-        text
+        text.push_str("+00:00");
     }
+    text
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` and, when there is one, the fraction in 3 or 6 digits, as `%.f` would
+/// print it; written out by hand because parsing a format string per value is most of the cost.
+fn iso(at: &NaiveDateTime) -> String {
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write;
+    let mut text = String::with_capacity(32);
+    let _ = write!(
+        text,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        at.year(),
+        at.month(),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    );
+    let micros = at.nanosecond() / 1000;
+    if micros != 0 {
+        if micros % 1000 == 0 {
+            let _ = write!(text, ".{:03}", micros / 1000);
+        } else {
+            let _ = write!(text, ".{micros:06}");
+        }
+    }
+    text
 }
 
 fn date_text(days: i32) -> String {
@@ -295,13 +380,18 @@ mod tests {
         );
         let whole = micros - 500_000;
         assert_eq!(conv(&Type::TIMESTAMP, &whole.to_be_bytes()), AttributeValue::S("2024-03-05T06:07:08".into()));
+        let micro = whole + 123_456;
+        assert_eq!(
+            conv(&Type::TIMESTAMP, &micro.to_be_bytes()),
+            AttributeValue::S("2024-03-05T06:07:08.123456".into())
+        );
         assert_eq!(conv(&Type::DATE, &0i32.to_be_bytes()), AttributeValue::S("2000-01-01".into()));
         assert_eq!(conv(&Type::DATE, &(-1i32).to_be_bytes()), AttributeValue::S("1999-12-31".into()));
     }
 
     #[test]
     fn json_keeps_structure_and_exact_numbers() {
-        let raw = br#"{"a": [1.50, "x", null, true], "b": {"c": 12345678901234567890123}}"#;
+        let raw = br#"{"a": [1.50, "x", null, true], "b": {"c": 12345678901234567890123, "d": -7, "e": 1e2}}"#;
         let value = conv(&Type::JSON, raw);
         let AttributeValue::M(map) = value else { panic!("{value:?}") };
         assert_eq!(
@@ -315,8 +405,18 @@ mod tests {
         );
         assert_eq!(
             map["b"],
-            AttributeValue::M([("c".to_string(), AttributeValue::N("12345678901234567890123".into()))].into())
+            AttributeValue::M(
+                [
+                    ("c".to_string(), AttributeValue::N("12345678901234567890123".into())),
+                    ("d".to_string(), AttributeValue::N("-7".into())),
+                    ("e".to_string(), AttributeValue::N("100".into())),
+                ]
+                .into()
+            )
         );
+        // Numbers DynamoDB cannot hold are errors, and so is text that is not JSON.
+        assert!(convert(&Type::JSON, Some(b"[1234567890123456789012345678901234567891]")).is_err());
+        assert!(convert(&Type::JSON, Some(b"{\"a\": }")).is_err());
         // jsonb's binary form is a version byte, then the text.
         let mut jsonb = vec![1u8];
         jsonb.extend_from_slice(b"[1]");

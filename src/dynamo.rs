@@ -52,11 +52,22 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     let status = err.raw_response().map(|r| r.status().as_u16());
-    let message = match err.message() {
-        Some(m) => m.to_string(),
-        None => DisplayErrorContext(&err).to_string(),
+    let message = match (&err, err.message()) {
+        (_, Some(m)) => m.to_string(),
+        // No answer: the innermost cause ("Connection refused (os error 111)") is what a user can act on.
+        (SdkError::DispatchFailure(_), None) => format!("no answer from DynamoDB: {}", root_cause(&err)),
+        (SdkError::TimeoutError(_), None) => format!("no answer from DynamoDB in time: {}", root_cause(&err)),
+        (_, None) => DisplayErrorContext(&err).to_string(),
     };
     retry::classify(err.code(), status, message)
+}
+
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }
 
 impl Dynamo {

@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 
 use md5::{Digest as _, Md5};
 
-use crate::item::{AttributeValue, Item, HASH_ATTR};
+use crate::item::{self, AttributeValue, Item, HASH_ATTR};
 use crate::number;
 
 /// A 128-bit fingerprint (an MD5 digest).
@@ -55,9 +55,15 @@ impl Default for Excluded {
 
 /// The content hash of an item.
 pub fn content_hash(item: &Item, excluded: &Excluded) -> Digest {
-    let mut buf = Vec::with_capacity(1024);
-    encode_map(&mut buf, item.iter().filter(|(name, _)| name.as_str() != HASH_ATTR), excluded);
-    Md5::digest(&buf).into()
+    hash_and_size(item, excluded).0
+}
+
+/// The content hash and the item's size as [`crate::item::item_size`] counts it (ddbsync's own
+/// attribute left out of both), in one walk over the item: building items is the engine's hot path.
+pub fn hash_and_size(item: &Item, excluded: &Excluded) -> (Digest, usize) {
+    let mut buf = Vec::with_capacity(2048);
+    let (size, _) = encode_map(&mut buf, item.iter().filter(|(name, _)| name.as_str() != HASH_ATTR), excluded);
+    (Md5::digest(&buf).into(), size)
 }
 
 /// The digest of an item's key values, in key-schema order; identifies the item in the diff.
@@ -72,7 +78,13 @@ pub fn key_digest(values: &[&AttributeValue]) -> Digest {
 
 /// Lower-case hex, the form stored in [`HASH_ATTR`].
 pub fn to_hex(digest: &Digest) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(32);
+    for byte in digest {
+        text.push(HEX[usize::from(byte >> 4)] as char);
+        text.push(HEX[usize::from(byte & 15)] as char);
+    }
+    text
 }
 
 /// Parses the stored hex form; `None` when it is not a 32-digit hex string.
@@ -102,20 +114,32 @@ fn canonical_number(text: &str) -> std::borrow::Cow<'_, str> {
     number::normalize(text).unwrap_or(std::borrow::Cow::Borrowed(text))
 }
 
+/// Encodes the included entries; returns the size of all entries (names + values, excluded ones
+/// too, since DynamoDB stores and bills them) and their count.
 fn encode_map<'a>(
     buf: &mut Vec<u8>,
     entries: impl Iterator<Item = (&'a String, &'a AttributeValue)>,
     excluded: &Excluded,
-) {
-    let mut entries: Vec<_> = entries.filter(|(name, _)| !excluded.contains(name)).collect();
-    entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    buf.push(b'M');
-    put_len(buf, entries.len());
+) -> (usize, usize) {
+    let (mut size, mut count) = (0, 0);
+    let mut included = Vec::with_capacity(16);
     for (name, value) in entries {
+        count += 1;
+        if excluded.contains(name) {
+            size += name.len() + item::value_size(value);
+        } else {
+            included.push((name, value));
+        }
+    }
+    included.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    buf.push(b'M');
+    put_len(buf, included.len());
+    for (name, value) in included {
         put_len(buf, name.len());
         buf.extend_from_slice(name.as_bytes());
-        encode(buf, value, excluded);
+        size += name.len() + encode(buf, value, excluded);
     }
+    (size, count)
 }
 
 fn encode_set<'a>(buf: &mut Vec<u8>, tag: u8, mut elements: Vec<std::borrow::Cow<'a, [u8]>>) {
@@ -129,32 +153,58 @@ fn encode_set<'a>(buf: &mut Vec<u8>, tag: u8, mut elements: Vec<std::borrow::Cow
     }
 }
 
-fn encode(buf: &mut Vec<u8>, value: &AttributeValue, excluded: &Excluded) {
+/// Encodes one value; returns its size as [`crate::item::value_size`] counts it.
+fn encode(buf: &mut Vec<u8>, value: &AttributeValue, excluded: &Excluded) -> usize {
     use std::borrow::Cow;
     match value {
-        AttributeValue::S(s) => put_bytes(buf, b'S', s.as_bytes()),
-        AttributeValue::N(n) => put_bytes(buf, b'N', canonical_number(n).as_bytes()),
-        AttributeValue::B(b) => put_bytes(buf, b'B', b.as_ref()),
-        AttributeValue::Bool(true) => buf.push(b'T'),
-        AttributeValue::Bool(false) => buf.push(b'F'),
-        AttributeValue::Null(_) => buf.push(b'0'),
+        AttributeValue::S(s) => {
+            put_bytes(buf, b'S', s.as_bytes());
+            s.len()
+        }
+        AttributeValue::N(n) => {
+            let canonical = canonical_number(n);
+            put_bytes(buf, b'N', canonical.as_bytes());
+            item::number_size(&canonical)
+        }
+        AttributeValue::B(b) => {
+            put_bytes(buf, b'B', b.as_ref());
+            b.as_ref().len()
+        }
+        AttributeValue::Bool(b) => {
+            buf.push(if *b { b'T' } else { b'F' });
+            1
+        }
+        AttributeValue::Null(_) => {
+            buf.push(b'0');
+            1
+        }
         AttributeValue::L(list) => {
             buf.push(b'L');
             put_len(buf, list.len());
-            for v in list {
-                encode(buf, v, excluded);
-            }
+            3 + list.iter().map(|v| 1 + encode(buf, v, excluded)).sum::<usize>()
         }
-        AttributeValue::M(map) => encode_map(buf, map.iter(), excluded),
-        AttributeValue::Ss(set) => encode_set(buf, b's', set.iter().map(|s| Cow::Borrowed(s.as_bytes())).collect()),
-        AttributeValue::Ns(set) => encode_set(
-            buf,
-            b'n',
-            set.iter().map(|n| Cow::Owned(canonical_number(n).into_owned().into_bytes())).collect(),
-        ),
-        AttributeValue::Bs(set) => encode_set(buf, b'b', set.iter().map(|b| Cow::Borrowed(b.as_ref())).collect()),
+        AttributeValue::M(map) => {
+            let (size, count) = encode_map(buf, map.iter(), excluded);
+            3 + count + size
+        }
+        AttributeValue::Ss(set) => {
+            encode_set(buf, b's', set.iter().map(|s| Cow::Borrowed(s.as_bytes())).collect());
+            item::value_size(value)
+        }
+        AttributeValue::Ns(set) => {
+            let canonical = set.iter().map(|n| Cow::Owned(canonical_number(n).into_owned().into_bytes())).collect();
+            encode_set(buf, b'n', canonical);
+            item::value_size(value)
+        }
+        AttributeValue::Bs(set) => {
+            encode_set(buf, b'b', set.iter().map(|b| Cow::Borrowed(b.as_ref())).collect());
+            item::value_size(value)
+        }
         // A type this SDK version does not know: hash its debug text so it still counts as content.
-        other => put_bytes(buf, b'?', format!("{other:?}").as_bytes()),
+        other => {
+            put_bytes(buf, b'?', format!("{other:?}").as_bytes());
+            0
+        }
     }
 }
 
@@ -264,6 +314,15 @@ mod tests {
         let hashes = [hash(&as_string), hash(&as_number), hash(&as_binary), hash(&list_vs_map_boundary), hash(&split)];
         let unique: std::collections::HashSet<_> = hashes.iter().collect();
         assert_eq!(unique.len(), hashes.len());
+    }
+
+    #[test]
+    fn the_size_walk_agrees_with_item_size() {
+        let mut item = lesson();
+        item.insert("blob".into(), AttributeValue::B(Blob::new(vec![1, 2, 3])));
+        item.insert("ns".into(), AttributeValue::Ns(vec!["-1.5".into(), "100".into()]));
+        item.insert("nested".into(), AttributeValue::M([("updated_at".to_string(), n("12345"))].into()));
+        assert_eq!(hash_and_size(&item, &Excluded::default()).1, crate::item::item_size(&item));
     }
 
     #[test]

@@ -41,7 +41,8 @@ pub fn value_size(value: &AttributeValue) -> usize {
     }
 }
 
-fn number_size(text: &str) -> usize {
+/// Size of a number: about one byte per two significant digits, plus one (and one for a sign).
+pub fn number_size(text: &str) -> usize {
     let digits = number::normalize(text).map(|n| number::significant_digits(&n)).unwrap_or(text.len());
     1 + digits.div_ceil(2) + usize::from(text.starts_with('-'))
 }

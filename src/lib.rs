@@ -17,6 +17,7 @@ pub mod printer;
 pub mod profile;
 pub mod report;
 pub mod retry;
+pub mod scan;
 pub mod source;
 pub mod sync;
 pub mod target;

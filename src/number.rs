@@ -93,11 +93,14 @@ pub fn normalize(text: &str) -> Result<Cow<'_, str>, NumberError> {
 
 /// Number of significant digits of a canonical number (as [`normalize`] returns it).
 pub fn significant_digits(canonical: &str) -> usize {
-    let digits = canonical.bytes().filter(u8::is_ascii_digit).collect::<Vec<_>>();
-    let start = digits.iter().position(|&d| d != b'0');
-    let end = digits.iter().rposition(|&d| d != b'0');
-    match (start, end) {
-        (Some(s), Some(e)) => e - s + 1,
+    let bytes = canonical.as_bytes();
+    let first = bytes.iter().position(|b| (b'1'..=b'9').contains(b));
+    let last = bytes.iter().rposition(|b| (b'1'..=b'9').contains(b));
+    match (first, last) {
+        (Some(first), Some(last)) => {
+            let span = &bytes[first..=last];
+            span.len() - usize::from(span.contains(&b'.'))
+        }
         _ => 1,
     }
 }
@@ -198,5 +201,7 @@ mod tests {
         assert_eq!(significant_digits("100"), 1);
         assert_eq!(significant_digits("-0.0015"), 2);
         assert_eq!(significant_digits("12.34"), 4);
+        assert_eq!(significant_digits("100.5"), 4);
+        assert_eq!(significant_digits("-1000"), 1);
     }
 }

@@ -17,13 +17,13 @@ use crate::build::{Plan, Reject};
 use crate::cost::Savings;
 use crate::diff::{Index, Verdict};
 use crate::dynamo::{Dynamo, KeySchema};
-use crate::hash::{self, Digest};
-use crate::item::{self, AttributeValue, HASH_ATTR};
+use crate::item;
 use crate::pace::Pace;
 use crate::printer::Printer;
-use crate::profile::{Profile, TableMapping};
+use crate::profile::{Profile, ProfileError, TableMapping};
 use crate::report::{RunReport, TableReport, Totals};
-use crate::retry::{self, RetryPolicy};
+use crate::retry::RetryPolicy;
+use crate::scan::{scan_index, Scanned};
 use crate::source::{self, Source};
 use crate::writer::{self, Pending, WriterSettings, MAX_BATCH};
 
@@ -68,7 +68,8 @@ fn show_schema(schema: &KeySchema) -> String {
 pub fn selected<'a>(profile: &'a Profile, names: &[String]) -> Result<Vec<&'a TableMapping>> {
     if let Some(unknown) = names.iter().find(|n| !profile.tables.iter().any(|t| &t.name == *n)) {
         let known: Vec<&str> = profile.tables.iter().map(|t| t.name.as_str()).collect();
-        bail!("{}: no table \"{unknown}\" in the mappings (tables: {})", profile.path.display(), known.join(", "));
+        let message = format!("no table \"{unknown}\" in the mappings (tables: {})", known.join(", "));
+        return Err(ProfileError::new(&profile.path, message).into());
     }
     Ok(profile.tables.iter().filter(|t| names.is_empty() || names.contains(&t.name)).collect())
 }
@@ -168,80 +169,6 @@ async fn record_run(dynamo: &Dynamo, profile: &Profile, report: &RunReport) -> R
     }
     dynamo.put_item(table, report.record()).await.with_context(|| format!("recording the run in {table}"))?;
     Ok(())
-}
-
-/// What the diff's Scan found and cost.
-struct Scanned {
-    index: Index,
-    read_units: f64,
-    retries: u64,
-}
-
-/// Reads the target's key → hash index with a parallel Scan.
-async fn scan_index(
-    dynamo: &Dynamo,
-    table: &str,
-    key_names: &[String],
-    profile: &Profile,
-    printer: &Printer,
-) -> Result<Scanned> {
-    let segments = profile.sync.scan_segments;
-    let policy = RetryPolicy::new(profile.sync.max_attempts);
-    let mut attributes = key_names.to_vec();
-    attributes.push(HASH_ATTR.to_string());
-    let (tx, mut rx) = mpsc::channel::<Vec<(Digest, Option<Digest>)>>(segments as usize * 2);
-    let mut tasks = Vec::new();
-    for segment in 0..segments {
-        let (dynamo, table, attributes, tx, key_names) =
-            (dynamo.clone(), table.to_string(), attributes.clone(), tx.clone(), key_names.to_vec());
-        tasks.push(tokio::spawn(async move {
-            let (mut units, mut retries) = (0.0, 0);
-            let mut start = None;
-            loop {
-                let (page, tries) = retry::retrying(&policy, || {
-                    dynamo.scan_page(&table, &attributes, segment as i32, segments as i32, start.clone())
-                })
-                .await;
-                retries += tries;
-                let page = page?;
-                units += page.consumed_units;
-                let fingerprints = page
-                    .items
-                    .iter()
-                    .filter_map(|item| {
-                        let keys: Option<Vec<&AttributeValue>> = key_names.iter().map(|k| item.get(k)).collect();
-                        let stored = item.get(HASH_ATTR).and_then(|h| h.as_s().ok()).and_then(|h| hash::from_hex(h));
-                        Some((hash::key_digest(&keys?), stored))
-                    })
-                    .collect();
-                if tx.send(fingerprints).await.is_err() {
-                    break;
-                }
-                start = page.next;
-                if start.is_none() {
-                    break;
-                }
-            }
-            Ok::<(f64, u64), crate::target::TargetError>((units, retries))
-        }));
-    }
-    drop(tx);
-    let bar = printer.counter(format!("{table}: reading target hashes"));
-    let mut index = Index::default();
-    while let Some(page) = rx.recv().await {
-        bar.inc(page.len() as u64);
-        for (key, stored) in page {
-            index.insert(key, stored);
-        }
-    }
-    bar.finish_and_clear();
-    let (mut read_units, mut retries) = (0.0, 0);
-    for task in tasks {
-        let (units, tries) = task.await.context("scan task panicked")??;
-        read_units += units;
-        retries += tries;
-    }
-    Ok(Scanned { index, read_units, retries })
 }
 
 async fn sync_table(

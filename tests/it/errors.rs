@@ -73,6 +73,7 @@ async fn unreachable_servers_fail_quickly_and_clearly() {
     let run = ctx.ddbsync(&["sync", "noddb"]);
     assert_eq!(run.code(), 1);
     assert!(run.stderr().contains("reading DynamoDB table"), "{}", run.stderr());
+    assert!(run.stderr().contains("no answer from DynamoDB: Connection refused"), "{}", run.stderr());
     assert!(run.elapsed < Duration::from_secs(30), "took {:?}", run.elapsed);
 }
 
