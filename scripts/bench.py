@@ -69,6 +69,7 @@ def main():
     scale = int(sys.argv[1]) if len(sys.argv) > 1 else 3000
     runs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     state = tempfile.mkdtemp(prefix="ddbsync-bench-")
+    os.chmod(state, 0o755)  # as root, PostgreSQL runs as the postgres user, which must reach its directory
     pg_port = free_port()
     subprocess.run(["bash", os.path.join(ROOT, "scripts/pg.sh"), "start", os.path.join(state, "pg"), str(pg_port)], check=True)
     dynalite = None

@@ -143,9 +143,11 @@ impl Dynamo {
         }
     }
 
-    /// Waits until the table is ACTIVE (`gone = false`) or no longer exists (`gone = true`).
+    /// Waits until the table is ACTIVE (`gone = false`) or no longer exists (`gone = true`), polling
+    /// quickly at first (local servers answer at once) and every second at most (AWS takes seconds).
     pub async fn wait(&self, table: &str, gone: bool, limit: Duration) -> Result<(), TargetError> {
         let deadline = tokio::time::Instant::now() + limit;
+        let mut pause = Duration::from_millis(10);
         loop {
             let info = self.describe(table).await?;
             let done = match &info {
@@ -159,7 +161,8 @@ impl Dynamo {
                 let state = info.map(|i| i.status).unwrap_or_else(|| "absent".into());
                 return Err(TargetError::Fatal(format!("table {table} is still {state} after {}s", limit.as_secs())));
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
         }
     }
 

@@ -1,9 +1,15 @@
 //! The diff's read of the target: a parallel Scan returning only the key attributes and the stored
 //! hash, folded into the [`Index`]. Pages are retried (and the retries counted) like batch writes;
 //! each segment's pages flow through a bounded channel, so memory holds the index, not the pages.
+//! A sync starts every table's Scan at once, so that the server scans later tables while ddbsync
+//! reads the source of earlier ones.
+
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use indicatif::ProgressBar;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::diff::Index;
 use crate::dynamo::Dynamo;
@@ -20,16 +26,34 @@ pub struct Scanned {
     pub retries: u64,
 }
 
-/// Reads the target's key → hash index with a parallel Scan.
-pub async fn scan_index(
+impl Scanned {
+    /// Nothing to scan: a new or just recreated table.
+    pub fn empty() -> Scanned {
+        Scanned { index: Index::default(), read_units: 0.0, retries: 0 }
+    }
+}
+
+/// Starts reading a table's key → hash index with a parallel Scan; the task ends with the index.
+pub fn start(
+    dynamo: Arc<Dynamo>,
+    table: String,
+    key_names: Vec<String>,
+    profile: &Profile,
+    printer: &Printer,
+) -> JoinHandle<Result<Scanned>> {
+    let (segments, policy) = (profile.sync.scan_segments, RetryPolicy::new(profile.sync.max_attempts));
+    let bar = printer.counter(format!("{table}: reading target hashes"));
+    tokio::spawn(async move { scan_index(&dynamo, &table, &key_names, segments, policy, bar).await })
+}
+
+async fn scan_index(
     dynamo: &Dynamo,
     table: &str,
     key_names: &[String],
-    profile: &Profile,
-    printer: &Printer,
+    segments: u32,
+    policy: RetryPolicy,
+    bar: ProgressBar,
 ) -> Result<Scanned> {
-    let segments = profile.sync.scan_segments;
-    let policy = RetryPolicy::new(profile.sync.max_attempts);
     let mut attributes = key_names.to_vec();
     attributes.push(HASH_ATTR.to_string());
     let (tx, mut rx) = mpsc::channel::<Vec<(Digest, Option<Digest>)>>(segments as usize * 2);
@@ -69,7 +93,6 @@ pub async fn scan_index(
         }));
     }
     drop(tx);
-    let bar = printer.counter(format!("{table}: reading target hashes"));
     let mut index = Index::default();
     while let Some(page) = rx.recv().await {
         bar.inc(page.len() as u64);

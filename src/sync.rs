@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::build::{Plan, Reject};
 use crate::cost::Savings;
-use crate::diff::{Index, Verdict};
+use crate::diff::Verdict;
 use crate::dynamo::{Dynamo, KeySchema};
 use crate::item;
 use crate::pace::Pace;
@@ -23,7 +23,7 @@ use crate::printer::Printer;
 use crate::profile::{Profile, ProfileError, TableMapping};
 use crate::report::{RunReport, TableReport, Totals};
 use crate::retry::RetryPolicy;
-use crate::scan::{scan_index, Scanned};
+use crate::scan::{self, Scanned};
 use crate::source::{self, Source};
 use crate::writer::{self, Pending, WriterSettings, MAX_BATCH};
 
@@ -130,11 +130,24 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer) ->
     }
 
     let dynamo = Arc::new(dynamo);
+    let scans: Vec<_> = prepared
+        .iter()
+        .map(|p| {
+            let key_names = p.plan.key_names().into_iter().map(String::from).collect();
+            (p.exists && !options.clean)
+                .then(|| scan::start(dynamo.clone(), p.mapping.table_name.clone(), key_names, profile, printer))
+        })
+        .collect();
     let mut tables = Vec::new();
-    for p in &prepared {
-        let report = sync_table(profile, options, printer, &source, &dynamo, p)
+    for (p, scan) in prepared.iter().zip(scans) {
+        let table = &p.mapping.table_name;
+        let scanned = match scan {
+            Some(task) => task.await.context("scan task panicked")?.with_context(|| format!("scanning {table}"))?,
+            None => Scanned::empty(),
+        };
+        let report = sync_table(profile, options, printer, &source, &dynamo, p, scanned)
             .await
-            .with_context(|| format!("syncing table {}", p.mapping.table_name))?;
+            .with_context(|| format!("syncing table {table}"))?;
         tables.push(report);
     }
 
@@ -178,14 +191,11 @@ async fn sync_table(
     source: &Source,
     dynamo: &Arc<Dynamo>,
     p: &Prepared<'_>,
+    scanned: Scanned,
 ) -> Result<TableReport> {
     let table = &p.mapping.table_name;
     let key_names: Vec<String> = p.plan.key_names().into_iter().map(String::from).collect();
-    let Scanned { mut index, read_units, retries: scan_retries } = if p.exists && !options.clean {
-        scan_index(dynamo, table, &key_names, profile, printer).await?
-    } else {
-        Scanned { index: Index::default(), read_units: 0.0, retries: 0 }
-    };
+    let Scanned { mut index, read_units, retries: scan_retries } = scanned;
 
     let bar = printer.writes(table.clone());
     let writer = (!options.dry_run).then(|| {
