@@ -3,7 +3,10 @@
 //! (lessons with three questions embedded as JSON) and `flat` (fifteen plain columns). Used by
 //! `scripts/bench.sh`; prints one JSON line.
 //!
-//! usage: engine [ROWS] [PASSES]
+//! usage: engine [ROWS] [PASSES]    throughput
+//!        engine index N [sized]    resident bytes per item of a diff index of N items, grown from
+//!                                  empty or sized in advance (run it in a fresh process: memory
+//!                                  freed earlier would hide the growth)
 
 use std::time::Instant;
 
@@ -142,8 +145,37 @@ fn measure(columns: Vec<(&'static str, Type)>, make: fn(u32) -> Row, rows: usize
     (rates[rates.len() / 2], bytes / rows)
 }
 
+/// Resident memory of this process, in bytes (Linux).
+fn rss() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: usize = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    pages * 4096
+}
+
+/// Bytes of resident memory per item of a diff index holding `n` target items, filled the way a
+/// Scan fills it: grown from empty, or sized from the table's item count.
+fn index_bytes_per_item(n: u32, sized: bool) -> f64 {
+    let before = rss();
+    let mut index = if sized { Index::with_capacity(n as usize + n as usize / 8) } else { Index::default() };
+    for i in 0..n {
+        let key = ddbsync::hash::key_digest(&[&ddbsync::item::AttributeValue::N(i.to_string())]);
+        index.insert(key, Some(key));
+    }
+    let after = rss();
+    assert_eq!(index.len(), n as usize);
+    (after - before) as f64 / f64::from(n)
+}
+
 fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().expect("a number")).collect();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("index") {
+        let n = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
+        let sized = args.get(2).map(String::as_str) == Some("sized");
+        let key = if sized { "index_sized_bytes_per_item" } else { "index_bytes_per_item" };
+        println!(r#"{{"{key}": {:.1}}}"#, index_bytes_per_item(n, sized));
+        return;
+    }
+    let args: Vec<usize> = args.iter().map(|a| a.parse().expect("a number")).collect();
     let rows = args.first().copied().unwrap_or(100_000);
     let passes = args.get(1).copied().unwrap_or(5);
     let (pni, pni_bytes) = measure(pni_columns(), pni_row, rows, passes);

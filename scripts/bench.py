@@ -55,14 +55,14 @@ def query(port, db, sql):
 
 
 def timed(cmd, env):
-    """Runs cmd under GNU time; returns (seconds, peak RSS in MB, stdout)."""
+    """Runs cmd under GNU time; returns (seconds, peak RSS in MB, CPU seconds, stdout)."""
     start = time.perf_counter()
-    out = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], env=env, capture_output=True, text=True)
+    out = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", *cmd], env=env, capture_output=True, text=True)
     secs = time.perf_counter() - start
     if out.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr}")
-    rss_kb = int(out.stderr.strip().splitlines()[-1])
-    return secs, rss_kb / 1024, out.stdout
+    rss_kb, user, system = out.stderr.strip().splitlines()[-1].split()
+    return secs, int(rss_kb) / 1024, float(user) + float(system), out.stdout
 
 
 def main():
@@ -107,12 +107,12 @@ max_in_flight = 8
             ddbsync = [os.path.join(RELEASE, "ddbsync"), "--json", "sync", "bench"]
 
             def sync(*extra):
-                secs, rss, out = timed([*ddbsync, *extra], env)
+                secs, rss, cpu, out = timed([*ddbsync, *extra], env)
                 report = json.loads(out)
                 total = report["total"]
                 items = total["created"] + total["updated"] + total["unchanged"]
-                return {"secs": secs, "rss": rss, "items": items, "writes": total["created"] + total["updated"],
-                        "report": report}
+                return {"secs": secs, "rss": rss, "cpu": cpu, "items": items,
+                        "writes": total["created"] + total["updated"], "report": report}
 
             full = sync()
             results["full"].append(full)
@@ -142,6 +142,10 @@ max_in_flight = 8
             engine = subprocess.run(["taskset", "-c", "0", os.path.join(RELEASE, "examples", "engine"), "100000", "5"],
                                     check=True, capture_output=True, text=True)
             results["engine"].append(json.loads(engine.stdout))
+            for mode in [[], ["sized"]]:
+                index = subprocess.run([os.path.join(RELEASE, "examples", "engine"), "index", "1000000", *mode],
+                                       check=True, capture_output=True, text=True)
+                results["engine"][-1].update(json.loads(index.stdout))
             print(f"run {run + 1}/{runs} done", file=sys.stderr)
     finally:
         if dynalite:
@@ -154,10 +158,10 @@ max_in_flight = 8
     items = results["full"][0]["items"]
     print(f"PNI scale {scale}: {items} items per sync ({scale} lessons, {2 * scale} passages, topics); "
           f"medians of {runs} runs; dynalite 4, 8 writes in flight, 4 scan segments\n")
-    print("| phase | items/s | ratio to raw ceiling | writes issued | peak RSS (MB) |")
-    print("|---|---|---|---|---|")
-    print(f"| raw BatchWriteItem ceiling | {raw_write:,.0f} | 1.00 | {items} | – |")
-    print(f"| raw parallel Scan ceiling | {raw_scan:,.0f} | 1.00 | 0 | – |")
+    print("| phase | items/s | ratio to raw ceiling | seconds | ddbsync CPU s | writes issued | peak RSS (MB) |")
+    print("|---|---|---|---|---|---|---|")
+    print(f"| raw BatchWriteItem ceiling | {raw_write:,.0f} | 1.00 | {items / raw_write:.2f} | – | {items} | – |")
+    print(f"| raw parallel Scan ceiling | {raw_scan:,.0f} | 1.00 | {items / raw_scan:.2f} | – | 0 | – |")
     for name, key, ceiling in [("ddbsync full load", "full", raw_write), ("no-change resync", "nochange", raw_scan),
                                ("resync, 1 % changed + 5 % touched", "changes", raw_scan),
                                ("--clean", "clean", raw_write)]:
@@ -168,7 +172,8 @@ max_in_flight = 8
         if key == "changes":
             exact = all(r["writes"] == r["expected"] for r in rows)
             note = f" ({'exactly' if exact else 'NOT'} the {rows[0]['expected']} changed)"
-        print(f"| {name} | {rate:,.0f} | {rate / ceiling:.2f} | {', '.join(map(str, writes))}{note} | "
+        print(f"| {name} | {rate:,.0f} | {rate / ceiling:.2f} | {med([r['secs'] for r in rows]):.2f} | "
+              f"{med([r['cpu'] for r in rows]):.2f} | {', '.join(map(str, writes))}{note} | "
               f"{med([r['rss'] for r in rows]):.1f} |")
     engine = results["engine"]
     print(f"\nEngine alone (build + hash + diff, one core, no I/O), items/s:")
@@ -176,6 +181,9 @@ max_in_flight = 8
           f"{med([e['pni_items_per_s'] for e in engine]):,.0f}")
     print(f"- flat rows, 15 plain columns, {engine[0]['flat_item_bytes']} B: "
           f"{med([e['flat_items_per_s'] for e in engine]):,.0f}")
+    print(f"\nDiff index memory at 1,000,000 target items (resident, fresh process): "
+          f"{med([e['index_bytes_per_item'] for e in engine]):.1f} bytes per item grown from empty, "
+          f"{med([e['index_sized_bytes_per_item'] for e in engine]):.1f} sized from DescribeTable's ItemCount")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ pub type KeySchema = Vec<(String, String)>;
 pub struct TableInfo {
     pub status: String,
     pub key_schema: KeySchema,
+    /// DynamoDB's item count (refreshed about every six hours; local servers may say 0).
+    pub item_count: u64,
 }
 
 /// One page of a Scan.
@@ -113,6 +115,7 @@ impl Dynamo {
         Ok(Some(TableInfo {
             status: desc.table_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
             key_schema: key_schema.into_iter().map(|(_, n, t)| (n, t)).collect(),
+            item_count: desc.item_count().unwrap_or(0).max(0) as u64,
         }))
     }
 

@@ -5,10 +5,11 @@
 //! each call that goes through unthrottled adds `1 / limit`, so the limit grows by about one per
 //! round of calls. A throttle reported by a call sent before the last decrease does not decrease it
 //! again: one burst of throttling is one signal, not one per call in flight. The units-per-second cap
-//! (`max_write_units_per_second`) is a token bucket (governor) holding one second's worth of units.
+//! (`max_write_units_per_second`) is a token bucket (governor) holding one second's worth of units,
+//! one per run and shared by every table's writer, since it protects the account's traffic.
 
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
@@ -48,20 +49,40 @@ impl Aimd {
     }
 }
 
-/// The writer's pace, shared by every call in flight.
+/// A cap on write units per second.
+pub struct Cap {
+    limiter: DefaultDirectRateLimiter,
+    per_second: NonZeroU32,
+}
+
+impl Cap {
+    pub fn new(per_second: NonZeroU32) -> Cap {
+        Cap { limiter: RateLimiter::direct(Quota::per_second(per_second)), per_second }
+    }
+
+    /// Waits until `units` write units may be spent.
+    pub async fn spend(&self, units: u64) {
+        let mut left = units;
+        while left > 0 {
+            // The bucket holds one second's worth: a larger batch waits for it in slices.
+            let take = left.min(u64::from(self.per_second.get())) as u32;
+            let n = NonZeroU32::new(take).expect("take > 0");
+            self.limiter.until_n_ready(n).await.expect("take is at most the burst");
+            left -= u64::from(take);
+        }
+    }
+}
+
+/// One table writer's pace, shared by its calls in flight.
 pub struct Pace {
     aimd: Mutex<Aimd>,
-    cap: Option<(DefaultDirectRateLimiter, NonZeroU32)>,
+    cap: Option<Arc<Cap>>,
 }
 
 impl Pace {
-    /// `max_units_per_second`: `None` for no cap.
-    pub fn new(max_in_flight: usize, max_units_per_second: Option<NonZeroU32>) -> Pace {
-        Pace {
-            aimd: Mutex::new(Aimd::new(max_in_flight)),
-            cap: max_units_per_second
-                .map(|per_second| (RateLimiter::direct(Quota::per_second(per_second)), per_second)),
-        }
+    /// `cap`: the run's units-per-second cap, if any.
+    pub fn new(max_in_flight: usize, cap: Option<Arc<Cap>>) -> Pace {
+        Pace { aimd: Mutex::new(Aimd::new(max_in_flight)), cap }
     }
 
     pub fn allowed(&self) -> usize {
@@ -82,14 +103,8 @@ impl Pace {
 
     /// Waits until `units` write units may be spent under the cap (at once when there is none).
     pub async fn spend(&self, units: u64) {
-        let Some((limiter, burst)) = &self.cap else { return };
-        let mut left = units;
-        while left > 0 {
-            // The bucket holds one second's worth: a larger batch waits for it in slices.
-            let take = left.min(u64::from(burst.get())) as u32;
-            let n = NonZeroU32::new(take).expect("take > 0");
-            limiter.until_n_ready(n).await.expect("take is at most the burst");
-            left -= u64::from(take);
+        if let Some(cap) = &self.cap {
+            cap.spend(units).await;
         }
     }
 }
@@ -137,12 +152,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_cap_spreads_units_over_time() {
-        let pace = Pace::new(8, NonZeroU32::new(200));
+    async fn the_cap_spreads_units_over_time_across_writers() {
+        let cap = Arc::new(Cap::new(NonZeroU32::new(200).unwrap()));
+        let (first, second) = (Pace::new(8, Some(cap.clone())), Pace::new(8, Some(cap)));
         let start = Instant::now();
-        // The bucket starts full (200); 500 more units need about 2.5 s at 200/s.
-        pace.spend(200).await;
-        pace.spend(500).await;
+        // The bucket starts full (200); 500 more units, from two writers, need about 2.5 s at 200/s.
+        first.spend(200).await;
+        tokio::join!(first.spend(250), second.spend(250));
         let took = start.elapsed();
         assert!(took >= Duration::from_millis(2400), "{took:?}");
         assert!(took < Duration::from_millis(4000), "{took:?}");

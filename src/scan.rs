@@ -34,16 +34,21 @@ impl Scanned {
 }
 
 /// Starts reading a table's key → hash index with a parallel Scan; the task ends with the index.
+/// `expected` (DynamoDB's item count) sizes the index once: a map that grows by doubling keeps
+/// the old and the new table resident while it rehashes.
 pub fn start(
     dynamo: Arc<Dynamo>,
     table: String,
     key_names: Vec<String>,
+    expected: u64,
     profile: &Profile,
     printer: &Printer,
 ) -> JoinHandle<Result<Scanned>> {
     let (segments, policy) = (profile.sync.scan_segments, RetryPolicy::new(profile.sync.max_attempts));
     let bar = printer.counter(format!("{table}: reading target hashes"));
-    tokio::spawn(async move { scan_index(&dynamo, &table, &key_names, segments, policy, bar).await })
+    // The count lags by up to six hours: leave room for what was added since.
+    let index = Index::with_capacity((expected + expected / 8) as usize);
+    tokio::spawn(async move { scan_index(&dynamo, &table, &key_names, segments, policy, bar, index).await })
 }
 
 async fn scan_index(
@@ -53,6 +58,7 @@ async fn scan_index(
     segments: u32,
     policy: RetryPolicy,
     bar: ProgressBar,
+    mut index: Index,
 ) -> Result<Scanned> {
     let mut attributes = key_names.to_vec();
     attributes.push(HASH_ATTR.to_string());
@@ -93,7 +99,6 @@ async fn scan_index(
         }));
     }
     drop(tx);
-    let mut index = Index::default();
     while let Some(page) = rx.recv().await {
         bar.inc(page.len() as u64);
         for (key, stored) in page {

@@ -18,7 +18,7 @@ use crate::cost::Savings;
 use crate::diff::Verdict;
 use crate::dynamo::{Dynamo, KeySchema};
 use crate::item;
-use crate::pace::Pace;
+use crate::pace::{Cap, Pace};
 use crate::printer::Printer;
 use crate::profile::{Profile, ProfileError, TableMapping};
 use crate::report::{RunReport, TableReport, Totals};
@@ -50,6 +50,8 @@ struct Prepared<'a> {
     mapping: &'a TableMapping,
     plan: Plan,
     exists: bool,
+    /// DynamoDB's (approximate) item count, to size the diff index once.
+    item_count: u64,
 }
 
 fn now() -> String {
@@ -110,7 +112,8 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer) ->
                 );
             }
         }
-        prepared.push(Prepared { mapping, plan, exists: info.is_some() });
+        let item_count = info.as_ref().map_or(0, |i| i.item_count);
+        prepared.push(Prepared { mapping, plan, exists: info.is_some(), item_count });
     }
 
     if !options.dry_run {
@@ -134,10 +137,20 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer) ->
         .iter()
         .map(|p| {
             let key_names = p.plan.key_names().into_iter().map(String::from).collect();
-            (p.exists && !options.clean)
-                .then(|| scan::start(dynamo.clone(), p.mapping.table_name.clone(), key_names, profile, printer))
+            (p.exists && !options.clean).then(|| {
+                let table = p.mapping.table_name.clone();
+                scan::start(dynamo.clone(), table, key_names, p.item_count, profile, printer)
+            })
         })
         .collect();
+    let run = Run {
+        profile,
+        options,
+        printer,
+        source: &source,
+        dynamo: dynamo.clone(),
+        cap: profile.sync.max_write_units_per_second.map(|n| Arc::new(Cap::new(n))),
+    };
     let mut tables = Vec::new();
     for (p, scan) in prepared.iter().zip(scans) {
         let table = &p.mapping.table_name;
@@ -145,9 +158,7 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer) ->
             Some(task) => task.await.context("scan task panicked")?.with_context(|| format!("scanning {table}"))?,
             None => Scanned::empty(),
         };
-        let report = sync_table(profile, options, printer, &source, &dynamo, p, scanned)
-            .await
-            .with_context(|| format!("syncing table {table}"))?;
+        let report = sync_table(&run, p, scanned).await.with_context(|| format!("syncing table {table}"))?;
         tables.push(report);
     }
 
@@ -184,31 +195,34 @@ async fn record_run(dynamo: &Dynamo, profile: &Profile, report: &RunReport) -> R
     Ok(())
 }
 
-async fn sync_table(
-    profile: &Profile,
-    options: &SyncOptions,
-    printer: &Printer,
-    source: &Source,
-    dynamo: &Arc<Dynamo>,
-    p: &Prepared<'_>,
-    scanned: Scanned,
-) -> Result<TableReport> {
+/// What every table of a run shares.
+struct Run<'a> {
+    profile: &'a Profile,
+    options: &'a SyncOptions,
+    printer: &'a Printer,
+    source: &'a Source,
+    dynamo: Arc<Dynamo>,
+    /// The run's write-units-per-second cap, shared by every table's writer.
+    cap: Option<Arc<Cap>>,
+}
+
+async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, scanned: Scanned) -> Result<TableReport> {
     let table = &p.mapping.table_name;
     let key_names: Vec<String> = p.plan.key_names().into_iter().map(String::from).collect();
     let Scanned { mut index, read_units, retries: scan_retries } = scanned;
 
-    let bar = printer.writes(table.clone());
-    let writer = (!options.dry_run).then(|| {
+    let bar = run.printer.writes(table.clone());
+    let writer = (!run.options.dry_run).then(|| {
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let settings = WriterSettings {
             table: table.clone(),
             key_names: key_names.clone(),
-            policy: RetryPolicy::new(profile.sync.max_attempts),
+            policy: RetryPolicy::new(run.profile.sync.max_attempts),
             shuffle_window: SHUFFLE_WINDOW,
         };
-        let pace = Arc::new(Pace::new(profile.sync.max_in_flight, profile.sync.max_write_units_per_second));
+        let pace = Arc::new(Pace::new(run.profile.sync.max_in_flight, run.cap.clone()));
         let progress = bar.clone();
-        let task = tokio::spawn(writer::write_all(dynamo.clone(), settings, pace, rx, move |n| progress.inc(n)));
+        let task = tokio::spawn(writer::write_all(run.dynamo.clone(), settings, pace, rx, move |n| progress.inc(n)));
         (tx, task)
     });
 
@@ -216,7 +230,7 @@ async fn sync_table(
     let (mut changed_units, mut unchanged_units) = (0u64, 0u64);
     let mut rejected: Vec<Reject> = Vec::new();
     let context = format!("{}: table \"{}\": query", p.mapping.origin.display(), p.mapping.name);
-    let rows = source.rows(&p.mapping.query, &context).await?;
+    let rows = run.source.rows(&p.mapping.query, &context).await?;
     futures::pin_mut!(rows);
     while let Some(row) = rows.next().await {
         let row = row?;
@@ -261,12 +275,12 @@ async fn sync_table(
         None => Default::default(),
     };
     bar.finish_and_clear();
-    let write_units = if options.dry_run { changed_units as f64 } else { outcome.consumed_units };
+    let write_units = if run.options.dry_run { changed_units as f64 } else { outcome.consumed_units };
     // A full rewrite writes the changed items (as billed) and the unchanged ones (estimated).
     let potential_write_units = write_units + unchanged_units as f64;
     Ok(TableReport {
         table: table.clone(),
-        table_created: options.clean || !p.exists,
+        table_created: run.options.clean || !p.exists,
         created,
         updated,
         unchanged,
@@ -276,7 +290,7 @@ async fn sync_table(
         potential_write_units,
         retries: scan_retries + outcome.retries,
         throttled: outcome.throttled,
-        cost: Savings::new(&profile.prices, write_units, read_units, potential_write_units),
+        cost: Savings::new(&run.profile.prices, write_units, read_units, potential_write_units),
         rejected,
         failed: outcome.failed,
     })

@@ -67,6 +67,17 @@ fn watched(command: &str, cleanup: &str) {
         .expect("start a watchdog shell");
 }
 
+/// `psql` on the test server's database `db`, stopping at the first error.
+fn psql(db: &str) -> Command {
+    let mut cmd = Command::new("psql");
+    cmd.args(["-q", "-h", "127.0.0.1", "-U", "postgres", "-v", "ON_ERROR_STOP=1"])
+        .arg("-p")
+        .arg(servers().pg_port.to_string())
+        .arg("-d")
+        .arg(db);
+    cmd
+}
+
 pub struct Servers {
     pub pg_port: u16,
     pub dynamo_url: String,
@@ -125,9 +136,9 @@ impl Ctx {
         let db = random_name("t");
         let ctx_prefix = format!("{}-", random_name("t"));
         Self::psql("postgres", &[&format!("CREATE DATABASE {db}")]);
-        let out = Command::new("psql")
-            .args(["-q", "-h", "127.0.0.1", "-p", &servers.pg_port.to_string(), "-U", "postgres", "-d", &db])
-            .args(["-v", "ON_ERROR_STOP=1", "-v", &format!("scale={scale}")])
+        let out = psql(&db)
+            .arg("-v")
+            .arg(format!("scale={scale}"))
             .arg("-f")
             .arg(repo().join("scripts/pni/schema.sql"))
             .arg("-f")
@@ -211,22 +222,9 @@ scan_segments = 3
     }
 
     pub fn psql(db: &str, statements: &[&str]) {
-        let mut cmd = Command::new("psql");
-        cmd.args([
-            "-q",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &servers().pg_port.to_string(),
-            "-U",
-            "postgres",
-            "-d",
-            db,
-            "-v",
-            "ON_ERROR_STOP=1",
-        ]);
-        for s in statements {
-            cmd.arg("-c").arg(s);
+        let mut cmd = psql(db);
+        for statement in statements {
+            cmd.arg("-c").arg(statement);
         }
         let out = cmd.output().expect("run psql");
         assert!(out.status.success(), "psql {statements:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -238,22 +236,7 @@ scan_segments = 3
 
     /// One value per row of a query, as text.
     pub fn query(&self, sql: &str) -> Vec<String> {
-        let out = Command::new("psql")
-            .args([
-                "-At",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &servers().pg_port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                &self.db,
-                "-c",
-                sql,
-            ])
-            .output()
-            .expect("run psql");
+        let out = psql(&self.db).args(["-A", "-t", "-c", sql]).output().expect("run psql");
         assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
     }

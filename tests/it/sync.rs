@@ -204,3 +204,21 @@ async fn reported_units_are_what_the_server_reported() {
     assert_eq!(reported_writes, writes);
     assert_eq!(reported_reads, reads);
 }
+
+#[tokio::test]
+async fn the_write_unit_cap_holds() {
+    let ctx = Ctx::new(SCALE).await;
+    let run = ctx.ddbsync(&["--json", "sync", "local", "--max-write-units-per-second", "100"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    let units = report["total"]["write_units"].as_f64().unwrap();
+    assert!(units > 250.0, "enough units to need the cap: {units}");
+    // The bucket starts with one second's worth (100 units); the rest cannot go faster than 100/s.
+    // The cap spends estimated units, which may be a little under what the server bills: 20 % slack.
+    let floor = (units - 100.0) / 100.0;
+    assert!(
+        run.elapsed.as_secs_f64() >= floor * 0.8,
+        "{units} units in {:?}, under the cap's floor of {floor}s",
+        run.elapsed
+    );
+}
