@@ -77,6 +77,10 @@ impl Index {
         self.entries.insert(key, entry);
     }
 
+    pub fn contains(&self, key: &Digest) -> bool {
+        self.entries.contains_key(key)
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

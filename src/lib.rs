@@ -2,6 +2,7 @@
 //! changed. See ARCHITECTURE.md for the data flow and the invariants.
 
 pub mod build;
+pub mod classify;
 pub mod cli;
 pub mod convert;
 pub mod cost;

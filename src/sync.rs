@@ -13,9 +13,11 @@ use chrono::{SecondsFormat, Utc};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
+use crate::build::Built;
 use crate::build::{Plan, Reject};
+use crate::classify::Classifier;
 use crate::cost::Savings;
-use crate::diff::Verdict;
+use crate::diff::{Index, Verdict};
 use crate::dynamo::{Dynamo, KeySchema};
 use crate::item;
 use crate::pace::{Cap, Pace};
@@ -23,7 +25,7 @@ use crate::printer::Printer;
 use crate::profile::{Profile, ProfileError, TableMapping};
 use crate::report::{RunReport, TableReport, Totals};
 use crate::retry::RetryPolicy;
-use crate::scan::{self, Scanned};
+use crate::scan::{self, Feed, Page, ScanCost};
 use crate::source::{self, Source};
 use crate::writer::{self, Pending, WriterSettings, MAX_BATCH};
 
@@ -32,6 +34,10 @@ const TABLE_WAIT: Duration = Duration::from_secs(300);
 
 /// Items the writer holds back to interleave writes (about 40 batches).
 const SHUFFLE_WINDOW: usize = 40 * MAX_BATCH;
+
+/// Bytes of source items (as DynamoDB sizes them) held while the Scan has not yet returned their
+/// key; past this the source waits for the Scan.
+const PARK_BUDGET: usize = 8 << 20;
 
 /// Items between the diff and the writer: enough to keep every call in flight busy, few enough
 /// that memory stays flat whatever the source's size.
@@ -139,7 +145,7 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer) ->
             let key_names = p.plan.key_names().into_iter().map(String::from).collect();
             (p.exists && !options.clean).then(|| {
                 let table = p.mapping.table_name.clone();
-                scan::start(dynamo.clone(), table, key_names, p.item_count, profile, printer)
+                scan::start(dynamo.clone(), table, key_names, p.item_count, profile)
             })
         })
         .collect();
@@ -154,11 +160,7 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer) ->
     let mut tables = Vec::new();
     for (p, scan) in prepared.iter().zip(scans) {
         let table = &p.mapping.table_name;
-        let scanned = match scan {
-            Some(task) => task.await.context("scan task panicked")?.with_context(|| format!("scanning {table}"))?,
-            None => Scanned::empty(),
-        };
-        let report = sync_table(&run, p, scanned).await.with_context(|| format!("syncing table {table}"))?;
+        let report = sync_table(&run, p, scan).await.with_context(|| format!("syncing table {table}"))?;
         tables.push(report);
     }
 
@@ -206,10 +208,58 @@ struct Run<'a> {
     cap: Option<Arc<Cap>>,
 }
 
-async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, scanned: Scanned) -> Result<TableReport> {
+/// The counts of one table's sync, and the hand-over of changed items to the writer.
+struct Tally<'a> {
+    created: u64,
+    updated: u64,
+    unchanged: u64,
+    changed_units: u64,
+    unchanged_units: u64,
+    rejected: Vec<Reject>,
+    key_names: Vec<&'a str>,
+    writer: Option<mpsc::Sender<Pending>>,
+    bar: indicatif::ProgressBar,
+}
+
+impl Tally<'_> {
+    async fn take(&mut self, verdict: Verdict, built: Built) {
+        let units = item::write_units(built.size);
+        match verdict {
+            Verdict::Skip => {
+                self.unchanged += 1;
+                self.unchanged_units += units;
+                return;
+            }
+            Verdict::Duplicate => {
+                self.rejected.push(Reject {
+                    key: item::describe_key(&built.item, &self.key_names),
+                    reason: "another row of the query has the same key; only the first was kept".into(),
+                });
+                return;
+            }
+            Verdict::Create => self.created += 1,
+            Verdict::Update => self.updated += 1,
+        }
+        self.changed_units += units;
+        if let Some(tx) = &self.writer {
+            self.bar.inc_length(1);
+            // A send fails only if the writer ended early; its outcome reports why.
+            let _ = tx.send(Pending { key: built.key, item: built.item, units }).await;
+        }
+    }
+}
+
+/// The next page of a running Scan; never, when there is none.
+async fn next_page(feed: &mut Option<Feed>) -> Option<Page> {
+    match feed {
+        Some(feed) => feed.pages.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> Result<TableReport> {
     let table = &p.mapping.table_name;
     let key_names: Vec<String> = p.plan.key_names().into_iter().map(String::from).collect();
-    let Scanned { mut index, read_units, retries: scan_retries } = scanned;
 
     let bar = run.printer.writes(table.clone());
     let writer = (!run.options.dry_run).then(|| {
@@ -225,73 +275,92 @@ async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, scanned: Scanned) -> Result
         let task = tokio::spawn(writer::write_all(run.dynamo.clone(), settings, pace, rx, move |n| progress.inc(n)));
         (tx, task)
     });
+    let (tx, writer_task) = writer.unzip();
+    let mut tally = Tally {
+        created: 0,
+        updated: 0,
+        unchanged: 0,
+        changed_units: 0,
+        unchanged_units: 0,
+        rejected: Vec::new(),
+        key_names: p.plan.key_names(),
+        writer: tx,
+        bar: bar.clone(),
+    };
 
-    let (mut created, mut updated, mut unchanged) = (0u64, 0u64, 0u64);
-    let (mut changed_units, mut unchanged_units) = (0u64, 0u64);
-    let mut rejected: Vec<Reject> = Vec::new();
+    // The source is read while the Scan runs: rows whose key the Scan has returned are judged at
+    // once, the others wait in the classifier (see classify.rs).
+    let expected = feed.as_ref().map_or(0, |f| f.expected);
+    let index = Index::with_capacity((expected + expected / 8) as usize);
+    let mut classifier = Classifier::new(index, feed.is_none(), PARK_BUDGET);
+    let scan_bar = feed.as_ref().map(|_| run.printer.counter(format!("{table}: reading target hashes")));
+    let mut scan_cost = ScanCost::default();
     let context = format!("{}: table \"{}\": query", p.mapping.origin.display(), p.mapping.name);
     let rows = run.source.rows(&p.mapping.query, &context).await?;
     futures::pin_mut!(rows);
-    while let Some(row) = rows.next().await {
-        let row = row?;
-        let built = match p.plan.build(&source::raw_values(&row)) {
-            Ok(built) => built,
-            Err(reject) => {
-                rejected.push(reject);
-                continue;
-            }
-        };
-        let units = item::write_units(built.size);
-        match index.classify(built.key, built.hash) {
-            Verdict::Skip => {
-                unchanged += 1;
-                unchanged_units += units;
-                continue;
-            }
-            Verdict::Duplicate => {
-                rejected.push(Reject {
-                    key: item::describe_key(&built.item, &p.plan.key_names()),
-                    reason: "another row of the query has the same key; only the first was kept".into(),
-                });
-                continue;
-            }
-            Verdict::Create => created += 1,
-            Verdict::Update => updated += 1,
-        }
-        changed_units += units;
-        if let Some((tx, _)) = &writer {
-            bar.inc_length(1);
-            if tx.send(Pending { key: built.key, item: built.item, units }).await.is_err() {
-                break; // the writer ended early; its error is reported below
-            }
+    let mut source_done = false;
+    loop {
+        tokio::select! {
+            page = next_page(&mut feed), if feed.is_some() => match page {
+                Some(page) => {
+                    if let Some(bar) = &scan_bar {
+                        bar.inc(page.len() as u64);
+                    }
+                    for (key, stored) in page {
+                        if let Some((verdict, built)) = classifier.scanned(key, stored) {
+                            tally.take(verdict, built).await;
+                        }
+                    }
+                }
+                None => {
+                    let done = feed.take().expect("a running scan").done;
+                    scan_cost = done.await.context("scan task panicked")?.with_context(|| format!("scanning {table}"))?;
+                    if let Some(bar) = &scan_bar {
+                        bar.finish_and_clear();
+                    }
+                    for (verdict, built) in classifier.scan_finished() {
+                        tally.take(verdict, built).await;
+                    }
+                }
+            },
+            row = rows.next(), if !source_done && classifier.can_accept() => match row {
+                Some(row) => match p.plan.build(&source::raw_values(&row?)) {
+                    Ok(built) => {
+                        if let Some((verdict, built)) = classifier.offer(built) {
+                            tally.take(verdict, built).await;
+                        }
+                    }
+                    Err(reject) => tally.rejected.push(reject),
+                },
+                None => source_done = true,
+            },
+            else => break,
         }
     }
 
-    let outcome = match writer {
-        Some((tx, task)) => {
-            drop(tx);
-            task.await.context("writer task panicked")?
-        }
+    drop(tally.writer.take());
+    let outcome = match writer_task {
+        Some(task) => task.await.context("writer task panicked")?,
         None => Default::default(),
     };
     bar.finish_and_clear();
-    let write_units = if run.options.dry_run { changed_units as f64 } else { outcome.consumed_units };
+    let write_units = if run.options.dry_run { tally.changed_units as f64 } else { outcome.consumed_units };
     // A full rewrite writes the changed items (as billed) and the unchanged ones (estimated).
-    let potential_write_units = write_units + unchanged_units as f64;
+    let potential_write_units = write_units + tally.unchanged_units as f64;
     Ok(TableReport {
         table: table.clone(),
         table_created: run.options.clean || !p.exists,
-        created,
-        updated,
-        unchanged,
-        orphans: index.unseen() as u64,
+        created: tally.created,
+        updated: tally.updated,
+        unchanged: tally.unchanged,
+        orphans: classifier.unseen() as u64,
         write_units,
-        read_units,
+        read_units: scan_cost.read_units,
         potential_write_units,
-        retries: scan_retries + outcome.retries,
+        retries: scan_cost.retries + outcome.retries,
         throttled: outcome.throttled,
-        cost: Savings::new(&run.profile.prices, write_units, read_units, potential_write_units),
-        rejected,
+        cost: Savings::new(&run.profile.prices, write_units, scan_cost.read_units, potential_write_units),
+        rejected: tally.rejected,
         failed: outcome.failed,
     })
 }
