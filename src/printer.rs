@@ -9,6 +9,11 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::report::RunReport;
 
+/// Items per second, whole: indicatif's own `{per_sec}` prints three decimals.
+fn rate(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
+    let _ = write!(w, "{:.0}/s", state.per_sec());
+}
+
 pub struct Printer {
     json: bool,
     quiet: bool,
@@ -41,7 +46,9 @@ impl Printer {
     pub fn counter(&self, message: String) -> ProgressBar {
         let bar = self.bars.add(ProgressBar::new_spinner());
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {msg}: {human_pos} items ({per_sec})").expect("valid template"),
+            ProgressStyle::with_template("{spinner} {msg}: {human_pos} items ({rate})")
+                .expect("valid template")
+                .with_key("rate", rate),
         );
         bar.set_message(message);
         bar.enable_steady_tick(Duration::from_millis(120));
@@ -52,8 +59,9 @@ impl Printer {
     pub fn writes(&self, message: String) -> ProgressBar {
         let bar = self.bars.add(ProgressBar::new(0));
         bar.set_style(
-            ProgressStyle::with_template("{msg}: [{bar:30}] {human_pos}/{human_len} written ({per_sec}, ETA {eta})")
+            ProgressStyle::with_template("{msg}: [{bar:30}] {human_pos}/{human_len} written ({rate}, ETA {eta})")
                 .expect("valid template")
+                .with_key("rate", rate)
                 .progress_chars("=> "),
         );
         bar.set_message(message);

@@ -13,8 +13,7 @@ use chrono::{SecondsFormat, Utc};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use crate::build::Built;
-use crate::build::{Plan, Reject};
+use crate::build::{Built, Plan, Reject};
 use crate::classify::Classifier;
 use crate::cost::Savings;
 use crate::diff::{Index, Verdict};
@@ -36,8 +35,9 @@ const TABLE_WAIT: Duration = Duration::from_secs(300);
 const SHUFFLE_WINDOW: usize = 40 * MAX_BATCH;
 
 /// Bytes of source items (as DynamoDB sizes them) held while the Scan has not yet returned their
-/// key; past this the source waits for the Scan.
-const PARK_BUDGET: usize = 8 << 20;
+/// key; past this the source waits for the Scan. Items take about seven times their DynamoDB size
+/// in memory, so 2 MB here is about 15 MB of RSS (BENCHMARKS.md).
+const PARK_BUDGET: usize = 2 << 20;
 
 /// Items between the diff and the writer: enough to keep every call in flight busy, few enough
 /// that memory stays flat whatever the source's size.
