@@ -42,7 +42,7 @@ pub async fn run(cli: Cli) -> Result<Exit> {
                 let description = profile::load(&cli.envs_dir, &env)
                     .map(|p| p.description.unwrap_or_default())
                     .unwrap_or_else(|e| format!("(invalid: {e})"));
-                println!("{env:<12} {description}");
+                printer.line(format!("{env:<12} {description}"));
             }
             Ok(Exit::Success)
         }

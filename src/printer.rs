@@ -68,6 +68,11 @@ impl Printer {
         bar
     }
 
+    /// A line of a command's result on stdout (listings), whatever the verbosity.
+    pub fn line(&self, text: impl AsRef<str>) {
+        println!("{}", text.as_ref());
+    }
+
     /// The run's report on stdout.
     pub fn report(&self, report: &RunReport) -> io::Result<()> {
         let mut out = io::stdout().lock();
