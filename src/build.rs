@@ -127,10 +127,6 @@ impl Plan {
         Ok(Plan { columns, keys, key_schema, excluded: mapping.excluded.clone(), defaults: mapping.defaults.clone() })
     }
 
-    pub fn columns(&self) -> &[(String, Type)] {
-        &self.columns
-    }
-
     pub fn key_names(&self) -> Vec<&str> {
         self.key_schema.iter().map(|(n, _)| n.as_str()).collect()
     }

@@ -40,10 +40,6 @@ impl Excluded {
     fn contains(&self, name: &str) -> bool {
         self.0.contains(name)
     }
-
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(String::as_str)
-    }
 }
 
 impl Default for Excluded {

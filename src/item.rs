@@ -65,7 +65,7 @@ pub fn describe_key(item: &Item, key_names: &[&str]) -> String {
 }
 
 /// A scalar's text as a user would type it; other types by their DynamoDB type name.
-pub fn describe_value(value: &AttributeValue) -> String {
+fn describe_value(value: &AttributeValue) -> String {
     match value {
         AttributeValue::S(s) => format!("{s:?}"),
         AttributeValue::N(n) => n.clone(),

@@ -259,14 +259,13 @@ async fn next_page(feed: &mut Option<Feed>) -> Option<Page> {
 
 async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> Result<TableReport> {
     let table = &p.mapping.table_name;
-    let key_names: Vec<String> = p.plan.key_names().into_iter().map(String::from).collect();
 
     let bar = run.printer.writes(table.clone());
     let writer = (!run.options.dry_run).then(|| {
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let settings = WriterSettings {
             table: table.clone(),
-            key_names: key_names.clone(),
+            key_names: p.plan.key_names().into_iter().map(String::from).collect(),
             policy: RetryPolicy::new(run.profile.sync.max_attempts),
             shuffle_window: SHUFFLE_WINDOW,
         };

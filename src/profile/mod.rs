@@ -124,10 +124,6 @@ impl TableMapping {
         std::iter::once(&self.partition_key).chain(self.sort_key.as_ref())
     }
 
-    pub fn key_names(&self) -> Vec<&str> {
-        self.keys().map(|k| k.attribute.as_str()).collect()
-    }
-
     /// An error about this table, located in its mappings file.
     pub fn error(&self, message: impl std::fmt::Display) -> ProfileError {
         ProfileError::new(&self.origin, format!("table \"{}\": {message}", self.name))

@@ -32,9 +32,9 @@ fn tools() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/ddbsync-tools"))
 }
 
+/// A fresh name: each `RandomState` has its own random keys, so hashing nothing is already random.
 pub fn random_name(prefix: &str) -> String {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(Instant::now().elapsed().as_nanos() ^ std::process::id() as u128);
+    let h = std::collections::hash_map::RandomState::new().build_hasher();
     format!("{prefix}{:012x}", h.finish() & 0xffff_ffff_ffff)
 }
 
