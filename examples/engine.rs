@@ -112,6 +112,7 @@ fn measure(columns: Vec<(&'static str, Type)>, make: fn(u32) -> Row, rows: usize
         sort_key: None,
         excluded: Excluded::default(),
         defaults: vec![],
+        delete_missing: false,
         origin: "bench".into(),
     };
     let plan = Plan::new(&mapping, columns.iter().map(|(n, t)| (n.to_string(), t.clone())).collect()).unwrap();

@@ -20,6 +20,7 @@ if ! pg_bin >/dev/null 2>&1; then
   apt_install postgresql
 fi
 if ! command -v psql >/dev/null; then apt_install postgresql-client; fi
+if ! command -v openssl >/dev/null; then apt_install openssl; fi
 if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
   useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
 fi

@@ -238,6 +238,7 @@ mod tests {
             sort_key: sort,
             excluded: Excluded::default(),
             defaults: vec![("rating".into(), AttributeValue::N("0".into()))],
+            delete_missing: false,
             origin: "envs/mappings/pni.toml".into(),
         }
     }

@@ -67,6 +67,11 @@ impl Classifier {
     pub fn unseen(&self) -> usize {
         self.index.unseen()
     }
+
+    /// Their key digests.
+    pub fn unseen_keys(&self) -> impl Iterator<Item = &Digest> {
+        self.index.unseen_keys()
+    }
 }
 
 #[cfg(test)]

@@ -29,6 +29,37 @@ pub enum Command {
     Sync(SyncArgs),
     /// List the environments in the profiles directory.
     Envs,
+    /// Write an environment's tables to a local file (DynamoDB JSON lines, compressed, with a manifest).
+    Backup(BackupArgs),
+    /// Put a backup back: recreate each table it holds and write its items.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The environment whose tables to back up.
+    pub env: String,
+    /// Back up only this table (its name without the prefix); repeatable.
+    #[arg(long = "table", value_name = "NAME")]
+    pub tables: Vec<String>,
+    /// The file to write; default <backup_dir>/<env>-<time>.ddbsync.tar.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A file written by `ddbsync backup` (or by --clean on a protected environment).
+    pub file: PathBuf,
+    /// Restore into this environment's tables; default: the environment the backup was taken from.
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+    /// Restore only this table (its name without the prefix); repeatable.
+    #[arg(long = "table", value_name = "NAME")]
+    pub tables: Vec<String>,
+    /// Do not ask before deleting and recreating the tables.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -41,9 +72,18 @@ pub struct SyncArgs {
     /// Delete and recreate the tables, then write every item (after a schema change).
     #[arg(long)]
     pub clean: bool,
-    /// Do not ask before --clean (for schedulers and scripts).
+    /// Do not ask before --clean (for schedulers and scripts); a protected environment always needs it.
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Let deletes (delete_missing) remove more than sync.max_delete_fraction of a table.
+    #[arg(long)]
+    pub allow_mass_delete: bool,
+    /// Take the run lock even if another run holds it (when that run is known to be gone).
+    #[arg(long)]
+    pub force_unlock: bool,
+    /// Where to list rejected and unwritten rows (JSON lines); default <rejects_dir>/<env>-<time>.jsonl.
+    #[arg(long, value_name = "FILE")]
+    pub rejects_file: Option<PathBuf>,
     /// Sync only this table (its name without the prefix); repeatable.
     #[arg(long = "table", value_name = "NAME")]
     pub tables: Vec<String>,

@@ -112,6 +112,25 @@ impl Index {
     pub fn unseen(&self) -> usize {
         self.entries.values().filter(|e| e.flags & SEEN == 0).count()
     }
+
+    /// The key digests of those items.
+    pub fn unseen_keys(&self) -> impl Iterator<Item = &Digest> {
+        self.entries.iter().filter(|(_, e)| e.flags & SEEN == 0).map(|(k, _)| k)
+    }
+}
+
+/// The mass-delete guard: deleting `orphans` of the `target` items the table held is allowed when it
+/// is at most `max_fraction` of them, or when the run says so; otherwise, why not.
+pub fn delete_guard(orphans: u64, target: u64, max_fraction: f64, allowed: bool) -> Result<(), String> {
+    if orphans == 0 || allowed || orphans as f64 <= max_fraction * target as f64 {
+        return Ok(());
+    }
+    Err(format!(
+        "not deleted: {orphans} of {target} items ({:.1}%) have no source row, over the {:.0}% guard \
+         (sync.max_delete_fraction); if the source is right, run again with --allow-mass-delete",
+        100.0 * orphans as f64 / target.max(1) as f64,
+        100.0 * max_fraction
+    ))
 }
 
 #[cfg(test)]
@@ -134,6 +153,25 @@ mod tests {
         assert_eq!(index.classify(d(3), d(30)), Verdict::Update, "an item without a stored hash is rewritten");
         assert_eq!(index.classify(d(5), d(50)), Verdict::Create);
         assert_eq!(index.unseen(), 1, "key 4 has no source row");
+    }
+
+    #[test]
+    fn the_delete_guard_stops_mass_deletes() {
+        assert_eq!(delete_guard(10, 100, 0.1, false), Ok(()), "exactly 10 %");
+        let refused = delete_guard(11, 100, 0.1, false).unwrap_err();
+        assert!(refused.starts_with("not deleted: 11 of 100 items (11.0%) have no source row, over the 10% guard"));
+        assert_eq!(delete_guard(100, 100, 0.1, true), Ok(()), "--allow-mass-delete");
+        assert!(delete_guard(5, 5, 0.1, false).is_err(), "an empty source never empties a table");
+        assert_eq!(delete_guard(0, 0, 0.1, false), Ok(()));
+    }
+
+    #[test]
+    fn unseen_keys_are_the_orphans() {
+        let mut index = Index::default();
+        index.insert(d(1), Some(d(10)));
+        index.insert(d(2), Some(d(20)));
+        index.classify(d(1), d(10));
+        assert_eq!(index.unseen_keys().collect::<Vec<_>>(), vec![&d(2)]);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PutRequest, ReturnConsumedCapacity,
+    AttributeDefinition, BillingMode, DeleteRequest, KeySchemaElement, KeyType, PutRequest, ReturnConsumedCapacity,
     ScalarAttributeType, TableStatus, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
@@ -21,7 +21,7 @@ use aws_sdk_dynamodb::Client;
 use crate::item::{AttributeValue, Item};
 use crate::profile::TargetConfig;
 use crate::retry;
-use crate::target::{BatchWriter, TargetError, WriteReply};
+use crate::target::{BatchWriter, Request, TargetError, WriteReply};
 
 /// A key schema: attribute name and scalar type (`S`, `N`, `B`), partition key first.
 pub type KeySchema = Vec<(String, String)>;
@@ -169,7 +169,8 @@ impl Dynamo {
         }
     }
 
-    /// One page of one Scan segment, returning only `attributes` (billing is on whole items anyway).
+    /// One page of one Scan segment, returning only `attributes` (billing is on whole items anyway),
+    /// or whole items when `attributes` is empty.
     pub async fn scan_page(
         &self,
         table: &str,
@@ -188,7 +189,9 @@ impl Dynamo {
             .set_exclusive_start_key(start);
         // Placeholders keep reserved words (`name`, `level`…) usable as key names.
         let projection: Vec<String> = (0..attributes.len()).map(|i| format!("#a{i}")).collect();
-        request = request.projection_expression(projection.join(", "));
+        if !projection.is_empty() {
+            request = request.projection_expression(projection.join(", "));
+        }
         for (placeholder, name) in projection.iter().zip(attributes) {
             request = request.expression_attribute_names(placeholder, name);
         }
@@ -216,6 +219,56 @@ impl Dynamo {
     }
 }
 
+/// A condition on a single-item write: `expression` with `:name` values.
+pub struct Condition<'a> {
+    pub expression: &'a str,
+    pub values: Vec<(&'a str, AttributeValue)>,
+}
+
+impl Dynamo {
+    /// Reads one item with a strongly consistent read.
+    pub async fn get_item(&self, table: &str, key: Item) -> Result<Option<Item>, TargetError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(target_error)?;
+        Ok(out.item)
+    }
+
+    /// Writes one item if `condition` holds; `Ok(false)` when it does not.
+    pub async fn put_if(&self, table: &str, item: Item, condition: Condition<'_>) -> Result<bool, TargetError> {
+        let mut request =
+            self.client.put_item().table_name(table).set_item(Some(item)).condition_expression(condition.expression);
+        for (name, value) in condition.values {
+            request = request.expression_attribute_values(name, value);
+        }
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(target_error(e)),
+        }
+    }
+
+    /// Deletes one item if `condition` holds; `Ok(false)` when it does not.
+    pub async fn delete_if(&self, table: &str, key: Item, condition: Condition<'_>) -> Result<bool, TargetError> {
+        let mut request =
+            self.client.delete_item().table_name(table).set_key(Some(key)).condition_expression(condition.expression);
+        for (name, value) in condition.values {
+            request = request.expression_attribute_values(name, value);
+        }
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(target_error(e)),
+        }
+    }
+}
+
 /// For calls whose retries ddbsync makes and counts itself.
 fn no_retries() -> aws_sdk_dynamodb::config::Builder {
     aws_sdk_dynamodb::config::Builder::default().retry_config(RetryConfig::disabled())
@@ -226,12 +279,18 @@ fn fatal(e: impl std::fmt::Display) -> TargetError {
 }
 
 impl BatchWriter for Dynamo {
-    async fn write_batch(&self, table: &str, items: &[Item]) -> Result<WriteReply, TargetError> {
-        let requests = items
+    async fn write_batch(&self, table: &str, requests: &[Request]) -> Result<WriteReply, TargetError> {
+        let requests = requests
             .iter()
-            .map(|item| {
-                let put = PutRequest::builder().set_item(Some(item.clone())).build().map_err(fatal)?;
-                Ok(WriteRequest::builder().put_request(put).build())
+            .map(|request| {
+                Ok(match request {
+                    Request::Put(item) => WriteRequest::builder()
+                        .put_request(PutRequest::builder().set_item(Some(item.clone())).build().map_err(fatal)?)
+                        .build(),
+                    Request::Delete(key) => WriteRequest::builder()
+                        .delete_request(DeleteRequest::builder().set_key(Some(key.clone())).build().map_err(fatal)?)
+                        .build(),
+                })
             })
             .collect::<Result<Vec<_>, TargetError>>()?;
         let out = self
@@ -250,7 +309,11 @@ impl BatchWriter for Dynamo {
             .unwrap_or_default()
             .into_values()
             .flatten()
-            .filter_map(|request| request.put_request.map(|p| p.item))
+            .filter_map(|request| match (request.put_request, request.delete_request) {
+                (Some(put), _) => Some(Request::Put(put.item)),
+                (None, Some(delete)) => Some(Request::Delete(delete.key)),
+                (None, None) => None,
+            })
             .collect();
         Ok(WriteReply { unprocessed, consumed_units })
     }

@@ -11,8 +11,11 @@ pub enum Exit {
     Error = 1,
     /// Bad usage or a bad profile: nothing was done.
     Usage = 2,
-    /// The run finished but some rows were rejected or not written; the report lists them.
+    /// The run finished but something was left undone: rows rejected or not written, or deletes
+    /// stopped by the mass-delete guard; the report lists them.
     Incomplete = 3,
+    /// Another sync of the environment holds the run lock: nothing was done; try again later.
+    Locked = 4,
 }
 
 impl From<Exit> for ExitCode {

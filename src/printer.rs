@@ -84,6 +84,38 @@ impl Printer {
         }
     }
 
+    /// What a backup wrote.
+    pub fn backup(&self, path: &std::path::Path, manifest: &crate::backup::Manifest) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        if self.json {
+            let value = serde_json::json!({ "file": path.display().to_string(), "manifest": manifest });
+            serde_json::to_writer_pretty(&mut out, &value)?;
+            return writeln!(out);
+        }
+        writeln!(out, "{}", path.display())?;
+        for t in &manifest.tables {
+            writeln!(out, "  {:<24} {:>10} items  {:>12} bytes  md5 {}", t.table, t.items, t.bytes, t.md5)?;
+        }
+        Ok(())
+    }
+
+    /// What a restore wrote.
+    pub fn restored(&self, restored: &[crate::backup::Restored]) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        if self.json {
+            serde_json::to_writer_pretty(&mut out, restored)?;
+            return writeln!(out);
+        }
+        for r in restored {
+            let o = &r.outcome;
+            writeln!(out, "{:<24} {:>10} items restored, {} write units", r.table, o.written, o.consumed_units)?;
+            for f in &o.failed {
+                writeln!(out, "  not written: {}: {}", f.key, f.reason)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Asks on the terminal; true only when the answer is exactly `expected`.
     pub fn confirm(&self, question: &str, expected: &str) -> io::Result<bool> {
         eprint!("{question} Type \"{expected}\" to continue: ");

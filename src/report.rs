@@ -18,8 +18,14 @@ pub struct TableReport {
     pub created: u64,
     pub updated: u64,
     pub unchanged: u64,
-    /// Target items no source row produced (left in place).
+    /// Target items no source row produced.
     pub orphans: u64,
+    /// Of those, deleted (`delete_missing`), or in a dry run, to be deleted.
+    pub deleted: u64,
+    /// The keys of the items deleted (or to be deleted, in a dry run).
+    pub deleted_keys: Vec<String>,
+    /// Why the orphans were not deleted although `delete_missing` is on (the mass-delete guard).
+    pub deletes_refused: Option<String>,
     /// Write units DynamoDB reported (estimated from item sizes in a dry run).
     pub write_units: f64,
     /// Read units the diff's Scan consumed.
@@ -50,6 +56,10 @@ pub struct RunReport {
     pub prices: Prices,
     pub tables: Vec<TableReport>,
     pub total: Totals,
+    /// The JSON-lines file listing every rejected or unwritten row, when there are any.
+    pub rejects_file: Option<String>,
+    /// The backup taken before `--clean` on a protected environment.
+    pub backup: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -58,6 +68,9 @@ pub struct Totals {
     pub updated: u64,
     pub unchanged: u64,
     pub orphans: u64,
+    pub deleted: u64,
+    /// Tables whose deletes the mass-delete guard stopped.
+    pub deletes_refused: u64,
     pub rejected: u64,
     pub failed: u64,
     pub write_units: f64,
@@ -79,6 +92,8 @@ impl Totals {
             updated: sum(|t| t.updated),
             unchanged: sum(|t| t.unchanged),
             orphans: sum(|t| t.orphans),
+            deleted: sum(|t| t.deleted),
+            deletes_refused: sum(|t| u64::from(t.deletes_refused.is_some())),
             rejected: sum(|t| t.rejected.len() as u64),
             failed: sum(|t| t.failed.len() as u64),
             write_units,
@@ -109,9 +124,9 @@ fn units(v: f64) -> String {
 }
 
 impl RunReport {
-    /// Whether the run left something unwritten (rows rejected or writes failed).
+    /// Whether the run left something undone: rows rejected, writes failed, deletes refused.
     pub fn has_losses(&self) -> bool {
-        self.total.rejected + self.total.failed > 0
+        self.total.rejected + self.total.failed + self.total.deletes_refused > 0
     }
 
     /// The human form: one row per table, a total, then the rows that were not written.
@@ -123,18 +138,20 @@ impl RunReport {
             "new",
             "updated",
             "unchanged",
+            "deleted",
             "write units",
             "read units",
             "cost",
             "full rewrite",
             "saved",
         ]);
-        let row = |name: &str, c: u64, u: u64, s: u64, w: f64, r: f64, cost: &Savings| {
+        let row = |name: &str, [c, u, s, d]: [u64; 4], w: f64, r: f64, cost: &Savings| {
             let mut cells = vec![
                 Cell::new(name),
                 Cell::new(c),
                 Cell::new(u),
                 Cell::new(s),
+                Cell::new(d),
                 Cell::new(units(w)),
                 Cell::new(units(r)),
                 Cell::new(usd(cost.actual)),
@@ -147,18 +164,12 @@ impl RunReport {
             cells
         };
         for t in &self.tables {
-            table.add_row(row(&t.table, t.created, t.updated, t.unchanged, t.write_units, t.read_units, &t.cost));
+            let counts = [t.created, t.updated, t.unchanged, t.deleted];
+            table.add_row(row(&t.table, counts, t.write_units, t.read_units, &t.cost));
         }
         let tot = &self.total;
-        table.add_row(row(
-            "total",
-            tot.created,
-            tot.updated,
-            tot.unchanged,
-            tot.write_units,
-            tot.read_units,
-            &tot.cost,
-        ));
+        let counts = [tot.created, tot.updated, tot.unchanged, tot.deleted];
+        table.add_row(row("total", counts, tot.write_units, tot.read_units, &tot.cost));
         let mode = match (self.dry_run, self.clean) {
             (true, true) => "dry run of a clean load: nothing was written",
             (true, false) => "dry run: nothing was written",
@@ -170,10 +181,29 @@ impl RunReport {
         if tot.retries > 0 {
             out.push_str(&format!("Retried calls: {} ({} writes throttled).\n", tot.retries, tot.throttled));
         }
-        if tot.orphans > 0 {
-            out.push_str(&format!("{} target items have no source row; they were left in place.\n", tot.orphans));
+        if let Some(path) = &self.backup {
+            out.push_str(&format!("Backup taken before the clean load: {path}\n"));
+        }
+        let kept = tot.orphans - tot.deleted;
+        if kept > 0 {
+            out.push_str(&format!(
+                "{kept} target items have no source row; they were left in place (delete_missing = true deletes them).\n"
+            ));
         }
         for t in &self.tables {
+            if let Some(reason) = &t.deletes_refused {
+                out.push_str(&format!("{}: {reason}\n", t.table));
+            }
+            if !t.deleted_keys.is_empty() {
+                let verb = if self.dry_run { "would be deleted" } else { "deleted (no source row)" };
+                out.push_str(&format!("{}: {} items {verb}:\n", t.table, t.deleted_keys.len()));
+                for key in t.deleted_keys.iter().take(20) {
+                    out.push_str(&format!("  {key}\n"));
+                }
+                if t.deleted_keys.len() > 20 {
+                    out.push_str(&format!("  … and {} more (see --json)\n", t.deleted_keys.len() - 20));
+                }
+            }
             for (what, list) in [("rejected", &t.rejected), ("not written", &t.failed)] {
                 if list.is_empty() {
                     continue;
@@ -186,6 +216,9 @@ impl RunReport {
                     out.push_str(&format!("  … and {} more (see --json)\n", list.len() - 20));
                 }
             }
+        }
+        if let Some(path) = &self.rejects_file {
+            out.push_str(&format!("Every rejected or unwritten row is listed in {path}\n"));
         }
         out
     }
@@ -202,6 +235,7 @@ impl RunReport {
                     ("created", n(t.created as f64)),
                     ("updated", n(t.updated as f64)),
                     ("unchanged", n(t.unchanged as f64)),
+                    ("deleted", n(t.deleted as f64)),
                     ("rejected", n(t.rejected.len() as f64)),
                     ("failed", n(t.failed.len() as f64)),
                     ("write_units", n(t.write_units)),
@@ -224,6 +258,7 @@ impl RunReport {
             ("created", n(tot.created as f64)),
             ("updated", n(tot.updated as f64)),
             ("unchanged", n(tot.unchanged as f64)),
+            ("deleted", n(tot.deleted as f64)),
             ("rejected", n(tot.rejected as f64)),
             ("failed", n(tot.failed as f64)),
             ("write_units", n(tot.write_units)),
@@ -254,6 +289,9 @@ mod tests {
             updated: 0,
             unchanged,
             orphans: 0,
+            deleted: 0,
+            deleted_keys: vec![],
+            deletes_refused: None,
             write_units: w,
             read_units: r,
             potential_write_units: p,
@@ -279,6 +317,8 @@ mod tests {
             total: Totals::of(&tables, &prices),
             prices,
             tables,
+            rejects_file: None,
+            backup: None,
         }
     }
 
@@ -298,9 +338,9 @@ mod tests {
         let text = report().render();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "dev (us-east-1), incremental sync");
-        assert!(text.contains("│ t-lessons ┆  45 ┆       0 ┆       143 ┆"), "{text}");
+        assert!(text.contains("│ t-lessons ┆  45 ┆       0 ┆       143 ┆       0 ┆"), "{text}");
         assert!(
-            text.contains("│ total     ┆  45 ┆       0 ┆       155 ┆          45 ┆          4 ┆ $0.000029 ┆"),
+            text.contains("│ total     ┆  45 ┆       0 ┆       155 ┆       0 ┆          45 ┆          4 ┆ $0.000029 ┆"),
             "{text}"
         );
         assert!(text.contains("Write units are measured; prices built-in 2024-11-01 us-east-1."), "{text}");

@@ -11,13 +11,23 @@ use tokio::task::JoinHandle;
 
 use crate::dynamo::Dynamo;
 use crate::hash::{self, Digest};
-use crate::item::{AttributeValue, HASH_ATTR};
+use crate::item::{AttributeValue, Item, HASH_ATTR};
 use crate::profile::Profile;
 use crate::retry::{self, RetryPolicy};
 use crate::target::TargetError;
 
-/// One page's fingerprints: key digest and stored content hash (`None`: not written by ddbsync).
-pub type Page = Vec<(Digest, Option<Digest>)>;
+/// A target item as the diff sees it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub key: Digest,
+    /// The stored content hash; `None` when the item was not written by ddbsync.
+    pub stored: Option<Digest>,
+    /// The key attributes themselves, kept only for tables that delete orphans.
+    pub item_key: Option<Item>,
+}
+
+/// One page of a Scan.
+pub type Page = Vec<Seen>;
 
 /// What a Scan cost in the end.
 #[derive(Debug, Default, Clone, Copy)]
@@ -35,8 +45,15 @@ pub struct Feed {
     pub expected: u64,
 }
 
-/// Starts a table's parallel Scan.
-pub fn start(dynamo: Arc<Dynamo>, table: String, key_names: Vec<String>, expected: u64, profile: &Profile) -> Feed {
+/// Starts a table's parallel Scan; `keep_keys` returns each item's key attributes too.
+pub fn start(
+    dynamo: Arc<Dynamo>,
+    table: String,
+    key_names: Vec<String>,
+    keep_keys: bool,
+    expected: u64,
+    profile: &Profile,
+) -> Feed {
     let (segments, policy) = (profile.sync.scan_segments, RetryPolicy::new(profile.sync.max_attempts));
     // Unbounded on purpose: pages hold fingerprints only, and a table whose sync has not begun
     // yet must not stall its Scan.
@@ -44,7 +61,8 @@ pub fn start(dynamo: Arc<Dynamo>, table: String, key_names: Vec<String>, expecte
     let tasks: Vec<_> = (0..segments)
         .map(|segment| {
             let (dynamo, table, key_names, tx) = (dynamo.clone(), table.clone(), key_names.clone(), tx.clone());
-            tokio::spawn(async move { scan_segment(&dynamo, &table, &key_names, segment, segments, policy, tx).await })
+            let at = Segment { number: segment, of: segments, keep_keys };
+            tokio::spawn(async move { scan_segment(&dynamo, &table, &key_names, at, policy, tx).await })
         })
         .collect();
     let done = tokio::spawn(async move {
@@ -59,12 +77,18 @@ pub fn start(dynamo: Arc<Dynamo>, table: String, key_names: Vec<String>, expecte
     Feed { pages, done, expected }
 }
 
+#[derive(Clone, Copy)]
+struct Segment {
+    number: u32,
+    of: u32,
+    keep_keys: bool,
+}
+
 async fn scan_segment(
     dynamo: &Dynamo,
     table: &str,
     key_names: &[String],
-    segment: u32,
-    segments: u32,
+    at: Segment,
     policy: RetryPolicy,
     tx: mpsc::UnboundedSender<Page>,
 ) -> Result<ScanCost, TargetError> {
@@ -74,7 +98,7 @@ async fn scan_segment(
     let mut start = None;
     loop {
         let (page, retries) = retry::retrying(&policy, || {
-            dynamo.scan_page(table, &attributes, segment as i32, segments as i32, start.clone())
+            dynamo.scan_page(table, &attributes, at.number as i32, at.of as i32, start.clone())
         })
         .await;
         cost.retries += retries;
@@ -82,11 +106,16 @@ async fn scan_segment(
         cost.read_units += page.consumed_units;
         let fingerprints = page
             .items
-            .iter()
-            .filter_map(|item| {
+            .into_iter()
+            .filter_map(|mut item| {
                 let keys: Option<Vec<&AttributeValue>> = key_names.iter().map(|k| item.get(k)).collect();
+                let key = hash::key_digest(&keys?);
                 let stored = item.get(HASH_ATTR).and_then(|h| h.as_s().ok()).and_then(|h| hash::from_hex(h));
-                Some((hash::key_digest(&keys?), stored))
+                let item_key = at.keep_keys.then(|| {
+                    item.retain(|name, _| key_names.contains(name));
+                    item
+                });
+                Some(Seen { key, stored, item_key })
             })
             .collect();
         if tx.send(fingerprints).is_err() {

@@ -7,16 +7,20 @@
 use std::path::PathBuf;
 
 use futures::{Stream, StreamExt};
+use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::types::{FromSql, Type};
-use tokio_postgres::{Client, NoTls, Row};
+use tokio_postgres::{Client, NoTls, Row, Socket};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::pgpass;
 use crate::profile::{Profile, SslMode};
+use crate::{pgpass, tls};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("{path}: source.password_env names {var}, which is not set; export it, or remove password_env to use PGPASSWORD or ~/.pgpass")]
     MissingPassword { path: String, var: String },
+    #[error("{path}: {message}")]
+    Tls { path: String, message: String },
     #[error("cannot connect to PostgreSQL at {target}: {cause}")]
     Connect { target: String, cause: String },
     #[error("{context}: {cause}")]
@@ -90,26 +94,21 @@ impl Source {
             .ssl_mode(match cfg.sslmode {
                 SslMode::Disable => tokio_postgres::config::SslMode::Disable,
                 SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+                SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => tokio_postgres::config::SslMode::Require,
             });
         if let Some(password) = &password {
             config.password(password);
         }
-        let connect = tokio::time::timeout(cfg.connect_timeout, config.connect(NoTls));
-        let (client, connection) = match connect.await {
-            Ok(Ok(pair)) => pair,
-            Ok(Err(e)) => return Err(SourceError::Connect { target, cause: db_error(&e) }),
-            Err(_) => {
-                return Err(SourceError::Connect {
-                    target,
-                    cause: format!("no answer within {}s (source.connect_timeout_secs)", cfg.connect_timeout.as_secs()),
-                })
+        let connected = match cfg.sslmode {
+            SslMode::Disable => connect(config, NoTls, cfg.connect_timeout).await,
+            mode => {
+                let roots = tls::root_cert(cfg.sslrootcert.as_deref());
+                let tls = tls::client_config(mode, roots.as_deref())
+                    .map_err(|message| SourceError::Tls { path: profile.path.display().to_string(), message })?;
+                connect(config, MakeRustlsConnect::new(tls), cfg.connect_timeout).await
             }
         };
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!("PostgreSQL connection closed: {e}");
-            }
-        });
+        let client = connected.map_err(|cause| SourceError::Connect { target: target.clone(), cause })?;
         Ok(Source { client, target })
     }
 
@@ -134,6 +133,25 @@ impl Source {
         let context = context.to_string();
         Ok(stream.map(move |r| r.map_err(|e| SourceError::Query { context: context.clone(), cause: db_error(&e) })))
     }
+}
+
+/// Connects and runs the connection on its own task; the error is the text for a user.
+async fn connect<T>(config: tokio_postgres::Config, tls: T, limit: std::time::Duration) -> Result<Client, String>
+where
+    T: MakeTlsConnect<Socket> + Send + 'static,
+    T::Stream: Send + 'static,
+{
+    let (client, connection) = match tokio::time::timeout(limit, config.connect(tls)).await {
+        Ok(Ok(pair)) => pair,
+        Ok(Err(e)) => return Err(db_error(&e)),
+        Err(_) => return Err(format!("no answer within {}s (source.connect_timeout_secs)", limit.as_secs())),
+    };
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!("PostgreSQL connection closed: {e}");
+        }
+    });
+    Ok(client)
 }
 
 /// A column's raw binary value, whatever its type: conversion happens in [`crate::convert`].

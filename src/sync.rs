@@ -5,6 +5,8 @@
 //! goes through the same diff and writes nothing (no table, no item, no run record); every source
 //! row ends created, updated, unchanged, rejected or failed, and the report counts each.
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,12 +15,15 @@ use chrono::{SecondsFormat, Utc};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
+use crate::backup;
 use crate::build::{Built, Plan, Reject};
 use crate::classify::Classifier;
 use crate::cost::Savings;
-use crate::diff::{Index, Verdict};
+use crate::diff::{self, Index, Verdict};
 use crate::dynamo::{Dynamo, KeySchema};
-use crate::item;
+use crate::hash::Digest;
+use crate::item::{self, Item};
+use crate::lock;
 use crate::pace::{Cap, Pace};
 use crate::printer::Printer;
 use crate::profile::{Profile, ProfileError, TableMapping};
@@ -26,10 +31,11 @@ use crate::report::{RunReport, TableReport, Totals};
 use crate::retry::RetryPolicy;
 use crate::scan::{self, Feed, Page, ScanCost};
 use crate::source::{self, Source};
-use crate::writer::{self, Pending, WriterSettings, MAX_BATCH};
+use crate::target::Request;
+use crate::writer::{self, Pending, WriteOutcome, WriterSettings, MAX_BATCH};
 
 /// How long a table may take to be created or deleted.
-const TABLE_WAIT: Duration = Duration::from_secs(300);
+pub const TABLE_WAIT: Duration = Duration::from_secs(300);
 
 /// Items the writer holds back to interleave writes (about 40 batches).
 const SHUFFLE_WINDOW: usize = 40 * MAX_BATCH;
@@ -49,6 +55,24 @@ pub struct SyncOptions {
     pub clean: bool,
     /// Only these mappings (by name without prefix); all when empty.
     pub tables: Vec<String>,
+    /// Lets deletes exceed `sync.max_delete_fraction` of a table.
+    pub allow_mass_delete: bool,
+    /// Takes the run lock even from a live lease.
+    pub force_unlock: bool,
+    /// Where to list rejected and unwritten rows; default `<rejects_dir>/<env>-<time>.jsonl`.
+    pub rejects_file: Option<PathBuf>,
+}
+
+/// `sync.on_reject = "fail"` found rows that cannot be written; nothing was written.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{count} source rows cannot be written (first: {first}); nothing was written because sync.on_reject is \"fail\". \
+     Every row is listed in {file}"
+)]
+pub struct RejectedBeforeWrite {
+    pub count: usize,
+    pub first: String,
+    pub file: String,
 }
 
 /// A mapping with its checked plan and what the target holds now.
@@ -82,6 +106,22 @@ pub fn selected<'a>(profile: &'a Profile, names: &[String]) -> Result<Vec<&'a Ta
     Ok(profile.tables.iter().filter(|t| names.is_empty() || names.contains(&t.name)).collect())
 }
 
+/// Creates the metadata table (run records and the run lock) if it does not exist.
+pub async fn ensure_metadata_table(dynamo: &Dynamo, profile: &Profile) -> Result<()> {
+    let table = &profile.metadata_table;
+    if dynamo.describe(table).await?.is_none() {
+        let schema: KeySchema = vec![("pk".into(), "S".into()), ("sk".into(), "S".into())];
+        match dynamo.create_table(table, &schema).await {
+            Ok(()) => {}
+            // Another run created it meanwhile.
+            Err(e) if e.to_string().contains("in use") || e.to_string().contains("exists") => {}
+            Err(e) => return Err(e).with_context(|| format!("creating metadata table {table}")),
+        }
+        dynamo.wait(table, false, TABLE_WAIT).await?;
+    }
+    Ok(())
+}
+
 pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer) -> Result<RunReport> {
     let started_at = now();
     let mappings = selected(profile, &options.tables)?;
@@ -94,24 +134,50 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer) ->
         let columns = source.describe(&mapping.query, &context).await?;
         plans.push(Plan::new(mapping, columns)?);
     }
+    let rejects_path = || {
+        options.rejects_file.clone().unwrap_or_else(|| {
+            let stamp = started_at.replace([':', '.'], "").replace('-', "");
+            profile.rejects_dir.join(format!("{}-{stamp}.jsonl", profile.env))
+        })
+    };
+    if profile.sync.fail_on_reject {
+        let rejected = check_source(&source, &mappings, &plans).await?;
+        let count: usize = rejected.iter().map(|(_, r)| r.len()).sum();
+        if count > 0 {
+            let path = rejects_path();
+            write_rejects(&path, rejected.iter().map(|(t, r)| (t.as_str(), "rejected", r.as_slice())))?;
+            let (table, first) = rejected.iter().find_map(|(t, r)| r.first().map(|r| (t, r))).expect("a reject");
+            let first = format!("{table}: {}: {}", first.key, first.reason);
+            return Err(RejectedBeforeWrite { count, first, file: path.display().to_string() }.into());
+        }
+    }
 
-    let dynamo = Dynamo::connect(&profile.target).await;
+    let dynamo = Arc::new(Dynamo::connect(&profile.target).await);
     let where_ = match &profile.target.endpoint_url {
         Some(url) => format!("{} ({url})", profile.target.region),
         None => profile.target.region.clone(),
     };
     let mut prepared = Vec::new();
     for (mapping, plan) in mappings.into_iter().zip(plans) {
-        let info = dynamo
-            .describe(&mapping.table_name)
-            .await
-            .with_context(|| format!("reading DynamoDB table {} in {where_}", mapping.table_name))?;
+        let table = &mapping.table_name;
+        let mut info =
+            dynamo.describe(table).await.with_context(|| format!("reading DynamoDB table {table} in {where_}"))?;
+        // A table left deleting or creating by an interrupted run: let it finish first.
+        match info.as_ref().map(|i| i.status.as_str()) {
+            Some("DELETING") => {
+                if !options.dry_run {
+                    dynamo.wait(table, true, TABLE_WAIT).await?;
+                }
+                info = None;
+            }
+            Some("CREATING" | "UPDATING") if !options.dry_run => dynamo.wait(table, false, TABLE_WAIT).await?,
+            _ => {}
+        }
         let wanted = key_schema(&plan);
         if let Some(info) = &info {
             if info.key_schema != wanted && !options.clean {
                 bail!(
-                    "DynamoDB table {} has key ({}) but {} gives ({}); run with --clean to recreate the table",
-                    mapping.table_name,
+                    "DynamoDB table {table} has key ({}) but {} gives ({}); run with --clean to recreate the table",
                     show_schema(&info.key_schema),
                     mapping.origin.display(),
                     show_schema(&wanted)
@@ -122,8 +188,73 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer) ->
         prepared.push(Prepared { mapping, plan, exists: info.is_some(), item_count });
     }
 
+    let run = Run {
+        profile,
+        options,
+        printer,
+        source: &source,
+        dynamo: dynamo.clone(),
+        cap: profile.sync.max_write_units_per_second.map(|n| Arc::new(Cap::new(n))),
+    };
+    let mut report = if options.dry_run {
+        sync_tables(&run, &mut prepared, started_at.clone()).await?
+    } else {
+        ensure_metadata_table(&dynamo, profile).await?;
+        let lock = lock::acquire(
+            dynamo.clone(),
+            &profile.metadata_table,
+            &profile.env,
+            profile.sync.lock_lease,
+            options.force_unlock,
+        )
+        .await?;
+        let outcome = tokio::select! {
+            outcome = sync_tables(&run, &mut prepared, started_at.clone()) => outcome,
+            reason = lock.lost() => Err(anyhow::anyhow!("stopped: {reason}")),
+        };
+        let report = match outcome {
+            Ok(report) => report,
+            Err(e) => {
+                // The error matters more than a failure to release, which expiry repairs.
+                let _ = lock.release().await;
+                return Err(e);
+            }
+        };
+        lock.release().await.context("releasing the run lock")?;
+        report
+    };
+    if report.has_losses() {
+        let path = rejects_path();
+        let lists = report.tables.iter().flat_map(|t| {
+            [(t.table.as_str(), "rejected", &t.rejected[..]), (t.table.as_str(), "not written", &t.failed[..])]
+        });
+        write_rejects(&path, lists)?;
+        if report.total.rejected + report.total.failed > 0 {
+            report.rejects_file = Some(path.display().to_string());
+        }
+    }
+    Ok(report)
+}
+
+/// The whole of a sync once the lock is held: clean or create tables, diff, write, record.
+async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], started_at: String) -> Result<RunReport> {
+    let (profile, options, printer, dynamo) = (run.profile, run.options, run.printer, &run.dynamo);
+    let mut backup = None;
+    if options.clean && profile.protected && !options.dry_run {
+        let existing: Vec<&TableMapping> = prepared.iter().filter(|p| p.exists).map(|p| p.mapping).collect();
+        if !existing.is_empty() {
+            let path = backup::default_path(profile);
+            printer.note(format!("{} is protected: backing up {} tables before --clean", profile.env, existing.len()));
+            let manifest = backup::backup(dynamo, profile, &existing, &path, printer)
+                .await
+                .context("taking the backup before --clean; nothing was deleted")?;
+            let items: u64 = manifest.tables.iter().map(|t| t.items).sum();
+            printer.note(format!("backup: {} ({items} items)", path.display()));
+            backup = Some(path.display().to_string());
+        }
+    }
     if !options.dry_run {
-        for p in &mut prepared {
+        for p in prepared.iter_mut() {
             let table = &p.mapping.table_name;
             if options.clean && p.exists {
                 printer.note(format!("deleting {table}"));
@@ -138,29 +269,20 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer) ->
         }
     }
 
-    let dynamo = Arc::new(dynamo);
     let scans: Vec<_> = prepared
         .iter()
         .map(|p| {
             let key_names = p.plan.key_names().into_iter().map(String::from).collect();
             (p.exists && !options.clean).then(|| {
                 let table = p.mapping.table_name.clone();
-                scan::start(dynamo.clone(), table, key_names, p.item_count, profile)
+                scan::start(dynamo.clone(), table, key_names, p.mapping.delete_missing, p.item_count, profile)
             })
         })
         .collect();
-    let run = Run {
-        profile,
-        options,
-        printer,
-        source: &source,
-        dynamo: dynamo.clone(),
-        cap: profile.sync.max_write_units_per_second.map(|n| Arc::new(Cap::new(n))),
-    };
     let mut tables = Vec::new();
     for (p, scan) in prepared.iter().zip(scans) {
         let table = &p.mapping.table_name;
-        let report = sync_table(&run, p, scan).await.with_context(|| format!("syncing table {table}"))?;
+        let report = sync_table(run, p, scan).await.with_context(|| format!("syncing table {table}"))?;
         tables.push(report);
     }
 
@@ -176,25 +298,60 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer) ->
         prices: profile.prices.clone(),
         tables,
         total,
+        rejects_file: None,
+        backup,
     };
     if !options.dry_run {
-        record_run(&dynamo, profile, &report).await?;
+        let table = &profile.metadata_table;
+        dynamo.put_item(table, report.record()).await.with_context(|| format!("recording the run in {table}"))?;
     }
     Ok(report)
 }
 
-async fn record_run(dynamo: &Dynamo, profile: &Profile, report: &RunReport) -> Result<()> {
-    let table = &profile.metadata_table;
-    let schema: KeySchema = vec![("pk".into(), "S".into()), ("sk".into(), "S".into())];
-    match dynamo.describe(table).await? {
-        Some(_) => {}
-        None => {
-            dynamo.create_table(table, &schema).await.with_context(|| format!("creating metadata table {table}"))?;
-            dynamo.wait(table, false, TABLE_WAIT).await?;
+/// `sync.on_reject = "fail"`: reads every table's source once, building items and checking keys,
+/// without writing. Returns each table's rejects.
+async fn check_source(
+    source: &Source,
+    mappings: &[&TableMapping],
+    plans: &[Plan],
+) -> Result<Vec<(String, Vec<Reject>)>> {
+    let mut out = Vec::new();
+    for (mapping, plan) in mappings.iter().zip(plans) {
+        let context = format!("{}: table \"{}\": query", mapping.origin.display(), mapping.name);
+        let rows = source.rows(&mapping.query, &context).await?;
+        futures::pin_mut!(rows);
+        let mut keys = std::collections::HashSet::new();
+        let mut rejected = Vec::new();
+        while let Some(row) = rows.next().await {
+            match plan.build(&source::raw_values(&row?)) {
+                Ok(built) if !keys.insert(built.key) => rejected
+                    .push(Reject { key: item::describe_key(&built.item, &plan.key_names()), reason: DUPLICATE.into() }),
+                Ok(_) => {}
+                Err(reject) => rejected.push(reject),
+            }
+        }
+        out.push((mapping.table_name.clone(), rejected));
+    }
+    Ok(out)
+}
+
+const DUPLICATE: &str = "another row of the query has the same key; only the first was kept";
+
+/// Writes the rows that were not written, one JSON object per line: table, kind, key, reason.
+fn write_rejects<'a>(path: &Path, lists: impl IntoIterator<Item = (&'a str, &'a str, &'a [Reject])>) -> Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    for (table, kind, list) in lists {
+        for r in list {
+            let line = serde_json::json!({ "table": table, "kind": kind, "key": r.key, "reason": r.reason });
+            writeln!(out, "{line}").with_context(|| format!("writing {}", path.display()))?;
         }
     }
-    dynamo.put_item(table, report.record()).await.with_context(|| format!("recording the run in {table}"))?;
-    Ok(())
+    out.flush().with_context(|| format!("writing {}", path.display()))
 }
 
 /// What every table of a run shares.
@@ -231,10 +388,8 @@ impl Tally<'_> {
                 return;
             }
             Verdict::Duplicate => {
-                self.rejected.push(Reject {
-                    key: item::describe_key(&built.item, &self.key_names),
-                    reason: "another row of the query has the same key; only the first was kept".into(),
-                });
+                self.rejected
+                    .push(Reject { key: item::describe_key(&built.item, &self.key_names), reason: DUPLICATE.into() });
                 return;
             }
             Verdict::Create => self.created += 1,
@@ -244,7 +399,7 @@ impl Tally<'_> {
         if let Some(tx) = &self.writer {
             self.bar.inc_length(1);
             // A send fails only if the writer ended early; its outcome reports why.
-            let _ = tx.send(Pending { key: built.key, item: built.item, units }).await;
+            let _ = tx.send(Pending { key: built.key, request: Request::Put(built.item), units }).await;
         }
     }
 }
@@ -294,6 +449,9 @@ async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> 
     let mut classifier = Classifier::new(index, feed.is_none(), PARK_BUDGET);
     let scan_bar = feed.as_ref().map(|_| run.printer.counter(format!("{table}: reading target hashes")));
     let mut scan_cost = ScanCost::default();
+    // Target items found, and (for tables that delete orphans) their keys.
+    let mut scanned = 0u64;
+    let mut keys: HashMap<Digest, Item> = HashMap::new();
     let context = format!("{}: table \"{}\": query", p.mapping.origin.display(), p.mapping.name);
     let rows = run.source.rows(&p.mapping.query, &context).await?;
     futures::pin_mut!(rows);
@@ -305,8 +463,12 @@ async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> 
                     if let Some(bar) = &scan_bar {
                         bar.inc(page.len() as u64);
                     }
-                    for (key, stored) in page {
-                        if let Some((verdict, built)) = classifier.scanned(key, stored) {
+                    scanned += page.len() as u64;
+                    for seen in page {
+                        if let Some(key) = seen.item_key {
+                            keys.insert(seen.key, key);
+                        }
+                        if let Some((verdict, built)) = classifier.scanned(seen.key, seen.stored) {
                             tally.take(verdict, built).await;
                         }
                     }
@@ -338,11 +500,38 @@ async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> 
     }
 
     drop(tally.writer.take());
-    let outcome = match writer_task {
+    let mut outcome = match writer_task {
         Some(task) => task.await.context("writer task panicked")?,
         None => Default::default(),
     };
     bar.finish_and_clear();
+
+    // Orphans: deleted only when the mapping asks and the guard allows, after every write.
+    let orphans = classifier.unseen() as u64;
+    let mut deletes = Deletes::default();
+    if p.mapping.delete_missing && orphans > 0 {
+        let guard =
+            diff::delete_guard(orphans, scanned, run.profile.sync.max_delete_fraction, run.options.allow_mass_delete);
+        match guard {
+            Err(reason) => deletes.refused = Some(reason),
+            Ok(()) => {
+                let doomed: Vec<(Digest, Item)> =
+                    classifier.unseen_keys().filter_map(|d| keys.remove(d).map(|k| (*d, k))).collect();
+                let names = p.plan.key_names();
+                deletes.keys = doomed.iter().map(|(_, k)| item::describe_key(k, &names)).collect();
+                if !run.options.dry_run {
+                    let done = delete(run, p, doomed).await?;
+                    deletes.count = done.written;
+                    outcome.consumed_units += done.consumed_units;
+                    outcome.retries += done.retries;
+                    outcome.throttled += done.throttled;
+                    outcome.failed.extend(done.failed);
+                } else {
+                    deletes.count = deletes.keys.len() as u64;
+                }
+            }
+        }
+    }
     let write_units = if run.options.dry_run { tally.changed_units as f64 } else { outcome.consumed_units };
     // A full rewrite writes the changed items (as billed) and the unchanged ones (estimated).
     let potential_write_units = write_units + tally.unchanged_units as f64;
@@ -352,7 +541,10 @@ async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> 
         created: tally.created,
         updated: tally.updated,
         unchanged: tally.unchanged,
-        orphans: classifier.unseen() as u64,
+        orphans,
+        deleted: deletes.count,
+        deleted_keys: deletes.keys,
+        deletes_refused: deletes.refused,
         write_units,
         read_units: scan_cost.read_units,
         potential_write_units,
@@ -362,4 +554,34 @@ async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> 
         rejected: tally.rejected,
         failed: outcome.failed,
     })
+}
+
+#[derive(Default)]
+struct Deletes {
+    count: u64,
+    keys: Vec<String>,
+    refused: Option<String>,
+}
+
+/// Deletes target items by key, through the same writer (batches, pace, retries) as the puts.
+async fn delete(run: &Run<'_>, p: &Prepared<'_>, doomed: Vec<(Digest, Item)>) -> Result<WriteOutcome> {
+    let table = &p.mapping.table_name;
+    let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+    let settings = WriterSettings {
+        table: table.clone(),
+        key_names: p.plan.key_names().into_iter().map(String::from).collect(),
+        policy: RetryPolicy::new(run.profile.sync.max_attempts),
+        shuffle_window: SHUFFLE_WINDOW,
+    };
+    let pace = Arc::new(Pace::new(run.profile.sync.max_in_flight, run.cap.clone()));
+    let task = tokio::spawn(writer::write_all(run.dynamo.clone(), settings, pace, rx, |_| {}));
+    run.printer.note(format!("{table}: deleting {} items that have no source row", doomed.len()));
+    for (key, item) in doomed {
+        // A delete is billed by the size of the item removed; one unit is the floor.
+        if tx.send(Pending { key, request: Request::Delete(item), units: 1 }).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    task.await.context("writer task panicked")
 }

@@ -7,11 +7,29 @@ use std::future::Future;
 
 use crate::item::Item;
 
+/// One request of a BatchWriteItem call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// Write this whole item.
+    Put(Item),
+    /// Delete the item with this key (the key attributes only).
+    Delete(Item),
+}
+
+impl Request {
+    /// The item, or the key of the item to delete: enough to name it in messages.
+    pub fn item(&self) -> &Item {
+        match self {
+            Request::Put(item) | Request::Delete(item) => item,
+        }
+    }
+}
+
 /// What DynamoDB did with one BatchWriteItem call.
 #[derive(Debug, Default, Clone)]
 pub struct WriteReply {
-    /// Items DynamoDB did not write this time (`UnprocessedItems`): send them again, later.
-    pub unprocessed: Vec<Item>,
+    /// Requests DynamoDB did not carry out this time (`UnprocessedItems`): send them again, later.
+    pub unprocessed: Vec<Request>,
     /// Write units DynamoDB reported (`ConsumedCapacity`, indexes included).
     pub consumed_units: f64,
 }
@@ -35,7 +53,11 @@ impl TargetError {
     }
 }
 
-/// Writes batches of at most 25 items, never the same key twice in one batch.
+/// Writes batches of at most 25 requests, never the same key twice in one batch.
 pub trait BatchWriter: Send + Sync {
-    fn write_batch(&self, table: &str, items: &[Item]) -> impl Future<Output = Result<WriteReply, TargetError>> + Send;
+    fn write_batch(
+        &self,
+        table: &str,
+        requests: &[Request],
+    ) -> impl Future<Output = Result<WriteReply, TargetError>> + Send;
 }

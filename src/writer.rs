@@ -18,19 +18,19 @@ use tokio::sync::mpsc;
 
 use crate::build::Reject;
 use crate::hash::Digest;
-use crate::item::{self, Item};
+use crate::item;
 use crate::pace::Pace;
 use crate::retry::RetryPolicy;
-use crate::target::{BatchWriter, TargetError};
+use crate::target::{BatchWriter, Request, TargetError};
 
 /// BatchWriteItem's limit on requests per call.
 pub const MAX_BATCH: usize = 25;
 
-/// An item on its way to DynamoDB.
+/// A put or a delete on its way to DynamoDB.
 #[derive(Debug, Clone)]
 pub struct Pending {
     pub key: Digest,
-    pub item: Item,
+    pub request: Request,
     /// Estimated write units, for the units-per-second cap.
     pub units: u64,
 }
@@ -63,7 +63,7 @@ impl WriteOutcome {
 pub async fn write_with_retry<W: BatchWriter>(
     writer: &W,
     table: &str,
-    mut pending: Vec<Item>,
+    mut pending: Vec<Request>,
     policy: &RetryPolicy,
     pace: &Pace,
     key_names: &[&str],
@@ -97,7 +97,7 @@ pub async fn write_with_retry<W: BatchWriter>(
                 error.to_string()
             };
             outcome.failed.extend(
-                pending.iter().map(|i| Reject { key: item::describe_key(i, key_names), reason: reason.clone() }),
+                pending.iter().map(|r| Reject { key: item::describe_key(r.item(), key_names), reason: reason.clone() }),
             );
             return outcome;
         };
@@ -147,8 +147,8 @@ pub async fn write_all<W: BatchWriter + 'static>(
             (writer.clone(), settings.table.clone(), settings.policy, pace.clone(), &key_names);
         async move {
             pace.spend(batch.iter().map(|p| p.units).sum()).await;
-            let items = batch.into_iter().map(|p| p.item).collect();
-            write_with_retry(&*writer, &table, items, &policy, &pace, names).await
+            let requests = batch.into_iter().map(|p| p.request).collect();
+            write_with_retry(&*writer, &table, requests, &policy, &pace, names).await
         }
     };
     let mut outcome = WriteOutcome::default();
@@ -178,7 +178,7 @@ pub async fn write_all<W: BatchWriter + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::item::AttributeValue;
+    use crate::item::{AttributeValue, Item};
     use crate::target::WriteReply;
     use std::collections::VecDeque;
     use std::sync::Mutex;
@@ -188,7 +188,7 @@ mod tests {
     #[derive(Default)]
     struct Scripted {
         script: Mutex<VecDeque<Script>>,
-        calls: Mutex<Vec<Vec<Item>>>,
+        calls: Mutex<Vec<Vec<Request>>>,
     }
 
     enum Script {
@@ -198,7 +198,7 @@ mod tests {
     }
 
     impl BatchWriter for Scripted {
-        async fn write_batch(&self, _table: &str, items: &[Item]) -> Result<WriteReply, TargetError> {
+        async fn write_batch(&self, _table: &str, items: &[Request]) -> Result<WriteReply, TargetError> {
             self.calls.lock().unwrap().push(items.to_vec());
             let step = self.script.lock().unwrap().pop_front().unwrap_or(Script::Ok);
             match step {
@@ -212,8 +212,12 @@ mod tests {
         }
     }
 
-    fn items(n: usize) -> Vec<Item> {
-        (0..n).map(|i| Item::from([("id".to_string(), AttributeValue::N(i.to_string()))])).collect()
+    fn items(n: usize) -> Vec<Request> {
+        (0..n).map(|i| Request::Put(Item::from([("id".to_string(), AttributeValue::N(i.to_string()))]))).collect()
+    }
+
+    fn id(request: &Request) -> usize {
+        request.item()["id"].as_n().unwrap().parse().unwrap()
     }
 
     fn pace() -> Pace {
@@ -281,7 +285,7 @@ mod tests {
         let task = tokio::spawn(write_all(w.clone(), settings, Arc::new(Pace::new(3, None)), rx, |_| {}));
         for (i, item) in items(300).into_iter().enumerate() {
             // Keys repeat every 150 items: two items with one key may share the window.
-            tx.send(Pending { key: [(i % 150) as u8; 16], item, units: 1 }).await.unwrap();
+            tx.send(Pending { key: [(i % 150) as u8; 16], request: item, units: 1 }).await.unwrap();
         }
         drop(tx);
         let out = task.await.unwrap();
@@ -289,14 +293,13 @@ mod tests {
         let calls = w.calls.lock().unwrap();
         assert!(calls.iter().all(|c| c.len() <= MAX_BATCH));
         for call in calls.iter() {
-            let ids: Vec<usize> =
-                call.iter().map(|i| i["id"].as_n().unwrap().parse::<usize>().unwrap() % 150).collect();
+            let ids: Vec<usize> = call.iter().map(|r| id(r) % 150).collect();
             let mut unique = ids.clone();
             unique.sort();
             unique.dedup();
             assert_eq!(unique.len(), ids.len(), "a key twice in one batch: {ids:?}");
         }
-        let mut all: Vec<String> = calls.iter().flatten().map(|i| i["id"].as_n().unwrap().clone()).collect();
+        let mut all: Vec<usize> = calls.iter().flatten().map(id).collect();
         all.sort();
         all.dedup();
         assert_eq!(all.len(), 300, "every item written exactly once");
@@ -310,12 +313,11 @@ mod tests {
             WriterSettings { table: "t".into(), key_names: vec!["id".into()], policy: fast(3), shuffle_window: 200 };
         let task = tokio::spawn(write_all(w.clone(), settings, Arc::new(Pace::new(1, None)), rx, |_| {}));
         for (i, item) in items(400).into_iter().enumerate() {
-            tx.send(Pending { key: (i as u128).to_be_bytes(), item, units: 1 }).await.unwrap();
+            tx.send(Pending { key: (i as u128).to_be_bytes(), request: item, units: 1 }).await.unwrap();
         }
         drop(tx);
         task.await.unwrap();
-        let first: Vec<usize> =
-            w.calls.lock().unwrap()[0].iter().map(|i| i["id"].as_n().unwrap().parse().unwrap()).collect();
+        let first: Vec<usize> = w.calls.lock().unwrap()[0].iter().map(id).collect();
         let spread = first.iter().max().unwrap() - first.iter().min().unwrap();
         assert!(spread > 50, "the first batch is drawn from the whole window, not the first 25 rows: {first:?}");
     }

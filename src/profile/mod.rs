@@ -44,8 +44,12 @@ pub struct Profile {
     pub prices: Prices,
     pub sync: SyncSettings,
     pub tables: Vec<TableMapping>,
-    /// Full name of the table that records runs.
+    /// Full name of the table that records runs and holds the run lock.
     pub metadata_table: String,
+    /// Where `--clean` on a protected environment writes its backup.
+    pub backup_dir: PathBuf,
+    /// Where the list of rejected and unwritten rows goes.
+    pub rejects_dir: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -57,13 +61,32 @@ pub struct SourceConfig {
     /// The environment variable named by `password_env`, if any.
     pub password_env: Option<String>,
     pub sslmode: SslMode,
+    /// CA certificates for `verify-ca` / `verify-full` (the profile's, else libpq's defaults).
+    pub sslrootcert: Option<PathBuf>,
     pub connect_timeout: Duration,
 }
 
+/// libpq's `sslmode` values, except `allow` (plain first, TLS on refusal), which nobody should want.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SslMode {
     Disable,
     Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl SslMode {
+    pub fn parse(text: &str) -> Option<SslMode> {
+        Some(match text {
+            "disable" => SslMode::Disable,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +102,10 @@ pub struct SyncSettings {
     pub max_in_flight: usize,
     pub max_attempts: u32,
     pub max_write_units_per_second: Option<std::num::NonZeroU32>,
+    /// Any rejected row fails the run before the first write.
+    pub fail_on_reject: bool,
+    pub max_delete_fraction: f64,
+    pub lock_lease: Duration,
 }
 
 impl SyncSettings {
@@ -115,6 +142,8 @@ pub struct TableMapping {
     pub excluded: Excluded,
     /// Attribute → value used when the column is NULL.
     pub defaults: Vec<(String, AttributeValue)>,
+    /// Delete target items whose source row is gone.
+    pub delete_missing: bool,
     /// The mappings file, for messages.
     pub origin: PathBuf,
 }
@@ -191,11 +220,12 @@ fn validate(
 ) -> Result<Profile, ProfileError> {
     let err = |message: String| ProfileError::new(path, message);
     let sslmode = match file.source.sslmode.as_deref() {
-        None | Some("prefer") => SslMode::Prefer,
-        Some("disable") => SslMode::Disable,
-        Some(other) => {
-            return Err(err(format!("source.sslmode = \"{other}\" is not supported; use \"disable\" or \"prefer\"")))
-        }
+        None => SslMode::Prefer,
+        Some(text) => SslMode::parse(text).ok_or_else(|| {
+            err(format!(
+                "source.sslmode = \"{text}\" is not supported; use disable, prefer, require, verify-ca or verify-full"
+            ))
+        })?,
     };
     let prices = match file.prices {
         Some(p) if p.write_per_million >= 0.0 && p.read_per_million >= 0.0 => Prices {
@@ -222,6 +252,25 @@ fn validate(
             })?),
             None => None,
         },
+        fail_on_reject: match file.sync.on_reject.as_deref() {
+            None | Some("report") => false,
+            Some("fail") => true,
+            Some(other) => {
+                return Err(err(format!("sync.on_reject = \"{other}\" is not supported; use \"report\" or \"fail\"")))
+            }
+        },
+        max_delete_fraction: match file.sync.max_delete_fraction {
+            None => 0.1,
+            Some(f) if (0.0..=1.0).contains(&f) => f,
+            Some(f) => {
+                return Err(err(format!("sync.max_delete_fraction = {f} must be between 0 and 1 (0.1 is 10 %)")))
+            }
+        },
+        lock_lease: Duration::from_secs(positive(
+            path,
+            "sync.lock_lease_secs",
+            file.sync.lock_lease_secs.unwrap_or(60),
+        )?),
     };
     let metadata_table = format!("{}{}", file.table_prefix, file.metadata_table.as_deref().unwrap_or("cache-metadata"));
     let global_excluded = mappings.exclude_from_hash.clone();
@@ -251,6 +300,7 @@ fn validate(
             user: file.source.user,
             password_env: file.source.password_env,
             sslmode,
+            sslrootcert: file.source.sslrootcert.map(PathBuf::from),
             connect_timeout: Duration::from_secs(file.source.connect_timeout_secs.unwrap_or(10).max(1)),
         },
         target: TargetConfig {
@@ -262,6 +312,8 @@ fn validate(
         sync,
         tables,
         metadata_table,
+        backup_dir: PathBuf::from(file.backup_dir.as_deref().unwrap_or("backups")),
+        rejects_dir: PathBuf::from(file.rejects_dir.as_deref().unwrap_or("rejects")),
     })
 }
 
@@ -313,6 +365,7 @@ fn table_mapping(
         sort_key,
         excluded,
         defaults,
+        delete_missing: table.delete_missing,
         origin: origin.to_path_buf(),
     })
 }

@@ -19,8 +19,14 @@ pub struct EnvFile {
     /// A protected environment (production) needs `--yes` for `--clean`, whatever the terminal.
     #[serde(default)]
     pub protected: bool,
-    /// Name, after the prefix, of the table that records each run. Default `cache-metadata`.
+    /// Name, after the prefix, of the table that records each run and holds the run lock.
+    /// Default `cache-metadata`.
     pub metadata_table: Option<String>,
+    /// Directory for the backups `--clean` takes on a protected environment, relative to the
+    /// working directory. Default `backups`.
+    pub backup_dir: Option<String>,
+    /// Directory for the JSON-lines files that list rejected and unwritten rows. Default `rejects`.
+    pub rejects_dir: Option<String>,
     /// The PostgreSQL database to read.
     pub source: SourceSection,
     /// The DynamoDB account and region to write.
@@ -46,8 +52,13 @@ pub struct SourceSection {
     /// Name of the environment variable holding the password. Without it: `PGPASSWORD`, then
     /// `~/.pgpass` (or `PGPASSFILE`), like libpq. Passwords never go in profile files.
     pub password_env: Option<String>,
-    /// `disable` or `prefer` (the default; falls back to plain TCP when the server has no TLS).
+    /// Like libpq: `disable`, `prefer` (the default: TLS when the server offers it), `require` (TLS,
+    /// certificate not checked), `verify-ca` (TLS, certificate signed by `sslrootcert`) or
+    /// `verify-full` (also checks that the certificate names the host).
     pub sslmode: Option<String>,
+    /// PEM file of the certificate authorities to trust for `verify-ca` and `verify-full`. Default
+    /// `PGSSLROOTCERT`, else `~/.postgresql/root.crt`, like libpq.
+    pub sslrootcert: Option<String>,
     /// Seconds to wait for the connection before giving up. Default 10.
     pub connect_timeout_secs: Option<u64>,
 }
@@ -83,6 +94,15 @@ pub struct SyncSection {
     pub max_attempts: Option<u32>,
     /// Cap on write units spent per second, to leave room for production traffic. Default: none.
     pub max_write_units_per_second: Option<u32>,
+    /// `report` (the default): rows that cannot become items are listed and the rest is written.
+    /// `fail`: the source is checked in full first and any reject stops the run before the first write.
+    pub on_reject: Option<String>,
+    /// Largest share of a table that deletes may remove in one run without `--allow-mass-delete`.
+    /// Default 0.1 (10 %).
+    pub max_delete_fraction: Option<f64>,
+    /// Seconds the run lock is held without renewal; a run renews it every third of that. A lock
+    /// left by a killed run is free after this long. Default 60.
+    pub lock_lease_secs: Option<u64>,
 }
 
 /// The shared mappings file: which tables exist and how each is fed.
@@ -112,4 +132,7 @@ pub struct TableSection {
     /// Values used instead of omitting an attribute when its column is NULL.
     #[serde(default)]
     pub defaults: toml::Table,
+    /// Delete target items whose source row is gone. Default false: they are only counted as orphans.
+    #[serde(default)]
+    pub delete_missing: bool,
 }

@@ -69,19 +69,38 @@ fn watched(command: &str, cleanup: &str) {
 
 /// `psql` on the test server's database `db`, stopping at the first error.
 fn psql(db: &str) -> Command {
+    psql_on(servers().pg_port, db)
+}
+
+fn psql_on(port: u16, db: &str) -> Command {
     let mut cmd = Command::new("psql");
     cmd.args(["-q", "-h", "127.0.0.1", "-U", "postgres", "-v", "ON_ERROR_STOP=1"])
         .arg("-p")
-        .arg(servers().pg_port.to_string())
+        .arg(port.to_string())
         .arg("-d")
-        .arg(db);
+        .arg(db)
+        .env("PGSSLMODE", "disable");
     cmd
 }
 
 pub struct Servers {
     pub pg_port: u16,
     pub dynamo_url: String,
+    /// The CA that signed PostgreSQL's certificate (for `localhost` only).
+    pub pg_ca: PathBuf,
 }
+
+/// Roles of the test PostgreSQL server: `tls_only` may connect only over TLS, `plain_only` only
+/// without, and `pw_user` only with its password, [`PG_PASSWORD`].
+const HBA: &str = "hostssl all tls_only 127.0.0.1/32 trust
+hostnossl all tls_only 127.0.0.1/32 reject
+hostnossl all plain_only 127.0.0.1/32 trust
+hostssl all plain_only 127.0.0.1/32 reject
+host all pw_user 127.0.0.1/32 scram-sha-256
+";
+
+/// A password nobody would write by chance: tests look for it in every output.
+pub const PG_PASSWORD: &str = "Pw-sEcReT-7f3a9c";
 
 pub fn servers() -> &'static Servers {
     static SERVERS: OnceLock<Servers> = OnceLock::new();
@@ -94,9 +113,13 @@ pub fn servers() -> &'static Servers {
             .arg("start")
             .arg(&dir)
             .arg(pg_port.to_string())
+            .arg("tls")
             .status()
             .expect("run scripts/pg.sh");
         assert!(status.success(), "PostgreSQL did not start (scripts/pg.sh start): run scripts/setup.sh");
+        let hba = dir.join("pg_hba.conf");
+        let rules = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+        std::fs::write(&hba, format!("{HBA}{rules}")).expect("write pg_hba.conf");
         watched(
             "while :; do sleep 3600; done",
             &format!("bash {} stop {} ; rm -rf {}", pg.display(), dir.display(), dir.display()),
@@ -116,7 +139,15 @@ pub fn servers() -> &'static Servers {
         assert!(Path::new(binary).exists(), "{kind} is not installed at {binary}: run scripts/setup.sh");
         watched(&command, "");
         wait_for_port(port, &kind);
-        Servers { pg_port, dynamo_url: format!("http://127.0.0.1:{port}") }
+        let servers =
+            Servers { pg_port, dynamo_url: format!("http://127.0.0.1:{port}"), pg_ca: dir.join("tls/ca.crt") };
+        let roles = format!(
+            "CREATE ROLE tls_only LOGIN SUPERUSER; CREATE ROLE plain_only LOGIN SUPERUSER; \
+             CREATE ROLE pw_user LOGIN SUPERUSER PASSWORD '{PG_PASSWORD}'; SELECT pg_reload_conf();"
+        );
+        let out = psql_on(pg_port, "postgres").arg("-c").arg(roles).output().expect("run psql");
+        assert!(out.status.success(), "creating test roles: {}", String::from_utf8_lossy(&out.stderr));
+        servers
     })
 }
 
@@ -159,20 +190,33 @@ impl Ctx {
         ctx
     }
 
-    /// Writes `envs/<env>.toml` for this test's servers, database and prefix, plus `extra` lines.
+    /// Writes `envs/<env>.toml` for this test's servers, database and prefix, plus `extra` lines
+    /// in its `[sync]` section.
     pub fn write_profile(&self, env: &str, extra: &str) {
+        self.write_profile_with(env, &Profile { sync: extra, ..Profile::default() });
+    }
+
+    /// Writes a mappings file into the profiles directory; returns its path.
+    pub fn write_mappings(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.envs.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    pub fn write_profile_with(&self, env: &str, p: &Profile) {
+        let mappings = p.mappings.map(Path::to_path_buf).unwrap_or_else(|| repo().join("envs/mappings/pni.toml"));
+        let source = p.source.unwrap_or("host = \"127.0.0.1\"\nuser = \"postgres\"\nsslmode = \"disable\"");
         let text = format!(
             r#"description = "integration test"
 mappings = "{mappings}"
 table_prefix = "{prefix}"
+{top}
 
 [source]
-host = "127.0.0.1"
 port = {port}
 dbname = "{db}"
-user = "postgres"
-sslmode = "disable"
 connect_timeout_secs = 5
+{source}
 
 [target]
 region = "us-east-1"
@@ -182,7 +226,9 @@ endpoint_url = "{url}"
 scan_segments = 3
 {extra}
 "#,
-            mappings = repo().join("envs/mappings/pni.toml").display(),
+            mappings = mappings.display(),
+            top = p.top,
+            extra = p.sync,
             prefix = self.prefix,
             port = servers().pg_port,
             db = self.db,
@@ -195,21 +241,29 @@ scan_segments = 3
         format!("{}{name}", self.prefix)
     }
 
-    /// Runs the ddbsync binary against this test's profiles.
+    /// Runs the ddbsync binary against this test's profiles, in the profiles directory (where
+    /// rejects and backups go by default).
     pub fn ddbsync(&self, args: &[&str]) -> Run {
         let started = Instant::now();
-        let output = Command::new(env!("CARGO_BIN_EXE_ddbsync"))
-            .arg("--envs-dir")
+        let output = self.command(args).stdin(Stdio::null()).output().expect("run ddbsync");
+        Run { output, elapsed: started.elapsed() }
+    }
+
+    /// The ddbsync command line, ready to run.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ddbsync"));
+        cmd.arg("--envs-dir")
             .arg(self.envs.path())
             .args(args)
+            .current_dir(self.envs.path())
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env_remove("AWS_PROFILE")
             .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run ddbsync");
-        Run { output, elapsed: started.elapsed() }
+            .env_remove("PGPASSWORD")
+            .env_remove("PGSSLROOTCERT")
+            .env("HOME", self.envs.path());
+        cmd
     }
 
     /// `ddbsync --json sync local <args>`, which must succeed; returns the report.
@@ -271,6 +325,19 @@ scan_segments = 3
     pub async fn table_exists(&self, name: &str) -> bool {
         self.dynamo.describe_table().table_name(self.table(name)).send().await.is_ok()
     }
+}
+
+/// What a test profile differs in; [`Ctx::write_profile_with`].
+#[derive(Default)]
+pub struct Profile<'a> {
+    /// Lines at the top of the file (`protected = true`).
+    pub top: &'a str,
+    /// The `[source]` lines after port, dbname and timeout; default host 127.0.0.1, user postgres, no TLS.
+    pub source: Option<&'a str>,
+    /// Lines of the `[sync]` section.
+    pub sync: &'a str,
+    /// A mappings file other than PNI's.
+    pub mappings: Option<&'a Path>,
 }
 
 /// A scalar attribute as text (`S`, `N`, `BOOL`).
