@@ -196,9 +196,10 @@ impl Ctx {
         self.write_profile_with(env, &Profile { sync: extra, ..Profile::default() });
     }
 
-    /// Writes a mappings file into the profiles directory; returns its path.
+    /// Writes a mappings file under the profiles directory; returns its path.
     pub fn write_mappings(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.envs.path().join(name);
+        std::fs::create_dir_all(self.envs.path().join("mappings")).unwrap();
+        let path = self.envs.path().join("mappings").join(name);
         std::fs::write(&path, text).unwrap();
         path
     }

@@ -5,4 +5,6 @@ mod errors;
 mod faults;
 mod harness;
 mod proxy;
+mod safety;
+mod secure;
 mod sync;
