@@ -170,7 +170,8 @@ pub fn verify(path: &Path) -> Result<Manifest> {
         let (mut items, mut md5) = (0u64, Md5::new());
         let mut reader = BufReader::new(flate2::read::GzDecoder::new(lines));
         let mut line = Vec::new();
-        while reader.read_until(b'\n', &mut line)? > 0 {
+        let damaged = |e: std::io::Error| anyhow::anyhow!("{name}: {e}; the backup is damaged");
+        while reader.read_until(b'\n', &mut line).map_err(damaged)? > 0 {
             md5.update(&line);
             items += 1;
             line.clear();
@@ -178,7 +179,7 @@ pub fn verify(path: &Path) -> Result<Manifest> {
         let digest = hash::to_hex(&md5.finalize().into());
         if items != entry.items || digest != entry.md5 {
             bail!(
-                "{name}: {items} items with MD5 {digest}, but the manifest says {} items with MD5 {}; the file is damaged",
+                "{name}: {items} items with MD5 {digest}, but the manifest says {} items with MD5 {}; the backup is damaged",
                 entry.items,
                 entry.md5
             );

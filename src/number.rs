@@ -26,6 +26,14 @@ pub enum NumberError {
     NotFinite(String),
 }
 
+/// `-1.2345E+40`: how messages show a number that cannot be stored, whatever its source spelling.
+fn scientific(negative: bool, significant: &str, order: i64) -> String {
+    let sign = if negative { "-" } else { "" };
+    let (first, rest) = significant.split_at(1);
+    let point = if rest.is_empty() { "" } else { "." };
+    format!("{sign}{first}{point}{rest}E{order:+}")
+}
+
 /// Returns DynamoDB's canonical spelling of `text`, borrowing when it is already canonical.
 pub fn normalize(text: &str) -> Result<Cow<'_, str>, NumberError> {
     if is_canonical(text) {
@@ -62,12 +70,13 @@ pub fn normalize(text: &str) -> Result<Cow<'_, str>, NumberError> {
     let trailing = digits.len() - leading - significant.len();
     // value = significant × 10^scale
     let scale = exponent - frac_part.len() as i64 + trailing as i64;
-    if significant.len() > MAX_DIGITS {
-        return Err(NumberError::TooManyDigits { value: text.to_string(), digits: significant.len() });
-    }
     let order = significant.len() as i64 - 1 + scale;
+    if significant.len() > MAX_DIGITS {
+        let value = scientific(negative, significant, order);
+        return Err(NumberError::TooManyDigits { value, digits: significant.len() });
+    }
     if !(MIN_ORDER..=MAX_ORDER).contains(&order) {
-        return Err(NumberError::OutOfRange(text.to_string()));
+        return Err(NumberError::OutOfRange(scientific(negative, significant, order)));
     }
     let mut out = String::with_capacity(significant.len() + 4);
     if negative {
@@ -174,7 +183,9 @@ mod tests {
     #[test]
     fn rejects_what_dynamodb_rejects() {
         let forty = "1234567890123456789012345678901234567891";
-        assert_eq!(normalize(forty), Err(NumberError::TooManyDigits { value: forty.into(), digits: 40 }));
+        let shown = "1.234567890123456789012345678901234567891E+39";
+        assert_eq!(normalize(forty), Err(NumberError::TooManyDigits { value: shown.into(), digits: 40 }));
+        assert_eq!(normalize("100e128"), Err(NumberError::OutOfRange("1E+130".into())));
         // Trailing zeros are not significant: 40 digits of which 38 count is fine.
         assert!(normalize("1234567890123456789012345678901234567800").is_ok());
         assert!(matches!(normalize("1E+126"), Err(NumberError::OutOfRange(_))));

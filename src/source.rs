@@ -108,7 +108,15 @@ impl Source {
                 connect(config, MakeRustlsConnect::new(tls), cfg.connect_timeout).await
             }
         };
-        let client = connected.map_err(|cause| SourceError::Connect { target: target.clone(), cause })?;
+        let client = connected.map_err(|mut cause| {
+            if cause.contains("invalid peer certificate") {
+                cause.push_str(
+                    " (the server's certificate must be signed by a CA in source.sslrootcert and, for verify-full, \
+                     name the host connected to)",
+                );
+            }
+            SourceError::Connect { target: target.clone(), cause }
+        })?;
         Ok(Source { client, target })
     }
 
