@@ -1,9 +1,12 @@
-//! A sync run: plan every table, prepare the targets, then per table scan the target's hashes, stream
-//! the source through item building and the diff, and write what changed.
+//! A sync run: plan every table, take the run lock, prepare the targets, then per table scan the
+//! target's hashes, stream the source through item building and the diff, write what changed and
+//! delete what the guard allows.
 //!
 //! Invariants: every mapping is checked against its query before anything is written; `--dry-run`
-//! goes through the same diff and writes nothing (no table, no item, no run record); every source
-//! row ends created, updated, unchanged, rejected or failed, and the report counts each.
+//! goes through the same diff and writes nothing to DynamoDB (no table, no item, no lock, no run
+//! record); every source row ends created, updated, unchanged, rejected or failed, and the report
+//! counts each; a writing run holds the lock from before it describes a table until it has recorded
+//! the run.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -106,10 +109,19 @@ pub fn selected<'a>(profile: &'a Profile, names: &[String]) -> Result<Vec<&'a Ta
     Ok(profile.tables.iter().filter(|t| names.is_empty() || names.contains(&t.name)).collect())
 }
 
+/// The region, and the endpoint when it is not AWS's, for messages.
+fn location(profile: &Profile) -> String {
+    match &profile.target.endpoint_url {
+        Some(url) => format!("{} ({url})", profile.target.region),
+        None => profile.target.region.clone(),
+    }
+}
+
 /// Creates the metadata table (run records and the run lock) if it does not exist.
 pub async fn ensure_metadata_table(dynamo: &Dynamo, profile: &Profile) -> Result<()> {
     let table = &profile.metadata_table;
-    if dynamo.describe(table).await?.is_none() {
+    let info = dynamo.describe(table).await;
+    if info.with_context(|| format!("reading DynamoDB table {table} in {}", location(profile)))?.is_none() {
         let schema: KeySchema = vec![("pk".into(), "S".into()), ("sk".into(), "S".into())];
         match dynamo.create_table(table, &schema).await {
             Ok(()) => {}
@@ -153,10 +165,64 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer) ->
     }
 
     let dynamo = Arc::new(Dynamo::connect(&profile.target).await);
-    let where_ = match &profile.target.endpoint_url {
-        Some(url) => format!("{} ({url})", profile.target.region),
-        None => profile.target.region.clone(),
+    let run = Run {
+        profile,
+        options,
+        printer,
+        source: &source,
+        dynamo: dynamo.clone(),
+        cap: profile.sync.max_write_units_per_second.map(|n| Arc::new(Cap::new(n))),
     };
+    // The lock is taken before the tables are even described, so that this run never acts on what
+    // another run was in the middle of changing.
+    let mut report = if options.dry_run {
+        prepare_and_sync(&run, mappings, plans, started_at.clone()).await?
+    } else {
+        ensure_metadata_table(&dynamo, profile).await?;
+        let lock = lock::acquire(
+            dynamo.clone(),
+            &profile.metadata_table,
+            &profile.env,
+            profile.sync.lock_lease,
+            options.force_unlock,
+        )
+        .await?;
+        let outcome = tokio::select! {
+            outcome = prepare_and_sync(&run, mappings, plans, started_at.clone()) => outcome,
+            reason = lock.lost() => Err(anyhow::anyhow!("stopped: {reason}")),
+        };
+        let report = match outcome {
+            Ok(report) => report,
+            Err(e) => {
+                // The error matters more than a failure to release, which expiry repairs.
+                let _ = lock.release().await;
+                return Err(e);
+            }
+        };
+        lock.release().await.context("releasing the run lock")?;
+        report
+    };
+    if report.total.rejected + report.total.failed > 0 {
+        let path = rejects_path();
+        let lists = report.tables.iter().flat_map(|t| {
+            [(t.table.as_str(), "rejected", &t.rejected[..]), (t.table.as_str(), "not written", &t.failed[..])]
+        });
+        write_rejects(&path, lists)?;
+        report.rejects_file = Some(path.display().to_string());
+    }
+    Ok(report)
+}
+
+/// Describes the target tables (waiting for any left deleting or creating), checks their keys, then
+/// syncs them.
+async fn prepare_and_sync(
+    run: &Run<'_>,
+    mappings: Vec<&TableMapping>,
+    plans: Vec<Plan>,
+    started_at: String,
+) -> Result<RunReport> {
+    let (profile, options, dynamo) = (run.profile, run.options, &run.dynamo);
+    let where_ = location(profile);
     let mut prepared = Vec::new();
     for (mapping, plan) in mappings.into_iter().zip(plans) {
         let table = &mapping.table_name;
@@ -188,52 +254,7 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer) ->
         prepared.push(Prepared { mapping, plan, exists: info.is_some(), item_count });
     }
 
-    let run = Run {
-        profile,
-        options,
-        printer,
-        source: &source,
-        dynamo: dynamo.clone(),
-        cap: profile.sync.max_write_units_per_second.map(|n| Arc::new(Cap::new(n))),
-    };
-    let mut report = if options.dry_run {
-        sync_tables(&run, &mut prepared, started_at.clone()).await?
-    } else {
-        ensure_metadata_table(&dynamo, profile).await?;
-        let lock = lock::acquire(
-            dynamo.clone(),
-            &profile.metadata_table,
-            &profile.env,
-            profile.sync.lock_lease,
-            options.force_unlock,
-        )
-        .await?;
-        let outcome = tokio::select! {
-            outcome = sync_tables(&run, &mut prepared, started_at.clone()) => outcome,
-            reason = lock.lost() => Err(anyhow::anyhow!("stopped: {reason}")),
-        };
-        let report = match outcome {
-            Ok(report) => report,
-            Err(e) => {
-                // The error matters more than a failure to release, which expiry repairs.
-                let _ = lock.release().await;
-                return Err(e);
-            }
-        };
-        lock.release().await.context("releasing the run lock")?;
-        report
-    };
-    if report.has_losses() {
-        let path = rejects_path();
-        let lists = report.tables.iter().flat_map(|t| {
-            [(t.table.as_str(), "rejected", &t.rejected[..]), (t.table.as_str(), "not written", &t.failed[..])]
-        });
-        write_rejects(&path, lists)?;
-        if report.total.rejected + report.total.failed > 0 {
-            report.rejects_file = Some(path.display().to_string());
-        }
-    }
-    Ok(report)
+    sync_tables(run, &mut prepared, started_at).await
 }
 
 /// The whole of a sync once the lock is held: clean or create tables, diff, write, record.
