@@ -242,30 +242,39 @@ impl Dynamo {
 
     /// Writes one item if `condition` holds; `Ok(false)` when it does not.
     pub async fn put_if(&self, table: &str, item: Item, condition: Condition<'_>) -> Result<bool, TargetError> {
-        let mut request =
-            self.client.put_item().table_name(table).set_item(Some(item)).condition_expression(condition.expression);
-        for (name, value) in condition.values {
-            request = request.expression_attribute_values(name, value);
-        }
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(target_error(e)),
-        }
+        let request = self.client.put_item().table_name(table).set_item(Some(item));
+        let values = condition.values();
+        condition_met(
+            request.condition_expression(condition.expression).set_expression_attribute_values(values).send().await,
+        )
     }
 
     /// Deletes one item if `condition` holds; `Ok(false)` when it does not.
     pub async fn delete_if(&self, table: &str, key: Item, condition: Condition<'_>) -> Result<bool, TargetError> {
-        let mut request =
-            self.client.delete_item().table_name(table).set_key(Some(key)).condition_expression(condition.expression);
-        for (name, value) in condition.values {
-            request = request.expression_attribute_values(name, value);
-        }
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(target_error(e)),
-        }
+        let request = self.client.delete_item().table_name(table).set_key(Some(key));
+        let values = condition.values();
+        condition_met(
+            request.condition_expression(condition.expression).set_expression_attribute_values(values).send().await,
+        )
+    }
+}
+
+impl Condition<'_> {
+    /// The values as the SDK takes them: none at all rather than an empty map, which DynamoDB refuses.
+    fn values(&self) -> Option<HashMap<String, AttributeValue>> {
+        (!self.values.is_empty()).then(|| self.values.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+    }
+}
+
+/// A conditional write's answer: done, or the condition did not hold.
+fn condition_met<T, E>(result: Result<T, SdkError<E, HttpResponse>>) -> Result<bool, TargetError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+        Err(e) => Err(target_error(e)),
     }
 }
 

@@ -109,6 +109,11 @@ pub fn selected<'a>(profile: &'a Profile, names: &[String]) -> Result<Vec<&'a Ta
     Ok(profile.tables.iter().filter(|t| names.is_empty() || names.contains(&t.name)).collect())
 }
 
+/// Where a query's errors are reported: `envs/mappings/pni.toml: table "lessons": query`.
+fn query_context(mapping: &TableMapping) -> String {
+    format!("{}: table \"{}\": query", mapping.origin.display(), mapping.name)
+}
+
 /// The region, and the endpoint when it is not AWS's, for messages.
 fn location(profile: &Profile) -> String {
     match &profile.target.endpoint_url {
@@ -142,8 +147,7 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer) ->
 
     let mut plans = Vec::new();
     for mapping in &mappings {
-        let context = format!("{}: table \"{}\": query", mapping.origin.display(), mapping.name);
-        let columns = source.describe(&mapping.query, &context).await?;
+        let columns = source.describe(&mapping.query, &query_context(mapping)).await?;
         plans.push(Plan::new(mapping, columns)?);
     }
     let rejects_path = || {
@@ -338,7 +342,7 @@ async fn check_source(
 ) -> Result<Vec<(String, Vec<Reject>)>> {
     let mut out = Vec::new();
     for (mapping, plan) in mappings.iter().zip(plans) {
-        let context = format!("{}: table \"{}\": query", mapping.origin.display(), mapping.name);
+        let context = query_context(mapping);
         let rows = source.rows(&mapping.query, &context).await?;
         futures::pin_mut!(rows);
         let mut keys = std::collections::HashSet::new();
@@ -438,17 +442,8 @@ async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> 
 
     let bar = run.printer.writes(table.clone());
     let writer = (!run.options.dry_run).then(|| {
-        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-        let settings = WriterSettings {
-            table: table.clone(),
-            key_names: p.plan.key_names().into_iter().map(String::from).collect(),
-            policy: RetryPolicy::new(run.profile.sync.max_attempts),
-            shuffle_window: SHUFFLE_WINDOW,
-        };
-        let pace = Arc::new(Pace::new(run.profile.sync.max_in_flight, run.cap.clone()));
         let progress = bar.clone();
-        let task = tokio::spawn(writer::write_all(run.dynamo.clone(), settings, pace, rx, move |n| progress.inc(n)));
-        (tx, task)
+        start_writer(run, p, move |n| progress.inc(n))
     });
     let (tx, writer_task) = writer.unzip();
     let mut tally = Tally {
@@ -473,7 +468,7 @@ async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> 
     // Target items found, and (for tables that delete orphans) their keys.
     let mut scanned = 0u64;
     let mut keys: HashMap<Digest, Item> = HashMap::new();
-    let context = format!("{}: table \"{}\": query", p.mapping.origin.display(), p.mapping.name);
+    let context = query_context(p.mapping);
     let rows = run.source.rows(&p.mapping.query, &context).await?;
     futures::pin_mut!(rows);
     let mut source_done = false;
@@ -584,18 +579,27 @@ struct Deletes {
     refused: Option<String>,
 }
 
-/// Deletes target items by key, through the same writer (batches, pace, retries) as the puts.
-async fn delete(run: &Run<'_>, p: &Prepared<'_>, doomed: Vec<(Digest, Item)>) -> Result<WriteOutcome> {
-    let table = &p.mapping.table_name;
+/// A writer task for one table with the run's settings and shared cap; requests go in through the sender.
+fn start_writer(
+    run: &Run<'_>,
+    p: &Prepared<'_>,
+    on_written: impl Fn(u64) + Send + 'static,
+) -> (mpsc::Sender<Pending>, tokio::task::JoinHandle<WriteOutcome>) {
     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
     let settings = WriterSettings {
-        table: table.clone(),
+        table: p.mapping.table_name.clone(),
         key_names: p.plan.key_names().into_iter().map(String::from).collect(),
         policy: RetryPolicy::new(run.profile.sync.max_attempts),
         shuffle_window: SHUFFLE_WINDOW,
     };
     let pace = Arc::new(Pace::new(run.profile.sync.max_in_flight, run.cap.clone()));
-    let task = tokio::spawn(writer::write_all(run.dynamo.clone(), settings, pace, rx, |_| {}));
+    (tx, tokio::spawn(writer::write_all(run.dynamo.clone(), settings, pace, rx, on_written)))
+}
+
+/// Deletes target items by key, through the same writer (batches, pace, retries) as the puts.
+async fn delete(run: &Run<'_>, p: &Prepared<'_>, doomed: Vec<(Digest, Item)>) -> Result<WriteOutcome> {
+    let (tx, task) = start_writer(run, p, |_| {});
+    let table = &p.mapping.table_name;
     run.printer.note(format!("{table}: deleting {} items that have no source row", doomed.len()));
     for (key, item) in doomed {
         // A delete is billed by the size of the item removed; one unit is the floor.
