@@ -24,7 +24,8 @@ use crate::item::{self, AttributeValue};
 use crate::pace::Pace;
 use crate::printer::Printer;
 use crate::profile::{Profile, TableMapping};
-use crate::retry::{self, RetryPolicy};
+use crate::retry::RetryPolicy;
+use crate::scan;
 use crate::target::Request;
 use crate::writer::{self, Pending, WriteOutcome, WriterSettings, MAX_BATCH};
 
@@ -86,12 +87,8 @@ pub async fn backup(
         let mut gz =
             flate2::write::GzEncoder::new(std::io::BufWriter::new(part.reopen()?), flate2::Compression::fast());
         let (mut items, mut bytes, mut md5) = (0u64, 0u64, Md5::new());
-        let mut start = None;
-        loop {
-            let (page, _) =
-                retry::retrying(&policy, || dynamo.scan_page(&mapping.table_name, &[], 0, 1, start.clone())).await;
-            let page = page.with_context(|| format!("reading {}", mapping.table_name))?;
-            for item in &page.items {
+        scan::each_page(dynamo, &mapping.table_name, &policy, |page| {
+            for item in &page {
                 let mut line = serde_json::to_vec(&serde_json::json!({ "Item": ddb_json::item_to_json(item) }))?;
                 line.push(b'\n');
                 md5.update(&line);
@@ -99,12 +96,10 @@ pub async fn backup(
                 bytes += line.len() as u64;
                 items += 1;
             }
-            bar.inc(page.items.len() as u64);
-            start = page.next;
-            if start.is_none() {
-                break;
-            }
-        }
+            bar.inc(page.len() as u64);
+            Ok(())
+        })
+        .await?;
         gz.finish()?.flush()?;
         bar.finish_and_clear();
         let entry = TableEntry {
@@ -229,12 +224,10 @@ pub async fn restore(
         let entry = manifest.tables.iter().find(|t| &t.name == name).expect("targets come from the manifest");
         if dynamo.describe(table).await?.is_some() {
             printer.note(format!("deleting {table}"));
-            dynamo.delete_table(table).await?;
-            dynamo.wait(table, true, crate::sync::TABLE_WAIT).await?;
+            dynamo.drop_table(table).await?;
         }
         printer.note(format!("creating {table}"));
-        dynamo.create_table(table, &entry.key_schema).await?;
-        dynamo.wait(table, false, crate::sync::TABLE_WAIT).await?;
+        dynamo.make_table(table, &entry.key_schema).await?;
 
         let key_names: Vec<String> = entry.key_schema.iter().map(|(n, _)| n.clone()).collect();
         let (tx, rx) = mpsc::channel(1024);

@@ -127,6 +127,11 @@ impl Plan {
         Ok(Plan { columns, keys, key_schema, excluded: mapping.excluded.clone(), defaults: mapping.defaults.clone() })
     }
 
+    /// The content hash of an item as stored, computed as for a built one (what `verify` compares).
+    pub fn content_hash(&self, item: &Item) -> Digest {
+        hash::content_hash(item, &self.excluded)
+    }
+
     pub fn key_names(&self) -> Vec<&str> {
         self.key_schema.iter().map(|(n, _)| n.as_str()).collect()
     }

@@ -4,13 +4,26 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The exit codes, at the end of `--help` (a test holds it to [`crate::exit::Exit::ALL`]).
+pub const EXIT_CODES: &str = "Exit codes:
+  0  success
+  1  error: a server, a query or a check failed
+  2  bad usage or profile; nothing was done
+  3  differences: rows rejected or not written, deletes refused, or verify found differences
+  4  another run holds the environment's lock; nothing was done";
+
 #[derive(Debug, Parser)]
-#[command(name = "ddbsync", version, about = "Keep DynamoDB tables in sync with PostgreSQL, writing only what changed")]
+#[command(
+    name = "ddbsync",
+    version,
+    about = "Keep DynamoDB tables in sync with PostgreSQL, writing only what changed",
+    after_help = EXIT_CODES
+)]
 pub struct Cli {
     /// Directory holding the environment profiles (<env>.toml).
-    #[arg(long, global = true, env = "DDBSYNC_ENVS_DIR", default_value = "envs")]
+    #[arg(long, global = true, env = "DDBSYNC_ENVS_DIR", hide_env_values = true, default_value = "envs")]
     pub envs_dir: PathBuf,
-    /// Print the report as JSON on stdout.
+    /// Print the result as JSON on stdout (every command that reports).
     #[arg(long, global = true)]
     pub json: bool,
     /// Print only the report: no progress bars, no notes.
@@ -33,6 +46,94 @@ pub enum Command {
     Backup(BackupArgs),
     /// Put a backup back: recreate each table it holds and write its items.
     Restore(RestoreArgs),
+    /// Check that a sync can run: profile, PostgreSQL, every query, AWS credentials, the tables.
+    Check(EnvArgs),
+    /// Create or drop an environment's tables without syncing.
+    #[command(subcommand)]
+    Tables(TablesCommand),
+    /// Compare what DynamoDB holds with the source, item by item; exit 3 when they differ.
+    Verify(VerifyArgs),
+    /// List the recorded runs: items written and skipped, units, cost and savings per run.
+    History(HistoryArgs),
+    /// Sum the recorded runs over a period: items, units, cost and savings per table.
+    Report(ReportArgs),
+    /// Print the least-privilege IAM policy this profile needs (JSON).
+    IamPolicy(IamArgs),
+}
+
+/// An environment and, optionally, some of its tables.
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// The environment: the name of a profile in the profiles directory.
+    pub env: String,
+    /// Only this table (its name without the prefix); repeatable.
+    #[arg(long = "table", value_name = "NAME")]
+    pub tables: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TablesCommand {
+    /// Create the tables that do not exist yet (key types from the queries' columns).
+    Create(EnvArgs),
+    /// Delete the tables (never the metadata table); asks first.
+    Drop(DropArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DropArgs {
+    #[command(flatten)]
+    pub target: EnvArgs,
+    /// Do not ask (for scripts); a protected environment always needs it.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub target: EnvArgs,
+    /// Compare about N source items read by key and N target items from a random place (default 100).
+    #[arg(long, value_name = "N", conflicts_with = "full")]
+    pub sample: Option<usize>,
+    /// Compare every item (reads the whole table).
+    #[arg(long)]
+    pub full: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The environment whose runs to list.
+    pub env: String,
+    /// Only runs started since then: a duration back (30d, 12h, 2w) or a date (2026-11-01).
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// The newest N runs at most.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub limit: usize,
+    /// Print CSV instead of a table.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The environment whose runs to sum.
+    pub env: String,
+    /// The period: a duration back (30d, 12h, 2w) or a date (2026-11-01); `all` for every run.
+    #[arg(long, value_name = "WHEN", default_value = "30d")]
+    pub since: String,
+    /// Print CSV instead of a table.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IamArgs {
+    /// The environment whose tables the policy covers.
+    pub env: String,
+    /// Only what these commands need (repeatable); default: all of them.
+    #[arg(long = "for", value_name = "USE", value_enum)]
+    pub uses: Vec<crate::iam::Use>,
 }
 
 #[derive(Debug, Args)]
@@ -96,4 +197,48 @@ pub struct SyncArgs {
     /// Parallel Scan segments for the diff (overrides sync.scan_segments).
     #[arg(long, value_name = "N")]
     pub scan_segments: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// `ddbsync --help` and every subcommand's `--help`, exactly as users see them.
+    #[test]
+    fn help_texts() {
+        fn paths(cmd: &clap::Command, path: Vec<String>, out: &mut Vec<Vec<String>>) {
+            out.push(path.clone());
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                let mut longer = path.clone();
+                longer.push(sub.get_name().to_string());
+                paths(sub, longer, out);
+            }
+        }
+        let mut all = Vec::new();
+        paths(&Cli::command(), vec!["ddbsync".into()], &mut all);
+        assert!(all.len() >= 13, "{}", all.len());
+        for path in all {
+            let args = path.iter().map(String::as_str).chain(["--help"]);
+            let help = Cli::command().term_width(100).try_get_matches_from(args).expect_err("--help stops parsing");
+            insta::assert_snapshot!(path.join("_"), help.render().to_string(), &path.join(" "));
+        }
+    }
+
+    #[test]
+    fn the_help_lists_every_exit_code() {
+        let lines: Vec<&str> = EXIT_CODES.lines().skip(1).collect();
+        assert_eq!(lines.len(), crate::exit::Exit::ALL.len());
+        for (line, (code, meaning)) in lines.iter().zip(crate::exit::Exit::ALL) {
+            assert_eq!(line.trim(), format!("{}  {meaning}", code as u8));
+        }
+    }
+
+    #[test]
+    fn sample_and_full_exclude_each_other_and_sample_needs_a_number() {
+        assert!(Cli::try_parse_from(["ddbsync", "verify", "dev", "--sample", "5", "--full"]).is_err());
+        assert!(Cli::try_parse_from(["ddbsync", "verify", "dev", "--sample", "many"]).is_err());
+        assert!(Cli::try_parse_from(["ddbsync", "verify", "dev", "--sample", "5"]).is_ok());
+    }
 }

@@ -13,8 +13,8 @@ use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, DeleteRequest, KeySchemaElement, KeyType, PutRequest, ReturnConsumedCapacity,
-    ScalarAttributeType, TableStatus, WriteRequest,
+    AttributeDefinition, BillingMode, DeleteRequest, KeySchemaElement, KeyType, KeysAndAttributes, PutRequest,
+    ReturnConsumedCapacity, ScalarAttributeType, TableStatus, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -22,6 +22,9 @@ use crate::item::{AttributeValue, Item};
 use crate::profile::TargetConfig;
 use crate::retry;
 use crate::target::{BatchWriter, Request, TargetError, WriteReply};
+
+/// How long a table may take to be created or deleted.
+pub const TABLE_WAIT: Duration = Duration::from_secs(300);
 
 /// A key schema: attribute name and scalar type (`S`, `N`, `B`), partition key first.
 pub type KeySchema = Vec<(String, String)>;
@@ -46,6 +49,8 @@ pub struct ScanPage {
 #[derive(Clone)]
 pub struct Dynamo {
     client: Client,
+    /// The credential chain the client signs with, for `check` to test on its own.
+    credentials: Option<aws_sdk_dynamodb::config::SharedCredentialsProvider>,
 }
 
 /// Turns an SDK error into the seam's typed error, by DynamoDB's error code and the HTTP status.
@@ -90,7 +95,8 @@ impl Dynamo {
         if let Some(name) = &target.aws_profile {
             loader = loader.profile_name(name);
         }
-        Dynamo { client: Client::new(&loader.load().await) }
+        let config = loader.load().await;
+        Dynamo { client: Client::new(&config), credentials: config.credentials_provider() }
     }
 
     /// `None` when the table does not exist.
@@ -146,6 +152,18 @@ impl Dynamo {
         }
     }
 
+    /// Deletes a table if it exists and waits until it is gone.
+    pub async fn drop_table(&self, table: &str) -> Result<(), TargetError> {
+        self.delete_table(table).await?;
+        self.wait(table, true, TABLE_WAIT).await
+    }
+
+    /// Creates an on-demand table and waits until it is ACTIVE.
+    pub async fn make_table(&self, table: &str, key_schema: &KeySchema) -> Result<(), TargetError> {
+        self.create_table(table, key_schema).await?;
+        self.wait(table, false, TABLE_WAIT).await
+    }
+
     /// Waits until the table is ACTIVE (`gone = false`) or no longer exists (`gone = true`), polling
     /// quickly at first (local servers answer at once) and every second at most (AWS takes seconds).
     pub async fn wait(&self, table: &str, gone: bool, limit: Duration) -> Result<(), TargetError> {
@@ -179,6 +197,19 @@ impl Dynamo {
         total_segments: i32,
         start: Option<HashMap<String, AttributeValue>>,
     ) -> Result<ScanPage, TargetError> {
+        self.scan_limited(table, attributes, segment, total_segments, start, None).await
+    }
+
+    /// [`Dynamo::scan_page`] reading at most `limit` items (a sample costs only what it reads).
+    pub async fn scan_limited(
+        &self,
+        table: &str,
+        attributes: &[String],
+        segment: i32,
+        total_segments: i32,
+        start: Option<HashMap<String, AttributeValue>>,
+        limit: Option<i32>,
+    ) -> Result<ScanPage, TargetError> {
         let mut request = self
             .client
             .scan()
@@ -186,6 +217,7 @@ impl Dynamo {
             .segment(segment)
             .total_segments(total_segments)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .set_limit(limit)
             .set_exclusive_start_key(start);
         // Placeholders keep reserved words (`name`, `level`…) usable as key names.
         let projection: Vec<String> = (0..attributes.len()).map(|i| format!("#a{i}")).collect();
@@ -216,6 +248,75 @@ impl Dynamo {
             .await
             .map_err(target_error)?;
         Ok(out.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0))
+    }
+}
+
+/// What one BatchGetItem call returned.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    pub items: Vec<Item>,
+    /// Keys the server did not read this time; ask again.
+    pub unprocessed: Vec<Item>,
+    pub consumed_units: f64,
+}
+
+impl Dynamo {
+    /// Checks that the credential chain yields credentials, before any call needs them.
+    pub async fn credentials(&self) -> Result<(), String> {
+        use aws_sdk_dynamodb::config::ProvideCredentials;
+        let provider = self.credentials.as_ref().ok_or("no credential provider is configured")?;
+        provider.provide_credentials().await.map(|_| ()).map_err(|e| DisplayErrorContext(e).to_string())
+    }
+
+    /// Reads up to 100 items by key with strongly consistent reads.
+    pub async fn batch_get(&self, table: &str, keys: Vec<Item>) -> Result<Fetched, TargetError> {
+        let wanted = KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(fatal)?;
+        let out = self
+            .client
+            .batch_get_item()
+            .request_items(table, wanted)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .customize()
+            .config_override(no_retries())
+            .send()
+            .await
+            .map_err(target_error)?;
+        Ok(Fetched {
+            consumed_units: out.consumed_capacity().iter().filter_map(|c| c.capacity_units()).sum(),
+            items: out.responses.unwrap_or_default().into_values().flatten().collect(),
+            unprocessed: out.unprocessed_keys.unwrap_or_default().into_values().flat_map(|k| k.keys).collect(),
+        })
+    }
+
+    /// Every item of one partition (`pk_name = pk`) whose sort key is at least `sk_from`, in order.
+    pub async fn query_from(
+        &self,
+        table: &str,
+        (pk_name, pk): (&str, &str),
+        (sk_name, sk_from): (&str, &str),
+    ) -> Result<Vec<Item>, TargetError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(table)
+                .key_condition_expression("#pk = :pk AND #sk >= :sk")
+                .expression_attribute_names("#pk", pk_name)
+                .expression_attribute_names("#sk", sk_name)
+                .expression_attribute_values(":pk", AttributeValue::S(pk.into()))
+                .expression_attribute_values(":sk", AttributeValue::S(sk_from.into()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(target_error)?;
+            start = out.last_evaluated_key.filter(|k| !k.is_empty());
+            items.extend(out.items.unwrap_or_default());
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
     }
 }
 

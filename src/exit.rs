@@ -1,22 +1,57 @@
-//! Exit codes, the same for every command. Schedulers branch on them.
+//! Exit codes, the same for every command. Schedulers branch on them; the README lists them and
+//! `ddbsync --help` ends with them.
 
 use std::process::ExitCode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Exit {
-    /// Everything asked for was done.
+    /// Everything asked for was done, and nothing needs a look.
     Success = 0,
-    /// The run failed (a server unreachable, an error from PostgreSQL or DynamoDB).
+    /// The command failed: a server unreachable, an error from PostgreSQL or DynamoDB, a failed check.
     Error = 1,
     /// Bad usage or a bad profile: nothing was done.
     Usage = 2,
-    /// The run finished but something was left undone: rows rejected or not written, or deletes
-    /// stopped by the mass-delete guard; the report lists them.
-    Incomplete = 3,
-    /// Another sync of the environment holds the run lock: nothing was done; try again later.
+    /// The command finished and found something a person must look at: rows rejected or not written,
+    /// deletes stopped by the mass-delete guard, or (verify) source and target differ. The output
+    /// lists them.
+    Differences = 3,
+    /// Another run of the environment holds the run lock: nothing was done; try again later.
     Locked = 4,
 }
+
+impl Exit {
+    /// Every code with its meaning, for `--help` and the README.
+    pub const ALL: [(Exit, &'static str); 5] = [
+        (Exit::Success, "success"),
+        (Exit::Error, "error: a server, a query or a check failed"),
+        (Exit::Usage, "bad usage or profile; nothing was done"),
+        (Exit::Differences, "differences: rows rejected or not written, deletes refused, or verify found differences"),
+        (Exit::Locked, "another run holds the environment's lock; nothing was done"),
+    ];
+
+    /// The worse of two outcomes, for commands that do several things.
+    pub fn max(self, other: Exit) -> Exit {
+        let rank = |e: Exit| match e {
+            Exit::Success => 0,
+            Exit::Differences => 1,
+            Exit::Locked => 2,
+            Exit::Error => 3,
+            Exit::Usage => 4,
+        };
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+/// A command-line value that cannot be used (the message says which and why): exits with
+/// [`Exit::Usage`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
 
 impl From<Exit> for ExitCode {
     fn from(e: Exit) -> ExitCode {

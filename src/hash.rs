@@ -72,6 +72,13 @@ pub fn key_digest(values: &[&AttributeValue]) -> Digest {
     Md5::digest(&buf).into()
 }
 
+/// The key digest of a stored item, from its key attributes in key-schema order; `None` when one
+/// is missing.
+pub fn item_key_digest<S: AsRef<str>>(item: &Item, key_names: &[S]) -> Option<Digest> {
+    let values: Option<Vec<&AttributeValue>> = key_names.iter().map(|k| item.get(k.as_ref())).collect();
+    Some(key_digest(&values?))
+}
+
 /// Lower-case hex, the form stored in [`HASH_ATTR`].
 pub fn to_hex(digest: &Digest) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";

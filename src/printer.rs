@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::report::RunReport;
-
 /// Items per second, whole: indicatif's own `{per_sec}` prints three decimals.
 fn rate(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
     let _ = write!(w, "{:.0}/s", state.per_sec());
@@ -73,15 +71,20 @@ impl Printer {
         println!("{}", text.as_ref());
     }
 
-    /// The run's report on stdout.
-    pub fn report(&self, report: &RunReport) -> io::Result<()> {
+    /// A command's result on stdout: JSON with `--json`, else the text `human` makes of it.
+    pub fn show<T: serde::Serialize + ?Sized>(&self, value: &T, human: impl FnOnce(&T) -> String) -> io::Result<()> {
         let mut out = io::stdout().lock();
         if self.json {
-            serde_json::to_writer_pretty(&mut out, report)?;
+            serde_json::to_writer_pretty(&mut out, value)?;
             writeln!(out)
         } else {
-            write!(out, "{}", report.render())
+            write!(out, "{}", human(value))
         }
+    }
+
+    /// Text that is already in its final format (CSV, a policy document) on stdout.
+    pub fn raw(&self, text: &str) {
+        print!("{text}");
     }
 
     /// What a backup wrote.
@@ -101,19 +104,20 @@ impl Printer {
 
     /// What a restore wrote.
     pub fn restored(&self, restored: &[crate::backup::Restored]) -> io::Result<()> {
-        let mut out = io::stdout().lock();
-        if self.json {
-            serde_json::to_writer_pretty(&mut out, restored)?;
-            return writeln!(out);
-        }
-        for r in restored {
-            let o = &r.outcome;
-            writeln!(out, "{:<24} {:>10} items restored, {} write units", r.table, o.written, o.consumed_units)?;
-            for f in &o.failed {
-                writeln!(out, "  not written: {}: {}", f.key, f.reason)?;
+        self.show(restored, |restored| {
+            let mut out = String::new();
+            for r in restored {
+                let o = &r.outcome;
+                out.push_str(&format!(
+                    "{:<24} {:>10} items restored, {} write units\n",
+                    r.table, o.written, o.consumed_units
+                ));
+                for f in &o.failed {
+                    out.push_str(&format!("  not written: {}: {}\n", f.key, f.reason));
+                }
             }
-        }
-        Ok(())
+            out
+        })
     }
 
     /// Asks on the terminal; true only when the answer is exactly `expected`.

@@ -1,6 +1,6 @@
 //! The cost-savings report: what each table's sync did and cost against a full rewrite. The model
 //! is pure; [`crate::printer`] decides how it is shown, and [`RunReport::record`] is what the
-//! metadata table keeps of a run.
+//! metadata table keeps of a run ([`crate::history`] reads it back).
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use serde::Serialize;
@@ -107,7 +107,7 @@ impl Totals {
 }
 
 /// Dollars with cents for large sums and six decimals for the small ones a nightly sync costs.
-fn usd(v: f64) -> String {
+pub(crate) fn usd(v: f64) -> String {
     if v.abs() >= 1.0 {
         format!("${v:.2}")
     } else {
@@ -115,7 +115,7 @@ fn usd(v: f64) -> String {
     }
 }
 
-fn units(v: f64) -> String {
+pub(crate) fn units(v: f64) -> String {
     if v.fract() == 0.0 {
         format!("{v:.0}")
     } else {
@@ -240,6 +240,9 @@ impl RunReport {
                     ("failed", n(t.failed.len() as f64)),
                     ("write_units", n(t.write_units)),
                     ("read_units", n(t.read_units)),
+                    ("potential_write_units", n(t.potential_write_units)),
+                    ("cost_usd", n(t.cost.actual)),
+                    ("potential_usd", n(t.cost.potential)),
                 ]
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
@@ -263,6 +266,7 @@ impl RunReport {
             ("failed", n(tot.failed as f64)),
             ("write_units", n(tot.write_units)),
             ("read_units", n(tot.read_units)),
+            ("potential_write_units", n(tot.potential_write_units)),
             ("retries", n(tot.retries as f64)),
             ("cost_usd", n(tot.cost.actual)),
             ("potential_usd", n(tot.cost.potential)),

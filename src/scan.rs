@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::dynamo::Dynamo;
 use crate::hash::{self, Digest};
-use crate::item::{AttributeValue, Item, HASH_ATTR};
+use crate::item::{Item, HASH_ATTR};
 use crate::profile::Profile;
 use crate::retry::{self, RetryPolicy};
 use crate::target::TargetError;
@@ -108,8 +108,7 @@ async fn scan_segment(
             .items
             .into_iter()
             .filter_map(|mut item| {
-                let keys: Option<Vec<&AttributeValue>> = key_names.iter().map(|k| item.get(k)).collect();
-                let key = hash::key_digest(&keys?);
+                let key = hash::item_key_digest(&item, key_names)?;
                 let stored = item.get(HASH_ATTR).and_then(|h| h.as_s().ok()).and_then(|h| hash::from_hex(h));
                 let item_key = at.keep_keys.then(|| {
                     item.retain(|name, _| key_names.contains(name));
@@ -124,6 +123,27 @@ async fn scan_segment(
         start = page.next;
         if start.is_none() {
             return Ok(cost);
+        }
+    }
+}
+
+/// Reads every whole item of a table with one sequential Scan, page by page, retrying each page;
+/// returns the read units consumed. For backups and `verify --full`, which need whole items.
+pub async fn each_page(
+    dynamo: &Dynamo,
+    table: &str,
+    policy: &RetryPolicy,
+    mut on_page: impl FnMut(Vec<Item>) -> anyhow::Result<()>,
+) -> anyhow::Result<f64> {
+    let (mut start, mut units) = (None, 0.0);
+    loop {
+        let (page, _) = retry::retrying(policy, || dynamo.scan_page(table, &[], 0, 1, start.clone())).await;
+        let page = page.map_err(|e| anyhow::anyhow!("reading {table}: {e}"))?;
+        units += page.consumed_units;
+        on_page(page.items)?;
+        start = page.next;
+        if start.is_none() {
+            return Ok(units);
         }
     }
 }

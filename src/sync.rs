@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use chrono::{SecondsFormat, Utc};
@@ -23,7 +22,7 @@ use crate::build::{Built, Plan, Reject};
 use crate::classify::Classifier;
 use crate::cost::Savings;
 use crate::diff::{self, Index, Verdict};
-use crate::dynamo::{Dynamo, KeySchema};
+use crate::dynamo::{Dynamo, KeySchema, TABLE_WAIT};
 use crate::hash::Digest;
 use crate::item::{self, Item};
 use crate::lock;
@@ -36,9 +35,6 @@ use crate::scan::{self, Feed, Page, ScanCost};
 use crate::source::{self, Source};
 use crate::target::Request;
 use crate::writer::{self, Pending, WriteOutcome, WriterSettings, MAX_BATCH};
-
-/// How long a table may take to be created or deleted.
-pub const TABLE_WAIT: Duration = Duration::from_secs(300);
 
 /// Items the writer holds back to interleave writes (about 40 batches).
 const SHUFFLE_WINDOW: usize = 40 * MAX_BATCH;
@@ -91,14 +87,6 @@ fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn key_schema(plan: &Plan) -> KeySchema {
-    plan.key_schema.iter().map(|(n, t)| (n.clone(), t.to_string())).collect()
-}
-
-fn show_schema(schema: &KeySchema) -> String {
-    schema.iter().map(|(n, t)| format!("{n} {t}")).collect::<Vec<_>>().join(", ")
-}
-
 /// The mappings a run covers, in file order, or an error naming the unknown ones.
 pub fn selected<'a>(profile: &'a Profile, names: &[String]) -> Result<Vec<&'a TableMapping>> {
     if let Some(unknown) = names.iter().find(|n| !profile.tables.iter().any(|t| &t.name == *n)) {
@@ -110,12 +98,28 @@ pub fn selected<'a>(profile: &'a Profile, names: &[String]) -> Result<Vec<&'a Ta
 }
 
 /// Where a query's errors are reported: `envs/mappings/pni.toml: table "lessons": query`.
-fn query_context(mapping: &TableMapping) -> String {
+pub fn query_context(mapping: &TableMapping) -> String {
     format!("{}: table \"{}\": query", mapping.origin.display(), mapping.name)
 }
 
+/// Checks a mapping against its query's columns (the query is prepared, not run).
+pub async fn plan(source: &Source, mapping: &TableMapping) -> Result<Plan> {
+    let columns = source.describe(&mapping.query, &query_context(mapping)).await?;
+    Ok(Plan::new(mapping, columns)?)
+}
+
+/// The key schema a plan gives its table, in DynamoDB's terms.
+pub fn key_schema(plan: &Plan) -> KeySchema {
+    plan.key_schema.iter().map(|(n, t)| (n.clone(), t.to_string())).collect()
+}
+
+/// `lesson_id N, topic S`, for messages.
+pub fn show_schema(schema: &KeySchema) -> String {
+    schema.iter().map(|(n, t)| format!("{n} {t}")).collect::<Vec<_>>().join(", ")
+}
+
 /// The region, and the endpoint when it is not AWS's, for messages.
-fn location(profile: &Profile) -> String {
+pub fn location(profile: &Profile) -> String {
     match &profile.target.endpoint_url {
         Some(url) => format!("{} ({url})", profile.target.region),
         None => profile.target.region.clone(),
@@ -147,8 +151,7 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer) ->
 
     let mut plans = Vec::new();
     for mapping in &mappings {
-        let columns = source.describe(&mapping.query, &query_context(mapping)).await?;
-        plans.push(Plan::new(mapping, columns)?);
+        plans.push(plan(&source, mapping).await?);
     }
     let rejects_path = || {
         options.rejects_file.clone().unwrap_or_else(|| {
@@ -283,13 +286,11 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], started_at: S
             let table = &p.mapping.table_name;
             if options.clean && p.exists {
                 printer.note(format!("deleting {table}"));
-                dynamo.delete_table(table).await.with_context(|| format!("deleting {table}"))?;
-                dynamo.wait(table, true, TABLE_WAIT).await?;
+                dynamo.drop_table(table).await.with_context(|| format!("deleting {table}"))?;
             }
             if options.clean || !p.exists {
                 printer.note(format!("creating {table} ({})", show_schema(&key_schema(&p.plan))));
-                dynamo.create_table(table, &key_schema(&p.plan)).await.with_context(|| format!("creating {table}"))?;
-                dynamo.wait(table, false, TABLE_WAIT).await?;
+                dynamo.make_table(table, &key_schema(&p.plan)).await.with_context(|| format!("creating {table}"))?;
             }
         }
     }

@@ -94,6 +94,8 @@ pub struct TargetConfig {
     pub region: String,
     pub endpoint_url: Option<String>,
     pub aws_profile: Option<String>,
+    /// The 12-digit account, for the ARNs of the IAM policy.
+    pub account_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -307,6 +309,12 @@ fn validate(
             region: file.target.region,
             endpoint_url: file.target.endpoint_url,
             aws_profile: file.target.aws_profile,
+            account_id: match file.target.account_id {
+                Some(id) if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()) => {
+                    return Err(err(format!("target.account_id = \"{id}\" is not a 12-digit AWS account number")))
+                }
+                id => id,
+            },
         },
         prices,
         sync,

@@ -72,6 +72,9 @@ pub struct TargetSection {
     pub endpoint_url: Option<String>,
     /// Named AWS profile (`~/.aws/config`) to take credentials from; default: the usual chain.
     pub aws_profile: Option<String>,
+    /// The 12-digit AWS account that holds the tables; `ddbsync iam-policy` puts it in the table
+    /// ARNs (without it they match any account).
+    pub account_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

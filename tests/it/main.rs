@@ -4,6 +4,7 @@
 mod errors;
 mod faults;
 mod harness;
+mod ops;
 mod proxy;
 mod safety;
 mod secure;

@@ -1,0 +1,234 @@
+//! One function per command: load the profile, call the engine, hand the result to the printer,
+//! and say which exit code it deserves.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use anyhow::{bail, Result};
+
+use crate::cli::{BackupArgs, Cli, Command, HistoryArgs, IamArgs, ReportArgs, RestoreArgs, SyncArgs, TablesCommand};
+use crate::exit::Exit;
+use crate::printer::Printer;
+use crate::profile::{self, ProfileError};
+use crate::{backup, check, dynamo, history, iam, lock, sync, tables, verify};
+
+/// Runs a parsed command line; the caller turns the result into the process's exit code.
+pub async fn run(cli: Cli) -> Result<Exit> {
+    let printer = Printer::new(cli.json, cli.quiet);
+    let csv = matches!(
+        &cli.command,
+        Command::History(HistoryArgs { csv: true, .. }) | Command::Report(ReportArgs { csv: true, .. })
+    );
+    if csv && cli.json {
+        return Err(crate::exit::UsageError("--csv and --json: choose one".into()).into());
+    }
+    let dir = cli.envs_dir.as_path();
+    match cli.command {
+        Command::Envs => envs(dir, &printer),
+        Command::Sync(args) => sync(dir, args, &printer).await,
+        Command::Backup(args) => backup(dir, args, &printer).await,
+        Command::Restore(args) => restore(dir, args, &printer).await,
+        Command::Check(args) => {
+            let profile = profile::load(dir, &args.env)?;
+            let report = check::run(&profile, &args.tables).await?;
+            printer.show(&report, check::CheckReport::render)?;
+            Ok(report.exit())
+        }
+        Command::Tables(TablesCommand::Create(args)) => {
+            let profile = profile::load(dir, &args.env)?;
+            let mappings = sync::selected(&profile, &args.tables)?;
+            let done = tables::create(&profile, &mappings, &printer).await?;
+            printer.show(&done, |d: &Vec<tables::TableAction>| tables::render(d))?;
+            Ok(Exit::Success)
+        }
+        Command::Tables(TablesCommand::Drop(args)) => {
+            let profile = profile::load(dir, &args.target.env)?;
+            let mappings = sync::selected(&profile, &args.target.tables)?;
+            let names: Vec<&str> = mappings.iter().map(|t| t.table_name.as_str()).collect();
+            let action = format!("tables drop deletes {}", names.join(", "));
+            confirm_destruction(&profile, &action, args.yes, &printer)?;
+            let done = tables::drop(&profile, &mappings, &printer).await?;
+            printer.show(&done, |d: &Vec<tables::TableAction>| tables::render(d))?;
+            Ok(Exit::Success)
+        }
+        Command::Verify(args) => {
+            let profile = profile::load(dir, &args.target.env)?;
+            let depth = if args.full { verify::Depth::Full } else { verify::Depth::Sample(args.sample.unwrap_or(100)) };
+            let report = verify::run(&profile, &args.target.tables, depth, &printer).await?;
+            printer.show(&report, verify::VerifyReport::render)?;
+            Ok(if report.differs() { Exit::Differences } else { Exit::Success })
+        }
+        Command::History(args) => history(dir, args, &printer).await,
+        Command::Report(args) => report(dir, args, &printer).await,
+        Command::IamPolicy(args) => iam_policy(dir, args, &printer),
+    }
+}
+
+fn envs(dir: &Path, printer: &Printer) -> Result<Exit> {
+    #[derive(serde::Serialize)]
+    struct Env {
+        name: String,
+        description: String,
+        valid: bool,
+    }
+    let list: Vec<Env> = profile::available(dir)
+        .into_iter()
+        .map(|name| match profile::load(dir, &name) {
+            Ok(p) => Env { description: p.description.unwrap_or_default(), name, valid: true },
+            Err(e) => Env { description: format!("(invalid: {e})"), name, valid: false },
+        })
+        .collect();
+    printer
+        .show(&list, |list: &Vec<Env>| list.iter().map(|e| format!("{:<12} {}\n", e.name, e.description)).collect())?;
+    Ok(Exit::Success)
+}
+
+/// The run records of an environment since `since` (all when `None`), oldest first.
+async fn records(profile: &profile::Profile, since: Option<&str>) -> Result<Vec<history::RunRecord>> {
+    let dynamo = dynamo::Dynamo::connect(&profile.target).await;
+    let table = &profile.metadata_table;
+    if dynamo.describe(table).await?.is_none() {
+        return Ok(Vec::new());
+    }
+    let items = dynamo.query_from(table, ("pk", "RUN"), ("sk", since.unwrap_or(""))).await?;
+    // The metadata table may be shared by environments with the same prefix.
+    let ours = items.iter().filter(|i| i.get("environment").and_then(|v| v.as_s().ok()) == Some(&profile.env));
+    Ok(ours.filter_map(history::RunRecord::from_item).collect())
+}
+
+fn since(text: &str) -> Result<String> {
+    history::since(text, chrono::Utc::now()).map_err(|e| crate::exit::UsageError(e).into())
+}
+
+async fn history(dir: &Path, args: HistoryArgs, printer: &Printer) -> Result<Exit> {
+    let profile = profile::load(dir, &args.env)?;
+    let since = args.since.as_deref().map(since).transpose()?;
+    let mut runs = records(&profile, since.as_deref()).await?;
+    runs.reverse();
+    runs.truncate(args.limit);
+    if args.csv {
+        printer.raw(&history::history_csv(&runs)?);
+    } else {
+        printer.show(&runs, |runs: &Vec<history::RunRecord>| history::render_history(&profile.env, runs))?;
+    }
+    Ok(Exit::Success)
+}
+
+async fn report(dir: &Path, args: ReportArgs, printer: &Printer) -> Result<Exit> {
+    let profile = profile::load(dir, &args.env)?;
+    let since = if args.since == "all" { None } else { Some(since(&args.since)?) };
+    let runs = records(&profile, since.as_deref()).await?;
+    let summary = history::summarize(&profile.env, since, &runs);
+    if args.csv {
+        printer.raw(&history::summary_csv(&summary)?);
+    } else {
+        printer.show(&summary, history::render_summary)?;
+    }
+    Ok(Exit::Success)
+}
+
+fn iam_policy(dir: &Path, args: IamArgs, printer: &Printer) -> Result<Exit> {
+    let profile = profile::load(dir, &args.env)?;
+    if profile.target.account_id.is_none() {
+        printer.note(format!(
+            "{}: target.account_id is not set, so the ARNs match these table names in any account",
+            profile.path.display()
+        ));
+    }
+    let policy = iam::policy(&profile, &args.uses);
+    printer.raw(&format!("{}\n", serde_json::to_string_pretty(&policy)?));
+    Ok(Exit::Success)
+}
+
+async fn backup(envs_dir: &Path, args: BackupArgs, printer: &Printer) -> Result<Exit> {
+    let profile = profile::load(envs_dir, &args.env)?;
+    let mappings = sync::selected(&profile, &args.tables)?;
+    let path = args.output.unwrap_or_else(|| backup::default_path(&profile));
+    let dynamo = dynamo::Dynamo::connect(&profile.target).await;
+    let manifest = backup::backup(&dynamo, &profile, &mappings, &path, printer).await?;
+    printer.backup(&path, &manifest)?;
+    Ok(Exit::Success)
+}
+
+async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Result<Exit> {
+    let manifest = backup::verify(&args.file)?;
+    let env = args.env.clone().unwrap_or_else(|| manifest.environment.clone());
+    let profile = profile::load(envs_dir, &env)?;
+    if let Some(unknown) = args.tables.iter().find(|t| !manifest.tables.iter().any(|e| &e.name == *t)) {
+        let held: Vec<&str> = manifest.tables.iter().map(|t| t.name.as_str()).collect();
+        bail!("{}: no table \"{unknown}\" in this backup (it holds: {})", args.file.display(), held.join(", "));
+    }
+    // Each table of the backup goes to the table the profile gives its mapping.
+    let mut targets = Vec::new();
+    for entry in manifest.tables.iter().filter(|e| args.tables.is_empty() || args.tables.contains(&e.name)) {
+        let mapping = profile.tables.iter().find(|t| t.name == entry.name).ok_or_else(|| {
+            ProfileError::new(
+                &profile.path,
+                format!("the backup holds table \"{}\", which the mappings do not define", entry.name),
+            )
+        })?;
+        targets.push((entry.name.clone(), mapping.table_name.clone()));
+    }
+    let names: Vec<&str> = targets.iter().map(|(_, t)| t.as_str()).collect();
+    let action = format!("restore deletes and recreates {}", names.join(", "));
+    confirm_destruction(&profile, &action, args.yes, printer)?;
+    let dynamo = std::sync::Arc::new(dynamo::Dynamo::connect(&profile.target).await);
+    sync::ensure_metadata_table(&dynamo, &profile).await?;
+    let lock =
+        lock::acquire(dynamo.clone(), &profile.metadata_table, &profile.env, profile.sync.lock_lease, false).await?;
+    let restored = tokio::select! {
+        restored = backup::restore(dynamo.clone(), &profile, &args.file, &manifest, &targets, printer) => restored,
+        reason = lock.lost() => Err(anyhow::anyhow!("stopped: {reason}")),
+    };
+    lock.release().await?;
+    let restored = restored?;
+    printer.restored(&restored)?;
+    let failed = restored.iter().any(|r| !r.outcome.failed.is_empty());
+    Ok(if failed { Exit::Differences } else { Exit::Success })
+}
+
+async fn sync(envs_dir: &Path, args: SyncArgs, printer: &Printer) -> Result<Exit> {
+    let mut profile = profile::load(envs_dir, &args.env)?;
+    profile.sync = profile.sync.overridden(args.scan_segments, args.max_in_flight, args.max_write_units_per_second);
+    if args.clean && !args.dry_run {
+        let tables = sync::selected(&profile, &args.tables)?;
+        let names: Vec<&str> = tables.iter().map(|t| t.table_name.as_str()).collect();
+        let action = format!("--clean deletes and recreates {}", names.join(", "));
+        confirm_destruction(&profile, &action, args.yes, printer)?;
+    }
+    let options = sync::SyncOptions {
+        dry_run: args.dry_run,
+        clean: args.clean,
+        tables: args.tables,
+        allow_mass_delete: args.allow_mass_delete,
+        force_unlock: args.force_unlock,
+        rejects_file: args.rejects_file,
+    };
+    let report = sync::run(&profile, &options, printer).await?;
+    printer.show(&report, crate::report::RunReport::render)?;
+    Ok(if report.has_losses() { Exit::Differences } else { Exit::Success })
+}
+
+/// Before deleting tables (`--clean`, `restore`): an ordinary environment asks on a terminal and
+/// needs `--yes` elsewhere; a protected one always needs `--yes` and, on a terminal, its name typed.
+fn confirm_destruction(profile: &profile::Profile, action: &str, yes: bool, printer: &Printer) -> Result<()> {
+    let terminal = std::io::stdin().is_terminal();
+    if profile.protected && !yes {
+        let message = format!("{} is protected: {action} only with --yes", profile.env);
+        return Err(ProfileError::new(&profile.path, message).into());
+    }
+    if yes && !(profile.protected && terminal) {
+        return Ok(());
+    }
+    if !terminal {
+        let message = format!("{action}; there is no terminal to confirm on, so add --yes");
+        return Err(ProfileError::new(&profile.path, message).into());
+    }
+    // On a protected environment the answer is its name, so that a habitual "yes" is not enough.
+    let expected = if profile.protected { profile.env.as_str() } else { "yes" };
+    let question = format!("{action} in {} ({}), then writes every item.", profile.env, profile.target.region);
+    if !printer.confirm(&question, expected)? {
+        bail!("not confirmed; nothing was changed");
+    }
+    Ok(())
+}

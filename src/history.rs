@@ -1,0 +1,419 @@
+//! Run history and the cumulative cost report: the run records of the metadata table read back,
+//! listed per run (`history`) or summed over a period (`report`). Pure: [`crate::dynamo`] fetches
+//! the records; this module parses, sums and renders them.
+//!
+//! Records written before a field existed read it as 0, so that old runs still list.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
+use serde::Serialize;
+
+use crate::item::{AttributeValue, Item};
+use crate::report::{units, usd};
+
+/// The counts and units of one table in one run, or summed over runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Figures {
+    pub created: u64,
+    pub updated: u64,
+    /// Items skipped because their content had not changed.
+    pub unchanged: u64,
+    pub deleted: u64,
+    /// Rows rejected plus items not written.
+    pub not_written: u64,
+    pub write_units: f64,
+    pub read_units: f64,
+    pub potential_write_units: f64,
+    pub cost_usd: f64,
+    pub potential_usd: f64,
+    pub saved_usd: f64,
+}
+
+impl Figures {
+    fn of(item: &Item) -> Figures {
+        let num = |name: &str| match item.get(name) {
+            Some(AttributeValue::N(n)) => n.parse::<f64>().unwrap_or(0.0),
+            _ => 0.0,
+        };
+        let count = |name: &str| num(name).max(0.0) as u64;
+        let (cost, potential) = (num("cost_usd"), num("potential_usd"));
+        Figures {
+            created: count("created"),
+            updated: count("updated"),
+            unchanged: count("unchanged"),
+            deleted: count("deleted"),
+            not_written: count("rejected") + count("failed"),
+            write_units: num("write_units"),
+            read_units: num("read_units"),
+            potential_write_units: num("potential_write_units"),
+            cost_usd: cost,
+            potential_usd: potential,
+            saved_usd: potential - cost,
+        }
+    }
+
+    fn add(&mut self, o: &Figures) {
+        self.created += o.created;
+        self.updated += o.updated;
+        self.unchanged += o.unchanged;
+        self.deleted += o.deleted;
+        self.not_written += o.not_written;
+        self.write_units += o.write_units;
+        self.read_units += o.read_units;
+        self.potential_write_units += o.potential_write_units;
+        self.cost_usd += o.cost_usd;
+        self.potential_usd += o.potential_usd;
+        self.saved_usd += o.saved_usd;
+    }
+
+    /// Items written: created plus updated.
+    pub fn written(&self) -> u64 {
+        self.created + self.updated
+    }
+
+    pub fn saved_percent(&self) -> f64 {
+        if self.potential_usd > 0.0 {
+            self.saved_usd / self.potential_usd * 100.0
+        } else {
+            0.0
+        }
+    }
+}
+
+/// One recorded run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRecord {
+    pub started_at: String,
+    pub finished_at: String,
+    /// `incremental` or `clean`.
+    pub mode: String,
+    #[serde(flatten)]
+    pub total: Figures,
+    pub tables: BTreeMap<String, Figures>,
+}
+
+impl RunRecord {
+    /// Reads a record written by [`crate::report::RunReport::record`].
+    pub fn from_item(item: &Item) -> Option<RunRecord> {
+        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        let tables = match item.get("tables") {
+            Some(AttributeValue::M(m)) => {
+                m.iter().filter_map(|(name, v)| v.as_m().ok().map(|t| (name.clone(), Figures::of(t)))).collect()
+            }
+            _ => BTreeMap::new(),
+        };
+        Some(RunRecord {
+            started_at: text("started_at")?,
+            finished_at: text("finished_at").unwrap_or_default(),
+            mode: text("mode").unwrap_or_else(|| "incremental".into()),
+            total: Figures::of(item),
+            tables,
+        })
+    }
+}
+
+/// The sum of a period's runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub environment: String,
+    /// The start of the period (RFC 3339), as asked.
+    pub since: Option<String>,
+    pub runs: usize,
+    pub clean_runs: usize,
+    pub first_run: Option<String>,
+    pub last_run: Option<String>,
+    pub total: Figures,
+    pub saved_percent: f64,
+    pub tables: BTreeMap<String, Figures>,
+}
+
+/// Sums runs (in any order).
+pub fn summarize(environment: &str, since: Option<String>, runs: &[RunRecord]) -> Summary {
+    let mut total = Figures::default();
+    let mut tables: BTreeMap<String, Figures> = BTreeMap::new();
+    for run in runs {
+        total.add(&run.total);
+        for (name, figures) in &run.tables {
+            tables.entry(name.clone()).or_default().add(figures);
+        }
+    }
+    Summary {
+        environment: environment.to_string(),
+        since,
+        runs: runs.len(),
+        clean_runs: runs.iter().filter(|r| r.mode == "clean").count(),
+        first_run: runs.iter().map(|r| r.started_at.clone()).min(),
+        last_run: runs.iter().map(|r| r.started_at.clone()).max(),
+        saved_percent: total.saved_percent(),
+        total,
+        tables,
+    }
+}
+
+/// `--since`: a duration back from `now` (`30d`, `12h`, `2w`) or a date or time (`2026-11-01`,
+/// RFC 3339). Returns the RFC 3339 instant, which orders like the records' sort keys.
+pub fn since(text: &str, now: DateTime<Utc>) -> Result<String, String> {
+    let instant = if let Ok(d) = humantime::parse_duration(text) {
+        let d = chrono::Duration::from_std(d).map_err(|_| format!("--since {text}: too long ago"))?;
+        now.checked_sub_signed(d).ok_or_else(|| format!("--since {text}: too long ago"))?
+    } else if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        day.and_hms_opt(0, 0, 0).expect("midnight").and_utc()
+    } else if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        t.with_timezone(&Utc)
+    } else {
+        return Err(format!(
+            "--since {text}: give a duration back from now (30d, 12h, 2w) or a date (2026-11-01) or an RFC 3339 time"
+        ));
+    };
+    Ok(instant.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+const HEADER: [&str; 9] =
+    ["new", "updated", "unchanged", "deleted", "not written", "write units", "cost", "full rewrite", "saved"];
+
+fn cells(first: Vec<String>, f: &Figures) -> Vec<Cell> {
+    let numbers = [
+        f.created.to_string(),
+        f.updated.to_string(),
+        f.unchanged.to_string(),
+        f.deleted.to_string(),
+        f.not_written.to_string(),
+        units(f.write_units),
+        usd(f.cost_usd),
+        usd(f.potential_usd),
+        format!("{} ({:.1}%)", usd(f.saved_usd), f.saved_percent()),
+    ];
+    first
+        .into_iter()
+        .map(Cell::new)
+        .chain(numbers.into_iter().map(|n| Cell::new(n).set_alignment(CellAlignment::Right)))
+        .collect()
+}
+
+fn table(first: &[&str]) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(first.iter().chain(HEADER.iter()));
+    table
+}
+
+/// `ddbsync history`: one row per run, newest first.
+pub fn render_history(environment: &str, runs: &[RunRecord]) -> String {
+    if runs.is_empty() {
+        return format!("{environment}: no runs recorded\n");
+    }
+    let mut t = table(&["started (UTC)", "mode"]);
+    for run in runs {
+        let started = run.started_at.get(..19).unwrap_or(&run.started_at).replace('T', " ");
+        t.add_row(cells(vec![started, run.mode.clone()], &run.total));
+    }
+    format!("{environment}: {} runs\n{t}\n", runs.len())
+}
+
+/// `ddbsync report`: one row per table and the total, summed over the period.
+pub fn render_summary(s: &Summary) -> String {
+    let period = match &s.since {
+        Some(since) => format!("since {}", since.get(..10).unwrap_or(since)),
+        None => "all recorded runs".to_string(),
+    };
+    let mut out = format!("{}: {} runs ({} clean), {period}\n", s.environment, s.runs, s.clean_runs);
+    if s.runs == 0 {
+        return out;
+    }
+    let mut t = table(&["table"]);
+    for (name, f) in &s.tables {
+        t.add_row(cells(vec![name.clone()], f));
+    }
+    t.add_row(cells(vec!["total".into()], &s.total));
+    out.push_str(&format!("{t}\n"));
+    out.push_str(&format!(
+        "Written {} items and skipped {} unchanged; paid {} where rewriting everything would have cost {}.\n",
+        s.total.written(),
+        s.total.unchanged,
+        usd(s.total.cost_usd),
+        usd(s.total.potential_usd)
+    ));
+    out
+}
+
+/// The CSV columns of [`Figures`], after the leading ones.
+const CSV_FIGURES: [&str; 11] = [
+    "created",
+    "updated",
+    "unchanged",
+    "deleted",
+    "not_written",
+    "write_units",
+    "read_units",
+    "potential_write_units",
+    "cost_usd",
+    "potential_usd",
+    "saved_usd",
+];
+
+impl Figures {
+    fn csv_fields(&self) -> [String; 11] {
+        [
+            self.created.to_string(),
+            self.updated.to_string(),
+            self.unchanged.to_string(),
+            self.deleted.to_string(),
+            self.not_written.to_string(),
+            units(self.write_units),
+            units(self.read_units),
+            units(self.potential_write_units),
+            format!("{:.8}", self.cost_usd),
+            format!("{:.8}", self.potential_usd),
+            format!("{:.8}", self.saved_usd),
+        ]
+    }
+}
+
+/// CSV with `leading` columns before the figures, one row per `(leading values, figures)`.
+fn csv<'a>(leading: &[&str], rows: impl Iterator<Item = (Vec<String>, &'a Figures)>) -> Result<String, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(leading.iter().chain(CSV_FIGURES.iter()))?;
+    for (first, figures) in rows {
+        w.write_record(first.iter().cloned().chain(figures.csv_fields()))?;
+    }
+    let bytes = w.into_inner().map_err(|e| csv::Error::from(e.into_error()))?;
+    Ok(String::from_utf8(bytes).expect("CSV of UTF-8 fields"))
+}
+
+/// One CSV row per run.
+pub fn history_csv(runs: &[RunRecord]) -> Result<String, csv::Error> {
+    let rows = runs.iter().map(|r| (vec![r.started_at.clone(), r.finished_at.clone(), r.mode.clone()], &r.total));
+    csv(&["started_at", "finished_at", "mode"], rows)
+}
+
+/// One CSV row per table, then `total`.
+pub fn summary_csv(s: &Summary) -> Result<String, csv::Error> {
+    let tables = s.tables.iter().map(|(name, f)| (vec![name.clone(), s.runs.to_string()], f));
+    let total = std::iter::once((vec!["total".to_string(), s.runs.to_string()], &s.total));
+    csv(&["table", "runs"], tables.chain(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cost::{Prices, Savings};
+    use crate::report::{RunReport, TableReport, Totals};
+
+    fn report(started_at: &str, created: u64, unchanged: u64, clean: bool) -> RunReport {
+        let prices = Prices::builtin("us-east-1").unwrap();
+        let table = |name: &str, created: u64, unchanged: u64| {
+            let (w, r, p) = (created as f64, 2.0, (created + unchanged) as f64);
+            TableReport {
+                table: name.into(),
+                table_created: false,
+                created,
+                updated: 1,
+                unchanged,
+                orphans: 0,
+                deleted: 0,
+                deleted_keys: vec![],
+                deletes_refused: None,
+                write_units: w + 1.0,
+                read_units: r,
+                potential_write_units: p + 1.0,
+                retries: 0,
+                throttled: 0,
+                cost: Savings::new(&prices, w + 1.0, r, p + 1.0),
+                rejected: vec![],
+                failed: vec![],
+            }
+        };
+        let tables = vec![table("t-lessons", created, unchanged), table("t-topics", 0, 12)];
+        RunReport {
+            environment: "dev".into(),
+            region: "us-east-1".into(),
+            started_at: started_at.into(),
+            finished_at: started_at.into(),
+            dry_run: false,
+            clean,
+            units: "measured",
+            total: Totals::of(&tables, &prices),
+            prices,
+            tables,
+            rejects_file: None,
+            backup: None,
+        }
+    }
+
+    fn runs() -> Vec<RunRecord> {
+        [
+            report("2026-11-01T02:00:00.000Z", 200, 0, true),
+            report("2026-11-02T02:00:00.000Z", 5, 195, false),
+            report("2026-11-03T02:00:00.000Z", 0, 200, false),
+        ]
+        .iter()
+        .map(|r| RunRecord::from_item(&r.record()).expect("a record"))
+        .collect()
+    }
+
+    #[test]
+    fn a_record_reads_back_what_the_report_said() {
+        let r = report("2026-11-02T02:00:00.000Z", 5, 195, false);
+        let back = RunRecord::from_item(&r.record()).unwrap();
+        assert_eq!((back.total.created, back.total.updated, back.total.unchanged), (5, 2, 207));
+        assert_eq!(back.total.write_units, r.total.write_units);
+        assert_eq!(back.total.potential_write_units, r.total.potential_write_units);
+        assert!((back.total.cost_usd - r.total.cost.actual).abs() < 1e-15);
+        assert!((back.total.saved_usd - r.total.cost.saved).abs() < 1e-15);
+        assert_eq!(back.tables["t-lessons"].created, 5);
+        assert!((back.tables["t-topics"].cost_usd - r.tables[1].cost.actual).abs() < 1e-15);
+    }
+
+    #[test]
+    fn old_records_without_newer_fields_read_as_zero() {
+        let mut item = report("2026-11-02T02:00:00.000Z", 5, 195, false).record();
+        item.remove("potential_write_units");
+        item.remove("tables");
+        let back = RunRecord::from_item(&item).unwrap();
+        assert_eq!(back.total.potential_write_units, 0.0);
+        assert!(back.tables.is_empty());
+        item.remove("started_at");
+        assert_eq!(RunRecord::from_item(&item), None);
+    }
+
+    #[test]
+    fn a_summary_adds_up_every_run_and_table() {
+        let runs = runs();
+        let s = summarize("dev", None, &runs);
+        assert_eq!((s.runs, s.clean_runs), (3, 1));
+        assert_eq!(s.total.created, 205);
+        assert_eq!(s.total.updated, 6);
+        assert_eq!(s.total.unchanged, 395 + 36);
+        assert_eq!(s.tables["t-lessons"].created, 205);
+        assert_eq!(s.tables["t-topics"].unchanged, 36);
+        let cost: f64 = runs.iter().map(|r| r.total.cost_usd).sum();
+        assert!((s.total.cost_usd - cost).abs() < 1e-15);
+        assert_eq!(s.first_run.as_deref(), Some("2026-11-01T02:00:00.000Z"));
+        assert_eq!(s.last_run.as_deref(), Some("2026-11-03T02:00:00.000Z"));
+    }
+
+    #[test]
+    fn since_takes_durations_and_dates() {
+        let now = DateTime::parse_from_rfc3339("2026-11-21T12:00:00Z").unwrap().with_timezone(&Utc);
+        assert_eq!(since("30d", now).unwrap(), "2026-10-22T12:00:00.000Z");
+        assert_eq!(since("12h", now).unwrap(), "2026-11-21T00:00:00.000Z");
+        assert_eq!(since("2026-11-01", now).unwrap(), "2026-11-01T00:00:00.000Z");
+        assert_eq!(since("2026-11-01T06:30:00+01:00", now).unwrap(), "2026-11-01T05:30:00.000Z");
+        assert!(since("last tuesday", now).unwrap_err().contains("30d"));
+    }
+
+    #[test]
+    fn history_and_summary_render() {
+        let mut runs = runs();
+        runs.reverse();
+        insta::assert_snapshot!("history", render_history("dev", &runs));
+        insta::assert_snapshot!(
+            "summary",
+            render_summary(&summarize("dev", Some("2026-10-22T12:00:00.000Z".into()), &runs))
+        );
+        insta::assert_snapshot!("history_csv", history_csv(&runs).unwrap());
+        insta::assert_snapshot!("summary_csv", summary_csv(&summarize("dev", None, &runs)).unwrap());
+    }
+}

@@ -1,0 +1,88 @@
+//! `ddbsync tables create` and `tables drop`: the target tables on their own, without a sync.
+//! Creating needs the source, because a table's key types come from its query's columns. Dropping
+//! holds the run lock, so that no sync is writing to a table while it goes; the metadata table
+//! (run records and the lock) is never dropped.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::dynamo::Dynamo;
+use crate::lock;
+use crate::printer::Printer;
+use crate::profile::{Profile, TableMapping};
+use crate::source::Source;
+use crate::sync::{self, key_schema, show_schema};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableAction {
+    pub table: String,
+    /// `created`, `exists`, `deleted` or `absent`.
+    pub action: &'static str,
+    pub detail: String,
+}
+
+pub fn render(actions: &[TableAction]) -> String {
+    actions.iter().map(|a| format!("{:<32} {:<8} {}\n", a.table, a.action, a.detail)).collect()
+}
+
+/// Creates the tables that do not exist, each with the key schema its mapping gives.
+pub async fn create(profile: &Profile, mappings: &[&TableMapping], printer: &Printer) -> Result<Vec<TableAction>> {
+    let source = Source::connect(profile).await?;
+    let mut plans = Vec::new();
+    for mapping in mappings {
+        plans.push(sync::plan(&source, mapping).await?);
+    }
+    let dynamo = Dynamo::connect(&profile.target).await;
+    sync::ensure_metadata_table(&dynamo, profile).await?;
+    let mut out = Vec::new();
+    for (mapping, plan) in mappings.iter().zip(&plans) {
+        let (table, wanted) = (&mapping.table_name, key_schema(plan));
+        let info = dynamo.describe(table).await.with_context(|| format!("reading {table}"))?;
+        let (action, detail) = match info {
+            Some(info) if info.key_schema != wanted => anyhow::bail!(
+                "{table} exists with key ({}) but {} gives ({}); `sync --clean` recreates it",
+                show_schema(&info.key_schema),
+                mapping.origin.display(),
+                show_schema(&wanted)
+            ),
+            Some(_) => ("exists", format!("key ({})", show_schema(&wanted))),
+            None => {
+                printer.note(format!("creating {table}"));
+                dynamo.make_table(table, &wanted).await.with_context(|| format!("creating {table}"))?;
+                ("created", format!("key ({}), on demand", show_schema(&wanted)))
+            }
+        };
+        out.push(TableAction { table: table.clone(), action, detail });
+    }
+    Ok(out)
+}
+
+/// Deletes the tables that exist, under the run lock.
+pub async fn drop(profile: &Profile, mappings: &[&TableMapping], printer: &Printer) -> Result<Vec<TableAction>> {
+    let dynamo = Arc::new(Dynamo::connect(&profile.target).await);
+    sync::ensure_metadata_table(&dynamo, profile).await?;
+    let lock =
+        lock::acquire(dynamo.clone(), &profile.metadata_table, &profile.env, profile.sync.lock_lease, false).await?;
+    let dropped = async {
+        let mut out = Vec::new();
+        for mapping in mappings {
+            let table = &mapping.table_name;
+            let exists = dynamo.describe(table).await.with_context(|| format!("reading {table}"))?.is_some();
+            if exists {
+                printer.note(format!("deleting {table}"));
+                dynamo.drop_table(table).await.with_context(|| format!("deleting {table}"))?;
+            }
+            let (action, detail) = if exists { ("deleted", "") } else { ("absent", "did not exist") };
+            out.push(TableAction { table: table.clone(), action, detail: detail.into() });
+        }
+        anyhow::Ok(out)
+    };
+    let dropped = tokio::select! {
+        dropped = dropped => dropped,
+        reason = lock.lost() => Err(anyhow::anyhow!("stopped: {reason}")),
+    };
+    lock.release().await?;
+    dropped
+}
