@@ -14,7 +14,7 @@ rm -rf "$state" && mkdir -p "$state"
 pg_start "$state/pg" 55432
 "$tools/dynoxide/bin/dynoxide" serve -p 8766 --log quiet >"$state/dynoxide.log" 2>&1 &
 dynoxide=$!
-trap 'kill $dynoxide 2>/dev/null; pg_stop "$state/pg"' EXIT
+trap 'kill $dynoxide 2>/dev/null || true; pg_stop "$state/pg"' EXIT
 
 psql=(psql -q -h 127.0.0.1 -p 55432 -U postgres -v ON_ERROR_STOP=1)
 "${psql[@]}" -d postgres -c "CREATE DATABASE pni"

@@ -47,12 +47,16 @@ impl CheckReport {
     }
 
     fn push(&mut self, what: impl Into<String>, status: Status, detail: impl Into<String>) {
-        self.checks.push(Check { what: what.into(), status, detail: detail.into(), exit: Exit::Success });
+        let (what, detail) = (what.into(), detail.into());
+        tracing::info!(?status, "{what}: {detail}");
+        self.checks.push(Check { what, status, detail, exit: Exit::Success });
     }
 
     fn fail(&mut self, what: impl Into<String>, error: &anyhow::Error) {
         let exit = crate::exit_for(error);
-        self.checks.push(Check { what: what.into(), status: Status::Fail, detail: format!("{error:#}"), exit });
+        let what = what.into();
+        tracing::info!("{what}: failed: {error:#}");
+        self.checks.push(Check { what, status: Status::Fail, detail: format!("{error:#}"), exit });
     }
 
     /// A checklist: `[ ok ] what: detail`.

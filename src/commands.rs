@@ -91,6 +91,7 @@ async fn records(profile: &profile::Profile, since: Option<&str>) -> Result<Vec<
         return Ok(Vec::new());
     }
     let items = dynamo.query_from(table, ("pk", "RUN"), ("sk", since.unwrap_or(""))).await?;
+    tracing::info!(table = %table, since = since.unwrap_or("the start"), records = items.len(), "read run records");
     // The metadata table may be shared by environments with the same prefix.
     let ours = items.iter().filter(|i| i.get("environment").and_then(|v| v.as_s().ok()) == Some(&profile.env));
     Ok(ours.filter_map(history::RunRecord::from_item).collect())

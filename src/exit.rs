@@ -58,3 +58,17 @@ impl From<Exit> for ExitCode {
         ExitCode::from(e as u8)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_worst_outcome_wins() {
+        assert_eq!(Exit::Success.max(Exit::Differences), Exit::Differences);
+        assert_eq!(Exit::Error.max(Exit::Differences), Exit::Error);
+        assert_eq!(Exit::Error.max(Exit::Usage), Exit::Usage);
+        assert_eq!(Exit::Usage.max(Exit::Error), Exit::Usage);
+        assert_eq!(Exit::Success.max(Exit::Success), Exit::Success);
+    }
+}

@@ -158,6 +158,15 @@ pub async fn run(profile: &Profile, tables: &[String], depth: Depth, printer: &P
             .describe(table)
             .await
             .with_context(|| format!("reading DynamoDB table {table} in {}", sync::location(profile)))?;
+        if let Some(info) = info.as_ref().filter(|i| i.key_schema != sync::key_schema(plan)) {
+            anyhow::bail!(
+                "DynamoDB table {table} has key ({}) but {} gives ({}); its items cannot be matched to the source \
+                 (`sync --clean` recreates the table)",
+                sync::show_schema(&info.key_schema),
+                mapping.origin.display(),
+                sync::show_schema(&sync::key_schema(plan))
+            );
+        }
         let sample_size = match depth {
             Depth::Sample(n) => n,
             Depth::Full => 0,
@@ -205,6 +214,14 @@ pub async fn run(profile: &Profile, tables: &[String], depth: Depth, printer: &P
             t.missing.count += remaining.len() as u64;
             name_missing(&source, mapping, plan, &remaining, &mut t.missing.keys).await?;
         }
+        tracing::info!(
+            table = %t.table,
+            compared = t.compared,
+            missing = t.missing.count,
+            extra = t.extra.count,
+            differing = t.differing.count,
+            "verified"
+        );
         out.push(t);
     }
     let read_units = out.iter().map(|t| t.read_units).sum();

@@ -63,6 +63,10 @@ async fn check_lists_every_problem_and_exits_by_the_worst() {
     assert!(out.contains("gives (category S, topic S)"), "{out}");
     assert!(out.contains("[ ok ] query of passages"), "{out}");
     assert!(out.contains("1 check failed."), "{out}");
+    // verify cannot match items under another key either, and says why.
+    let run = ctx.ddbsync(&["verify", "local", "--table", "topics"]);
+    assert_eq!(run.code(), 1);
+    assert!(run.stderr().contains("has key (id S) but"), "{}", run.stderr());
 
     // A query without its key column is a profile error (2), named with its file and table; the
     // worst failure decides the exit code.

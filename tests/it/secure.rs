@@ -81,6 +81,11 @@ async fn no_secret_appears_in_any_output() {
         ("clean of a protected env", vec!["-vv", "sync", "prod", "--clean", "--yes"], PG_PASSWORD),
         ("backup", vec!["-vv", "backup", "local", "-o", backup.to_str().unwrap()], PG_PASSWORD),
         ("restore", vec!["-vv", "restore", backup.to_str().unwrap(), "--yes"], PG_PASSWORD),
+        ("check", vec!["-vv", "check", "local"], PG_PASSWORD),
+        ("verify", vec!["-vv", "verify", "local", "--full"], PG_PASSWORD),
+        ("history", vec!["-vv", "history", "local"], PG_PASSWORD),
+        ("report", vec!["--json", "-vv", "report", "local"], PG_PASSWORD),
+        ("iam-policy", vec!["-vv", "iam-policy", "local"], PG_PASSWORD),
         ("wrong password", vec!["-vv", "sync", "local"], "WrOnG-pAsSwOrD-19"),
     ];
     for (what, args, password) in runs {
