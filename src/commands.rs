@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::cli::{BackupArgs, Cli, Command, HistoryArgs, IamArgs, ReportArgs, RestoreArgs, SyncArgs, TablesCommand};
 use crate::exit::Exit;
@@ -87,10 +87,11 @@ fn envs(dir: &Path, printer: &Printer) -> Result<Exit> {
 async fn records(profile: &profile::Profile, since: Option<&str>) -> Result<Vec<history::RunRecord>> {
     let dynamo = dynamo::Dynamo::connect(&profile.target).await;
     let table = &profile.metadata_table;
-    if dynamo.describe(table).await?.is_none() {
+    let context = || format!("reading the run records in {table} in {}", sync::location(profile));
+    if dynamo.describe(table).await.with_context(context)?.is_none() {
         return Ok(Vec::new());
     }
-    let items = dynamo.query_from(table, ("pk", "RUN"), ("sk", since.unwrap_or(""))).await?;
+    let items = dynamo.query_from(table, ("pk", "RUN"), ("sk", since.unwrap_or(""))).await.with_context(context)?;
     tracing::info!(table = %table, since = since.unwrap_or("the start"), records = items.len(), "read run records");
     // The metadata table may be shared by environments with the same prefix.
     let ours = items.iter().filter(|i| i.get("environment").and_then(|v| v.as_s().ok()) == Some(&profile.env));
