@@ -170,20 +170,13 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
                 continue;
             }
         };
-        let wanted = plan.as_ref().map(key_schema);
-        match (info, wanted) {
+        let mismatch =
+            info.as_ref().zip(plan.as_ref()).and_then(|(i, p)| sync::key_mismatch(&i.key_schema, mapping, p));
+        match (info, mismatch) {
             (None, _) => report.push(what, Status::Note, "does not exist; the next sync creates it"),
-            (Some(info), Some(wanted)) if info.key_schema != wanted => report.fail(
-                what,
-                &anyhow::anyhow!(
-                    "has key ({}) but {} gives ({}); `sync --clean` recreates it",
-                    show_schema(&info.key_schema),
-                    mapping.origin.display(),
-                    show_schema(&wanted)
-                ),
-            ),
-            (Some(info), wanted) => {
-                let checked = if wanted.is_some() { "as the mapping gives" } else { "not compared: the query failed" };
+            (Some(_), Some(mismatch)) => report.fail(what, &anyhow::anyhow!("{mismatch}; `sync --clean` recreates it")),
+            (Some(info), None) => {
+                let checked = if plan.is_some() { "as the mapping gives" } else { "not compared: the query failed" };
                 let detail = format!(
                     "{}, key ({}) {checked}, about {} items",
                     info.status,

@@ -58,13 +58,21 @@ pub struct Savings {
     pub saved_percent: f64,
 }
 
+/// `saved / potential × 100`, 0 when nothing would have been written.
+pub fn saved_percent(saved: f64, potential: f64) -> f64 {
+    if potential > 0.0 {
+        saved / potential * 100.0
+    } else {
+        0.0
+    }
+}
+
 impl Savings {
     pub fn new(prices: &Prices, write_units: f64, read_units: f64, potential_write_units: f64) -> Savings {
         let actual = prices.cost(write_units, read_units);
         let potential = prices.cost(potential_write_units, 0.0);
         let saved = potential - actual;
-        let saved_percent = if potential > 0.0 { saved / potential * 100.0 } else { 0.0 };
-        Savings { actual, potential, saved, saved_percent }
+        Savings { actual, potential, saved, saved_percent: saved_percent(saved, potential) }
     }
 }
 

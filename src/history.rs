@@ -74,11 +74,7 @@ impl Figures {
     }
 
     pub fn saved_percent(&self) -> f64 {
-        if self.potential_usd > 0.0 {
-            self.saved_usd / self.potential_usd * 100.0
-        } else {
-            0.0
-        }
+        crate::cost::saved_percent(self.saved_usd, self.potential_usd)
     }
 }
 

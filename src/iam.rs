@@ -110,7 +110,7 @@ mod tests {
             .filter_map(|rest| {
                 let call = rest.trim_start_matches(|c: char| c.is_whitespace() || c == '.');
                 let name: String = call.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-                (!name.is_empty() && name != "config").then_some(name)
+                (!name.is_empty()).then_some(name)
             })
             .map(|name| {
                 let pascal: String = name.split('_').map(|w| w[..1].to_uppercase() + &w[1..]).collect();

@@ -118,6 +118,24 @@ pub fn show_schema(schema: &KeySchema) -> String {
     schema.iter().map(|(n, t)| format!("{n} {t}")).collect::<Vec<_>>().join(", ")
 }
 
+/// `has key (id S) but envs/mappings/pni.toml gives (lesson_id N)` when a table's key is not the
+/// one its mapping gives; the callers say what follows from it.
+pub fn key_mismatch(found: &KeySchema, mapping: &TableMapping, plan: &Plan) -> Option<String> {
+    let wanted = key_schema(plan);
+    (*found != wanted).then(|| {
+        format!("has key ({}) but {} gives ({})", show_schema(found), mapping.origin.display(), show_schema(&wanted))
+    })
+}
+
+/// Checks every mapping against its query on an open source, in order.
+pub async fn plans(source: &Source, mappings: &[&TableMapping]) -> Result<Vec<Plan>> {
+    let mut plans = Vec::new();
+    for mapping in mappings {
+        plans.push(plan(source, mapping).await?);
+    }
+    Ok(plans)
+}
+
 /// The region, and the endpoint when it is not AWS's, for messages.
 pub fn location(profile: &Profile) -> String {
     match &profile.target.endpoint_url {
@@ -149,10 +167,7 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer) ->
     let source = Source::connect(profile).await?;
     tracing::info!(source = %source.target, "connected to PostgreSQL");
 
-    let mut plans = Vec::new();
-    for mapping in &mappings {
-        plans.push(plan(&source, mapping).await?);
-    }
+    let plans = plans(&source, &mappings).await?;
     let rejects_path = || {
         options.rejects_file.clone().unwrap_or_else(|| {
             let stamp = started_at.replace([':', '.'], "").replace('-', "");
@@ -246,15 +261,9 @@ async fn prepare_and_sync(
             Some("CREATING" | "UPDATING") if !options.dry_run => dynamo.wait(table, false, TABLE_WAIT).await?,
             _ => {}
         }
-        let wanted = key_schema(&plan);
-        if let Some(info) = &info {
-            if info.key_schema != wanted && !options.clean {
-                bail!(
-                    "DynamoDB table {table} has key ({}) but {} gives ({}); run with --clean to recreate the table",
-                    show_schema(&info.key_schema),
-                    mapping.origin.display(),
-                    show_schema(&wanted)
-                );
+        if let Some(mismatch) = info.as_ref().and_then(|i| key_mismatch(&i.key_schema, mapping, &plan)) {
+            if !options.clean {
+                bail!("DynamoDB table {table} {mismatch}; run with --clean to recreate the table");
             }
         }
         let item_count = info.as_ref().map_or(0, |i| i.item_count);

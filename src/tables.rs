@@ -29,24 +29,17 @@ pub fn render(actions: &[TableAction]) -> String {
 
 /// Creates the tables that do not exist, each with the key schema its mapping gives.
 pub async fn create(profile: &Profile, mappings: &[&TableMapping], printer: &Printer) -> Result<Vec<TableAction>> {
-    let source = Source::connect(profile).await?;
-    let mut plans = Vec::new();
-    for mapping in mappings {
-        plans.push(sync::plan(&source, mapping).await?);
-    }
+    let plans = sync::plans(&Source::connect(profile).await?, mappings).await?;
     let dynamo = Dynamo::connect(&profile.target).await;
     sync::ensure_metadata_table(&dynamo, profile).await?;
     let mut out = Vec::new();
     for (mapping, plan) in mappings.iter().zip(&plans) {
         let (table, wanted) = (&mapping.table_name, key_schema(plan));
         let info = dynamo.describe(table).await.with_context(|| format!("reading {table}"))?;
+        if let Some(mismatch) = info.as_ref().and_then(|i| sync::key_mismatch(&i.key_schema, mapping, plan)) {
+            anyhow::bail!("{table} exists and {mismatch}; `sync --clean` recreates it");
+        }
         let (action, detail) = match info {
-            Some(info) if info.key_schema != wanted => anyhow::bail!(
-                "{table} exists with key ({}) but {} gives ({}); `sync --clean` recreates it",
-                show_schema(&info.key_schema),
-                mapping.origin.display(),
-                show_schema(&wanted)
-            ),
             Some(_) => ("exists", format!("key ({})", show_schema(&wanted))),
             None => {
                 printer.note(format!("creating {table}"));

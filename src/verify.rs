@@ -145,10 +145,7 @@ struct Expected {
 pub async fn run(profile: &Profile, tables: &[String], depth: Depth, printer: &Printer) -> Result<VerifyReport> {
     let mappings = sync::selected(profile, tables)?;
     let source = Source::connect(profile).await?;
-    let mut plans = Vec::new();
-    for mapping in &mappings {
-        plans.push(sync::plan(&source, mapping).await?);
-    }
+    let plans = sync::plans(&source, &mappings).await?;
     let dynamo = Dynamo::connect(&profile.target).await;
     let policy = RetryPolicy::new(profile.sync.max_attempts);
     let mut out = Vec::new();
@@ -158,13 +155,10 @@ pub async fn run(profile: &Profile, tables: &[String], depth: Depth, printer: &P
             .describe(table)
             .await
             .with_context(|| format!("reading DynamoDB table {table} in {}", sync::location(profile)))?;
-        if let Some(info) = info.as_ref().filter(|i| i.key_schema != sync::key_schema(plan)) {
+        if let Some(mismatch) = info.as_ref().and_then(|i| sync::key_mismatch(&i.key_schema, mapping, plan)) {
             anyhow::bail!(
-                "DynamoDB table {table} has key ({}) but {} gives ({}); its items cannot be matched to the source \
-                 (`sync --clean` recreates the table)",
-                sync::show_schema(&info.key_schema),
-                mapping.origin.display(),
-                sync::show_schema(&sync::key_schema(plan))
+                "DynamoDB table {table} {mismatch}; its items cannot be matched to the source (`sync --clean` \
+                 recreates the table)"
             );
         }
         let sample_size = match depth {
@@ -264,8 +258,9 @@ async fn read_source(
         }
         e.hashes.insert(built.key, built.hash);
         let seen = e.hashes.len();
-        let slot = if seen <= sample_size { Some(seen - 1) } else { Some(fastrand::usize(..seen)) };
-        if let Some(slot) = slot.filter(|&s| s < sample_size) {
+        // Reservoir sampling: the n-th key replaces a random slot with probability sample_size / n.
+        let slot = if seen <= sample_size { seen - 1 } else { fastrand::usize(..seen) };
+        if slot < sample_size {
             let mut key = built.item;
             key.retain(|name, _| key_names.contains(&name.as_str()));
             let entry = (built.key, key);
