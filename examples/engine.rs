@@ -13,7 +13,7 @@ use std::time::Instant;
 use ddbsync::build::Plan;
 use ddbsync::diff::{Index, Verdict};
 use ddbsync::hash::Excluded;
-use ddbsync::profile::{KeySource, KeySpec, TableMapping};
+use ddbsync::profile::{Entity, KeySource, KeySpec};
 use tokio_postgres::types::Type;
 
 // The same allocator as the ddbsync binary.
@@ -104,18 +104,18 @@ fn pni_row(i: u32) -> Row {
 /// Median items/s of build + hash + diff over `passes`, the target holding 90 % of the rows
 /// unchanged (so most verdicts are skips, like a nightly run); also the average item size.
 fn measure(columns: Vec<(&'static str, Type)>, make: fn(u32) -> Row, rows: usize, passes: usize) -> (f64, usize) {
-    let mapping = TableMapping {
+    let mapping = Entity {
         name: "lessons".into(),
-        table_name: "bench-lessons".into(),
         query: String::new(),
+        params: vec![],
         partition_key: KeySpec { attribute: "lesson_id".into(), source: KeySource::Column("lesson_id".into()) },
         sort_key: None,
         excluded: Excluded::default(),
         defaults: vec![],
-        delete_missing: false,
+        label: "table \"lessons\"".into(),
         origin: "bench".into(),
     };
-    let plan = Plan::new(&mapping, columns.iter().map(|(n, t)| (n.to_string(), t.clone())).collect()).unwrap();
+    let plan = Plan::new(&mapping, &[], columns.iter().map(|(n, t)| (n.to_string(), t.clone())).collect()).unwrap();
     let data: Vec<Row> = (0..rows as u32).map(make).collect();
     let raw: Vec<Vec<Option<&[u8]>>> = data.iter().map(|r| r.iter().map(|v| v.as_deref()).collect()).collect();
     let mut bytes = 0usize;

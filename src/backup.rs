@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::ddb_json;
-use crate::dynamo::{Dynamo, KeySchema};
+use crate::dynamo::{Dynamo, IndexSchema, KeySchema, TableSchema};
 use crate::hash;
 use crate::item::{self, AttributeValue};
 use crate::pace::Pace;
@@ -49,6 +49,9 @@ pub struct TableEntry {
     pub table: String,
     /// Attribute name and type, partition key first.
     pub key_schema: KeySchema,
+    /// The table's secondary indexes, recreated with it on restore.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<IndexSchema>,
     pub items: u64,
     /// Bytes of the uncompressed DynamoDB JSON lines.
     pub bytes: u64,
@@ -87,7 +90,7 @@ pub async fn backup(
         let mut gz =
             flate2::write::GzEncoder::new(std::io::BufWriter::new(part.reopen()?), flate2::Compression::fast());
         let (mut items, mut bytes, mut md5) = (0u64, 0u64, Md5::new());
-        scan::each_page(dynamo, &mapping.table_name, &policy, |page| {
+        scan::each_page(dynamo, &mapping.table_name, &policy, None, |page| {
             for item in &page {
                 let mut line = serde_json::to_vec(&serde_json::json!({ "Item": ddb_json::item_to_json(item) }))?;
                 line.push(b'\n');
@@ -106,6 +109,7 @@ pub async fn backup(
             name: mapping.name.clone(),
             table: mapping.table_name.clone(),
             key_schema: info.key_schema,
+            indexes: info.indexes,
             items,
             bytes,
             md5: hash::to_hex(&md5.finalize().into()),
@@ -227,7 +231,8 @@ pub async fn restore(
             dynamo.drop_table(table).await?;
         }
         printer.note(format!("creating {table}"));
-        dynamo.make_table(table, &entry.key_schema).await?;
+        let schema = TableSchema { keys: entry.key_schema.clone(), indexes: entry.indexes.clone() };
+        dynamo.make_table(table, &schema).await?;
 
         let key_names: Vec<String> = entry.key_schema.iter().map(|(n, _)| n.clone()).collect();
         let (tx, rx) = mpsc::channel(1024);
@@ -305,6 +310,7 @@ mod tests {
                 name: "lessons".into(),
                 table: "pni-lessons".into(),
                 key_schema: vec![("lesson_id".into(), "N".into())],
+                indexes: vec![],
                 items,
                 bytes: 0,
                 md5: md5.into(),

@@ -6,12 +6,15 @@
 //! digest, content hash and estimated size, or into a [`Reject`] that names the row's key and the
 //! reason, so that nothing is dropped silently.
 
+use std::collections::HashMap;
+
 use tokio_postgres::types::Type;
 
 use crate::convert::{self, ConvertError};
+use crate::dynamo::{IndexSchema, TableSchema};
 use crate::hash::{self, Digest, Excluded};
 use crate::item::{self, AttributeValue, Item, HASH_ATTR, MAX_ITEM_BYTES};
-use crate::profile::{KeySource, Part, ProfileError, TableMapping};
+use crate::profile::{Entity, Index, KeySource, Part, ProfileError, Projection, TableMapping};
 
 /// A source row turned into an item ready to diff and write.
 #[derive(Debug, Clone)]
@@ -22,6 +25,10 @@ pub struct Built {
     pub hash: Digest,
     /// Estimated size in bytes, hash attribute included.
     pub size: usize,
+    /// Estimated write units of a put: the item's, plus one entry in each index it belongs to.
+    pub units: u64,
+    /// Which of the table's entities the row came from (its position in the mapping).
+    pub entity: usize,
 }
 
 /// A row that cannot become an item.
@@ -51,13 +58,104 @@ pub struct Plan {
     keys: Vec<KeyPlan>,
     /// Key attribute name and DynamoDB type (`S`, `N`, `B`), partition first.
     pub key_schema: Vec<(String, &'static str)>,
+    /// Each index key attribute this entity's items carry, with its type: the index schema is
+    /// made from every entity's (an attribute no entity gives is an error; one an entity lacks
+    /// leaves its items out of that index).
+    pub index_attributes: Vec<(String, &'static str)>,
+    indexes: Vec<Index>,
     excluded: Excluded,
     defaults: Vec<(String, AttributeValue)>,
 }
 
+/// A table's checked plans, one per entity, and the schema they give the table.
+#[derive(Debug, Clone)]
+pub struct TablePlan {
+    pub entities: Vec<Plan>,
+    pub schema: TableSchema,
+    /// The type PostgreSQL gives each parameter, to type the scope's values like the items'.
+    pub param_types: HashMap<String, Type>,
+}
+
+impl TablePlan {
+    /// Checks that the entities agree on the key's types and that every index key is given by
+    /// some entity with one type.
+    pub fn new(
+        mapping: &TableMapping,
+        entities: Vec<Plan>,
+        param_types: HashMap<String, Type>,
+    ) -> Result<TablePlan, ProfileError> {
+        let show =
+            |keys: &[(String, &str)]| keys.iter().map(|(n, t)| format!("{n} {t}")).collect::<Vec<_>>().join(", ");
+        let first = &entities[0];
+        for (entity, plan) in mapping.entities.iter().zip(&entities).skip(1) {
+            if plan.key_schema != first.key_schema {
+                return Err(mapping.error(format!(
+                    "entity \"{}\" gives key ({}) but entity \"{}\" gives ({}); a table's key has one type",
+                    entity.name,
+                    show(&plan.key_schema),
+                    mapping.entities[0].name,
+                    show(&first.key_schema)
+                )));
+            }
+        }
+        let mut indexes = Vec::new();
+        for index in &mapping.indexes {
+            let mut keys = Vec::new();
+            for attribute in index.key_attributes() {
+                let mut given = mapping.entities.iter().zip(&entities).filter_map(|(entity, plan)| {
+                    plan.index_attributes.iter().find(|(a, _)| a == attribute).map(|(_, ty)| (&entity.name, *ty))
+                });
+                let Some((by, ty)) = given.next() else {
+                    return Err(mapping.error(format!(
+                        "index \"{}\": no query returns attribute \"{attribute}\"; add it as a column (NULL where \
+                         an item is not to be indexed)",
+                        index.name
+                    )));
+                };
+                if let Some((other, other_ty)) = given.find(|(_, t)| *t != ty) {
+                    return Err(mapping.error(format!(
+                        "index \"{}\": attribute \"{attribute}\" is {ty} in entity \"{by}\" but {other_ty} in entity \"{other}\"; \
+                         an index key has one type",
+                        index.name
+                    )));
+                }
+                keys.push((attribute.to_string(), ty.to_string()));
+            }
+            indexes.push(IndexSchema {
+                name: index.name.clone(),
+                local: index.local,
+                keys,
+                projection: index.projection.clone(),
+            });
+        }
+        let keys = first.key_schema.iter().map(|(n, t)| (n.clone(), t.to_string())).collect();
+        Ok(TablePlan { entities, schema: TableSchema { keys, indexes }, param_types })
+    }
+
+    pub fn key_names(&self) -> Vec<&str> {
+        self.entities[0].key_names()
+    }
+}
+
+/// Column types a key (table or index) may come from: DynamoDB keys are strings, numbers or bytes.
+fn keyable(ty: &Type) -> bool {
+    convert::key_type(ty) != "S"
+        || [
+            Type::TEXT,
+            Type::VARCHAR,
+            Type::BPCHAR,
+            Type::NAME,
+            Type::UUID,
+            Type::DATE,
+            Type::TIMESTAMP,
+            Type::TIMESTAMPTZ,
+        ]
+        .contains(ty)
+}
+
 impl Plan {
-    /// Checks the mapping against the query's columns.
-    pub fn new(mapping: &TableMapping, columns: Vec<(String, Type)>) -> Result<Plan, ProfileError> {
+    /// Checks an entity (and its table's indexes) against the query's columns.
+    pub fn new(mapping: &Entity, indexes: &[Index], columns: Vec<(String, Type)>) -> Result<Plan, ProfileError> {
         let listed = || {
             let names: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
             names.join(", ")
@@ -83,19 +181,7 @@ impl Plan {
                     let index = index_of(column, "key")?;
                     let ty = &columns[index].1;
                     let key_type = convert::key_type(ty);
-                    if key_type == "S"
-                        && ![
-                            Type::TEXT,
-                            Type::VARCHAR,
-                            Type::BPCHAR,
-                            Type::NAME,
-                            Type::UUID,
-                            Type::DATE,
-                            Type::TIMESTAMP,
-                            Type::TIMESTAMPTZ,
-                        ]
-                        .contains(ty)
-                    {
+                    if !keyable(ty) {
                         return Err(mapping.error(format!(
                             "key column \"{column}\" has type {}, which cannot be a DynamoDB key (use a number, text or bytea column)",
                             ty.name()
@@ -124,7 +210,35 @@ impl Plan {
                 }
             }
         }
-        Ok(Plan { columns, keys, key_schema, excluded: mapping.excluded.clone(), defaults: mapping.defaults.clone() })
+        let mut index_attributes: Vec<(String, &'static str)> = Vec::new();
+        for index in indexes {
+            for attribute in index.key_attributes() {
+                if index_attributes.iter().any(|(a, _)| a == attribute) {
+                    continue;
+                }
+                if let Some((_, ty)) = key_schema.iter().find(|(a, _)| a == attribute) {
+                    index_attributes.push((attribute.to_string(), ty));
+                } else if let Some((_, ty)) = columns.iter().find(|(n, _)| n == attribute) {
+                    if !keyable(ty) {
+                        return Err(mapping.error(format!(
+                            "column \"{attribute}\" is a key of index \"{}\" but has type {}, which cannot be a DynamoDB key",
+                            index.name,
+                            ty.name()
+                        )));
+                    }
+                    index_attributes.push((attribute.to_string(), convert::key_type(ty)));
+                }
+            }
+        }
+        Ok(Plan {
+            columns,
+            keys,
+            key_schema,
+            index_attributes,
+            indexes: indexes.to_vec(),
+            excluded: mapping.excluded.clone(),
+            defaults: mapping.defaults.clone(),
+        })
     }
 
     /// The content hash of an item as stored, computed as for a built one (what `verify` compares).
@@ -170,6 +284,9 @@ impl Plan {
         for (name, value) in key_values {
             item.insert(name, value);
         }
+        if let Some(reason) = self.empty_index_key(&item) {
+            return Err(Reject { key: describe(&item), reason });
+        }
         let key_refs: Vec<&AttributeValue> = self.key_schema.iter().map(|(n, _)| &item[n]).collect();
         let key = hash::key_digest(&key_refs);
         let (hash, content_size) = hash::hash_and_size(&item, &self.excluded);
@@ -177,12 +294,57 @@ impl Plan {
         let size = content_size + HASH_ATTR.len() + hex.len();
         item.insert(HASH_ATTR.to_string(), AttributeValue::S(hex));
         if size > MAX_ITEM_BYTES {
-            return Err(Reject {
-                key: describe(&item),
-                reason: format!("the item is {} KB, over DynamoDB's 400 KB limit", size.div_ceil(1024)),
-            });
+            return Err(Reject { key: describe(&item), reason: oversized(&item, size) });
         }
-        Ok(Built { item, key, hash, size })
+        let units = item::write_units(size) + self.index_units(&item, size);
+        Ok(Built { item, key, hash, size, units, entity: 0 })
+    }
+
+    /// DynamoDB refuses an empty string or binary as an index key; NULL (no attribute) is how an
+    /// item stays out of an index.
+    fn empty_index_key(&self, item: &Item) -> Option<String> {
+        self.index_attributes.iter().find_map(|(name, _)| {
+            let empty = match item.get(name)? {
+                AttributeValue::S(s) => s.is_empty(),
+                AttributeValue::B(b) => b.as_ref().is_empty(),
+                _ => false,
+            };
+            empty.then(|| {
+                format!(
+                    "attribute \"{name}\" is an index key and is empty, which DynamoDB refuses; \
+                     return NULL instead to leave the item out of the index"
+                )
+            })
+        })
+    }
+
+    /// Estimated write units of the index entries an item makes: one per index whose key
+    /// attributes it all has, sized by what the index copies.
+    fn index_units(&self, item: &Item, size: usize) -> u64 {
+        let entry = |names: &mut dyn Iterator<Item = &str>| -> usize {
+            let mut seen = Vec::new();
+            names
+                .filter(|n| {
+                    let fresh = !seen.contains(n);
+                    seen.push(*n);
+                    fresh
+                })
+                .filter_map(|n| item.get(n).map(|v| n.len() + item::value_size(v)))
+                .sum()
+        };
+        self.indexes
+            .iter()
+            .filter(|index| index.key_attributes().all(|a| item.contains_key(a)))
+            .map(|index| {
+                let keys = self.key_schema.iter().map(|(n, _)| n.as_str()).chain(index.key_attributes());
+                let bytes = match &index.projection {
+                    Projection::All => size,
+                    Projection::KeysOnly => entry(&mut keys.into_iter()),
+                    Projection::Include(extra) => entry(&mut keys.chain(extra.iter().map(String::as_str))),
+                };
+                item::write_units(bytes)
+            })
+            .sum()
     }
 
     /// Values of the key attributes, or why there are none.
@@ -225,6 +387,21 @@ impl Plan {
     }
 }
 
+/// Why an item is too big, naming its largest attribute: usually an embedded list of children,
+/// which can become items of their own (an entity with its own sort key).
+fn oversized(item: &Item, size: usize) -> String {
+    let largest = item.iter().map(|(n, v)| (n.len() + item::value_size(v), n)).max();
+    let mut reason = format!("the item is {} KB, over DynamoDB's 400 KB limit", size.div_ceil(1024));
+    if let Some((bytes, name)) = largest {
+        reason.push_str(&format!(
+            "; its largest attribute, \"{name}\", is {} KB: store such children as items of their own \
+             (an entity whose sort key names each child) instead of embedding them",
+            bytes.div_ceil(1024)
+        ));
+    }
+    reason
+}
+
 fn column_error(name: &str, e: &ConvertError) -> String {
     format!("column \"{name}\": {e}")
 }
@@ -234,16 +411,16 @@ mod tests {
     use super::*;
     use crate::profile::{KeySpec, Template};
 
-    fn mapping(partition: KeySpec, sort: Option<KeySpec>) -> TableMapping {
-        TableMapping {
+    fn mapping(partition: KeySpec, sort: Option<KeySpec>) -> Entity {
+        Entity {
             name: "lessons".into(),
-            table_name: "t-lessons".into(),
             query: "SELECT …".into(),
+            params: vec![],
             partition_key: partition,
             sort_key: sort,
             excluded: Excluded::default(),
             defaults: vec![("rating".into(), AttributeValue::N("0".into()))],
-            delete_missing: false,
+            label: "table \"lessons\"".into(),
             origin: "envs/mappings/pni.toml".into(),
         }
     }
@@ -261,7 +438,7 @@ mod tests {
 
     #[test]
     fn missing_key_column_is_named_with_the_columns() {
-        let err = Plan::new(&mapping(column_key("id"), None), columns()).unwrap_err();
+        let err = Plan::new(&mapping(column_key("id"), None), &[], columns()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "envs/mappings/pni.toml: table \"lessons\": key column \"id\" is not in the query's columns (lesson_id, title, rating, updated_at)"
@@ -272,13 +449,13 @@ mod tests {
     fn unsupported_column_types_fail_before_any_row() {
         let mut cols = columns();
         cols.push(("duration".into(), Type::INTERVAL));
-        let err = Plan::new(&mapping(column_key("lesson_id"), None), cols).unwrap_err();
+        let err = Plan::new(&mapping(column_key("lesson_id"), None), &[], cols).unwrap_err();
         assert!(err.to_string().contains("column \"duration\": type interval is not converted"), "{err}");
     }
 
     #[test]
     fn builds_items_with_hash_and_defaults() {
-        let plan = Plan::new(&mapping(column_key("lesson_id"), None), columns()).unwrap();
+        let plan = Plan::new(&mapping(column_key("lesson_id"), None), &[], columns()).unwrap();
         assert_eq!(plan.key_schema, vec![("lesson_id".to_string(), "N")]);
         let id = 7i32.to_be_bytes();
         let built = plan.build(&[Some(&id), Some(b"Reading"), None, Some(b"2024")]).unwrap();
@@ -300,7 +477,7 @@ mod tests {
             attribute: "PK".into(),
             source: KeySource::Template(Template::parse("LESSON#{lesson_id}").unwrap()),
         };
-        let plan = Plan::new(&mapping(pk, Some(column_key("title"))), columns()).unwrap();
+        let plan = Plan::new(&mapping(pk, Some(column_key("title"))), &[], columns()).unwrap();
         assert_eq!(plan.key_schema, vec![("PK".to_string(), "S"), ("title".to_string(), "S")]);
         let built = plan.build(&[Some(&3i32.to_be_bytes()), Some(b"T"), None, None]).unwrap();
         assert_eq!(built.item["PK"], AttributeValue::S("LESSON#3".into()));
@@ -309,7 +486,7 @@ mod tests {
 
     #[test]
     fn null_or_empty_keys_are_rejected_with_the_key() {
-        let plan = Plan::new(&mapping(column_key("lesson_id"), Some(column_key("title"))), columns()).unwrap();
+        let plan = Plan::new(&mapping(column_key("lesson_id"), Some(column_key("title"))), &[], columns()).unwrap();
         let reject = plan.build(&[None, Some(b"T"), None, None]).unwrap_err();
         assert_eq!(
             reject,
@@ -326,7 +503,7 @@ mod tests {
     fn conversion_failures_are_rejected_with_the_key() {
         let mut cols = columns();
         cols.push(("amount".into(), Type::FLOAT8));
-        let plan = Plan::new(&mapping(column_key("lesson_id"), None), cols).unwrap();
+        let plan = Plan::new(&mapping(column_key("lesson_id"), None), &[], cols).unwrap();
         let nan = f64::NAN.to_be_bytes();
         let reject = plan.build(&[Some(&9i32.to_be_bytes()), None, None, None, Some(&nan)]).unwrap_err();
         assert_eq!(reject.key, "lesson_id=9");
@@ -334,10 +511,98 @@ mod tests {
     }
 
     #[test]
-    fn oversized_items_are_rejected() {
-        let plan = Plan::new(&mapping(column_key("lesson_id"), None), columns()).unwrap();
+    fn oversized_items_are_rejected_naming_the_largest_attribute() {
+        let plan = Plan::new(&mapping(column_key("lesson_id"), None), &[], columns()).unwrap();
         let big = vec![b'x'; MAX_ITEM_BYTES];
         let reject = plan.build(&[Some(&1i32.to_be_bytes()), Some(&big), None, None]).unwrap_err();
-        assert!(reject.reason.contains("over DynamoDB's 400 KB limit"), "{}", reject.reason);
+        assert_eq!(reject.key, "lesson_id=1");
+        assert!(
+            reject.reason.starts_with(
+                "the item is 401 KB, over DynamoDB's 400 KB limit; its largest attribute, \"title\", is 401 KB: \
+                 store such children as items of their own"
+            ),
+            "{}",
+            reject.reason
+        );
+    }
+
+    fn index(name: &str, pk: &str, projection: Projection) -> Index {
+        Index { name: name.into(), local: false, partition_key: pk.into(), sort_key: None, projection }
+    }
+
+    #[test]
+    fn index_entries_add_write_units_and_sparse_items_add_none() {
+        let indexes = [index("by_title", "title", Projection::All), index("by_rating", "rating", Projection::KeysOnly)];
+        let mut entity = mapping(column_key("lesson_id"), None);
+        entity.defaults.clear();
+        let plan = Plan::new(&entity, &indexes, columns()).unwrap();
+        assert_eq!(plan.index_attributes, [("title".to_string(), "S"), ("rating".to_string(), "N")]);
+        let id = 7i32.to_be_bytes();
+        let title = vec![b't'; 1500];
+        // In both indexes: 2 units for the item, 2 for its full copy, 1 for the keys-only entry.
+        let both = plan.build(&[Some(&id), Some(&title), Some(&5i32.to_be_bytes()), None]).unwrap();
+        assert_eq!(both.units, 2 + 2 + 1);
+        // NULL rating: the item is not in by_rating (a sparse index).
+        let sparse = plan.build(&[Some(&id), Some(&title), None, None]).unwrap();
+        assert!(!sparse.item.contains_key("rating"));
+        assert_eq!(sparse.units, 2 + 2);
+    }
+
+    #[test]
+    fn an_empty_index_key_is_rejected_and_a_bad_type_refused() {
+        let indexes = [index("by_title", "title", Projection::All)];
+        let plan = Plan::new(&mapping(column_key("lesson_id"), None), &indexes, columns()).unwrap();
+        let reject = plan.build(&[Some(&1i32.to_be_bytes()), Some(b""), None, None]).unwrap_err();
+        assert_eq!(reject.key, "lesson_id=1");
+        assert!(reject.reason.starts_with("attribute \"title\" is an index key and is empty"), "{}", reject.reason);
+        let mut cols = columns();
+        cols.push(("tags".into(), Type::JSONB));
+        let err =
+            Plan::new(&mapping(column_key("lesson_id"), None), &[index("by_tags", "tags", Projection::All)], cols)
+                .unwrap_err();
+        assert!(err.to_string().contains("column \"tags\" is a key of index \"by_tags\" but has type jsonb"), "{err}");
+    }
+
+    fn table(entities: Vec<Entity>, indexes: Vec<Index>) -> TableMapping {
+        TableMapping {
+            name: "catalog".into(),
+            table_name: "t-catalog".into(),
+            entities,
+            indexes,
+            delete_missing: false,
+            scope: None,
+            origin: "m.toml".into(),
+        }
+    }
+
+    #[test]
+    fn a_table_plan_joins_the_entities_schemas() {
+        let pk = |t: &str| KeySpec { attribute: "PK".into(), source: KeySource::Template(Template::parse(t).unwrap()) };
+        let mut artist = mapping(pk("ARTIST#{lesson_id}"), None);
+        artist.name = "artist".into();
+        let mut album = mapping(pk("ALBUM#{lesson_id}"), None);
+        album.name = "album".into();
+        let indexes = vec![index("by_rating", "rating", Projection::All)];
+        let plans = |cols_b: Vec<(String, Type)>| {
+            vec![Plan::new(&artist, &indexes, columns()).unwrap(), Plan::new(&album, &indexes, cols_b).unwrap()]
+        };
+        let mapping = table(vec![artist.clone(), album.clone()], indexes.clone());
+        // Only one entity has the index's attribute: the other's items stay out of it.
+        let plan = TablePlan::new(&mapping, plans(columns()[..2].to_vec()), HashMap::new()).unwrap();
+        assert_eq!(plan.schema.keys, [("PK".to_string(), "S".to_string())]);
+        assert_eq!(plan.schema.indexes[0].keys, [("rating".to_string(), "N".to_string())]);
+        let mut text_rating = columns();
+        text_rating[2].1 = Type::TEXT;
+        let err = TablePlan::new(&mapping, plans(text_rating), HashMap::new()).unwrap_err();
+        assert!(
+            err.to_string().ends_with(
+                "index \"by_rating\": attribute \"rating\" is N in entity \"artist\" but S in entity \"album\"; an index key has one type"
+            ),
+            "{err}"
+        );
+        let lonely = table(vec![album.clone()], vec![index("by_x", "x", Projection::All)]);
+        let plans = vec![Plan::new(&album, &lonely.indexes, columns()).unwrap()];
+        let err = TablePlan::new(&lonely, plans, HashMap::new()).unwrap_err();
+        assert!(err.to_string().contains("index \"by_x\": no query returns attribute \"x\""), "{err}");
     }
 }

@@ -7,12 +7,12 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::build::Plan;
+use crate::build::TablePlan;
 use crate::dynamo::Dynamo;
 use crate::exit::Exit;
 use crate::profile::Profile;
 use crate::source::Source;
-use crate::sync::{self, key_schema, show_schema};
+use crate::sync::{self, show_schema, show_table_schema};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -105,9 +105,12 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
             None
         }
     };
-    let mut plans: Vec<Option<Plan>> = Vec::new();
+    let mut plans: Vec<Option<TablePlan>> = Vec::new();
     for mapping in &mappings {
-        let what = format!("query of {}", mapping.name);
+        let what = match mapping.is_multi() {
+            true => format!("queries of {} ({})", mapping.name, mapping.entities.len()),
+            false => format!("query of {}", mapping.name),
+        };
         let Some(source) = &source else {
             report.push(what, Status::Skipped, "PostgreSQL did not answer");
             plans.push(None);
@@ -115,7 +118,7 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
         };
         match sync::plan(source, mapping).await {
             Ok(plan) => {
-                report.push(what, Status::Ok, format!("compiles; key ({})", show_schema(&key_schema(&plan))));
+                report.push(what, Status::Ok, format!("compiles; key ({})", show_table_schema(&plan.schema)));
                 plans.push(Some(plan));
             }
             Err(e) => {
@@ -172,9 +175,18 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
         };
         let mismatch =
             info.as_ref().zip(plan.as_ref()).and_then(|(i, p)| sync::key_mismatch(&i.key_schema, mapping, p));
+        let missing = info.as_ref().zip(plan.as_ref()).map(|(i, p)| sync::missing_indexes(i, p)).unwrap_or_default();
         match (info, mismatch) {
             (None, _) => report.push(what, Status::Note, "does not exist; the next sync creates it"),
             (Some(_), Some(mismatch)) => report.fail(what, &anyhow::anyhow!("{mismatch}; `sync --clean` recreates it")),
+            (Some(_), None) if !missing.is_empty() => report.fail(
+                what,
+                &anyhow::anyhow!(
+                    "lacks index {} that the mapping declares; `sync --clean --table {}` recreates it with them",
+                    missing.join(", "),
+                    mapping.name
+                ),
+            ),
             (Some(info), None) => {
                 let checked = if plan.is_some() { "as the mapping gives" } else { "not compared: the query failed" };
                 let detail = format!(

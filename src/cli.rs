@@ -98,6 +98,9 @@ pub struct VerifyArgs {
     /// Compare every item (reads the whole table).
     #[arg(long)]
     pub full: bool,
+    /// A query parameter, as for sync; repeatable.
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = crate::params::parse)]
+    pub params: Vec<(String, String)>,
 }
 
 #[derive(Debug, Args)]
@@ -197,6 +200,10 @@ pub struct SyncArgs {
     /// Parallel Scan segments for the diff (overrides sync.scan_segments).
     #[arg(long, value_name = "N")]
     pub scan_segments: Option<u32>,
+    /// A value for the queries' parameter NAME (bound to $1, $2… as the mapping's `params` lists
+    /// them; never put into the SQL text); repeatable.
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = crate::params::parse)]
+    pub params: Vec<(String, String)>,
 }
 
 #[cfg(test)]

@@ -54,7 +54,8 @@ pub async fn run(cli: Cli) -> Result<Exit> {
         Command::Verify(args) => {
             let profile = profile::load(dir, &args.target.env)?;
             let depth = if args.full { verify::Depth::Full } else { verify::Depth::Sample(args.sample.unwrap_or(100)) };
-            let report = verify::run(&profile, &args.target.tables, depth, &printer).await?;
+            let scope = verify::Scope { tables: &args.target.tables, depth, params: &args.params };
+            let report = verify::run(&profile, scope, &printer).await?;
             printer.show(&report, verify::VerifyReport::render)?;
             Ok(if report.differs() { Exit::Differences } else { Exit::Success })
         }
@@ -205,6 +206,7 @@ async fn sync(envs_dir: &Path, args: SyncArgs, printer: &Printer) -> Result<Exit
         allow_mass_delete: args.allow_mass_delete,
         force_unlock: args.force_unlock,
         rejects_file: args.rejects_file,
+        params: args.params,
     };
     let report = sync::run(&profile, &options, printer).await?;
     printer.show(&report, crate::report::RunReport::render)?;

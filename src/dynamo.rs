@@ -13,13 +13,14 @@ use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, DeleteRequest, KeySchemaElement, KeyType, KeysAndAttributes, PutRequest,
+    AttributeDefinition, BillingMode, DeleteRequest, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    KeysAndAttributes, LocalSecondaryIndex, Projection as DdbProjection, ProjectionType, PutRequest,
     ReturnConsumedCapacity, ScalarAttributeType, TableStatus, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 
 use crate::item::{AttributeValue, Item};
-use crate::profile::TargetConfig;
+use crate::profile::{Projection, TargetConfig};
 use crate::retry;
 use crate::target::{BatchWriter, Request, TargetError, WriteReply};
 
@@ -29,11 +30,36 @@ pub const TABLE_WAIT: Duration = Duration::from_secs(300);
 /// A key schema: attribute name and scalar type (`S`, `N`, `B`), partition key first.
 pub type KeySchema = Vec<(String, String)>;
 
+/// A secondary index as DynamoDB creates and describes it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct IndexSchema {
+    pub name: String,
+    pub local: bool,
+    pub keys: KeySchema,
+    pub projection: Projection,
+}
+
+/// What a table is created with: its key and its secondary indexes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TableSchema {
+    pub keys: KeySchema,
+    pub indexes: Vec<IndexSchema>,
+}
+
+/// A Scan's filter: the expression, its `:name` values and its `#name` attribute names.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub expression: String,
+    pub values: HashMap<String, AttributeValue>,
+    pub names: HashMap<String, String>,
+}
+
 /// What DescribeTable says about a table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TableInfo {
     pub status: String,
     pub key_schema: KeySchema,
+    pub indexes: Vec<IndexSchema>,
     /// DynamoDB's item count (refreshed about every six hours; local servers may say 0).
     pub item_count: u64,
 }
@@ -109,36 +135,95 @@ impl Dynamo {
         let Some(desc) = out.table() else { return Ok(None) };
         let types: HashMap<&str, &str> =
             desc.attribute_definitions().iter().map(|d| (d.attribute_name(), d.attribute_type().as_str())).collect();
-        let mut key_schema: Vec<(&KeyType, String, String)> = desc
-            .key_schema()
+        let keys = |elements: &[KeySchemaElement]| -> KeySchema {
+            let mut keys: Vec<(&KeyType, String, String)> = elements
+                .iter()
+                .map(|k| {
+                    let name = k.attribute_name();
+                    (k.key_type(), name.to_string(), types.get(name).copied().unwrap_or("?").to_string())
+                })
+                .collect();
+            keys.sort_by_key(|(kt, _, _)| **kt != KeyType::Hash);
+            keys.into_iter().map(|(_, n, t)| (n, t)).collect()
+        };
+        let global = desc
+            .global_secondary_indexes()
             .iter()
-            .map(|k| {
-                let name = k.attribute_name();
-                (k.key_type(), name.to_string(), types.get(name).copied().unwrap_or("?").to_string())
+            .map(|i| (false, i.index_name().unwrap_or_default(), keys(i.key_schema()), i.projection()));
+        let local = desc
+            .local_secondary_indexes()
+            .iter()
+            .map(|i| (true, i.index_name().unwrap_or_default(), keys(i.key_schema()), i.projection()));
+        let indexes = global
+            .chain(local)
+            .map(|(local, name, keys, projection)| IndexSchema {
+                name: name.to_string(),
+                local,
+                keys,
+                projection: match projection.and_then(|p| p.projection_type()) {
+                    Some(ProjectionType::KeysOnly) => Projection::KeysOnly,
+                    Some(ProjectionType::Include) => {
+                        Projection::Include(projection.map(|p| p.non_key_attributes().to_vec()).unwrap_or_default())
+                    }
+                    _ => Projection::All,
+                },
             })
             .collect();
-        key_schema.sort_by_key(|(kt, _, _)| **kt != KeyType::Hash);
         Ok(Some(TableInfo {
             status: desc.table_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
-            key_schema: key_schema.into_iter().map(|(_, n, t)| (n, t)).collect(),
+            key_schema: keys(desc.key_schema()),
+            indexes,
             item_count: desc.item_count().unwrap_or(0).max(0) as u64,
         }))
     }
 
-    /// Creates an on-demand table with this key schema.
-    pub async fn create_table(&self, table: &str, key_schema: &KeySchema) -> Result<(), TargetError> {
+    /// Creates an on-demand table with this key and these secondary indexes.
+    pub async fn create_table(&self, table: &str, schema: &TableSchema) -> Result<(), TargetError> {
         let mut request = self.client.create_table().table_name(table).billing_mode(BillingMode::PayPerRequest);
-        for (i, (name, ty)) in key_schema.iter().enumerate() {
-            let key_type = if i == 0 { KeyType::Hash } else { KeyType::Range };
-            request = request
-                .key_schema(KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().map_err(fatal)?)
-                .attribute_definitions(
-                    AttributeDefinition::builder()
-                        .attribute_name(name)
-                        .attribute_type(ScalarAttributeType::from(ty.as_str()))
+        let mut defined: Vec<&str> = Vec::new();
+        for (name, ty) in schema.keys.iter().chain(schema.indexes.iter().flat_map(|i| i.keys.iter())) {
+            if defined.contains(&name.as_str()) {
+                continue;
+            }
+            defined.push(name);
+            request = request.attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(name)
+                    .attribute_type(ScalarAttributeType::from(ty.as_str()))
+                    .build()
+                    .map_err(fatal)?,
+            );
+        }
+        request = request.set_key_schema(Some(key_elements(&schema.keys)?));
+        for index in &schema.indexes {
+            let projection = match &index.projection {
+                Projection::All => DdbProjection::builder().projection_type(ProjectionType::All),
+                Projection::KeysOnly => DdbProjection::builder().projection_type(ProjectionType::KeysOnly),
+                Projection::Include(names) => DdbProjection::builder()
+                    .projection_type(ProjectionType::Include)
+                    .set_non_key_attributes(Some(names.clone())),
+            }
+            .build();
+            let keys = Some(key_elements(&index.keys)?);
+            request = if index.local {
+                request.local_secondary_indexes(
+                    LocalSecondaryIndex::builder()
+                        .index_name(&index.name)
+                        .set_key_schema(keys)
+                        .projection(projection)
                         .build()
                         .map_err(fatal)?,
-                );
+                )
+            } else {
+                request.global_secondary_indexes(
+                    GlobalSecondaryIndex::builder()
+                        .index_name(&index.name)
+                        .set_key_schema(keys)
+                        .projection(projection)
+                        .build()
+                        .map_err(fatal)?,
+                )
+            };
         }
         request.send().await.map_err(target_error)?;
         Ok(())
@@ -159,8 +244,8 @@ impl Dynamo {
     }
 
     /// Creates an on-demand table and waits until it is ACTIVE.
-    pub async fn make_table(&self, table: &str, key_schema: &KeySchema) -> Result<(), TargetError> {
-        self.create_table(table, key_schema).await?;
+    pub async fn make_table(&self, table: &str, schema: &TableSchema) -> Result<(), TargetError> {
+        self.create_table(table, schema).await?;
         self.wait(table, false, TABLE_WAIT).await
     }
 
@@ -188,16 +273,17 @@ impl Dynamo {
     }
 
     /// One page of one Scan segment, returning only `attributes` (billing is on whole items anyway),
-    /// or whole items when `attributes` is empty.
+    /// or whole items when `attributes` is empty; `segment` is (segment, of how many), and `filter`
+    /// leaves out what a parameterised run does not cover (the items are read, and billed, all the same).
     pub async fn scan_page(
         &self,
         table: &str,
         attributes: &[String],
-        segment: i32,
-        total_segments: i32,
+        segment: (i32, i32),
         start: Option<HashMap<String, AttributeValue>>,
+        filter: Option<&Filter>,
     ) -> Result<ScanPage, TargetError> {
-        self.scan_limited(table, attributes, segment, total_segments, start, None).await
+        self.scan_limited(table, attributes, segment, start, None, filter).await
     }
 
     /// [`Dynamo::scan_page`] reading at most `limit` items (a sample costs only what it reads).
@@ -205,10 +291,10 @@ impl Dynamo {
         &self,
         table: &str,
         attributes: &[String],
-        segment: i32,
-        total_segments: i32,
+        (segment, total_segments): (i32, i32),
         start: Option<HashMap<String, AttributeValue>>,
         limit: Option<i32>,
+        filter: Option<&Filter>,
     ) -> Result<ScanPage, TargetError> {
         let mut request = self
             .client
@@ -219,13 +305,22 @@ impl Dynamo {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .set_limit(limit)
             .set_exclusive_start_key(start);
-        // Placeholders keep reserved words (`name`, `level`…) usable as key names.
+        // Placeholders keep reserved words (`name`, `level`…) usable as key names; `#a0`… so that they
+        // stay apart from a filter's own `#names`.
         let projection: Vec<String> = (0..attributes.len()).map(|i| format!("#a{i}")).collect();
         if !projection.is_empty() {
             request = request.projection_expression(projection.join(", "));
         }
         for (placeholder, name) in projection.iter().zip(attributes) {
             request = request.expression_attribute_names(placeholder, name);
+        }
+        if let Some(filter) = filter {
+            request = request
+                .filter_expression(&filter.expression)
+                .set_expression_attribute_values(Some(filter.values.clone()).filter(|v| !v.is_empty()));
+            for (placeholder, name) in &filter.names {
+                request = request.expression_attribute_names(placeholder, name);
+            }
         }
         // Pages are retried (and counted) by the caller, like batch writes.
         let out = request.customize().config_override(no_retries()).send().await.map_err(target_error)?;
@@ -377,6 +472,17 @@ where
         Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
         Err(e) => Err(target_error(e)),
     }
+}
+
+/// A key schema as the SDK takes it: the partition key (HASH) first, then the sort key (RANGE).
+fn key_elements(keys: &KeySchema) -> Result<Vec<KeySchemaElement>, TargetError> {
+    keys.iter()
+        .enumerate()
+        .map(|(i, (name, _))| {
+            let key_type = if i == 0 { KeyType::Hash } else { KeyType::Range };
+            KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().map_err(fatal)
+        })
+        .collect()
 }
 
 /// For calls whose retries ddbsync makes and counts itself.

@@ -319,6 +319,7 @@ mod tests {
                 cost: Savings::new(&prices, w + 1.0, r, p + 1.0),
                 rejected: vec![],
                 failed: vec![],
+                entities: vec![],
             }
         };
         let tables = vec![table("t-lessons", created, unchanged), table("t-topics", 0, 12)];
@@ -333,6 +334,7 @@ mod tests {
             total: Totals::of(&tables, &prices),
             prices,
             tables,
+            params: Default::default(),
             rejects_file: None,
             backup: None,
         }

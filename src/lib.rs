@@ -20,6 +20,7 @@ pub mod item;
 pub mod lock;
 pub mod number;
 pub mod pace;
+pub mod params;
 pub mod pgpass;
 pub mod printer;
 pub mod profile;

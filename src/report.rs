@@ -2,6 +2,8 @@
 //! is pure; [`crate::printer`] decides how it is shown, and [`RunReport::record`] is what the
 //! metadata table keeps of a run ([`crate::history`] reads it back).
 
+use std::collections::BTreeMap;
+
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use serde::Serialize;
 
@@ -41,6 +43,28 @@ pub struct TableReport {
     pub rejected: Vec<Reject>,
     /// Items DynamoDB did not accept.
     pub failed: Vec<Reject>,
+    /// The counts per entity, for a table fed by several queries.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub entities: Vec<EntityReport>,
+}
+
+/// What one entity (one query) of a single-table design contributed to its table's sync.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EntityReport {
+    pub entity: String,
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub rejected: u64,
+    /// Estimated write units of the items it wrote (the table's measured figure is not split
+    /// by DynamoDB).
+    pub write_units: u64,
+}
+
+impl EntityReport {
+    pub fn named(name: &str) -> EntityReport {
+        EntityReport { entity: name.to_string(), ..EntityReport::default() }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -56,6 +80,9 @@ pub struct RunReport {
     pub prices: Prices,
     pub tables: Vec<TableReport>,
     pub total: Totals,
+    /// The `--param` values (and defaults) the queries ran with.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
     /// The JSON-lines file listing every rejected or unwritten row, when there are any.
     pub rejects_file: Option<String>,
     /// The backup taken before `--clean` on a protected environment.
@@ -166,6 +193,15 @@ impl RunReport {
         for t in &self.tables {
             let counts = [t.created, t.updated, t.unchanged, t.deleted];
             table.add_row(row(&t.table, counts, t.write_units, t.read_units, &t.cost));
+            for e in &t.entities {
+                let cells =
+                    [e.created, e.updated, e.unchanged].map(|n| Cell::new(n).set_alignment(CellAlignment::Right));
+                let mut cells: Vec<Cell> =
+                    std::iter::once(Cell::new(format!("  · {}", e.entity))).chain(cells).collect();
+                cells.push(Cell::new(""));
+                cells.push(Cell::new(format!("≈{}", e.write_units)).set_alignment(CellAlignment::Right));
+                table.add_row(cells);
+            }
         }
         let tot = &self.total;
         let counts = [tot.created, tot.updated, tot.unchanged, tot.deleted];
@@ -176,7 +212,12 @@ impl RunReport {
             (false, true) => "clean load",
             (false, false) => "incremental sync",
         };
-        let mut out = format!("{} ({}), {mode}\n{table}\n", self.environment, self.region);
+        let mut out = format!("{} ({}), {mode}\n", self.environment, self.region);
+        if !self.params.is_empty() {
+            let list: Vec<String> = self.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            out.push_str(&format!("Parameters: {}\n", list.join(", ")));
+        }
+        out.push_str(&format!("{table}\n"));
         out.push_str(&format!("Write units are {}; prices {}.\n", self.units, self.prices.source));
         if tot.retries > 0 {
             out.push_str(&format!("Retried calls: {} ({} writes throttled).\n", tot.retries, tot.throttled));
@@ -304,6 +345,7 @@ mod tests {
             cost: Savings::new(&prices, w, r, p),
             rejected: vec![],
             failed: vec![],
+            entities: vec![],
         }
     }
 
@@ -321,6 +363,7 @@ mod tests {
             total: Totals::of(&tables, &prices),
             prices,
             tables,
+            params: BTreeMap::new(),
             rejects_file: None,
             backup: None,
         }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::dynamo::Dynamo;
+use crate::dynamo::{Dynamo, Filter};
 use crate::hash::{self, Digest};
 use crate::item::{Item, HASH_ATTR};
 use crate::profile::Profile;
@@ -45,12 +45,13 @@ pub struct Feed {
     pub expected: u64,
 }
 
-/// Starts a table's parallel Scan; `keep_keys` returns each item's key attributes too.
+/// Starts a table's parallel Scan; `keep_keys` returns each item's key attributes too, and
+/// `filter` limits it to the items a parameterised run covers.
 pub fn start(
     dynamo: Arc<Dynamo>,
     table: String,
     key_names: Vec<String>,
-    keep_keys: bool,
+    (keep_keys, filter): (bool, Option<Filter>),
     expected: u64,
     profile: &Profile,
 ) -> Feed {
@@ -58,10 +59,11 @@ pub fn start(
     // Unbounded on purpose: pages hold fingerprints only, and a table whose sync has not begun
     // yet must not stall its Scan.
     let (tx, pages) = mpsc::unbounded_channel();
+    let filter = filter.map(Arc::new);
     let tasks: Vec<_> = (0..segments)
         .map(|segment| {
             let (dynamo, table, key_names, tx) = (dynamo.clone(), table.clone(), key_names.clone(), tx.clone());
-            let at = Segment { number: segment, of: segments, keep_keys };
+            let at = Segment { number: segment, of: segments, keep_keys, filter: filter.clone() };
             tokio::spawn(async move { scan_segment(&dynamo, &table, &key_names, at, policy, tx).await })
         })
         .collect();
@@ -77,11 +79,11 @@ pub fn start(
     Feed { pages, done, expected }
 }
 
-#[derive(Clone, Copy)]
 struct Segment {
     number: u32,
     of: u32,
     keep_keys: bool,
+    filter: Option<Arc<Filter>>,
 }
 
 async fn scan_segment(
@@ -98,7 +100,7 @@ async fn scan_segment(
     let mut start = None;
     loop {
         let (page, retries) = retry::retrying(&policy, || {
-            dynamo.scan_page(table, &attributes, at.number as i32, at.of as i32, start.clone())
+            dynamo.scan_page(table, &attributes, (at.number as i32, at.of as i32), start.clone(), at.filter.as_deref())
         })
         .await;
         cost.retries += retries;
@@ -133,11 +135,12 @@ pub async fn each_page(
     dynamo: &Dynamo,
     table: &str,
     policy: &RetryPolicy,
+    filter: Option<&Filter>,
     mut on_page: impl FnMut(Vec<Item>) -> anyhow::Result<()>,
 ) -> anyhow::Result<f64> {
     let (mut start, mut units) = (None, 0.0);
     loop {
-        let (page, _) = retry::retrying(policy, || dynamo.scan_page(table, &[], 0, 1, start.clone())).await;
+        let (page, _) = retry::retrying(policy, || dynamo.scan_page(table, &[], (0, 1), start.clone(), filter)).await;
         let page = page.map_err(|e| anyhow::anyhow!("reading {table}: {e}"))?;
         units += page.consumed_units;
         on_page(page.items)?;

@@ -6,9 +6,10 @@
 
 use std::path::PathBuf;
 
+use bytes::BytesMut;
 use futures::{Stream, StreamExt};
 use tokio_postgres::tls::MakeTlsConnect;
-use tokio_postgres::types::{FromSql, Type};
+use tokio_postgres::types::{to_sql_checked, Format, FromSql, IsNull, ToSql, Type};
 use tokio_postgres::{Client, NoTls, Row, Socket};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -120,24 +121,30 @@ impl Source {
         Ok(Source { client, target })
     }
 
-    /// The columns a query returns (name and type), without running it.
-    pub async fn describe(&self, query: &str, context: &str) -> Result<Vec<(String, Type)>, SourceError> {
+    /// The columns a query returns (name and type) and the types PostgreSQL infers for its
+    /// parameters, without running it.
+    pub async fn describe(&self, query: &str, context: &str) -> Result<Described, SourceError> {
         let statement = self
             .client
             .prepare(query)
             .await
             .map_err(|e| SourceError::Query { context: context.to_string(), cause: db_error(&e) })?;
-        Ok(statement.columns().iter().map(|c| (c.name().to_string(), c.type_().clone())).collect())
+        Ok(Described {
+            columns: statement.columns().iter().map(|c| (c.name().to_string(), c.type_().clone())).collect(),
+            params: statement.params().to_vec(),
+        })
     }
 
-    /// Streams a query's rows.
+    /// Streams a query's rows, with `params` bound to `$1`, `$2`, ….
     pub async fn rows(
         &self,
         query: &str,
+        params: &[String],
         context: &str,
     ) -> Result<impl Stream<Item = Result<Row, SourceError>> + use<'_>, SourceError> {
         let wrap = |e: tokio_postgres::Error| SourceError::Query { context: context.to_string(), cause: db_error(&e) };
-        let stream = self.client.query_raw(query, std::iter::empty::<i32>()).await.map_err(wrap)?;
+        let params = params.iter().map(|p| TextParam(p));
+        let stream = self.client.query_raw(query, params).await.map_err(wrap)?;
         let context = context.to_string();
         Ok(stream.map(move |r| r.map_err(|e| SourceError::Query { context: context.clone(), cause: db_error(&e) })))
     }
@@ -160,6 +167,32 @@ where
         }
     });
     Ok(client)
+}
+
+/// What preparing a query tells.
+pub struct Described {
+    pub columns: Vec<(String, Type)>,
+    pub params: Vec<Type>,
+}
+
+/// A parameter sent as text, as `psql` sends it: PostgreSQL parses it as whatever type the query
+/// gives `$n` (a date, a number…), so the value is never spliced into the SQL and never converted
+/// here.
+#[derive(Debug)]
+struct TextParam<'a>(&'a str);
+
+impl ToSql for TextParam<'_> {
+    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(self.0.as_bytes());
+        Ok(IsNull::No)
+    }
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+    fn encode_format(&self, _: &Type) -> Format {
+        Format::Text
+    }
+    to_sql_checked!();
 }
 
 /// A column's raw binary value, whatever its type: conversion happens in [`crate::convert`].

@@ -10,29 +10,31 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use chrono::{SecondsFormat, Utc};
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 
 use crate::backup;
-use crate::build::{Built, Plan, Reject};
+use crate::build::{Built, Plan, Reject, TablePlan};
 use crate::classify::Classifier;
 use crate::cost::Savings;
 use crate::diff::{self, Index, Verdict};
-use crate::dynamo::{Dynamo, KeySchema, TABLE_WAIT};
+use crate::dynamo::{Dynamo, KeySchema, TableInfo, TableSchema, TABLE_WAIT};
 use crate::hash::Digest;
 use crate::item::{self, Item};
 use crate::lock;
 use crate::pace::{Cap, Pace};
+use crate::params::Params;
 use crate::printer::Printer;
-use crate::profile::{Profile, ProfileError, TableMapping};
-use crate::report::{RunReport, TableReport, Totals};
+use crate::profile::{Entity, Profile, ProfileError, TableMapping};
+use crate::report::{EntityReport, RunReport, TableReport, Totals};
 use crate::retry::RetryPolicy;
 use crate::scan::{self, Feed, Page, ScanCost};
-use crate::source::{self, Source};
+use crate::source::{self, Source, SourceError};
 use crate::target::Request;
 use crate::writer::{self, Pending, WriteOutcome, WriterSettings, MAX_BATCH};
 
@@ -60,6 +62,8 @@ pub struct SyncOptions {
     pub force_unlock: bool,
     /// Where to list rejected and unwritten rows; default `<rejects_dir>/<env>-<time>.jsonl`.
     pub rejects_file: Option<PathBuf>,
+    /// `--param name=value`, bound to the queries that list the name.
+    pub params: Vec<(String, String)>,
 }
 
 /// `sync.on_reject = "fail"` found rows that cannot be written; nothing was written.
@@ -77,7 +81,7 @@ pub struct RejectedBeforeWrite {
 /// A mapping with its checked plan and what the target holds now.
 struct Prepared<'a> {
     mapping: &'a TableMapping,
-    plan: Plan,
+    plan: TablePlan,
     exists: bool,
     /// DynamoDB's (approximate) item count, to size the diff index once.
     item_count: u64,
@@ -98,19 +102,59 @@ pub fn selected<'a>(profile: &'a Profile, names: &[String]) -> Result<Vec<&'a Ta
 }
 
 /// Where a query's errors are reported: `envs/mappings/pni.toml: table "lessons": query`.
-pub fn query_context(mapping: &TableMapping) -> String {
-    format!("{}: table \"{}\": query", mapping.origin.display(), mapping.name)
+pub fn query_context(entity: &Entity) -> String {
+    format!("{}: {}: query", entity.origin.display(), entity.label)
 }
 
-/// Checks a mapping against its query's columns (the query is prepared, not run).
-pub async fn plan(source: &Source, mapping: &TableMapping) -> Result<Plan> {
-    let columns = source.describe(&mapping.query, &query_context(mapping)).await?;
-    Ok(Plan::new(mapping, columns)?)
+/// Checks a mapping against its queries' columns and parameters (they are prepared, not run).
+pub async fn plan(source: &Source, mapping: &TableMapping) -> Result<TablePlan> {
+    let mut plans = Vec::new();
+    let mut param_types = HashMap::new();
+    for entity in &mapping.entities {
+        let described = source.describe(&entity.query, &query_context(entity)).await?;
+        if described.params.len() != entity.params.len() {
+            let listed = if entity.params.is_empty() { "none".to_string() } else { entity.params.join(", ") };
+            return Err(entity
+                .error(format!(
+                    "the query has {} parameters ($1, $2, …) but `params` names {} ({listed}); list one name per $n, in order",
+                    described.params.len(),
+                    entity.params.len()
+                ))
+                .into());
+        }
+        for (name, ty) in entity.params.iter().zip(described.params) {
+            param_types.entry(name.clone()).or_insert(ty);
+        }
+        plans.push(Plan::new(entity, &mapping.indexes, described.columns)?);
+    }
+    Ok(TablePlan::new(mapping, plans, param_types)?)
 }
 
 /// The key schema a plan gives its table, in DynamoDB's terms.
-pub fn key_schema(plan: &Plan) -> KeySchema {
-    plan.key_schema.iter().map(|(n, t)| (n.clone(), t.to_string())).collect()
+pub fn key_schema(plan: &TablePlan) -> KeySchema {
+    plan.schema.keys.clone()
+}
+
+/// `PK S, SK S; indexes GenreIndex (genre S)`, for messages.
+pub fn show_table_schema(schema: &TableSchema) -> String {
+    let mut text = show_schema(&schema.keys);
+    for (i, index) in schema.indexes.iter().enumerate() {
+        let kind = if index.local { "local " } else { "" };
+        text.push_str(if i == 0 { "; indexes " } else { ", " });
+        text.push_str(&format!("{kind}{} ({})", index.name, show_schema(&index.keys)));
+    }
+    text
+}
+
+/// The indexes a mapping declares that the table lacks (or has with another key): only a table
+/// created from the mapping has them, so the fix is to recreate it.
+pub fn missing_indexes(info: &TableInfo, plan: &TablePlan) -> Vec<String> {
+    plan.schema
+        .indexes
+        .iter()
+        .filter(|want| !info.indexes.iter().any(|have| have.name == want.name && have.keys == want.keys))
+        .map(|want| want.name.clone())
+        .collect()
 }
 
 /// `lesson_id N, topic S`, for messages.
@@ -120,7 +164,7 @@ pub fn show_schema(schema: &KeySchema) -> String {
 
 /// `has key (id S) but envs/mappings/pni.toml gives (lesson_id N)` when a table's key is not the
 /// one its mapping gives; the callers say what follows from it.
-pub fn key_mismatch(found: &KeySchema, mapping: &TableMapping, plan: &Plan) -> Option<String> {
+pub fn key_mismatch(found: &KeySchema, mapping: &TableMapping, plan: &TablePlan) -> Option<String> {
     let wanted = key_schema(plan);
     (*found != wanted).then(|| {
         format!("has key ({}) but {} gives ({})", show_schema(found), mapping.origin.display(), show_schema(&wanted))
@@ -128,7 +172,7 @@ pub fn key_mismatch(found: &KeySchema, mapping: &TableMapping, plan: &Plan) -> O
 }
 
 /// Checks every mapping against its query on an open source, in order.
-pub async fn plans(source: &Source, mappings: &[&TableMapping]) -> Result<Vec<Plan>> {
+pub async fn plans(source: &Source, mappings: &[&TableMapping]) -> Result<Vec<TablePlan>> {
     let mut plans = Vec::new();
     for mapping in mappings {
         plans.push(plan(source, mapping).await?);
@@ -149,7 +193,7 @@ pub async fn ensure_metadata_table(dynamo: &Dynamo, profile: &Profile) -> Result
     let table = &profile.metadata_table;
     let info = dynamo.describe(table).await;
     if info.with_context(|| format!("reading DynamoDB table {table} in {}", location(profile)))?.is_none() {
-        let schema: KeySchema = vec![("pk".into(), "S".into()), ("sk".into(), "S".into())];
+        let schema = TableSchema { keys: vec![("pk".into(), "S".into()), ("sk".into(), "S".into())], indexes: vec![] };
         match dynamo.create_table(table, &schema).await {
             Ok(()) => {}
             // Another run created it meanwhile.
@@ -164,6 +208,7 @@ pub async fn ensure_metadata_table(dynamo: &Dynamo, profile: &Profile) -> Result
 pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer) -> Result<RunReport> {
     let started_at = now();
     let mappings = selected(profile, &options.tables)?;
+    let params = Params::new(profile, &mappings, &options.params)?;
     let source = Source::connect(profile).await?;
     tracing::info!(source = %source.target, "connected to PostgreSQL");
 
@@ -175,7 +220,7 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer) ->
         })
     };
     if profile.sync.fail_on_reject {
-        let rejected = check_source(&source, &mappings, &plans).await?;
+        let rejected = check_source(&source, &params, &mappings, &plans).await?;
         let count: usize = rejected.iter().map(|(_, r)| r.len()).sum();
         if count > 0 {
             let path = rejects_path();
@@ -192,6 +237,7 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer) ->
         options,
         printer,
         source: &source,
+        params: &params,
         dynamo: dynamo.clone(),
         cap: profile.sync.max_write_units_per_second.map(|n| Arc::new(Cap::new(n))),
     };
@@ -240,7 +286,7 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer) ->
 async fn prepare_and_sync(
     run: &Run<'_>,
     mappings: Vec<&TableMapping>,
-    plans: Vec<Plan>,
+    plans: Vec<TablePlan>,
     started_at: String,
 ) -> Result<RunReport> {
     let (profile, options, dynamo) = (run.profile, run.options, &run.dynamo);
@@ -264,6 +310,17 @@ async fn prepare_and_sync(
         if let Some(mismatch) = info.as_ref().and_then(|i| key_mismatch(&i.key_schema, mapping, &plan)) {
             if !options.clean {
                 bail!("DynamoDB table {table} {mismatch}; run with --clean to recreate the table");
+            }
+        }
+        if let Some(missing) = info.as_ref().map(|i| missing_indexes(i, &plan)).filter(|m| !m.is_empty()) {
+            if !options.clean {
+                run.printer.note(format!(
+                    "{table} lacks index {} that {} declares; items are written all the same, and \
+                     `sync --clean --table {}` recreates the table with its indexes",
+                    missing.join(", "),
+                    mapping.origin.display(),
+                    mapping.name
+                ));
             }
         }
         let item_count = info.as_ref().map_or(0, |i| i.item_count);
@@ -298,8 +355,8 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], started_at: S
                 dynamo.drop_table(table).await.with_context(|| format!("deleting {table}"))?;
             }
             if options.clean || !p.exists {
-                printer.note(format!("creating {table} ({})", show_schema(&key_schema(&p.plan))));
-                dynamo.make_table(table, &key_schema(&p.plan)).await.with_context(|| format!("creating {table}"))?;
+                printer.note(format!("creating {table} ({})", show_table_schema(&p.plan.schema)));
+                dynamo.make_table(table, &p.plan.schema).await.with_context(|| format!("creating {table}"))?;
             }
         }
     }
@@ -310,7 +367,9 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], started_at: S
             let key_names = p.plan.key_names().into_iter().map(String::from).collect();
             (p.exists && !options.clean).then(|| {
                 let table = p.mapping.table_name.clone();
-                scan::start(dynamo.clone(), table, key_names, p.mapping.delete_missing, p.item_count, profile)
+                let filter = run.params.filter(p.mapping, &p.plan.param_types);
+                let scope = (p.mapping.delete_missing, filter);
+                scan::start(dynamo.clone(), table, key_names, scope, p.item_count, profile)
             })
         })
         .collect();
@@ -333,6 +392,7 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], started_at: S
         prices: profile.prices.clone(),
         tables,
         total,
+        params: run.params.used_by(&prepared.iter().map(|p| p.mapping).collect::<Vec<_>>()),
         rejects_file: None,
         backup,
     };
@@ -347,27 +407,39 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], started_at: S
 /// without writing. Returns each table's rejects.
 async fn check_source(
     source: &Source,
+    params: &Params,
     mappings: &[&TableMapping],
-    plans: &[Plan],
+    plans: &[TablePlan],
 ) -> Result<Vec<(String, Vec<Reject>)>> {
     let mut out = Vec::new();
     for (mapping, plan) in mappings.iter().zip(plans) {
-        let context = query_context(mapping);
-        let rows = source.rows(&mapping.query, &context).await?;
-        futures::pin_mut!(rows);
         let mut keys = std::collections::HashSet::new();
         let mut rejected = Vec::new();
-        while let Some(row) = rows.next().await {
-            match plan.build(&source::raw_values(&row?)) {
-                Ok(built) if !keys.insert(built.key) => rejected
-                    .push(Reject { key: item::describe_key(&built.item, &plan.key_names()), reason: DUPLICATE.into() }),
-                Ok(_) => {}
-                Err(reject) => rejected.push(reject),
+        for (entity, entity_plan) in mapping.entities.iter().zip(&plan.entities) {
+            let mut rows = open_rows(source, params, entity).await?;
+            while let Some(row) = rows.next().await {
+                match entity_plan.build(&source::raw_values(&row?)) {
+                    Ok(built) if !keys.insert(built.key) => rejected.push(Reject {
+                        key: item::describe_key(&built.item, &plan.key_names()),
+                        reason: DUPLICATE.into(),
+                    }),
+                    Ok(_) => {}
+                    Err(reject) => rejected.push(reject),
+                }
             }
         }
         out.push((mapping.table_name.clone(), rejected));
     }
     Ok(out)
+}
+
+/// A query's rows, one after another.
+pub type Rows<'s> = Pin<Box<dyn Stream<Item = Result<tokio_postgres::Row, SourceError>> + Send + 's>>;
+
+/// Runs an entity's query with its parameters.
+pub async fn open_rows<'s>(source: &'s Source, params: &Params, entity: &Entity) -> Result<Rows<'s>> {
+    let rows = source.rows(&entity.query, &params.for_entity(entity), &query_context(entity)).await?;
+    Ok(Box::pin(rows))
 }
 
 const DUPLICATE: &str = "another row of the query has the same key; only the first was kept";
@@ -395,6 +467,7 @@ struct Run<'a> {
     options: &'a SyncOptions,
     printer: &'a Printer,
     source: &'a Source,
+    params: &'a Params,
     dynamo: Arc<Dynamo>,
     /// The run's write-units-per-second cap, shared by every table's writer.
     cap: Option<Arc<Cap>>,
@@ -408,27 +481,52 @@ struct Tally<'a> {
     changed_units: u64,
     unchanged_units: u64,
     rejected: Vec<Reject>,
+    /// Per entity, for tables with several; empty otherwise.
+    entities: Vec<EntityReport>,
     key_names: Vec<&'a str>,
     writer: Option<mpsc::Sender<Pending>>,
     bar: indicatif::ProgressBar,
 }
 
 impl Tally<'_> {
+    fn reject(&mut self, entity: usize, reject: Reject) {
+        if let Some(e) = self.entities.get_mut(entity) {
+            e.rejected += 1;
+        }
+        self.rejected.push(reject);
+    }
+
     async fn take(&mut self, verdict: Verdict, built: Built) {
-        let units = item::write_units(built.size);
+        let units = built.units;
+        let entity = self.entities.get_mut(built.entity);
         match verdict {
             Verdict::Skip => {
                 self.unchanged += 1;
                 self.unchanged_units += units;
+                if let Some(e) = entity {
+                    e.unchanged += 1;
+                }
                 return;
             }
             Verdict::Duplicate => {
-                self.rejected
-                    .push(Reject { key: item::describe_key(&built.item, &self.key_names), reason: DUPLICATE.into() });
+                let key = item::describe_key(&built.item, &self.key_names);
+                self.reject(built.entity, Reject { key, reason: DUPLICATE.into() });
                 return;
             }
-            Verdict::Create => self.created += 1,
-            Verdict::Update => self.updated += 1,
+            Verdict::Create => {
+                self.created += 1;
+                if let Some(e) = entity {
+                    e.created += 1;
+                    e.write_units += units;
+                }
+            }
+            Verdict::Update => {
+                self.updated += 1;
+                if let Some(e) = entity {
+                    e.updated += 1;
+                    e.write_units += units;
+                }
+            }
         }
         self.changed_units += units;
         if let Some(tx) = &self.writer {
@@ -463,6 +561,10 @@ async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> 
         changed_units: 0,
         unchanged_units: 0,
         rejected: Vec::new(),
+        entities: match p.mapping.is_multi() {
+            true => p.mapping.entities.iter().map(|e| EntityReport::named(&e.name)).collect(),
+            false => Vec::new(),
+        },
         key_names: p.plan.key_names(),
         writer: tx,
         bar: bar.clone(),
@@ -478,9 +580,11 @@ async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> 
     // Target items found, and (for tables that delete orphans) their keys.
     let mut scanned = 0u64;
     let mut keys: HashMap<Digest, Item> = HashMap::new();
-    let context = query_context(p.mapping);
-    let rows = run.source.rows(&p.mapping.query, &context).await?;
-    futures::pin_mut!(rows);
+    // The entities' queries are read one after the other into the same diff: the table is one
+    // key space, whichever query an item comes from.
+    let entities = &p.mapping.entities;
+    let mut current = 0;
+    let mut rows = open_rows(run.source, run.params, &entities[0]).await?;
     let mut source_done = false;
     loop {
         tokio::select! {
@@ -511,14 +615,19 @@ async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> 
                 }
             },
             row = rows.next(), if !source_done && classifier.can_accept() => match row {
-                Some(row) => match p.plan.build(&source::raw_values(&row?)) {
-                    Ok(built) => {
+                Some(row) => match p.plan.entities[current].build(&source::raw_values(&row?)) {
+                    Ok(mut built) => {
+                        built.entity = current;
                         if let Some((verdict, built)) = classifier.offer(built) {
                             tally.take(verdict, built).await;
                         }
                     }
-                    Err(reject) => tally.rejected.push(reject),
+                    Err(reject) => tally.reject(current, reject),
                 },
+                None if current + 1 < entities.len() => {
+                    current += 1;
+                    rows = open_rows(run.source, run.params, &entities[current]).await?;
+                }
                 None => source_done = true,
             },
             else => break,
@@ -532,8 +641,11 @@ async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> 
     };
     bar.finish_and_clear();
 
-    // Orphans: deleted only when the mapping asks and the guard allows, after every write.
-    let orphans = classifier.unseen() as u64;
+    // Orphans: deleted only when the mapping asks and the guard allows, after every write. A
+    // parameterised query without a scope returns part of the table, so the items it did not
+    // return are not orphans (profile validation makes sure such a table does not delete).
+    let judged = !p.mapping.takes_params() || p.mapping.scope.is_some();
+    let orphans = if judged { classifier.unseen() as u64 } else { 0 };
     let mut deletes = Deletes::default();
     if p.mapping.delete_missing && orphans > 0 {
         let guard =
@@ -578,6 +690,7 @@ async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> 
         throttled: outcome.throttled,
         cost: Savings::new(&run.profile.prices, write_units, scan_cost.read_units, potential_write_units),
         rejected: tally.rejected,
+        entities: tally.entities,
         failed: outcome.failed,
     })
 }

@@ -13,7 +13,7 @@ use crate::lock;
 use crate::printer::Printer;
 use crate::profile::{Profile, TableMapping};
 use crate::source::Source;
-use crate::sync::{self, key_schema, show_schema};
+use crate::sync::{self, show_schema, show_table_schema};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TableAction {
@@ -34,17 +34,28 @@ pub async fn create(profile: &Profile, mappings: &[&TableMapping], printer: &Pri
     sync::ensure_metadata_table(&dynamo, profile).await?;
     let mut out = Vec::new();
     for (mapping, plan) in mappings.iter().zip(&plans) {
-        let (table, wanted) = (&mapping.table_name, key_schema(plan));
+        let (table, wanted) = (&mapping.table_name, &plan.schema);
         let info = dynamo.describe(table).await.with_context(|| format!("reading {table}"))?;
         if let Some(mismatch) = info.as_ref().and_then(|i| sync::key_mismatch(&i.key_schema, mapping, plan)) {
             anyhow::bail!("{table} exists and {mismatch}; `sync --clean` recreates it");
         }
         let (action, detail) = match info {
-            Some(_) => ("exists", format!("key ({})", show_schema(&wanted))),
+            Some(info) => {
+                let missing = sync::missing_indexes(&info, plan);
+                let mut detail = format!("key ({})", show_schema(&wanted.keys));
+                if !missing.is_empty() {
+                    detail.push_str(&format!(
+                        "; lacks index {} (`sync --clean --table {}` recreates it with them)",
+                        missing.join(", "),
+                        mapping.name
+                    ));
+                }
+                ("exists", detail)
+            }
             None => {
                 printer.note(format!("creating {table}"));
-                dynamo.make_table(table, &wanted).await.with_context(|| format!("creating {table}"))?;
-                ("created", format!("key ({}), on demand", show_schema(&wanted)))
+                dynamo.make_table(table, wanted).await.with_context(|| format!("creating {table}"))?;
+                ("created", format!("{}, on demand", show_table_schema(wanted)))
             }
         };
         out.push(TableAction { table: table.clone(), action, detail });

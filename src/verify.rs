@@ -16,10 +16,11 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::build::Plan;
-use crate::dynamo::Dynamo;
+use crate::build::{Built, TablePlan};
+use crate::dynamo::{Dynamo, Filter};
 use crate::hash::{self, Digest};
 use crate::item::{self, Item, HASH_ATTR};
+use crate::params::Params;
 use crate::printer::Printer;
 use crate::profile::{Profile, TableMapping};
 use crate::report::usd;
@@ -135,15 +136,25 @@ pub fn judge(expected: Option<&Digest>, content: &Digest, stored: Option<&Digest
 
 /// The source side of one table.
 struct Expected {
-    hashes: HashMap<Digest, Digest>,
+    /// Key → content hash and the entity that gives the item (whose exclusions hash it).
+    hashes: HashMap<Digest, (Digest, usize)>,
     rows: u64,
     rejected: u64,
     /// A uniform sample of the built items' keys (reservoir sampling), for `Depth::Sample`.
     sample: Vec<(Digest, Item)>,
 }
 
-pub async fn run(profile: &Profile, tables: &[String], depth: Depth, printer: &Printer) -> Result<VerifyReport> {
-    let mappings = sync::selected(profile, tables)?;
+/// What a verify compares: the tables, how deep, and the query parameters.
+pub struct Scope<'a> {
+    pub tables: &'a [String],
+    pub depth: Depth,
+    pub params: &'a [(String, String)],
+}
+
+pub async fn run(profile: &Profile, scope: Scope<'_>, printer: &Printer) -> Result<VerifyReport> {
+    let depth = scope.depth;
+    let mappings = sync::selected(profile, scope.tables)?;
+    let params = Params::new(profile, &mappings, scope.params)?;
     let source = Source::connect(profile).await?;
     let plans = sync::plans(&source, &mappings).await?;
     let dynamo = Dynamo::connect(&profile.target).await;
@@ -166,7 +177,7 @@ pub async fn run(profile: &Profile, tables: &[String], depth: Depth, printer: &P
             Depth::Full => 0,
         };
         let bar = printer.counter(format!("{table}: reading the source"));
-        let expected = read_source(&source, mapping, plan, sample_size, &bar).await?;
+        let expected = read_source(&source, &params, mapping, plan, sample_size, &bar).await?;
         bar.finish_and_clear();
         let mut t = TableVerify {
             table: table.clone(),
@@ -174,7 +185,10 @@ pub async fn run(profile: &Profile, tables: &[String], depth: Depth, printer: &P
             rejected: expected.rejected,
             ..TableVerify::default()
         };
-        let key_names = plan.key_names();
+        // A parameterised query returns part of the table: without a scope, items it did not
+        // return are not extras.
+        let filter = params.filter(mapping, &plan.param_types);
+        let extras = !mapping.takes_params() || filter.is_some();
         let remaining = match (&info, depth) {
             (None, _) => {
                 printer.note(format!("{table} does not exist: every source row is missing"));
@@ -184,11 +198,11 @@ pub async fn run(profile: &Profile, tables: &[String], depth: Depth, printer: &P
             (Some(_), Depth::Full) => {
                 let bar = printer.counter(format!("{table}: reading every item"));
                 let mut hashes = expected.hashes;
-                t.read_units = scan::each_page(&dynamo, table, &policy, |page| {
+                t.read_units = scan::each_page(&dynamo, table, &policy, filter.as_ref(), |page| {
                     bar.inc(page.len() as u64);
                     t.target_items += page.len() as u64;
                     for item in &page {
-                        compare(&mut t, plan, item, &key_names, |k| hashes.remove(k));
+                        compare(&mut t, plan, item, extras, |k| hashes.remove(k));
                     }
                     Ok(())
                 })
@@ -199,14 +213,14 @@ pub async fn run(profile: &Profile, tables: &[String], depth: Depth, printer: &P
             }
             (Some(info), Depth::Sample(n)) => {
                 t.target_items = info.item_count;
-                sample(&dynamo, &policy, &mut t, plan, &expected, n).await?;
+                sample(&dynamo, &policy, &mut t, (plan, filter.as_ref(), extras), &expected, n).await?;
                 HashMap::new()
             }
         };
         // Missing items (full and absent tables): the count is known; name the first ones.
         if !remaining.is_empty() {
             t.missing.count += remaining.len() as u64;
-            name_missing(&source, mapping, plan, &remaining, &mut t.missing.keys).await?;
+            name_missing(&source, &params, (mapping, plan), &remaining, &mut t.missing.keys).await?;
         }
         tracing::info!(
             table = %t.table,
@@ -235,28 +249,38 @@ pub async fn run(profile: &Profile, tables: &[String], depth: Depth, printer: &P
 /// Reads a table's source in full: key → content hash of every item, and a sample of keys.
 async fn read_source(
     source: &Source,
+    params: &Params,
     mapping: &TableMapping,
-    plan: &Plan,
+    plan: &TablePlan,
     sample_size: usize,
     bar: &indicatif::ProgressBar,
 ) -> Result<Expected> {
-    let rows = source.rows(&mapping.query, &sync::query_context(mapping)).await?;
-    futures::pin_mut!(rows);
     let mut e = Expected { hashes: HashMap::new(), rows: 0, rejected: 0, sample: Vec::new() };
     let key_names = plan.key_names();
-    while let Some(row) = rows.next().await {
-        e.rows += 1;
-        bar.inc(1);
-        let Ok(built) = plan.build(&source::raw_values(&row?)) else {
-            e.rejected += 1;
-            continue;
-        };
+    for (index, (entity, entity_plan)) in mapping.entities.iter().zip(&plan.entities).enumerate() {
+        let mut rows = sync::open_rows(source, params, entity).await?;
+        while let Some(row) = rows.next().await {
+            e.rows += 1;
+            bar.inc(1);
+            let Ok(built) = entity_plan.build(&source::raw_values(&row?)) else {
+                e.rejected += 1;
+                continue;
+            };
+            e.take(built, index, sample_size, &key_names);
+        }
+    }
+    Ok(e)
+}
+
+impl Expected {
+    fn take(&mut self, built: Built, entity: usize, sample_size: usize, key_names: &[&str]) {
+        let e = self;
         // A repeated key is rejected by the sync, which keeps the first row.
         if e.hashes.contains_key(&built.key) {
             e.rejected += 1;
-            continue;
+            return;
         }
-        e.hashes.insert(built.key, built.hash);
+        e.hashes.insert(built.key, (built.hash, entity));
         let seen = e.hashes.len();
         // Reservoir sampling: the n-th key replaces a random slot with probability sample_size / n.
         let slot = if seen <= sample_size { seen - 1 } else { fastrand::usize(..seen) };
@@ -271,24 +295,28 @@ async fn read_source(
             }
         }
     }
-    Ok(e)
 }
 
 /// Compares one stored item with the source's hash for its key, which `expected` looks up (and,
 /// with `--full`, removes, so that what remains at the end is missing).
+/// An item the source does not give is an extra only when `extras` (the whole table, or its
+/// scope, was read).
 fn compare(
     t: &mut TableVerify,
-    plan: &Plan,
+    plan: &TablePlan,
     item: &Item,
-    key_names: &[&str],
-    expected: impl FnOnce(&Digest) -> Option<Digest>,
+    extras: bool,
+    expected: impl FnOnce(&Digest) -> Option<(Digest, usize)>,
 ) {
-    let Some(key) = hash::item_key_digest(item, key_names) else { return };
-    let expected = expected(&key);
+    let key_names = plan.key_names();
+    let Some(key) = hash::item_key_digest(item, &key_names) else { return };
+    let Some((expected, entity)) = expected(&key).map(|(h, e)| (Some(h), e)).or(extras.then_some((None, 0))) else {
+        return;
+    };
     let stored = item.get(HASH_ATTR).and_then(|v| v.as_s().ok()).and_then(|h| hash::from_hex(h));
     t.compared += u64::from(expected.is_some());
-    let describe = || item::describe_key(item, key_names);
-    match judge(expected.as_ref(), &plan.content_hash(item), stored.as_ref()) {
+    let describe = || item::describe_key(item, &key_names);
+    match judge(expected.as_ref(), &plan.entities[entity].content_hash(item), stored.as_ref()) {
         None => {}
         Some(EXTRA) => t.extra.push(describe, EXTRA),
         Some(reason) => {
@@ -304,7 +332,7 @@ async fn sample(
     dynamo: &Dynamo,
     policy: &RetryPolicy,
     t: &mut TableVerify,
-    plan: &Plan,
+    (plan, filter, extras): (&TablePlan, Option<&Filter>, bool),
     expected: &Expected,
     n: usize,
 ) -> Result<()> {
@@ -320,7 +348,7 @@ async fn sample(
             t.read_units += fetched.consumed_units;
             for item in &fetched.items {
                 found.extend(hash::item_key_digest(item, &key_names));
-                compare(t, plan, item, &key_names, lookup);
+                compare(t, plan, item, true, lookup);
             }
             keys = fetched.unprocessed;
             if !keys.is_empty() {
@@ -336,14 +364,14 @@ async fn sample(
     }
     let segment = fastrand::i32(0..SAMPLE_SEGMENTS);
     let (page, _) = retry::retrying(policy, || {
-        dynamo.scan_limited(&t.table, &[], segment, SAMPLE_SEGMENTS, None, Some(n.max(1) as i32))
+        dynamo.scan_limited(&t.table, &[], (segment, SAMPLE_SEGMENTS), None, Some(n.max(1) as i32), filter)
     })
     .await;
     let page = page.with_context(|| format!("reading {}", t.table))?;
     t.read_units += page.consumed_units;
     for item in page.items.iter().filter(|i| hash::item_key_digest(i, &key_names).is_some_and(|k| !found.contains(&k)))
     {
-        compare(t, plan, item, &key_names, lookup);
+        compare(t, plan, item, extras, lookup);
     }
     Ok(())
 }
@@ -351,21 +379,22 @@ async fn sample(
 /// Reads the source again to name the first [`LISTED`] missing keys (only when some are missing).
 async fn name_missing(
     source: &Source,
-    mapping: &TableMapping,
-    plan: &Plan,
-    missing: &HashMap<Digest, Digest>,
+    params: &Params,
+    (mapping, plan): (&TableMapping, &TablePlan),
+    missing: &HashMap<Digest, (Digest, usize)>,
     out: &mut Vec<Difference>,
 ) -> Result<()> {
-    let rows = source.rows(&mapping.query, &sync::query_context(mapping)).await?;
-    futures::pin_mut!(rows);
     let key_names = plan.key_names();
-    while let Some(row) = rows.next().await {
-        if out.len() >= LISTED {
-            break;
-        }
-        if let Ok(built) = plan.build(&source::raw_values(&row?)) {
-            if missing.contains_key(&built.key) {
-                out.push(Difference { key: item::describe_key(&built.item, &key_names), reason: MISSING.into() });
+    for (entity, entity_plan) in mapping.entities.iter().zip(&plan.entities) {
+        let mut rows = sync::open_rows(source, params, entity).await?;
+        while let Some(row) = rows.next().await {
+            if out.len() >= LISTED {
+                return Ok(());
+            }
+            if let Ok(built) = entity_plan.build(&source::raw_values(&row?)) {
+                if missing.contains_key(&built.key) {
+                    out.push(Difference { key: item::describe_key(&built.item, &key_names), reason: MISSING.into() });
+                }
             }
         }
     }

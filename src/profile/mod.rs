@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::cost::Prices;
 use crate::hash::Excluded;
-use crate::item::AttributeValue;
+use crate::item::{AttributeValue, HASH_ATTR};
 pub use template::{Part, Template};
 
 /// A profile error: the file it concerns and what is wrong.
@@ -44,6 +44,8 @@ pub struct Profile {
     pub prices: Prices,
     pub sync: SyncSettings,
     pub tables: Vec<TableMapping>,
+    /// Parameter values used when `--param` does not give them.
+    pub param_defaults: std::collections::BTreeMap<String, String>,
     /// Full name of the table that records runs and holds the run lock.
     pub metadata_table: String,
     /// Where `--clean` on a protected environment writes its backup.
@@ -131,34 +133,98 @@ impl SyncSettings {
     }
 }
 
-/// How one DynamoDB table is fed.
+/// How one DynamoDB table is fed: by one query, or by several entity queries (single-table design).
 #[derive(Debug, Clone)]
 pub struct TableMapping {
     /// The mapping's name, without the environment's prefix (`lessons`).
     pub name: String,
     /// The DynamoDB table name (`pni-lessons`).
     pub table_name: String,
-    pub query: String,
-    pub partition_key: KeySpec,
-    pub sort_key: Option<KeySpec>,
-    pub excluded: Excluded,
-    /// Attribute → value used when the column is NULL.
-    pub defaults: Vec<(String, AttributeValue)>,
+    /// At least one; all give the same key attribute names. A table with a single `query` has one
+    /// entity named after the table.
+    pub entities: Vec<Entity>,
+    /// Secondary indexes created with the table.
+    pub indexes: Vec<Index>,
     /// Delete target items whose source row is gone.
     pub delete_missing: bool,
+    /// A filter expression limiting the diff to the items the parameters cover.
+    pub scope: Option<String>,
     /// The mappings file, for messages.
     pub origin: PathBuf,
 }
 
 impl TableMapping {
-    pub fn keys(&self) -> impl Iterator<Item = &KeySpec> {
-        std::iter::once(&self.partition_key).chain(self.sort_key.as_ref())
-    }
-
     /// An error about this table, located in its mappings file.
     pub fn error(&self, message: impl std::fmt::Display) -> ProfileError {
         ProfileError::new(&self.origin, format!("table \"{}\": {message}", self.name))
     }
+
+    /// Whether any of the table's queries takes parameters.
+    pub fn takes_params(&self) -> bool {
+        self.entities.iter().any(|e| !e.params.is_empty())
+    }
+
+    /// Whether the table has several entities (the report then shows each).
+    pub fn is_multi(&self) -> bool {
+        self.entities.len() > 1
+    }
+}
+
+/// One query feeding a table, and how its rows become items.
+#[derive(Debug, Clone)]
+pub struct Entity {
+    /// The entity's name (`album`); the table's name for a table with a single query.
+    pub name: String,
+    pub query: String,
+    /// Parameter names bound to `$1`, `$2`, … in order.
+    pub params: Vec<String>,
+    pub partition_key: KeySpec,
+    pub sort_key: Option<KeySpec>,
+    pub excluded: Excluded,
+    /// Attribute → value used when the column is NULL.
+    pub defaults: Vec<(String, AttributeValue)>,
+    /// `table "lessons"` or `table "catalog": entity "album"`, for messages.
+    pub label: String,
+    /// The mappings file, for messages.
+    pub origin: PathBuf,
+}
+
+impl Entity {
+    pub fn keys(&self) -> impl Iterator<Item = &KeySpec> {
+        std::iter::once(&self.partition_key).chain(self.sort_key.as_ref())
+    }
+
+    /// An error about this entity, located in its mappings file.
+    pub fn error(&self, message: impl std::fmt::Display) -> ProfileError {
+        ProfileError::new(&self.origin, format!("{}: {message}", self.label))
+    }
+}
+
+/// A secondary index declared in a mapping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Index {
+    pub name: String,
+    /// A local index shares the table's partition key and exists only if created with the table.
+    pub local: bool,
+    pub partition_key: String,
+    pub sort_key: Option<String>,
+    pub projection: Projection,
+}
+
+impl Index {
+    pub fn key_attributes(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.partition_key.as_str()).chain(self.sort_key.as_deref())
+    }
+}
+
+/// Which attributes an index copies.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Projection {
+    All,
+    KeysOnly,
+    /// The keys and these attributes.
+    Include(Vec<String>),
 }
 
 /// A key attribute and where its value comes from.
@@ -276,6 +342,10 @@ fn validate(
     };
     let metadata_table = format!("{}{}", file.table_prefix, file.metadata_table.as_deref().unwrap_or("cache-metadata"));
     let global_excluded = mappings.exclude_from_hash.clone();
+    for name in mappings.param_defaults.keys() {
+        check_param_name(name).map_err(|m| ProfileError::new(mappings_path, format!("param_defaults: {m}")))?;
+    }
+    let mappings_param_defaults = mappings.param_defaults;
     if mappings.tables.is_empty() {
         return Err(ProfileError::new(mappings_path, "no tables: add at least one [tables.<name>] section"));
     }
@@ -319,6 +389,7 @@ fn validate(
         prices,
         sync,
         tables,
+        param_defaults: mappings_param_defaults,
         metadata_table,
         backup_dir: PathBuf::from(file.backup_dir.as_deref().unwrap_or("backups")),
         rejects_dir: PathBuf::from(file.rejects_dir.as_deref().unwrap_or("rejects")),
@@ -342,40 +413,214 @@ fn table_mapping(
 ) -> Result<TableMapping, ProfileError> {
     let err = |message: String| ProfileError::new(origin, format!("table \"{name}\": {message}"));
     let table_name = format!("{prefix}{name}");
-    // DynamoDB's table-name rule: 3-255 of [a-zA-Z0-9_.-].
-    if !(3..=255).contains(&table_name.len())
-        || !table_name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-    {
+    if !valid_name(&table_name) {
         return Err(err(format!("\"{table_name}\" is not a valid DynamoDB table name (3-255 of a-z A-Z 0-9 _ . -)")));
     }
-    if table.query.trim().is_empty() {
+    let table_excluded = table.exclude_from_hash.as_deref().or(global_excluded);
+    let entities = if table.entities.is_empty() {
+        let (Some(query), Some(partition_key)) = (table.query, table.partition_key) else {
+            return Err(err(
+                "give a `query` and a `partition_key`, or [tables.<name>.entities.<entity>] sections with them".into(),
+            ));
+        };
+        let section = raw::EntitySection {
+            query,
+            partition_key,
+            sort_key: table.sort_key,
+            exclude_from_hash: None,
+            defaults: table.defaults,
+            params: table.params,
+        };
+        vec![entity(origin, format!("table \"{name}\""), name.clone(), section, table_excluded)?]
+    } else {
+        let stray = [
+            ("query", table.query.is_some()),
+            ("partition_key", table.partition_key.is_some()),
+            ("sort_key", table.sort_key.is_some()),
+            ("params", !table.params.is_empty()),
+            ("defaults", !table.defaults.is_empty()),
+        ];
+        if let Some((key, _)) = stray.iter().find(|(_, set)| *set) {
+            return Err(err(format!(
+                "`{key}` belongs in each [tables.{name}.entities.<entity>] section when the table has entities"
+            )));
+        }
+        table
+            .entities
+            .into_iter()
+            .map(|(entity_name, section)| {
+                let label = format!("table \"{name}\": entity \"{entity_name}\"");
+                entity(origin, label, entity_name, section, table_excluded)
+            })
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let first = &entities[0];
+    for other in &entities[1..] {
+        let names = |e: &Entity| (e.partition_key.attribute.clone(), e.sort_key.as_ref().map(|k| k.attribute.clone()));
+        if names(other) != names(first) {
+            let show = |e: &Entity| e.keys().map(|k| k.attribute.as_str()).collect::<Vec<_>>().join(", ");
+            return Err(err(format!(
+                "entity \"{}\" has key ({}) but entity \"{}\" has ({}); every entity of a table uses the same key attributes",
+                other.name,
+                show(other),
+                first.name,
+                show(first)
+            )));
+        }
+    }
+    let indexes = table
+        .indexes
+        .into_iter()
+        .map(|(index_name, section)| index(first, index_name, section).map_err(&err))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (kind, local, most) in [("global", false, 20), ("local", true, 5)] {
+        if indexes.iter().filter(|i| i.local == local).count() > most {
+            return Err(err(format!("DynamoDB allows at most {most} {kind} secondary indexes per table")));
+        }
+    }
+    if let Some(scope) = &table.scope {
+        let used: Vec<&str> = entities.iter().flat_map(|e| e.params.iter().map(String::as_str)).collect();
+        for placeholder in scope_placeholders(scope) {
+            if !used.contains(&placeholder) {
+                return Err(err(format!(
+                    "scope uses `:{placeholder}`, which is not a parameter of the table's queries ({})",
+                    if used.is_empty() { "they take none".to_string() } else { used.join(", ") }
+                )));
+            }
+        }
+    }
+    if table.delete_missing && table.scope.is_none() && entities.iter().any(|e| !e.params.is_empty()) {
+        return Err(err(
+            "delete_missing needs a `scope` when the queries take parameters: without one, every item outside \
+             the parameters' range would look deleted (scope = \"order_date >= :start AND order_date < :end\")"
+                .into(),
+        ));
+    }
+    Ok(TableMapping {
+        name,
+        table_name,
+        entities,
+        indexes,
+        delete_missing: table.delete_missing,
+        scope: table.scope,
+        origin: origin.to_path_buf(),
+    })
+}
+
+/// DynamoDB's rule for table and index names: 3-255 of `[a-zA-Z0-9_.-]`.
+fn valid_name(name: &str) -> bool {
+    (3..=255).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+fn check_param_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!("parameter name {name:?} must be letters, digits and _"));
+    }
+    Ok(())
+}
+
+/// The `:name` placeholders of a filter expression, in order.
+pub fn scope_placeholders(expression: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = expression;
+    while let Some(at) = rest.find(':') {
+        rest = &rest[at + 1..];
+        let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+        if end > 0 && !out.contains(&&rest[..end]) {
+            out.push(&rest[..end]);
+        }
+        rest = &rest[end..];
+    }
+    out
+}
+
+fn entity(
+    origin: &Path,
+    label: String,
+    name: String,
+    section: raw::EntitySection,
+    table_excluded: Option<&[String]>,
+) -> Result<Entity, ProfileError> {
+    let err = |message: String| ProfileError::new(origin, format!("{label}: {message}"));
+    if section.query.trim().is_empty() {
         return Err(err("query is empty".into()));
     }
-    let partition_key = key_spec(&table.partition_key).map_err(|m| err(format!("partition_key: {m}")))?;
-    let sort_key = table.sort_key.as_ref().map(key_spec).transpose().map_err(|m| err(format!("sort_key: {m}")))?;
+    let partition_key = key_spec(&section.partition_key).map_err(|m| err(format!("partition_key: {m}")))?;
+    if let KeySource::Template(t) = &partition_key.source {
+        if t.columns().next().is_none() {
+            return Err(err(format!(
+                "partition_key: template \"{t}\" names no column; a partition key built from no column is the same for every row"
+            )));
+        }
+    }
+    let sort_key = section.sort_key.as_ref().map(key_spec).transpose().map_err(|m| err(format!("sort_key: {m}")))?;
     if sort_key.as_ref().is_some_and(|s| s.attribute == partition_key.attribute) {
         return Err(err("sort_key and partition_key name the same attribute".into()));
     }
-    let excluded = match table.exclude_from_hash.as_deref().or(global_excluded) {
+    for param in &section.params {
+        check_param_name(param).map_err(|m| err(format!("params: {m}")))?;
+    }
+    let excluded = match section.exclude_from_hash.as_deref().or(table_excluded) {
         Some(names) => Excluded::new(names.iter().cloned()),
         None => Excluded::default(),
     };
-    let defaults = table
+    let defaults = section
         .defaults
         .iter()
         .map(|(k, v)| toml_value(v).map(|v| (k.clone(), v)).map_err(|m| err(format!("defaults.{k}: {m}"))))
         .collect::<Result<_, _>>()?;
-    Ok(TableMapping {
-        name: name.clone(),
-        table_name,
-        query: table.query,
+    Ok(Entity {
+        name,
+        query: section.query,
+        params: section.params,
         partition_key,
         sort_key,
         excluded,
         defaults,
-        delete_missing: table.delete_missing,
+        label,
         origin: origin.to_path_buf(),
     })
+}
+
+fn index(table_key: &Entity, name: String, section: raw::IndexSection) -> Result<Index, String> {
+    let err = |message: String| format!("index \"{name}\": {message}");
+    if !valid_name(&name) {
+        return Err(err("is not a valid index name (3-255 of a-z A-Z 0-9 _ . -)".into()));
+    }
+    let local = match section.kind.as_deref() {
+        None | Some("global") => false,
+        Some("local") => true,
+        Some(other) => return Err(err(format!("kind = \"{other}\" is not supported; use \"global\" or \"local\""))),
+    };
+    let table_partition = &table_key.partition_key.attribute;
+    let partition_key = match (local, section.partition_key) {
+        (false, Some(pk)) => pk,
+        (false, None) => return Err(err("partition_key is missing".into())),
+        (true, Some(pk)) if pk != *table_partition => {
+            return Err(err(format!(
+                "a local index has the table's partition key \"{table_partition}\", not \"{pk}\"; remove partition_key"
+            )))
+        }
+        (true, _) => table_partition.clone(),
+    };
+    if local && (section.sort_key.is_none() || table_key.sort_key.is_none()) {
+        return Err(err("a local index needs a sort_key, on a table that has a sort key".into()));
+    }
+    let projection = match &section.projection {
+        None => Projection::All,
+        Some(toml::Value::String(s)) if s == "all" => Projection::All,
+        Some(toml::Value::String(s)) if s == "keys_only" => Projection::KeysOnly,
+        Some(toml::Value::Array(list)) => Projection::Include(
+            list.iter()
+                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| err("projection lists attribute names".into())))
+                .collect::<Result<_, _>>()?,
+        ),
+        Some(_) => return Err(err("projection is \"all\", \"keys_only\" or a list of attribute names".into())),
+    };
+    if [Some(&partition_key), section.sort_key.as_ref()].into_iter().flatten().any(|a| a.is_empty() || a == HASH_ATTR) {
+        return Err(err(format!("its key attributes must be named, and not {HASH_ATTR}")));
+    }
+    Ok(Index { name, local, partition_key, sort_key: section.sort_key, projection })
 }
 
 fn key_spec(value: &toml::Value) -> Result<KeySpec, String> {

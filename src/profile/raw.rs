@@ -115,6 +115,10 @@ pub struct MappingsFile {
     /// Attribute names left out of the content hash at any depth, for every table.
     /// Default `["created_at", "updated_at"]`.
     pub exclude_from_hash: Option<Vec<String>>,
+    /// Values of query parameters when `--param` does not give them (`start = "2009-01-01"`). A
+    /// parameter a query uses with no default here must be given on the command line.
+    #[serde(default)]
+    pub param_defaults: BTreeMap<String, String>,
     /// One entry per DynamoDB table, keyed by its name without the environment's prefix.
     pub tables: BTreeMap<String, TableSection>,
 }
@@ -123,11 +127,12 @@ pub struct MappingsFile {
 #[serde(deny_unknown_fields)]
 pub struct TableSection {
     /// The SQL query whose rows become this table's items, one row per item; every column becomes
-    /// an attribute (json/jsonb columns become nested maps and lists).
-    pub query: String,
+    /// an attribute (json/jsonb columns become nested maps and lists). A table fed by several
+    /// queries has `[tables.<name>.entities.<entity>]` sections instead.
+    pub query: Option<String>,
     /// The partition key: a column name (`"lesson_id"`), or `{ name = "PK", template = "LESSON#{id}" }`
     /// for a string attribute built from columns.
-    pub partition_key: toml::Value,
+    pub partition_key: Option<toml::Value>,
     /// The sort key, in the same forms as `partition_key`. Optional.
     pub sort_key: Option<toml::Value>,
     /// Overrides the file-level `exclude_from_hash` for this table.
@@ -135,7 +140,56 @@ pub struct TableSection {
     /// Values used instead of omitting an attribute when its column is NULL.
     #[serde(default)]
     pub defaults: toml::Table,
+    /// Names of the `--param` values bound to the query's `$1`, `$2`, … in that order.
+    #[serde(default)]
+    pub params: Vec<String>,
+    /// The item types of a single-table design: each entity has its own query and key templates,
+    /// and all of them write this table.
+    #[serde(default)]
+    pub entities: BTreeMap<String, EntitySection>,
+    /// Secondary indexes created with the table: `[tables.<name>.indexes.<index>]`.
+    #[serde(default)]
+    pub indexes: BTreeMap<String, IndexSection>,
     /// Delete target items whose source row is gone. Default false: they are only counted as orphans.
     #[serde(default)]
     pub delete_missing: bool,
+    /// For queries that take parameters: a DynamoDB filter expression selecting the items those
+    /// parameters cover (`"invoice_date >= :start AND invoice_date < :end"`, `:name` being a
+    /// parameter). The diff reads only these items, so orphans and deletes stay inside the range.
+    pub scope: Option<String>,
+}
+
+/// One item type of a table fed by several queries.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntitySection {
+    /// The SQL query whose rows become this entity's items.
+    pub query: String,
+    /// The partition key, as for a table. Every entity of a table uses the same key attribute names.
+    pub partition_key: toml::Value,
+    /// The sort key, as for a table.
+    pub sort_key: Option<toml::Value>,
+    /// Overrides the table's (or the file's) `exclude_from_hash` for this entity.
+    pub exclude_from_hash: Option<Vec<String>>,
+    /// Values used instead of omitting an attribute when its column is NULL.
+    #[serde(default)]
+    pub defaults: toml::Table,
+    /// Names of the `--param` values bound to `$1`, `$2`, … of this query.
+    #[serde(default)]
+    pub params: Vec<String>,
+}
+
+/// A secondary index, created with its table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexSection {
+    /// `global` (the default) or `local` (same partition key as the table; only at table creation).
+    pub kind: Option<String>,
+    /// The index's partition key attribute. Items without it are not in the index (a sparse
+    /// index). A local index takes the table's and may leave this out.
+    pub partition_key: Option<String>,
+    /// The index's sort key attribute. Optional for a global index, required for a local one.
+    pub sort_key: Option<String>,
+    /// `"all"` (the default), `"keys_only"`, or a list of the attributes to copy besides the keys.
+    pub projection: Option<toml::Value>,
 }

@@ -1,4 +1,5 @@
-//! Key templates such as `LESSON#{lesson_id}`: literal text with column values put in.
+//! Key templates such as `LESSON#{lesson_id}`: literal text with column values put in. A template
+//! with no column is a constant (`PROFILE`), which a sort key may be.
 
 use std::fmt;
 
@@ -61,11 +62,6 @@ impl Template {
         if !text.is_empty() {
             parts.push(Part::Text(text));
         }
-        if !parts.iter().any(|p| matches!(p, Part::Column(_))) {
-            return Err(format!(
-                "template {source:?} names no column; a key built from no column is the same for every row"
-            ));
-        }
         Ok(Template { parts, source: source.to_string() })
     }
 
@@ -110,8 +106,8 @@ mod tests {
     }
 
     #[test]
-    fn rejects_templates_without_columns_or_with_bad_braces() {
-        assert!(Template::parse("CONST").unwrap_err().contains("names no column"));
+    fn a_constant_is_a_template_and_bad_braces_are_not() {
+        assert_eq!(Template::parse("PROFILE").unwrap().parts, vec![Part::Text("PROFILE".into())]);
         assert!(Template::parse("A#{}").unwrap_err().contains("empty or unclosed"));
         assert!(Template::parse("A#{id").unwrap_err().contains("empty or unclosed"));
         assert!(Template::parse("A}").unwrap_err().contains("without"));

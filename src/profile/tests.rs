@@ -53,12 +53,13 @@ fn loads_a_valid_profile() {
     assert_eq!(p.sync.scan_segments, 4);
     let names: Vec<_> = p.tables.iter().map(|t| t.table_name.as_str()).collect();
     assert_eq!(names, ["t-lessons", "t-topics"]);
-    let topics = &p.tables[1];
+    let topics = &p.tables[1].entities[0];
+    assert_eq!((topics.name.as_str(), topics.label.as_str()), ("topics", "table \"topics\""));
     assert_eq!(topics.partition_key.attribute, "PK");
     assert!(matches!(&topics.partition_key.source, KeySource::Template(t) if t.columns().eq(["category"])));
     assert_eq!(topics.sort_key.as_ref().unwrap().source, KeySource::Column("topic".into()));
     assert_eq!(topics.excluded, Excluded::new(["synced"]));
-    assert_eq!(p.tables[0].excluded, Excluded::default());
+    assert_eq!(p.tables[0].entities[0].excluded, Excluded::default());
     assert!(topics.defaults.contains(&("rating".into(), AttributeValue::N("0".into()))));
 }
 
@@ -112,4 +113,109 @@ fn invalid_table_names_and_settings_are_rejected() {
     assert!(err.contains("not a valid DynamoDB table name"), "{err}");
     let err = load_err(&(ENV.to_string() + "\n[sync]\nmax_in_flight = 0\n"), MAPPINGS);
     assert!(err.contains("sync.max_in_flight = 0 must be at least 1"), "{err}");
+}
+
+const CATALOG: &str = r#"
+[tables.catalog]
+delete_missing = true
+
+[tables.catalog.entities.artist]
+partition_key = { name = "PK", template = "ARTIST#{artist_id}" }
+sort_key = { name = "SK", template = "PROFILE" }
+query = "SELECT artist_id, name FROM artist"
+
+[tables.catalog.entities.album]
+partition_key = { name = "PK", template = "ARTIST#{artist_id}" }
+sort_key = { name = "SK", template = "ALBUM#{album_id}" }
+exclude_from_hash = ["loaded_at"]
+query = "SELECT artist_id, album_id, title FROM album"
+
+[tables.catalog.indexes.by_title]
+partition_key = "title"
+projection = "keys_only"
+
+[tables.catalog.indexes.by_kind]
+kind = "local"
+sort_key = "kind"
+projection = ["title"]
+"#;
+
+#[test]
+fn a_table_takes_several_entities_and_indexes() {
+    let dir = dir_with(ENV, CATALOG);
+    let p = load(dir.path(), "dev").unwrap();
+    let catalog = &p.tables[0];
+    let names: Vec<&str> = catalog.entities.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["album", "artist"]);
+    assert_eq!(catalog.entities[0].label, "table \"catalog\": entity \"album\"");
+    assert_eq!(catalog.entities[0].excluded, Excluded::new(["loaded_at"]));
+    // A constant sort key is a template without columns.
+    assert!(
+        matches!(&catalog.entities[1].sort_key.as_ref().unwrap().source, KeySource::Template(t) if t.columns().count() == 0)
+    );
+    assert_eq!(
+        catalog.indexes,
+        [
+            Index {
+                name: "by_kind".into(),
+                local: true,
+                partition_key: "PK".into(),
+                sort_key: Some("kind".into()),
+                projection: Projection::Include(vec!["title".into()]),
+            },
+            Index {
+                name: "by_title".into(),
+                local: false,
+                partition_key: "title".into(),
+                sort_key: None,
+                projection: Projection::KeysOnly,
+            },
+        ]
+    );
+}
+
+#[test]
+fn entity_and_index_mistakes_are_named() {
+    let cases = [
+        (
+            CATALOG.replace("sort_key = { name = \"SK\", template = \"PROFILE\" }", ""),
+            "table \"catalog\": entity \"artist\" has key (PK) but entity \"album\" has (PK, SK); every entity of a table uses the same key attributes",
+        ),
+        (
+            CATALOG.replace("delete_missing = true", "delete_missing = true\nquery = \"SELECT 1\""),
+            "table \"catalog\": `query` belongs in each [tables.catalog.entities.<entity>] section when the table has entities",
+        ),
+        (
+            CATALOG.replace("partition_key = \"title\"", ""),
+            "table \"catalog\": index \"by_title\": partition_key is missing",
+        ),
+        (
+            CATALOG.replace("kind = \"local\"", "kind = \"local\"\npartition_key = \"title\""),
+            "table \"catalog\": index \"by_kind\": a local index has the table's partition key \"PK\", not \"title\"; remove partition_key",
+        ),
+        (
+            CATALOG.replace("kind = \"local\"", "kind = \"sparse\""),
+            "table \"catalog\": index \"by_kind\": kind = \"sparse\" is not supported; use \"global\" or \"local\"",
+        ),
+        (
+            CATALOG.replace("projection = \"keys_only\"", "projection = \"some\""),
+            "table \"catalog\": index \"by_title\": projection is \"all\", \"keys_only\" or a list of attribute names",
+        ),
+        (
+            CATALOG.replace("template = \"ARTIST#{artist_id}\" }\nsort_key = { name = \"SK\", template = \"PROFILE\" }", "template = \"ARTISTS\" }\nsort_key = { name = \"SK\", template = \"PROFILE\" }"),
+            "table \"catalog\": entity \"artist\": partition_key: template \"ARTISTS\" names no column",
+        ),
+        (
+            CATALOG.replace("query = \"SELECT artist_id, name FROM artist\"", "query = \"SELECT artist_id, name FROM artist WHERE artist_id > $1\"\nparams = [\"min_id\"]"),
+            "table \"catalog\": delete_missing needs a `scope` when the queries take parameters",
+        ),
+        (
+            "[tables.catalog]\ndelete_missing = true\n".to_string(),
+            "table \"catalog\": give a `query` and a `partition_key`, or [tables.<name>.entities.<entity>] sections with them",
+        ),
+    ];
+    for (mappings, want) in cases {
+        let err = load_err(ENV, &mappings);
+        assert!(err.contains(want), "{err}\nwanted: {want}");
+    }
 }

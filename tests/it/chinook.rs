@@ -1,0 +1,344 @@
+//! The Chinook example (`envs/mappings/chinook.toml`) on the real Chinook data: four single-table
+//! designs with several entities each, global, local and sparse indexes, and a parameterised,
+//! scoped sync of one period's invoices.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::harness::{text, Ctx, Item};
+
+/// One value from PostgreSQL.
+fn one(ctx: &Ctx, sql: &str) -> String {
+    ctx.query(sql).pop().unwrap_or_else(|| panic!("no row for {sql}"))
+}
+
+fn count(ctx: &Ctx, sql: &str) -> u64 {
+    one(ctx, sql).parse().unwrap()
+}
+
+/// A table's figures for one entity from a JSON report.
+fn entity(report: &serde_json::Value, table: &str, entity: &str) -> [u64; 3] {
+    let t = report["tables"].as_array().unwrap().iter().find(|t| t["table"] == table).expect("table in report");
+    let e = t["entities"].as_array().unwrap().iter().find(|e| e["entity"] == entity).expect("entity in report");
+    ["created", "updated", "unchanged"].map(|f| e[f].as_u64().unwrap())
+}
+
+/// `PK|SK` → stored hash, for every item of a table.
+async fn hashes(ctx: &Ctx, table: &str) -> HashMap<String, String> {
+    let items = ctx.scan(table).await;
+    items.iter().map(|i| (format!("{}|{}", text(&i["PK"]), text(&i["SK"])), text(&i["_ddbsync_hash"]))).collect()
+}
+
+fn changed(before: &HashMap<String, String>, after: &HashMap<String, String>) -> Vec<String> {
+    let mut keys: Vec<String> =
+        after.iter().filter(|(k, h)| before.get(*k) != Some(h)).map(|(k, _)| k.clone()).collect();
+    keys.sort();
+    keys
+}
+
+async fn get(ctx: &Ctx, table: &str, pk: &str, sk: &str) -> Item {
+    let key = HashMap::from([("PK".to_string(), s(pk)), ("SK".to_string(), s(sk))]);
+    let out = ctx.dynamo.get_item().table_name(ctx.table(table)).set_key(Some(key)).consistent_read(true).send().await;
+    out.unwrap().item.unwrap_or_else(|| panic!("no item {pk} {sk} in {table}"))
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn list(value: &AttributeValue) -> &Vec<AttributeValue> {
+    value.as_l().unwrap()
+}
+
+fn field<'a>(value: &'a AttributeValue, name: &str) -> &'a AttributeValue {
+    &value.as_m().unwrap()[name]
+}
+
+/// Items of an index whose partition key is `value`.
+async fn query_index(ctx: &Ctx, table: &str, index: &str, (key, value): (&str, AttributeValue)) -> Vec<Item> {
+    let (mut items, mut start) = (Vec::new(), None);
+    loop {
+        let out = ctx
+            .dynamo
+            .query()
+            .table_name(ctx.table(table))
+            .index_name(index)
+            .key_condition_expression("#k = :v")
+            .expression_attribute_names("#k", key)
+            .expression_attribute_values(":v", value.clone())
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("query {index}: {e:?}"));
+        items.extend(out.items.unwrap_or_default());
+        start = out.last_evaluated_key.filter(|k| !k.is_empty());
+        if start.is_none() {
+            return items;
+        }
+    }
+}
+
+/// Every entry of an index (a sparse index holds only the items with its key).
+async fn index_size(ctx: &Ctx, table: &str, index: &str) -> u64 {
+    let (mut n, mut start) = (0, None);
+    loop {
+        let out = ctx
+            .dynamo
+            .scan()
+            .table_name(ctx.table(table))
+            .index_name(index)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("scan {index}: {e:?}"));
+        n += out.count as u64;
+        start = out.last_evaluated_key.filter(|k| !k.is_empty());
+        if start.is_none() {
+            return n;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chinook_builds_four_single_table_designs_and_rewrites_only_what_embeds_a_change() {
+    let ctx = Ctx::chinook().await;
+    // `tables create` makes the tables with their indexes; the sync then only writes items.
+    let created = ctx.ddbsync(&["tables", "create", "local"]);
+    assert_eq!(created.code(), 0, "{}", created.stderr());
+    let desc = ctx.dynamo.describe_table().table_name(ctx.table("CustomerData")).send().await.unwrap();
+    let desc = desc.table.unwrap();
+    let mut globals: Vec<&str> = desc.global_secondary_indexes().iter().filter_map(|i| i.index_name()).collect();
+    globals.sort();
+    assert_eq!(globals, ["EmailIndex", "SupportRepIndex"]);
+    let locals: Vec<&str> = desc.local_secondary_indexes().iter().filter_map(|i| i.index_name()).collect();
+    assert_eq!(locals, ["InvoiceDateIndex"]);
+
+    let first = ctx.sync(&[]);
+    let n = |table: &str| count(&ctx, &format!("SELECT count(*) FROM {table}"));
+    let music = ctx.table("MusicCatalog");
+    assert_eq!(entity(&first, &music, "artist"), [n("artist"), 0, 0]);
+    assert_eq!(entity(&first, &music, "album"), [n("album"), 0, 0]);
+    assert_eq!(entity(&first, &music, "track"), [n("track"), 0, 0]);
+    let customers = ctx.table("CustomerData");
+    assert_eq!(entity(&first, &customers, "customer"), [n("customer"), 0, 0]);
+    assert_eq!(entity(&first, &customers, "invoice"), [n("invoice"), 0, 0]);
+    let playlists = ctx.table("PlaylistData");
+    assert_eq!(entity(&first, &playlists, "playlist"), [n("playlist"), 0, 0]);
+    assert_eq!(entity(&first, &playlists, "playlist_track"), [n("playlist_track"), 0, 0]);
+    assert_eq!(crate::harness::figure(&first, &ctx.table("EmployeeData"), "created") as u64, n("employee"));
+    assert_eq!(first["total"]["rejected"], 0);
+    // Each entity's items are in the table, told apart by entity_type.
+    let mut kinds: HashMap<String, u64> = HashMap::new();
+    for item in ctx.scan("MusicCatalog").await {
+        *kinds.entry(text(&item["entity_type"])).or_default() += 1;
+    }
+    assert_eq!(
+        kinds,
+        HashMap::from([("artist".into(), n("artist")), ("album".into(), n("album")), ("track".into(), n("track"))])
+    );
+
+    // A few items, field by field.
+    let artist = get(&ctx, "MusicCatalog", "ARTIST#1", "PROFILE").await;
+    assert_eq!(text(&artist["name"]), one(&ctx, "SELECT name FROM artist WHERE artist_id = 1"));
+    assert_eq!(text(&artist["album_count"]), one(&ctx, "SELECT count(*) FROM album WHERE artist_id = 1"));
+    let album = get(&ctx, "MusicCatalog", "ARTIST#1", "ALBUM#1").await;
+    assert_eq!(text(&album["name"]), one(&ctx, "SELECT title FROM album WHERE album_id = 1"));
+    let tracks = list(&album["tracks"]);
+    assert_eq!(tracks.len() as u64, count(&ctx, "SELECT count(*) FROM track WHERE album_id = 1"));
+    assert_eq!(
+        text(field(&tracks[0], "name")),
+        one(&ctx, "SELECT name FROM track WHERE album_id = 1 ORDER BY track_id LIMIT 1")
+    );
+    let track = get(&ctx, "MusicCatalog", "TRACK#1", "PROFILE").await;
+    let row = one(
+        &ctx,
+        "SELECT concat_ws('|', t.name, al.title, ar.name, g.name, t.composer, t.unit_price) FROM track t \
+         JOIN album al USING (album_id) JOIN artist ar USING (artist_id) JOIN genre g USING (genre_id) WHERE track_id = 1",
+    );
+    let fields = ["name", "album_title", "artist_name", "genre", "composer", "unit_price"];
+    assert_eq!(fields.map(|f| text(&track[f])).join("|"), row);
+    // NULL columns are left out: a track without a composer has no composer attribute.
+    let no_composer = one(&ctx, "SELECT min(track_id) FROM track WHERE composer IS NULL");
+    let bare = get(&ctx, "MusicCatalog", &format!("TRACK#{no_composer}"), "PROFILE").await;
+    assert!(!bare.contains_key("composer"), "{bare:?}");
+    let invoice = get(&ctx, "CustomerData", "CUSTOMER#2", "INVOICE#1").await;
+    assert_eq!(text(&invoice["invoice_date"]), "2021-01-01T00:00:00");
+    assert_eq!(text(&invoice["total"]), one(&ctx, "SELECT total FROM invoice WHERE invoice_id = 1"));
+    let lines = list(&invoice["lines"]);
+    assert_eq!(lines.len() as u64, count(&ctx, "SELECT count(*) FROM invoice_line WHERE invoice_id = 1"));
+    assert_eq!(
+        text(field(&lines[0], "track_name")),
+        one(&ctx, "SELECT t.name FROM invoice_line il JOIN track t USING (track_id) WHERE invoice_id = 1 ORDER BY invoice_line_id LIMIT 1")
+    );
+    let customer = get(&ctx, "CustomerData", "CUSTOMER#1", "PROFILE").await;
+    assert_eq!(
+        text(&customer["support_rep_name"]),
+        one(&ctx, "SELECT e.first_name || ' ' || e.last_name FROM customer c JOIN employee e ON e.employee_id = c.support_rep_id WHERE customer_id = 1")
+    );
+    let boss = one(&ctx, "SELECT employee_id FROM employee WHERE reports_to IS NULL");
+    let boss_item = get(&ctx, "EmployeeData", &format!("EMPLOYEE#{boss}"), "PROFILE").await;
+    assert!(!boss_item.contains_key("manager") && !boss_item.contains_key("reports_to"), "{boss_item:?}");
+    let report = one(&ctx, "SELECT min(employee_id) FROM employee WHERE reports_to IS NOT NULL");
+    let report_item = get(&ctx, "EmployeeData", &format!("EMPLOYEE#{report}"), "PROFILE").await;
+    assert_eq!(
+        text(field(&report_item["manager"], "name")),
+        one(&ctx, &format!("SELECT m.first_name || ' ' || m.last_name FROM employee e JOIN employee m ON m.employee_id = e.reports_to WHERE e.employee_id = {report}"))
+    );
+
+    // The indexes answer their access patterns; the sparse ones hold only the items with their key.
+    let rock = query_index(&ctx, "MusicCatalog", "GenreIndex", ("genre", s("Rock"))).await;
+    let rock_sql = "SELECT count(*) FROM track JOIN genre USING (genre_id) WHERE genre.name = 'Rock'";
+    assert_eq!(rock.len() as u64, count(&ctx, rock_sql));
+    assert_eq!(
+        index_size(&ctx, "MusicCatalog", "ComposerIndex").await,
+        count(&ctx, "SELECT count(*) FROM track WHERE composer IS NOT NULL")
+    );
+    assert_eq!(index_size(&ctx, "EmployeeData", "ManagerIndex").await, n("employee") - 1);
+    let on_playlists =
+        query_index(&ctx, "PlaylistData", "TrackIndex", ("track_id", AttributeValue::N("1".into()))).await;
+    assert_eq!(on_playlists.len() as u64, count(&ctx, "SELECT count(*) FROM playlist_track WHERE track_id = 1"));
+    let dated = query_index(&ctx, "CustomerData", "InvoiceDateIndex", ("PK", s("CUSTOMER#2"))).await;
+    assert_eq!(dated.len() as u64, count(&ctx, "SELECT count(*) FROM invoice WHERE customer_id = 2"));
+    let dates: Vec<String> = dated.iter().map(|i| text(&i["invoice_date"])).collect();
+    assert!(dates.windows(2).all(|w| w[0] <= w[1]), "the local index sorts by date: {dates:?}");
+
+    // Nothing changed: nothing written.
+    let again = ctx.sync(&[]);
+    assert_eq!((again["total"]["created"].as_u64(), again["total"]["updated"].as_u64()), (Some(0), Some(0)));
+
+    // Rename a track that is on playlists and invoices: exactly the items that embed it change.
+    let track_id: u64 = one(
+        &ctx,
+        "SELECT track_id FROM playlist_track JOIN invoice_line USING (track_id) \
+         GROUP BY track_id ORDER BY count(DISTINCT playlist_id) DESC, track_id LIMIT 1",
+    )
+    .parse()
+    .unwrap();
+    let before =
+        [hashes(&ctx, "MusicCatalog").await, hashes(&ctx, "CustomerData").await, hashes(&ctx, "PlaylistData").await];
+    ctx.sql(&[&format!("UPDATE track SET name = 'Renamed Track' WHERE track_id = {track_id}")]);
+    let third = ctx.sync(&[]);
+    let after =
+        [hashes(&ctx, "MusicCatalog").await, hashes(&ctx, "CustomerData").await, hashes(&ctx, "PlaylistData").await];
+
+    let (artist_id, album_id) = {
+        let row = one(&ctx, &format!("SELECT artist_id || ' ' || album_id FROM track JOIN album USING (album_id) WHERE track_id = {track_id}"));
+        let (a, b) = row.split_once(' ').unwrap();
+        (a.to_string(), b.to_string())
+    };
+    let mut want_music = vec![format!("ARTIST#{artist_id}|ALBUM#{album_id}"), format!("TRACK#{track_id}|PROFILE")];
+    want_music.sort();
+    assert_eq!(changed(&before[0], &after[0]), want_music);
+    let mut want_invoices: Vec<String> = ctx
+        .query(&format!(
+            "SELECT DISTINCT 'CUSTOMER#' || customer_id || '|INVOICE#' || invoice_id FROM invoice_line \
+             JOIN invoice USING (invoice_id) WHERE track_id = {track_id}"
+        ))
+        .into_iter()
+        .collect();
+    want_invoices.sort();
+    assert!(!want_invoices.is_empty());
+    assert_eq!(changed(&before[1], &after[1]), want_invoices);
+    let mut want_playlists: Vec<String> = ctx
+        .query(&format!(
+            "SELECT 'PLAYLIST#' || playlist_id || '|TRACK#{track_id}' FROM playlist_track WHERE track_id = {track_id}"
+        ))
+        .into_iter()
+        .collect();
+    want_playlists.sort();
+    assert!(want_playlists.len() > 1);
+    assert_eq!(changed(&before[2], &after[2]), want_playlists);
+    // The report says the same per entity, and nothing else was written.
+    assert_eq!(entity(&third, &music, "album")[1], 1);
+    assert_eq!(entity(&third, &music, "track")[1], 1);
+    assert_eq!(entity(&third, &music, "artist"), [0, 0, n("artist")]);
+    assert_eq!(entity(&third, &customers, "invoice")[1], want_invoices.len() as u64);
+    assert_eq!(entity(&third, &customers, "customer"), [0, 0, n("customer")]);
+    assert_eq!(entity(&third, &playlists, "playlist_track")[1], want_playlists.len() as u64);
+    let total = 2 + want_invoices.len() + want_playlists.len();
+    assert_eq!(third["total"]["updated"].as_u64(), Some(total as u64));
+    assert_eq!(third["total"]["created"].as_u64(), Some(0));
+    // The index follows the item.
+    let genre =
+        one(&ctx, &format!("SELECT g.name FROM track JOIN genre g USING (genre_id) WHERE track_id = {track_id}"));
+    let renamed = query_index(&ctx, "MusicCatalog", "GenreIndex", ("genre", s(&genre))).await;
+    assert!(renamed
+        .iter()
+        .any(|i| text(&i["name"]) == "Renamed Track" && text(&i["PK"]) == format!("TRACK#{track_id}")));
+}
+
+/// An invoice's total as DynamoDB holds it.
+async fn stored_total(ctx: &Ctx, id: &str) -> String {
+    let customer = one(ctx, &format!("SELECT customer_id FROM invoice WHERE invoice_id = {id}"));
+    text(&get(ctx, "CustomerData", &format!("CUSTOMER#{customer}"), &format!("INVOICE#{id}")).await["total"])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chinook_syncs_one_period_of_invoices_with_parameters_and_deletes_only_inside_it() {
+    let ctx = Ctx::chinook().await;
+    let clean = ctx.ddbsync(&["--json", "sync", "local", "--clean", "--yes"]);
+    assert_eq!(clean.code(), 0, "{}", clean.stderr());
+    let invoices_in = |from: &str, to: &str| {
+        ctx.query(&format!(
+            "SELECT invoice_id FROM invoice WHERE invoice_date >= '{from}' AND invoice_date < '{to}' ORDER BY invoice_id"
+        ))
+    };
+    let january = invoices_in("2021-01-01", "2021-02-01");
+    let later = invoices_in("2023-01-01", "2024-01-01");
+    assert!(january.len() >= 3 && later.len() >= 2, "{january:?} {later:?}");
+    let (gone_in, changed_in) = (&january[0], &january[1]);
+    let (gone_out, changed_out) = (&later[0], &later[1]);
+    let gone_in_customer = one(&ctx, &format!("SELECT customer_id FROM invoice WHERE invoice_id = {gone_in}"));
+    ctx.sql(&[
+        &format!("DELETE FROM invoice_line WHERE invoice_id IN ({gone_in}, {gone_out})"),
+        &format!("DELETE FROM invoice WHERE invoice_id IN ({gone_in}, {gone_out})"),
+        &format!("UPDATE invoice SET total = total + 1 WHERE invoice_id IN ({changed_in}, {changed_out})"),
+    ]);
+
+    // January only: the customers and January's invoices are compared; the rest is out of scope.
+    let run = ctx.sync(&["--table", "CustomerData", "--param", "from=2021-01-01", "--param", "to=2021-02-01"]);
+    let table = ctx.table("CustomerData");
+    assert_eq!(run["params"], serde_json::json!({ "from": "2021-01-01", "to": "2021-02-01" }));
+    let customers = count(&ctx, "SELECT count(*) FROM customer");
+    assert_eq!(entity(&run, &table, "customer"), [0, 0, customers]);
+    assert_eq!(entity(&run, &table, "invoice"), [0, 1, january.len() as u64 - 2]);
+    let t = &run["tables"][0];
+    assert_eq!((t["orphans"].as_u64(), t["deleted"].as_u64()), (Some(1), Some(1)), "{t}");
+    assert_eq!(
+        t["deleted_keys"],
+        serde_json::json!([format!("PK=\"CUSTOMER#{gone_in_customer}\", SK=\"INVOICE#{gone_in}\"")])
+    );
+    let stored = hashes(&ctx, "CustomerData").await;
+    assert!(!stored.keys().any(|k| k.ends_with(&format!("|INVOICE#{gone_in}"))), "deleted inside the period");
+    assert!(stored.keys().any(|k| k.ends_with(&format!("|INVOICE#{gone_out}"))), "kept outside the period");
+    assert_ne!(
+        stored_total(&ctx, changed_out).await,
+        one(&ctx, &format!("SELECT total FROM invoice WHERE invoice_id = {changed_out}"))
+    );
+
+    // Without parameters, every invoice: the later change and deletion are caught up.
+    let full = ctx.sync(&["--table", "CustomerData"]);
+    assert_eq!(entity(&full, &table, "invoice")[1], 1);
+    assert_eq!(full["tables"][0]["deleted"].as_u64(), Some(1));
+    assert_eq!(
+        stored_total(&ctx, changed_out).await,
+        one(&ctx, &format!("SELECT total FROM invoice WHERE invoice_id = {changed_out}"))
+    );
+
+    // A parameter no selected query takes, or a bad value, is refused before anything is written.
+    let wrong = ctx.ddbsync(&["sync", "local", "--table", "MusicCatalog", "--param", "from=2021-01-01"]);
+    assert_eq!(wrong.code(), 2, "{}", wrong.stderr());
+    assert!(
+        wrong.stderr().contains("--param from: no query of the selected tables uses a parameter \"from\""),
+        "{}",
+        wrong.stderr()
+    );
+    let bad = ctx.ddbsync(&["sync", "local", "--table", "CustomerData", "--param", "from=last tuesday"]);
+    assert_eq!(bad.code(), 1, "{}", bad.stderr());
+    assert!(
+        bad.stderr().contains("entity \"invoice\": query") && bad.stderr().contains("last tuesday"),
+        "{}",
+        bad.stderr()
+    );
+}
