@@ -5,6 +5,7 @@ mod chinook;
 mod errors;
 mod faults;
 mod harness;
+mod modelling;
 mod ops;
 mod proxy;
 mod safety;
