@@ -7,20 +7,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scale="${1:-5000}" runs="${2:-3}"
 scripts/setup.sh >/dev/null
-. scripts/pg.sh
-tools="${DDBSYNC_TOOLS:-$HOME/.cache/ddbsync-tools}"
+. scripts/local.sh
 state="$PWD/.verify-cost"
 rm -rf "$state" && mkdir -p "$state/envs/mappings"
-pg_start "$state/pg" 55433
-"$tools/dynoxide/bin/dynoxide" serve -p 8767 --log quiet >"$state/dynoxide.log" 2>&1 &
-dynoxide=$!
-trap 'kill $dynoxide 2>/dev/null || true; pg_stop "$state/pg"; rm -rf "$state"' EXIT
-psql=(psql -q -h 127.0.0.1 -p 55433 -U postgres -v ON_ERROR_STOP=1)
+local_cleanup='rm -rf "$state"'
+local_start "$state" 55433 8767
 "${psql[@]}" -d postgres -c "CREATE DATABASE pni"
 "${psql[@]}" -d pni -v scale="$scale" -f scripts/pni/schema.sql -f scripts/pni/load.sql
 cp envs/mappings/pni.toml "$state/envs/mappings/"
 sed -e 's/55432/55433/; s/8766/8767/' envs/local.toml >"$state/envs/cost.toml"
-export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local DDBSYNC_ENVS_DIR="$state/envs"
+export DDBSYNC_ENVS_DIR="$state/envs"
 cargo build --quiet --release
 ddbsync=target/release/ddbsync
 $ddbsync -q sync cost >/dev/null

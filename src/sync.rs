@@ -497,7 +497,7 @@ impl Tally<'_> {
     }
 
     async fn take(&mut self, verdict: Verdict, built: Built) {
-        let units = built.units;
+        let units = if verdict == Verdict::Update { built.update_units } else { built.units };
         let entity = self.entities.get_mut(built.entity);
         match verdict {
             Verdict::Skip => {

@@ -268,6 +268,15 @@ async fn chinook_builds_four_single_table_designs_and_rewrites_only_what_embeds_
         .any(|i| text(&i["name"]) == "Renamed Track" && text(&i["PK"]) == format!("TRACK#{track_id}")));
 }
 
+fn attribute(name: &str) -> aws_sdk_dynamodb::types::AttributeDefinition {
+    use aws_sdk_dynamodb::types::{AttributeDefinition, ScalarAttributeType};
+    AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().unwrap()
+}
+
+fn key(name: &str, kind: aws_sdk_dynamodb::types::KeyType) -> aws_sdk_dynamodb::types::KeySchemaElement {
+    aws_sdk_dynamodb::types::KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap()
+}
+
 /// An invoice's total as DynamoDB holds it.
 async fn stored_total(ctx: &Ctx, id: &str) -> String {
     let customer = one(ctx, &format!("SELECT customer_id FROM invoice WHERE invoice_id = {id}"));
@@ -325,6 +334,39 @@ async fn chinook_syncs_one_period_of_invoices_with_parameters_and_deletes_only_i
         stored_total(&ctx, changed_out).await,
         one(&ctx, &format!("SELECT total FROM invoice WHERE invoice_id = {changed_out}"))
     );
+
+    // `check` shows the indexes; a table made without them is reported, and a sync says so but writes.
+    let checked = ctx.ddbsync(&["check", "local"]);
+    assert_eq!(checked.code(), 0, "{}{}", checked.stdout(), checked.stderr());
+    assert!(checked.stdout().contains("local InvoiceDateIndex (PK S, invoice_date S)"), "{}", checked.stdout());
+    let bare = ctx.table("EmployeeData");
+    ctx.dynamo.delete_table().table_name(&bare).send().await.unwrap();
+    while ctx.table_exists("EmployeeData").await {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    ctx.dynamo
+        .create_table()
+        .table_name(&bare)
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("PK"))
+        .attribute_definitions(attribute("SK"))
+        .key_schema(key("PK", aws_sdk_dynamodb::types::KeyType::Hash))
+        .key_schema(key("SK", aws_sdk_dynamodb::types::KeyType::Range))
+        .send()
+        .await
+        .unwrap();
+    let checked = ctx.ddbsync(&["check", "local"]);
+    assert_eq!(checked.code(), 1, "{}", checked.stdout());
+    assert!(
+        checked
+            .stdout()
+            .contains("lacks index ManagerIndex that the mapping declares; `sync --clean --table EmployeeData`"),
+        "{}",
+        checked.stdout()
+    );
+    let run = ctx.ddbsync(&["sync", "local", "--table", "EmployeeData"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert!(run.stderr().contains("lacks index ManagerIndex"), "{}", run.stderr());
 
     // A parameter no selected query takes, or a bad value, is refused before anything is written.
     let wrong = ctx.ddbsync(&["sync", "local", "--table", "MusicCatalog", "--param", "from=2021-01-01"]);

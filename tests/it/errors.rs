@@ -147,3 +147,54 @@ async fn clean_without_a_terminal_needs_yes() {
     assert!(run.stderr().contains("there is no terminal to confirm on, so add --yes"), "{}", run.stderr());
     assert_eq!(ctx.scan("lessons").await.len(), 2, "nothing was deleted");
 }
+
+#[tokio::test]
+async fn query_parameters_are_named_checked_and_never_spliced() {
+    let ctx = Ctx::new(5).await;
+    let write = |params: &str| {
+        let text = format!(
+            "[tables.lessons]\npartition_key = \"lesson_id\"\n{params}\n\
+             query = \"SELECT id AS lesson_id, title FROM lessons WHERE title <> $1 AND id >= $2\"\n"
+        );
+        let path = ctx.write_mappings("p.toml", &text);
+        ctx.write_profile_with("p", &crate::harness::Profile { mappings: Some(&path), ..Default::default() });
+    };
+    // $1 and $2 without names: the count is checked when the query is prepared.
+    write("params = [\"title\"]");
+    let run = ctx.ddbsync(&["sync", "p", "--param", "title=x"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert!(
+        run.stderr().contains(
+            "table \"lessons\": the query has 2 parameters ($1, $2, …) but `params` names 1 (title); list one name per $n, in order"
+        ),
+        "{}",
+        run.stderr()
+    );
+    write("params = [\"title\", \"min_id\"]");
+    let run = ctx.ddbsync(&["sync", "p", "--param", "title=x"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert!(
+        run.stderr().contains("table \"lessons\": parameter \"min_id\" has no value; pass --param min_id=…"),
+        "{}",
+        run.stderr()
+    );
+    // A value PostgreSQL cannot read as the parameter's type is its error, naming the query.
+    let run = ctx.ddbsync(&["sync", "p", "--param", "title=x", "--param", "min_id=three"]);
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert!(
+        run.stderr().contains("table \"lessons\": query: invalid input syntax for type integer: \"three\""),
+        "{}",
+        run.stderr()
+    );
+    // A value is data, not SQL: quotes and SQL text match nothing and break nothing.
+    let run = ctx.ddbsync(&["--json", "sync", "p", "--param", "title=x' OR '1'='1", "--param", "min_id=3"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(figure(&report, &ctx.table("lessons"), "created"), 3.0, "lessons 3, 4 and 5");
+    assert_eq!(report["params"]["title"], "x' OR '1'='1");
+    // Without a scope, the items the parameters left out are not orphans.
+    let run = ctx.ddbsync(&["--json", "sync", "p", "--param", "title=x", "--param", "min_id=5"]);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(figure(&report, &ctx.table("lessons"), "orphans"), 0.0);
+    assert_eq!(figure(&report, &ctx.table("lessons"), "unchanged"), 1.0);
+}
