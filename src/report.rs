@@ -394,6 +394,37 @@ mod tests {
     }
 
     #[test]
+    fn tables_with_entities_show_a_row_per_entity_and_the_parameters() {
+        let mut r = report();
+        r.params.insert("from".into(), "2025-01-01".into());
+        r.tables[0].entities = vec![
+            EntityReport {
+                entity: "album".into(),
+                created: 40,
+                updated: 0,
+                unchanged: 3,
+                rejected: 0,
+                write_units: 80,
+            },
+            EntityReport {
+                entity: "track".into(),
+                created: 5,
+                updated: 0,
+                unchanged: 140,
+                rejected: 0,
+                write_units: 5,
+            },
+        ];
+        let text = r.render();
+        assert!(text.contains("\nParameters: from=2025-01-01\n"), "{text}");
+        assert!(text.contains("│   · album ┆  40 ┆       0 ┆         3 ┆         ┆         ≈80 ┆"), "{text}");
+        assert!(text.contains("│   · track ┆   5 ┆       0 ┆       140 ┆         ┆          ≈5 ┆"), "{text}");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["tables"][0]["entities"][1]["unchanged"], 140);
+        assert!(json["tables"][1].get("entities").is_none(), "a one-query table has no entity list");
+    }
+
+    #[test]
     fn rejected_rows_are_listed_with_keys() {
         let mut r = report();
         r.tables[0]

@@ -102,6 +102,11 @@ host all pw_user 127.0.0.1/32 scram-sha-256
 /// A password nobody would write by chance: tests look for it in every output.
 pub const PG_PASSWORD: &str = "Pw-sEcReT-7f3a9c";
 
+/// The DynamoDB-compatible server under test: `dynoxide` (the default) or `dynalite`.
+pub fn server_kind() -> String {
+    std::env::var("DDBSYNC_TEST_SERVER").unwrap_or_else(|_| "dynoxide".into())
+}
+
 pub fn servers() -> &'static Servers {
     static SERVERS: OnceLock<Servers> = OnceLock::new();
     SERVERS.get_or_init(|| {
@@ -125,7 +130,7 @@ pub fn servers() -> &'static Servers {
             &format!("bash {} stop {} ; rm -rf {}", pg.display(), dir.display(), dir.display()),
         );
 
-        let kind = std::env::var("DDBSYNC_TEST_SERVER").unwrap_or_else(|_| "dynoxide".into());
+        let kind = server_kind();
         let port = free_port();
         let command = match kind.as_str() {
             "dynoxide" => format!("{} serve -p {port} --log quiet", tools().join("dynoxide/bin/dynoxide").display()),

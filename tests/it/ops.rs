@@ -307,7 +307,7 @@ async fn the_sync_report_reads_the_same_every_time() {
     let ctx = Ctx::new(SCALE).await;
     let run = ctx.ddbsync(&["sync", "local"]);
     assert_eq!(run.code(), 0, "{}", run.stderr());
-    let server = std::env::var("DDBSYNC_TEST_SERVER").unwrap_or_else(|_| "dynoxide".into());
+    let server = crate::harness::server_kind();
     let prefix = regex_escape(&ctx.prefix);
     // As wide as the random prefix, so that the table's columns stay aligned.
     let placeholder = format!("{:_<1$}-", "<prefix>", ctx.prefix.len() - 1);
