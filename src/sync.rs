@@ -442,7 +442,8 @@ pub async fn open_rows<'s>(source: &'s Source, params: &Params, entity: &Entity)
     Ok(Box::pin(rows))
 }
 
-const DUPLICATE: &str = "another row of the query has the same key; only the first was kept";
+/// Also when the other row came from another entity of the table: the table is one key space.
+const DUPLICATE: &str = "another source row of the table has the same key; only the first was kept";
 
 /// Writes the rows that were not written, one JSON object per line: table, kind, key, reason.
 fn write_rejects<'a>(path: &Path, lists: impl IntoIterator<Item = (&'a str, &'a str, &'a [Reject])>) -> Result<()> {
@@ -498,35 +499,27 @@ impl Tally<'_> {
 
     async fn take(&mut self, verdict: Verdict, built: Built) {
         let units = if verdict == Verdict::Update { built.update_units } else { built.units };
-        let entity = self.entities.get_mut(built.entity);
+        if let Some(e) = self.entities.get_mut(built.entity) {
+            match verdict {
+                Verdict::Skip => e.unchanged += 1,
+                Verdict::Duplicate => e.rejected += 1,
+                Verdict::Create => (e.created, e.write_units) = (e.created + 1, e.write_units + units),
+                Verdict::Update => (e.updated, e.write_units) = (e.updated + 1, e.write_units + units),
+            }
+        }
         match verdict {
             Verdict::Skip => {
                 self.unchanged += 1;
                 self.unchanged_units += units;
-                if let Some(e) = entity {
-                    e.unchanged += 1;
-                }
                 return;
             }
             Verdict::Duplicate => {
                 let key = item::describe_key(&built.item, &self.key_names);
-                self.reject(built.entity, Reject { key, reason: DUPLICATE.into() });
+                self.rejected.push(Reject { key, reason: DUPLICATE.into() });
                 return;
             }
-            Verdict::Create => {
-                self.created += 1;
-                if let Some(e) = entity {
-                    e.created += 1;
-                    e.write_units += units;
-                }
-            }
-            Verdict::Update => {
-                self.updated += 1;
-                if let Some(e) = entity {
-                    e.updated += 1;
-                    e.write_units += units;
-                }
-            }
+            Verdict::Create => self.created += 1,
+            Verdict::Update => self.updated += 1,
         }
         self.changed_units += units;
         if let Some(tx) = &self.writer {

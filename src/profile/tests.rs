@@ -1,4 +1,6 @@
 use super::*;
+use crate::hash::Excluded;
+use crate::item::AttributeValue;
 
 const ENV: &str = r#"
 description = "test"

@@ -1,0 +1,376 @@
+//! Table mappings, validated: which queries feed a table (its entities), their keys, and the
+//! table's secondary indexes. Every error names the table (and entity) and how to fix it.
+
+use std::path::{Path, PathBuf};
+
+use super::{raw, ProfileError, Template};
+use crate::hash::Excluded;
+use crate::item::{AttributeValue, HASH_ATTR};
+
+/// How one DynamoDB table is fed: by one query, or by several entity queries (single-table design).
+#[derive(Debug, Clone)]
+pub struct TableMapping {
+    /// The mapping's name, without the environment's prefix (`lessons`).
+    pub name: String,
+    /// The DynamoDB table name (`pni-lessons`).
+    pub table_name: String,
+    /// At least one; all give the same key attribute names. A table with a single `query` has one
+    /// entity named after the table.
+    pub entities: Vec<Entity>,
+    /// Secondary indexes created with the table.
+    pub indexes: Vec<Index>,
+    /// Delete target items whose source row is gone.
+    pub delete_missing: bool,
+    /// A filter expression limiting the diff to the items the parameters cover.
+    pub scope: Option<String>,
+    /// The mappings file, for messages.
+    pub origin: PathBuf,
+}
+
+impl TableMapping {
+    /// An error about this table, located in its mappings file.
+    pub fn error(&self, message: impl std::fmt::Display) -> ProfileError {
+        ProfileError::new(&self.origin, format!("table \"{}\": {message}", self.name))
+    }
+
+    /// Whether any of the table's queries takes parameters.
+    pub fn takes_params(&self) -> bool {
+        self.entities.iter().any(|e| !e.params.is_empty())
+    }
+
+    /// Whether the table has several entities (the report then shows each).
+    pub fn is_multi(&self) -> bool {
+        self.entities.len() > 1
+    }
+}
+
+/// One query feeding a table, and how its rows become items.
+#[derive(Debug, Clone)]
+pub struct Entity {
+    /// The entity's name (`album`); the table's name for a table with a single query.
+    pub name: String,
+    pub query: String,
+    /// Parameter names bound to `$1`, `$2`, … in order.
+    pub params: Vec<String>,
+    pub partition_key: KeySpec,
+    pub sort_key: Option<KeySpec>,
+    pub excluded: Excluded,
+    /// Attribute → value used when the column is NULL.
+    pub defaults: Vec<(String, AttributeValue)>,
+    /// `table "lessons"` or `table "catalog": entity "album"`, for messages.
+    pub label: String,
+    /// The mappings file, for messages.
+    pub origin: PathBuf,
+}
+
+impl Entity {
+    pub fn keys(&self) -> impl Iterator<Item = &KeySpec> {
+        std::iter::once(&self.partition_key).chain(self.sort_key.as_ref())
+    }
+
+    /// An error about this entity, located in its mappings file.
+    pub fn error(&self, message: impl std::fmt::Display) -> ProfileError {
+        ProfileError::new(&self.origin, format!("{}: {message}", self.label))
+    }
+}
+
+/// A secondary index declared in a mapping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Index {
+    pub name: String,
+    /// A local index shares the table's partition key and exists only if created with the table.
+    pub local: bool,
+    pub partition_key: String,
+    pub sort_key: Option<String>,
+    pub projection: Projection,
+}
+
+impl Index {
+    pub fn key_attributes(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.partition_key.as_str()).chain(self.sort_key.as_deref())
+    }
+}
+
+/// Which attributes an index copies.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Projection {
+    All,
+    KeysOnly,
+    /// The keys and these attributes.
+    Include(Vec<String>),
+}
+
+/// A key attribute and where its value comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeySpec {
+    pub attribute: String,
+    pub source: KeySource,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeySource {
+    /// The value of this column, with its own type (`N` for integers, `S` for text…).
+    Column(String),
+    /// A string built from columns.
+    Template(Template),
+}
+
+pub(super) fn table_mapping(
+    origin: &Path,
+    prefix: &str,
+    name: String,
+    table: raw::TableSection,
+    global_excluded: Option<&[String]>,
+) -> Result<TableMapping, ProfileError> {
+    let err = |message: String| ProfileError::new(origin, format!("table \"{name}\": {message}"));
+    let table_name = format!("{prefix}{name}");
+    if !valid_name(&table_name) {
+        return Err(err(format!("\"{table_name}\" is not a valid DynamoDB table name (3-255 of a-z A-Z 0-9 _ . -)")));
+    }
+    let table_excluded = table.exclude_from_hash.as_deref().or(global_excluded);
+    let entities = if table.entities.is_empty() {
+        let (Some(query), Some(partition_key)) = (table.query, table.partition_key) else {
+            return Err(err(
+                "give a `query` and a `partition_key`, or [tables.<name>.entities.<entity>] sections with them".into(),
+            ));
+        };
+        let section = raw::EntitySection {
+            query,
+            partition_key,
+            sort_key: table.sort_key,
+            exclude_from_hash: None,
+            defaults: table.defaults,
+            params: table.params,
+        };
+        vec![entity(origin, format!("table \"{name}\""), name.clone(), section, table_excluded)?]
+    } else {
+        let stray = [
+            ("query", table.query.is_some()),
+            ("partition_key", table.partition_key.is_some()),
+            ("sort_key", table.sort_key.is_some()),
+            ("params", !table.params.is_empty()),
+            ("defaults", !table.defaults.is_empty()),
+        ];
+        if let Some((key, _)) = stray.iter().find(|(_, set)| *set) {
+            return Err(err(format!(
+                "`{key}` belongs in each [tables.{name}.entities.<entity>] section when the table has entities"
+            )));
+        }
+        table
+            .entities
+            .into_iter()
+            .map(|(entity_name, section)| {
+                let label = format!("table \"{name}\": entity \"{entity_name}\"");
+                entity(origin, label, entity_name, section, table_excluded)
+            })
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let first = &entities[0];
+    for other in &entities[1..] {
+        let names = |e: &Entity| (e.partition_key.attribute.clone(), e.sort_key.as_ref().map(|k| k.attribute.clone()));
+        if names(other) != names(first) {
+            let show = |e: &Entity| e.keys().map(|k| k.attribute.as_str()).collect::<Vec<_>>().join(", ");
+            return Err(err(format!(
+                "entity \"{}\" has key ({}) but entity \"{}\" has ({}); every entity of a table uses the same key attributes",
+                other.name,
+                show(other),
+                first.name,
+                show(first)
+            )));
+        }
+    }
+    let indexes = table
+        .indexes
+        .into_iter()
+        .map(|(index_name, section)| index(first, index_name, section).map_err(&err))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (kind, local, most) in [("global", false, 20), ("local", true, 5)] {
+        if indexes.iter().filter(|i| i.local == local).count() > most {
+            return Err(err(format!("DynamoDB allows at most {most} {kind} secondary indexes per table")));
+        }
+    }
+    if let Some(scope) = &table.scope {
+        let used: Vec<&str> = entities.iter().flat_map(|e| e.params.iter().map(String::as_str)).collect();
+        for placeholder in scope_placeholders(scope) {
+            if !used.contains(&placeholder) {
+                return Err(err(format!(
+                    "scope uses `:{placeholder}`, which is not a parameter of the table's queries ({})",
+                    if used.is_empty() { "they take none".to_string() } else { used.join(", ") }
+                )));
+            }
+        }
+    }
+    if table.delete_missing && table.scope.is_none() && entities.iter().any(|e| !e.params.is_empty()) {
+        return Err(err(
+            "delete_missing needs a `scope` when the queries take parameters: without one, every item outside \
+             the parameters' range would look deleted (scope = \"order_date >= :start AND order_date < :end\")"
+                .into(),
+        ));
+    }
+    Ok(TableMapping {
+        name,
+        table_name,
+        entities,
+        indexes,
+        delete_missing: table.delete_missing,
+        scope: table.scope,
+        origin: origin.to_path_buf(),
+    })
+}
+
+/// DynamoDB's rule for table and index names: 3-255 of `[a-zA-Z0-9_.-]`.
+fn valid_name(name: &str) -> bool {
+    (3..=255).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+pub(super) fn check_param_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!("parameter name {name:?} must be letters, digits and _"));
+    }
+    Ok(())
+}
+
+/// The `:name` placeholders of a filter expression, in order.
+pub fn scope_placeholders(expression: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = expression;
+    while let Some(at) = rest.find(':') {
+        rest = &rest[at + 1..];
+        let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+        if end > 0 && !out.contains(&&rest[..end]) {
+            out.push(&rest[..end]);
+        }
+        rest = &rest[end..];
+    }
+    out
+}
+
+fn entity(
+    origin: &Path,
+    label: String,
+    name: String,
+    section: raw::EntitySection,
+    table_excluded: Option<&[String]>,
+) -> Result<Entity, ProfileError> {
+    let err = |message: String| ProfileError::new(origin, format!("{label}: {message}"));
+    if section.query.trim().is_empty() {
+        return Err(err("query is empty".into()));
+    }
+    let partition_key = key_spec(&section.partition_key).map_err(|m| err(format!("partition_key: {m}")))?;
+    if let KeySource::Template(t) = &partition_key.source {
+        if t.columns().next().is_none() {
+            return Err(err(format!(
+                "partition_key: template \"{t}\" names no column; a partition key built from no column is the same for every row"
+            )));
+        }
+    }
+    let sort_key = section.sort_key.as_ref().map(key_spec).transpose().map_err(|m| err(format!("sort_key: {m}")))?;
+    if sort_key.as_ref().is_some_and(|s| s.attribute == partition_key.attribute) {
+        return Err(err("sort_key and partition_key name the same attribute".into()));
+    }
+    for param in &section.params {
+        check_param_name(param).map_err(|m| err(format!("params: {m}")))?;
+    }
+    let excluded = match section.exclude_from_hash.as_deref().or(table_excluded) {
+        Some(names) => Excluded::new(names.iter().cloned()),
+        None => Excluded::default(),
+    };
+    let defaults = section
+        .defaults
+        .iter()
+        .map(|(k, v)| toml_value(v).map(|v| (k.clone(), v)).map_err(|m| err(format!("defaults.{k}: {m}"))))
+        .collect::<Result<_, _>>()?;
+    Ok(Entity {
+        name,
+        query: section.query,
+        params: section.params,
+        partition_key,
+        sort_key,
+        excluded,
+        defaults,
+        label,
+        origin: origin.to_path_buf(),
+    })
+}
+
+fn index(table_key: &Entity, name: String, section: raw::IndexSection) -> Result<Index, String> {
+    let err = |message: String| format!("index \"{name}\": {message}");
+    if !valid_name(&name) {
+        return Err(err("is not a valid index name (3-255 of a-z A-Z 0-9 _ . -)".into()));
+    }
+    let local = match section.kind.as_deref() {
+        None | Some("global") => false,
+        Some("local") => true,
+        Some(other) => return Err(err(format!("kind = \"{other}\" is not supported; use \"global\" or \"local\""))),
+    };
+    let table_partition = &table_key.partition_key.attribute;
+    let partition_key = match (local, section.partition_key) {
+        (false, Some(pk)) => pk,
+        (false, None) => return Err(err("partition_key is missing".into())),
+        (true, Some(pk)) if pk != *table_partition => {
+            return Err(err(format!(
+                "a local index has the table's partition key \"{table_partition}\", not \"{pk}\"; remove partition_key"
+            )))
+        }
+        (true, _) => table_partition.clone(),
+    };
+    if local && (section.sort_key.is_none() || table_key.sort_key.is_none()) {
+        return Err(err("a local index needs a sort_key, on a table that has a sort key".into()));
+    }
+    let projection = match &section.projection {
+        None => Projection::All,
+        Some(toml::Value::String(s)) if s == "all" => Projection::All,
+        Some(toml::Value::String(s)) if s == "keys_only" => Projection::KeysOnly,
+        Some(toml::Value::Array(list)) => Projection::Include(
+            list.iter()
+                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| err("projection lists attribute names".into())))
+                .collect::<Result<_, _>>()?,
+        ),
+        Some(_) => return Err(err("projection is \"all\", \"keys_only\" or a list of attribute names".into())),
+    };
+    if [Some(&partition_key), section.sort_key.as_ref()].into_iter().flatten().any(|a| a.is_empty() || a == HASH_ATTR) {
+        return Err(err(format!("its key attributes must be named, and not {HASH_ATTR}")));
+    }
+    Ok(Index { name, local, partition_key, sort_key: section.sort_key, projection })
+}
+
+fn key_spec(value: &toml::Value) -> Result<KeySpec, String> {
+    const FORMS: &str = "write a column name (\"lesson_id\") or { name = \"PK\", template = \"LESSON#{lesson_id}\" }";
+    match value {
+        toml::Value::String(column) if !column.trim().is_empty() => {
+            Ok(KeySpec { attribute: column.clone(), source: KeySource::Column(column.clone()) })
+        }
+        toml::Value::Table(t) => {
+            if let Some(unknown) = t.keys().find(|k| !["name", "template", "column"].contains(&k.as_str())) {
+                return Err(format!("unknown key `{unknown}`; {FORMS}"));
+            }
+            let text =
+                |k: &str| t.get(k).map(|v| v.as_str().map(str::to_string).ok_or(format!("`{k}` must be a string")));
+            let name = text("name").ok_or(format!("`name` is missing; {FORMS}"))??;
+            let source = match (text("template").transpose()?, text("column").transpose()?) {
+                (Some(template), None) => KeySource::Template(Template::parse(&template)?),
+                (None, Some(column)) => KeySource::Column(column),
+                (None, None) => KeySource::Column(name.clone()),
+                (Some(_), Some(_)) => return Err("give either `template` or `column`, not both".into()),
+            };
+            Ok(KeySpec { attribute: name, source })
+        }
+        _ => Err(FORMS.into()),
+    }
+}
+
+fn toml_value(value: &toml::Value) -> Result<AttributeValue, String> {
+    use crate::number;
+    Ok(match value {
+        toml::Value::String(s) => AttributeValue::S(s.clone()),
+        toml::Value::Integer(i) => AttributeValue::N(i.to_string()),
+        toml::Value::Float(f) => AttributeValue::N(number::from_f64(*f).map_err(|e| e.to_string())?),
+        toml::Value::Boolean(b) => AttributeValue::Bool(*b),
+        toml::Value::Datetime(d) => AttributeValue::S(d.to_string()),
+        toml::Value::Array(items) => AttributeValue::L(items.iter().map(toml_value).collect::<Result<_, _>>()?),
+        toml::Value::Table(t) => {
+            AttributeValue::M(t.iter().map(|(k, v)| Ok((k.clone(), toml_value(v)?))).collect::<Result<_, String>>()?)
+        }
+    })
+}
