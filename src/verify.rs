@@ -273,34 +273,33 @@ async fn read_source(
 }
 
 impl Expected {
+    /// Adds a built item: its hash under its key, and maybe its key to the sample.
     fn take(&mut self, built: Built, entity: usize, sample_size: usize, key_names: &[&str]) {
-        let e = self;
         // A repeated key is rejected by the sync, which keeps the first row.
-        if e.hashes.contains_key(&built.key) {
-            e.rejected += 1;
+        if self.hashes.contains_key(&built.key) {
+            self.rejected += 1;
             return;
         }
-        e.hashes.insert(built.key, (built.hash, entity));
-        let seen = e.hashes.len();
+        self.hashes.insert(built.key, (built.hash, entity));
+        let seen = self.hashes.len();
         // Reservoir sampling: the n-th key replaces a random slot with probability sample_size / n.
         let slot = if seen <= sample_size { seen - 1 } else { fastrand::usize(..seen) };
         if slot < sample_size {
             let mut key = built.item;
             key.retain(|name, _| key_names.contains(&name.as_str()));
             let entry = (built.key, key);
-            if slot < e.sample.len() {
-                e.sample[slot] = entry;
+            if slot < self.sample.len() {
+                self.sample[slot] = entry;
             } else {
-                e.sample.push(entry);
+                self.sample.push(entry);
             }
         }
     }
 }
 
 /// Compares one stored item with the source's hash for its key, which `expected` looks up (and,
-/// with `--full`, removes, so that what remains at the end is missing).
-/// An item the source does not give is an extra only when `extras` (the whole table, or its
-/// scope, was read).
+/// with `--full`, removes, so that what remains at the end is missing). An item the source does
+/// not give is an extra only when `extras` (the whole table, or its scope, was read).
 fn compare(
     t: &mut TableVerify,
     plan: &TablePlan,
