@@ -179,14 +179,9 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
         match (info, mismatch) {
             (None, _) => report.push(what, Status::Note, "does not exist; the next sync creates it"),
             (Some(_), Some(mismatch)) => report.fail(what, &anyhow::anyhow!("{mismatch}; `sync --clean` recreates it")),
-            (Some(_), None) if !missing.is_empty() => report.fail(
-                what,
-                &anyhow::anyhow!(
-                    "lacks index {} that the mapping declares; `sync --clean --table {}` recreates it with them",
-                    missing.join(", "),
-                    mapping.name
-                ),
-            ),
+            (Some(_), None) if !missing.is_empty() => {
+                report.fail(what, &anyhow::anyhow!("{}", sync::missing_indexes_message(&missing, profile, mapping)))
+            }
             (Some(info), None) => {
                 let checked = if plan.is_some() { "as the mapping gives" } else { "not compared: the query failed" };
                 let detail = format!(

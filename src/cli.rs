@@ -73,7 +73,8 @@ pub struct EnvArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum TablesCommand {
-    /// Create the tables that do not exist yet (key types from the queries' columns).
+    /// Create the tables that do not exist yet (key types from the queries' columns), and add the
+    /// global indexes that existing tables lack.
     Create(EnvArgs),
     /// Delete the tables (never the metadata table); asks first.
     Drop(DropArgs),

@@ -13,9 +13,10 @@ use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, DeleteRequest, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    KeysAndAttributes, LocalSecondaryIndex, Projection as DdbProjection, ProjectionType, PutRequest,
-    ReturnConsumedCapacity, ScalarAttributeType, TableStatus, WriteRequest,
+    AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, DeleteRequest, GlobalSecondaryIndex,
+    GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType, KeysAndAttributes, LocalSecondaryIndex,
+    Projection as DdbProjection, ProjectionType, PutRequest, ReturnConsumedCapacity, ScalarAttributeType, TableStatus,
+    WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -60,6 +61,8 @@ pub struct TableInfo {
     pub status: String,
     pub key_schema: KeySchema,
     pub indexes: Vec<IndexSchema>,
+    /// Global indexes still being built (after UpdateTable added them).
+    pub indexes_building: usize,
     /// DynamoDB's item count (refreshed about every six hours; local servers may say 0).
     pub item_count: u64,
 }
@@ -146,6 +149,11 @@ impl Dynamo {
             keys.sort_by_key(|(kt, _, _)| **kt != KeyType::Hash);
             keys.into_iter().map(|(_, n, t)| (n, t)).collect()
         };
+        let indexes_building = desc
+            .global_secondary_indexes()
+            .iter()
+            .filter(|i| i.index_status().is_some_and(|s| *s != aws_sdk_dynamodb::types::IndexStatus::Active))
+            .count();
         let global = desc
             .global_secondary_indexes()
             .iter()
@@ -173,6 +181,7 @@ impl Dynamo {
             status: desc.table_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
             key_schema: keys(desc.key_schema()),
             indexes,
+            indexes_building,
             item_count: desc.item_count().unwrap_or(0).max(0) as u64,
         }))
     }
@@ -180,30 +189,10 @@ impl Dynamo {
     /// Creates an on-demand table with this key and these secondary indexes.
     pub async fn create_table(&self, table: &str, schema: &TableSchema) -> Result<(), TargetError> {
         let mut request = self.client.create_table().table_name(table).billing_mode(BillingMode::PayPerRequest);
-        let mut defined: Vec<&str> = Vec::new();
-        for (name, ty) in schema.keys.iter().chain(schema.indexes.iter().flat_map(|i| i.keys.iter())) {
-            if defined.contains(&name.as_str()) {
-                continue;
-            }
-            defined.push(name);
-            request = request.attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(name)
-                    .attribute_type(ScalarAttributeType::from(ty.as_str()))
-                    .build()
-                    .map_err(fatal)?,
-            );
-        }
+        request = request.set_attribute_definitions(Some(attribute_definitions(&schema.keys, &schema.indexes)?));
         request = request.set_key_schema(Some(key_elements(&schema.keys)?));
         for index in &schema.indexes {
-            let projection = match &index.projection {
-                Projection::All => DdbProjection::builder().projection_type(ProjectionType::All),
-                Projection::KeysOnly => DdbProjection::builder().projection_type(ProjectionType::KeysOnly),
-                Projection::Include(names) => DdbProjection::builder()
-                    .projection_type(ProjectionType::Include)
-                    .set_non_key_attributes(Some(names.clone())),
-            }
-            .build();
+            let projection = projection(&index.projection);
             let keys = Some(key_elements(&index.keys)?);
             request = if index.local {
                 request.local_secondary_indexes(
@@ -227,6 +216,38 @@ impl Dynamo {
         }
         request.send().await.map_err(target_error)?;
         Ok(())
+    }
+
+    /// Adds a global secondary index to an existing table and waits until DynamoDB has filled it
+    /// from the table's items (a local index cannot be added after creation).
+    pub async fn add_index(&self, table: &str, keys: &KeySchema, index: &IndexSchema) -> Result<(), TargetError> {
+        let create = CreateGlobalSecondaryIndexAction::builder()
+            .index_name(&index.name)
+            .set_key_schema(Some(key_elements(&index.keys)?))
+            .projection(projection(&index.projection))
+            .build()
+            .map_err(fatal)?;
+        self.client
+            .update_table()
+            .table_name(table)
+            .set_attribute_definitions(Some(attribute_definitions(keys, std::slice::from_ref(index))?))
+            .global_secondary_index_updates(GlobalSecondaryIndexUpdate::builder().create(create).build())
+            .send()
+            .await
+            .map_err(target_error)?;
+        let deadline = tokio::time::Instant::now() + TABLE_WAIT;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            self.wait(table, false, TABLE_WAIT).await?;
+            if self.describe(table).await?.is_some_and(|i| i.indexes_building == 0) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(TargetError::Fatal(format!("index {} of {table} is still being built", index.name)));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
     }
 
     pub async fn delete_table(&self, table: &str) -> Result<(), TargetError> {
@@ -472,6 +493,35 @@ where
         Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
         Err(e) => Err(target_error(e)),
     }
+}
+
+/// The definitions of every key attribute of a table and its indexes, each once.
+fn attribute_definitions(keys: &KeySchema, indexes: &[IndexSchema]) -> Result<Vec<AttributeDefinition>, TargetError> {
+    let mut defined: Vec<&str> = Vec::new();
+    let mut out = Vec::new();
+    for (name, ty) in keys.iter().chain(indexes.iter().flat_map(|i| i.keys.iter())) {
+        if !defined.contains(&name.as_str()) {
+            defined.push(name);
+            let definition = AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::from(ty.as_str()))
+                .build()
+                .map_err(fatal)?;
+            out.push(definition);
+        }
+    }
+    Ok(out)
+}
+
+fn projection(projection: &Projection) -> DdbProjection {
+    match projection {
+        Projection::All => DdbProjection::builder().projection_type(ProjectionType::All),
+        Projection::KeysOnly => DdbProjection::builder().projection_type(ProjectionType::KeysOnly),
+        Projection::Include(names) => DdbProjection::builder()
+            .projection_type(ProjectionType::Include)
+            .set_non_key_attributes(Some(names.clone())),
+    }
+    .build()
 }
 
 /// A key schema as the SDK takes it: the partition key (HASH) first, then the sort key (RANGE).

@@ -15,7 +15,7 @@ use crate::profile::Profile;
 pub enum Use {
     /// `sync` (creates missing tables, records runs, takes the run lock).
     Sync,
-    /// `sync --clean` and `tables create` / `tables drop`: delete and create tables.
+    /// `sync --clean` and `tables create` / `tables drop`: delete and create tables, add indexes.
     Clean,
     /// `verify` and `check`.
     Verify,
@@ -35,7 +35,9 @@ impl Use {
         const LOCK: &[&str] = &["DescribeTable", "CreateTable", "GetItem", "PutItem", "DeleteItem"];
         match self {
             Use::Sync => (&["DescribeTable", "CreateTable", "Scan", "BatchWriteItem"], LOCK),
-            Use::Clean => (&["DescribeTable", "CreateTable", "DeleteTable", "Scan", "BatchWriteItem"], LOCK),
+            Use::Clean => {
+                (&["DescribeTable", "CreateTable", "UpdateTable", "DeleteTable", "Scan", "BatchWriteItem"], LOCK)
+            }
             Use::Verify => (&["DescribeTable", "Scan", "BatchGetItem"], &["DescribeTable"]),
             Use::Backup => (&["DescribeTable", "Scan"], &[]),
             Use::Restore => (&["DescribeTable", "CreateTable", "DeleteTable", "BatchWriteItem"], LOCK),

@@ -23,7 +23,7 @@ use crate::build::{Built, Plan, Reject, TablePlan};
 use crate::classify::Classifier;
 use crate::cost::Savings;
 use crate::diff::{self, Index, Verdict};
-use crate::dynamo::{Dynamo, KeySchema, TableInfo, TableSchema, TABLE_WAIT};
+use crate::dynamo::{Dynamo, IndexSchema, KeySchema, TableInfo, TableSchema, TABLE_WAIT};
 use crate::hash::Digest;
 use crate::item::{self, Item};
 use crate::lock;
@@ -146,15 +146,28 @@ pub fn show_table_schema(schema: &TableSchema) -> String {
     text
 }
 
-/// The indexes a mapping declares that the table lacks (or has with another key): only a table
-/// created from the mapping has them, so the fix is to recreate it.
-pub fn missing_indexes(info: &TableInfo, plan: &TablePlan) -> Vec<String> {
+/// The indexes a mapping declares that the table lacks (or has with another key).
+pub fn missing_indexes<'p>(info: &TableInfo, plan: &'p TablePlan) -> Vec<&'p IndexSchema> {
     plan.schema
         .indexes
         .iter()
         .filter(|want| !info.indexes.iter().any(|have| have.name == want.name && have.keys == want.keys))
-        .map(|want| want.name.clone())
         .collect()
+}
+
+/// `lacks index GenreIndex that … declares; …` with the fix: `tables create` adds a global index to
+/// the table as it is; a local one exists only if the table is created with it.
+pub fn missing_indexes_message(missing: &[&IndexSchema], profile: &Profile, mapping: &TableMapping) -> String {
+    let names: Vec<&str> = missing.iter().map(|i| i.name.as_str()).collect();
+    let fix = if missing.iter().any(|i| i.local) {
+        format!(
+            "a local index exists only if the table is created with it: `sync {} --clean --table {}`",
+            profile.env, mapping.name
+        )
+    } else {
+        format!("`ddbsync tables create {} --table {}` adds it", profile.env, mapping.name)
+    };
+    format!("lacks index {} that {} declares; {fix}", names.join(", "), mapping.origin.display())
 }
 
 /// `lesson_id N, topic S`, for messages.
@@ -314,13 +327,8 @@ async fn prepare_and_sync(
         }
         if let Some(missing) = info.as_ref().map(|i| missing_indexes(i, &plan)).filter(|m| !m.is_empty()) {
             if !options.clean {
-                run.printer.note(format!(
-                    "{table} lacks index {} that {} declares; items are written all the same, and \
-                     `sync --clean --table {}` recreates the table with its indexes",
-                    missing.join(", "),
-                    mapping.origin.display(),
-                    mapping.name
-                ));
+                let message = missing_indexes_message(&missing, profile, mapping);
+                run.printer.note(format!("{table} {message} (the items are written all the same)"));
             }
         }
         let item_count = info.as_ref().map_or(0, |i| i.item_count);

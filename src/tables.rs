@@ -42,15 +42,21 @@ pub async fn create(profile: &Profile, mappings: &[&TableMapping], printer: &Pri
         let (action, detail) = match info {
             Some(info) => {
                 let missing = sync::missing_indexes(&info, plan);
+                let (local, global): (Vec<_>, Vec<_>) = missing.into_iter().partition(|i| i.local);
                 let mut detail = format!("key ({})", show_schema(&wanted.keys));
-                if !missing.is_empty() {
-                    detail.push_str(&format!(
-                        "; lacks index {} (`sync --clean --table {}` recreates it with them)",
-                        missing.join(", "),
-                        mapping.name
-                    ));
+                for index in &global {
+                    // DynamoDB fills a new global index from the items already there.
+                    printer.note(format!("adding index {} to {table}", index.name));
+                    dynamo
+                        .add_index(table, &wanted.keys, index)
+                        .await
+                        .with_context(|| format!("adding index {} to {table}", index.name))?;
+                    detail.push_str(&format!("; index {} added", index.name));
                 }
-                ("exists", detail)
+                if !local.is_empty() {
+                    detail.push_str(&format!("; {}", sync::missing_indexes_message(&local, profile, mapping)));
+                }
+                (if global.is_empty() { "exists" } else { "updated" }, detail)
             }
             None => {
                 printer.note(format!("creating {table}"));

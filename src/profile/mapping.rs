@@ -129,7 +129,7 @@ pub(super) fn table_mapping(
         return Err(err(format!("\"{table_name}\" is not a valid DynamoDB table name (3-255 of a-z A-Z 0-9 _ . -)")));
     }
     let table_excluded = table.exclude_from_hash.as_deref().or(global_excluded);
-    let entities = if table.entities.is_empty() {
+    let entities = if table.entities.0.is_empty() {
         let (Some(query), Some(partition_key)) = (table.query, table.partition_key) else {
             return Err(err(
                 "give a `query` and a `partition_key`, or [tables.<name>.entities.<entity>] sections with them".into(),
@@ -159,6 +159,7 @@ pub(super) fn table_mapping(
         }
         table
             .entities
+            .0
             .into_iter()
             .map(|(entity_name, section)| {
                 let label = format!("table \"{name}\": entity \"{entity_name}\"");
@@ -182,6 +183,7 @@ pub(super) fn table_mapping(
     }
     let indexes = table
         .indexes
+        .0
         .into_iter()
         .map(|(index_name, section)| index(first, index_name, section).map_err(&err))
         .collect::<Result<Vec<_>, _>>()?;

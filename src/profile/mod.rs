@@ -238,11 +238,12 @@ fn validate(
         check_param_name(name).map_err(|m| ProfileError::new(mappings_path, format!("param_defaults: {m}")))?;
     }
     let mappings_param_defaults = mappings.param_defaults;
-    if mappings.tables.is_empty() {
+    if mappings.tables.0.is_empty() {
         return Err(ProfileError::new(mappings_path, "no tables: add at least one [tables.<name>] section"));
     }
     let tables = mappings
         .tables
+        .0
         .into_iter()
         .map(|(name, table)| table_mapping(mappings_path, &file.table_prefix, name, table, global_excluded.as_deref()))
         .collect::<Result<Vec<_>, _>>()?;

@@ -2,8 +2,41 @@
 //! comment is the user documentation of that key (the README's reference repeats it).
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
 
-use serde::Deserialize;
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+/// A TOML table's entries in the order the file gives them (reports follow that order).
+#[derive(Debug)]
+pub struct Ordered<T>(pub Vec<(String, T)>);
+
+impl<T> Default for Ordered<T> {
+    fn default() -> Self {
+        Ordered(Vec::new())
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Ordered<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Entries<T> {
+            type Value = Ordered<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a table")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(Ordered(entries))
+            }
+        }
+        deserializer.deserialize_map(Entries(PhantomData))
+    }
+}
 
 /// An environment file, `envs/<env>.toml`.
 #[derive(Debug, Deserialize)]
@@ -120,7 +153,7 @@ pub struct MappingsFile {
     #[serde(default)]
     pub param_defaults: BTreeMap<String, String>,
     /// One entry per DynamoDB table, keyed by its name without the environment's prefix.
-    pub tables: BTreeMap<String, TableSection>,
+    pub tables: Ordered<TableSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,10 +179,10 @@ pub struct TableSection {
     /// The item types of a single-table design: each entity has its own query and key templates,
     /// and all of them write this table.
     #[serde(default)]
-    pub entities: BTreeMap<String, EntitySection>,
+    pub entities: Ordered<EntitySection>,
     /// Secondary indexes created with the table: `[tables.<name>.indexes.<index>]`.
     #[serde(default)]
-    pub indexes: BTreeMap<String, IndexSection>,
+    pub indexes: Ordered<IndexSection>,
     /// Delete target items whose source row is gone. Default false: they are only counted as orphans.
     #[serde(default)]
     pub delete_missing: bool,

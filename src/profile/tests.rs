@@ -148,29 +148,29 @@ fn a_table_takes_several_entities_and_indexes() {
     let p = load(dir.path(), "dev").unwrap();
     let catalog = &p.tables[0];
     let names: Vec<&str> = catalog.entities.iter().map(|e| e.name.as_str()).collect();
-    assert_eq!(names, ["album", "artist"]);
-    assert_eq!(catalog.entities[0].label, "table \"catalog\": entity \"album\"");
-    assert_eq!(catalog.entities[0].excluded, Excluded::new(["loaded_at"]));
+    assert_eq!(names, ["artist", "album"], "in file order");
+    assert_eq!(catalog.entities[1].label, "table \"catalog\": entity \"album\"");
+    assert_eq!(catalog.entities[1].excluded, Excluded::new(["loaded_at"]));
     // A constant sort key is a template without columns.
     assert!(
-        matches!(&catalog.entities[1].sort_key.as_ref().unwrap().source, KeySource::Template(t) if t.columns().count() == 0)
+        matches!(&catalog.entities[0].sort_key.as_ref().unwrap().source, KeySource::Template(t) if t.columns().count() == 0)
     );
     assert_eq!(
         catalog.indexes,
         [
-            Index {
-                name: "by_kind".into(),
-                local: true,
-                partition_key: "PK".into(),
-                sort_key: Some("kind".into()),
-                projection: Projection::Include(vec!["title".into()]),
-            },
             Index {
                 name: "by_title".into(),
                 local: false,
                 partition_key: "title".into(),
                 sort_key: None,
                 projection: Projection::KeysOnly,
+            },
+            Index {
+                name: "by_kind".into(),
+                local: true,
+                partition_key: "PK".into(),
+                sort_key: Some("kind".into()),
+                projection: Projection::Include(vec!["title".into()]),
             },
         ]
     );
@@ -181,7 +181,7 @@ fn entity_and_index_mistakes_are_named() {
     let cases = [
         (
             CATALOG.replace("sort_key = { name = \"SK\", template = \"PROFILE\" }", ""),
-            "table \"catalog\": entity \"artist\" has key (PK) but entity \"album\" has (PK, SK); every entity of a table uses the same key attributes",
+            "table \"catalog\": entity \"album\" has key (PK, SK) but entity \"artist\" has (PK); every entity of a table uses the same key attributes",
         ),
         (
             CATALOG.replace("delete_missing = true", "delete_missing = true\nquery = \"SELECT 1\""),
