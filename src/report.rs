@@ -58,7 +58,7 @@ pub struct EntityReport {
     pub rejected: u64,
     /// Estimated write units of the items it wrote (the table's measured figure is not split
     /// by DynamoDB).
-    pub write_units: u64,
+    pub estimated_write_units: u64,
 }
 
 impl EntityReport {
@@ -199,7 +199,7 @@ impl RunReport {
                 let mut cells: Vec<Cell> =
                     std::iter::once(Cell::new(format!("  · {}", e.entity))).chain(cells).collect();
                 cells.push(Cell::new(""));
-                cells.push(Cell::new(format!("≈{}", e.write_units)).set_alignment(CellAlignment::Right));
+                cells.push(Cell::new(format!("≈{}", e.estimated_write_units)).set_alignment(CellAlignment::Right));
                 table.add_row(cells);
             }
         }
@@ -404,7 +404,7 @@ mod tests {
                 updated: 0,
                 unchanged: 3,
                 rejected: 0,
-                write_units: 80,
+                estimated_write_units: 80,
             },
             EntityReport {
                 entity: "track".into(),
@@ -412,7 +412,7 @@ mod tests {
                 updated: 0,
                 unchanged: 140,
                 rejected: 0,
-                write_units: 5,
+                estimated_write_units: 5,
             },
         ];
         let text = r.render();

@@ -511,8 +511,12 @@ impl Tally<'_> {
             match verdict {
                 Verdict::Skip => e.unchanged += 1,
                 Verdict::Duplicate => e.rejected += 1,
-                Verdict::Create => (e.created, e.write_units) = (e.created + 1, e.write_units + units),
-                Verdict::Update => (e.updated, e.write_units) = (e.updated + 1, e.write_units + units),
+                Verdict::Create => {
+                    (e.created, e.estimated_write_units) = (e.created + 1, e.estimated_write_units + units)
+                }
+                Verdict::Update => {
+                    (e.updated, e.estimated_write_units) = (e.updated + 1, e.estimated_write_units + units)
+                }
             }
         }
         match verdict {

@@ -123,6 +123,12 @@ async fn chinook_builds_four_single_table_designs_and_rewrites_only_what_embeds_
         "dynalite" => assert!(measured < estimated, "{measured:?} {estimated:?}"),
         _ => assert_eq!(estimated, measured),
     }
+    // The per-entity estimates add up to the table's.
+    for t in predicted["tables"].as_array().unwrap() {
+        let entities =
+            t["entities"].as_array().map(|es| es.iter().map(|e| e["estimated_write_units"].as_f64().unwrap()).sum());
+        assert_eq!(entities.unwrap_or(t["write_units"].as_f64().unwrap()), t["write_units"].as_f64().unwrap(), "{t}");
+    }
     let n = |table: &str| count(&ctx, &format!("SELECT count(*) FROM {table}"));
     let music = ctx.table("MusicCatalog");
     assert_eq!(entity(&first, &music, "artist"), [n("artist"), 0, 0]);
