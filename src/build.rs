@@ -25,13 +25,11 @@ pub struct Built {
     pub hash: Digest,
     /// Estimated size in bytes, hash attribute included.
     pub size: usize,
-    /// Estimated write units of a put that creates the item: the item's, plus its entry in each
-    /// index it belongs to.
+    /// Estimated write units of a put: the item's, plus its entry in each index it belongs to.
+    /// Exact for a new item. For a replaced one DynamoDB bills an index entry only when the
+    /// attributes the index copies change, and two when its key changes; the content hash cannot
+    /// tell which, so the estimate counts one.
     pub units: u64,
-    /// Estimated write units of a put that replaces the item: the item's, plus its entry in each
-    /// index that copies every attribute. A keys-only or include index is written only when one of
-    /// its attributes changes, which the content hash cannot tell; such writes are not counted.
-    pub update_units: u64,
     /// Which of the table's entities the row came from (its position in the mapping).
     pub entity: usize,
 }
@@ -301,9 +299,8 @@ impl Plan {
         if size > MAX_ITEM_BYTES {
             return Err(Reject { key: describe(&item), reason: oversized(&item, size) });
         }
-        let (units, update_units) = self.index_units(&item, size);
-        let own = item::write_units(size);
-        Ok(Built { item, key, hash, size, units: own + units, update_units: own + update_units, entity: 0 })
+        let units = item::write_units(size) + self.index_units(&item, size);
+        Ok(Built { item, key, hash, size, units, entity: 0 })
     }
 
     /// DynamoDB refuses an empty string or binary as an index key; NULL (no attribute) is how an
@@ -325,9 +322,8 @@ impl Plan {
     }
 
     /// Estimated write units of the index entries an item makes: one per index whose key
-    /// attributes it all has, sized by what the index copies; all of them (a new item), and
-    /// those of the indexes that copy every attribute (a replaced item).
-    fn index_units(&self, item: &Item, size: usize) -> (u64, u64) {
+    /// attributes it all has, sized by what the index copies.
+    fn index_units(&self, item: &Item, size: usize) -> u64 {
         let entry = |names: &mut dyn Iterator<Item = &str>| -> usize {
             let mut seen = Vec::new();
             names
@@ -349,10 +345,9 @@ impl Plan {
                     Projection::KeysOnly => entry(&mut keys.into_iter()),
                     Projection::Include(extra) => entry(&mut keys.chain(extra.iter().map(String::as_str))),
                 };
-                let units = item::write_units(bytes);
-                (units, if index.projection == Projection::All { units } else { 0 })
+                item::write_units(bytes)
             })
-            .fold((0, 0), |(a, b), (c, d)| (a + c, b + d))
+            .sum()
     }
 
     /// Values of the key attributes, or why there are none.
@@ -550,8 +545,6 @@ mod tests {
         // In both indexes: 2 units for the item, 2 for its full copy, 1 for the keys-only entry.
         let both = plan.build(&[Some(&id), Some(&title), Some(&5i32.to_be_bytes()), None]).unwrap();
         assert_eq!(both.units, 2 + 2 + 1);
-        // Replacing it writes the full copy; the keys-only entry only if the keys change.
-        assert_eq!(both.update_units, 2 + 2);
         // NULL rating: the item is not in by_rating (a sparse index).
         let sparse = plan.build(&[Some(&id), Some(&title), None, None]).unwrap();
         assert!(!sparse.item.contains_key("rating"));

@@ -80,7 +80,7 @@ mod tests {
     use crate::item::Item;
 
     fn built(key: u8, hash: u8) -> Built {
-        Built { item: Item::new(), key: [key; 16], hash: [hash; 16], size: 100, units: 1, update_units: 1, entity: 0 }
+        Built { item: Item::new(), key: [key; 16], hash: [hash; 16], size: 100, units: 1, entity: 0 }
     }
 
     fn verdict(out: Option<(Verdict, Built)>) -> Option<(Verdict, u8)> {

@@ -506,7 +506,7 @@ impl Tally<'_> {
     }
 
     async fn take(&mut self, verdict: Verdict, built: Built) {
-        let units = if verdict == Verdict::Update { built.update_units } else { built.units };
+        let units = built.units;
         if let Some(e) = self.entities.get_mut(built.entity) {
             match verdict {
                 Verdict::Skip => e.unchanged += 1,
