@@ -88,6 +88,17 @@ pub struct RunRecord {
     #[serde(flatten)]
     pub total: Figures,
     pub tables: BTreeMap<String, Figures>,
+    /// The `--param` values a run's queries took: it covered that slice of the source.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
+}
+
+impl RunRecord {
+    /// `incremental`, or `incremental from=2025-01-01 to=2025-02-01` for a run with parameters.
+    pub fn described_mode(&self) -> String {
+        let params = self.params.iter().map(|(k, v)| format!(" {k}={v}"));
+        std::iter::once(self.mode.clone()).chain(params).collect()
+    }
 }
 
 impl RunRecord {
@@ -106,6 +117,12 @@ impl RunRecord {
             mode: text("mode").unwrap_or_else(|| "incremental".into()),
             total: Figures::of(item),
             tables,
+            params: match item.get("params") {
+                Some(AttributeValue::M(m)) => {
+                    m.iter().filter_map(|(k, v)| v.as_s().ok().map(|v| (k.clone(), v.clone()))).collect()
+                }
+                _ => BTreeMap::new(),
+            },
         })
     }
 }
@@ -203,7 +220,7 @@ pub fn render_history(environment: &str, runs: &[RunRecord]) -> String {
     let mut t = table(&["started (UTC)", "mode"]);
     for run in runs {
         let started = run.started_at.get(..19).unwrap_or(&run.started_at).replace('T', " ");
-        t.add_row(cells(vec![started, run.mode.clone()], &run.total));
+        t.add_row(cells(vec![started, run.described_mode()], &run.total));
     }
     format!("{environment}: {} runs\n{t}\n", runs.len())
 }
@@ -280,7 +297,7 @@ fn csv<'a>(leading: &[&str], rows: impl Iterator<Item = (Vec<String>, &'a Figure
 
 /// One CSV row per run.
 pub fn history_csv(runs: &[RunRecord]) -> Result<String, csv::Error> {
-    let rows = runs.iter().map(|r| (vec![r.started_at.clone(), r.finished_at.clone(), r.mode.clone()], &r.total));
+    let rows = runs.iter().map(|r| (vec![r.started_at.clone(), r.finished_at.clone(), r.described_mode()], &r.total));
     csv(&["started_at", "finished_at", "mode"], rows)
 }
 
@@ -349,6 +366,17 @@ mod tests {
         .iter()
         .map(|r| RunRecord::from_item(&r.record()).expect("a record"))
         .collect()
+    }
+
+    #[test]
+    fn a_run_with_parameters_lists_them_with_its_mode() {
+        let mut sliced = report("2026-11-04T02:00:00.000Z", 1, 0, false);
+        sliced.params.insert("from".into(), "2026-10-01".into());
+        sliced.params.insert("to".into(), "2026-11-01".into());
+        let run = RunRecord::from_item(&sliced.record()).unwrap();
+        assert_eq!(run.described_mode(), "incremental from=2026-10-01 to=2026-11-01");
+        assert!(render_history("dev", &[run]).contains("incremental from=2026-10-01 to=2026-11-01"));
+        assert_eq!(runs()[0].described_mode(), "clean");
     }
 
     #[test]

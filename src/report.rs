@@ -316,6 +316,10 @@ impl RunReport {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .chain((!self.params.is_empty()).then(|| {
+            let params = self.params.iter().map(|(k, v)| (k.clone(), s(v))).collect();
+            ("params".to_string(), AttributeValue::M(params))
+        }))
         .collect()
     }
 }
@@ -445,5 +449,10 @@ mod tests {
         assert_eq!(record["created"], AttributeValue::N("45".into()));
         let AttributeValue::M(tables) = &record["tables"] else { panic!() };
         assert_eq!(tables.len(), 2);
+        assert!(!record.contains_key("params"), "a run without parameters records none");
+        let mut sliced = report();
+        sliced.params.insert("from".into(), "2025-01-01".into());
+        let AttributeValue::M(params) = &sliced.record()["params"] else { panic!() };
+        assert_eq!(params["from"], AttributeValue::S("2025-01-01".into()));
     }
 }

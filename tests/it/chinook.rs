@@ -340,6 +340,11 @@ async fn chinook_syncs_one_period_of_invoices_with_parameters_and_deletes_only_i
         one(&ctx, &format!("SELECT total FROM invoice WHERE invoice_id = {changed_out}"))
     );
 
+    // The run record keeps the slice it covered.
+    let history = ctx.ddbsync(&["--json", "history", "local", "--limit", "1"]);
+    let runs: serde_json::Value = serde_json::from_str(&history.stdout()).unwrap();
+    assert_eq!(runs[0]["params"], serde_json::json!({ "from": "2021-01-01", "to": "2021-02-01" }), "{runs}");
+
     // Without parameters, every invoice: the later change and deletion are caught up.
     let full = ctx.sync(&["--table", "CustomerData"]);
     assert_eq!(entity(&full, &table, "invoice")[1], 1);
