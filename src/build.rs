@@ -11,10 +11,10 @@ use std::collections::HashMap;
 use tokio_postgres::types::Type;
 
 use crate::convert::{self, ConvertError};
-use crate::dynamo::{IndexSchema, TableSchema};
+use crate::dynamo::{IndexSchema, KeySchema, TableSchema};
 use crate::hash::{self, Digest, Excluded};
 use crate::item::{self, AttributeValue, Item, HASH_ATTR, MAX_ITEM_BYTES};
-use crate::profile::{Entity, Index, KeySource, Part, ProfileError, Projection, TableMapping};
+use crate::profile::{distinct, Entity, Index, KeySource, Part, ProfileError, Projection, TableMapping};
 
 /// A source row turned into an item ready to diff and write.
 #[derive(Debug, Clone)]
@@ -87,17 +87,15 @@ impl TablePlan {
         entities: Vec<Plan>,
         param_types: HashMap<String, Type>,
     ) -> Result<TablePlan, ProfileError> {
-        let show =
-            |keys: &[(String, &str)]| keys.iter().map(|(n, t)| format!("{n} {t}")).collect::<Vec<_>>().join(", ");
         let first = &entities[0];
         for (entity, plan) in mapping.entities.iter().zip(&entities).skip(1) {
             if plan.key_schema != first.key_schema {
                 return Err(mapping.error(format!(
                     "entity \"{}\" gives key ({}) but entity \"{}\" gives ({}); a table's key has one type",
                     entity.name,
-                    show(&plan.key_schema),
+                    show_schema(&plan.table_keys()),
                     mapping.entities[0].name,
-                    show(&first.key_schema)
+                    show_schema(&first.table_keys())
                 )));
             }
         }
@@ -131,13 +129,29 @@ impl TablePlan {
                 projection: index.projection.clone(),
             });
         }
-        let keys = first.key_schema.iter().map(|(n, t)| (n.clone(), t.to_string())).collect();
+        let keys = first.table_keys();
         Ok(TablePlan { entities, schema: TableSchema { keys, indexes }, param_types })
     }
 
     pub fn key_names(&self) -> Vec<&str> {
         self.entities[0].key_names()
     }
+}
+
+/// `lesson_id N, topic S`, for messages.
+pub fn show_schema(schema: &KeySchema) -> String {
+    schema.iter().map(|(n, t)| format!("{n} {t}")).collect::<Vec<_>>().join(", ")
+}
+
+/// `PK S, SK S; indexes GenreIndex (genre S)`, for messages.
+pub fn show_table_schema(schema: &TableSchema) -> String {
+    let mut text = show_schema(&schema.keys);
+    for (i, index) in schema.indexes.iter().enumerate() {
+        let kind = if index.local { "local " } else { "" };
+        text.push_str(if i == 0 { "; indexes " } else { ", " });
+        text.push_str(&format!("{kind}{} ({})", index.name, show_schema(&index.keys)));
+    }
+    text
 }
 
 /// Column types a key (table or index) may come from: DynamoDB keys are strings, numbers or bytes.
@@ -253,6 +267,11 @@ impl Plan {
         self.key_schema.iter().map(|(n, _)| n.as_str()).collect()
     }
 
+    /// The key schema this entity gives its table, in DynamoDB's terms.
+    pub fn table_keys(&self) -> KeySchema {
+        self.key_schema.iter().map(|(n, t)| (n.clone(), t.to_string())).collect()
+    }
+
     /// Builds one item from a row's raw values (binary wire format, `None` for NULL).
     pub fn build(&self, raw: &[Option<&[u8]>]) -> Result<Built, Reject> {
         let mut item = Item::with_capacity(self.columns.len() + 2);
@@ -324,16 +343,9 @@ impl Plan {
     /// Estimated write units of the index entries an item makes: one per index whose key
     /// attributes it all has, sized by what the index copies.
     fn index_units(&self, item: &Item, size: usize) -> u64 {
-        let entry = |names: &mut dyn Iterator<Item = &str>| -> usize {
-            let mut seen = Vec::new();
-            names
-                .filter(|n| {
-                    let fresh = !seen.contains(n);
-                    seen.push(*n);
-                    fresh
-                })
-                .filter_map(|n| item.get(n).map(|v| n.len() + item::value_size(v)))
-                .sum()
+        // The bytes of the named attributes, each counted once (an index key may be a table key).
+        let entry = |names: Vec<&str>| -> usize {
+            distinct(names).into_iter().filter_map(|n| item.get(n).map(|v| n.len() + item::value_size(v))).sum()
         };
         self.indexes
             .iter()
@@ -342,8 +354,8 @@ impl Plan {
                 let keys = self.key_schema.iter().map(|(n, _)| n.as_str()).chain(index.key_attributes());
                 let bytes = match &index.projection {
                     Projection::All => size,
-                    Projection::KeysOnly => entry(&mut keys.into_iter()),
-                    Projection::Include(extra) => entry(&mut keys.chain(extra.iter().map(String::as_str))),
+                    Projection::KeysOnly => entry(keys.collect()),
+                    Projection::Include(extra) => entry(keys.chain(extra.iter().map(String::as_str)).collect()),
                 };
                 item::write_units(bytes)
             })

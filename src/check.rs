@@ -7,12 +7,12 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::build::TablePlan;
+use crate::build::{show_schema, show_table_schema, TablePlan};
 use crate::dynamo::Dynamo;
 use crate::exit::Exit;
 use crate::profile::Profile;
 use crate::source::Source;
-use crate::sync::{self, show_schema, show_table_schema};
+use crate::sync;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

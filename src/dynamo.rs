@@ -235,19 +235,7 @@ impl Dynamo {
             .send()
             .await
             .map_err(target_error)?;
-        let deadline = tokio::time::Instant::now() + TABLE_WAIT;
-        let mut pause = Duration::from_millis(10);
-        loop {
-            self.wait(table, false, TABLE_WAIT).await?;
-            if self.describe(table).await?.is_some_and(|i| i.indexes_building == 0) {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() > deadline {
-                return Err(TargetError::Fatal(format!("index {} of {table} is still being built", index.name)));
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(5));
-        }
+        self.wait(table, false, TABLE_WAIT).await
     }
 
     pub async fn delete_table(&self, table: &str) -> Result<(), TargetError> {
@@ -270,8 +258,9 @@ impl Dynamo {
         self.wait(table, false, TABLE_WAIT).await
     }
 
-    /// Waits until the table is ACTIVE (`gone = false`) or no longer exists (`gone = true`), polling
-    /// quickly at first (local servers answer at once) and every second at most (AWS takes seconds).
+    /// Waits until the table and its indexes are ACTIVE (`gone = false`) or the table no longer
+    /// exists (`gone = true`), polling quickly at first (local servers answer at once) and every
+    /// second at most (AWS takes seconds, and minutes to fill a new index).
     pub async fn wait(&self, table: &str, gone: bool, limit: Duration) -> Result<(), TargetError> {
         let deadline = tokio::time::Instant::now() + limit;
         let mut pause = Duration::from_millis(10);
@@ -279,13 +268,19 @@ impl Dynamo {
             let info = self.describe(table).await?;
             let done = match &info {
                 None => gone,
-                Some(info) => !gone && info.status == TableStatus::Active.as_str(),
+                Some(info) => !gone && info.status == TableStatus::Active.as_str() && info.indexes_building == 0,
             };
             if done {
                 return Ok(());
             }
             if tokio::time::Instant::now() > deadline {
-                let state = info.map(|i| i.status).unwrap_or_else(|| "absent".into());
+                let state = match info {
+                    None => "absent".to_string(),
+                    Some(i) if i.indexes_building > 0 => {
+                        format!("{}, building {} indexes,", i.status, i.indexes_building)
+                    }
+                    Some(i) => i.status,
+                };
                 return Err(TargetError::Fatal(format!("table {table} is still {state} after {}s", limit.as_secs())));
             }
             tokio::time::sleep(pause).await;

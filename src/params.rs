@@ -13,7 +13,7 @@ use crate::convert;
 use crate::dynamo::Filter;
 use crate::exit::UsageError;
 use crate::item::AttributeValue;
-use crate::profile::{scope_placeholders, Entity, Profile, TableMapping};
+use crate::profile::{distinct, placeholders, Entity, Profile, TableMapping};
 
 /// `name=value` from the command line.
 pub fn parse(arg: &str) -> Result<(String, String), String> {
@@ -37,12 +37,11 @@ impl Params {
         mappings: &[&TableMapping],
         given: &[(String, String)],
     ) -> Result<Params, UsageError> {
-        let used: Vec<&str> =
-            mappings.iter().flat_map(|m| &m.entities).flat_map(|e| e.params.iter().map(String::as_str)).collect();
+        let used = distinct(mappings.iter().flat_map(|m| m.params()));
         let mut values = profile.param_defaults.clone();
         for (name, value) in given {
             if !used.contains(&name.as_str()) {
-                let known = if used.is_empty() { "they take none".to_string() } else { unique(&used).join(", ") };
+                let known = if used.is_empty() { "they take none".to_string() } else { used.join(", ") };
                 return Err(UsageError(format!(
                     "--param {name}: no query of the selected tables uses a parameter \"{name}\" ({known})"
                 )));
@@ -69,8 +68,8 @@ impl Params {
 
     /// The parameters and values a run used, for the report.
     pub fn used_by(&self, mappings: &[&TableMapping]) -> BTreeMap<String, String> {
-        let used: Vec<&String> = mappings.iter().flat_map(|m| &m.entities).flat_map(|e| &e.params).collect();
-        self.values.iter().filter(|(k, _)| used.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect()
+        let used = distinct(mappings.iter().flat_map(|m| m.params()));
+        self.values.iter().filter(|(k, _)| used.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     /// The Scan filter of a table's `scope`: each `:name` gets the parameter's value, a number when
@@ -78,7 +77,7 @@ impl Params {
     /// stands for the attribute of that name.
     pub fn filter(&self, mapping: &TableMapping, param_types: &HashMap<String, Type>) -> Option<Filter> {
         let expression = mapping.scope.clone()?;
-        let values = scope_placeholders(&expression)
+        let values = placeholders(&expression, ':')
             .into_iter()
             .map(|name| {
                 let text = self.values.get(name).cloned().unwrap_or_default();
@@ -89,32 +88,9 @@ impl Params {
                 (format!(":{name}"), value)
             })
             .collect();
-        let names = attribute_names(&expression).into_iter().map(|n| (format!("#{n}"), n.to_string())).collect();
+        let names = placeholders(&expression, '#').into_iter().map(|n| (format!("#{n}"), n.to_string())).collect();
         Some(Filter { expression, values, names })
     }
-}
-
-fn unique<'a>(names: &[&'a str]) -> Vec<&'a str> {
-    let mut out: Vec<&str> = Vec::new();
-    for n in names {
-        if !out.contains(n) {
-            out.push(n);
-        }
-    }
-    out
-}
-
-/// The `#name` placeholders of an expression.
-fn attribute_names(expression: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    for (at, _) in expression.match_indices('#') {
-        let rest = &expression[at + 1..];
-        let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
-        if end > 0 && !out.contains(&&rest[..end]) {
-            out.push(&rest[..end]);
-        }
-    }
-    out
 }
 
 #[cfg(test)]

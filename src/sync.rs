@@ -19,7 +19,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 
 use crate::backup;
-use crate::build::{Built, Plan, Reject, TablePlan};
+use crate::build::{show_schema, show_table_schema, Built, Plan, Reject, TablePlan};
 use crate::classify::Classifier;
 use crate::cost::Savings;
 use crate::diff::{self, Index, Verdict};
@@ -130,22 +130,6 @@ pub async fn plan(source: &Source, mapping: &TableMapping) -> Result<TablePlan> 
     Ok(TablePlan::new(mapping, plans, param_types)?)
 }
 
-/// The key schema a plan gives its table, in DynamoDB's terms.
-pub fn key_schema(plan: &TablePlan) -> KeySchema {
-    plan.schema.keys.clone()
-}
-
-/// `PK S, SK S; indexes GenreIndex (genre S)`, for messages.
-pub fn show_table_schema(schema: &TableSchema) -> String {
-    let mut text = show_schema(&schema.keys);
-    for (i, index) in schema.indexes.iter().enumerate() {
-        let kind = if index.local { "local " } else { "" };
-        text.push_str(if i == 0 { "; indexes " } else { ", " });
-        text.push_str(&format!("{kind}{} ({})", index.name, show_schema(&index.keys)));
-    }
-    text
-}
-
 /// The indexes a mapping declares that the table lacks (or has with another key).
 pub fn missing_indexes<'p>(info: &TableInfo, plan: &'p TablePlan) -> Vec<&'p IndexSchema> {
     plan.schema
@@ -170,17 +154,12 @@ pub fn missing_indexes_message(missing: &[&IndexSchema], profile: &Profile, mapp
     format!("lacks index {} that {} declares; {fix}", names.join(", "), mapping.origin.display())
 }
 
-/// `lesson_id N, topic S`, for messages.
-pub fn show_schema(schema: &KeySchema) -> String {
-    schema.iter().map(|(n, t)| format!("{n} {t}")).collect::<Vec<_>>().join(", ")
-}
-
 /// `has key (id S) but envs/mappings/pni.toml gives (lesson_id N)` when a table's key is not the
 /// one its mapping gives; the callers say what follows from it.
 pub fn key_mismatch(found: &KeySchema, mapping: &TableMapping, plan: &TablePlan) -> Option<String> {
-    let wanted = key_schema(plan);
-    (*found != wanted).then(|| {
-        format!("has key ({}) but {} gives ({})", show_schema(found), mapping.origin.display(), show_schema(&wanted))
+    let wanted = &plan.schema.keys;
+    (found != wanted).then(|| {
+        format!("has key ({}) but {} gives ({})", show_schema(found), mapping.origin.display(), show_schema(wanted))
     })
 }
 

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::build::{show_schema, show_table_schema};
 use crate::dynamo::Dynamo;
 use crate::lock;
 use crate::printer::Printer;
 use crate::profile::{Profile, TableMapping};
 use crate::source::Source;
-use crate::sync::{self, show_schema, show_table_schema};
+use crate::sync;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TableAction {

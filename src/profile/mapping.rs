@@ -33,6 +33,11 @@ impl TableMapping {
         ProfileError::new(&self.origin, format!("table \"{}\": {message}", self.name))
     }
 
+    /// The parameter names the table's queries use, each once, in order.
+    pub fn params(&self) -> Vec<&str> {
+        distinct(self.entities.iter().flat_map(|e| e.params.iter().map(String::as_str)))
+    }
+
     /// Whether any of the table's queries takes parameters.
     pub fn takes_params(&self) -> bool {
         self.entities.iter().any(|e| !e.params.is_empty())
@@ -193,8 +198,8 @@ pub(super) fn table_mapping(
         }
     }
     if let Some(scope) = &table.scope {
-        let used: Vec<&str> = entities.iter().flat_map(|e| e.params.iter().map(String::as_str)).collect();
-        for placeholder in scope_placeholders(scope) {
+        let used = distinct(entities.iter().flat_map(|e| e.params.iter().map(String::as_str)));
+        for placeholder in placeholders(scope, ':') {
             if !used.contains(&placeholder) {
                 return Err(err(format!(
                     "scope uses `:{placeholder}`, which is not a parameter of the table's queries ({})",
@@ -233,17 +238,23 @@ pub(super) fn check_param_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The `:name` placeholders of a filter expression, in order.
-pub fn scope_placeholders(expression: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut rest = expression;
-    while let Some(at) = rest.find(':') {
-        rest = &rest[at + 1..];
+/// The placeholders a filter expression introduces with `sigil` (`:` for values, `#` for
+/// attribute names), each once, in order.
+pub fn placeholders(expression: &str, sigil: char) -> Vec<&str> {
+    distinct(expression.match_indices(sigil).filter_map(|(at, _)| {
+        let rest = &expression[at + 1..];
         let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
-        if end > 0 && !out.contains(&&rest[..end]) {
-            out.push(&rest[..end]);
+        (end > 0).then(|| &rest[..end])
+    }))
+}
+
+/// Each name once, in the order first seen.
+pub fn distinct<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    for name in names {
+        if !out.contains(&name) {
+            out.push(name);
         }
-        rest = &rest[end..];
     }
     out
 }

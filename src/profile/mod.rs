@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::cost::Prices;
 use mapping::{check_param_name, table_mapping};
-pub use mapping::{scope_placeholders, Entity, Index, KeySource, KeySpec, Projection, TableMapping};
+pub use mapping::{distinct, placeholders, Entity, Index, KeySource, KeySpec, Projection, TableMapping};
 pub use template::{Part, Template};
 
 /// A profile error: the file it concerns and what is wrong.
