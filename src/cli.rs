@@ -10,7 +10,8 @@ pub const EXIT_CODES: &str = "Exit codes:
   1  error: a server, a query or a check failed
   2  bad usage or profile; nothing was done
   3  differences: rows rejected or not written, deletes refused, or verify found differences
-  4  another run holds the environment's lock; nothing was done";
+  4  another run holds the lock of a table; nothing was done
+  5  interrupted by SIGTERM or SIGINT; what was written is kept, the next run completes it";
 
 #[derive(Debug, Parser)]
 #[command(

@@ -176,15 +176,11 @@ async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Resul
     let action = format!("restore deletes and recreates {}", names.join(", "));
     confirm_destruction(&profile, &action, args.yes, printer)?;
     let dynamo = std::sync::Arc::new(dynamo::Dynamo::connect(&profile.target).await);
-    sync::ensure_metadata_table(&dynamo, &profile).await?;
-    let lock =
-        lock::acquire(dynamo.clone(), &profile.metadata_table, &profile.env, profile.sync.lock_lease, false).await?;
-    let restored = tokio::select! {
-        restored = backup::restore(dynamo.clone(), &profile, &args.file, &manifest, &targets, printer) => restored,
-        reason = lock.lost() => Err(anyhow::anyhow!("stopped: {reason}")),
-    };
-    lock.release().await?;
-    let restored = restored?;
+    let tables: Vec<String> = targets.iter().map(|(_, t)| t.clone()).collect();
+    let restored = lock::with_lock(&dynamo, &profile, &tables, false, |_fence| {
+        backup::restore(dynamo.clone(), &profile, &args.file, &manifest, &targets, printer)
+    })
+    .await?;
     printer.restored(&restored)?;
     let failed = restored.iter().any(|r| !r.outcome.failed.is_empty());
     Ok(if failed { Exit::Differences } else { Exit::Success })
@@ -208,8 +204,16 @@ async fn sync(envs_dir: &Path, args: SyncArgs, printer: &Printer) -> Result<Exit
         rejects_file: args.rejects_file,
         params: args.params,
     };
-    let report = sync::run(&profile, &options, printer).await?;
-    printer.show(&report, crate::report::RunReport::render)?;
+    let stop = crate::stop::Stop::on_signals();
+    let finished = sync::run(&profile, &options, printer, &stop).await?;
+    let report = finished.report;
+    // The report comes first, whatever ended the run: it says what was written.
+    if finished.error.is_none() || !report.tables.is_empty() {
+        printer.show(&report, crate::report::RunReport::render)?;
+    }
+    if let Some(error) = finished.error {
+        return Err(error);
+    }
     Ok(if report.has_losses() { Exit::Differences } else { Exit::Success })
 }
 

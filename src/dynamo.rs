@@ -80,6 +80,8 @@ pub struct Dynamo {
     client: Client,
     /// The credential chain the client signs with, for `check` to test on its own.
     credentials: Option<aws_sdk_dynamodb::config::SharedCredentialsProvider>,
+    /// The region, and the endpoint when it is not AWS's, for messages.
+    location: String,
 }
 
 /// Turns an SDK error into the seam's typed error, by DynamoDB's error code and the HTTP status.
@@ -125,7 +127,16 @@ impl Dynamo {
             loader = loader.profile_name(name);
         }
         let config = loader.load().await;
-        Dynamo { client: Client::new(&config), credentials: config.credentials_provider() }
+        let location = match &target.endpoint_url {
+            Some(url) => format!("{} ({url})", target.region),
+            None => target.region.clone(),
+        };
+        Dynamo { client: Client::new(&config), credentials: config.credentials_provider(), location }
+    }
+
+    /// The region, and the endpoint when it is not AWS's: `us-east-1 (http://127.0.0.1:8000)`.
+    pub fn endpoint(&self) -> &str {
+        &self.location
     }
 
     /// `None` when the table does not exist.

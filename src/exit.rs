@@ -18,16 +18,20 @@ pub enum Exit {
     Differences = 3,
     /// Another run of the environment holds the run lock: nothing was done; try again later.
     Locked = 4,
+    /// Stopped by SIGTERM or SIGINT before the run finished: what was written is kept and recorded,
+    /// nothing was deleted after the stop, and the next run completes the work.
+    Interrupted = 5,
 }
 
 impl Exit {
     /// Every code with its meaning, for `--help` and the README.
-    pub const ALL: [(Exit, &'static str); 5] = [
+    pub const ALL: [(Exit, &'static str); 6] = [
         (Exit::Success, "success"),
         (Exit::Error, "error: a server, a query or a check failed"),
         (Exit::Usage, "bad usage or profile; nothing was done"),
         (Exit::Differences, "differences: rows rejected or not written, deletes refused, or verify found differences"),
-        (Exit::Locked, "another run holds the environment's lock; nothing was done"),
+        (Exit::Locked, "another run holds the lock of a table; nothing was done"),
+        (Exit::Interrupted, "interrupted by SIGTERM or SIGINT; what was written is kept, the next run completes it"),
     ];
 
     /// The worse of two outcomes, for commands that do several things.
@@ -36,8 +40,9 @@ impl Exit {
             Exit::Success => 0,
             Exit::Differences => 1,
             Exit::Locked => 2,
-            Exit::Error => 3,
-            Exit::Usage => 4,
+            Exit::Interrupted => 3,
+            Exit::Error => 4,
+            Exit::Usage => 5,
         };
         if rank(other) > rank(self) {
             other

@@ -91,13 +91,21 @@ pub struct RunRecord {
     /// The `--param` values a run's queries took: it covered that slice of the source.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, String>,
+    /// `completed`, `interrupted` or `failed` (records from before outcomes were kept: completed).
+    pub outcome: String,
+    /// The signal or error that ended a run that did not complete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome_reason: Option<String>,
+    pub exit_code: u8,
 }
 
 impl RunRecord {
-    /// `incremental`, or `incremental from=2025-01-01 to=2025-02-01` for a run with parameters.
+    /// `incremental`, or `incremental from=2025-01-01 to=2025-02-01` for a run with parameters,
+    /// then `(interrupted, exit 5)` for a run that did not complete.
     pub fn described_mode(&self) -> String {
         let params = self.params.iter().map(|(k, v)| format!(" {k}={v}"));
-        std::iter::once(self.mode.clone()).chain(params).collect()
+        let outcome = (self.outcome != "completed").then(|| format!(" ({}, exit {})", self.outcome, self.exit_code));
+        std::iter::once(self.mode.clone()).chain(params).chain(outcome).collect()
     }
 }
 
@@ -115,6 +123,9 @@ impl RunRecord {
             started_at: text("started_at")?,
             finished_at: text("finished_at").unwrap_or_default(),
             mode: text("mode").unwrap_or_else(|| "incremental".into()),
+            outcome: text("outcome").unwrap_or_else(|| "completed".into()),
+            outcome_reason: text("outcome_reason"),
+            exit_code: item.get("exit_code").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0),
             total: Figures::of(item),
             tables,
             params: match item.get("params") {
@@ -312,7 +323,7 @@ pub fn summary_csv(s: &Summary) -> Result<String, csv::Error> {
 mod tests {
     use super::*;
     use crate::cost::{Prices, Savings};
-    use crate::report::{RunReport, TableReport, Totals};
+    use crate::report::{Outcome, RunReport, TableReport, Totals};
 
     fn report(started_at: &str, created: u64, unchanged: u64, clean: bool) -> RunReport {
         let prices = Prices::builtin("us-east-1").unwrap();
@@ -354,6 +365,8 @@ mod tests {
             params: Default::default(),
             rejects_file: None,
             backup: None,
+            outcome: Outcome::completed(),
+            notes: Vec::new(),
         }
     }
 

@@ -13,6 +13,7 @@ pub mod ddb_json;
 pub mod diff;
 pub mod dynamo;
 pub mod exit;
+pub mod guard;
 pub mod hash;
 pub mod history;
 pub mod iam;
@@ -28,6 +29,7 @@ pub mod report;
 pub mod retry;
 pub mod scan;
 pub mod source;
+pub mod stop;
 pub mod sync;
 pub mod tables;
 pub mod target;
@@ -50,7 +52,9 @@ pub fn exit_for(error: &anyhow::Error) -> Exit {
                 Some(source::SourceError::MissingPassword { .. } | source::SourceError::Tls { .. })
             )
     };
-    if error.chain().any(|e| e.is::<lock::Locked>()) {
+    if error.chain().any(|e| e.is::<stop::Interrupted>()) {
+        Exit::Interrupted
+    } else if error.chain().any(|e| e.is::<lock::Locked>()) {
         Exit::Locked
     } else if error.chain().any(|e| e.is::<sync::RejectedBeforeWrite>()) {
         Exit::Differences

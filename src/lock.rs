@@ -1,61 +1,89 @@
-//! The run lock: a lease item in the environment's metadata table, so that two syncs of one
-//! environment never write at the same time.
+//! The run lock: one lease item per DynamoDB table in the metadata table, so that two runs that
+//! write the same table never write at the same time, whichever environment file named it.
 //!
-//! A run takes the lease with a conditional write (the item is absent, or is exactly the expired
-//! lease it read), renews it every third of the lease while it lives, and deletes it at the end. A
-//! lease left by a killed run is free once it expires, or at once when the holder ran on this host
-//! and its process is gone. `--force-unlock` takes the lease whatever holds it. Losing the lease
-//! (another run forced it) stops the run. Expiry compares wall clocks across hosts, so the lease
-//! is long (60 s by default) against ordinary clock skew.
+//! A run takes the lease of every table it touches with a conditional write (the item is absent,
+//! or is exactly the expired lease it read), in name order so that two runs cannot each hold half.
+//! It renews them every third of the lease while it makes progress, and deletes them at the end.
+//! A lease left by a killed run is free once it expires, or at once when the holder ran on this
+//! host and its process is gone. `--force-unlock` takes the lease whatever holds it.
+//!
+//! Fencing: a run stops writing before its lease can expire in anyone else's eyes. The [`Fence`]
+//! moves forward only when a renewal is confirmed, to the moment the renewal was sent plus the
+//! lease less a quarter (for clock skew between hosts). A process paused past that point (SIGSTOP,
+//! a suspended VM) or a DynamoDB that stops answering the renewals therefore finds its fence
+//! closed before any other run can have taken over, and writes nothing more.
+//!
+//! Progress: the lease is renewed only while the run shows progress (rows read, pages scanned,
+//! batches written, tables becoming ready: [`beat`]); a run stuck longer than its stall limit lets the lease go
+//! and stops, so a hung run cannot hold the tables for ever.
 
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
 use tokio::sync::watch;
 
-use crate::dynamo::{Condition, Dynamo};
+use crate::dynamo::{Condition, Dynamo, TableSchema, TABLE_WAIT};
 use crate::item::{AttributeValue, Item};
+use crate::profile::Profile;
 
-/// Who holds the lock, as stored in the lease item.
+/// Who holds a table's lock, as stored in its lease item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
     /// Unique per run: conditions compare it.
     pub run_id: String,
+    /// The environment whose run holds it (another profile may name the same table).
+    pub env: String,
     pub host: String,
     pub pid: u32,
     pub started_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
 
-/// Another run holds the lock.
+/// Another run holds the lock of a table.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "another sync of {env} is running: {} (pid {}) took the lock at {} and holds it until {} unless renewed; \
-     wait for it to finish, or if it is gone run again with --force-unlock",
-    holder.host, holder.pid, holder.started_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+    "table {table} is locked by another run (environment {}): {} (pid {}) took the lock at {} and holds it until {} \
+     unless renewed; wait for it to finish, or if it is gone run again with --force-unlock",
+    holder.env, holder.host, holder.pid, holder.started_at.to_rfc3339_opts(SecondsFormat::Secs, true),
     holder.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true)
 )]
 pub struct Locked {
-    pub env: String,
+    pub table: String,
     pub holder: Lease,
 }
+
+/// The run stopped because it could no longer be sure it held the lock; nothing was written after.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped: {0}")]
+pub struct LeaseLost(pub String);
 
 /// What to do about the lease found in the table. Pure.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decision {
     /// No lease: take it.
     Free,
+    /// This run's own lease: an earlier attempt was applied though its answer was lost.
+    Ours,
     /// A lease nobody holds any more (why, for the log): take it over.
     Stale(String),
     /// A live lease: refuse.
     Held,
 }
 
-pub fn decide(found: Option<&Lease>, now: DateTime<Utc>, host: &str, alive: impl Fn(u32) -> bool) -> Decision {
+pub fn decide(
+    found: Option<&Lease>,
+    me: &str,
+    now: DateTime<Utc>,
+    host: &str,
+    alive: impl Fn(u32) -> bool,
+) -> Decision {
     match found {
         None => Decision::Free,
+        Some(lease) if lease.run_id == me => Decision::Ours,
         Some(lease) if lease.expires_at <= now => Decision::Stale(format!("the lease expired at {}", lease.expires_at)),
         Some(lease) if lease.host == host && !alive(lease.pid) => {
             Decision::Stale(format!("process {} on this host has ended", lease.pid))
@@ -74,14 +102,20 @@ pub fn process_alive(pid: u32) -> bool {
     }
 }
 
-fn lock_key(env: &str) -> Item {
-    [("pk".to_string(), AttributeValue::S("LOCK".into())), ("sk".to_string(), AttributeValue::S(env.into()))].into()
+/// The lease item's key: one per table, whatever profile names it.
+pub fn lock_key(table: &str) -> Item {
+    [
+        ("pk".to_string(), AttributeValue::S("LOCK".into())),
+        ("sk".to_string(), AttributeValue::S(format!("TABLE#{table}"))),
+    ]
+    .into()
 }
 
-fn to_item(env: &str, lease: &Lease) -> Item {
-    let mut item = lock_key(env);
+fn to_item(table: &str, lease: &Lease) -> Item {
+    let mut item = lock_key(table);
     let s = |v: String| AttributeValue::S(v);
     item.insert("run_id".into(), s(lease.run_id.clone()));
+    item.insert("environment".into(), s(lease.env.clone()));
     item.insert("host".into(), s(lease.host.clone()));
     item.insert("pid".into(), AttributeValue::N(lease.pid.to_string()));
     item.insert("started_at".into(), s(lease.started_at.to_rfc3339_opts(SecondsFormat::Millis, true)));
@@ -94,6 +128,7 @@ fn from_item(item: &Item) -> Option<Lease> {
     let time = |k: &str| s(k).and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).map(|t| t.with_timezone(&Utc));
     Some(Lease {
         run_id: s("run_id")?,
+        env: s("environment").unwrap_or_else(|| "unknown".into()),
         host: s("host")?,
         pid: item.get("pid").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())?,
         started_at: time("started_at")?,
@@ -101,38 +136,246 @@ fn from_item(item: &Item) -> Option<Lease> {
     })
 }
 
-/// A held lock; renewed in the background until [`Held::release`].
+/// How long a lease is good for, once written, as `chrono` counts it (saturating: a profile's
+/// lease is validated, but arithmetic on times must never panic).
+fn expiry(now: DateTime<Utc>, lease_for: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(lease_for)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// The part of the lease kept back for clock skew between hosts: the fence closes this long before
+/// the lease expires.
+fn skew_margin(lease_for: Duration) -> Duration {
+    lease_for / 4
+}
+
+/// The process's clock for [`beat`]: progress is process-wide, as the lock is.
+fn origin() -> Instant {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now)
+}
+
+/// Milliseconds after [`origin`] of the last progress.
+static LAST_BEAT: AtomicU64 = AtomicU64::new(0);
+
+/// Records progress (a source row, a Scan page, a written batch, a table that became ready): the
+/// lease is renewed only while there is some. Lock renewals themselves are not progress.
+pub fn beat() {
+    let now = Instant::now().saturating_duration_since(origin()).as_millis() as u64;
+    LAST_BEAT.fetch_max(now, Ordering::Relaxed);
+}
+
+/// How long since the last progress.
+fn idle() -> Duration {
+    let now = Instant::now().saturating_duration_since(origin()).as_millis() as u64;
+    Duration::from_millis(now.saturating_sub(LAST_BEAT.load(Ordering::Relaxed)))
+}
+
+/// Whether this run may still write, and its progress. Cheap to clone; shared by the writers.
+#[derive(Clone, Debug)]
+pub struct Fence(Arc<FenceState>);
+
+#[derive(Debug)]
+struct FenceState {
+    origin: Instant,
+    /// Milliseconds after `origin` until which writes are safe; `u64::MAX` when unfenced.
+    open_until: AtomicU64,
+    /// When the lease was last confirmed, for messages (milliseconds after `origin`).
+    renewed: AtomicU64,
+}
+
+impl Fence {
+    /// A fence that never closes: dry runs and commands that hold no lock.
+    pub fn open() -> Fence {
+        Fence::closing_at(Instant::now(), None)
+    }
+
+    fn closing_at(origin: Instant, until: Option<Instant>) -> Fence {
+        let fence =
+            Fence(Arc::new(FenceState { origin, open_until: AtomicU64::new(u64::MAX), renewed: AtomicU64::new(0) }));
+        if let Some(until) = until {
+            fence.0.open_until.store(fence.millis(until), Ordering::SeqCst);
+        }
+        fence
+    }
+
+    fn millis(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.0.origin).as_millis().min(u64::MAX as u128 - 1) as u64
+    }
+
+    /// A renewal sent at `sent` was confirmed.
+    fn extend(&self, sent: Instant, lease_for: Duration) {
+        let until = sent + lease_for.saturating_sub(skew_margin(lease_for));
+        self.0.open_until.fetch_max(self.millis(until), Ordering::SeqCst);
+        self.0.renewed.fetch_max(self.millis(sent), Ordering::SeqCst);
+    }
+
+    /// Time left before the fence closes; `None` when it is already closed.
+    pub fn remaining(&self) -> Option<Duration> {
+        let until = self.0.open_until.load(Ordering::SeqCst);
+        if until == u64::MAX {
+            return Some(Duration::MAX);
+        }
+        until.checked_sub(self.millis(Instant::now())).filter(|&ms| ms > 0).map(Duration::from_millis)
+    }
+
+    /// An error when the run may no longer write: its lease was last confirmed too long ago.
+    pub fn check(&self) -> Result<(), LeaseLost> {
+        match self.remaining() {
+            Some(_) => Ok(()),
+            None => Err(LeaseLost(self.closed_reason())),
+        }
+    }
+
+    fn closed_reason(&self) -> String {
+        let since = self.millis(Instant::now()).saturating_sub(self.0.renewed.load(Ordering::SeqCst)) / 1000;
+        format!(
+            "the run lock was last confirmed {since} s ago, too long for its lease to be trusted (the process was \
+             paused or stalled, or DynamoDB did not answer the renewals), so another run may have taken over; \
+             nothing more was written. Run again: the next run completes the work"
+        )
+    }
+}
+
+/// Held locks; renewed in the background until [`Held::release`].
 pub struct Held {
     dynamo: Arc<Dynamo>,
-    table: String,
-    env: String,
+    metadata_table: String,
+    tables: Vec<String>,
     run_id: String,
+    lease: Duration,
+    fence: Fence,
     renewal: tokio::task::JoinHandle<()>,
     lost: watch::Receiver<Option<String>>,
 }
 
-/// Takes the lock of `env` in `table` (the metadata table, which must exist).
-pub async fn acquire(dynamo: Arc<Dynamo>, table: &str, env: &str, lease_for: Duration, force: bool) -> Result<Held> {
+/// What the lock needs to know about the run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub env: String,
+    /// The metadata table, which holds the lease items (it must exist).
+    pub metadata_table: String,
+    pub lease: Duration,
+    /// Longest time without progress before the run lets its lease go and stops.
+    pub stall_limit: Duration,
+    /// `--force-unlock`: take the leases whatever holds them.
+    pub force: bool,
+}
+
+impl Settings {
+    pub fn of(profile: &Profile, force: bool) -> Settings {
+        Settings {
+            env: profile.env.clone(),
+            metadata_table: profile.metadata_table.clone(),
+            lease: profile.sync.lock_lease,
+            stall_limit: profile.sync.stall_limit,
+            force,
+        }
+    }
+}
+
+/// Creates the metadata table (run records and the run lock) if it does not exist.
+pub async fn ensure_metadata_table(dynamo: &Dynamo, profile: &Profile) -> Result<()> {
+    let table = &profile.metadata_table;
+    let info = dynamo.describe(table).await;
+    let location = crate::sync::location(profile);
+    if info.with_context(|| format!("reading DynamoDB table {table} in {location}"))?.is_none() {
+        let schema = TableSchema { keys: vec![("pk".into(), "S".into()), ("sk".into(), "S".into())], indexes: vec![] };
+        match dynamo.create_table(table, &schema).await {
+            Ok(()) => {}
+            // Another run created it meanwhile.
+            Err(e) if e.to_string().contains("in use") || e.to_string().contains("exists") => {}
+            Err(e) => return Err(e).with_context(|| format!("creating metadata table {table}")),
+        }
+        dynamo.wait(table, false, TABLE_WAIT).await?;
+    }
+    Ok(())
+}
+
+/// Runs `work` while holding the lock of `tables`: creates the metadata table if needed, takes the
+/// leases, stops `work` (with [`LeaseLost`]) if they are lost, and releases them at the end.
+pub async fn with_lock<T, F, Fut>(
+    dynamo: &Arc<Dynamo>,
+    profile: &Profile,
+    tables: &[String],
+    force: bool,
+    work: F,
+) -> Result<T>
+where
+    F: FnOnce(Fence) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    ensure_metadata_table(dynamo, profile).await?;
+    let held = acquire(dynamo.clone(), &Settings::of(profile, force), tables).await?;
+    let outcome = tokio::select! {
+        outcome = work(held.fence()) => outcome,
+        reason = held.lost() => Err(LeaseLost(reason).into()),
+    };
+    let released = held.release().await;
+    match outcome {
+        // The work's error matters more than a failure to release, which expiry repairs.
+        Err(e) => Err(e),
+        Ok(value) => released.context("releasing the run lock").map(|()| value),
+    }
+}
+
+/// Takes the lock of every table in `tables` (in name order), or none of them.
+pub async fn acquire(dynamo: Arc<Dynamo>, settings: &Settings, tables: &[String]) -> Result<Held> {
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     let now = Utc::now();
+    let origin = Instant::now();
     let me = Lease {
         run_id: format!("{host}:{}:{}", std::process::id(), now.timestamp_micros()),
+        env: settings.env.clone(),
         host: host.clone(),
         pid: std::process::id(),
         started_at: now,
-        expires_at: now + lease_for,
+        expires_at: expiry(now, settings.lease),
     };
-    let found = dynamo.get_item(table, lock_key(env)).await?;
+    let mut tables = tables.to_vec();
+    tables.sort();
+    tables.dedup();
+    let (tx, lost) = watch::channel(None);
+    let fence = Fence::closing_at(origin, Some(origin + settings.lease.saturating_sub(skew_margin(settings.lease))));
+    let mut held = Held {
+        dynamo: dynamo.clone(),
+        metadata_table: settings.metadata_table.clone(),
+        tables: Vec::new(),
+        run_id: me.run_id.clone(),
+        lease: settings.lease,
+        fence,
+        renewal: tokio::spawn(async {}),
+        lost,
+    };
+    for table in &tables {
+        // Pushed before the attempt: if its answer is lost, release still removes what was written.
+        held.tables.push(table.clone());
+        if let Err(e) = take(&dynamo, settings, table, &me, &host).await {
+            let _ = held.release().await;
+            return Err(e);
+        }
+    }
+    held.renewal = tokio::spawn(renew(dynamo, settings.clone(), held.tables.clone(), me, held.fence.clone(), tx));
+    Ok(held)
+}
+
+/// Takes one table's lease.
+async fn take(dynamo: &Dynamo, settings: &Settings, table: &str, me: &Lease, host: &str) -> Result<()> {
+    let meta = &settings.metadata_table;
+    let found = dynamo.get_item(meta, lock_key(table)).await?;
     let lease = found.as_ref().and_then(from_item);
     if found.is_some() && lease.is_none() {
-        tracing::warn!(table, env, "unreadable lock item; taking it over");
+        tracing::warn!(meta, table, "unreadable lock item; taking it over");
     }
-    match decide(lease.as_ref(), now, &host, process_alive) {
-        Decision::Held if !force => {
-            return Err(Locked { env: env.into(), holder: lease.expect("a held lease") }.into());
+    match decide(lease.as_ref(), &me.run_id, Utc::now(), host, process_alive) {
+        Decision::Ours => return Ok(()),
+        Decision::Held if !settings.force => {
+            return Err(Locked { table: table.into(), holder: lease.expect("a held lease") }.into());
         }
-        Decision::Held => tracing::warn!(env, holder = ?lease, "--force-unlock: taking the lock from a live lease"),
-        Decision::Stale(why) => tracing::info!(env, "taking over a stale lock: {why}"),
+        Decision::Held => tracing::warn!(table, holder = ?lease, "--force-unlock: taking the lock from a live lease"),
+        Decision::Stale(why) => tracing::info!(table, "taking over a stale lock: {why}"),
         Decision::Free => {}
     }
     // Take exactly what was read: if another run changed the lease meanwhile, the condition fails.
@@ -141,51 +384,106 @@ pub async fn acquire(dynamo: Arc<Dynamo>, table: &str, env: &str, lease_for: Dur
         None if found.is_some() => Condition { expression: "attribute_not_exists(run_id)", values: vec![] },
         None => Condition { expression: "attribute_not_exists(pk)", values: vec![] },
     };
-    if !dynamo.put_if(table, to_item(env, &me), condition).await? {
-        let holder = dynamo.get_item(table, lock_key(env)).await?.as_ref().and_then(from_item);
-        return match holder {
-            Some(holder) => Err(Locked { env: env.into(), holder }.into()),
-            None => Err(anyhow::anyhow!("the lock of {env} changed while it was being taken; run again")),
-        };
+    if dynamo.put_if(meta, to_item(table, me), condition).await? {
+        return Ok(());
     }
-    let (tx, lost) = watch::channel(None);
-    let renewal = tokio::spawn(renew(dynamo.clone(), table.to_string(), env.to_string(), me.clone(), lease_for, tx));
-    Ok(Held { dynamo, table: table.into(), env: env.into(), run_id: me.run_id, renewal, lost })
+    // The condition failed. If the holder now is this run, an earlier attempt of the same write was
+    // applied and only its answer was lost (the SDK retried it): the lock is ours.
+    let holder = dynamo.get_item(meta, lock_key(table)).await?.as_ref().and_then(from_item);
+    match holder {
+        Some(holder) if holder.run_id == me.run_id => Ok(()),
+        Some(holder) => Err(Locked { table: table.into(), holder }.into()),
+        None => Err(anyhow::anyhow!("the lock of table {table} changed while it was being taken; run again")),
+    }
 }
 
-/// Renews the lease every third of its length; reports on `lost` when it cannot.
+/// Renews the leases every third of their length while the run makes progress; reports on `lost`
+/// when it cannot, and at the latest when the fence closes.
 async fn renew(
     dynamo: Arc<Dynamo>,
-    table: String,
-    env: String,
+    settings: Settings,
+    tables: Vec<String>,
     mut lease: Lease,
-    lease_for: Duration,
+    fence: Fence,
     lost: watch::Sender<Option<String>>,
 ) {
+    let lease_for = settings.lease;
+    let where_ = dynamo.endpoint();
+    let mut last_error: Option<String> = None;
+    beat();
     loop {
-        tokio::time::sleep(lease_for / 3).await;
+        let fence_closes = Instant::now() + fence.remaining().unwrap_or_default().min(lease_for);
+        tokio::select! {
+            _ = tokio::time::sleep(lease_for / 3) => {}
+            _ = tokio::time::sleep_until(fence_closes.into()) => {}
+        }
+        if fence.remaining().is_none() {
+            let reason = match &last_error {
+                Some(e) => format!(
+                    "DynamoDB ({where_}) did not confirm the run lock's renewal before its lease could expire ({e}); \
+                     nothing more was written. Check DynamoDB and run again: the next run completes the work"
+                ),
+                None => fence.closed_reason(),
+            };
+            let _ = lost.send(Some(reason));
+            return;
+        }
+        let idle = idle();
+        if idle > settings.stall_limit {
+            let _ = lost.send(Some(format!(
+                "no progress for {} s (no row from the source, no answer from DynamoDB), longer than the stall limit of \
+                 {} s; the run let its lock go. Check the source and DynamoDB, then run again",
+                idle.as_secs(),
+                settings.stall_limit.as_secs()
+            )));
+            return;
+        }
         let now = Utc::now();
+        let sent = Instant::now();
         let mut next = lease.clone();
-        next.expires_at = now + lease_for;
-        let condition =
-            Condition { expression: "run_id = :me", values: vec![(":me", AttributeValue::S(lease.run_id.clone()))] };
-        match dynamo.put_if(&table, to_item(&env, &next), condition).await {
-            Ok(true) => lease = next,
-            Ok(false) => {
-                let _ = lost.send(Some("another run took the lock (--force-unlock)".into()));
+        next.expires_at = expiry(now, lease_for);
+        let renewal = async {
+            for table in &tables {
+                let condition = Condition {
+                    expression: "run_id = :me",
+                    values: vec![(":me", AttributeValue::S(lease.run_id.clone()))],
+                };
+                if !dynamo.put_if(&settings.metadata_table, to_item(table, &next), condition).await? {
+                    return Ok(Some(table.clone()));
+                }
+            }
+            Ok::<_, crate::target::TargetError>(None)
+        };
+        let limit = fence.remaining().unwrap_or_default();
+        match tokio::time::timeout(limit, renewal).await {
+            Ok(Ok(None)) => {
+                fence.extend(sent, lease_for);
+                lease = next;
+                last_error = None;
+            }
+            Ok(Ok(Some(table))) => {
+                let _ = lost.send(Some(format!(
+                    "another run took the lock of table {table} (with --force-unlock, or after this run's lease \
+                     expired); nothing more was written"
+                )));
                 return;
             }
-            // A failed renewal is tried again next time, while the lease still runs.
-            Err(e) if Utc::now() < lease.expires_at => tracing::warn!("renewing the run lock: {e}"),
-            Err(e) => {
-                let _ = lost.send(Some(format!("the lock could not be renewed before it expired: {e}")));
-                return;
+            // A failed renewal is tried again next time, while the fence is open.
+            Ok(Err(e)) => {
+                tracing::warn!("renewing the run lock: {e}");
+                last_error = Some(e.to_string());
             }
+            Err(_) => last_error = Some(format!("no answer in {} s", limit.as_secs())),
         }
     }
 }
 
 impl Held {
+    /// The fence the writers check before every call.
+    pub fn fence(&self) -> Fence {
+        self.fence.clone()
+    }
+
     /// Resolves only if the lease is lost, with the reason.
     pub async fn lost(&self) -> String {
         let mut lost = self.lost.clone();
@@ -196,12 +494,26 @@ impl Held {
         reason
     }
 
-    /// Stops renewing and deletes the lease (if it is still this run's).
+    /// Stops renewing and deletes the leases that are still this run's, within one lease: a
+    /// DynamoDB that does not answer leaves them to expire.
     pub async fn release(self) -> Result<()> {
         self.renewal.abort();
-        let condition = Condition { expression: "run_id = :me", values: vec![(":me", AttributeValue::S(self.run_id))] };
-        self.dynamo.delete_if(&self.table, lock_key(&self.env), condition).await?;
-        Ok(())
+        let deletes = async {
+            for table in &self.tables {
+                let me = AttributeValue::S(self.run_id.clone());
+                let condition = Condition { expression: "run_id = :me", values: vec![(":me", me)] };
+                self.dynamo.delete_if(&self.metadata_table, lock_key(table), condition).await?;
+            }
+            Ok::<_, crate::target::TargetError>(())
+        };
+        match tokio::time::timeout(self.lease, deletes).await {
+            Ok(done) => Ok(done?),
+            Err(_) => Err(anyhow::anyhow!(
+                "DynamoDB ({}) did not answer in {} s; the lease expires by itself",
+                self.dynamo.endpoint(),
+                self.lease.as_secs()
+            )),
+        }
     }
 }
 
@@ -213,6 +525,7 @@ mod tests {
         let now = at(0);
         Lease {
             run_id: "r".into(),
+            env: "prod".into(),
             host: host.into(),
             pid,
             started_at: now,
@@ -227,25 +540,63 @@ mod tests {
     #[test]
     fn a_live_lease_of_another_host_is_held_until_it_expires() {
         let other = lease("ci-2", 42, 60);
-        assert_eq!(decide(Some(&other), at(59), "ci-1", |_| false), Decision::Held);
-        assert!(matches!(decide(Some(&other), at(60), "ci-1", |_| true), Decision::Stale(_)));
-        assert_eq!(decide(None, at(0), "ci-1", |_| true), Decision::Free);
+        assert_eq!(decide(Some(&other), "me", at(59), "ci-1", |_| false), Decision::Held);
+        assert!(matches!(decide(Some(&other), "me", at(60), "ci-1", |_| true), Decision::Stale(_)));
+        assert_eq!(decide(None, "me", at(0), "ci-1", |_| true), Decision::Free);
     }
 
     #[test]
     fn a_lease_of_a_dead_process_on_this_host_is_stale_at_once() {
         let mine = lease("ci-1", 42, 60);
-        assert_eq!(decide(Some(&mine), at(1), "ci-1", |_| true), Decision::Held, "still running");
+        assert_eq!(decide(Some(&mine), "me", at(1), "ci-1", |_| true), Decision::Held, "still running");
         assert_eq!(
-            decide(Some(&mine), at(1), "ci-1", |pid| pid != 42),
+            decide(Some(&mine), "me", at(1), "ci-1", |pid| pid != 42),
             Decision::Stale("process 42 on this host has ended".into())
         );
     }
 
     #[test]
-    fn the_lease_item_round_trips() {
+    fn finding_its_own_lease_means_the_run_has_the_lock() {
+        // An attempt whose answer was lost, then retried: the lease found is this run's.
+        let mine = lease("ci-1", 42, 60);
+        assert_eq!(decide(Some(&mine), "r", at(1), "ci-1", |_| true), Decision::Ours);
+    }
+
+    #[test]
+    fn the_lease_item_round_trips_and_is_keyed_by_table() {
         let l = lease("ci-1", 7, 60);
-        assert_eq!(from_item(&to_item("prod", &l)), Some(l));
+        let item = to_item("prod-lessons", &l);
+        assert_eq!(item["sk"], AttributeValue::S("TABLE#prod-lessons".into()));
+        assert_eq!(from_item(&item), Some(l));
+    }
+
+    #[test]
+    fn expiry_saturates_instead_of_panicking() {
+        assert_eq!(expiry(at(0), Duration::MAX), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(expiry(at(0), Duration::from_secs(60)), at(60));
+    }
+
+    #[test]
+    fn the_fence_closes_a_quarter_lease_before_expiry_and_moves_only_on_renewal() {
+        let lease_for = Duration::from_millis(400);
+        let origin = Instant::now();
+        let fence = Fence::closing_at(origin, Some(origin + lease_for - skew_margin(lease_for)));
+        assert!(fence.check().is_ok());
+        let left = fence.remaining().unwrap();
+        assert!(left <= Duration::from_millis(300) && left > Duration::from_millis(200), "{left:?}");
+        std::thread::sleep(Duration::from_millis(320));
+        let closed = fence.check().unwrap_err().to_string();
+        assert!(closed.contains("nothing more was written"), "{closed}");
+        // A renewal confirmed now opens it again; an old one that arrives late cannot move it back.
+        fence.extend(Instant::now(), lease_for);
+        assert!(fence.check().is_ok());
+        fence.extend(origin, lease_for);
+        assert!(fence.remaining().unwrap() > Duration::from_millis(200));
+    }
+
+    #[test]
+    fn an_open_fence_never_closes() {
+        assert_eq!(Fence::open().remaining(), Some(Duration::MAX));
     }
 
     #[test]

@@ -87,6 +87,38 @@ pub struct RunReport {
     pub rejects_file: Option<String>,
     /// The backup taken before `--clean` on a protected environment.
     pub backup: Option<String>,
+    /// How the run ended: completed, interrupted or failed, with its exit code.
+    pub outcome: Outcome,
+    /// What went wrong after the work was done (the run record or the rejects file could not be
+    /// written); the report still holds every figure.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// How a run ended, as the report shows it and the run record keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outcome {
+    /// `completed`, `interrupted` or `failed`.
+    pub status: &'static str,
+    /// The error or the signal that ended it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The process's exit code for the run, before rows rejected or not written are counted.
+    pub exit_code: u8,
+}
+
+impl Outcome {
+    pub fn completed() -> Outcome {
+        Outcome { status: "completed", reason: None, exit_code: 0 }
+    }
+
+    /// The outcome of a run that ended with `error` (none: it completed); `exit` maps the error.
+    pub fn of(error: Option<&anyhow::Error>, exit: impl Fn(&anyhow::Error) -> crate::exit::Exit) -> Outcome {
+        let Some(error) = error else { return Outcome::completed() };
+        let code = exit(error);
+        let status = if code == crate::exit::Exit::Interrupted { "interrupted" } else { "failed" };
+        Outcome { status, reason: Some(format!("{error:#}")), exit_code: code as u8 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -213,6 +245,9 @@ impl RunReport {
             (false, false) => "incremental sync",
         };
         let mut out = format!("{} ({}), {mode}\n", self.environment, self.region);
+        if let Some(reason) = &self.outcome.reason {
+            out.push_str(&format!("The run {}: {reason}\n", self.outcome.status));
+        }
         if !self.params.is_empty() {
             let list: Vec<String> = self.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
             out.push_str(&format!("Parameters: {}\n", list.join(", ")));
@@ -261,6 +296,9 @@ impl RunReport {
         if let Some(path) = &self.rejects_file {
             out.push_str(&format!("Every rejected or unwritten row is listed in {path}\n"));
         }
+        for note in &self.notes {
+            out.push_str(&format!("Note: {note}\n"));
+        }
         out
     }
 
@@ -299,6 +337,8 @@ impl RunReport {
             ("started_at", s(&self.started_at)),
             ("finished_at", s(&self.finished_at)),
             ("mode", s(if self.clean { "clean" } else { "incremental" })),
+            ("outcome", s(self.outcome.status)),
+            ("exit_code", n(self.outcome.exit_code as f64)),
             ("created", n(tot.created as f64)),
             ("updated", n(tot.updated as f64)),
             ("unchanged", n(tot.unchanged as f64)),
@@ -316,6 +356,7 @@ impl RunReport {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .chain(self.outcome.reason.as_ref().map(|r| ("outcome_reason".to_string(), s(r))))
         .chain((!self.params.is_empty()).then(|| {
             let params = self.params.iter().map(|(k, v)| (k.clone(), s(v))).collect();
             ("params".to_string(), AttributeValue::M(params))
@@ -370,6 +411,8 @@ mod tests {
             params: BTreeMap::new(),
             rejects_file: None,
             backup: None,
+            outcome: Outcome::completed(),
+            notes: Vec::new(),
         }
     }
 

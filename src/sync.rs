@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use chrono::{SecondsFormat, Utc};
@@ -23,18 +24,20 @@ use crate::build::{show_schema, show_table_schema, Built, Plan, Reject, TablePla
 use crate::classify::Classifier;
 use crate::cost::Savings;
 use crate::diff::{self, Index, Verdict};
-use crate::dynamo::{Dynamo, IndexSchema, KeySchema, TableInfo, TableSchema, TABLE_WAIT};
+use crate::dynamo::{Dynamo, IndexSchema, KeySchema, TableInfo, TABLE_WAIT};
+use crate::guard::Guarded;
 use crate::hash::Digest;
 use crate::item::{self, Item};
-use crate::lock;
+use crate::lock::{self, Fence};
 use crate::pace::{Cap, Pace};
 use crate::params::Params;
 use crate::printer::Printer;
 use crate::profile::{Entity, Profile, ProfileError, TableMapping};
-use crate::report::{EntityReport, RunReport, TableReport, Totals};
+use crate::report::{EntityReport, Outcome, RunReport, TableReport, Totals};
 use crate::retry::RetryPolicy;
 use crate::scan::{self, Feed, Page, ScanCost};
 use crate::source::{self, Source, SourceError};
+use crate::stop::{Interrupted, Stop, DRAIN};
 use crate::target::Request;
 use crate::writer::{self, Pending, WriteOutcome, WriterSettings, MAX_BATCH};
 
@@ -45,6 +48,9 @@ const SHUFFLE_WINDOW: usize = 40 * MAX_BATCH;
 /// key; past this the source waits for the Scan. Items take about seven times their DynamoDB size
 /// in memory, so 2 MB here is about 15 MB of RSS (BENCHMARKS.md).
 const PARK_BUDGET: usize = 2 << 20;
+
+/// How long recording a run may take: a DynamoDB that stopped answering must not hold the report.
+const RECORD_WAIT: Duration = Duration::from_secs(15);
 
 /// Items between the diff and the writer: enough to keep every call in flight busy, few enough
 /// that memory stays flat whatever the source's size.
@@ -180,24 +186,18 @@ pub fn location(profile: &Profile) -> String {
     }
 }
 
-/// Creates the metadata table (run records and the run lock) if it does not exist.
-pub async fn ensure_metadata_table(dynamo: &Dynamo, profile: &Profile) -> Result<()> {
-    let table = &profile.metadata_table;
-    let info = dynamo.describe(table).await;
-    if info.with_context(|| format!("reading DynamoDB table {table} in {}", location(profile)))?.is_none() {
-        let schema = TableSchema { keys: vec![("pk".into(), "S".into()), ("sk".into(), "S".into())], indexes: vec![] };
-        match dynamo.create_table(table, &schema).await {
-            Ok(()) => {}
-            // Another run created it meanwhile.
-            Err(e) if e.to_string().contains("in use") || e.to_string().contains("exists") => {}
-            Err(e) => return Err(e).with_context(|| format!("creating metadata table {table}")),
-        }
-        dynamo.wait(table, false, TABLE_WAIT).await?;
-    }
-    Ok(())
+/// What a sync did, even when it did not finish: the report of the tables it got through (with
+/// the run's outcome) and the error that ended it, if one did. The report comes first: it is printed
+/// and recorded whatever the error.
+pub struct Finished {
+    pub report: RunReport,
+    pub error: Option<anyhow::Error>,
 }
 
-pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer) -> Result<RunReport> {
+/// Runs a sync. An `Err` means nothing was touched (a bad profile or parameter, an unreachable or
+/// refusing source, rows refused by `on_reject = "fail"`, the lock held by another run); anything
+/// later comes back as a [`Finished`] with its report.
+pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, stop: &Stop) -> Result<Finished> {
     let started_at = now();
     let mappings = selected(profile, &options.tables)?;
     let params = Params::new(profile, &mappings, &options.params)?;
@@ -224,53 +224,97 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer) ->
     }
 
     let dynamo = Arc::new(Dynamo::connect(&profile.target).await);
-    let run = Run {
-        profile,
-        options,
-        printer,
-        source: &source,
-        params: &params,
-        dynamo: dynamo.clone(),
-        cap: profile.sync.max_write_units_per_second.map(|n| Arc::new(Cap::new(n))),
+    let mut done = Done::default();
+    let names: Vec<String> = mappings.iter().map(|m| m.table_name.clone()).collect();
+    let covered = mappings.clone();
+    let work = |fence: Fence| {
+        let run = Run {
+            profile,
+            options,
+            printer,
+            source: &source,
+            params: &params,
+            dynamo: dynamo.clone(),
+            cap: profile.sync.max_write_units_per_second.map(|n| Arc::new(Cap::new(n))),
+            fence,
+            stop: stop.clone(),
+        };
+        let done = &mut done;
+        async move {
+            // The graceful stop inside the sync has its bound; this one ends whatever still runs.
+            tokio::select! {
+                outcome = prepare_and_sync(&run, mappings, plans, done) => outcome,
+                signal = run.stop.expired(DRAIN + Duration::from_secs(5)) => Err(Interrupted(signal).into()),
+            }
+        }
     };
     // The lock is taken before the tables are even described, so that this run never acts on what
     // another run was in the middle of changing.
-    let mut report = if options.dry_run {
-        prepare_and_sync(&run, mappings, plans, started_at.clone()).await?
+    let outcome = if options.dry_run {
+        work(Fence::open()).await
     } else {
-        ensure_metadata_table(&dynamo, profile).await?;
-        let lock = lock::acquire(
-            dynamo.clone(),
-            &profile.metadata_table,
-            &profile.env,
-            profile.sync.lock_lease,
-            options.force_unlock,
-        )
-        .await?;
-        let outcome = tokio::select! {
-            outcome = prepare_and_sync(&run, mappings, plans, started_at.clone()) => outcome,
-            reason = lock.lost() => Err(anyhow::anyhow!("stopped: {reason}")),
-        };
-        let report = match outcome {
-            Ok(report) => report,
-            Err(e) => {
-                // The error matters more than a failure to release, which expiry repairs.
-                let _ = lock.release().await;
-                return Err(e);
-            }
-        };
-        lock.release().await.context("releasing the run lock")?;
-        report
+        lock::with_lock(&dynamo, profile, &names, options.force_unlock, work).await
     };
+    let mut error = match outcome {
+        Err(e) if done.tables.is_empty() && e.chain().any(|c| c.is::<lock::Locked>()) => return Err(e),
+        Err(e) => Some(e),
+        Ok(()) => stop.requested().map(|signal| Interrupted(signal).into()),
+    };
+
+    let tables = done.tables;
+    let total = Totals::of(&tables, &profile.prices);
+    let mut report = RunReport {
+        environment: profile.env.clone(),
+        region: profile.target.region.clone(),
+        started_at: started_at.clone(),
+        finished_at: now(),
+        dry_run: options.dry_run,
+        clean: options.clean,
+        units: if options.dry_run { "estimated from item sizes" } else { "measured" },
+        prices: profile.prices.clone(),
+        tables,
+        total,
+        params: params.used_by(&covered),
+        rejects_file: None,
+        backup: done.backup,
+        outcome: Outcome::of(error.as_ref(), crate::exit_for),
+        notes: Vec::new(),
+    };
+    if !options.dry_run {
+        // Every run that got this far is recorded, failed and interrupted ones too.
+        let table = &profile.metadata_table;
+        let recorded = tokio::time::timeout(RECORD_WAIT, dynamo.put_item(table, report.record())).await;
+        let failed = match recorded {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some(format!("no answer in {} s", RECORD_WAIT.as_secs())),
+        };
+        if let Some(e) = failed {
+            let message = format!("the run could not be recorded in {table} in {}: {e}", dynamo.endpoint());
+            report.notes.push(message.clone());
+            error.get_or_insert_with(|| anyhow::anyhow!("{message}; the sync itself finished (report above)"));
+        }
+    }
     if report.total.rejected + report.total.failed > 0 {
         let path = rejects_path();
         let lists = report.tables.iter().flat_map(|t| {
             [(t.table.as_str(), "rejected", &t.rejected[..]), (t.table.as_str(), "not written", &t.failed[..])]
         });
-        write_rejects(&path, lists)?;
-        report.rejects_file = Some(path.display().to_string());
+        match write_rejects(&path, lists) {
+            Ok(()) => report.rejects_file = Some(path.display().to_string()),
+            // The report lists every row itself; the file is a convenience.
+            Err(e) => report.notes.push(format!("{e:#}; the rows are listed in this report instead")),
+        }
     }
-    Ok(report)
+    Ok(Finished { report, error })
+}
+
+/// What a run got through: kept by the caller, so that a run that fails or is stopped half-way
+/// still reports and records the tables it finished.
+#[derive(Default)]
+struct Done {
+    tables: Vec<TableReport>,
+    backup: Option<String>,
 }
 
 /// Describes the target tables (waiting for any left deleting or creating), checks their keys, then
@@ -279,8 +323,8 @@ async fn prepare_and_sync(
     run: &Run<'_>,
     mappings: Vec<&TableMapping>,
     plans: Vec<TablePlan>,
-    started_at: String,
-) -> Result<RunReport> {
+    done: &mut Done,
+) -> Result<()> {
     let (profile, options, dynamo) = (run.profile, run.options, &run.dynamo);
     let where_ = location(profile);
     let mut prepared = Vec::new();
@@ -314,13 +358,13 @@ async fn prepare_and_sync(
         prepared.push(Prepared { mapping, plan, exists: info.is_some(), item_count });
     }
 
-    sync_tables(run, &mut prepared, started_at).await
+    sync_tables(run, &mut prepared, done).await
 }
 
-/// The whole of a sync once the lock is held: clean or create tables, diff, write, record.
-async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], started_at: String) -> Result<RunReport> {
+/// The whole of a sync once the lock is held: clean or create tables, diff, write, delete. Each
+/// finished table goes into `done` at once.
+async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Done) -> Result<()> {
     let (profile, options, printer, dynamo) = (run.profile, run.options, run.printer, &run.dynamo);
-    let mut backup = None;
     if options.clean && profile.protected && !options.dry_run {
         let existing: Vec<&TableMapping> = prepared.iter().filter(|p| p.exists).map(|p| p.mapping).collect();
         if !existing.is_empty() {
@@ -331,20 +375,26 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], started_at: S
                 .context("taking the backup before --clean; nothing was deleted")?;
             let items: u64 = manifest.tables.iter().map(|t| t.items).sum();
             printer.note(format!("backup: {} ({items} items)", path.display()));
-            backup = Some(path.display().to_string());
+            done.backup = Some(path.display().to_string());
         }
     }
     if !options.dry_run {
         for p in prepared.iter_mut() {
             let table = &p.mapping.table_name;
+            if let Some(signal) = run.stop.requested() {
+                return Err(Interrupted(signal).into());
+            }
             if options.clean && p.exists {
+                run.fence.check()?;
                 printer.note(format!("deleting {table}"));
                 dynamo.drop_table(table).await.with_context(|| format!("deleting {table}"))?;
             }
             if options.clean || !p.exists {
+                run.fence.check()?;
                 printer.note(format!("creating {table} ({})", show_table_schema(&p.plan.schema)));
                 dynamo.make_table(table, &p.plan.schema).await.with_context(|| format!("creating {table}"))?;
             }
+            lock::beat();
         }
     }
 
@@ -360,34 +410,16 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], started_at: S
             })
         })
         .collect();
-    let mut tables = Vec::new();
     for (p, scan) in prepared.iter().zip(scans) {
+        if run.stop.requested().is_some() {
+            // The tables not started are left as they are; the next run syncs them.
+            break;
+        }
         let table = &p.mapping.table_name;
         let report = sync_table(run, p, scan).await.with_context(|| format!("syncing table {table}"))?;
-        tables.push(report);
+        done.tables.push(report);
     }
-
-    let total = Totals::of(&tables, &profile.prices);
-    let report = RunReport {
-        environment: profile.env.clone(),
-        region: profile.target.region.clone(),
-        started_at,
-        finished_at: now(),
-        dry_run: options.dry_run,
-        clean: options.clean,
-        units: if options.dry_run { "estimated from item sizes" } else { "measured" },
-        prices: profile.prices.clone(),
-        tables,
-        total,
-        params: run.params.used_by(&prepared.iter().map(|p| p.mapping).collect::<Vec<_>>()),
-        rejects_file: None,
-        backup,
-    };
-    if !options.dry_run {
-        let table = &profile.metadata_table;
-        dynamo.put_item(table, report.record()).await.with_context(|| format!("recording the run in {table}"))?;
-    }
-    Ok(report)
+    Ok(())
 }
 
 /// `sync.on_reject = "fail"`: reads every table's source once, building items and checking keys,
@@ -459,6 +491,10 @@ struct Run<'a> {
     dynamo: Arc<Dynamo>,
     /// The run's write-units-per-second cap, shared by every table's writer.
     cap: Option<Arc<Cap>>,
+    /// Closed when the run can no longer be sure it holds its lease: nothing is written after.
+    fence: Fence,
+    /// Asked for by SIGTERM or SIGINT: no more reading, no new batches, no deletes.
+    stop: Stop,
 }
 
 /// The counts of one table's sync, and the hand-over of changed items to the writer.
@@ -570,10 +606,22 @@ async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> 
     let mut current = 0;
     let mut rows = open_rows(run.source, run.params, &entities[0]).await?;
     let mut source_done = false;
+    let mut stopped: Option<&str> = None;
     loop {
         tokio::select! {
+            // Enabled only while there is something to read, so that `else` still ends the loop.
+            signal = run.stop.wait(), if !source_done || feed.is_some() => {
+                run.printer.note(format!(
+                    "{signal}: stopping {table}: no more rows are read; the batches already sent get {} s to finish \
+                     (a second signal exits at once)",
+                    DRAIN.as_secs()
+                ));
+                stopped = Some(signal);
+                break;
+            }
             page = next_page(&mut feed), if feed.is_some() => match page {
                 Some(page) => {
+                    lock::beat();
                     if let Some(bar) = &scan_bar {
                         bar.inc(page.len() as u64);
                     }
@@ -599,7 +647,7 @@ async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> 
                 }
             },
             row = rows.next(), if !source_done && classifier.can_accept() => match row {
-                Some(row) => match p.plan.entities[current].build(&source::raw_values(&row?)) {
+                Some(row) => match p.plan.entities[current].build(&source::raw_values(&row.inspect(|_| lock::beat())?)) {
                     Ok(mut built) => {
                         built.entity = current;
                         if let Some((verdict, built)) = classifier.offer(built) {
@@ -628,7 +676,8 @@ async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> 
     // Orphans: deleted only when the mapping asks and the guard allows, after every write. A
     // parameterised query without a scope returns part of the table, so the items it did not
     // return are not orphans (profile validation makes sure such a table does not delete).
-    let judged = !p.mapping.takes_params() || p.mapping.scope.is_some();
+    // A stopped run has not read the whole source: what it did not read is not missing.
+    let judged = (!p.mapping.takes_params() || p.mapping.scope.is_some()) && stopped.is_none();
     let orphans = if judged { classifier.unseen() as u64 } else { 0 };
     let mut deletes = Deletes::default();
     if p.mapping.delete_missing && orphans > 0 {
@@ -700,7 +749,8 @@ fn start_writer(
         shuffle_window: SHUFFLE_WINDOW,
     };
     let pace = Arc::new(Pace::new(run.profile.sync.max_in_flight, run.cap.clone()));
-    (tx, tokio::spawn(writer::write_all(run.dynamo.clone(), settings, pace, rx, on_written)))
+    let target = Arc::new(Guarded::new(run.dynamo.clone(), run.fence.clone(), run.stop.clone()));
+    (tx, tokio::spawn(writer::write_all(target, settings, pace, rx, on_written)))
 }
 
 /// Deletes target items by key, through the same writer (batches, pace, retries) as the puts.

@@ -32,7 +32,7 @@ pub fn render(actions: &[TableAction]) -> String {
 pub async fn create(profile: &Profile, mappings: &[&TableMapping], printer: &Printer) -> Result<Vec<TableAction>> {
     let plans = sync::plans(&Source::connect(profile).await?, mappings).await?;
     let dynamo = Dynamo::connect(&profile.target).await;
-    sync::ensure_metadata_table(&dynamo, profile).await?;
+    lock::ensure_metadata_table(&dynamo, profile).await?;
     let mut out = Vec::new();
     for (mapping, plan) in mappings.iter().zip(&plans) {
         let (table, wanted) = (&mapping.table_name, &plan.schema);
@@ -73,15 +73,15 @@ pub async fn create(profile: &Profile, mappings: &[&TableMapping], printer: &Pri
 /// Deletes the tables that exist, under the run lock.
 pub async fn drop(profile: &Profile, mappings: &[&TableMapping], printer: &Printer) -> Result<Vec<TableAction>> {
     let dynamo = Arc::new(Dynamo::connect(&profile.target).await);
-    sync::ensure_metadata_table(&dynamo, profile).await?;
-    let lock =
-        lock::acquire(dynamo.clone(), &profile.metadata_table, &profile.env, profile.sync.lock_lease, false).await?;
-    let dropped = async {
+    let tables: Vec<String> = mappings.iter().map(|m| m.table_name.clone()).collect();
+    let dynamo = &dynamo;
+    lock::with_lock(dynamo, profile, &tables, false, |fence| async move {
         let mut out = Vec::new();
         for mapping in mappings {
             let table = &mapping.table_name;
             let exists = dynamo.describe(table).await.with_context(|| format!("reading {table}"))?.is_some();
             if exists {
+                fence.check()?;
                 printer.note(format!("deleting {table}"));
                 dynamo.drop_table(table).await.with_context(|| format!("deleting {table}"))?;
             }
@@ -89,11 +89,6 @@ pub async fn drop(profile: &Profile, mappings: &[&TableMapping], printer: &Print
             out.push(TableAction { table: table.clone(), action, detail: detail.into() });
         }
         anyhow::Ok(out)
-    };
-    let dropped = tokio::select! {
-        dropped = dropped => dropped,
-        reason = lock.lost() => Err(anyhow::anyhow!("stopped: {reason}")),
-    };
-    lock.release().await?;
-    dropped
+    })
+    .await
 }

@@ -111,6 +111,9 @@ pub struct SyncSettings {
     pub fail_on_reject: bool,
     pub max_delete_fraction: f64,
     pub lock_lease: Duration,
+    /// Longest time a run may go without progress before it lets its lock go and stops: the
+    /// longest single wait it makes (a source answer, a table becoming ready) plus one lease.
+    pub stall_limit: Duration,
 }
 
 impl SyncSettings {
@@ -231,6 +234,8 @@ fn validate(
             "sync.lock_lease_secs",
             file.sync.lock_lease_secs.unwrap_or(60),
         )?),
+        // The longest single wait is a table becoming ready (5 minutes) or a source answer.
+        stall_limit: Duration::from_secs(300_u64.saturating_add(file.sync.lock_lease_secs.unwrap_or(60))),
     };
     let metadata_table = format!("{}{}", file.table_prefix, file.metadata_table.as_deref().unwrap_or("cache-metadata"));
     let global_excluded = mappings.exclude_from_hash.clone();

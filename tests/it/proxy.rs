@@ -61,6 +61,10 @@ struct State {
     faults: Option<Faults>,
     rng: u64,
     injected: Vec<Fault>,
+    /// Faults for the next calls of an operation, whatever `faults` says: (operation, fault).
+    once: Vec<(String, Fault)>,
+    /// While set, no request gets an answer: a DynamoDB that stops answering.
+    stalled: bool,
 }
 
 impl State {
@@ -75,6 +79,11 @@ impl State {
     }
 
     fn pick(&mut self, operation: &str) -> Option<Fault> {
+        if let Some(at) = self.once.iter().position(|(op, _)| op == operation) {
+            let (_, fault) = self.once.remove(at);
+            self.injected.push(fault);
+            return Some(fault);
+        }
         let faults = self.faults?;
         if operation != "BatchWriteItem" && operation != "Scan" {
             return None;
@@ -118,6 +127,16 @@ impl Proxy {
         let mut state = self.state.lock().unwrap();
         state.faults = faults;
         state.rng = faults.map_or(1, |f| f.seed.max(1));
+    }
+
+    /// Injects `fault` into the next call of `operation` (`PutItem`…), once.
+    pub fn fault_next(&self, operation: &str, fault: Fault) {
+        self.state.lock().unwrap().once.push((operation.to_string(), fault));
+    }
+
+    /// Stops (or resumes) answering every request: they wait until the client gives up.
+    pub fn set_stalled(&self, stalled: bool) {
+        self.state.lock().unwrap().stalled = stalled;
     }
 
     /// The faults injected so far.
@@ -190,6 +209,9 @@ async fn forward(
         .and_then(|v| v.split('.').next_back())
         .unwrap_or("")
         .to_string();
+    while state.lock().unwrap().stalled {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let fault = state.lock().unwrap().pick(&operation);
     let mut unprocessed = None;
     match fault {

@@ -153,15 +153,18 @@ async fn orphans_are_kept_by_default_and_deleted_within_the_guard() {
     assert_eq!(ids(&ctx).await.len(), 39);
 }
 
-fn lock_key() -> Item {
-    [("pk".to_string(), AttributeValue::S("LOCK".into())), ("sk".to_string(), AttributeValue::S("local".into()))].into()
+/// The lease item of the lessons table (every table has one while a run holds it).
+fn lock_key(ctx: &Ctx) -> Item {
+    let sk = format!("TABLE#{}", ctx.table("lessons"));
+    [("pk".to_string(), AttributeValue::S("LOCK".into())), ("sk".to_string(), AttributeValue::S(sk))].into()
 }
 
 async fn put_lease(ctx: &Ctx, host: &str, pid: u32, expires_in: chrono::Duration) {
     let now = chrono::Utc::now();
-    let mut item = lock_key();
+    let mut item = lock_key(ctx);
     for (k, v) in [
         ("run_id", format!("{host}:{pid}:1")),
+        ("environment", "local".to_string()),
         ("host", host.to_string()),
         ("started_at", (now - chrono::Duration::minutes(5)).to_rfc3339()),
         ("expires_at", (now + expires_in).to_rfc3339()),
@@ -173,7 +176,7 @@ async fn put_lease(ctx: &Ctx, host: &str, pid: u32, expires_in: chrono::Duration
 }
 
 async fn lease(ctx: &Ctx) -> Option<Item> {
-    let out = ctx.dynamo.get_item().table_name(ctx.table("cache-metadata")).set_key(Some(lock_key()));
+    let out = ctx.dynamo.get_item().table_name(ctx.table("cache-metadata")).set_key(Some(lock_key(ctx)));
     out.consistent_read(true).send().await.unwrap().item
 }
 
@@ -187,7 +190,10 @@ async fn the_run_lock_keeps_two_runs_apart() {
     let run = ctx.ddbsync(&["sync", "local"]);
     assert_eq!(run.code(), 4, "{}", run.stderr());
     assert!(
-        run.stderr().contains("another sync of local is running: batch-7 (pid 4242) took the lock at"),
+        run.stderr().contains(&format!(
+            "table {} is locked by another run (environment local): batch-7 (pid 4242) took the lock at",
+            ctx.table("lessons")
+        )),
         "the holder is named: {}",
         run.stderr()
     );

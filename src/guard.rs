@@ -1,0 +1,79 @@
+//! The last check before a write leaves: the run still holds its lease ([`Fence`]) and nobody asked
+//! it to stop ([`Stop`]). Wraps the target's batch writer so that every BatchWriteItem call, first
+//! attempt or retry, passes both, and a call still in flight is bounded by them.
+
+use std::sync::Arc;
+
+use crate::lock::{self, Fence};
+use crate::stop::{Stop, DRAIN};
+use crate::target::{BatchWriter, Request, TargetError, WriteReply};
+
+/// Why a batch was not sent because the run was stopping: the writer reports its items as not
+/// written with this reason, and the sync counts them apart from failures.
+pub const NOT_SENT: &str = "not written: the run was stopped before this batch was sent";
+
+/// A batch writer that writes only while the fence is open and no stop was asked for.
+pub struct Guarded<W> {
+    inner: Arc<W>,
+    fence: Fence,
+    stop: Stop,
+}
+
+impl<W> Guarded<W> {
+    pub fn new(inner: Arc<W>, fence: Fence, stop: Stop) -> Guarded<W> {
+        Guarded { inner, fence, stop }
+    }
+}
+
+impl<W: BatchWriter> BatchWriter for Guarded<W> {
+    async fn write_batch(&self, table: &str, requests: &[Request]) -> Result<WriteReply, TargetError> {
+        if let Some(signal) = self.stop.requested() {
+            return Err(TargetError::Fatal(format!("{NOT_SENT} ({signal})")));
+        }
+        self.fence.check().map_err(|lost| TargetError::Fatal(lost.to_string()))?;
+        let limit = self.fence.remaining().unwrap_or_default();
+        // A call may not outlive the lease, nor the drain after a stop.
+        let reply = tokio::select! {
+            reply = tokio::time::timeout(limit, self.inner.write_batch(table, requests)) => match reply {
+                Ok(reply) => reply,
+                Err(_) => Err(TargetError::Fatal(self.fence.check().err().map_or_else(
+                    || "no answer from DynamoDB before the run lock's lease ran out".to_string(),
+                    |lost| lost.to_string(),
+                ))),
+            },
+            signal = self.stop.expired(DRAIN) => Err(TargetError::Fatal(format!(
+                "abandoned {} s after {signal}: DynamoDB had not answered; the next run checks whether it was written",
+                DRAIN.as_secs()
+            ))),
+        };
+        if reply.is_ok() {
+            lock::beat();
+        }
+        reply
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::item::Item;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    impl BatchWriter for Counting {
+        async fn write_batch(&self, _: &str, _: &[Request]) -> Result<WriteReply, TargetError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(WriteReply::default())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_open_fence_and_no_stop_let_the_batch_through() {
+        let inner = Arc::new(Counting::default());
+        let guarded = Guarded::new(inner.clone(), Fence::open(), Stop::never());
+        guarded.write_batch("t", &[Request::Put(Item::new())]).await.unwrap();
+        assert_eq!(inner.0.load(Ordering::SeqCst), 1);
+    }
+}

@@ -1,0 +1,122 @@
+//! Stopping cleanly on SIGTERM and SIGINT (what Kubernetes, systemd and a terminal send).
+//!
+//! The first signal asks the run to stop: it reads no more rows, sends no new batch, gives the
+//! batches already sent [`DRAIN`] to finish, records the run as interrupted and prints what it did.
+//! A second signal exits at once with the same code; the lease it leaves behind is free at once
+//! for the next run on this host (its process is gone) and after its expiry elsewhere.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::exit::Exit;
+
+/// How long batches already sent may take to finish after a stop was asked for; well inside
+/// Kubernetes' default 30 s grace period.
+pub const DRAIN: Duration = Duration::from_secs(10);
+
+/// Whether a stop was asked for, and when. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Stop(watch::Receiver<Option<(&'static str, Instant)>>);
+
+/// The run stopped on a signal before it finished; what it wrote is kept.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "interrupted by {0}: stopped before the run finished; what was written is kept, and the next run completes the work"
+)]
+pub struct Interrupted(pub &'static str);
+
+impl Stop {
+    /// A stop that is never asked for (tests, and commands that are safe to kill).
+    pub fn never() -> Stop {
+        let (tx, rx) = watch::channel(None);
+        // Kept alive for ever, so that `wait` pends instead of failing.
+        std::mem::forget(tx);
+        Stop(rx)
+    }
+
+    /// Listens for SIGTERM and SIGINT: the first asks for a stop, the second exits at once.
+    pub fn on_signals() -> Stop {
+        let (tx, rx) = watch::channel(None);
+        tokio::spawn(async move {
+            let mut first = true;
+            loop {
+                let name = next_signal().await;
+                if !first {
+                    eprintln!("{name} again: exiting at once; the next run completes the work");
+                    std::process::exit(Exit::Interrupted as i32);
+                }
+                first = false;
+                let _ = tx.send(Some((name, Instant::now())));
+            }
+        });
+        Stop(rx)
+    }
+
+    /// The signal that asked for a stop, if one did.
+    pub fn requested(&self) -> Option<&'static str> {
+        self.0.borrow().map(|(name, _)| name)
+    }
+
+    /// Resolves when a stop is asked for, with the signal's name.
+    pub async fn wait(&self) -> &'static str {
+        let mut rx = self.0.clone();
+        if rx.wait_for(Option::is_some).await.is_err() {
+            return std::future::pending().await;
+        }
+        self.requested().unwrap_or("a signal")
+    }
+
+    /// Resolves `extra` after a stop was asked for: the bound on whatever is still running then.
+    pub async fn expired(&self, extra: Duration) -> &'static str {
+        let name = self.wait().await;
+        let at = self.0.borrow().map_or_else(Instant::now, |(_, at)| at);
+        tokio::time::sleep_until((at + extra).into()).await;
+        name
+    }
+}
+
+#[cfg(unix)]
+async fn next_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        // Without handlers the default actions stay: the process ends on the signal.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
+
+#[cfg(not(unix))]
+async fn next_signal() -> &'static str {
+    let _ = tokio::signal::ctrl_c().await;
+    "Ctrl-C"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stop_never_asked_for_never_resolves() {
+        let stop = Stop::never();
+        assert_eq!(stop.requested(), None);
+        let waited = tokio::time::timeout(Duration::from_millis(50), stop.wait()).await;
+        assert!(waited.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_stop_is_seen_by_every_clone_and_expires_after_its_bound() {
+        let (tx, rx) = watch::channel(None);
+        let stop = Stop(rx);
+        let other = stop.clone();
+        tx.send(Some(("SIGTERM", Instant::now()))).unwrap();
+        assert_eq!(other.requested(), Some("SIGTERM"));
+        assert_eq!(stop.wait().await, "SIGTERM");
+        let started = Instant::now();
+        assert_eq!(stop.expired(Duration::from_millis(100)).await, "SIGTERM");
+        assert!(started.elapsed() >= Duration::from_millis(90));
+    }
+}

@@ -1,0 +1,225 @@
+//! Nobody watching: two profiles on the same tables, a run paused past its lease, a lost answer to
+//! the lock's write, a DynamoDB that stops answering, SIGTERM and SIGINT mid-write, and results
+//! that must be reported even when the last step fails. Each test reads the outcome back from the
+//! servers themselves.
+
+use std::collections::HashMap;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::harness::{text, Ctx, Item};
+use crate::proxy::Fault;
+
+/// The lease items in the metadata table (`pk = LOCK`), whatever they lock.
+async fn leases(ctx: &Ctx) -> Vec<Item> {
+    let out = ctx
+        .dynamo
+        .query()
+        .table_name(ctx.table("cache-metadata"))
+        .key_condition_expression("pk = :lock")
+        .expression_attribute_values(":lock", AttributeValue::S("LOCK".into()))
+        .consistent_read(true)
+        .send()
+        .await;
+    out.map(|o| o.items.unwrap_or_default()).unwrap_or_default()
+}
+
+/// Waits until a run holds a lease, then `after` more.
+async fn until_locked(ctx: &Ctx, after: Duration) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while leases(ctx).await.is_empty() {
+        assert!(Instant::now() < deadline, "no run took the lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(after).await;
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = std::process::Command::new("kill").arg(format!("-{name}")).arg(child.id().to_string()).status();
+    assert!(status.unwrap().success(), "kill -{name}");
+}
+
+/// Waits for a child with a bound; its exit code, output and how long it took after `since`.
+fn finish(child: Child, since: Instant, limit: Duration) -> (i32, String, String, Duration) {
+    let pid = child.id();
+    let waiter = std::thread::spawn(move || child.wait_with_output().unwrap());
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    while !waiter.is_finished() {
+        if since.elapsed() > limit {
+            let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+            let out = waiter.join().unwrap();
+            panic!("ddbsync did not end within {limit:?}: {}", text(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = waiter.join().unwrap();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr), since.elapsed())
+}
+
+/// Every lesson's title, as the target holds it and as PostgreSQL holds it.
+async fn titles(ctx: &Ctx) -> (HashMap<String, String>, HashMap<String, String>) {
+    let target = ctx.scan("lessons").await.iter().map(|i| (text(&i["lesson_id"]), text(&i["title"]))).collect();
+    let source = ctx
+        .query("SELECT id || '|' || title FROM lessons")
+        .iter()
+        .map(|l| l.split_once('|').unwrap())
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    (target, source)
+}
+
+#[tokio::test]
+async fn two_profiles_naming_the_same_tables_exclude_each_other() {
+    let ctx = Ctx::new(200).await;
+    // `other` reaches the same tables: same prefix, same endpoint, another name.
+    ctx.write_profile("other", "");
+    ctx.sync(&[]);
+    ctx.sql(&["UPDATE lessons SET title = title || ' (2)'"]);
+    let first = ctx.command(&["sync", "local", "--max-write-units-per-second", "100"]).stdout(Stdio::null()).spawn();
+    let first = first.unwrap();
+    until_locked(&ctx, Duration::from_millis(200)).await;
+    let second = ctx.ddbsync(&["sync", "other", "--clean", "--yes"]);
+    assert_eq!(second.code(), 4, "{}", second.stderr());
+    assert!(second.stderr().contains("is locked by another run (environment local)"), "{}", second.stderr());
+    let (code, _, stderr, _) = finish(first, Instant::now(), Duration::from_secs(60));
+    assert_eq!(code, 0, "{stderr}");
+    let (target, source) = titles(&ctx).await;
+    assert_eq!(target, source, "the first run's work was not deleted under it");
+    assert!(leases(&ctx).await.is_empty(), "both runs released what they held");
+}
+
+#[tokio::test]
+async fn a_run_paused_past_its_lease_writes_nothing_more() {
+    let ctx = Ctx::new(300).await;
+    ctx.write_profile("local", "lock_lease_secs = 3");
+    ctx.sync(&[]);
+    ctx.sql(&["UPDATE lessons SET title = 'stale ' || id"]);
+    let mut paused = ctx.command(&["--json", "sync", "local", "--max-write-units-per-second", "60"]);
+    let paused = paused.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    until_locked(&ctx, Duration::from_millis(1500)).await;
+    signal(&paused, "STOP");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    // Meanwhile the lease expires and a newer run writes the newer titles.
+    ctx.sql(&["UPDATE lessons SET title = 'fresh ' || id"]);
+    let newer = ctx.ddbsync(&["sync", "local"]);
+    assert_eq!(newer.code(), 0, "the expired lease is taken over: {}", newer.stderr());
+
+    signal(&paused, "CONT");
+    let (code, _, stderr, _) = finish(paused, Instant::now(), Duration::from_secs(30));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("nothing more was written"), "the message says what happened: {stderr}");
+    assert!(!stderr.contains("--force-unlock)"), "nobody forced the lock: {stderr}");
+    let (target, source) = titles(&ctx).await;
+    let stale: Vec<_> = target.iter().filter(|(id, title)| source.get(*id) != Some(*title)).collect();
+    assert!(stale.is_empty(), "the paused run overwrote the newer run's items: {stale:?}");
+    let history = ctx.ddbsync(&["--json", "history", "local"]);
+    let runs: serde_json::Value = serde_json::from_str(&history.stdout()).unwrap();
+    assert!(runs.as_array().unwrap().iter().any(|r| r["outcome"] == "failed"), "{runs}");
+}
+
+#[tokio::test]
+async fn a_lost_answer_to_the_lock_write_still_takes_the_lock() {
+    let ctx = Ctx::new(20).await;
+    // The first PutItem is the lease: the server applies it and the answer is lost.
+    ctx.proxy.fault_next("PutItem", Fault::DropAfter);
+    let child = ctx.command(&["-v", "sync", "local"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let (code, _, stderr, _) = finish(child, Instant::now(), Duration::from_secs(60));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(ctx.proxy.injected(), vec![Fault::DropAfter]);
+    assert!(leases(&ctx).await.is_empty(), "the run released its own lease");
+    assert_eq!(ctx.scan("lessons").await.len(), 20);
+}
+
+#[tokio::test]
+async fn a_dynamodb_that_stops_answering_ends_the_run_within_its_lease_naming_dynamodb() {
+    let ctx = Ctx::new(300).await;
+    ctx.write_profile("local", "lock_lease_secs = 4");
+    let mut child = ctx.command(&["sync", "local", "--max-write-units-per-second", "100"]);
+    let child = child.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    until_locked(&ctx, Duration::from_millis(1000)).await;
+    ctx.proxy.set_stalled(true);
+    let stalled_at = Instant::now();
+    let (code, _, stderr, took) = finish(child, stalled_at, Duration::from_secs(90));
+    ctx.proxy.set_stalled(false);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("DynamoDB"), "the message names DynamoDB: {stderr}");
+    assert!(took < Duration::from_secs(45), "ended {took:?} after DynamoDB stopped answering: {stderr}");
+
+    // The next run completes the work.
+    let report = ctx.sync(&[]);
+    assert_eq!(report["total"]["failed"], 0);
+    let (target, source) = titles(&ctx).await;
+    assert_eq!(target, source);
+}
+
+#[tokio::test]
+async fn sigterm_stops_cleanly_records_the_run_and_the_next_run_completes_it() {
+    for name in ["TERM", "INT"] {
+        let ctx = Ctx::new(300).await;
+        ctx.sync(&[]);
+        ctx.sql(&["UPDATE lessons SET title = title || ' (2)'"]);
+        let mut child = ctx.command(&["--json", "sync", "local", "--max-write-units-per-second", "150"]);
+        let child = child.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        until_locked(&ctx, Duration::from_millis(1500)).await;
+        signal(&child, name);
+        let (code, stdout, stderr, took) = finish(child, Instant::now(), Duration::from_secs(20));
+        assert_eq!(code, 5, "SIG{name}: {stderr}");
+        assert!(took < Duration::from_secs(12), "SIG{name}: stopped after {took:?}");
+        assert!(stderr.contains(&format!("interrupted by SIG{name}")), "{stderr}");
+        let report: serde_json::Value = serde_json::from_str(&stdout).expect("the partial report on stdout");
+        assert_eq!(report["outcome"]["status"], "interrupted");
+        assert_eq!(report["outcome"]["exit_code"], 5);
+        assert!(leases(&ctx).await.is_empty(), "SIG{name}: the lock was released");
+
+        let history = ctx.ddbsync(&["--json", "history", "local"]);
+        let runs: serde_json::Value = serde_json::from_str(&history.stdout()).unwrap();
+        let last = &runs[0];
+        assert_eq!((last["outcome"].as_str(), last["exit_code"].as_u64()), (Some("interrupted"), Some(5)), "{runs}");
+
+        let (target, source) = titles(&ctx).await;
+        let behind = target.iter().filter(|(id, title)| source.get(*id) != Some(*title)).count();
+        assert!(behind > 0, "SIG{name} came after the run had finished: the test proves nothing");
+        let next = ctx.sync(&[]);
+        assert_eq!(next["total"]["updated"].as_u64(), Some(behind as u64), "the next run writes exactly the rest");
+        let (target, source) = titles(&ctx).await;
+        assert_eq!(target, source);
+    }
+}
+
+#[tokio::test]
+async fn a_second_signal_exits_at_once() {
+    let ctx = Ctx::new(300).await;
+    ctx.write_profile("local", "max_write_units_per_second = 100");
+    let child = ctx.command(&["sync", "local"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    until_locked(&ctx, Duration::from_millis(500)).await;
+    signal(&child, "TERM");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let at = Instant::now();
+    signal(&child, "TERM");
+    let (code, _, stderr, took) = finish(child, at, Duration::from_secs(10));
+    assert_eq!(code, 5, "{stderr}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    // Its lease is left, but its process is gone: the next run on this host takes it at once.
+    let next = ctx.ddbsync(&["sync", "local"]);
+    assert_eq!(next.code(), 0, "{}", next.stderr());
+}
+
+#[tokio::test]
+async fn an_unwritable_rejects_file_still_leaves_the_report_and_the_rows() {
+    let ctx = Ctx::new(20).await;
+    ctx.sql(&[r#"UPDATE lessons SET metadata = '{"n": 1234567890123456789012345678901234567890}' WHERE id = 3"#]);
+    // A rejects file under a regular file cannot be created.
+    let blocked = ctx.envs.path().join("local.toml").join("rejects.jsonl");
+    let run = ctx.ddbsync(&["--json", "sync", "local", "--rejects-file", blocked.to_str().unwrap()]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).expect("the report is printed");
+    let lessons = &report["tables"].as_array().unwrap().iter().find(|t| t["table"] == ctx.table("lessons")).unwrap();
+    assert_eq!(lessons["rejected"][0]["key"], "lesson_id=3", "{report}");
+    assert!(report["notes"][0].as_str().unwrap().contains("local.toml"), "{report}");
+    assert_eq!(ctx.scan("lessons").await.len(), 19, "the other rows were written");
+    let history = ctx.ddbsync(&["--json", "history", "local"]);
+    assert!(history.stdout().contains("\"not_written\": 1"), "the run was recorded: {}", history.stdout());
+}
