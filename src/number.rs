@@ -20,7 +20,7 @@ pub enum NumberError {
     Invalid(String),
     #[error("{value} has {digits} significant digits; DynamoDB keeps at most 38 (cast the column to text to store it as a string)")]
     TooManyDigits { value: String, digits: usize },
-    #[error("{0} is outside DynamoDB's number range (1E-130 to 9.99E+125)")]
+    #[error("{0} is outside DynamoDB's number range (1E-130 to 9.99E+125; cast the column to text to store it as a string)")]
     OutOfRange(String),
     #[error("{0} cannot be stored: DynamoDB numbers have no NaN or infinity")]
     NotFinite(String),
@@ -132,13 +132,26 @@ fn is_canonical(text: &str) -> bool {
     }
 }
 
-/// Canonical text of a float, or an error for NaN and infinities.
+/// Canonical text of a double (PostgreSQL's `double precision`), or an error for NaN and infinities.
+///
+/// The digits are the shortest that read back as the same float, chosen by Ryu as PostgreSQL's own
+/// output (`float8out`, since PostgreSQL 12) chooses them, ties included: `1e15 + 0.3` lies halfway
+/// between `…0.2` and `…0.3`, and both print `1000000000000000.2`.
 pub fn from_f64(value: f64) -> Result<String, NumberError> {
     if !value.is_finite() {
         return Err(NumberError::NotFinite(value.to_string()));
     }
-    // `{}` prints the shortest text that reads back as the same float, without an exponent.
-    normalize(&value.to_string()).map(Cow::into_owned)
+    normalize(ryu::Buffer::new().format_finite(value)).map(Cow::into_owned)
+}
+
+/// Canonical text of a single-precision float (PostgreSQL's `real`), or an error for NaN and
+/// infinities: the shortest decimal that reads back as the same `f32`, as PostgreSQL prints it.
+/// Widening to `f64` first would store the binary approximation (32.38 → 32.380001068115234).
+pub fn from_f32(value: f32) -> Result<String, NumberError> {
+    if !value.is_finite() {
+        return Err(NumberError::NotFinite(value.to_string()));
+    }
+    normalize(ryu::Buffer::new().format_finite(value)).map(Cow::into_owned)
 }
 
 #[cfg(test)]
@@ -204,6 +217,39 @@ mod tests {
         assert_eq!(from_f64(-1.25e-5).unwrap(), "-0.0000125");
         assert!(from_f64(f64::NAN).is_err());
         assert!(from_f64(f64::INFINITY).is_err());
+    }
+
+    #[test]
+    fn single_precision_floats_use_their_own_shortest_text() {
+        // What PostgreSQL prints for the same `real` values (`SELECT x::real::text`).
+        let cases: [(f32, &str); 10] = [
+            (32.38, "32.38"),
+            (0.1, "0.1"),
+            (123456.79, "123456.79"),
+            (-0.0, "0"),
+            (1e15, "1000000000000000"),
+            (3.4028235e38, "340282350000000000000000000000000000000"),
+            (1.1754944e-38, "0.000000000000000000000000000000000000011754944"),
+            (1e-45, "0.000000000000000000000000000000000000000000001"),
+            (16777217.0, "16777216"),
+            (-2.5e-7, "-0.00000025"),
+        ];
+        for (value, want) in cases {
+            assert_eq!(from_f32(value).unwrap(), want, "from_f32({value:e})");
+        }
+        assert_eq!(from_f64(f64::from(32.38f32)).unwrap(), "32.380001068115234", "what widening stored");
+        assert!(matches!(from_f32(f32::NAN), Err(NumberError::NotFinite(_))));
+        assert!(matches!(from_f32(f32::NEG_INFINITY), Err(NumberError::NotFinite(_))));
+    }
+
+    #[test]
+    fn doubles_beyond_dynamodb_are_refused_not_rounded() {
+        assert_eq!(from_f64(5e-324), Err(NumberError::OutOfRange("5E-324".into())));
+        assert_eq!(from_f64(f64::MAX), Err(NumberError::OutOfRange("1.7976931348623157E+308".into())));
+        assert_eq!(from_f64(-1e126), Err(NumberError::OutOfRange("-1E+126".into())));
+        assert_eq!(from_f64(1e15 + 0.3).unwrap(), "1000000000000000.2");
+        assert_eq!(from_f64(9.99e125).unwrap(), format!("999{}", "0".repeat(123)));
+        assert_eq!(from_f64(1e-130).unwrap(), format!("0.{}1", "0".repeat(129)));
     }
 
     #[test]

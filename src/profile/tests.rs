@@ -221,3 +221,35 @@ fn entity_and_index_mistakes_are_named() {
         assert!(err.contains(want), "{err}\nwanted: {want}");
     }
 }
+
+#[test]
+fn names_ddbsync_owns_are_refused_as_keys_defaults_and_index_keys() {
+    let fix = "is a name ddbsync keeps for its own attributes (names starting with _ddbsync_; it stores each item's \
+               content hash in _ddbsync_hash); use another name, renaming the column in the query (… AS ddbsync_";
+    let cases = [
+        (
+            MAPPINGS.replace("partition_key = \"lesson_id\"", "partition_key = \"_ddbsync_hash\""),
+            format!("mappings/m.toml: table \"lessons\": partition_key: \"_ddbsync_hash\" {fix}hash)"),
+        ),
+        (
+            MAPPINGS.replace("sort_key = \"topic\"", "sort_key = { name = \"_ddbsync_sk\", template = \"T#{topic}\" }"),
+            format!("table \"topics\": sort_key: \"_ddbsync_sk\" {fix}sk)"),
+        ),
+        (
+            MAPPINGS.replace("sort_key = \"topic\"", "sort_key = { name = \"SK\", column = \"_ddbsync_hash\" }"),
+            format!("table \"topics\": sort_key: \"_ddbsync_hash\" {fix}hash)"),
+        ),
+        (
+            MAPPINGS.replace("defaults = { rating = 0,", "defaults = { _ddbsync_hash = \"x\", rating = 0,"),
+            format!("table \"topics\": defaults._ddbsync_hash: \"_ddbsync_hash\" {fix}hash)"),
+        ),
+        (
+            CATALOG.replace("partition_key = \"title\"", "partition_key = \"_ddbsync_hash\""),
+            format!("table \"catalog\": index \"by_title\": \"_ddbsync_hash\" {fix}hash)"),
+        ),
+    ];
+    for (mappings, want) in cases {
+        let err = load_err(ENV, &mappings);
+        assert!(err.contains(&want), "{err}\nwanted: {want}");
+    }
+}
