@@ -132,26 +132,132 @@ fn is_canonical(text: &str) -> bool {
     }
 }
 
-/// Canonical text of a double (PostgreSQL's `double precision`), or an error for NaN and infinities.
-///
-/// The digits are the shortest that read back as the same float, chosen by Ryu as PostgreSQL's own
-/// output (`float8out`, since PostgreSQL 12) chooses them, ties included: `1e15 + 0.3` lies halfway
-/// between `…0.2` and `…0.3`, and both print `1000000000000000.2`.
+/// Canonical text of a double (PostgreSQL's `double precision`), or an error for NaN and infinities:
+/// the digits PostgreSQL prints (`float8out`), so that a stored value reads as `SELECT col::text` does.
 pub fn from_f64(value: f64) -> Result<String, NumberError> {
     if !value.is_finite() {
         return Err(NumberError::NotFinite(value.to_string()));
     }
-    normalize(ryu::Buffer::new().format_finite(value)).map(Cow::into_owned)
+    normalize(&postgres_float_text(value)).map(Cow::into_owned)
 }
 
 /// Canonical text of a single-precision float (PostgreSQL's `real`), or an error for NaN and
-/// infinities: the shortest decimal that reads back as the same `f32`, as PostgreSQL prints it.
-/// Widening to `f64` first would store the binary approximation (32.38 → 32.380001068115234).
+/// infinities: the digits PostgreSQL prints (`float4out`). Widening to `f64` first would store the
+/// binary approximation instead (32.38 → 32.380001068115234).
 pub fn from_f32(value: f32) -> Result<String, NumberError> {
     if !value.is_finite() {
         return Err(NumberError::NotFinite(value.to_string()));
     }
-    normalize(ryu::Buffer::new().format_finite(value)).map(Cow::into_owned)
+    normalize(&postgres_float_text(value)).map(Cow::into_owned)
+}
+
+/// A binary float as PostgreSQL's output sees it (implemented for `f32` and `f64`).
+trait Float: Copy + PartialEq + std::fmt::LowerExp + std::str::FromStr + ryu::Float {
+    /// Most significant digits that can be needed to tell the float from its neighbours.
+    const MAX_DIGITS: usize;
+    /// `(m, e, closer_below)`: the float's magnitude is exactly `m × 2^e`, and `closer_below` says
+    /// that the next float down is half as far as the next one up (a power of two).
+    fn binary(self) -> (u64, i32, bool);
+    fn magnitude(self) -> Self;
+}
+
+impl Float for f64 {
+    const MAX_DIGITS: usize = 17;
+    fn magnitude(self) -> f64 {
+        self.abs()
+    }
+    fn binary(self) -> (u64, i32, bool) {
+        let bits = self.to_bits();
+        let (fraction, exponent) = (bits & ((1 << 52) - 1), ((bits >> 52) & 0x7ff) as i32);
+        match exponent {
+            0 => (fraction, -1074, false),
+            _ => (fraction | (1 << 52), exponent - 1075, fraction == 0 && exponent > 1),
+        }
+    }
+}
+
+impl Float for f32 {
+    const MAX_DIGITS: usize = 9;
+    fn magnitude(self) -> f32 {
+        self.abs()
+    }
+    fn binary(self) -> (u64, i32, bool) {
+        let bits = self.to_bits();
+        let (fraction, exponent) = (u64::from(bits & ((1 << 23) - 1)), ((bits >> 23) & 0xff) as i32);
+        match exponent {
+            0 => (fraction, -149, false),
+            _ => (fraction | (1 << 23), exponent - 150, fraction == 0 && exponent > 1),
+        }
+    }
+}
+
+/// The shortest decimal that reads back as `value`, as PostgreSQL chooses it (in any notation).
+///
+/// PostgreSQL's output is Ryu with one change: it never prints a decimal that lies exactly halfway
+/// to a neighbouring float, which only a reader rounding ties to even would read back right. Ryu
+/// proper (the `ryu` crate) may print such a midpoint; then PostgreSQL prints the shortest decimal
+/// strictly between the midpoints, the one nearest the float, ties to even (as `{:.*e}` rounds).
+fn postgres_float_text<F: Float>(value: F) -> String {
+    let shortest = ryu::Buffer::new().format_finite(value).to_string();
+    let (m, e, closer_below) = value.binary();
+    if m == 0 {
+        return shortest;
+    }
+    // The midpoints to the neighbours, `a × 2^k` with `a` odd.
+    let above = (2 * m + 1, e - 1);
+    let below = if closer_below { (4 * m - 1, e - 2) } else { (2 * m - 1, e - 1) };
+    let inside = |digits: u64, exponent: i32| {
+        format!("{digits}e{exponent}").parse::<F>().is_ok_and(|v| v == value.magnitude())
+            && !exactly(digits, exponent, above)
+            && !exactly(digits, exponent, below)
+    };
+    let Some((digits, exponent)) = decimal(&shortest) else { return shortest };
+    if inside(digits, exponent) {
+        return shortest;
+    }
+    let length = digits.to_string().trim_end_matches('0').len();
+    for precision in length..=F::MAX_DIGITS {
+        let rounded = format!("{:.*e}", precision - 1, value);
+        let Some((digits, exponent)) = decimal(&rounded) else { break };
+        // The nearest decimal of this length, else its neighbour on the float's other side (the
+        // interval is lopsided at a power of two).
+        for candidate in [Some(digits), digits.checked_sub(1), digits.checked_add(1)].into_iter().flatten() {
+            if candidate > 0 && inside(candidate, exponent) {
+                let sign = if rounded.starts_with('-') { "-" } else { "" };
+                return format!("{sign}{candidate}e{exponent}");
+            }
+        }
+    }
+    shortest
+}
+
+/// The digits and exponent of a decimal's magnitude (`-1.25e3` → `(125, 1)`), when they fit a `u64`.
+fn decimal(text: &str) -> Option<(u64, i32)> {
+    let text = text.trim_start_matches('-');
+    let (mantissa, exponent) = match text.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i32>().ok()?),
+        None => (text, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits: u64 = format!("{int}{frac}").parse().ok()?;
+    Some((digits, exponent - frac.len() as i32))
+}
+
+/// Whether `digits × 10^exponent` is exactly `a × 2^k` (`a` odd): exact integer arithmetic, no float.
+fn exactly(digits: u64, exponent: i32, (a, k): (u64, i32)) -> bool {
+    if digits == 0 {
+        return false;
+    }
+    // digits × 10^exponent = odd × 5^exponent × 2^(twos + exponent)
+    let twos = digits.trailing_zeros() as i32;
+    let odd = u128::from(digits >> twos);
+    let fives = 5u128.checked_pow(exponent.unsigned_abs());
+    let odd_part = match (exponent >= 0, fives) {
+        (true, Some(f)) => odd.checked_mul(f),
+        (false, Some(f)) if odd % f == 0 => Some(odd / f),
+        _ => None,
+    };
+    odd_part == Some(u128::from(a)) && twos + exponent == k
 }
 
 #[cfg(test)]
@@ -250,6 +356,34 @@ mod tests {
         assert_eq!(from_f64(1e15 + 0.3).unwrap(), "1000000000000000.2");
         assert_eq!(from_f64(9.99e125).unwrap(), format!("999{}", "0".repeat(123)));
         assert_eq!(from_f64(1e-130).unwrap(), format!("0.{}1", "0".repeat(129)));
+    }
+
+    #[test]
+    fn a_midpoint_is_never_printed_as_postgresql_never_prints_one() {
+        // Ryu alone prints 324615887337733600: exactly halfway to the next double down, which reads
+        // back right only with ties to even. PostgreSQL prints one digit more (checked with psql).
+        let value = 324615887337733632f64;
+        assert_eq!(ryu::Buffer::new().format_finite(value), "3.246158873377336e17");
+        assert_eq!(from_f64(value).unwrap(), "324615887337733630");
+        assert_eq!(from_f64(-value).unwrap(), "-324615887337733630");
+        assert_eq!(from_f64(-3.6245621503646496e16).unwrap(), "-36245621503646496");
+        // Not midpoints: Ryu's own text.
+        assert_eq!(from_f64(0.3).unwrap(), "0.3");
+        assert_eq!(from_f64(5e-7).unwrap(), "0.0000005");
+        assert_eq!(from_f32(32.38).unwrap(), "32.38");
+    }
+
+    #[test]
+    fn midpoints_are_found_with_exact_arithmetic() {
+        // 1.5 = 3 × 2^-1 = 15 × 10^-1
+        assert!(exactly(15, -1, (3, -1)));
+        assert!(!exactly(16, -1, (3, -1)));
+        // 1e15 + 0.25 = 4000000000000001 × 2^-2
+        assert!(exactly(100000000000000025, -2, (4_000_000_000_000_001, -2)));
+        assert!(exactly(5, 3, (625, 3)), "5000 = 625 × 2^3");
+        assert!(!exactly(5, -40, (1, -3)));
+        assert_eq!(decimal("-1.25e3"), Some((125, 1)));
+        assert_eq!(decimal("0.001"), Some((1, -3)));
     }
 
     #[test]
