@@ -669,16 +669,17 @@ mod tests {
             "sort key \"title\" is 1025 bytes, over DynamoDB's limit of 1024 for a sort key; build it from shorter \
              values (a hash of a long one, such as md5(column), for example)"
         );
-        let pk = KeySpec {
-            attribute: "PK".into(),
-            source: KeySource::Template(Template::parse("LESSON#{title}").unwrap()),
-        };
+        let pk =
+            KeySpec { attribute: "PK".into(), source: KeySource::Template(Template::parse("LESSON#{title}").unwrap()) };
         let plan = Plan::new(&mapping(pk, None), &[], columns()).unwrap();
         let long = "t".repeat(2041);
         assert!(plan.build(&[Some(&id), Some(long.as_bytes()), None, None]).is_ok(), "LESSON# + 2041 = 2048 bytes");
         let longer = "t".repeat(2042);
         let reject = plan.build(&[Some(&id), Some(longer.as_bytes()), None, None]).unwrap_err();
-        assert!(reject.reason.starts_with("partition key \"PK\" is 2049 bytes, over DynamoDB's limit of 2048"), "{reject:?}");
+        assert!(
+            reject.reason.starts_with("partition key \"PK\" is 2049 bytes, over DynamoDB's limit of 2048"),
+            "{reject:?}"
+        );
     }
 
     #[test]
@@ -701,7 +702,9 @@ mod tests {
              of 2048 for a partition key; return a shorter value, or NULL to leave the item out of the index"
         );
         let reject = plan.build(&[Some(&id), Some(b"t"), None, Some(&[b'u'; 1025])]).unwrap_err();
-        assert!(reject.reason.starts_with("attribute \"updated_at\" is the sort key of index \"by_title\" and is 1025 bytes"));
+        assert!(reject
+            .reason
+            .starts_with("attribute \"updated_at\" is the sort key of index \"by_title\" and is 1025 bytes"));
         // Each index key attribute is held to its limit on its own, as DynamoDB checks an empty one.
         assert!(plan.build(&[Some(&id), None, None, Some(&[b'u'; 1025])]).is_err());
         assert!(plan.build(&[Some(&id), None, None, None]).is_ok());
@@ -720,7 +723,10 @@ mod tests {
         assert!(reject.reason.starts_with("attribute \"doc\" holds a map with an empty key (at doc.a)"), "{reject:?}");
         let deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
         let reject = row(deep.as_bytes()).unwrap_err();
-        assert!(reject.reason.starts_with("column \"doc\": the JSON document is nested more than 32 levels deep"), "{reject:?}");
+        assert!(
+            reject.reason.starts_with("column \"doc\": the JSON document is nested more than 32 levels deep"),
+            "{reject:?}"
+        );
         // 31 levels inside an array element: level 32 inside the document, 33 in the item.
         let element = format!("{}1{}", "[".repeat(31), "]".repeat(31));
         let mut array = Vec::new();
@@ -729,7 +735,10 @@ mod tests {
         }
         array.extend_from_slice(element.as_bytes());
         let reject = plan.build(&[Some(&id), None, None, None, None, Some(&array)]).unwrap_err();
-        assert!(reject.reason.starts_with("attribute \"docs\" is nested more than 32 levels deep (at docs[0]"), "{reject:?}");
+        assert!(
+            reject.reason.starts_with("attribute \"docs\" is nested more than 32 levels deep (at docs[0]"),
+            "{reject:?}"
+        );
         assert!(row(br#"{"a": {"b": 1}}"#).is_ok());
     }
 
@@ -762,7 +771,12 @@ mod tests {
         let mut entity = mapping(column_key("lesson_id"), None);
         entity.defaults = vec![("rating".into(), AttributeValue::Bool(false))];
         let err = Plan::new(&entity, &indexes, columns()).unwrap_err();
-        assert!(err.to_string().contains("column \"rating\" is a key of an index, of type N, but its default is not a string or number"), "{err}");
+        assert!(
+            err.to_string().contains(
+                "column \"rating\" is a key of an index, of type N, but its default is not a string or number"
+            ),
+            "{err}"
+        );
         // The test mapping's own default (rating = 0) fits.
         assert!(Plan::new(&mapping(column_key("lesson_id"), None), &indexes, columns()).is_ok());
     }

@@ -42,7 +42,9 @@ pub enum ValueError {
          return NULL in the query instead (NULLIF(column, '{value}')) or cast the column to text to store the word"
     )]
     Infinite { ty: &'static str, value: &'static str },
-    #[error("{ty} value is beyond the years ddbsync converts (about 262,000 BC to 262,000 AD); cast the column to text")]
+    #[error(
+        "{ty} value is beyond the years ddbsync converts (about 262,000 BC to 262,000 AD); cast the column to text"
+    )]
     OutOfRange { ty: &'static str },
     #[error(
         "the JSON document is nested more than {} levels deep, DynamoDB's limit; flatten it in the query, \
@@ -490,7 +492,9 @@ mod tests {
     #[test]
     fn reals_are_stored_as_postgresql_prints_them() {
         // `SELECT x::real::text` prints each of these: the shortest text that reads back as the f32.
-        for (value, want) in [(32.38f32, "32.38"), (0.1, "0.1"), (3.4028235e38, "340282350000000000000000000000000000000")] {
+        for (value, want) in
+            [(32.38f32, "32.38"), (0.1, "0.1"), (3.4028235e38, "340282350000000000000000000000000000000")]
+        {
             assert_eq!(conv(&Type::FLOAT4, &value.to_be_bytes()), AttributeValue::N(want.into()), "{value:e}");
         }
         assert_eq!(conv(&Type::FLOAT8, &32.38f64.to_be_bytes()), AttributeValue::N("32.38".into()));
@@ -531,9 +535,15 @@ mod tests {
         }
         // Beyond chrono's years (PostgreSQL's go to 294276 AD): an error, not a number in a string.
         let far = (i64::MAX - 1).to_be_bytes();
-        assert!(matches!(convert(&Type::TIMESTAMP, Some(&far)), Err(ConvertError::Value(ValueError::OutOfRange { .. }))));
+        assert!(matches!(
+            convert(&Type::TIMESTAMP, Some(&far)),
+            Err(ConvertError::Value(ValueError::OutOfRange { .. }))
+        ));
         let far_date = (i32::MAX - 1).to_be_bytes();
-        assert!(matches!(convert(&Type::DATE, Some(&far_date)), Err(ConvertError::Value(ValueError::OutOfRange { .. }))));
+        assert!(matches!(
+            convert(&Type::DATE, Some(&far_date)),
+            Err(ConvertError::Value(ValueError::OutOfRange { .. }))
+        ));
     }
 
     fn nested_json(levels: usize, inner: &str) -> Vec<u8> {
@@ -544,10 +554,12 @@ mod tests {
     fn json_nested_past_dynamodb_limit_is_an_error() {
         // The document is level 1: 31 arrays around a number put the number at level 32, the last.
         assert!(convert(&Type::JSON, Some(&nested_json(31, "1"))).is_ok());
-        assert!(convert(&Type::JSON, Some(&nested_json(32, ""))).is_ok(), "an empty array at level 32 holds nothing deeper");
-        let too_deep = |doc: &[u8]| {
-            matches!(convert(&Type::JSON, Some(doc)), Err(ConvertError::Value(ValueError::TooDeep)))
-        };
+        assert!(
+            convert(&Type::JSON, Some(&nested_json(32, ""))).is_ok(),
+            "an empty array at level 32 holds nothing deeper"
+        );
+        let too_deep =
+            |doc: &[u8]| matches!(convert(&Type::JSON, Some(doc)), Err(ConvertError::Value(ValueError::TooDeep)));
         assert!(too_deep(&nested_json(32, "1")));
         assert!(too_deep(&nested_json(40, "1")));
         assert!(too_deep(format!("{}1{}", "{\"a\": ".repeat(32), "}".repeat(32)).as_bytes()));

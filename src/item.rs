@@ -338,7 +338,10 @@ mod tests {
     #[test]
     fn empty_sets_are_flaws_and_scalars_are_not() {
         assert!(matches!(value_flaw("tags", &AttributeValue::Ss(vec![])), Some(Flaw::EmptySet { .. })));
-        assert!(matches!(value_flaw("l", &AttributeValue::L(vec![AttributeValue::Ns(vec![])])), Some(Flaw::EmptySet { .. })));
+        assert!(matches!(
+            value_flaw("l", &AttributeValue::L(vec![AttributeValue::Ns(vec![])])),
+            Some(Flaw::EmptySet { .. })
+        ));
         assert_eq!(value_flaw("tags", &AttributeValue::Ss(vec!["a".into()])), None);
         assert_eq!(value_flaw("title", &s("")), None, "an empty string is fine outside keys");
         assert_eq!(value_flaw("list", &AttributeValue::L(vec![])), None);

@@ -357,7 +357,8 @@ fn index(table_key: &Entity, name: String, section: raw::IndexSection) -> Result
     if [Some(&partition_key), section.sort_key.as_ref()].into_iter().flatten().any(|a| a.is_empty()) {
         return Err(err("its key attributes must be named".into()));
     }
-    if let Some(name) = [Some(&partition_key), section.sort_key.as_ref()].into_iter().flatten().find(|a| item::is_reserved(a))
+    if let Some(name) =
+        [Some(&partition_key), section.sort_key.as_ref()].into_iter().flatten().find(|a| item::is_reserved(a))
     {
         return Err(err(reserved(name)));
     }

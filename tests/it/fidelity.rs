@@ -161,7 +161,8 @@ async fn numbers_are_stored_exactly_as_postgresql_prints_them() {
         .iter()
         .map(|r| (r["key"].as_str().unwrap().to_string(), r["reason"].as_str().unwrap().to_string()))
         .collect();
-    let range = "is outside DynamoDB's number range (1E-130 to 9.99E+125; cast the column to text to store it as a string)";
+    let range =
+        "is outside DynamoDB's number range (1E-130 to 9.99E+125; cast the column to text to store it as a string)";
     let want = [
         ("id=90", format!("column \"d\": 5E-324 {range}")),
         ("id=91", format!("column \"d\": 1.7976931348623157E+308 {range}")),
@@ -202,7 +203,8 @@ async fn rows_breaking_a_dynamodb_limit_are_rejected_and_their_neighbours_writte
     ctx.sql(&["CREATE TABLE limits_src (id text, sk text, tag text, label text, doc jsonb, at timestamp, day date)"]);
     let good = |id: &str| format!("('{id}', 's', 'x', 'l', '{{\"ok\": 1}}', '2024-01-01 00:00', '2024-01-01')");
     let with = |id: &str, column: &str, sql: &str| {
-        let base = format!("'{id}', 's', 'x', 'l', '{{\"ok\": 1}}'::jsonb, '2024-01-01 00:00'::timestamp, '2024-01-01'::date");
+        let base =
+            format!("'{id}', 's', 'x', 'l', '{{\"ok\": 1}}'::jsonb, '2024-01-01 00:00'::timestamp, '2024-01-01'::date");
         let mut fields: Vec<String> = base.split(", ").map(str::to_string).collect();
         let at = ["id", "sk", "tag", "label", "doc", "at", "day"].iter().position(|c| *c == column).unwrap();
         fields[at] = sql.to_string();
@@ -374,7 +376,9 @@ async fn names_ddbsync_owns_are_refused_before_anything_is_written() {
     let run = ctx.ddbsync(&["sync", "local"]);
     assert_eq!(run.code(), 2, "{}", run.stderr());
     assert!(
-        run.stderr().contains("table \"things\": partition_key: \"_ddbsync_key\" is a name ddbsync keeps for its own attributes"),
+        run.stderr().contains(
+            "table \"things\": partition_key: \"_ddbsync_key\" is a name ddbsync keeps for its own attributes"
+        ),
         "{}",
         run.stderr()
     );
