@@ -193,32 +193,47 @@ fn array(elem: &Type, raw: &[u8]) -> Result<AttributeValue, ConvertError> {
 /// stored whole, and stopping there keeps a hostile document (PostgreSQL allows thousands of levels)
 /// from costing more than the limit's worth of recursion.
 pub fn json_text(text: &[u8]) -> WireResult<AttributeValue> {
-    let too_deep = std::cell::Cell::new(false);
+    let refused = std::cell::Cell::new(None);
     let mut de = serde_json::Deserializer::from_slice(text);
-    let parsed = serde::Deserializer::deserialize_any(&mut de, JsonVisitor { level: 1, too_deep: &too_deep })
+    let parsed = serde::Deserializer::deserialize_any(&mut de, JsonVisitor { level: 1, refused: &refused })
         .and_then(|value| de.end().map(|()| value));
-    match parsed {
-        Ok(value) => Ok(value),
-        Err(_) if too_deep.get() => Err(Box::new(ValueError::TooDeep)),
-        Err(e) => Err(Box::new(e)),
+    match (parsed, refused.take()) {
+        (Ok(value), _) => Ok(value),
+        // The value's own reason, typed, rather than serde_json's text of it.
+        (Err(_), Some(Refused::TooDeep)) => Err(Box::new(ValueError::TooDeep)),
+        (Err(_), Some(Refused::Number(e))) => Err(Box::new(e)),
+        (Err(e), None) => Err(Box::new(e)),
     }
+}
+
+/// Why a well-formed JSON document was refused.
+enum Refused {
+    TooDeep,
+    Number(NumberError),
 }
 
 /// serde_json's private map key for numbers under `arbitrary_precision`.
 const JSON_NUMBER_KEY: &str = "$serde_json::private::Number";
 
 /// Visits one JSON value at `level` (the document itself is level 1, as a top-level attribute's
-/// value is for DynamoDB); `too_deep` records why parsing stopped when it was the nesting limit.
+/// value is for DynamoDB); `refused` records why parsing stopped when the document was well-formed.
 #[derive(Clone, Copy)]
 struct JsonVisitor<'a> {
     level: usize,
-    too_deep: &'a std::cell::Cell<bool>,
+    refused: &'a std::cell::Cell<Option<Refused>>,
 }
 
 impl JsonVisitor<'_> {
     /// The visitor for a container's elements.
     fn child(self) -> Self {
         JsonVisitor { level: self.level + 1, ..self }
+    }
+
+    /// Stops the parse at a number DynamoDB cannot hold, keeping the reason.
+    fn number_error<E: serde::de::Error>(self, e: NumberError) -> E {
+        let error = E::custom(&e);
+        self.refused.set(Some(Refused::Number(e)));
+        error
     }
 }
 
@@ -228,7 +243,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for JsonVisitor<'_> {
     type Value = AttributeValue;
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<AttributeValue, D::Error> {
         if self.level > item::MAX_DEPTH {
-            self.too_deep.set(true);
+            self.refused.set(Some(Refused::TooDeep));
             return Err(serde::de::Error::custom(ValueError::TooDeep));
         }
         d.deserialize_any(self)
@@ -254,7 +269,7 @@ impl<'de> serde::de::Visitor<'de> for JsonVisitor<'_> {
         Ok(AttributeValue::N(v.to_string()))
     }
     fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<AttributeValue, E> {
-        number::from_f64(v).map(AttributeValue::N).map_err(E::custom)
+        number::from_f64(v).map(AttributeValue::N).map_err(|e| self.number_error(e))
     }
     fn visit_str<E>(self, v: &str) -> Result<AttributeValue, E> {
         Ok(AttributeValue::S(v.to_string()))
@@ -276,7 +291,7 @@ impl<'de> serde::de::Visitor<'de> for JsonVisitor<'_> {
         while let Some(key) = map.next_key::<String>()? {
             if key == JSON_NUMBER_KEY {
                 let text: String = map.next_value()?;
-                let n = number::normalize(&text).map_err(serde::de::Error::custom)?;
+                let n = number::normalize(&text).map_err(|e| self.number_error(e))?;
                 return Ok(AttributeValue::N(n.into_owned()));
             }
             entries.insert(key, map.next_value_seed(child)?);
@@ -481,7 +496,10 @@ mod tests {
             )
         );
         // Numbers DynamoDB cannot hold are errors, and so is text that is not JSON.
-        assert!(convert(&Type::JSON, Some(b"[1234567890123456789012345678901234567891]")).is_err());
+        let wide = convert(&Type::JSON, Some(b"[1234567890123456789012345678901234567891]")).unwrap_err();
+        assert!(matches!(wide, ConvertError::Number(NumberError::TooManyDigits { digits: 40, .. })), "{wide:?}");
+        let tiny = convert(&Type::JSON, Some(b"{\"a\": [1.5e-9223372036854775808]}")).unwrap_err();
+        assert_eq!(tiny.to_string(), NumberError::OutOfRange("1.5e-9223372036854775808".into()).to_string());
         assert!(convert(&Type::JSON, Some(b"{\"a\": }")).is_err());
         // jsonb's binary form is a version byte, then the text.
         let mut jsonb = vec![1u8];

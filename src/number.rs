@@ -4,6 +4,9 @@
 //! returns numbers normalised (`"1.50"` → `"1.5"`, `"1e2"` → `"100"`, `"-0"` → `"0"`). Every number
 //! ddbsync writes or hashes goes through [`normalize`], so a value built from PostgreSQL and the same
 //! value read back from DynamoDB have one spelling, and therefore one content hash.
+//!
+//! Floats are spelled with the digits PostgreSQL prints for them ([`from_f32`], [`from_f64`]), so
+//! that what is stored is what `SELECT col::text` shows, not the binary value behind it.
 
 use std::borrow::Cow;
 
@@ -71,14 +74,17 @@ pub fn normalize(text: &str) -> Result<Cow<'_, str>, NumberError> {
     }
     let trailing = digits.len() - leading - significant.len();
     // value = significant × 10^scale
-    let scale = exponent - frac_part.len() as i64 + trailing as i64;
-    let order = significant.len() as i64 - 1 + scale;
+    // Saturating: an exponent near i64's limits (JSON text allows any) is far out of range anyway.
+    let scale = exponent.saturating_sub(frac_part.len() as i64).saturating_add(trailing as i64);
+    let order = (significant.len() as i64 - 1).saturating_add(scale);
+    // An order that saturated is shown as written: its exact figure would be off.
+    let shown =
+        || if order.unsigned_abs() > 1 << 60 { text.to_string() } else { scientific(negative, significant, order) };
     if significant.len() > MAX_DIGITS {
-        let value = scientific(negative, significant, order);
-        return Err(NumberError::TooManyDigits { value, digits: significant.len() });
+        return Err(NumberError::TooManyDigits { value: shown(), digits: significant.len() });
     }
     if !(MIN_ORDER..=MAX_ORDER).contains(&order) {
-        return Err(NumberError::OutOfRange(scientific(negative, significant, order)));
+        return Err(NumberError::OutOfRange(shown()));
     }
     let mut out = String::with_capacity(significant.len() + 4);
     if negative {
@@ -320,6 +326,14 @@ mod tests {
         assert!(matches!(normalize("1E-131"), Err(NumberError::OutOfRange(_))));
         assert!(matches!(normalize("NaN"), Err(NumberError::NotFinite(_))));
         assert!(matches!(normalize("-Infinity"), Err(NumberError::NotFinite(_))));
+        // Exponents at i64's limits: out of range, not an overflow.
+        for huge in ["1.5e-9223372036854775808", "15e9223372036854775807", "0.00e9223372036854775807"] {
+            assert!(matches!(normalize(huge), Err(NumberError::OutOfRange(_)) | Ok(Cow::Borrowed("0"))), "{huge}");
+        }
+        assert_eq!(
+            normalize("1.5e-9223372036854775808"),
+            Err(NumberError::OutOfRange("1.5e-9223372036854775808".into()))
+        );
         for bad in ["", "-", "1.2.3", "abc", "1e", "1 ", "0x10", "."] {
             assert!(matches!(normalize(bad), Err(NumberError::Invalid(_))), "{bad:?}");
         }
@@ -376,6 +390,10 @@ mod tests {
         assert_eq!(from_f64(value).unwrap(), "324615887337733630");
         assert_eq!(from_f64(-value).unwrap(), "-324615887337733630");
         assert_eq!(from_f64("-3.6245621503646496e16".parse().unwrap()).unwrap(), "-36245621503646496");
+        // More values where Ryu prints a midpoint, with what psql prints for them.
+        assert_eq!(from_f32(33677688.0).unwrap(), "33677688", "Ryu: 33677690; psql: 3.3677688e+07");
+        assert_eq!(from_f32(34156392.0).unwrap(), "34156392", "Ryu: 34156390; psql: 3.4156392e+07");
+        assert_eq!(from_f64(22035469604797472.0).unwrap(), "22035469604797472", "psql: 2.2035469604797472e+16");
         // Not midpoints: Ryu's own text.
         assert_eq!(from_f64(0.3).unwrap(), "0.3");
         assert_eq!(from_f64(5e-7).unwrap(), "0.0000005");

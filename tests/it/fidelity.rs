@@ -185,7 +185,7 @@ const LIMITS: &str = r#"
 [tables.limits]
 partition_key = "id"
 sort_key = "sk"
-query = "SELECT id, sk, tag, label, doc, at, day FROM limits_src"
+query = "SELECT id, sk, tag, label, doc, at, day, raw FROM limits_src"
 
 [tables.limits.indexes.by_tag]
 partition_key = "tag"
@@ -200,13 +200,15 @@ fn nested(levels: usize, inner: &str) -> String {
 #[tokio::test]
 async fn rows_breaking_a_dynamodb_limit_are_rejected_and_their_neighbours_written() {
     let ctx = Ctx::new(1).await;
-    ctx.sql(&["CREATE TABLE limits_src (id text, sk text, tag text, label text, doc jsonb, at timestamp, day date)"]);
-    let good = |id: &str| format!("('{id}', 's', 'x', 'l', '{{\"ok\": 1}}', '2024-01-01 00:00', '2024-01-01')");
+    ctx.sql(&[
+        "CREATE TABLE limits_src (id text, sk text, tag text, label text, doc jsonb, at timestamp, day date, raw json)",
+    ]);
+    let good = |id: &str| format!("('{id}', 's', 'x', 'l', '{{\"ok\": 1}}', '2024-01-01 00:00', '2024-01-01', '[1]')");
     let with = |id: &str, column: &str, sql: &str| {
         let base =
-            format!("'{id}', 's', 'x', 'l', '{{\"ok\": 1}}'::jsonb, '2024-01-01 00:00'::timestamp, '2024-01-01'::date");
+            format!("'{id}', 's', 'x', 'l', '{{\"ok\": 1}}'::jsonb, '2024-01-01 00:00'::timestamp, '2024-01-01'::date, '[1]'::json");
         let mut fields: Vec<String> = base.split(", ").map(str::to_string).collect();
-        let at = ["id", "sk", "tag", "label", "doc", "at", "day"].iter().position(|c| *c == column).unwrap();
+        let at = ["id", "sk", "tag", "label", "doc", "at", "day", "raw"].iter().position(|c| *c == column).unwrap();
         fields[at] = sql.to_string();
         format!("({})", fields.join(", "))
     };
@@ -281,6 +283,12 @@ async fn rows_breaking_a_dynamodb_limit_are_rejected_and_their_neighbours_writte
             with("infinite-date", "day", "'-infinity'::date"),
             "id=\"infinite-date\", sk=\"s\"".into(),
             "column \"day\": date '-infinity' cannot be stored".into(),
+        ),
+        (
+            // json (unlike jsonb) keeps any exponent PostgreSQL's parser accepts.
+            with("huge-exponent", "raw", "'[1.5e-9223372036854775808]'::json"),
+            "id=\"huge-exponent\", sk=\"s\"".into(),
+            "column \"raw\": 1.5e-9223372036854775808 is outside DynamoDB's number range".into(),
         ),
     ];
     // At the limits exactly: stored.
