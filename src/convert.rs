@@ -311,6 +311,7 @@ fn numeric_text(raw: &[u8]) -> WireResult<String> {
     match sign {
         0x0000 | 0x4000 => {}
         0xC000 => return Err(Box::new(NumberError::NotFinite("NaN".into()))),
+        0xF000 => return Err(Box::new(NumberError::NotFinite("-Infinity".into()))),
         _ => return Err(Box::new(NumberError::NotFinite("Infinity".into()))),
     }
     if ndigits == 0 {
@@ -440,6 +441,8 @@ mod tests {
             convert(&Type::NUMERIC, Some(&wide)),
             Err(ConvertError::Number(NumberError::TooManyDigits { digits: 40, .. }))
         ));
+        let minus_infinity = convert(&Type::NUMERIC, Some(&numeric(0, 0xF000, 0, &[]))).unwrap_err();
+        assert_eq!(minus_infinity.to_string(), "-Infinity cannot be stored: DynamoDB numbers have no NaN or infinity");
         let nan = numeric(0, 0xC000, 0, &[]);
         assert!(matches!(convert(&Type::NUMERIC, Some(&nan)), Err(ConvertError::Number(NumberError::NotFinite(_)))));
         assert!(matches!(convert(&Type::FLOAT8, Some(&f64::INFINITY.to_be_bytes())), Err(ConvertError::Number(_))));

@@ -287,6 +287,9 @@ fn entity(
         if let Some(name) = names.into_iter().find(|n| item::is_reserved(n)) {
             return Err(err(format!("{role}: {}", reserved(name))));
         }
+        if let Some(spec) = spec.filter(|s| s.attribute.len() > MAX_KEY_NAME_BYTES) {
+            return Err(err(format!("{role}: {}", too_long(&spec.attribute))));
+        }
     }
     if sort_key.as_ref().is_some_and(|s| s.attribute == partition_key.attribute) {
         return Err(err("sort_key and partition_key name the same attribute".into()));
@@ -362,7 +365,28 @@ fn index(table_key: &Entity, name: String, section: raw::IndexSection) -> Result
     {
         return Err(err(reserved(name)));
     }
+    let projected = match &section.projection {
+        Some(toml::Value::Array(list)) => list.iter().filter_map(toml::Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let names = [Some(partition_key.as_str()), section.sort_key.as_deref()].into_iter().flatten().chain(projected);
+    if let Some(long) = names.into_iter().find(|n| n.len() > MAX_KEY_NAME_BYTES) {
+        return Err(err(too_long(long)));
+    }
     Ok(Index { name, local, partition_key, sort_key: section.sort_key, projection })
+}
+
+/// DynamoDB's limit on the names of key attributes (table and index) and of attributes an index
+/// projects; other attribute names may be longer.
+const MAX_KEY_NAME_BYTES: usize = 255;
+
+fn too_long(name: &str) -> String {
+    format!(
+        "attribute name \"{}…\" is {} bytes; DynamoDB allows at most {MAX_KEY_NAME_BYTES} for a key or projected \
+         attribute; use a shorter name",
+        name.chars().take(20).collect::<String>(),
+        name.len()
+    )
 }
 
 /// Why an attribute name ddbsync owns cannot be the user's.

@@ -253,3 +253,30 @@ fn names_ddbsync_owns_are_refused_as_keys_defaults_and_index_keys() {
         assert!(err.contains(&want), "{err}\nwanted: {want}");
     }
 }
+
+#[test]
+fn key_and_projected_attribute_names_over_255_bytes_are_refused() {
+    let long = "k".repeat(256);
+    let cases = [
+        MAPPINGS.replace(
+            "sort_key = \"topic\"",
+            &format!("sort_key = {{ name = \"{long}\", template = \"T#{{topic}}\" }}"),
+        ),
+        CATALOG.replace("partition_key = \"title\"", &format!("partition_key = \"{long}\"")),
+        CATALOG.replace("projection = [\"title\"]", &format!("projection = [\"{long}\"]")),
+    ];
+    for mappings in cases {
+        let err = load_err(ENV, &mappings);
+        assert!(
+            err.contains(&format!(
+                "attribute name \"{}…\" is 256 bytes; DynamoDB allows at most 255 for a key or projected attribute; use a shorter name",
+                "k".repeat(20)
+            )),
+            "{err}"
+        );
+    }
+    // 255 bytes is fine.
+    let ok = CATALOG.replace("partition_key = \"title\"", &format!("partition_key = \"{}\"", "k".repeat(255)));
+    let dir = dir_with(ENV, &ok);
+    assert!(load(dir.path(), "dev").is_ok());
+}
