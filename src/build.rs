@@ -5,6 +5,9 @@
 //! fails before anything is written. [`Plan::build`] then turns each row into an item with its key
 //! digest, content hash and estimated size, or into a [`Reject`] that names the row's key and the
 //! reason, so that nothing is dropped silently.
+//!
+//! Every limit DynamoDB holds an item to (key sizes, nesting, empty names, empty index keys, the
+//! item size) is checked here, row by row: DynamoDB refuses a whole batch for one bad item.
 
 use std::collections::HashMap;
 
@@ -184,6 +187,14 @@ impl Plan {
                 )));
             }
             convert::supported(ty).map_err(|e| mapping.error(format!("column \"{name}\": {e}")))?;
+            if item::is_reserved(name) {
+                return Err(mapping.error(format!(
+                    "column \"{name}\": names starting with {} are ddbsync's own (it keeps each item's content \
+                     hash in {HASH_ATTR}); rename the column in the query (… AS {})",
+                    item::RESERVED_PREFIX,
+                    name.trim_start_matches('_')
+                )));
+            }
         }
         let index_of = |column: &str, role: &str| {
             columns.iter().position(|(n, _)| n == column).ok_or_else(|| {
@@ -247,6 +258,7 @@ impl Plan {
                 }
             }
         }
+        check_key_defaults(mapping, &columns, &keys, &key_schema, &index_attributes)?;
         Ok(Plan {
             columns,
             keys,
@@ -306,7 +318,7 @@ impl Plan {
         for (name, value) in key_values {
             item.insert(name, value);
         }
-        if let Some(reason) = self.empty_index_key(&item) {
+        if let Some(reason) = self.empty_index_key(&item).or_else(|| self.over_limits(&item)) {
             return Err(Reject { key: describe(&item), reason });
         }
         let key_refs: Vec<&AttributeValue> = self.key_schema.iter().map(|(n, _)| &item[n]).collect();
@@ -338,6 +350,38 @@ impl Plan {
                 )
             })
         })
+    }
+
+    /// The first DynamoDB limit the item breaks, other than its size (which needs the hash first):
+    /// a table or index key over its size limit, a value nested too deep, an empty map key.
+    fn over_limits(&self, item: &Item) -> Option<String> {
+        let table_keys = self.key_schema.iter().enumerate().map(|(i, (name, _))| (name.as_str(), i == 0, None));
+        let index_keys = self.indexes.iter().flat_map(|index| {
+            let sort = index.sort_key.as_deref().map(|name| (name, false, Some(index.name.as_str())));
+            std::iter::once((index.partition_key.as_str(), true, Some(index.name.as_str()))).chain(sort)
+        });
+        for (name, partition, index) in table_keys.chain(index_keys) {
+            let Some(value) = item.get(name) else { continue };
+            let (role, limit) = match partition {
+                true => ("partition key", item::MAX_PARTITION_KEY_BYTES),
+                false => ("sort key", item::MAX_SORT_KEY_BYTES),
+            };
+            let bytes = item::key_bytes(value);
+            if bytes <= limit {
+                continue;
+            }
+            return Some(match index {
+                None => format!(
+                    "{role} \"{name}\" is {bytes} bytes, over DynamoDB's limit of {limit} for a {role}; \
+                     build it from shorter values (a hash of a long one, such as md5(column), for example)"
+                ),
+                Some(index) => format!(
+                    "attribute \"{name}\" is the {role} of index \"{index}\" and is {bytes} bytes, over DynamoDB's \
+                     limit of {limit} for a {role}; return a shorter value, or NULL to leave the item out of the index"
+                ),
+            });
+        }
+        item.iter().find_map(|(name, value)| item::value_flaw(name, value)).map(|flaw| flaw.to_string())
     }
 
     /// Estimated write units of the index entries an item makes: one per index whose key
@@ -419,6 +463,38 @@ fn oversized(item: &Item, size: usize) -> String {
 
 fn column_error(name: &str, e: &ConvertError) -> String {
     format!("column \"{name}\": {e}")
+}
+
+/// A default stands in for a NULL column, so a key column's default becomes a key value: it must
+/// have the key's type, or DynamoDB would refuse every item that uses it.
+fn check_key_defaults(
+    mapping: &Entity,
+    columns: &[(String, Type)],
+    keys: &[KeyPlan],
+    key_schema: &[(String, &'static str)],
+    index_attributes: &[(String, &'static str)],
+) -> Result<(), ProfileError> {
+    let key_columns = keys.iter().zip(key_schema).filter_map(|(key, (_, ty))| match key {
+        KeyPlan::Column { index, .. } => Some((columns[*index].0.as_str(), *ty, "the table")),
+        KeyPlan::Template { .. } => None,
+    });
+    let index_columns = index_attributes.iter().map(|(name, ty)| (name.as_str(), *ty, "an index"));
+    for (column, ty, of) in key_columns.chain(index_columns) {
+        let Some((_, default)) = mapping.defaults.iter().find(|(name, _)| name == column) else { continue };
+        let given = match default {
+            AttributeValue::S(_) => "S",
+            AttributeValue::N(_) => "N",
+            AttributeValue::B(_) => "B",
+            _ => "not a string or number",
+        };
+        if given != ty {
+            return Err(mapping.error(format!(
+                "defaults.{column}: column \"{column}\" is a key of {of}, of type {ty}, but its default is {given}; \
+                 give a default of type {ty}, or none"
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -578,6 +654,133 @@ mod tests {
         assert!(err.to_string().contains("column \"tags\" is a key of index \"by_tags\" but has type jsonb"), "{err}");
     }
 
+    #[test]
+    fn keys_over_dynamodb_size_limits_are_rejected_with_the_key() {
+        let plan = Plan::new(&mapping(column_key("lesson_id"), Some(column_key("title"))), &[], columns()).unwrap();
+        let id = 1i32.to_be_bytes();
+        // UTF-8 bytes count: 512 × "é" is 1024 bytes, at the sort key limit; one more byte is over.
+        let at_limit = "é".repeat(512);
+        assert!(plan.build(&[Some(&id), Some(at_limit.as_bytes()), None, None]).is_ok());
+        let over = format!("{at_limit}x");
+        let reject = plan.build(&[Some(&id), Some(over.as_bytes()), None, None]).unwrap_err();
+        assert_eq!(reject.key, format!("lesson_id=1, title=\"{}…\" (1025 bytes)", "é".repeat(30)));
+        assert_eq!(
+            reject.reason,
+            "sort key \"title\" is 1025 bytes, over DynamoDB's limit of 1024 for a sort key; build it from shorter \
+             values (a hash of a long one, such as md5(column), for example)"
+        );
+        let pk =
+            KeySpec { attribute: "PK".into(), source: KeySource::Template(Template::parse("LESSON#{title}").unwrap()) };
+        let plan = Plan::new(&mapping(pk, None), &[], columns()).unwrap();
+        let long = "t".repeat(2041);
+        assert!(plan.build(&[Some(&id), Some(long.as_bytes()), None, None]).is_ok(), "LESSON# + 2041 = 2048 bytes");
+        let longer = "t".repeat(2042);
+        let reject = plan.build(&[Some(&id), Some(longer.as_bytes()), None, None]).unwrap_err();
+        assert!(
+            reject.reason.starts_with("partition key \"PK\" is 2049 bytes, over DynamoDB's limit of 2048"),
+            "{reject:?}"
+        );
+    }
+
+    #[test]
+    fn index_keys_over_dynamodb_size_limits_are_rejected() {
+        let indexes = [Index {
+            name: "by_title".into(),
+            local: false,
+            partition_key: "title".into(),
+            sort_key: Some("updated_at".into()),
+            projection: Projection::All,
+        }];
+        let plan = Plan::new(&mapping(column_key("lesson_id"), None), &indexes, columns()).unwrap();
+        let id = 1i32.to_be_bytes();
+        let ok = plan.build(&[Some(&id), Some(&[b't'; 2048]), None, Some(&[b'u'; 1024])]);
+        assert!(ok.is_ok(), "{ok:?}");
+        let reject = plan.build(&[Some(&id), Some(&[b't'; 2049]), None, Some(b"u")]).unwrap_err();
+        assert_eq!(
+            reject.reason,
+            "attribute \"title\" is the partition key of index \"by_title\" and is 2049 bytes, over DynamoDB's limit \
+             of 2048 for a partition key; return a shorter value, or NULL to leave the item out of the index"
+        );
+        let reject = plan.build(&[Some(&id), Some(b"t"), None, Some(&[b'u'; 1025])]).unwrap_err();
+        assert!(reject
+            .reason
+            .starts_with("attribute \"updated_at\" is the sort key of index \"by_title\" and is 1025 bytes"));
+        // Each index key attribute is held to its limit on its own, as DynamoDB checks an empty one.
+        assert!(plan.build(&[Some(&id), None, None, Some(&[b'u'; 1025])]).is_err());
+        assert!(plan.build(&[Some(&id), None, None, None]).is_ok());
+    }
+
+    #[test]
+    fn values_dynamodb_refuses_are_rejected_with_the_key() {
+        let mut cols = columns();
+        cols.push(("doc".into(), Type::JSON));
+        cols.push(("docs".into(), Type::JSON_ARRAY));
+        let plan = Plan::new(&mapping(column_key("lesson_id"), None), &[], cols).unwrap();
+        let id = 4i32.to_be_bytes();
+        let row = |doc: &[u8]| plan.build(&[Some(&id), None, None, None, Some(doc), None]);
+        let reject = row(br#"{"a": {"": 1}}"#).unwrap_err();
+        assert_eq!(reject.key, "lesson_id=4");
+        assert!(reject.reason.starts_with("attribute \"doc\" holds a map with an empty key (at doc.a)"), "{reject:?}");
+        let deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
+        let reject = row(deep.as_bytes()).unwrap_err();
+        assert!(
+            reject.reason.starts_with("column \"doc\": the JSON document is nested more than 32 levels deep"),
+            "{reject:?}"
+        );
+        // 31 levels inside an array element: level 32 inside the document, 33 in the item.
+        let element = format!("{}1{}", "[".repeat(31), "]".repeat(31));
+        let mut array = Vec::new();
+        for word in [1i32, 0, 114, 1, 1, element.len() as i32] {
+            array.extend_from_slice(&word.to_be_bytes());
+        }
+        array.extend_from_slice(element.as_bytes());
+        let reject = plan.build(&[Some(&id), None, None, None, None, Some(&array)]).unwrap_err();
+        assert!(
+            reject.reason.starts_with("attribute \"docs\" is nested more than 32 levels deep (at docs[0]"),
+            "{reject:?}"
+        );
+        assert!(row(br#"{"a": {"b": 1}}"#).is_ok());
+    }
+
+    #[test]
+    fn reserved_column_names_are_profile_errors() {
+        let mut cols = columns();
+        cols.push((HASH_ATTR.into(), Type::TEXT));
+        let err = Plan::new(&mapping(column_key("lesson_id"), None), &[], cols).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "envs/mappings/pni.toml: table \"lessons\": column \"_ddbsync_hash\": names starting with _ddbsync_ are \
+             ddbsync's own (it keeps each item's content hash in _ddbsync_hash); rename the column in the query \
+             (… AS ddbsync_hash)"
+        );
+    }
+
+    #[test]
+    fn a_key_column_default_must_have_the_key_type() {
+        let mut entity = mapping(column_key("lesson_id"), None);
+        entity.defaults = vec![("lesson_id".into(), AttributeValue::S("none".into()))];
+        let err = Plan::new(&entity, &[], columns()).unwrap_err();
+        assert!(
+            err.to_string().ends_with(
+                "defaults.lesson_id: column \"lesson_id\" is a key of the table, of type N, but its default is S; \
+                 give a default of type N, or none"
+            ),
+            "{err}"
+        );
+        let indexes = [index("by_rating", "rating", Projection::All)];
+        let mut entity = mapping(column_key("lesson_id"), None);
+        entity.defaults = vec![("rating".into(), AttributeValue::Bool(false))];
+        let err = Plan::new(&entity, &indexes, columns()).unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "column \"rating\" is a key of an index, of type N, but its default is not a string or number"
+            ),
+            "{err}"
+        );
+        // The test mapping's own default (rating = 0) fits.
+        assert!(Plan::new(&mapping(column_key("lesson_id"), None), &indexes, columns()).is_ok());
+    }
+
     fn table(entities: Vec<Entity>, indexes: Vec<Index>) -> TableMapping {
         TableMapping {
             name: "catalog".into(),
@@ -597,6 +800,8 @@ mod tests {
         artist.name = "artist".into();
         let mut album = mapping(pk("ALBUM#{lesson_id}"), None);
         album.name = "album".into();
+        // Its rating is text below: a number default would not fit the index key.
+        album.defaults.clear();
         let indexes = vec![index("by_rating", "rating", Projection::All)];
         let plans = |cols_b: Vec<(String, Type)>| {
             vec![Plan::new(&artist, &indexes, columns()).unwrap(), Plan::new(&album, &indexes, cols_b).unwrap()]

@@ -7,6 +7,11 @@
 //! bytea → `B`, timestamp/timestamptz/date → ISO-8601 `S` (timestamptz in UTC, spelled the way
 //! PostgreSQL's own JSON spells it, so top-level and embedded timestamps look alike). SQL NULL is
 //! `None`: the caller omits the attribute or uses the mapping's default.
+//!
+//! Numbers are stored as the value PostgreSQL prints, never as a binary approximation of it: a
+//! `real` is spelled as the shortest decimal that reads back as the same `f32`. A value that has no
+//! faithful DynamoDB form (NaN, infinite numbers, `infinity` timestamps, JSON nested deeper than
+//! DynamoDB allows) is an error, which rejects the row, rather than a stand-in value.
 
 use aws_sdk_dynamodb::primitives::Blob;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
@@ -14,7 +19,7 @@ use fallible_iterator::FallibleIterator;
 use postgres_protocol::types as wire;
 use tokio_postgres::types::{Kind, Type};
 
-use crate::item::AttributeValue;
+use crate::item::{self, AttributeValue};
 use crate::number::{self, NumberError};
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +30,28 @@ pub enum ConvertError {
     Number(#[from] NumberError),
     #[error("{ty} value: {message}")]
     Wire { ty: String, message: String },
+    #[error(transparent)]
+    Value(#[from] ValueError),
+}
+
+/// A well-formed PostgreSQL value that has no faithful DynamoDB form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error(
+        "{ty} '{value}' cannot be stored: it is not a point in time, and ddbsync does not invent one; \
+         return NULL in the query instead (NULLIF(column, '{value}')) or cast the column to text to store the word"
+    )]
+    Infinite { ty: &'static str, value: &'static str },
+    #[error(
+        "{ty} value is beyond the years ddbsync converts (about 262,000 BC to 262,000 AD); cast the column to text"
+    )]
+    OutOfRange { ty: &'static str },
+    #[error(
+        "the JSON document is nested more than {} levels deep, DynamoDB's limit; flatten it in the query, \
+         or cast the column to text to store it as a string",
+        item::MAX_DEPTH
+    )]
+    TooDeep,
 }
 
 type WireResult<T> = Result<T, Box<dyn std::error::Error + Sync + Send>>;
@@ -90,8 +117,11 @@ pub fn convert(ty: &Type, raw: Option<&[u8]>) -> Result<Option<AttributeValue>, 
         Kind::Array(elem) => array(elem, raw)?,
         _ => scalar(ty, raw).map_err(|e| match e.downcast::<NumberError>() {
             Ok(number) => ConvertError::Number(*number),
-            Err(e) if SCALARS.contains(ty) => wire_err(e),
-            Err(_) => ConvertError::Unsupported(ty.name().to_string()),
+            Err(e) => match e.downcast::<ValueError>() {
+                Ok(value) => ConvertError::Value(*value),
+                Err(e) if SCALARS.contains(ty) => wire_err(e),
+                Err(_) => ConvertError::Unsupported(ty.name().to_string()),
+            },
         })?,
     };
     Ok(Some(value))
@@ -108,7 +138,7 @@ fn scalar(ty: &Type, raw: &[u8]) -> WireResult<AttributeValue> {
         Type::INT4 => AttributeValue::N(wire::int4_from_sql(raw)?.to_string()),
         Type::INT8 => AttributeValue::N(wire::int8_from_sql(raw)?.to_string()),
         Type::OID => AttributeValue::N(wire::oid_from_sql(raw)?.to_string()),
-        Type::FLOAT4 => AttributeValue::N(number::from_f64(f64::from(wire::float4_from_sql(raw)?))?),
+        Type::FLOAT4 => AttributeValue::N(number::from_f32(wire::float4_from_sql(raw)?)?),
         Type::FLOAT8 => AttributeValue::N(number::from_f64(wire::float8_from_sql(raw)?)?),
         Type::NUMERIC => n(&numeric_text(raw)?)?,
         Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => {
@@ -123,9 +153,9 @@ fn scalar(ty: &Type, raw: &[u8]) -> WireResult<AttributeValue> {
             _ => return Err("unknown jsonb version".into()),
         },
         Type::BYTEA => AttributeValue::B(Blob::new(wire::bytea_from_sql(raw).to_vec())),
-        Type::TIMESTAMP => AttributeValue::S(timestamp_text(wire::timestamp_from_sql(raw)?, false)),
-        Type::TIMESTAMPTZ => AttributeValue::S(timestamp_text(wire::timestamp_from_sql(raw)?, true)),
-        Type::DATE => AttributeValue::S(date_text(wire::date_from_sql(raw)?)),
+        Type::TIMESTAMP => AttributeValue::S(timestamp_text(wire::timestamp_from_sql(raw)?, false)?),
+        Type::TIMESTAMPTZ => AttributeValue::S(timestamp_text(wire::timestamp_from_sql(raw)?, true)?),
+        Type::DATE => AttributeValue::S(date_text(wire::date_from_sql(raw)?)?),
         _ => return Err("unsupported".into()),
     })
 }
@@ -158,26 +188,69 @@ fn array(elem: &Type, raw: &[u8]) -> Result<AttributeValue, ConvertError> {
 /// JSON text → attribute value, parsed straight into attributes (no intermediate JSON tree).
 /// Numbers keep their exact text: serde_json's `arbitrary_precision` hands them over as a one-entry
 /// map under its private key, which [`JsonVisitor`] recognises.
+///
+/// Parsing stops at the first value deeper than DynamoDB's nesting limit: such a document cannot be
+/// stored whole, and stopping there keeps a hostile document (PostgreSQL allows thousands of levels)
+/// from costing more than the limit's worth of recursion.
 pub fn json_text(text: &[u8]) -> WireResult<AttributeValue> {
+    let refused = std::cell::Cell::new(None);
     let mut de = serde_json::Deserializer::from_slice(text);
-    let value = serde::Deserializer::deserialize_any(&mut de, JsonVisitor)?;
-    de.end()?;
-    Ok(value)
+    let parsed = serde::Deserializer::deserialize_any(&mut de, JsonVisitor { level: 1, refused: &refused })
+        .and_then(|value| de.end().map(|()| value));
+    match (parsed, refused.take()) {
+        (Ok(value), _) => Ok(value),
+        // The value's own reason, typed, rather than serde_json's text of it.
+        (Err(_), Some(Refused::TooDeep)) => Err(Box::new(ValueError::TooDeep)),
+        (Err(_), Some(Refused::Number(e))) => Err(Box::new(e)),
+        (Err(e), None) => Err(Box::new(e)),
+    }
+}
+
+/// Why a well-formed JSON document was refused.
+enum Refused {
+    TooDeep,
+    Number(NumberError),
 }
 
 /// serde_json's private map key for numbers under `arbitrary_precision`.
 const JSON_NUMBER_KEY: &str = "$serde_json::private::Number";
 
-struct JsonVisitor;
+/// Visits one JSON value at `level` (the document itself is level 1, as a top-level attribute's
+/// value is for DynamoDB); `refused` records why parsing stopped when the document was well-formed.
+#[derive(Clone, Copy)]
+struct JsonVisitor<'a> {
+    level: usize,
+    refused: &'a std::cell::Cell<Option<Refused>>,
+}
 
-impl<'de> serde::de::DeserializeSeed<'de> for JsonVisitor {
+impl JsonVisitor<'_> {
+    /// The visitor for a container's elements.
+    fn child(self) -> Self {
+        JsonVisitor { level: self.level + 1, ..self }
+    }
+
+    /// Stops the parse at a number DynamoDB cannot hold, keeping the reason.
+    fn number_error<E: serde::de::Error>(self, e: NumberError) -> E {
+        let error = E::custom(&e);
+        self.refused.set(Some(Refused::Number(e)));
+        error
+    }
+}
+
+/// A container's element: refused, before it is parsed, when it lies past DynamoDB's nesting
+/// limit (an empty container at the last level is fine: it has no element there).
+impl<'de> serde::de::DeserializeSeed<'de> for JsonVisitor<'_> {
     type Value = AttributeValue;
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<AttributeValue, D::Error> {
+        if self.level > item::MAX_DEPTH {
+            self.refused.set(Some(Refused::TooDeep));
+            return Err(serde::de::Error::custom(ValueError::TooDeep));
+        }
         d.deserialize_any(self)
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for JsonVisitor {
+impl<'de> serde::de::Visitor<'de> for JsonVisitor<'_> {
     type Value = AttributeValue;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -196,7 +269,7 @@ impl<'de> serde::de::Visitor<'de> for JsonVisitor {
         Ok(AttributeValue::N(v.to_string()))
     }
     fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<AttributeValue, E> {
-        number::from_f64(v).map(AttributeValue::N).map_err(E::custom)
+        number::from_f64(v).map(AttributeValue::N).map_err(|e| self.number_error(e))
     }
     fn visit_str<E>(self, v: &str) -> Result<AttributeValue, E> {
         Ok(AttributeValue::S(v.to_string()))
@@ -205,21 +278,23 @@ impl<'de> serde::de::Visitor<'de> for JsonVisitor {
         Ok(AttributeValue::S(v))
     }
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<AttributeValue, A::Error> {
+        let child = self.child();
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(4));
-        while let Some(item) = seq.next_element_seed(JsonVisitor)? {
+        while let Some(item) = seq.next_element_seed(child)? {
             items.push(item);
         }
         Ok(AttributeValue::L(items))
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<AttributeValue, A::Error> {
         let mut entries = std::collections::HashMap::with_capacity(map.size_hint().unwrap_or(8));
+        let child = self.child();
         while let Some(key) = map.next_key::<String>()? {
             if key == JSON_NUMBER_KEY {
                 let text: String = map.next_value()?;
-                let n = number::normalize(&text).map_err(serde::de::Error::custom)?;
+                let n = number::normalize(&text).map_err(|e| self.number_error(e))?;
                 return Ok(AttributeValue::N(n.into_owned()));
             }
-            entries.insert(key, map.next_value_seed(JsonVisitor)?);
+            entries.insert(key, map.next_value_seed(child)?);
         }
         Ok(AttributeValue::M(entries))
     }
@@ -236,6 +311,7 @@ fn numeric_text(raw: &[u8]) -> WireResult<String> {
     match sign {
         0x0000 | 0x4000 => {}
         0xC000 => return Err(Box::new(NumberError::NotFinite("NaN".into()))),
+        0xF000 => return Err(Box::new(NumberError::NotFinite("-Infinity".into()))),
         _ => return Err(Box::new(NumberError::NotFinite("Infinity".into()))),
     }
     if ndigits == 0 {
@@ -262,20 +338,23 @@ fn uuid_text(bytes: &[u8; 16]) -> String {
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 const PG_EPOCH_DAYS: i32 = 10_957;
 
-fn timestamp_text(micros: i64, utc: bool) -> String {
+/// PostgreSQL's `infinity` and `-infinity` are the extreme values of the wire format.
+fn timestamp_text(micros: i64, utc: bool) -> Result<String, ValueError> {
+    let ty = if utc { "timestamptz" } else { "timestamp" };
     match micros {
-        i64::MAX => return "infinity".into(),
-        i64::MIN => return "-infinity".into(),
+        i64::MAX => return Err(ValueError::Infinite { ty, value: "infinity" }),
+        i64::MIN => return Err(ValueError::Infinite { ty, value: "-infinity" }),
         _ => {}
     }
-    let Some(at) = DateTime::from_timestamp_micros(micros.saturating_add(PG_EPOCH_MICROS)) else {
-        return micros.to_string();
-    };
+    let at = micros
+        .checked_add(PG_EPOCH_MICROS)
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or(ValueError::OutOfRange { ty })?;
     let mut text = iso(&at.naive_utc());
     if utc {
         text.push_str("+00:00");
     }
-    text
+    Ok(text)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` and, when there is one, the fraction in 3 or 6 digits, as `%.f` would
@@ -305,13 +384,16 @@ fn iso(at: &NaiveDateTime) -> String {
     text
 }
 
-fn date_text(days: i32) -> String {
+fn date_text(days: i32) -> Result<String, ValueError> {
+    let ty = "date";
     match days {
-        i32::MAX => "infinity".into(),
-        i32::MIN => "-infinity".into(),
-        _ => NaiveDate::from_num_days_from_ce_opt(days.saturating_add(PG_EPOCH_DAYS).saturating_add(719_163))
+        i32::MAX => Err(ValueError::Infinite { ty, value: "infinity" }),
+        i32::MIN => Err(ValueError::Infinite { ty, value: "-infinity" }),
+        _ => days
+            .checked_add(PG_EPOCH_DAYS + 719_163)
+            .and_then(NaiveDate::from_num_days_from_ce_opt)
             .map(|d| d.format("%Y-%m-%d").to_string())
-            .unwrap_or_else(|| days.to_string()),
+            .ok_or(ValueError::OutOfRange { ty }),
     }
 }
 
@@ -359,6 +441,8 @@ mod tests {
             convert(&Type::NUMERIC, Some(&wide)),
             Err(ConvertError::Number(NumberError::TooManyDigits { digits: 40, .. }))
         ));
+        let minus_infinity = convert(&Type::NUMERIC, Some(&numeric(0, 0xF000, 0, &[]))).unwrap_err();
+        assert_eq!(minus_infinity.to_string(), "-Infinity cannot be stored: DynamoDB numbers have no NaN or infinity");
         let nan = numeric(0, 0xC000, 0, &[]);
         assert!(matches!(convert(&Type::NUMERIC, Some(&nan)), Err(ConvertError::Number(NumberError::NotFinite(_)))));
         assert!(matches!(convert(&Type::FLOAT8, Some(&f64::INFINITY.to_be_bytes())), Err(ConvertError::Number(_))));
@@ -415,12 +499,105 @@ mod tests {
             )
         );
         // Numbers DynamoDB cannot hold are errors, and so is text that is not JSON.
-        assert!(convert(&Type::JSON, Some(b"[1234567890123456789012345678901234567891]")).is_err());
+        let wide = convert(&Type::JSON, Some(b"[1234567890123456789012345678901234567891]")).unwrap_err();
+        assert!(matches!(wide, ConvertError::Number(NumberError::TooManyDigits { digits: 40, .. })), "{wide:?}");
+        let tiny = convert(&Type::JSON, Some(b"{\"a\": [1.5e-9223372036854775808]}")).unwrap_err();
+        assert_eq!(tiny.to_string(), NumberError::OutOfRange("1.5e-9223372036854775808".into()).to_string());
         assert!(convert(&Type::JSON, Some(b"{\"a\": }")).is_err());
         // jsonb's binary form is a version byte, then the text.
         let mut jsonb = vec![1u8];
         jsonb.extend_from_slice(b"[1]");
         assert_eq!(conv(&Type::JSONB, &jsonb), AttributeValue::L(vec![AttributeValue::N("1".into())]));
+    }
+
+    #[test]
+    fn reals_are_stored_as_postgresql_prints_them() {
+        // `SELECT x::real::text` prints each of these: the shortest text that reads back as the f32.
+        for (value, want) in
+            [(32.38f32, "32.38"), (0.1, "0.1"), (3.4028235e38, "340282350000000000000000000000000000000")]
+        {
+            assert_eq!(conv(&Type::FLOAT4, &value.to_be_bytes()), AttributeValue::N(want.into()), "{value:e}");
+        }
+        assert_eq!(conv(&Type::FLOAT8, &32.38f64.to_be_bytes()), AttributeValue::N("32.38".into()));
+        assert!(matches!(
+            convert(&Type::FLOAT4, Some(&f32::NAN.to_be_bytes())),
+            Err(ConvertError::Number(NumberError::NotFinite(_)))
+        ));
+        // real[] elements go the same way.
+        let mut raw = Vec::new();
+        for word in [1i32, 0, 700, 1, 1] {
+            raw.extend_from_slice(&word.to_be_bytes());
+        }
+        raw.extend_from_slice(&4i32.to_be_bytes());
+        raw.extend_from_slice(&32.38f32.to_be_bytes());
+        assert_eq!(conv(&Type::FLOAT4_ARRAY, &raw), AttributeValue::L(vec![AttributeValue::N("32.38".into())]));
+    }
+
+    #[test]
+    fn infinite_timestamps_and_dates_are_errors_with_a_fix() {
+        let cases: [(Type, Vec<u8>, &str, &str); 6] = [
+            (Type::TIMESTAMP, i64::MAX.to_be_bytes().to_vec(), "timestamp", "infinity"),
+            (Type::TIMESTAMP, i64::MIN.to_be_bytes().to_vec(), "timestamp", "-infinity"),
+            (Type::TIMESTAMPTZ, i64::MAX.to_be_bytes().to_vec(), "timestamptz", "infinity"),
+            (Type::TIMESTAMPTZ, i64::MIN.to_be_bytes().to_vec(), "timestamptz", "-infinity"),
+            (Type::DATE, i32::MAX.to_be_bytes().to_vec(), "date", "infinity"),
+            (Type::DATE, i32::MIN.to_be_bytes().to_vec(), "date", "-infinity"),
+        ];
+        for (ty, raw, name, value) in cases {
+            let err = convert(&ty, Some(&raw)).unwrap_err();
+            assert!(matches!(err, ConvertError::Value(ValueError::Infinite { .. })), "{err:?}");
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "{name} '{value}' cannot be stored: it is not a point in time, and ddbsync does not invent one; \
+                     return NULL in the query instead (NULLIF(column, '{value}')) or cast the column to text to store the word"
+                )
+            );
+        }
+        // Beyond chrono's years (PostgreSQL's go to 294276 AD): an error, not a number in a string.
+        let far = (i64::MAX - 1).to_be_bytes();
+        assert!(matches!(
+            convert(&Type::TIMESTAMP, Some(&far)),
+            Err(ConvertError::Value(ValueError::OutOfRange { .. }))
+        ));
+        let far_date = (i32::MAX - 1).to_be_bytes();
+        assert!(matches!(
+            convert(&Type::DATE, Some(&far_date)),
+            Err(ConvertError::Value(ValueError::OutOfRange { .. }))
+        ));
+    }
+
+    fn nested_json(levels: usize, inner: &str) -> Vec<u8> {
+        format!("{}{inner}{}", "[".repeat(levels), "]".repeat(levels)).into_bytes()
+    }
+
+    #[test]
+    fn json_nested_past_dynamodb_limit_is_an_error() {
+        // The document is level 1: 31 arrays around a number put the number at level 32, the last.
+        assert!(convert(&Type::JSON, Some(&nested_json(31, "1"))).is_ok());
+        assert!(
+            convert(&Type::JSON, Some(&nested_json(32, ""))).is_ok(),
+            "an empty array at level 32 holds nothing deeper"
+        );
+        let too_deep =
+            |doc: &[u8]| matches!(convert(&Type::JSON, Some(doc)), Err(ConvertError::Value(ValueError::TooDeep)));
+        assert!(too_deep(&nested_json(32, "1")));
+        assert!(too_deep(&nested_json(40, "1")));
+        assert!(too_deep(format!("{}1{}", "{\"a\": ".repeat(32), "}".repeat(32)).as_bytes()));
+        // Parsing stops at the limit: no stack overflow, however deep PostgreSQL let the document go.
+        assert!(too_deep(&nested_json(100_000, "1")));
+        let mut jsonb = vec![1u8];
+        jsonb.extend_from_slice(&nested_json(10_000, "{}"));
+        assert!(matches!(convert(&Type::JSONB, Some(&jsonb)), Err(ConvertError::Value(ValueError::TooDeep))));
+        assert_eq!(
+            ValueError::TooDeep.to_string(),
+            "the JSON document is nested more than 32 levels deep, DynamoDB's limit; flatten it in the query, \
+             or cast the column to text to store it as a string"
+        );
+        // Numbers are scalars, even as serde_json hands them over (a one-entry map).
+        assert!(convert(&Type::JSON, Some(&nested_json(31, "1.5"))).is_ok());
+        // Malformed JSON is still reported as such.
+        assert!(matches!(convert(&Type::JSON, Some(b"[[1]")), Err(ConvertError::Wire { .. })));
     }
 
     #[test]

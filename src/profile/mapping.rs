@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::{raw, ProfileError, Template};
 use crate::hash::Excluded;
-use crate::item::{AttributeValue, HASH_ATTR};
+use crate::item::{self, AttributeValue, HASH_ATTR};
 
 /// How one DynamoDB table is fed: by one query, or by several entity queries (single-table design).
 #[derive(Debug, Clone)]
@@ -279,6 +279,18 @@ fn entity(
         }
     }
     let sort_key = section.sort_key.as_ref().map(key_spec).transpose().map_err(|m| err(format!("sort_key: {m}")))?;
+    for (role, spec) in [("partition_key", Some(&partition_key)), ("sort_key", sort_key.as_ref())] {
+        let names = spec.into_iter().flat_map(|s| match &s.source {
+            KeySource::Column(column) => vec![&s.attribute, column],
+            KeySource::Template(_) => vec![&s.attribute],
+        });
+        if let Some(name) = names.into_iter().find(|n| item::is_reserved(n)) {
+            return Err(err(format!("{role}: {}", reserved(name))));
+        }
+        if let Some(spec) = spec.filter(|s| s.attribute.len() > MAX_KEY_NAME_BYTES) {
+            return Err(err(format!("{role}: {}", too_long(&spec.attribute))));
+        }
+    }
     if sort_key.as_ref().is_some_and(|s| s.attribute == partition_key.attribute) {
         return Err(err("sort_key and partition_key name the same attribute".into()));
     }
@@ -292,7 +304,10 @@ fn entity(
     let defaults = section
         .defaults
         .iter()
-        .map(|(k, v)| toml_value(v).map(|v| (k.clone(), v)).map_err(|m| err(format!("defaults.{k}: {m}"))))
+        .map(|(k, v)| {
+            let value = if item::is_reserved(k) { Err(reserved(k)) } else { toml_value(v) };
+            value.map(|v| (k.clone(), v)).map_err(|m| err(format!("defaults.{k}: {m}")))
+        })
         .collect::<Result<_, _>>()?;
     Ok(Entity {
         name,
@@ -342,10 +357,46 @@ fn index(table_key: &Entity, name: String, section: raw::IndexSection) -> Result
         ),
         Some(_) => return Err(err("projection is \"all\", \"keys_only\" or a list of attribute names".into())),
     };
-    if [Some(&partition_key), section.sort_key.as_ref()].into_iter().flatten().any(|a| a.is_empty() || a == HASH_ATTR) {
-        return Err(err(format!("its key attributes must be named, and not {HASH_ATTR}")));
+    if [Some(&partition_key), section.sort_key.as_ref()].into_iter().flatten().any(|a| a.is_empty()) {
+        return Err(err("its key attributes must be named".into()));
+    }
+    if let Some(name) =
+        [Some(&partition_key), section.sort_key.as_ref()].into_iter().flatten().find(|a| item::is_reserved(a))
+    {
+        return Err(err(reserved(name)));
+    }
+    let projected = match &section.projection {
+        Some(toml::Value::Array(list)) => list.iter().filter_map(toml::Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let names = [Some(partition_key.as_str()), section.sort_key.as_deref()].into_iter().flatten().chain(projected);
+    if let Some(long) = names.into_iter().find(|n| n.len() > MAX_KEY_NAME_BYTES) {
+        return Err(err(too_long(long)));
     }
     Ok(Index { name, local, partition_key, sort_key: section.sort_key, projection })
+}
+
+/// DynamoDB's limit on the names of key attributes (table and index) and of attributes an index
+/// projects; other attribute names may be longer.
+const MAX_KEY_NAME_BYTES: usize = 255;
+
+fn too_long(name: &str) -> String {
+    format!(
+        "attribute name \"{}…\" is {} bytes; DynamoDB allows at most {MAX_KEY_NAME_BYTES} for a key or projected \
+         attribute; use a shorter name",
+        name.chars().take(20).collect::<String>(),
+        name.len()
+    )
+}
+
+/// Why an attribute name ddbsync owns cannot be the user's.
+fn reserved(name: &str) -> String {
+    format!(
+        "\"{name}\" is a name ddbsync keeps for its own attributes (names starting with {}; it stores each \
+         item's content hash in {HASH_ATTR}); use another name, renaming the column in the query (… AS {}) if it is one",
+        item::RESERVED_PREFIX,
+        name.trim_start_matches('_')
+    )
 }
 
 fn key_spec(value: &toml::Value) -> Result<KeySpec, String> {

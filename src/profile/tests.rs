@@ -90,6 +90,65 @@ fn unknown_keys_are_errors() {
 }
 
 #[test]
+fn names_ddbsync_owns_are_refused_as_keys_defaults_and_index_keys() {
+    let fix = "is a name ddbsync keeps for its own attributes (names starting with _ddbsync_; it stores each item's \
+               content hash in _ddbsync_hash); use another name, renaming the column in the query (… AS ddbsync_";
+    let cases = [
+        (
+            MAPPINGS.replace("partition_key = \"lesson_id\"", "partition_key = \"_ddbsync_hash\""),
+            format!("mappings/m.toml: table \"lessons\": partition_key: \"_ddbsync_hash\" {fix}hash)"),
+        ),
+        (
+            MAPPINGS.replace("sort_key = \"topic\"", "sort_key = { name = \"_ddbsync_sk\", template = \"T#{topic}\" }"),
+            format!("table \"topics\": sort_key: \"_ddbsync_sk\" {fix}sk)"),
+        ),
+        (
+            MAPPINGS.replace("sort_key = \"topic\"", "sort_key = { name = \"SK\", column = \"_ddbsync_hash\" }"),
+            format!("table \"topics\": sort_key: \"_ddbsync_hash\" {fix}hash)"),
+        ),
+        (
+            MAPPINGS.replace("defaults = { rating = 0,", "defaults = { _ddbsync_hash = \"x\", rating = 0,"),
+            format!("table \"topics\": defaults._ddbsync_hash: \"_ddbsync_hash\" {fix}hash)"),
+        ),
+        (
+            CATALOG.replace("partition_key = \"title\"", "partition_key = \"_ddbsync_hash\""),
+            format!("table \"catalog\": index \"by_title\": \"_ddbsync_hash\" {fix}hash)"),
+        ),
+    ];
+    for (mappings, want) in cases {
+        let err = load_err(ENV, &mappings);
+        assert!(err.contains(&want), "{err}\nwanted: {want}");
+    }
+}
+
+#[test]
+fn key_and_projected_attribute_names_over_255_bytes_are_refused() {
+    let long = "k".repeat(256);
+    let cases = [
+        MAPPINGS.replace(
+            "sort_key = \"topic\"",
+            &format!("sort_key = {{ name = \"{long}\", template = \"T#{{topic}}\" }}"),
+        ),
+        CATALOG.replace("partition_key = \"title\"", &format!("partition_key = \"{long}\"")),
+        CATALOG.replace("projection = [\"title\"]", &format!("projection = [\"{long}\"]")),
+    ];
+    for mappings in cases {
+        let err = load_err(ENV, &mappings);
+        assert!(
+            err.contains(&format!(
+                "attribute name \"{}…\" is 256 bytes; DynamoDB allows at most 255 for a key or projected attribute; use a shorter name",
+                "k".repeat(20)
+            )),
+            "{err}"
+        );
+    }
+    // 255 bytes is fine.
+    let ok = CATALOG.replace("partition_key = \"title\"", &format!("partition_key = \"{}\"", "k".repeat(255)));
+    let dir = dir_with(ENV, &ok);
+    assert!(load(dir.path(), "dev").is_ok());
+}
+
+#[test]
 fn bad_keys_name_the_table_and_the_fix() {
     let err = load_err(ENV, &MAPPINGS.replace("\"TOPIC#{category}\"", "\"TOPIC\""));
     assert!(err.contains("table \"topics\": partition_key: template \"TOPIC\" names no column"), "{err}");

@@ -4,6 +4,7 @@
 mod chinook;
 mod errors;
 mod faults;
+mod fidelity;
 mod harness;
 mod modelling;
 mod ops;
