@@ -324,6 +324,7 @@ mod tests {
                 created,
                 updated: 1,
                 unchanged,
+                stale: 0,
                 orphans: 0,
                 deleted: 0,
                 deleted_keys: vec![],

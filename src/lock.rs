@@ -111,6 +111,15 @@ pub struct Held {
     lost: watch::Receiver<Option<String>>,
 }
 
+/// `now + lease_for`, saturating: the profile bounds the lease, but a lease past chrono's range
+/// must not panic.
+fn expiry(now: DateTime<Utc>, lease_for: Duration) -> DateTime<Utc> {
+    chrono::TimeDelta::from_std(lease_for)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 /// Takes the lock of `env` in `table` (the metadata table, which must exist).
 pub async fn acquire(dynamo: Arc<Dynamo>, table: &str, env: &str, lease_for: Duration, force: bool) -> Result<Held> {
     let host = gethostname::gethostname().to_string_lossy().into_owned();
@@ -120,7 +129,7 @@ pub async fn acquire(dynamo: Arc<Dynamo>, table: &str, env: &str, lease_for: Dur
         host: host.clone(),
         pid: std::process::id(),
         started_at: now,
-        expires_at: now + lease_for,
+        expires_at: expiry(now, lease_for),
     };
     let found = dynamo.get_item(table, lock_key(env)).await?;
     let lease = found.as_ref().and_then(from_item);
@@ -166,7 +175,7 @@ async fn renew(
         tokio::time::sleep(lease_for / 3).await;
         let now = Utc::now();
         let mut next = lease.clone();
-        next.expires_at = now + lease_for;
+        next.expires_at = expiry(now, lease_for);
         let condition =
             Condition { expression: "run_id = :me", values: vec![(":me", AttributeValue::S(lease.run_id.clone()))] };
         match dynamo.put_if(&table, to_item(&env, &next), condition).await {
@@ -222,6 +231,13 @@ mod tests {
 
     fn at(secs: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    #[test]
+    fn a_huge_lease_saturates_instead_of_panicking() {
+        assert_eq!(expiry(at(0), Duration::from_secs(60)), at(60));
+        assert_eq!(expiry(at(0), Duration::from_secs(u64::MAX)), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(expiry(at(0), Duration::from_secs(i64::MAX as u64)), DateTime::<Utc>::MAX_UTC);
     }
 
     #[test]

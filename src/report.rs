@@ -9,7 +9,11 @@ use serde::Serialize;
 
 use crate::build::Reject;
 use crate::cost::{Prices, Savings};
-use crate::item::{AttributeValue, Item};
+use crate::item::{self, AttributeValue, Item, MAX_ITEM_BYTES};
+
+/// The largest run record written: DynamoDB's item limit, less a margin for the ways its size
+/// counting may differ from [`item::item_size`].
+const RECORD_BYTES: usize = MAX_ITEM_BYTES - 8 * 1024;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TableReport {
@@ -20,7 +24,10 @@ pub struct TableReport {
     pub created: u64,
     pub updated: u64,
     pub unchanged: u64,
-    /// Target items no source row produced.
+    /// Rejected rows whose stored item was kept as it was (a rejected row is not a missing row:
+    /// its item is neither rewritten nor deleted).
+    pub stale: u64,
+    /// Target items no source row produced (rejected rows' items are not among them).
     pub orphans: u64,
     /// Of those, deleted (`delete_missing`), or in a dry run, to be deleted.
     pub deleted: u64,
@@ -249,7 +256,11 @@ impl RunReport {
                 if list.is_empty() {
                     continue;
                 }
-                out.push_str(&format!("{}: {} rows {what}:\n", t.table, list.len()));
+                let kept = match what {
+                    "rejected" if t.stale > 0 => format!(" ({} stored items kept, now stale)", t.stale),
+                    _ => String::new(),
+                };
+                out.push_str(&format!("{}: {} rows {what}{kept}:\n", t.table, list.len()));
                 for r in list.iter().take(20) {
                     out.push_str(&format!("  {}: {}\n", r.key, r.reason));
                 }
@@ -264,8 +275,12 @@ impl RunReport {
         out
     }
 
-    /// The item recorded in the metadata table for this run.
+    /// The item recorded in the metadata table for this run, trimmed to fit in an item.
     pub fn record(&self) -> Item {
+        trim(self.whole_record())
+    }
+
+    fn whole_record(&self) -> Item {
         let s = |v: &str| AttributeValue::S(v.to_string());
         let n = |v: f64| AttributeValue::N(crate::number::from_f64(v).unwrap_or_else(|_| "0".into()));
         let tables = self
@@ -324,6 +339,75 @@ impl RunReport {
     }
 }
 
+/// Cuts a run record down to [`RECORD_BYTES`], so that a run with huge `--param` values (or
+/// thousands of tables) is still recorded rather than failing after its writes: the parameter
+/// values first, each to an equal share of the room left, then the per-table figures (the totals
+/// still count them). A `trimmed` attribute says what was cut.
+fn trim(mut record: Item) -> Item {
+    if item::item_size(&record) <= RECORD_BYTES {
+        return record;
+    }
+    let mut notes = Vec::new();
+    // Room for the note itself.
+    let budget = RECORD_BYTES - 200;
+    if let Some(AttributeValue::M(params)) = record.remove("params") {
+        let names: usize = params.keys().map(|k| 2 + k.len()).sum();
+        let room = budget.saturating_sub(item::item_size(&record) + "params".len() + 3 + names);
+        let mut share = room / params.len().max(1);
+        let mut cut_params = params.clone();
+        loop {
+            for (name, value) in &mut cut_params {
+                if let Some(AttributeValue::S(whole)) = params.get(name) {
+                    *value = AttributeValue::S(cut(whole, share));
+                }
+            }
+            let size =
+                item::item_size(&record) + "params".len() + item::value_size(&AttributeValue::M(cut_params.clone()));
+            if size <= budget || share == 0 {
+                break;
+            }
+            share /= 2;
+        }
+        record.insert("params".into(), AttributeValue::M(cut_params));
+        notes.push(format!("parameter values longer than {share} bytes cut to that length (marked …)"));
+    }
+    if item::item_size(&record) > budget {
+        if let Some(AttributeValue::M(mut tables)) = record.remove("tables") {
+            let mut names: Vec<String> = tables.keys().cloned().collect();
+            names.sort();
+            let all = names.len();
+            let rest = item::item_size(&record) + "tables".len();
+            let mut size = item::value_size(&AttributeValue::M(tables.clone()));
+            while rest + size > budget {
+                let Some(name) = names.pop() else { break };
+                if let Some(entry) = tables.remove(&name) {
+                    size -= 1 + name.len() + item::value_size(&entry);
+                }
+            }
+            notes.push(format!(
+                "the figures of {} of {all} tables left out (the totals count them)",
+                all - tables.len()
+            ));
+            record.insert("tables".into(), AttributeValue::M(tables));
+        }
+    }
+    let note = format!("{}, to fit DynamoDB's 400 KB item limit", notes.join("; "));
+    record.insert("trimmed".into(), AttributeValue::S(note));
+    record
+}
+
+/// The first `max` bytes of `text` at most, cut at a character boundary, marked with `…` when cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,6 +421,7 @@ mod tests {
             created,
             updated: 0,
             unchanged,
+            stale: 0,
             orphans: 0,
             deleted: 0,
             deleted_keys: vec![],
@@ -454,5 +539,49 @@ mod tests {
         sliced.params.insert("from".into(), "2025-01-01".into());
         let AttributeValue::M(params) = &sliced.record()["params"] else { panic!() };
         assert_eq!(params["from"], AttributeValue::S("2025-01-01".into()));
+        assert!(!sliced.record().contains_key("trimmed"), "a record that fits is whole");
+    }
+
+    #[test]
+    fn a_run_record_over_the_item_limit_is_trimmed_to_fit() {
+        let mut r = report();
+        for (name, fill) in [("from", "é"), ("to", "t"), ("big", "b")] {
+            r.params.insert(name.into(), fill.repeat(300 * 1024));
+        }
+        r.params.insert("small".into(), "2025".into());
+        assert!(item::item_size(&r.whole_record()) > MAX_ITEM_BYTES);
+        let record = r.record();
+        assert!(item::item_size(&record) <= RECORD_BYTES, "{}", item::item_size(&record));
+        let AttributeValue::M(params) = &record["params"] else { panic!() };
+        assert_eq!(params.len(), 4, "every parameter is still named");
+        assert_eq!(params["small"], AttributeValue::S("2025".into()), "short values are whole");
+        let from = params["from"].as_s().unwrap();
+        assert!(from.starts_with("éé") && from.ends_with('…') && from.len() < 300 * 1024, "{}", from.len());
+        let note = record["trimmed"].as_s().unwrap();
+        assert!(note.starts_with("parameter values longer than "), "{note}");
+        assert!(note.ends_with("cut to that length (marked …), to fit DynamoDB's 400 KB item limit"), "{note}");
+        assert_eq!(record["created"], AttributeValue::N("45".into()), "the figures are kept");
+        assert!(matches!(&record["tables"], AttributeValue::M(t) if t.len() == 2));
+    }
+
+    #[test]
+    fn a_run_record_of_too_many_tables_keeps_the_totals() {
+        let mut r = report();
+        r.tables = (0..5000).map(|i| table(&format!("a-rather-long-table-name-number-{i:05}"), 1, 1)).collect();
+        r.total = Totals::of(&r.tables, &r.prices);
+        let record = r.record();
+        assert!(item::item_size(&record) <= RECORD_BYTES);
+        assert_eq!(record["created"], AttributeValue::N("5000".into()));
+        let AttributeValue::M(tables) = &record["tables"] else { panic!() };
+        assert!(tables.len() > 100 && tables.len() < 5000, "{}", tables.len());
+        let note = record["trimmed"].as_s().unwrap();
+        let left_out = 5000 - tables.len();
+        assert_eq!(
+            *note,
+            format!(
+                "the figures of {left_out} of 5000 tables left out (the totals count them), to fit DynamoDB's 400 KB \
+                 item limit"
+            )
+        );
     }
 }

@@ -11,3 +11,4 @@ mod proxy;
 mod safety;
 mod secure;
 mod sync;
+mod writer;

@@ -5,7 +5,9 @@
 //! fraction of the data-plane calls (BatchWriteItem and Scan) fail the way real DynamoDB fails under
 //! load and no local server does: throttling errors, part of a batch returned as `UnprocessedItems`,
 //! a 500, or a connection dropped before or after the server applied the request. Choices come from
-//! a seeded generator, so a failing run can be replayed.
+//! a seeded generator, so a failing run can be replayed. With a refusal marker set, every
+//! BatchWriteItem call whose body holds the marker is refused with a `ValidationException`, as
+//! DynamoDB refuses a whole call for one item it will not store.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -61,6 +63,10 @@ struct State {
     faults: Option<Faults>,
     rng: u64,
     injected: Vec<Fault>,
+    /// BatchWriteItem calls holding this text are refused as invalid.
+    refuse: Option<String>,
+    /// How many calls were refused for it.
+    refused: usize,
 }
 
 impl State {
@@ -118,6 +124,17 @@ impl Proxy {
         let mut state = self.state.lock().unwrap();
         state.faults = faults;
         state.rng = faults.map_or(1, |f| f.seed.max(1));
+    }
+
+    /// Refuses (or with `None` stops refusing) every BatchWriteItem call whose body holds `marker`
+    /// with a `ValidationException`, before it reaches the server.
+    pub fn refuse_batches_holding(&self, marker: Option<&str>) {
+        self.state.lock().unwrap().refuse = marker.map(str::to_string);
+    }
+
+    /// How many BatchWriteItem calls were refused for the marker.
+    pub fn refused(&self) -> usize {
+        self.state.lock().unwrap().refused
     }
 
     /// The faults injected so far.
@@ -190,6 +207,14 @@ async fn forward(
         .and_then(|v| v.split('.').next_back())
         .unwrap_or("")
         .to_string();
+    {
+        let mut state = state.lock().unwrap();
+        let holds = |m: &String| body.windows(m.len()).any(|w| w == m.as_bytes());
+        if operation == "BatchWriteItem" && state.refuse.as_ref().is_some_and(holds) {
+            state.refused += 1;
+            return Some(error_response(400, "ValidationException"));
+        }
+    }
     let fault = state.lock().unwrap().pick(&operation);
     let mut unprocessed = None;
     match fault {
