@@ -101,6 +101,8 @@ pub struct Totals {
     pub created: u64,
     pub updated: u64,
     pub unchanged: u64,
+    /// Rejected rows whose stored items were kept as they were.
+    pub stale: u64,
     pub orphans: u64,
     pub deleted: u64,
     /// Tables whose deletes the mass-delete guard stopped.
@@ -125,6 +127,7 @@ impl Totals {
             created: sum(|t| t.created),
             updated: sum(|t| t.updated),
             unchanged: sum(|t| t.unchanged),
+            stale: sum(|t| t.stale),
             orphans: sum(|t| t.orphans),
             deleted: sum(|t| t.deleted),
             deletes_refused: sum(|t| u64::from(t.deletes_refused.is_some())),

@@ -61,6 +61,7 @@ async fn a_rejected_row_keeps_its_stored_item_and_is_no_orphan() {
     assert_eq!(report["tables"][0]["deleted_keys"], serde_json::json!(["id=20"]));
     assert!(report["tables"][0]["deletes_refused"].is_null(), "{report}");
     assert_eq!(figure(&report, &table, "stale"), 2.0);
+    assert_eq!(report["total"]["stale"], 2);
     let rejected = listed(&report, "rejected");
     assert_eq!(rejected.len(), 2, "{rejected:?}");
     for (key, cause) in [("id=2", "NaN cannot be stored"), ("id=3", "over DynamoDB's 400 KB limit")] {
