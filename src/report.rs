@@ -343,9 +343,10 @@ impl RunReport {
 }
 
 /// Cuts a run record down to [`RECORD_BYTES`], so that a run with huge `--param` values (or
-/// thousands of tables) is still recorded rather than failing after its writes: the parameter
-/// values first, each to an equal share of the room left, then the per-table figures (the totals
-/// still count them). A `trimmed` attribute says what was cut.
+/// thousands of tables) is still recorded rather than failing after its writes. The per-table
+/// figures go first, as far as needed to leave the parameters up to half the item (the totals still
+/// count those tables); then the parameter values are cut, each to an equal share of the room left.
+/// A `trimmed` attribute says what was cut.
 fn trim(mut record: Item) -> Item {
     if item::item_size(&record) <= RECORD_BYTES {
         return record;
@@ -353,10 +354,48 @@ fn trim(mut record: Item) -> Item {
     let mut notes = Vec::new();
     // Room for the note itself.
     let budget = RECORD_BYTES - 200;
-    if let Some(AttributeValue::M(params)) = record.remove("params") {
+    let params = match record.remove("params") {
+        Some(AttributeValue::M(params)) => params,
+        _ => Default::default(),
+    };
+    let params_size =
+        if params.is_empty() { 0 } else { "params".len() + item::value_size(&AttributeValue::M(params.clone())) };
+    if let Some(AttributeValue::M(mut tables)) = record.remove("tables") {
+        let target = budget - params_size.min(budget / 2);
+        let mut names: Vec<String> = tables.keys().cloned().collect();
+        names.sort();
+        let all = names.len();
+        let rest = item::item_size(&record) + "tables".len();
+        let mut size = item::value_size(&AttributeValue::M(tables.clone()));
+        while rest + size > target {
+            let Some(name) = names.pop() else { break };
+            if let Some(entry) = tables.remove(&name) {
+                size -= 1 + name.len() + item::value_size(&entry);
+            }
+        }
+        if tables.len() < all {
+            notes.push(format!(
+                "the figures of {} of {all} tables left out (the totals count them)",
+                all - tables.len()
+            ));
+        }
+        record.insert("tables".into(), AttributeValue::M(tables));
+    }
+    if !params.is_empty() {
         let names: usize = params.keys().map(|k| 2 + k.len()).sum();
         let room = budget.saturating_sub(item::item_size(&record) + "params".len() + 3 + names);
-        let mut share = room / params.len().max(1);
+        // The longest values are cut to one length, as long as the shorter ones leave room for.
+        let mut lengths: Vec<usize> = params.values().map(item::value_size).collect();
+        lengths.sort_unstable();
+        let (mut share, mut left) = (room, room);
+        for (i, &length) in lengths.iter().enumerate() {
+            let sharing = lengths.len() - i;
+            if length > left / sharing {
+                share = left / sharing;
+                break;
+            }
+            left -= length;
+        }
         let mut cut_params = params.clone();
         loop {
             for (name, value) in &mut cut_params {
@@ -371,28 +410,10 @@ fn trim(mut record: Item) -> Item {
             }
             share /= 2;
         }
-        record.insert("params".into(), AttributeValue::M(cut_params));
-        notes.push(format!("parameter values longer than {share} bytes cut to that length (marked …)"));
-    }
-    if item::item_size(&record) > budget {
-        if let Some(AttributeValue::M(mut tables)) = record.remove("tables") {
-            let mut names: Vec<String> = tables.keys().cloned().collect();
-            names.sort();
-            let all = names.len();
-            let rest = item::item_size(&record) + "tables".len();
-            let mut size = item::value_size(&AttributeValue::M(tables.clone()));
-            while rest + size > budget {
-                let Some(name) = names.pop() else { break };
-                if let Some(entry) = tables.remove(&name) {
-                    size -= 1 + name.len() + item::value_size(&entry);
-                }
-            }
-            notes.push(format!(
-                "the figures of {} of {all} tables left out (the totals count them)",
-                all - tables.len()
-            ));
-            record.insert("tables".into(), AttributeValue::M(tables));
+        if cut_params != params {
+            notes.push(format!("parameter values longer than {share} bytes cut to that length (marked …)"));
         }
+        record.insert("params".into(), AttributeValue::M(cut_params));
     }
     let note = format!("{}, to fit DynamoDB's 400 KB item limit", notes.join("; "));
     record.insert("trimmed".into(), AttributeValue::S(note));
@@ -570,6 +591,7 @@ mod tests {
     #[test]
     fn a_run_record_of_too_many_tables_keeps_the_totals() {
         let mut r = report();
+        r.params.insert("from".into(), "2025-01-01".into());
         r.tables = (0..5000).map(|i| table(&format!("a-rather-long-table-name-number-{i:05}"), 1, 1)).collect();
         r.total = Totals::of(&r.tables, &r.prices);
         let record = r.record();
@@ -577,6 +599,8 @@ mod tests {
         assert_eq!(record["created"], AttributeValue::N("5000".into()));
         let AttributeValue::M(tables) = &record["tables"] else { panic!() };
         assert!(tables.len() > 100 && tables.len() < 5000, "{}", tables.len());
+        let AttributeValue::M(params) = &record["params"] else { panic!() };
+        assert_eq!(params["from"], AttributeValue::S("2025-01-01".into()), "nothing to cut there");
         let note = record["trimmed"].as_s().unwrap();
         let left_out = 5000 - tables.len();
         assert_eq!(
@@ -586,5 +610,16 @@ mod tests {
                  item limit"
             )
         );
+
+        // Both: the tables leave the parameters half the item, and the long value is cut to it.
+        let mut both = r.clone();
+        both.params.insert("big".into(), "b".repeat(300 * 1024));
+        let record = both.record();
+        assert!(item::item_size(&record) <= RECORD_BYTES);
+        let note = record["trimmed"].as_s().unwrap();
+        assert!(note.starts_with("the figures of ") && note.contains("; parameter values longer than "), "{note}");
+        let AttributeValue::M(params) = &record["params"] else { panic!() };
+        assert_eq!(params["from"], AttributeValue::S("2025-01-01".into()));
+        assert!(params["big"].as_s().unwrap().len() > 100 * 1024, "about half the item is left to them");
     }
 }
