@@ -93,7 +93,8 @@ pub struct DropArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub target: EnvArgs,
-    /// Compare about N source items read by key and N target items from a random place (default 100).
+    /// Compare about N source items read by key and N target items from a random place (default 100, at
+    /// most 1000000).
     #[arg(long, value_name = "N", conflicts_with = "full", allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub sample: Option<u32>,
     /// Compare every item (reads the whole table).
@@ -192,13 +193,13 @@ pub struct SyncArgs {
     /// Sync only this table (its name without the prefix); repeatable.
     #[arg(long = "table", value_name = "NAME")]
     pub tables: Vec<String>,
-    /// Spend at most this many write units per second (overrides sync.max_write_units_per_second).
+    /// Spend at most this many write units per second, 1 to 1000000 (overrides sync.max_write_units_per_second).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub max_write_units_per_second: Option<u32>,
-    /// BatchWriteItem calls in flight at most (overrides sync.max_in_flight).
+    /// BatchWriteItem calls in flight at most, 1 to 1000 (overrides sync.max_in_flight).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub max_in_flight: Option<usize>,
-    /// Parallel Scan segments for the diff (overrides sync.scan_segments).
+    /// Parallel Scan segments for the diff, 1 to 1000 (overrides sync.scan_segments).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub scan_segments: Option<u32>,
     /// A value for the queries' parameter NAME (bound to $1, $2… as the mapping's `params` lists
