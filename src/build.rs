@@ -334,6 +334,39 @@ impl Plan {
         Ok(Built { item, key, hash, size, units, entity: 0 })
     }
 
+    /// The key digest of a row that [`Plan::build`] rejected, when its key columns alone make a
+    /// key (another value was to blame): its stored item is then kept, not taken for an orphan.
+    /// `None` when the key itself cannot be built (NULL or empty, or not convertible).
+    pub fn key_digest(&self, raw: &[Option<&[u8]>]) -> Option<Digest> {
+        let mut item = Item::new();
+        for key in &self.keys {
+            let columns: Vec<usize> = match key {
+                KeyPlan::Column { index, .. } => vec![*index],
+                KeyPlan::Template { parts, .. } => parts
+                    .iter()
+                    .filter_map(|p| match p {
+                        TemplatePart::Column(index) => Some(*index),
+                        TemplatePart::Text(_) => None,
+                    })
+                    .collect(),
+            };
+            for index in columns {
+                let (name, ty) = &self.columns[index];
+                // As in `build`: a NULL takes the mapping's default.
+                let value = match convert::convert(ty, *raw.get(index)?).ok()? {
+                    Some(value) => value,
+                    None => match self.defaults.iter().find(|(n, _)| n == name) {
+                        Some((_, default)) => default.clone(),
+                        None => continue,
+                    },
+                };
+                item.insert(name.clone(), value);
+            }
+        }
+        let values = self.key_values(&item).ok()?;
+        Some(hash::key_digest(&values.iter().map(|(_, v)| v).collect::<Vec<_>>()))
+    }
+
     /// DynamoDB refuses an empty string or binary as an index key; NULL (no attribute) is how an
     /// item stays out of an index.
     fn empty_index_key(&self, item: &Item) -> Option<String> {
@@ -615,6 +648,36 @@ mod tests {
             "{}",
             reject.reason
         );
+    }
+
+    #[test]
+    fn a_rejected_row_keeps_its_key_digest_when_its_key_could_be_built() {
+        let mut cols = columns();
+        cols.push(("amount".into(), Type::FLOAT8));
+        let template = Template::parse("LESSON#{lesson_id}").unwrap();
+        let keys = [
+            (column_key("lesson_id"), None),
+            (KeySpec { attribute: "PK".into(), source: KeySource::Template(template) }, Some(column_key("title"))),
+        ];
+        for (partition, sort) in keys {
+            let plan = Plan::new(&mapping(partition, sort), &[], cols.clone()).unwrap();
+            let (id, good, nan) = (9i32.to_be_bytes(), 1.5f64.to_be_bytes(), f64::NAN.to_be_bytes());
+            let big = vec![b'x'; MAX_ITEM_BYTES];
+            let written = plan.build(&[Some(&id), Some(b"T"), None, None, Some(&good)]).unwrap();
+            let rows: [[Option<&[u8]>; 5]; 2] =
+                [[Some(&id), Some(b"T"), None, None, Some(&nan)], [Some(&id), Some(b"T"), None, Some(&big), None]];
+            for bad in rows {
+                assert!(plan.build(&bad).is_err());
+                assert_eq!(plan.key_digest(&bad), Some(written.key), "the stored item's key");
+            }
+            assert_eq!(plan.key_digest(&[None, Some(b"T"), None, None, Some(&nan)]), None, "a NULL key names no item");
+        }
+        // A NULL key column with a default takes it, as in `build`.
+        let mut with_default = mapping(column_key("rating"), None);
+        with_default.defaults = vec![("rating".into(), AttributeValue::N("0".into()))];
+        let plan = Plan::new(&with_default, &[], columns()).unwrap();
+        let built = plan.build(&[Some(&1i32.to_be_bytes()), Some(b"T"), None, None]).unwrap();
+        assert_eq!(plan.key_digest(&[Some(&1i32.to_be_bytes()), Some(b"T"), None, None]), Some(built.key));
     }
 
     fn index(name: &str, pk: &str, projection: Projection) -> Index {

@@ -6,10 +6,13 @@
 //! held within a byte budget: when it is full the caller stops reading the source until the Scan
 //! releases some, so memory stays bounded and the worst case is the old order, scan then source.
 //!
+//! A row rejected with a key (its key columns were fine, another value was not) still names its
+//! stored item: that item is kept, stale, and is no orphan.
+//!
 //! Invariant: every item offered comes out exactly once, with the verdict the diff would give it
-//! after a complete Scan.
+//! after a complete Scan; orphans are target items whose key no source row gave, rejected or not.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::build::Built;
 use crate::diff::{Index, Verdict};
@@ -21,12 +24,14 @@ pub struct Classifier {
     parked_bytes: usize,
     budget: usize,
     scan_done: bool,
+    /// Keys of rejected rows: their stored items are not orphans. As few as the rejects.
+    rejected: HashSet<Digest>,
 }
 
 impl Classifier {
     /// `index` holds what is already known of the target; `scan_done` says whether that is all of it.
     pub fn new(index: Index, scan_done: bool, budget: usize) -> Classifier {
-        Classifier { index, parked: HashMap::new(), parked_bytes: 0, budget, scan_done }
+        Classifier { index, parked: HashMap::new(), parked_bytes: 0, budget, scan_done, rejected: HashSet::new() }
     }
 
     /// Whether the caller may read another source row (false while the parking budget is full).
@@ -63,14 +68,26 @@ impl Classifier {
         parked.into_iter().map(|b| (self.index.classify(b.key, b.hash), b)).collect()
     }
 
-    /// Target items no source row produced; meaningful once the Scan and the source have ended.
+    /// A source row with this key was rejected: whatever the target holds under it stays.
+    pub fn rejected(&mut self, key: Digest) {
+        self.rejected.insert(key);
+    }
+
+    /// Whether a rejected row's key names a stored item that no other row rewrote, which is
+    /// therefore kept as it was: stale. Meaningful once the Scan and the source have ended.
+    pub fn stale(&self, key: &Digest) -> bool {
+        self.rejected.contains(key) && self.index.is_unseen(key)
+    }
+
+    /// Target items no source row produced (orphans); meaningful once the Scan and the source
+    /// have ended.
     pub fn unseen(&self) -> usize {
-        self.index.unseen()
+        self.unseen_keys().count()
     }
 
     /// Their key digests.
     pub fn unseen_keys(&self) -> impl Iterator<Item = &Digest> {
-        self.index.unseen_keys()
+        self.index.unseen_keys().filter(|k| !self.rejected.contains(*k))
     }
 }
 
@@ -133,6 +150,39 @@ mod tests {
         assert!(c.can_accept());
         c.scan_finished();
         assert!(c.can_accept());
+    }
+
+    #[test]
+    fn a_rejected_key_is_no_orphan_but_stale() {
+        let mut c = Classifier::new(Index::default(), false, 1000);
+        // Rejected before the Scan returns its key, and after.
+        c.rejected([1; 16]);
+        c.scanned([1; 16], Some([10; 16]));
+        c.scanned([2; 16], Some([20; 16]));
+        c.rejected([2; 16]);
+        c.scanned([3; 16], Some([30; 16]));
+        c.rejected([4; 16]);
+        c.scan_finished();
+        assert_eq!(c.unseen(), 1);
+        assert_eq!(c.unseen_keys().collect::<Vec<_>>(), vec![&[3; 16]], "only key 3 has no source row");
+        assert!(c.stale(&[1; 16]) && c.stale(&[2; 16]));
+        assert!(!c.stale(&[3; 16]), "an orphan, not a rejected row");
+        assert!(!c.stale(&[4; 16]), "nothing stored under key 4");
+    }
+
+    #[test]
+    fn a_rejected_key_another_row_wrote_is_not_stale() {
+        let mut c = Classifier::new(Index::default(), true, 0);
+        c.rejected([1; 16]);
+        assert_eq!(verdict(c.offer(built(1, 1))), Some((Verdict::Create, 1)), "not a duplicate of the reject");
+        assert!(!c.stale(&[1; 16]));
+        let mut index = Index::default();
+        index.insert([2; 16], Some([2; 16]));
+        let mut c = Classifier::new(index, true, 0);
+        c.rejected([2; 16]);
+        assert_eq!(verdict(c.offer(built(2, 3))), Some((Verdict::Update, 2)));
+        assert!(!c.stale(&[2; 16]), "rewritten from the other row");
+        assert_eq!(c.unseen(), 0);
     }
 
     #[test]

@@ -94,9 +94,10 @@ pub struct DropArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub target: EnvArgs,
-    /// Compare about N source items read by key and N target items from a random place (default 100).
-    #[arg(long, value_name = "N", conflicts_with = "full")]
-    pub sample: Option<usize>,
+    /// Compare about N source items read by key and N target items from a random place (default 100, at
+    /// most 1000000).
+    #[arg(long, value_name = "N", conflicts_with = "full", allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub sample: Option<u32>,
     /// Compare every item (reads the whole table).
     #[arg(long)]
     pub full: bool,
@@ -113,8 +114,8 @@ pub struct HistoryArgs {
     #[arg(long, value_name = "WHEN")]
     pub since: Option<String>,
     /// The newest N runs at most.
-    #[arg(long, value_name = "N", default_value_t = 30)]
-    pub limit: usize,
+    #[arg(long, value_name = "N", default_value_t = 30, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: u32,
     /// Print CSV instead of a table.
     #[arg(long)]
     pub csv: bool,
@@ -193,14 +194,14 @@ pub struct SyncArgs {
     /// Sync only this table (its name without the prefix); repeatable.
     #[arg(long = "table", value_name = "NAME")]
     pub tables: Vec<String>,
-    /// Spend at most this many write units per second (overrides sync.max_write_units_per_second).
-    #[arg(long, value_name = "N")]
+    /// Spend at most this many write units per second, 1 to 1000000 (overrides sync.max_write_units_per_second).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub max_write_units_per_second: Option<u32>,
-    /// BatchWriteItem calls in flight at most (overrides sync.max_in_flight).
-    #[arg(long, value_name = "N")]
+    /// BatchWriteItem calls in flight at most, 1 to 1000 (overrides sync.max_in_flight).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub max_in_flight: Option<usize>,
-    /// Parallel Scan segments for the diff (overrides sync.scan_segments).
-    #[arg(long, value_name = "N")]
+    /// Parallel Scan segments for the diff, 1 to 1000 (overrides sync.scan_segments).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub scan_segments: Option<u32>,
     /// A value for the queries' parameter NAME (bound to $1, $2… as the mapping's `params` lists
     /// them; never put into the SQL text); repeatable.
@@ -249,5 +250,26 @@ mod tests {
         assert!(Cli::try_parse_from(["ddbsync", "verify", "dev", "--sample", "5", "--full"]).is_err());
         assert!(Cli::try_parse_from(["ddbsync", "verify", "dev", "--sample", "many"]).is_err());
         assert!(Cli::try_parse_from(["ddbsync", "verify", "dev", "--sample", "5"]).is_ok());
+    }
+
+    #[test]
+    fn numbers_out_of_range_are_refused_naming_the_flag() {
+        let cases: [&[&str]; 8] = [
+            &["sync", "dev", "--scan-segments", "-1"],
+            &["verify", "dev", "--sample", "0"],
+            &["verify", "dev", "--sample", "1000001"],
+            &["verify", "dev", "--sample", "-1"],
+            &["history", "dev", "--limit", "0"],
+            &["history", "dev", "--limit", ""],
+            &["sync", "dev", "--scan-segments", "4294967296"],
+            &["sync", "dev", "--max-in-flight", "many"],
+        ];
+        for args in cases {
+            let err = Cli::try_parse_from(["ddbsync"].iter().chain(args)).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+            let flag = args[2];
+            assert!(err.to_string().contains(&format!("invalid value '{}' for '{flag} <N>'", args[3])), "{err}");
+        }
+        assert!(Cli::try_parse_from(["ddbsync", "verify", "dev", "--sample", "1000000"]).is_ok());
     }
 }

@@ -53,7 +53,11 @@ pub async fn run(cli: Cli) -> Result<Exit> {
         }
         Command::Verify(args) => {
             let profile = profile::load(dir, &args.target.env)?;
-            let depth = if args.full { verify::Depth::Full } else { verify::Depth::Sample(args.sample.unwrap_or(100)) };
+            let depth = if args.full {
+                verify::Depth::Full
+            } else {
+                verify::Depth::Sample(args.sample.unwrap_or(100) as usize)
+            };
             let scope = verify::Scope { tables: &args.target.tables, depth, params: &args.params };
             let report = verify::run(&profile, scope, &printer).await?;
             printer.show(&report, verify::VerifyReport::render)?;
@@ -108,7 +112,7 @@ async fn history(dir: &Path, args: HistoryArgs, printer: &Printer) -> Result<Exi
     let since = args.since.as_deref().map(since).transpose()?;
     let mut runs = records(&profile, since.as_deref()).await?;
     runs.reverse();
-    runs.truncate(args.limit);
+    runs.truncate(args.limit as usize);
     if args.csv {
         printer.raw(&history::history_csv(&runs)?);
     } else {
@@ -188,7 +192,7 @@ async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Resul
 
 async fn sync(envs_dir: &Path, args: SyncArgs, printer: &Printer) -> Result<Exit> {
     let mut profile = profile::load(envs_dir, &args.env)?;
-    profile.sync = profile.sync.overridden(args.scan_segments, args.max_in_flight, args.max_write_units_per_second);
+    profile.sync = profile.sync.overridden(args.scan_segments, args.max_in_flight, args.max_write_units_per_second)?;
     if args.clean && !args.dry_run {
         let tables = sync::selected(&profile, &args.tables)?;
         let names: Vec<&str> = tables.iter().map(|t| t.table_name.as_str()).collect();

@@ -117,6 +117,11 @@ impl Index {
     pub fn unseen_keys(&self) -> impl Iterator<Item = &Digest> {
         self.entries.iter().filter(|(_, e)| e.flags & SEEN == 0).map(|(k, _)| k)
     }
+
+    /// Whether the target holds an item with this key that no source item has claimed.
+    pub fn is_unseen(&self, key: &Digest) -> bool {
+        self.entries.get(key).is_some_and(|e| e.flags & SEEN == 0)
+    }
 }
 
 /// The mass-delete guard: deleting `orphans` of the `target` items the table held is allowed when it
@@ -130,6 +135,20 @@ pub fn delete_guard(orphans: u64, target: u64, max_fraction: f64, allowed: bool)
          (sync.max_delete_fraction); if the source is right, run again with --allow-mass-delete",
         100.0 * orphans as f64 / target.max(1) as f64,
         100.0 * max_fraction
+    ))
+}
+
+/// Deletes wait while source rows have no key (a NULL or empty key column, one a template uses
+/// included): such a row may be what any of the orphans was written from, and deleting them would
+/// remove an item whose row is broken, not gone. `first` names one of those rows.
+pub fn keyless_guard(orphans: u64, keyless: usize, first: &str) -> Result<(), String> {
+    if orphans == 0 || keyless == 0 {
+        return Ok(());
+    }
+    Err(format!(
+        "not deleted: {orphans} items have no source row, but {keyless} source rows have no key (first: {first}), and \
+         their stored items may be among them; fix those rows or leave them out of the query (WHERE … IS NOT NULL), \
+         then run again"
     ))
 }
 
@@ -163,6 +182,19 @@ mod tests {
         assert_eq!(delete_guard(100, 100, 0.1, true), Ok(()), "--allow-mass-delete");
         assert!(delete_guard(5, 5, 0.1, false).is_err(), "an empty source never empties a table");
         assert_eq!(delete_guard(0, 0, 0.1, false), Ok(()));
+    }
+
+    #[test]
+    fn rows_without_a_key_hold_the_deletes() {
+        assert_eq!(keyless_guard(3, 0, ""), Ok(()));
+        assert_eq!(keyless_guard(0, 2, "id=<missing>"), Ok(()), "nothing to delete, nothing held");
+        let held = keyless_guard(3, 2, "id=<missing>").unwrap_err();
+        assert!(
+            held.starts_with(
+                "not deleted: 3 items have no source row, but 2 source rows have no key (first: id=<missing>)"
+            ),
+            "{held}"
+        );
     }
 
     #[test]

@@ -335,6 +335,7 @@ mod tests {
                 created,
                 updated: 1,
                 unchanged,
+                stale: 0,
                 orphans: 0,
                 deleted: 0,
                 deleted_keys: vec![],

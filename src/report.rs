@@ -9,7 +9,11 @@ use serde::Serialize;
 
 use crate::build::Reject;
 use crate::cost::{Prices, Savings};
-use crate::item::{AttributeValue, Item};
+use crate::item::{self, AttributeValue, Item, MAX_ITEM_BYTES};
+
+/// The largest run record written: DynamoDB's item limit, less a margin for the ways its size
+/// counting may differ from [`item::item_size`].
+const RECORD_BYTES: usize = MAX_ITEM_BYTES - 8 * 1024;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TableReport {
@@ -20,7 +24,10 @@ pub struct TableReport {
     pub created: u64,
     pub updated: u64,
     pub unchanged: u64,
-    /// Target items no source row produced.
+    /// Rejected rows whose stored item was kept as it was (a rejected row is not a missing row:
+    /// its item is neither rewritten nor deleted).
+    pub stale: u64,
+    /// Target items no source row produced (rejected rows' items are not among them).
     pub orphans: u64,
     /// Of those, deleted (`delete_missing`), or in a dry run, to be deleted.
     pub deleted: u64,
@@ -126,6 +133,8 @@ pub struct Totals {
     pub created: u64,
     pub updated: u64,
     pub unchanged: u64,
+    /// Rejected rows whose stored items were kept as they were.
+    pub stale: u64,
     pub orphans: u64,
     pub deleted: u64,
     /// Tables whose deletes the mass-delete guard stopped.
@@ -150,6 +159,7 @@ impl Totals {
             created: sum(|t| t.created),
             updated: sum(|t| t.updated),
             unchanged: sum(|t| t.unchanged),
+            stale: sum(|t| t.stale),
             orphans: sum(|t| t.orphans),
             deleted: sum(|t| t.deleted),
             deletes_refused: sum(|t| u64::from(t.deletes_refused.is_some())),
@@ -284,7 +294,11 @@ impl RunReport {
                 if list.is_empty() {
                     continue;
                 }
-                out.push_str(&format!("{}: {} rows {what}:\n", t.table, list.len()));
+                let kept = match what {
+                    "rejected" if t.stale > 0 => format!(" ({} stored items kept, now stale)", t.stale),
+                    _ => String::new(),
+                };
+                out.push_str(&format!("{}: {} rows {what}{kept}:\n", t.table, list.len()));
                 for r in list.iter().take(20) {
                     out.push_str(&format!("  {}: {}\n", r.key, r.reason));
                 }
@@ -302,8 +316,12 @@ impl RunReport {
         out
     }
 
-    /// The item recorded in the metadata table for this run.
+    /// The item recorded in the metadata table for this run, trimmed to fit in an item.
     pub fn record(&self) -> Item {
+        trim(self.whole_record())
+    }
+
+    fn whole_record(&self) -> Item {
         let s = |v: &str| AttributeValue::S(v.to_string());
         let n = |v: f64| AttributeValue::N(crate::number::from_f64(v).unwrap_or_else(|_| "0".into()));
         let tables = self
@@ -365,6 +383,96 @@ impl RunReport {
     }
 }
 
+/// Cuts a run record down to [`RECORD_BYTES`], so that a run with huge `--param` values (or
+/// thousands of tables) is still recorded rather than failing after its writes. The per-table
+/// figures go first, as far as needed to leave the parameters up to half the item (the totals still
+/// count those tables); then the parameter values are cut, each to an equal share of the room left.
+/// A `trimmed` attribute says what was cut.
+fn trim(mut record: Item) -> Item {
+    if item::item_size(&record) <= RECORD_BYTES {
+        return record;
+    }
+    let mut notes = Vec::new();
+    // Room for the note itself.
+    let budget = RECORD_BYTES - 200;
+    let params = match record.remove("params") {
+        Some(AttributeValue::M(params)) => params,
+        _ => Default::default(),
+    };
+    let params_size =
+        if params.is_empty() { 0 } else { "params".len() + item::value_size(&AttributeValue::M(params.clone())) };
+    if let Some(AttributeValue::M(mut tables)) = record.remove("tables") {
+        let target = budget - params_size.min(budget / 2);
+        let mut names: Vec<String> = tables.keys().cloned().collect();
+        names.sort();
+        let all = names.len();
+        let rest = item::item_size(&record) + "tables".len();
+        let mut size = item::value_size(&AttributeValue::M(tables.clone()));
+        while rest + size > target {
+            let Some(name) = names.pop() else { break };
+            if let Some(entry) = tables.remove(&name) {
+                size -= 1 + name.len() + item::value_size(&entry);
+            }
+        }
+        if tables.len() < all {
+            notes.push(format!(
+                "the figures of {} of {all} tables left out (the totals count them)",
+                all - tables.len()
+            ));
+        }
+        record.insert("tables".into(), AttributeValue::M(tables));
+    }
+    if !params.is_empty() {
+        let names: usize = params.keys().map(|k| 2 + k.len()).sum();
+        let room = budget.saturating_sub(item::item_size(&record) + "params".len() + 3 + names);
+        // The longest values are cut to one length, as long as the shorter ones leave room for.
+        let mut lengths: Vec<usize> = params.values().map(item::value_size).collect();
+        lengths.sort_unstable();
+        let (mut share, mut left) = (room, room);
+        for (i, &length) in lengths.iter().enumerate() {
+            let sharing = lengths.len() - i;
+            if length > left / sharing {
+                share = left / sharing;
+                break;
+            }
+            left -= length;
+        }
+        let mut cut_params = params.clone();
+        loop {
+            for (name, value) in &mut cut_params {
+                if let Some(AttributeValue::S(whole)) = params.get(name) {
+                    *value = AttributeValue::S(cut(whole, share));
+                }
+            }
+            let size =
+                item::item_size(&record) + "params".len() + item::value_size(&AttributeValue::M(cut_params.clone()));
+            if size <= budget || share == 0 {
+                break;
+            }
+            share /= 2;
+        }
+        if cut_params != params {
+            notes.push(format!("parameter values longer than {share} bytes cut to that length (marked …)"));
+        }
+        record.insert("params".into(), AttributeValue::M(cut_params));
+    }
+    let note = format!("{}, to fit DynamoDB's 400 KB item limit", notes.join("; "));
+    record.insert("trimmed".into(), AttributeValue::S(note));
+    record
+}
+
+/// The first `max` bytes of `text` at most, cut at a character boundary, marked with `…` when cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,6 +486,7 @@ mod tests {
             created,
             updated: 0,
             unchanged,
+            stale: 0,
             orphans: 0,
             deleted: 0,
             deleted_keys: vec![],
@@ -497,5 +606,63 @@ mod tests {
         sliced.params.insert("from".into(), "2025-01-01".into());
         let AttributeValue::M(params) = &sliced.record()["params"] else { panic!() };
         assert_eq!(params["from"], AttributeValue::S("2025-01-01".into()));
+        assert!(!sliced.record().contains_key("trimmed"), "a record that fits is whole");
+    }
+
+    #[test]
+    fn a_run_record_over_the_item_limit_is_trimmed_to_fit() {
+        let mut r = report();
+        for (name, fill) in [("from", "é"), ("to", "t"), ("big", "b")] {
+            r.params.insert(name.into(), fill.repeat(300 * 1024));
+        }
+        r.params.insert("small".into(), "2025".into());
+        assert!(item::item_size(&r.whole_record()) > MAX_ITEM_BYTES);
+        let record = r.record();
+        assert!(item::item_size(&record) <= RECORD_BYTES, "{}", item::item_size(&record));
+        let AttributeValue::M(params) = &record["params"] else { panic!() };
+        assert_eq!(params.len(), 4, "every parameter is still named");
+        assert_eq!(params["small"], AttributeValue::S("2025".into()), "short values are whole");
+        let from = params["from"].as_s().unwrap();
+        assert!(from.starts_with("éé") && from.ends_with('…') && from.len() < 300 * 1024, "{}", from.len());
+        let note = record["trimmed"].as_s().unwrap();
+        assert!(note.starts_with("parameter values longer than "), "{note}");
+        assert!(note.ends_with("cut to that length (marked …), to fit DynamoDB's 400 KB item limit"), "{note}");
+        assert_eq!(record["created"], AttributeValue::N("45".into()), "the figures are kept");
+        assert!(matches!(&record["tables"], AttributeValue::M(t) if t.len() == 2));
+    }
+
+    #[test]
+    fn a_run_record_of_too_many_tables_keeps_the_totals() {
+        let mut r = report();
+        r.params.insert("from".into(), "2025-01-01".into());
+        r.tables = (0..5000).map(|i| table(&format!("a-rather-long-table-name-number-{i:05}"), 1, 1)).collect();
+        r.total = Totals::of(&r.tables, &r.prices);
+        let record = r.record();
+        assert!(item::item_size(&record) <= RECORD_BYTES);
+        assert_eq!(record["created"], AttributeValue::N("5000".into()));
+        let AttributeValue::M(tables) = &record["tables"] else { panic!() };
+        assert!(tables.len() > 100 && tables.len() < 5000, "{}", tables.len());
+        let AttributeValue::M(params) = &record["params"] else { panic!() };
+        assert_eq!(params["from"], AttributeValue::S("2025-01-01".into()), "nothing to cut there");
+        let note = record["trimmed"].as_s().unwrap();
+        let left_out = 5000 - tables.len();
+        assert_eq!(
+            *note,
+            format!(
+                "the figures of {left_out} of 5000 tables left out (the totals count them), to fit DynamoDB's 400 KB \
+                 item limit"
+            )
+        );
+
+        // Both: the tables leave the parameters half the item, and the long value is cut to it.
+        let mut both = r.clone();
+        both.params.insert("big".into(), "b".repeat(300 * 1024));
+        let record = both.record();
+        assert!(item::item_size(&record) <= RECORD_BYTES);
+        let note = record["trimmed"].as_s().unwrap();
+        assert!(note.starts_with("the figures of ") && note.contains("; parameter values longer than "), "{note}");
+        let AttributeValue::M(params) = &record["params"] else { panic!() };
+        assert_eq!(params["from"], AttributeValue::S("2025-01-01".into()));
+        assert!(params["big"].as_s().unwrap().len() > 100 * 1024, "about half the item is left to them");
     }
 }

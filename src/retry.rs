@@ -3,7 +3,8 @@
 //! Classification follows DynamoDB's documentation (see `design/dynamodb-facts.md` in the project's
 //! shared notes): throttling codes and 5xx answers, timeouts and dropped connections are retried
 //! with exponential backoff and full jitter; validation errors, missing tables and access denied are
-//! not.
+//! not. Validation errors are typed apart, because the writer splits a refused batch to find the
+//! one item to blame.
 
 use std::time::Duration;
 
@@ -31,6 +32,7 @@ pub fn classify(code: Option<&str>, status: Option<u16>, message: String) -> Tar
         Some(code) if TRANSIENT.contains(&code) => TargetError::Transient(format!("{code}: {message}")),
         _ if status.is_some_and(|s| s >= 500) => TargetError::Transient(message),
         _ if status == Some(429) => TargetError::Throttled(message),
+        Some(code @ "ValidationException") => TargetError::Invalid(format!("{code}: {message}")),
         Some(code) => TargetError::Fatal(format!("{code}: {message}")),
         // No answer at all (timeout, connection refused or reset): the request may be retried.
         None if status.is_none() => TargetError::Transient(message),
@@ -140,9 +142,16 @@ mod tests {
             ["ValidationException", "ResourceNotFoundException", "AccessDeniedException", "UnrecognizedClientException"]
         {
             let e = classify(Some(code), Some(400), "no".into());
-            assert!(matches!(e, TargetError::Fatal(_)), "{code}");
+            assert!(matches!(e, TargetError::Fatal(_) | TargetError::Invalid(_)), "{code}");
             assert!(!e.is_retryable());
         }
+    }
+
+    #[test]
+    fn validation_errors_are_told_apart() {
+        let e = classify(Some("ValidationException"), Some(400), "Item size has exceeded the maximum".into());
+        assert_eq!(e, TargetError::Invalid("ValidationException: Item size has exceeded the maximum".into()));
+        assert!(matches!(classify(Some("ResourceNotFoundException"), Some(400), "x".into()), TargetError::Fatal(_)));
     }
 
     #[test]

@@ -461,6 +461,9 @@ pub async fn open_rows<'s>(source: &'s Source, params: &Params, entity: &Entity)
     Ok(Box::pin(rows))
 }
 
+/// Added to the reason of a rejected row whose key names a stored item: the item stays as it was.
+const KEPT: &str = "; kept the stored item, which is now stale";
+
 /// Also when the other row came from another entity of the table: the table is one key space.
 const DUPLICATE: &str = "another source row of the table has the same key; only the first was kept";
 
@@ -505,6 +508,10 @@ struct Tally<'a> {
     changed_units: u64,
     unchanged_units: u64,
     rejected: Vec<Reject>,
+    /// The rejected rows whose key could be built: their place in `rejected`, and the key.
+    rejected_keys: Vec<(usize, Digest)>,
+    /// The place in `rejected` of the rows whose key could not be built.
+    keyless: Vec<usize>,
     /// Per entity, for tables with several; empty otherwise.
     entities: Vec<EntityReport>,
     key_names: Vec<&'a str>,
@@ -513,9 +520,13 @@ struct Tally<'a> {
 }
 
 impl Tally<'_> {
-    fn reject(&mut self, entity: usize, reject: Reject) {
+    fn reject(&mut self, entity: usize, reject: Reject, key: Option<Digest>) {
         if let Some(e) = self.entities.get_mut(entity) {
             e.rejected += 1;
+        }
+        match key {
+            Some(key) => self.rejected_keys.push((self.rejected.len(), key)),
+            None => self.keyless.push(self.rejected.len()),
         }
         self.rejected.push(reject);
     }
@@ -581,6 +592,8 @@ async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> 
         changed_units: 0,
         unchanged_units: 0,
         rejected: Vec::new(),
+        rejected_keys: Vec::new(),
+        keyless: Vec::new(),
         entities: match p.mapping.is_multi() {
             true => p.mapping.entities.iter().map(|e| EntityReport::named(&e.name)).collect(),
             false => Vec::new(),
@@ -647,15 +660,28 @@ async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> 
                 }
             },
             row = rows.next(), if !source_done && classifier.can_accept() => match row {
-                Some(row) => match p.plan.entities[current].build(&source::raw_values(&row.inspect(|_| lock::beat())?)) {
-                    Ok(mut built) => {
-                        built.entity = current;
-                        if let Some((verdict, built)) = classifier.offer(built) {
-                            tally.take(verdict, built).await;
+                Some(row) => {
+                    let row = row?;
+                    lock::beat();
+                    let raw = source::raw_values(&row);
+                    match p.plan.entities[current].build(&raw) {
+                        Ok(mut built) => {
+                            built.entity = current;
+                            if let Some((verdict, built)) = classifier.offer(built) {
+                                tally.take(verdict, built).await;
+                            }
+                        }
+                        Err(reject) => {
+                            // A row rejected for a value other than its key still names its
+                            // stored item, which stays (stale) instead of becoming an orphan.
+                            let key = p.plan.entities[current].key_digest(&raw);
+                            if let Some(key) = key {
+                                classifier.rejected(key);
+                            }
+                            tally.reject(current, reject, key);
                         }
                     }
-                    Err(reject) => tally.reject(current, reject),
-                },
+                }
                 None if current + 1 < entities.len() => {
                     current += 1;
                     rows = open_rows(run.source, run.params, &entities[current]).await?;
@@ -667,6 +693,13 @@ async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> 
     }
 
     drop(tally.writer.take());
+    let mut stale = std::collections::HashSet::new();
+    for (at, key) in &tally.rejected_keys {
+        if classifier.stale(key) {
+            stale.insert(*key);
+            tally.rejected[*at].reason.push_str(KEPT);
+        }
+    }
     let mut outcome = match writer_task {
         Some(task) => task.await.context("writer task panicked")?,
         None => Default::default(),
@@ -677,12 +710,15 @@ async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> 
     // parameterised query without a scope returns part of the table, so the items it did not
     // return are not orphans (profile validation makes sure such a table does not delete).
     // A stopped run has not read the whole source: what it did not read is not missing.
+    let stopped = stopped.or(run.stop.requested());
     let judged = (!p.mapping.takes_params() || p.mapping.scope.is_some()) && stopped.is_none();
     let orphans = if judged { classifier.unseen() as u64 } else { 0 };
     let mut deletes = Deletes::default();
     if p.mapping.delete_missing && orphans > 0 {
-        let guard =
-            diff::delete_guard(orphans, scanned, run.profile.sync.max_delete_fraction, run.options.allow_mass_delete);
+        let first_keyless = tally.keyless.first().map_or(String::new(), |&at| tally.rejected[at].key.clone());
+        let guard = diff::keyless_guard(orphans, tally.keyless.len(), &first_keyless).and_then(|()| {
+            diff::delete_guard(orphans, scanned, run.profile.sync.max_delete_fraction, run.options.allow_mass_delete)
+        });
         match guard {
             Err(reason) => deletes.refused = Some(reason),
             Ok(()) => {
@@ -712,6 +748,7 @@ async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> 
         created: tally.created,
         updated: tally.updated,
         unchanged: tally.unchanged,
+        stale: stale.len() as u64,
         orphans,
         deleted: deletes.count,
         deleted_keys: deletes.keys,

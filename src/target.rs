@@ -42,14 +42,18 @@ pub enum TargetError {
     /// Worth retrying: a 5xx answer, a timeout, a dropped connection.
     #[error("{0}")]
     Transient(String),
-    /// Retrying cannot help: a validation error, a missing table, access denied.
+    /// DynamoDB refused the request as invalid (`ValidationException`). Resending it cannot help,
+    /// but a batch is refused whole for a single bad item: its other items may be written alone.
+    #[error("{0}")]
+    Invalid(String),
+    /// Retrying cannot help: a missing table, access denied.
     #[error("{0}")]
     Fatal(String),
 }
 
 impl TargetError {
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, TargetError::Fatal(_))
+        !matches!(self, TargetError::Fatal(_) | TargetError::Invalid(_))
     }
 }
 

@@ -7,8 +7,9 @@
 //! optional cap spaces calls out to a number of write units per second.
 //!
 //! Invariants: a batch holds at most 25 items and never the same key twice; every item handed to the
-//! writer ends either written or in [`WriteOutcome::failed`] with its key and the reason; write units
-//! are summed from what DynamoDB reported, never estimated.
+//! writer ends either written or in [`WriteOutcome::failed`] with its key and the reason; an item
+//! DynamoDB refuses fails alone, never its batch; write units are summed from what DynamoDB reported,
+//! never estimated.
 
 use std::sync::Arc;
 
@@ -60,15 +61,52 @@ impl WriteOutcome {
 }
 
 /// Writes one batch, resending throttled, failed and unprocessed items with backoff.
+///
+/// DynamoDB refuses a whole batch for one item it will not store (`ValidationException`), so a
+/// refused batch is split in halves, each sent on its own, down to single items: every other item
+/// is written and only the bad one fails, with the server's reason. Each half sent counts as a retry.
 pub async fn write_with_retry<W: BatchWriter>(
+    writer: &W,
+    table: &str,
+    pending: Vec<Request>,
+    policy: &RetryPolicy,
+    pace: &Pace,
+    key_names: &[&str],
+) -> WriteOutcome {
+    let mut outcome = WriteOutcome::default();
+    let mut work = vec![pending];
+    while let Some(batch) = work.pop() {
+        let Some((mut refused, error)) = attempt(writer, table, batch, policy, pace, key_names, &mut outcome).await
+        else {
+            continue;
+        };
+        if refused.len() > 1 {
+            let second = refused.split_off(refused.len().div_ceil(2));
+            outcome.retries += 2;
+            work.push(second);
+            work.push(refused);
+        } else {
+            outcome.failed.extend(refused.iter().map(|r| reject(r, key_names, error.to_string())));
+        }
+    }
+    outcome
+}
+
+fn reject(request: &Request, key_names: &[&str], reason: String) -> Reject {
+    Reject { key: item::describe_key(request.item(), key_names), reason }
+}
+
+/// Sends a batch until it is written or fails for good (recorded in `outcome`); returns the
+/// requests DynamoDB refused as invalid, with its error, for the caller to split.
+async fn attempt<W: BatchWriter>(
     writer: &W,
     table: &str,
     mut pending: Vec<Request>,
     policy: &RetryPolicy,
     pace: &Pace,
     key_names: &[&str],
-) -> WriteOutcome {
-    let mut outcome = WriteOutcome::default();
+    outcome: &mut WriteOutcome,
+) -> Option<(Vec<Request>, TargetError)> {
     let mut delays = policy.delays();
     loop {
         let epoch = pace.epoch();
@@ -78,11 +116,12 @@ pub async fn write_with_retry<W: BatchWriter>(
                 outcome.written += (pending.len() - reply.unprocessed.len()) as u64;
                 if reply.unprocessed.is_empty() {
                     pace.succeeded();
-                    return outcome;
+                    return None;
                 }
                 pending = reply.unprocessed;
                 TargetError::Throttled("UnprocessedItems".into())
             }
+            Err(error @ TargetError::Invalid(_)) => return Some((pending, error)),
             Err(error) => error,
         };
         if let TargetError::Throttled(_) = error {
@@ -96,10 +135,8 @@ pub async fn write_with_retry<W: BatchWriter>(
             } else {
                 error.to_string()
             };
-            outcome.failed.extend(
-                pending.iter().map(|r| Reject { key: item::describe_key(r.item(), key_names), reason: reason.clone() }),
-            );
-            return outcome;
+            outcome.failed.extend(pending.iter().map(|r| reject(r, key_names, reason.clone())));
+            return None;
         };
         tracing::debug!(table, items = pending.len(), ?delay, %error, "retrying batch");
         outcome.retries += 1;
@@ -189,6 +226,8 @@ mod tests {
     struct Scripted {
         script: Mutex<VecDeque<Script>>,
         calls: Mutex<Vec<Vec<Request>>>,
+        /// A call holding the item with this id is refused as invalid, as DynamoDB refuses a batch.
+        poison: Option<usize>,
     }
 
     enum Script {
@@ -200,6 +239,9 @@ mod tests {
     impl BatchWriter for Scripted {
         async fn write_batch(&self, _table: &str, items: &[Request]) -> Result<WriteReply, TargetError> {
             self.calls.lock().unwrap().push(items.to_vec());
+            if items.iter().any(|r| Some(id(r)) == self.poison) {
+                return Err(TargetError::Invalid("ValidationException: Item size has exceeded the maximum".into()));
+            }
             let step = self.script.lock().unwrap().pop_front().unwrap_or(Script::Ok);
             match step {
                 Script::Ok => Ok(WriteReply { unprocessed: vec![], consumed_units: items.len() as f64 }),
@@ -250,7 +292,7 @@ mod tests {
     #[tokio::test]
     async fn fatal_errors_fail_every_item_with_its_key() {
         let w = Scripted {
-            script: Mutex::new([Script::Fail(TargetError::Fatal("ValidationException: bad".into()))].into()),
+            script: Mutex::new([Script::Fail(TargetError::Fatal("ResourceNotFoundException: bad".into()))].into()),
             ..Default::default()
         };
         let out = write_with_retry(&w, "t", items(2), &fast(5), &pace(), &["id"]).await;
@@ -259,10 +301,49 @@ mod tests {
         assert_eq!(
             out.failed,
             vec![
-                Reject { key: "id=0".into(), reason: "ValidationException: bad".into() },
-                Reject { key: "id=1".into(), reason: "ValidationException: bad".into() }
+                Reject { key: "id=0".into(), reason: "ResourceNotFoundException: bad".into() },
+                Reject { key: "id=1".into(), reason: "ResourceNotFoundException: bad".into() }
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_refused_batch_is_split_until_the_bad_item_is_alone() {
+        let w = Scripted { poison: Some(13), ..Default::default() };
+        let out = write_with_retry(&w, "t", items(25), &fast(5), &pace(), &["id"]).await;
+        assert_eq!((out.written, out.consumed_units), (24, 24.0), "every other item written, units as reported");
+        assert_eq!(
+            out.failed,
+            vec![Reject {
+                key: "id=13".into(),
+                reason: "ValidationException: Item size has exceeded the maximum".into()
+            }]
+        );
+        let calls = w.calls.lock().unwrap();
+        let refused: Vec<usize> = calls.iter().filter(|c| c.iter().any(|r| id(r) == 13)).map(Vec::len).collect();
+        // Halves 0..13 and 13..25, then 13..19, 13..16, 13..15, 13: each refused call is split.
+        assert_eq!(refused, [25, 12, 6, 3, 2, 1]);
+        assert_eq!(out.retries, 10, "each half sent counts as a retry");
+        assert_eq!(out.throttled, 0);
+        let mut written: Vec<usize> =
+            calls.iter().filter(|c| !c.iter().any(|r| id(r) == 13)).flatten().map(id).collect();
+        written.sort();
+        assert_eq!(written, (0..25).filter(|&i| i != 13).collect::<Vec<_>>(), "each good item sent once");
+    }
+
+    #[tokio::test]
+    async fn a_refused_single_item_fails_at_once_and_halves_still_retry_throttling() {
+        let w = Scripted { poison: Some(0), ..Default::default() };
+        let out = write_with_retry(&w, "t", items(1), &fast(5), &pace(), &["id"]).await;
+        assert_eq!((out.written, out.failed.len(), out.retries), (0, 1, 0));
+        assert_eq!(w.calls.lock().unwrap().len(), 1);
+
+        // The half without the bad item is throttled once, then written.
+        let throttled = Script::Fail(TargetError::Throttled("ThrottlingException".into()));
+        let w = Scripted { poison: Some(3), script: Mutex::new([throttled].into()), ..Default::default() };
+        let out = write_with_retry(&w, "t", items(4), &fast(5), &pace(), &["id"]).await;
+        assert_eq!((out.written, out.failed.len(), out.throttled), (3, 1, 1));
+        assert_eq!(out.failed[0].key, "id=3");
     }
 
     #[tokio::test]

@@ -101,6 +101,43 @@ pub struct TargetConfig {
     pub account_id: Option<String>,
 }
 
+/// The values a numeric sync setting may take, the same in a profile and on the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    pub min: u64,
+    pub max: u64,
+    /// Why the maximum, for the message.
+    pub why: &'static str,
+}
+
+impl Bounds {
+    /// `what` (`sync.scan_segments = 0`, `--scan-segments 0:`) must be between …, or why not.
+    pub fn check(&self, what: &str, value: u64) -> Result<u64, String> {
+        if (self.min..=self.max).contains(&value) {
+            return Ok(value);
+        }
+        Err(format!("{what} must be between {} and {} ({})", self.min, self.max, self.why))
+    }
+}
+
+/// Each segment is a task and at least one Scan call (DynamoDB allows up to 1,000,000 segments).
+pub const SCAN_SEGMENTS: Bounds =
+    Bounds { min: 1, max: 1000, why: "each segment is a task and at least one Scan call; 4 to 32 suit most tables" };
+/// More calls in flight than the shuffle window holds batches gain nothing.
+pub const MAX_IN_FLIGHT: Bounds =
+    Bounds { min: 1, max: 1000, why: "throttling halves it anyway; 8 to 64 suit most tables" };
+pub const MAX_ATTEMPTS: Bounds =
+    Bounds { min: 1, max: 100, why: "backoff waits up to 10 s between attempts; 10 is the default" };
+/// Far above any table's quota (40,000 per second by default), well within the rate limiter's reach.
+pub const MAX_WRITE_UNITS_PER_SECOND: Bounds = Bounds {
+    min: 1,
+    max: 1_000_000,
+    why: "0 would never write: leave it out for no cap; a table's default quota is 40,000",
+};
+/// A lease left by a killed run on another host blocks the environment until it expires.
+pub const LOCK_LEASE_SECS: Bounds =
+    Bounds { min: 1, max: 86_400, why: "a killed run's lease blocks every other run until it expires" };
+
 #[derive(Debug, Clone)]
 pub struct SyncSettings {
     pub scan_segments: u32,
@@ -117,23 +154,28 @@ pub struct SyncSettings {
 }
 
 impl SyncSettings {
-    /// Applies command-line values over the profile's (the command line wins).
+    /// Applies command-line values over the profile's (the command line wins), checked with the
+    /// profile's bounds.
     pub fn overridden(
         mut self,
         scan_segments: Option<u32>,
         max_in_flight: Option<usize>,
         max_wcu: Option<u32>,
-    ) -> Self {
-        if let Some(n) = scan_segments.filter(|&n| n > 0) {
-            self.scan_segments = n;
+    ) -> Result<Self, crate::exit::UsageError> {
+        let check = |flag: &str, bounds: Bounds, n: u64| {
+            bounds.check(&format!("--{flag} {n}:"), n).map_err(crate::exit::UsageError)
+        };
+        if let Some(n) = scan_segments {
+            self.scan_segments = check("scan-segments", SCAN_SEGMENTS, n.into())? as u32;
         }
-        if let Some(n) = max_in_flight.filter(|&n| n > 0) {
-            self.max_in_flight = n;
+        if let Some(n) = max_in_flight {
+            self.max_in_flight = check("max-in-flight", MAX_IN_FLIGHT, n as u64)? as usize;
         }
         if let Some(n) = max_wcu {
+            check("max-write-units-per-second", MAX_WRITE_UNITS_PER_SECOND, n.into())?;
             self.max_write_units_per_second = std::num::NonZeroU32::new(n);
         }
-        self
+        Ok(self)
     }
 }
 
@@ -205,14 +247,17 @@ fn validate(
             ))
         })?,
     };
+    let within =
+        |key: &str, bounds: Bounds, value: u64| bounds.check(&format!("sync.{key} = {value}"), value).map_err(err);
     let sync = SyncSettings {
-        scan_segments: positive(path, "sync.scan_segments", file.sync.scan_segments.unwrap_or(4))?,
-        max_in_flight: positive(path, "sync.max_in_flight", file.sync.max_in_flight.unwrap_or(8))?,
-        max_attempts: positive(path, "sync.max_attempts", file.sync.max_attempts.unwrap_or(10))?,
+        scan_segments: within("scan_segments", SCAN_SEGMENTS, file.sync.scan_segments.unwrap_or(4).into())? as u32,
+        max_in_flight: within("max_in_flight", MAX_IN_FLIGHT, file.sync.max_in_flight.unwrap_or(8) as u64)? as usize,
+        max_attempts: within("max_attempts", MAX_ATTEMPTS, file.sync.max_attempts.unwrap_or(10).into())? as u32,
         max_write_units_per_second: match file.sync.max_write_units_per_second {
-            Some(n) => Some(std::num::NonZeroU32::new(n).ok_or_else(|| {
-                err("sync.max_write_units_per_second = 0 would never write; remove it for no cap".into())
-            })?),
+            Some(n) => {
+                within("max_write_units_per_second", MAX_WRITE_UNITS_PER_SECOND, n.into())?;
+                std::num::NonZeroU32::new(n)
+            }
             None => None,
         },
         fail_on_reject: match file.sync.on_reject.as_deref() {
@@ -229,9 +274,9 @@ fn validate(
                 return Err(err(format!("sync.max_delete_fraction = {f} must be between 0 and 1 (0.1 is 10 %)")))
             }
         },
-        lock_lease: Duration::from_secs(positive(
-            path,
-            "sync.lock_lease_secs",
+        lock_lease: Duration::from_secs(within(
+            "lock_lease_secs",
+            LOCK_LEASE_SECS,
             file.sync.lock_lease_secs.unwrap_or(60),
         )?),
         // The longest single wait is a table becoming ready (5 minutes) or a source answer.
@@ -292,14 +337,6 @@ fn validate(
         backup_dir: PathBuf::from(file.backup_dir.as_deref().unwrap_or("backups")),
         rejects_dir: PathBuf::from(file.rejects_dir.as_deref().unwrap_or("rejects")),
     })
-}
-
-fn positive<T: PartialOrd + Default + std::fmt::Display>(path: &Path, key: &str, value: T) -> Result<T, ProfileError> {
-    if value > T::default() {
-        Ok(value)
-    } else {
-        Err(ProfileError::new(path, format!("{key} = {value} must be at least 1")))
-    }
 }
 
 #[cfg(test)]

@@ -173,7 +173,63 @@ fn invalid_table_names_and_settings_are_rejected() {
     let err = load_err(&ENV.replace("table_prefix = \"t-\"", "table_prefix = \"bad prefix \""), MAPPINGS);
     assert!(err.contains("not a valid DynamoDB table name"), "{err}");
     let err = load_err(&(ENV.to_string() + "\n[sync]\nmax_in_flight = 0\n"), MAPPINGS);
-    assert!(err.contains("sync.max_in_flight = 0 must be at least 1"), "{err}");
+    assert!(err.contains("sync.max_in_flight = 0 must be between 1 and 1000"), "{err}");
+}
+
+#[test]
+fn numeric_settings_are_bounded_in_the_profile() {
+    let cases = [
+        ("scan_segments = 4294967295", "sync.scan_segments = 4294967295 must be between 1 and 1000 (each segment"),
+        ("scan_segments = 0", "sync.scan_segments = 0 must be between 1 and 1000"),
+        ("max_in_flight = 18446744073709551615", "TOML parse error"),
+        ("max_in_flight = 1001", "sync.max_in_flight = 1001 must be between 1 and 1000"),
+        ("max_attempts = 0", "sync.max_attempts = 0 must be between 1 and 100"),
+        (
+            "max_write_units_per_second = 0",
+            "sync.max_write_units_per_second = 0 must be between 1 and 1000000 (0 would never write",
+        ),
+        (
+            "max_write_units_per_second = 4294967295",
+            "sync.max_write_units_per_second = 4294967295 must be between 1 and 1000000",
+        ),
+        (
+            "lock_lease_secs = 9223372036854775807",
+            "sync.lock_lease_secs = 9223372036854775807 must be between 1 and 86400",
+        ),
+        ("lock_lease_secs = -1", "TOML parse error"),
+    ];
+    for (line, words) in cases {
+        let err = load_err(&format!("{ENV}\n[sync]\n{line}\n"), MAPPINGS);
+        assert!(err.contains(words), "{line}: {err}");
+    }
+    let dir = dir_with(&format!("{ENV}\n[sync]\nscan_segments = 1000\nlock_lease_secs = 86400\n"), MAPPINGS);
+    let profile = load(dir.path(), "dev").unwrap();
+    assert_eq!((profile.sync.scan_segments, profile.sync.lock_lease.as_secs()), (1000, 86400));
+}
+
+#[test]
+fn command_line_values_are_checked_like_the_profile_s() {
+    let dir = dir_with(ENV, MAPPINGS);
+    let sync = load(dir.path(), "dev").unwrap().sync;
+    let over = |s: Option<u32>, f: Option<usize>, w: Option<u32>| sync.clone().overridden(s, f, w);
+    let message = |r: Result<SyncSettings, crate::exit::UsageError>| r.unwrap_err().to_string();
+    assert_eq!(
+        message(over(Some(0), None, None)),
+        "--scan-segments 0: must be between 1 and 1000 (each segment is a task and at least one Scan call; 4 to 32 suit most tables)"
+    );
+    assert!(
+        message(over(Some(u32::MAX), None, None)).starts_with("--scan-segments 4294967295: must be between 1 and 1000")
+    );
+    assert!(message(over(None, Some(0), None)).starts_with("--max-in-flight 0: must be between 1 and 1000"));
+    assert!(message(over(None, Some(usize::MAX), None)).starts_with("--max-in-flight 18446744073709551615: must be"));
+    assert!(
+        message(over(None, None, Some(0))).starts_with("--max-write-units-per-second 0: must be between 1 and 1000000")
+    );
+    let ok = over(Some(1000), Some(1), Some(1_000_000)).unwrap();
+    assert_eq!((ok.scan_segments, ok.max_in_flight), (1000, 1));
+    assert_eq!(ok.max_write_units_per_second.map(|n| n.get()), Some(1_000_000));
+    let kept = over(None, None, None).unwrap();
+    assert_eq!((kept.scan_segments, kept.max_in_flight), (sync.scan_segments, sync.max_in_flight), "the profile's");
 }
 
 const CATALOG: &str = r#"

@@ -13,3 +13,4 @@ mod safety;
 mod secure;
 mod sync;
 mod unattended;
+mod writer;

@@ -5,7 +5,9 @@
 //! fraction of the data-plane calls (BatchWriteItem and Scan) fail the way real DynamoDB fails under
 //! load and no local server does: throttling errors, part of a batch returned as `UnprocessedItems`,
 //! a 500, or a connection dropped before or after the server applied the request. Choices come from
-//! a seeded generator, so a failing run can be replayed.
+//! a seeded generator, so a failing run can be replayed. With a refusal marker set, every
+//! BatchWriteItem call whose body holds the marker is refused with a `ValidationException`, as
+//! DynamoDB refuses a whole call for one item it will not store.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -65,6 +67,10 @@ struct State {
     once: Vec<(String, Fault)>,
     /// While set, no request gets an answer: a DynamoDB that stops answering.
     stalled: bool,
+    /// BatchWriteItem calls holding this text are refused as invalid.
+    refuse: Option<String>,
+    /// How many calls were refused for it.
+    refused: usize,
 }
 
 impl State {
@@ -139,6 +145,17 @@ impl Proxy {
         self.state.lock().unwrap().stalled = stalled;
     }
 
+    /// Refuses (or with `None` stops refusing) every BatchWriteItem call whose body holds `marker`
+    /// with a `ValidationException`, before it reaches the server.
+    pub fn refuse_batches_holding(&self, marker: Option<&str>) {
+        self.state.lock().unwrap().refuse = marker.map(str::to_string);
+    }
+
+    /// How many BatchWriteItem calls were refused for the marker.
+    pub fn refused(&self) -> usize {
+        self.state.lock().unwrap().refused
+    }
+
     /// The faults injected so far.
     pub fn injected(&self) -> Vec<Fault> {
         self.state.lock().unwrap().injected.clone()
@@ -211,6 +228,14 @@ async fn forward(
         .to_string();
     while state.lock().unwrap().stalled {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    {
+        let mut state = state.lock().unwrap();
+        let holds = |m: &String| body.windows(m.len()).any(|w| w == m.as_bytes());
+        if operation == "BatchWriteItem" && state.refuse.as_ref().is_some_and(holds) {
+            state.refused += 1;
+            return Some(error_response(400, "ValidationException"));
+        }
     }
     let fault = state.lock().unwrap().pick(&operation);
     let mut unprocessed = None;
