@@ -76,7 +76,9 @@ def main():
     try:
         psql(pg_port, "postgres", "-c", "CREATE DATABASE pni")
         envs = os.path.join(state, "envs")
-        os.makedirs(envs)
+        os.makedirs(os.path.join(envs, "mappings"))
+        # ddbsync reads mappings only from inside the environments directory.
+        shutil.copy(os.path.join(ROOT, "envs/mappings/pni.toml"), os.path.join(envs, "mappings"))
         results = {k: [] for k in ["raw_write", "raw_scan", "full", "nochange", "changes", "clean", "engine"]}
         for run in range(runs):
             psql(pg_port, "pni", "-v", f"scale={scale}", "-f", os.path.join(ROOT, "scripts/pni/schema.sql"),
@@ -88,7 +90,7 @@ def main():
             wait_port(ddb_port)
             endpoint = f"http://127.0.0.1:{ddb_port}"
             with open(os.path.join(envs, "bench.toml"), "w") as f:
-                f.write(f'''mappings = "{ROOT}/envs/mappings/pni.toml"
+                f.write(f'''mappings = "mappings/pni.toml"
 table_prefix = "bench-"
 [source]
 host = "127.0.0.1"

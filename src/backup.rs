@@ -125,6 +125,7 @@ pub async fn backup(
         tables: parts.iter().map(|(e, _)| e.clone()).collect(),
     };
     // Written under a temporary name and renamed, so that a backup that exists is complete.
+    // Owner-only (0600, tempfile's mode on unix) and renamed with that mode: a backup holds whole items.
     let out = tempfile::NamedTempFile::new_in(dir)?;
     let mut archive = tar::Builder::new(std::io::BufWriter::new(out.reopen()?));
     let json = serde_json::to_vec_pretty(&manifest)?;

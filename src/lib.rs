@@ -49,7 +49,11 @@ pub fn exit_for(error: &anyhow::Error) -> Exit {
             || e.is::<exit::UsageError>()
             || matches!(
                 e.downcast_ref(),
-                Some(source::SourceError::MissingPassword { .. } | source::SourceError::Tls { .. })
+                Some(
+                    source::SourceError::MissingPassword { .. }
+                        | source::SourceError::Tls { .. }
+                        | source::SourceError::Environment { .. }
+                )
             )
     };
     if error.chain().any(|e| e.is::<stop::Interrupted>()) {

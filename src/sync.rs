@@ -212,6 +212,9 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
         })
     };
     if profile.sync.fail_on_reject {
+        // The check and the sync read one snapshot: a row changed between them cannot slip past
+        // the check.
+        source.hold_snapshot().await?;
         let rejected = check_source(&source, &params, &mappings, &plans).await?;
         let count: usize = rejected.iter().map(|(_, r)| r.len()).sum();
         if count > 0 {
@@ -473,7 +476,7 @@ fn write_rejects<'a>(path: &Path, lists: impl IntoIterator<Item = (&'a str, &'a 
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let file = create_private(path).with_context(|| format!("creating {}", path.display()))?;
     let mut out = std::io::BufWriter::new(file);
     for (table, kind, list) in lists {
         for r in list {
@@ -482,6 +485,16 @@ fn write_rejects<'a>(path: &Path, lists: impl IntoIterator<Item = (&'a str, &'a 
         }
     }
     out.flush().with_context(|| format!("writing {}", path.display()))
+}
+
+/// Creates (or truncates) a file that only its owner may read and write (0600): a rejects file
+/// holds the keys of source rows. A file that already exists keeps its mode.
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }
 
 /// What every table of a run shares.

@@ -63,11 +63,19 @@ pub struct SourceConfig {
     pub user: Option<String>,
     /// The environment variable named by `password_env`, if any.
     pub password_env: Option<String>,
-    pub sslmode: SslMode,
+    /// The profile's `sslmode`; without it `PGSSLMODE`, else `prefer` (resolved when connecting).
+    pub sslmode: Option<SslMode>,
     /// CA certificates for `verify-ca` / `verify-full` (the profile's, else libpq's defaults).
     pub sslrootcert: Option<PathBuf>,
-    pub connect_timeout: Duration,
+    /// The profile's `connect_timeout_secs`; without it `PGCONNECT_TIMEOUT`, else 10 seconds.
+    pub connect_timeout: Option<Duration>,
+    /// Longest wait for PostgreSQL's next answer (a prepare, a query's next row).
+    pub read_timeout: Duration,
 }
+
+/// The longest any wait on a server may be set to: a day. Longer is a typo (milliseconds meant for
+/// seconds), and an unattended run must end before the next night's.
+pub const MAX_WAIT_SECS: u64 = 86_400;
 
 /// libpq's `sslmode` values, except `allow` (plain first, TLS on refusal), which nobody should want.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +89,7 @@ pub enum SslMode {
 
 impl SslMode {
     pub fn parse(text: &str) -> Option<SslMode> {
+        // `allow` is refused like any unknown value rather than silently treated as `prefer`.
         Some(match text {
             "disable" => SslMode::Disable,
             "prefer" => SslMode::Prefer,
@@ -89,6 +98,17 @@ impl SslMode {
             "verify-full" => SslMode::VerifyFull,
             _ => return None,
         })
+    }
+
+    /// The name libpq gives the mode.
+    pub fn name(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
     }
 }
 
@@ -206,7 +226,8 @@ pub fn load(dir: &Path, env: &str) -> Result<Profile, ProfileError> {
     }
     let file: raw::EnvFile = read_toml(&path)?;
     let mappings_path = path.parent().unwrap_or(Path::new(".")).join(&file.mappings);
-    let mappings: raw::MappingsFile = read_toml(&mappings_path)?;
+    inside(dir, &path, &file.mappings, &mappings_path)?;
+    let mappings = read_mappings(&mappings_path)?;
     validate(env, &path, file, &mappings_path, mappings)
 }
 
@@ -214,6 +235,62 @@ fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ProfileEr
     let text = std::fs::read_to_string(path).map_err(|e| ProfileError::new(path, format!("cannot read: {e}")))?;
     // toml's message gives the line, the column and the offending text.
     toml::from_str(&text).map_err(|e| ProfileError::new(path, e.to_string().trim_end().to_string()))
+}
+
+/// Refuses a `mappings` path that leads outside the environments directory, symbolic links
+/// resolved: a profile names a mappings file, not any file the user running ddbsync can read.
+fn inside(dir: &Path, env_file: &Path, written: &str, mappings: &Path) -> Result<(), ProfileError> {
+    let resolved = mappings.canonicalize().map_err(|e| ProfileError::new(mappings, format!("cannot read: {e}")))?;
+    let envs = dir.canonicalize().map_err(|e| ProfileError::new(dir, format!("cannot read: {e}")))?;
+    if resolved.starts_with(&envs) {
+        return Ok(());
+    }
+    Err(ProfileError::new(
+        env_file,
+        format!(
+            "mappings = \"{written}\" leads to {}, outside the environments directory {}; mappings files must be \
+             inside it (for example mappings/pni.toml)",
+            resolved.display(),
+            envs.display()
+        ),
+    ))
+}
+
+/// Reads the mappings file. `mappings` may name any file, so toml's usual message, which quotes
+/// the offending line, is given only for a file that is TOML with a `[tables]` table: the line of
+/// some other file (a key file, a password list) is never printed, only where the error is.
+fn read_mappings(path: &Path) -> Result<raw::MappingsFile, ProfileError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ProfileError::new(path, format!("cannot read: {e}")))?;
+    let table = text.parse::<toml::Table>().map_err(|e| {
+        let at =
+            e.span().map(|span| line_and_column(&text, span.start)).map(|(l, c)| format!(" at line {l}, column {c}"));
+        ProfileError::new(
+            path,
+            format!(
+                "not valid TOML{}; `mappings` must name a mappings file (the line is not shown, in case the file \
+                 is something else)",
+                at.unwrap_or_default()
+            ),
+        )
+    })?;
+    if !table.get("tables").is_some_and(toml::Value::is_table) {
+        return Err(ProfileError::new(
+            path,
+            "not a mappings file: it has no [tables.<name>] section; `mappings` must name the file of table mappings",
+        ));
+    }
+    toml::from_str(&text).map_err(|e| ProfileError::new(path, e.to_string().trim_end().to_string()))
+}
+
+/// The 1-based line and column (in characters) of a byte offset.
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (before.matches('\n').count() + 1, before[line_start..].chars().count() + 1)
 }
 
 fn validate(
@@ -225,13 +302,18 @@ fn validate(
 ) -> Result<Profile, ProfileError> {
     let err = |message: String| ProfileError::new(path, message);
     let sslmode = match file.source.sslmode.as_deref() {
-        None => SslMode::Prefer,
-        Some(text) => SslMode::parse(text).ok_or_else(|| {
+        None => None,
+        Some(text) => Some(SslMode::parse(text).ok_or_else(|| {
             err(format!(
                 "source.sslmode = \"{text}\" is not supported; use disable, prefer, require, verify-ca or verify-full"
             ))
-        })?,
+        })?),
     };
+    let connect_timeout = match file.source.connect_timeout_secs {
+        Some(secs) => Some(wait(path, "source.connect_timeout_secs", secs)?),
+        None => None,
+    };
+    let read_timeout = wait(path, "source.read_timeout_secs", file.source.read_timeout_secs.unwrap_or(300))?;
     let prices = match file.prices {
         Some(p) if p.write_per_million >= 0.0 && p.read_per_million >= 0.0 => Prices {
             write_per_million: p.write_per_million,
@@ -279,8 +361,10 @@ fn validate(
             LOCK_LEASE_SECS,
             file.sync.lock_lease_secs.unwrap_or(60),
         )?),
-        // The longest single wait is a table becoming ready (5 minutes) or a source answer.
-        stall_limit: Duration::from_secs(300_u64.saturating_add(file.sync.lock_lease_secs.unwrap_or(60))),
+        // The longest single wait is a table becoming ready (TABLE_WAIT, 5 minutes) or a source
+        // answer (read_timeout); one lease more, so that the wait ends on its own timeout first.
+        stall_limit: read_timeout.max(crate::dynamo::TABLE_WAIT)
+            + Duration::from_secs(file.sync.lock_lease_secs.unwrap_or(60).min(LOCK_LEASE_SECS.max)),
     };
     let metadata_table = format!("{}{}", file.table_prefix, file.metadata_table.as_deref().unwrap_or("cache-metadata"));
     let global_excluded = mappings.exclude_from_hash.clone();
@@ -316,7 +400,8 @@ fn validate(
             password_env: file.source.password_env,
             sslmode,
             sslrootcert: file.source.sslrootcert.map(PathBuf::from),
-            connect_timeout: Duration::from_secs(file.source.connect_timeout_secs.unwrap_or(10).max(1)),
+            connect_timeout,
+            read_timeout,
         },
         target: TargetConfig {
             region: file.target.region,
@@ -337,6 +422,15 @@ fn validate(
         backup_dir: PathBuf::from(file.backup_dir.as_deref().unwrap_or("backups")),
         rejects_dir: PathBuf::from(file.rejects_dir.as_deref().unwrap_or("rejects")),
     })
+}
+
+/// A wait on a server in whole seconds: at least one, at most [`MAX_WAIT_SECS`].
+fn wait(path: &Path, key: &str, secs: u64) -> Result<Duration, ProfileError> {
+    if (1..=MAX_WAIT_SECS).contains(&secs) {
+        Ok(Duration::from_secs(secs))
+    } else {
+        Err(ProfileError::new(path, format!("{key} = {secs} must be between 1 and {MAX_WAIT_SECS} seconds (a day)")))
+    }
 }
 
 #[cfg(test)]

@@ -45,6 +45,7 @@ pub struct EnvFile {
     /// One line saying what this environment is; shown by `ddbsync` when it lists environments.
     pub description: Option<String>,
     /// Path of the shared table mappings, relative to this file (for example `mappings/pni.toml`).
+    /// It must be inside the environments directory (symbolic links resolved).
     pub mappings: String,
     /// Put before each mapping's name to form the DynamoDB table name (`pni-` → `pni-lessons`).
     #[serde(default)]
@@ -85,15 +86,21 @@ pub struct SourceSection {
     /// Name of the environment variable holding the password. Without it: `PGPASSWORD`, then
     /// `~/.pgpass` (or `PGPASSFILE`), like libpq. Passwords never go in profile files.
     pub password_env: Option<String>,
-    /// Like libpq: `disable`, `prefer` (the default: TLS when the server offers it), `require` (TLS,
+    /// Like libpq: `disable`, `prefer` (TLS when the server offers it), `require` (TLS,
     /// certificate not checked), `verify-ca` (TLS, certificate signed by `sslrootcert`) or
-    /// `verify-full` (also checks that the certificate names the host).
+    /// `verify-full` (also checks that the certificate names the host). Default `PGSSLMODE`, else
+    /// `prefer`.
     pub sslmode: Option<String>,
     /// PEM file of the certificate authorities to trust for `verify-ca` and `verify-full`. Default
     /// `PGSSLROOTCERT`, else `~/.postgresql/root.crt`, like libpq.
     pub sslrootcert: Option<String>,
-    /// Seconds to wait for the connection before giving up. Default 10.
+    /// Seconds to wait for the connection before giving up, 1 to 86400. Default
+    /// `PGCONNECT_TIMEOUT`, else 10.
     pub connect_timeout_secs: Option<u64>,
+    /// Longest wait in seconds, 1 to 86400, for PostgreSQL's next answer: a query prepared, its
+    /// first row or the next one. A server that stops answering then ends the run with an error
+    /// instead of holding it, and its lock, for ever. Default 300.
+    pub read_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

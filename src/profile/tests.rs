@@ -336,3 +336,102 @@ fn entity_and_index_mistakes_are_named() {
         assert!(err.contains(want), "{err}\nwanted: {want}");
     }
 }
+
+#[test]
+fn waits_on_the_source_are_bounded() {
+    let dir = dir_with(ENV, MAPPINGS);
+    let p = load(dir.path(), "dev").unwrap();
+    assert_eq!(p.source.read_timeout, Duration::from_secs(300));
+    assert_eq!(p.source.connect_timeout, None, "PGCONNECT_TIMEOUT, else 10 s, is chosen when connecting");
+    assert_eq!(p.source.sslmode, None, "PGSSLMODE, else prefer, is chosen when connecting");
+    let with = |line: &str| ENV.replace("port = 5432", &format!("port = 5432\n{line}"));
+    let dir = dir_with(&with("read_timeout_secs = 2\nconnect_timeout_secs = 3"), MAPPINGS);
+    let p = load(dir.path(), "dev").unwrap();
+    assert_eq!(p.source.read_timeout, Duration::from_secs(2));
+    assert_eq!(p.source.connect_timeout, Some(Duration::from_secs(3)));
+    for (line, want) in [
+        ("read_timeout_secs = 0", "source.read_timeout_secs = 0 must be between 1 and 86400 seconds (a day)"),
+        ("read_timeout_secs = 300000", "source.read_timeout_secs = 300000 must be between 1 and 86400 seconds"),
+        (
+            "read_timeout_secs = 9223372036854775807",
+            "source.read_timeout_secs = 9223372036854775807 must be between 1 and 86400",
+        ),
+        ("connect_timeout_secs = 0", "source.connect_timeout_secs = 0 must be between 1 and 86400 seconds"),
+    ] {
+        let err = load_err(&with(line), MAPPINGS);
+        assert!(err.contains("dev.toml: ") && err.contains(want), "{line}: {err}");
+    }
+    let err = load_err(&with("read_timeout_secs = -1"), MAPPINGS);
+    assert!(err.contains("dev.toml: TOML parse error") && err.contains("read_timeout_secs"), "{err}");
+}
+
+/// A directory holding `envs/dev.toml` with this `mappings` value and a file outside `envs`.
+fn envs_beside_a_secret(mappings: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let root = tempfile::tempdir().unwrap();
+    let envs = root.path().join("envs");
+    std::fs::create_dir_all(envs.join("mappings")).unwrap();
+    std::fs::write(envs.join("mappings/m.toml"), MAPPINGS).unwrap();
+    std::fs::write(root.path().join("secret.toml"), MAPPINGS).unwrap();
+    std::fs::write(envs.join("dev.toml"), ENV.replace("mappings/m.toml", mappings)).unwrap();
+    (root, envs)
+}
+
+#[test]
+fn mappings_outside_the_environments_directory_are_refused() {
+    let (root, envs) = envs_beside_a_secret("../secret.toml");
+    let secret = root.path().join("secret.toml");
+    let absolute = secret.display().to_string();
+    let err = load(&envs, "dev").unwrap_err().to_string();
+    let outside = secret.canonicalize().unwrap().display().to_string();
+    let want =
+        format!("dev.toml: mappings = \"../secret.toml\" leads to {outside}, outside the environments directory");
+    assert!(err.contains(&want), "{err}");
+    assert!(err.ends_with("mappings files must be inside it (for example mappings/pni.toml)"), "{err}");
+
+    let (_root2, envs2) = envs_beside_a_secret(&absolute);
+    let err = load(&envs2, "dev").unwrap_err().to_string();
+    assert!(err.contains(&format!("mappings = \"{absolute}\" leads to {outside}, outside")), "{err}");
+
+    // A link inside the directory to a file outside is followed before the check.
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(&secret, envs.join("mappings/link.toml")).unwrap();
+        std::fs::write(envs.join("dev.toml"), ENV.replace("mappings/m.toml", "mappings/link.toml")).unwrap();
+        let err = load(&envs, "dev").unwrap_err().to_string();
+        assert!(err.contains(&format!("mappings = \"mappings/link.toml\" leads to {outside}, outside")), "{err}");
+    }
+    // Inside, through `..` or not, is fine.
+    std::fs::write(envs.join("dev.toml"), ENV.replace("mappings/m.toml", "mappings/../mappings/m.toml")).unwrap();
+    assert!(load(&envs, "dev").is_ok());
+}
+
+#[test]
+fn a_mappings_file_that_is_not_one_is_never_quoted() {
+    // Not TOML at all: where, never what.
+    let secret_file = "# keys\nexport AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG\nhunter2 hunter2\n";
+    let err = load_err(ENV, secret_file);
+    assert!(err.contains("m.toml: not valid TOML at line 2, column 8;"), "{err}");
+    assert!(err.contains("`mappings` must name a mappings file"), "{err}");
+    for secret in ["wJalrXUtnFEMI", "AWS_SECRET", "hunter2"] {
+        assert!(!err.contains(secret), "{err}");
+    }
+    let err = load_err(ENV, "password = hunter2-s3cret\n");
+    assert!(err.contains("not valid TOML at line 1, column 12") && !err.contains("s3cret"), "{err}");
+    // TOML, but not a mappings file: not quoted either.
+    let err = load_err(ENV, "[credentials]\ntoken = \"tok-s3cret\"\n");
+    assert!(err.contains("m.toml: not a mappings file: it has no [tables.<name>] section"), "{err}");
+    assert!(!err.contains("s3cret"), "{err}");
+    // A mappings file's own mistakes are quoted as before (see unknown_keys_are_errors).
+    let err = load_err(ENV, &MAPPINGS.replace("sort_key = \"topic\"", "sortkey = \"topic\""));
+    assert!(err.contains("sortkey = \"topic\""), "the line is shown: {err}");
+}
+
+#[test]
+fn line_and_column_count_characters() {
+    let text = "a = 1\nbé = x\n";
+    assert_eq!(line_and_column(text, 0), (1, 1));
+    assert_eq!(line_and_column(text, 6), (2, 1));
+    assert_eq!(line_and_column(text, text.find('x').unwrap()), (2, 6));
+    assert_eq!(line_and_column(text, 8), (2, 2), "inside a character: the character's column");
+    assert_eq!(line_and_column(text, 999), (3, 1));
+}

@@ -72,6 +72,11 @@ fn psql(db: &str) -> Command {
     psql_on(servers().pg_port, db)
 }
 
+/// The `psql` command line for database `db`, for a session a test runs beside ddbsync.
+pub fn psql_command(db: &str) -> Command {
+    psql(db)
+}
+
 fn psql_on(port: u16, db: &str) -> Command {
     let mut cmd = Command::new("psql");
     cmd.args(["-q", "-h", "127.0.0.1", "-U", "postgres", "-v", "ON_ERROR_STOP=1"])
@@ -255,6 +260,16 @@ impl Ctx {
 
     pub fn write_profile_with(&self, env: &str, p: &Profile) {
         let mappings = p.mappings.map(Path::to_path_buf).unwrap_or_else(|| repo().join("envs/mappings/pni.toml"));
+        // ddbsync reads mappings only from inside the profiles directory: one from the repository
+        // is copied in.
+        let mappings = if mappings.starts_with(self.envs.path()) {
+            mappings
+        } else {
+            let copy = self.envs.path().join("mappings").join(mappings.file_name().unwrap());
+            std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+            std::fs::copy(&mappings, &copy).unwrap_or_else(|e| panic!("copying {}: {e}", mappings.display()));
+            copy
+        };
         let source = p.source.unwrap_or("host = \"127.0.0.1\"\nuser = \"postgres\"\nsslmode = \"disable\"");
         let text = format!(
             r#"description = "integration test"
