@@ -61,6 +61,8 @@ struct State {
     faults: Option<Faults>,
     rng: u64,
     injected: Vec<Fault>,
+    /// An operation that fails (500) once this many more of its calls have passed.
+    outage: Option<(String, usize)>,
 }
 
 impl State {
@@ -118,6 +120,12 @@ impl Proxy {
         let mut state = self.state.lock().unwrap();
         state.faults = faults;
         state.rng = faults.map_or(1, |f| f.seed.max(1));
+    }
+
+    /// Lets the next `pass` calls of `operation` through, then fails every later one with a 500
+    /// (a server going away half-way), until `None`.
+    pub fn fail_after(&self, outage: Option<(&str, usize)>) {
+        self.state.lock().unwrap().outage = outage.map(|(op, pass)| (op.to_string(), pass));
     }
 
     /// The faults injected so far.
@@ -190,6 +198,17 @@ async fn forward(
         .and_then(|v| v.split('.').next_back())
         .unwrap_or("")
         .to_string();
+    let down = match &mut state.lock().unwrap().outage {
+        Some((op, 0)) if *op == operation => true,
+        Some((op, pass)) if *op == operation => {
+            *pass -= 1;
+            false
+        }
+        _ => false,
+    };
+    if down {
+        return Some(error_response(500, "InternalServerError"));
+    }
     let fault = state.lock().unwrap().pick(&operation);
     let mut unprocessed = None;
     match fault {
