@@ -1,35 +1,48 @@
 //! Backups of an environment's tables to one local file, and restoring them.
 //!
 //! A backup is a tar archive: `manifest.json` (environment, region, time, and per table its key
-//! schema, item count, byte count and the MD5 of its data), then one `<mapping>.json.gz` per table
-//! holding DynamoDB JSON lines in the layout of DynamoDB's S3 export (`{"Item": {...}}`), so that
-//! `tar -xf` and `zcat` are enough to read one. Items keep ddbsync's hash attribute, so a sync after
-//! a restore writes only what differs from the source. A restore checks every count and digest
-//! before it changes anything.
+//! schema, item count, byte count and the MD5 of its data, and the manifest's own checksum), then one
+//! `<mapping>.json.gz` per table holding DynamoDB JSON lines in the layout of DynamoDB's S3 export
+//! (`{"Item": {...}}`), so that `tar -xf` and `zcat` are enough to read one. Items keep ddbsync's hash
+//! attribute, so a sync after a restore writes only what differs from the source.
+//!
+//! Invariants: an archive exists under its name only once every table in it was read whole from an
+//! ACTIVE table that was still the same table at the end (a backup that cannot vouch for its counts
+//! fails and leaves no file). [`verify`] reads the whole archive before a restore changes anything:
+//! the manifest's checksum, every table's count and MD5, and every item's key against the manifest's
+//! key schema. A restore records how far it got with each table ([`Progress`]), so that a failure
+//! half-way says what each table holds and how to finish.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 use md5::{Digest as _, Md5};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use crate::build::show_schema;
 use crate::ddb_json;
-use crate::dynamo::{Dynamo, IndexSchema, KeySchema, TableSchema};
+use crate::dynamo::{Dynamo, IndexSchema, KeySchema, TableInfo, TableSchema};
+use crate::guard::Guarded;
 use crate::hash;
 use crate::item::{self, AttributeValue};
-use crate::pace::Pace;
+use crate::lock::Fence;
+use crate::pace::{Cap, Pace};
 use crate::printer::Printer;
 use crate::profile::{Profile, TableMapping};
 use crate::retry::RetryPolicy;
 use crate::scan;
+use crate::stop::Stop;
 use crate::target::Request;
 use crate::writer::{self, Pending, WriteOutcome, WriterSettings, MAX_BATCH};
 
-const FORMAT: &str = "ddbsync-backup/1";
+/// The archive format this version writes: the manifest carries a checksum of itself.
+const FORMAT: &str = "ddbsync-backup/2";
+/// The format of archives written before manifests carried a checksum; read only on request.
+const FORMAT_UNCHECKED: &str = "ddbsync-backup/1";
 const MANIFEST: &str = "manifest.json";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -39,6 +52,32 @@ pub struct Manifest {
     pub region: String,
     pub created_at: String,
     pub tables: Vec<TableEntry>,
+    /// `md5:<hex>` of the manifest's JSON without this field, keys sorted and no whitespace (what
+    /// `jq -cS 'del(.checksum)' manifest.json | tr -d '\n' | md5sum` prints), so that an edited count,
+    /// key schema or table list is found. It detects damage and edits, not forgery: whoever can edit
+    /// the file can recompute it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+}
+
+impl Manifest {
+    /// The manifest with its checksum set.
+    pub fn sealed(self) -> Manifest {
+        let bare = Manifest { checksum: None, ..self };
+        let checksum = checksum_of(serde_json::to_value(&bare).expect("a manifest serializes"));
+        Manifest { checksum: Some(checksum), ..bare }
+    }
+}
+
+/// The checksum of a manifest's JSON: every field but `checksum`, keys sorted (serde_json's map is
+/// ordered by key), no whitespace. Computed on the JSON as read, so an edit to any field counts,
+/// even one this version does not know. Pure.
+fn checksum_of(mut manifest: serde_json::Value) -> String {
+    if let Some(fields) = manifest.as_object_mut() {
+        fields.remove("checksum");
+    }
+    let json = serde_json::to_vec(&manifest).expect("JSON serializes");
+    format!("md5:{}", hash::to_hex(&Md5::digest(&json).into()))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -80,17 +119,28 @@ pub async fn backup(
     let policy = RetryPolicy::new(profile.sync.max_attempts);
     let mut parts = Vec::new();
     for mapping in mappings {
-        let Some(info) = dynamo.describe(&mapping.table_name).await? else {
-            printer.note(format!("{} does not exist; nothing to back up", mapping.table_name));
+        let table = &mapping.table_name;
+        let Some(info) = dynamo.describe(table).await.with_context(|| format!("reading DynamoDB table {table}"))?
+        else {
+            printer.note(format!("{table} does not exist; nothing to back up"));
             continue;
         };
-        let bar = printer.counter(format!("backing up {}", mapping.table_name));
+        // Only an ACTIVE table is read whole: one being created, deleted or recreated (a --clean
+        // of an older ddbsync, another tool) holds a fraction of its items.
+        if info.status != "ACTIVE" {
+            bail!(
+                "{table} is {}: a backup taken now would not hold all its items, so none was written; \
+                 run the backup again once the table is ACTIVE",
+                info.status
+            );
+        }
+        let bar = printer.counter(format!("backing up {table}"));
         let part =
             tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a file in {}", dir.display()))?;
         let mut gz =
             flate2::write::GzEncoder::new(std::io::BufWriter::new(part.reopen()?), flate2::Compression::fast());
         let (mut items, mut bytes, mut md5) = (0u64, 0u64, Md5::new());
-        scan::each_page(dynamo, &mapping.table_name, &policy, None, |page| {
+        scan::each_page(dynamo, table, &policy, None, |page| {
             for item in &page {
                 let mut line = serde_json::to_vec(&serde_json::json!({ "Item": ddb_json::item_to_json(item) }))?;
                 line.push(b'\n');
@@ -102,9 +152,18 @@ pub async fn backup(
             bar.inc(page.len() as u64);
             Ok(())
         })
-        .await?;
+        .await
+        .with_context(|| format!("backing up {table}; no backup was written"))?;
         gz.finish()?.flush()?;
         bar.finish_and_clear();
+        // The Scan saw one table only if the table it ends on is the one it began on.
+        let after = dynamo.describe(table).await.with_context(|| format!("reading DynamoDB table {table}"))?;
+        if let Some(changed) = changed_under_scan(&info, after.as_ref()) {
+            bail!(
+                "{table} {changed} while it was being read, so the {items} items read may be a fraction of it; \
+                 no backup was written: run the backup again"
+            );
+        }
         let entry = TableEntry {
             name: mapping.name.clone(),
             table: mapping.table_name.clone(),
@@ -123,7 +182,9 @@ pub async fn backup(
         region: profile.target.region.clone(),
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         tables: parts.iter().map(|(e, _)| e.clone()).collect(),
-    };
+        checksum: None,
+    }
+    .sealed();
     // Written under a temporary name and renamed, so that a backup that exists is complete.
     // Owner-only (0600, tempfile's mode on unix) and renamed with that mode: a backup holds whole items.
     let out = tempfile::NamedTempFile::new_in(dir)?;
@@ -139,6 +200,32 @@ pub async fn backup(
     Ok(manifest)
 }
 
+/// A backup's key against the key attribute names its mapping gives (known without PostgreSQL),
+/// for when the types cannot be had: `has key attributes (id) but envs/mappings/m.toml gives
+/// (lesson_id)`. Pure.
+pub fn key_names_mismatch(found: &KeySchema, mapping: &TableMapping) -> Option<String> {
+    let wanted: Vec<&str> = mapping.entities.first()?.keys().map(|k| k.attribute.as_str()).collect();
+    let have: Vec<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
+    (have != wanted).then(|| {
+        format!(
+            "has key attributes ({}) but {} gives ({})",
+            have.join(", "),
+            mapping.origin.display(),
+            wanted.join(", ")
+        )
+    })
+}
+
+/// How a table changed between the start and the end of its Scan, if it did. Pure.
+fn changed_under_scan(before: &TableInfo, after: Option<&TableInfo>) -> Option<String> {
+    match after {
+        None => Some("was deleted".into()),
+        Some(a) if a.created != before.created => Some("was deleted and created again".into()),
+        Some(a) if a.status != "ACTIVE" => Some(format!("became {}", a.status)),
+        Some(_) => None,
+    }
+}
+
 fn append(archive: &mut tar::Builder<impl Write>, name: &str, size: u64, data: impl Read) -> Result<()> {
     let mut header = tar::Header::new_gnu();
     header.set_size(size);
@@ -148,32 +235,41 @@ fn append(archive: &mut tar::Builder<impl Write>, name: &str, size: u64, data: i
     Ok(())
 }
 
-/// Reads the manifest and checks every table's item count and digest against it.
-pub fn verify(path: &Path) -> Result<Manifest> {
+/// Reads the whole archive before anything is changed: the manifest and its checksum, every table's
+/// item count and MD5, and every item's key against the manifest's key schema. An archive without a
+/// manifest checksum (format `ddbsync-backup/1`) is refused unless `allow_unchecked`.
+pub fn verify(path: &Path, allow_unchecked: bool) -> Result<Manifest> {
     let mut manifest: Option<Manifest> = None;
-    let mut checked = Vec::new();
-    each_table(path, |name, lines| {
+    let mut checked: Vec<String> = Vec::new();
+    each_table(path, |name, data| {
         if name == MANIFEST {
-            let mut text = String::new();
-            lines.read_to_string(&mut text)?;
-            let m: Manifest = serde_json::from_str(&text).context("manifest.json is not a ddbsync manifest")?;
-            if m.format != FORMAT {
-                bail!("manifest.json has format {:?}; this ddbsync reads {FORMAT}", m.format);
+            if manifest.is_some() {
+                bail!("{MANIFEST} appears twice; the backup is damaged or was edited");
             }
-            manifest = Some(m);
+            let mut text = String::new();
+            data.read_to_string(&mut text).map_err(|e| anyhow::anyhow!("{MANIFEST}: {e}; the backup is damaged"))?;
+            manifest = Some(read_manifest(&text, allow_unchecked)?);
             return Ok(());
         }
-        let m = manifest.as_ref().context("manifest.json is not the first entry")?;
+        let m = manifest
+            .as_ref()
+            .context("manifest.json is not the first entry: not a ddbsync backup, or an edited one")?;
         let Some(entry) = m.tables.iter().find(|t| t.file == name) else {
-            bail!("{name} is not in the manifest");
+            let listed: Vec<&str> = m.tables.iter().map(|t| t.file.as_str()).collect();
+            bail!("{name} is not in the manifest (it lists {}); the backup was edited", listed.join(", "));
         };
+        if checked.iter().any(|c| c == name) {
+            bail!("{name} appears twice; the backup is damaged or was edited");
+        }
         let (mut items, mut md5) = (0u64, Md5::new());
-        let mut reader = BufReader::new(flate2::read::GzDecoder::new(lines));
+        let mut reader = BufReader::new(flate2::read::GzDecoder::new(data));
         let mut line = Vec::new();
         let damaged = |e: std::io::Error| anyhow::anyhow!("{name}: {e}; the backup is damaged");
         while reader.read_until(b'\n', &mut line).map_err(damaged)? > 0 {
             md5.update(&line);
             items += 1;
+            check_line(&line, &entry.key_schema)
+                .map_err(|e| anyhow::anyhow!("{name}: line {items}: {e}; the backup is damaged or was edited"))?;
             line.clear();
         }
         let digest = hash::to_hex(&md5.finalize().into());
@@ -187,11 +283,102 @@ pub fn verify(path: &Path) -> Result<Manifest> {
         checked.push(name.to_string());
         Ok(())
     })?;
-    let manifest = manifest.context("no manifest.json: not a ddbsync backup")?;
+    let manifest = manifest.with_context(|| format!("{}: no manifest.json: not a ddbsync backup", path.display()))?;
     if let Some(missing) = manifest.tables.iter().find(|t| !checked.contains(&t.file)) {
-        bail!("{} is in the manifest but not in the archive", missing.file);
+        bail!("{}: {} is in the manifest but not in the archive; the backup is damaged", path.display(), missing.file);
     }
     Ok(manifest)
+}
+
+/// Parses the manifest and checks its checksum and its own consistency. Pure.
+fn read_manifest(text: &str, allow_unchecked: bool) -> Result<Manifest> {
+    let value: serde_json::Value = serde_json::from_str(text).context("manifest.json is not JSON")?;
+    let expected = checksum_of(value.clone());
+    let m: Manifest = serde_json::from_value(value).context("manifest.json is not a ddbsync manifest")?;
+    match (m.format.as_str(), &m.checksum) {
+        (FORMAT, Some(found)) if *found == expected => {}
+        (FORMAT, Some(found)) => bail!(
+            "manifest.json was changed after the backup was written: it records checksum {found} but its content \
+             has {expected}; a count, a key schema or the list of tables may be wrong, so the backup cannot be \
+             trusted"
+        ),
+        (FORMAT, None) => {
+            bail!("manifest.json has no checksum, which {FORMAT} always records; the backup was edited or is damaged")
+        }
+        (FORMAT_UNCHECKED, _) if allow_unchecked => {}
+        (FORMAT_UNCHECKED, _) => {
+            return Err(crate::exit::UsageError(format!(
+                "manifest.json has format {FORMAT_UNCHECKED}, written before manifests carried a checksum, so an \
+                 edit to its counts, key schemas or list of tables cannot be detected (each table's MD5 and every \
+                 item's key are still checked); if the file is the one you expect, run again with \
+                 --allow-unchecked-manifest"
+            ))
+            .into())
+        }
+        (other, _) => bail!(
+            "manifest.json has format {other:?}; this ddbsync reads {FORMAT} (and {FORMAT_UNCHECKED} with \
+             --allow-unchecked-manifest)"
+        ),
+    }
+    for (i, t) in m.tables.iter().enumerate() {
+        let scalar = t.key_schema.iter().all(|(_, ty)| matches!(ty.as_str(), "S" | "N" | "B"));
+        if !(1..=2).contains(&t.key_schema.len()) || !scalar {
+            bail!(
+                "manifest.json: table \"{}\" has key ({}), which is not a DynamoDB key",
+                t.name,
+                show_schema(&t.key_schema)
+            );
+        }
+        if m.tables[..i].iter().any(|o| o.name == t.name || o.file == t.file) {
+            bail!("manifest.json lists table \"{}\" ({}) twice; the backup was edited", t.name, t.file);
+        }
+    }
+    Ok(m)
+}
+
+/// Checks that one line of a table's data is an item holding every key attribute of `key`, of its
+/// type. Pure.
+fn check_line(line: &[u8], key: &KeySchema) -> Result<(), String> {
+    let value: serde_json::Value = serde_json::from_slice(line).map_err(|e| format!("not a JSON line ({e})"))?;
+    let item = ddb_json::item_from_json(&value["Item"]).map_err(|e| format!("not a DynamoDB JSON item ({e})"))?;
+    let names: Vec<&str> = key.iter().map(|(n, _)| n.as_str()).collect();
+    for (name, ty) in key {
+        let found = match item.get(name) {
+            None => {
+                return Err(format!(
+                    "item {} lacks key attribute \"{name}\" (the manifest's key is {})",
+                    item::describe_key(&item, &names),
+                    show_schema(key)
+                ))
+            }
+            Some(value) => type_name(value),
+        };
+        if found != ty {
+            return Err(format!(
+                "item {} has key attribute \"{name}\" of type {found}, but the manifest's key is {}",
+                item::describe_key(&item, &names),
+                show_schema(key)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// DynamoDB's name for a value's type.
+fn type_name(value: &AttributeValue) -> &'static str {
+    match value {
+        AttributeValue::S(_) => "S",
+        AttributeValue::N(_) => "N",
+        AttributeValue::B(_) => "B",
+        AttributeValue::Bool(_) => "BOOL",
+        AttributeValue::Null(_) => "NULL",
+        AttributeValue::Ss(_) => "SS",
+        AttributeValue::Ns(_) => "NS",
+        AttributeValue::Bs(_) => "BS",
+        AttributeValue::L(_) => "L",
+        AttributeValue::M(_) => "M",
+        _ => "unknown",
+    }
 }
 
 /// Calls `f` with each archive entry's name and contents, in order.
@@ -214,26 +401,112 @@ pub struct Restored {
     pub outcome: WriteOutcome,
 }
 
+/// How far a restore got with one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableState {
+    /// Not deleted: it holds what it held before.
+    Untouched,
+    /// Its deletion was asked for and not confirmed.
+    Deleting,
+    /// Deleted (or absent), not created again yet.
+    Deleted,
+    /// Created again from the backup; `written` of `of` items written so far.
+    Writing { written: u64, of: u64 },
+    /// Every item written.
+    Done { of: u64 },
+}
+
+/// Where a restore stands, table by table, kept outside the restore so that whoever stops it (an
+/// error, the lost lock) can say what each table holds.
+pub struct Progress {
+    file: PathBuf,
+    env: Option<String>,
+    /// Mapping name, table, state.
+    tables: Mutex<Vec<(String, String, TableState)>>,
+}
+
+impl Progress {
+    /// Every target untouched; `env` is the `--env` the restore was given, for the command to repeat.
+    pub fn new(file: &Path, env: Option<&str>, targets: &[(String, String)]) -> Progress {
+        let tables = targets.iter().map(|(name, table)| (name.clone(), table.clone(), TableState::Untouched)).collect();
+        Progress { file: file.to_path_buf(), env: env.map(str::to_string), tables: Mutex::new(tables) }
+    }
+
+    fn set(&self, table: &str, state: impl FnOnce(TableState) -> TableState) {
+        let mut tables = self.tables.lock().expect("progress lock");
+        if let Some(entry) = tables.iter_mut().find(|(_, t, _)| t == table) {
+            entry.2 = state(entry.2);
+        }
+    }
+
+    /// `None` when nothing was changed or everything is done; otherwise what each table holds and
+    /// the command that finishes the restore.
+    pub fn unfinished(&self) -> Option<String> {
+        let tables = self.tables.lock().expect("progress lock");
+        describe_unfinished(&self.file, self.env.as_deref(), &tables)
+    }
+}
+
+/// What each table of an interrupted restore holds, and the command that finishes it. Pure.
+fn describe_unfinished(file: &Path, env: Option<&str>, tables: &[(String, String, TableState)]) -> Option<String> {
+    let touched = tables.iter().any(|(_, _, s)| *s != TableState::Untouched);
+    let pending: Vec<&str> =
+        tables.iter().filter(|(_, _, s)| !matches!(s, TableState::Done { .. })).map(|(n, _, _)| n.as_str()).collect();
+    if !touched || pending.is_empty() {
+        return None;
+    }
+    let states: Vec<String> = tables
+        .iter()
+        .map(|(_, table, state)| match state {
+            TableState::Untouched => format!("{table} was not touched"),
+            TableState::Deleting => format!("{table} may have been deleted (its deletion did not finish)"),
+            TableState::Deleted => format!("{table} was deleted and not created again"),
+            TableState::Writing { written, of } => {
+                format!("{table} was deleted and recreated; {written} of {of} items written")
+            }
+            TableState::Done { of } => format!("{table} was restored ({of} items)"),
+        })
+        .collect();
+    let env = env.map(|e| format!(" --env {e}")).unwrap_or_default();
+    let tables: String = pending.iter().map(|n| format!(" --table {n}")).collect();
+    Some(format!(
+        "the restore is incomplete: {}; run `ddbsync restore {}{env}{tables} --yes` again to finish",
+        states.join("; "),
+        file.display()
+    ))
+}
+
 /// Recreates each table of the manifest that `targets` names (mapping name → table) and writes
-/// its items back. The archive must have passed [`verify`].
+/// its items back, recording each step in `progress` (which names the archive). The archive must
+/// have passed [`verify`]. A table whose items are not all written stops the restore before the
+/// next table is deleted. Every write passes `fence`.
 pub async fn restore(
     dynamo: Arc<Dynamo>,
     profile: &Profile,
-    path: &Path,
     manifest: &Manifest,
     targets: &[(String, String)],
+    progress: &Progress,
+    fence: &Fence,
     printer: &Printer,
 ) -> Result<Vec<Restored>> {
     let mut restored = Vec::new();
+    // Every batch passes the fence: a restore that lost its lease writes nothing more.
+    let target = Arc::new(Guarded::new(dynamo.clone(), fence.clone(), Stop::never()));
     for (name, table) in targets {
         let entry = manifest.tables.iter().find(|t| &t.name == name).expect("targets come from the manifest");
-        if dynamo.describe(table).await?.is_some() {
+        if dynamo.describe(table).await.with_context(|| format!("reading DynamoDB table {table}"))?.is_some() {
+            fence.check()?;
             printer.note(format!("deleting {table}"));
-            dynamo.drop_table(table).await?;
+            progress.set(table, |_| TableState::Deleting);
+            dynamo.drop_table(table).await.with_context(|| format!("deleting {table}"))?;
         }
+        progress.set(table, |_| TableState::Deleted);
+        fence.check()?;
         printer.note(format!("creating {table}"));
         let schema = TableSchema { keys: entry.key_schema.clone(), indexes: entry.indexes.clone() };
-        dynamo.make_table(table, &schema).await?;
+        dynamo.make_table(table, &schema).await.with_context(|| format!("creating {table}"))?;
+        let of = entry.items;
+        progress.set(table, |_| TableState::Writing { written: 0, of });
 
         let key_names: Vec<String> = entry.key_schema.iter().map(|(n, _)| n.clone()).collect();
         let (tx, rx) = mpsc::channel(1024);
@@ -243,21 +516,34 @@ pub async fn restore(
             policy: RetryPolicy::new(profile.sync.max_attempts),
             shuffle_window: 40 * MAX_BATCH,
         };
-        let pace = Arc::new(Pace::new(profile.sync.max_in_flight, None));
+        // The same pace and cap as a sync's writer: a restore is as heavy on production.
+        let cap = profile.sync.max_write_units_per_second.map(|n| Arc::new(Cap::new(n)));
+        let pace = Arc::new(Pace::new(profile.sync.max_in_flight, cap));
         let bar = printer.writes(format!("restoring {table}"));
         bar.set_length(entry.items);
-        let progress = bar.clone();
-        let task = tokio::spawn(writer::write_all(dynamo.clone(), settings, pace, rx, move |n| progress.inc(n)));
+        let on_written = {
+            let (bar, table) = (bar.clone(), table.clone());
+            move |n: u64| {
+                bar.inc(n);
+                progress.set(&table, |s| match s {
+                    TableState::Writing { written, of } => TableState::Writing { written: written + n, of },
+                    other => other,
+                });
+            }
+        };
         // The archive is read on a blocking thread and fed to the writer through the channel.
-        let (path, file, names) = (path.to_path_buf(), entry.file.clone(), key_names);
+        let (path, file, names, digest) = (progress.file.clone(), entry.file.clone(), key_names, entry.md5.clone());
         let reader = tokio::task::spawn_blocking(move || -> Result<u64> {
-            let mut items = 0;
+            let (mut items, mut md5) = (0, Md5::new());
             each_table(&path, |name, data| {
                 if name != file {
                     return Ok(());
                 }
                 for line in BufReader::new(flate2::read::GzDecoder::new(data)).lines() {
-                    let value: serde_json::Value = serde_json::from_str(&line?)?;
+                    let line = line?;
+                    md5.update(line.as_bytes());
+                    md5.update(b"\n");
+                    let value: serde_json::Value = serde_json::from_str(&line)?;
                     let item = ddb_json::item_from_json(&value["Item"]).map_err(anyhow::Error::msg)?;
                     let key: Vec<&AttributeValue> = names.iter().filter_map(|n| item.get(n)).collect();
                     let pending = Pending {
@@ -272,12 +558,27 @@ pub async fn restore(
                 }
                 Ok(())
             })?;
+            // The archive was verified before anything changed; this finds it replaced since.
+            if hash::to_hex(&md5.finalize().into()) != digest {
+                bail!("{file} is not what was verified: the archive changed while it was being restored");
+            }
             Ok(items)
         });
-        let items = reader.await??;
-        let outcome = task.await?;
+        let settings_table = settings.table.clone();
+        let (read, outcome) = tokio::join!(reader, writer::write_all(target.clone(), settings, pace, rx, on_written));
         bar.finish_and_clear();
+        let items = read
+            .context("the archive reader panicked")?
+            .with_context(|| format!("reading the items of {settings_table}"))?;
+        let complete = outcome.failed.is_empty() && outcome.written == of;
+        if complete {
+            progress.set(table, |_| TableState::Done { of });
+        }
         restored.push(Restored { table: table.clone(), items, outcome });
+        if !complete {
+            // Deleting the next table would leave two tables incomplete instead of one.
+            break;
+        }
     }
     Ok(restored)
 }
@@ -285,6 +586,7 @@ pub async fn restore(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::profile::Projection;
 
     fn archive(manifest: &Manifest, data: &[(&str, &[u8])]) -> tempfile::NamedTempFile {
         let out = tempfile::NamedTempFile::new().unwrap();
@@ -301,43 +603,195 @@ mod tests {
         out
     }
 
+    fn entry(items: u64, md5: &str) -> TableEntry {
+        TableEntry {
+            name: "lessons".into(),
+            table: "pni-lessons".into(),
+            key_schema: vec![("lesson_id".into(), "N".into())],
+            indexes: vec![],
+            items,
+            bytes: 0,
+            md5: md5.into(),
+            file: "lessons.json.gz".into(),
+        }
+    }
+
+    /// A sealed manifest of one table.
     fn manifest(items: u64, md5: &str) -> Manifest {
         Manifest {
             format: FORMAT.into(),
             environment: "dev".into(),
             region: "us-east-1".into(),
             created_at: "2026-01-01T00:00:00Z".into(),
-            tables: vec![TableEntry {
-                name: "lessons".into(),
-                table: "pni-lessons".into(),
-                key_schema: vec![("lesson_id".into(), "N".into())],
-                indexes: vec![],
-                items,
-                bytes: 0,
-                md5: md5.into(),
-                file: "lessons.json.gz".into(),
-            }],
+            tables: vec![entry(items, md5)],
+            checksum: None,
         }
+        .sealed()
     }
 
     const LINES: &[u8] = b"{\"Item\":{\"lesson_id\":{\"N\":\"1\"}}}\n{\"Item\":{\"lesson_id\":{\"N\":\"2\"}}}\n";
 
+    fn md5_of(data: &[u8]) -> String {
+        hash::to_hex(&Md5::digest(data).into())
+    }
+
+    fn refusal(manifest: &Manifest, data: &[(&str, &[u8])], allow_unchecked: bool) -> String {
+        let file = archive(manifest, data);
+        format!("{:#}", verify(file.path(), allow_unchecked).unwrap_err())
+    }
+
     #[test]
     fn a_sound_archive_verifies() {
-        let md5 = hash::to_hex(&Md5::digest(LINES).into());
+        let md5 = md5_of(LINES);
         let file = archive(&manifest(2, &md5), &[("lessons.json.gz", LINES)]);
-        assert_eq!(verify(file.path()).unwrap(), manifest(2, &md5));
+        assert_eq!(verify(file.path(), false).unwrap(), manifest(2, &md5));
     }
 
     #[test]
     fn a_damaged_or_incomplete_archive_is_refused() {
-        let md5 = hash::to_hex(&Md5::digest(LINES).into());
-        let short = archive(&manifest(3, &md5), &[("lessons.json.gz", LINES)]);
-        let err = format!("{:#}", verify(short.path()).unwrap_err());
+        let md5 = md5_of(LINES);
+        let err = refusal(&manifest(3, &md5), &[("lessons.json.gz", LINES)], false);
         assert!(err.contains("lessons.json.gz: 2 items with MD5"), "{err}");
         assert!(err.contains("but the manifest says 3 items"), "{err}");
-        let missing = archive(&manifest(2, &md5), &[]);
-        let err = format!("{:#}", verify(missing.path()).unwrap_err());
+        let err = refusal(&manifest(2, &md5), &[], false);
         assert!(err.contains("lessons.json.gz is in the manifest but not in the archive"), "{err}");
+        let extra = [("lessons.json.gz", LINES), ("extra.json.gz", LINES)];
+        let err = refusal(&manifest(2, &md5), &extra, false);
+        assert!(err.contains("extra.json.gz is not in the manifest (it lists lessons.json.gz)"), "{err}");
+    }
+
+    /// The manifest as this version writes it, byte for byte: an archive written today must stay
+    /// readable, so a change here is a format change (a new FORMAT, and reading the old one).
+    #[test]
+    fn the_manifest_format_is_frozen() {
+        let mut m = manifest(2, &md5_of(LINES));
+        m.tables[0].bytes = LINES.len() as u64;
+        m.tables[0].indexes = vec![IndexSchema {
+            name: "by_topic".into(),
+            local: false,
+            keys: vec![("topic".into(), "S".into())],
+            projection: Projection::KeysOnly,
+        }];
+        let m = Manifest { checksum: None, ..m }.sealed();
+        assert_eq!(m.checksum.as_deref(), Some("md5:3a15db0b33127446d32185c251185848"));
+        insta::assert_snapshot!("manifest_format", serde_json::to_string_pretty(&m).unwrap());
+        let read = read_manifest(&serde_json::to_string_pretty(&m).unwrap(), false).unwrap();
+        assert_eq!(read, m, "the manifest reads back as written");
+    }
+
+    #[test]
+    fn an_edited_manifest_is_refused() {
+        let md5 = md5_of(LINES);
+        let sound = manifest(2, &md5);
+        let mut count = sound.clone();
+        count.tables[0].items = 3;
+        let mut key = sound.clone();
+        key.tables[0].key_schema[0].1 = "S".into();
+        let mut added = sound.clone();
+        added.tables.push(TableEntry {
+            name: "topics".into(),
+            file: "topics.json.gz".into(),
+            ..entry(0, &md5_of(b""))
+        });
+        for (what, edited) in [("count", count), ("key schema", key), ("a table added", added)] {
+            let data: &[(&str, &[u8])] = &[("lessons.json.gz", LINES), ("topics.json.gz", b"")];
+            let err = refusal(&edited, data, false);
+            assert!(err.contains("manifest.json was changed after the backup was written"), "{what}: {err}");
+            assert!(err.contains("the backup cannot be trusted"), "{what}: {err}");
+        }
+        let bare = Manifest { checksum: None, ..sound };
+        let err = refusal(&bare, &[("lessons.json.gz", LINES)], false);
+        assert!(err.contains("manifest.json has no checksum"), "{err}");
+    }
+
+    #[test]
+    fn an_unchecked_manifest_is_read_only_with_the_option() {
+        let md5 = md5_of(LINES);
+        let old = Manifest { format: FORMAT_UNCHECKED.into(), checksum: None, ..manifest(2, &md5) };
+        let file = archive(&old, &[("lessons.json.gz", LINES)]);
+        let err = verify(file.path(), false).unwrap_err();
+        assert!(err.chain().any(|e| e.is::<crate::exit::UsageError>()), "exit 2: {err:#}");
+        assert!(format!("{err:#}").contains("--allow-unchecked-manifest"), "{err:#}");
+        assert_eq!(verify(file.path(), true).unwrap(), old);
+        // Counts and MD5s are still checked.
+        let short = Manifest { format: FORMAT_UNCHECKED.into(), checksum: None, ..manifest(3, &md5) };
+        assert!(refusal(&short, &[("lessons.json.gz", LINES)], true).contains("but the manifest says 3 items"));
+    }
+
+    #[test]
+    fn every_item_must_hold_the_manifest_key() {
+        let key: KeySchema = vec![("pk".into(), "S".into()), ("sk".into(), "N".into())];
+        let cases: [(&str, Option<&str>); 6] = [
+            (r#"{"Item":{"pk":{"S":"a"},"sk":{"N":"1"},"x":{"BOOL":true}}}"#, None),
+            (
+                r#"{"Item":{"pk":{"S":"a"}}}"#,
+                Some(r#"item pk="a", sk=<missing> lacks key attribute "sk" (the manifest's key is pk S, sk N)"#),
+            ),
+            (
+                r#"{"Item":{"pk":{"N":"1"},"sk":{"N":"1"}}}"#,
+                Some(r#"item pk=1, sk=1 has key attribute "pk" of type N, but the manifest's key is pk S, sk N"#),
+            ),
+            (r#"{"Item":{"pk":{"S":"a"},"sk":{"L":[]}}}"#, Some(r#"has key attribute "sk" of type L"#)),
+            (r#"{"Item":{"pk":{"Q":"a"}}}"#, Some("not a DynamoDB JSON item (pk: unknown type tag Q)")),
+            (r#"{"Item":{"pk""#, Some("not a JSON line")),
+        ];
+        for (line, expected) in cases {
+            match (check_line(line.as_bytes(), &key), expected) {
+                (Ok(()), None) => {}
+                (Err(e), Some(words)) => assert!(e.contains(words), "{line}: {e}"),
+                (got, _) => panic!("{line}: {got:?}, expected {expected:?}"),
+            }
+        }
+        let bad = b"{\"Item\":{\"lesson_id\":{\"N\":\"1\"}}}\n{\"Item\":{\"id\":{\"N\":\"2\"}}}\n";
+        let err = refusal(&manifest(2, &md5_of(bad)), &[("lessons.json.gz", bad)], false);
+        assert!(
+            err.contains("lessons.json.gz: line 2: item lesson_id=<missing> lacks key attribute \"lesson_id\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_table_changed_under_the_scan_is_found() {
+        let info = |status: &str, created: f64| TableInfo {
+            status: status.into(),
+            key_schema: vec![],
+            indexes: vec![],
+            indexes_building: 0,
+            item_count: 0,
+            created: Some(created),
+        };
+        let before = info("ACTIVE", 1.0);
+        assert_eq!(changed_under_scan(&before, Some(&info("ACTIVE", 1.0))), None);
+        assert_eq!(changed_under_scan(&before, None).as_deref(), Some("was deleted"));
+        assert_eq!(
+            changed_under_scan(&before, Some(&info("ACTIVE", 2.0))).as_deref(),
+            Some("was deleted and created again")
+        );
+        assert_eq!(changed_under_scan(&before, Some(&info("DELETING", 1.0))).as_deref(), Some("became DELETING"));
+    }
+
+    #[test]
+    fn an_interrupted_restore_says_what_each_table_holds() {
+        let file = Path::new("backups/prod.tar");
+        let row = |name: &str, state| (name.to_string(), format!("pni-{name}"), state);
+        let untouched = [row("lessons", TableState::Untouched), row("topics", TableState::Untouched)];
+        assert_eq!(describe_unfinished(file, None, &untouched), None, "nothing changed");
+        let done = [row("lessons", TableState::Done { of: 3 })];
+        assert_eq!(describe_unfinished(file, None, &done), None);
+        let halfway = [
+            row("lessons", TableState::Done { of: 40 }),
+            row("passages", TableState::Writing { written: 25, of: 80 }),
+            row("topics", TableState::Untouched),
+        ];
+        assert_eq!(
+            describe_unfinished(file, Some("staging"), &halfway).unwrap(),
+            "the restore is incomplete: pni-lessons was restored (40 items); pni-passages was deleted and \
+             recreated; 25 of 80 items written; pni-topics was not touched; run `ddbsync restore \
+             backups/prod.tar --env staging --table passages --table topics --yes` again to finish"
+        );
+        let deleted = [row("lessons", TableState::Deleted)];
+        assert!(describe_unfinished(file, None, &deleted)
+            .unwrap()
+            .contains("pni-lessons was deleted and not created again"));
     }
 }

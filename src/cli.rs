@@ -1,6 +1,7 @@
 //! Command-line arguments. Every flag's doc comment is its `--help` text.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -152,6 +153,13 @@ pub struct BackupArgs {
     /// The file to write; default <backup_dir>/<env>-<time>.ddbsync.tar.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// While another run (a sync, a restore) holds the environment's lock, wait up to this long for
+    /// it (30s, 10m, 1h) instead of exiting 4.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub wait_lock: Option<Duration>,
+    /// Take the run lock even if another run holds it (when that run is known to be gone).
+    #[arg(long)]
+    pub force_unlock: bool,
 }
 
 #[derive(Debug, Args)]
@@ -167,6 +175,14 @@ pub struct RestoreArgs {
     /// Do not ask before deleting and recreating the tables.
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Restore a table even when its key in the backup is not the key its mapping gives now (a sync
+    /// then refuses the table until `sync --clean`).
+    #[arg(long)]
+    pub allow_key_change: bool,
+    /// Read a backup written before manifests carried a checksum (format ddbsync-backup/1), whose
+    /// counts and key schemas cannot be checked for edits.
+    #[arg(long)]
+    pub allow_unchecked_manifest: bool,
 }
 
 #[derive(Debug, Args)]

@@ -3,13 +3,16 @@
 
 use std::io::IsTerminal;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
 use crate::cli::{BackupArgs, Cli, Command, HistoryArgs, IamArgs, ReportArgs, RestoreArgs, SyncArgs, TablesCommand};
-use crate::exit::Exit;
+use crate::exit::{Exit, UsageError};
 use crate::printer::Printer;
 use crate::profile::{self, ProfileError};
+use crate::source::Source;
 use crate::{backup, check, dynamo, history, iam, lock, sync, tables, verify};
 
 /// Runs a parsed command line; the caller turns the result into the process's exit code.
@@ -20,7 +23,7 @@ pub async fn run(cli: Cli) -> Result<Exit> {
         Command::History(HistoryArgs { csv: true, .. }) | Command::Report(ReportArgs { csv: true, .. })
     );
     if csv && cli.json {
-        return Err(crate::exit::UsageError("--csv and --json: choose one".into()).into());
+        return Err(UsageError("--csv and --json: choose one".into()).into());
     }
     let dir = cli.envs_dir.as_path();
     match cli.command {
@@ -104,7 +107,7 @@ async fn records(profile: &profile::Profile, since: Option<&str>) -> Result<Vec<
 }
 
 fn since(text: &str) -> Result<String> {
-    history::since(text, chrono::Utc::now()).map_err(|e| crate::exit::UsageError(e).into())
+    history::since(text, chrono::Utc::now()).map_err(|e| UsageError(e).into())
 }
 
 async fn history(dir: &Path, args: HistoryArgs, printer: &Printer) -> Result<Exit> {
@@ -151,14 +154,79 @@ async fn backup(envs_dir: &Path, args: BackupArgs, printer: &Printer) -> Result<
     let profile = profile::load(envs_dir, &args.env)?;
     let mappings = sync::selected(&profile, &args.tables)?;
     let path = args.output.unwrap_or_else(|| backup::default_path(&profile));
-    let dynamo = dynamo::Dynamo::connect(&profile.target).await;
-    let manifest = backup::backup(&dynamo, &profile, &mappings, &path, printer).await?;
+    let dynamo = Arc::new(dynamo::Dynamo::connect(&profile.target).await);
+    // A backup read while a sync or --clean writes the tables would hold a fraction of their items:
+    // it holds the run lock as a writing run does.
+    let tables: Vec<String> = mappings.iter().map(|m| m.table_name.clone()).collect();
+    let lock =
+        take_lock(&dynamo, &profile, &tables, args.force_unlock, args.wait_lock, printer).await.map_err(|e| {
+            if e.chain().any(|c| c.is::<lock::Locked>()) {
+                let env = &profile.env;
+                e.context(format!(
+                    "not backing up {env} while another run writes to it (--wait-lock DURATION waits for it)"
+                ))
+            } else {
+                e
+            }
+        })?;
+    let manifest = tokio::select! {
+        manifest = backup::backup(&dynamo, &profile, &mappings, &path, printer) => manifest,
+        reason = lock.lost() => Err(anyhow::Error::new(lock::LeaseLost(reason)).context("no backup was written")),
+    };
+    let released = lock.release().await;
+    let manifest = manifest?;
+    if let Err(e) = released {
+        // The archive is complete; a lease left behind expires by itself.
+        printer
+            .warn(format!("the backup is complete, but the run lock was not released ({e:#}); it expires by itself"));
+    }
     printer.backup(&path, &manifest)?;
     Ok(Exit::Success)
 }
 
+/// Takes the environment's run lock for a command that must not overlap a writing run (restore,
+/// backup), creating the metadata table if needed; with `wait`, a held lock is waited for that long.
+async fn take_lock(
+    dynamo: &Arc<dynamo::Dynamo>,
+    profile: &profile::Profile,
+    tables: &[String],
+    force: bool,
+    wait: Option<Duration>,
+    printer: &Printer,
+) -> Result<lock::Held> {
+    lock::ensure_metadata_table(dynamo, profile).await?;
+    let deadline = tokio::time::Instant::now() + wait.unwrap_or_default();
+    let mut waiting = false;
+    let settings = lock::Settings::of(profile, force);
+    loop {
+        let taken = lock::acquire(dynamo.clone(), &settings, tables).await;
+        let now = tokio::time::Instant::now();
+        match taken {
+            Err(e) if e.chain().any(|c| c.is::<lock::Locked>()) && now < deadline => {
+                if !waiting {
+                    let limit = humantime::format_duration(wait.unwrap_or_default());
+                    printer.note(format!("waiting up to {limit} for the run lock: {e:#}"));
+                    waiting = true;
+                }
+                tokio::time::sleep(LOCK_POLL.min(deadline - now)).await;
+            }
+            taken => return taken,
+        }
+    }
+}
+
+/// How often a waiting command tries the run lock again.
+const LOCK_POLL: Duration = Duration::from_secs(2);
+
 async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Result<Exit> {
-    let manifest = backup::verify(&args.file)?;
+    let manifest = backup::verify(&args.file, args.allow_unchecked_manifest)?;
+    if manifest.checksum.is_none() {
+        printer.warn(format!(
+            "{}: its manifest has no checksum (format {}), so its counts and key schemas are taken as they are",
+            args.file.display(),
+            manifest.format
+        ));
+    }
     let env = args.env.clone().unwrap_or_else(|| manifest.environment.clone());
     let profile = profile::load(envs_dir, &env)?;
     if let Some(unknown) = args.tables.iter().find(|t| !manifest.tables.iter().any(|e| &e.name == *t)) {
@@ -167,6 +235,7 @@ async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Resul
     }
     // Each table of the backup goes to the table the profile gives its mapping.
     let mut targets = Vec::new();
+    let mut pairs = Vec::new();
     for entry in manifest.tables.iter().filter(|e| args.tables.is_empty() || args.tables.contains(&e.name)) {
         let mapping = profile.tables.iter().find(|t| t.name == entry.name).ok_or_else(|| {
             ProfileError::new(
@@ -175,19 +244,91 @@ async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Resul
             )
         })?;
         targets.push((entry.name.clone(), mapping.table_name.clone()));
+        pairs.push((entry, mapping));
     }
+    restore_keys(&profile, &args, &pairs, printer).await?;
     let names: Vec<&str> = targets.iter().map(|(_, t)| t.as_str()).collect();
     let action = format!("restore deletes and recreates {}", names.join(", "));
     confirm_destruction(&profile, &action, args.yes, printer)?;
-    let dynamo = std::sync::Arc::new(dynamo::Dynamo::connect(&profile.target).await);
+    let dynamo = Arc::new(dynamo::Dynamo::connect(&profile.target).await);
     let tables: Vec<String> = targets.iter().map(|(_, t)| t.clone()).collect();
-    let restored = lock::with_lock(&dynamo, &profile, &tables, false, |_fence| {
-        backup::restore(dynamo.clone(), &profile, &args.file, &manifest, &targets, printer)
-    })
-    .await?;
+    let lock = take_lock(&dynamo, &profile, &tables, false, None, printer).await?;
+    let progress = backup::Progress::new(&args.file, args.env.as_deref(), &targets);
+    let fence = lock.fence();
+    let restore = backup::restore(dynamo.clone(), &profile, &manifest, &targets, &progress, &fence, printer);
+    let restored = tokio::select! {
+        restored = restore => restored,
+        reason = lock.lost() => Err(lock::LeaseLost(reason).into()),
+    };
+    let released = lock.release().await;
+    let restored = match restored {
+        Ok(restored) => restored,
+        Err(e) => return Err(e.context(progress.unfinished().unwrap_or_else(|| "nothing was changed".into()))),
+    };
+    released?;
     printer.restored(&restored)?;
-    let failed = restored.iter().any(|r| !r.outcome.failed.is_empty());
-    Ok(if failed { Exit::Differences } else { Exit::Success })
+    if let Some(state) = progress.unfinished() {
+        printer.warn(state);
+        return Ok(Exit::Differences);
+    }
+    Ok(Exit::Success)
+}
+
+/// Refuses (exit 2), before anything changes, a table whose key in the backup is not the key its
+/// mapping gives now, unless `--allow-key-change`: restored, it would be a table the next sync
+/// refuses. The mapping's key types come from PostgreSQL, its queries prepared as a sync prepares
+/// them; when that fails, only the key's attribute names are compared, and a note says so.
+async fn restore_keys(
+    profile: &profile::Profile,
+    args: &RestoreArgs,
+    pairs: &[(&backup::TableEntry, &profile::TableMapping)],
+    printer: &Printer,
+) -> Result<()> {
+    let source = match Source::connect(profile).await {
+        Ok(source) => Some(source),
+        Err(e) => {
+            printer.warn(format!(
+                "the backup's keys are compared with the key attribute names the mappings give, not with their \
+                 types, which PostgreSQL gives: {e:#}"
+            ));
+            None
+        }
+    };
+    let mut conflicts = Vec::new();
+    for (entry, mapping) in pairs {
+        let plan = match &source {
+            Some(source) => sync::plan(source, mapping).await.map(Some).unwrap_or_else(|e| {
+                let table = &mapping.table_name;
+                printer.warn(format!("{table}: the key's types were not compared with the mapping's: {e:#}"));
+                None
+            }),
+            None => None,
+        };
+        let mismatch = match plan {
+            Some(plan) => sync::key_mismatch(&entry.key_schema, mapping, &plan),
+            None => backup::key_names_mismatch(&entry.key_schema, mapping),
+        };
+        if let Some(mismatch) = mismatch {
+            conflicts.push(format!("table \"{}\" ({}) in the backup {mismatch}", entry.name, mapping.table_name));
+        }
+    }
+    if conflicts.is_empty() {
+        return Ok(());
+    }
+    let conflicts = conflicts.join("; ");
+    if args.allow_key_change {
+        printer.warn(format!(
+            "--allow-key-change: restoring with the backup's keys: {conflicts}; a sync refuses such a table until \
+             `sync --clean` recreates it with the mapping's key"
+        ));
+        return Ok(());
+    }
+    Err(UsageError(format!(
+        "{}: {conflicts}; restored, the table would have a key the next sync refuses. Nothing was changed: run \
+         again with --allow-key-change to restore the backup's key anyway, or leave the table out (--table)",
+        args.file.display()
+    ))
+    .into())
 }
 
 async fn sync(envs_dir: &Path, args: SyncArgs, printer: &Printer) -> Result<Exit> {

@@ -65,6 +65,9 @@ pub struct TableInfo {
     pub indexes_building: usize,
     /// DynamoDB's item count (refreshed about every six hours; local servers may say 0).
     pub item_count: u64,
+    /// When the table was created (seconds since the epoch): a table deleted and created again
+    /// under the same name has another.
+    pub created: Option<f64>,
 }
 
 /// One page of a Scan.
@@ -194,6 +197,7 @@ impl Dynamo {
             indexes,
             indexes_building,
             item_count: desc.item_count().unwrap_or(0).max(0) as u64,
+            created: desc.creation_date_time().map(|t| t.as_secs_f64()),
         }))
     }
 

@@ -39,7 +39,7 @@ impl Use {
                 (&["DescribeTable", "CreateTable", "UpdateTable", "DeleteTable", "Scan", "BatchWriteItem"], LOCK)
             }
             Use::Verify => (&["DescribeTable", "Scan", "BatchGetItem"], &["DescribeTable"]),
-            Use::Backup => (&["DescribeTable", "Scan"], &[]),
+            Use::Backup => (&["DescribeTable", "Scan"], LOCK),
             Use::Restore => (&["DescribeTable", "CreateTable", "DeleteTable", "BatchWriteItem"], LOCK),
             Use::Report => (&[], &["Query"]),
         }

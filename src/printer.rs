@@ -40,6 +40,15 @@ impl Printer {
         }
     }
 
+    /// Something a person must read whatever the verbosity (stderr, so JSON on stdout stays whole).
+    pub fn warn(&self, text: impl AsRef<str>) {
+        if self.bars.is_hidden() {
+            eprintln!("{}", text.as_ref());
+        } else {
+            let _ = self.bars.println(text.as_ref());
+        }
+    }
+
     /// A spinner counting items read so far.
     pub fn counter(&self, message: String) -> ProgressBar {
         let bar = self.bars.add(ProgressBar::new_spinner());

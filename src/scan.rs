@@ -143,6 +143,7 @@ pub async fn each_page(
         let (page, _) = retry::retrying(policy, || dynamo.scan_page(table, &[], (0, 1), start.clone(), filter)).await;
         let page = page.map_err(|e| anyhow::anyhow!("reading {table}: {e}"))?;
         units += page.consumed_units;
+        crate::lock::beat();
         on_page(page.items)?;
         start = page.next;
         if start.is_none() {

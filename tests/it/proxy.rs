@@ -71,6 +71,8 @@ struct State {
     refuse: Option<String>,
     /// How many calls were refused for it.
     refused: usize,
+    /// An operation that fails (500) once this many more of its calls have passed.
+    outage: Option<(String, usize)>,
 }
 
 impl State {
@@ -156,6 +158,12 @@ impl Proxy {
         self.state.lock().unwrap().refused
     }
 
+    /// Lets the next `pass` calls of `operation` through, then fails every later one with a 500
+    /// (a server going away half-way), until `None`.
+    pub fn fail_after(&self, outage: Option<(&str, usize)>) {
+        self.state.lock().unwrap().outage = outage.map(|(op, pass)| (op.to_string(), pass));
+    }
+
     /// The faults injected so far.
     pub fn injected(&self) -> Vec<Fault> {
         self.state.lock().unwrap().injected.clone()
@@ -236,6 +244,17 @@ async fn forward(
             state.refused += 1;
             return Some(error_response(400, "ValidationException"));
         }
+    }
+    let down = match &mut state.lock().unwrap().outage {
+        Some((op, 0)) if *op == operation => true,
+        Some((op, pass)) if *op == operation => {
+            *pass -= 1;
+            false
+        }
+        _ => false,
+    };
+    if down {
+        return Some(error_response(500, "InternalServerError"));
     }
     let fault = state.lock().unwrap().pick(&operation);
     let mut unprocessed = None;

@@ -345,7 +345,7 @@ async fn clean_on_a_protected_environment_needs_yes_and_backs_up_first() {
     let report = ctx.sync(&["--clean", "--yes"]);
     let backup = ctx.envs.path().join(report["backup"].as_str().expect("the backup is named in the report"));
     assert!(backup.starts_with(ctx.envs.path().join("saved")), "{}", backup.display());
-    let manifest = ddbsync::backup::verify(&backup).unwrap();
+    let manifest = ddbsync::backup::verify(&backup, false).unwrap();
     let lessons = manifest.tables.iter().find(|t| t.name == "lessons").unwrap();
     assert_eq!(lessons.items, 12, "the backup holds the table as it was before the clean");
     assert_eq!(figure(&report, &ctx.table("lessons"), "created"), 12.0);
