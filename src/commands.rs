@@ -350,7 +350,14 @@ async fn sync(envs_dir: &Path, args: SyncArgs, printer: &Printer) -> Result<Exit
         params: args.params,
     };
     let stop = crate::stop::Stop::on_signals();
-    let finished = sync::run(&profile, &options, printer, &stop).await?;
+    // The sync stops itself on a signal (and records it); this bound covers the phases before it
+    // holds anything, such as connecting and preparing the queries.
+    let finished = tokio::select! {
+        finished = sync::run(&profile, &options, printer, &stop) => finished?,
+        signal = stop.expired(crate::stop::DRAIN + Duration::from_secs(10)) => {
+            return Err(crate::stop::Interrupted(signal).into())
+        }
+    };
     let report = finished.report;
     // The report comes first, whatever ended the run: it says what was written.
     if finished.error.is_none() || !report.tables.is_empty() {
