@@ -120,6 +120,9 @@ impl Dynamo {
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(3))
                     .operation_attempt_timeout(Duration::from_secs(30))
+                    // Every call ends within a minute, retries included: a DynamoDB that stops
+                    // answering ends the run instead of holding it.
+                    .operation_timeout(Duration::from_secs(60))
                     .build(),
             )
             .retry_config(RetryConfig::standard().with_max_attempts(5));

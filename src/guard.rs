@@ -26,11 +26,16 @@ impl<W> Guarded<W> {
 }
 
 impl<W: BatchWriter> BatchWriter for Guarded<W> {
-    async fn write_batch(&self, table: &str, requests: &[Request]) -> Result<WriteReply, TargetError> {
+    fn may_send(&self) -> Result<(), TargetError> {
         if let Some(signal) = self.stop.requested() {
             return Err(TargetError::Fatal(format!("{NOT_SENT} ({signal})")));
         }
         self.fence.check().map_err(|lost| TargetError::Fatal(lost.to_string()))?;
+        self.inner.may_send()
+    }
+
+    async fn write_batch(&self, table: &str, requests: &[Request]) -> Result<WriteReply, TargetError> {
+        self.may_send()?;
         let limit = self.fence.remaining().unwrap_or_default();
         // A call may not outlive the lease, nor the drain after a stop.
         let reply = tokio::select! {

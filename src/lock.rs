@@ -38,6 +38,9 @@ pub struct Lease {
     /// The environment whose run holds it (another profile may name the same table).
     pub env: String,
     pub host: String,
+    /// Which kernel and process namespace `pid` belongs to (boot id and pid namespace): two
+    /// containers or machines may share a host name, never this.
+    pub host_id: String,
     pub pid: u32,
     pub started_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
@@ -74,6 +77,8 @@ pub enum Decision {
     Held,
 }
 
+/// `host` is this process's [`host_id`]: a lease whose process is gone is free at once only when
+/// it was taken in the same kernel and process namespace, where its pid means the same process.
 pub fn decide(
     found: Option<&Lease>,
     me: &str,
@@ -85,10 +90,21 @@ pub fn decide(
         None => Decision::Free,
         Some(lease) if lease.run_id == me => Decision::Ours,
         Some(lease) if lease.expires_at <= now => Decision::Stale(format!("the lease expired at {}", lease.expires_at)),
-        Some(lease) if lease.host == host && !alive(lease.pid) => {
+        Some(lease) if !host.is_empty() && lease.host_id == host && !alive(lease.pid) => {
             Decision::Stale(format!("process {} on this host has ended", lease.pid))
         }
         Some(_) => Decision::Held,
+    }
+}
+
+/// This kernel's boot id and this process's pid namespace (Linux), or empty where unknown (then a
+/// lease left by a gone process is free only once it expires).
+pub fn host_id() -> String {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|b| b.trim().to_string());
+    let pid_ns = std::fs::read_link("/proc/self/ns/pid").map(|p| p.display().to_string());
+    match (boot, pid_ns) {
+        (Ok(boot), Ok(ns)) if !boot.is_empty() => format!("{boot}/{ns}"),
+        _ => String::new(),
     }
 }
 
@@ -117,6 +133,7 @@ fn to_item(table: &str, lease: &Lease) -> Item {
     item.insert("run_id".into(), s(lease.run_id.clone()));
     item.insert("environment".into(), s(lease.env.clone()));
     item.insert("host".into(), s(lease.host.clone()));
+    item.insert("host_id".into(), s(lease.host_id.clone()));
     item.insert("pid".into(), AttributeValue::N(lease.pid.to_string()));
     item.insert("started_at".into(), s(lease.started_at.to_rfc3339_opts(SecondsFormat::Millis, true)));
     item.insert("expires_at".into(), s(lease.expires_at.to_rfc3339_opts(SecondsFormat::Millis, true)));
@@ -130,6 +147,7 @@ fn from_item(item: &Item) -> Option<Lease> {
         run_id: s("run_id")?,
         env: s("environment").unwrap_or_else(|| "unknown".into()),
         host: s("host")?,
+        host_id: s("host_id").unwrap_or_default(),
         pid: item.get("pid").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())?,
         started_at: time("started_at")?,
         expires_at: time("expires_at")?,
@@ -173,9 +191,14 @@ fn idle() -> Duration {
     Duration::from_millis(now.saturating_sub(LAST_BEAT.load(Ordering::Relaxed)))
 }
 
-/// Whether this run may still write, and its progress. Cheap to clone; shared by the writers.
+/// Whether this run may still write: its lease is recent enough and was not lost. Cheap to clone;
+/// shared by the writers.
 #[derive(Clone, Debug)]
-pub struct Fence(Arc<FenceState>);
+pub struct Fence {
+    state: Arc<FenceState>,
+    /// Set (with the reason) by the renewal when the lease is lost.
+    lost: watch::Receiver<Option<String>>,
+}
 
 #[derive(Debug)]
 struct FenceState {
@@ -193,36 +216,52 @@ impl Fence {
     }
 
     fn closing_at(origin: Instant, until: Option<Instant>) -> Fence {
-        let fence =
-            Fence(Arc::new(FenceState { origin, open_until: AtomicU64::new(u64::MAX), renewed: AtomicU64::new(0) }));
+        let (tx, lost) = watch::channel(None);
+        // An open fence is never lost; a held lock's renewal replaces this sender with its own.
+        std::mem::forget(tx);
+        let state = Arc::new(FenceState { origin, open_until: AtomicU64::new(u64::MAX), renewed: AtomicU64::new(0) });
+        let fence = Fence { state, lost };
         if let Some(until) = until {
-            fence.0.open_until.store(fence.millis(until), Ordering::SeqCst);
+            fence.state.open_until.store(fence.millis(until), Ordering::SeqCst);
         }
         fence
     }
 
     fn millis(&self, at: Instant) -> u64 {
-        at.saturating_duration_since(self.0.origin).as_millis().min(u64::MAX as u128 - 1) as u64
+        at.saturating_duration_since(self.state.origin).as_millis().min(u64::MAX as u128 - 1) as u64
+    }
+
+    /// Resolves only if the lease is lost, with the reason.
+    pub async fn lost(&self) -> String {
+        let mut lost = self.lost.clone();
+        if lost.wait_for(Option::is_some).await.is_err() {
+            return std::future::pending().await;
+        }
+        let reason = lost.borrow().clone();
+        reason.unwrap_or_default()
     }
 
     /// A renewal sent at `sent` was confirmed.
     fn extend(&self, sent: Instant, lease_for: Duration) {
         let until = sent + lease_for.saturating_sub(skew_margin(lease_for));
-        self.0.open_until.fetch_max(self.millis(until), Ordering::SeqCst);
-        self.0.renewed.fetch_max(self.millis(sent), Ordering::SeqCst);
+        self.state.open_until.fetch_max(self.millis(until), Ordering::SeqCst);
+        self.state.renewed.fetch_max(self.millis(sent), Ordering::SeqCst);
     }
 
     /// Time left before the fence closes; `None` when it is already closed.
     pub fn remaining(&self) -> Option<Duration> {
-        let until = self.0.open_until.load(Ordering::SeqCst);
+        let until = self.state.open_until.load(Ordering::SeqCst);
         if until == u64::MAX {
             return Some(Duration::MAX);
         }
         until.checked_sub(self.millis(Instant::now())).filter(|&ms| ms > 0).map(Duration::from_millis)
     }
 
-    /// An error when the run may no longer write: its lease was last confirmed too long ago.
+    /// An error when the run may no longer write: its lease was lost, or last confirmed too long ago.
     pub fn check(&self) -> Result<(), LeaseLost> {
+        if let Some(reason) = self.lost.borrow().clone() {
+            return Err(LeaseLost(reason));
+        }
         match self.remaining() {
             Some(_) => Ok(()),
             None => Err(LeaseLost(self.closed_reason())),
@@ -230,7 +269,7 @@ impl Fence {
     }
 
     fn closed_reason(&self) -> String {
-        let since = self.millis(Instant::now()).saturating_sub(self.0.renewed.load(Ordering::SeqCst)) / 1000;
+        let since = self.millis(Instant::now()).saturating_sub(self.state.renewed.load(Ordering::SeqCst)) / 1000;
         format!(
             "the run lock was last confirmed {since} s ago, too long for its lease to be trusted (the process was \
              paused or stalled, or DynamoDB did not answer the renewals), so another run may have taken over; \
@@ -248,7 +287,6 @@ pub struct Held {
     lease: Duration,
     fence: Fence,
     renewal: tokio::task::JoinHandle<()>,
-    lost: watch::Receiver<Option<String>>,
 }
 
 /// What the lock needs to know about the run.
@@ -309,9 +347,18 @@ where
 {
     ensure_metadata_table(dynamo, profile).await?;
     let held = acquire(dynamo.clone(), &Settings::of(profile, force), tables).await?;
+    let work = work(held.fence());
+    tokio::pin!(work);
     let outcome = tokio::select! {
-        outcome = work(held.fence()) => outcome,
-        reason = held.lost() => Err(LeaseLost(reason).into()),
+        outcome = &mut work => outcome,
+        reason = held.lost() => {
+            // The work sees the loss through its fence, sends nothing more and winds up its report;
+            // it gets a bounded moment for that.
+            match tokio::time::timeout(crate::stop::DRAIN, &mut work).await {
+                Ok(Err(e)) => Err(e),
+                _ => Err(LeaseLost(reason).into()),
+            }
+        }
     };
     let released = held.release().await;
     match outcome {
@@ -330,6 +377,7 @@ pub async fn acquire(dynamo: Arc<Dynamo>, settings: &Settings, tables: &[String]
         run_id: format!("{host}:{}:{}", std::process::id(), now.timestamp_micros()),
         env: settings.env.clone(),
         host: host.clone(),
+        host_id: host_id(),
         pid: std::process::id(),
         started_at: now,
         expires_at: expiry(now, settings.lease),
@@ -338,7 +386,9 @@ pub async fn acquire(dynamo: Arc<Dynamo>, settings: &Settings, tables: &[String]
     tables.sort();
     tables.dedup();
     let (tx, lost) = watch::channel(None);
-    let fence = Fence::closing_at(origin, Some(origin + settings.lease.saturating_sub(skew_margin(settings.lease))));
+    let mut fence =
+        Fence::closing_at(origin, Some(origin + settings.lease.saturating_sub(skew_margin(settings.lease))));
+    fence.lost = lost;
     let mut held = Held {
         dynamo: dynamo.clone(),
         metadata_table: settings.metadata_table.clone(),
@@ -347,12 +397,11 @@ pub async fn acquire(dynamo: Arc<Dynamo>, settings: &Settings, tables: &[String]
         lease: settings.lease,
         fence,
         renewal: tokio::spawn(async {}),
-        lost,
     };
     for table in &tables {
         // Pushed before the attempt: if its answer is lost, release still removes what was written.
         held.tables.push(table.clone());
-        if let Err(e) = take(&dynamo, settings, table, &me, &host).await {
+        if let Err(e) = take(&dynamo, settings, table, &me).await {
             let _ = held.release().await;
             return Err(e);
         }
@@ -362,20 +411,20 @@ pub async fn acquire(dynamo: Arc<Dynamo>, settings: &Settings, tables: &[String]
 }
 
 /// Takes one table's lease.
-async fn take(dynamo: &Dynamo, settings: &Settings, table: &str, me: &Lease, host: &str) -> Result<()> {
+async fn take(dynamo: &Dynamo, settings: &Settings, table: &str, me: &Lease) -> Result<()> {
     let meta = &settings.metadata_table;
     let found = dynamo.get_item(meta, lock_key(table)).await?;
     let lease = found.as_ref().and_then(from_item);
     if found.is_some() && lease.is_none() {
         tracing::warn!(meta, table, "unreadable lock item; taking it over");
     }
-    match decide(lease.as_ref(), &me.run_id, Utc::now(), host, process_alive) {
+    match decide(lease.as_ref(), &me.run_id, Utc::now(), &me.host_id, process_alive) {
         Decision::Ours => return Ok(()),
         Decision::Held if !settings.force => {
             return Err(Locked { table: table.into(), holder: lease.expect("a held lease") }.into());
         }
         Decision::Held => tracing::warn!(table, holder = ?lease, "--force-unlock: taking the lock from a live lease"),
-        Decision::Stale(why) => tracing::info!(table, "taking over a stale lock: {why}"),
+        Decision::Stale(why) => tracing::warn!(table, holder = ?lease, "taking over a stale lock: {why}"),
         Decision::Free => {}
     }
     // Take exactly what was read: if another run changed the lease meanwhile, the condition fails.
@@ -486,12 +535,7 @@ impl Held {
 
     /// Resolves only if the lease is lost, with the reason.
     pub async fn lost(&self) -> String {
-        let mut lost = self.lost.clone();
-        let reason = match lost.wait_for(Option::is_some).await {
-            Ok(reason) => reason.clone().unwrap_or_default(),
-            Err(_) => return std::future::pending().await,
-        };
-        reason
+        self.fence.lost().await
     }
 
     /// Stops renewing and deletes the leases that are still this run's, within one lease: a
@@ -526,7 +570,8 @@ mod tests {
         Lease {
             run_id: "r".into(),
             env: "prod".into(),
-            host: host.into(),
+            host: "h".into(),
+            host_id: host.into(),
             pid,
             started_at: now,
             expires_at: now + chrono::Duration::seconds(expires_in_secs),
@@ -553,6 +598,15 @@ mod tests {
             decide(Some(&mine), "me", at(1), "ci-1", |pid| pid != 42),
             Decision::Stale("process 42 on this host has ended".into())
         );
+    }
+
+    #[test]
+    fn a_dead_pid_counts_only_in_the_same_kernel_and_pid_namespace() {
+        // Same host name, another container or machine: its pid says nothing here.
+        let elsewhere = lease("boot-b/pid:[1]", 42, 60);
+        assert_eq!(decide(Some(&elsewhere), "me", at(1), "boot-a/pid:[1]", |_| false), Decision::Held);
+        assert_eq!(decide(Some(&elsewhere), "me", at(1), "", |_| false), Decision::Held, "unknown identity");
+        assert!(host_id().contains("/pid:["), "{}", host_id());
     }
 
     #[test]

@@ -256,7 +256,8 @@ impl RunReport {
         };
         let mut out = format!("{} ({}), {mode}\n", self.environment, self.region);
         if let Some(reason) = &self.outcome.reason {
-            out.push_str(&format!("The run {}: {reason}\n", self.outcome.status));
+            let heading = if self.outcome.status == "interrupted" { "Stopped early" } else { "Failed" };
+            out.push_str(&format!("{heading}: {reason}\n"));
         }
         if !self.params.is_empty() {
             let list: Vec<String> = self.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -270,7 +271,8 @@ impl RunReport {
         if let Some(path) = &self.backup {
             out.push_str(&format!("Backup taken before the clean load: {path}\n"));
         }
-        let kept = tot.orphans - tot.deleted;
+        // Orphans the guard kept are explained per table below; these are the ones kept by choice.
+        let kept: u64 = self.tables.iter().filter(|t| t.deletes_refused.is_none()).map(|t| t.orphans - t.deleted).sum();
         if kept > 0 {
             out.push_str(&format!(
                 "{kept} target items have no source row; they were left in place (delete_missing = true deletes them).\n"

@@ -419,8 +419,12 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Do
             break;
         }
         let table = &p.mapping.table_name;
-        let report = sync_table(run, p, scan).await.with_context(|| format!("syncing table {table}"))?;
+        let context = || format!("syncing table {table}");
+        let (report, failure) = sync_table(run, p, scan).await.with_context(context)?;
         done.tables.push(report);
+        if let Some(e) = failure {
+            return Err(e.context(context()));
+        }
     }
     Ok(())
 }
@@ -589,7 +593,13 @@ async fn next_page(feed: &mut Option<Feed>) -> Option<Page> {
     }
 }
 
-async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> Result<TableReport> {
+/// One table's sync. A failure part-way (the source, the Scan, the lost lease) comes back beside the
+/// report of what was done before it, so that the run still reports and records it.
+async fn sync_table(
+    run: &Run<'_>,
+    p: &Prepared<'_>,
+    mut feed: Option<Feed>,
+) -> Result<(TableReport, Option<anyhow::Error>)> {
     let table = &p.mapping.table_name;
 
     let bar = run.printer.writes(table.clone());
@@ -633,8 +643,15 @@ async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> 
     let mut rows = open_rows(run.source, run.params, &entities[0]).await?;
     let mut source_done = false;
     let mut stopped: Option<&str> = None;
+    // What ended the table early (the source, the Scan, the lease): the writes already made are
+    // still reported, and nothing is deleted.
+    let mut failure: Option<anyhow::Error> = None;
     loop {
         tokio::select! {
+            reason = run.fence.lost(), if !source_done || feed.is_some() => {
+                failure = Some(lock::LeaseLost(reason).into());
+                break;
+            }
             // Enabled only while there is something to read, so that `else` still ends the loop.
             signal = run.stop.wait(), if !source_done || feed.is_some() => {
                 run.printer.note(format!(
@@ -663,7 +680,13 @@ async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> 
                 }
                 None => {
                     let done = feed.take().expect("a running scan").done;
-                    scan_cost = done.await.context("scan task panicked")?.with_context(|| format!("scanning {table}"))?;
+                    match done.await.context("scan task panicked")?.with_context(|| format!("scanning {table}")) {
+                        Ok(cost) => scan_cost = cost,
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
                     if let Some(bar) = &scan_bar {
                         bar.finish_and_clear();
                     }
@@ -674,7 +697,13 @@ async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> 
             },
             row = rows.next(), if !source_done && classifier.can_accept() => match row {
                 Some(row) => {
-                    let row = row?;
+                    let row = match row {
+                        Ok(row) => row,
+                        Err(e) => {
+                            failure = Some(e.into());
+                            break;
+                        }
+                    };
                     lock::beat();
                     let raw = source::raw_values(&row);
                     match p.plan.entities[current].build(&raw) {
@@ -697,7 +726,13 @@ async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> 
                 }
                 None if current + 1 < entities.len() => {
                     current += 1;
-                    rows = open_rows(run.source, run.params, &entities[current]).await?;
+                    match open_rows(run.source, run.params, &entities[current]).await {
+                        Ok(next) => rows = next,
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
                 }
                 None => source_done = true,
             },
@@ -724,7 +759,7 @@ async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> 
     // return are not orphans (profile validation makes sure such a table does not delete).
     // A stopped run has not read the whole source: what it did not read is not missing.
     let stopped = stopped.or(run.stop.requested());
-    let judged = (!p.mapping.takes_params() || p.mapping.scope.is_some()) && stopped.is_none();
+    let judged = (!p.mapping.takes_params() || p.mapping.scope.is_some()) && stopped.is_none() && failure.is_none();
     let orphans = if judged { classifier.unseen() as u64 } else { 0 };
     let mut deletes = Deletes::default();
     if p.mapping.delete_missing && orphans > 0 {
@@ -755,7 +790,7 @@ async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> 
     let write_units = if run.options.dry_run { tally.changed_units as f64 } else { outcome.consumed_units };
     // A full rewrite writes the changed items (as billed) and the unchanged ones (estimated).
     let potential_write_units = write_units + tally.unchanged_units as f64;
-    Ok(TableReport {
+    let report = TableReport {
         table: table.clone(),
         table_created: run.options.clean || !p.exists,
         created: tally.created,
@@ -775,7 +810,8 @@ async fn sync_table(run: &Run<'_>, p: &Prepared<'_>, mut feed: Option<Feed>) -> 
         rejected: tally.rejected,
         entities: tally.entities,
         failed: outcome.failed,
-    })
+    };
+    Ok((report, failure))
 }
 
 #[derive(Default)]

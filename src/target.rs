@@ -59,6 +59,12 @@ impl TargetError {
 
 /// Writes batches of at most 25 requests, never the same key twice in one batch.
 pub trait BatchWriter: Send + Sync {
+    /// Whether a batch may be sent now at all; asked before a batch waits for its turn (the pace,
+    /// the units cap), so that a stopping run does not wait to refuse it.
+    fn may_send(&self) -> Result<(), TargetError> {
+        Ok(())
+    }
+
     fn write_batch(
         &self,
         table: &str,

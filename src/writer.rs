@@ -12,10 +12,12 @@
 //! never estimated.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::build::Reject;
 use crate::hash::Digest;
@@ -23,6 +25,10 @@ use crate::item;
 use crate::pace::Pace;
 use crate::retry::RetryPolicy;
 use crate::target::{BatchWriter, Request, TargetError};
+
+/// Longest wait of an item in a window the source does not fill: a trickling source is written as
+/// it is read (in batches of what has come), not when the window is finally full.
+const FLUSH_AFTER: Duration = Duration::from_millis(500);
 
 /// BatchWriteItem's limit on requests per call.
 pub const MAX_BATCH: usize = 25;
@@ -144,6 +150,20 @@ async fn attempt<W: BatchWriter>(
     }
 }
 
+/// Waits for a batch's turn under the pace and the units cap, unless the batch may no longer be
+/// sent (a stopping run): then at once, and within a tenth of a second if that happens while it waits.
+async fn wait_turn<W: BatchWriter>(writer: &W, pace: &Pace, units: u64) -> Result<(), TargetError> {
+    writer.may_send()?;
+    let spend = pace.spend(units);
+    tokio::pin!(spend);
+    loop {
+        tokio::select! {
+            () = &mut spend => return Ok(()),
+            () = tokio::time::sleep(Duration::from_millis(100)) => writer.may_send()?,
+        }
+    }
+}
+
 /// Settings of one writer.
 #[derive(Debug, Clone)]
 pub struct WriterSettings {
@@ -183,8 +203,12 @@ pub async fn write_all<W: BatchWriter + 'static>(
         let (writer, table, policy, pace, names) =
             (writer.clone(), settings.table.clone(), settings.policy, pace.clone(), &key_names);
         async move {
-            pace.spend(batch.iter().map(|p| p.units).sum()).await;
-            let requests = batch.into_iter().map(|p| p.request).collect();
+            let units = batch.iter().map(|p| p.units).sum();
+            let requests: Vec<Request> = batch.into_iter().map(|p| p.request).collect();
+            if let Err(error) = wait_turn(&*writer, &pace, units).await {
+                let failed = requests.iter().map(|r| reject(r, names, error.to_string())).collect();
+                return WriteOutcome { failed, ..WriteOutcome::default() };
+            }
             write_with_retry(&*writer, &table, requests, &policy, &pace, names).await
         }
     };
@@ -192,17 +216,27 @@ pub async fn write_all<W: BatchWriter + 'static>(
     let mut in_flight = FuturesUnordered::new();
     let mut window: Vec<Pending> = Vec::with_capacity(window_size);
     let mut closed = false;
+    // When the window's items started waiting: a window a slow source cannot fill is written
+    // after FLUSH_AFTER all the same.
+    let mut waiting_since: Option<Instant> = None;
     while !closed || !window.is_empty() || !in_flight.is_empty() {
         let full = window.len() >= window_size;
-        if (full || closed) && !window.is_empty() && in_flight.len() < pace.allowed() {
+        let due = waiting_since.is_some_and(|t| t.elapsed() >= FLUSH_AFTER);
+        if (full || closed || due) && !window.is_empty() && in_flight.len() < pace.allowed() {
             in_flight.push(launch(draw(&mut window)));
+            waiting_since = (!window.is_empty()).then(Instant::now);
             continue;
         }
+        let flush_at = waiting_since.map_or_else(Instant::now, |t| t + FLUSH_AFTER);
         tokio::select! {
             received = rx.recv(), if !closed && !full => match received {
-                Some(pending) => window.push(pending),
+                Some(pending) => {
+                    waiting_since.get_or_insert_with(Instant::now);
+                    window.push(pending);
+                }
                 None => closed = true,
             },
+            _ = tokio::time::sleep_until(flush_at), if !due && waiting_since.is_some() => {}
             Some(done) = in_flight.next(), if !in_flight.is_empty() => {
                 on_written(done.written);
                 outcome.absorb(done);
@@ -401,6 +435,61 @@ mod tests {
         let first: Vec<usize> = w.calls.lock().unwrap()[0].iter().map(id).collect();
         let spread = first.iter().max().unwrap() - first.iter().min().unwrap();
         assert!(spread > 50, "the first batch is drawn from the whole window, not the first 25 rows: {first:?}");
+    }
+
+    #[tokio::test]
+    async fn a_window_the_source_does_not_fill_is_written_after_a_moment() {
+        let w = Arc::new(Scripted::default());
+        let (tx, rx) = mpsc::channel(8);
+        let settings =
+            WriterSettings { table: "t".into(), key_names: vec!["id".into()], policy: fast(3), shuffle_window: 1000 };
+        let task = tokio::spawn(write_all(w.clone(), settings, Arc::new(Pace::new(3, None)), rx, |_| {}));
+        for (i, item) in items(3).into_iter().enumerate() {
+            tx.send(Pending { key: [i as u8; 16], request: item, units: 1 }).await.unwrap();
+        }
+        tokio::time::sleep(FLUSH_AFTER * 2).await;
+        assert_eq!(w.calls.lock().unwrap().iter().flatten().count(), 3, "written while the source is still open");
+        drop(tx);
+        assert_eq!(task.await.unwrap().written, 3);
+    }
+
+    /// A writer that may send until it is told to stop (a stopping run).
+    #[derive(Default)]
+    struct Stoppable(std::sync::atomic::AtomicBool);
+
+    impl BatchWriter for Stoppable {
+        fn may_send(&self) -> Result<(), TargetError> {
+            match self.0.load(std::sync::atomic::Ordering::SeqCst) {
+                true => Err(TargetError::Fatal("stopped".into())),
+                false => Ok(()),
+            }
+        }
+
+        async fn write_batch(&self, _: &str, requests: &[Request]) -> Result<WriteReply, TargetError> {
+            self.may_send()?;
+            Ok(WriteReply { unprocessed: vec![], consumed_units: requests.len() as f64 })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stop_while_batches_wait_for_the_units_cap_ends_the_wait() {
+        let (tx, rx) = mpsc::channel(1000);
+        let settings =
+            WriterSettings { table: "t".into(), key_names: vec!["id".into()], policy: fast(3), shuffle_window: 50 };
+        // One unit a second: the batches would wait for minutes.
+        let cap = Arc::new(crate::pace::Cap::new(std::num::NonZeroU32::new(1).unwrap()));
+        let writer = Arc::new(Stoppable::default());
+        let task = tokio::spawn(write_all(writer.clone(), settings, Arc::new(Pace::new(2, Some(cap))), rx, |_| {}));
+        for (i, item) in items(200).into_iter().enumerate() {
+            tx.send(Pending { key: (i as u128).to_be_bytes(), request: item, units: 1 }).await.unwrap();
+        }
+        drop(tx);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        writer.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        let out = tokio::time::timeout(Duration::from_secs(2), task).await.expect("the wait ended").unwrap();
+        assert_eq!(out.written + out.failed.len() as u64, 200);
+        assert!(out.failed.len() >= 150, "{}", out.failed.len());
+        assert!(out.failed.iter().all(|r| r.reason == "stopped"));
     }
 
     #[tokio::test]

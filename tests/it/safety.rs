@@ -159,12 +159,18 @@ fn lock_key(ctx: &Ctx) -> Item {
     [("pk".to_string(), AttributeValue::S("LOCK".into())), ("sk".to_string(), AttributeValue::S(sk))].into()
 }
 
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string()
+}
+
 async fn put_lease(ctx: &Ctx, host: &str, pid: u32, expires_in: chrono::Duration) {
     let now = chrono::Utc::now();
     let mut item = lock_key(ctx);
     for (k, v) in [
         ("run_id", format!("{host}:{pid}:1")),
         ("environment", "local".to_string()),
+        // A lease of this host carries its kernel and pid namespace, as ddbsync writes them.
+        ("host_id", if host == hostname() { ddbsync::lock::host_id() } else { "elsewhere".to_string() }),
         ("host", host.to_string()),
         ("started_at", (now - chrono::Duration::minutes(5)).to_rfc3339()),
         ("expires_at", (now + expires_in).to_rfc3339()),
@@ -205,8 +211,7 @@ async fn the_run_lock_keeps_two_runs_apart() {
     assert_eq!(ctx.ddbsync(&["sync", "local"]).code(), 0, "an expired lease is free");
 
     // A lease of this host whose process has ended is free at once.
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string();
-    put_lease(&ctx, &host, u32::MAX / 2, chrono::Duration::hours(1)).await;
+    put_lease(&ctx, &hostname(), u32::MAX / 2, chrono::Duration::hours(1)).await;
     assert_eq!(ctx.ddbsync(&["sync", "local"]).code(), 0);
 
     // Two live runs: the second is refused while the first writes (slowly, under a cap).

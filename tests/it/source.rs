@@ -39,10 +39,19 @@ async fn a_server_that_stops_answering_mid_stream_ends_the_run() {
     let proxy = PgProxy::start(servers().pg_port, PgFault::StallAfterRows(10));
     let source = "host = \"127.0.0.1\"\nuser = \"postgres\"\nsslmode = \"disable\"\nread_timeout_secs = 2";
     profile_on_port(&ctx, "local", proxy.port, &Profile { source: Some(source), ..Profile::default() });
-    let run = run_within(&mut ctx.command(&["sync", "local"]), Duration::from_secs(60));
+    let run = run_within(&mut ctx.command(&["--json", "sync", "local"]), Duration::from_secs(60));
     let err = run.stderr();
     assert_eq!(run.code(), 1, "{err}");
     assert!(run.elapsed < Duration::from_secs(30), "took {:?}: {err}", run.elapsed);
+    // The rows read before the stall were written, and the report and the record say so.
+    let failed: serde_json::Value = serde_json::from_str(&run.stdout()).expect("the report of the failed run");
+    assert_eq!(failed["outcome"]["status"], "failed");
+    let stored = ctx.scan("lessons").await.len() as u64;
+    assert!(stored > 0, "the rows read before the stall were written");
+    assert_eq!(failed["tables"][0]["created"].as_u64(), Some(stored), "{failed}");
+    let history = ctx.ddbsync(&["--json", "history", "local"]);
+    let runs: serde_json::Value = serde_json::from_str(&history.stdout()).unwrap();
+    assert_eq!((runs[0]["outcome"].as_str(), runs[0]["created"].as_u64()), (Some("failed"), Some(stored)), "{runs}");
     let want = format!(
         "table \"lessons\": query: no answer from PostgreSQL at postgres@127.0.0.1:{}/{} for 2s \
          (source.read_timeout_secs); check that the server is up and the query is not waiting on a lock \

@@ -108,8 +108,14 @@ async fn a_run_paused_past_its_lease_writes_nothing_more() {
     assert_eq!(newer.code(), 0, "the expired lease is taken over: {}", newer.stderr());
 
     signal(&paused, "CONT");
-    let (code, _, stderr, _) = finish(paused, Instant::now(), Duration::from_secs(30));
+    let (code, stdout, stderr, _) = finish(paused, Instant::now(), Duration::from_secs(30));
     assert_eq!(code, 1, "{stderr}");
+    // The report of what it did before it stopped comes first, and the record keeps it.
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("the report of the failed run");
+    assert_eq!(report["outcome"]["status"], "failed", "{report}");
+    let lessons = &report["tables"][0];
+    let written = lessons["updated"].as_u64().unwrap() - lessons["failed"].as_array().unwrap().len() as u64;
+    assert!(written > 0, "it had written some items before the pause: {report}");
     assert!(stderr.contains("nothing more was written"), "the message says what happened: {stderr}");
     assert!(!stderr.contains("--force-unlock)"), "nobody forced the lock: {stderr}");
     let (target, source) = titles(&ctx).await;
@@ -117,7 +123,8 @@ async fn a_run_paused_past_its_lease_writes_nothing_more() {
     assert!(stale.is_empty(), "the paused run overwrote the newer run's items: {stale:?}");
     let history = ctx.ddbsync(&["--json", "history", "local"]);
     let runs: serde_json::Value = serde_json::from_str(&history.stdout()).unwrap();
-    assert!(runs.as_array().unwrap().iter().any(|r| r["outcome"] == "failed"), "{runs}");
+    let failed = runs.as_array().unwrap().iter().find(|r| r["outcome"] == "failed").expect("the failed run");
+    assert_eq!(failed["updated"].as_u64(), lessons["updated"].as_u64(), "recorded with its figures: {runs}");
 }
 
 #[tokio::test]
@@ -161,13 +168,14 @@ async fn sigterm_stops_cleanly_records_the_run_and_the_next_run_completes_it() {
         let ctx = Ctx::new(300).await;
         ctx.sync(&[]);
         ctx.sql(&["UPDATE lessons SET title = title || ' (2)'"]);
-        let mut child = ctx.command(&["--json", "sync", "local", "--max-write-units-per-second", "150"]);
+        // A low cap keeps a backlog of batches waiting for their turn when the signal comes.
+        let mut child = ctx.command(&["--json", "sync", "local", "--max-write-units-per-second", "60"]);
         let child = child.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         until_locked(&ctx, Duration::from_millis(1500)).await;
         signal(&child, name);
         let (code, stdout, stderr, took) = finish(child, Instant::now(), Duration::from_secs(20));
         assert_eq!(code, 5, "SIG{name}: {stderr}");
-        assert!(took < Duration::from_secs(12), "SIG{name}: stopped after {took:?}");
+        assert!(took < Duration::from_secs(5), "SIG{name}: stopped after {took:?}: {stderr}");
         assert!(stderr.contains(&format!("interrupted by SIG{name}")), "{stderr}");
         let report: serde_json::Value = serde_json::from_str(&stdout).expect("the partial report on stdout");
         assert_eq!(report["outcome"]["status"], "interrupted");
@@ -182,6 +190,16 @@ async fn sigterm_stops_cleanly_records_the_run_and_the_next_run_completes_it() {
         let (target, source) = titles(&ctx).await;
         let behind = target.iter().filter(|(id, title)| source.get(*id) != Some(*title)).count();
         assert!(behind > 0, "SIG{name} came after the run had finished: the test proves nothing");
+        // What the report says was written is what the server holds (the oracle).
+        let lessons = report["tables"].as_array().unwrap().iter().find(|t| t["table"] == ctx.table("lessons"));
+        let lessons = lessons.expect("the table being written is in the report");
+        let written = lessons["updated"].as_u64().unwrap() - lessons["failed"].as_array().unwrap().len() as u64;
+        assert_eq!(written as usize, source.len() - behind, "SIG{name}: {report}");
+        assert_eq!(
+            (last["updated"].as_u64(), last["not_written"].as_u64()),
+            (lessons["updated"].as_u64(), Some(lessons["failed"].as_array().unwrap().len() as u64)),
+            "{runs}"
+        );
         let next = ctx.sync(&[]);
         assert_eq!(next["total"]["updated"].as_u64(), Some(behind as u64), "the next run writes exactly the rest");
         let (target, source) = titles(&ctx).await;
