@@ -117,7 +117,7 @@ async fn history(dir: &Path, args: HistoryArgs, printer: &Printer) -> Result<Exi
     runs.reverse();
     runs.truncate(args.limit as usize);
     if args.csv {
-        printer.raw(&history::history_csv(&runs)?);
+        printer.raw(&history::history_csv(&runs)?)?;
     } else {
         printer.show(&runs, |runs: &Vec<history::RunRecord>| history::render_history(&profile.env, runs))?;
     }
@@ -130,7 +130,7 @@ async fn report(dir: &Path, args: ReportArgs, printer: &Printer) -> Result<Exit>
     let runs = records(&profile, since.as_deref()).await?;
     let summary = history::summarize(&profile.env, since, &runs);
     if args.csv {
-        printer.raw(&history::summary_csv(&summary)?);
+        printer.raw(&history::summary_csv(&summary)?)?;
     } else {
         printer.show(&summary, history::render_summary)?;
     }
@@ -146,7 +146,7 @@ fn iam_policy(dir: &Path, args: IamArgs, printer: &Printer) -> Result<Exit> {
         ));
     }
     let policy = iam::policy(&profile, &args.uses);
-    printer.raw(&format!("{}\n", serde_json::to_string_pretty(&policy)?));
+    printer.raw(&format!("{}\n", serde_json::to_string_pretty(&policy)?))?;
     Ok(Exit::Success)
 }
 

@@ -68,3 +68,10 @@ pub fn exit_for(error: &anyhow::Error) -> Exit {
         Exit::Error
     }
 }
+
+/// Whether an error is stdout closed by its reader.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}

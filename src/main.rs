@@ -30,6 +30,9 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(ddbsync::run(cli)) {
         Ok(code) => code.into(),
+        // A reader that stopped reading (`ddbsync history | head`) is not an error, as with any
+        // Unix filter.
+        Err(error) if ddbsync::is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             ddbsync::exit_for(&error).into()

@@ -39,7 +39,11 @@ impl Params {
     ) -> Result<Params, UsageError> {
         let used = distinct(mappings.iter().flat_map(|m| m.params()));
         let mut values = profile.param_defaults.clone();
-        for (name, value) in given {
+        for (at, (name, value)) in given.iter().enumerate() {
+            if given[..at].iter().any(|(earlier, _)| earlier == name) {
+                // Taking the last (or the first) silently could run a slice nobody meant.
+                return Err(UsageError(format!("--param {name} is given twice; give each parameter once")));
+            }
             if !used.contains(&name.as_str()) {
                 let known = if used.is_empty() { "they take none".to_string() } else { used.join(", ") };
                 return Err(UsageError(format!(
@@ -156,6 +160,8 @@ query = "SELECT customer_id FROM customer"
         let customers: Vec<&TableMapping> = p.tables.iter().filter(|t| t.name == "customers").collect();
         assert!(Params::new(&p, &customers, &[]).is_ok());
         assert!(Params::new(&p, &customers, &given(&[("start", "x")])).unwrap_err().0.contains("(they take none)"));
+        let err = Params::new(&p, &all, &given(&[("start", "x"), ("start", "y")])).unwrap_err().0;
+        assert_eq!(err, "--param start is given twice; give each parameter once");
     }
 
     #[test]

@@ -75,11 +75,6 @@ impl Printer {
         bar
     }
 
-    /// A line of a command's result on stdout (listings), whatever the verbosity.
-    pub fn line(&self, text: impl AsRef<str>) {
-        println!("{}", text.as_ref());
-    }
-
     /// A command's result on stdout: JSON with `--json`, else the text `human` makes of it.
     pub fn show<T: serde::Serialize + ?Sized>(&self, value: &T, human: impl FnOnce(&T) -> String) -> io::Result<()> {
         let mut out = io::stdout().lock();
@@ -92,8 +87,8 @@ impl Printer {
     }
 
     /// Text that is already in its final format (CSV, a policy document) on stdout.
-    pub fn raw(&self, text: &str) {
-        print!("{text}");
+    pub fn raw(&self, text: &str) -> io::Result<()> {
+        io::stdout().lock().write_all(text.as_bytes())
     }
 
     /// What a backup wrote.
