@@ -11,9 +11,9 @@
 
 use std::collections::HashMap;
 
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{Kind, Type};
 
-use crate::convert::{self, ConvertError};
+use crate::convert::{self, ConvertError, Unkeyable};
 use crate::dynamo::{IndexSchema, KeySchema, TableSchema};
 use crate::hash::{self, Digest, Excluded};
 use crate::item::{self, AttributeValue, Item, HASH_ATTR, MAX_ITEM_BYTES};
@@ -43,6 +43,100 @@ pub struct Reject {
     /// The row's key as far as it could be read (`lesson_id=7`).
     pub key: String,
     pub reason: String,
+}
+
+/// Why a row's key cannot be built: the value of one column a key uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFlaw {
+    column: String,
+    /// `json` or `jsonb` for a JSON column: which `…_typeof` function tells its values apart.
+    json: Option<&'static str>,
+    kind: Flaw,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Flaw {
+    Null,
+    Empty,
+    Value(Unkeyable),
+}
+
+impl KeyFlaw {
+    /// The SQL condition that leaves such rows out of a query (`f <> 'NaN'`), when there is one.
+    pub fn leave_out(&self) -> Option<String> {
+        let column = sql_name(&self.column);
+        Some(match &self.kind {
+            Flaw::Null => format!("{column} IS NOT NULL"),
+            Flaw::Empty => format!("{column} <> ''"),
+            Flaw::Value(Unkeyable::NotFinite(value)) => format!("{column} <> '{value}'"),
+            Flaw::Value(Unkeyable::Infinite { value, .. }) => format!("{column} <> '{value}'"),
+            Flaw::Value(Unkeyable::NotScalar(_)) => {
+                format!("{}_typeof({column}) IN ('string', 'number', 'boolean')", self.json?)
+            }
+            Flaw::Value(Unkeyable::Other(_)) => return None,
+        })
+    }
+}
+
+/// The reject's reason: what the value is and, where a filter can leave such rows out, which.
+impl std::fmt::Display for KeyFlaw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let column = &self.column;
+        let leave_out = || self.leave_out().map_or(String::new(), |c| format!(" (WHERE {c})"));
+        match &self.kind {
+            Flaw::Null => write!(f, "key column \"{column}\" is NULL"),
+            Flaw::Empty => write!(f, "key column \"{column}\" is empty"),
+            Flaw::Value(Unkeyable::NotFinite(value)) => write!(
+                f,
+                "column \"{column}\" is {value}, which has no place in a key (DynamoDB numbers have no NaN or \
+                 infinity); leave such rows out of the query{}, or build the key from other columns",
+                leave_out()
+            ),
+            Flaw::Value(Unkeyable::Infinite { ty, value }) => write!(
+                f,
+                "column \"{column}\" is {ty} '{value}', which has no place in a key (it is not a point in time); \
+                 leave such rows out of the query{}, or build the key from other columns",
+                leave_out()
+            ),
+            Flaw::Value(Unkeyable::NotScalar(what)) => write!(
+                f,
+                "column \"{column}\" {what}, which has no place in a key (a key is one text); return one value \
+                 of it in the query instead ({}->>'name' AS …), or leave such rows out{}",
+                sql_name(column),
+                leave_out()
+            ),
+            Flaw::Value(Unkeyable::Other(reason)) => write!(f, "key column \"{column}\": {reason}"),
+        }
+    }
+}
+
+/// A column name as SQL needs it: quoted unless it is a plain lower-case identifier.
+fn sql_name(name: &str) -> String {
+    let plain = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// Why values of a column's type can never go in a key template (checked before any row is read).
+fn unspellable(name: &str, ty: &Type) -> Option<String> {
+    let column = sql_name(name);
+    match ty.kind() {
+        Kind::Domain(base) => unspellable(name, base),
+        Kind::Array(elem) => Some(format!(
+            "is an array ({}[]), which has no one text for a key; return one element ({column}[1] AS …) or join \
+             them (array_to_string({column}, ',') AS …) in the query",
+            elem.name()
+        )),
+        _ if *ty == Type::BYTEA => Some(format!(
+            "is bytea, whose bytes have no text of their own for a key; encode them in the query \
+             (encode({column}, 'hex') AS …)"
+        )),
+        _ => None,
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -230,7 +324,16 @@ impl Plan {
                         .iter()
                         .map(|p| match p {
                             Part::Text(t) => Ok(TemplatePart::Text(t.clone())),
-                            Part::Column(c) => index_of(c, "template").map(TemplatePart::Column),
+                            Part::Column(c) => {
+                                let index = index_of(c, "template")?;
+                                if let Some(why) = unspellable(c, &columns[index].1) {
+                                    return Err(mapping.error(format!(
+                                        "key \"{}\": template \"{template}\": column \"{c}\" {why}",
+                                        spec.attribute
+                                    )));
+                                }
+                                Ok(TemplatePart::Column(index))
+                            }
                         })
                         .collect::<Result<_, _>>()?;
                     key_schema.push((spec.attribute.clone(), "S"));
@@ -303,20 +406,14 @@ impl Plan {
                 }
             }
         }
-        let key_values = self.key_values(&item);
+        let (key_values, flaw) = self.key_values(&item, raw);
         let describe = |item: &Item| item::describe_key(item, &self.key_names());
-        let key_values = match (key_values, failure) {
-            (Ok(values), None) => values,
-            (Ok(values), Some(reason)) => {
-                for (name, value) in values {
-                    item.insert(name, value);
-                }
-                return Err(Reject { key: describe(&item), reason });
-            }
-            (Err(reason), _) => return Err(Reject { key: describe(&item), reason }),
-        };
+        // The key parts that could be built name the row even when it is rejected.
         for (name, value) in key_values {
             item.insert(name, value);
+        }
+        if let Some(reason) = flaw.map(|f| f.to_string()).or(failure) {
+            return Err(Reject { key: describe(&item), reason });
         }
         if let Some(reason) = self.empty_index_key(&item).or_else(|| self.over_limits(&item)) {
             return Err(Reject { key: describe(&item), reason });
@@ -336,8 +433,8 @@ impl Plan {
 
     /// The key digest of a row that [`Plan::build`] rejected, when its key columns alone make a
     /// key (another value was to blame): its stored item is then kept, not taken for an orphan.
-    /// `None` when the key itself cannot be built (NULL or empty, or not convertible).
-    pub fn key_digest(&self, raw: &[Option<&[u8]>]) -> Option<Digest> {
+    /// Otherwise why the key itself cannot be built (NULL, empty, NaN, …).
+    pub fn key_digest(&self, raw: &[Option<&[u8]>]) -> Result<Digest, KeyFlaw> {
         let mut item = Item::new();
         for key in &self.keys {
             let columns: Vec<usize> = match key {
@@ -352,19 +449,23 @@ impl Plan {
             };
             for index in columns {
                 let (name, ty) = &self.columns[index];
-                // As in `build`: a NULL takes the mapping's default.
-                let value = match convert::convert(ty, *raw.get(index)?).ok()? {
-                    Some(value) => value,
-                    None => match self.defaults.iter().find(|(n, _)| n == name) {
+                // As in `build`: a NULL takes the mapping's default; a value that does not convert
+                // is left to `key_values`, which says why (or spells it, in a template).
+                let value = match convert::convert(ty, raw.get(index).copied().flatten()) {
+                    Ok(Some(value)) => value,
+                    Ok(None) => match self.defaults.iter().find(|(n, _)| n == name) {
                         Some((_, default)) => default.clone(),
                         None => continue,
                     },
+                    Err(_) => continue,
                 };
                 item.insert(name.clone(), value);
             }
         }
-        let values = self.key_values(&item).ok()?;
-        Some(hash::key_digest(&values.iter().map(|(_, v)| v).collect::<Vec<_>>()))
+        match self.key_values(&item, raw) {
+            (values, None) => Ok(hash::key_digest(&values.iter().map(|(_, v)| v).collect::<Vec<_>>())),
+            (_, Some(flaw)) => Err(flaw),
+        }
     }
 
     /// DynamoDB refuses an empty string or binary as an index key; NULL (no attribute) is how an
@@ -439,43 +540,90 @@ impl Plan {
             .sum()
     }
 
-    /// Values of the key attributes, or why there are none.
-    fn key_values(&self, item: &Item) -> Result<Vec<(String, AttributeValue)>, String> {
-        let column_value = |index: usize| {
-            let name = &self.columns[index].0;
-            match item.get(name) {
-                None => Err(format!("key column \"{name}\" is NULL")),
-                Some(AttributeValue::S(s)) if s.is_empty() => Err(format!("key column \"{name}\" is empty")),
-                Some(AttributeValue::B(b)) if b.as_ref().is_empty() => Err(format!("key column \"{name}\" is empty")),
-                Some(value) => Ok(value),
-            }
-        };
-        self.keys
-            .iter()
-            .map(|key| match key {
-                KeyPlan::Column { attribute, index } => Ok((attribute.clone(), column_value(*index)?.clone())),
+    /// The key attributes' values as far as the row gives them, and why the first one that could
+    /// not be built was not. `item` holds the row's converted values (and defaults); a column
+    /// missing from it is NULL when `raw` has no value, and did not convert otherwise.
+    fn key_values(&self, item: &Item, raw: &[Option<&[u8]>]) -> (Vec<(String, AttributeValue)>, Option<KeyFlaw>) {
+        let mut values = Vec::with_capacity(self.keys.len());
+        let mut first = None;
+        for key in &self.keys {
+            let value = match key {
+                KeyPlan::Column { attribute, index } => self.column_key(*index, item, raw).map(|v| (attribute, v)),
                 KeyPlan::Template { attribute, parts } => {
-                    let mut text = String::new();
-                    for part in parts {
-                        match part {
-                            TemplatePart::Text(t) => text.push_str(t),
-                            TemplatePart::Column(index) => match column_value(*index)? {
-                                AttributeValue::S(s) => text.push_str(s),
-                                AttributeValue::N(n) => text.push_str(n),
-                                AttributeValue::Bool(b) => text.push_str(&b.to_string()),
-                                _ => {
-                                    return Err(format!(
-                                        "column \"{}\" is not a scalar and cannot go in a key template",
-                                        self.columns[*index].0
-                                    ))
-                                }
-                            },
-                        }
-                    }
-                    Ok((attribute.clone(), AttributeValue::S(text)))
+                    self.template_key(parts, item, raw).map(|t| (attribute, AttributeValue::S(t)))
                 }
-            })
-            .collect()
+            };
+            match value {
+                Ok((attribute, value)) => values.push((attribute.clone(), value)),
+                Err(flaw) => {
+                    first.get_or_insert(flaw);
+                }
+            }
+        }
+        (values, first)
+    }
+
+    fn flaw(&self, index: usize, kind: Flaw) -> KeyFlaw {
+        let (column, ty) = &self.columns[index];
+        let base = match ty.kind() {
+            Kind::Domain(base) => base,
+            _ => ty,
+        };
+        let json = match *base {
+            Type::JSON => Some("json"),
+            Type::JSONB => Some("jsonb"),
+            _ => None,
+        };
+        KeyFlaw { column: column.clone(), json, kind }
+    }
+
+    /// A column key's value: the column's attribute, which must be there and not empty.
+    fn column_key(&self, index: usize, item: &Item, raw: &[Option<&[u8]>]) -> Result<AttributeValue, KeyFlaw> {
+        let (name, ty) = &self.columns[index];
+        match item.get(name) {
+            Some(AttributeValue::S(s)) if s.is_empty() => Err(self.flaw(index, Flaw::Empty)),
+            Some(AttributeValue::B(b)) if b.as_ref().is_empty() => Err(self.flaw(index, Flaw::Empty)),
+            Some(value) => Ok(value.clone()),
+            None => match raw.get(index).copied().flatten() {
+                None => Err(self.flaw(index, Flaw::Null)),
+                // The value did not convert: say why, in a key's terms.
+                Some(bytes) => {
+                    let why = match convert::convert(ty, Some(bytes)) {
+                        Err(e) => Unkeyable::from(e),
+                        Ok(_) => Unkeyable::Other("its value was not converted".into()),
+                    };
+                    Err(self.flaw(index, Flaw::Value(why)))
+                }
+            },
+        }
+    }
+
+    /// A template key's text: each column spelled by [`convert::key_text`], none NULL or empty.
+    fn template_key(&self, parts: &[TemplatePart], item: &Item, raw: &[Option<&[u8]>]) -> Result<String, KeyFlaw> {
+        let mut text = String::new();
+        for part in parts {
+            let index = match part {
+                TemplatePart::Text(t) => {
+                    text.push_str(t);
+                    continue;
+                }
+                TemplatePart::Column(index) => *index,
+            };
+            let (name, ty) = &self.columns[index];
+            let value = match (item.get(name), raw.get(index).copied().flatten()) {
+                // The attribute (or the mapping's default), spelled as the item holds it.
+                (Some(value), _) => convert::attribute_key_text(value).map(std::borrow::Cow::Borrowed),
+                (None, None) => return Err(self.flaw(index, Flaw::Null)),
+                // A value that has no attribute may still have a text (1e300, as PostgreSQL prints it).
+                (None, Some(bytes)) => convert::key_text(ty, bytes).map(std::borrow::Cow::Owned),
+            };
+            match value {
+                Ok(value) if value.is_empty() => return Err(self.flaw(index, Flaw::Empty)),
+                Ok(value) => text.push_str(&value),
+                Err(why) => return Err(self.flaw(index, Flaw::Value(why))),
+            }
+        }
+        Ok(text)
     }
 }
 
@@ -668,16 +816,179 @@ mod tests {
                 [[Some(&id), Some(b"T"), None, None, Some(&nan)], [Some(&id), Some(b"T"), None, Some(&big), None]];
             for bad in rows {
                 assert!(plan.build(&bad).is_err());
-                assert_eq!(plan.key_digest(&bad), Some(written.key), "the stored item's key");
+                assert_eq!(plan.key_digest(&bad).ok(), Some(written.key), "the stored item's key");
             }
-            assert_eq!(plan.key_digest(&[None, Some(b"T"), None, None, Some(&nan)]), None, "a NULL key names no item");
+            assert_eq!(
+                plan.key_digest(&[None, Some(b"T"), None, None, Some(&nan)]).ok(),
+                None,
+                "a NULL key names no item"
+            );
         }
         // A NULL key column with a default takes it, as in `build`.
         let mut with_default = mapping(column_key("rating"), None);
         with_default.defaults = vec![("rating".into(), AttributeValue::N("0".into()))];
         let plan = Plan::new(&with_default, &[], columns()).unwrap();
         let built = plan.build(&[Some(&1i32.to_be_bytes()), Some(b"T"), None, None]).unwrap();
-        assert_eq!(plan.key_digest(&[Some(&1i32.to_be_bytes()), Some(b"T"), None, None]), Some(built.key));
+        assert_eq!(plan.key_digest(&[Some(&1i32.to_be_bytes()), Some(b"T"), None, None]).ok(), Some(built.key));
+    }
+
+    fn template(attribute: &str, text: &str) -> KeySpec {
+        KeySpec { attribute: attribute.into(), source: KeySource::Template(Template::parse(text).unwrap()) }
+    }
+
+    /// The finding's mapping: `PK = F#{f}` from a double, `SK = T#{t}#R#{r}`.
+    fn float_template_plan() -> Plan {
+        let cols = vec![
+            ("id".into(), Type::INT4),
+            ("f".into(), Type::FLOAT8),
+            ("t".into(), Type::TEXT),
+            ("r".into(), Type::TEXT),
+        ];
+        Plan::new(&mapping(template("PK", "F#{f}"), Some(template("SK", "T#{t}#R#{r}"))), &[], cols).unwrap()
+    }
+
+    #[test]
+    fn unusable_template_values_are_named_truthfully_with_the_parts_that_were_built() {
+        let plan = float_template_plan();
+        let id = 1i32.to_be_bytes();
+        let row = |f: f64| {
+            let f = f.to_be_bytes().to_vec();
+            plan.build(&[Some(&id), Some(&f), Some(b"a"), Some(b"b")])
+        };
+        let s = |v: &str| AttributeValue::S(v.into());
+
+        let built = row(2.5).unwrap();
+        assert_eq!((&built.item["PK"], &built.item["SK"]), (&s("F#2.5"), &s("T#a#R#b")));
+
+        for (value, word) in [(f64::NAN, "NaN"), (f64::INFINITY, "Infinity"), (f64::NEG_INFINITY, "-Infinity")] {
+            let reject = row(value).unwrap_err();
+            assert_eq!(reject.key, "PK=<missing>, SK=\"T#a#R#b\"", "the sort key could be built");
+            assert_eq!(
+                reject.reason,
+                format!(
+                    "column \"f\" is {word}, which has no place in a key (DynamoDB numbers have no NaN or infinity); \
+                     leave such rows out of the query (WHERE f <> '{word}'), or build the key from other columns"
+                )
+            );
+            let raw = value.to_be_bytes();
+            let flaw = plan.key_digest(&[Some(&id), Some(&raw), Some(b"a"), Some(b"b")]).unwrap_err();
+            assert_eq!(flaw.leave_out(), Some(format!("f <> '{word}'")));
+            assert_eq!(flaw.to_string(), reject.reason, "one reason for the row and for the deletes it holds");
+        }
+
+        // 1e300 makes a good string key; the row is rejected for its attribute alone, by its key.
+        let reject = row(1e300).unwrap_err();
+        assert_eq!(reject.key, "PK=\"F#1e+300\", SK=\"T#a#R#b\"");
+        assert_eq!(
+            reject.reason,
+            "column \"f\": 1E+300 is outside DynamoDB's number range (1E-130 to 9.99E+125; cast the column to text \
+             to store it as a string)"
+        );
+        let raw = 1e300f64.to_be_bytes();
+        assert_eq!(
+            plan.key_digest(&[Some(&id), Some(&raw), Some(b"a"), Some(b"b")]),
+            Ok(hash::key_digest(&[&s("F#1e+300"), &s("T#a#R#b")])),
+            "its stored item, if any, is named"
+        );
+
+        // NULL and empty parts keep their reasons, and the other key is still shown.
+        let f = 2.5f64.to_be_bytes();
+        let reject = plan.build(&[Some(&id), Some(&f), None, Some(b"b")]).unwrap_err();
+        assert_eq!(
+            (reject.key.as_str(), reject.reason.as_str()),
+            ("PK=\"F#2.5\", SK=<missing>", "key column \"t\" is NULL")
+        );
+        let flaw = plan.key_digest(&[Some(&id), Some(&f), Some(b""), Some(b"b")]).unwrap_err();
+        assert_eq!(
+            (flaw.to_string().as_str(), flaw.leave_out()),
+            ("key column \"t\" is empty", Some("t <> ''".into()))
+        );
+    }
+
+    #[test]
+    fn column_keys_that_do_not_convert_say_why() {
+        let cols = vec![
+            ("f".to_string(), Type::FLOAT8),
+            ("n".to_string(), Type::NUMERIC),
+            ("at".to_string(), Type::TIMESTAMP),
+        ];
+        for (key, row, reason, leave_out) in [
+            (
+                "f",
+                [Some(f64::NAN.to_be_bytes().to_vec()), None, None],
+                "column \"f\" is NaN, which has no place in a key",
+                Some("f <> 'NaN'"),
+            ),
+            (
+                "f",
+                [Some(1e300f64.to_be_bytes().to_vec()), None, None],
+                "key column \"f\": 1E+300 is outside DynamoDB's number range",
+                None,
+            ),
+            (
+                "at",
+                [None, None, Some(i64::MAX.to_be_bytes().to_vec())],
+                "column \"at\" is timestamp 'infinity', which has no place in a key (it is not a point in time); \
+                 leave such rows out of the query (WHERE at <> 'infinity')",
+                Some("at <> 'infinity'"),
+            ),
+        ] {
+            let mut entity = mapping(column_key(key), None);
+            entity.defaults.clear();
+            let plan = Plan::new(&entity, &[], cols.clone()).unwrap();
+            let raw: Vec<Option<&[u8]>> = row.iter().map(|v| v.as_deref()).collect();
+            let reject = plan.build(&raw).unwrap_err();
+            assert_eq!(reject.key, format!("{key}=<missing>"));
+            assert!(reject.reason.starts_with(reason), "{}", reject.reason);
+            assert_eq!(plan.key_digest(&raw).unwrap_err().leave_out().as_deref(), leave_out);
+        }
+    }
+
+    #[test]
+    fn each_template_column_type_is_spelled_or_refused() {
+        let cols = vec![
+            ("n".to_string(), Type::NUMERIC),
+            ("b".to_string(), Type::BOOL),
+            ("at".to_string(), Type::TIMESTAMPTZ),
+            ("doc".to_string(), Type::JSONB),
+        ];
+        let mut entity = mapping(template("PK", "{n}|{b}|{at}|{doc}"), None);
+        entity.defaults.clear();
+        let plan = Plan::new(&entity, &[], cols.clone()).unwrap();
+        // numeric 1.50: canonical, as the item's attribute holds it.
+        let n = [2u16, 0, 0, 2, 1, 5000].iter().flat_map(|w| w.to_be_bytes()).collect::<Vec<u8>>();
+        let (b, at) = ([1u8], 0i64.to_be_bytes());
+        let row = |doc: &[u8]| plan.build(&[Some(&n), Some(&b), Some(&at), Some(doc)]);
+        let built = row(b"\x01\"x\"").unwrap();
+        assert_eq!(built.item["PK"], AttributeValue::S("1.5|true|2000-01-01T00:00:00+00:00|x".into()));
+        let reject = row(b"\x01{\"a\": 1}").unwrap_err();
+        assert_eq!(reject.key, "PK=<missing>");
+        assert_eq!(
+            reject.reason,
+            "column \"doc\" holds a JSON object, which has no place in a key (a key is one text); return one value \
+             of it in the query instead (doc->>'name' AS …), or leave such rows out (WHERE jsonb_typeof(doc) IN \
+             ('string', 'number', 'boolean'))"
+        );
+        assert!(row(b"\x01null").unwrap_err().reason.starts_with("column \"doc\" is JSON null, which has no place"));
+
+        // Arrays and bytes never have one text: refused before any row is read.
+        for (ty, why) in [
+            (Type::TEXT_ARRAY, "is an array (text[]), which has no one text for a key; return one element (tags[1] AS …)"),
+            (Type::BYTEA, "is bytea, whose bytes have no text of their own for a key; encode them in the query (encode(tags, 'hex') AS …)"),
+        ] {
+            let cols = vec![("id".to_string(), Type::INT4), ("tags".to_string(), ty)];
+            let err = Plan::new(&mapping(template("PK", "T#{tags}"), None), &[], cols).unwrap_err();
+            assert!(err.to_string().contains(&format!("key \"PK\": template \"T#{{tags}}\": column \"tags\" {why}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn column_names_are_quoted_in_advice_when_sql_needs_it() {
+        assert_eq!(sql_name("f"), "f");
+        assert_eq!(sql_name("unit_price2"), "unit_price2");
+        assert_eq!(sql_name("Price"), "\"Price\"");
+        assert_eq!(sql_name("a \"b\""), "\"a \"\"b\"\"\"");
+        assert_eq!(sql_name("2x"), "\"2x\"");
     }
 
     fn index(name: &str, pk: &str, projection: Projection) -> Index {

@@ -54,6 +54,79 @@ pub enum ValueError {
     TooDeep,
 }
 
+/// Why a value cannot be spelled in a key: the value itself, never its absence (NULL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unkeyable {
+    /// NaN, Infinity or -Infinity, spelled as PostgreSQL spells it.
+    NotFinite(&'static str),
+    /// A timestamp or date `infinity` / `-infinity`.
+    Infinite { ty: &'static str, value: &'static str },
+    /// A JSON object, array or null: no one text. Says what the value is (`holds a JSON object`).
+    NotScalar(&'static str),
+    /// Any other value that does not convert: the conversion's reason.
+    Other(String),
+}
+
+impl From<ConvertError> for Unkeyable {
+    fn from(e: ConvertError) -> Self {
+        match e {
+            // Floats arrive spelled by Rust (`inf`), numerics by PostgreSQL (`Infinity`).
+            ConvertError::Number(NumberError::NotFinite(text)) => {
+                Unkeyable::NotFinite(match text.to_ascii_lowercase() {
+                    t if t.contains("nan") => "NaN",
+                    t if t.starts_with('-') => "-Infinity",
+                    _ => "Infinity",
+                })
+            }
+            ConvertError::Value(ValueError::Infinite { ty, value }) => Unkeyable::Infinite { ty, value },
+            e => Unkeyable::Other(e.to_string()),
+        }
+    }
+}
+
+/// The text a converted value takes in a key template: strings as they are, numbers in their
+/// canonical spelling (the one the item's `N` attribute has, so `1.50` and `1.5` make one key),
+/// booleans as `true` / `false`.
+pub fn attribute_key_text(value: &AttributeValue) -> Result<&str, Unkeyable> {
+    match value {
+        AttributeValue::S(s) | AttributeValue::N(s) => Ok(s),
+        AttributeValue::Bool(b) => Ok(if *b { "true" } else { "false" }),
+        AttributeValue::Null(_) => Err(Unkeyable::NotScalar("is JSON null")),
+        AttributeValue::M(_) => Err(Unkeyable::NotScalar("holds a JSON object")),
+        AttributeValue::L(_) => Err(Unkeyable::NotScalar("holds a JSON array")),
+        _ => Err(Unkeyable::NotScalar("holds no single value")),
+    }
+}
+
+/// The text a value takes in a key template, from its binary wire value: [`attribute_key_text`] of
+/// its attribute, except that a number DynamoDB cannot hold (`1e300`, 39 digits) is spelled as
+/// PostgreSQL prints it (`1e+300`), as a string key can hold it. NaN, infinities, JSON objects and
+/// the like have no text.
+pub fn key_text(ty: &Type, raw: &[u8]) -> Result<String, Unkeyable> {
+    if let Kind::Domain(base) = ty.kind() {
+        return key_text(base, raw);
+    }
+    match convert(ty, Some(raw)) {
+        Ok(Some(value)) => attribute_key_text(&value).map(str::to_string),
+        Ok(None) => Err(Unkeyable::Other("no value".into())),
+        Err(ConvertError::Number(e @ (NumberError::OutOfRange(_) | NumberError::TooManyDigits { .. }))) => {
+            printed_number(ty, raw).ok_or_else(|| Unkeyable::Other(e.to_string()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A finite float or numeric as PostgreSQL prints it; `None` for other types (a JSON number that
+/// DynamoDB cannot hold keeps its error).
+fn printed_number(ty: &Type, raw: &[u8]) -> Option<String> {
+    match *ty {
+        Type::FLOAT4 => wire::float4_from_sql(raw).ok().filter(|v| v.is_finite()).map(number::printed_f32),
+        Type::FLOAT8 => wire::float8_from_sql(raw).ok().filter(|v| v.is_finite()).map(number::printed_f64),
+        Type::NUMERIC => numeric_printed(raw).ok(),
+        _ => None,
+    }
+}
+
 type WireResult<T> = Result<T, Box<dyn std::error::Error + Sync + Send>>;
 
 /// Whether values of `ty` can be converted; checked once per query, before any row is read.
@@ -326,6 +399,50 @@ fn numeric_text(raw: &[u8]) -> WireResult<String> {
     }
     // value = digits × 10000^(weight − ndigits + 1)
     text.push_str(&format!("e{}", 4 * (weight - ndigits as i64 + 1)));
+    Ok(text)
+}
+
+/// A finite NUMERIC as PostgreSQL prints it (`numeric_out`): plain decimal, with as many fraction
+/// digits as its display scale (`1.50` stays `1.50`), never an exponent.
+fn numeric_printed(raw: &[u8]) -> WireResult<String> {
+    let word = |i: usize| -> WireResult<u16> {
+        raw.get(2 * i..2 * i + 2).map(|b| u16::from_be_bytes([b[0], b[1]])).ok_or_else(|| "truncated numeric".into())
+    };
+    let (ndigits, weight, sign, dscale) = (word(0)? as i64, word(1)? as i16 as i64, word(2)?, word(3)? as usize);
+    if sign != 0x0000 && sign != 0x4000 {
+        return Err("not a finite numeric".into());
+    }
+    // The base-10000 digit at position `i` (0 is the first, of weight `weight`), zero outside.
+    let digit = |i: i64| -> WireResult<u16> {
+        if (0..ndigits).contains(&i) {
+            word(4 + i as usize)
+        } else {
+            Ok(0)
+        }
+    };
+    let mut text = String::new();
+    if sign == 0x4000 {
+        text.push('-');
+    }
+    if weight < 0 {
+        text.push('0');
+    } else {
+        text.push_str(&digit(0)?.to_string());
+        for i in 1..=weight {
+            text.push_str(&format!("{:04}", digit(i)?));
+        }
+    }
+    if dscale > 0 {
+        let mut fraction = String::with_capacity(dscale + 4);
+        let mut i = weight + 1;
+        while fraction.len() < dscale {
+            fraction.push_str(&format!("{:04}", digit(i)?));
+            i += 1;
+        }
+        fraction.truncate(dscale);
+        text.push('.');
+        text.push_str(&fraction);
+    }
     Ok(text)
 }
 
@@ -634,6 +751,45 @@ mod tests {
                 AttributeValue::N("3".into())
             ])
         );
+    }
+
+    #[test]
+    fn key_text_spells_each_type_stably() {
+        let text = |ty: &Type, raw: &[u8]| key_text(ty, raw);
+        // Numbers DynamoDB holds: the canonical spelling of the item's attribute.
+        assert_eq!(text(&Type::FLOAT8, &1.5f64.to_be_bytes()), Ok("1.5".into()));
+        assert_eq!(text(&Type::FLOAT8, &1e20f64.to_be_bytes()), Ok("100000000000000000000".into()));
+        assert_eq!(text(&Type::NUMERIC, &numeric(0, 0, 2, &[1, 5000])), Ok("1.5".into()), "1.50 and 1.5: one key");
+        assert_eq!(text(&Type::INT8, &(-7i64).to_be_bytes()), Ok("-7".into()));
+        // Numbers it does not: as PostgreSQL prints them.
+        assert_eq!(text(&Type::FLOAT8, &1e300f64.to_be_bytes()), Ok("1e+300".into()));
+        assert_eq!(text(&Type::FLOAT8, &5e-324f64.to_be_bytes()), Ok("5e-324".into()));
+        assert_eq!(text(&Type::FLOAT8, &(-1e-131f64).to_be_bytes()), Ok("-1e-131".into()));
+        assert_eq!(text(&Type::NUMERIC, &numeric(32, 0, 0, &[1])), Ok(format!("1{}", "0".repeat(128))));
+        let wide = numeric(9, 0x4000, 2, &[1234; 10]);
+        assert_eq!(text(&Type::NUMERIC, &wide), Ok(format!("-{}.00", "1234".repeat(10))));
+        // NaN and infinities have none, spelled as PostgreSQL spells them.
+        assert_eq!(text(&Type::FLOAT8, &f64::NAN.to_be_bytes()), Err(Unkeyable::NotFinite("NaN")));
+        assert_eq!(text(&Type::FLOAT4, &f32::NEG_INFINITY.to_be_bytes()), Err(Unkeyable::NotFinite("-Infinity")));
+        assert_eq!(text(&Type::NUMERIC, &numeric(0, 0xD000, 0, &[])), Err(Unkeyable::NotFinite("Infinity")));
+        assert_eq!(text(&Type::NUMERIC, &numeric(0, 0xC000, 0, &[])), Err(Unkeyable::NotFinite("NaN")));
+        // Other scalars: the attribute's text.
+        assert_eq!(text(&Type::BOOL, &[1]), Ok("true".into()));
+        assert_eq!(text(&Type::TIMESTAMP, &0i64.to_be_bytes()), Ok("2000-01-01T00:00:00".into()));
+        assert_eq!(text(&Type::TIMESTAMPTZ, &0i64.to_be_bytes()), Ok("2000-01-01T00:00:00+00:00".into()));
+        assert_eq!(text(&Type::DATE, &0i32.to_be_bytes()), Ok("2000-01-01".into()));
+        assert_eq!(
+            text(&Type::TIMESTAMP, &i64::MAX.to_be_bytes()),
+            Err(Unkeyable::Infinite { ty: "timestamp", value: "infinity" })
+        );
+        // JSON: scalars by their text, containers and null not at all.
+        assert_eq!(text(&Type::JSONB, b"\x01\"abc\""), Ok("abc".into()));
+        assert_eq!(text(&Type::JSON, b"1.50"), Ok("1.5".into()));
+        assert_eq!(text(&Type::JSON, b"true"), Ok("true".into()));
+        assert_eq!(text(&Type::JSON, b"null"), Err(Unkeyable::NotScalar("is JSON null")));
+        assert_eq!(text(&Type::JSONB, b"\x01{\"a\": 1}"), Err(Unkeyable::NotScalar("holds a JSON object")));
+        assert_eq!(text(&Type::JSON, b"[1]"), Err(Unkeyable::NotScalar("holds a JSON array")));
+        assert!(matches!(text(&Type::JSON, b"1e300"), Err(Unkeyable::Other(e)) if e.contains("number range")));
     }
 
     #[test]

@@ -138,17 +138,48 @@ pub fn delete_guard(orphans: u64, target: u64, max_fraction: f64, allowed: bool)
     ))
 }
 
-/// Deletes wait while source rows have no key (a NULL or empty key column, one a template uses
-/// included): such a row may be what any of the orphans was written from, and deleting them would
-/// remove an item whose row is broken, not gone. `first` names one of those rows.
-pub fn keyless_guard(orphans: u64, keyless: usize, first: &str) -> Result<(), String> {
+/// The SQL conditions that leave a table's keyless rows out of its query (`f <> 'NaN'`), gathered
+/// from each row's reason: the advice of [`keyless_guard`] then matches what is wrong with them.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LeaveOut {
+    conditions: Vec<String>,
+    /// Some row's flaw has no such condition, or there were more than are listed.
+    more: bool,
+}
+
+impl LeaveOut {
+    /// Distinct conditions kept: enough for a message, bounded whatever the source holds.
+    const MAX: usize = 4;
+
+    pub fn add(&mut self, condition: Option<String>) {
+        match condition {
+            Some(c) if self.conditions.contains(&c) => {}
+            Some(c) if self.conditions.len() < Self::MAX => self.conditions.push(c),
+            _ => self.more = true,
+        }
+    }
+
+    /// ` (WHERE a IS NOT NULL AND f <> 'NaN')`, `… AND …` when not every row is covered.
+    fn clause(&self) -> String {
+        match (self.conditions.is_empty(), self.more) {
+            (true, _) => " (each one's reason says what is wrong with its key)".into(),
+            (false, more) => format!(" (WHERE {}{})", self.conditions.join(" AND "), if more { " AND …" } else { "" }),
+        }
+    }
+}
+
+/// Deletes wait while source rows have no key (a NULL, empty, NaN or infinite key column, one a
+/// template uses included): such a row may be what any of the orphans was written from, and
+/// deleting them would remove an item whose row is broken, not gone. `first` names one of those
+/// rows; `leave_out` says how the query could leave them out.
+pub fn keyless_guard(orphans: u64, keyless: usize, first: &str, leave_out: &LeaveOut) -> Result<(), String> {
     if orphans == 0 || keyless == 0 {
         return Ok(());
     }
     Err(format!(
         "not deleted: {orphans} items have no source row, but {keyless} source rows have no key (first: {first}), and \
-         their stored items may be among them; fix those rows or leave them out of the query (WHERE … IS NOT NULL), \
-         then run again"
+         their stored items may be among them; fix those rows or leave them out of the query{}, then run again",
+        leave_out.clause()
     ))
 }
 
@@ -186,15 +217,36 @@ mod tests {
 
     #[test]
     fn rows_without_a_key_hold_the_deletes() {
-        assert_eq!(keyless_guard(3, 0, ""), Ok(()));
-        assert_eq!(keyless_guard(0, 2, "id=<missing>"), Ok(()), "nothing to delete, nothing held");
-        let held = keyless_guard(3, 2, "id=<missing>").unwrap_err();
-        assert!(
-            held.starts_with(
-                "not deleted: 3 items have no source row, but 2 source rows have no key (first: id=<missing>)"
-            ),
-            "{held}"
+        let null = LeaveOut { conditions: vec!["id IS NOT NULL".into()], more: false };
+        assert_eq!(keyless_guard(3, 0, "", &LeaveOut::default()), Ok(()));
+        assert_eq!(keyless_guard(0, 2, "id=<missing>", &null), Ok(()), "nothing to delete, nothing held");
+        let held = keyless_guard(3, 2, "id=<missing>", &null).unwrap_err();
+        assert_eq!(
+            held,
+            "not deleted: 3 items have no source row, but 2 source rows have no key (first: id=<missing>), and their \
+             stored items may be among them; fix those rows or leave them out of the query (WHERE id IS NOT NULL), \
+             then run again"
         );
+    }
+
+    #[test]
+    fn the_advice_matches_what_is_wrong_with_the_keys() {
+        let mut leave_out = LeaveOut::default();
+        for condition in ["f <> 'NaN'", "f <> 'Infinity'", "f <> 'NaN'"] {
+            leave_out.add(Some(condition.into()));
+        }
+        assert_eq!(leave_out.clause(), " (WHERE f <> 'NaN' AND f <> 'Infinity')", "each condition once");
+        leave_out.add(None);
+        assert_eq!(leave_out.clause(), " (WHERE f <> 'NaN' AND f <> 'Infinity' AND …)", "not every row covered");
+        let mut unknown = LeaveOut::default();
+        unknown.add(None);
+        assert_eq!(unknown.clause(), " (each one's reason says what is wrong with its key)");
+        let mut many = LeaveOut::default();
+        for i in 0..100 {
+            many.add(Some(format!("c{i} IS NOT NULL")));
+        }
+        assert_eq!(many.conditions.len(), LeaveOut::MAX, "bounded");
+        assert!(many.clause().ends_with(" AND …)"));
     }
 
     #[test]

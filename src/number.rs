@@ -159,6 +159,50 @@ pub fn from_f32(value: f32) -> Result<String, NumberError> {
     normalize(&postgres_float_text(value)).map(Cow::into_owned)
 }
 
+/// A finite double as PostgreSQL prints it (`float8out`): `1e+300`, `1.5e-07`, `32.38`. Unlike
+/// [`from_f64`] it is not limited to DynamoDB's range: it spells a value in a key template, where the
+/// text, not a DynamoDB number, is stored.
+pub fn printed_f64(value: f64) -> String {
+    printed(value, 15)
+}
+
+/// A finite single-precision float as PostgreSQL prints it (`float4out`): `1e+06`, `32.38`.
+pub fn printed_f32(value: f32) -> String {
+    printed(value, 6)
+}
+
+/// PostgreSQL's layout of the shortest digits: plain decimal when the leading digit's power of ten
+/// is from -4 up to `fixed_below` (exclusive), else `d.ddde±XX` (at least two exponent digits).
+fn printed<F: Float>(value: F, fixed_below: i32) -> String {
+    let text = postgres_float_text(value);
+    let sign = if text.starts_with('-') { "-" } else { "" };
+    let Some((digits, exponent)) = decimal(&text) else { return text };
+    if digits == 0 {
+        return format!("{sign}0");
+    }
+    let all = digits.to_string();
+    let digits = all.trim_end_matches('0');
+    let exponent = exponent + (all.len() - digits.len()) as i32;
+    let order = exponent + digits.len() as i32 - 1;
+    if (-4..fixed_below).contains(&order) {
+        let plain = if exponent >= 0 {
+            format!("{digits}{}", "0".repeat(exponent as usize))
+        } else {
+            let point = digits.len() as i32 + exponent;
+            if point > 0 {
+                format!("{}.{}", &digits[..point as usize], &digits[point as usize..])
+            } else {
+                format!("0.{}{digits}", "0".repeat((-point) as usize))
+            }
+        };
+        return format!("{sign}{plain}");
+    }
+    let (first, rest) = digits.split_at(1);
+    let point = if rest.is_empty() { "" } else { "." };
+    let exp_sign = if order < 0 { '-' } else { '+' };
+    format!("{sign}{first}{point}{rest}e{exp_sign}{:02}", order.unsigned_abs())
+}
+
 /// A binary float as PostgreSQL's output sees it (implemented for `f32` and `f64`).
 trait Float: Copy + PartialEq + std::fmt::LowerExp + std::str::FromStr + ryu::Float {
     /// Most significant digits that can be needed to tell the float from its neighbours.
@@ -398,6 +442,33 @@ mod tests {
         assert_eq!(from_f64(0.3).unwrap(), "0.3");
         assert_eq!(from_f64(5e-7).unwrap(), "0.0000005");
         assert_eq!(from_f32(32.38).unwrap(), "32.38");
+    }
+
+    #[test]
+    fn floats_are_printed_as_postgresql_prints_them() {
+        // `SELECT x::float8::text` and `SELECT x::real::text`, from psql.
+        let doubles: [(f64, &str); 12] = [
+            (1e300, "1e+300"),
+            (-1e300, "-1e+300"),
+            (1.7976931348623157e308, "1.7976931348623157e+308"),
+            (5e-324, "5e-324"),
+            (1.5e-7, "1.5e-07"),
+            (0.0001, "0.0001"),
+            (32.38, "32.38"),
+            (100.0, "100"),
+            (123456789012345.0, "123456789012345"),
+            (1e15, "1e+15"),
+            (-0.0, "-0"),
+            (22035469604797472.0, "2.2035469604797472e+16"),
+        ];
+        for (value, want) in doubles {
+            assert_eq!(printed_f64(value), want, "{value:e}");
+        }
+        let reals: [(f32, &str); 5] =
+            [(1e6, "1e+06"), (123456.0, "123456"), (32.38, "32.38"), (33677688.0, "3.3677688e+07"), (1e-5, "1e-05")];
+        for (value, want) in reals {
+            assert_eq!(printed_f32(value), want, "{value:e}");
+        }
     }
 
     #[test]

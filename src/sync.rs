@@ -20,7 +20,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 
 use crate::backup;
-use crate::build::{show_schema, show_table_schema, Built, Plan, Reject, TablePlan};
+use crate::build::{show_schema, show_table_schema, Built, KeyFlaw, Plan, Reject, TablePlan};
 use crate::classify::Classifier;
 use crate::cost::Savings;
 use crate::diff::{self, Index, Verdict};
@@ -529,6 +529,8 @@ struct Tally<'a> {
     rejected_keys: Vec<(usize, Digest)>,
     /// The place in `rejected` of the rows whose key could not be built.
     keyless: Vec<usize>,
+    /// How the query could leave those rows out, from what is wrong with their keys.
+    leave_out: diff::LeaveOut,
     /// Per entity, for tables with several; empty otherwise.
     entities: Vec<EntityReport>,
     key_names: Vec<&'a str>,
@@ -537,13 +539,16 @@ struct Tally<'a> {
 }
 
 impl Tally<'_> {
-    fn reject(&mut self, entity: usize, reject: Reject, key: Option<Digest>) {
+    fn reject(&mut self, entity: usize, reject: Reject, key: Result<Digest, KeyFlaw>) {
         if let Some(e) = self.entities.get_mut(entity) {
             e.rejected += 1;
         }
         match key {
-            Some(key) => self.rejected_keys.push((self.rejected.len(), key)),
-            None => self.keyless.push(self.rejected.len()),
+            Ok(key) => self.rejected_keys.push((self.rejected.len(), key)),
+            Err(flaw) => {
+                self.keyless.push(self.rejected.len());
+                self.leave_out.add(flaw.leave_out());
+            }
         }
         self.rejected.push(reject);
     }
@@ -617,6 +622,7 @@ async fn sync_table(
         rejected: Vec::new(),
         rejected_keys: Vec::new(),
         keyless: Vec::new(),
+        leave_out: Default::default(),
         entities: match p.mapping.is_multi() {
             true => p.mapping.entities.iter().map(|e| EntityReport::named(&e.name)).collect(),
             false => Vec::new(),
@@ -717,8 +723,8 @@ async fn sync_table(
                             // A row rejected for a value other than its key still names its
                             // stored item, which stays (stale) instead of becoming an orphan.
                             let key = p.plan.entities[current].key_digest(&raw);
-                            if let Some(key) = key {
-                                classifier.rejected(key);
+                            if let Ok(key) = &key {
+                                classifier.rejected(*key);
                             }
                             tally.reject(current, reject, key);
                         }
@@ -764,7 +770,8 @@ async fn sync_table(
     let mut deletes = Deletes::default();
     if p.mapping.delete_missing && orphans > 0 {
         let first_keyless = tally.keyless.first().map_or(String::new(), |&at| tally.rejected[at].key.clone());
-        let guard = diff::keyless_guard(orphans, tally.keyless.len(), &first_keyless).and_then(|()| {
+        let leave_out = &tally.leave_out;
+        let guard = diff::keyless_guard(orphans, tally.keyless.len(), &first_keyless, leave_out).and_then(|()| {
             diff::delete_guard(orphans, scanned, run.profile.sync.max_delete_fraction, run.options.allow_mass_delete)
         });
         match guard {

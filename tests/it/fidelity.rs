@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::harness::{server_kind, text, Ctx, Item, Profile};
+use crate::harness::{figure, server_kind, text, Ctx, Item, Profile};
 
 /// A number as (sign, significant digits, exponent of the last digit), zero as `0`: two spellings of
 /// one exact decimal give the same text, whatever their zeros and exponent. Written here, apart from
@@ -391,4 +391,223 @@ async fn names_ddbsync_owns_are_refused_before_anything_is_written() {
         run.stderr()
     );
     assert!(!ctx.table_exists("things").await, "nothing was created");
+}
+
+/// A key template over a double, as a hostile reviewer wrote it: NaN, infinities and 1e300 in it.
+fn float_keys(query: &str) -> String {
+    format!(
+        r#"
+[tables.tp]
+partition_key = {{ name = "PK", template = "F#{{f}}" }}
+sort_key = {{ name = "SK", template = "T#{{t}}#R#{{r}}" }}
+delete_missing = true
+query = "{query}"
+"#
+    )
+}
+
+/// The (PK, SK) pairs psql spells for the rows of `tp` a filter selects: the oracle of the keys.
+fn printed_keys(ctx: &Ctx, filter: &str) -> BTreeSet<(String, String)> {
+    ctx.query(&format!("SELECT 'F#' || f::text, 'T#' || t || '#R#' || r FROM tp WHERE {filter}"))
+        .into_iter()
+        .map(|line| {
+            let (pk, sk) = line.split_once('|').unwrap();
+            (pk.to_string(), sk.to_string())
+        })
+        .collect()
+}
+
+async fn stored_keys(ctx: &Ctx) -> BTreeSet<(String, String)> {
+    ctx.scan("tp").await.iter().map(|i| (text(&i["PK"]), text(&i["SK"]))).collect()
+}
+
+#[tokio::test]
+async fn key_templates_name_unusable_values_truthfully() {
+    let ctx = Ctx::new(1).await;
+    ctx.sql(&["CREATE TABLE tp AS SELECT g AS id, g * 1.5::float8 AS f, 't' || g AS t, 'r' || g AS r \
+               FROM generate_series(1, 50) g"]);
+    let mappings = ctx.write_mappings("tp.toml", &float_keys("SELECT id, f, t, r FROM tp"));
+    ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
+    let table = ctx.table("tp");
+    ctx.sync(&[]);
+    assert_eq!(stored_keys(&ctx).await, printed_keys(&ctx, "true"), "keys as psql spells them");
+    assert!(stored_keys(&ctx).await.contains(&("F#1.5".to_string(), "T#t1#R#r1".to_string())));
+
+    // Rows 2 and 3 get a key value no key can hold, row 4 one DynamoDB's numbers cannot; row 50 goes.
+    ctx.sql(&[
+        "UPDATE tp SET f = 'NaN' WHERE id = 2",
+        "UPDATE tp SET f = 'Infinity' WHERE id = 3",
+        "UPDATE tp SET f = 1e300 WHERE id = 4",
+        "DELETE FROM tp WHERE id = 50",
+    ]);
+    let run = ctx.ddbsync(&["--json", "sync", "local"]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    let rejected: BTreeMap<String, String> = report["tables"][0]["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["key"].as_str().unwrap().to_string(), r["reason"].as_str().unwrap().to_string()))
+        .collect();
+    let not_finite = |word: &str| {
+        format!(
+            "column \"f\" is {word}, which has no place in a key (DynamoDB numbers have no NaN or infinity); leave \
+             such rows out of the query (WHERE f <> '{word}'), or build the key from other columns"
+        )
+    };
+    // The oracle spells the 1e300 row's partition key: psql's own text of the double.
+    let huge = printed_keys(&ctx, "id = 4").into_iter().next().unwrap();
+    assert_eq!(huge.0, "F#1e+300");
+    let want: BTreeMap<String, String> = [
+        ("PK=<missing>, SK=\"T#t2#R#r2\"".to_string(), not_finite("NaN")),
+        ("PK=<missing>, SK=\"T#t3#R#r3\"".to_string(), not_finite("Infinity")),
+        (
+            format!("PK=\"{}\", SK=\"{}\"", huge.0, huge.1),
+            "column \"f\": 1E+300 is outside DynamoDB's number range (1E-130 to 9.99E+125; cast the column to text \
+             to store it as a string)"
+                .to_string(),
+        ),
+    ]
+    .into();
+    assert_eq!(rejected, want);
+
+    // The deletes wait for the two keyless rows, and the advice is the filter that leaves them out.
+    assert_eq!(figure(&report, &table, "orphans"), 4.0, "F#3, F#4.5, F#6 (row 4's old key) and F#75");
+    assert_eq!(figure(&report, &table, "deleted"), 0.0);
+    let held = report["tables"][0]["deletes_refused"].as_str().expect("deletes held");
+    assert!(
+        held.starts_with(
+            "not deleted: 4 items have no source row, but 2 source rows have no key (first: PK=<missing>, SK=\"T#t"
+        ),
+        "{held}"
+    );
+    let filter = held
+        .split_once("leave them out of the query (WHERE ")
+        .and_then(|(_, rest)| rest.strip_suffix("), then run again"))
+        .unwrap_or_else(|| panic!("no filter in: {held}"));
+    let conditions: BTreeSet<&str> = filter.split(" AND ").collect();
+    assert_eq!(conditions, BTreeSet::from(["f <> 'NaN'", "f <> 'Infinity'"]), "{held}");
+    assert_eq!(ctx.scan("tp").await.len(), 50, "nothing deleted");
+
+    // Taken as it is written, the advice works: the orphans go (4 of 50, within the guard) and
+    // only the 1e300 row is still rejected, by its key.
+    let filtered = format!("SELECT id, f, t, r FROM tp WHERE {filter}");
+    std::fs::write(&mappings, float_keys(&filtered)).unwrap();
+    let run = ctx.ddbsync(&["--json", "sync", "local"]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert!(report["tables"][0]["deletes_refused"].is_null(), "{report}");
+    assert_eq!(figure(&report, &table, "deleted"), 4.0);
+    let rejected = report["tables"][0]["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(rejected[0]["key"], format!("PK=\"{}\", SK=\"{}\"", huge.0, huge.1));
+    assert_eq!(stored_keys(&ctx).await, printed_keys(&ctx, &format!("{filter} AND id <> 4")));
+
+    // Cast to text as the reason says, 1e300 is stored under the key the reject named (read back
+    // from the server); every other key is unchanged, so nothing is created or deleted but it.
+    let as_text = format!("SELECT id, f::text AS f, t, r FROM tp WHERE {filter}");
+    std::fs::write(&mappings, float_keys(&as_text)).unwrap();
+    let report = ctx.sync(&[]);
+    assert_eq!((figure(&report, &table, "created"), figure(&report, &table, "deleted")), (1.0, 0.0), "{report}");
+    let stored = stored_keys(&ctx).await;
+    assert!(stored.contains(&huge), "{huge:?} stored");
+    assert_eq!(stored, printed_keys(&ctx, filter));
+}
+
+#[tokio::test]
+async fn key_templates_spell_each_column_type_or_say_why_not() {
+    let ctx = Ctx::new(1).await;
+    ctx.sql(&[
+        "CREATE TABLE kinds (id int, n numeric, at timestamptz, b boolean, doc jsonb)",
+        "INSERT INTO kinds VALUES
+           (1, 1.50, '2024-06-01 00:01:00+00', true, '\"x\"'),
+           (2, 12345678901234567890.000, '2024-06-01 00:01:00.123+02', false, '7.50'),
+           (3, 'NaN', '2024-06-01 00:01:00+00', true, '\"x\"'),
+           (4, 1, 'infinity', true, '\"x\"'),
+           (5, 1, '2024-06-01 00:01:00+00', true, '{\"a\": 1}'),
+           (6, 1, '2024-06-01 00:01:00+00', NULL, '\"x\"')",
+    ]);
+    let mappings = ctx.write_mappings(
+        "kinds.toml",
+        r#"
+[tables.kinds]
+partition_key = { name = "PK", template = "K#{n}#{at}#{b}#{doc}" }
+sort_key = { name = "SK", template = "ID#{id}" }
+query = "SELECT id, n, at, b, doc FROM kinds"
+"#,
+    );
+    ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
+    let run = ctx.ddbsync(&["--json", "sync", "local"]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+
+    // Read back: numbers canonical (as the item's N attribute: 1.50 and 1.5 make one key), times
+    // as the items hold them (ISO-8601, UTC), booleans and JSON scalars by their text.
+    let stored: BTreeSet<String> = ctx.scan("kinds").await.iter().map(|i| text(&i["PK"])).collect();
+    let printed: BTreeSet<String> = ctx
+        .query(
+            "SELECT 'K#' || trim_scale(n)::text || '#' || (to_json(at AT TIME ZONE 'UTC') #>> '{}') || '+00:00#' \
+             || b::text || '#' || trim_scale((doc #>> '{}')::numeric)::text FROM kinds WHERE id = 2
+             UNION ALL SELECT 'K#1.5#2024-06-01T00:01:00+00:00#true#x'",
+        )
+        .into_iter()
+        .collect();
+    assert_eq!(stored, printed);
+    assert!(stored.contains("K#12345678901234567890#2024-05-31T22:01:00.123+00:00#false#7.5"), "{stored:?}");
+
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    let rejected: BTreeMap<String, String> = report["tables"][0]["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["key"].as_str().unwrap().to_string(), r["reason"].as_str().unwrap().to_string()))
+        .collect();
+    let want: BTreeMap<String, String> = [
+        (
+            "PK=<missing>, SK=\"ID#3\"",
+            "column \"n\" is NaN, which has no place in a key (DynamoDB numbers have no NaN or infinity); leave such \
+             rows out of the query (WHERE n <> 'NaN'), or build the key from other columns",
+        ),
+        (
+            "PK=<missing>, SK=\"ID#4\"",
+            "column \"at\" is timestamptz 'infinity', which has no place in a key (it is not a point in time); leave \
+             such rows out of the query (WHERE at <> 'infinity'), or build the key from other columns",
+        ),
+        (
+            "PK=<missing>, SK=\"ID#5\"",
+            "column \"doc\" holds a JSON object, which has no place in a key (a key is one text); return one value of \
+             it in the query instead (doc->>'name' AS …), or leave such rows out (WHERE jsonb_typeof(doc) IN \
+             ('string', 'number', 'boolean'))",
+        ),
+        ("PK=<missing>, SK=\"ID#6\"", "key column \"b\" is NULL"),
+    ]
+    .into_iter()
+    .map(|(k, r)| (k.to_string(), r.to_string()))
+    .collect();
+    assert_eq!(rejected, want);
+    // Each filter the reasons give is SQL PostgreSQL takes, and leaves out exactly its row.
+    let kept = ctx.query(
+        "SELECT id FROM kinds WHERE n <> 'NaN' AND at <> 'infinity' \
+         AND jsonb_typeof(doc) IN ('string', 'number', 'boolean') AND b IS NOT NULL ORDER BY id",
+    );
+    assert_eq!(kept, ["1", "2"]);
+
+    // An array has no one text: refused before anything is read or written.
+    let arrays = ctx.write_mappings(
+        "arrays.toml",
+        "[tables.arr]\npartition_key = { name = \"PK\", template = \"T#{tags}\" }\n\
+         query = \"SELECT 1 AS id, ARRAY['a', 'b'] AS tags\"\n",
+    );
+    ctx.write_profile_with("local", &Profile { mappings: Some(&arrays), ..Profile::default() });
+    let run = ctx.ddbsync(&["sync", "local"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert!(
+        run.stderr().contains(
+            "table \"arr\": key \"PK\": template \"T#{tags}\": column \"tags\" is an array (text[]), which has no one \
+             text for a key; return one element (tags[1] AS …) or join them (array_to_string(tags, ',') AS …) in the \
+             query"
+        ),
+        "{}",
+        run.stderr()
+    );
+    assert!(!ctx.table_exists("arr").await, "nothing was created");
 }
