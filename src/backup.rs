@@ -405,7 +405,18 @@ fn item_flaw(item: &item::Item, entry: &TableEntry) -> Option<String> {
     }
     // Walked only once the nesting is known to be within DynamoDB's limit.
     if let Some((name, e)) = item.iter().find_map(|(name, value)| number_flaw(value).map(|e| (name, e))) {
-        return Some(format!("attribute \"{name}\": {e}"));
+        // Said without the advice for a query column that the error carries for a sync.
+        let reason = match e {
+            number::NumberError::Invalid(text) => format!("{text:?} is not a number"),
+            number::NumberError::TooManyDigits { value, digits } => {
+                format!("{value} has {digits} significant digits; DynamoDB keeps at most {}", number::MAX_DIGITS)
+            }
+            number::NumberError::OutOfRange(value) => {
+                format!("{value} is outside DynamoDB's number range (1E-130 to 9.99E+125)")
+            }
+            number::NumberError::NotFinite(value) => format!("{value} is not a finite number"),
+        };
+        return Some(format!("attribute \"{name}\": {reason}"));
     }
     let size = item::item_size(item);
     if size > item::MAX_ITEM_BYTES {
