@@ -13,6 +13,7 @@
 //! key schema. A restore records how far it got with each table ([`Progress`]), so that a failure
 //! half-way says what each table holds and how to finish.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ use crate::guard::Guarded;
 use crate::hash;
 use crate::item::{self, AttributeValue};
 use crate::lock::Fence;
+use crate::number;
 use crate::pace::{Cap, Pace};
 use crate::printer::Printer;
 use crate::profile::{Profile, TableMapping};
@@ -262,14 +264,25 @@ pub fn verify(path: &Path, allow_unchecked: bool) -> Result<Manifest> {
             bail!("{name} appears twice; the backup is damaged or was edited");
         }
         let (mut items, mut md5) = (0u64, Md5::new());
+        // Line of each key seen: the same key twice would be written once and counted twice.
+        let mut keys: HashMap<hash::Digest, u64> = HashMap::with_capacity(entry.items.min(1 << 24) as usize);
         let mut reader = BufReader::new(flate2::read::GzDecoder::new(data));
         let mut line = Vec::new();
         let damaged = |e: std::io::Error| anyhow::anyhow!("{name}: {e}; the backup is damaged");
         while reader.read_until(b'\n', &mut line).map_err(damaged)? > 0 {
             md5.update(&line);
             items += 1;
-            check_line(&line, &entry.key_schema)
-                .map_err(|e| anyhow::anyhow!("{name}: line {items}: {e}; the backup is damaged or was edited"))?;
+            let edited = |e: String| anyhow::anyhow!("{name}: line {items}: {e}; the backup is damaged or was edited");
+            let key = check_line(&line, entry).map_err(edited)?;
+            if let Some(first) = keys.insert(key, items) {
+                let value: serde_json::Value = serde_json::from_slice(&line).unwrap_or_default();
+                let item = ddb_json::item_from_json(&value["Item"]).unwrap_or_default();
+                let names: Vec<&str> = entry.key_schema.iter().map(|(n, _)| n.as_str()).collect();
+                return Err(edited(format!(
+                    "item {} is also on line {first}: a table holds one item per key",
+                    item::describe_key(&item, &names)
+                )));
+            }
             line.clear();
         }
         let digest = hash::to_hex(&md5.finalize().into());
@@ -336,9 +349,11 @@ fn read_manifest(text: &str, allow_unchecked: bool) -> Result<Manifest> {
     Ok(m)
 }
 
-/// Checks that one line of a table's data is an item holding every key attribute of `key`, of its
-/// type. Pure.
-fn check_line(line: &[u8], key: &KeySchema) -> Result<(), String> {
+/// Checks that one line of a table's data is an item holding every key attribute of the table's
+/// key, of its type, and that DynamoDB would store it as it is ([`item_flaw`]); returns its key
+/// digest, for finding a key twice. Pure.
+fn check_line(line: &[u8], entry: &TableEntry) -> Result<hash::Digest, String> {
+    let key = &entry.key_schema;
     let value: serde_json::Value = serde_json::from_slice(line).map_err(|e| format!("not a JSON line ({e})"))?;
     let item = ddb_json::item_from_json(&value["Item"]).map_err(|e| format!("not a DynamoDB JSON item ({e})"))?;
     let names: Vec<&str> = key.iter().map(|(n, _)| n.as_str()).collect();
@@ -361,7 +376,89 @@ fn check_line(line: &[u8], key: &KeySchema) -> Result<(), String> {
             ));
         }
     }
-    Ok(())
+    if let Some(flaw) = item_flaw(&item, entry) {
+        return Err(format!("item {}: {flaw}", item::describe_key(&item, &names)));
+    }
+    // DynamoDB keys numbers by value: "1" and "1.0" are one key.
+    let values: Vec<AttributeValue> = names
+        .iter()
+        .map(|n| match &item[*n] {
+            AttributeValue::N(text) => {
+                AttributeValue::N(number::normalize(text).map(|c| c.into_owned()).unwrap_or_default())
+            }
+            other => other.clone(),
+        })
+        .collect();
+    Ok(hash::key_digest(&values.iter().collect::<Vec<_>>()))
+}
+
+/// The first thing DynamoDB would refuse in an item of the archive, whose key attributes are
+/// present and of the key's types: the limits a sync holds every item to before batching it (numbers,
+/// sets, map keys, nesting, size, table and index key sizes, empty index keys), so that a restore
+/// finds a bad item before it deletes anything rather than after. Pure.
+fn item_flaw(item: &item::Item, entry: &TableEntry) -> Option<String> {
+    if item.keys().any(String::is_empty) {
+        return Some("it has an attribute with an empty name, which DynamoDB refuses".into());
+    }
+    if let Some(flaw) = item.iter().find_map(|(name, value)| item::value_flaw(name, value)) {
+        return Some(flaw.to_string());
+    }
+    // Walked only once the nesting is known to be within DynamoDB's limit.
+    if let Some((name, e)) = item.iter().find_map(|(name, value)| number_flaw(value).map(|e| (name, e))) {
+        // Said without the advice for a query column that the error carries for a sync.
+        let reason = match e {
+            number::NumberError::Invalid(text) => format!("{text:?} is not a number"),
+            number::NumberError::TooManyDigits { value, digits } => {
+                format!("{value} has {digits} significant digits; DynamoDB keeps at most {}", number::MAX_DIGITS)
+            }
+            number::NumberError::OutOfRange(value) => {
+                format!("{value} is outside DynamoDB's number range (1E-130 to 9.99E+125)")
+            }
+            number::NumberError::NotFinite(value) => format!("{value} is not a finite number"),
+        };
+        return Some(format!("attribute \"{name}\": {reason}"));
+    }
+    let size = item::item_size(item);
+    if size > item::MAX_ITEM_BYTES {
+        return Some(format!("the item is {} KB, over DynamoDB's 400 KB limit", size.div_ceil(1024)));
+    }
+    let table = entry.key_schema.iter().enumerate().map(|(i, (n, t))| (n, t, i == 0, None));
+    let indexes = entry
+        .indexes
+        .iter()
+        .flat_map(|x| x.keys.iter().enumerate().map(move |(i, (n, t))| (n, t, i == 0, Some(x.name.as_str()))));
+    for (name, ty, partition, index) in table.chain(indexes) {
+        // An item without an index key attribute is simply not in that index.
+        let Some(value) = item.get(name) else { continue };
+        let role = if partition { "partition key" } else { "sort key" };
+        let of = index.map(|x| format!(" of index \"{x}\"")).unwrap_or_default();
+        let found = type_name(value);
+        if found != ty {
+            return Some(format!("attribute \"{name}\", the {role}{of}, is of type {found}, not {ty}"));
+        }
+        if item::key_bytes(value) == 0 {
+            return Some(format!("attribute \"{name}\", the {role}{of}, is empty, which DynamoDB refuses"));
+        }
+        let limit = if partition { item::MAX_PARTITION_KEY_BYTES } else { item::MAX_SORT_KEY_BYTES };
+        let bytes = item::key_bytes(value);
+        if bytes > limit {
+            return Some(format!(
+                "attribute \"{name}\", the {role}{of}, is {bytes} bytes, over DynamoDB's limit of {limit} for a {role}"
+            ));
+        }
+    }
+    None
+}
+
+/// The first number in `value` (at any depth) that DynamoDB refuses. Pure.
+fn number_flaw(value: &AttributeValue) -> Option<number::NumberError> {
+    match value {
+        AttributeValue::N(n) => number::normalize(n).err(),
+        AttributeValue::Ns(set) => set.iter().find_map(|n| number::normalize(n).err()),
+        AttributeValue::L(list) => list.iter().find_map(number_flaw),
+        AttributeValue::M(map) => map.values().find_map(number_flaw),
+        _ => None,
+    }
 }
 
 /// DynamoDB's name for a value's type.
@@ -385,8 +482,15 @@ fn type_name(value: &AttributeValue) -> &'static str {
 fn each_table(path: &Path, mut f: impl FnMut(&str, &mut dyn Read) -> Result<()>) -> Result<()> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut archive = tar::Archive::new(BufReader::new(file));
-    for entry in archive.entries().with_context(|| format!("{} is not a ddbsync backup", path.display()))? {
-        let mut entry = entry.with_context(|| format!("reading {}", path.display()))?;
+    let not_archive = || {
+        format!(
+            "{} is not a ddbsync backup archive (a tar of manifest.json and one <table>.json.gz per table), \
+             or it was cut short",
+            path.display()
+        )
+    };
+    for entry in archive.entries().with_context(not_archive)? {
+        let mut entry = entry.with_context(not_archive)?;
         let name = entry.path()?.to_string_lossy().into_owned();
         f(&name, &mut entry).with_context(|| format!("{}", path.display()))?;
     }
@@ -445,6 +549,23 @@ impl Progress {
         let tables = self.tables.lock().expect("progress lock");
         describe_unfinished(&self.file, self.env.as_deref(), &tables)
     }
+
+    /// As [`Progress::unfinished`], after `restored`: when DynamoDB refused items as invalid, running
+    /// the restore again would delete the table and stop at the same items, so that is not advised.
+    /// `env` is the environment restored into, for the sync that rebuilds the tables instead.
+    pub fn unfinished_after(&self, restored: &[Restored], env: &str) -> Option<String> {
+        let refused =
+            restored.iter().flat_map(|r| &r.outcome.failed).find(|f| f.reason.starts_with("ValidationException"));
+        let tables = self.tables.lock().expect("progress lock");
+        let state = describe_unfinished(&self.file, self.env.as_deref(), &tables)?;
+        let Some(refused) = refused else { return Some(state) };
+        let (state, _) = state.split_once("; run `").unwrap_or((&state, ""));
+        Some(format!(
+            "{state}; DynamoDB refused item {} as invalid ({}), so restoring this backup again would stop at the same \
+             item: restore another backup, or rebuild the tables from the source with `ddbsync sync {env} --clean`",
+            refused.key, refused.reason
+        ))
+    }
 }
 
 /// What each table of an interrupted restore holds, and the command that finishes it. Pure.
@@ -479,21 +600,26 @@ fn describe_unfinished(file: &Path, env: Option<&str>, tables: &[(String, String
 /// Recreates each table of the manifest that `targets` names (mapping name → table) and writes
 /// its items back, recording each step in `progress` (which names the archive). The archive must
 /// have passed [`verify`]. A table whose items are not all written stops the restore before the
-/// next table is deleted. Every write passes `fence`.
+/// next table is deleted. Every write passes `fence` and `stop`; after a stop nothing more is sent,
+/// deleted or created, and the restore ends with [`crate::stop::Interrupted`].
 pub async fn restore(
     dynamo: Arc<Dynamo>,
     profile: &Profile,
     manifest: &Manifest,
     targets: &[(String, String)],
     progress: &Progress,
-    fence: &Fence,
+    (fence, stop): (&Fence, &Stop),
     printer: &Printer,
 ) -> Result<Vec<Restored>> {
     let mut restored = Vec::new();
-    // Every batch passes the fence: a restore that lost its lease writes nothing more.
-    let target = Arc::new(Guarded::new(dynamo.clone(), fence.clone(), Stop::never()));
+    // Every batch passes the fence and the stop: a restore that lost its lease, or was asked to
+    // stop, sends nothing more (batches in flight get stop::DRAIN).
+    let target = Arc::new(Guarded::new(dynamo.clone(), fence.clone(), stop.clone()));
+    let stopped = || stop.requested().map_or(Ok(()), |signal| Err(crate::stop::Interrupted(signal)));
     for (name, table) in targets {
         let entry = manifest.tables.iter().find(|t| &t.name == name).expect("targets come from the manifest");
+        // No table is deleted or created after a stop was asked for.
+        stopped()?;
         if dynamo.describe(table).await.with_context(|| format!("reading DynamoDB table {table}"))?.is_some() {
             fence.check()?;
             printer.note(format!("deleting {table}"));
@@ -501,6 +627,7 @@ pub async fn restore(
             dynamo.drop_table(table).await.with_context(|| format!("deleting {table}"))?;
         }
         progress.set(table, |_| TableState::Deleted);
+        stopped()?;
         fence.check()?;
         printer.note(format!("creating {table}"));
         let schema = TableSchema { keys: entry.key_schema.clone(), indexes: entry.indexes.clone() };
@@ -533,13 +660,19 @@ pub async fn restore(
         };
         // The archive is read on a blocking thread and fed to the writer through the channel.
         let (path, file, names, digest) = (progress.file.clone(), entry.file.clone(), key_names, entry.md5.clone());
+        let halt = stop.clone();
         let reader = tokio::task::spawn_blocking(move || -> Result<u64> {
-            let (mut items, mut md5) = (0, Md5::new());
+            let (mut items, mut md5, mut halted) = (0, Md5::new(), false);
             each_table(&path, |name, data| {
-                if name != file {
+                if name != file || halted {
                     return Ok(());
                 }
                 for line in BufReader::new(flate2::read::GzDecoder::new(data)).lines() {
+                    // After a stop nothing more is fed to the writer, which would only pace and drop it.
+                    if halt.requested().is_some() {
+                        halted = true;
+                        return Ok(());
+                    }
                     let line = line?;
                     md5.update(line.as_bytes());
                     md5.update(b"\n");
@@ -558,6 +691,9 @@ pub async fn restore(
                 }
                 Ok(())
             })?;
+            if halted {
+                return Ok(items);
+            }
             // The archive was verified before anything changed; this finds it replaced since.
             if hash::to_hex(&md5.finalize().into()) != digest {
                 bail!("{file} is not what was verified: the archive changed while it was being restored");
@@ -565,8 +701,20 @@ pub async fn restore(
             Ok(items)
         });
         let settings_table = settings.table.clone();
-        let (read, outcome) = tokio::join!(reader, writer::write_all(target.clone(), settings, pace, rx, on_written));
+        let writing = writer::write_all(target.clone(), settings, pace, rx, on_written);
+        // After a stop, batches still waiting for the write-units cap would only wait to be refused:
+        // the writer is given the drain, as the batches in flight are, and then dropped.
+        let bounded = async {
+            tokio::select! {
+                outcome = writing => Some(outcome),
+                _ = stop.expired(crate::stop::DRAIN) => None,
+            }
+        };
+        let (read, outcome) = tokio::join!(reader, bounded);
         bar.finish_and_clear();
+        // The items not sent after the stop are not failures: the restore was interrupted.
+        stopped()?;
+        let outcome = outcome.expect("the writer is dropped only after a stop");
         let items = read
             .context("the archive reader panicked")?
             .with_context(|| format!("reading the items of {settings_table}"))?;
@@ -735,9 +883,10 @@ mod tests {
             (r#"{"Item":{"pk":{"Q":"a"}}}"#, Some("not a DynamoDB JSON item (pk: unknown type tag Q)")),
             (r#"{"Item":{"pk""#, Some("not a JSON line")),
         ];
+        let table = TableEntry { key_schema: key, ..entry(0, "") };
         for (line, expected) in cases {
-            match (check_line(line.as_bytes(), &key), expected) {
-                (Ok(()), None) => {}
+            match (check_line(line.as_bytes(), &table), expected) {
+                (Ok(_), None) => {}
                 (Err(e), Some(words)) => assert!(e.contains(words), "{line}: {e}"),
                 (got, _) => panic!("{line}: {got:?}, expected {expected:?}"),
             }
@@ -746,6 +895,60 @@ mod tests {
         let err = refusal(&manifest(2, &md5_of(bad)), &[("lessons.json.gz", bad)], false);
         assert!(
             err.contains("lessons.json.gz: line 2: item lesson_id=<missing> lacks key attribute \"lesson_id\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_item_must_be_one_dynamodb_stores() {
+        let table = TableEntry {
+            key_schema: vec![("pk".into(), "S".into())],
+            indexes: vec![IndexSchema {
+                name: "by_topic".into(),
+                local: false,
+                keys: vec![("topic".into(), "S".into()), ("rank".into(), "N".into())],
+                projection: Projection::KeysOnly,
+            }],
+            ..entry(0, "")
+        };
+        let long = "x".repeat(420 * 1024);
+        let pk = "k".repeat(3000);
+        let cases = [
+            (r#""n":{"N":"abc"}"#.to_string(), "attribute \"n\": \"abc\" is not a number"),
+            (r#""n":{"N":"1e200"}"#.into(), "outside DynamoDB's number range"),
+            (r#""m":{"L":[{"NS":["1","x"]}]}"#.into(), "attribute \"m\": \"x\" is not a number"),
+            (r#""s":{"SS":[]}"#.into(), "holds an empty set"),
+            (r#""m":{"M":{"":{"S":"v"}}}"#.into(), "holds a map with an empty key"),
+            (format!(r#""big":{{"S":"{long}"}}"#), "the item is 421 KB, over DynamoDB's 400 KB limit"),
+            (r#""topic":{"S":""}"#.into(), "attribute \"topic\", the partition key of index \"by_topic\", is empty"),
+            (r#""topic":{"N":"1"}"#.into(), "is of type N, not S"),
+            (r#""rank":{"N":"1"},"topic":{"S":"t"}"#.into(), ""),
+        ];
+        for (attrs, expected) in cases {
+            let line = format!(r#"{{"Item":{{"pk":{{"S":"a"}},{attrs}}}}}"#);
+            match check_line(line.as_bytes(), &table) {
+                Ok(_) => assert_eq!(expected, "", "{attrs:.80}"),
+                Err(e) => {
+                    assert!(!expected.is_empty() && e.contains(expected), "{attrs:.80}: {e}");
+                    assert!(e.starts_with("item pk=\"a\": "), "the item's key is named: {e}");
+                }
+            }
+        }
+        let line = format!(r#"{{"Item":{{"pk":{{"S":"{pk}"}}}}}}"#);
+        let err = check_line(line.as_bytes(), &table).unwrap_err();
+        assert!(err.contains("the partition key, is 3000 bytes, over DynamoDB's limit of 2048"), "{err}");
+        let line = r#"{"Item":{"pk":{"S":""}}}"#;
+        assert!(check_line(line.as_bytes(), &table).unwrap_err().contains("the partition key, is empty"));
+    }
+
+    #[test]
+    fn a_key_twice_is_refused_numbers_by_value() {
+        let lines = b"{\"Item\":{\"lesson_id\":{\"N\":\"1\"}}}\n{\"Item\":{\"lesson_id\":{\"N\":\"1.0\"}}}\n";
+        let err = refusal(&manifest(2, &md5_of(lines)), &[("lessons.json.gz", lines)], false);
+        assert!(
+            err.contains(
+                "lessons.json.gz: line 2: item lesson_id=1.0 is also on line 1: a table holds one item per key"
+            ),
             "{err}"
         );
     }

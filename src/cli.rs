@@ -154,8 +154,8 @@ pub struct BackupArgs {
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// While another run (a sync, a restore) holds the environment's lock, wait up to this long for
-    /// it (30s, 10m, 1h) instead of exiting 4.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    /// it (30s, 10m, 1h; at most 7d) instead of exiting 4.
+    #[arg(long, value_name = "DURATION", value_parser = wait_lock)]
     pub wait_lock: Option<Duration>,
     /// Take the run lock even if another run holds it (when that run is known to be gone).
     #[arg(long)]
@@ -225,6 +225,19 @@ pub struct SyncArgs {
     pub params: Vec<(String, String)>,
 }
 
+/// Longest `--wait-lock`: a backup waiting longer than a week waits for a run that is not coming.
+pub const MAX_WAIT_LOCK: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// `--wait-lock`: a humantime duration of at most [`MAX_WAIT_LOCK`] (a longer one would overflow
+/// the clock's arithmetic).
+fn wait_lock(text: &str) -> Result<Duration, String> {
+    let wait = humantime::parse_duration(text).map_err(|e| format!("{e} (a duration such as 30s, 10m or 1h)"))?;
+    if wait > MAX_WAIT_LOCK {
+        return Err(format!("{text} is longer than the 7 days --wait-lock accepts (from 0s to 7d)"));
+    }
+    Ok(wait)
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -270,7 +283,7 @@ mod tests {
 
     #[test]
     fn numbers_out_of_range_are_refused_naming_the_flag() {
-        let cases: [&[&str]; 8] = [
+        let cases: [&[&str]; 10] = [
             &["sync", "dev", "--scan-segments", "-1"],
             &["verify", "dev", "--sample", "0"],
             &["verify", "dev", "--sample", "1000001"],
@@ -279,13 +292,19 @@ mod tests {
             &["history", "dev", "--limit", ""],
             &["sync", "dev", "--scan-segments", "4294967296"],
             &["sync", "dev", "--max-in-flight", "many"],
+            &["backup", "dev", "--wait-lock", "18446744073709551615s"],
+            &["backup", "dev", "--wait-lock", "8d"],
         ];
         for args in cases {
             let err = Cli::try_parse_from(["ddbsync"].iter().chain(args)).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{args:?}");
             let flag = args[2];
-            assert!(err.to_string().contains(&format!("invalid value '{}' for '{flag} <N>'", args[3])), "{err}");
+            assert!(err.to_string().contains(&format!("invalid value '{}' for '{flag} <", args[3])), "{err}");
         }
+        let err =
+            Cli::try_parse_from(["ddbsync", "backup", "dev", "--wait-lock", "18446744073709551615s"]).unwrap_err();
+        assert!(err.to_string().contains("longer than the 7 days --wait-lock accepts (from 0s to 7d)"), "{err}");
+        assert!(Cli::try_parse_from(["ddbsync", "backup", "dev", "--wait-lock", "7d"]).is_ok());
         assert!(Cli::try_parse_from(["ddbsync", "verify", "dev", "--sample", "1000000"]).is_ok());
     }
 }

@@ -13,6 +13,7 @@ use crate::exit::{Exit, UsageError};
 use crate::printer::Printer;
 use crate::profile::{self, ProfileError};
 use crate::source::Source;
+use crate::stop::{Interrupted, Stop};
 use crate::{backup, check, dynamo, history, iam, lock, sync, tables, verify};
 
 /// Runs a parsed command line; the caller turns the result into the process's exit code.
@@ -151,6 +152,7 @@ fn iam_policy(dir: &Path, args: IamArgs, printer: &Printer) -> Result<Exit> {
 }
 
 async fn backup(envs_dir: &Path, args: BackupArgs, printer: &Printer) -> Result<Exit> {
+    let stop = Stop::on_signals();
     let profile = profile::load(envs_dir, &args.env)?;
     let mappings = sync::selected(&profile, &args.tables)?;
     let path = args.output.unwrap_or_else(|| backup::default_path(&profile));
@@ -158,20 +160,37 @@ async fn backup(envs_dir: &Path, args: BackupArgs, printer: &Printer) -> Result<
     // A backup read while a sync or --clean writes the tables would hold a fraction of their items:
     // it holds the run lock as a writing run does.
     let tables: Vec<String> = mappings.iter().map(|m| m.table_name.clone()).collect();
-    let lock =
-        take_lock(&dynamo, &profile, &tables, args.force_unlock, args.wait_lock, printer).await.map_err(|e| {
-            if e.chain().any(|c| c.is::<lock::Locked>()) {
-                let env = &profile.env;
-                e.context(format!(
-                    "not backing up {env} while another run writes to it (--wait-lock DURATION waits for it)"
-                ))
-            } else {
-                e
-            }
-        })?;
+    let taken = tokio::select! {
+        taken = take_lock(&dynamo, &profile, &tables, args.force_unlock, args.wait_lock, printer) => taken,
+        // Only waiting (--wait-lock) is cut short: an acquisition in flight is given time to finish.
+        signal = stop.expired(Duration::from_secs(5)) => {
+            return Err(anyhow::Error::new(Interrupted(signal)).context("no backup was written"))
+        }
+    };
+    let lock = taken.map_err(|e| {
+        if e.chain().any(|c| c.is::<lock::Locked>()) {
+            let env = &profile.env;
+            e.context(format!(
+                "not backing up {env} while another run writes to it (--wait-lock DURATION waits for it)"
+            ))
+        } else {
+            e
+        }
+    })?;
+    // Dropping the backup's future on a signal or a lost lease drops its temporary files with it, so
+    // nothing partial is left.
     let manifest = tokio::select! {
         manifest = backup::backup(&dynamo, &profile, &mappings, &path, printer) => manifest,
-        reason = lock.lost() => Err(anyhow::Error::new(lock::LeaseLost(reason)).context("no backup was written")),
+        // A backup writes nothing to DynamoDB: only its reads could have overlapped another run's writes.
+        reason = lock.lost() => Err(anyhow::anyhow!(
+            "the run lock was lost while the tables were read: {}; no backup was written, since a table read while \
+             another run writes to it may be read in part: run the backup again",
+            lease_cause(&reason)
+        )),
+        signal = stop.wait() => Err(anyhow::Error::new(Interrupted(signal)).context(format!(
+            "no backup was written ({} was not created); run the backup again",
+            path.display()
+        ))),
     };
     let released = lock.release().await;
     let manifest = manifest?;
@@ -182,6 +201,16 @@ async fn backup(envs_dir: &Path, args: BackupArgs, printer: &Printer) -> Result<
     }
     printer.backup(&path, &manifest)?;
     Ok(Exit::Success)
+}
+
+/// Why a lease was lost, without the advice written for a sync ("nothing more was written. Run
+/// again…"), which does not fit a command that reads. Pure.
+fn lease_cause(reason: &str) -> &str {
+    ["; nothing more was written", "; the run let its lock go"]
+        .iter()
+        .filter_map(|advice| reason.find(advice))
+        .min()
+        .map_or(reason, |at| &reason[..at])
 }
 
 /// Takes the environment's run lock for a command that must not overlap a writing run (restore,
@@ -238,9 +267,22 @@ async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Resul
     let mut pairs = Vec::new();
     for entry in manifest.tables.iter().filter(|e| args.tables.is_empty() || args.tables.contains(&e.name)) {
         let mapping = profile.tables.iter().find(|t| t.name == entry.name).ok_or_else(|| {
+            let defined: String = manifest
+                .tables
+                .iter()
+                .filter(|e| profile.tables.iter().any(|t| t.name == e.name))
+                .map(|e| format!(" --table {}", e.name))
+                .collect();
+            let fix = if defined.is_empty() {
+                "none of its tables is defined there, so restore it into another environment (--env)".to_string()
+            } else {
+                format!(
+                    "restore only the tables they define with{defined}, or restore into another environment (--env)"
+                )
+            };
             ProfileError::new(
                 &profile.path,
-                format!("the backup holds table \"{}\", which the mappings do not define", entry.name),
+                format!("the backup holds table \"{}\", which the mappings do not define; {fix}", entry.name),
             )
         })?;
         targets.push((entry.name.clone(), mapping.table_name.clone()));
@@ -252,13 +294,17 @@ async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Resul
     confirm_destruction(&profile, &action, args.yes, printer)?;
     let dynamo = Arc::new(dynamo::Dynamo::connect(&profile.target).await);
     let tables: Vec<String> = targets.iter().map(|(_, t)| t.clone()).collect();
+    // Listening from here, not earlier: a Ctrl-C at the confirmation still ends the command at once.
+    let stop = Stop::on_signals();
     let lock = take_lock(&dynamo, &profile, &tables, false, None, printer).await?;
     let progress = backup::Progress::new(&args.file, args.env.as_deref(), &targets);
     let fence = lock.fence();
-    let restore = backup::restore(dynamo.clone(), &profile, &manifest, &targets, &progress, &fence, printer);
+    let restore = backup::restore(dynamo.clone(), &profile, &manifest, &targets, &progress, (&fence, &stop), printer);
     let restored = tokio::select! {
         restored = restore => restored,
         reason = lock.lost() => Err(lock::LeaseLost(reason).into()),
+        // The restore stops itself on a signal; this bounds a deletion or creation still waited for.
+        signal = stop.expired(crate::stop::DRAIN + Duration::from_secs(10)) => Err(Interrupted(signal).into()),
     };
     let released = lock.release().await;
     let restored = match restored {
@@ -267,7 +313,7 @@ async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Resul
     };
     released?;
     printer.restored(&restored)?;
-    if let Some(state) = progress.unfinished() {
+    if let Some(state) = progress.unfinished_after(&restored, &profile.env) {
         printer.warn(state);
         return Ok(Exit::Differences);
     }
@@ -391,4 +437,22 @@ fn confirm_destruction(profile: &profile::Profile, action: &str, yes: bool, prin
         bail!("not confirmed; nothing was changed");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_lease_keeps_its_cause_without_the_syncs_advice() {
+        let reason = "another run took the lock of table t (with --force-unlock, or after this run's lease expired); \
+                      nothing more was written";
+        assert_eq!(
+            lease_cause(reason),
+            "another run took the lock of table t (with --force-unlock, or after this run's lease expired)"
+        );
+        let stalled = "no progress for 90 s (…), longer than the stall limit of 60 s; the run let its lock go. Check";
+        assert_eq!(lease_cause(stalled), "no progress for 90 s (…), longer than the stall limit of 60 s");
+        assert_eq!(lease_cause("plain"), "plain");
+    }
 }

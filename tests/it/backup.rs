@@ -420,3 +420,270 @@ async fn a_backup_during_a_clean_sync_waits_or_refuses_and_never_holds_a_fractio
     assert_eq!(out["manifest"]["tables"][0]["items"], source as u64);
     assert_eq!(lines_in(&waited, "lessons.json.gz"), source, "every item of the table, none missing");
 }
+
+/// An item edited in the data, with the manifest made to agree (counts, MD5s, checksum), is one
+/// DynamoDB would refuse: the restore finds it before it deletes anything, names it, and exits 1.
+#[tokio::test]
+async fn an_archive_holding_an_item_dynamodb_refuses_is_refused_before_anything_is_deleted() {
+    let ctx = Ctx::new(40).await;
+    ctx.sync(&[]);
+    let file = ctx.envs.path().join("b/items.tar");
+    let run =
+        ctx.ddbsync(&["backup", "local", "--table", "lessons", "--table", "topics", "-o", file.to_str().unwrap()]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    ctx.sql(&["UPDATE lessons SET title = 'after the backup'"]);
+    ctx.sync(&[]);
+    let (lessons, topics) = (snapshot(&ctx, "lessons", "lesson_id").await, snapshot(&ctx, "topics", "category").await);
+    let long = "x".repeat(420 * 1024);
+    let key = "k".repeat(3000);
+
+    // (case, table file, edit of one item, what the message says)
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let set = |attribute: &'static str, value: Value| -> Edit {
+        Box::new(move |item: &mut Value| item[attribute] = value.clone())
+    };
+    let cases: Vec<(&str, &str, Edit, String)> = vec![
+        ("nan", "lessons.json.gz", set("title", serde_json::json!({"N": "abc"})), "\"abc\" is not a number".into()),
+        (
+            "huge",
+            "lessons.json.gz",
+            set("level", serde_json::json!({"N": "1e200"})),
+            "outside DynamoDB's number range".into(),
+        ),
+        ("empty-set", "lessons.json.gz", set("tags", serde_json::json!({"SS": []})), "holds an empty set".into()),
+        (
+            "empty-name",
+            "lessons.json.gz",
+            set("metadata", serde_json::json!({"M": {"": {"S": "v"}}})),
+            "holds a map with an empty key".into(),
+        ),
+        (
+            "too-big",
+            "lessons.json.gz",
+            set("summary", serde_json::json!({ "S": long })),
+            "KB, over DynamoDB's 400 KB limit".into(),
+        ),
+        (
+            "long-key",
+            "topics.json.gz",
+            set("category", serde_json::json!({ "S": key })),
+            "the partition key, is 3000 bytes, over DynamoDB's limit of 2048".into(),
+        ),
+        ("empty-key", "topics.json.gz", set("topic", serde_json::json!({"S": ""})), "the sort key, is empty".into()),
+    ];
+    for (name, table, edit, words) in cases {
+        let path = tampered(&ctx, &file, name, |m, all| {
+            let first = std::cell::Cell::new(true);
+            // Only the first item of the table is edited.
+            forge_lines(m, all, table, |line| {
+                if first.replace(false) {
+                    edit(&mut line["Item"]);
+                }
+            })
+        });
+        let run = ctx.ddbsync(&["restore", path.to_str().unwrap(), "--yes"]);
+        let stderr = run.stderr();
+        assert_eq!(run.code(), 1, "{name}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{name}.tar: {table}: line 1: item ")),
+            "{name}: archive, table, line: {stderr}"
+        );
+        assert!(stderr.contains(&words), "{name}: {stderr}");
+        assert!(stderr.contains("the backup is damaged or was edited"), "{name}: {stderr}");
+        assert!(!stderr.contains("deleting") && !stderr.contains("again to finish"), "{name}: {stderr}");
+        assert_eq!(snapshot(&ctx, "lessons", "lesson_id").await, lessons, "{name}: lessons untouched");
+        assert_eq!(snapshot(&ctx, "topics", "category").await, topics, "{name}: topics untouched");
+    }
+
+    // The same item twice: 41 lines for 40 keys would be "41 items restored".
+    let twice = tampered(&ctx, &file, "twice", |m, all| {
+        let entry = all.iter_mut().find(|(n, _)| n == "lessons.json.gz").unwrap();
+        let mut lines = gunzip(&entry.1);
+        let first = lines.split(|b| *b == b'\n').next().unwrap().to_vec();
+        lines.extend(&first);
+        lines.push(b'\n');
+        entry.1 = gzip(&lines);
+        let table = lessons_entry(m);
+        table["md5"] = Value::String(hex_md5(&lines));
+        table["bytes"] = lines.len().into();
+        table["items"] = 41.into();
+        reseal(m);
+    });
+    let run = ctx.ddbsync(&["restore", twice.to_str().unwrap(), "--yes"]);
+    let stderr = run.stderr();
+    assert_eq!(run.code(), 1, "{stderr}");
+    assert!(stderr.contains("twice.tar: lessons.json.gz: line 41: item lesson_id="), "{stderr}");
+    assert!(stderr.contains("is also on line 1: a table holds one item per key"), "{stderr}");
+    assert_eq!(snapshot(&ctx, "lessons", "lesson_id").await, lessons, "lessons untouched");
+}
+
+/// A file that is not a tar, and a backup holding a table the target's mappings do not define.
+#[tokio::test]
+async fn a_file_that_is_not_a_backup_and_a_missing_mapping_say_what_to_do() {
+    let ctx = Ctx::new(5).await;
+    let garbage = ctx.envs.path().join("g.tar");
+    std::fs::write(&garbage, b"not a tar archive at all").unwrap();
+    let run = ctx.ddbsync(&["restore", garbage.to_str().unwrap(), "--yes"]);
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert!(
+        run.stderr().contains("g.tar is not a ddbsync backup archive (a tar of manifest.json and one <table>.json.gz"),
+        "{}",
+        run.stderr()
+    );
+
+    // A wait the clock cannot add is refused, naming the flag and its range.
+    let run = ctx.ddbsync(&["backup", "local", "--wait-lock", "18446744073709551615s"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert!(run.stderr().contains("--wait-lock"), "{}", run.stderr());
+    assert!(run.stderr().contains("(from 0s to 7d)"), "{}", run.stderr());
+
+    ctx.sync(&[]);
+    let file = ctx.envs.path().join("b/orig.tar");
+    let run =
+        ctx.ddbsync(&["backup", "local", "--table", "lessons", "--table", "topics", "-o", file.to_str().unwrap()]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let only_lessons = ctx.write_mappings(
+        "nk.toml",
+        "[tables.lessons]\npartition_key = \"lesson_id\"\nquery = \"SELECT id AS lesson_id, title FROM lessons\"\n",
+    );
+    ctx.write_profile_with("nk", &Profile { mappings: Some(&only_lessons), ..Profile::default() });
+    let run = ctx.ddbsync(&["restore", file.to_str().unwrap(), "--env", "nk", "--yes"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert!(
+        run.stderr().contains("the backup holds table \"topics\", which the mappings do not define"),
+        "{}",
+        run.stderr()
+    );
+    assert!(run.stderr().contains("restore only the tables they define with --table lessons"), "{}", run.stderr());
+}
+
+/// The lease items in the metadata table (`pk = LOCK`).
+async fn leases(ctx: &Ctx) -> Vec<Item> {
+    let out = ctx
+        .dynamo
+        .query()
+        .table_name(ctx.table("cache-metadata"))
+        .key_condition_expression("pk = :lock")
+        .expression_attribute_values(":lock", AttributeValue::S("LOCK".into()))
+        .consistent_read(true)
+        .send()
+        .await;
+    out.map(|o| o.items.unwrap_or_default()).unwrap_or_default()
+}
+
+fn sigterm(child: &std::process::Child) {
+    let status = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    assert!(status.unwrap().success(), "kill -TERM");
+}
+
+/// Waits for a child with a bound: its exit code and stderr.
+fn finish(child: std::process::Child, limit: Duration) -> (i32, String) {
+    let (pid, since) = (child.id(), Instant::now());
+    let waiter = std::thread::spawn(move || child.wait_with_output().unwrap());
+    while !waiter.is_finished() {
+        if since.elapsed() > limit {
+            let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+            panic!("ddbsync did not end within {limit:?}: {}", String::from_utf8_lossy(&waiter.join().unwrap().stderr));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = waiter.join().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[tokio::test]
+async fn a_restore_stopped_by_sigterm_says_what_each_table_holds_and_releases_the_lock() {
+    let ctx = Ctx::new(200).await;
+    ctx.sync(&[]);
+    let file = ctx.envs.path().join("b/term.tar");
+    let file_arg = file.to_str().unwrap();
+    let run = ctx.ddbsync(&["backup", "local", "--table", "lessons", "-o", file_arg]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let lessons = snapshot(&ctx, "lessons", "lesson_id").await;
+    assert_eq!(lessons.len(), 200);
+
+    // 20 items a second: the restore is half-way for seconds.
+    ctx.write_profile("local", "max_write_units_per_second = 20");
+    let mut restore = ctx.command(&["restore", file_arg, "--yes"]);
+    let child = restore.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "the restore never got to writing lessons");
+        if count(&ctx, "lessons").await.is_some_and(|held| held > 0 && held < 100) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sigterm(&child);
+    let (code, stderr) = finish(child, Duration::from_secs(30));
+    assert_eq!(code, 5, "{stderr}");
+    let held = ctx.scan("lessons").await.len();
+    assert!(held > 0 && held < 200, "{held}");
+    let l = ctx.table("lessons");
+    assert!(
+        stderr.contains(&format!(
+            "the restore is incomplete: {l} was deleted and recreated; {held} of 200 items written; run `ddbsync \
+             restore {file_arg} --table lessons --yes` again to finish"
+        )),
+        "what the table holds, as the server says: {stderr}"
+    );
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    assert!(leases(&ctx).await.is_empty(), "the lock was released");
+
+    ctx.write_profile("local", "");
+    let run = ctx.ddbsync(&["restore", file_arg, "--table", "lessons", "--yes"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert_eq!(count(&ctx, "lessons").await, Some(200));
+    assert_eq!(snapshot(&ctx, "lessons", "lesson_id").await, lessons);
+}
+
+#[tokio::test]
+async fn a_backup_stopped_by_sigterm_leaves_no_file_and_releases_the_lock() {
+    let ctx = Ctx::new(40).await;
+    ctx.sync(&[]);
+    let dir = ctx.envs.path().join("b/term");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("term.tar");
+    let args = ["backup", "local", "--table", "lessons", "--table", "topics", "-o", out.to_str().unwrap()];
+    let mut backup = ctx.command(&args);
+    let child = backup.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while leases(&ctx).await.is_empty() {
+        assert!(Instant::now() < deadline, "the backup never took the lock");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // DynamoDB stops answering while the tables are read: the backup waits, mid-way.
+    ctx.proxy.set_stalled(true);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sigterm(&child);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    ctx.proxy.set_stalled(false);
+    let (code, stderr) = finish(child, Duration::from_secs(30));
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stderr.contains("no backup was written"), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "no archive and no temporary file: {left:?}");
+    assert!(leases(&ctx).await.is_empty(), "the lock was released");
+}
+
+/// DynamoDB refusing an item as invalid stops the restore: running it again would stop at the same
+/// item, so the message does not advise it.
+#[tokio::test]
+async fn a_restore_refused_by_dynamodb_does_not_advise_running_it_again() {
+    let ctx = Ctx::new(40).await;
+    ctx.sql(&["UPDATE lessons SET title = 'refuse-me' WHERE id = 7"]);
+    ctx.sync(&[]);
+    let file = ctx.envs.path().join("b/refused.tar");
+    let run = ctx.ddbsync(&["backup", "local", "--table", "lessons", "-o", file.to_str().unwrap()]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    ctx.proxy.refuse_batches_holding(Some("refuse-me"));
+    let run = ctx.ddbsync(&["restore", file.to_str().unwrap(), "--yes"]);
+    ctx.proxy.refuse_batches_holding(None);
+    let stderr = run.stderr();
+    assert_eq!(run.code(), 3, "{stderr}");
+    assert_eq!(ctx.scan("lessons").await.len(), 39, "every other item was written");
+    assert!(stderr.contains("DynamoDB refused item lesson_id=7 as invalid"), "{stderr}");
+    assert!(stderr.contains("`ddbsync sync local --clean`"), "{stderr}");
+    assert!(!stderr.contains("again to finish"), "{stderr}");
+}
