@@ -28,7 +28,13 @@ fn main() -> ExitCode {
             return ddbsync::exit::Exit::Error.into();
         }
     };
-    match runtime.block_on(ddbsync::run(cli)) {
+    let outcome = runtime.block_on(async {
+        let outcome = ddbsync::run(cli).await;
+        // Cancel requests for queries the run gave up on are sent before the process ends.
+        ddbsync::source::settle().await;
+        outcome
+    });
+    match outcome {
         Ok(code) => code.into(),
         // A reader that stopped reading (`ddbsync history | head`) is not an error, as with any
         // Unix filter.

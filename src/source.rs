@@ -4,13 +4,20 @@
 //! every run, wherever the server is. Rows are streamed (the driver reads them as they are
 //! consumed), never collected.
 //!
-//! Invariants: the source is only ever read: the session's transactions are read-only (set when
-//! connecting and again before every query, so that a query cannot turn it off for the next one),
-//! so PostgreSQL itself refuses a query that writes, dry run or not. No wait on the server is
-//! longer than `read_timeout_secs` (connecting: `connect_timeout_secs`), so a server that stops
-//! answering ends the run instead of holding it, and its lock, for ever.
+//! Invariants: the source is only ever read: every query runs inside its own explicit
+//! `BEGIN TRANSACTION READ ONLY` … `ROLLBACK` (under `on_reject = "fail"`, inside a savepoint of the
+//! one `REPEATABLE READ READ ONLY` transaction, rolled back to after it), and nothing ddbsync opens
+//! is ever committed. So PostgreSQL refuses a query that writes, and what a read-only transaction
+//! still allows (`lo_create`, `set_config`, transaction-level advisory locks) is undone; session
+//! advisory locks are released after each query. No wait on the server is longer than
+//! `read_timeout_secs` (connecting: `connect_timeout_secs`), so a server that stops answering ends
+//! the run instead of holding it, and its lock, for ever. A query ddbsync stops waiting for (a
+//! timeout, a row stream dropped before its end, an error or a signal that ends the run) is
+//! cancelled on the server, best effort, so that it does not keep loading it after the run.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -18,7 +25,7 @@ use futures::{Stream, StreamExt};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::types::{to_sql_checked, Format, FromSql, IsNull, ToSql, Type};
-use tokio_postgres::{Client, NoTls, Row, Socket};
+use tokio_postgres::{CancelToken, Client, NoTls, Row, Socket};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::profile::{Profile, SslMode, MAX_WAIT_SECS};
@@ -61,10 +68,107 @@ pub struct Source {
     pub target: String,
     /// Longest wait for the server's next answer.
     read_timeout: Duration,
+    /// Stops the query the connection is running, from another connection.
+    canceller: Canceller,
+    /// Set by [`Source::hold_snapshot`]: queries run in savepoints of the one snapshot transaction.
+    snapshot: AtomicBool,
+    /// A query's transaction (or savepoint) may still be open, its query perhaps still running
+    /// (its rows were dropped before their end): it is rolled back before the next statement.
+    open: AtomicBool,
 }
 
-/// Makes every later transaction of the session read-only; sent before each query.
-const READ_ONLY: &str = "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY";
+/// The statements that open and close one query's scope, in a session of its own transactions or
+/// inside the held snapshot. The close never commits: whatever a query did that a read-only
+/// transaction allows is undone. Session advisory locks outlive a rollback, so they are released.
+fn query_scope(snapshot: bool) -> (&'static str, &'static str) {
+    if snapshot {
+        (
+            "SAVEPOINT ddbsync_query",
+            "ROLLBACK TO SAVEPOINT ddbsync_query; RELEASE SAVEPOINT ddbsync_query; SELECT pg_advisory_unlock_all()",
+        )
+    } else {
+        ("BEGIN TRANSACTION READ ONLY", "ROLLBACK; SELECT pg_advisory_unlock_all()")
+    }
+}
+
+/// The TLS of the connection, which a cancel request uses too (a server that requires TLS refuses
+/// a plain cancel request).
+#[derive(Clone)]
+enum CancelTls {
+    Plain,
+    Rustls(MakeRustlsConnect),
+}
+
+/// Sends cancel requests for the connection's running query, each bounded by the connect timeout.
+#[derive(Clone)]
+struct Canceller {
+    token: CancelToken,
+    tls: CancelTls,
+    limit: Duration,
+}
+
+/// Cancel requests sent from `Drop` (a row stream dropped before its end, a wait given up), which
+/// [`settle`] waits for before the process exits.
+static CANCELS: Mutex<Vec<tokio::task::JoinHandle<()>>> = Mutex::new(Vec::new());
+
+impl Canceller {
+    /// Asks the server to stop the connection's running query. Best effort: the server says
+    /// nothing back, and a failure to reach it is only logged (the run already has its error).
+    async fn cancel(self) {
+        let sent = match self.tls {
+            CancelTls::Plain => tokio::time::timeout(self.limit, self.token.cancel_query(NoTls)).await,
+            CancelTls::Rustls(tls) => tokio::time::timeout(self.limit, self.token.cancel_query(tls)).await,
+        };
+        match sent {
+            Ok(Ok(())) => tracing::debug!("asked PostgreSQL to cancel the running query"),
+            Ok(Err(e)) => tracing::warn!("could not cancel the running query on PostgreSQL: {}", db_error(&e)),
+            Err(_) => tracing::warn!(
+                "could not cancel the running query on PostgreSQL: no answer within {}s",
+                self.limit.as_secs()
+            ),
+        }
+    }
+
+    /// [`Canceller::cancel`] from a place that cannot wait (`Drop`); [`settle`] waits for it.
+    fn cancel_later(&self) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let task = runtime.spawn(self.clone().cancel());
+            CANCELS.lock().unwrap_or_else(|e| e.into_inner()).push(task);
+        }
+    }
+}
+
+/// Waits for the cancel requests still being sent (each is bounded by the connect timeout). Called
+/// before the process exits, and before the connection is used again after a query was abandoned.
+pub async fn settle() {
+    loop {
+        let pending = std::mem::take(&mut *CANCELS.lock().unwrap_or_else(|e| e.into_inner()));
+        if pending.is_empty() {
+            return;
+        }
+        for task in pending {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Held while a statement may be running on the server; dropped before [`InFlight::done`] (the
+/// waiting future or the row stream was dropped), it cancels the statement.
+struct InFlight(Option<Canceller>);
+
+impl InFlight {
+    fn done(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(canceller) = self.0.take() {
+            canceller.cancel_later();
+        }
+    }
+}
 
 /// The sslmode to use and where it came from, libpq's way: the profile's, else `PGSSLMODE`, else
 /// `prefer`.
@@ -191,7 +295,8 @@ impl Source {
             .user(&user)
             .dbname(&dbname)
             .application_name("ddbsync")
-            // Read-only from the first statement on; see READ_ONLY for why it is repeated.
+            // Read-only from the first statement on (preparing runs outside a query's own
+            // transaction).
             .options("-c TimeZone=UTC -c default_transaction_read_only=on")
             .connect_timeout(connect_timeout)
             .ssl_mode(match sslmode {
@@ -204,7 +309,7 @@ impl Source {
         }
         let limit = (connect_timeout, timeout_origin);
         let connected = match sslmode {
-            SslMode::Disable => connect(config, NoTls, limit).await,
+            SslMode::Disable => connect(config, NoTls, limit).await.map(|c| (c, CancelTls::Plain)),
             mode => {
                 let roots = tls::root_cert(cfg.sslrootcert.as_deref());
                 let origin = match sslmode_origin {
@@ -213,10 +318,11 @@ impl Source {
                 };
                 let tls = tls::client_config(mode, roots.as_deref())
                     .map_err(|message| SourceError::Tls { origin, message })?;
-                connect(config, MakeRustlsConnect::new(tls), limit).await
+                let tls = MakeRustlsConnect::new(tls);
+                connect(config, tls.clone(), limit).await.map(|c| (c, CancelTls::Rustls(tls)))
             }
         };
-        let client = connected.map_err(|mut cause| {
+        let (client, cancel_tls) = connected.map_err(|mut cause| {
             if cause.contains("invalid peer certificate") {
                 cause.push_str(
                     " (the server's certificate must be signed by a CA in source.sslrootcert and, for verify-full, \
@@ -232,32 +338,102 @@ impl Source {
             }
             SourceError::Connect { target: target.clone(), cause }
         })?;
-        Ok(Source { client, target, read_timeout: cfg.read_timeout })
+        let canceller = Canceller { token: client.cancel_token(), tls: cancel_tls, limit: connect_timeout };
+        Ok(Source {
+            client,
+            target,
+            read_timeout: cfg.read_timeout,
+            canceller,
+            snapshot: AtomicBool::new(false),
+            open: AtomicBool::new(false),
+        })
     }
 
-    /// Waits at most `read_timeout` for an answer from the server.
+    /// Waits at most `read_timeout` for an answer from the server; the outer error is the timeout.
+    /// A statement given up on, by the timeout or because this future was dropped, is cancelled.
+    async fn within<T>(
+        &self,
+        context: &str,
+        answer: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<Result<T, tokio_postgres::Error>, SourceError> {
+        let in_flight = InFlight(Some(self.canceller.clone()));
+        let answered = tokio::time::timeout(self.read_timeout, answer).await;
+        in_flight.done();
+        match answered {
+            Ok(result) => Ok(result),
+            Err(_) => {
+                // Waited for here, not left to a task: the run is about to end on this error.
+                self.canceller.clone().cancel().await;
+                Err(timeout(context, &self.target, self.read_timeout))
+            }
+        }
+    }
+
+    /// [`Source::within`], with the server's error told apart.
     async fn bounded<T>(
         &self,
         context: &str,
         answer: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
     ) -> Result<T, SourceError> {
-        match tokio::time::timeout(self.read_timeout, answer).await {
-            Ok(result) => result.map_err(|e| query_error(context, &e)),
-            Err(_) => Err(timeout(context, &self.target, self.read_timeout)),
+        self.within(context, answer).await?.map_err(|e| query_error(context, &e))
+    }
+
+    /// Closes the scope of a query left open (its rows were dropped before their end, or it
+    /// failed): waits for its cancel request, then rolls back, so that the next statement starts
+    /// clean.
+    async fn reset(&self, context: &str) -> Result<(), SourceError> {
+        if !self.open.load(Ordering::SeqCst) {
+            return Ok(());
         }
+        settle().await;
+        let (_, close) = query_scope(self.snapshot.load(Ordering::SeqCst));
+        // A cancel request that reached the server late can stop the rollback itself; once more
+        // is enough, as nothing else is running then.
+        for last in [false, true] {
+            match self.within(context, self.client.batch_execute(close)).await? {
+                Ok(()) => {
+                    self.open.store(false, Ordering::SeqCst);
+                    return Ok(());
+                }
+                Err(e) if !last && e.code() == Some(&SqlState::QUERY_CANCELED) => continue,
+                Err(e) => return Err(query_error(context, &e)),
+            }
+        }
+        unreachable!("the last attempt returns")
     }
 
     /// Runs every later query in one `REPEATABLE READ READ ONLY` transaction, so that they all read
     /// the same snapshot of the database (`on_reject = "fail"`: the check and the sync see the same
-    /// rows). The transaction lasts as long as the connection.
+    /// rows). It is never committed: [`Source::end_snapshot`] rolls it back, and so does the server
+    /// when the connection closes.
     pub async fn hold_snapshot(&self) -> Result<(), SourceError> {
+        let context = "starting a read-only transaction on the source";
+        self.reset(context).await?;
         let begin = self.client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-        self.bounded("starting a read-only transaction on the source", begin).await
+        self.bounded(context, begin).await?;
+        self.snapshot.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Rolls back the snapshot transaction of [`Source::hold_snapshot`]; later queries run in
+    /// transactions of their own again. After a query was abandoned (the run is ending on an error
+    /// or a signal) it sends nothing, rather than wait behind that query: the server rolls the
+    /// transaction back when the connection closes.
+    pub async fn end_snapshot(&self) -> Result<(), SourceError> {
+        let context = "ending the read-only transaction on the source";
+        if self.open.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        if self.snapshot.swap(false, Ordering::SeqCst) {
+            self.bounded(context, self.client.batch_execute("ROLLBACK")).await?;
+        }
+        Ok(())
     }
 
     /// The columns a query returns (name and type) and the types PostgreSQL infers for its
     /// parameters, without running it.
     pub async fn describe(&self, query: &str, context: &str) -> Result<Described, SourceError> {
+        self.reset(context).await?;
         let statement = self.bounded(context, self.client.prepare(query)).await?;
         Ok(Described {
             columns: statement.columns().iter().map(|c| (c.name().to_string(), c.type_().clone())).collect(),
@@ -265,29 +441,55 @@ impl Source {
         })
     }
 
-    /// Streams a query's rows, with `params` bound to `$1`, `$2`, ….
+    /// Streams a query's rows, with `params` bound to `$1`, `$2`, …. The query runs in a read-only
+    /// transaction (a savepoint, under a held snapshot) that is rolled back after its last row;
+    /// dropping the stream before then cancels the query, and the next statement rolls it back.
     pub async fn rows(
         &self,
         query: &str,
         params: &[String],
         context: &str,
     ) -> Result<impl Stream<Item = Result<Row, SourceError>> + use<'_>, SourceError> {
-        // A query that set the session's default back to read-write (set_config) cannot pass that
-        // on to the next one.
-        self.bounded(context, self.client.batch_execute(READ_ONLY)).await?;
+        self.reset(context).await?;
+        let (open, _) = query_scope(self.snapshot.load(Ordering::SeqCst));
+        // Marked before it is sent: whatever happens to it, the next statement rolls back first.
+        self.open.store(true, Ordering::SeqCst);
+        self.bounded(context, self.client.batch_execute(open)).await?;
         let params = params.iter().map(|p| TextParam(p));
         let stream = self.bounded(context, self.client.query_raw(query, params)).await?;
         // Each row is awaited at most `read_timeout`; the clock for a row starts when it is first
         // asked for, and a row the driver already holds is never late. After an error the stream
-        // ends.
-        let state = Some((Box::pin(stream), context.to_string(), self.target.clone(), self.read_timeout));
-        Ok(futures::stream::unfold(state, |state| async move {
-            let (mut rows, context, target, limit) = state?;
-            match tokio::time::timeout(limit, rows.next()).await {
-                Ok(Some(Ok(row))) => Some((Ok(row), Some((rows, context, target, limit)))),
-                Ok(Some(Err(e))) => Some((Err(query_error(&context, &e)), None)),
-                Ok(None) => None,
-                Err(_) => Some((Err(timeout(&context, &target, limit)), None)),
+        // ends. Until the last row, dropping the stream drops `InFlight`, which cancels the query.
+        let in_flight = InFlight(Some(self.canceller.clone()));
+        let state = Some((Box::pin(stream), context.to_string(), in_flight));
+        Ok(futures::stream::unfold(state, move |state| async move {
+            let (mut rows, context, in_flight) = state?;
+            match tokio::time::timeout(self.read_timeout, rows.next()).await {
+                Ok(Some(Ok(row))) => Some((Ok(row), Some((rows, context, in_flight)))),
+                Ok(Some(Err(e))) => {
+                    // The query ended on the server; its transaction is rolled back before the
+                    // next statement (or by the server when the connection closes).
+                    in_flight.done();
+                    Some((Err(query_error(&context, &e)), None))
+                }
+                Ok(None) => {
+                    in_flight.done();
+                    let (_, close) = query_scope(self.snapshot.load(Ordering::SeqCst));
+                    match self.bounded(&context, self.client.batch_execute(close)).await {
+                        Ok(()) => {
+                            self.open.store(false, Ordering::SeqCst);
+                            None
+                        }
+                        Err(e) => Some((Err(e), None)),
+                    }
+                }
+                Err(_) => {
+                    in_flight.done();
+                    // Waited for here: the run ends on this error, and the query must not go on
+                    // loading the server after it.
+                    self.canceller.clone().cancel().await;
+                    Some((Err(timeout(&context, &self.target, self.read_timeout)), None))
+                }
             }
         }))
     }
@@ -405,6 +607,35 @@ mod tests {
             let err = resolve_port(None, Some(bad)).unwrap_err().to_string();
             assert_eq!(err, format!("PGPORT=\"{bad}\" is not a port number; fix it or set source.port, which wins"));
         }
+    }
+
+    #[test]
+    fn a_query_scope_never_commits() {
+        for snapshot in [false, true] {
+            let (open, close) = query_scope(snapshot);
+            let all = format!("{open}; {close}").to_uppercase();
+            assert!(!all.contains("COMMIT") && !all.contains("END"), "{all}");
+            assert!(close.starts_with("ROLLBACK"), "{close}");
+            assert!(close.ends_with("SELECT pg_advisory_unlock_all()"), "{close}");
+        }
+        // Its own read-only transaction, or a savepoint of the held snapshot (which a BEGIN would
+        // only warn about, and a ROLLBACK would end).
+        assert_eq!(query_scope(false).0, "BEGIN TRANSACTION READ ONLY");
+        assert_eq!(query_scope(true).0, "SAVEPOINT ddbsync_query");
+        assert!(query_scope(true).1.starts_with("ROLLBACK TO SAVEPOINT ddbsync_query;"));
+    }
+
+    #[tokio::test]
+    async fn settle_returns_once_every_cancel_request_is_done() {
+        let done = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = done.clone();
+        CANCELS.lock().unwrap().push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            flag.store(true, Ordering::SeqCst);
+        }));
+        settle().await;
+        assert!(done.load(Ordering::SeqCst));
+        assert!(CANCELS.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -258,6 +258,13 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
     } else {
         lock::with_lock(&dynamo, profile, &names, options.force_unlock, work).await
     };
+    if profile.sync.fail_on_reject {
+        // Rolled back, never committed; a failure leaves it to the server, which rolls it back
+        // when the connection closes.
+        if let Err(e) = source.end_snapshot().await {
+            tracing::warn!("{e}");
+        }
+    }
     let mut error = match outcome {
         Err(e) if done.tables.is_empty() && e.chain().any(|c| c.is::<lock::Locked>()) => return Err(e),
         Err(e) => Some(e),
@@ -745,6 +752,9 @@ async fn sync_table(
             else => break,
         }
     }
+    // A stopped table's query may still be running: dropping its rows cancels it now, not when the
+    // run ends.
+    drop(rows);
 
     drop(tally.writer.take());
     let mut stale = std::collections::HashSet::new();

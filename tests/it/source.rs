@@ -1,6 +1,7 @@
 //! The source side of an unattended run: PostgreSQL is only ever read (PostgreSQL itself refuses a
-//! query that writes, and `on_reject = "fail"` reads one snapshot twice), no wait on it is
-//! unbounded, libpq's variables are followed, and the files ddbsync reads and leaves are kept to
+//! query that writes, what a read-only transaction allows is rolled back, and `on_reject = "fail"`
+//! reads one snapshot twice), no wait on it is unbounded and a query given up on is cancelled on the
+//! server, libpq's variables are followed, and the files ddbsync reads and leaves are kept to
 //! the environments directory and to their owner.
 
 use std::os::unix::fs::PermissionsExt;
@@ -362,4 +363,124 @@ async fn rejects_files_and_backups_are_readable_by_their_owner_only() {
     let run = ctx.ddbsync(&["backup", "local", "-o", backup.to_str().unwrap()]);
     assert_eq!(run.code(), 0, "{}", run.stderr());
     assert_eq!(mode(&backup), 0o600);
+}
+
+/// What a read-only transaction still allows is undone: a query that creates a large object (or
+/// takes an advisory lock) leaves the source as it was, in a dry run, a real run and the held
+/// snapshot of `on_reject = "fail"`, because ddbsync never commits.
+#[tokio::test]
+async fn what_a_read_only_transaction_allows_is_rolled_back() {
+    let ctx = Ctx::new(3).await;
+    let objects = || ctx.query("SELECT count(*) FROM pg_largeobject_metadata");
+    let before = objects();
+    let mapping = one_query("SELECT id AS lesson_id, title, lo_create(0)::text AS lo FROM lessons");
+    let path = ctx.write_mappings("lo.toml", &mapping);
+    ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+    let fail = Profile { mappings: Some(&path), sync: "on_reject = \"fail\"", ..Profile::default() };
+    ctx.write_profile_with("strict", &fail);
+    for args in [&["sync", "local", "--dry-run"][..], &["sync", "local"], &["sync", "strict"]] {
+        let run = ctx.ddbsync(args);
+        assert_eq!(run.code(), 0, "{args:?}: {}", run.stderr());
+        assert_eq!(objects(), before, "{args:?}: psql sees no new large object");
+    }
+    assert_eq!(ctx.scan("lessons").await.len(), 3, "the rows were read and written all the same");
+
+    // A session advisory lock outlives a rollback: it is released after the query that took it,
+    // not held while the rest of the run reads.
+    let mapping = "[tables.lessons.entities.first]\npartition_key = \"lesson_id\"\n\
+                   query = \"SELECT id AS lesson_id, pg_try_advisory_lock(4242) AS locked FROM lessons WHERE id = 1\"\n\
+                   [tables.lessons.entities.second]\npartition_key = \"lesson_id\"\n\
+                   query = \"SELECT id + 100 AS lesson_id, (SELECT 1 FROM pg_sleep(4)) AS slept FROM lessons WHERE id = 1\"\n";
+    let path = ctx.write_mappings("advisory.toml", mapping);
+    ctx.write_profile_with("advisory", &Profile { mappings: Some(&path), ..Profile::default() });
+    let started = Instant::now();
+    let child = ctx.command(&["sync", "advisory", "--dry-run"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+    let child = child.unwrap();
+    let ours = format!("a.application_name = 'ddbsync' AND a.datname = '{}'", ctx.db);
+    let sleeping = format!("SELECT count(*) FROM pg_stat_activity a WHERE {ours} AND a.wait_event = 'PgSleep'");
+    while ctx.query(&sleeping) != ["1"] {
+        assert!(started.elapsed() < Duration::from_secs(30), "the second query never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let locks = ctx.query(&format!(
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' AND {ours}"
+    ));
+    let output = child.wait_with_output().unwrap();
+    let run = Run { output, elapsed: started.elapsed() };
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert_eq!(locks, ["0"], "the first query's advisory lock was released before the second query ran");
+}
+
+/// ddbsync's queries that PostgreSQL is still running for this test's database.
+fn active_queries(ctx: &Ctx) -> Vec<String> {
+    ctx.query(&format!(
+        "SELECT pid || ' ' || state || ': ' || query FROM pg_stat_activity WHERE application_name = 'ddbsync' \
+         AND datname = '{}' AND state = 'active'",
+        ctx.db
+    ))
+}
+
+/// Waits up to `limit` for PostgreSQL to show no query of ddbsync still running.
+fn until_no_active_query(ctx: &Ctx, limit: Duration, what: &str) {
+    let started = Instant::now();
+    loop {
+        let active = active_queries(ctx);
+        if active.is_empty() {
+            return;
+        }
+        assert!(started.elapsed() < limit, "{what}: still running on PostgreSQL {limit:?} later: {active:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test]
+async fn a_query_that_timed_out_is_cancelled_on_the_server() {
+    let ctx = Ctx::new(3).await;
+    let mapping = one_query("SELECT id AS lesson_id, title FROM lessons, pg_sleep(20)");
+    let path = ctx.write_mappings("slow.toml", &mapping);
+    // Plain TCP, and TLS (the cancel request goes over TLS too, as the connection did).
+    for (user, sslmode) in [("postgres", "disable"), ("tls_only", "require")] {
+        let source = format!("host = \"127.0.0.1\"\nuser = \"{user}\"\nsslmode = \"{sslmode}\"\nread_timeout_secs = 2");
+        ctx.write_profile_with(
+            "local",
+            &Profile { source: Some(&source), mappings: Some(&path), ..Profile::default() },
+        );
+        for args in [&["sync", "local", "--dry-run"][..], &["sync", "local"]] {
+            let run = run_within(&mut ctx.command(args), Duration::from_secs(60));
+            let err = run.stderr();
+            assert_eq!(run.code(), 1, "{user} {args:?}: {err}");
+            assert!(
+                err.contains(&format!(
+                    "slow.toml: table \"lessons\": query: no answer from PostgreSQL at {user}@127.0.0.1"
+                )),
+                "{err}"
+            );
+            assert!(run.elapsed < Duration::from_secs(15), "took {:?}", run.elapsed);
+            until_no_active_query(&ctx, Duration::from_secs(3), &format!("{user} {args:?}: the query that timed out"));
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_query_stopped_by_sigterm_is_cancelled_on_the_server() {
+    let ctx = Ctx::new(3).await;
+    let mapping = one_query("SELECT id AS lesson_id, title FROM lessons, pg_sleep(30)");
+    let path = ctx.write_mappings("slow.toml", &mapping);
+    ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+    for args in [&["sync", "local", "--dry-run"][..], &["sync", "local"]] {
+        let started = Instant::now();
+        let child = ctx.command(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+        let child = child.unwrap();
+        while active_queries(&ctx).iter().all(|q| !q.contains("pg_sleep")) {
+            assert!(started.elapsed() < Duration::from_secs(30), "{args:?}: the query never ran");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+        assert!(status.success());
+        let output = child.wait_with_output().unwrap();
+        let run = Run { output, elapsed: started.elapsed() };
+        assert_eq!(run.code(), 5, "{args:?}: {}", run.stderr());
+        assert!(run.elapsed < Duration::from_secs(25), "{args:?}: took {:?}", run.elapsed);
+        until_no_active_query(&ctx, Duration::from_secs(3), &format!("{args:?}: the query stopped by SIGTERM"));
+    }
 }
