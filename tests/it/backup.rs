@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use md5::{Digest as _, Md5};
 use serde_json::Value;
 
-use crate::harness::{text, Ctx, Item, Profile};
+use crate::harness::{finish, signal, text, Ctx, Item, Profile};
 
 /// Every item of a table as canonical text, sorted by the text of `key`, for comparing whole tables.
 async fn snapshot(ctx: &Ctx, table: &str, key: &str) -> Vec<(String, String)> {
@@ -557,40 +557,6 @@ async fn a_file_that_is_not_a_backup_and_a_missing_mapping_say_what_to_do() {
     assert!(run.stderr().contains("restore only the tables they define with --table lessons"), "{}", run.stderr());
 }
 
-/// The lease items in the metadata table (`pk = LOCK`).
-async fn leases(ctx: &Ctx) -> Vec<Item> {
-    let out = ctx
-        .dynamo
-        .query()
-        .table_name(ctx.table("cache-metadata"))
-        .key_condition_expression("pk = :lock")
-        .expression_attribute_values(":lock", AttributeValue::S("LOCK".into()))
-        .consistent_read(true)
-        .send()
-        .await;
-    out.map(|o| o.items.unwrap_or_default()).unwrap_or_default()
-}
-
-fn sigterm(child: &std::process::Child) {
-    let status = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-    assert!(status.unwrap().success(), "kill -TERM");
-}
-
-/// Waits for a child with a bound: its exit code and stderr.
-fn finish(child: std::process::Child, limit: Duration) -> (i32, String) {
-    let (pid, since) = (child.id(), Instant::now());
-    let waiter = std::thread::spawn(move || child.wait_with_output().unwrap());
-    while !waiter.is_finished() {
-        if since.elapsed() > limit {
-            let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
-            panic!("ddbsync did not end within {limit:?}: {}", String::from_utf8_lossy(&waiter.join().unwrap().stderr));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = waiter.join().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
 #[tokio::test]
 async fn a_restore_stopped_by_sigterm_says_what_each_table_holds_and_releases_the_lock() {
     let ctx = Ctx::new(200).await;
@@ -614,8 +580,8 @@ async fn a_restore_stopped_by_sigterm_says_what_each_table_holds_and_releases_th
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    sigterm(&child);
-    let (code, stderr) = finish(child, Duration::from_secs(30));
+    signal(&child, "TERM");
+    let (code, _, stderr, _) = finish(child, Instant::now(), Duration::from_secs(30));
     assert_eq!(code, 5, "{stderr}");
     let held = ctx.scan("lessons").await.len();
     assert!(held > 0 && held < 200, "{held}");
@@ -628,7 +594,7 @@ async fn a_restore_stopped_by_sigterm_says_what_each_table_holds_and_releases_th
         "what the table holds, as the server says: {stderr}"
     );
     assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
-    assert!(leases(&ctx).await.is_empty(), "the lock was released");
+    assert!(ctx.leases().await.is_empty(), "the lock was released");
 
     ctx.write_profile("local", "");
     let run = ctx.ddbsync(&["restore", file_arg, "--table", "lessons", "--yes"]);
@@ -648,23 +614,23 @@ async fn a_backup_stopped_by_sigterm_leaves_no_file_and_releases_the_lock() {
     let mut backup = ctx.command(&args);
     let child = backup.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while leases(&ctx).await.is_empty() {
+    while ctx.leases().await.is_empty() {
         assert!(Instant::now() < deadline, "the backup never took the lock");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // DynamoDB stops answering while the tables are read: the backup waits, mid-way.
     ctx.proxy.set_stalled(true);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    sigterm(&child);
+    signal(&child, "TERM");
     tokio::time::sleep(Duration::from_millis(200)).await;
     ctx.proxy.set_stalled(false);
-    let (code, stderr) = finish(child, Duration::from_secs(30));
+    let (code, _, stderr, _) = finish(child, Instant::now(), Duration::from_secs(30));
     assert_eq!(code, 5, "{stderr}");
     assert!(stderr.contains("no backup was written"), "{stderr}");
     assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
     let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(left.is_empty(), "no archive and no temporary file: {left:?}");
-    assert!(leases(&ctx).await.is_empty(), "the lock was released");
+    assert!(ctx.leases().await.is_empty(), "the lock was released");
 }
 
 /// DynamoDB refusing an item as invalid stops the restore: running it again would stop at the same

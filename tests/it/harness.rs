@@ -387,6 +387,20 @@ scan_segments = 3
         self.scan(name).await.into_iter().map(|item| (text(&item[key]), text(&item["_ddbsync_hash"]))).collect()
     }
 
+    /// The lease items of the run lock in the metadata table (`pk = LOCK`), whatever they lock.
+    pub async fn leases(&self) -> Vec<Item> {
+        let out = self
+            .dynamo
+            .query()
+            .table_name(self.table("cache-metadata"))
+            .key_condition_expression("pk = :lock")
+            .expression_attribute_values(":lock", AttributeValue::S("LOCK".into()))
+            .consistent_read(true)
+            .send()
+            .await;
+        out.map(|o| o.items.unwrap_or_default()).unwrap_or_default()
+    }
+
     pub async fn table_exists(&self, name: &str) -> bool {
         self.dynamo.describe_table().table_name(self.table(name)).send().await.is_ok()
     }
@@ -436,4 +450,27 @@ pub fn figure(report: &serde_json::Value, table: &str, field: &str) -> f64 {
     let tables = report["tables"].as_array().expect("tables");
     let t = tables.iter().find(|t| t["table"] == table).unwrap_or_else(|| panic!("no table {table} in {report}"));
     t[field].as_f64().unwrap_or_else(|| panic!("no {field} for {table}"))
+}
+
+/// Sends a signal (`TERM`, `INT`, `STOP`, `CONT`) to a child process.
+pub fn signal(child: &std::process::Child, name: &str) {
+    let status = std::process::Command::new("kill").arg(format!("-{name}")).arg(child.id().to_string()).status();
+    assert!(status.unwrap().success(), "kill -{name}");
+}
+
+/// Waits for a child with a bound; its exit code, output and how long it took after `since`.
+pub fn finish(child: std::process::Child, since: Instant, limit: Duration) -> (i32, String, String, Duration) {
+    let pid = child.id();
+    let waiter = std::thread::spawn(move || child.wait_with_output().unwrap());
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    while !waiter.is_finished() {
+        if since.elapsed() > limit {
+            let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+            let out = waiter.join().unwrap();
+            panic!("ddbsync did not end within {limit:?}: {}", text(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = waiter.join().unwrap();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr), since.elapsed())
 }

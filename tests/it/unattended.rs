@@ -4,58 +4,20 @@
 //! servers themselves.
 
 use std::collections::HashMap;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::AttributeValue;
-
-use crate::harness::{text, Ctx, Item};
+use crate::harness::{finish, signal, text, Ctx};
 use crate::proxy::Fault;
-
-/// The lease items in the metadata table (`pk = LOCK`), whatever they lock.
-async fn leases(ctx: &Ctx) -> Vec<Item> {
-    let out = ctx
-        .dynamo
-        .query()
-        .table_name(ctx.table("cache-metadata"))
-        .key_condition_expression("pk = :lock")
-        .expression_attribute_values(":lock", AttributeValue::S("LOCK".into()))
-        .consistent_read(true)
-        .send()
-        .await;
-    out.map(|o| o.items.unwrap_or_default()).unwrap_or_default()
-}
 
 /// Waits until a run holds a lease, then `after` more.
 async fn until_locked(ctx: &Ctx, after: Duration) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while leases(ctx).await.is_empty() {
+    while ctx.leases().await.is_empty() {
         assert!(Instant::now() < deadline, "no run took the lock");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(after).await;
-}
-
-fn signal(child: &Child, name: &str) {
-    let status = std::process::Command::new("kill").arg(format!("-{name}")).arg(child.id().to_string()).status();
-    assert!(status.unwrap().success(), "kill -{name}");
-}
-
-/// Waits for a child with a bound; its exit code, output and how long it took after `since`.
-fn finish(child: Child, since: Instant, limit: Duration) -> (i32, String, String, Duration) {
-    let pid = child.id();
-    let waiter = std::thread::spawn(move || child.wait_with_output().unwrap());
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    while !waiter.is_finished() {
-        if since.elapsed() > limit {
-            let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
-            let out = waiter.join().unwrap();
-            panic!("ddbsync did not end within {limit:?}: {}", text(&out.stderr));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = waiter.join().unwrap();
-    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr), since.elapsed())
 }
 
 /// Every lesson's title, as the target holds it and as PostgreSQL holds it.
@@ -87,7 +49,7 @@ async fn two_profiles_naming_the_same_tables_exclude_each_other() {
     assert_eq!(code, 0, "{stderr}");
     let (target, source) = titles(&ctx).await;
     assert_eq!(target, source, "the first run's work was not deleted under it");
-    assert!(leases(&ctx).await.is_empty(), "both runs released what they held");
+    assert!(ctx.leases().await.is_empty(), "both runs released what they held");
 }
 
 #[tokio::test]
@@ -136,7 +98,7 @@ async fn a_lost_answer_to_the_lock_write_still_takes_the_lock() {
     let (code, _, stderr, _) = finish(child, Instant::now(), Duration::from_secs(60));
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(ctx.proxy.injected(), vec![Fault::DropAfter]);
-    assert!(leases(&ctx).await.is_empty(), "the run released its own lease");
+    assert!(ctx.leases().await.is_empty(), "the run released its own lease");
     assert_eq!(ctx.scan("lessons").await.len(), 20);
 }
 
@@ -180,7 +142,7 @@ async fn sigterm_stops_cleanly_records_the_run_and_the_next_run_completes_it() {
         let report: serde_json::Value = serde_json::from_str(&stdout).expect("the partial report on stdout");
         assert_eq!(report["outcome"]["status"], "interrupted");
         assert_eq!(report["outcome"]["exit_code"], 5);
-        assert!(leases(&ctx).await.is_empty(), "SIG{name}: the lock was released");
+        assert!(ctx.leases().await.is_empty(), "SIG{name}: the lock was released");
 
         let history = ctx.ddbsync(&["--json", "history", "local"]);
         let runs: serde_json::Value = serde_json::from_str(&history.stdout()).unwrap();
