@@ -918,6 +918,8 @@ mod tests {
             (r#""n":{"N":"1e200"}"#.into(), "outside DynamoDB's number range"),
             (r#""m":{"L":[{"NS":["1","x"]}]}"#.into(), "attribute \"m\": \"x\" is not a number"),
             (r#""s":{"SS":[]}"#.into(), "holds an empty set"),
+            (r#""s":{"SS":["a","a"]}"#.into(), "holds a set with a member twice"),
+            (r#""s":{"NS":["1","1.0"]}"#.into(), "holds a set with a member twice"),
             (r#""m":{"M":{"":{"S":"v"}}}"#.into(), "holds a map with an empty key"),
             (format!(r#""big":{{"S":"{long}"}}"#), "the item is 421 KB, over DynamoDB's 400 KB limit"),
             (r#""topic":{"S":""}"#.into(), "attribute \"topic\", the partition key of index \"by_topic\", is empty"),

@@ -42,7 +42,11 @@ impl<W: BatchWriter> BatchWriter for Guarded<W> {
             reply = tokio::time::timeout(limit, self.inner.write_batch(table, requests)) => match reply {
                 Ok(reply) => reply,
                 Err(_) => Err(TargetError::Fatal(self.fence.check().err().map_or_else(
-                    || "no answer from DynamoDB before the run lock's lease ran out".to_string(),
+                    || {
+                        "outcome unknown: DynamoDB had not answered when the run lock's lease ran out, so this \
+                         batch may or may not have been written; the next run checks"
+                            .to_string()
+                    },
                     |lost| lost.to_string(),
                 ))),
             },

@@ -79,6 +79,8 @@ pub enum Flaw {
          return NULL or a list instead"
     )]
     EmptySet { attribute: String, path: String },
+    #[error("attribute \"{attribute}\" holds a set with a member twice (at {path}), which DynamoDB refuses")]
+    DuplicateInSet { attribute: String, path: String },
 }
 
 /// What is wrong, before the path to it is known.
@@ -87,6 +89,7 @@ enum FlawKind {
     EmptyName,
     LongName(usize),
     EmptySet,
+    DuplicateInSet,
 }
 
 /// One step of a path into a value: a map key or a list position.
@@ -119,6 +122,7 @@ pub fn value_flaw(attribute: &str, value: &AttributeValue) -> Option<Flaw> {
         FlawKind::EmptyName => Flaw::EmptyName { attribute, path },
         FlawKind::LongName(bytes) => Flaw::LongName { attribute, path, bytes },
         FlawKind::EmptySet => Flaw::EmptySet { attribute, path },
+        FlawKind::DuplicateInSet => Flaw::DuplicateInSet { attribute, path },
     })
 }
 
@@ -148,8 +152,28 @@ fn flaw_in(value: &AttributeValue, level: usize) -> Option<(FlawKind, Vec<Step<'
         AttributeValue::Ss(set) if set.is_empty() => Some((FlawKind::EmptySet, Vec::new())),
         AttributeValue::Ns(set) if set.is_empty() => Some((FlawKind::EmptySet, Vec::new())),
         AttributeValue::Bs(set) if set.is_empty() => Some((FlawKind::EmptySet, Vec::new())),
+        // Numbers are members by value: 1 and 1.0 are one member.
+        AttributeValue::Ss(set) if has_duplicate(set.iter().map(|s| s.as_bytes().to_vec())) => {
+            Some((FlawKind::DuplicateInSet, Vec::new()))
+        }
+        AttributeValue::Ns(set)
+            if has_duplicate(
+                set.iter()
+                    .map(|n| crate::number::normalize(n).map_or_else(|_| n.clone(), |c| c.into_owned()).into_bytes()),
+            ) =>
+        {
+            Some((FlawKind::DuplicateInSet, Vec::new()))
+        }
+        AttributeValue::Bs(set) if has_duplicate(set.iter().map(|b| b.as_ref().to_vec())) => {
+            Some((FlawKind::DuplicateInSet, Vec::new()))
+        }
         _ => None,
     }
+}
+
+fn has_duplicate(members: impl Iterator<Item = Vec<u8>>) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    members.into_iter().any(|m| !seen.insert(m))
 }
 
 /// At most `max` bytes of `text` (on a character boundary), with `…` when cut.
@@ -343,6 +367,10 @@ mod tests {
             Some(Flaw::EmptySet { .. })
         ));
         assert_eq!(value_flaw("tags", &AttributeValue::Ss(vec!["a".into()])), None);
+        let twice = |v| matches!(value_flaw("s", &v), Some(Flaw::DuplicateInSet { .. }));
+        assert!(twice(AttributeValue::Ss(vec!["a".into(), "a".into()])));
+        assert!(twice(AttributeValue::Ns(vec!["1".into(), "1.0".into()])), "numbers by value");
+        assert!(!twice(AttributeValue::Ns(vec!["1".into(), "2".into()])));
         assert_eq!(value_flaw("title", &s("")), None, "an empty string is fine outside keys");
         assert_eq!(value_flaw("list", &AttributeValue::L(vec![])), None);
     }

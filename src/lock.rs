@@ -44,6 +44,8 @@ pub struct Lease {
     pub pid: u32,
     pub started_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The holder's lease length: how long after its last renewal it may still write.
+    pub lease_secs: Option<u64>,
 }
 
 /// Another run holds the lock of a table.
@@ -137,6 +139,9 @@ fn to_item(table: &str, lease: &Lease) -> Item {
     item.insert("pid".into(), AttributeValue::N(lease.pid.to_string()));
     item.insert("started_at".into(), s(lease.started_at.to_rfc3339_opts(SecondsFormat::Millis, true)));
     item.insert("expires_at".into(), s(lease.expires_at.to_rfc3339_opts(SecondsFormat::Millis, true)));
+    if let Some(secs) = lease.lease_secs {
+        item.insert("lease_secs".into(), AttributeValue::N(secs.to_string()));
+    }
     item
 }
 
@@ -151,6 +156,7 @@ fn from_item(item: &Item) -> Option<Lease> {
         pid: item.get("pid").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())?,
         started_at: time("started_at")?,
         expires_at: time("expires_at")?,
+        lease_secs: item.get("lease_secs").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()),
     })
 }
 
@@ -339,14 +345,23 @@ pub async fn with_lock<T, F, Fut>(
     profile: &Profile,
     tables: &[String],
     force: bool,
+    stop: &crate::stop::Stop,
     work: F,
 ) -> Result<T>
 where
     F: FnOnce(Fence) -> Fut,
     Fut: Future<Output = Result<T>>,
 {
-    ensure_metadata_table(dynamo, profile).await?;
-    let held = acquire(dynamo.clone(), &Settings::of(profile, force), tables).await?;
+    // A signal while the lock is being taken ends the run at once: leases already written expire,
+    // or are free at once for the next run on this host, whose process is then gone.
+    let take = async {
+        ensure_metadata_table(dynamo, profile).await?;
+        acquire(dynamo.clone(), &Settings::of(profile, force), tables).await
+    };
+    let held = tokio::select! {
+        held = take => held?,
+        signal = stop.wait() => return Err(crate::stop::Interrupted(signal).into()),
+    };
     let work = work(held.fence());
     tokio::pin!(work);
     let outcome = tokio::select! {
@@ -381,6 +396,7 @@ pub async fn acquire(dynamo: Arc<Dynamo>, settings: &Settings, tables: &[String]
         pid: std::process::id(),
         started_at: now,
         expires_at: expiry(now, settings.lease),
+        lease_secs: Some(settings.lease.as_secs()),
     };
     let mut tables = tables.to_vec();
     tables.sort();
@@ -398,32 +414,56 @@ pub async fn acquire(dynamo: Arc<Dynamo>, settings: &Settings, tables: &[String]
         fence,
         renewal: tokio::spawn(async {}),
     };
+    let mut forced_until = None;
     for table in &tables {
         // Pushed before the attempt: if its answer is lost, release still removes what was written.
         held.tables.push(table.clone());
-        if let Err(e) = take(&dynamo, settings, table, &me).await {
-            let _ = held.release().await;
-            return Err(e);
+        match take(&dynamo, settings, table, &me).await {
+            Ok(until) => forced_until = forced_until.max(until),
+            Err(e) => {
+                let _ = held.release().await;
+                return Err(e);
+            }
         }
     }
     held.renewal = tokio::spawn(renew(dynamo, settings.clone(), held.tables.clone(), me, held.fence.clone(), tx));
+    // A live holder whose lease was forced away learns it only at its next renewal, and may write
+    // until its own fence closes: this run writes nothing before that.
+    if let Some(wait) = forced_until.and_then(|until| (until - Utc::now()).to_std().ok()) {
+        tracing::warn!(
+            "--force-unlock: waiting {} s for the previous holder's lease to run out, so that it can write nothing \
+             after this run starts",
+            wait.as_secs()
+        );
+        beat();
+        tokio::time::sleep(wait).await;
+        beat();
+    }
     Ok(held)
 }
 
-/// Takes one table's lease.
-async fn take(dynamo: &Dynamo, settings: &Settings, table: &str, me: &Lease) -> Result<()> {
+/// Takes one table's lease; for a live lease taken with `--force-unlock`, returns until when its
+/// holder may still write (its lease, at most one lease length from now).
+async fn take(dynamo: &Dynamo, settings: &Settings, table: &str, me: &Lease) -> Result<Option<DateTime<Utc>>> {
     let meta = &settings.metadata_table;
     let found = dynamo.get_item(meta, lock_key(table)).await?;
     let lease = found.as_ref().and_then(from_item);
     if found.is_some() && lease.is_none() {
         tracing::warn!(meta, table, "unreadable lock item; taking it over");
     }
+    let mut holder_until = None;
     match decide(lease.as_ref(), &me.run_id, Utc::now(), &me.host_id, process_alive) {
-        Decision::Ours => return Ok(()),
+        Decision::Ours => return Ok(None),
         Decision::Held if !settings.force => {
             return Err(Locked { table: table.into(), holder: lease.expect("a held lease") }.into());
         }
-        Decision::Held => tracing::warn!(table, holder = ?lease, "--force-unlock: taking the lock from a live lease"),
+        Decision::Held => {
+            tracing::warn!(table, holder = ?lease, "--force-unlock: taking the lock from a live lease");
+            let holder = lease.as_ref().expect("a held lease");
+            // Its fence closes within its lease of its last renewal, which `expires_at` marks.
+            let its_lease = holder.lease_secs.map_or(settings.lease, Duration::from_secs);
+            holder_until = Some(holder.expires_at.min(expiry(Utc::now(), its_lease)));
+        }
         Decision::Stale(why) => tracing::warn!(table, holder = ?lease, "taking over a stale lock: {why}"),
         Decision::Free => {}
     }
@@ -434,13 +474,13 @@ async fn take(dynamo: &Dynamo, settings: &Settings, table: &str, me: &Lease) -> 
         None => Condition { expression: "attribute_not_exists(pk)", values: vec![] },
     };
     if dynamo.put_if(meta, to_item(table, me), condition).await? {
-        return Ok(());
+        return Ok(holder_until);
     }
     // The condition failed. If the holder now is this run, an earlier attempt of the same write was
     // applied and only its answer was lost (the SDK retried it): the lock is ours.
     let holder = dynamo.get_item(meta, lock_key(table)).await?.as_ref().and_then(from_item);
     match holder {
-        Some(holder) if holder.run_id == me.run_id => Ok(()),
+        Some(holder) if holder.run_id == me.run_id => Ok(holder_until),
         Some(holder) => Err(Locked { table: table.into(), holder }.into()),
         None => Err(anyhow::anyhow!("the lock of table {table} changed while it was being taken; run again")),
     }
@@ -575,6 +615,7 @@ mod tests {
             pid,
             started_at: now,
             expires_at: now + chrono::Duration::seconds(expires_in_secs),
+            lease_secs: Some(60),
         }
     }
 

@@ -50,7 +50,7 @@ const SHUFFLE_WINDOW: usize = 40 * MAX_BATCH;
 const PARK_BUDGET: usize = 2 << 20;
 
 /// How long recording a run may take: a DynamoDB that stopped answering must not hold the report.
-const RECORD_WAIT: Duration = Duration::from_secs(15);
+const RECORD_WAIT: Duration = Duration::from_secs(5);
 
 /// Items between the diff and the writer: enough to keep every call in flight busy, few enough
 /// that memory stays flat whatever the source's size.
@@ -201,10 +201,11 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
     let started_at = now();
     let mappings = selected(profile, &options.tables)?;
     let params = Params::new(profile, &mappings, &options.params)?;
-    let source = Source::connect(profile).await?;
+    // Until the lock is taken nothing is held: a signal ends the run at once.
+    let source = unless_stopped(stop, async { Ok(Source::connect(profile).await?) }).await?;
     tracing::info!(source = %source.target, "connected to PostgreSQL");
 
-    let plans = plans(&source, &mappings).await?;
+    let plans = unless_stopped(stop, plans(&source, &mappings)).await?;
     let rejects_path = || {
         options.rejects_file.clone().unwrap_or_else(|| {
             let stamp = started_at.replace([':', '.'], "").replace('-', "");
@@ -215,7 +216,7 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
         // The check and the sync read one snapshot: a row changed between them cannot slip past
         // the check.
         source.hold_snapshot().await?;
-        let rejected = check_source(&source, &params, &mappings, &plans).await?;
+        let rejected = unless_stopped(stop, check_source(&source, &params, &mappings, &plans)).await?;
         let count: usize = rejected.iter().map(|(_, r)| r.len()).sum();
         if count > 0 {
             let path = rejects_path();
@@ -256,7 +257,7 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
     let outcome = if options.dry_run {
         work(Fence::open()).await
     } else {
-        lock::with_lock(&dynamo, profile, &names, options.force_unlock, work).await
+        lock::with_lock(&dynamo, profile, &names, options.force_unlock, stop, work).await
     };
     if profile.sync.fail_on_reject {
         // Rolled back, never committed; a failure leaves it to the server, which rolls it back
@@ -288,7 +289,7 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
         rejects_file: None,
         backup: done.backup,
         outcome: Outcome::of(error.as_ref(), crate::exit_for),
-        notes: Vec::new(),
+        notes: done.notes,
     };
     if !options.dry_run {
         // Every run that got this far is recorded, failed and interrupted ones too.
@@ -319,12 +320,22 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
     Ok(Finished { report, error })
 }
 
+/// `work`, unless a signal comes first.
+async fn unless_stopped<T>(stop: &Stop, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::select! {
+        done = work => done,
+        signal = stop.wait() => Err(Interrupted(signal).into()),
+    }
+}
+
 /// What a run got through: kept by the caller, so that a run that fails or is stopped half-way
 /// still reports and records the tables it finished.
 #[derive(Default)]
 struct Done {
     tables: Vec<TableReport>,
     backup: Option<String>,
+    /// The tables the run did not get to, and what state it left them in.
+    notes: Vec<String>,
 }
 
 /// Describes the target tables (waiting for any left deleting or creating), checks their keys, then
@@ -420,17 +431,24 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Do
             })
         })
         .collect();
-    for (p, scan) in prepared.iter().zip(scans) {
-        if run.stop.requested().is_some() {
-            // The tables not started are left as they are; the next run syncs them.
-            break;
-        }
+    for (at, (p, scan)) in prepared.iter().zip(scans).enumerate() {
         let table = &p.mapping.table_name;
         let context = || format!("syncing table {table}");
-        let (report, failure) = sync_table(run, p, scan).await.with_context(context)?;
-        done.tables.push(report);
-        if let Some(e) = failure {
-            return Err(e.context(context()));
+        let ended = match run.stop.requested() {
+            Some(signal) => Err(Interrupted(signal).into()),
+            None => sync_table(run, p, scan).await.with_context(context).map(|(report, failure)| {
+                done.tables.push(report);
+                failure.map_or(Ok(()), |e| Err(e.context(context())))
+            }),
+        };
+        if let Err(e) = ended.and_then(|r| r) {
+            // The tables not started are named, with what --clean already did to them.
+            let skipped = if done.tables.iter().any(|t| &t.table == table) { at + 1 } else { at };
+            for p in &prepared[skipped..] {
+                let state = if options.clean && !options.dry_run { ", recreated empty by --clean" } else { "" };
+                done.notes.push(format!("{}: not synced{state}; the next run syncs it", p.mapping.table_name));
+            }
+            return Err(e);
         }
     }
     Ok(())
@@ -464,6 +482,31 @@ async fn check_source(
         out.push((mapping.table_name.clone(), rejected));
     }
     Ok(out)
+}
+
+/// Why a query was not opened: an error, a signal, or the lost lease.
+enum Halt {
+    Failed(anyhow::Error),
+    Stopped(&'static str),
+}
+
+impl Halt {
+    fn into_state(self, stopped: &mut Option<&'static str>, failure: &mut Option<anyhow::Error>) {
+        match self {
+            Halt::Failed(e) => *failure = Some(e),
+            Halt::Stopped(signal) => *stopped = Some(signal),
+        }
+    }
+}
+
+/// Opens an entity's query, unless a signal or the loss of the lease comes first (the abandoned
+/// query is cancelled on the server when its future is dropped).
+async fn open_or_halt<'s>(run: &'s Run<'_>, entity: &Entity) -> Result<Rows<'s>, Halt> {
+    tokio::select! {
+        rows = open_rows(run.source, run.params, entity) => rows.map_err(Halt::Failed),
+        signal = run.stop.wait() => Err(Halt::Stopped(signal)),
+        reason = run.fence.lost() => Err(Halt::Failed(lock::LeaseLost(reason).into())),
+    }
 }
 
 /// A query's rows, one after another.
@@ -653,13 +696,20 @@ async fn sync_table(
     // key space, whichever query an item comes from.
     let entities = &p.mapping.entities;
     let mut current = 0;
-    let mut rows = open_rows(run.source, run.params, &entities[0]).await?;
-    let mut source_done = false;
     let mut stopped: Option<&str> = None;
     // What ended the table early (the source, the Scan, the lease): the writes already made are
     // still reported, and nothing is deleted.
     let mut failure: Option<anyhow::Error> = None;
-    loop {
+    // Opening a query may wait long for its first row: a signal or a lost lease ends the wait.
+    let mut rows = match open_or_halt(run, &entities[0]).await {
+        Ok(rows) => rows,
+        Err(halt) => {
+            halt.into_state(&mut stopped, &mut failure);
+            Box::pin(futures::stream::empty())
+        }
+    };
+    let mut source_done = false;
+    while stopped.is_none() && failure.is_none() {
         tokio::select! {
             reason = run.fence.lost(), if !source_done || feed.is_some() => {
                 failure = Some(lock::LeaseLost(reason).into());
@@ -667,11 +717,6 @@ async fn sync_table(
             }
             // Enabled only while there is something to read, so that `else` still ends the loop.
             signal = run.stop.wait(), if !source_done || feed.is_some() => {
-                run.printer.note(format!(
-                    "{signal}: stopping {table}: no more rows are read; the batches already sent get {} s to finish \
-                     (a second signal exits at once)",
-                    DRAIN.as_secs()
-                ));
                 stopped = Some(signal);
                 break;
             }
@@ -739,10 +784,10 @@ async fn sync_table(
                 }
                 None if current + 1 < entities.len() => {
                     current += 1;
-                    match open_rows(run.source, run.params, &entities[current]).await {
+                    match open_or_halt(run, &entities[current]).await {
                         Ok(next) => rows = next,
-                        Err(e) => {
-                            failure = Some(e);
+                        Err(halt) => {
+                            halt.into_state(&mut stopped, &mut failure);
                             break;
                         }
                     }
@@ -756,6 +801,13 @@ async fn sync_table(
     // run ends.
     drop(rows);
 
+    if let Some(signal) = stopped {
+        run.printer.note(format!(
+            "{signal}: stopping {table}: no more rows are read; the batches already sent get {} s to finish \
+             (a second signal exits at once)",
+            DRAIN.as_secs()
+        ));
+    }
     drop(tally.writer.take());
     let mut stale = std::collections::HashSet::new();
     for (at, key) in &tally.rejected_keys {
@@ -794,6 +846,17 @@ async fn sync_table(
                 if !run.options.dry_run {
                     let done = delete(run, p, doomed).await?;
                     deletes.count = done.written;
+                    if !done.failed.is_empty() {
+                        // The report lists only what was deleted; the rest are with the rows not written.
+                        let missed: std::collections::HashSet<&str> =
+                            done.failed.iter().map(|r| r.key.as_str()).collect();
+                        deletes.keys.retain(|k| !missed.contains(k.as_str()));
+                        deletes.refused = Some(format!(
+                            "{} of {orphans} items without a source row were not deleted (listed below as not \
+                             written); the next run deletes them",
+                            done.failed.len()
+                        ));
+                    }
                     outcome.consumed_units += done.consumed_units;
                     outcome.retries += done.retries;
                     outcome.throttled += done.throttled;

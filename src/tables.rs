@@ -75,7 +75,7 @@ pub async fn drop(profile: &Profile, mappings: &[&TableMapping], printer: &Print
     let dynamo = Arc::new(Dynamo::connect(&profile.target).await);
     let tables: Vec<String> = mappings.iter().map(|m| m.table_name.clone()).collect();
     let dynamo = &dynamo;
-    lock::with_lock(dynamo, profile, &tables, false, |fence| async move {
+    lock::with_lock(dynamo, profile, &tables, false, &crate::stop::Stop::never(), |fence| async move {
         let mut out = Vec::new();
         for mapping in mappings {
             let table = &mapping.table_name;

@@ -204,8 +204,12 @@ async fn the_run_lock_keeps_two_runs_apart() {
         run.stderr()
     );
     assert!(run.stderr().contains("--force-unlock"), "{}", run.stderr());
+    // The forced holder may write until its lease runs out: the forcing run waits for that first.
+    ctx.write_profile("local", "lock_lease_secs = 3");
     let run = ctx.ddbsync(&["sync", "local", "--force-unlock"]);
     assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert!(run.stderr().contains("--force-unlock: waiting"), "{}", run.stderr());
+    assert!(run.elapsed >= Duration::from_secs(2), "{:?}", run.elapsed);
 
     put_lease(&ctx, "batch-7", 4242, -chrono::Duration::seconds(1)).await;
     assert_eq!(ctx.ddbsync(&["sync", "local"]).code(), 0, "an expired lease is free");

@@ -90,6 +90,26 @@ async fn a_run_paused_past_its_lease_writes_nothing_more() {
 }
 
 #[tokio::test]
+async fn a_run_whose_lock_is_forced_away_writes_nothing_after_the_forcing_run() {
+    let ctx = Ctx::new(300).await;
+    ctx.write_profile("local", "lock_lease_secs = 6");
+    ctx.sync(&[]);
+    ctx.sql(&["UPDATE lessons SET title = 'old ' || id"]);
+    let mut forced = ctx.command(&["sync", "local", "--max-write-units-per-second", "100"]);
+    let forced = forced.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    until_locked(&ctx, Duration::from_millis(1500)).await;
+    ctx.sql(&["UPDATE lessons SET title = 'new ' || id"]);
+    let forcing = ctx.ddbsync(&["sync", "local", "--force-unlock"]);
+    assert_eq!(forcing.code(), 0, "{}", forcing.stderr());
+    let (code, _, stderr, _) = finish(forced, Instant::now(), Duration::from_secs(60));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("another run took the lock"), "{stderr}");
+    let (target, source) = titles(&ctx).await;
+    let stale: Vec<_> = target.iter().filter(|(id, title)| source.get(*id) != Some(*title)).collect();
+    assert!(stale.is_empty(), "the forced run wrote after the forcing run: {stale:?}");
+}
+
+#[tokio::test]
 async fn a_lost_answer_to_the_lock_write_still_takes_the_lock() {
     let ctx = Ctx::new(20).await;
     // The first PutItem is the lease: the server applies it and the answer is lost.
