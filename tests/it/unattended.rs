@@ -223,3 +223,27 @@ async fn an_unwritable_rejects_file_still_leaves_the_report_and_the_rows() {
     let history = ctx.ddbsync(&["--json", "history", "local"]);
     assert!(history.stdout().contains("\"not_written\": 1"), "the run was recorded: {}", history.stdout());
 }
+
+#[tokio::test]
+async fn a_clean_load_stopped_by_a_signal_names_the_tables_it_left_empty() {
+    let ctx = Ctx::new(300).await;
+    ctx.sync(&[]);
+    let mut child = ctx.command(&["--json", "sync", "local", "--clean", "--yes", "--max-write-units-per-second", "60"]);
+    let child = child.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    until_locked(&ctx, Duration::from_millis(2500)).await;
+    signal(&child, "TERM");
+    let (code, stdout, stderr, _) = finish(child, Instant::now(), Duration::from_secs(20));
+    assert_eq!(code, 5, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("the partial report");
+    let synced: Vec<&str> = report["tables"].as_array().unwrap().iter().map(|t| t["table"].as_str().unwrap()).collect();
+    assert_eq!(synced, [ctx.table("lessons")], "stopped while writing the first table: {report}");
+    let notes: Vec<&str> = report["notes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    for table in ["passages", "topics"] {
+        let note = format!("{}: not synced, recreated empty by --clean; the next run syncs it", ctx.table(table));
+        assert!(notes.contains(&note.as_str()), "{notes:?}");
+        assert!(ctx.scan(table).await.is_empty(), "the note tells the truth: {table} is empty");
+    }
+    // The next run (without --clean) completes the load.
+    ctx.sync(&[]);
+    assert_eq!(ctx.scan("passages").await.len(), 600);
+}
