@@ -161,7 +161,7 @@ async fn backup(envs_dir: &Path, args: BackupArgs, printer: &Printer) -> Result<
     // it holds the run lock as a writing run does.
     let tables: Vec<String> = mappings.iter().map(|m| m.table_name.clone()).collect();
     let taken = tokio::select! {
-        taken = take_lock(&dynamo, &profile, &tables, args.force_unlock, args.wait_lock, printer) => taken,
+        taken = lock::take(&dynamo, &profile, &tables, args.force_unlock, args.wait_lock, |e| waiting_note(args.wait_lock, e, printer)) => taken,
         // Only waiting (--wait-lock) is cut short: an acquisition in flight is given time to finish.
         signal = stop.expired(Duration::from_secs(5)) => {
             return Err(anyhow::Error::new(Interrupted(signal)).context("no backup was written"))
@@ -185,7 +185,7 @@ async fn backup(envs_dir: &Path, args: BackupArgs, printer: &Printer) -> Result<
         reason = lock.lost() => Err(anyhow::anyhow!(
             "the run lock was lost while the tables were read: {}; no backup was written, since a table read while \
              another run writes to it may be read in part: run the backup again",
-            lease_cause(&reason)
+            reason
         )),
         signal = stop.wait() => Err(anyhow::Error::new(Interrupted(signal)).context(format!(
             "no backup was written ({} was not created); run the backup again",
@@ -203,49 +203,11 @@ async fn backup(envs_dir: &Path, args: BackupArgs, printer: &Printer) -> Result<
     Ok(Exit::Success)
 }
 
-/// Why a lease was lost, without the advice written for a sync ("nothing more was written. Run
-/// again…"), which does not fit a command that reads. Pure.
-fn lease_cause(reason: &str) -> &str {
-    ["; nothing more was written", "; the run let its lock go"]
-        .iter()
-        .filter_map(|advice| reason.find(advice))
-        .min()
-        .map_or(reason, |at| &reason[..at])
+/// `waiting up to 10m for the run lock: table … is locked by …`
+fn waiting_note(wait: Option<Duration>, refused: &anyhow::Error, printer: &Printer) {
+    let limit = humantime::format_duration(wait.unwrap_or_default());
+    printer.note(format!("waiting up to {limit} for the run lock: {refused:#}"));
 }
-
-/// Takes the environment's run lock for a command that must not overlap a writing run (restore,
-/// backup), creating the metadata table if needed; with `wait`, a held lock is waited for that long.
-async fn take_lock(
-    dynamo: &Arc<dynamo::Dynamo>,
-    profile: &profile::Profile,
-    tables: &[String],
-    force: bool,
-    wait: Option<Duration>,
-    printer: &Printer,
-) -> Result<lock::Held> {
-    lock::ensure_metadata_table(dynamo, profile).await?;
-    let deadline = tokio::time::Instant::now() + wait.unwrap_or_default();
-    let mut waiting = false;
-    let settings = lock::Settings::of(profile, force);
-    loop {
-        let taken = lock::acquire(dynamo.clone(), &settings, tables).await;
-        let now = tokio::time::Instant::now();
-        match taken {
-            Err(e) if e.chain().any(|c| c.is::<lock::Locked>()) && now < deadline => {
-                if !waiting {
-                    let limit = humantime::format_duration(wait.unwrap_or_default());
-                    printer.note(format!("waiting up to {limit} for the run lock: {e:#}"));
-                    waiting = true;
-                }
-                tokio::time::sleep(LOCK_POLL.min(deadline - now)).await;
-            }
-            taken => return taken,
-        }
-    }
-}
-
-/// How often a waiting command tries the run lock again.
-const LOCK_POLL: Duration = Duration::from_secs(2);
 
 async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Result<Exit> {
     let manifest = backup::verify(&args.file, args.allow_unchecked_manifest)?;
@@ -296,7 +258,7 @@ async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Resul
     let tables: Vec<String> = targets.iter().map(|(_, t)| t.clone()).collect();
     // Listening from here, not earlier: a Ctrl-C at the confirmation still ends the command at once.
     let stop = Stop::on_signals();
-    let lock = take_lock(&dynamo, &profile, &tables, false, None, printer).await?;
+    let lock = lock::take(&dynamo, &profile, &tables, false, None, |_| {}).await?;
     let progress = backup::Progress::new(&args.file, args.env.as_deref(), &targets);
     let fence = lock.fence();
     let restore = backup::restore(dynamo.clone(), &profile, &manifest, &targets, &progress, (&fence, &stop), printer);
@@ -437,22 +399,4 @@ fn confirm_destruction(profile: &profile::Profile, action: &str, yes: bool, prin
         bail!("not confirmed; nothing was changed");
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_lost_lease_keeps_its_cause_without_the_syncs_advice() {
-        let reason = "another run took the lock of table t (with --force-unlock, or after this run's lease expired); \
-                      nothing more was written";
-        assert_eq!(
-            lease_cause(reason),
-            "another run took the lock of table t (with --force-unlock, or after this run's lease expired)"
-        );
-        let stalled = "no progress for 90 s (…), longer than the stall limit of 60 s; the run let its lock go. Check";
-        assert_eq!(lease_cause(stalled), "no progress for 90 s (…), longer than the stall limit of 60 s");
-        assert_eq!(lease_cause("plain"), "plain");
-    }
 }

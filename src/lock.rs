@@ -62,8 +62,10 @@ pub struct Locked {
 }
 
 /// The run stopped because it could no longer be sure it held the lock; nothing was written after.
+/// It holds the cause alone ([`Fence::lost`] gives the same): a command that only reads (backup)
+/// says what follows for it.
 #[derive(Debug, thiserror::Error)]
-#[error("stopped: {0}")]
+#[error("stopped: {0}; nothing more was written. Run again: the next run completes the work")]
 pub struct LeaseLost(pub String);
 
 /// What to do about the lease found in the table. Pure.
@@ -278,8 +280,7 @@ impl Fence {
         let since = self.millis(Instant::now()).saturating_sub(self.state.renewed.load(Ordering::SeqCst)) / 1000;
         format!(
             "the run lock was last confirmed {since} s ago, too long for its lease to be trusted (the process was \
-             paused or stalled, or DynamoDB did not answer the renewals), so another run may have taken over; \
-             nothing more was written. Run again: the next run completes the work"
+             paused or stalled, or DynamoDB did not answer the renewals), so another run may have taken over"
         )
     }
 }
@@ -354,12 +355,8 @@ where
 {
     // A signal while the lock is being taken ends the run at once: leases already written expire,
     // or are free at once for the next run on this host, whose process is then gone.
-    let take = async {
-        ensure_metadata_table(dynamo, profile).await?;
-        acquire(dynamo.clone(), &Settings::of(profile, force), tables).await
-    };
     let held = tokio::select! {
-        held = take => held?,
+        held = take(dynamo, profile, tables, force, None, |_| {}) => held?,
         signal = stop.wait() => return Err(crate::stop::Interrupted(signal).into()),
     };
     let work = work(held.fence());
@@ -380,6 +377,39 @@ where
         // The work's error matters more than a failure to release, which expiry repairs.
         Err(e) => Err(e),
         Ok(value) => released.context("releasing the run lock").map(|()| value),
+    }
+}
+
+/// How often a waiting command tries the lock again.
+const LOCK_POLL: Duration = Duration::from_secs(2);
+
+/// Takes the lock of `tables`, creating the metadata table if needed; with `wait`, a lock another
+/// run holds is tried again for that long (`on_wait` hears of the first refusal).
+pub async fn take(
+    dynamo: &Arc<Dynamo>,
+    profile: &Profile,
+    tables: &[String],
+    force: bool,
+    wait: Option<Duration>,
+    on_wait: impl Fn(&anyhow::Error),
+) -> Result<Held> {
+    ensure_metadata_table(dynamo, profile).await?;
+    let deadline = tokio::time::Instant::now() + wait.unwrap_or_default();
+    let settings = Settings::of(profile, force);
+    let mut waiting = false;
+    loop {
+        let taken = acquire(dynamo.clone(), &settings, tables).await;
+        let now = tokio::time::Instant::now();
+        match taken {
+            Err(e) if e.chain().any(|c| c.is::<Locked>()) && now < deadline => {
+                if !waiting {
+                    on_wait(&e);
+                    waiting = true;
+                }
+                tokio::time::sleep(LOCK_POLL.min(deadline - now)).await;
+            }
+            taken => return taken,
+        }
     }
 }
 
@@ -418,7 +448,7 @@ pub async fn acquire(dynamo: Arc<Dynamo>, settings: &Settings, tables: &[String]
     for table in &tables {
         // Pushed before the attempt: if its answer is lost, release still removes what was written.
         held.tables.push(table.clone());
-        match take(&dynamo, settings, table, &me).await {
+        match take_one(&dynamo, settings, table, &me).await {
             Ok(until) => forced_until = forced_until.max(until),
             Err(e) => {
                 let _ = held.release().await;
@@ -444,7 +474,7 @@ pub async fn acquire(dynamo: Arc<Dynamo>, settings: &Settings, tables: &[String]
 
 /// Takes one table's lease; for a live lease taken with `--force-unlock`, returns until when its
 /// holder may still write (its lease, at most one lease length from now).
-async fn take(dynamo: &Dynamo, settings: &Settings, table: &str, me: &Lease) -> Result<Option<DateTime<Utc>>> {
+async fn take_one(dynamo: &Dynamo, settings: &Settings, table: &str, me: &Lease) -> Result<Option<DateTime<Utc>>> {
     let meta = &settings.metadata_table;
     let found = dynamo.get_item(meta, lock_key(table)).await?;
     let lease = found.as_ref().and_then(from_item);
@@ -509,8 +539,7 @@ async fn renew(
         if fence.remaining().is_none() {
             let reason = match &last_error {
                 Some(e) => format!(
-                    "DynamoDB ({where_}) did not confirm the run lock's renewal before its lease could expire ({e}); \
-                     nothing more was written. Check DynamoDB and run again: the next run completes the work"
+                    "DynamoDB ({where_}) did not confirm the run lock's renewal before its lease could expire ({e})"
                 ),
                 None => fence.closed_reason(),
             };
@@ -521,7 +550,7 @@ async fn renew(
         if idle > settings.stall_limit {
             let _ = lost.send(Some(format!(
                 "no progress for {} s (no row from the source, no answer from DynamoDB), longer than the stall limit of \
-                 {} s; the run let its lock go. Check the source and DynamoDB, then run again",
+                 {} s (check the source and DynamoDB), so the run let its lock go",
                 idle.as_secs(),
                 settings.stall_limit.as_secs()
             )));
@@ -553,7 +582,7 @@ async fn renew(
             Ok(Ok(Some(table))) => {
                 let _ = lost.send(Some(format!(
                     "another run took the lock of table {table} (with --force-unlock, or after this run's lease \
-                     expired); nothing more was written"
+                     expired)"
                 )));
                 return;
             }
