@@ -177,7 +177,7 @@ fn has_duplicate(members: impl Iterator<Item = Vec<u8>>) -> bool {
 }
 
 /// At most `max` bytes of `text` (on a character boundary), with `…` when cut.
-fn shorten(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+pub fn shorten(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     if text.len() <= max {
         return text.into();
     }

@@ -443,7 +443,13 @@ fn trim(mut record: Item) -> Item {
         loop {
             for (name, value) in &mut cut_params {
                 if let Some(AttributeValue::S(whole)) = params.get(name) {
-                    *value = AttributeValue::S(cut(whole, share));
+                    // At most `share` bytes, the `…` that marks a cut included.
+                    let kept = if whole.len() <= share {
+                        whole.into()
+                    } else {
+                        item::shorten(whole, share.saturating_sub('…'.len_utf8()))
+                    };
+                    *value = AttributeValue::S(kept.into_owned());
                 }
             }
             let size =
@@ -461,18 +467,6 @@ fn trim(mut record: Item) -> Item {
     let note = format!("{}, to fit DynamoDB's 400 KB item limit", notes.join("; "));
     record.insert("trimmed".into(), AttributeValue::S(note));
     record
-}
-
-/// The first `max` bytes of `text` at most, cut at a character boundary, marked with `…` when cut.
-fn cut(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut end = max.saturating_sub('…'.len_utf8());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
 }
 
 #[cfg(test)]
