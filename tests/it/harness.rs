@@ -131,7 +131,7 @@ pub fn servers() -> &'static Servers {
         let rules = std::fs::read_to_string(&hba).expect("pg_hba.conf");
         std::fs::write(&hba, format!("{HBA}{rules}")).expect("write pg_hba.conf");
         watched(
-            "while :; do sleep 3600; done",
+            "sleep infinity",
             &format!("bash {} stop {} ; rm -rf {}", pg.display(), dir.display(), dir.display()),
         );
 
