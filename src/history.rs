@@ -313,7 +313,7 @@ pub fn render_summary(s: &Summary) -> String {
 }
 
 /// The CSV columns of [`Figures`], after the leading ones.
-const CSV_FIGURES: [&str; 11] = [
+const CSV_FIGURES: [&str; 12] = [
     "created",
     "updated",
     "unchanged",
@@ -325,10 +325,11 @@ const CSV_FIGURES: [&str; 11] = [
     "cost_usd",
     "potential_usd",
     "saved_usd",
+    "deletes_refused",
 ];
 
 impl Figures {
-    fn csv_fields(&self) -> [String; 11] {
+    fn csv_fields(&self) -> [String; 12] {
         [
             self.created.to_string(),
             self.updated.to_string(),
@@ -341,6 +342,7 @@ impl Figures {
             format!("{:.8}", self.cost_usd),
             format!("{:.8}", self.potential_usd),
             format!("{:.8}", self.saved_usd),
+            self.deletes_refused.to_string(),
         ]
     }
 }
