@@ -527,13 +527,47 @@ pub struct Progress {
     env: Option<String>,
     /// Mapping name, table, state.
     tables: Mutex<Vec<(String, String, TableState)>>,
+    /// Per table, the write units DynamoDB reported and the items not written, once its writer
+    /// has finished.
+    written: Mutex<HashMap<String, (f64, u64)>>,
 }
 
 impl Progress {
     /// Every target untouched; `env` is the `--env` the restore was given, for the command to repeat.
     pub fn new(file: &Path, env: Option<&str>, targets: &[(String, String)]) -> Progress {
         let tables = targets.iter().map(|(name, table)| (name.clone(), table.clone(), TableState::Untouched)).collect();
-        Progress { file: file.to_path_buf(), env: env.map(str::to_string), tables: Mutex::new(tables) }
+        Progress {
+            file: file.to_path_buf(),
+            env: env.map(str::to_string),
+            tables: Mutex::new(tables),
+            written: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// What the restore wrote to each table it touched so far, for its run record: items written,
+    /// units DynamoDB reported, items not written.
+    pub fn figures(&self) -> Vec<crate::report::OperationTable> {
+        let tables = self.tables.lock().expect("progress lock");
+        let written = self.written.lock().expect("progress lock");
+        tables
+            .iter()
+            .filter(|(_, _, state)| *state != TableState::Untouched)
+            .map(|(_, table, state)| {
+                let created = match state {
+                    TableState::Writing { written, .. } => *written,
+                    TableState::Done { of } => *of,
+                    _ => 0,
+                };
+                let (write_units, failed) = written.get(table).copied().unwrap_or_default();
+                crate::report::OperationTable {
+                    table: table.clone(),
+                    created,
+                    failed,
+                    write_units,
+                    ..Default::default()
+                }
+            })
+            .collect()
     }
 
     fn set(&self, table: &str, state: impl FnOnce(TableState) -> TableState) {
@@ -712,6 +746,14 @@ pub async fn restore(
         };
         let (read, outcome) = tokio::join!(reader, bounded);
         bar.finish_and_clear();
+        // Kept before a stop ends the restore: the run record counts what was billed.
+        if let Some(o) = &outcome {
+            progress
+                .written
+                .lock()
+                .expect("progress lock")
+                .insert(table.clone(), (o.consumed_units, o.failed.len() as u64));
+        }
         // The items not sent after the stop are not failures: the restore was interrupted.
         stopped()?;
         let outcome = outcome.expect("the writer is dropped only after a stop");

@@ -79,6 +79,11 @@ impl Classifier {
         self.rejected.contains(key) && self.index.is_unseen(key)
     }
 
+    /// Whether the Scan found `key` in the target: a write of it replaces an item.
+    pub fn in_target(&self, key: &Digest) -> bool {
+        self.index.was_stored(key)
+    }
+
     /// Target items no source row produced (orphans); meaningful once the Scan and the source
     /// have ended.
     pub fn unseen(&self) -> usize {

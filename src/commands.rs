@@ -12,6 +12,7 @@ use crate::cli::{BackupArgs, Cli, Command, HistoryArgs, IamArgs, ReportArgs, Res
 use crate::exit::{Exit, UsageError};
 use crate::printer::Printer;
 use crate::profile::{self, ProfileError};
+use crate::report::{OperationRun, Outcome};
 use crate::source::Source;
 use crate::stop::{Interrupted, Stop};
 use crate::{backup, check, dynamo, history, iam, lock, sync, tables, verify};
@@ -259,6 +260,7 @@ async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Resul
     // Listening from here, not earlier: a Ctrl-C at the confirmation still ends the command at once.
     let stop = Stop::on_signals();
     let lock = lock::take(&dynamo, &profile, &tables, false, None, |_| {}).await?;
+    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let progress = backup::Progress::new(&args.file, args.env.as_deref(), &targets);
     let fence = lock.fence();
     let restore = backup::restore(dynamo.clone(), &profile, &manifest, &targets, &progress, (&fence, &stop), printer);
@@ -268,18 +270,42 @@ async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Resul
         // The restore stops itself on a signal; this bounds a deletion or creation still waited for.
         signal = stop.expired(crate::stop::DRAIN + Duration::from_secs(10)) => Err(Interrupted(signal).into()),
     };
+    // Recorded before the lock is released, as a sync's run is, whatever the outcome.
+    let unfinished = restored.as_ref().ok().and_then(|r| progress.unfinished_after(r, &profile.env));
+    let outcome = match (&restored, &unfinished) {
+        (Err(e), _) => Outcome::of(Some(e), crate::exit_for),
+        (Ok(_), Some(_)) => Outcome { exit_code: Exit::Differences as u8, ..Outcome::completed() },
+        (Ok(_), None) => Outcome::completed(),
+    };
+    let run = OperationRun {
+        environment: profile.env.clone(),
+        mode: "restore",
+        started_at,
+        finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        prices: profile.prices.clone(),
+        tables: progress.figures(),
+        outcome,
+    };
+    let recorded = sync::record_run(&dynamo, &profile, run.record()).await;
     let released = lock.release().await;
     let restored = match restored {
         Ok(restored) => restored,
-        Err(e) => return Err(e.context(progress.unfinished().unwrap_or_else(|| "nothing was changed".into()))),
+        Err(e) => {
+            if let Err(message) = recorded {
+                printer.warn(message);
+            }
+            return Err(e.context(progress.unfinished().unwrap_or_else(|| "nothing was changed".into())));
+        }
     };
     released?;
     printer.restored(&restored)?;
-    if let Some(state) = progress.unfinished_after(&restored, &profile.env) {
+    if let Some(state) = &unfinished {
         printer.warn(state);
-        return Ok(Exit::Differences);
     }
-    Ok(Exit::Success)
+    if let Err(message) = recorded {
+        bail!("{message}; the restore itself finished (report above)");
+    }
+    Ok(if unfinished.is_some() { Exit::Differences } else { Exit::Success })
 }
 
 /// Refuses (exit 2), before anything changes, a table whose key in the backup is not the key its

@@ -2,8 +2,19 @@
 //!
 //! On-demand prices per region come from a dated table (DynamoDB Standard table class, after the
 //! 2024-11-01 price cut); a profile's `[prices]` overrides them, and the report says which was used.
+//!
+//! [`Footprint`] is DynamoDB's billing of one write, so that a dry run prices what the real run
+//! will be billed: a put is billed on the larger of the item before and after (per started KB), a
+//! delete on the item removed (one unit at least), and each secondary index on the change to the
+//! entry it holds: nothing when the entry stays as it was, the entry's units when it appears,
+//! disappears or changes in place (the larger image), both images when its key moves.
 
 use serde::Serialize;
+
+use crate::dynamo::IndexSchema;
+use crate::hash::{self, Digest};
+use crate::item::{self, AttributeValue, Item};
+use crate::profile::Projection;
 
 /// The date the built-in prices were last checked against AWS's published prices.
 pub const PRICES_AS_OF: &str = "2024-11-01";
@@ -76,6 +87,96 @@ impl Savings {
     }
 }
 
+/// What DynamoDB bills for writing over or deleting one item: its units, and its entry in each of
+/// the table's indexes (in the order of the index list it was made with).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Footprint {
+    /// Write units of the item itself: one per started KB.
+    units: u32,
+    entries: Box<[Option<Entry>]>,
+}
+
+/// An item's entry in one index.
+#[derive(Debug, Clone, PartialEq)]
+struct Entry {
+    /// The digest of the index key's values (64 of its bits: a dry run keeps one per stored item
+    /// and index): a different one moves the entry.
+    key: u64,
+    /// The digest of what the index copies, for `keys_only` and `include`; `None` for `all`, whose
+    /// entry is the whole item, which changes whenever the item is rewritten (its hash attribute
+    /// changes with it).
+    content: Option<u64>,
+    units: u32,
+}
+
+/// 64 bits of a digest: enough to tell an entry's old key or content from its new one.
+fn short(digest: Digest) -> u64 {
+    u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// Write units as kept in a footprint: an item is at most 400 KB, so 400 units.
+fn units_of(bytes: usize) -> u32 {
+    item::write_units(bytes).min(u64::from(u32::MAX)) as u32
+}
+
+impl Footprint {
+    /// `item`'s footprint in a table keyed by `table_keys` with `indexes`.
+    pub fn of<S: AsRef<str>>(item: &Item, table_keys: &[S], indexes: &[IndexSchema]) -> Footprint {
+        let size = item::item_size(item);
+        let entries = indexes.iter().map(|index| Entry::of(item, size, table_keys, index)).collect();
+        Footprint { units: units_of(size), entries }
+    }
+
+    /// Units of a delete: the item and every index entry it had.
+    pub fn delete_units(&self) -> u64 {
+        u64::from(self.units) + self.entries.iter().flatten().map(|e| u64::from(e.units)).sum::<u64>()
+    }
+}
+
+impl Entry {
+    fn of<S: AsRef<str>>(item: &Item, size: usize, table_keys: &[S], index: &IndexSchema) -> Option<Entry> {
+        // Sparse: an item lacking an index key attribute is not in the index.
+        let key: Vec<&AttributeValue> = index.keys.iter().map(|(name, _)| item.get(name)).collect::<Option<_>>()?;
+        let key = short(hash::key_digest(&key));
+        let extra: &[String] = match &index.projection {
+            Projection::All => return Some(Entry { key, content: None, units: units_of(size) }),
+            Projection::KeysOnly => &[],
+            Projection::Include(extra) => extra,
+        };
+        let mut names: Vec<&str> = table_keys.iter().map(AsRef::as_ref).collect();
+        names.extend(index.keys.iter().map(|(n, _)| n.as_str()).chain(extra.iter().map(String::as_str)));
+        names.sort_unstable();
+        names.dedup();
+        let copied: Vec<(AttributeValue, &AttributeValue)> =
+            names.iter().filter_map(|n| item.get(*n).map(|v| (AttributeValue::S((*n).to_string()), v))).collect();
+        let size = copied.iter().map(|(n, v)| n.as_s().map_or(0, String::len) + item::value_size(v)).sum();
+        // Names and values alike: an attribute that appears or goes changes the entry.
+        let content: Vec<&AttributeValue> = copied.iter().flat_map(|(n, v)| [n, *v]).collect();
+        Some(Entry { key, content: Some(short(hash::key_digest(&content))), units: units_of(size) })
+    }
+}
+
+/// Units DynamoDB bills for putting `new` where `old` was (`None`: no item there).
+pub fn put_units(old: Option<&Footprint>, new: &Footprint) -> u64 {
+    let table = u64::from(old.map_or(new.units, |old| old.units.max(new.units)));
+    let olds: &[Option<Entry>] = old.map_or(&[][..], |o| &o.entries[..]);
+    let indexes: u64 = new
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(at, new)| match (olds.get(at).and_then(Option::as_ref), new) {
+            (None, None) => 0,
+            (None, Some(new)) => new.units,
+            (Some(old), None) => old.units,
+            (Some(old), Some(new)) if old.key != new.key => old.units + new.units,
+            (Some(old), Some(new)) if old.content.is_some() && old.content == new.content => 0,
+            (Some(old), Some(new)) => old.units.max(new.units),
+        })
+        .map(u64::from)
+        .sum();
+    table + indexes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +208,62 @@ mod tests {
         assert_eq!(s.saved_percent, 0.0);
         let scan_only = Savings::new(&prices, 0.0, 8.0, 0.0);
         assert!(scan_only.saved < 0.0);
+    }
+}
+
+#[cfg(test)]
+mod footprint_tests {
+    use super::*;
+    use crate::dynamo::IndexSchema;
+
+    fn index(name: &str, key: &str, projection: Projection) -> IndexSchema {
+        IndexSchema { name: name.into(), local: false, keys: vec![(key.into(), "S".into())], projection }
+    }
+
+    fn item(pairs: &[(&str, &str)]) -> Item {
+        pairs.iter().map(|(k, v)| (k.to_string(), AttributeValue::S(v.to_string()))).collect()
+    }
+
+    fn indexes() -> Vec<IndexSchema> {
+        vec![
+            index("all", "a", Projection::All),
+            index("keys", "k", Projection::KeysOnly),
+            index("inc", "i", Projection::Include(vec!["x".into()])),
+        ]
+    }
+
+    fn print(pairs: &[(&str, &str)]) -> Footprint {
+        Footprint::of(&item(pairs), &["id"], &indexes())
+    }
+
+    #[test]
+    fn a_new_item_pays_for_itself_and_each_index_it_is_in() {
+        let new = print(&[("id", "1"), ("a", "A"), ("k", "K"), ("y", "body")]);
+        // The item, its copy in `all`, its keys in `keys`; not in `inc` (no `i`).
+        assert_eq!(put_units(None, &new), 3);
+        assert_eq!(new.delete_units(), 3);
+        let big = "b".repeat(1500);
+        let large = print(&[("id", "1"), ("a", "A"), ("y", &big)]);
+        assert_eq!(put_units(None, &large), 2 + 2, "a whole-item copy is as large as the item");
+    }
+
+    #[test]
+    fn a_replaced_item_pays_for_the_larger_image_and_the_entries_that_change() {
+        let big = "b".repeat(1500);
+        let old = print(&[("id", "1"), ("a", "A"), ("k", "K"), ("i", "I"), ("x", "1"), ("y", &big)]);
+        // Body shrinks: the table is billed on the old size; `all` changes in place (the larger
+        // image), `keys` and `inc` copy nothing that changed.
+        let new = print(&[("id", "1"), ("a", "A"), ("k", "K"), ("i", "I"), ("x", "1"), ("y", "small")]);
+        assert_eq!(put_units(Some(&old), &new), 2 + 2);
+        // An included attribute changes: `inc` is rewritten in place.
+        let new = print(&[("id", "1"), ("a", "A"), ("k", "K"), ("i", "I"), ("x", "2"), ("y", "small")]);
+        assert_eq!(put_units(Some(&old), &new), 2 + 2 + 1);
+        // A keys-only index key moves: the old entry out, the new one in.
+        let new = print(&[("id", "1"), ("a", "A"), ("k", "K2"), ("i", "I"), ("x", "1"), ("y", "small")]);
+        assert_eq!(put_units(Some(&old), &new), 2 + 2 + 2);
+        // Out of `all` and `keys`: each old entry is deleted.
+        let new = print(&[("id", "1"), ("i", "I"), ("x", "1"), ("y", "small")]);
+        assert_eq!(put_units(Some(&old), &new), 2 + 2 + 1);
+        assert_eq!(old.delete_units(), 2 + 2 + 1 + 1);
     }
 }

@@ -48,6 +48,8 @@ fn short(hash: &Digest) -> Short {
 
 const HAS_HASH: u8 = 1;
 const SEEN: u8 = 2;
+/// Not in the target: a source item the diff created.
+const CREATED: u8 = 4;
 
 /// Byte-aligned on purpose: no padding between the map's keys and entries.
 #[derive(Debug, Clone, Copy)]
@@ -102,10 +104,15 @@ impl Index {
                 }
             }
             None => {
-                self.entries.insert(key, Entry { stored: short(&hash), flags: HAS_HASH | SEEN });
+                self.entries.insert(key, Entry { stored: short(&hash), flags: HAS_HASH | SEEN | CREATED });
                 Verdict::Create
             }
         }
+    }
+
+    /// Whether the target held an item with this key (a write of it replaces that item).
+    pub fn was_stored(&self, key: &Digest) -> bool {
+        self.entries.get(key).is_some_and(|e| e.flags & CREATED == 0)
     }
 
     /// Target items no source row produced ("orphans").
@@ -189,6 +196,17 @@ mod tests {
 
     fn d(n: u8) -> Digest {
         [n; 16]
+    }
+
+    #[test]
+    fn a_created_key_is_not_taken_for_a_stored_one() {
+        let mut index = Index::default();
+        index.insert(d(1), Some(d(10)));
+        assert_eq!(index.classify(d(1), d(11)), Verdict::Update);
+        assert_eq!(index.classify(d(2), d(20)), Verdict::Create);
+        assert!(index.was_stored(&d(1)));
+        assert!(!index.was_stored(&d(2)), "created by the diff, not stored");
+        assert!(!index.was_stored(&d(3)));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use serde::Serialize;
 
 use crate::item::{AttributeValue, Item};
-use crate::report::{units, usd};
+use crate::report::{saved, units, usd};
 
 /// The counts and units of one table in one run, or summed over runs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -23,6 +23,9 @@ pub struct Figures {
     pub deleted: u64,
     /// Rows rejected plus items not written.
     pub not_written: u64,
+    /// Items without a source row left in place although the mapping deletes them: the
+    /// mass-delete guard refused the deletes, or rows without a key held them.
+    pub deletes_refused: u64,
     pub write_units: f64,
     pub read_units: f64,
     pub potential_write_units: f64,
@@ -45,6 +48,7 @@ impl Figures {
             unchanged: count("unchanged"),
             deleted: count("deleted"),
             not_written: count("rejected") + count("failed"),
+            deletes_refused: count("deletes_refused"),
             write_units: num("write_units"),
             read_units: num("read_units"),
             potential_write_units: num("potential_write_units"),
@@ -60,6 +64,7 @@ impl Figures {
         self.unchanged += o.unchanged;
         self.deleted += o.deleted;
         self.not_written += o.not_written;
+        self.deletes_refused += o.deletes_refused;
         self.write_units += o.write_units;
         self.read_units += o.read_units;
         self.potential_write_units += o.potential_write_units;
@@ -83,7 +88,7 @@ impl Figures {
 pub struct RunRecord {
     pub started_at: String,
     pub finished_at: String,
-    /// `incremental` or `clean`.
+    /// `incremental` or `clean` (a sync), `restore`, or `repair` (`verify --repair`).
     pub mode: String,
     #[serde(flatten)]
     pub total: Figures,
@@ -101,10 +106,14 @@ pub struct RunRecord {
 
 impl RunRecord {
     /// `incremental`, or `incremental from=2025-01-01 to=2025-02-01` for a run with parameters,
-    /// then `(interrupted, exit 5)` for a run that did not complete.
+    /// then `(interrupted, exit 5)` for a run that did not complete, or `(completed, exit 3, 10
+    /// deletes refused)` for one that left something undone.
     pub fn described_mode(&self) -> String {
         let params = self.params.iter().map(|(k, v)| format!(" {k}={v}"));
-        let outcome = (self.outcome != "completed").then(|| format!(" ({}, exit {})", self.outcome, self.exit_code));
+        let refused =
+            (self.total.deletes_refused > 0).then(|| format!(", {} deletes refused", self.total.deletes_refused));
+        let outcome = (self.outcome != "completed" || self.exit_code != 0)
+            .then(|| format!(" ({}, exit {}{})", self.outcome, self.exit_code, refused.unwrap_or_default()));
         std::iter::once(self.mode.clone()).chain(params).chain(outcome).collect()
     }
 }
@@ -146,6 +155,13 @@ pub struct Summary {
     pub since: Option<String>,
     pub runs: usize,
     pub clean_runs: usize,
+    /// Runs of `restore`.
+    pub restore_runs: usize,
+    /// Runs of `verify --repair`.
+    pub repair_runs: usize,
+    /// Runs that did not exit 0: failed, interrupted, or that left something undone (`history`
+    /// lists each with its outcome).
+    pub unsuccessful_runs: usize,
     pub first_run: Option<String>,
     pub last_run: Option<String>,
     pub total: Figures,
@@ -168,6 +184,9 @@ pub fn summarize(environment: &str, since: Option<String>, runs: &[RunRecord]) -
         since,
         runs: runs.len(),
         clean_runs: runs.iter().filter(|r| r.mode == "clean").count(),
+        restore_runs: runs.iter().filter(|r| r.mode == "restore").count(),
+        repair_runs: runs.iter().filter(|r| r.mode == "repair").count(),
+        unsuccessful_runs: runs.iter().filter(|r| r.outcome != "completed" || r.exit_code != 0).count(),
         first_run: runs.iter().map(|r| r.started_at.clone()).min(),
         last_run: runs.iter().map(|r| r.started_at.clone()).max(),
         saved_percent: total.saved_percent(),
@@ -207,7 +226,7 @@ fn cells(first: Vec<String>, f: &Figures) -> Vec<Cell> {
         units(f.write_units),
         usd(f.cost_usd),
         usd(f.potential_usd),
-        format!("{} ({:.1}%)", usd(f.saved_usd), f.saved_percent()),
+        saved(f.saved_usd, f.saved_percent()),
     ];
     first
         .into_iter()
@@ -233,7 +252,14 @@ pub fn render_history(environment: &str, runs: &[RunRecord]) -> String {
         let started = run.started_at.get(..19).unwrap_or(&run.started_at).replace('T', " ");
         t.add_row(cells(vec![started, run.described_mode()], &run.total));
     }
-    format!("{environment}: {} runs\n{t}\n", runs.len())
+    let mut out = format!("{environment}: {} runs\n{t}\n", runs.len());
+    if runs.iter().any(|r| r.total.saved_usd < 0.0) {
+        out.push_str(
+            "* Saved is negative where the diff's Scan cost more than the writes it spared: rewriting every item \
+             without a Scan would have cost less.\n",
+        );
+    }
+    out
 }
 
 /// `ddbsync report`: one row per table and the total, summed over the period.
@@ -242,7 +268,16 @@ pub fn render_summary(s: &Summary) -> String {
         Some(since) => format!("since {}", since.get(..10).unwrap_or(since)),
         None => "all recorded runs".to_string(),
     };
-    let mut out = format!("{}: {} runs ({} clean), {period}\n", s.environment, s.runs, s.clean_runs);
+    let mut kinds = vec![format!("{} clean", s.clean_runs)];
+    for (n, kind) in [(s.restore_runs, "restore"), (s.repair_runs, "repair")] {
+        if n > 0 {
+            kinds.push(format!("{n} {kind}"));
+        }
+    }
+    if s.unsuccessful_runs > 0 {
+        kinds.push(format!("{} not exiting 0, see history", s.unsuccessful_runs));
+    }
+    let mut out = format!("{}: {} runs ({}), {period}\n", s.environment, s.runs, kinds.join(", "));
     if s.runs == 0 {
         return out;
     }
@@ -259,11 +294,26 @@ pub fn render_summary(s: &Summary) -> String {
         usd(s.total.cost_usd),
         usd(s.total.potential_usd)
     ));
+    if s.total.saved_usd < 0.0 {
+        out.push_str(&format!(
+            "* Saved is negative: the diffs' Scans read {} units, which cost more than the writes they spared; \
+             rewriting every item without a Scan would have cost {} less.\n",
+            units(s.total.read_units),
+            usd(-s.total.saved_usd)
+        ));
+    }
+    if s.total.deletes_refused > 0 {
+        out.push_str(&format!(
+            "{} items without a source row were left in place although their mappings delete them (history shows \
+             which runs).\n",
+            s.total.deletes_refused
+        ));
+    }
     out
 }
 
 /// The CSV columns of [`Figures`], after the leading ones.
-const CSV_FIGURES: [&str; 11] = [
+const CSV_FIGURES: [&str; 12] = [
     "created",
     "updated",
     "unchanged",
@@ -275,10 +325,11 @@ const CSV_FIGURES: [&str; 11] = [
     "cost_usd",
     "potential_usd",
     "saved_usd",
+    "deletes_refused",
 ];
 
 impl Figures {
-    fn csv_fields(&self) -> [String; 11] {
+    fn csv_fields(&self) -> [String; 12] {
         [
             self.created.to_string(),
             self.updated.to_string(),
@@ -291,6 +342,7 @@ impl Figures {
             format!("{:.8}", self.cost_usd),
             format!("{:.8}", self.potential_usd),
             format!("{:.8}", self.saved_usd),
+            self.deletes_refused.to_string(),
         ]
     }
 }
@@ -337,6 +389,8 @@ mod tests {
                 unchanged,
                 stale: 0,
                 orphans: 0,
+                orphans_counted: true,
+                delete_missing: false,
                 deleted: 0,
                 deleted_keys: vec![],
                 deletes_refused: None,
@@ -432,6 +486,80 @@ mod tests {
         assert!((s.total.cost_usd - cost).abs() < 1e-15);
         assert_eq!(s.first_run.as_deref(), Some("2026-11-01T02:00:00.000Z"));
         assert_eq!(s.last_run.as_deref(), Some("2026-11-03T02:00:00.000Z"));
+    }
+
+    #[test]
+    fn runs_that_did_not_exit_zero_say_so_with_their_refused_deletes() {
+        let mut refused = report("2026-11-04T02:00:00.000Z", 1, 0, false);
+        refused.tables[0].delete_missing = true;
+        refused.tables[0].orphans = 10;
+        refused.tables[0].deletes_refused = Some("not deleted: over the guard".into());
+        refused.total = Totals::of(&refused.tables, &refused.prices);
+        refused.settle_exit();
+        let run = RunRecord::from_item(&refused.record()).unwrap();
+        assert_eq!((run.exit_code, run.total.deletes_refused), (3, 10));
+        assert_eq!(run.described_mode(), "incremental (completed, exit 3, 10 deletes refused)");
+        assert_eq!(run.tables["t-lessons"].deletes_refused, 10);
+        // A record written before refused deletes were kept reads them as none.
+        let mut old = refused.record();
+        old.remove("deletes_refused");
+        assert_eq!(RunRecord::from_item(&old).unwrap().total.deletes_refused, 0);
+        let summary = summarize("dev", None, &[run]);
+        assert_eq!((summary.unsuccessful_runs, summary.total.deletes_refused), (1, 10));
+        let text = render_summary(&summary);
+        assert!(text.starts_with("dev: 1 runs (0 clean, 1 not exiting 0, see history), all recorded runs\n"), "{text}");
+        assert!(text.contains("10 items without a source row were left in place"), "{text}");
+    }
+
+    #[test]
+    fn a_restore_is_listed_and_its_units_summed() {
+        use crate::report::{OperationRun, OperationTable};
+        let restore = OperationRun {
+            environment: "dev".into(),
+            mode: "restore",
+            started_at: "2026-11-05T02:00:00.000Z".into(),
+            finished_at: "2026-11-05T02:10:00.000Z".into(),
+            prices: Prices::builtin("us-east-1").unwrap(),
+            tables: vec![OperationTable {
+                table: "t-lessons".into(),
+                created: 2000,
+                write_units: 2678.0,
+                ..Default::default()
+            }],
+            outcome: Outcome { status: "interrupted", reason: Some("SIGTERM".into()), exit_code: 5 },
+        };
+        let back = RunRecord::from_item(&restore.record()).unwrap();
+        assert_eq!(back.described_mode(), "restore (interrupted, exit 5)");
+        assert_eq!((back.total.created, back.total.write_units, back.total.saved_usd), (2000, 2678.0, 0.0));
+        let mut all = runs();
+        all.push(back);
+        let s = summarize("dev", None, &all);
+        let syncs: f64 = runs().iter().map(|r| r.total.write_units).sum();
+        assert_eq!(s.total.write_units, syncs + 2678.0);
+        assert_eq!(
+            s.tables["t-lessons"].write_units,
+            runs().iter().map(|r| r.tables["t-lessons"].write_units).sum::<f64>() + 2678.0
+        );
+        assert_eq!((s.restore_runs, s.unsuccessful_runs), (1, 1));
+        assert!(render_summary(&s).starts_with("dev: 4 runs (1 clean, 1 restore, 1 not exiting 0, see history)"));
+        assert!(render_history("dev", &all).contains("restore (interrupted, exit 5)"));
+    }
+
+    #[test]
+    fn a_negative_saving_is_marked_and_explained() {
+        let mut costly = report("2026-11-04T02:00:00.000Z", 0, 0, false);
+        for t in &mut costly.tables {
+            t.read_units = 5000.0;
+            t.cost = Savings::new(&costly.prices, t.write_units, 5000.0, t.potential_write_units);
+        }
+        costly.total = Totals::of(&costly.tables, &costly.prices);
+        let run = RunRecord::from_item(&costly.record()).unwrap();
+        assert!(run.total.saved_usd < 0.0);
+        let history = render_history("dev", std::slice::from_ref(&run));
+        assert!(history.contains("%) *"), "{history}");
+        assert!(history.contains("* Saved is negative where the diff's Scan cost more"), "{history}");
+        let summary = render_summary(&summarize("dev", None, &[run]));
+        assert!(summary.contains("* Saved is negative: the diffs' Scans read 10000 units"), "{summary}");
     }
 
     #[test]

@@ -21,21 +21,33 @@ pub struct TableReport {
     pub table: String,
     /// The table did not exist and was created by this run (or would be, in a dry run).
     pub table_created: bool,
+    /// Items DynamoDB confirmed it wrote that were not in the table (in a dry run: to be written).
     pub created: u64,
+    /// Items DynamoDB confirmed it replaced (in a dry run: to be replaced). Items it did not
+    /// write are in `failed`, not here.
     pub updated: u64,
     pub unchanged: u64,
     /// Rejected rows whose stored item was kept as it was (a rejected row is not a missing row:
     /// its item is neither rewritten nor deleted).
     pub stale: u64,
-    /// Target items no source row produced (rejected rows' items are not among them).
+    /// Target items no source row produced (rejected rows' items are not among them). Counted
+    /// only when the whole source was read (see `orphans_counted`).
     pub orphans: u64,
+    /// Whether the orphans were looked for: not when the run stopped or failed before it read the
+    /// whole source, nor for a parameterised query without a `scope`.
+    pub orphans_counted: bool,
+    /// The mapping deletes orphans (`delete_missing = true`).
+    pub delete_missing: bool,
     /// Of those, deleted (`delete_missing`), or in a dry run, to be deleted.
     pub deleted: u64,
     /// The keys of the items deleted (or to be deleted, in a dry run).
     pub deleted_keys: Vec<String>,
-    /// Why the orphans were not deleted although `delete_missing` is on (the mass-delete guard).
+    /// Why the orphans were not deleted although `delete_missing` is on: the mass-delete guard,
+    /// rows whose key could not be built, or deletes DynamoDB did not confirm.
     pub deletes_refused: Option<String>,
-    /// Write units DynamoDB reported (estimated from item sizes in a dry run).
+    /// Write units DynamoDB reported, deletes and index writes included. In a dry run, what
+    /// DynamoDB will bill by its rules, from the sizes of the items to write and of the stored items
+    /// they replace or delete (and their index entries).
     pub write_units: f64,
     /// Read units the diff's Scan consumed.
     pub read_units: f64,
@@ -94,7 +106,8 @@ pub struct RunReport {
     pub rejects_file: Option<String>,
     /// The backup taken before `--clean` on a protected environment.
     pub backup: Option<String>,
-    /// How the run ended: completed, interrupted or failed, with its exit code.
+    /// How the run ended: completed, interrupted or failed, with its exit code (3 when rows were
+    /// rejected or not written or deletes refused).
     pub outcome: Outcome,
     /// What went wrong after the work was done (the run record or the rejects file could not be
     /// written); the report still holds every figure.
@@ -110,7 +123,8 @@ pub struct Outcome {
     /// The error or the signal that ended it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// The process's exit code for the run, before rows rejected or not written are counted.
+    /// The process's exit code for the run: a completed run that left rows rejected or not
+    /// written, or deletes refused, exits 3.
     pub exit_code: u8,
 }
 
@@ -137,8 +151,10 @@ pub struct Totals {
     pub stale: u64,
     pub orphans: u64,
     pub deleted: u64,
-    /// Tables whose deletes the mass-delete guard stopped.
+    /// Tables whose deletes were refused or held (see `TableReport::deletes_refused`).
     pub deletes_refused: u64,
+    /// Items without a source row left in place in those tables.
+    pub deletes_refused_items: u64,
     pub rejected: u64,
     pub failed: u64,
     pub write_units: f64,
@@ -163,6 +179,7 @@ impl Totals {
             orphans: sum(|t| t.orphans),
             deleted: sum(|t| t.deleted),
             deletes_refused: sum(|t| u64::from(t.deletes_refused.is_some())),
+            deletes_refused_items: sum(TableReport::refused_items),
             rejected: sum(|t| t.rejected.len() as u64),
             failed: sum(|t| t.failed.len() as u64),
             write_units,
@@ -177,11 +194,31 @@ impl Totals {
 
 /// Dollars with cents for large sums and six decimals for the small ones a nightly sync costs.
 pub(crate) fn usd(v: f64) -> String {
+    if v < 0.0 {
+        return format!("-{}", usd(-v));
+    }
     if v.abs() >= 1.0 {
         format!("${v:.2}")
     } else {
         format!("${v:.6}")
     }
+}
+
+/// The saving with its percentage; a negative one is marked, and explained under the table.
+pub(crate) fn saved(saved: f64, percent: f64) -> String {
+    let mark = if saved < 0.0 { " *" } else { "" };
+    format!("{} ({percent:.1}%){mark}", usd(saved))
+}
+
+/// Why a saving is negative: the diff's Scan cost more than the writes it spared.
+pub(crate) fn negative_saving(name: &str, cost: &Savings, read_units: f64, prices: &Prices) -> String {
+    format!(
+        "* {name}: saved is negative: the diff's Scan read {} units ({}), more than the writes it spared cost; \
+         with this little unchanged, rewriting every item (no Scan) would have cost {} less",
+        units(read_units),
+        usd(prices.cost(0.0, read_units)),
+        usd(-cost.saved)
+    )
 }
 
 pub(crate) fn units(v: f64) -> String {
@@ -192,10 +229,60 @@ pub(crate) fn units(v: f64) -> String {
     }
 }
 
+impl TableReport {
+    /// Items without a source row left in place although the mapping deletes them.
+    pub fn refused_items(&self) -> u64 {
+        if self.deletes_refused.is_some() {
+            self.orphans.saturating_sub(self.deleted)
+        } else {
+            0
+        }
+    }
+
+    /// What becomes of the table's items that have no source row, when a person should know: the
+    /// line names the table, the count, the cause and what to do. `ended` is how a run that did not
+    /// complete ended (`interrupted`, `failed`).
+    fn orphan_line(&self, dry_run: bool, ended: Option<&str>) -> Option<String> {
+        let table = &self.table;
+        if let Some(reason) = &self.deletes_refused {
+            return Some(format!("{table}: {reason}"));
+        }
+        if !self.orphans_counted {
+            let ended = match ended? {
+                "interrupted" => "was interrupted",
+                _ => "failed",
+            };
+            return self.delete_missing.then(|| {
+                format!(
+                    "{table}: items without a source row were not looked for, as the run {ended} before it read \
+                     the whole source; nothing was deleted, and the next complete run deletes them"
+                )
+            });
+        }
+        let kept = self.orphans.saturating_sub(self.deleted);
+        if kept == 0 || self.delete_missing {
+            return None;
+        }
+        let verb = if dry_run { "would be left" } else { "left" };
+        Some(format!(
+            "{table}: {kept} items have no source row; {verb} in place, as the mapping does not delete them \
+             (`delete_missing = true` on the mapping deletes them)"
+        ))
+    }
+}
+
 impl RunReport {
     /// Whether the run left something undone: rows rejected, writes failed, deletes refused.
     pub fn has_losses(&self) -> bool {
         self.total.rejected + self.total.failed + self.total.deletes_refused > 0
+    }
+
+    /// Sets the exit code of a run that completed but left something undone (3), so that the
+    /// run record keeps the code the process exits with.
+    pub fn settle_exit(&mut self) {
+        if self.outcome.status == "completed" && self.has_losses() {
+            self.outcome.exit_code = crate::exit::Exit::Differences as u8;
+        }
     }
 
     /// The human form: one row per table, a total, then the rows that were not written.
@@ -208,24 +295,26 @@ impl RunReport {
             "updated",
             "unchanged",
             "deleted",
+            "not written",
             "write units",
             "read units",
             "cost",
             "full rewrite",
             "saved",
         ]);
-        let row = |name: &str, [c, u, s, d]: [u64; 4], w: f64, r: f64, cost: &Savings| {
+        let row = |name: &str, [c, u, s, d, n]: [u64; 5], w: f64, r: f64, cost: &Savings| {
             let mut cells = vec![
                 Cell::new(name),
                 Cell::new(c),
                 Cell::new(u),
                 Cell::new(s),
                 Cell::new(d),
+                Cell::new(n),
                 Cell::new(units(w)),
                 Cell::new(units(r)),
                 Cell::new(usd(cost.actual)),
                 Cell::new(usd(cost.potential)),
-                Cell::new(format!("{} ({:.1}%)", usd(cost.saved), cost.saved_percent)),
+                Cell::new(saved(cost.saved, cost.saved_percent)),
             ];
             for cell in cells.iter_mut().skip(1) {
                 *cell = cell.clone().set_alignment(CellAlignment::Right);
@@ -233,7 +322,8 @@ impl RunReport {
             cells
         };
         for t in &self.tables {
-            let counts = [t.created, t.updated, t.unchanged, t.deleted];
+            let not_written = (t.rejected.len() + t.failed.len()) as u64;
+            let counts = [t.created, t.updated, t.unchanged, t.deleted, not_written];
             table.add_row(row(&t.table, counts, t.write_units, t.read_units, &t.cost));
             for e in &t.entities {
                 let cells =
@@ -241,12 +331,13 @@ impl RunReport {
                 let mut cells: Vec<Cell> =
                     std::iter::once(Cell::new(format!("  · {}", e.entity))).chain(cells).collect();
                 cells.push(Cell::new(""));
+                cells.push(Cell::new(e.rejected).set_alignment(CellAlignment::Right));
                 cells.push(Cell::new(format!("≈{}", e.estimated_write_units)).set_alignment(CellAlignment::Right));
                 table.add_row(cells);
             }
         }
         let tot = &self.total;
-        let counts = [tot.created, tot.updated, tot.unchanged, tot.deleted];
+        let counts = [tot.created, tot.updated, tot.unchanged, tot.deleted, tot.rejected + tot.failed];
         table.add_row(row("total", counts, tot.write_units, tot.read_units, &tot.cost));
         let mode = match (self.dry_run, self.clean) {
             (true, true) => "dry run of a clean load: nothing was written",
@@ -265,22 +356,34 @@ impl RunReport {
         }
         out.push_str(&format!("{table}\n"));
         out.push_str(&format!("Write units are {}; prices {}.\n", self.units, self.prices.source));
+        if tot.failed > 0 {
+            out.push_str(&format!(
+                "new and updated count only the items DynamoDB confirmed; {} items were not written (listed below).\n",
+                tot.failed
+            ));
+        }
+        let costly: Vec<(&str, &Savings, f64)> = self
+            .tables
+            .iter()
+            .map(|t| (t.table.as_str(), &t.cost, t.read_units))
+            .filter(|(_, c, _)| c.saved < 0.0)
+            .collect();
+        for (name, cost, read) in &costly {
+            out.push_str(&format!("{}\n", negative_saving(name, cost, *read, &self.prices)));
+        }
+        if tot.cost.saved < 0.0 && self.tables.len() > 1 {
+            out.push_str(&format!("{}\n", negative_saving("total", &tot.cost, tot.read_units, &self.prices)));
+        }
         if tot.retries > 0 {
             out.push_str(&format!("Retried calls: {} ({} writes throttled).\n", tot.retries, tot.throttled));
         }
         if let Some(path) = &self.backup {
             out.push_str(&format!("Backup taken before the clean load: {path}\n"));
         }
-        // Orphans the guard kept are explained per table below; these are the ones kept by choice.
-        let kept: u64 = self.tables.iter().filter(|t| t.deletes_refused.is_none()).map(|t| t.orphans - t.deleted).sum();
-        if kept > 0 {
-            out.push_str(&format!(
-                "{kept} target items have no source row; they were left in place (delete_missing = true deletes them).\n"
-            ));
-        }
+        let ended = (self.outcome.status != "completed").then_some(self.outcome.status);
         for t in &self.tables {
-            if let Some(reason) = &t.deletes_refused {
-                out.push_str(&format!("{}: {reason}\n", t.table));
+            if let Some(line) = t.orphan_line(self.dry_run, ended) {
+                out.push_str(&format!("{line}\n"));
             }
             if !t.deleted_keys.is_empty() {
                 let verb = if self.dry_run { "would be deleted" } else { "deleted (no source row)" };
@@ -335,6 +438,8 @@ impl RunReport {
                     ("updated", n(t.updated as f64)),
                     ("unchanged", n(t.unchanged as f64)),
                     ("deleted", n(t.deleted as f64)),
+                    ("orphans", n(t.orphans as f64)),
+                    ("deletes_refused", n(t.refused_items() as f64)),
                     ("rejected", n(t.rejected.len() as f64)),
                     ("failed", n(t.failed.len() as f64)),
                     ("write_units", n(t.write_units)),
@@ -363,6 +468,8 @@ impl RunReport {
             ("updated", n(tot.updated as f64)),
             ("unchanged", n(tot.unchanged as f64)),
             ("deleted", n(tot.deleted as f64)),
+            ("orphans", n(tot.orphans as f64)),
+            ("deletes_refused", n(tot.deletes_refused_items as f64)),
             ("rejected", n(tot.rejected as f64)),
             ("failed", n(tot.failed as f64)),
             ("write_units", n(tot.write_units)),
@@ -382,6 +489,95 @@ impl RunReport {
             ("params".to_string(), AttributeValue::M(params))
         }))
         .collect()
+    }
+}
+
+/// A run other than a sync that writes to DynamoDB (`restore`, `verify --repair`), kept in the
+/// metadata table as a sync's run is, so that `history` lists it with its mode, outcome and exit
+/// code, and `report` counts its write units. Its "full rewrite" is what it cost: it saves nothing.
+#[derive(Debug, Clone)]
+pub struct OperationRun {
+    pub environment: String,
+    /// `restore` or `repair`: what `history` shows as the run's mode.
+    pub mode: &'static str,
+    pub started_at: String,
+    pub finished_at: String,
+    pub prices: Prices,
+    pub tables: Vec<OperationTable>,
+    pub outcome: Outcome,
+}
+
+/// What an [`OperationRun`] did to one table.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OperationTable {
+    pub table: String,
+    /// Items written that the table did not hold (every item of a restore).
+    pub created: u64,
+    /// Items written over a stored one.
+    pub updated: u64,
+    pub deleted: u64,
+    /// Items that were to be written or deleted and were not.
+    pub failed: u64,
+    /// Write units DynamoDB reported.
+    pub write_units: f64,
+    /// Read units the operation consumed on the table.
+    pub read_units: f64,
+}
+
+impl OperationRun {
+    /// The item recorded in the metadata table, in the layout of [`RunReport::record`].
+    pub fn record(&self) -> Item {
+        let s = |v: &str| AttributeValue::S(v.to_string());
+        let n = |v: f64| AttributeValue::N(crate::number::from_f64(v).unwrap_or_else(|_| "0".into()));
+        let figures = |t: &OperationTable| -> Vec<(&'static str, AttributeValue)> {
+            let cost = self.prices.cost(t.write_units, t.read_units);
+            vec![
+                ("created", n(t.created as f64)),
+                ("updated", n(t.updated as f64)),
+                ("deleted", n(t.deleted as f64)),
+                ("failed", n(t.failed as f64)),
+                ("write_units", n(t.write_units)),
+                ("read_units", n(t.read_units)),
+                ("potential_write_units", n(t.write_units)),
+                ("cost_usd", n(cost)),
+                ("potential_usd", n(cost)),
+            ]
+        };
+        let total = self.tables.iter().fold(OperationTable::default(), |mut sum, t| {
+            sum.created += t.created;
+            sum.updated += t.updated;
+            sum.deleted += t.deleted;
+            sum.failed += t.failed;
+            sum.write_units += t.write_units;
+            sum.read_units += t.read_units;
+            sum
+        });
+        let tables = self
+            .tables
+            .iter()
+            .map(|t| {
+                let entry: Item = figures(t).into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+                (t.table.clone(), AttributeValue::M(entry))
+            })
+            .collect();
+        let record: Item = [
+            ("pk", s("RUN")),
+            ("sk", s(&format!("{}#{}", self.started_at, self.environment))),
+            ("environment", s(&self.environment)),
+            ("started_at", s(&self.started_at)),
+            ("finished_at", s(&self.finished_at)),
+            ("mode", s(self.mode)),
+            ("outcome", s(self.outcome.status)),
+            ("exit_code", n(self.outcome.exit_code as f64)),
+            ("saved_usd", n(0.0)),
+            ("tables", AttributeValue::M(tables)),
+        ]
+        .into_iter()
+        .chain(figures(&total))
+        .map(|(k, v)| (k.to_string(), v))
+        .chain(self.outcome.reason.as_ref().map(|r| ("outcome_reason".to_string(), s(r))))
+        .collect();
+        trim(record)
     }
 }
 
@@ -484,6 +680,8 @@ mod tests {
             unchanged,
             stale: 0,
             orphans: 0,
+            orphans_counted: true,
+            delete_missing: false,
             deleted: 0,
             deleted_keys: vec![],
             deletes_refused: None,
@@ -539,7 +737,9 @@ mod tests {
         assert_eq!(lines[0], "dev (us-east-1), incremental sync");
         assert!(text.contains("│ t-lessons ┆  45 ┆       0 ┆       143 ┆       0 ┆"), "{text}");
         assert!(
-            text.contains("│ total     ┆  45 ┆       0 ┆       155 ┆       0 ┆          45 ┆          4 ┆ $0.000029 ┆"),
+            text.contains(
+                "│ total     ┆  45 ┆       0 ┆       155 ┆       0 ┆           0 ┆          45 ┆          4 ┆ $0.000029 ┆"
+            ),
             "{text}"
         );
         assert!(text.contains("Write units are measured; prices built-in 2024-11-01 us-east-1."), "{text}");
@@ -569,8 +769,14 @@ mod tests {
         ];
         let text = r.render();
         assert!(text.contains("\nParameters: from=2025-01-01\n"), "{text}");
-        assert!(text.contains("│   · album ┆  40 ┆       0 ┆         3 ┆         ┆         ≈80 ┆"), "{text}");
-        assert!(text.contains("│   · track ┆   5 ┆       0 ┆       140 ┆         ┆          ≈5 ┆"), "{text}");
+        assert!(
+            text.contains("│   · album ┆  40 ┆       0 ┆         3 ┆         ┆           0 ┆         ≈80 ┆"),
+            "{text}"
+        );
+        assert!(
+            text.contains("│   · track ┆   5 ┆       0 ┆       140 ┆         ┆           0 ┆          ≈5 ┆"),
+            "{text}"
+        );
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["tables"][0]["entities"][1]["unchanged"], 140);
         assert!(json["tables"][1].get("entities").is_none(), "a one-query table has no entity list");
@@ -587,6 +793,109 @@ mod tests {
         assert!(r
             .render()
             .contains("t-lessons: 1 rows rejected:\n  lesson_id=<missing>: key column \"lesson_id\" is NULL\n"));
+    }
+
+    #[test]
+    fn failed_writes_are_counted_apart_from_what_was_written() {
+        let mut r = report();
+        r.tables[0].updated = 775;
+        r.tables[0].failed = (0..225).map(|i| Reject { key: format!("id={i}"), reason: "stopped".into() }).collect();
+        r.total = Totals::of(&r.tables, &r.prices);
+        r.settle_exit();
+        assert_eq!(r.outcome.exit_code, 3, "a completed run that left rows unwritten exits 3");
+        let text = r.render();
+        assert!(text.contains("│ t-lessons ┆  45 ┆     775 ┆       143 ┆       0 ┆         225 ┆"), "{text}");
+        assert!(text.contains("new and updated count only the items DynamoDB confirmed; 225 items were not written"));
+        let record = r.record();
+        assert_eq!(record["updated"], AttributeValue::N("775".into()));
+        assert_eq!(record["failed"], AttributeValue::N("225".into()));
+        assert_eq!(record["exit_code"], AttributeValue::N("3".into()));
+    }
+
+    #[test]
+    fn a_negative_saving_says_why() {
+        let mut r = report();
+        // Nothing unchanged to spare, and a Scan that read 800 units.
+        r.tables[1].read_units = 800.0;
+        r.tables[1].cost = Savings::new(&r.prices, 0.0, 800.0, 12.0);
+        r.total = Totals::of(&r.tables, &r.prices);
+        let text = r.render();
+        assert!(text.contains("-$0.000092 (-1233.3%) *"), "{text}");
+        assert!(text.contains("* total: saved is negative"), "{text}");
+        assert!(
+            text.contains(
+                "* t-topics: saved is negative: the diff's Scan read 800 units ($0.000100), more than the writes it \
+                 spared cost; with this little unchanged, rewriting every item (no Scan) would have cost $0.000092 less"
+            ),
+            "{text}"
+        );
+        assert!(!report().render().contains('*'), "a positive saving needs no note");
+    }
+
+    #[test]
+    fn orphan_lines_name_the_table_and_the_hint_that_applies() {
+        let mut r = report();
+        let lessons = &mut r.tables[0];
+        lessons.orphans = 4;
+        // No delete_missing: suggest it.
+        let text = r.render();
+        assert!(
+            text.contains(
+                "t-lessons: 4 items have no source row; left in place, as the mapping does not delete them \
+             (`delete_missing = true` on the mapping deletes them)\n"
+            ),
+            "{text}"
+        );
+        // delete_missing, refused by the guard: the refusal and its fix, not the suggestion.
+        r.tables[0].delete_missing = true;
+        r.tables[0].deletes_refused = Some("not deleted: 4 of 5 items (80.0%) have no source row, over …".into());
+        let text = r.render();
+        assert!(text.contains("t-lessons: not deleted: 4 of 5 items"), "{text}");
+        assert!(!text.contains("delete_missing = true"), "{text}");
+        assert_eq!(r.tables[0].refused_items(), 4);
+        // Interrupted before the whole source was read: the orphans were not looked for.
+        r.tables[0].deletes_refused = None;
+        r.tables[0].orphans = 0;
+        r.tables[0].orphans_counted = false;
+        r.outcome = Outcome { status: "interrupted", reason: Some("SIGTERM".into()), exit_code: 5 };
+        let text = r.render();
+        assert!(
+            text.contains(
+                "t-lessons: items without a source row were not looked for, as the run was interrupted before it read \
+                 the whole source; nothing was deleted, and the next complete run deletes them"
+            ),
+            "{text}"
+        );
+        // A table that does not delete says nothing then.
+        r.tables[0].delete_missing = false;
+        assert!(!r.render().contains("source row"), "{}", r.render());
+    }
+
+    #[test]
+    fn an_operation_run_is_recorded_like_a_sync() {
+        let prices = Prices::builtin("us-east-1").unwrap();
+        let run = OperationRun {
+            environment: "dev".into(),
+            mode: "restore",
+            started_at: "2026-01-01T00:00:00.000Z".into(),
+            finished_at: "2026-01-01T00:01:00.000Z".into(),
+            prices: prices.clone(),
+            tables: vec![OperationTable {
+                table: "t-lessons".into(),
+                created: 2678,
+                write_units: 2678.0,
+                ..Default::default()
+            }],
+            outcome: Outcome::completed(),
+        };
+        let record = run.record();
+        assert_eq!(record["mode"], AttributeValue::S("restore".into()));
+        assert_eq!(record["write_units"], AttributeValue::N("2678".into()));
+        assert_eq!(record["exit_code"], AttributeValue::N("0".into()));
+        let AttributeValue::M(tables) = &record["tables"] else { panic!() };
+        assert!(tables.contains_key("t-lessons"));
+        let cost = prices.cost(2678.0, 0.0);
+        assert_eq!(record["cost_usd"], AttributeValue::N(crate::number::from_f64(cost).unwrap()));
     }
 
     #[test]

@@ -3,13 +3,18 @@
 //! whole items) to the table's sync, which folds them into the diff while it reads the source. Pages
 //! are retried (and the retries counted) like batch writes. A sync starts every table's Scan at
 //! once, so the server scans later tables while ddbsync syncs earlier ones.
+//!
+//! A dry run's Scan reads whole items instead (billed the same: a Scan is billed on the items it
+//! reads, whatever it returns) and keeps of each only its [`Footprint`], so that it prices an update
+//! or a delete as DynamoDB will bill it.
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::dynamo::{Dynamo, Filter};
+use crate::cost::Footprint;
+use crate::dynamo::{Dynamo, Filter, IndexSchema};
 use crate::hash::{self, Digest};
 use crate::item::{Item, HASH_ATTR};
 use crate::profile::Profile;
@@ -24,6 +29,8 @@ pub struct Seen {
     pub stored: Option<Digest>,
     /// The key attributes themselves, kept only for tables that delete orphans.
     pub item_key: Option<Item>,
+    /// What writing over or deleting the item is billed, in a dry run.
+    pub old: Option<Footprint>,
 }
 
 /// One page of a Scan.
@@ -46,12 +53,14 @@ pub struct Feed {
 }
 
 /// Starts a table's parallel Scan; `keep_keys` returns each item's key attributes too, and
-/// `filter` limits it to the items a parameterised run covers.
+/// `filter` limits it to the items a parameterised run covers. With `footprints` (the table's
+/// indexes), whole items are read and each one's [`Footprint`] is returned.
 pub fn start(
     dynamo: Arc<Dynamo>,
     table: String,
     key_names: Vec<String>,
     (keep_keys, filter): (bool, Option<Filter>),
+    footprints: Option<Vec<IndexSchema>>,
     expected: u64,
     profile: &Profile,
 ) -> Feed {
@@ -60,10 +69,17 @@ pub fn start(
     // yet must not stall its Scan.
     let (tx, pages) = mpsc::unbounded_channel();
     let filter = filter.map(Arc::new);
+    let footprints = footprints.map(Arc::new);
     let tasks: Vec<_> = (0..segments)
         .map(|segment| {
             let (dynamo, table, key_names, tx) = (dynamo.clone(), table.clone(), key_names.clone(), tx.clone());
-            let at = Segment { number: segment, of: segments, keep_keys, filter: filter.clone() };
+            let at = Segment {
+                number: segment,
+                of: segments,
+                keep_keys,
+                filter: filter.clone(),
+                footprints: footprints.clone(),
+            };
             tokio::spawn(async move { scan_segment(&dynamo, &table, &key_names, at, policy, tx).await })
         })
         .collect();
@@ -84,6 +100,8 @@ struct Segment {
     of: u32,
     keep_keys: bool,
     filter: Option<Arc<Filter>>,
+    /// The table's indexes, when each item's footprint is wanted.
+    footprints: Option<Arc<Vec<IndexSchema>>>,
 }
 
 async fn scan_segment(
@@ -94,8 +112,11 @@ async fn scan_segment(
     policy: RetryPolicy,
     tx: mpsc::UnboundedSender<Page>,
 ) -> Result<ScanCost, TargetError> {
-    let mut attributes = key_names.to_vec();
-    attributes.push(HASH_ATTR.to_string());
+    // No projection reads whole items: a footprint needs each one's size.
+    let attributes = match at.footprints {
+        Some(_) => Vec::new(),
+        None => key_names.iter().cloned().chain([HASH_ATTR.to_string()]).collect(),
+    };
     let mut cost = ScanCost::default();
     let mut start = None;
     loop {
@@ -112,11 +133,12 @@ async fn scan_segment(
             .filter_map(|mut item| {
                 let key = hash::item_key_digest(&item, key_names)?;
                 let stored = item.get(HASH_ATTR).and_then(|h| h.as_s().ok()).and_then(|h| hash::from_hex(h));
+                let old = at.footprints.as_deref().map(|indexes| Footprint::of(&item, key_names, indexes));
                 let item_key = at.keep_keys.then(|| {
                     item.retain(|name, _| key_names.contains(name));
                     item
                 });
-                Some(Seen { key, stored, item_key })
+                Some(Seen { key, stored, item_key, old })
             })
             .collect();
         if tx.send(fingerprints).is_err() {

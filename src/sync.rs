@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use crate::backup;
 use crate::build::{show_schema, show_table_schema, Built, KeyFlaw, Plan, Reject, TablePlan};
 use crate::classify::Classifier;
-use crate::cost::Savings;
+use crate::cost::{self, Footprint, Savings};
 use crate::diff::{self, Index, Verdict};
 use crate::dynamo::{Dynamo, IndexSchema, KeySchema, TableInfo, TABLE_WAIT};
 use crate::guard::Guarded;
@@ -91,6 +91,9 @@ struct Prepared<'a> {
     exists: bool,
     /// DynamoDB's (approximate) item count, to size the diff index once.
     item_count: u64,
+    /// The indexes the run's writes go through: the table's own, or the mapping's for a table the
+    /// run creates. A dry run prices index writes by them.
+    indexes: Vec<IndexSchema>,
 }
 
 fn now() -> String {
@@ -291,17 +294,10 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
         outcome: Outcome::of(error.as_ref(), crate::exit_for),
         notes: done.notes,
     };
+    report.settle_exit();
     if !options.dry_run {
         // Every run that got this far is recorded, failed and interrupted ones too.
-        let table = &profile.metadata_table;
-        let recorded = tokio::time::timeout(RECORD_WAIT, dynamo.put_item(table, report.record())).await;
-        let failed = match recorded {
-            Ok(Ok(_)) => None,
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(_) => Some(format!("no answer in {} s", RECORD_WAIT.as_secs())),
-        };
-        if let Some(e) = failed {
-            let message = format!("the run could not be recorded in {table} in {}: {e}", dynamo.endpoint());
+        if let Err(message) = record_run(&dynamo, profile, report.record()).await {
             report.notes.push(message.clone());
             error.get_or_insert_with(|| anyhow::anyhow!("{message}; the sync itself finished (report above)"));
         }
@@ -318,6 +314,19 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
         }
     }
     Ok(Finished { report, error })
+}
+
+/// Writes a run record ([`RunReport::record`], [`crate::report::OperationRun::record`]) into the
+/// metadata table, waiting at most a few seconds; on failure, the note that says so. A restore
+/// (and `verify --repair`) calls it while it still holds the run lock.
+pub async fn record_run(dynamo: &Dynamo, profile: &Profile, record: Item) -> Result<(), String> {
+    let table = &profile.metadata_table;
+    let failed = match tokio::time::timeout(RECORD_WAIT, dynamo.put_item(table, record)).await {
+        Ok(Ok(_)) => return Ok(()),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer in {} s", RECORD_WAIT.as_secs()),
+    };
+    Err(format!("the run could not be recorded in {table} in {}: {failed}", dynamo.endpoint()))
 }
 
 /// `work`, unless a signal comes first.
@@ -376,7 +385,11 @@ async fn prepare_and_sync(
             }
         }
         let item_count = info.as_ref().map_or(0, |i| i.item_count);
-        prepared.push(Prepared { mapping, plan, exists: info.is_some(), item_count });
+        let indexes = match &info {
+            Some(info) if !options.clean => info.indexes.clone(),
+            _ => plan.schema.indexes.clone(),
+        };
+        prepared.push(Prepared { mapping, plan, exists: info.is_some(), item_count, indexes });
     }
 
     sync_tables(run, &mut prepared, done).await
@@ -427,7 +440,8 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Do
                 let table = p.mapping.table_name.clone();
                 let filter = run.params.filter(p.mapping, &p.plan.param_types);
                 let scope = (p.mapping.delete_missing, filter);
-                scan::start(dynamo.clone(), table, key_names, scope, p.item_count, profile)
+                let footprints = options.dry_run.then(|| p.indexes.clone());
+                scan::start(dynamo.clone(), table, key_names, scope, footprints, p.item_count, profile)
             })
         })
         .collect();
@@ -584,6 +598,9 @@ struct Tally<'a> {
     /// Per entity, for tables with several; empty otherwise.
     entities: Vec<EntityReport>,
     key_names: Vec<&'a str>,
+    /// In a dry run, the footprint of each stored item not yet judged, and the table's indexes:
+    /// a write is priced as DynamoDB bills it, against the item it replaces.
+    footprints: Option<(HashMap<Digest, Footprint>, &'a [IndexSchema])>,
     writer: Option<mpsc::Sender<Pending>>,
     bar: indicatif::ProgressBar,
 }
@@ -604,7 +621,17 @@ impl Tally<'_> {
     }
 
     async fn take(&mut self, verdict: Verdict, built: Built) {
-        let units = built.units;
+        let units = match (&mut self.footprints, verdict) {
+            (Some((old, indexes)), Verdict::Create | Verdict::Update) => {
+                let new = Footprint::of(&built.item, &self.key_names, indexes);
+                cost::put_units(old.remove(&built.key).as_ref(), &new)
+            }
+            (Some((old, _)), Verdict::Skip) => {
+                old.remove(&built.key);
+                built.units
+            }
+            _ => built.units,
+        };
         if let Some(e) = self.entities.get_mut(built.entity) {
             match verdict {
                 Verdict::Skip => e.unchanged += 1,
@@ -678,6 +705,7 @@ async fn sync_table(
             false => Vec::new(),
         },
         key_names: p.plan.key_names(),
+        footprints: run.options.dry_run.then(|| (HashMap::new(), p.indexes.as_slice())),
         writer: tx,
         bar: bar.clone(),
     };
@@ -730,6 +758,9 @@ async fn sync_table(
                     for seen in page {
                         if let Some(key) = seen.item_key {
                             keys.insert(seen.key, key);
+                        }
+                        if let (Some(old), Some((footprints, _))) = (seen.old, &mut tally.footprints) {
+                            footprints.insert(seen.key, old);
                         }
                         if let Some((verdict, built)) = classifier.scanned(seen.key, seen.stored) {
                             tally.take(verdict, built).await;
@@ -821,6 +852,14 @@ async fn sync_table(
         None => Default::default(),
     };
     bar.finish_and_clear();
+    // Created and updated count what DynamoDB confirmed: an item not written is taken back from
+    // the count it was in (a key the Scan found was an update).
+    for key in outcome.failed_keys.iter().flatten() {
+        match classifier.in_target(key) {
+            true => tally.updated = tally.updated.saturating_sub(1),
+            false => tally.created = tally.created.saturating_sub(1),
+        }
+    }
 
     // Orphans: deleted only when the mapping asks and the guard allows, after every write. A
     // parameterised query without a scope returns part of the table, so the items it did not
@@ -830,6 +869,8 @@ async fn sync_table(
     let judged = (!p.mapping.takes_params() || p.mapping.scope.is_some()) && stopped.is_none() && failure.is_none();
     let orphans = if judged { classifier.unseen() as u64 } else { 0 };
     let mut deletes = Deletes::default();
+    // A dry run's deletes, priced as DynamoDB bills them (the item and its index entries).
+    let mut delete_units = 0;
     if p.mapping.delete_missing && orphans > 0 {
         let first_keyless = tally.keyless.first().map_or(String::new(), |&at| tally.rejected[at].key.clone());
         let leave_out = &tally.leave_out;
@@ -861,13 +902,20 @@ async fn sync_table(
                     outcome.retries += done.retries;
                     outcome.throttled += done.throttled;
                     outcome.failed.extend(done.failed);
+                    outcome.failed_keys.extend(done.failed_keys);
                 } else {
                     deletes.count = deletes.keys.len() as u64;
+                    let old = tally.footprints.as_ref().map(|(old, _)| old);
+                    delete_units = doomed
+                        .iter()
+                        .map(|(d, _)| old.and_then(|o| o.get(d)).map_or(1, Footprint::delete_units))
+                        .sum::<u64>();
                 }
             }
         }
     }
-    let write_units = if run.options.dry_run { tally.changed_units as f64 } else { outcome.consumed_units };
+    let write_units =
+        if run.options.dry_run { (tally.changed_units + delete_units) as f64 } else { outcome.consumed_units };
     // A full rewrite writes the changed items (as billed) and the unchanged ones (estimated).
     let potential_write_units = write_units + tally.unchanged_units as f64;
     let report = TableReport {
@@ -878,6 +926,8 @@ async fn sync_table(
         unchanged: tally.unchanged,
         stale: stale.len() as u64,
         orphans,
+        orphans_counted: judged,
+        delete_missing: p.mapping.delete_missing,
         deleted: deletes.count,
         deleted_keys: deletes.keys,
         deletes_refused: deletes.refused,

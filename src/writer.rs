@@ -54,6 +54,10 @@ pub struct WriteOutcome {
     pub throttled: u64,
     /// Items that could not be written, with their key and the last error.
     pub failed: Vec<Reject>,
+    /// Their key digests, in the same order (`None` for an item without its key attributes), so
+    /// that a caller can tell which of its items were not written.
+    #[serde(skip)]
+    pub failed_keys: Vec<Option<Digest>>,
 }
 
 impl WriteOutcome {
@@ -63,6 +67,15 @@ impl WriteOutcome {
         self.retries += other.retries;
         self.throttled += other.throttled;
         self.failed.extend(other.failed);
+        self.failed_keys.extend(other.failed_keys);
+    }
+
+    /// Records `requests` as not written, for `reason`.
+    fn fail(&mut self, requests: &[Request], key_names: &[&str], reason: &str) {
+        for request in requests {
+            self.failed.push(reject(request, key_names, reason.to_string()));
+            self.failed_keys.push(crate::hash::item_key_digest(request.item(), key_names));
+        }
     }
 }
 
@@ -92,7 +105,7 @@ pub async fn write_with_retry<W: BatchWriter>(
             work.push(second);
             work.push(refused);
         } else {
-            outcome.failed.extend(refused.iter().map(|r| reject(r, key_names, error.to_string())));
+            outcome.fail(&refused, key_names, &error.to_string());
         }
     }
     outcome
@@ -141,7 +154,7 @@ async fn attempt<W: BatchWriter>(
             } else {
                 error.to_string()
             };
-            outcome.failed.extend(pending.iter().map(|r| reject(r, key_names, reason.clone())));
+            outcome.fail(&pending, key_names, &reason);
             return None;
         };
         tracing::debug!(table, items = pending.len(), ?delay, %error, "retrying batch");
@@ -206,8 +219,9 @@ pub async fn write_all<W: BatchWriter + 'static>(
             let units = batch.iter().map(|p| p.units).sum();
             let requests: Vec<Request> = batch.into_iter().map(|p| p.request).collect();
             if let Err(error) = wait_turn(&*writer, &pace, units).await {
-                let failed = requests.iter().map(|r| reject(r, names, error.to_string())).collect();
-                return WriteOutcome { failed, ..WriteOutcome::default() };
+                let mut outcome = WriteOutcome::default();
+                outcome.fail(&requests, names, &error.to_string());
+                return outcome;
             }
             write_with_retry(&*writer, &table, requests, &policy, &pace, names).await
         }

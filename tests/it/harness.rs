@@ -130,8 +130,10 @@ pub fn servers() -> &'static Servers {
         let hba = dir.join("pg_hba.conf");
         let rules = std::fs::read_to_string(&hba).expect("pg_hba.conf");
         std::fs::write(&hba, format!("{HBA}{rules}")).expect("write pg_hba.conf");
+        // `exec`: the watchdog's kill then ends the sleep itself, which would otherwise outlive the
+        // tests holding every descriptor they inherited (a build lock among them).
         watched(
-            "sleep infinity",
+            "exec sleep infinity",
             &format!("bash {} stop {} ; rm -rf {}", pg.display(), dir.display(), dir.display()),
         );
 

@@ -6,6 +6,7 @@ mod chinook;
 mod errors;
 mod faults;
 mod fidelity;
+mod figures;
 mod harness;
 mod modelling;
 mod ops;

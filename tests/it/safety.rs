@@ -119,7 +119,11 @@ async fn orphans_are_kept_by_default_and_deleted_within_the_guard() {
     ctx.sql(&["DELETE FROM items WHERE id = 1"]);
     let run = ctx.ddbsync(&["sync", "keep"]);
     assert_eq!(run.code(), 0, "{}", run.stderr());
-    assert!(run.stdout().contains("1 target items have no source row; they were left in place"), "{}", run.stdout());
+    let kept = format!(
+        "{table}: 1 items have no source row; left in place, as the mapping does not delete them \
+         (`delete_missing = true` on the mapping deletes them)"
+    );
+    assert!(run.stdout().contains(&kept), "{}", run.stdout());
     assert_eq!(ids(&ctx).await.len(), 50, "without delete_missing nothing is deleted");
 
     let dry = ctx.ddbsync(&["sync", "local", "--dry-run"]);

@@ -1,0 +1,197 @@
+//! The report's figures against what DynamoDB did: a dry run's write units against the units the
+//! server then reports, counts of what DynamoDB confirmed when writes fail, and run records of
+//! every run that writes (refused deletes and restores included), read back by `history` and
+//! `report`.
+
+use crate::harness::{figure, text, Ctx, Profile};
+
+/// `things`, with a keys-only, an include and a whole-item index, deleting orphans.
+const MAPPING: &str = r#"
+[tables.things]
+partition_key = "id"
+delete_missing = true
+query = "SELECT id, grp, tag, extra, cat, body FROM things"
+
+[tables.things.indexes.by_grp]
+partition_key = "grp"
+projection = "keys_only"
+
+[tables.things.indexes.by_tag]
+partition_key = "tag"
+projection = ["extra"]
+
+[tables.things.indexes.by_cat]
+partition_key = "cat"
+"#;
+
+fn things(ctx: &Ctx) {
+    ctx.sql(&["CREATE TABLE things AS SELECT g AS id, 'g' || (g % 7) AS grp, \
+               CASE WHEN g % 3 = 0 THEN NULL ELSE 't' || (g % 5) END AS tag, 'x' || g AS extra, \
+               CASE WHEN g % 4 = 0 THEN NULL ELSE 'c' || (g % 2) END AS cat, \
+               repeat('b', CASE WHEN g % 10 = 0 THEN 1500 ELSE 100 END) AS body \
+               FROM generate_series(1, 120) g"]);
+    let mappings = ctx.write_mappings("things.toml", MAPPING);
+    ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
+}
+
+/// The write units the server itself reported for BatchWriteItem calls since the proxy's log was
+/// cleared: the independent figure.
+fn server_write_units(ctx: &Ctx) -> f64 {
+    ctx.proxy
+        .exchanges("BatchWriteItem")
+        .iter()
+        .flat_map(|e| e.response["ConsumedCapacity"].as_array().cloned().unwrap_or_default())
+        .map(|c| c["CapacityUnits"].as_f64().unwrap_or(0.0))
+        .sum()
+}
+
+/// The dry run's estimate against the real run's measured units: equal on dynoxide, which bills
+/// index writes as DynamoDB does; dynalite leaves index writes out of its figures, so it reports
+/// no more than the estimate.
+fn assert_priced(predicted: f64, measured: f64) {
+    match crate::harness::server_kind().as_str() {
+        "dynalite" => assert!(measured <= predicted, "measured {measured}, predicted {predicted}"),
+        _ => assert_eq!(predicted, measured, "the dry run's write units are what the server billed"),
+    }
+}
+
+#[tokio::test]
+async fn a_dry_run_prices_creates_updates_and_deletes_as_dynamodb_bills_them() {
+    let ctx = Ctx::new(1).await;
+    things(&ctx);
+    let table = ctx.table("things");
+
+    let predicted = ctx.sync(&["--dry-run"]);
+    ctx.proxy.clear();
+    let first = ctx.sync(&[]);
+    let units = |r: &serde_json::Value| figure(r, &table, "write_units");
+    assert_eq!(units(&first), server_write_units(&ctx));
+    assert_priced(units(&predicted), units(&first));
+
+    ctx.sql(&[
+        // Bodies shrink below 1 KB: billed on the old, larger item.
+        "UPDATE things SET body = 'short' WHERE id IN (10, 20, 30)",
+        // A keys-only index key moves: out of one place, into another.
+        "UPDATE things SET grp = 'moved' WHERE id IN (1, 2, 3)",
+        // An included attribute changes: the include index entry is rewritten in place.
+        "UPDATE things SET extra = 'changed' WHERE id IN (4, 5)",
+        // Out of the include index, and into the whole-item index.
+        "UPDATE things SET tag = NULL, cat = 'c9' WHERE id IN (7, 8)",
+        // Only the body: the keys-only and include entries stay as they are.
+        "UPDATE things SET body = repeat('z', 900) WHERE id IN (11, 13)",
+        // Gone from the source: deleted with their index entries (5 of 120, within the guard).
+        "DELETE FROM things WHERE id IN (40, 41, 42, 43, 50)",
+        "INSERT INTO things SELECT g, 'new', 't1', 'x', 'c1', repeat('n', 2100) FROM generate_series(200, 203) g",
+    ]);
+    let predicted = ctx.sync(&["--dry-run"]);
+    assert_eq!(figure(&predicted, &table, "deleted"), 5.0);
+    ctx.proxy.clear();
+    let real = ctx.sync(&[]);
+    assert_eq!(
+        [figure(&real, &table, "created"), figure(&real, &table, "updated"), figure(&real, &table, "deleted")],
+        [4.0, 12.0, 5.0]
+    );
+    assert_eq!(units(&real), server_write_units(&ctx), "the report's units are the server's");
+    assert_priced(units(&predicted), units(&real));
+}
+
+#[tokio::test]
+async fn created_and_updated_count_only_what_dynamodb_confirmed() {
+    let ctx = Ctx::new(1).await;
+    ctx.sql(&["CREATE TABLE items AS SELECT g AS id, 'title ' || g AS title FROM generate_series(1, 60) g"]);
+    let mappings = ctx.write_mappings(
+        "items.toml",
+        "[tables.items]\npartition_key = \"id\"\nquery = \"SELECT id, title FROM items\"\n",
+    );
+    ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
+    ctx.sync(&[]);
+
+    // Ten rows change and five are new; DynamoDB refuses the items holding the marker.
+    ctx.sql(&[
+        "UPDATE items SET title = 'changed ' || id WHERE id <= 10",
+        "UPDATE items SET title = 'REFUSE-ME ' || id WHERE id IN (3, 7)",
+        "INSERT INTO items SELECT g, 'new ' || g FROM generate_series(100, 104) g",
+        "UPDATE items SET title = 'REFUSE-ME ' || id WHERE id = 104",
+    ]);
+    ctx.proxy.refuse_batches_holding(Some("REFUSE-ME"));
+    let run = ctx.ddbsync(&["--json", "sync", "local"]);
+    ctx.proxy.refuse_batches_holding(None);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    let table = ctx.table("items");
+
+    // What DynamoDB holds now, read back: the oracle.
+    let stored: Vec<(u32, String)> =
+        ctx.scan("items").await.iter().map(|i| (text(&i["id"]).parse().unwrap(), text(&i["title"]))).collect();
+    let changed = stored.iter().filter(|(id, t)| *id <= 10 && t.starts_with("changed ")).count();
+    let new = stored.iter().filter(|(id, _)| *id >= 100).count();
+    assert_eq!((changed, new), (8, 4));
+    assert_eq!(figure(&report, &table, "updated"), changed as f64);
+    assert_eq!(figure(&report, &table, "created"), new as f64);
+    let failed = report["tables"][0]["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 3);
+    assert_eq!(report["total"]["failed"], 3);
+    assert_eq!(report["outcome"]["exit_code"], 3, "the report's exit code is the process's");
+
+    // The text says so, and the run record keeps the same figures.
+    let history = ctx.ddbsync(&["--json", "history", "local", "--limit", "1"]);
+    let last: serde_json::Value = serde_json::from_str(&history.stdout()).unwrap();
+    assert_eq!((last[0]["updated"].as_f64(), last[0]["not_written"].as_f64()), (Some(8.0), Some(3.0)));
+    assert_eq!(last[0]["exit_code"], 3);
+    ctx.sql(&["UPDATE items SET title = 'again ' || id WHERE id <= 2"]);
+    ctx.proxy.refuse_batches_holding(Some("again 2"));
+    let text = ctx.ddbsync(&["sync", "local"]).stdout();
+    ctx.proxy.refuse_batches_holding(None);
+    assert!(
+        text.contains("new and updated count only the items DynamoDB confirmed; 1 items were not written"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn history_and_report_count_refused_deletes_and_restores() {
+    let ctx = Ctx::new(1).await;
+    ctx.sql(&["CREATE TABLE items AS SELECT g AS id, 'title ' || g AS title FROM generate_series(1, 50) g"]);
+    let mapping =
+        "[tables.items]\npartition_key = \"id\"\ndelete_missing = true\nquery = \"SELECT id, title FROM items\"\n";
+    let mappings = ctx.write_mappings("items.toml", mapping);
+    ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
+    ctx.sync(&[]);
+
+    // 20 of 50 items without a source row: over the guard.
+    ctx.sql(&["DELETE FROM items WHERE id <= 20"]);
+    let run = ctx.ddbsync(&["sync", "local"]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    assert!(run.stdout().contains(&format!("{}: not deleted: 20 of 50 items", ctx.table("items"))), "{}", run.stdout());
+    assert!(!run.stdout().contains("delete_missing = true"), "the mapping deletes already: {}", run.stdout());
+    let history = ctx.ddbsync(&["history", "local"]).stdout();
+    assert!(history.contains("incremental (completed, exit 3, 20 deletes refused)"), "{history}");
+
+    // A restore writes a run record with the units the server reported for it.
+    let file = ctx.envs.path().join("b/local.tar");
+    let backup = ctx.ddbsync(&["backup", "local", "-o", file.to_str().unwrap()]);
+    assert_eq!(backup.code(), 0, "{}", backup.stderr());
+    ctx.proxy.clear();
+    let restore = ctx.ddbsync(&["restore", file.to_str().unwrap(), "--yes"]);
+    assert_eq!(restore.code(), 0, "{}", restore.stderr());
+    let billed = server_write_units(&ctx);
+    assert!(billed >= 50.0, "{billed}");
+    let runs: serde_json::Value = serde_json::from_str(&ctx.ddbsync(&["--json", "history", "local"]).stdout()).unwrap();
+    let restored = &runs[0];
+    assert_eq!(restored["mode"], "restore");
+    assert_eq!((restored["outcome"].as_str(), restored["exit_code"].as_u64()), (Some("completed"), Some(0)));
+    assert_eq!(restored["write_units"].as_f64(), Some(billed));
+    assert_eq!(restored["created"], 50);
+    assert!(ctx.ddbsync(&["history", "local"]).stdout().contains("┆ restore "), "history names the mode");
+
+    let summary: serde_json::Value =
+        serde_json::from_str(&ctx.ddbsync(&["--json", "report", "local", "--since", "all"]).stdout()).unwrap();
+    let listed: f64 = runs.as_array().unwrap().iter().map(|r| r["write_units"].as_f64().unwrap()).sum();
+    assert_eq!(summary["runs"], 3);
+    assert_eq!(summary["restore_runs"], 1);
+    assert_eq!(summary["unsuccessful_runs"], 1);
+    assert_eq!(summary["total"]["write_units"].as_f64(), Some(listed));
+    assert_eq!(summary["total"]["deletes_refused"], 20);
+    let items = ctx.dynamo.scan().table_name(ctx.table("items")).send().await.unwrap();
+    assert_eq!(items.count, 50, "the restore put back every item");
+}
