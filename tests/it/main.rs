@@ -16,4 +16,5 @@ mod secure;
 mod source;
 mod sync;
 mod unattended;
+mod verify;
 mod writer;
