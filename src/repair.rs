@@ -530,9 +530,10 @@ async fn repair_table(
     if halt.is_none() {
         r.settled += write.len() as u64;
     }
+    // Every put not written is in `failed`, by key: what was written is what was sent, less those.
     let failed_created = outcome.failed.iter().filter(|f| created_keys.contains(&f.key)).count() as u64;
-    r.created -= failed_created;
-    r.updated -= outcome.failed.len() as u64 - failed_created;
+    r.created = r.created.saturating_sub(failed_created);
+    r.updated = r.updated.saturating_sub(outcome.failed.len() as u64 - failed_created);
     r.write_units = if run.options.dry_run { estimated as f64 } else { outcome.consumed_units };
     (r.retries, r.throttled, r.failed) = (outcome.retries, outcome.throttled, outcome.failed);
 
