@@ -141,6 +141,16 @@ async fn repair_writes_what_is_missing_or_differs_deletes_extras_and_leaves_noth
         run.stderr()
     );
     assert!(run.stdout().is_empty(), "{}", run.stdout());
+    // A protected environment needs --yes, terminal or not.
+    let mappings = ctx.envs.path().join("mappings/delete.toml");
+    ctx.write_profile_with(
+        "prot",
+        &Profile { top: "protected = true", mappings: Some(&mappings), ..Profile::default() },
+    );
+    let run = ctx.ddbsync(&["verify", "prot", "--repair"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert!(run.stderr().contains(&format!("prot is protected: verify --repair writes to {table} only with --yes")));
+    assert_eq!(stored(&ctx).await, before, "nothing written");
 
     // The verify names the fix with the real table.
     let out = ctx.ddbsync(&["verify", "local", "--full"]).stdout();
@@ -339,6 +349,10 @@ async fn repair_takes_the_run_lock_and_stops_on_sigterm() {
     assert!(run.stderr().contains("not repairing local while another run writes to it"), "{}", run.stderr());
     assert!(run.stderr().contains("is locked by another run (environment local): batch-7 (pid 4242)"));
     assert_eq!(stored(&ctx).await, before, "nothing written");
+    let run = ctx.ddbsync(&["verify", "local", "--repair", "--yes", "--wait-lock", "1s"]);
+    assert_eq!(run.code(), 4, "{}", run.stderr());
+    assert!(run.stderr().contains("waiting up to 1s for the run lock: table"), "{}", run.stderr());
+    assert!(run.elapsed >= Duration::from_secs(1), "{:?}", run.elapsed);
 
     // --force-unlock takes it; a low cap keeps batches waiting when SIGTERM comes.
     let mut child = ctx.command(&[
