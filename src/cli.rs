@@ -105,6 +105,30 @@ pub struct VerifyArgs {
     /// A query parameter, as for sync; repeatable.
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = crate::params::parse)]
     pub params: Vec<(String, String)>,
+    /// Then write the missing and differing items from the source and delete the extra ones where
+    /// the mapping sets delete_missing, under the run lock, as a sync writes (asks first).
+    #[arg(long)]
+    pub repair: bool,
+    /// With --repair: do not ask (for scripts); a protected environment always needs it.
+    #[arg(long, short = 'y', requires = "repair")]
+    pub yes: bool,
+    /// With --repair: say what would be written and deleted; write nothing.
+    #[arg(long, requires = "repair")]
+    pub dry_run: bool,
+    /// With --repair: let deletes remove more than sync.max_delete_fraction of a table.
+    #[arg(long, requires = "repair")]
+    pub allow_mass_delete: bool,
+    /// With --repair: take the run lock even if another run holds it (when that run is known to be gone).
+    #[arg(long, requires = "repair")]
+    pub force_unlock: bool,
+    /// With --repair: while another run holds the lock of a table, wait up to this long for it (30s,
+    /// 10m, 1h; at most 7d) instead of exiting 4.
+    #[arg(long, value_name = "DURATION", value_parser = wait_lock, requires = "repair")]
+    pub wait_lock: Option<Duration>,
+    /// With --repair: spend at most this many write units per second, 1 to 1000000 (overrides
+    /// sync.max_write_units_per_second).
+    #[arg(long, value_name = "N", allow_negative_numbers = true, requires = "repair")]
+    pub max_write_units_per_second: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -272,6 +296,18 @@ mod tests {
         for (line, (code, meaning)) in lines.iter().zip(crate::exit::Exit::ALL) {
             assert_eq!(line.trim(), format!("{}  {meaning}", code as u8));
         }
+    }
+
+    #[test]
+    fn the_repair_flags_need_repair() {
+        for flag in ["--yes", "--dry-run", "--allow-mass-delete", "--force-unlock"] {
+            let err = Cli::try_parse_from(["ddbsync", "verify", "dev", flag]).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{flag}");
+            assert!(err.to_string().contains("--repair"), "{flag}: {err}");
+            assert!(Cli::try_parse_from(["ddbsync", "verify", "dev", "--repair", flag]).is_ok(), "{flag}");
+        }
+        assert!(Cli::try_parse_from(["ddbsync", "verify", "dev", "--wait-lock", "1m"]).is_err());
+        assert!(Cli::try_parse_from(["ddbsync", "verify", "dev", "--repair", "--wait-lock", "1m"]).is_ok());
     }
 
     #[test]

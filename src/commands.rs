@@ -8,14 +8,16 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{BackupArgs, Cli, Command, HistoryArgs, IamArgs, ReportArgs, RestoreArgs, SyncArgs, TablesCommand};
+use crate::cli::{
+    BackupArgs, Cli, Command, HistoryArgs, IamArgs, ReportArgs, RestoreArgs, SyncArgs, TablesCommand, VerifyArgs,
+};
 use crate::exit::{Exit, UsageError};
 use crate::printer::Printer;
 use crate::profile::{self, ProfileError};
 use crate::report::{OperationRun, Outcome};
 use crate::source::Source;
 use crate::stop::{Interrupted, Stop};
-use crate::{backup, check, dynamo, history, iam, lock, sync, tables, verify};
+use crate::{backup, check, dynamo, history, iam, lock, repair, sync, tables, verify};
 
 /// Runs a parsed command line; the caller turns the result into the process's exit code.
 pub async fn run(cli: Cli) -> Result<Exit> {
@@ -56,22 +58,73 @@ pub async fn run(cli: Cli) -> Result<Exit> {
             printer.show(&done, |d: &Vec<tables::TableAction>| tables::render(d))?;
             Ok(Exit::Success)
         }
-        Command::Verify(args) => {
-            let profile = profile::load(dir, &args.target.env)?;
-            let depth = if args.full {
-                verify::Depth::Full
-            } else {
-                verify::Depth::Sample(args.sample.unwrap_or(100) as usize)
-            };
-            let scope = verify::Scope { tables: &args.target.tables, depth, params: &args.params };
-            let report = verify::run(&profile, scope, &printer).await?;
-            printer.show(&report, verify::VerifyReport::render)?;
-            Ok(if report.differs() { Exit::Differences } else { Exit::Success })
-        }
+        Command::Verify(args) => verify(dir, args, cli.json, &printer).await,
         Command::History(args) => history(dir, args, &printer).await,
         Command::Report(args) => report(dir, args, &printer).await,
         Command::IamPolicy(args) => iam_policy(dir, args, &printer),
     }
+}
+
+/// `verify`, and with `--repair` the repair of what it found: the verify's report is printed
+/// before the question (with `--json`, the two reports come as one at the end).
+async fn verify(dir: &Path, args: VerifyArgs, json: bool, printer: &Printer) -> Result<Exit> {
+    let mut profile = profile::load(dir, &args.target.env)?;
+    profile.sync = profile.sync.overridden(None, None, args.max_write_units_per_second)?;
+    let depth = match (args.full, args.sample) {
+        (true, _) => verify::Depth::Full,
+        (false, n) => verify::Depth::Sample(n.unwrap_or(100) as usize),
+    };
+    let writes = args.repair && !args.dry_run;
+    if writes {
+        // Refused before anything is read when there will be no way to say yes.
+        let names: Vec<String> =
+            sync::selected(&profile, &args.target.tables)?.iter().map(|t| t.table_name.clone()).collect();
+        may_confirm(&profile, &format!("verify --repair writes to {}", names.join(", ")), args.yes)?;
+    }
+    let scope = verify::Scope { tables: &args.target.tables, depth, params: &args.params };
+    let mut verified = verify::run(&profile, scope, printer).await?;
+    verified.report.repairing = args.repair;
+    let found = if verified.report.differs() { Exit::Differences } else { Exit::Success };
+    let planned = repair::planned_action(&verified);
+    let Some(planned) = planned.filter(|_| args.repair) else {
+        printer.show(&verified.report, verify::VerifyReport::render)?;
+        if args.repair && found != Exit::Success {
+            printer.warn(repair::nothing_to_do(&verified));
+        }
+        return Ok(found);
+    };
+    if !json {
+        printer.show(&verified.report, verify::VerifyReport::render)?;
+    }
+    if writes {
+        confirm(&profile, &format!("verify --repair {planned}"), "", args.yes, printer)?;
+    }
+    // Listening from here, not earlier: a Ctrl-C at the question or during the verify ends the
+    // command at once (it has written nothing).
+    let stop = crate::stop::Stop::on_signals();
+    let options = repair::Options {
+        dry_run: args.dry_run,
+        allow_mass_delete: args.allow_mass_delete,
+        force_unlock: args.force_unlock,
+        wait_lock: args.wait_lock,
+    };
+    let (report, error) = tokio::select! {
+        repaired = repair::run(&profile, &verified, &options, printer, &stop) => repaired?,
+        signal = stop.expired(crate::stop::DRAIN + Duration::from_secs(10)) => {
+            return Err(crate::stop::Interrupted(signal).into())
+        }
+    };
+    // The report comes first, whatever ended the repair: it says what was written.
+    if json {
+        printer.show(&repair::Repaired { verify: &verified.report, repair: &report }, |_| String::new())?;
+    } else {
+        printer.show(&report, repair::RepairReport::render)?;
+    }
+    if let Some(error) = error {
+        return Err(error);
+    }
+    let left = args.dry_run || report.has_losses() || verified.report.tables.iter().any(|t| t.rejected > 0);
+    Ok(if left { found.max(Exit::Differences) } else { Exit::Success })
 }
 
 fn envs(dir: &Path, printer: &Printer) -> Result<Exit> {
@@ -406,21 +459,34 @@ async fn sync(envs_dir: &Path, args: SyncArgs, printer: &Printer) -> Result<Exit
 /// Before deleting tables (`--clean`, `restore`): an ordinary environment asks on a terminal and
 /// needs `--yes` elsewhere; a protected one always needs `--yes` and, on a terminal, its name typed.
 fn confirm_destruction(profile: &profile::Profile, action: &str, yes: bool, printer: &Printer) -> Result<()> {
-    let terminal = std::io::stdin().is_terminal();
+    confirm(profile, action, ", then writes every item", yes, printer)
+}
+
+/// Refuses (exit 2) an action that would have to ask but cannot: a protected environment without
+/// `--yes`, or no terminal and no `--yes`.
+fn may_confirm(profile: &profile::Profile, action: &str, yes: bool) -> Result<()> {
     if profile.protected && !yes {
         let message = format!("{} is protected: {action} only with --yes", profile.env);
         return Err(ProfileError::new(&profile.path, message).into());
     }
-    if yes && !(profile.protected && terminal) {
-        return Ok(());
-    }
-    if !terminal {
+    if !yes && !std::io::stdin().is_terminal() {
         let message = format!("{action}; there is no terminal to confirm on, so add --yes");
         return Err(ProfileError::new(&profile.path, message).into());
     }
+    Ok(())
+}
+
+/// Asks before `action` (a table deletion, a repair) as [`confirm_destruction`] says; `then` ends
+/// the question.
+fn confirm(profile: &profile::Profile, action: &str, then: &str, yes: bool, printer: &Printer) -> Result<()> {
+    may_confirm(profile, action, yes)?;
+    let terminal = std::io::stdin().is_terminal();
+    if yes && !(profile.protected && terminal) {
+        return Ok(());
+    }
     // On a protected environment the answer is its name, so that a habitual "yes" is not enough.
     let expected = if profile.protected { profile.env.as_str() } else { "yes" };
-    let question = format!("{action} in {} ({}), then writes every item.", profile.env, profile.target.region);
+    let question = format!("{action} in {} ({}){then}.", profile.env, profile.target.region);
     if !printer.confirm(&question, expected)? {
         bail!("not confirmed; nothing was changed");
     }

@@ -25,6 +25,7 @@ pub mod params;
 pub mod pgpass;
 pub mod printer;
 pub mod profile;
+pub mod repair;
 pub mod report;
 pub mod retry;
 pub mod scan;

@@ -353,10 +353,28 @@ where
     F: FnOnce(Fence) -> Fut,
     Fut: Future<Output = Result<T>>,
 {
-    // A signal while the lock is being taken ends the run at once: leases already written expire,
-    // or are free at once for the next run on this host, whose process is then gone.
+    with_lock_waiting(dynamo, profile, tables, (force, None), |_| {}, stop, work).await
+}
+
+/// [`with_lock`], waiting up to `wait` (`--wait-lock`) for a lock another run holds; `on_wait`
+/// hears of the first refusal.
+pub async fn with_lock_waiting<T, F, Fut>(
+    dynamo: &Arc<Dynamo>,
+    profile: &Profile,
+    tables: &[String],
+    (force, wait): (bool, Option<Duration>),
+    on_wait: impl Fn(&anyhow::Error),
+    stop: &crate::stop::Stop,
+    work: F,
+) -> Result<T>
+where
+    F: FnOnce(Fence) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    // A signal while the lock is being taken (or waited for) ends the run at once: leases already
+    // written expire, or are free at once for the next run on this host, whose process is then gone.
     let held = tokio::select! {
-        held = take(dynamo, profile, tables, force, None, |_| {}) => held?,
+        held = take(dynamo, profile, tables, force, wait, on_wait) => held?,
         signal = stop.wait() => return Err(crate::stop::Interrupted(signal).into()),
     };
     let work = work(held.fence());

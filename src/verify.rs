@@ -5,11 +5,17 @@
 //! never from the stored hash attribute, so that an item edited in DynamoDB by someone else is
 //! caught even though its stored hash still matches (a sync would not rewrite it). `--full` scans
 //! every item; a sample reads N source keys with BatchGetItem and N target items with one limited
-//! Scan from a random segment, so that it costs about 2N reads whatever the table's size.
+//! Scan from a random segment, so that it costs about 2N reads whatever the table's size. A table no
+//! bigger than the sample, or small enough that reading it whole costs less than the sample
+//! ([`reads_whole`]), is read whole instead: a sample of a small table would miss most extras.
 //!
-//! The comparison of one item ([`judge`]) is pure and unit-tested.
+//! Every difference found is also kept by key ([`Fixes`]), for `verify --repair` ([`crate::repair`]).
+//! A rejected row's stored item is not an extra: as in a sync, it is kept (stale), never deleted.
+//!
+//! The comparison of one item ([`judge`]) and the choice of a whole read are pure and unit-tested.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
@@ -71,14 +77,26 @@ impl Found {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct TableVerify {
     pub table: String,
+    /// The mapping's name (without the prefix), for the `--table` of the advice.
+    #[serde(skip)]
+    pub name: String,
+    /// The table exists (a repair writes only into existing tables; a sync creates them).
+    #[serde(skip)]
+    pub exists: bool,
     /// Rows the source query returned.
     pub source_rows: u64,
     /// Of those, rows that cannot become items (the sync rejects them too).
     pub rejected: u64,
-    /// Items in DynamoDB: counted by the Scan with `--full`, else DynamoDB's own estimate (refreshed
-    /// about every six hours).
+    /// Items the source gives (distinct keys of the rows that can become items).
+    pub source_items: u64,
+    /// Items in DynamoDB: counted by the Scan when the table was read whole, else DynamoDB's own
+    /// estimate (refreshed about every six hours).
     pub target_items: u64,
     pub target_items_exact: bool,
+    /// Every item was read (`--full`, or a sample at least as large as the table, or cheaper read whole).
+    pub read_whole: bool,
+    /// Both counts are exact, cover the same items, and differ.
+    pub counts_differ: bool,
     /// Items compared field by field (through their content hash).
     pub compared: u64,
     /// In the source, not in DynamoDB.
@@ -95,7 +113,7 @@ pub struct TableVerify {
 
 impl TableVerify {
     pub fn differs(&self) -> bool {
-        self.rejected + self.missing.count + self.extra.count + self.differing.count > 0
+        self.counts_differ || self.rejected + self.missing.count + self.extra.count + self.differing.count > 0
     }
 }
 
@@ -108,6 +126,9 @@ pub struct VerifyReport {
     pub tables: Vec<TableVerify>,
     pub read_units: f64,
     pub cost_usd: f64,
+    /// `verify --repair` follows: the advice to run it is left out.
+    #[serde(skip)]
+    pub repairing: bool,
 }
 
 impl VerifyReport {
@@ -134,12 +155,50 @@ pub fn judge(expected: Option<&Digest>, content: &Digest, stored: Option<&Digest
     }
 }
 
+/// Whether a sample of `n` should read the table whole instead: when the table (by the larger of
+/// the source's count and DynamoDB's estimate) holds no more than `n` items, or when a Scan of all of
+/// it costs fewer read units than the sample, which reads up to `n` source keys by key (strongly
+/// consistent: a unit per started 4 KB of each item) and `n` items by Scan (half a unit per 4 KB).
+/// Item sizes are the source's (`source_bytes` over `source_items`).
+pub fn reads_whole(n: usize, source_items: u64, source_bytes: u64, target_estimate: u64) -> bool {
+    let items = source_items.max(target_estimate);
+    if items <= n as u64 {
+        return true;
+    }
+    let size = source_bytes as f64 / source_items.max(1) as f64;
+    let by_key = (size / 4096.0).ceil().max(1.0);
+    let sample = source_items.min(n as u64) as f64 * by_key + n as f64 * size / 8192.0;
+    let whole = items as f64 * size / 8192.0;
+    whole <= sample
+}
+
+/// What verify found by key, for a repair: the keys whose item must be written from the source
+/// (missing or differing), and the keys of the extras (their key attributes, to delete them).
+#[derive(Debug, Default)]
+pub struct Fixes {
+    /// Key → true when the item is missing, false when it differs.
+    pub write: HashMap<Digest, bool>,
+    pub delete: HashMap<Digest, Item>,
+}
+
+impl Fixes {
+    pub fn is_empty(&self) -> bool {
+        self.write.is_empty() && self.delete.is_empty()
+    }
+}
+
 /// The source side of one table.
 struct Expected {
     /// Key → content hash and the entity that gives the item (whose exclusions hash it).
     hashes: HashMap<Digest, (Digest, usize)>,
+    /// Keys of rejected rows: their stored items are kept (stale), so they are not extras.
+    stale: HashSet<Digest>,
     rows: u64,
     rejected: u64,
+    /// DynamoDB sizes of the built items, summed: how much a whole read costs.
+    bytes: u64,
+    /// Estimated write units of every built item: what rewriting the table would cost.
+    units: u64,
     /// A uniform sample of the built items' keys (reservoir sampling), for `Depth::Sample`.
     sample: Vec<(Digest, Item)>,
 }
@@ -151,27 +210,44 @@ pub struct Scope<'a> {
     pub params: &'a [(String, String)],
 }
 
-pub async fn run(profile: &Profile, scope: Scope<'_>, printer: &Printer) -> Result<VerifyReport> {
+/// A verify's report, with what a repair needs to act on it: the source (still connected), each
+/// table's plan and the differences by key.
+pub struct Verified<'p> {
+    pub report: VerifyReport,
+    pub source: Source,
+    pub params: Params,
+    pub dynamo: Arc<Dynamo>,
+    /// Per table verified: its mapping, plan, what verify found by key, and the source's estimate of
+    /// a full rewrite (write units).
+    pub tables: Vec<(&'p TableMapping, TablePlan, Fixes, u64)>,
+}
+
+pub async fn run<'p>(profile: &'p Profile, scope: Scope<'_>, printer: &Printer) -> Result<Verified<'p>> {
     let depth = scope.depth;
     let mappings = sync::selected(profile, scope.tables)?;
     let params = Params::new(profile, &mappings, scope.params)?;
     let source = Source::connect(profile).await?;
     let plans = sync::plans(&source, &mappings).await?;
-    let dynamo = Dynamo::connect(&profile.target).await;
+    let dynamo = Arc::new(Dynamo::connect(&profile.target).await);
     let policy = RetryPolicy::new(profile.sync.max_attempts);
     let mut out = Vec::new();
-    for (mapping, plan) in mappings.into_iter().zip(&plans) {
+    let mut tables = Vec::new();
+    for (mapping, plan) in mappings.into_iter().zip(plans) {
         let table = &mapping.table_name;
         let info = dynamo
             .describe(table)
             .await
             .with_context(|| format!("reading DynamoDB table {table} in {}", sync::location(profile)))?;
-        if let Some(mismatch) = info.as_ref().and_then(|i| sync::key_mismatch(&i.key_schema, mapping, plan)) {
+        if let Some(mismatch) = info.as_ref().and_then(|i| sync::key_mismatch(&i.key_schema, mapping, &plan)) {
             anyhow::bail!(
-                "DynamoDB table {table} {mismatch}; its items cannot be matched to the source (`sync --clean` \
-                 recreates the table)"
+                "DynamoDB table {table} {mismatch}; its items cannot be matched to the source (`ddbsync sync {} \
+                 --clean --table {}` recreates the table)",
+                profile.env,
+                mapping.name
             );
         }
+        let owned = plan;
+        let plan = &owned;
         let sample_size = match depth {
             Depth::Sample(n) => n,
             Depth::Full => 0,
@@ -181,47 +257,66 @@ pub async fn run(profile: &Profile, scope: Scope<'_>, printer: &Printer) -> Resu
         bar.finish_and_clear();
         let mut t = TableVerify {
             table: table.clone(),
+            name: mapping.name.clone(),
+            exists: info.is_some(),
             source_rows: expected.rows,
             rejected: expected.rejected,
+            source_items: expected.hashes.len() as u64,
             ..TableVerify::default()
         };
+        let mut fixes = Fixes::default();
         // A parameterised query returns part of the table: without a scope, items it did not
         // return are not extras.
         let filter = params.filter(mapping, &plan.param_types);
         let extras = !mapping.takes_params() || filter.is_some();
-        let remaining = match (&info, depth) {
-            (None, _) => {
+        let whole = match (&info, depth) {
+            (Some(_), Depth::Full) => true,
+            (Some(info), Depth::Sample(n)) => reads_whole(n, t.source_items, expected.bytes, info.item_count),
+            (None, _) => false,
+        };
+        let units = expected.units;
+        let remaining = match &info {
+            None => {
                 printer.note(format!("{table} does not exist: every source row is missing"));
                 t.target_items_exact = true;
+                t.read_whole = true;
                 expected.hashes
             }
-            (Some(_), Depth::Full) => {
+            Some(_) if whole => {
                 let bar = printer.counter(format!("{table}: reading every item"));
-                let mut hashes = expected.hashes;
+                let (mut hashes, stale) = (expected.hashes, expected.stale);
                 t.read_units = scan::each_page(&dynamo, table, &policy, filter.as_ref(), |page| {
                     bar.inc(page.len() as u64);
                     t.target_items += page.len() as u64;
                     for item in &page {
-                        compare(&mut t, plan, item, extras, |k| hashes.remove(k));
+                        compare(&mut t, &mut fixes, plan, item, (extras, &stale), |k| hashes.remove(k));
                     }
                     Ok(())
                 })
                 .await?;
                 bar.finish_and_clear();
                 t.target_items_exact = true;
+                t.read_whole = true;
                 hashes
             }
-            (Some(info), Depth::Sample(n)) => {
+            Some(info) => {
                 t.target_items = info.item_count;
-                sample(&dynamo, &policy, &mut t, (plan, filter.as_ref(), extras), &expected, n).await?;
+                let n = match depth {
+                    Depth::Sample(n) => n,
+                    Depth::Full => unreachable!("a full verify reads the table whole"),
+                };
+                sample(&dynamo, &policy, (&mut t, &mut fixes), (plan, filter.as_ref(), extras), &expected, n).await?;
                 HashMap::new()
             }
         };
-        // Missing items (full and absent tables): the count is known; name the first ones.
+        // Missing items (whole reads and absent tables): the count is known; name the first ones.
         if !remaining.is_empty() {
             t.missing.count += remaining.len() as u64;
+            fixes.write.extend(remaining.keys().map(|k| (*k, true)));
             name_missing(&source, &params, (mapping, plan), &remaining, &mut t.missing.keys).await?;
         }
+        // With every item read and extras judged, the two counts cover the same items.
+        t.counts_differ = t.target_items_exact && extras && t.target_items != t.source_items;
         tracing::info!(
             table = %t.table,
             compared = t.compared,
@@ -231,9 +326,10 @@ pub async fn run(profile: &Profile, scope: Scope<'_>, printer: &Printer) -> Resu
             "verified"
         );
         out.push(t);
+        tables.push((mapping, owned, fixes, units));
     }
     let read_units = out.iter().map(|t| t.read_units).sum();
-    Ok(VerifyReport {
+    let report = VerifyReport {
         environment: profile.env.clone(),
         region: profile.target.region.clone(),
         depth: match depth {
@@ -243,7 +339,9 @@ pub async fn run(profile: &Profile, scope: Scope<'_>, printer: &Printer) -> Resu
         tables: out,
         read_units,
         cost_usd: profile.prices.cost(0.0, read_units),
-    })
+        repairing: false,
+    };
+    Ok(Verified { report, source, params, dynamo, tables })
 }
 
 /// Reads a table's source in full: key → content hash of every item, and a sample of keys.
@@ -255,15 +353,26 @@ async fn read_source(
     sample_size: usize,
     bar: &indicatif::ProgressBar,
 ) -> Result<Expected> {
-    let mut e = Expected { hashes: HashMap::new(), rows: 0, rejected: 0, sample: Vec::new() };
+    let mut e = Expected {
+        hashes: HashMap::new(),
+        stale: HashSet::new(),
+        rows: 0,
+        rejected: 0,
+        bytes: 0,
+        units: 0,
+        sample: Vec::new(),
+    };
     let key_names = plan.key_names();
     for (index, (entity, entity_plan)) in mapping.entities.iter().zip(&plan.entities).enumerate() {
         let mut rows = sync::open_rows(source, params, entity).await?;
         while let Some(row) = rows.next().await {
             e.rows += 1;
             bar.inc(1);
-            let Ok(built) = entity_plan.build(&source::raw_values(&row?)) else {
+            let row = row?;
+            let raw = source::raw_values(&row);
+            let Ok(built) = entity_plan.build(&raw) else {
                 e.rejected += 1;
+                e.stale.extend(entity_plan.key_digest(&raw).ok());
                 continue;
             };
             e.take(built, index, sample_size, &key_names);
@@ -281,6 +390,8 @@ impl Expected {
             return;
         }
         self.hashes.insert(built.key, (built.hash, entity));
+        self.bytes += built.size as u64;
+        self.units += built.units;
         let seen = self.hashes.len();
         // Reservoir sampling: the n-th key replaces a random slot with probability sample_size / n.
         let slot = if seen <= sample_size { seen - 1 } else { fastrand::usize(..seen) };
@@ -298,17 +409,21 @@ impl Expected {
 }
 
 /// Compares one stored item with the source's hash for its key, which `expected` looks up (and,
-/// with `--full`, removes, so that what remains at the end is missing). An item the source does
-/// not give is an extra only when `extras` (the whole table, or its scope, was read).
+/// in a whole read, removes, so that what remains at the end is missing). An item the source does
+/// not give is an extra only when `extras` (the whole table, or its scope, was read) and its key is
+/// not a rejected row's (`stale`: kept as it is, as a sync keeps it). Each difference is also kept
+/// by key in `fixes`.
 fn compare(
     t: &mut TableVerify,
+    fixes: &mut Fixes,
     plan: &TablePlan,
     item: &Item,
-    extras: bool,
+    (extras, stale): (bool, &HashSet<Digest>),
     expected: impl FnOnce(&Digest) -> Option<(Digest, usize)>,
 ) {
     let key_names = plan.key_names();
     let Some(key) = hash::item_key_digest(item, &key_names) else { return };
+    let extras = extras && !stale.contains(&key);
     let Some((expected, entity)) = expected(&key).map(|(h, e)| (Some(h), e)).or(extras.then_some((None, 0))) else {
         return;
     };
@@ -317,10 +432,16 @@ fn compare(
     let describe = || item::describe_key(item, &key_names);
     match judge(expected.as_ref(), &plan.entities[entity].content_hash(item), stored.as_ref()) {
         None => {}
-        Some(EXTRA) => t.extra.push(describe, EXTRA),
+        Some(EXTRA) => {
+            t.extra.push(describe, EXTRA);
+            let mut key_item = item.clone();
+            key_item.retain(|name, _| key_names.contains(&name.as_str()));
+            fixes.delete.insert(key, key_item);
+        }
         Some(reason) => {
             t.edited += u64::from(reason == EDITED);
             t.differing.push(describe, reason);
+            fixes.write.insert(key, false);
         }
     }
 }
@@ -330,7 +451,7 @@ fn compare(
 async fn sample(
     dynamo: &Dynamo,
     policy: &RetryPolicy,
-    t: &mut TableVerify,
+    (t, fixes): (&mut TableVerify, &mut Fixes),
     (plan, filter, extras): (&TablePlan, Option<&Filter>, bool),
     expected: &Expected,
     n: usize,
@@ -347,7 +468,7 @@ async fn sample(
             t.read_units += fetched.consumed_units;
             for item in &fetched.items {
                 found.extend(hash::item_key_digest(item, &key_names));
-                compare(t, plan, item, true, lookup);
+                compare(t, fixes, plan, item, (true, &expected.stale), lookup);
             }
             keys = fetched.unprocessed;
             if !keys.is_empty() {
@@ -359,6 +480,7 @@ async fn sample(
     for (key, item_key) in &expected.sample {
         if !found.contains(key) {
             t.missing.push(|| item::describe_key(item_key, &key_names), MISSING);
+            fixes.write.insert(*key, true);
         }
     }
     let segment = fastrand::i32(0..SAMPLE_SEGMENTS);
@@ -370,7 +492,7 @@ async fn sample(
     t.read_units += page.consumed_units;
     for item in page.items.iter().filter(|i| hash::item_key_digest(i, &key_names).is_some_and(|k| !found.contains(&k)))
     {
-        compare(t, plan, item, extras, lookup);
+        compare(t, fixes, plan, item, (extras, &expected.stale), lookup);
     }
     Ok(())
 }
@@ -442,11 +564,34 @@ impl VerifyReport {
                 }
             }
         }
+        for t in self.tables.iter().filter(|t| t.counts_differ) {
+            out.push_str(&format!(
+                "{}: the source gives {} items and DynamoDB holds {}.\n",
+                t.table, t.source_items, t.target_items
+            ));
+        }
         for t in self.tables.iter().filter(|t| t.edited > 0) {
+            let fix = if self.repairing { "the repair below does" } else { "a repair does" };
             out.push_str(&format!(
                 "{}: {} items were changed in DynamoDB directly. A sync does not rewrite them, because their stored \
-                 hash still matches the source; `ddbsync sync {} --clean --table <name>` rewrites the table.\n",
-                t.table, t.edited, self.environment
+                 hash still matches the source; {fix}.\n",
+                t.table, t.edited
+            ));
+        }
+        let fixable = |t: &&TableVerify| t.missing.count + t.extra.count + t.differing.count > 0;
+        if !self.repairing && self.tables.iter().any(|t| fixable(&t)) {
+            let tables: String = self.tables.iter().filter(fixable).map(|t| format!(" --table {}", t.name)).collect();
+            out.push_str(&format!(
+                "`ddbsync verify {}{tables} --repair` writes the missing and differing items from the source and \
+                 deletes the extra ones where the mapping sets delete_missing (asks first).\n",
+                self.environment
+            ));
+        }
+        let sampled: Vec<&str> = self.tables.iter().filter(|t| !t.read_whole).map(|t| t.table.as_str()).collect();
+        if !sampled.is_empty() && self.depth != "full" {
+            out.push_str(&format!(
+                "Sampled: {} (items outside the sample were not compared; --full compares every one).\n",
+                sampled.join(", ")
             ));
         }
         let verdict = if self.differs() { "Differences found" } else { "No differences" };
@@ -498,7 +643,15 @@ mod tests {
 
     #[test]
     fn the_report_lists_differences_and_its_verdict() {
-        let mut t = TableVerify { table: "t-lessons".into(), source_rows: 40, target_items: 40, ..Default::default() };
+        let mut t = TableVerify {
+            table: "t-lessons".into(),
+            name: "lessons".into(),
+            source_rows: 40,
+            source_items: 40,
+            target_items: 40,
+            read_whole: true,
+            ..Default::default()
+        };
         t.target_items_exact = true;
         t.compared = 40;
         t.differing.push(|| "lesson_id=7".into(), EDITED);
@@ -510,8 +663,30 @@ mod tests {
             tables: vec![t],
             read_units: 2.5,
             cost_usd: 0.0000003125,
+            repairing: false,
         };
         assert!(report.differs());
         insta::assert_snapshot!(report.render());
+    }
+
+    #[test]
+    fn a_table_no_bigger_than_the_sample_is_read_whole() {
+        // 78 small items, a sample of 1000: whichever count is larger decides.
+        assert!(reads_whole(1000, 78, 78 * 300, 0));
+        assert!(reads_whole(100, 100, 100 * 300, 90));
+        // DynamoDB's estimate says the table is larger than the source: the larger count counts.
+        assert!(!reads_whole(100, 80, 80 * 300_000, 5_000));
+    }
+
+    #[test]
+    fn a_table_cheaper_to_read_whole_than_to_sample_is_read_whole() {
+        // 100 keys of 500 bytes by key cost about 100 units, plus 6 for the Scan's 100 items; the
+        // whole table costs 500 / 8192 of a unit per item: up to about 1,737 items that is cheaper.
+        assert!(reads_whole(100, 1_700, 1_700 * 500, 0));
+        assert!(!reads_whole(100, 1_800, 1_800 * 500, 0));
+        // Items of 40 KB cost 10 units each by key and 5 by Scan: the sample costs 15n, a whole
+        // read 5 per item, so it is cheaper up to 3n items.
+        assert!(reads_whole(100, 200, 200 * 40_960, 0));
+        assert!(!reads_whole(100, 400, 400 * 40_960, 0));
     }
 }

@@ -17,4 +17,5 @@ mod secure;
 mod source;
 mod sync;
 mod unattended;
+mod verify;
 mod writer;
