@@ -718,17 +718,17 @@ fn unconverted_columns(columns: &[(&String, &Type)]) -> String {
     let advice = |name: &str, ty: &Type| {
         let column = sql_name(name);
         let cast = convert::cast_for(ty, &column);
-        format!("{} AS {column} — {}", cast.expression, cast.why)
+        format!("{} AS {column} instead — {}", cast.expression, cast.why)
     };
     match columns {
         [(name, ty)] => format!(
-            "column \"{name}\" has type {}, which ddbsync does not convert; return in the query instead {}",
+            "column \"{name}\" has type {}, which ddbsync does not convert; in the query, return {}",
             convert::type_name(ty),
             advice(name, ty)
         ),
         _ => {
             let mut text =
-                format!("{} columns have types ddbsync does not convert; return instead, in the query:", columns.len());
+                format!("{} columns have types ddbsync does not convert; in the query, return:", columns.len());
             for (name, ty) in columns {
                 text.push_str(&format!("\n  column \"{name}\" ({}): {}", convert::type_name(ty), advice(name, ty)));
             }
@@ -816,7 +816,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "envs/mappings/pni.toml: table \"lessons\": column \"duration\" has type interval, which ddbsync does not \
-             convert; return in the query instead EXTRACT(EPOCH FROM duration) AS duration — its length in seconds, a \
+             convert; in the query, return EXTRACT(EPOCH FROM duration) AS duration instead — its length in seconds, a \
              number that sorts and adds up (a month counts as 30 days, a year as 365.25); or duration::text to keep \
              PostgreSQL's spelling (\"1 mon 2 days 03:04:05\")"
         );
@@ -833,21 +833,21 @@ mod tests {
         let lines: Vec<&str> = err.lines().collect();
         assert_eq!(
             lines[0],
-            "envs/mappings/pni.toml: table \"lessons\": 3 columns have types ddbsync does not convert; return \
-             instead, in the query:"
+            "envs/mappings/pni.toml: table \"lessons\": 3 columns have types ddbsync does not convert; in the \
+             query, return:"
         );
         assert!(
             lines[1].starts_with(
-                "  column \"Price\" (money): \"Price\"::numeric AS \"Price\" — the amount as an exact number"
+                "  column \"Price\" (money): \"Price\"::numeric AS \"Price\" instead — the amount as an exact number"
             ),
             "{err}"
         );
         assert_eq!(
             lines[2],
-            "  column \"spans\" (interval[]): spans::text[] AS spans — a list of each element as PostgreSQL prints it"
+            "  column \"spans\" (interval[]): spans::text[] AS spans instead — a list of each element as PostgreSQL prints it"
         );
         assert!(
-            lines[3].starts_with("  column \"net\" (inet): net::text AS net — the address with its netmask"),
+            lines[3].starts_with("  column \"net\" (inet): net::text AS net instead — the address with its netmask"),
             "{err}"
         );
         assert_eq!(lines.len(), 4, "text[] converts: {err}");

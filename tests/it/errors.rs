@@ -229,19 +229,19 @@ fn numbers_as_f64(value: serde_json::Value) -> serde_json::Value {
     }
 }
 
-/// `column "price" (money): price::numeric AS price — why` or, alone in its query, `column "price" has
-/// type money, which ddbsync does not convert; return in the query instead price::numeric AS price —
-/// why`: (column, type, expression).
+/// `column "price" (money): price::numeric AS price instead — why` or, alone in its query, `column
+/// "price" has type money, which ddbsync does not convert; in the query, return price::numeric AS price
+/// instead — why`: (column, type, expression).
 fn advice(line: &str) -> Option<(String, String, String)> {
     let (_, rest) = line.split_once("column \"")?;
     let (name, rest) = rest.split_once('"')?;
     let (ty, rest) = match rest.strip_prefix(" (") {
         Some(list) => list.split_once("): ")?,
-        None => rest
-            .strip_prefix(" has type ")?
-            .split_once(", which ddbsync does not convert; return in the query instead ")?,
+        None => {
+            rest.strip_prefix(" has type ")?.split_once(", which ddbsync does not convert; in the query, return ")?
+        }
     };
-    let (expression, _) = rest.split_once(&format!(" AS {name} — "))?;
+    let (expression, _) = rest.split_once(&format!(" AS {name} instead — "))?;
     Some((name.to_string(), ty.to_string(), expression.to_string()))
 }
 
@@ -310,7 +310,7 @@ async fn every_unconvertible_column_is_named_with_a_cast_that_works() {
     let odd = detail("query of odd");
     assert!(
         odd.starts_with(&format!(
-            "{}: table \"odd\": 17 columns have types ddbsync does not convert; return instead, in the query:\n",
+            "{}: table \"odd\": 17 columns have types ddbsync does not convert; in the query, return:\n",
             path.display()
         )),
         "{odd}"
@@ -329,7 +329,7 @@ async fn every_unconvertible_column_is_named_with_a_cast_that_works() {
     assert!(
         lines[1].starts_with(&format!(
             "  {}: table \"multi\": entity \"first\": column \"price\" has type money, which ddbsync does not \
-             convert; return in the query instead price::numeric AS price — ",
+             convert; in the query, return price::numeric AS price instead — ",
             path.display()
         )),
         "{multi}"
