@@ -4,7 +4,8 @@
 //! so that a mapping that cannot work (a key column the query lacks, a type that does not convert)
 //! fails before anything is written. [`Plan::build`] then turns each row into an item with its key
 //! digest, content hash and estimated size, or into a [`Reject`] that names the row's key and the
-//! reason, so that nothing is dropped silently.
+//! reason, so that nothing is dropped silently. A row whose key cannot be built is named by the
+//! columns that key is made of, with their values as the source gave them (`id=NULL`, `f=NaN`).
 //!
 //! Every limit DynamoDB holds an item to (key sizes, nesting, empty names, empty index keys, the
 //! item size) is checked here, row by row: DynamoDB refuses a whole batch for one bad item.

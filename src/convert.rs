@@ -11,7 +11,14 @@
 //! Numbers are stored as the value PostgreSQL prints, never as a binary approximation of it: a
 //! `real` is spelled as the shortest decimal that reads back as the same `f32`. A value that has no
 //! faithful DynamoDB form (NaN, infinite numbers, `infinity` timestamps, JSON nested deeper than
-//! DynamoDB allows) is an error, which rejects the row, rather than a stand-in value.
+//! DynamoDB allows) is an error, which rejects the row, rather than a stand-in value;
+//! [`ConvertError::explain`] words it with the fix the query can use as written, for the column
+//! at hand (`NULLIF(f, 'NaN') AS f`, `WHERE f <> 'NaN'`, `n::text AS n`). No reason quotes a JSON
+//! document or the parser's position in it.
+//!
+//! A type with no mapping here is refused before any row is read; [`cast_for`] gives the
+//! expression a query can return instead, chosen to keep what the value means (`money::numeric`,
+//! not its `::text`, which is `$1,234.56`).
 
 use aws_sdk_dynamodb::primitives::Blob;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
