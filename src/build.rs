@@ -4,7 +4,8 @@
 //! so that a mapping that cannot work (a key column the query lacks, a type that does not convert)
 //! fails before anything is written. [`Plan::build`] then turns each row into an item with its key
 //! digest, content hash and estimated size, or into a [`Reject`] that names the row's key and the
-//! reason, so that nothing is dropped silently.
+//! reason, so that nothing is dropped silently. A row whose key cannot be built is named by the
+//! columns that key is made of, with their values as the source gave them (`id=NULL`, `f=NaN`).
 //!
 //! Every limit DynamoDB holds an item to (key sizes, nesting, empty names, empty index keys, the
 //! item size) is checked here, row by row: DynamoDB refuses a whole batch for one bad item.
@@ -40,7 +41,8 @@ pub struct Built {
 /// A row that cannot become an item.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Reject {
-    /// The row's key as far as it could be read (`lesson_id=7`).
+    /// The row's key (`lesson_id=7`); when a key attribute could not be built, the source columns
+    /// it is made of, with their values (`id=NULL`, `f=NaN, SK="T#t2"`).
     pub key: String,
     pub reason: String,
 }
@@ -73,7 +75,7 @@ impl KeyFlaw {
             Flaw::Value(Unkeyable::NotScalar(_)) => {
                 format!("{}_typeof({column}) IN ('string', 'number', 'boolean')", self.json?)
             }
-            Flaw::Value(Unkeyable::Other(_)) => return None,
+            Flaw::Value(Unkeyable::Number(_) | Unkeyable::Other(_)) => return None,
         })
     }
 }
@@ -104,6 +106,13 @@ impl std::fmt::Display for KeyFlaw {
                  of it in the query instead ({}->>'name' AS …), or leave such rows out{}",
                 sql_name(column),
                 leave_out()
+            ),
+            Flaw::Value(Unkeyable::Number(reason)) => write!(
+                f,
+                "key column \"{column}\": {reason}; leave such rows out of the query, or return the column as text \
+                 ({} AS {}), which a key can hold",
+                format_args!("{}::text", sql_name(column)),
+                sql_name(column)
             ),
             Flaw::Value(Unkeyable::Other(reason)) => write!(f, "key column \"{column}\": {reason}"),
         }
@@ -274,13 +283,17 @@ impl Plan {
             let names: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
             names.join(", ")
         };
+        // Every column of a type that does not convert is named at once, each with its cast.
+        let mut unconverted = Vec::new();
         for (i, (name, ty)) in columns.iter().enumerate() {
             if columns[..i].iter().any(|(other, _)| other == name) {
                 return Err(mapping.error(format!(
                     "the query returns column \"{name}\" twice; give one of them another name (AS …)"
                 )));
             }
-            convert::supported(ty).map_err(|e| mapping.error(format!("column \"{name}\": {e}")))?;
+            if convert::supported(ty).is_err() {
+                unconverted.push((name, ty));
+            }
             if item::is_reserved(name) {
                 return Err(mapping.error(format!(
                     "column \"{name}\": names starting with {} are ddbsync's own (it keeps each item's content \
@@ -289,6 +302,9 @@ impl Plan {
                     name.trim_start_matches('_')
                 )));
             }
+        }
+        if !unconverted.is_empty() {
+            return Err(mapping.error(unconverted_columns(&unconverted)));
         }
         let index_of = |column: &str, role: &str| {
             columns.iter().position(|(n, _)| n == column).ok_or_else(|| {
@@ -402,12 +418,12 @@ impl Plan {
                     }
                 }
                 Err(e) => {
-                    failure.get_or_insert_with(|| column_error(name, &e));
+                    failure.get_or_insert_with(|| column_error(name, ty, &e));
                 }
             }
         }
         let (key_values, flaw) = self.key_values(&item, raw);
-        let describe = |item: &Item| item::describe_key(item, &self.key_names());
+        let describe = |item: &Item| self.describe_row(item, raw);
         // The key parts that could be built name the row even when it is rejected.
         for (name, value) in key_values {
             item.insert(name, value);
@@ -439,13 +455,7 @@ impl Plan {
         for key in &self.keys {
             let columns: Vec<usize> = match key {
                 KeyPlan::Column { index, .. } => vec![*index],
-                KeyPlan::Template { parts, .. } => parts
-                    .iter()
-                    .filter_map(|p| match p {
-                        TemplatePart::Column(index) => Some(*index),
-                        TemplatePart::Text(_) => None,
-                    })
-                    .collect(),
+                KeyPlan::Template { parts, .. } => template_columns(parts),
             };
             for index in columns {
                 let (name, ty) = &self.columns[index];
@@ -465,6 +475,51 @@ impl Plan {
         match self.key_values(&item, raw) {
             (values, None) => Ok(hash::key_digest(&values.iter().map(|(_, v)| v).collect::<Vec<_>>())),
             (_, Some(flaw)) => Err(flaw),
+        }
+    }
+
+    /// The row's key for messages: each key attribute that was built, spelled as the item holds it
+    /// (`SK="T#t2"`); for one that was not, the source columns it is made of, each with its value
+    /// as the source gave it (`id=NULL`, `f=NaN`, `t="t2"`), which is how the row can be found.
+    fn describe_row(&self, item: &Item, raw: &[Option<&[u8]>]) -> String {
+        let mut parts = Vec::new();
+        let mut shown: Vec<usize> = Vec::new();
+        for key in &self.keys {
+            let (attribute, columns) = match key {
+                KeyPlan::Column { attribute, index } => (attribute, vec![*index]),
+                KeyPlan::Template { attribute, parts } => (attribute, template_columns(parts)),
+            };
+            if item.contains_key(attribute) {
+                parts.push(item::describe_key(item, &[attribute]));
+                continue;
+            }
+            for index in columns {
+                if !shown.contains(&index) {
+                    shown.push(index);
+                    parts.push(format!("{}={}", self.columns[index].0, self.source_value(index, item, raw)));
+                }
+            }
+        }
+        parts.join(", ")
+    }
+
+    /// A column's value as the source gave it, for [`Plan::describe_row`]: its attribute's text when it
+    /// converted, else PostgreSQL's word for it (`NULL`, `NaN`, `infinity`) or its printed number.
+    /// A JSON container is named, not quoted: a key is not the place for a document.
+    fn source_value(&self, index: usize, item: &Item, raw: &[Option<&[u8]>]) -> String {
+        let (name, ty) = &self.columns[index];
+        match (item.get(name), raw.get(index).copied().flatten()) {
+            (Some(AttributeValue::M(_)), _) => "<JSON object>".into(),
+            (Some(AttributeValue::L(_)), _) => "<JSON array>".into(),
+            (Some(AttributeValue::Null(_)), Some(_)) => "<JSON null>".into(),
+            (Some(value), _) => item::describe_value(value),
+            (None, None) => "NULL".into(),
+            (None, Some(bytes)) => match convert::key_text(ty, bytes) {
+                Ok(text) => text,
+                Err(Unkeyable::NotFinite(word)) => word.into(),
+                Err(Unkeyable::Infinite { value, .. }) => value.into(),
+                Err(Unkeyable::NotScalar(_) | Unkeyable::Number(_) | Unkeyable::Other(_)) => "<not convertible>".into(),
+            },
         }
     }
 
@@ -627,6 +682,17 @@ impl Plan {
     }
 }
 
+/// The columns a key template uses, in order (a column used twice, twice).
+fn template_columns(parts: &[TemplatePart]) -> Vec<usize> {
+    parts
+        .iter()
+        .filter_map(|p| match p {
+            TemplatePart::Column(index) => Some(*index),
+            TemplatePart::Text(_) => None,
+        })
+        .collect()
+}
+
 /// Why an item is too big, naming its largest attribute: usually an embedded list of children,
 /// which can become items of their own (an entity with its own sort key).
 fn oversized(item: &Item, size: usize) -> String {
@@ -642,8 +708,34 @@ fn oversized(item: &Item, size: usize) -> String {
     reason
 }
 
-fn column_error(name: &str, e: &ConvertError) -> String {
-    format!("column \"{name}\": {e}")
+/// Why a column's value does not convert, with what the query can do about it.
+fn column_error(name: &str, ty: &Type, e: &ConvertError) -> String {
+    format!("column \"{name}\": {}", e.explain(&sql_name(name), ty))
+}
+
+/// Every column whose type ddbsync does not convert, each with its type and the expression the
+/// query can return instead (one that keeps the value's meaning, and why).
+fn unconverted_columns(columns: &[(&String, &Type)]) -> String {
+    let advice = |name: &str, ty: &Type| {
+        let column = sql_name(name);
+        let cast = convert::cast_for(ty, &column);
+        format!("{} AS {column} instead — {}", cast.expression, cast.why)
+    };
+    match columns {
+        [(name, ty)] => format!(
+            "column \"{name}\" has type {}, which ddbsync does not convert; in the query, return {}",
+            convert::type_name(ty),
+            advice(name, ty)
+        ),
+        _ => {
+            let mut text =
+                format!("{} columns have types ddbsync does not convert; in the query, return:", columns.len());
+            for (name, ty) in columns {
+                text.push_str(&format!("\n  column \"{name}\" ({}): {}", convert::type_name(ty), advice(name, ty)));
+            }
+            text
+        }
+    }
 }
 
 /// A default stands in for a NULL column, so a key column's default becomes a key value: it must
@@ -722,7 +814,44 @@ mod tests {
         let mut cols = columns();
         cols.push(("duration".into(), Type::INTERVAL));
         let err = Plan::new(&mapping(column_key("lesson_id"), None), &[], cols).unwrap_err();
-        assert!(err.to_string().contains("column \"duration\": type interval is not converted"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "envs/mappings/pni.toml: table \"lessons\": column \"duration\" has type interval, which ddbsync does not \
+             convert; in the query, return EXTRACT(EPOCH FROM duration) AS duration instead — its length in seconds, a \
+             number that sorts and adds up (a month counts as 30 days, a year as 365.25); or duration::text to keep \
+             PostgreSQL's spelling (\"1 mon 2 days 03:04:05\")"
+        );
+    }
+
+    #[test]
+    fn every_unsupported_column_is_named_with_its_type_and_cast() {
+        let mut cols = columns();
+        cols.push(("Price".into(), Type::MONEY));
+        cols.push(("tags".into(), Type::TEXT_ARRAY));
+        cols.push(("spans".into(), Type::INTERVAL_ARRAY));
+        cols.push(("net".into(), Type::INET));
+        let err = Plan::new(&mapping(column_key("lesson_id"), None), &[], cols).unwrap_err().to_string();
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(
+            lines[0],
+            "envs/mappings/pni.toml: table \"lessons\": 3 columns have types ddbsync does not convert; in the \
+             query, return:"
+        );
+        assert!(
+            lines[1].starts_with(
+                "  column \"Price\" (money): \"Price\"::numeric AS \"Price\" instead — the amount as an exact number"
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            lines[2],
+            "  column \"spans\" (interval[]): spans::text[] AS spans instead — a list of each element as PostgreSQL prints it"
+        );
+        assert!(
+            lines[3].starts_with("  column \"net\" (inet): net::text AS net instead — the address with its netmask"),
+            "{err}"
+        );
+        assert_eq!(lines.len(), 4, "text[] converts: {err}");
     }
 
     #[test]
@@ -762,13 +891,17 @@ mod tests {
         let reject = plan.build(&[None, Some(b"T"), None, None]).unwrap_err();
         assert_eq!(
             reject,
-            Reject {
-                key: "lesson_id=<missing>, title=\"T\"".into(),
-                reason: "key column \"lesson_id\" is NULL".into()
-            }
+            Reject { key: "lesson_id=NULL, title=\"T\"".into(), reason: "key column \"lesson_id\" is NULL".into() }
         );
         let reject = plan.build(&[Some(&1i32.to_be_bytes()), Some(b""), None, None]).unwrap_err();
-        assert_eq!(reject.reason, "key column \"title\" is empty");
+        assert_eq!(
+            (reject.key.as_str(), reject.reason.as_str()),
+            ("lesson_id=1, title=\"\"", "key column \"title\" is empty")
+        );
+        // A key attribute named apart from its column: the row is named by the column.
+        let id = KeySpec { attribute: "PK".into(), source: KeySource::Column("lesson_id".into()) };
+        let plan = Plan::new(&mapping(id, None), &[], columns()).unwrap();
+        assert_eq!(plan.build(&[None, Some(b"T"), None, None]).unwrap_err().key, "lesson_id=NULL");
     }
 
     #[test]
@@ -862,7 +995,7 @@ mod tests {
 
         for (value, word) in [(f64::NAN, "NaN"), (f64::INFINITY, "Infinity"), (f64::NEG_INFINITY, "-Infinity")] {
             let reject = row(value).unwrap_err();
-            assert_eq!(reject.key, "PK=<missing>, SK=\"T#a#R#b\"", "the sort key could be built");
+            assert_eq!(reject.key, format!("f={word}, SK=\"T#a#R#b\""), "the sort key could be built");
             assert_eq!(
                 reject.reason,
                 format!(
@@ -881,8 +1014,8 @@ mod tests {
         assert_eq!(reject.key, "PK=\"F#1e+300\", SK=\"T#a#R#b\"");
         assert_eq!(
             reject.reason,
-            "column \"f\": 1E+300 is outside DynamoDB's number range (1E-130 to 9.99E+125; cast the column to text \
-             to store it as a string)"
+            "column \"f\": 1E+300 is outside DynamoDB's number range (1E-130 to 9.99E+125); cast the column to text \
+             to store the number as a string, as PostgreSQL prints it (f::text AS f)"
         );
         let raw = 1e300f64.to_be_bytes();
         assert_eq!(
@@ -896,7 +1029,7 @@ mod tests {
         let reject = plan.build(&[Some(&id), Some(&f), None, Some(b"b")]).unwrap_err();
         assert_eq!(
             (reject.key.as_str(), reject.reason.as_str()),
-            ("PK=\"F#2.5\", SK=<missing>", "key column \"t\" is NULL")
+            ("PK=\"F#2.5\", t=NULL, r=\"b\"", "key column \"t\" is NULL")
         );
         let flaw = plan.key_digest(&[Some(&id), Some(&f), Some(b""), Some(b"b")]).unwrap_err();
         assert_eq!(
@@ -912,22 +1045,26 @@ mod tests {
             ("n".to_string(), Type::NUMERIC),
             ("at".to_string(), Type::TIMESTAMP),
         ];
-        for (key, row, reason, leave_out) in [
+        for (key, row, named, reason, leave_out) in [
             (
                 "f",
                 [Some(f64::NAN.to_be_bytes().to_vec()), None, None],
+                "f=NaN",
                 "column \"f\" is NaN, which has no place in a key",
                 Some("f <> 'NaN'"),
             ),
             (
                 "f",
                 [Some(1e300f64.to_be_bytes().to_vec()), None, None],
-                "key column \"f\": 1E+300 is outside DynamoDB's number range",
+                "f=1e+300",
+                "key column \"f\": 1E+300 is outside DynamoDB's number range (1E-130 to 9.99E+125); leave such rows \
+                 out of the query, or return the column as text (f::text AS f), which a key can hold",
                 None,
             ),
             (
                 "at",
                 [None, None, Some(i64::MAX.to_be_bytes().to_vec())],
+                "at=infinity",
                 "column \"at\" is timestamp 'infinity', which has no place in a key (it is not a point in time); \
                  leave such rows out of the query (WHERE at <> 'infinity')",
                 Some("at <> 'infinity'"),
@@ -938,7 +1075,7 @@ mod tests {
             let plan = Plan::new(&entity, &[], cols.clone()).unwrap();
             let raw: Vec<Option<&[u8]>> = row.iter().map(|v| v.as_deref()).collect();
             let reject = plan.build(&raw).unwrap_err();
-            assert_eq!(reject.key, format!("{key}=<missing>"));
+            assert_eq!(reject.key, named);
             assert!(reject.reason.starts_with(reason), "{}", reject.reason);
             assert_eq!(plan.key_digest(&raw).unwrap_err().leave_out().as_deref(), leave_out);
         }
@@ -962,7 +1099,7 @@ mod tests {
         let built = row(b"\x01\"x\"").unwrap();
         assert_eq!(built.item["PK"], AttributeValue::S("1.5|true|2000-01-01T00:00:00+00:00|x".into()));
         let reject = row(b"\x01{\"a\": 1}").unwrap_err();
-        assert_eq!(reject.key, "PK=<missing>");
+        assert_eq!(reject.key, "n=1.5, b=true, at=\"2000-01-01T00:00:00+00:00\", doc=<JSON object>");
         assert_eq!(
             reject.reason,
             "column \"doc\" holds a JSON object, which has no place in a key (a key is one text); return one value \

@@ -11,7 +11,14 @@
 //! Numbers are stored as the value PostgreSQL prints, never as a binary approximation of it: a
 //! `real` is spelled as the shortest decimal that reads back as the same `f32`. A value that has no
 //! faithful DynamoDB form (NaN, infinite numbers, `infinity` timestamps, JSON nested deeper than
-//! DynamoDB allows) is an error, which rejects the row, rather than a stand-in value.
+//! DynamoDB allows) is an error, which rejects the row, rather than a stand-in value;
+//! [`ConvertError::explain`] words it with the fix the query can use as written, for the column
+//! at hand (`NULLIF(f, 'NaN') AS f`, `WHERE f <> 'NaN'`, `n::text AS n`). No reason quotes a JSON
+//! document or the parser's position in it.
+//!
+//! A type with no mapping here is refused before any row is read; [`cast_for`] gives the
+//! expression a query can return instead, chosen to keep what the value means (`money::numeric`,
+//! not its `::text`, which is `$1,234.56`).
 
 use aws_sdk_dynamodb::primitives::Blob;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
@@ -34,17 +41,13 @@ pub enum ConvertError {
     Value(#[from] ValueError),
 }
 
-/// A well-formed PostgreSQL value that has no faithful DynamoDB form.
+/// A PostgreSQL value that has no faithful DynamoDB form. The messages state the fact;
+/// [`ConvertError::explain`] adds what the query can do about it, naming the column.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValueError {
-    #[error(
-        "{ty} '{value}' cannot be stored: it is not a point in time, and ddbsync does not invent one; \
-         return NULL in the query instead (NULLIF(column, '{value}')) or cast the column to text to store the word"
-    )]
+    #[error("{ty} '{value}' cannot be stored: it is not a point in time, and ddbsync does not invent one")]
     Infinite { ty: &'static str, value: &'static str },
-    #[error(
-        "{ty} value is beyond the years ddbsync converts (about 262,000 BC to 262,000 AD); cast the column to text"
-    )]
+    #[error("{ty} value is beyond the years ddbsync converts (about 262,000 BC to 262,000 AD)")]
     OutOfRange { ty: &'static str },
     #[error(
         "the JSON document is nested more than {} levels deep, DynamoDB's limit; flatten it in the query, \
@@ -52,6 +55,78 @@ pub enum ValueError {
         item::MAX_DEPTH
     )]
     TooDeep,
+    /// A `\uD800`–`\uDFFF` escape without its other half, which PostgreSQL's json type keeps as
+    /// written. `escape` is the escape itself, six characters: never more of the document.
+    #[error(
+        "the JSON text holds the escape {escape}, half of a UTF-16 surrogate pair without its other half: it \
+         stands for no character, and DynamoDB strings hold only characters (PostgreSQL's json type keeps such \
+         an escape as written; jsonb refuses it)"
+    )]
+    LoneSurrogate { escape: String },
+    /// JSON text the parser refuses for another reason: its reason, without the parser's position
+    /// (which says little without the document, and the document is not quoted).
+    #[error("the JSON text cannot be read: {0}")]
+    Unreadable(String),
+}
+
+impl ConvertError {
+    /// The reason with what the query can do about it, for a value of column `column` (its name as
+    /// SQL spells it) of type `ty`: a NULLIF, a filter or a cast that can be used as written.
+    pub fn explain(&self, column: &str, ty: &Type) -> String {
+        let c = column;
+        let base = base_type(ty);
+        let array = matches!(base.kind(), Kind::Array(_));
+        let as_text = format!("{c}::text{} AS {c}", if array { "[]" } else { "" });
+        let json = [Type::JSON, Type::JSONB].contains(base)
+            || matches!(base.kind(), Kind::Array(e) if [Type::JSON, Type::JSONB].contains(base_type(e)));
+        let whole = if json { "the document" } else { "the number" };
+        let fix = match self {
+            ConvertError::Number(NumberError::NotFinite(word)) => Some(leave_out_word(c, word, array, &as_text)),
+            ConvertError::Value(ValueError::Infinite { value, .. }) => Some(leave_out_word(c, value, array, &as_text)),
+            ConvertError::Number(NumberError::OutOfRange(_) | NumberError::TooManyDigits { .. }) => Some(format!(
+                "cast the column to text to store {whole} as a string, as PostgreSQL prints it ({as_text})"
+            )),
+            ConvertError::Value(ValueError::OutOfRange { .. }) => {
+                Some(format!("cast the column to text to store the value as PostgreSQL prints it ({as_text})"))
+            }
+            ConvertError::Value(ValueError::LoneSurrogate { escape }) => Some(format!(
+                "cast the column to text to store the document as a string ({as_text}), or replace the escape in \
+                 the query (replace({c}::text, '{escape}', '\\ufffd')::json AS {c}, U+FFFD being the \
+                 replacement character)"
+            )),
+            ConvertError::Value(ValueError::Unreadable(_)) => {
+                Some(format!("cast the column to text to store the document as a string ({as_text})"))
+            }
+            _ => None,
+        };
+        match fix {
+            Some(fix) => format!("{self}; {fix}"),
+            None => self.to_string(),
+        }
+    }
+}
+
+/// How a query keeps a value such as `NaN` or `infinity` out: NULL instead, no such rows, or its text.
+fn leave_out_word(c: &str, word: &str, array: bool, as_text: &str) -> String {
+    if array {
+        format!(
+            "return NULL for such elements (array_replace({c}, '{word}', NULL) AS {c}), leave such rows out \
+             (WHERE array_position({c}, '{word}') IS NULL), or cast the column to text to store the word ({as_text})"
+        )
+    } else {
+        format!(
+            "return NULL in the query instead (NULLIF({c}, '{word}') AS {c}), leave such rows out \
+             (WHERE {c} <> '{word}'), or cast the column to text to store the word ({as_text})"
+        )
+    }
+}
+
+/// A domain's base type (through domains over domains); any other type itself.
+fn base_type(ty: &Type) -> &Type {
+    match ty.kind() {
+        Kind::Domain(base) => base_type(base),
+        _ => ty,
+    }
 }
 
 /// Why a value cannot be spelled in a key: the value itself, never its absence (NULL).
@@ -63,6 +138,8 @@ pub enum Unkeyable {
     Infinite { ty: &'static str, value: &'static str },
     /// A JSON object, array or null: no one text. Says what the value is (`holds a JSON object`).
     NotScalar(&'static str),
+    /// A number beyond DynamoDB's range or digits, as a number key would hold it: the reason.
+    Number(String),
     /// Any other value that does not convert: the conversion's reason.
     Other(String),
 }
@@ -79,6 +156,9 @@ impl From<ConvertError> for Unkeyable {
                 })
             }
             ConvertError::Value(ValueError::Infinite { ty, value }) => Unkeyable::Infinite { ty, value },
+            ConvertError::Number(e @ (NumberError::OutOfRange(_) | NumberError::TooManyDigits { .. })) => {
+                Unkeyable::Number(e.to_string())
+            }
             e => Unkeyable::Other(e.to_string()),
         }
     }
@@ -110,7 +190,7 @@ pub fn key_text(ty: &Type, raw: &[u8]) -> Result<String, Unkeyable> {
         Ok(Some(value)) => attribute_key_text(&value).map(str::to_string),
         Ok(None) => Err(Unkeyable::Other("no value".into())),
         Err(ConvertError::Number(e @ (NumberError::OutOfRange(_) | NumberError::TooManyDigits { .. }))) => {
-            printed_number(ty, raw).ok_or_else(|| Unkeyable::Other(e.to_string()))
+            printed_number(ty, raw).ok_or_else(|| Unkeyable::Number(e.to_string()))
         }
         Err(e) => Err(e.into()),
     }
@@ -162,6 +242,105 @@ const SCALARS: &[Type] = &[
     Type::TIMESTAMPTZ,
     Type::DATE,
 ];
+
+/// What a query can return instead of a column whose type ddbsync does not convert: an expression
+/// that keeps the value's meaning, and why it is that one rather than the obvious `::text`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cast {
+    /// `price::numeric`, for the select list (`… AS price`).
+    pub expression: String,
+    /// What the value becomes, and what another cast would lose.
+    pub why: String,
+}
+
+/// The expression to return for `column` (its name as SQL spells it), whose type `ty` is not
+/// converted: for each type the one that keeps what the value means, not only its text.
+pub fn cast_for(ty: &Type, column: &str) -> Cast {
+    let c = column;
+    let to = |target: &str, why: String| Cast { expression: format!("{c}::{target}"), why };
+    let call = |expression: String, why: &str| Cast { expression, why: why.to_string() };
+    match ty.kind() {
+        Kind::Domain(base) => return cast_for(base, column),
+        Kind::Array(elem) => return array_cast(elem, column),
+        Kind::Range(_) => {
+            return to(
+                "text",
+                format!(
+                    "the range as PostgreSQL prints it, each bound marked included or not (\"[1,10)\"); or \
+                     lower({c}) and upper({c}) as two columns, to query by either bound"
+                ),
+            )
+        }
+        Kind::Multirange(_) => return to("text", "the ranges as PostgreSQL prints them (\"{[1,3), [5,7)}\")".into()),
+        Kind::Composite(_) => return call(format!("to_jsonb({c})"), "a map of its fields by name"),
+        _ => {}
+    }
+    match *ty {
+        Type::MONEY => to(
+            "numeric",
+            format!(
+                "the amount as an exact number; {c}::text would store it as lc_monetary spells it, with a currency \
+                 symbol and separators (\"$1,234.56\")"
+            ),
+        ),
+        Type::INTERVAL => call(
+            format!("EXTRACT(EPOCH FROM {c})"),
+            &format!(
+                "its length in seconds, a number that sorts and adds up (a month counts as 30 days, a year as \
+                 365.25); or {c}::text to keep PostgreSQL's spelling (\"1 mon 2 days 03:04:05\")"
+            ),
+        ),
+        Type::TIME => to("text", "\"13:45:00.5\", which sorts as the times do".into()),
+        Type::TIMETZ => to("text", "the time with its UTC offset (\"13:45:00+02\")".into()),
+        Type::INET => to("text", format!("the address with its netmask (\"10.0.0.1/32\"), which host({c}) would drop")),
+        Type::CIDR => to("text", "the network with its prefix length (\"10.0.0.0/8\")".into()),
+        Type::MACADDR | Type::MACADDR8 => {
+            to("text", "the address as PostgreSQL prints it (\"08:00:2b:01:02:03\")".into())
+        }
+        Type::BIT | Type::VARBIT => {
+            to("text", "the bits as a string of 0s and 1s, leading zeros kept (a number would drop them)".into())
+        }
+        Type::TS_VECTOR => to("text", "its lexemes and positions as PostgreSQL prints them ('cat':3 'fat':2)".into()),
+        Type::TSQUERY => to("text", "the query as PostgreSQL prints it ('fat' & 'cat')".into()),
+        Type::XML => to("text", "the document's text".into()),
+        Type::POINT => to("text", format!("\"(1.5,2)\"; or {c}[0] and {c}[1] as two number columns")),
+        Type::LINE | Type::LSEG | Type::BOX | Type::PATH | Type::POLYGON | Type::CIRCLE => {
+            to("text", "its coordinates as PostgreSQL prints them".into())
+        }
+        Type::RECORD => call(format!("to_jsonb({c})"), "a map of its fields by name"),
+        _ => match ty.name() {
+            "citext" => to("text", "its text, case kept (citext only compares without case)".into()),
+            "hstore" => call(format!("hstore_to_jsonb({c})"), "a map of its keys and values"),
+            "geometry" | "geography" => call(format!("ST_AsGeoJSON({c})::jsonb"), "the shape as a GeoJSON map"),
+            _ => to("text", "the value as PostgreSQL prints it".into()),
+        },
+    }
+}
+
+/// An array of a type that is not converted: each element cast as [`cast_for`] casts one, where
+/// that is a plain cast; otherwise each element's text.
+fn array_cast(elem: &Type, column: &str) -> Cast {
+    let one = cast_for(elem, column);
+    if let Some(target) = one.expression.strip_prefix(&format!("{column}::")) {
+        return Cast {
+            expression: format!("{column}::{target}[]"),
+            why: format!("a list of the elements, each cast to {target}"),
+        };
+    }
+    if one.expression == format!("to_jsonb({column})") {
+        return Cast { expression: one.expression, why: "a list of maps, each element's fields by name".into() };
+    }
+    Cast { expression: format!("{column}::text[]"), why: "a list of each element as PostgreSQL prints it".into() }
+}
+
+/// A type as a message names it: `money[]`, `price_t (a domain over money)`.
+pub fn type_name(ty: &Type) -> String {
+    match ty.kind() {
+        Kind::Array(elem) => format!("{}[]", type_name(elem)),
+        Kind::Domain(base) => format!("{} (a domain over {})", ty.name(), type_name(base)),
+        _ => ty.name().to_string(),
+    }
+}
 
 /// The DynamoDB scalar type a key column of this type produces (`S`, `N` or `B`).
 pub fn key_type(ty: &Type) -> &'static str {
@@ -275,8 +454,55 @@ pub fn json_text(text: &[u8]) -> WireResult<AttributeValue> {
         // The value's own reason, typed, rather than serde_json's text of it.
         (Err(_), Some(Refused::TooDeep)) => Err(Box::new(ValueError::TooDeep)),
         (Err(_), Some(Refused::Number(e))) => Err(Box::new(e)),
-        (Err(e), None) => Err(Box::new(e)),
+        (Err(e), None) => Err(Box::new(match lone_surrogate(text) {
+            Some(escape) => ValueError::LoneSurrogate { escape },
+            None => ValueError::Unreadable(without_position(&e)),
+        })),
     }
+}
+
+/// serde_json's reason without the ` at line 1 column 207` it appends, which locates nothing for
+/// a reader who is not shown the document.
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    text.strip_suffix(&position).unwrap_or(&text).to_string()
+}
+
+/// The first `\uXXXX` escape of a UTF-16 surrogate that is not half of a pair (a high half
+/// followed at once by an escaped low half), as written. The parser refuses such a document with a
+/// reason that names neither the escape nor the cause ("unexpected end of hex escape").
+fn lone_surrogate(text: &[u8]) -> Option<String> {
+    let unit = |at: usize| -> Option<u16> {
+        let digits = text.get(at..at + 4)?;
+        let digits = std::str::from_utf8(digits).ok().filter(|d| d.bytes().all(|b| b.is_ascii_hexdigit()))?;
+        u16::from_str_radix(digits, 16).ok()
+    };
+    let mut i = 0;
+    while i < text.len() {
+        if text[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        let Some(code) = (text.get(i + 1) == Some(&b'u')).then(|| unit(i + 2)).flatten() else {
+            // Any other escape is two characters (`\\` among them, which must not start a `\u`).
+            i += 2;
+            continue;
+        };
+        let escape = || String::from_utf8_lossy(&text[i..i + 6]).into_owned();
+        match code {
+            0xD800..=0xDBFF => {
+                let low = (text.get(i + 6..i + 8) == Some(&b"\\u"[..])).then(|| unit(i + 8)).flatten();
+                if !matches!(low, Some(0xDC00..=0xDFFF)) {
+                    return Some(escape());
+                }
+                i += 12;
+            }
+            0xDC00..=0xDFFF => return Some(escape()),
+            _ => i += 6,
+        }
+    }
+    None
 }
 
 /// Why a well-formed JSON document was refused.
@@ -664,10 +890,11 @@ mod tests {
             let err = convert(&ty, Some(&raw)).unwrap_err();
             assert!(matches!(err, ConvertError::Value(ValueError::Infinite { .. })), "{err:?}");
             assert_eq!(
-                err.to_string(),
+                err.explain("at", &ty),
                 format!(
                     "{name} '{value}' cannot be stored: it is not a point in time, and ddbsync does not invent one; \
-                     return NULL in the query instead (NULLIF(column, '{value}')) or cast the column to text to store the word"
+                     return NULL in the query instead (NULLIF(at, '{value}') AS at), leave such rows out \
+                     (WHERE at <> '{value}'), or cast the column to text to store the word (at::text AS at)"
                 )
             );
         }
@@ -714,7 +941,7 @@ mod tests {
         // Numbers are scalars, even as serde_json hands them over (a one-entry map).
         assert!(convert(&Type::JSON, Some(&nested_json(31, "1.5"))).is_ok());
         // Malformed JSON is still reported as such.
-        assert!(matches!(convert(&Type::JSON, Some(b"[[1]")), Err(ConvertError::Wire { .. })));
+        assert!(matches!(convert(&Type::JSON, Some(b"[[1]")), Err(ConvertError::Value(ValueError::Unreadable(_)))));
     }
 
     #[test]
@@ -789,7 +1016,7 @@ mod tests {
         assert_eq!(text(&Type::JSON, b"null"), Err(Unkeyable::NotScalar("is JSON null")));
         assert_eq!(text(&Type::JSONB, b"\x01{\"a\": 1}"), Err(Unkeyable::NotScalar("holds a JSON object")));
         assert_eq!(text(&Type::JSON, b"[1]"), Err(Unkeyable::NotScalar("holds a JSON array")));
-        assert!(matches!(text(&Type::JSON, b"1e300"), Err(Unkeyable::Other(e)) if e.contains("number range")));
+        assert!(matches!(text(&Type::JSON, b"1e300"), Err(Unkeyable::Number(e)) if e.contains("number range")));
     }
 
     #[test]
@@ -802,5 +1029,129 @@ mod tests {
         assert!(supported(&Type::TEXT_ARRAY).is_ok());
         assert_eq!(key_type(&Type::INT8), "N");
         assert_eq!(key_type(&Type::UUID), "S");
+    }
+
+    #[test]
+    fn number_reasons_say_how_to_fix_them_naming_the_column() {
+        let nan = convert(&Type::FLOAT8, Some(&f64::NAN.to_be_bytes())).unwrap_err();
+        assert_eq!(
+            nan.explain("f", &Type::FLOAT8),
+            "NaN cannot be stored: DynamoDB numbers have no NaN or infinity; return NULL in the query instead \
+             (NULLIF(f, 'NaN') AS f), leave such rows out (WHERE f <> 'NaN'), or cast the column to text to store \
+             the word (f::text AS f)"
+        );
+        // Infinities are spelled as PostgreSQL spells them, which the filter compares with.
+        let inf = convert(&Type::FLOAT4, Some(&f32::NEG_INFINITY.to_be_bytes())).unwrap_err();
+        assert!(inf.explain("r", &Type::FLOAT4).contains("(WHERE r <> '-Infinity')"), "{inf}");
+        let inf = convert(&Type::NUMERIC, Some(&numeric(0, 0xD000, 0, &[]))).unwrap_err();
+        assert!(inf.explain("\"N\"", &Type::NUMERIC).contains("(NULLIF(\"N\", 'Infinity') AS \"N\")"), "{inf}");
+        // An array's elements: array_replace, array_position, text[].
+        let mut raw = Vec::new();
+        for word in [1i32, 0, 701, 1, 1, 8] {
+            raw.extend_from_slice(&word.to_be_bytes());
+        }
+        raw.extend_from_slice(&f64::NAN.to_be_bytes());
+        let in_array = convert(&Type::FLOAT8_ARRAY, Some(&raw)).unwrap_err();
+        assert_eq!(
+            in_array.explain("fs", &Type::FLOAT8_ARRAY),
+            "NaN cannot be stored: DynamoDB numbers have no NaN or infinity; return NULL for such elements \
+             (array_replace(fs, 'NaN', NULL) AS fs), leave such rows out (WHERE array_position(fs, 'NaN') IS NULL), \
+             or cast the column to text to store the word (fs::text[] AS fs)"
+        );
+        // Out of range or too many digits: the text cast, for a number or for the document holding it.
+        let wide = convert(&Type::NUMERIC, Some(&numeric(9, 0, 0, &[1234; 10]))).unwrap_err();
+        assert_eq!(
+            wide.explain("n", &Type::NUMERIC),
+            "1.234123412341234123412341234123412341234E+39 has 40 significant digits; DynamoDB keeps at most 38; \
+             cast the column to text to store the number as a string, as PostgreSQL prints it (n::text AS n)"
+        );
+        let in_json = convert(&Type::JSON, Some(b"[1e99999999999999999999]")).unwrap_err();
+        assert_eq!(
+            in_json.explain("doc", &Type::JSON),
+            "1e+99999999999999999999 is outside DynamoDB's number range (1E-130 to 9.99E+125); cast the column to \
+             text to store the document as a string, as PostgreSQL prints it (doc::text AS doc)"
+        );
+    }
+
+    #[test]
+    fn unreadable_json_is_named_without_the_parser_position_or_the_document() {
+        // What PostgreSQL's json type keeps and no JSON parser reads: half a surrogate pair.
+        let secret = r#"{"token": "sk_live_0123456789", "a": "\ud83d"}"#;
+        let err = convert(&Type::JSON, Some(secret.as_bytes())).unwrap_err();
+        assert_eq!(err.to_string(), ValueError::LoneSurrogate { escape: "\\ud83d".into() }.to_string());
+        let explained = err.explain("doc", &Type::JSON);
+        assert_eq!(
+            explained,
+            "the JSON text holds the escape \\ud83d, half of a UTF-16 surrogate pair without its other half: it stands \
+             for no character, and DynamoDB strings hold only characters (PostgreSQL's json type keeps such an escape \
+             as written; jsonb refuses it); cast the column to text to store the document as a string \
+             (doc::text AS doc), or replace the escape in the query (replace(doc::text, '\\ud83d', '\\ufffd')::json AS \
+             doc, U+FFFD being the replacement character)"
+        );
+        assert!(!explained.contains("sk_live") && !explained.contains("line 1"), "{explained}");
+        // A low half alone, a high half followed by no low half, and pairs that are fine.
+        for (doc, escape) in [
+            (r#""\uDC00x""#, Some("\\uDC00")),
+            (r#"["\ud800\u0041"]"#, Some("\\ud800")),
+            (r#""\\ud800""#, None),
+            (r#""\ud83d\ude00 \u00e9""#, None),
+        ] {
+            assert_eq!(lone_surrogate(doc.as_bytes()).as_deref(), escape, "{doc}");
+        }
+        assert!(convert(&Type::JSON, Some(r#""\ud83d\ude00""#.as_bytes())).is_ok());
+        // Any other refusal: the parser's reason alone.
+        let cut = convert(&Type::JSON, Some(b"[1, 2")).unwrap_err();
+        assert_eq!(
+            cut.explain("doc", &Type::JSON),
+            "the JSON text cannot be read: EOF while parsing a list; cast the column to text to store the document \
+             as a string (doc::text AS doc)"
+        );
+    }
+
+    #[test]
+    fn each_unconverted_type_has_a_cast_that_keeps_its_meaning() {
+        let cast = |ty: &Type| {
+            let c = cast_for(ty, "c");
+            assert!(!c.why.is_empty());
+            c.expression
+        };
+        for (ty, want) in [
+            (Type::MONEY, "c::numeric"),
+            (Type::INTERVAL, "EXTRACT(EPOCH FROM c)"),
+            (Type::TIME, "c::text"),
+            (Type::TIMETZ, "c::text"),
+            (Type::INET, "c::text"),
+            (Type::CIDR, "c::text"),
+            (Type::MACADDR, "c::text"),
+            (Type::BIT, "c::text"),
+            (Type::VARBIT, "c::text"),
+            (Type::TS_VECTOR, "c::text"),
+            (Type::TSQUERY, "c::text"),
+            (Type::INT4_RANGE, "c::text"),
+            (Type::TSTZ_RANGE, "c::text"),
+            (Type::INT4MULTI_RANGE, "c::text"),
+            (Type::XML, "c::text"),
+            (Type::POINT, "c::text"),
+            (Type::POLYGON, "c::text"),
+            (Type::RECORD, "to_jsonb(c)"),
+            (Type::MONEY_ARRAY, "c::numeric[]"),
+            (Type::INTERVAL_ARRAY, "c::text[]"),
+            (Type::INT4_RANGE_ARRAY, "c::text[]"),
+            (Type::PG_LSN, "c::text"),
+        ] {
+            assert!(supported(&ty).is_err(), "{ty}");
+            assert_eq!(cast(&ty), want, "{ty}");
+        }
+        // Why money is not cast to text: its text is lc_monetary's, not a number.
+        assert!(cast_for(&Type::MONEY, "c").why.contains("\"$1,234.56\""));
+        // Domains go by their base type; composite types become maps.
+        let price = Type::new("price_t".into(), 90001, Kind::Domain(Type::MONEY), "public".into());
+        assert_eq!(cast(&price), "c::numeric");
+        assert_eq!(type_name(&price), "price_t (a domain over money)");
+        let pair = Type::new("pair".into(), 90002, Kind::Composite(vec![]), "public".into());
+        assert_eq!(cast(&pair), "to_jsonb(c)");
+        let hstore = Type::new("hstore".into(), 90003, Kind::Simple, "public".into());
+        assert_eq!(cast(&hstore), "hstore_to_jsonb(c)");
+        assert_eq!(type_name(&Type::MONEY_ARRAY), "money[]");
     }
 }

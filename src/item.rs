@@ -234,7 +234,7 @@ pub fn describe_key(item: &Item, key_names: &[&str]) -> String {
 
 /// A scalar's text as a user would type it; other types by their DynamoDB type name. A long string
 /// (a key over DynamoDB's size limit, say) is cut, with its size, so that a message stays readable.
-fn describe_value(value: &AttributeValue) -> String {
+pub fn describe_value(value: &AttributeValue) -> String {
     match value {
         AttributeValue::S(s) if s.len() > 100 => format!("{:?} ({} bytes)", shorten(s, 60), s.len()),
         AttributeValue::S(s) => format!("{s:?}"),

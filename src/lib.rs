@@ -57,7 +57,9 @@ pub fn exit_for(error: &anyhow::Error) -> Exit {
                 )
             )
     };
-    if error.chain().any(|e| e.is::<stop::Interrupted>()) {
+    if let Some(several) = error.downcast_ref::<sync::PlanErrors>() {
+        several.exit()
+    } else if error.chain().any(|e| e.is::<stop::Interrupted>()) {
         Exit::Interrupted
     } else if error.chain().any(|e| e.is::<lock::Locked>()) {
         Exit::Locked

@@ -21,14 +21,28 @@ const MIN_ORDER: i64 = -130;
 pub enum NumberError {
     #[error("{0:?} is not a number")]
     Invalid(String),
-    #[error("{value} has {digits} significant digits; DynamoDB keeps at most 38 (cast the column to text to store it as a string)")]
+    /// The messages state the fact; where the number came from (a column, a JSON document) says
+    /// the fix (`convert::ConvertError::explain`).
+    #[error("{value} has {digits} significant digits; DynamoDB keeps at most 38")]
     TooManyDigits { value: String, digits: usize },
-    #[error(
-        "{0} is outside DynamoDB's number range (1E-130 to 9.99E+125; cast the column to text to store it as a string)"
-    )]
+    #[error("{0} is outside DynamoDB's number range (1E-130 to 9.99E+125)")]
     OutOfRange(String),
+    /// `NaN`, `Infinity` or `-Infinity`, as PostgreSQL spells them.
     #[error("{0} cannot be stored: DynamoDB numbers have no NaN or infinity")]
     NotFinite(String),
+}
+
+/// A non-finite float as PostgreSQL spells it (`NaN`, `Infinity`, `-Infinity`), which is also
+/// what a query must compare it with (`f <> 'NaN'`).
+fn not_finite(value: f64) -> NumberError {
+    NumberError::NotFinite(
+        match value {
+            v if v.is_nan() => "NaN",
+            v if v > 0.0 => "Infinity",
+            _ => "-Infinity",
+        }
+        .into(),
+    )
 }
 
 /// `-1.2345E+40`: how messages show a number that cannot be stored, whatever its source spelling.
@@ -56,8 +70,14 @@ pub fn normalize(text: &str) -> Result<Cow<'_, str>, NumberError> {
     };
     let (mantissa, exponent) = match rest.find(['e', 'E']) {
         Some(at) => {
-            let exp: i64 = rest[at + 1..].parse().map_err(|_| invalid())?;
-            (&rest[..at], exp)
+            let written = &rest[at + 1..];
+            let digits = written.strip_prefix(['+', '-']).unwrap_or(written);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid());
+            }
+            // An exponent past i64 (JSON allows any) is far out of range: saturated, not invalid.
+            let saturated = if written.starts_with('-') { i64::MIN } else { i64::MAX };
+            (&rest[..at], written.parse().unwrap_or(saturated))
         }
         None => (rest, 0),
     };
@@ -144,7 +164,7 @@ fn is_canonical(text: &str) -> bool {
 /// the digits PostgreSQL prints (`float8out`), so that a stored value reads as `SELECT col::text` does.
 pub fn from_f64(value: f64) -> Result<String, NumberError> {
     if !value.is_finite() {
-        return Err(NumberError::NotFinite(value.to_string()));
+        return Err(not_finite(value));
     }
     normalize(&postgres_float_text(value)).map(Cow::into_owned)
 }
@@ -154,7 +174,7 @@ pub fn from_f64(value: f64) -> Result<String, NumberError> {
 /// binary approximation instead (32.38 → 32.380001068115234).
 pub fn from_f32(value: f32) -> Result<String, NumberError> {
     if !value.is_finite() {
-        return Err(NumberError::NotFinite(value.to_string()));
+        return Err(not_finite(f64::from(value)));
     }
     normalize(&postgres_float_text(value)).map(Cow::into_owned)
 }
@@ -378,6 +398,11 @@ mod tests {
             normalize("1.5e-9223372036854775808"),
             Err(NumberError::OutOfRange("1.5e-9223372036854775808".into()))
         );
+        // Past i64 (PostgreSQL's json keeps any exponent as written): out of range, as written.
+        for huge in ["1e99999999999999999999", "1E+99999999999999999999", "-2e-99999999999999999999"] {
+            assert_eq!(normalize(huge), Err(NumberError::OutOfRange(huge.into())), "{huge}");
+        }
+        assert_eq!(normalize("0e99999999999999999999").as_deref(), Ok("0"));
         for bad in ["", "-", "1.2.3", "abc", "1e", "1 ", "0x10", "."] {
             assert!(matches!(normalize(bad), Err(NumberError::Invalid(_))), "{bad:?}");
         }
@@ -388,8 +413,10 @@ mod tests {
         assert_eq!(from_f64(0.1).unwrap(), "0.1");
         assert_eq!(from_f64(2.0).unwrap(), "2");
         assert_eq!(from_f64(-1.25e-5).unwrap(), "-0.0000125");
-        assert!(from_f64(f64::NAN).is_err());
-        assert!(from_f64(f64::INFINITY).is_err());
+        // Spelled as PostgreSQL spells them, which is what a filter compares with.
+        assert_eq!(from_f64(f64::NAN), Err(NumberError::NotFinite("NaN".into())));
+        assert_eq!(from_f64(f64::INFINITY), Err(NumberError::NotFinite("Infinity".into())));
+        assert_eq!(from_f32(f32::NEG_INFINITY), Err(NumberError::NotFinite("-Infinity".into())));
     }
 
     #[test]

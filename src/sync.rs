@@ -116,28 +116,100 @@ pub fn query_context(entity: &Entity) -> String {
 }
 
 /// Checks a mapping against its queries' columns and parameters (they are prepared, not run).
+/// Every entity is checked, even after one fails, so that one run names every problem.
 pub async fn plan(source: &Source, mapping: &TableMapping) -> Result<TablePlan> {
     let mut plans = Vec::new();
+    let mut errors = Vec::new();
     let mut param_types = HashMap::new();
     for entity in &mapping.entities {
-        let described = source.describe(&entity.query, &query_context(entity)).await?;
+        let described = match source.describe(&entity.query, &query_context(entity)).await {
+            Ok(described) => described,
+            Err(e) => {
+                let e = anyhow::Error::from(e);
+                if !PlanErrors::local(&e) {
+                    errors.push(e);
+                    return Err(PlanErrors::all(errors));
+                }
+                errors.push(e);
+                continue;
+            }
+        };
         if described.params.len() != entity.params.len() {
             let listed = if entity.params.is_empty() { "none".to_string() } else { entity.params.join(", ") };
-            return Err(entity
-                .error(format!(
-                    "the query has {} parameters ($1, $2, …) but `params` names {} ({listed}); list one name per $n, in order",
-                    described.params.len(),
-                    entity.params.len()
-                ))
-                .into());
+            errors.push(
+                entity
+                    .error(format!(
+                        "the query has {} parameters ($1, $2, …) but `params` names {} ({listed}); list one name per $n, in order",
+                        described.params.len(),
+                        entity.params.len()
+                    ))
+                    .into(),
+            );
+            continue;
         }
         for (name, ty) in entity.params.iter().zip(described.params) {
             param_types.entry(name.clone()).or_insert(ty);
         }
-        plans.push(Plan::new(entity, &mapping.indexes, described.columns)?);
+        match Plan::new(entity, &mapping.indexes, described.columns) {
+            Ok(plan) => plans.push(plan),
+            Err(e) => errors.push(e.into()),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(PlanErrors::all(errors));
     }
     Ok(TablePlan::new(mapping, plans, param_types)?)
 }
+
+/// Several problems found while checking mappings against their queries, each in full: every
+/// entity of every mapping is checked, so that an unconvertible column in one query does not hide
+/// one in the next. The exit code is the worst of theirs (a profile error's, 2, as for one).
+#[derive(Debug)]
+pub struct PlanErrors(Vec<anyhow::Error>);
+
+impl PlanErrors {
+    /// The one error, or all of them, flattened (`errors` is not empty).
+    fn all(errors: Vec<anyhow::Error>) -> anyhow::Error {
+        let mut flat = Vec::new();
+        for error in errors {
+            match error.downcast::<PlanErrors>() {
+                Ok(several) => flat.extend(several.0),
+                Err(one) => flat.push(one),
+            }
+        }
+        match flat.len() {
+            1 => flat.remove(0),
+            _ => PlanErrors(flat).into(),
+        }
+    }
+
+    /// Whether checking can go on to the next query after `error`: a mapping or a query is at
+    /// fault (PostgreSQL refused the statement), not the connection.
+    fn local(error: &anyhow::Error) -> bool {
+        match error.downcast_ref::<PlanErrors>() {
+            Some(several) => several.0.iter().all(PlanErrors::local),
+            None => !matches!(error.downcast_ref::<SourceError>(), Some(e) if !matches!(e, SourceError::Query { .. })),
+        }
+    }
+
+    /// The worst exit code of the problems.
+    pub fn exit(&self) -> crate::exit::Exit {
+        self.0.iter().map(crate::exit_for).fold(crate::exit::Exit::Success, crate::exit::Exit::max)
+    }
+}
+
+/// `3 problems with the mappings' queries:`, then each on its own lines, indented.
+impl std::fmt::Display for PlanErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} problems with the mappings' queries:", self.0.len())?;
+        for error in &self.0 {
+            write!(f, "\n  {}", format!("{error:#}").replace('\n', "\n    "))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PlanErrors {}
 
 /// The indexes a mapping declares that the table lacks (or has with another key).
 pub fn missing_indexes<'p>(info: &TableInfo, plan: &'p TablePlan) -> Vec<&'p IndexSchema> {
@@ -172,11 +244,25 @@ pub fn key_mismatch(found: &KeySchema, mapping: &TableMapping, plan: &TablePlan)
     })
 }
 
-/// Checks every mapping against its query on an open source, in order.
+/// Checks every mapping against its query on an open source, in order; every problem of every
+/// mapping is named (unless the connection itself fails).
 pub async fn plans(source: &Source, mappings: &[&TableMapping]) -> Result<Vec<TablePlan>> {
     let mut plans = Vec::new();
+    let mut errors = Vec::new();
     for mapping in mappings {
-        plans.push(plan(source, mapping).await?);
+        match plan(source, mapping).await {
+            Ok(plan) => plans.push(plan),
+            Err(e) => {
+                let go_on = PlanErrors::local(&e);
+                errors.push(e);
+                if !go_on {
+                    break;
+                }
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(PlanErrors::all(errors));
     }
     Ok(plans)
 }
@@ -982,4 +1068,47 @@ async fn delete(run: &Run<'_>, p: &Prepared<'_>, doomed: Vec<(Digest, Item)>) ->
     }
     drop(tx);
     task.await.context("writer task panicked")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::Exit;
+
+    fn profile_error(message: &str) -> anyhow::Error {
+        ProfileError::new(Path::new("m.toml"), message).into()
+    }
+
+    #[test]
+    fn every_plan_problem_is_listed_once_and_the_worst_exit_code_wins() {
+        // One problem is itself: its message and exit code are unchanged.
+        let one = PlanErrors::all(vec![profile_error("table \"a\": column \"x\" has type money")]);
+        assert_eq!(format!("{one:#}"), "m.toml: table \"a\": column \"x\" has type money");
+        assert_eq!(crate::exit_for(&one), Exit::Usage);
+
+        // Several: each on its own lines (its own lines indented under it), nested lists flattened.
+        let query: anyhow::Error =
+            SourceError::Query { context: "m.toml: table \"b\": query".into(), cause: "syntax error".into() }.into();
+        let inner =
+            PlanErrors::all(vec![profile_error("table \"a\": 2 columns:\n  column \"x\"\n  column \"y\""), query]);
+        assert_eq!(crate::exit_for(&inner), Exit::Usage, "a profile error's code, worse than a query's");
+        let all = PlanErrors::all(vec![inner, profile_error("table \"c\": column \"z\" has type interval")]);
+        assert_eq!(
+            format!("{all:#}"),
+            "3 problems with the mappings' queries:\n  m.toml: table \"a\": 2 columns:\n      column \"x\"\n      \
+             column \"y\"\n  m.toml: table \"b\": query: syntax error\n  m.toml: table \"c\": column \"z\" has type \
+             interval"
+        );
+        let queries: Vec<anyhow::Error> =
+            (0..2).map(|_| SourceError::Query { context: "q".into(), cause: "no such column".into() }.into()).collect();
+        assert_eq!(crate::exit_for(&PlanErrors::all(queries)), Exit::Error);
+    }
+
+    #[test]
+    fn checking_goes_on_past_a_refused_query_but_not_past_a_lost_connection() {
+        assert!(PlanErrors::local(&profile_error("x")));
+        assert!(PlanErrors::local(&SourceError::Query { context: "q".into(), cause: "c".into() }.into()));
+        let lost: anyhow::Error = SourceError::Connect { target: "t".into(), cause: "c".into() }.into();
+        assert!(!PlanErrors::local(&lost));
+    }
 }

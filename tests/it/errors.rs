@@ -1,9 +1,10 @@
 //! Bad input: each case gives a clear error naming the thing, the cause and the fix, a non-zero
 //! exit code, and no silent partial write.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::harness::{figure, Ctx};
+use crate::harness::{figure, text, Ctx, Profile};
 
 #[tokio::test]
 async fn unknown_environment_lists_the_available_ones() {
@@ -126,7 +127,7 @@ async fn rows_with_a_null_or_empty_key_are_reported_and_the_rest_is_written() {
         reasons,
         vec![
             "category=\"history\", topic=\"\": key column \"topic\" is empty".to_string(),
-            "category=\"technology\", topic=<missing>: key column \"topic\" is NULL".to_string(),
+            "category=\"technology\", topic=NULL: key column \"topic\" is NULL".to_string(),
         ]
     );
     let written = figure(&report, &ctx.table("topics"), "created") as usize;
@@ -197,4 +198,168 @@ async fn query_parameters_are_named_checked_and_never_spliced() {
     let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
     assert_eq!(figure(&report, &ctx.table("lessons"), "orphans"), 0.0);
     assert_eq!(figure(&report, &ctx.table("lessons"), "unchanged"), 1.0);
+}
+
+/// A stored attribute as JSON, numbers as `f64`: what `to_jsonb` of the same value gives, read apart
+/// from ddbsync.
+fn as_json(value: &aws_sdk_dynamodb::types::AttributeValue) -> serde_json::Value {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    match value {
+        A::S(s) => s.clone().into(),
+        A::N(n) => n.parse::<f64>().unwrap().into(),
+        A::Bool(b) => (*b).into(),
+        A::Null(_) => serde_json::Value::Null,
+        A::L(list) => list.iter().map(as_json).collect(),
+        A::M(map) => map.iter().map(|(k, v)| (k.clone(), as_json(v))).collect::<serde_json::Map<_, _>>().into(),
+        other => panic!("unexpected attribute {other:?}"),
+    }
+}
+
+/// Numbers as `f64` wherever they are, so that PostgreSQL's `2775845.000000` and DynamoDB's
+/// `2775845` compare equal.
+fn numbers_as_f64(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => n.as_f64().unwrap().into(),
+        Value::Array(list) => list.into_iter().map(numbers_as_f64).collect(),
+        Value::Object(map) => {
+            map.into_iter().map(|(k, v)| (k, numbers_as_f64(v))).collect::<serde_json::Map<_, _>>().into()
+        }
+        other => other,
+    }
+}
+
+/// `column "price" (money): price::numeric AS price instead — why` or, alone in its query, `column
+/// "price" has type money, which ddbsync does not convert; in the query, return price::numeric AS price
+/// instead — why`: (column, type, expression).
+fn advice(line: &str) -> Option<(String, String, String)> {
+    let (_, rest) = line.split_once("column \"")?;
+    let (name, rest) = rest.split_once('"')?;
+    let (ty, rest) = match rest.strip_prefix(" (") {
+        Some(list) => list.split_once("): ")?,
+        None => {
+            rest.strip_prefix(" has type ")?.split_once(", which ddbsync does not convert; in the query, return ")?
+        }
+    };
+    let (expression, _) = rest.split_once(&format!(" AS {name} instead — "))?;
+    Some((name.to_string(), ty.to_string(), expression.to_string()))
+}
+
+#[tokio::test]
+async fn every_unconvertible_column_is_named_with_a_cast_that_works() {
+    let ctx = Ctx::new(1).await;
+    ctx.sql(&[
+        "CREATE TYPE pair AS (a int, b text)",
+        "CREATE DOMAIN price_t AS money",
+        "CREATE TYPE mood AS ENUM ('ok', 'sad')",
+        "CREATE TABLE odd (id int PRIMARY KEY, price money, span interval, addr inet, net cidr, at time, atz timetz,
+           bits bit(4), vbits varbit, tsv tsvector, r int4range, x xml, pt point, mac macaddr, spans interval[],
+           amounts money[], pr pair, dp price_t, feel mood, title text)",
+        "INSERT INTO odd VALUES (1, 1234.56, '1 mon 2 days 03:04:05', '10.0.0.1', '10.0.0.0/8', '13:45:00.5',
+           '13:45:00+02', B'0101', B'001', 'the fat cat', '[1,10)', '<a>1</a>', '(1.5,2)', '08:00:2b:01:02:03',
+           '{1 day, 02:00:00}', '{1.50, 2}', ROW(1, 'x'), 9.99, 'ok', 'first')",
+    ]);
+    // Every column but id, feel (an enum) and title converts only with a cast.
+    let want: BTreeMap<&str, &str> = [
+        ("price", "money"),
+        ("span", "interval"),
+        ("addr", "inet"),
+        ("net", "cidr"),
+        ("at", "time"),
+        ("atz", "timetz"),
+        ("bits", "bit"),
+        ("vbits", "varbit"),
+        ("tsv", "tsvector"),
+        ("r", "int4range"),
+        ("x", "xml"),
+        ("pt", "point"),
+        ("mac", "macaddr"),
+        ("spans", "interval[]"),
+        ("amounts", "money[]"),
+        ("pr", "pair"),
+        // PostgreSQL describes a domain's column by its base type.
+        ("dp", "money"),
+    ]
+    .into();
+    let columns: Vec<&str> = want.keys().copied().collect();
+    // Two tables: one query with every type, and two entities with one each.
+    let mappings = |select: &dyn Fn(&str) -> String| {
+        format!(
+            "[tables.odd]\npartition_key = \"id\"\nquery = \"SELECT id, {}, feel, title FROM odd\"\n\n\
+             [tables.multi.entities.first]\npartition_key = {{ name = \"PK\", template = \"A#{{id}}\" }}\n\
+             query = \"SELECT id, {} FROM odd\"\n\n\
+             [tables.multi.entities.second]\npartition_key = {{ name = \"PK\", template = \"B#{{id}}\" }}\n\
+             query = \"SELECT id, {} FROM odd\"\n",
+            columns.iter().map(|c| select(c)).collect::<Vec<_>>().join(", "),
+            select("price"),
+            select("span")
+        )
+    };
+    let path = ctx.write_mappings("odd.toml", &mappings(&|c| c.to_string()));
+    ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+
+    // check: each table's line names every column of every entity, with its type and its cast.
+    let run = ctx.ddbsync(&["--json", "check", "local"]);
+    assert_eq!(run.code(), 2, "a profile error: {}", run.stdout());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    let detail = |what: &str| {
+        let check = report["checks"].as_array().unwrap().iter().find(|c| c["what"] == what).unwrap();
+        assert_eq!(check["status"], "fail", "{check}");
+        check["detail"].as_str().unwrap().to_string()
+    };
+    let odd = detail("query of odd");
+    assert!(
+        odd.starts_with(&format!(
+            "{}: table \"odd\": 17 columns have types ddbsync does not convert; in the query, return:\n",
+            path.display()
+        )),
+        "{odd}"
+    );
+    let listed: BTreeMap<String, (String, String)> =
+        odd.lines().filter_map(advice).map(|(name, ty, expression)| (name, (ty, expression))).collect();
+    let listed_types: BTreeMap<&str, &str> = listed.iter().map(|(n, (t, _))| (n.as_str(), t.as_str())).collect();
+    assert_eq!(listed_types, want, "{odd}");
+    // Money as a number, not lc_monetary's text; an interval as seconds.
+    assert_eq!(listed["price"].1, "price::numeric");
+    assert_eq!(listed["span"].1, "EXTRACT(EPOCH FROM span)");
+    assert!(odd.contains("price::text would store it as lc_monetary spells it"), "{odd}");
+    let multi = detail("queries of multi (2)");
+    let lines: Vec<&str> = multi.lines().collect();
+    assert_eq!(lines[0], "2 problems with the mappings' queries:", "{multi}");
+    assert!(
+        lines[1].starts_with(&format!(
+            "  {}: table \"multi\": entity \"first\": column \"price\" has type money, which ddbsync does not \
+             convert; in the query, return price::numeric AS price instead — ",
+            path.display()
+        )),
+        "{multi}"
+    );
+    assert!(lines[2].contains("entity \"second\": column \"span\" has type interval"), "{multi}");
+
+    // sync: the same, for both tables in one run, and nothing is created.
+    let run = ctx.ddbsync(&["sync", "local"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    let stderr = run.stderr();
+    let named: Vec<(String, String, String)> = stderr.lines().filter_map(advice).collect();
+    assert_eq!(named.len(), 17 + 2, "{stderr}");
+    assert!(stderr.starts_with("error: 3 problems with the mappings' queries:\n"), "{stderr}");
+    assert!(!ctx.table_exists("odd").await && !ctx.table_exists("multi").await, "nothing was created");
+
+    // Taken as written, the casts work: the sync stores every value, as PostgreSQL's own
+    // to_jsonb of the same expression has it (read back from the server).
+    let cast = |c: &str| format!("{} AS {c}", listed[c].1);
+    std::fs::write(&path, mappings(&cast)).unwrap();
+    ctx.sync(&[]);
+    let items = ctx.scan("odd").await;
+    assert_eq!(items.len(), 1);
+    for column in &columns {
+        let printed = ctx.query(&format!("SELECT to_jsonb({}) FROM odd", listed[*column].1));
+        let expected = numbers_as_f64(serde_json::from_str(&printed[0]).unwrap());
+        assert_eq!(as_json(&items[0][*column]), expected, "{column}: {}", listed[*column].1);
+    }
+    assert_eq!(text(&items[0]["price"]), "1234.56");
+    assert_eq!(text(&items[0]["span"]), "2775845", "1 month (30 days) 2 days 3:04:05 in seconds");
+    assert_eq!(text(&items[0]["addr"]), "10.0.0.1/32");
+    assert_eq!(text(&items[0]["feel"]), "ok");
+    assert_eq!(ctx.scan("multi").await.len(), 2);
 }

@@ -105,12 +105,10 @@ async fn a_row_without_a_key_holds_the_deletes() {
     assert_eq!((figure(&report, &table, "orphans"), figure(&report, &table, "deleted")), (2.0, 0.0));
     let held = report["tables"][0]["deletes_refused"].as_str().expect("deletes held");
     assert!(
-        held.starts_with(
-            "not deleted: 2 items have no source row, but 1 source rows have no key (first: PK=<missing>)"
-        ),
+        held.starts_with("not deleted: 2 items have no source row, but 1 source rows have no key (first: id=NULL)"),
         "{held}"
     );
-    assert_eq!(listed(&report, "rejected")["PK=<missing>"], "key column \"id\" is NULL");
+    assert_eq!(listed(&report, "rejected")["id=NULL"], "key column \"id\" is NULL");
 
     // Once the row is fixed (here: gone), the orphans go, within the guard.
     ctx.sql(&["DELETE FROM things WHERE id IS NULL"]);
