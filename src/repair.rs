@@ -731,6 +731,7 @@ mod tests {
             kept: 1,
             kept_reason: Some("left in place: the mapping lessons does not set delete_missing (…)".into()),
             settled: 0,
+            delete_missing: false,
             failed: Vec::new(),
             write_units: 3.0,
             read_units: 40.0,
