@@ -1,8 +1,10 @@
-//! `ddbsync check`: everything a sync needs, checked without reading a table or writing anything.
-//! The profile is valid (or loading it fails first); PostgreSQL answers; every mapping's query
-//! compiles and returns its key columns (prepared, not run); AWS credentials resolve and DynamoDB
-//! answers in the region; each target table exists with the key schema its mapping gives, or will
-//! be created. Every check runs even after one fails, so that one run lists every problem.
+//! `ddbsync check`: everything a sync needs, checked without writing anything. The profile is
+//! valid (or loading it fails first); PostgreSQL answers; every mapping's query compiles and
+//! returns its key columns (prepared, not run); AWS credentials resolve and DynamoDB answers in the
+//! region; each target table exists with the key schema its mapping gives, or will be created; each
+//! table's `scope` is an expression DynamoDB accepts (a Scan of one item with it as the filter: the
+//! only read `check` makes) and reads attributes the queries give. Every check runs even after one
+//! fails, so that one run lists every problem.
 
 use anyhow::Result;
 use serde::Serialize;
@@ -10,7 +12,9 @@ use serde::Serialize;
 use crate::build::{show_schema, show_table_schema, TablePlan};
 use crate::dynamo::Dynamo;
 use crate::exit::Exit;
-use crate::profile::Profile;
+use crate::params::Params;
+use crate::profile::{scope_attributes, Profile, TableMapping};
+use crate::target::TargetError;
 use crate::source::Source;
 use crate::sync;
 
@@ -22,6 +26,8 @@ pub enum Status {
     Note,
     /// Not checked because an earlier check failed.
     Skipped,
+    /// A sync can run, but likely not as meant.
+    Warn,
     Fail,
 }
 
@@ -67,6 +73,7 @@ impl CheckReport {
                 Status::Ok => " ok ",
                 Status::Note => "note",
                 Status::Skipped => "skip",
+                Status::Warn => "warn",
                 Status::Fail => "FAIL",
             };
             out.push_str(&format!("[{mark}] {}: {}\n", c.what, c.detail));
@@ -129,18 +136,17 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
     }
 
     let dynamo = Dynamo::connect(&profile.target).await;
+    let mut metadata_exists = false;
     let reachable = match dynamo.credentials().await {
         Err(e) => {
-            report.fail(
-                "AWS credentials",
-                &anyhow::anyhow!("none found: {e} (set AWS_PROFILE, target.aws_profile or AWS_ACCESS_KEY_ID)"),
-            );
+            report.fail("AWS credentials", &anyhow::anyhow!("{e}"));
             false
         }
         Ok(()) => {
             report.push("AWS credentials", Status::Ok, "found");
             match dynamo.describe(&profile.metadata_table).await {
                 Ok(found) => {
+                    metadata_exists = found.is_some();
                     let state = if found.is_some() { "exists" } else { "will be created by the first sync" };
                     report.push(
                         "DynamoDB",
@@ -164,14 +170,24 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
         let (table, what) = (&mapping.table_name, format!("table {}", mapping.table_name));
         if !reachable {
             report.push(what, Status::Skipped, "DynamoDB did not answer");
+            scope(&mut report, profile, mapping, plan.as_ref(), &dynamo, Err("DynamoDB did not answer")).await;
             continue;
         }
         let info = match dynamo.describe(table).await {
             Ok(info) => info,
             Err(e) => {
                 report.fail(what, &e.into());
+                scope(&mut report, profile, mapping, plan.as_ref(), &dynamo, Err("the table could not be described"))
+                    .await;
                 continue;
             }
+        };
+        // The scope is tried on the table, or on the metadata table while the table does not exist:
+        // DynamoDB judges a filter the same on any table.
+        let read_from = match (&info, metadata_exists) {
+            (Some(_), _) => Ok(table.as_str()),
+            (None, true) => Ok(profile.metadata_table.as_str()),
+            (None, false) => Err("neither the table nor the metadata table exists yet"),
         };
         let mismatch =
             info.as_ref().zip(plan.as_ref()).and_then(|(i, p)| sync::key_mismatch(&i.key_schema, mapping, p));
@@ -193,6 +209,72 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
                 report.push(what, Status::Ok, detail);
             }
         }
+        scope(&mut report, profile, mapping, plan.as_ref(), &dynamo, read_from).await;
     }
     Ok(report)
+}
+
+/// Checks a table's `scope`: DynamoDB accepts it as a filter (a Scan of at most one item, on
+/// `read_from`), and every attribute it reads is one some query returns. A scope DynamoDB refuses
+/// would fail every sync of the table at its Scan; one that reads an attribute no item has cannot
+/// select the slice's items, so each sync rewrites the slice and never finds its orphans (or,
+/// through `attribute_not_exists`, takes every item for one).
+async fn scope(
+    report: &mut CheckReport,
+    profile: &Profile,
+    mapping: &TableMapping,
+    plan: Option<&TablePlan>,
+    dynamo: &Dynamo,
+    read_from: std::result::Result<&str, &str>,
+) {
+    let Some(expression) = &mapping.scope else { return };
+    let what = format!("scope of {}", mapping.name);
+    let param_types = plan.map(|p| p.param_types.clone()).unwrap_or_default();
+    let Some(filter) = Params::stand_ins(profile, mapping).filter(mapping, &param_types) else { return };
+    let tried = match read_from {
+        Ok(table) => match dynamo.scan_limited(table, &[], (0, 1), None, Some(1), Some(&filter)).await {
+            Ok(_) => Ok("DynamoDB accepts it".to_string()),
+            Err(TargetError::Invalid(refusal)) => {
+                let error = mapping.error(format!(
+                    "DynamoDB refuses scope = \"{expression}\": {refusal}; correct the expression (its `:name`s are \
+                     the parameters, `#name` stands for attribute name), or every sync of the table fails at its Scan"
+                ));
+                report.fail(what, &error.into());
+                return;
+            }
+            Err(e) => {
+                report.fail(what, &anyhow::anyhow!("could not be tried on DynamoDB: {e}"));
+                return;
+            }
+        },
+        Err(why) => Err(format!("not tried on DynamoDB: {why}")),
+    };
+    let Some(plan) = plan else {
+        let detail = match &tried {
+            Ok(accepted) => format!("{accepted}; its attributes not compared: the query failed"),
+            Err(not_tried) => format!("{not_tried}; its attributes not compared: the query failed"),
+        };
+        let status = if tried.is_ok() { Status::Ok } else { Status::Skipped };
+        report.push(what, status, detail);
+        return;
+    };
+    let read = scope_attributes(expression);
+    let missing: Vec<String> = read.iter().filter(|a| !plan.gives(a)).map(|a| format!("\"{a}\"")).collect();
+    let tried_text = match &tried {
+        Ok(text) | Err(text) => text.clone(),
+    };
+    if !missing.is_empty() {
+        let detail = format!(
+            "{tried_text}, but it reads {} {}, which no query of the table returns: no item has it, so the scope \
+             cannot select the slice's items (each sync rewrites the slice and never deletes its orphans); return it \
+             from a query, or correct the name in {}",
+            if missing.len() == 1 { "attribute" } else { "attributes" },
+            missing.join(", "),
+            mapping.origin.display()
+        );
+        report.push(what, Status::Warn, detail);
+        return;
+    }
+    let status = if tried.is_ok() { Status::Ok } else { Status::Skipped };
+    report.push(what, status, format!("{tried_text}; it reads {}, which the queries return", read.join(", ")));
 }

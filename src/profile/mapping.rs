@@ -288,6 +288,43 @@ pub fn placeholders(expression: &str, sigil: char) -> Vec<&str> {
     }))
 }
 
+/// The top-level attributes a filter expression reads, each once, in order: `#name` stands for
+/// `name`, a path (`doc.a[0]`) reads its first part; function names, keywords and `:values` are
+/// not attributes.
+pub fn scope_attributes(expression: &str) -> Vec<String> {
+    const KEYWORDS: [&str; 5] = ["and", "or", "not", "between", "in"];
+    let mut out: Vec<String> = Vec::new();
+    let chars: Vec<char> = expression.chars().collect();
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut at = 0;
+    while at < chars.len() {
+        let c = chars[at];
+        if !(word(c) || c == '#' || c == ':') {
+            at += 1;
+            continue;
+        }
+        let start = if c == '#' || c == ':' { at + 1 } else { at };
+        let mut end = start;
+        while end < chars.len() && word(chars[end]) {
+            end += 1;
+        }
+        let name: String = chars[start..end].iter().collect();
+        // What the token is: a value, part of a path after its first, a function, a keyword, a number.
+        let previous = chars[..at].iter().rev().find(|c| !c.is_whitespace());
+        let next = chars[end..].iter().find(|c| !c.is_whitespace());
+        let attribute = c != ':'
+            && !name.is_empty()
+            && previous != Some(&'.')
+            && next != Some(&'(')
+            && !(c != '#' && (KEYWORDS.contains(&name.to_ascii_lowercase().as_str()) || name.starts_with(|c: char| c.is_ascii_digit())));
+        if attribute && !out.contains(&name) {
+            out.push(name);
+        }
+        at = end.max(at + 1);
+    }
+    out
+}
+
 /// Each name once, in the order first seen.
 pub fn distinct<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
     let mut out = Vec::new();

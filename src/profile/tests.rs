@@ -543,3 +543,18 @@ fn a_missing_or_unusable_environments_directory_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn a_scope_reads_the_attributes_it_names() {
+    let cases: [(&str, &[&str]); 6] = [
+        ("attribute_not_exists(invoice_date) OR (invoice_date >= :from AND invoice_date < :to)", &["invoice_date"]),
+        ("#date BETWEEN :a AND :b AND total > :min", &["date", "total"]),
+        ("begins_with(sk, :p) AND size(doc.items[0].name) > :n", &["sk", "doc"]),
+        ("contains (tags, :t) or NOT attribute_type(x, :s)", &["tags", "x"]),
+        ("status IN (:a, :b) AND level>=:l", &["status", "level"]),
+        ("a = :v AND a <> b", &["a", "b"]),
+    ];
+    for (expression, want) in cases {
+        assert_eq!(scope_attributes(expression), want.to_vec(), "{expression}");
+    }
+}
