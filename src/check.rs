@@ -14,9 +14,9 @@ use crate::dynamo::Dynamo;
 use crate::exit::Exit;
 use crate::params::Params;
 use crate::profile::{scope_attributes, Profile, TableMapping};
-use crate::target::TargetError;
 use crate::source::Source;
 use crate::sync;
+use crate::target::TargetError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

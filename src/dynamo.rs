@@ -148,7 +148,11 @@ fn chain_description(aws_profile: Option<&str>) -> String {
     let set = |name: &str| if var(name).is_some() { format!("{name} set") } else { format!("{name} not set") };
     let keys = match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
         (None, None) => "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (not set)".to_string(),
-        _ => format!("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY ({}, {})", set("AWS_ACCESS_KEY_ID"), set("AWS_SECRET_ACCESS_KEY")),
+        _ => format!(
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY ({}, {})",
+            set("AWS_ACCESS_KEY_ID"),
+            set("AWS_SECRET_ACCESS_KEY")
+        ),
     };
     let (profile, from) = match (aws_profile, var("AWS_PROFILE")) {
         (Some(name), _) => (name.to_string(), "from target.aws_profile"),
@@ -157,7 +161,8 @@ fn chain_description(aws_profile: Option<&str>) -> String {
     };
     let home = var("HOME").map(std::path::PathBuf::from);
     let file = |variable: &str, name: &str| {
-        let path = var(variable).map(std::path::PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(".aws").join(name)));
+        let path =
+            var(variable).map(std::path::PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(".aws").join(name)));
         match path {
             Some(path) if path.exists() => path.display().to_string(),
             Some(path) => format!("{} (absent)", path.display()),
@@ -437,7 +442,8 @@ impl Dynamo {
             }
         }
         // Pages are retried (and counted) by the caller, like batch writes.
-        let out = request.customize().config_override(no_retries()).send().await.map_err(|e| target_error(e, &self.chain))?;
+        let out =
+            request.customize().config_override(no_retries()).send().await.map_err(|e| target_error(e, &self.chain))?;
         Ok(ScanPage {
             consumed_units: out.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0),
             next: out.last_evaluated_key().filter(|k| !k.is_empty()).cloned(),
@@ -677,5 +683,30 @@ impl BatchWriter for Dynamo {
             })
             .collect();
         Ok(WriteReply { unprocessed, consumed_units })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_credentials_error_is_found_in_the_chain_and_said_on_one_line() {
+        // The chain's own account spans lines; the message keeps it on one, after where it looked.
+        let sdk = "no credentials found in chain. Attempted:\n  Environment: not enabled\n  Profile: not enabled\n";
+        let err = CredentialsError::not_loaded(sdk);
+        let wrapped: Box<dyn std::error::Error + Send + Sync> = Box::new(err);
+        let found = credentials_error(wrapped.as_ref()).expect("found");
+        let message = no_credentials("the variables; the profile", found);
+        assert!(
+            message.starts_with(
+                "no AWS credentials: the credential chain looked at, in order, the variables; the profile, and found \
+                 none it could use (the SDK says: no credentials found in chain. Attempted: Environment: not \
+                 enabled; Profile: not enabled). Export AWS_ACCESS_KEY_ID"
+            ),
+            "{message}"
+        );
+        let other = std::io::Error::other("connection refused");
+        assert!(credentials_error(&other).is_none());
     }
 }

@@ -316,7 +316,9 @@ pub fn scope_attributes(expression: &str) -> Vec<String> {
             && !name.is_empty()
             && previous != Some(&'.')
             && next != Some(&'(')
-            && !(c != '#' && (KEYWORDS.contains(&name.to_ascii_lowercase().as_str()) || name.starts_with(|c: char| c.is_ascii_digit())));
+            && !(c != '#'
+                && (KEYWORDS.contains(&name.to_ascii_lowercase().as_str())
+                    || name.starts_with(|c: char| c.is_ascii_digit())));
         if attribute && !out.contains(&name) {
             out.push(name);
         }

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use crate::cost::Prices;
 use mapping::{bad_characters, check_param_name, name_flaw, table_mapping, NAME_RULE};
-pub use mapping::{distinct, placeholders, scope_attributes, Entity, Index, KeySource, KeySpec, Projection, TableMapping};
+pub use mapping::{
+    distinct, placeholders, scope_attributes, Entity, Index, KeySource, KeySpec, Projection, TableMapping,
+};
 pub use template::{Part, Template};
 
 /// A profile error: the file it concerns and what is wrong.

@@ -217,7 +217,11 @@ async fn profile_mistakes_exit_2_before_postgresql_naming_their_file() {
         .unwrap();
     let env_file = ctx.envs.path().join("bad.toml");
     let cases = [
-        ("description = ", "metadata_table = \"run log\"\ndescription = ", "metadata_table = \"run log\": the metadata table's name"),
+        (
+            "description = ",
+            "metadata_table = \"run log\"\ndescription = ",
+            "metadata_table = \"run log\": the metadata table's name",
+        ),
         ("endpoint_url = \"http://", "endpoint_url = \"", "target.endpoint_url = \"127.0.0.1:"),
         ("table_prefix = \"", "table_prefix = \"pni lessons/", "table_prefix = \"pni lessons/"),
     ];
@@ -235,7 +239,11 @@ async fn profile_mistakes_exit_2_before_postgresql_naming_their_file() {
     profile_with(&ctx, "bad", "table_prefix = \"", &format!("metadata_table = \"m\"\ntable_prefix = \"{long}"));
     let run = ctx.ddbsync(&["sync", "bad"]);
     assert_eq!(run.code(), 2, "{}", run.stderr());
-    assert!(run.stderr().contains(&format!("error: {}: table_prefix = \"{long}", env_file.display())), "{}", run.stderr());
+    assert!(
+        run.stderr().contains(&format!("error: {}: table_prefix = \"{long}", env_file.display())),
+        "{}",
+        run.stderr()
+    );
     assert!(run.stderr().contains("makes the name of table \"lessons\" (of "), "{}", run.stderr());
     assert!(run.stderr().contains("more than the 255 DynamoDB allows; shorten the prefix"), "{}", run.stderr());
 }
@@ -257,7 +265,12 @@ async fn a_profile_that_is_a_directory_or_an_unreadable_envs_directory_is_said_a
         .unwrap();
     assert_eq!(run.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(stderr.contains("no-such-dir: the environments directory does not exist; --envs-dir DIR or DDBSYNC_ENVS_DIR names it"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "no-such-dir: the environments directory does not exist; --envs-dir DIR or DDBSYNC_ENVS_DIR names it"
+        ),
+        "{stderr}"
+    );
 
     // A directory the user cannot read: as root, permissions bind only another user, so the
     // command runs as nobody.

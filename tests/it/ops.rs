@@ -355,7 +355,10 @@ async fn check_tries_each_scope_on_dynamodb_and_warns_of_attributes_no_query_ret
     assert_eq!(run.code(), 0, "{}", run.stderr());
     let check = scope_check(&run);
     assert_eq!(check["status"], "skipped", "{check}");
-    assert!(check["detail"].as_str().unwrap().contains("neither the table nor the metadata table exists yet"), "{check}");
+    assert!(
+        check["detail"].as_str().unwrap().contains("neither the table nor the metadata table exists yet"),
+        "{check}"
+    );
 
     let first = ctx.ddbsync(&["--json", "sync", "scoped", "--param", "min_id=3"]);
     assert_eq!(first.code(), 0, "{}", first.stderr());
@@ -374,7 +377,9 @@ async fn check_tries_each_scope_on_dynamodb_and_warns_of_attributes_no_query_ret
     assert_eq!(check["status"], "fail", "{check}");
     let detail = check["detail"].as_str().unwrap();
     assert!(
-        detail.contains("scoped.toml: table \"lessons\": DynamoDB refuses scope = \"lesson_id >>= :min_id\": ValidationException"),
+        detail.contains(
+            "scoped.toml: table \"lessons\": DynamoDB refuses scope = \"lesson_id >>= :min_id\": ValidationException"
+        ),
         "{detail}"
     );
     // The oracle: the sync's own Scan is refused by DynamoDB the same way.
@@ -390,7 +395,12 @@ async fn check_tries_each_scope_on_dynamodb_and_warns_of_attributes_no_query_ret
     let check = scope_check(&run);
     assert_eq!(check["status"], "warn", "{check}");
     let detail = check["detail"].as_str().unwrap();
-    assert!(detail.starts_with("DynamoDB accepts it, but it reads attribute \"lessonid\", which no query of the table returns"), "{detail}");
+    assert!(
+        detail.starts_with(
+            "DynamoDB accepts it, but it reads attribute \"lessonid\", which no query of the table returns"
+        ),
+        "{detail}"
+    );
     assert!(detail.contains("scoped.toml"), "{detail}");
     let human = ctx.ddbsync(&["check", "scoped"]);
     assert!(human.stdout().contains("[warn] scope of lessons: DynamoDB accepts it, but"), "{}", human.stdout());
