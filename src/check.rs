@@ -264,11 +264,11 @@ async fn scope(
         Ok(text) | Err(text) => text.clone(),
     };
     if !missing.is_empty() {
+        let (noun, it) = if missing.len() == 1 { ("attribute", "it") } else { ("attributes", "them") };
         let detail = format!(
-            "{tried_text}, but it reads {} {}, which no query of the table returns: no item has it, so the scope \
-             cannot select the slice's items (each sync rewrites the slice and never deletes its orphans); return it \
-             from a query, or correct the name in {}",
-            if missing.len() == 1 { "attribute" } else { "attributes" },
+            "{tried_text}, but it reads {noun} {}, which no query of the table returns: no item has {it}, so the \
+             scope cannot select the slice's items (each sync rewrites the slice and never deletes its orphans); \
+             return {it} from a query, or correct the name in {}",
             missing.join(", "),
             mapping.origin.display()
         );
@@ -276,5 +276,9 @@ async fn scope(
         return;
     }
     let status = if tried.is_ok() { Status::Ok } else { Status::Skipped };
-    report.push(what, status, format!("{tried_text}; it reads {}, which the queries return", read.join(", ")));
+    let detail = match read.is_empty() {
+        true => tried_text,
+        false => format!("{tried_text}; it reads {}, which the queries return", read.join(", ")),
+    };
+    report.push(what, status, detail);
 }

@@ -15,7 +15,10 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     let cli = ddbsync::cli::Cli::parse();
     let default_level = match cli.verbose {
-        0 => "warn",
+        // The credential chain's warning about a provider that failed (with the SDK's debug dump
+        // of its answer) comes just before the error that says the same: no credentials, where the
+        // chain looked and how to give some.
+        0 => "warn,aws_config::meta::credentials::chain=off",
         1 => "ddbsync=info",
         _ => "ddbsync=debug",
     };

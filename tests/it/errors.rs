@@ -328,6 +328,7 @@ async fn missing_aws_credentials_are_said_with_where_the_chain_looked() {
         assert!(stderr.contains(part), "{part} in {stderr}");
     }
     assert!(!stderr.contains("no answer from DynamoDB"), "no request was sent: {stderr}");
+    assert!(stderr.starts_with("error: "), "the error alone, without the SDK's warning before it: {stderr}");
     assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
     assert!(!ctx.table_exists("lessons").await, "nothing was created");
 
