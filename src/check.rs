@@ -2,8 +2,9 @@
 //! valid (or loading it fails first); PostgreSQL answers; every mapping's query compiles and
 //! returns its key columns (prepared, not run); AWS credentials resolve and DynamoDB answers in the
 //! region; each target table exists with the key schema its mapping gives, or will be created; each
-//! table's `scope` is an expression DynamoDB accepts (a Scan of one item with it as the filter: the
-//! only read `check` makes) and reads attributes the queries give. Every check runs even after one
+//! table's `scope` is an expression DynamoDB accepts (a Scan of one item with it as the filter, the
+//! only read `check` makes, or a Query of an empty partition of the metadata table) and reads
+//! attributes the queries give. Every check runs even after one
 //! fails, so that one run lists every problem.
 
 use anyhow::Result;
@@ -182,11 +183,12 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
                 continue;
             }
         };
-        // The scope is tried on the table, or on the metadata table while the table does not exist:
+        // The scope is tried on the table, or on the metadata table while the table does not exist
+        // (a new table's first sync has nothing to scan, so a bad scope would fail only the second):
         // DynamoDB judges a filter the same on any table.
         let read_from = match (&info, metadata_exists) {
-            (Some(_), _) => Ok(table.as_str()),
-            (None, true) => Ok(profile.metadata_table.as_str()),
+            (Some(_), _) => Ok(Probe::Table(table)),
+            (None, true) => Ok(Probe::Metadata(&profile.metadata_table)),
             (None, false) => Err("neither the table nor the metadata table exists yet"),
         };
         let mismatch =
@@ -214,8 +216,15 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
     Ok(report)
 }
 
-/// Checks a table's `scope`: DynamoDB accepts it as a filter (a Scan of at most one item, on
-/// `read_from`), and every attribute it reads is one some query returns. A scope DynamoDB refuses
+/// Where a scope is tried: a Scan of one item of the table, or, while it does not exist, a Query
+/// of an empty partition of the metadata table (whose `pk` and `sk` a scope cannot name there).
+enum Probe<'a> {
+    Table(&'a str),
+    Metadata(&'a str),
+}
+
+/// Checks a table's `scope`: DynamoDB accepts it as a filter (see [`Probe`]), and every attribute
+/// it reads is one some query returns. A scope DynamoDB refuses
 /// would fail every sync of the table at its Scan; one that reads an attribute no item has cannot
 /// select the slice's items, so each sync rewrites the slice and never finds its orphans (or,
 /// through `attribute_not_exists`, takes every item for one).
@@ -225,29 +234,50 @@ async fn scope(
     mapping: &TableMapping,
     plan: Option<&TablePlan>,
     dynamo: &Dynamo,
-    read_from: std::result::Result<&str, &str>,
+    read_from: std::result::Result<Probe<'_>, &str>,
 ) {
     let Some(expression) = &mapping.scope else { return };
     let what = format!("scope of {}", mapping.name);
     let param_types = plan.map(|p| p.param_types.clone()).unwrap_or_default();
     let Some(filter) = Params::stand_ins(profile, mapping).filter(mapping, &param_types) else { return };
-    let tried = match read_from {
-        Ok(table) => match dynamo.scan_limited(table, &[], (0, 1), None, Some(1), Some(&filter)).await {
-            Ok(_) => Ok("DynamoDB accepts it".to_string()),
-            Err(TargetError::Invalid(refusal)) => {
-                let error = mapping.error(format!(
-                    "DynamoDB refuses scope = \"{expression}\": {refusal}; correct the expression (its `:name`s are \
-                     the parameters, `#name` stands for attribute name), or every sync of the table fails at its Scan"
-                ));
-                report.fail(what, &error.into());
-                return;
-            }
-            Err(e) => {
-                report.fail(what, &anyhow::anyhow!("could not be tried on DynamoDB: {e}"));
-                return;
-            }
+    let read = scope_attributes(expression);
+    // A Query refuses a filter on its table's key: a scope naming the metadata table's is not tried there.
+    let read_from = match read_from {
+        Ok(Probe::Metadata(_)) if read.iter().any(|a| a == "pk" || a == "sk") => {
+            Err("the table does not exist yet, and the scope names pk or sk, the metadata table's key")
+        }
+        other => other,
+    };
+    let attempt = match read_from {
+        Ok(Probe::Table(table)) => {
+            Ok(dynamo.scan_limited(table, &[], (0, 1), None, Some(1), Some(&filter)).await.map(|_| ()))
+        }
+        Ok(Probe::Metadata(table)) => match dynamo.try_filter(table, ("pk", "SCOPE-CHECK"), &filter).await {
+            // A sync's policy has no Query on the metadata table: that is no failure of the scope.
+            Err(TargetError::Fatal(denied)) if denied.starts_with("AccessDenied") => Err(format!(
+                "not tried on DynamoDB: the table does not exist yet, and these credentials may not Query the \
+                 metadata table {table} to try it there (`ddbsync iam-policy {} --for report` grants it): {denied}",
+                profile.env
+            )),
+            outcome => Ok(outcome),
         },
         Err(why) => Err(format!("not tried on DynamoDB: {why}")),
+    };
+    let tried = match attempt {
+        Err(not_tried) => Err(not_tried),
+        Ok(Ok(())) => Ok("DynamoDB accepts it".to_string()),
+        Ok(Err(TargetError::Invalid(refusal))) => {
+            let error = mapping.error(format!(
+                "DynamoDB refuses scope = \"{expression}\": {refusal}; correct the expression (its `:name`s are the \
+                 parameters, `#name` stands for attribute name), or every sync of the table fails at its Scan"
+            ));
+            report.fail(what, &error.into());
+            return;
+        }
+        Ok(Err(e)) => {
+            report.fail(what, &anyhow::anyhow!("could not be tried on DynamoDB: {e}"));
+            return;
+        }
     };
     let Some(plan) = plan else {
         let detail = match &tried {
@@ -258,7 +288,6 @@ async fn scope(
         report.push(what, status, detail);
         return;
     };
-    let read = scope_attributes(expression);
     let missing: Vec<String> = read.iter().filter(|a| !plan.gives(a)).map(|a| format!("\"{a}\"")).collect();
     let tried_text = match &tried {
         Ok(text) | Err(text) => text.clone(),

@@ -503,6 +503,35 @@ impl Dynamo {
         })
     }
 
+    /// Whether DynamoDB accepts `filter`, tried as the filter of a Query of one partition
+    /// (`pk_name = pk`, where no item should be) of at most one item: DynamoDB judges the
+    /// expression before it reads, the call costs half a read unit, and it needs only the Query
+    /// permission a sync has on the metadata table.
+    pub async fn try_filter(
+        &self,
+        table: &str,
+        (pk_name, pk): (&str, &str),
+        filter: &Filter,
+    ) -> Result<(), TargetError> {
+        // Placeholders of letters only, apart from the filter's own (`:name`s are parameter names).
+        let mut request = self
+            .client
+            .query()
+            .table_name(table)
+            .key_condition_expression("#ddbsyncpartition = :ddbsyncpartition")
+            .expression_attribute_names("#ddbsyncpartition", pk_name)
+            .expression_attribute_values(":ddbsyncpartition", AttributeValue::S(pk.into()))
+            .filter_expression(&filter.expression)
+            .limit(1);
+        for (placeholder, value) in &filter.values {
+            request = request.expression_attribute_values(placeholder, value.clone());
+        }
+        for (placeholder, name) in &filter.names {
+            request = request.expression_attribute_names(placeholder, name);
+        }
+        request.send().await.map(|_| ()).map_err(|e| target_error(e, &self.chain))
+    }
+
     /// Every item of one partition (`pk_name = pk`) whose sort key is at least `sk_from`, in order.
     pub async fn query_from(
         &self,

@@ -413,4 +413,34 @@ async fn check_tries_each_scope_on_dynamodb_and_warns_of_attributes_no_query_ret
         "nothing changed in the source, yet the scope hides every item from the diff: {again}"
     );
     assert_eq!(ctx.scan("lessons").await.len(), 4, "lessons 3 to 6, written again");
+
+    // While the table does not exist (a new table's first sync has nothing to scan, so a bad scope
+    // would fail only the next one), the scope is tried on the metadata table.
+    ctx.dynamo.delete_table().table_name(&table).send().await.unwrap();
+    while ctx.table_exists("lessons").await {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    write("lesson_id >>= :min_id");
+    let run = ctx.ddbsync(&["--json", "check", "scoped"]);
+    assert_eq!(run.code(), 2, "{}", run.stdout());
+    let check = scope_check(&run);
+    assert_eq!(check["status"], "fail", "{check}");
+    assert!(
+        check["detail"].as_str().unwrap().contains("DynamoDB refuses scope = \"lesson_id >>= :min_id\""),
+        "{check}"
+    );
+    write("lesson_id >= :min_id");
+    let run = ctx.ddbsync(&["--json", "check", "scoped"]);
+    assert_eq!(run.code(), 0, "{}", run.stdout());
+    assert_eq!(scope_check(&run)["detail"], "DynamoDB accepts it; it reads lesson_id, which the queries return");
+    // Credentials that may not Query the metadata table (a sync's policy) leave it untried, not failed.
+    ctx.proxy.fault_next("Query", crate::proxy::Fault::AccessDenied);
+    let run = ctx.ddbsync(&["--json", "check", "scoped"]);
+    assert_eq!(run.code(), 0, "{}", run.stdout());
+    let check = scope_check(&run);
+    assert_eq!(check["status"], "skipped", "{check}");
+    let detail = check["detail"].as_str().unwrap();
+    assert!(detail.starts_with("not tried on DynamoDB: the table does not exist yet, and these credentials may not Query the metadata table"), "{detail}");
+    assert!(detail.contains("--for report` grants it): AccessDeniedException"), "{detail}");
+    assert!(!ctx.table_exists("lessons").await, "check creates nothing");
 }
