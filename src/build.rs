@@ -242,6 +242,14 @@ impl TablePlan {
     pub fn key_names(&self) -> Vec<&str> {
         self.entities[0].key_names()
     }
+
+    /// Whether some entity's items can carry `attribute` (a query column, a key, ddbsync's hash).
+    pub fn gives(&self, attribute: &str) -> bool {
+        attribute == HASH_ATTR
+            || self.entities.iter().any(|p| {
+                p.key_schema.iter().any(|(n, _)| n == attribute) || p.columns.iter().any(|(n, _)| n == attribute)
+            })
+    }
 }
 
 /// `lesson_id N, topic S`, for messages.

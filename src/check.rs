@@ -1,8 +1,11 @@
-//! `ddbsync check`: everything a sync needs, checked without reading a table or writing anything.
-//! The profile is valid (or loading it fails first); PostgreSQL answers; every mapping's query
-//! compiles and returns its key columns (prepared, not run); AWS credentials resolve and DynamoDB
-//! answers in the region; each target table exists with the key schema its mapping gives, or will
-//! be created. Every check runs even after one fails, so that one run lists every problem.
+//! `ddbsync check`: everything a sync needs, checked without writing anything. The profile is
+//! valid (or loading it fails first); PostgreSQL answers; every mapping's query compiles and
+//! returns its key columns (prepared, not run); AWS credentials resolve and DynamoDB answers in the
+//! region; each target table exists with the key schema its mapping gives, or will be created; each
+//! table's `scope` is an expression DynamoDB accepts (a Scan of one item with it as the filter, the
+//! only read `check` makes, or a Query of an empty partition of the metadata table) and reads
+//! attributes the queries give. Every check runs even after one
+//! fails, so that one run lists every problem.
 
 use anyhow::Result;
 use serde::Serialize;
@@ -10,9 +13,11 @@ use serde::Serialize;
 use crate::build::{show_schema, show_table_schema, TablePlan};
 use crate::dynamo::Dynamo;
 use crate::exit::Exit;
-use crate::profile::Profile;
+use crate::params::Params;
+use crate::profile::{scope_attributes, Profile, TableMapping};
 use crate::source::Source;
 use crate::sync;
+use crate::target::TargetError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -22,6 +27,8 @@ pub enum Status {
     Note,
     /// Not checked because an earlier check failed.
     Skipped,
+    /// A sync can run, but likely not as meant.
+    Warn,
     Fail,
 }
 
@@ -67,6 +74,7 @@ impl CheckReport {
                 Status::Ok => " ok ",
                 Status::Note => "note",
                 Status::Skipped => "skip",
+                Status::Warn => "warn",
                 Status::Fail => "FAIL",
             };
             out.push_str(&format!("[{mark}] {}: {}\n", c.what, c.detail));
@@ -129,18 +137,17 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
     }
 
     let dynamo = Dynamo::connect(&profile.target).await;
+    let mut metadata_exists = false;
     let reachable = match dynamo.credentials().await {
         Err(e) => {
-            report.fail(
-                "AWS credentials",
-                &anyhow::anyhow!("none found: {e} (set AWS_PROFILE, target.aws_profile or AWS_ACCESS_KEY_ID)"),
-            );
+            report.fail("AWS credentials", &anyhow::anyhow!("{e}"));
             false
         }
         Ok(()) => {
             report.push("AWS credentials", Status::Ok, "found");
             match dynamo.describe(&profile.metadata_table).await {
                 Ok(found) => {
+                    metadata_exists = found.is_some();
                     let state = if found.is_some() { "exists" } else { "will be created by the first sync" };
                     report.push(
                         "DynamoDB",
@@ -164,14 +171,25 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
         let (table, what) = (&mapping.table_name, format!("table {}", mapping.table_name));
         if !reachable {
             report.push(what, Status::Skipped, "DynamoDB did not answer");
+            scope(&mut report, profile, mapping, plan.as_ref(), &dynamo, Err("DynamoDB did not answer")).await;
             continue;
         }
         let info = match dynamo.describe(table).await {
             Ok(info) => info,
             Err(e) => {
                 report.fail(what, &e.into());
+                scope(&mut report, profile, mapping, plan.as_ref(), &dynamo, Err("the table could not be described"))
+                    .await;
                 continue;
             }
+        };
+        // The scope is tried on the table, or on the metadata table while the table does not exist
+        // (a new table's first sync has nothing to scan, so a bad scope would fail only the second):
+        // DynamoDB judges a filter the same on any table.
+        let read_from = match (&info, metadata_exists) {
+            (Some(_), _) => Ok(Probe::Table(table)),
+            (None, true) => Ok(Probe::Metadata(&profile.metadata_table)),
+            (None, false) => Err("neither the table nor the metadata table exists yet"),
         };
         let mismatch =
             info.as_ref().zip(plan.as_ref()).and_then(|(i, p)| sync::key_mismatch(&i.key_schema, mapping, p));
@@ -193,6 +211,103 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
                 report.push(what, Status::Ok, detail);
             }
         }
+        scope(&mut report, profile, mapping, plan.as_ref(), &dynamo, read_from).await;
     }
     Ok(report)
+}
+
+/// Where a scope is tried: a Scan of one item of the table, or, while it does not exist, a Query
+/// of an empty partition of the metadata table (whose `pk` and `sk` a scope cannot name there).
+enum Probe<'a> {
+    Table(&'a str),
+    Metadata(&'a str),
+}
+
+/// Checks a table's `scope`: DynamoDB accepts it as a filter (see [`Probe`]), and every attribute
+/// it reads is one some query returns. A scope DynamoDB refuses
+/// would fail every sync of the table at its Scan; one that reads an attribute no item has cannot
+/// select the slice's items, so each sync rewrites the slice and never finds its orphans (or,
+/// through `attribute_not_exists`, takes every item for one).
+async fn scope(
+    report: &mut CheckReport,
+    profile: &Profile,
+    mapping: &TableMapping,
+    plan: Option<&TablePlan>,
+    dynamo: &Dynamo,
+    read_from: std::result::Result<Probe<'_>, &str>,
+) {
+    let Some(expression) = &mapping.scope else { return };
+    let what = format!("scope of {}", mapping.name);
+    let param_types = plan.map(|p| p.param_types.clone()).unwrap_or_default();
+    let Some(filter) = Params::stand_ins(profile, mapping).filter(mapping, &param_types) else { return };
+    let read = scope_attributes(expression);
+    // A Query refuses a filter on its table's key: a scope naming the metadata table's is not tried there.
+    let read_from = match read_from {
+        Ok(Probe::Metadata(_)) if read.iter().any(|a| a == "pk" || a == "sk") => {
+            Err("the table does not exist yet, and the scope names pk or sk, the metadata table's key")
+        }
+        other => other,
+    };
+    let attempt = match read_from {
+        Ok(Probe::Table(table)) => {
+            Ok(dynamo.scan_limited(table, &[], (0, 1), None, Some(1), Some(&filter)).await.map(|_| ()))
+        }
+        Ok(Probe::Metadata(table)) => match dynamo.try_filter(table, ("pk", "SCOPE-CHECK"), &filter).await {
+            // A sync's policy has no Query on the metadata table: that is no failure of the scope.
+            Err(TargetError::Fatal(denied)) if denied.starts_with("AccessDenied") => Err(format!(
+                "not tried on DynamoDB: the table does not exist yet, and these credentials may not Query the \
+                 metadata table {table} to try it there (`ddbsync iam-policy {} --for report` grants it): {denied}",
+                profile.env
+            )),
+            outcome => Ok(outcome),
+        },
+        Err(why) => Err(format!("not tried on DynamoDB: {why}")),
+    };
+    let tried = match attempt {
+        Err(not_tried) => Err(not_tried),
+        Ok(Ok(())) => Ok("DynamoDB accepts it".to_string()),
+        Ok(Err(TargetError::Invalid(refusal))) => {
+            let error = mapping.error(format!(
+                "DynamoDB refuses scope = \"{expression}\": {refusal}; correct the expression (its `:name`s are the \
+                 parameters, `#name` stands for attribute name), or every sync of the table fails at its Scan"
+            ));
+            report.fail(what, &error.into());
+            return;
+        }
+        Ok(Err(e)) => {
+            report.fail(what, &anyhow::anyhow!("could not be tried on DynamoDB: {e}"));
+            return;
+        }
+    };
+    let Some(plan) = plan else {
+        let detail = match &tried {
+            Ok(accepted) => format!("{accepted}; its attributes not compared: the query failed"),
+            Err(not_tried) => format!("{not_tried}; its attributes not compared: the query failed"),
+        };
+        let status = if tried.is_ok() { Status::Ok } else { Status::Skipped };
+        report.push(what, status, detail);
+        return;
+    };
+    let missing: Vec<String> = read.iter().filter(|a| !plan.gives(a)).map(|a| format!("\"{a}\"")).collect();
+    let tried_text = match &tried {
+        Ok(text) | Err(text) => text.clone(),
+    };
+    if !missing.is_empty() {
+        let (noun, it) = if missing.len() == 1 { ("attribute", "it") } else { ("attributes", "them") };
+        let detail = format!(
+            "{tried_text}, but it reads {noun} {}, which no query of the table returns: no item has {it}, so the \
+             scope cannot select the slice's items (each sync rewrites the slice and never deletes its orphans); \
+             return {it} from a query, or correct the name in {}",
+            missing.join(", "),
+            mapping.origin.display()
+        );
+        report.push(what, Status::Warn, detail);
+        return;
+    }
+    let status = if tried.is_ok() { Status::Ok } else { Status::Skipped };
+    let detail = match read.is_empty() {
+        true => tried_text,
+        false => format!("{tried_text}; it reads {}, which the queries return", read.join(", ")),
+    };
+    report.push(what, status, detail);
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
@@ -85,13 +86,20 @@ pub struct Dynamo {
     credentials: Option<aws_sdk_dynamodb::config::SharedCredentialsProvider>,
     /// The region, and the endpoint when it is not AWS's, for messages.
     location: String,
+    /// Where the credential chain looks, for the message when it finds nothing.
+    chain: String,
 }
 
 /// Turns an SDK error into the seam's typed error, by DynamoDB's error code and the HTTP status.
-fn target_error<E>(err: SdkError<E, HttpResponse>) -> TargetError
+/// A credential chain that found nothing is said as such, not as a DynamoDB that did not answer:
+/// no request was sent.
+fn target_error<E>(err: SdkError<E, HttpResponse>, chain: &str) -> TargetError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
+    if let Some(missing) = credentials_error(&err) {
+        return TargetError::Fatal(no_credentials(chain, missing));
+    }
     let status = err.raw_response().map(|r| r.status().as_u16());
     let message = match (&err, err.message()) {
         (_, Some(m)) => m.to_string(),
@@ -101,6 +109,78 @@ where
         (_, None) => DisplayErrorContext(&err).to_string(),
     };
     retry::classify(err.code(), status, message)
+}
+
+/// The credential chain's error, when that is why a call failed.
+fn credentials_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a CredentialsError> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(found) = e.downcast_ref::<CredentialsError>() {
+            return Some(found);
+        }
+        next = e.source();
+    }
+    None
+}
+
+/// No credentials: where the chain looked, what the SDK says of its last try, and how to give some.
+fn no_credentials(chain: &str, err: &CredentialsError) -> String {
+    // The SDK's account spans lines ("no credentials found in chain. Attempted:\n  Environment: …").
+    let mut reason = String::new();
+    for line in root_cause(err).lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if !reason.is_empty() {
+            reason.push_str(if reason.ends_with(':') { " " } else { "; " });
+        }
+        reason.push_str(line);
+    }
+    format!(
+        "no AWS credentials: the credential chain looked at, in order, {chain}, and found none it could use (the SDK says: \
+         {reason}). Export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or name a profile of ~/.aws/credentials or \
+         ~/.aws/config with AWS_PROFILE or target.aws_profile (`aws configure`, `aws sso login`), or run where an \
+         instance or task role applies"
+    )
+}
+
+/// Where AWS's default credential chain looks, in its order, as this process's environment and
+/// the profile's `aws_profile` set it up.
+fn chain_description(aws_profile: Option<&str>) -> String {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let set = |name: &str| if var(name).is_some() { format!("{name} set") } else { format!("{name} not set") };
+    let keys = match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+        (None, None) => "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (not set)".to_string(),
+        _ => format!(
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY ({}, {})",
+            set("AWS_ACCESS_KEY_ID"),
+            set("AWS_SECRET_ACCESS_KEY")
+        ),
+    };
+    let (profile, from) = match (aws_profile, var("AWS_PROFILE")) {
+        (Some(name), _) => (name.to_string(), "from target.aws_profile"),
+        (None, Some(name)) => (name, "from AWS_PROFILE"),
+        (None, None) => ("default".to_string(), "neither AWS_PROFILE nor target.aws_profile is set"),
+    };
+    let home = var("HOME").map(std::path::PathBuf::from);
+    let file = |variable: &str, name: &str| {
+        let path =
+            var(variable).map(std::path::PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(".aws").join(name)));
+        match path {
+            Some(path) if path.exists() => path.display().to_string(),
+            Some(path) => format!("{} (absent)", path.display()),
+            None => format!("~/.aws/{name} (HOME not set)"),
+        }
+    };
+    let imds = match var("AWS_EC2_METADATA_DISABLED") {
+        Some(v) if v.eq_ignore_ascii_case("true") => " (disabled by AWS_EC2_METADATA_DISABLED)",
+        _ => "",
+    };
+    format!(
+        "{keys}; profile \"{profile}\" ({from}) in {} and {}; a web identity token ({}); the ECS container \
+         credentials ({}); the EC2 instance metadata service{imds}",
+        file("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
+        file("AWS_CONFIG_FILE", "config"),
+        set("AWS_WEB_IDENTITY_TOKEN_FILE"),
+        set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"),
+    )
 }
 
 fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
@@ -137,7 +217,12 @@ impl Dynamo {
             Some(url) => format!("{} ({url})", target.region),
             None => target.region.clone(),
         };
-        Dynamo { client: Client::new(&config), credentials: config.credentials_provider(), location }
+        Dynamo {
+            client: Client::new(&config),
+            credentials: config.credentials_provider(),
+            location,
+            chain: chain_description(target.aws_profile.as_deref()),
+        }
     }
 
     /// The region, and the endpoint when it is not AWS's: `us-east-1 (http://127.0.0.1:8000)`.
@@ -150,7 +235,7 @@ impl Dynamo {
         let out = match self.client.describe_table().table_name(table).send().await {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => return Ok(None),
-            Err(e) => return Err(target_error(e)),
+            Err(e) => return Err(target_error(e, &self.chain)),
         };
         let Some(desc) = out.table() else { return Ok(None) };
         let types: HashMap<&str, &str> =
@@ -232,7 +317,7 @@ impl Dynamo {
                 )
             };
         }
-        request.send().await.map_err(target_error)?;
+        request.send().await.map_err(|e| target_error(e, &self.chain))?;
         Ok(())
     }
 
@@ -252,7 +337,7 @@ impl Dynamo {
             .global_secondary_index_updates(GlobalSecondaryIndexUpdate::builder().create(create).build())
             .send()
             .await
-            .map_err(target_error)?;
+            .map_err(|e| target_error(e, &self.chain))?;
         self.wait(table, false, TABLE_WAIT).await
     }
 
@@ -260,7 +345,7 @@ impl Dynamo {
         match self.client.delete_table().table_name(table).send().await {
             Ok(_) => Ok(()),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(()),
-            Err(e) => Err(target_error(e)),
+            Err(e) => Err(target_error(e, &self.chain)),
         }
     }
 
@@ -357,7 +442,8 @@ impl Dynamo {
             }
         }
         // Pages are retried (and counted) by the caller, like batch writes.
-        let out = request.customize().config_override(no_retries()).send().await.map_err(target_error)?;
+        let out =
+            request.customize().config_override(no_retries()).send().await.map_err(|e| target_error(e, &self.chain))?;
         Ok(ScanPage {
             consumed_units: out.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0),
             next: out.last_evaluated_key().filter(|k| !k.is_empty()).cloned(),
@@ -375,7 +461,7 @@ impl Dynamo {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
-            .map_err(target_error)?;
+            .map_err(|e| target_error(e, &self.chain))?;
         Ok(out.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0))
     }
 }
@@ -394,7 +480,7 @@ impl Dynamo {
     pub async fn credentials(&self) -> Result<(), String> {
         use aws_sdk_dynamodb::config::ProvideCredentials;
         let provider = self.credentials.as_ref().ok_or("no credential provider is configured")?;
-        provider.provide_credentials().await.map(|_| ()).map_err(|e| DisplayErrorContext(e).to_string())
+        provider.provide_credentials().await.map(|_| ()).map_err(|e| no_credentials(&self.chain, &e))
     }
 
     /// Reads up to 100 items by key with strongly consistent reads.
@@ -409,12 +495,41 @@ impl Dynamo {
             .config_override(no_retries())
             .send()
             .await
-            .map_err(target_error)?;
+            .map_err(|e| target_error(e, &self.chain))?;
         Ok(Fetched {
             consumed_units: out.consumed_capacity().iter().filter_map(|c| c.capacity_units()).sum(),
             items: out.responses.unwrap_or_default().into_values().flatten().collect(),
             unprocessed: out.unprocessed_keys.unwrap_or_default().into_values().flat_map(|k| k.keys).collect(),
         })
+    }
+
+    /// Whether DynamoDB accepts `filter`, tried as the filter of a Query of one partition
+    /// (`pk_name = pk`, where no item should be) of at most one item: DynamoDB judges the
+    /// expression before it reads, the call costs half a read unit, and it needs only the Query
+    /// permission a sync has on the metadata table.
+    pub async fn try_filter(
+        &self,
+        table: &str,
+        (pk_name, pk): (&str, &str),
+        filter: &Filter,
+    ) -> Result<(), TargetError> {
+        // Placeholders of letters only, apart from the filter's own (`:name`s are parameter names).
+        let mut request = self
+            .client
+            .query()
+            .table_name(table)
+            .key_condition_expression("#ddbsyncpartition = :ddbsyncpartition")
+            .expression_attribute_names("#ddbsyncpartition", pk_name)
+            .expression_attribute_values(":ddbsyncpartition", AttributeValue::S(pk.into()))
+            .filter_expression(&filter.expression)
+            .limit(1);
+        for (placeholder, value) in &filter.values {
+            request = request.expression_attribute_values(placeholder, value.clone());
+        }
+        for (placeholder, name) in &filter.names {
+            request = request.expression_attribute_names(placeholder, name);
+        }
+        request.send().await.map(|_| ()).map_err(|e| target_error(e, &self.chain))
     }
 
     /// Every item of one partition (`pk_name = pk`) whose sort key is at least `sk_from`, in order.
@@ -439,7 +554,7 @@ impl Dynamo {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(target_error)?;
+                .map_err(|e| target_error(e, &self.chain))?;
             start = out.last_evaluated_key.filter(|k| !k.is_empty());
             items.extend(out.items.unwrap_or_default());
             if start.is_none() {
@@ -466,7 +581,7 @@ impl Dynamo {
             .consistent_read(true)
             .send()
             .await
-            .map_err(target_error)?;
+            .map_err(|e| target_error(e, &self.chain))?;
         Ok(out.item)
     }
 
@@ -476,6 +591,7 @@ impl Dynamo {
         let values = condition.values();
         condition_met(
             request.condition_expression(condition.expression).set_expression_attribute_values(values).send().await,
+            &self.chain,
         )
     }
 
@@ -485,6 +601,7 @@ impl Dynamo {
         let values = condition.values();
         condition_met(
             request.condition_expression(condition.expression).set_expression_attribute_values(values).send().await,
+            &self.chain,
         )
     }
 }
@@ -497,14 +614,14 @@ impl Condition<'_> {
 }
 
 /// A conditional write's answer: done, or the condition did not hold.
-fn condition_met<T, E>(result: Result<T, SdkError<E, HttpResponse>>) -> Result<bool, TargetError>
+fn condition_met<T, E>(result: Result<T, SdkError<E, HttpResponse>>, chain: &str) -> Result<bool, TargetError>
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     match result {
         Ok(_) => Ok(true),
         Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
-        Err(e) => Err(target_error(e)),
+        Err(e) => Err(target_error(e, chain)),
     }
 }
 
@@ -581,7 +698,7 @@ impl BatchWriter for Dynamo {
             .config_override(no_retries())
             .send()
             .await
-            .map_err(target_error)?;
+            .map_err(|e| target_error(e, &self.chain))?;
         let consumed_units = out.consumed_capacity().iter().filter_map(|c| c.capacity_units()).sum();
         let unprocessed = out
             .unprocessed_items
@@ -595,5 +712,30 @@ impl BatchWriter for Dynamo {
             })
             .collect();
         Ok(WriteReply { unprocessed, consumed_units })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_credentials_error_is_found_in_the_chain_and_said_on_one_line() {
+        // The chain's own account spans lines; the message keeps it on one, after where it looked.
+        let sdk = "no credentials found in chain. Attempted:\n  Environment: not enabled\n  Profile: not enabled\n";
+        let err = CredentialsError::not_loaded(sdk);
+        let wrapped: Box<dyn std::error::Error + Send + Sync> = Box::new(err);
+        let found = credentials_error(wrapped.as_ref()).expect("found");
+        let message = no_credentials("the variables; the profile", found);
+        assert!(
+            message.starts_with(
+                "no AWS credentials: the credential chain looked at, in order, the variables; the profile, and found \
+                 none it could use (the SDK says: no credentials found in chain. Attempted: Environment: not \
+                 enabled; Profile: not enabled). Export AWS_ACCESS_KEY_ID"
+            ),
+            "{message}"
+        );
+        let other = std::io::Error::other("connection refused");
+        assert!(credentials_error(&other).is_none());
     }
 }

@@ -65,6 +65,16 @@ impl Params {
         Ok(Params { values })
     }
 
+    /// Values for checking a table's scope without a run (`check`): the mappings' defaults, and
+    /// `0`, which reads as a number and as a string, for a parameter that has none.
+    pub fn stand_ins(profile: &Profile, mapping: &TableMapping) -> Params {
+        let mut values = profile.param_defaults.clone();
+        for name in mapping.params() {
+            values.entry(name.to_string()).or_insert_with(|| "0".to_string());
+        }
+        Params { values }
+    }
+
     /// The values bound to an entity's `$1`, `$2`, …
     pub fn for_entity(&self, entity: &Entity) -> Vec<String> {
         entity.params.iter().map(|p| self.values.get(p).cloned().unwrap_or_default()).collect()

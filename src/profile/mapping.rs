@@ -123,6 +123,7 @@ pub enum KeySource {
 
 pub(super) fn table_mapping(
     origin: &Path,
+    env_file: &Path,
     prefix: &str,
     name: String,
     table: raw::TableSection,
@@ -130,8 +131,20 @@ pub(super) fn table_mapping(
 ) -> Result<TableMapping, ProfileError> {
     let err = |message: String| ProfileError::new(origin, format!("table \"{name}\": {message}"));
     let table_name = format!("{prefix}{name}");
-    if !valid_name(&table_name) {
-        return Err(err(format!("\"{table_name}\" is not a valid DynamoDB table name (3-255 of a-z A-Z 0-9 _ . -)")));
+    if let Some(flaw) = name_flaw(&table_name) {
+        // The file to blame is the one whose value breaks the rule: the environment's prefix only
+        // when the mapping's name is fine alone and the prefix makes it too long.
+        if bad_characters(&name).is_none() && name.len() <= MAX_NAME && table_name.len() > MAX_NAME {
+            return Err(ProfileError::new(
+                env_file,
+                format!(
+                    "table_prefix = \"{prefix}\" makes the name of table \"{name}\" (of {}) \"{table_name}\", which {flaw}; \
+                     shorten the prefix",
+                    origin.display()
+                ),
+            ));
+        }
+        return Err(err(format!("the table name \"{table_name}\" {flaw}; {NAME_RULE}: rename the mapping")));
     }
     let table_excluded = table.exclude_from_hash.as_deref().or(global_excluded);
     let entities = if table.entities.0.is_empty() {
@@ -228,7 +241,34 @@ pub(super) fn table_mapping(
 
 /// DynamoDB's rule for table and index names: 3-255 of `[a-zA-Z0-9_.-]`.
 fn valid_name(name: &str) -> bool {
-    (3..=255).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    name_flaw(name).is_none()
+}
+
+/// DynamoDB's rule for table and index names, for messages.
+pub(super) const NAME_RULE: &str = "DynamoDB names are 3 to 255 characters of a-z A-Z 0-9 _ . -";
+pub(super) const MAX_NAME: usize = 255;
+
+/// What DynamoDB finds wrong with a table name (`has characters …`, `is 2 characters …`), if anything.
+pub(super) fn name_flaw(name: &str) -> Option<String> {
+    if let Some(bad) = bad_characters(name) {
+        return Some(format!("has characters DynamoDB refuses in a name ({bad})"));
+    }
+    match name.len() {
+        n if n < 3 => Some(format!("is {n} characters, fewer than the 3 DynamoDB needs")),
+        n if n > MAX_NAME => Some(format!("is {n} characters, more than the {MAX_NAME} DynamoDB allows")),
+        _ => None,
+    }
+}
+
+/// The characters of `name` that no DynamoDB table name may hold, each once: `" ", "/"`.
+pub(super) fn bad_characters(name: &str) -> Option<String> {
+    let mut bad: Vec<char> = Vec::new();
+    for c in name.chars().filter(|c| !(c.is_ascii_alphanumeric() || "_.-".contains(*c))) {
+        if !bad.contains(&c) {
+            bad.push(c);
+        }
+    }
+    (!bad.is_empty()).then(|| bad.iter().map(|c| format!("{:?}", c.to_string())).collect::<Vec<_>>().join(", "))
 }
 
 pub(super) fn check_param_name(name: &str) -> Result<(), String> {
@@ -246,6 +286,45 @@ pub fn placeholders(expression: &str, sigil: char) -> Vec<&str> {
         let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
         (end > 0).then(|| &rest[..end])
     }))
+}
+
+/// The top-level attributes a filter expression reads, each once, in order: `#name` stands for
+/// `name`, a path (`doc.a[0]`) reads its first part; function names, keywords and `:values` are
+/// not attributes.
+pub fn scope_attributes(expression: &str) -> Vec<String> {
+    const KEYWORDS: [&str; 5] = ["and", "or", "not", "between", "in"];
+    let mut out: Vec<String> = Vec::new();
+    let chars: Vec<char> = expression.chars().collect();
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut at = 0;
+    while at < chars.len() {
+        let c = chars[at];
+        if !(word(c) || c == '#' || c == ':') {
+            at += 1;
+            continue;
+        }
+        let start = if c == '#' || c == ':' { at + 1 } else { at };
+        let mut end = start;
+        while end < chars.len() && word(chars[end]) {
+            end += 1;
+        }
+        let name: String = chars[start..end].iter().collect();
+        // What the token is: a value, part of a path after its first, a function, a keyword, a number.
+        let previous = chars[..at].iter().rev().find(|c| !c.is_whitespace());
+        let next = chars[end..].iter().find(|c| !c.is_whitespace());
+        let attribute = c != ':'
+            && !name.is_empty()
+            && previous != Some(&'.')
+            && next != Some(&'(')
+            && !(c != '#'
+                && (KEYWORDS.contains(&name.to_ascii_lowercase().as_str())
+                    || name.starts_with(|c: char| c.is_ascii_digit())));
+        if attribute && !out.contains(&name) {
+            out.push(name);
+        }
+        at = end.max(at + 1);
+    }
+    out
 }
 
 /// Each name once, in the order first seen.

@@ -13,8 +13,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cost::Prices;
-use mapping::{check_param_name, table_mapping};
-pub use mapping::{distinct, placeholders, Entity, Index, KeySource, KeySpec, Projection, TableMapping};
+use mapping::{bad_characters, check_param_name, name_flaw, table_mapping, NAME_RULE};
+pub use mapping::{
+    distinct, placeholders, scope_attributes, Entity, Index, KeySource, KeySpec, Projection, TableMapping,
+};
 pub use template::{Part, Template};
 
 /// A profile error: the file it concerns and what is wrong.
@@ -216,19 +218,66 @@ pub fn available(dir: &Path) -> Vec<String> {
 /// Reads and validates `dir/<env>.toml` and the mappings it names.
 pub fn load(dir: &Path, env: &str) -> Result<Profile, ProfileError> {
     let path = dir.join(format!("{env}.toml"));
-    if env.contains(['/', '\\']) || !path.is_file() {
-        let names = available(dir);
-        let list = if names.is_empty() { "none".to_string() } else { names.join(", ") };
-        return Err(ProfileError::new(
-            &path,
-            format!("unknown environment \"{env}\"; available in {}: {list}", dir.display()),
-        ));
-    }
+    find(dir, env, &path)?;
     let file: raw::EnvFile = read_toml(&path)?;
     let mappings_path = path.parent().unwrap_or(Path::new(".")).join(&file.mappings);
     inside(dir, &path, &file.mappings, &mappings_path)?;
     let mappings = read_mappings(&mappings_path)?;
     validate(env, &path, file, &mappings_path, mappings)
+}
+
+/// Checks that `path` is the environment's profile file. An environments directory that is
+/// missing or cannot be read, and a profile that is a directory, are said as such: calling them an
+/// unknown environment would send the user looking for a typo.
+fn find(dir: &Path, env: &str, path: &Path) -> Result<(), ProfileError> {
+    const WHERE: &str = "--envs-dir DIR or DDBSYNC_ENVS_DIR names it (default: envs in the working directory)";
+    let unknown = |listing: &str| {
+        ProfileError::new(path, format!("unknown environment \"{env}\"; available in {}: {listing}", dir.display()))
+    };
+    if env.contains(['/', '\\']) {
+        return Err(unknown(&listing(dir)));
+    }
+    let error = match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => return Ok(()),
+        Ok(meta) if meta.is_dir() => {
+            return Err(ProfileError::new(
+                path,
+                format!(
+                    "is a directory, not a profile: environment \"{env}\" is the file {env}.toml in {}; rename or \
+                     remove the directory",
+                    dir.display()
+                ),
+            ))
+        }
+        Ok(_) => return Err(ProfileError::new(path, "is not a regular file; a profile is a TOML file")),
+        Err(e) => e,
+    };
+    match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ProfileError::new(
+            dir,
+            format!("the environments directory does not exist; {WHERE}"),
+        )),
+        Err(_) if dir.exists() && !dir.is_dir() => Err(ProfileError::new(
+            dir,
+            format!("is not a directory, so it cannot hold environments; {WHERE}"),
+        )),
+        Err(e) => Err(ProfileError::new(
+            dir,
+            format!("cannot read the environments directory: {e}; give the user running ddbsync read and search access to it"),
+        )),
+        Ok(_) if error.kind() == std::io::ErrorKind::NotFound => Err(unknown(&listing(dir))),
+        Ok(_) => Err(ProfileError::new(path, format!("cannot read: {error}"))),
+    }
+}
+
+/// The available environments, for a message: `dev, prod`, or `none`.
+fn listing(dir: &Path) -> String {
+    let names = available(dir);
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
 }
 
 fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ProfileError> {
@@ -366,7 +415,28 @@ fn validate(
         stall_limit: read_timeout.max(crate::dynamo::TABLE_WAIT)
             + Duration::from_secs(file.sync.lock_lease_secs.unwrap_or(60).min(LOCK_LEASE_SECS.max)),
     };
-    let metadata_table = format!("{}{}", file.table_prefix, file.metadata_table.as_deref().unwrap_or("cache-metadata"));
+    let prefix = &file.table_prefix;
+    if let Some(bad) = bad_characters(prefix) {
+        return Err(err(format!(
+            "table_prefix = \"{prefix}\" has characters DynamoDB refuses in a table name ({bad}); {NAME_RULE}"
+        )));
+    }
+    let metadata_table = format!("{prefix}{}", file.metadata_table.as_deref().unwrap_or("cache-metadata"));
+    if let Some(flaw) = name_flaw(&metadata_table) {
+        let key = match &file.metadata_table {
+            Some(name) => format!("metadata_table = \"{name}\""),
+            None => format!("table_prefix = \"{prefix}\""),
+        };
+        return Err(err(format!("{key}: the metadata table's name \"{metadata_table}\" {flaw}; {NAME_RULE}")));
+    }
+    if let Some(url) = &file.target.endpoint_url {
+        if let Some(flaw) = endpoint_flaw(url) {
+            return Err(err(format!(
+                "target.endpoint_url = \"{url}\" {flaw}; write the server's address as http://host:port (https:// \
+                 for TLS), for example http://localhost:8000, or leave endpoint_url out for AWS itself"
+            )));
+        }
+    }
     let global_excluded = mappings.exclude_from_hash.clone();
     for name in mappings.param_defaults.keys() {
         check_param_name(name).map_err(|m| ProfileError::new(mappings_path, format!("param_defaults: {m}")))?;
@@ -379,7 +449,9 @@ fn validate(
         .tables
         .0
         .into_iter()
-        .map(|(name, table)| table_mapping(mappings_path, &file.table_prefix, name, table, global_excluded.as_deref()))
+        .map(|(name, table)| {
+            table_mapping(mappings_path, path, &file.table_prefix, name, table, global_excluded.as_deref())
+        })
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(t) = tables.iter().find(|t| t.table_name == metadata_table) {
         return Err(t.error(format!(
@@ -422,6 +494,48 @@ fn validate(
         backup_dir: PathBuf::from(file.backup_dir.as_deref().unwrap_or("backups")),
         rejects_dir: PathBuf::from(file.rejects_dir.as_deref().unwrap_or("rejects")),
     })
+}
+
+/// Why `url` cannot be a DynamoDB endpoint, if it cannot: the SDK needs `http(s)://host[:port][/path]`,
+/// and would otherwise fail only at the first call, after PostgreSQL, with its own words.
+pub fn endpoint_flaw(url: &str) -> Option<&'static str> {
+    let scheme =
+        ["http://", "https://"].into_iter().find(|s| url.get(..s.len()).is_some_and(|p| p.eq_ignore_ascii_case(s)));
+    let Some(scheme) = scheme else {
+        return Some(if url.contains("://") { "is not an http or https URL" } else { "has no http:// or https://" });
+    };
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some("contains a space or a control character");
+    }
+    let authority = url[scheme.len()..].split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Some("holds a user name or password, which DynamoDB never takes (credentials come from AWS's chain)");
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        // An IPv6 address: [::1]:8000.
+        Some(v6) => match v6.split_once(']') {
+            Some((host, "")) => (host, None),
+            Some((host, rest)) => match rest.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None => return Some("has text after its IPv6 address that is not a port"),
+            },
+            None => return Some("has an IPv6 address without its closing ]"),
+        },
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    if host.is_empty() {
+        return Some("has no host");
+    }
+    if !host.chars().all(|c| c.is_ascii_alphanumeric() || "-._:".contains(c)) {
+        return Some("has a host that is not a name or an address");
+    }
+    if port.is_some_and(|p| !p.bytes().all(|b| b.is_ascii_digit()) || !matches!(p.parse::<u16>(), Ok(1..))) {
+        return Some("has a port that is not a number from 1 to 65535");
+    }
+    None
 }
 
 /// A wait on a server in whole seconds: at least one, at most [`MAX_WAIT_SECS`].

@@ -47,14 +47,15 @@ pub struct EnvFile {
     /// Path of the shared table mappings, relative to this file (for example `mappings/pni.toml`).
     /// It must be inside the environments directory (symbolic links resolved).
     pub mappings: String,
-    /// Put before each mapping's name to form the DynamoDB table name (`pni-` → `pni-lessons`).
+    /// Put before each mapping's name to form the DynamoDB table name (`pni-` → `pni-lessons`);
+    /// only `a-z A-Z 0-9 _ . -`, and with it every table name at most 255 characters.
     #[serde(default)]
     pub table_prefix: String,
     /// A protected environment (production) needs `--yes` for `--clean`, whatever the terminal.
     #[serde(default)]
     pub protected: bool,
-    /// Name, after the prefix, of the table that records each run and holds the run lock.
-    /// Default `cache-metadata`.
+    /// Name, after the prefix, of the table that records each run and holds the run lock
+    /// (a DynamoDB table name with the prefix: 3 to 255 of `a-z A-Z 0-9 _ . -`). Default `cache-metadata`.
     pub metadata_table: Option<String>,
     /// Directory for the backups `--clean` takes on a protected environment, relative to the
     /// working directory. Default `backups`.
@@ -108,7 +109,8 @@ pub struct SourceSection {
 pub struct TargetSection {
     /// AWS region of the tables, for example `us-east-1`.
     pub region: String,
-    /// Endpoint of a DynamoDB-compatible server (local testing); default: the region's AWS endpoint.
+    /// Endpoint of a DynamoDB-compatible server (local testing), an `http://` or `https://` URL with
+    /// a host (`http://localhost:8000`); default: the region's AWS endpoint.
     pub endpoint_url: Option<String>,
     /// Named AWS profile (`~/.aws/config`) to take credentials from; default: the usual chain.
     pub aws_profile: Option<String>,

@@ -170,8 +170,9 @@ fn regions_without_prices_need_a_prices_section() {
 
 #[test]
 fn invalid_table_names_and_settings_are_rejected() {
-    let err = load_err(&ENV.replace("table_prefix = \"t-\"", "table_prefix = \"bad prefix \""), MAPPINGS);
-    assert!(err.contains("not a valid DynamoDB table name"), "{err}");
+    let err = load_err(&ENV.replace("table_prefix = \"t-\"", "table_prefix = \"bad prefix/\""), MAPPINGS);
+    assert!(err.contains("dev.toml: table_prefix = \"bad prefix/\" has characters DynamoDB refuses"), "{err}");
+    assert!(err.contains("(\" \", \"/\")"), "each bad character once: {err}");
     let err = load_err(&(ENV.to_string() + "\n[sync]\nmax_in_flight = 0\n"), MAPPINGS);
     assert!(err.contains("sync.max_in_flight = 0 must be between 1 and 1000"), "{err}");
 }
@@ -434,4 +435,126 @@ fn line_and_column_count_characters() {
     assert_eq!(line_and_column(text, text.find('x').unwrap()), (2, 6));
     assert_eq!(line_and_column(text, 8), (2, 2), "inside a character: the character's column");
     assert_eq!(line_and_column(text, 999), (3, 1));
+}
+
+#[test]
+fn a_bad_table_name_blames_the_file_that_gives_it() {
+    // A name DynamoDB refuses for its own characters: the mappings file.
+    let err = load_err(ENV, &MAPPINGS.replace("[tables.lessons]", "[tables.\"my lessons\"]"));
+    assert!(err.contains("m.toml: table \"my lessons\": the table name \"t-my lessons\" has characters"), "{err}");
+    // A name fine alone that the prefix makes too long: the environment file.
+    let long = "p".repeat(250);
+    let err = load_err(&ENV.replace("table_prefix = \"t-\"", &format!("table_prefix = \"{long}\"")), MAPPINGS);
+    assert!(err.contains(&format!("dev.toml: table_prefix = \"{long}\"")), "{err}");
+    // Which name: the metadata table's (the first one built from the prefix).
+    assert!(err.contains("the metadata table's name") && err.contains("is 264 characters, more than the 255"), "{err}");
+    let err = load_err(
+        &ENV.replace("table_prefix = \"t-\"", &format!("table_prefix = \"{long}\"\nmetadata_table = \"m\"")),
+        MAPPINGS,
+    );
+    assert!(err.contains("dev.toml: table_prefix = ") && err.contains("makes the name of table \"lessons\""), "{err}");
+    assert!(err.contains("is 257 characters, more than the 255 DynamoDB allows; shorten the prefix"), "{err}");
+    // A name too long alone: the mappings file.
+    let name = "n".repeat(256);
+    let err = load_err(ENV, &MAPPINGS.replace("[tables.lessons]", &format!("[tables.{name}]")));
+    assert!(err.contains(&format!("m.toml: table \"{name}\": the table name")), "{err}");
+}
+
+#[test]
+fn an_invalid_metadata_table_is_refused_when_the_profile_loads() {
+    let err = load_err(
+        &ENV.replace("table_prefix = \"t-\"", "table_prefix = \"t-\"\nmetadata_table = \"run log\""),
+        MAPPINGS,
+    );
+    assert!(
+        err.contains(
+            "dev.toml: metadata_table = \"run log\": the metadata table's name \"t-run log\" has characters \
+             DynamoDB refuses in a name (\" \")"
+        ),
+        "{err}"
+    );
+    let err = load_err(&ENV.replace("table_prefix = \"t-\"", "metadata_table = \"m\""), MAPPINGS);
+    assert!(err.contains("the metadata table's name \"m\" is 1 characters, fewer than the 3 DynamoDB needs"), "{err}");
+}
+
+#[test]
+fn endpoint_urls_need_a_scheme_and_a_host() {
+    for good in [
+        "http://localhost:8000",
+        "https://dynamodb.eu-west-1.amazonaws.com",
+        "http://127.0.0.1:8000/",
+        "http://[::1]:8000",
+        "HTTP://h",
+    ] {
+        assert_eq!(endpoint_flaw(good), None, "{good}");
+    }
+    for (bad, why) in [
+        ("localhost:8000", "has no http:// or https://"),
+        ("ftp://h", "is not an http or https URL"),
+        ("http://", "has no host"),
+        ("http://:8000", "has no host"),
+        ("http://h:99999", "has a port that is not a number from 1 to 65535"),
+        ("http://h:0", "has a port that is not a number from 1 to 65535"),
+        ("http://h:", "has a port that is not a number from 1 to 65535"),
+        ("http://h:80x", "has a port that is not a number from 1 to 65535"),
+        ("http://local host", "contains a space or a control character"),
+        (
+            "http://u:p@h",
+            "holds a user name or password, which DynamoDB never takes (credentials come from AWS's chain)",
+        ),
+        ("http://h%20x", "has a host that is not a name or an address"),
+        ("http://[::1", "has an IPv6 address without its closing ]"),
+    ] {
+        assert_eq!(endpoint_flaw(bad), Some(why), "{bad}");
+    }
+    let env = ENV.replace("region = \"eu-west-1\"", "region = \"eu-west-1\"\nendpoint_url = \"localhost:8000\"");
+    let err = load_err(&env, MAPPINGS);
+    assert!(
+        err.contains("dev.toml: target.endpoint_url = \"localhost:8000\" has no http:// or https://; write the server's address as http://host:port"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_profile_that_is_a_directory_is_not_an_unknown_environment() {
+    let dir = dir_with(ENV, MAPPINGS);
+    std::fs::create_dir(dir.path().join("staging.toml")).unwrap();
+    let err = load(dir.path(), "staging").unwrap_err().to_string();
+    assert!(err.contains("staging.toml: is a directory, not a profile"), "{err}");
+}
+
+#[test]
+fn a_missing_or_unusable_environments_directory_is_named() {
+    let dir = dir_with(ENV, MAPPINGS);
+    let missing = dir.path().join("nowhere");
+    let err = load(&missing, "dev").unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{}: the environments directory does not exist; --envs-dir DIR or DDBSYNC_ENVS_DIR names it (default: \
+             envs in the working directory)",
+            missing.display()
+        )
+    );
+    let file = dir.path().join("dev.toml");
+    let err = load(&file, "dev").unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!("{}: is not a directory, so it cannot hold environments", file.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_scope_reads_the_attributes_it_names() {
+    let cases: [(&str, &[&str]); 6] = [
+        ("attribute_not_exists(invoice_date) OR (invoice_date >= :from AND invoice_date < :to)", &["invoice_date"]),
+        ("#date BETWEEN :a AND :b AND total > :min", &["date", "total"]),
+        ("begins_with(sk, :p) AND size(doc.items[0].name) > :n", &["sk", "doc"]),
+        ("contains (tags, :t) or NOT attribute_type(x, :s)", &["tags", "x"]),
+        ("status IN (:a, :b) AND level>=:l", &["status", "level"]),
+        ("a = :v AND a <> b", &["a", "b"]),
+    ];
+    for (expression, want) in cases {
+        assert_eq!(scope_attributes(expression), want.to_vec(), "{expression}");
+    }
 }

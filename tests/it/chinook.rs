@@ -384,6 +384,9 @@ async fn chinook_syncs_one_period_of_invoices_with_parameters_and_deletes_only_i
     let checked = ctx.ddbsync(&["check", "local"]);
     assert_eq!(checked.code(), 0, "{}{}", checked.stdout(), checked.stderr());
     assert!(checked.stdout().contains("local InvoiceDateIndex (PK S, invoice_date S)"), "{}", checked.stdout());
+    // The period's scope is accepted by DynamoDB and reads an attribute the invoice query returns.
+    let scope = "[ ok ] scope of CustomerData: DynamoDB accepts it; it reads invoice_date, which the queries return";
+    assert!(checked.stdout().contains(scope), "{}", checked.stdout());
     let bare = ctx.table("EmployeeData");
     ctx.dynamo.delete_table().table_name(&bare).send().await.unwrap();
     while ctx.table_exists("EmployeeData").await {

@@ -363,3 +363,154 @@ async fn every_unconvertible_column_is_named_with_a_cast_that_works() {
     assert_eq!(text(&items[0]["feel"]), "ok");
     assert_eq!(ctx.scan("multi").await.len(), 2);
 }
+
+/// The test's `local` profile with `from` replaced by `to` (a line or part of one), as `env`.
+fn profile_with(ctx: &Ctx, env: &str, from: &str, to: &str) {
+    let profile = std::fs::read_to_string(ctx.envs.path().join("local.toml")).unwrap();
+    assert!(profile.contains(from), "{from} in {profile}");
+    std::fs::write(ctx.envs.path().join(format!("{env}.toml")), profile.replacen(from, to, 1)).unwrap();
+}
+
+#[tokio::test]
+async fn profile_mistakes_exit_2_before_postgresql_naming_their_file() {
+    let ctx = Ctx::new(1).await;
+    // PostgreSQL is out of reach: each mistake must be found before it is contacted.
+    let closed = crate::harness::free_port();
+    let profile = std::fs::read_to_string(ctx.envs.path().join("local.toml")).unwrap();
+    let port_line = profile.lines().find(|l| l.starts_with("port = ")).unwrap().to_string();
+    std::fs::write(ctx.envs.path().join("local.toml"), profile.replace(&port_line, &format!("port = {closed}")))
+        .unwrap();
+    let env_file = ctx.envs.path().join("bad.toml");
+    let cases = [
+        (
+            "description = ",
+            "metadata_table = \"run log\"\ndescription = ",
+            "metadata_table = \"run log\": the metadata table's name",
+        ),
+        ("endpoint_url = \"http://", "endpoint_url = \"", "target.endpoint_url = \"127.0.0.1:"),
+        ("table_prefix = \"", "table_prefix = \"pni lessons/", "table_prefix = \"pni lessons/"),
+    ];
+    for (from, to, said) in cases {
+        profile_with(&ctx, "bad", from, to);
+        let run = ctx.ddbsync(&["sync", "bad"]);
+        assert_eq!(run.code(), 2, "{from}: {}", run.stderr());
+        let want = format!("error: {}: {said}", env_file.display());
+        assert!(run.stderr().contains(&want), "{want} in {}", run.stderr());
+        assert!(!run.stderr().contains("PostgreSQL"), "{}", run.stderr());
+    }
+    // A mapping's name that the prefix makes too long blames the prefix, in the environment file
+    // (with the test's own prefix after it, the metadata table's name "m" still fits).
+    let long = "p".repeat(238);
+    profile_with(&ctx, "bad", "table_prefix = \"", &format!("metadata_table = \"m\"\ntable_prefix = \"{long}"));
+    let run = ctx.ddbsync(&["sync", "bad"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert!(
+        run.stderr().contains(&format!("error: {}: table_prefix = \"{long}", env_file.display())),
+        "{}",
+        run.stderr()
+    );
+    assert!(run.stderr().contains("makes the name of table \"lessons\" (of "), "{}", run.stderr());
+    assert!(run.stderr().contains("more than the 255 DynamoDB allows; shorten the prefix"), "{}", run.stderr());
+}
+
+#[tokio::test]
+async fn a_profile_that_is_a_directory_or_an_unreadable_envs_directory_is_said_as_such() {
+    let ctx = Ctx::new(1).await;
+    std::fs::create_dir(ctx.envs.path().join("staging.toml")).unwrap();
+    let run = ctx.ddbsync(&["check", "staging"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert!(run.stderr().contains("staging.toml: is a directory, not a profile"), "{}", run.stderr());
+
+    let missing = ctx.envs.path().join("no-such-dir");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_ddbsync"))
+        .arg("--envs-dir")
+        .arg(&missing)
+        .args(["check", "local"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains(
+            "no-such-dir: the environments directory does not exist; --envs-dir DIR or DDBSYNC_ENVS_DIR names it"
+        ),
+        "{stderr}"
+    );
+
+    // A directory the user cannot read: as root, permissions bind only another user, so the
+    // command runs as nobody.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = ctx.envs.path();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let root = std::process::Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+    let mut cmd = if root {
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_ddbsync")]);
+        cmd
+    } else {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ddbsync"))
+    };
+    let out = cmd.arg("--envs-dir").arg(dir).args(["check", "local"]).current_dir("/").output().unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}: cannot read the environments directory: Permission denied", dir.display())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("unknown environment"), "{stderr}");
+}
+
+#[tokio::test]
+async fn missing_aws_credentials_are_said_with_where_the_chain_looked() {
+    let ctx = Ctx::new(2).await;
+    let home = tempfile::tempdir().unwrap();
+    let without_credentials = |args: &[&str]| {
+        let mut cmd = ctx.command(args);
+        cmd.env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_SHARED_CREDENTIALS_FILE")
+            .env_remove("AWS_CONFIG_FILE")
+            .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+            .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+            .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+            .env("HOME", home.path());
+        let started = std::time::Instant::now();
+        let out = cmd.stdin(std::process::Stdio::null()).output().unwrap();
+        (out, started.elapsed())
+    };
+    let (out, elapsed) = without_credentials(&["sync", "local"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let home = home.path().display();
+    for part in [
+        "no AWS credentials: the credential chain looked at, in order, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (not set); ",
+        &format!("profile \"default\" (neither AWS_PROFILE nor target.aws_profile is set) in {home}/.aws/credentials (absent) and {home}/.aws/config (absent)"),
+        "the EC2 instance metadata service",
+        "Export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or name a profile of ~/.aws/credentials",
+    ] {
+        assert!(stderr.contains(part), "{part} in {stderr}");
+    }
+    assert!(!stderr.contains("no answer from DynamoDB"), "no request was sent: {stderr}");
+    assert!(stderr.starts_with("error: "), "the error alone, without the SDK's warning before it: {stderr}");
+    assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
+    assert!(!ctx.table_exists("lessons").await, "nothing was created");
+
+    let (out, _) = without_credentials(&["check", "local"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("[FAIL] AWS credentials: no AWS credentials: the credential chain looked at"), "{stdout}");
+}
+
+#[tokio::test]
+async fn logs_to_a_pipe_carry_no_colour_codes() {
+    let ctx = Ctx::new(2).await;
+    for args in [&["-vv", "check", "local"][..], &["-v", "sync", "local", "--dry-run"][..]] {
+        let run = ctx.ddbsync(args);
+        assert_eq!(run.code(), 0, "{}", run.stderr());
+        let stderr = run.stderr();
+        assert!(stderr.contains("INFO"), "logs were written: {stderr}");
+        assert!(!stderr.contains('\u{1b}'), "an escape code in {stderr:?}");
+    }
+}

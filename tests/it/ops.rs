@@ -331,3 +331,116 @@ async fn the_sync_report_reads_the_same_every_time() {
 fn regex_escape(text: &str) -> String {
     text.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_string() } else { format!("\\{c}") }).collect()
 }
+
+#[tokio::test]
+async fn check_tries_each_scope_on_dynamodb_and_warns_of_attributes_no_query_returns() {
+    let ctx = Ctx::new(6).await;
+    let write = |scope: &str| {
+        let text = format!(
+            "[tables.lessons]\npartition_key = \"lesson_id\"\nparams = [\"min_id\"]\ndelete_missing = true\n\
+             scope = \"{scope}\"\nquery = \"SELECT id AS lesson_id, title, level FROM lessons WHERE id >= $1\"\n"
+        );
+        let path = ctx.write_mappings("scoped.toml", &text);
+        ctx.write_profile_with("scoped", &Profile { mappings: Some(&path), ..Profile::default() });
+    };
+    let scope_check = |run: &Run| {
+        let report = json(run);
+        let check = report["checks"].as_array().unwrap().iter().find(|c| c["what"] == "scope of lessons").cloned();
+        check.unwrap_or_else(|| panic!("no scope check in {report}"))
+    };
+
+    // Before any table exists there is nothing to try the scope on: said, not guessed.
+    write("lesson_id >= :min_id");
+    let run = ctx.ddbsync(&["--json", "check", "scoped"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let check = scope_check(&run);
+    assert_eq!(check["status"], "skipped", "{check}");
+    assert!(
+        check["detail"].as_str().unwrap().contains("neither the table nor the metadata table exists yet"),
+        "{check}"
+    );
+
+    let first = ctx.ddbsync(&["--json", "sync", "scoped", "--param", "min_id=3"]);
+    assert_eq!(first.code(), 0, "{}", first.stderr());
+    let run = ctx.ddbsync(&["--json", "check", "scoped"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let check = scope_check(&run);
+    assert_eq!(check["status"], "ok", "{check}");
+    assert_eq!(check["detail"], "DynamoDB accepts it; it reads lesson_id, which the queries return");
+
+    // An expression DynamoDB refuses: a failed check (a mappings error, exit 2) naming the table
+    // and the scope, with DynamoDB's own reason.
+    write("lesson_id >>= :min_id");
+    let run = ctx.ddbsync(&["--json", "check", "scoped"]);
+    assert_eq!(run.code(), 2, "{}", run.stdout());
+    let check = scope_check(&run);
+    assert_eq!(check["status"], "fail", "{check}");
+    let detail = check["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(
+            "scoped.toml: table \"lessons\": DynamoDB refuses scope = \"lesson_id >>= :min_id\": ValidationException"
+        ),
+        "{detail}"
+    );
+    // The oracle: the sync's own Scan is refused by DynamoDB the same way.
+    let sync = ctx.ddbsync(&["sync", "scoped", "--param", "min_id=3"]);
+    assert_eq!(sync.code(), 1, "{}", sync.stderr());
+    assert!(sync.stderr().contains("ValidationException"), "{}", sync.stderr());
+
+    // A misspelt attribute: DynamoDB accepts it, but no item has it, so the scope selects none:
+    // a warning (a sync can run), and the sync shows why it matters.
+    write("lessonid >= :min_id");
+    let run = ctx.ddbsync(&["--json", "check", "scoped"]);
+    assert_eq!(run.code(), 0, "a warning is not a failure: {}", run.stdout());
+    let check = scope_check(&run);
+    assert_eq!(check["status"], "warn", "{check}");
+    let detail = check["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(
+            "DynamoDB accepts it, but it reads attribute \"lessonid\", which no query of the table returns"
+        ),
+        "{detail}"
+    );
+    assert!(detail.contains("scoped.toml"), "{detail}");
+    let human = ctx.ddbsync(&["check", "scoped"]);
+    assert!(human.stdout().contains("[warn] scope of lessons: DynamoDB accepts it, but"), "{}", human.stdout());
+    let again = ctx.ddbsync(&["--json", "sync", "scoped", "--param", "min_id=3"]);
+    let again = json(&again);
+    let table = ctx.table("lessons");
+    assert_eq!(
+        figure(&again, &table, "unchanged"),
+        0.0,
+        "nothing changed in the source, yet the scope hides every item from the diff: {again}"
+    );
+    assert_eq!(ctx.scan("lessons").await.len(), 4, "lessons 3 to 6, written again");
+
+    // While the table does not exist (a new table's first sync has nothing to scan, so a bad scope
+    // would fail only the next one), the scope is tried on the metadata table.
+    ctx.dynamo.delete_table().table_name(&table).send().await.unwrap();
+    while ctx.table_exists("lessons").await {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    write("lesson_id >>= :min_id");
+    let run = ctx.ddbsync(&["--json", "check", "scoped"]);
+    assert_eq!(run.code(), 2, "{}", run.stdout());
+    let check = scope_check(&run);
+    assert_eq!(check["status"], "fail", "{check}");
+    assert!(
+        check["detail"].as_str().unwrap().contains("DynamoDB refuses scope = \"lesson_id >>= :min_id\""),
+        "{check}"
+    );
+    write("lesson_id >= :min_id");
+    let run = ctx.ddbsync(&["--json", "check", "scoped"]);
+    assert_eq!(run.code(), 0, "{}", run.stdout());
+    assert_eq!(scope_check(&run)["detail"], "DynamoDB accepts it; it reads lesson_id, which the queries return");
+    // Credentials that may not Query the metadata table (a sync's policy) leave it untried, not failed.
+    ctx.proxy.fault_next("Query", crate::proxy::Fault::AccessDenied);
+    let run = ctx.ddbsync(&["--json", "check", "scoped"]);
+    assert_eq!(run.code(), 0, "{}", run.stdout());
+    let check = scope_check(&run);
+    assert_eq!(check["status"], "skipped", "{check}");
+    let detail = check["detail"].as_str().unwrap();
+    assert!(detail.starts_with("not tried on DynamoDB: the table does not exist yet, and these credentials may not Query the metadata table"), "{detail}");
+    assert!(detail.contains("--for report` grants it): AccessDeniedException"), "{detail}");
+    assert!(!ctx.table_exists("lessons").await, "check creates nothing");
+}

@@ -46,6 +46,8 @@ pub enum Fault {
     ServerError,
     DropBefore,
     DropAfter,
+    /// The caller's policy does not allow the call.
+    AccessDenied,
 }
 
 const FAULTS: [Fault; 6] = [
@@ -264,6 +266,7 @@ async fn forward(
         }
         Some(Fault::Throttling) => return Some(error_response(400, "ThrottlingException")),
         Some(Fault::ServerError) => return Some(error_response(500, "InternalServerError")),
+        Some(Fault::AccessDenied) => return Some(error_response(400, "AccessDeniedException")),
         Some(Fault::DropBefore) => return None,
         Some(Fault::Unprocessed) => match split_batch(&body) {
             Some((kept, rest)) => {
