@@ -662,16 +662,7 @@ impl RepairReport {
             crate::report::units(self.read_units)
         ));
         for t in &self.tables {
-            if !t.deleted_keys.is_empty() {
-                let verb = if self.dry_run { "would be deleted" } else { "deleted (no source row)" };
-                out.push_str(&format!("{}: {} items {verb}:\n", t.table, t.deleted_keys.len()));
-                for key in t.deleted_keys.iter().take(20) {
-                    out.push_str(&format!("  {key}\n"));
-                }
-                if t.deleted_keys.len() > 20 {
-                    out.push_str(&format!("  … and {} more (see --json)\n", t.deleted_keys.len() - 20));
-                }
-            }
+            out.push_str(&crate::report::deleted_lines(&t.table, &t.deleted_keys, self.dry_run));
             if let Some(reason) = &t.kept_reason {
                 out.push_str(&format!("{}: {} extra items kept: {reason}\n", t.table, t.kept));
             }

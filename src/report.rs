@@ -385,16 +385,7 @@ impl RunReport {
             if let Some(line) = t.orphan_line(self.dry_run, ended) {
                 out.push_str(&format!("{line}\n"));
             }
-            if !t.deleted_keys.is_empty() {
-                let verb = if self.dry_run { "would be deleted" } else { "deleted (no source row)" };
-                out.push_str(&format!("{}: {} items {verb}:\n", t.table, t.deleted_keys.len()));
-                for key in t.deleted_keys.iter().take(20) {
-                    out.push_str(&format!("  {key}\n"));
-                }
-                if t.deleted_keys.len() > 20 {
-                    out.push_str(&format!("  … and {} more (see --json)\n", t.deleted_keys.len() - 20));
-                }
-            }
+            out.push_str(&deleted_lines(&t.table, &t.deleted_keys, self.dry_run));
             for (what, list) in [("rejected", &t.rejected), ("not written", &t.failed)] {
                 if list.is_empty() {
                     continue;
@@ -663,6 +654,23 @@ fn trim(mut record: Item) -> Item {
     let note = format!("{}, to fit DynamoDB's 400 KB item limit", notes.join("; "));
     record.insert("trimmed".into(), AttributeValue::S(note));
     record
+}
+
+/// The keys a run deleted (or, in a dry run, would delete) from `table`: the first 20, and how many
+/// more `--json` lists.
+pub fn deleted_lines(table: &str, keys: &[String], dry_run: bool) -> String {
+    if keys.is_empty() {
+        return String::new();
+    }
+    let verb = if dry_run { "would be deleted" } else { "deleted (no source row)" };
+    let mut out = format!("{table}: {} items {verb}:\n", keys.len());
+    for key in keys.iter().take(20) {
+        out.push_str(&format!("  {key}\n"));
+    }
+    if keys.len() > 20 {
+        out.push_str(&format!("  … and {} more (see --json)\n", keys.len() - 20));
+    }
+    out
 }
 
 #[cfg(test)]
