@@ -141,7 +141,7 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
     let reachable = match dynamo.credentials().await {
         Err(e) => {
             report.fail("AWS credentials", &anyhow::anyhow!("{e}"));
-            false
+            Err("not checked: no AWS credentials to ask DynamoDB with")
         }
         Ok(()) => {
             report.push("AWS credentials", Status::Ok, "found");
@@ -158,20 +158,20 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
                             profile.metadata_table
                         ),
                     );
-                    true
+                    Ok(())
                 }
                 Err(e) => {
                     report.fail("DynamoDB", &anyhow::anyhow!("{} in {}", e, sync::location(profile)));
-                    false
+                    Err("DynamoDB did not answer")
                 }
             }
         }
     };
     for (mapping, plan) in mappings.iter().zip(&plans) {
         let (table, what) = (&mapping.table_name, format!("table {}", mapping.table_name));
-        if !reachable {
-            report.push(what, Status::Skipped, "DynamoDB did not answer");
-            scope(&mut report, profile, mapping, plan.as_ref(), &dynamo, Err("DynamoDB did not answer")).await;
+        if let Err(why) = reachable {
+            report.push(what, Status::Skipped, why);
+            scope(&mut report, profile, mapping, plan.as_ref(), &dynamo, Err(why)).await;
             continue;
         }
         let info = match dynamo.describe(table).await {
@@ -189,7 +189,8 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
         let read_from = match (&info, metadata_exists) {
             (Some(_), _) => Ok(Probe::Table(table)),
             (None, true) => Ok(Probe::Metadata(&profile.metadata_table)),
-            (None, false) => Err("neither the table nor the metadata table exists yet"),
+            (None, false) => Err("neither the table nor the metadata table exists yet; the first sync tries it on \
+                                  the new table before it writes"),
         };
         let mismatch =
             info.as_ref().zip(plan.as_ref()).and_then(|(i, p)| sync::key_mismatch(&i.key_schema, mapping, p));
@@ -267,11 +268,7 @@ async fn scope(
         Err(not_tried) => Err(not_tried),
         Ok(Ok(())) => Ok("DynamoDB accepts it".to_string()),
         Ok(Err(TargetError::Invalid(refusal))) => {
-            let error = mapping.error(format!(
-                "DynamoDB refuses scope = \"{expression}\": {refusal}; correct the expression (its `:name`s are the \
-                 parameters, `#name` stands for attribute name), or every sync of the table fails at its Scan"
-            ));
-            report.fail(what, &error.into());
+            report.fail(what, &sync::scope_refused(mapping, &refusal).into());
             return;
         }
         Ok(Err(e)) => {

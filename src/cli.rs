@@ -127,7 +127,7 @@ pub struct VerifyArgs {
     pub wait_lock: Option<Duration>,
     /// With --repair: spend at most this many write units per second, 1 to 1000000 (overrides
     /// sync.max_write_units_per_second).
-    #[arg(long, value_name = "N", allow_negative_numbers = true, requires = "repair")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<u32>, requires = "repair")]
     pub max_write_units_per_second: Option<u32>,
 }
 
@@ -139,7 +139,7 @@ pub struct HistoryArgs {
     #[arg(long, value_name = "WHEN")]
     pub since: Option<String>,
     /// The newest N runs at most.
-    #[arg(long, value_name = "N", default_value_t = 30, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 30, allow_negative_numbers = true, value_parser = whole::<u32>, value_parser = clap::value_parser!(u32).range(1..))]
     pub limit: u32,
     /// Print CSV instead of a table.
     #[arg(long)]
@@ -235,13 +235,13 @@ pub struct SyncArgs {
     #[arg(long = "table", value_name = "NAME")]
     pub tables: Vec<String>,
     /// Spend at most this many write units per second, 1 to 1000000 (overrides sync.max_write_units_per_second).
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<u32>)]
     pub max_write_units_per_second: Option<u32>,
     /// BatchWriteItem calls in flight at most, 1 to 1000 (overrides sync.max_in_flight).
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<usize>)]
     pub max_in_flight: Option<usize>,
     /// Parallel Scan segments for the diff, 1 to 1000 (overrides sync.scan_segments).
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<u32>)]
     pub scan_segments: Option<u32>,
     /// A value for the queries' parameter NAME (bound to $1, $2… as the mapping's `params` lists
     /// them; never put into the SQL text); repeatable.
@@ -342,5 +342,20 @@ mod tests {
         assert!(err.to_string().contains("longer than the 7 days --wait-lock accepts (from 0s to 7d)"), "{err}");
         assert!(Cli::try_parse_from(["ddbsync", "backup", "dev", "--wait-lock", "7d"]).is_ok());
         assert!(Cli::try_parse_from(["ddbsync", "verify", "dev", "--sample", "1000000"]).is_ok());
+        // A negative count is said as such, not as a range of the flag's type.
+        let err = Cli::try_parse_from(["ddbsync", "sync", "dev", "--scan-segments", "-1"]).unwrap_err();
+        assert!(err.to_string().contains("-1 is negative; give a whole number from 1"), "{err}");
+        let err = Cli::try_parse_from(["ddbsync", "sync", "dev", "--max-in-flight", "many"]).unwrap_err();
+        assert!(err.to_string().contains("\"many\" is not a whole number"), "{err}");
+    }
+}
+
+/// A whole number for a count flag: a negative one said as such (the command then checks the
+/// flag's own bounds and says why they are what they are).
+fn whole<T: TryFrom<u64>>(text: &str) -> Result<T, String> {
+    match text.trim().parse::<i128>() {
+        Ok(n) if n < 0 => Err(format!("{n} is negative; give a whole number from 1")),
+        Ok(n) => u64::try_from(n).ok().and_then(|n| T::try_from(n).ok()).ok_or_else(|| format!("{n} is too large")),
+        Err(_) => Err(format!("\"{text}\" is not a whole number")),
     }
 }

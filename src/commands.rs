@@ -134,7 +134,7 @@ fn envs(dir: &Path, printer: &Printer) -> Result<Exit> {
         description: String,
         valid: bool,
     }
-    let list: Vec<Env> = profile::available(dir)
+    let list: Vec<Env> = profile::available(dir)?
         .into_iter()
         .map(|name| match profile::load(dir, &name) {
             Ok(p) => Env { description: p.description.unwrap_or_default(), name, valid: true },

@@ -38,7 +38,7 @@ use crate::retry::RetryPolicy;
 use crate::scan::{self, Feed, Page, ScanCost};
 use crate::source::{self, Source, SourceError};
 use crate::stop::{Interrupted, Stop, DRAIN};
-use crate::target::Request;
+use crate::target::{Request, TargetError};
 use crate::writer::{self, Pending, WriteOutcome, WriterSettings, MAX_BATCH};
 
 /// Items the writer holds back to interleave writes (about 40 batches).
@@ -481,6 +481,27 @@ async fn prepare_and_sync(
     sync_tables(run, &mut prepared, done).await
 }
 
+/// Tries the table's scope before a run that would not scan it (a new table, a clean load) writes
+/// anything: a scope DynamoDB refuses would otherwise fail only the next run, at its Scan.
+async fn try_scope(run: &Run<'_>, p: &Prepared<'_>) -> Result<()> {
+    let Some(filter) = run.params.filter(p.mapping, &p.plan.param_types) else { return Ok(()) };
+    let table = &p.mapping.table_name;
+    match run.dynamo.scan_limited(table, &[], (0, 1), None, Some(1), Some(&filter)).await {
+        Ok(_) => Ok(()),
+        Err(TargetError::Invalid(refusal)) => Err(scope_refused(p.mapping, &refusal).into()),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("trying the scope of {table}"))),
+    }
+}
+
+/// DynamoDB refused a mapping's scope: a profile error, with the fix.
+pub fn scope_refused(mapping: &TableMapping, refusal: &str) -> ProfileError {
+    let expression = mapping.scope.as_deref().unwrap_or_default();
+    mapping.error(format!(
+        "DynamoDB refuses scope = \"{expression}\": {refusal}; correct the expression (its `:name`s are the \
+         parameters, `#name` stands for attribute name), or every sync of the table fails at its Scan"
+    ))
+}
+
 /// The whole of a sync once the lock is held: clean or create tables, diff, write, delete. Each
 /// finished table goes into `done` at once.
 async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Done) -> Result<()> {
@@ -499,6 +520,10 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Do
         }
     }
     if !options.dry_run {
+        // A table about to be recreated is tried before it is deleted; a new one once it exists.
+        for p in prepared.iter().filter(|p| p.exists && options.clean) {
+            try_scope(run, p).await?;
+        }
         for p in prepared.iter_mut() {
             let table = &p.mapping.table_name;
             if let Some(signal) = run.stop.requested() {
@@ -513,6 +538,9 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Do
                 run.fence.check()?;
                 printer.note(format!("creating {table} ({})", show_table_schema(&p.plan.schema)));
                 dynamo.make_table(table, &p.plan.schema).await.with_context(|| format!("creating {table}"))?;
+                if !p.exists {
+                    try_scope(run, p).await?;
+                }
             }
             lock::beat();
         }

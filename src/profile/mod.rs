@@ -202,17 +202,33 @@ impl SyncSettings {
 }
 
 /// The environments available in `dir` (file stems of `*.toml`), sorted.
-pub fn available(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
+pub fn available(dir: &Path) -> Result<Vec<String>, ProfileError> {
+    let mut names: Vec<String> = read_envs_dir(dir)?
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
         .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .collect();
     names.sort();
-    names
+    Ok(names)
+}
+
+/// Opens the environments directory: one that is missing, not a directory or unreadable is said
+/// as such, with the fix.
+fn read_envs_dir(dir: &Path) -> Result<std::fs::ReadDir, ProfileError> {
+    const WHERE: &str = "--envs-dir DIR or DDBSYNC_ENVS_DIR names it (default: envs in the working directory)";
+    std::fs::read_dir(dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            ProfileError::new(dir, format!("the environments directory does not exist; {WHERE}"))
+        }
+        _ if dir.exists() && !dir.is_dir() => {
+            ProfileError::new(dir, format!("is not a directory, so it cannot hold environments; {WHERE}"))
+        }
+        _ => ProfileError::new(
+            dir,
+            format!("cannot read the environments directory: {e}; give the user running ddbsync read and search access to it"),
+        ),
+    })
 }
 
 /// Reads and validates `dir/<env>.toml` and the mappings it names.
@@ -230,11 +246,20 @@ pub fn load(dir: &Path, env: &str) -> Result<Profile, ProfileError> {
 /// missing or cannot be read, and a profile that is a directory, are said as such: calling them an
 /// unknown environment would send the user looking for a typo.
 fn find(dir: &Path, env: &str, path: &Path) -> Result<(), ProfileError> {
-    const WHERE: &str = "--envs-dir DIR or DDBSYNC_ENVS_DIR names it (default: envs in the working directory)";
     let unknown = |listing: &str| {
-        ProfileError::new(path, format!("unknown environment \"{env}\"; available in {}: {listing}", dir.display()))
+        // `sync dev.toml`: the environment is the file's name without `.toml`.
+        let hint = env
+            .strip_suffix(".toml")
+            .filter(|stem| dir.join(format!("{stem}.toml")).is_file())
+            .map(|stem| format!(" (the environment is named without .toml: {stem})"))
+            .unwrap_or_default();
+        ProfileError::new(
+            path,
+            format!("unknown environment \"{env}\"{hint}; available in {}: {listing}", dir.display()),
+        )
     };
     if env.contains(['/', '\\']) {
+        read_envs_dir(dir)?;
         return Err(unknown(&listing(dir)));
     }
     let error = match std::fs::metadata(path) {
@@ -252,27 +277,17 @@ fn find(dir: &Path, env: &str, path: &Path) -> Result<(), ProfileError> {
         Ok(_) => return Err(ProfileError::new(path, "is not a regular file; a profile is a TOML file")),
         Err(e) => e,
     };
-    match std::fs::read_dir(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ProfileError::new(
-            dir,
-            format!("the environments directory does not exist; {WHERE}"),
-        )),
-        Err(_) if dir.exists() && !dir.is_dir() => Err(ProfileError::new(
-            dir,
-            format!("is not a directory, so it cannot hold environments; {WHERE}"),
-        )),
-        Err(e) => Err(ProfileError::new(
-            dir,
-            format!("cannot read the environments directory: {e}; give the user running ddbsync read and search access to it"),
-        )),
-        Ok(_) if error.kind() == std::io::ErrorKind::NotFound => Err(unknown(&listing(dir))),
-        Ok(_) => Err(ProfileError::new(path, format!("cannot read: {error}"))),
+    read_envs_dir(dir)?;
+    if error.kind() == std::io::ErrorKind::NotFound {
+        Err(unknown(&listing(dir)))
+    } else {
+        Err(ProfileError::new(path, format!("cannot read: {error}")))
     }
 }
 
 /// The available environments, for a message: `dev, prod`, or `none`.
 fn listing(dir: &Path) -> String {
-    let names = available(dir);
+    let names = available(dir).unwrap_or_default();
     if names.is_empty() {
         "none".to_string()
     } else {
@@ -498,42 +513,35 @@ fn validate(
 
 /// Why `url` cannot be a DynamoDB endpoint, if it cannot: the SDK needs `http(s)://host[:port][/path]`,
 /// and would otherwise fail only at the first call, after PostgreSQL, with its own words.
-pub fn endpoint_flaw(url: &str) -> Option<&'static str> {
-    let scheme =
-        ["http://", "https://"].into_iter().find(|s| url.get(..s.len()).is_some_and(|p| p.eq_ignore_ascii_case(s)));
-    let Some(scheme) = scheme else {
-        return Some(if url.contains("://") { "is not an http or https URL" } else { "has no http:// or https://" });
-    };
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+pub fn endpoint_flaw(text: &str) -> Option<&'static str> {
+    use url::ParseError;
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Some("contains a space or a control character");
     }
-    let authority = url[scheme.len()..].split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.contains('@') {
+    let url = match url::Url::parse(text) {
+        Ok(url) => url,
+        Err(ParseError::EmptyHost) => return Some("has no host"),
+        Err(ParseError::InvalidPort) => return Some("has a port that is not a number from 1 to 65535"),
+        Err(ParseError::InvalidIpv6Address) => return Some("has an IPv6 address that is not one"),
+        Err(ParseError::RelativeUrlWithoutBase) => return Some("has no http:// or https://"),
+        Err(_) => return Some("has a host that is not a name or an address"),
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        // `localhost:8000` parses as the scheme `localhost`.
+        return Some(if text.contains("://") { "is not an http or https URL" } else { "has no http:// or https://" });
+    }
+    if !url.username().is_empty() || url.password().is_some() {
         return Some("holds a user name or password, which DynamoDB never takes (credentials come from AWS's chain)");
     }
-    let (host, port) = match authority.strip_prefix('[') {
-        // An IPv6 address: [::1]:8000.
-        Some(v6) => match v6.split_once(']') {
-            Some((host, "")) => (host, None),
-            Some((host, rest)) => match rest.strip_prefix(':') {
-                Some(port) => (host, Some(port)),
-                None => return Some("has text after its IPv6 address that is not a port"),
-            },
-            None => return Some("has an IPv6 address without its closing ]"),
-        },
-        None => match authority.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        },
-    };
-    if host.is_empty() {
+    if url.host().is_none() {
         return Some("has no host");
     }
-    if !host.chars().all(|c| c.is_ascii_alphanumeric() || "-._:".contains(c)) {
-        return Some("has a host that is not a name or an address");
-    }
-    if port.is_some_and(|p| !p.bytes().all(|b| b.is_ascii_digit()) || !matches!(p.parse::<u16>(), Ok(1..))) {
+    if url.port() == Some(0) {
         return Some("has a port that is not a number from 1 to 65535");
+    }
+    // The SDK ignores a query and sends requests to the path, where no DynamoDB answers.
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Some("has a path, query or fragment: DynamoDB's endpoint is only a scheme, a host and a port");
     }
     None
 }

@@ -495,7 +495,6 @@ fn endpoint_urls_need_a_scheme_and_a_host() {
         ("http://:8000", "has no host"),
         ("http://h:99999", "has a port that is not a number from 1 to 65535"),
         ("http://h:0", "has a port that is not a number from 1 to 65535"),
-        ("http://h:", "has a port that is not a number from 1 to 65535"),
         ("http://h:80x", "has a port that is not a number from 1 to 65535"),
         ("http://local host", "contains a space or a control character"),
         (
@@ -503,7 +502,16 @@ fn endpoint_urls_need_a_scheme_and_a_host() {
             "holds a user name or password, which DynamoDB never takes (credentials come from AWS's chain)",
         ),
         ("http://h%20x", "has a host that is not a name or an address"),
-        ("http://[::1", "has an IPv6 address without its closing ]"),
+        ("http://[::1", "has an IPv6 address that is not one"),
+        (
+            "http://h:8000/path",
+            "has a path, query or fragment: DynamoDB's endpoint is only a scheme, a host and a port",
+        ),
+        (
+            "http://h:8000/?x=1",
+            "has a path, query or fragment: DynamoDB's endpoint is only a scheme, a host and a port",
+        ),
+        ("http://h#top", "has a path, query or fragment: DynamoDB's endpoint is only a scheme, a host and a port"),
     ] {
         assert_eq!(endpoint_flaw(bad), Some(why), "{bad}");
     }

@@ -421,21 +421,30 @@ async fn a_profile_that_is_a_directory_or_an_unreadable_envs_directory_is_said_a
     assert_eq!(run.code(), 2, "{}", run.stderr());
     assert!(run.stderr().contains("staging.toml: is a directory, not a profile"), "{}", run.stderr());
 
+    // `sync dev.toml`: the name is the file's without .toml.
+    let run = ctx.ddbsync(&["check", "local.toml"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert!(run.stderr().contains("(the environment is named without .toml: local)"), "{}", run.stderr());
+
+    // A missing directory, for a command that loads a profile and for the listing alike.
     let missing = ctx.envs.path().join("no-such-dir");
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_ddbsync"))
-        .arg("--envs-dir")
-        .arg(&missing)
-        .args(["check", "local"])
-        .output()
-        .unwrap();
-    assert_eq!(run.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        stderr.contains(
-            "no-such-dir: the environments directory does not exist; --envs-dir DIR or DDBSYNC_ENVS_DIR names it"
-        ),
-        "{stderr}"
-    );
+    for args in [&["check", "local"][..], &["envs"][..]] {
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_ddbsync"))
+            .arg("--envs-dir")
+            .arg(&missing)
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(
+                "no-such-dir: the environments directory does not exist; --envs-dir DIR or DDBSYNC_ENVS_DIR names it"
+            ),
+            "{args:?}: {stderr}"
+        );
+        assert!(run.stdout.is_empty(), "{args:?}");
+    }
 
     // A directory the user cannot read: as root, permissions bind only another user, so the
     // command runs as nobody.
@@ -501,6 +510,9 @@ async fn missing_aws_credentials_are_said_with_where_the_chain_looked() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("[FAIL] AWS credentials: no AWS credentials: the credential chain looked at"), "{stdout}");
+    // DynamoDB was never asked: the tables say why they were not checked.
+    assert!(stdout.contains("not checked: no AWS credentials to ask DynamoDB with"), "{stdout}");
+    assert!(!stdout.contains("DynamoDB did not answer"), "{stdout}");
 }
 
 #[tokio::test]

@@ -333,6 +333,45 @@ fn regex_escape(text: &str) -> String {
 }
 
 #[tokio::test]
+async fn a_scope_dynamodb_refuses_fails_the_first_sync_before_it_writes_and_a_clean_load_before_it_deletes() {
+    let ctx = Ctx::new(6).await;
+    let write = |scope: &str| {
+        let text = format!(
+            "[tables.lessons]\npartition_key = \"lesson_id\"\nparams = [\"min_id\"]\ndelete_missing = true\n\
+             scope = \"{scope}\"\nquery = \"SELECT id AS lesson_id, title, level FROM lessons WHERE id >= $1\"\n"
+        );
+        let path = ctx.write_mappings("scoped.toml", &text);
+        ctx.write_profile_with("scoped", &Profile { mappings: Some(&path), ..Profile::default() });
+    };
+    // A new environment: check cannot try the scope anywhere, and says when it will be tried.
+    write("lesson_id >>= :min_id");
+    let run = ctx.ddbsync(&["check", "scoped"]);
+    assert_eq!(run.code(), 0, "{}", run.stdout());
+    assert!(run.stdout().contains("the first sync tries it on the new table before it writes"), "{}", run.stdout());
+    // The first sync: the table is created, the scope refused, nothing written; a profile error.
+    let first = ctx.ddbsync(&["sync", "scoped", "--param", "min_id=3"]);
+    assert_eq!(first.code(), 2, "{}", first.stderr());
+    assert!(
+        first.stderr().contains("scoped.toml: table \"lessons\": DynamoDB refuses scope = \"lesson_id >>= :min_id\""),
+        "{}",
+        first.stderr()
+    );
+    assert!(ctx.table_exists("lessons").await);
+    assert_eq!(ctx.scan("lessons").await.len(), 0, "nothing written under a scope DynamoDB refuses");
+
+    // A clean load of a filled table: refused before the table is deleted.
+    write("lesson_id >= :min_id");
+    let filled = ctx.ddbsync(&["sync", "scoped", "--param", "min_id=3"]);
+    assert_eq!(filled.code(), 0, "{}", filled.stderr());
+    assert_eq!(ctx.scan("lessons").await.len(), 4);
+    write("lesson_id >>= :min_id");
+    let clean = ctx.ddbsync(&["sync", "scoped", "--param", "min_id=3", "--clean", "--yes"]);
+    assert_eq!(clean.code(), 2, "{}", clean.stderr());
+    assert!(clean.stderr().contains("DynamoDB refuses scope"), "{}", clean.stderr());
+    assert_eq!(ctx.scan("lessons").await.len(), 4, "the table was not deleted");
+}
+
+#[tokio::test]
 async fn check_tries_each_scope_on_dynamodb_and_warns_of_attributes_no_query_returns() {
     let ctx = Ctx::new(6).await;
     let write = |scope: &str| {
@@ -356,7 +395,10 @@ async fn check_tries_each_scope_on_dynamodb_and_warns_of_attributes_no_query_ret
     let check = scope_check(&run);
     assert_eq!(check["status"], "skipped", "{check}");
     assert!(
-        check["detail"].as_str().unwrap().contains("neither the table nor the metadata table exists yet"),
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("neither the table nor the metadata table exists yet; the first sync"),
         "{check}"
     );
 
