@@ -262,6 +262,16 @@ fn wait_lock(text: &str) -> Result<Duration, String> {
     Ok(wait)
 }
 
+/// A whole number for a count flag: a negative one said as such (the command then checks the
+/// flag's own bounds and says why they are what they are).
+fn whole<T: TryFrom<u64>>(text: &str) -> Result<T, String> {
+    match text.trim().parse::<i128>() {
+        Ok(n) if n < 0 => Err(format!("{n} is negative; give a whole number from 1")),
+        Ok(n) => u64::try_from(n).ok().and_then(|n| T::try_from(n).ok()).ok_or_else(|| format!("{n} is too large")),
+        Err(_) => Err(format!("\"{text}\" is not a whole number")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -347,15 +357,5 @@ mod tests {
         assert!(err.to_string().contains("-1 is negative; give a whole number from 1"), "{err}");
         let err = Cli::try_parse_from(["ddbsync", "sync", "dev", "--max-in-flight", "many"]).unwrap_err();
         assert!(err.to_string().contains("\"many\" is not a whole number"), "{err}");
-    }
-}
-
-/// A whole number for a count flag: a negative one said as such (the command then checks the
-/// flag's own bounds and says why they are what they are).
-fn whole<T: TryFrom<u64>>(text: &str) -> Result<T, String> {
-    match text.trim().parse::<i128>() {
-        Ok(n) if n < 0 => Err(format!("{n} is negative; give a whole number from 1")),
-        Ok(n) => u64::try_from(n).ok().and_then(|n| T::try_from(n).ok()).ok_or_else(|| format!("{n} is too large")),
-        Err(_) => Err(format!("\"{text}\" is not a whole number")),
     }
 }
