@@ -954,7 +954,8 @@ mod tests {
         cols.push(("lesson".into(), Type::FLOAT8));
         let plan = Plan::new(&mapping(column_key("lesson_id"), None), &[], cols.clone()).unwrap();
         let (nan, inf) = (f64::NAN.to_be_bytes(), i64::MAX.to_be_bytes());
-        let reject = plan.build(&[Some(&9i32.to_be_bytes()), None, None, None, Some(&nan), Some(&inf), None]).unwrap_err();
+        let reject =
+            plan.build(&[Some(&9i32.to_be_bytes()), None, None, None, Some(&nan), Some(&inf), None]).unwrap_err();
         let reasons: Vec<&str> = reject.reason.split("; also ").collect();
         assert_eq!(reasons.len(), 2, "{}", reject.reason);
         assert!(reasons[0].starts_with("column \"amount\": NaN cannot be stored"), "{}", reject.reason);

@@ -142,6 +142,7 @@ pub fn sql_name(name: &str) -> String {
 /// PostgreSQL's reserved key words, which cannot name a column unquoted: those the documentation's
 /// key word table (appendix C) marks "reserved" or "reserved (can be function or type)", the
 /// words `pg_get_keywords()` gives category R or T. Sorted, for the binary search.
+#[rustfmt::skip]
 const RESERVED: &[&str] = &[
     "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "authorization", "binary",
     "both", "case", "cast", "check", "collate", "collation", "column", "concurrently", "constraint", "create",
@@ -1203,9 +1204,15 @@ mod tests {
         );
         // Infinities are spelled as PostgreSQL spells them, which the filter compares with.
         let inf = convert(&Type::FLOAT4, Some(&f32::NEG_INFINITY.to_be_bytes())).unwrap_err();
-        assert!(inf.explain(&Column::new("r"), &Type::FLOAT4).contains("(WHERE r IS DISTINCT FROM '-Infinity')"), "{inf}");
+        assert!(
+            inf.explain(&Column::new("r"), &Type::FLOAT4).contains("(WHERE r IS DISTINCT FROM '-Infinity')"),
+            "{inf}"
+        );
         let inf = convert(&Type::NUMERIC, Some(&numeric(0, 0xD000, 0, &[]))).unwrap_err();
-        assert!(inf.explain(&Column::new("N"), &Type::NUMERIC).contains("(NULLIF(\"N\", 'Infinity') AS \"N\")"), "{inf}");
+        assert!(
+            inf.explain(&Column::new("N"), &Type::NUMERIC).contains("(NULLIF(\"N\", 'Infinity') AS \"N\")"),
+            "{inf}"
+        );
         // An array's elements: array_replace, a filter that works on any array and keeps NULL ones, text[].
         let mut raw = Vec::new();
         for word in [1i32, 0, 701, 1, 1, 8] {
@@ -1245,7 +1252,9 @@ mod tests {
              DISTINCT FROM 'NaN'), or cast the column to text to store the word ((…)::text AS name)"
         );
         // A reserved word is quoted.
-        assert!(nan.explain(&Column::new("select"), &Type::FLOAT8).contains("(NULLIF(\"select\", 'NaN') AS \"select\")"));
+        assert!(nan
+            .explain(&Column::new("select"), &Type::FLOAT8)
+            .contains("(NULLIF(\"select\", 'NaN') AS \"select\")"));
         // Out of range or too many digits: the text cast, for a number or for the document holding it.
         let wide = convert(&Type::NUMERIC, Some(&numeric(9, 0, 0, &[1234; 10]))).unwrap_err();
         assert_eq!(

@@ -403,7 +403,10 @@ async fn casts_name_each_column_as_the_query_can_use_it() {
     // Another column's alias: the message says the name stands for what the query selects as it.
     let (said, address) = single("addr AS address", None);
     assert_eq!(address, "address::text", "{said}");
-    assert!(said.contains("in the query (address being the column or expression the query selects as address)"), "{said}");
+    assert!(
+        said.contains("in the query (address being the column or expression the query selects as address)"),
+        "{said}"
+    );
     // An expression the query does not name: name it, the expression in place of (…).
     let (said, unnamed) = single("started - started", Some("name"));
     assert!(
@@ -424,13 +427,61 @@ async fn casts_name_each_column_as_the_query_can_use_it() {
     write(&fixed);
     ctx.sync(&[]);
     let items = ctx.scan("kw").await;
-    let printed = ctx.query(&format!("SELECT {select}, {left}, {}, {filled} FROM kw", address.replace("address", "addr")));
+    let printed =
+        ctx.query(&format!("SELECT {select}, {left}, {}, {filled} FROM kw", address.replace("address", "addr")));
     let want: Vec<&str> = printed[0].split('|').collect();
     let got: Vec<String> = ["select", "Left", "address", "name"].iter().map(|a| text(&items[0][*a])).collect();
     assert_eq!(got.len(), 4);
     assert_eq!(got[2], want[2]);
     for (g, w) in got.iter().zip(&want) {
         assert_eq!(g.parse::<f64>().ok(), w.parse::<f64>().ok(), "{got:?} vs {want:?}");
+    }
+}
+
+/// Every word PostgreSQL itself reserves (`pg_get_keywords()`, categories R and T: the "reserved"
+/// column of its key word table) as a column name: the advice quotes each, so the query it makes
+/// runs as written.
+#[tokio::test]
+async fn casts_quote_every_word_postgresql_reserves() {
+    let ctx = Ctx::new(1).await;
+    let words = ctx.query("SELECT word FROM pg_get_keywords() WHERE catcode IN ('R', 'T') ORDER BY word");
+    assert!(words.len() > 90, "{words:?}");
+    let quoted: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
+    ctx.sql(&[
+        &format!(
+            "CREATE TABLE reserved (id int PRIMARY KEY, {})",
+            quoted.iter().map(|q| format!("{q} interval")).collect::<Vec<_>>().join(", ")
+        ),
+        &format!(
+            "INSERT INTO reserved (id, {}) SELECT 1, {}",
+            quoted.join(", "),
+            vec!["'1 hour'"; words.len()].join(", ")
+        ),
+    ]);
+    let write = |select: &str| {
+        let text = format!(
+            "[tables.reserved]\npartition_key = \"id\"\nquery = \"\"\"SELECT id, {select} FROM reserved\"\"\"\n"
+        );
+        let path = ctx.write_mappings("reserved.toml", &text);
+        ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+    };
+    write(&quoted.join(", "));
+    let run = ctx.ddbsync(&["sync", "local"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    // `  column "all" (interval): EXTRACT(EPOCH FROM "all") AS "all" instead — …`: the cast as written.
+    let advised: Vec<String> = run
+        .stderr()
+        .lines()
+        .filter_map(|line| line.strip_prefix("  column \"")?.split_once("): ")?.1.split_once(" instead — "))
+        .map(|(cast, _)| cast.to_string())
+        .collect();
+    assert_eq!(advised.len(), words.len(), "{}", run.stderr());
+    assert!(advised.contains(&"EXTRACT(EPOCH FROM \"select\") AS \"select\"".to_string()), "{advised:?}");
+    write(&advised.join(", "));
+    ctx.sync(&[]);
+    let items = ctx.scan("reserved").await;
+    for word in &words {
+        assert_eq!(text(&items[0][word.as_str()]), "3600", "{word}");
     }
 }
 

@@ -186,7 +186,10 @@ async fn numbers_are_stored_exactly_as_postgresql_prints_them() {
         ("id=93", range("n", "1E-131")),
         (
             "id=94",
-            each("n", "1.23456789012345678901234567890123456789E+38 has 39 significant digits; DynamoDB keeps at most 38"),
+            each(
+                "n",
+                "1.23456789012345678901234567890123456789E+38 has 39 significant digits; DynamoDB keeps at most 38",
+            ),
         ),
         ("id=95", range("d", "1E-131")),
     ];
@@ -499,11 +502,7 @@ async fn key_templates_name_unusable_values_truthfully() {
         .and_then(|(_, rest)| rest.strip_suffix("), then run again"))
         .unwrap_or_else(|| panic!("no filter in: {held}"));
     let conditions: BTreeSet<&str> = filter.split(" AND ").collect();
-    assert_eq!(
-        conditions,
-        BTreeSet::from(["f IS DISTINCT FROM 'NaN'", "f IS DISTINCT FROM 'Infinity'"]),
-        "{held}"
-    );
+    assert_eq!(conditions, BTreeSet::from(["f IS DISTINCT FROM 'NaN'", "f IS DISTINCT FROM 'Infinity'"]), "{held}");
     assert_eq!(ctx.scan("tp").await.len(), 50, "nothing deleted");
 
     // Taken as it is written, the advice works: the orphans go (4 of 50, within the guard) and
@@ -606,7 +605,11 @@ query = "SELECT id, n, at, b, doc FROM kinds"
     // row: a row where the column is NULL is not among them.
     let filters: Vec<&str> =
         rejected.values().filter_map(|r| between(r, "leave such rows out of the query (WHERE ")).collect();
-    let json_filter = between(&rejected["n=1, at=\"2024-06-01T00:01:00+00:00\", b=true, doc=<JSON object>, SK=\"ID#5\""], "leave such rows out (WHERE ").unwrap();
+    let json_filter = between(
+        &rejected["n=1, at=\"2024-06-01T00:01:00+00:00\", b=true, doc=<JSON object>, SK=\"ID#5\""],
+        "leave such rows out (WHERE ",
+    )
+    .unwrap();
     assert_eq!(filters.len(), 2);
     ctx.sql(&["INSERT INTO kinds VALUES (7, NULL, NULL, true, NULL)"]);
     let kept = ctx.query(&format!(
@@ -897,7 +900,8 @@ async fn json_the_parser_refuses_is_named_without_its_position_or_the_document()
     // there would be a TOML escape): the text cast stores each document as PostgreSQL prints it.
     let fix = between(&rejected["id=2"], "as PostgreSQL prints it (").unwrap();
     assert!(!fix.contains('\\'), "{fix}");
-    let text_mapping = format!("[tables.docs]\npartition_key = \"id\"\nquery = \"\"\"SELECT id, {fix} FROM docs\"\"\"\n");
+    let text_mapping =
+        format!("[tables.docs]\npartition_key = \"id\"\nquery = \"\"\"SELECT id, {fix} FROM docs\"\"\"\n");
     let path = ctx.write_mappings("docs.toml", &text_mapping);
     ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
     ctx.sync(&[]);
@@ -996,7 +1000,10 @@ async fn one_reject_names_every_value_of_its_row_with_fixes_that_work_pasted() {
     assert_eq!(ids(&items), ["1", "2", "3", "4", "5"].map(String::from).into());
     let row = |id: &str| items.iter().find(|i| text(&i["id"]) == id).unwrap().clone();
     let (n, null) = (|v: &str| AttributeValue::N(v.into()), AttributeValue::Null(true));
-    assert_eq!(row("2").keys().cloned().collect::<BTreeSet<_>>(), ["_ddbsync_hash", "fs", "id"].map(String::from).into());
+    assert_eq!(
+        row("2").keys().cloned().collect::<BTreeSet<_>>(),
+        ["_ddbsync_hash", "fs", "id"].map(String::from).into()
+    );
     assert_eq!(row("2")["fs"], AttributeValue::L(vec![n("1"), null.clone(), null.clone()]));
     assert_eq!(
         row("3")["fs"],
