@@ -64,16 +64,19 @@ enum Flaw {
 }
 
 impl KeyFlaw {
-    /// The SQL condition that leaves such rows out of a query (`f <> 'NaN'`), when there is one.
+    /// The SQL condition that leaves such rows out of a query (`f IS DISTINCT FROM 'NaN'`), when
+    /// there is one. It leaves out those rows only: a row where the column is NULL is kept (a NULL
+    /// key takes the mapping's default, if it has one; without one the row is rejected for it, with
+    /// its own condition), so pasted with `AND`, the conditions never drop a row that has a key.
     pub fn leave_out(&self) -> Option<String> {
-        let column = sql_name(&self.column);
+        let column = convert::Column::new(&self.column).expression;
         Some(match &self.kind {
             Flaw::Null => format!("{column} IS NOT NULL"),
-            Flaw::Empty => format!("{column} <> ''"),
-            Flaw::Value(Unkeyable::NotFinite(value)) => format!("{column} <> '{value}'"),
-            Flaw::Value(Unkeyable::Infinite { value, .. }) => format!("{column} <> '{value}'"),
+            Flaw::Empty => format!("{column} IS DISTINCT FROM ''"),
+            Flaw::Value(Unkeyable::NotFinite(value)) => format!("{column} IS DISTINCT FROM '{value}'"),
+            Flaw::Value(Unkeyable::Infinite { value, .. }) => format!("{column} IS DISTINCT FROM '{value}'"),
             Flaw::Value(Unkeyable::NotScalar(_)) => {
-                format!("{}_typeof({column}) IN ('string', 'number', 'boolean')", self.json?)
+                format!("({column} IS NULL OR {}_typeof({column}) IN ('string', 'number', 'boolean'))", self.json?)
             }
             Flaw::Value(Unkeyable::Number(_) | Unkeyable::Other(_)) => return None,
         })
@@ -104,35 +107,28 @@ impl std::fmt::Display for KeyFlaw {
                 f,
                 "column \"{column}\" {what}, which has no place in a key (a key is one text); return one value \
                  of it in the query instead ({}->>'name' AS …), or leave such rows out{}",
-                sql_name(column),
+                convert::Column::new(column).expression,
                 leave_out()
             ),
-            Flaw::Value(Unkeyable::Number(reason)) => write!(
-                f,
-                "key column \"{column}\": {reason}; leave such rows out of the query, or return the column as text \
-                 ({} AS {}), which a key can hold",
-                format_args!("{}::text", sql_name(column)),
-                sql_name(column)
-            ),
+            Flaw::Value(Unkeyable::Number(reason)) => {
+                let named = convert::Column::new(column);
+                write!(
+                    f,
+                    "key column \"{column}\": {reason}; leave such rows out of the query, or {}return the column as \
+                     text ({}::text AS {}), which a key can hold",
+                    named.preamble(),
+                    named.expression,
+                    named.name
+                )
+            }
             Flaw::Value(Unkeyable::Other(reason)) => write!(f, "key column \"{column}\": {reason}"),
         }
     }
 }
 
-/// A column name as SQL needs it: quoted unless it is a plain lower-case identifier.
-fn sql_name(name: &str) -> String {
-    let plain = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain {
-        name.to_string()
-    } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
-    }
-}
-
 /// Why values of a column's type can never go in a key template (checked before any row is read).
 fn unspellable(name: &str, ty: &Type) -> Option<String> {
-    let column = sql_name(name);
+    let column = convert::Column::new(name).expression;
     match ty.kind() {
         Kind::Domain(base) => unspellable(name, base),
         Kind::Array(elem) => Some(format!(
@@ -414,7 +410,9 @@ impl Plan {
     /// Builds one item from a row's raw values (binary wire format, `None` for NULL).
     pub fn build(&self, raw: &[Option<&[u8]>]) -> Result<Built, Reject> {
         let mut item = Item::with_capacity(self.columns.len() + 2);
-        let mut failure: Option<String> = None;
+        // Every column that does not convert, so that one reject names all of the row's flaws
+        // (empty, so not allocated, for a good row).
+        let mut failures: Vec<(&str, String)> = Vec::new();
         for ((name, ty), raw) in self.columns.iter().zip(raw) {
             match convert::convert(ty, *raw) {
                 Ok(Some(value)) => {
@@ -425,9 +423,7 @@ impl Plan {
                         item.insert(name.clone(), default.clone());
                     }
                 }
-                Err(e) => {
-                    failure.get_or_insert_with(|| column_error(name, ty, &e));
-                }
+                Err(e) => failures.push((name, column_error(name, ty, &e))),
             }
         }
         let (key_values, flaw) = self.key_values(&item, raw);
@@ -436,7 +432,12 @@ impl Plan {
         for (name, value) in key_values {
             item.insert(name, value);
         }
-        if let Some(reason) = flaw.map(|f| f.to_string()).or(failure) {
+        if flaw.is_some() || !failures.is_empty() {
+            // The key's flaw first; a column it names is not named twice.
+            let flawed = flaw.as_ref().map(|f| f.column.as_str());
+            let reasons = flaw.iter().map(|f| f.to_string());
+            let others = failures.into_iter().filter(|(name, _)| Some(*name) != flawed).map(|(_, reason)| reason);
+            let reason = reasons.chain(others).collect::<Vec<_>>().join("; also ");
             return Err(Reject { key: describe(&item), reason });
         }
         if let Some(reason) = self.empty_index_key(&item).or_else(|| self.over_limits(&item)) {
@@ -718,28 +719,49 @@ fn oversized(item: &Item, size: usize) -> String {
 
 /// Why a column's value does not convert, with what the query can do about it.
 fn column_error(name: &str, ty: &Type, e: &ConvertError) -> String {
-    format!("column \"{name}\": {}", e.explain(&sql_name(name), ty))
+    format!("column \"{name}\": {}", e.explain(&convert::Column::new(name), ty))
 }
 
 /// Every column whose type ddbsync does not convert, each with its type and the expression the
-/// query can return instead (one that keeps the value's meaning, and why).
+/// query can return instead (one that keeps the value's meaning, and why). The advice names a
+/// column as the query returns it, which may be another column or an expression under that name
+/// (`addr AS address`): PostgreSQL does not say which, so the message says the name stands for it.
 fn unconverted_columns(columns: &[(&String, &Type)]) -> String {
     let advice = |name: &str, ty: &Type| {
-        let column = sql_name(name);
-        let cast = convert::cast_for(ty, &column);
-        format!("{} AS {column} instead — {}", cast.expression, cast.why)
+        let column = convert::Column::new(name);
+        let cast = convert::cast_for(ty, &column.expression);
+        format!("{} AS {} instead — {}", cast.expression, column.name, cast.why)
     };
     match columns {
-        [(name, ty)] => format!(
-            "column \"{name}\" has type {}, which ddbsync does not convert; in the query, return {}",
-            convert::type_name(ty),
-            advice(name, ty)
-        ),
+        [(name, ty)] => {
+            let column = convert::Column::new(name);
+            let stands = match column.unnamed() {
+                true => String::new(),
+                false => format!(
+                    " ({} being the column or expression the query selects as {})",
+                    column.expression, column.name
+                ),
+            };
+            format!(
+                "column \"{name}\" has type {}, which ddbsync does not convert; {}in the query{stands}, return {}",
+                convert::type_name(ty),
+                column.preamble(),
+                advice(name, ty),
+            )
+        }
         _ => {
-            let mut text =
-                format!("{} columns have types ddbsync does not convert; in the query, return:", columns.len());
+            let mut text = format!(
+                "{} columns have types ddbsync does not convert; in the query (each name being the column or \
+                 expression it selects under that name), return:",
+                columns.len()
+            );
             for (name, ty) in columns {
-                text.push_str(&format!("\n  column \"{name}\" ({}): {}", convert::type_name(ty), advice(name, ty)));
+                let preamble = convert::Column::new(name).preamble();
+                text.push_str(&format!(
+                    "\n  column \"{name}\" ({}): {preamble}{}",
+                    convert::type_name(ty),
+                    advice(name, ty)
+                ));
             }
             text
         }
@@ -825,9 +847,10 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "envs/mappings/pni.toml: table \"lessons\": column \"duration\" has type interval, which ddbsync does not \
-             convert; in the query, return EXTRACT(EPOCH FROM duration) AS duration instead — its length in seconds, a \
-             number that sorts and adds up (a month counts as 30 days, a year as 365.25); or duration::text to keep \
-             PostgreSQL's spelling (\"1 mon 2 days 03:04:05\")"
+             convert; in the query (duration being the column or expression the query selects as duration), return \
+             EXTRACT(EPOCH FROM duration) AS duration instead — its length in seconds, a number that sorts and adds \
+             up (a month counts as 30 days, a year as 365.25); or duration::text to keep PostgreSQL's spelling \
+             (\"1 mon 2 days 03:04:05\")"
         );
     }
 
@@ -843,7 +866,7 @@ mod tests {
         assert_eq!(
             lines[0],
             "envs/mappings/pni.toml: table \"lessons\": 3 columns have types ddbsync does not convert; in the \
-             query, return:"
+             query (each name being the column or expression it selects under that name), return:"
         );
         assert!(
             lines[1].starts_with(
@@ -921,6 +944,30 @@ mod tests {
         let reject = plan.build(&[Some(&9i32.to_be_bytes()), None, None, None, Some(&nan)]).unwrap_err();
         assert_eq!(reject.key, "lesson_id=9");
         assert!(reject.reason.starts_with("column \"amount\": NaN cannot be stored"), "{}", reject.reason);
+    }
+
+    #[test]
+    fn a_reject_names_every_value_of_the_row_that_cannot_be_stored() {
+        let mut cols = columns();
+        cols.push(("amount".into(), Type::FLOAT8));
+        cols.push(("at".into(), Type::TIMESTAMP));
+        cols.push(("lesson".into(), Type::FLOAT8));
+        let plan = Plan::new(&mapping(column_key("lesson_id"), None), &[], cols.clone()).unwrap();
+        let (nan, inf) = (f64::NAN.to_be_bytes(), i64::MAX.to_be_bytes());
+        let reject =
+            plan.build(&[Some(&9i32.to_be_bytes()), None, None, None, Some(&nan), Some(&inf), None]).unwrap_err();
+        let reasons: Vec<&str> = reject.reason.split("; also ").collect();
+        assert_eq!(reasons.len(), 2, "{}", reject.reason);
+        assert!(reasons[0].starts_with("column \"amount\": NaN cannot be stored"), "{}", reject.reason);
+        assert!(reasons[1].starts_with("column \"at\": timestamp 'infinity' cannot be stored"), "{}", reject.reason);
+        assert!(reasons[1].ends_with("(at::text AS at)"), "each column with its own fix: {}", reject.reason);
+        // A key's flaw comes first, and the column it names is not named again.
+        let plan = Plan::new(&mapping(column_key("lesson"), None), &[], cols).unwrap();
+        let reject = plan.build(&[None, None, None, None, Some(&nan), None, Some(&nan)]).unwrap_err();
+        let reasons: Vec<&str> = reject.reason.split("; also ").collect();
+        assert_eq!(reasons.len(), 2, "{}", reject.reason);
+        assert!(reasons[0].starts_with("column \"lesson\" is NaN, which has no place in a key"), "{}", reject.reason);
+        assert!(reasons[1].starts_with("column \"amount\": NaN"), "{}", reject.reason);
     }
 
     #[test]
@@ -1008,12 +1055,12 @@ mod tests {
                 reject.reason,
                 format!(
                     "column \"f\" is {word}, which has no place in a key (DynamoDB numbers have no NaN or infinity); \
-                     leave such rows out of the query (WHERE f <> '{word}'), or build the key from other columns"
+                     leave such rows out of the query (WHERE f IS DISTINCT FROM '{word}'), or build the key from other columns"
                 )
             );
             let raw = value.to_be_bytes();
             let flaw = plan.key_digest(&[Some(&id), Some(&raw), Some(b"a"), Some(b"b")]).unwrap_err();
-            assert_eq!(flaw.leave_out(), Some(format!("f <> '{word}'")));
+            assert_eq!(flaw.leave_out(), Some(format!("f IS DISTINCT FROM '{word}'")));
             assert_eq!(flaw.to_string(), reject.reason, "one reason for the row and for the deletes it holds");
         }
 
@@ -1042,7 +1089,7 @@ mod tests {
         let flaw = plan.key_digest(&[Some(&id), Some(&f), Some(b""), Some(b"b")]).unwrap_err();
         assert_eq!(
             (flaw.to_string().as_str(), flaw.leave_out()),
-            ("key column \"t\" is empty", Some("t <> ''".into()))
+            ("key column \"t\" is empty", Some("t IS DISTINCT FROM ''".into()))
         );
     }
 
@@ -1059,7 +1106,7 @@ mod tests {
                 [Some(f64::NAN.to_be_bytes().to_vec()), None, None],
                 "f=NaN",
                 "column \"f\" is NaN, which has no place in a key",
-                Some("f <> 'NaN'"),
+                Some("f IS DISTINCT FROM 'NaN'"),
             ),
             (
                 "f",
@@ -1074,8 +1121,8 @@ mod tests {
                 [None, None, Some(i64::MAX.to_be_bytes().to_vec())],
                 "at=infinity",
                 "column \"at\" is timestamp 'infinity', which has no place in a key (it is not a point in time); \
-                 leave such rows out of the query (WHERE at <> 'infinity')",
-                Some("at <> 'infinity'"),
+                 leave such rows out of the query (WHERE at IS DISTINCT FROM 'infinity')",
+                Some("at IS DISTINCT FROM 'infinity'"),
             ),
         ] {
             let mut entity = mapping(column_key(key), None);
@@ -1111,8 +1158,8 @@ mod tests {
         assert_eq!(
             reject.reason,
             "column \"doc\" holds a JSON object, which has no place in a key (a key is one text); return one value \
-             of it in the query instead (doc->>'name' AS …), or leave such rows out (WHERE jsonb_typeof(doc) IN \
-             ('string', 'number', 'boolean'))"
+             of it in the query instead (doc->>'name' AS …), or leave such rows out (WHERE (doc IS NULL OR \
+             jsonb_typeof(doc) IN ('string', 'number', 'boolean')))"
         );
         assert!(row(b"\x01null").unwrap_err().reason.starts_with("column \"doc\" is JSON null, which has no place"));
 
@@ -1129,11 +1176,17 @@ mod tests {
 
     #[test]
     fn column_names_are_quoted_in_advice_when_sql_needs_it() {
+        let sql_name = convert::sql_name;
         assert_eq!(sql_name("f"), "f");
         assert_eq!(sql_name("unit_price2"), "unit_price2");
         assert_eq!(sql_name("Price"), "\"Price\"");
         assert_eq!(sql_name("a \"b\""), "\"a \"\"b\"\"\"");
         assert_eq!(sql_name("2x"), "\"2x\"");
+        // Reserved words, which no query can use as a plain column name; others stay plain.
+        assert_eq!(sql_name("select"), "\"select\"");
+        assert_eq!(sql_name("left"), "\"left\"");
+        assert_eq!(sql_name("time"), "time");
+        assert_eq!(sql_name("a$1"), "a$1");
     }
 
     fn index(name: &str, pk: &str, projection: Projection) -> Index {

@@ -13,8 +13,15 @@
 //! faithful DynamoDB form (NaN, infinite numbers, `infinity` timestamps, JSON nested deeper than
 //! DynamoDB allows) is an error, which rejects the row, rather than a stand-in value;
 //! [`ConvertError::explain`] words it with the fix the query can use as written, for the column
-//! at hand (`NULLIF(f, 'NaN') AS f`, `WHERE f <> 'NaN'`, `n::text AS n`). No reason quotes a JSON
-//! document or the parser's position in it.
+//! at hand (`NULLIF(f, 'NaN') AS f`, `WHERE f IS DISTINCT FROM 'NaN'`, `n::text AS n`). A filter
+//! it advises keeps the rows where the column is NULL (`f <> 'NaN'` would drop them too, and with
+//! `delete_missing` delete their items). Every value of an array that cannot be stored is named,
+//! each kind once. No reason quotes a JSON document or the parser's position in it, and no advice
+//! holds a backslash, so each can be pasted into a TOML `"""…"""` string as it is.
+//!
+//! [`sql_name`] spells a column as SQL needs it (quoted when it is not a plain lower-case name or
+//! is a reserved word); [`UNNAMED`] is what PostgreSQL calls an expression the query does not name,
+//! which advice cannot refer to.
 //!
 //! A type with no mapping here is refused before any row is read; [`cast_for`] gives the
 //! expression a query can return instead, chosen to keep what the value means (`money::numeric`,
@@ -39,6 +46,20 @@ pub enum ConvertError {
     Wire { ty: String, message: String },
     #[error(transparent)]
     Value(#[from] ValueError),
+    /// An array whose elements include more than one kind of value with no DynamoDB form (`NaN`
+    /// and `-Infinity`): the first element's error, and each kind's word in the order met.
+    #[error("{first}; the array also holds {}", others(words))]
+    Elements { first: Box<ConvertError>, words: Vec<String> },
+}
+
+/// The words after the first, for [`ConvertError::Elements`]: `-Infinity`, `-Infinity and Infinity`.
+fn others(words: &[String]) -> String {
+    let rest: Vec<&str> = words.iter().skip(1).map(String::as_str).collect();
+    match rest.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, init)) => format!("{} and {last}", init.join(", ")),
+        None => String::new(),
+    }
 }
 
 /// A PostgreSQL value that has no faithful DynamoDB form. The messages state the fact;
@@ -56,11 +77,11 @@ pub enum ValueError {
     )]
     TooDeep,
     /// A `\uD800`–`\uDFFF` escape without its other half, which PostgreSQL's json type keeps as
-    /// written. `escape` is the escape itself, six characters: never more of the document.
+    /// written. `escape` is the first such escape, six characters: never more of the document.
     #[error(
-        "the JSON text holds the escape {escape}, half of a UTF-16 surrogate pair without its other half: it \
-         stands for no character, and DynamoDB strings hold only characters (PostgreSQL's json type keeps such \
-         an escape as written; jsonb refuses it)"
+        "the JSON text holds {escape} (for example: the first such escape), half of a UTF-16 surrogate pair \
+         without its other half: it stands for no character, and DynamoDB strings hold only characters \
+         (PostgreSQL's json type keeps such an escape as written; jsonb refuses it)"
     )]
     LoneSurrogate { escape: String },
     /// JSON text the parser refuses for another reason: its reason, without the parser's position
@@ -69,58 +90,148 @@ pub enum ValueError {
     Unreadable(String),
 }
 
+/// What PostgreSQL names a select-list expression that has no name of its own (`SELECT a + b`).
+pub const UNNAMED: &str = "?column?";
+
+/// How advice refers to a query's column: `expression` is what the advice wraps (`f`, or `(…)` for
+/// an expression the query does not name), `name` what the advice returns it as (`AS f`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub expression: String,
+    pub name: String,
+}
+
+impl Column {
+    /// The column the query returns as `name` (as PostgreSQL describes it).
+    pub fn new(name: &str) -> Self {
+        if name == UNNAMED {
+            return Column { expression: "(…)".into(), name: "name".into() };
+        }
+        let name = sql_name(name);
+        Column { expression: name.clone(), name }
+    }
+
+    /// Whether the query left the expression unnamed, so the advice holds a placeholder.
+    pub fn unnamed(&self) -> bool {
+        self.expression == "(…)"
+    }
+
+    /// What to say before advice that uses a placeholder for the expression; empty otherwise.
+    pub fn preamble(&self) -> &'static str {
+        if self.unnamed() {
+            "the query does not name this expression (PostgreSQL calls it ?column?): name it, and in the advice \
+             that follows put the expression in place of (…): "
+        } else {
+            ""
+        }
+    }
+}
+
+/// A column name as SQL needs it: quoted unless it is a plain lower-case identifier that is not a
+/// reserved word (`"Price"`, `"select"`, `"2x"`).
+pub fn sql_name(name: &str) -> String {
+    let plain = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    if plain && RESERVED.binary_search(&name).is_err() {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// PostgreSQL's reserved key words, which cannot name a column unquoted: those the documentation's
+/// key word table (appendix C) marks "reserved" or "reserved (can be function or type)", the
+/// words `pg_get_keywords()` gives category R or T. Sorted, for the binary search.
+#[rustfmt::skip]
+const RESERVED: &[&str] = &[
+    "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "authorization", "binary",
+    "both", "case", "cast", "check", "collate", "collation", "column", "concurrently", "constraint", "create",
+    "cross", "current_catalog", "current_date", "current_role", "current_schema", "current_time",
+    "current_timestamp", "current_user", "default", "deferrable", "desc", "distinct", "do", "else", "end",
+    "except", "false", "fetch", "for", "foreign", "freeze", "from", "full", "grant", "group", "having", "ilike",
+    "in", "initially", "inner", "intersect", "into", "is", "isnull", "join", "lateral", "leading", "left", "like",
+    "limit", "localtime", "localtimestamp", "natural", "not", "notnull", "null", "offset", "on", "only", "or",
+    "order", "outer", "overlaps", "placing", "primary", "references", "returning", "right", "select",
+    "session_user", "similar", "some", "symmetric", "system_user", "table", "tablesample", "then", "to",
+    "trailing", "true", "union", "unique", "user", "using", "variadic", "verbose", "when", "where", "window",
+    "with",
+];
+
 impl ConvertError {
-    /// The reason with what the query can do about it, for a value of column `column` (its name as
-    /// SQL spells it) of type `ty`: a NULLIF, a filter or a cast that can be used as written.
-    pub fn explain(&self, column: &str, ty: &Type) -> String {
-        let c = column;
+    /// The reason with what the query can do about it, for a value of `column` of type `ty`: a
+    /// NULLIF, a filter or a cast that can be used as written (with the expression in place of the
+    /// placeholder, for an expression the query does not name).
+    pub fn explain(&self, column: &Column, ty: &Type) -> String {
+        let (c, name) = (column.expression.as_str(), column.name.as_str());
         let base = base_type(ty);
         let array = matches!(base.kind(), Kind::Array(_));
-        let as_text = format!("{c}::text{} AS {c}", if array { "[]" } else { "" });
+        let as_text = format!("{c}::text{} AS {name}", if array { "[]" } else { "" });
         let json = [Type::JSON, Type::JSONB].contains(base)
             || matches!(base.kind(), Kind::Array(e) if [Type::JSON, Type::JSONB].contains(base_type(e)));
         let whole = if json { "the document" } else { "the number" };
         let fix = match self {
-            ConvertError::Number(NumberError::NotFinite(word)) => Some(leave_out_word(c, word, array, &as_text)),
-            ConvertError::Value(ValueError::Infinite { value, .. }) => Some(leave_out_word(c, value, array, &as_text)),
+            ConvertError::Number(NumberError::NotFinite(word)) => {
+                Some(leave_out_words(column, &[word.as_str()], array, &as_text))
+            }
+            ConvertError::Value(ValueError::Infinite { value, .. }) => {
+                Some(leave_out_words(column, &[value], array, &as_text))
+            }
+            ConvertError::Elements { words, .. } => {
+                let words: Vec<&str> = words.iter().map(String::as_str).collect();
+                Some(leave_out_words(column, &words, array, &as_text))
+            }
             ConvertError::Number(NumberError::OutOfRange(_) | NumberError::TooManyDigits { .. }) => Some(format!(
                 "cast the column to text to store {whole} as a string, as PostgreSQL prints it ({as_text})"
             )),
             ConvertError::Value(ValueError::OutOfRange { .. }) => {
                 Some(format!("cast the column to text to store the value as PostgreSQL prints it ({as_text})"))
             }
-            ConvertError::Value(ValueError::LoneSurrogate { escape }) => Some(format!(
-                "cast the column to text to store the document as a string ({as_text}), or replace the escape in \
-                 the query (replace({c}::text, '{escape}', '\\ufffd')::json AS {c}, U+FFFD being the \
-                 replacement character)"
+            // No rewrite of the text is offered: a replace() cannot tell a lone half from half of a
+            // pair, or an escape from the same letters after an escaped backslash.
+            ConvertError::Value(ValueError::LoneSurrogate { .. } | ValueError::Unreadable(_)) => Some(format!(
+                "cast the column to text to store the document as a string, as PostgreSQL prints it ({as_text}), \
+                 or leave the row out of the query"
             )),
-            ConvertError::Value(ValueError::Unreadable(_)) => {
-                Some(format!("cast the column to text to store the document as a string ({as_text})"))
-            }
             _ => None,
         };
         match fix {
-            Some(fix) => format!("{self}; {fix}"),
+            Some(fix) => format!("{self}; {}{fix}", column.preamble()),
             None => self.to_string(),
+        }
+    }
+
+    /// The words (`NaN`, `-Infinity`, `infinity`) of the values that have no DynamoDB form, as
+    /// PostgreSQL spells them; empty for any other error.
+    fn words(&self) -> Vec<&str> {
+        match self {
+            ConvertError::Number(NumberError::NotFinite(word)) => vec![word],
+            ConvertError::Value(ValueError::Infinite { value, .. }) => vec![value],
+            ConvertError::Elements { words, .. } => words.iter().map(String::as_str).collect(),
+            _ => vec![],
         }
     }
 }
 
-/// How a query keeps a value such as `NaN` or `infinity` out: NULL instead, no such rows, or its text.
-fn leave_out_word(c: &str, word: &str, array: bool, as_text: &str) -> String {
+/// How a query keeps values such as `NaN` or `infinity` out: NULL instead, no such rows, or their
+/// text. The filter keeps the rows where the column is NULL, and works on arrays of any dimension.
+fn leave_out_words(column: &Column, words: &[&str], array: bool, as_text: &str) -> String {
+    let (c, name) = (column.expression.as_str(), column.name.as_str());
     if array {
+        let replaced = words.iter().fold(c.to_string(), |inner, w| format!("array_replace({inner}, '{w}', NULL)"));
+        let kept: Vec<String> = words.iter().map(|w| format!("('{w}' = ANY({c})) IS NOT TRUE")).collect();
         format!(
-            "return NULL for such elements (array_replace({c}, '{word}', NULL) AS {c}), leave such rows out \
-             (WHERE array_position({c}, '{word}') IS NULL), or cast the column to text to store the word ({as_text})"
+            "return NULL for such elements ({replaced} AS {name}), leave such rows out (WHERE {}), or cast the \
+             column to text to store the words ({as_text})",
+            kept.join(" AND ")
         )
     } else {
+        let word = words.first().copied().unwrap_or_default();
         format!(
-            "return NULL in the query instead (NULLIF({c}, '{word}') AS {c}), leave such rows out \
-             (WHERE {c} <> '{word}'), or cast the column to text to store the word ({as_text})"
+            "return NULL in the query instead (NULLIF({c}, '{word}') AS {name}), leave such rows out \
+             (WHERE {c} IS DISTINCT FROM '{word}'), or cast the column to text to store the word ({as_text})"
         )
     }
 }
-
 /// A domain's base type (through domains over domains); any other type itself.
 fn base_type(ty: &Type) -> &Type {
     match ty.kind() {
@@ -266,12 +377,15 @@ pub fn cast_for(ty: &Type, column: &str) -> Cast {
             return to(
                 "text",
                 format!(
-                    "the range as PostgreSQL prints it, each bound marked included or not (\"[1,10)\"); or \
-                     lower({c}) and upper({c}) as two columns, to query by either bound"
+                    "the range as PostgreSQL prints it, each bound marked included or not ({}); or lower({c}) and \
+                     upper({c}) as two columns, to query by either bound",
+                    range_example(ty)
                 ),
             )
         }
-        Kind::Multirange(_) => return to("text", "the ranges as PostgreSQL prints them (\"{[1,3), [5,7)}\")".into()),
+        Kind::Multirange(_) => {
+            return to("text", format!("the ranges as PostgreSQL prints them ({})", range_example(ty)))
+        }
         Kind::Composite(_) => return call(format!("to_jsonb({c})"), "a map of its fields by name"),
         _ => {}
     }
@@ -294,9 +408,8 @@ pub fn cast_for(ty: &Type, column: &str) -> Cast {
         Type::TIMETZ => to("text", "the time with its UTC offset (\"13:45:00+02\")".into()),
         Type::INET => to("text", format!("the address with its netmask (\"10.0.0.1/32\"), which host({c}) would drop")),
         Type::CIDR => to("text", "the network with its prefix length (\"10.0.0.0/8\")".into()),
-        Type::MACADDR | Type::MACADDR8 => {
-            to("text", "the address as PostgreSQL prints it (\"08:00:2b:01:02:03\")".into())
-        }
+        Type::MACADDR => to("text", "the address as PostgreSQL prints it (\"08:00:2b:01:02:03\")".into()),
+        Type::MACADDR8 => to("text", "the address as PostgreSQL prints it (\"08:00:2b:01:02:03:04:05\")".into()),
         Type::BIT | Type::VARBIT => {
             to("text", "the bits as a string of 0s and 1s, leading zeros kept (a number would drop them)".into())
         }
@@ -317,6 +430,23 @@ pub fn cast_for(ty: &Type, column: &str) -> Cast {
     }
 }
 
+/// A value of a range or multirange type as PostgreSQL prints it, for the advice's example.
+fn range_example(ty: &Type) -> &'static str {
+    match *ty {
+        Type::INT4_RANGE | Type::INT8_RANGE => "\"[1,10)\"",
+        Type::NUM_RANGE => "\"[1.5,10)\"",
+        Type::DATE_RANGE => "\"[2024-01-01,2024-02-01)\"",
+        Type::TS_RANGE => "[\"2024-01-01 00:00:00\",\"2024-02-01 00:00:00\")",
+        Type::TSTZ_RANGE => "[\"2024-01-01 00:00:00+00\",\"2024-02-01 00:00:00+00\")",
+        Type::INT4MULTI_RANGE | Type::INT8MULTI_RANGE => "\"{[1,3),[5,7)}\"",
+        Type::NUMMULTI_RANGE => "\"{[1.5,3),[5,7.5)}\"",
+        Type::DATEMULTI_RANGE => "\"{[2024-01-01,2024-02-01),[2024-03-01,2024-04-01)}\"",
+        Type::TSMULTI_RANGE => "{[\"2024-01-01 00:00:00\",\"2024-02-01 00:00:00\")}",
+        Type::TSTZMULTI_RANGE => "{[\"2024-01-01 00:00:00+00\",\"2024-02-01 00:00:00+00\")}",
+        _ => "\"[1,10)\"",
+    }
+}
+
 /// An array of a type that is not converted: each element cast as [`cast_for`] casts one, where
 /// that is a plain cast; otherwise each element's text.
 fn array_cast(elem: &Type, column: &str) -> Cast {
@@ -333,10 +463,16 @@ fn array_cast(elem: &Type, column: &str) -> Cast {
     Cast { expression: format!("{column}::text[]"), why: "a list of each element as PostgreSQL prints it".into() }
 }
 
-/// A type as a message names it: `money[]`, `price_t (a domain over money)`.
+/// A type as a message names it: `money[]`, `price_t (a domain over money)`, and for an array of
+/// a domain the array first, as for any other array: `price_t[] (price_t being a domain over money)`.
 pub fn type_name(ty: &Type) -> String {
     match ty.kind() {
-        Kind::Array(elem) => format!("{}[]", type_name(elem)),
+        Kind::Array(elem) => match elem.kind() {
+            Kind::Domain(base) => {
+                format!("{}[] ({} being a domain over {})", elem.name(), elem.name(), type_name(base))
+            }
+            _ => format!("{}[]", type_name(elem)),
+        },
         Kind::Domain(base) => format!("{} (a domain over {})", ty.name(), type_name(base)),
         _ => ty.name().to_string(),
     }
@@ -419,11 +555,14 @@ fn array(elem: &Type, raw: &[u8]) -> Result<AttributeValue, ConvertError> {
     };
     let array = wire::array_from_sql(raw).map_err(wire_err)?;
     let dims: Vec<usize> = array.dimensions().map(|d| Ok(d.len as usize)).collect().map_err(wire_err)?;
-    let values: Vec<AttributeValue> = array
-        .values()
-        .map_err(wire_err)
-        .map(|v| Ok(convert(elem, v)?.unwrap_or(AttributeValue::Null(true))))
-        .collect()?;
+    let mut elements = array.values();
+    let mut values: Vec<AttributeValue> = Vec::with_capacity(elements.size_hint().0);
+    while let Some(v) = elements.next().map_err(wire_err)? {
+        match convert(elem, v) {
+            Ok(value) => values.push(value.unwrap_or(AttributeValue::Null(true))),
+            Err(e) => return Err(every_word(e, elem, elements)),
+        }
+    }
     // A multi-dimensional array becomes nested lists, innermost dimension last.
     let mut level = values;
     for &len in dims.iter().skip(1).rev() {
@@ -435,6 +574,29 @@ fn array(elem: &Type, raw: &[u8]) -> Result<AttributeValue, ConvertError> {
         level = chunks;
     }
     Ok(AttributeValue::L(level))
+}
+
+/// An array element's error, with the words of the other kinds of value with no DynamoDB form
+/// that the rest of the array holds (`NaN`, then `-Infinity`): one reject names them all, so one
+/// change to the query fixes the row. Only a rejected array is read on.
+fn every_word(first: ConvertError, elem: &Type, mut rest: wire::ArrayValues<'_>) -> ConvertError {
+    let mut words: Vec<String> = first.words().into_iter().map(str::to_string).collect();
+    if words.is_empty() {
+        return first;
+    }
+    while let Ok(Some(v)) = rest.next() {
+        if let Err(e) = convert(elem, v) {
+            for word in e.words() {
+                if !words.iter().any(|w| w == word) {
+                    words.push(word.to_string());
+                }
+            }
+        }
+    }
+    match words.len() {
+        1 => first,
+        _ => ConvertError::Elements { first: Box::new(first), words },
+    }
 }
 
 /// JSON text → attribute value, parsed straight into attributes (no intermediate JSON tree).
@@ -890,11 +1052,11 @@ mod tests {
             let err = convert(&ty, Some(&raw)).unwrap_err();
             assert!(matches!(err, ConvertError::Value(ValueError::Infinite { .. })), "{err:?}");
             assert_eq!(
-                err.explain("at", &ty),
+                err.explain(&Column::new("at"), &ty),
                 format!(
                     "{name} '{value}' cannot be stored: it is not a point in time, and ddbsync does not invent one; \
                      return NULL in the query instead (NULLIF(at, '{value}') AS at), leave such rows out \
-                     (WHERE at <> '{value}'), or cast the column to text to store the word (at::text AS at)"
+                     (WHERE at IS DISTINCT FROM '{value}'), or cast the column to text to store the word (at::text AS at)"
                 )
             );
         }
@@ -1035,17 +1197,23 @@ mod tests {
     fn number_reasons_say_how_to_fix_them_naming_the_column() {
         let nan = convert(&Type::FLOAT8, Some(&f64::NAN.to_be_bytes())).unwrap_err();
         assert_eq!(
-            nan.explain("f", &Type::FLOAT8),
+            nan.explain(&Column::new("f"), &Type::FLOAT8),
             "NaN cannot be stored: DynamoDB numbers have no NaN or infinity; return NULL in the query instead \
-             (NULLIF(f, 'NaN') AS f), leave such rows out (WHERE f <> 'NaN'), or cast the column to text to store \
-             the word (f::text AS f)"
+             (NULLIF(f, 'NaN') AS f), leave such rows out (WHERE f IS DISTINCT FROM 'NaN'), or cast the column to \
+             text to store the word (f::text AS f)"
         );
         // Infinities are spelled as PostgreSQL spells them, which the filter compares with.
         let inf = convert(&Type::FLOAT4, Some(&f32::NEG_INFINITY.to_be_bytes())).unwrap_err();
-        assert!(inf.explain("r", &Type::FLOAT4).contains("(WHERE r <> '-Infinity')"), "{inf}");
+        assert!(
+            inf.explain(&Column::new("r"), &Type::FLOAT4).contains("(WHERE r IS DISTINCT FROM '-Infinity')"),
+            "{inf}"
+        );
         let inf = convert(&Type::NUMERIC, Some(&numeric(0, 0xD000, 0, &[]))).unwrap_err();
-        assert!(inf.explain("\"N\"", &Type::NUMERIC).contains("(NULLIF(\"N\", 'Infinity') AS \"N\")"), "{inf}");
-        // An array's elements: array_replace, array_position, text[].
+        assert!(
+            inf.explain(&Column::new("N"), &Type::NUMERIC).contains("(NULLIF(\"N\", 'Infinity') AS \"N\")"),
+            "{inf}"
+        );
+        // An array's elements: array_replace, a filter that works on any array and keeps NULL ones, text[].
         let mut raw = Vec::new();
         for word in [1i32, 0, 701, 1, 1, 8] {
             raw.extend_from_slice(&word.to_be_bytes());
@@ -1053,21 +1221,50 @@ mod tests {
         raw.extend_from_slice(&f64::NAN.to_be_bytes());
         let in_array = convert(&Type::FLOAT8_ARRAY, Some(&raw)).unwrap_err();
         assert_eq!(
-            in_array.explain("fs", &Type::FLOAT8_ARRAY),
+            in_array.explain(&Column::new("fs"), &Type::FLOAT8_ARRAY),
             "NaN cannot be stored: DynamoDB numbers have no NaN or infinity; return NULL for such elements \
-             (array_replace(fs, 'NaN', NULL) AS fs), leave such rows out (WHERE array_position(fs, 'NaN') IS NULL), \
-             or cast the column to text to store the word (fs::text[] AS fs)"
+             (array_replace(fs, 'NaN', NULL) AS fs), leave such rows out (WHERE ('NaN' = ANY(fs)) IS NOT TRUE), \
+             or cast the column to text to store the words (fs::text[] AS fs)"
         );
+        // Every kind of value the array holds that cannot be stored, each once, in one reason.
+        let mut raw = Vec::new();
+        for word in [1i32, 0, 701, 5, 1] {
+            raw.extend_from_slice(&word.to_be_bytes());
+        }
+        for value in [1.0, f64::NAN, f64::NEG_INFINITY, f64::NAN, 2.0] {
+            raw.extend_from_slice(&8i32.to_be_bytes());
+            raw.extend_from_slice(&f64::to_be_bytes(value));
+        }
+        let kinds = convert(&Type::FLOAT8_ARRAY, Some(&raw)).unwrap_err();
+        assert_eq!(
+            kinds.explain(&Column::new("fs"), &Type::FLOAT8_ARRAY),
+            "NaN cannot be stored: DynamoDB numbers have no NaN or infinity; the array also holds -Infinity; return \
+             NULL for such elements (array_replace(array_replace(fs, 'NaN', NULL), '-Infinity', NULL) AS fs), leave \
+             such rows out (WHERE ('NaN' = ANY(fs)) IS NOT TRUE AND ('-Infinity' = ANY(fs)) IS NOT TRUE), or cast \
+             the column to text to store the words (fs::text[] AS fs)"
+        );
+        // A column the query does not name: the advice says to name it, with a placeholder.
+        assert_eq!(
+            nan.explain(&Column::new(UNNAMED), &Type::FLOAT8),
+            "NaN cannot be stored: DynamoDB numbers have no NaN or infinity; the query does not name this expression \
+             (PostgreSQL calls it ?column?): name it, and in the advice that follows put the expression in place of \
+             (…): return NULL in the query instead (NULLIF((…), 'NaN') AS name), leave such rows out (WHERE (…) IS \
+             DISTINCT FROM 'NaN'), or cast the column to text to store the word ((…)::text AS name)"
+        );
+        // A reserved word is quoted.
+        assert!(nan
+            .explain(&Column::new("select"), &Type::FLOAT8)
+            .contains("(NULLIF(\"select\", 'NaN') AS \"select\")"));
         // Out of range or too many digits: the text cast, for a number or for the document holding it.
         let wide = convert(&Type::NUMERIC, Some(&numeric(9, 0, 0, &[1234; 10]))).unwrap_err();
         assert_eq!(
-            wide.explain("n", &Type::NUMERIC),
+            wide.explain(&Column::new("n"), &Type::NUMERIC),
             "1.234123412341234123412341234123412341234E+39 has 40 significant digits; DynamoDB keeps at most 38; \
              cast the column to text to store the number as a string, as PostgreSQL prints it (n::text AS n)"
         );
         let in_json = convert(&Type::JSON, Some(b"[1e99999999999999999999]")).unwrap_err();
         assert_eq!(
-            in_json.explain("doc", &Type::JSON),
+            in_json.explain(&Column::new("doc"), &Type::JSON),
             "1e+99999999999999999999 is outside DynamoDB's number range (1E-130 to 9.99E+125); cast the column to \
              text to store the document as a string, as PostgreSQL prints it (doc::text AS doc)"
         );
@@ -1079,16 +1276,18 @@ mod tests {
         let secret = r#"{"token": "sk_live_0123456789", "a": "\ud83d"}"#;
         let err = convert(&Type::JSON, Some(secret.as_bytes())).unwrap_err();
         assert_eq!(err.to_string(), ValueError::LoneSurrogate { escape: "\\ud83d".into() }.to_string());
-        let explained = err.explain("doc", &Type::JSON);
+        let explained = err.explain(&Column::new("doc"), &Type::JSON);
         assert_eq!(
             explained,
-            "the JSON text holds the escape \\ud83d, half of a UTF-16 surrogate pair without its other half: it stands \
-             for no character, and DynamoDB strings hold only characters (PostgreSQL's json type keeps such an escape \
-             as written; jsonb refuses it); cast the column to text to store the document as a string \
-             (doc::text AS doc), or replace the escape in the query (replace(doc::text, '\\ud83d', '\\ufffd')::json AS \
-             doc, U+FFFD being the replacement character)"
+            "the JSON text holds \\ud83d (for example: the first such escape), half of a UTF-16 surrogate pair without \
+             its other half: it stands for no character, and DynamoDB strings hold only characters (PostgreSQL's json \
+             type keeps such an escape as written; jsonb refuses it); cast the column to text to store the document as \
+             a string, as PostgreSQL prints it (doc::text AS doc), or leave the row out of the query"
         );
         assert!(!explained.contains("sk_live") && !explained.contains("line 1"), "{explained}");
+        // No advice holds a backslash, which a TOML """…""" string would take for an escape.
+        let (_, advice) = explained.split_once("jsonb refuses it); ").unwrap();
+        assert!(!advice.contains('\\'), "{advice}");
         // A low half alone, a high half followed by no low half, and pairs that are fine.
         for (doc, escape) in [
             (r#""\uDC00x""#, Some("\\uDC00")),
@@ -1102,9 +1301,9 @@ mod tests {
         // Any other refusal: the parser's reason alone.
         let cut = convert(&Type::JSON, Some(b"[1, 2")).unwrap_err();
         assert_eq!(
-            cut.explain("doc", &Type::JSON),
+            cut.explain(&Column::new("doc"), &Type::JSON),
             "the JSON text cannot be read: EOF while parsing a list; cast the column to text to store the document \
-             as a string (doc::text AS doc)"
+             as a string, as PostgreSQL prints it (doc::text AS doc), or leave the row out of the query"
         );
     }
 
@@ -1123,6 +1322,7 @@ mod tests {
             (Type::INET, "c::text"),
             (Type::CIDR, "c::text"),
             (Type::MACADDR, "c::text"),
+            (Type::MACADDR8, "c::text"),
             (Type::BIT, "c::text"),
             (Type::VARBIT, "c::text"),
             (Type::TS_VECTOR, "c::text"),
@@ -1153,5 +1353,22 @@ mod tests {
         let hstore = Type::new("hstore".into(), 90003, Kind::Simple, "public".into());
         assert_eq!(cast(&hstore), "hstore_to_jsonb(c)");
         assert_eq!(type_name(&Type::MONEY_ARRAY), "money[]");
+        let prices = Type::new("_price_t".into(), 90004, Kind::Array(price.clone()), "public".into());
+        assert_eq!(type_name(&prices), "price_t[] (price_t being a domain over money)");
+        assert_eq!(cast(&prices), "c::numeric[]");
+        // Each example as PostgreSQL prints a value of the type: no space a multirange would not
+        // have, an eight-byte macaddr8, a range of the type's own values.
+        let why = |ty: &Type| cast_for(ty, "c").why;
+        assert!(why(&Type::MACADDR8).contains("\"08:00:2b:01:02:03:04:05\""));
+        assert!(why(&Type::INT4MULTI_RANGE).contains("\"{[1,3),[5,7)}\""));
+        assert!(why(&Type::NUM_RANGE).contains("\"[1.5,10)\""));
+        assert!(why(&Type::TSTZ_RANGE).contains("[\"2024-01-01 00:00:00+00\",\"2024-02-01 00:00:00+00\")"));
+    }
+
+    #[test]
+    fn reserved_words_are_sorted_for_the_search() {
+        assert!(RESERVED.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(sql_name("select"), "\"select\"");
+        assert_eq!(sql_name("selected"), "selected");
     }
 }

@@ -145,32 +145,38 @@ pub fn delete_guard(orphans: u64, target: u64, max_fraction: f64, allowed: bool)
     ))
 }
 
-/// The SQL conditions that leave a table's keyless rows out of its query (`f <> 'NaN'`), gathered
-/// from each row's reason: the advice of [`keyless_guard`] then matches what is wrong with them.
+/// The SQL conditions that leave a table's keyless rows out of its query (`f IS DISTINCT FROM
+/// 'NaN'`), gathered from each row's reason: the advice of [`keyless_guard`] then matches what is
+/// wrong with them. Each distinct condition is kept once, and all of them are shown, so the filter
+/// can be pasted whole. They are bounded by the plan, not by the source: one per key column and
+/// kind of flaw (NULL, empty, NaN, each infinity, a JSON container), whatever the rows hold.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct LeaveOut {
     conditions: Vec<String>,
-    /// Some row's flaw has no such condition, or there were more than are listed.
+    /// Some row's flaw has no such condition (a number beyond DynamoDB's range, say).
     more: bool,
 }
 
 impl LeaveOut {
-    /// Distinct conditions kept: enough for a message, bounded whatever the source holds.
-    const MAX: usize = 4;
-
     pub fn add(&mut self, condition: Option<String>) {
         match condition {
             Some(c) if self.conditions.contains(&c) => {}
-            Some(c) if self.conditions.len() < Self::MAX => self.conditions.push(c),
-            _ => self.more = true,
+            Some(c) => self.conditions.push(c),
+            None => self.more = true,
         }
     }
 
-    /// ` (WHERE a IS NOT NULL AND f <> 'NaN')`, `… AND …` when not every row is covered.
+    /// ` (WHERE a IS NOT NULL AND f IS DISTINCT FROM 'NaN')`, every condition, valid SQL as shown;
+    /// when some row's flaw has no condition, where its reason is.
     fn clause(&self) -> String {
+        const OTHERS: &str = "each rejected row's reason says what is wrong with its key";
         match (self.conditions.is_empty(), self.more) {
-            (true, _) => " (each one's reason says what is wrong with its key)".into(),
-            (false, more) => format!(" (WHERE {}{})", self.conditions.join(" AND "), if more { " AND …" } else { "" }),
+            (true, _) => format!(" ({OTHERS})"),
+            (false, false) => format!(" (WHERE {})", self.conditions.join(" AND ")),
+            (false, true) => format!(
+                " (WHERE {}; that leaves out some of them, and for the others {OTHERS})",
+                self.conditions.join(" AND ")
+            ),
         }
     }
 }
@@ -250,21 +256,32 @@ mod tests {
     #[test]
     fn the_advice_matches_what_is_wrong_with_the_keys() {
         let mut leave_out = LeaveOut::default();
-        for condition in ["f <> 'NaN'", "f <> 'Infinity'", "f <> 'NaN'"] {
+        for condition in ["f IS DISTINCT FROM 'NaN'", "f IS DISTINCT FROM 'Infinity'", "f IS DISTINCT FROM 'NaN'"] {
             leave_out.add(Some(condition.into()));
         }
-        assert_eq!(leave_out.clause(), " (WHERE f <> 'NaN' AND f <> 'Infinity')", "each condition once");
+        assert_eq!(
+            leave_out.clause(),
+            " (WHERE f IS DISTINCT FROM 'NaN' AND f IS DISTINCT FROM 'Infinity')",
+            "each condition once"
+        );
         leave_out.add(None);
-        assert_eq!(leave_out.clause(), " (WHERE f <> 'NaN' AND f <> 'Infinity' AND …)", "not every row covered");
+        assert_eq!(
+            leave_out.clause(),
+            " (WHERE f IS DISTINCT FROM 'NaN' AND f IS DISTINCT FROM 'Infinity'; that leaves out some of them, and for \
+             the others each rejected row's reason says what is wrong with its key)",
+            "not every row covered: the filter shown is whole, and says where the rest is"
+        );
         let mut unknown = LeaveOut::default();
         unknown.add(None);
-        assert_eq!(unknown.clause(), " (each one's reason says what is wrong with its key)");
+        assert_eq!(unknown.clause(), " (each rejected row's reason says what is wrong with its key)");
+        // Every distinct condition is shown, none cut short.
         let mut many = LeaveOut::default();
-        for i in 0..100 {
+        for i in 0..6 {
             many.add(Some(format!("c{i} IS NOT NULL")));
         }
-        assert_eq!(many.conditions.len(), LeaveOut::MAX, "bounded");
-        assert!(many.clause().ends_with(" AND …)"));
+        let clause = many.clause();
+        assert!(!clause.contains('…'), "{clause}");
+        assert!(clause.contains("c0 IS NOT NULL AND") && clause.ends_with("c5 IS NOT NULL)"), "{clause}");
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub enum NumberError {
 }
 
 /// A non-finite float as PostgreSQL spells it (`NaN`, `Infinity`, `-Infinity`), which is also
-/// what a query must compare it with (`f <> 'NaN'`).
+/// what a query must compare it with (`f IS DISTINCT FROM 'NaN'`).
 fn not_finite(value: f64) -> NumberError {
     NumberError::NotFinite(
         match value {

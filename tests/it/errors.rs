@@ -230,19 +230,25 @@ fn numbers_as_f64(value: serde_json::Value) -> serde_json::Value {
 }
 
 /// `column "price" (money): price::numeric AS price instead — why` or, alone in its query, `column
-/// "price" has type money, which ddbsync does not convert; in the query, return price::numeric AS price
-/// instead — why`: (column, type, expression).
-fn advice(line: &str) -> Option<(String, String, String)> {
+/// "price" has type money, which ddbsync does not convert; in the query (price being …), return
+/// price::numeric AS price instead — why`: (column, type, expression). `as_name` is the name as the
+/// advice spells it after AS (`"select"`, or `name` for an unnamed expression).
+fn advice_as(line: &str, as_name: Option<&str>) -> Option<(String, String, String)> {
     let (_, rest) = line.split_once("column \"")?;
     let (name, rest) = rest.split_once('"')?;
     let (ty, rest) = match rest.strip_prefix(" (") {
         Some(list) => list.split_once("): ")?,
         None => {
-            rest.strip_prefix(" has type ")?.split_once(", which ddbsync does not convert; in the query, return ")?
+            let (ty, rest) = rest.strip_prefix(" has type ")?.split_once(", which ddbsync does not convert; ")?;
+            (ty, rest.split_once(", return ")?.1)
         }
     };
-    let (expression, _) = rest.split_once(&format!(" AS {name} instead — "))?;
+    let (expression, _) = rest.split_once(&format!(" AS {} instead — ", as_name.unwrap_or(name)))?;
     Some((name.to_string(), ty.to_string(), expression.to_string()))
+}
+
+fn advice(line: &str) -> Option<(String, String, String)> {
+    advice_as(line, None)
 }
 
 #[tokio::test]
@@ -310,7 +316,8 @@ async fn every_unconvertible_column_is_named_with_a_cast_that_works() {
     let odd = detail("query of odd");
     assert!(
         odd.starts_with(&format!(
-            "{}: table \"odd\": 17 columns have types ddbsync does not convert; in the query, return:\n",
+            "{}: table \"odd\": 17 columns have types ddbsync does not convert; in the query (each name being the \
+             column or expression it selects under that name), return:\n",
             path.display()
         )),
         "{odd}"
@@ -329,7 +336,8 @@ async fn every_unconvertible_column_is_named_with_a_cast_that_works() {
     assert!(
         lines[1].starts_with(&format!(
             "  {}: table \"multi\": entity \"first\": column \"price\" has type money, which ddbsync does not \
-             convert; in the query, return price::numeric AS price instead — ",
+             convert; in the query (price being the column or expression the query selects as price), return \
+             price::numeric AS price instead — ",
             path.display()
         )),
         "{multi}"
@@ -362,6 +370,119 @@ async fn every_unconvertible_column_is_named_with_a_cast_that_works() {
     assert_eq!(text(&items[0]["addr"]), "10.0.0.1/32");
     assert_eq!(text(&items[0]["feel"]), "ok");
     assert_eq!(ctx.scan("multi").await.len(), 2);
+}
+
+/// Casts for columns named by reserved words, by another column's alias and not at all: each, as
+/// written (the placeholder filled in where the message says to), works.
+#[tokio::test]
+async fn casts_name_each_column_as_the_query_can_use_it() {
+    let ctx = Ctx::new(1).await;
+    ctx.sql(&[
+        "CREATE TABLE kw (id int PRIMARY KEY, \"select\" interval, \"Left\" money, addr inet, started timestamptz)",
+        "INSERT INTO kw VALUES (1, '1 day 02:00:00', 12.5, '10.0.0.1', '2024-01-01 00:00:00+00')",
+    ]);
+    let write = |select: &str| {
+        let text = format!("[tables.kw]\npartition_key = \"id\"\nquery = \"\"\"SELECT id, {select} FROM kw\"\"\"\n");
+        let path = ctx.write_mappings("kw.toml", &text);
+        ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+    };
+    // One at a time, so that each message is the single column's, with what its name stands for.
+    let single = |select: &str, as_name: Option<&str>| {
+        write(select);
+        let run = ctx.ddbsync(&["sync", "local"]);
+        assert_eq!(run.code(), 2, "{}", run.stderr());
+        let stderr = run.stderr();
+        let (_, _, expression) = advice_as(&stderr, as_name).unwrap_or_else(|| panic!("no advice in {stderr}"));
+        (stderr, expression)
+    };
+    // A reserved word, and a name with a capital: quoted, so the cast runs as written.
+    let (said, select) = single("\"select\"", Some("\"select\""));
+    assert_eq!(select, "EXTRACT(EPOCH FROM \"select\")", "{said}");
+    let (said, left) = single("\"Left\"", Some("\"Left\""));
+    assert_eq!(left, "\"Left\"::numeric", "{said}");
+    // Another column's alias: the message says the name stands for what the query selects as it.
+    let (said, address) = single("addr AS address", None);
+    assert_eq!(address, "address::text", "{said}");
+    assert!(
+        said.contains("in the query (address being the column or expression the query selects as address)"),
+        "{said}"
+    );
+    // An expression the query does not name: name it, the expression in place of (…).
+    let (said, unnamed) = single("started - started", Some("name"));
+    assert!(
+        said.contains(
+            "column \"?column?\" has type interval, which ddbsync does not convert; the query does not name this \
+             expression (PostgreSQL calls it ?column?): name it, and in the advice that follows put the expression \
+             in place of (…): in the query, return EXTRACT(EPOCH FROM (…)) AS name instead — "
+        ),
+        "{said}"
+    );
+    let filled = unnamed.replace("(…)", "(started - started)");
+
+    // Each pasted as written: the sync stores what PostgreSQL computes for the same expressions.
+    let fixed = format!(
+        "{select} AS \"select\", {left} AS \"Left\", {} AS address, {filled} AS name",
+        address.replace("address", "addr")
+    );
+    write(&fixed);
+    ctx.sync(&[]);
+    let items = ctx.scan("kw").await;
+    let printed =
+        ctx.query(&format!("SELECT {select}, {left}, {}, {filled} FROM kw", address.replace("address", "addr")));
+    let want: Vec<&str> = printed[0].split('|').collect();
+    let got: Vec<String> = ["select", "Left", "address", "name"].iter().map(|a| text(&items[0][*a])).collect();
+    assert_eq!(got.len(), 4);
+    assert_eq!(got[2], want[2]);
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g.parse::<f64>().ok(), w.parse::<f64>().ok(), "{got:?} vs {want:?}");
+    }
+}
+
+/// Every word PostgreSQL itself reserves (`pg_get_keywords()`, categories R and T: the "reserved"
+/// column of its key word table) as a column name: the advice quotes each, so the query it makes
+/// runs as written.
+#[tokio::test]
+async fn casts_quote_every_word_postgresql_reserves() {
+    let ctx = Ctx::new(1).await;
+    let words = ctx.query("SELECT word FROM pg_get_keywords() WHERE catcode IN ('R', 'T') ORDER BY word");
+    assert!(words.len() > 90, "{words:?}");
+    let quoted: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
+    ctx.sql(&[
+        &format!(
+            "CREATE TABLE reserved (id int PRIMARY KEY, {})",
+            quoted.iter().map(|q| format!("{q} interval")).collect::<Vec<_>>().join(", ")
+        ),
+        &format!(
+            "INSERT INTO reserved (id, {}) SELECT 1, {}",
+            quoted.join(", "),
+            vec!["'1 hour'"; words.len()].join(", ")
+        ),
+    ]);
+    let write = |select: &str| {
+        let text = format!(
+            "[tables.reserved]\npartition_key = \"id\"\nquery = \"\"\"SELECT id, {select} FROM reserved\"\"\"\n"
+        );
+        let path = ctx.write_mappings("reserved.toml", &text);
+        ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+    };
+    write(&quoted.join(", "));
+    let run = ctx.ddbsync(&["sync", "local"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    // `  column "all" (interval): EXTRACT(EPOCH FROM "all") AS "all" instead — …`: the cast as written.
+    let advised: Vec<String> = run
+        .stderr()
+        .lines()
+        .filter_map(|line| line.strip_prefix("  column \"")?.split_once("): ")?.1.split_once(" instead — "))
+        .map(|(cast, _)| cast.to_string())
+        .collect();
+    assert_eq!(advised.len(), words.len(), "{}", run.stderr());
+    assert!(advised.contains(&"EXTRACT(EPOCH FROM \"select\") AS \"select\"".to_string()), "{advised:?}");
+    write(&advised.join(", "));
+    ctx.sync(&[]);
+    let items = ctx.scan("reserved").await;
+    for word in &words {
+        assert_eq!(text(&items[0][word.as_str()]), "3600", "{word}");
+    }
 }
 
 /// The test's `local` profile with `from` replaced by `to` (a line or part of one), as `env`.

@@ -161,12 +161,23 @@ async fn numbers_are_stored_exactly_as_postgresql_prints_them() {
         .iter()
         .map(|r| (r["key"].as_str().unwrap().to_string(), r["reason"].as_str().unwrap().to_string()))
         .collect();
-    // Each reason says how to store the value: the column's text cast, as the query can use it.
-    let range = |column: &str, value: &str| {
+    // Each reason says how to store the value: the column's text cast, as the query can use it;
+    // and so for each document holding it, in the same reason.
+    let each = |column: &str, what: &str| {
         format!(
-            "column \"{column}\": {value} is outside DynamoDB's number range (1E-130 to 9.99E+125); cast the column \
-             to text to store the number as a string, as PostgreSQL prints it ({column}::text AS {column})"
-        )
+            "column \"{column}\": {what}; cast the column to text to store the number as a string, as PostgreSQL \
+             prints it ({column}::text AS {column})"
+        ) + &["j", "jb"]
+            .map(|doc| {
+                format!(
+                    "; also column \"{doc}\": {what}; cast the column to text to store the document as a string, as \
+                     PostgreSQL prints it ({doc}::text AS {doc})"
+                )
+            })
+            .concat()
+    };
+    let range = |column: &str, value: &str| {
+        each(column, &format!("{value} is outside DynamoDB's number range (1E-130 to 9.99E+125)"))
     };
     let want = [
         ("id=90", range("d", "5E-324")),
@@ -175,10 +186,10 @@ async fn numbers_are_stored_exactly_as_postgresql_prints_them() {
         ("id=93", range("n", "1E-131")),
         (
             "id=94",
-            "column \"n\": 1.23456789012345678901234567890123456789E+38 has 39 significant digits; DynamoDB keeps \
-             at most 38; cast the column to text to store the number as a string, as PostgreSQL prints it \
-             (n::text AS n)"
-                .to_string(),
+            each(
+                "n",
+                "1.23456789012345678901234567890123456789E+38 has 39 significant digits; DynamoDB keeps at most 38",
+            ),
         ),
         ("id=95", range("d", "1E-131")),
     ];
@@ -282,7 +293,7 @@ async fn rows_breaking_a_dynamodb_limit_are_rejected_and_their_neighbours_writte
             "id=\"infinite-timestamp\", sk=\"s\"".into(),
             "column \"at\": timestamp 'infinity' cannot be stored: it is not a point in time, and ddbsync does not \
              invent one; return NULL in the query instead (NULLIF(at, 'infinity') AS at), leave such rows out \
-             (WHERE at <> 'infinity'), or cast the column to text to store the word (at::text AS at)"
+             (WHERE at IS DISTINCT FROM 'infinity'), or cast the column to text to store the word (at::text AS at)"
                 .into(),
         ),
         (
@@ -458,7 +469,7 @@ async fn key_templates_name_unusable_values_truthfully() {
     let not_finite = |word: &str| {
         format!(
             "column \"f\" is {word}, which has no place in a key (DynamoDB numbers have no NaN or infinity); leave \
-             such rows out of the query (WHERE f <> '{word}'), or build the key from other columns"
+             such rows out of the query (WHERE f IS DISTINCT FROM '{word}'), or build the key from other columns"
         )
     };
     // The oracle spells the 1e300 row's partition key: psql's own text of the double.
@@ -491,7 +502,7 @@ async fn key_templates_name_unusable_values_truthfully() {
         .and_then(|(_, rest)| rest.strip_suffix("), then run again"))
         .unwrap_or_else(|| panic!("no filter in: {held}"));
     let conditions: BTreeSet<&str> = filter.split(" AND ").collect();
-    assert_eq!(conditions, BTreeSet::from(["f <> 'NaN'", "f <> 'Infinity'"]), "{held}");
+    assert_eq!(conditions, BTreeSet::from(["f IS DISTINCT FROM 'NaN'", "f IS DISTINCT FROM 'Infinity'"]), "{held}");
     assert_eq!(ctx.scan("tp").await.len(), 50, "nothing deleted");
 
     // Taken as it is written, the advice works: the orphans go (4 of 50, within the guard) and
@@ -571,18 +582,18 @@ query = "SELECT id, n, at, b, doc FROM kinds"
         (
             "n=NaN, at=\"2024-06-01T00:01:00+00:00\", b=true, doc=\"x\", SK=\"ID#3\"",
             "column \"n\" is NaN, which has no place in a key (DynamoDB numbers have no NaN or infinity); leave such \
-             rows out of the query (WHERE n <> 'NaN'), or build the key from other columns",
+             rows out of the query (WHERE n IS DISTINCT FROM 'NaN'), or build the key from other columns",
         ),
         (
             "n=1, at=infinity, b=true, doc=\"x\", SK=\"ID#4\"",
             "column \"at\" is timestamptz 'infinity', which has no place in a key (it is not a point in time); leave \
-             such rows out of the query (WHERE at <> 'infinity'), or build the key from other columns",
+             such rows out of the query (WHERE at IS DISTINCT FROM 'infinity'), or build the key from other columns",
         ),
         (
             "n=1, at=\"2024-06-01T00:01:00+00:00\", b=true, doc=<JSON object>, SK=\"ID#5\"",
             "column \"doc\" holds a JSON object, which has no place in a key (a key is one text); return one value of \
-             it in the query instead (doc->>'name' AS …), or leave such rows out (WHERE jsonb_typeof(doc) IN \
-             ('string', 'number', 'boolean'))",
+             it in the query instead (doc->>'name' AS …), or leave such rows out (WHERE (doc IS NULL OR \
+             jsonb_typeof(doc) IN ('string', 'number', 'boolean')))",
         ),
         ("n=1, at=\"2024-06-01T00:01:00+00:00\", b=NULL, doc=\"x\", SK=\"ID#6\"", "key column \"b\" is NULL"),
     ]
@@ -590,12 +601,22 @@ query = "SELECT id, n, at, b, doc FROM kinds"
     .map(|(k, r)| (k.to_string(), r.to_string()))
     .collect();
     assert_eq!(rejected, want);
-    // Each filter the reasons give is SQL PostgreSQL takes, and leaves out exactly its row.
-    let kept = ctx.query(
-        "SELECT id FROM kinds WHERE n <> 'NaN' AND at <> 'infinity' \
-         AND jsonb_typeof(doc) IN ('string', 'number', 'boolean') AND b IS NOT NULL ORDER BY id",
-    );
-    assert_eq!(kept, ["1", "2"]);
+    // Each filter the reasons give, as written, is SQL PostgreSQL takes, and leaves out exactly its
+    // row: a row where the column is NULL is not among them.
+    let filters: Vec<&str> =
+        rejected.values().filter_map(|r| between(r, "leave such rows out of the query (WHERE ")).collect();
+    let json_filter = between(
+        &rejected["n=1, at=\"2024-06-01T00:01:00+00:00\", b=true, doc=<JSON object>, SK=\"ID#5\""],
+        "leave such rows out (WHERE ",
+    )
+    .unwrap();
+    assert_eq!(filters.len(), 2);
+    ctx.sql(&["INSERT INTO kinds VALUES (7, NULL, NULL, true, NULL)"]);
+    let kept = ctx.query(&format!(
+        "SELECT id FROM kinds WHERE {} AND {json_filter} AND b IS NOT NULL ORDER BY id",
+        filters.join(" AND ")
+    ));
+    assert_eq!(kept, ["1", "2", "7"]);
 
     // An array has no one text: refused before anything is read or written.
     let arrays = ctx.write_mappings(
@@ -660,7 +681,10 @@ async fn number_rejects_give_fixes_that_work_as_written() {
            (5, 1, 1, 1, 1e130, 1, '{1}', '2024-01-01'),
            (6, 1, 1, 1, 1, 123456789012345678901234567890123456789, '{1}', '2024-01-01'),
            (7, 1, 1, 1, 1, 1, '{1,NaN}', '2024-01-01'),
-           (8, 1, 1, 1, 1, 1, '{1}', 'infinity')",
+           (8, 1, 1, 1, 1, 1, '{1}', 'infinity'),
+           (9, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+           (10, 1, 1, 1, 1, 1, '{{1,2},{3,4}}', '2024-01-01'),
+           (11, 1, 1, 1, 1, 1, '{1,NULL}', '2024-01-01')",
     ]);
     let columns = ["f_nan", "f_inf", "n_nan", "n_big", "n_wide", "fs", "at"];
     let write = |select: &[String], filter: &str| {
@@ -678,8 +702,8 @@ async fn number_rejects_give_fixes_that_work_as_written() {
     let word = |column: &str, what: &str, word: &str| {
         format!(
             "column \"{column}\": {what}; return NULL in the query instead (NULLIF({column}, '{word}') AS {column}), \
-             leave such rows out (WHERE {column} <> '{word}'), or cast the column to text to store the word \
-             ({column}::text AS {column})"
+             leave such rows out (WHERE {column} IS DISTINCT FROM '{word}'), or cast the column to text to store \
+             the word ({column}::text AS {column})"
         )
     };
     let not_finite = |column: &str, value: &str| {
@@ -706,8 +730,8 @@ async fn number_rejects_give_fixes_that_work_as_written() {
         (
             "id=7",
             "column \"fs\": NaN cannot be stored: DynamoDB numbers have no NaN or infinity; return NULL for such \
-             elements (array_replace(fs, 'NaN', NULL) AS fs), leave such rows out (WHERE array_position(fs, 'NaN') \
-             IS NULL), or cast the column to text to store the word (fs::text[] AS fs)"
+             elements (array_replace(fs, 'NaN', NULL) AS fs), leave such rows out (WHERE ('NaN' = ANY(fs)) IS NOT \
+             TRUE), or cast the column to text to store the words (fs::text[] AS fs)"
                 .to_string(),
         ),
         (
@@ -729,7 +753,8 @@ async fn number_rejects_give_fixes_that_work_as_written() {
     let text_cast = |column: &str| between(reason_of(column), "as PostgreSQL prints it (").unwrap().to_string();
 
     // The filters, with the text casts where no filter is offered: the rows they leave out are
-    // gone, the numbers beyond DynamoDB are stored as PostgreSQL prints them.
+    // gone, the numbers beyond DynamoDB are stored as PostgreSQL prints them. The rows whose
+    // values are NULL (9), a two-dimensional array (10) or an array holding NULL (11) are kept.
     let filters: Vec<&str> = ["f_nan", "f_inf", "n_nan", "fs", "at"]
         .iter()
         .map(|c| between(reason_of(c), "leave such rows out (WHERE ").unwrap())
@@ -743,7 +768,7 @@ async fn number_rejects_give_fixes_that_work_as_written() {
     let items = ctx.scan("odd_nums").await;
     let by_id = |items: &[Item], id: &str| items.iter().find(|i| text(&i["id"]) == id).unwrap().clone();
     let ids: BTreeSet<String> = items.iter().map(|i| text(&i["id"])).collect();
-    assert_eq!(ids, BTreeSet::from(["1".into(), "5".into(), "6".into()]));
+    assert_eq!(ids, ["1", "5", "6", "9", "10", "11"].map(String::from).into());
     for (id, column) in [("5", "n_big"), ("6", "n_wide")] {
         let printed = ctx.query(&format!("SELECT {column}::text FROM odd_nums WHERE id = {id}"));
         assert_eq!(by_id(&items, id)[column], AttributeValue::S(printed[0].clone()), "{column}");
@@ -764,7 +789,7 @@ async fn number_rejects_give_fixes_that_work_as_written() {
     write(&select, "");
     ctx.sync(&[]);
     let items = ctx.scan("odd_nums").await;
-    assert_eq!(items.len(), 8);
+    assert_eq!(items.len(), 11);
     for (id, column) in [("2", "f_nan"), ("3", "f_inf"), ("4", "n_nan"), ("8", "at")] {
         assert!(!by_id(&items, id).contains_key(column), "row {id}: {column} is NULL, so not stored");
     }
@@ -853,11 +878,11 @@ async fn json_the_parser_refuses_is_named_without_its_position_or_the_document()
     let rejected = rejected_of(&serde_json::from_str(&run.stdout()).unwrap());
     let reason = |escape: &str| {
         format!(
-            "column \"doc\": the JSON text holds the escape {escape}, half of a UTF-16 surrogate pair without its \
-             other half: it stands for no character, and DynamoDB strings hold only characters (PostgreSQL's json \
-             type keeps such an escape as written; jsonb refuses it); cast the column to text to store the document \
-             as a string (doc::text AS doc), or replace the escape in the query (replace(doc::text, '{escape}', \
-             '\\ufffd')::json AS doc, U+FFFD being the replacement character)"
+            "column \"doc\": the JSON text holds {escape} (for example: the first such escape), half of a UTF-16 \
+             surrogate pair without its other half: it stands for no character, and DynamoDB strings hold only \
+             characters (PostgreSQL's json type keeps such an escape as written; jsonb refuses it); cast the column \
+             to text to store the document as a string, as PostgreSQL prints it (doc::text AS doc), or leave the row \
+             out of the query"
         )
     };
     let want: BTreeMap<String, String> =
@@ -871,9 +896,14 @@ async fn json_the_parser_refuses_is_named_without_its_position_or_the_document()
         .unwrap_or_default();
     assert!(stored.iter().all(|file| !file.contains("sk_live")), "the rejects file quotes no document");
 
-    // The fixes as written: the text cast stores each document as PostgreSQL prints it.
-    let fix = |r: &str, open: &str| between(r, open).unwrap().to_string();
-    write(&fix(&rejected["id=2"], "as a string ("));
+    // The fix as written, pasted into a """…""" string as the README writes queries (a backslash
+    // there would be a TOML escape): the text cast stores each document as PostgreSQL prints it.
+    let fix = between(&rejected["id=2"], "as PostgreSQL prints it (").unwrap();
+    assert!(!fix.contains('\\'), "{fix}");
+    let text_mapping =
+        format!("[tables.docs]\npartition_key = \"id\"\nquery = \"\"\"SELECT id, {fix} FROM docs\"\"\"\n");
+    let path = ctx.write_mappings("docs.toml", &text_mapping);
+    ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
     ctx.sync(&[]);
     let items = ctx.scan("docs").await;
     assert_eq!(items.len(), 3);
@@ -882,18 +912,169 @@ async fn json_the_parser_refuses_is_named_without_its_position_or_the_document()
         let printed = ctx.query(&format!("SELECT doc::text FROM docs WHERE id = {id}"));
         assert_eq!(item["doc"], AttributeValue::S(printed[0].clone()), "id={id}");
     }
-    // Replacing each escape (nested, one per reason) stores the documents as maps, U+FFFD in place.
-    let replace = |r: &str| fix(r, "replace the escape in the query (");
-    let first = replace(&rejected["id=2"]);
-    let (first_expr, _) = first.split_once(" AS doc").unwrap();
-    let second = replace(&rejected["id=3"]).replacen("replace(doc::text,", &format!("replace({first_expr}::text,"), 1);
-    let (second_expr, _) = second.split_once(", U+FFFD").unwrap();
-    write(second_expr);
+}
+
+#[tokio::test]
+async fn documents_that_only_look_like_a_lone_surrogate_are_stored_as_maps() {
+    let ctx = Ctx::new(1).await;
+    // A whole pair, and the letters of an escape after an escaped backslash: what a replace() of
+    // the escape would have broken. Both are valid JSON, stored as maps, never rejected.
+    ctx.sql(&[
+        "CREATE TABLE docs (id int PRIMARY KEY, doc json)",
+        r#"INSERT INTO docs VALUES (1, '{"a":"\ud83d\ude00"}'), (2, '{"a":"\\ud83d"}')"#,
+    ]);
+    let mapping = "[tables.docs]\npartition_key = \"id\"\nquery = \"SELECT id, doc FROM docs\"\n";
+    let path = ctx.write_mappings("docs.toml", mapping);
+    ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
     ctx.sync(&[]);
     let items = ctx.scan("docs").await;
-    let doc = |id: &str| items.iter().find(|i| text(&i["id"]) == id).unwrap()["doc"].clone();
-    let map = |key: &str, value: &str| AttributeValue::M([(key.to_string(), AttributeValue::S(value.into()))].into());
-    assert_eq!(doc("2"), map("a", "\u{fffd}"));
-    let AttributeValue::M(third) = doc("3") else { panic!("{:?}", doc("3")) };
-    assert_eq!(third["b"], AttributeValue::S("x\u{fffd}".into()));
+    // The oracle: PostgreSQL's own reading of each document's "a".
+    for id in ["1", "2"] {
+        let printed = ctx.query(&format!("SELECT doc->>'a' FROM docs WHERE id = {id}"));
+        let item = items.iter().find(|i| text(&i["id"]) == id).unwrap();
+        let want = AttributeValue::M([("a".to_string(), AttributeValue::S(printed[0].clone()))].into());
+        assert_eq!(item["doc"], want, "id={id}");
+    }
+}
+
+/// A table whose every column holds a value DynamoDB cannot store in one row, and other rows that
+/// hold them elsewhere.
+#[tokio::test]
+async fn one_reject_names_every_value_of_its_row_with_fixes_that_work_pasted() {
+    let ctx = Ctx::new(1).await;
+    ctx.sql(&[
+        "CREATE TABLE bad (id int PRIMARY KEY, f float8, r real, n numeric, fs float8[], ts timestamp)",
+        "INSERT INTO bad VALUES
+           (1, 1.5, 2.5, 3.5, '{1,2}', '2024-01-01'),
+           (2, 'NaN', 'NaN', 'NaN', '{1,NaN,-Infinity}', 'infinity'),
+           (3, 1, 1, 1, '{{1,NaN},{-Infinity,2}}', '2024-01-01'),
+           (4, NULL, NULL, NULL, NULL, NULL),
+           (5, 1, 1, 1, '{{1,NULL},{3,4}}', '2024-01-01')",
+    ]);
+    let write = |select: &str, filter: &str| {
+        let text = format!(
+            "[tables.bad]\npartition_key = \"id\"\ndelete_missing = true\n\
+             query = \"\"\"SELECT id, {select} FROM bad{filter}\"\"\"\n"
+        );
+        let path = ctx.write_mappings("bad.toml", &text);
+        ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+    };
+    write("f, r, n, fs, ts", "");
+    let run = ctx.ddbsync(&["--json", "sync", "local"]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let rejected = rejected_of(&serde_json::from_str(&run.stdout()).unwrap());
+    assert_eq!(rejected.keys().cloned().collect::<Vec<_>>(), ["id=2", "id=3"]);
+    // Row 2: one reason, each of its five columns with its own fix, the array's two kinds in it.
+    let reasons: Vec<&str> = rejected["id=2"].split("; also ").collect();
+    let columns: Vec<&str> =
+        reasons.iter().map(|r| r.strip_prefix("column \"").and_then(|r| r.split_once('"')).unwrap().0).collect();
+    assert_eq!(columns, ["f", "r", "n", "fs", "ts"], "{}", rejected["id=2"]);
+    let fs = reasons[3];
+    assert!(fs.contains("NaN cannot be stored") && fs.contains("the array also holds -Infinity"), "{fs}");
+    assert_eq!(reasons[3], rejected["id=3"], "a two-dimensional array is told the same");
+
+    // Every filter of the reason, pasted: the rows with a bad value go, the others stay, those
+    // with NULLs (4) and an array holding NULL (5) among them; nothing else is rejected.
+    let filters: Vec<&str> = reasons.iter().map(|r| between(r, "leave such rows out (WHERE ").unwrap()).collect();
+    write("f, r, n, fs, ts", &format!(" WHERE {}", filters.join(" AND ")));
+    // (ctx.sync holds the run to exit code 0: no row is rejected.)
+    ctx.sync(&[]);
+    let ids = |items: &[Item]| items.iter().map(|i| text(&i["id"])).collect::<BTreeSet<_>>();
+    let kept: BTreeSet<String> =
+        ctx.query(&format!("SELECT id FROM bad WHERE {}", filters.join(" AND "))).into_iter().collect();
+    assert_eq!(kept, ["1", "4", "5"].map(String::from).into(), "PostgreSQL's reading of the filter");
+    assert_eq!(ids(&ctx.scan("bad").await), kept);
+
+    // Every NULL-instead fix of the reason, pasted: every row is stored.
+    let nulls: Vec<&str> = reasons
+        .iter()
+        .map(|r| {
+            between(r, "return NULL in the query instead (").or_else(|| between(r, "return NULL for such elements ("))
+        })
+        .map(Option::unwrap)
+        .collect();
+    write(&nulls.join(", "), "");
+    // (ctx.sync holds the run to exit code 0: no row is rejected.)
+    ctx.sync(&[]);
+    let items = ctx.scan("bad").await;
+    assert_eq!(ids(&items), ["1", "2", "3", "4", "5"].map(String::from).into());
+    let row = |id: &str| items.iter().find(|i| text(&i["id"]) == id).unwrap().clone();
+    let (n, null) = (|v: &str| AttributeValue::N(v.into()), AttributeValue::Null(true));
+    assert_eq!(
+        row("2").keys().cloned().collect::<BTreeSet<_>>(),
+        ["_ddbsync_hash", "fs", "id"].map(String::from).into()
+    );
+    assert_eq!(row("2")["fs"], AttributeValue::L(vec![n("1"), null.clone(), null.clone()]));
+    assert_eq!(
+        row("3")["fs"],
+        AttributeValue::L(vec![AttributeValue::L(vec![n("1"), null.clone()]), AttributeValue::L(vec![null, n("2")])])
+    );
+}
+
+/// The deletes a keyless row holds back: the filter the refusal gives is whole (every distinct
+/// condition, however many), and pasted it keeps a row whose key column is NULL and takes the
+/// mapping's default, which `f <> 'NaN'` would have left out, and so deleted.
+#[tokio::test]
+async fn the_keyless_filter_is_whole_and_keeps_rows_whose_key_takes_a_default() {
+    let ctx = Ctx::new(1).await;
+    ctx.sql(&[
+        "CREATE TABLE kg AS SELECT g AS id, g * 1.5::float8 AS f, 't' || g AS t, 'r' || g AS r \
+         FROM generate_series(1, 80) g",
+        "UPDATE kg SET f = NULL WHERE id = 80",
+    ]);
+    let mapping = |query: &str| {
+        format!(
+            "[tables.kg]\npartition_key = {{ name = \"PK\", template = \"F#{{f}}\" }}\n\
+             sort_key = {{ name = \"SK\", template = \"T#{{t}}#R#{{r}}\" }}\ndelete_missing = true\n\
+             defaults = {{ f = 0 }}\nquery = \"\"\"{query}\"\"\"\n"
+        )
+    };
+    let path = ctx.write_mappings("kg.toml", &mapping("SELECT id, f, t, r FROM kg"));
+    ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+    let table = ctx.table("kg");
+    ctx.sync(&[]);
+    let stored = |items: Vec<Item>| items.iter().map(|i| text(&i["PK"])).collect::<BTreeSet<_>>();
+    assert!(stored(ctx.scan("kg").await).contains("F#0"), "row 80 under its default");
+
+    // Five kinds of keyless row (more than the refusal once listed), and one row gone.
+    ctx.sql(&[
+        "UPDATE kg SET f = 'NaN' WHERE id = 1",
+        "UPDATE kg SET f = 'Infinity' WHERE id = 2",
+        "UPDATE kg SET f = '-Infinity' WHERE id = 3",
+        "UPDATE kg SET t = NULL WHERE id = 4",
+        "UPDATE kg SET r = NULL WHERE id = 5",
+        "DELETE FROM kg WHERE id = 79",
+    ]);
+    let run = ctx.ddbsync(&["--json", "sync", "local"]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(figure(&report, &table, "deleted"), 0.0);
+    let held = report["tables"][0]["deletes_refused"].as_str().expect("deletes held");
+    let filter = held
+        .split_once("leave them out of the query (WHERE ")
+        .and_then(|(_, rest)| rest.strip_suffix("), then run again"))
+        .unwrap_or_else(|| panic!("no filter in: {held}"));
+    assert!(!filter.contains('…'), "{held}");
+    let conditions: BTreeSet<&str> = filter.split(" AND ").collect();
+    assert_eq!(
+        conditions,
+        BTreeSet::from([
+            "f IS DISTINCT FROM 'NaN'",
+            "f IS DISTINCT FROM 'Infinity'",
+            "f IS DISTINCT FROM '-Infinity'",
+            "t IS NOT NULL",
+            "r IS NOT NULL",
+        ]),
+        "{held}"
+    );
+
+    // Pasted as written: the five rows' old items and row 79's are deleted, row 80's stays.
+    std::fs::write(&path, mapping(&format!("SELECT id, f, t, r FROM kg WHERE {filter}"))).unwrap();
+    let report = ctx.sync(&[]);
+    assert_eq!(figure(&report, &table, "deleted"), 6.0, "{report}");
+    let items = ctx.scan("kg").await;
+    let ids: BTreeSet<String> = items.iter().map(|i| text(&i["id"])).collect();
+    let kept: BTreeSet<String> = ctx.query(&format!("SELECT id FROM kg WHERE {filter}")).into_iter().collect();
+    assert_eq!(ids, kept, "the items are the rows PostgreSQL's reading of the filter keeps");
+    assert!(ids.contains("80") && stored(items).contains("F#0"), "the row whose key took the default");
 }
