@@ -519,7 +519,17 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Do
             done.backup = Some(path.display().to_string());
         }
     }
-    if !options.dry_run {
+    if options.dry_run {
+        // A dry run creates nothing to try a new table's scope on: said, so that a clean dry run
+        // is not read as a scope DynamoDB accepts.
+        for p in prepared.iter().filter(|p| !p.exists && p.mapping.scope.is_some()) {
+            done.notes.push(format!(
+                "{}: its scope was not tried on DynamoDB, as the table does not exist yet; the real sync tries it \
+                 on the new table before it writes",
+                p.mapping.table_name
+            ));
+        }
+    } else {
         // A table about to be recreated is tried before it is deleted; a new one once it exists.
         for p in prepared.iter().filter(|p| p.exists && options.clean) {
             try_scope(run, p).await?;

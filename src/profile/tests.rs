@@ -512,6 +512,9 @@ fn endpoint_urls_need_a_scheme_and_a_host() {
             "has a path, query or fragment: DynamoDB's endpoint is only a scheme, a host and a port",
         ),
         ("http://h#top", "has a path, query or fragment: DynamoDB's endpoint is only a scheme, a host and a port"),
+        ("http://h:8000/.", "has a path, query or fragment: DynamoDB's endpoint is only a scheme, a host and a port"),
+        ("http://h/x/..", "has a path, query or fragment: DynamoDB's endpoint is only a scheme, a host and a port"),
+        ("http://h/%2e", "has a path, query or fragment: DynamoDB's endpoint is only a scheme, a host and a port"),
     ] {
         assert_eq!(endpoint_flaw(bad), Some(why), "{bad}");
     }

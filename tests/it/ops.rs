@@ -348,6 +348,14 @@ async fn a_scope_dynamodb_refuses_fails_the_first_sync_before_it_writes_and_a_cl
     let run = ctx.ddbsync(&["check", "scoped"]);
     assert_eq!(run.code(), 0, "{}", run.stdout());
     assert!(run.stdout().contains("the first sync tries it on the new table before it writes"), "{}", run.stdout());
+    // A dry run creates no table to try it on, and says so.
+    let dry = ctx.ddbsync(&["sync", "scoped", "--param", "min_id=3", "--dry-run"]);
+    assert_eq!(dry.code(), 0, "{}", dry.stderr());
+    assert!(
+        dry.stdout().contains("its scope was not tried on DynamoDB, as the table does not exist yet"),
+        "{}",
+        dry.stdout()
+    );
     // The first sync: the table is created, the scope refused, nothing written; a profile error.
     let first = ctx.ddbsync(&["sync", "scoped", "--param", "min_id=3"]);
     assert_eq!(first.code(), 2, "{}", first.stderr());
