@@ -989,6 +989,7 @@ async fn sync_table(
                     outcome.throttled += done.throttled;
                     outcome.failed.extend(done.failed);
                     outcome.failed_keys.extend(done.failed_keys);
+                    outcome.unknown += done.unknown;
                 } else {
                     deletes.count = deletes.keys.len() as u64;
                     let old = tally.footprints.as_ref().map(|(old, _)| old);
@@ -1002,8 +1003,9 @@ async fn sync_table(
     }
     let write_units =
         if run.options.dry_run { (tally.changed_units + delete_units) as f64 } else { outcome.consumed_units };
-    // A full rewrite writes the changed items (as billed) and the unchanged ones (estimated).
-    let potential_write_units = write_units + tally.unchanged_units as f64;
+    // A full rewrite writes the changed items (as billed, and those not written as estimated) and
+    // the unchanged ones (estimated), whatever happened to the writes.
+    let potential_write_units = write_units + outcome.failed_units as f64 + tally.unchanged_units as f64;
     let report = TableReport {
         table: table.clone(),
         table_created: run.options.clean || !p.exists,
@@ -1026,6 +1028,7 @@ async fn sync_table(
         rejected: tally.rejected,
         entities: tally.entities,
         failed: outcome.failed,
+        unknown: outcome.unknown,
     };
     Ok((report, failure))
 }
