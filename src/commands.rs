@@ -345,6 +345,11 @@ async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Resul
     let restored = match restored {
         Ok(restored) => restored,
         Err(e) => {
+            // What was done is reported before the error, as a finished restore's report is.
+            let partial = progress.partial();
+            if !partial.is_empty() {
+                printer.restored(&partial)?;
+            }
             if let Err(message) = recorded {
                 printer.warn(message);
             }

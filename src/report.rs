@@ -543,13 +543,15 @@ impl RunReport {
     }
 }
 
-/// A run other than a sync that writes to DynamoDB (`restore`, `verify --repair`), kept in the
-/// metadata table as a sync's run is, so that `history` lists it with its mode, outcome and exit
-/// code, and `report` counts its write units. Its "full rewrite" is what it cost: it saves nothing.
+/// A restore, kept in the metadata table as a sync's run is, so that `history` lists it with its
+/// mode, outcome and exit code, and `report` counts its write units. Its "full rewrite" is what it
+/// cost: it saves nothing, as nothing cheaper does its work. (A `verify --repair` is recorded as a
+/// sync is, [`RunReport::record`] with mode `repair`: its alternative is `sync --clean`, so its full
+/// rewrite is what that would write, and it is credited with the difference.)
 #[derive(Debug, Clone)]
 pub struct OperationRun {
     pub environment: String,
-    /// `restore` or `repair`: what `history` shows as the run's mode.
+    /// `restore`: what `history` shows as the run's mode.
     pub mode: &'static str,
     pub started_at: String,
     pub finished_at: String,
