@@ -585,8 +585,10 @@ impl Progress {
                     TableState::Done { of } => *of,
                     _ => 0,
                 };
-                let outcome =
-                    written.get(table).cloned().unwrap_or_else(|| WriteOutcome { written: count, ..Default::default() });
+                let outcome = written
+                    .get(table)
+                    .cloned()
+                    .unwrap_or_else(|| WriteOutcome { written: count, ..Default::default() });
                 Restored { table: table.clone(), items: count, outcome }
             })
             .collect()
@@ -1065,10 +1067,8 @@ mod tests {
              backups/prod.tar --env staging --table passages --table topics --yes` again to finish"
         );
         // Every item of a table written before the stop: it is not listed for the resume.
-        let written = [
-            row("lessons", TableState::Writing { written: 260, of: 260 }),
-            row("topics", TableState::Untouched),
-        ];
+        let written =
+            [row("lessons", TableState::Writing { written: 260, of: 260 }), row("topics", TableState::Untouched)];
         assert_eq!(
             describe_unfinished(file, None, &written).unwrap(),
             "the restore is incomplete: pni-lessons was restored (260 items); pni-topics was not touched; run              `ddbsync restore backups/prod.tar --table topics --yes` again to finish"

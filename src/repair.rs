@@ -580,7 +580,8 @@ async fn repair_table(
     r.created = r.created.saturating_sub(failed_created);
     r.updated = r.updated.saturating_sub(outcome.failed.len() as u64 - failed_created);
     r.write_units = if run.options.dry_run { estimated as f64 } else { outcome.consumed_units };
-    (r.retries, r.throttled, r.failed, r.unknown) = (outcome.retries, outcome.throttled, outcome.failed, outcome.unknown);
+    (r.retries, r.throttled, r.failed, r.unknown) =
+        (outcome.retries, outcome.throttled, outcome.failed, outcome.unknown);
 
     // Deletes: only after the whole source was read, as in a sync.
     let stopped = halt.is_some() || run.stop.requested().is_some();

@@ -277,7 +277,8 @@ pub async fn run<'p>(profile: &'p Profile, scope: Scope<'_>, printer: &Printer) 
             source_items: expected.hashes.len() as u64,
             ..TableVerify::default()
         };
-        let mut fixes = Fixes { indexes: info.as_ref().map(|i| i.indexes.clone()).unwrap_or_default(), ..Fixes::default() };
+        let mut fixes =
+            Fixes { indexes: info.as_ref().map(|i| i.indexes.clone()).unwrap_or_default(), ..Fixes::default() };
         // A parameterised query returns part of the table: without a scope, items it did not
         // return are not extras.
         let filter = params.filter(mapping, &plan.param_types);
