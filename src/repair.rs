@@ -9,7 +9,14 @@
 //! key now; a rejected row's stored item is kept (stale), as a sync keeps it, and deletes pass the
 //! sync's guards (rows without a key, `max_delete_fraction` unless `--allow-mass-delete`). An item
 //! edited in DynamoDB whose stored hash still matches is rewritten whole, content and hash. A dry
-//! run writes nothing, takes no lock and records nothing.
+//! run writes nothing, takes no lock and records nothing; it prices its writes and deletes as
+//! DynamoDB bills them, from the stored items the verify read.
+//!
+//! Its record is a sync's ([`crate::report::RunReport::record`], mode `repair`), with the exit code
+//! the process exits with ([`RepairReport::settle_exit`]); its full rewrite is what `sync --clean`,
+//! the alternative it replaces, would write. Deletes count as refused only when a guard refused
+//! them on a mapping that deletes; deletes DynamoDB did not carry out are items not written; a
+//! repair stopped before it read the whole source did not look for extras.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -92,7 +99,8 @@ pub struct TableRepair {
     pub failed: Vec<Reject>,
     /// Of those, items that may or may not have been written (see the sync's `unknown`).
     pub unknown: u64,
-    /// Write units DynamoDB reported (estimated from item sizes in a dry run).
+    /// Write units DynamoDB reported (in a dry run, what DynamoDB will bill by its rules, from the
+    /// items to write and the stored items they replace or delete, index entries included).
     pub write_units: f64,
     /// Read units of the verify that found the differences.
     pub read_units: f64,
@@ -119,9 +127,10 @@ pub struct RepairReport {
     pub started_at: String,
     pub finished_at: String,
     pub dry_run: bool,
-    /// `measured` (DynamoDB's figures) or, in a dry run, `estimated as DynamoDB bills them` (from
-    /// the stored items the verify read and their index entries; items it did not read are priced
-    /// from their size alone, and a note says so).
+    /// `measured` (DynamoDB's figures) or, in a dry run, `estimated from item sizes`: as a sync's
+    /// dry run, priced as DynamoDB bills, from the sizes and index entries of the items to write and
+    /// of the stored items the verify read (an item it did not keep is priced from its own size
+    /// alone, and a note says so).
     pub units: &'static str,
     /// Tables the verify read by sample: only the differences the sample found were repaired.
     pub sampled: Vec<String>,
@@ -318,7 +327,7 @@ pub async fn run(
         started_at,
         finished_at: now(),
         dry_run: options.dry_run,
-        units: if options.dry_run { "estimated as DynamoDB bills them" } else { "measured" },
+        units: if options.dry_run { "estimated from item sizes" } else { "measured" },
         sampled: verified.report.tables.iter().filter(|t| !t.read_whole).map(|t| t.table.clone()).collect(),
         cost: Savings::new(&profile.prices, write_units, read_units, sum(|t| t.full_rewrite_units)),
         write_units,
