@@ -1071,7 +1071,7 @@ mod tests {
             [row("lessons", TableState::Writing { written: 260, of: 260 }), row("topics", TableState::Untouched)];
         assert_eq!(
             describe_unfinished(file, None, &written).unwrap(),
-            "the restore is incomplete: pni-lessons was restored (260 items); pni-topics was not touched; run              `ddbsync restore backups/prod.tar --table topics --yes` again to finish"
+            "the restore is incomplete: pni-lessons was restored (260 items); pni-topics was not touched; run `ddbsync restore backups/prod.tar --table topics --yes` again to finish"
         );
         let deleted = [row("lessons", TableState::Deleted)];
         assert!(describe_unfinished(file, None, &deleted)
