@@ -113,13 +113,19 @@ pub struct RunRecord {
 impl RunRecord {
     /// `incremental`, or `incremental from=2025-01-01 to=2025-02-01` for a run with parameters,
     /// then `(interrupted, exit 5)` for a run that did not complete, or `(completed, exit 3, 10
-    /// deletes refused)` for one that left something undone.
+    /// deletes refused)` for one that left something undone (`, 5 outcome unknown` for items that
+    /// may or may not have been written).
     pub fn described_mode(&self) -> String {
         let params = self.params.iter().map(|(k, v)| format!(" {k}={v}"));
-        let refused =
-            (self.total.deletes_refused > 0).then(|| format!(", {} deletes refused", self.total.deletes_refused));
+        let mut left = String::new();
+        if self.total.deletes_refused > 0 {
+            left.push_str(&format!(", {} deletes refused", self.total.deletes_refused));
+        }
+        if self.total.unknown > 0 {
+            left.push_str(&format!(", {} outcome unknown", self.total.unknown));
+        }
         let outcome = (self.outcome != "completed" || self.exit_code != 0)
-            .then(|| format!(" ({}, exit {}{})", self.outcome, self.exit_code, refused.unwrap_or_default()));
+            .then(|| format!(" ({}, exit {}{left})", self.outcome, self.exit_code));
         std::iter::once(self.mode.clone()).chain(params).chain(outcome).collect()
     }
 }

@@ -450,6 +450,7 @@ impl RunReport {
                 }
                 let kept = match what {
                     "rejected" if t.stale > 0 => format!(" ({} stored items kept, now stale)", t.stale),
+                    _ if t.unknown > 0 => format!(" or of unknown outcome ({} of them)", t.unknown),
                     _ => String::new(),
                 };
                 out.push_str(&format!("{}: {} rows {what}{kept}:\n", t.table, list.len()));

@@ -266,6 +266,8 @@ async fn a_batch_written_then_answered_with_a_500_is_reported_as_outcome_unknown
         serde_json::from_str(&ctx.ddbsync(&["--json", "history", "local", "--limit", "2"]).stdout()).unwrap();
     assert_eq!((history[1]["unknown"].as_u64(), history[1]["not_written"].as_u64()), (Some(5), Some(0)));
     assert_eq!(history[1]["exit_code"], 3);
+    let listed = ctx.ddbsync(&["history", "local", "--limit", "2"]).stdout();
+    assert!(listed.contains("incremental (completed, exit 3, 5 outcome unknown)"), "{listed}");
     let csv = ctx.ddbsync(&["history", "local", "--csv", "--limit", "2"]).stdout();
     let lines: Vec<&str> = csv.lines().collect();
     assert!(lines[0].starts_with("started_at,finished_at,mode,outcome,exit_code,created,"), "{csv}");
