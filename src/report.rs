@@ -42,8 +42,9 @@ pub struct TableReport {
     pub deleted: u64,
     /// The keys of the items deleted (or to be deleted, in a dry run).
     pub deleted_keys: Vec<String>,
-    /// Why the orphans were not deleted although `delete_missing` is on: the mass-delete guard,
-    /// rows whose key could not be built, or deletes DynamoDB did not confirm.
+    /// Why the orphans were not deleted although `delete_missing` is on: the mass-delete guard or
+    /// rows whose key could not be built. Deletes DynamoDB did not carry out are not refused ones:
+    /// they are in `failed`.
     pub deletes_refused: Option<String>,
     /// Write units DynamoDB reported, deletes and index writes included. In a dry run, what
     /// DynamoDB will bill by its rules, from the sizes of the items to write and of the stored items

@@ -325,3 +325,32 @@ async fn a_repairs_dry_run_prices_what_the_repair_is_billed() {
     assert_priced(planned["write_units"].as_f64().unwrap(), measured);
     assert_eq!(dry["repair"]["outcome"]["exit_code"], 3, "a dry run exits 3, and says so");
 }
+
+/// A delete DynamoDB does not carry out is an item not written, not a refused delete: no guard
+/// refused it.
+#[tokio::test]
+async fn a_failed_delete_is_not_written_and_not_refused() {
+    let ctx = Ctx::new(1).await;
+    ctx.sql(&["CREATE TABLE items AS SELECT g AS id, 'title ' || g AS title FROM generate_series(1, 50) g"]);
+    let mapping =
+        "[tables.items]\npartition_key = \"id\"\ndelete_missing = true\nquery = \"SELECT id, title FROM items\"\n";
+    let mappings = ctx.write_mappings("items.toml", mapping);
+    ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
+    ctx.sync(&[]);
+    ctx.sql(&["DELETE FROM items WHERE id IN (47, 48)"]);
+    // The call deleting item 48 is refused; item 47's delete goes alone.
+    ctx.proxy.refuse_batches_holding(Some("\"48\""));
+    let run = ctx.ddbsync(&["--json", "sync", "local"]);
+    ctx.proxy.refuse_batches_holding(None);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    let t = &report["tables"][0];
+    assert_eq!(t["deleted"], 1, "{t}");
+    assert_eq!(t["failed"].as_array().map(Vec::len), Some(1), "{t}");
+    assert!(t["deletes_refused"].is_null(), "no guard refused it: {t}");
+    let ids: Vec<String> = ctx.scan("items").await.iter().map(|i| text(&i["id"])).collect();
+    assert!(ids.contains(&"48".to_string()) && !ids.contains(&"47".to_string()), "{ids:?}");
+    let history: serde_json::Value =
+        serde_json::from_str(&ctx.ddbsync(&["--json", "history", "local", "--limit", "1"]).stdout()).unwrap();
+    assert_eq!((history[0]["deletes_refused"].as_u64(), history[0]["not_written"].as_u64()), (Some(0), Some(1)));
+}
