@@ -2,8 +2,10 @@
 //!
 //! The source side is read in full (it costs nothing in DynamoDB): every row is built into its item
 //! and kept as key digest → content hash. The target side is hashed from the items as stored,
-//! never from the stored hash attribute, so that an item edited in DynamoDB by someone else is
-//! caught even though its stored hash still matches (a sync would not rewrite it). `--full` scans
+//! never taken from the stored hash attribute, so that an item edited in DynamoDB by someone else
+//! is caught even though its stored hash still matches (a sync would not rewrite it); and the
+//! stored hash attribute must be the content's too, so that an item whose hash was removed or
+//! altered (which a sync would rewrite) is caught although its content matches. `--full` scans
 //! every item; a sample reads N source keys with BatchGetItem and N target items with one limited
 //! Scan from a random segment, so that it costs about 2N reads whatever the table's size. A table no
 //! bigger than the sample, or small enough that reading it whole costs less than the sample
