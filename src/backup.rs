@@ -527,9 +527,8 @@ pub struct Progress {
     env: Option<String>,
     /// Mapping name, table, state.
     tables: Mutex<Vec<(String, String, TableState)>>,
-    /// Per table, the write units DynamoDB reported and the items not written, once its writer
-    /// has finished.
-    written: Mutex<HashMap<String, (f64, u64)>>,
+    /// Per table, what its writer did, once it has finished.
+    written: Mutex<HashMap<String, WriteOutcome>>,
 }
 
 impl Progress {
@@ -558,7 +557,8 @@ impl Progress {
                     TableState::Done { of } => *of,
                     _ => 0,
                 };
-                let (write_units, failed) = written.get(table).copied().unwrap_or_default();
+                let (write_units, failed) =
+                    written.get(table).map_or((0.0, 0), |o| (o.consumed_units, o.failed.len() as u64));
                 crate::report::OperationTable {
                     table: table.clone(),
                     created,
@@ -566,6 +566,30 @@ impl Progress {
                     write_units,
                     ..Default::default()
                 }
+            })
+            .collect()
+    }
+
+    /// What the restore did so far, table by table, in the form of a finished restore's report:
+    /// for a restore that ended early, the tables it touched, the last one as far as it got (its
+    /// units unknown when its writer was abandoned).
+    pub fn partial(&self) -> Vec<Restored> {
+        let tables = self.tables.lock().expect("progress lock");
+        let written = self.written.lock().expect("progress lock");
+        tables
+            .iter()
+            .filter(|(_, _, state)| *state != TableState::Untouched)
+            .map(|(_, table, state)| {
+                let count = match state {
+                    TableState::Writing { written, .. } => *written,
+                    TableState::Done { of } => *of,
+                    _ => 0,
+                };
+                let outcome = written
+                    .get(table)
+                    .cloned()
+                    .unwrap_or_else(|| WriteOutcome { written: count, ..Default::default() });
+                Restored { table: table.clone(), items: count, outcome }
             })
             .collect()
     }
@@ -605,8 +629,13 @@ impl Progress {
 /// What each table of an interrupted restore holds, and the command that finishes it. Pure.
 fn describe_unfinished(file: &Path, env: Option<&str>, tables: &[(String, String, TableState)]) -> Option<String> {
     let touched = tables.iter().any(|(_, _, s)| *s != TableState::Untouched);
-    let pending: Vec<&str> =
-        tables.iter().filter(|(_, _, s)| !matches!(s, TableState::Done { .. })).map(|(n, _, _)| n.as_str()).collect();
+    // A table whose every item was written is not to be restored again.
+    let finished = |s: &TableState| match s {
+        TableState::Done { .. } => true,
+        TableState::Writing { written, of } => written >= of,
+        _ => false,
+    };
+    let pending: Vec<&str> = tables.iter().filter(|(_, _, s)| !finished(s)).map(|(n, _, _)| n.as_str()).collect();
     if !touched || pending.is_empty() {
         return None;
     }
@@ -616,6 +645,7 @@ fn describe_unfinished(file: &Path, env: Option<&str>, tables: &[(String, String
             TableState::Untouched => format!("{table} was not touched"),
             TableState::Deleting => format!("{table} may have been deleted (its deletion did not finish)"),
             TableState::Deleted => format!("{table} was deleted and not created again"),
+            TableState::Writing { written, of } if written >= of => format!("{table} was restored ({of} items)"),
             TableState::Writing { written, of } => {
                 format!("{table} was deleted and recreated; {written} of {of} items written")
             }
@@ -746,13 +776,13 @@ pub async fn restore(
         };
         let (read, outcome) = tokio::join!(reader, bounded);
         bar.finish_and_clear();
-        // Kept before a stop ends the restore: the run record counts what was billed.
+        // Kept before a stop ends the restore: the run record counts what was billed, and a table
+        // whose every item was written is done, whatever came after.
         if let Some(o) = &outcome {
-            progress
-                .written
-                .lock()
-                .expect("progress lock")
-                .insert(table.clone(), (o.consumed_units, o.failed.len() as u64));
+            progress.written.lock().expect("progress lock").insert(table.clone(), o.clone());
+            if o.failed.is_empty() && o.written == of {
+                progress.set(table, |_| TableState::Done { of });
+            }
         }
         // The items not sent after the stop are not failures: the restore was interrupted.
         stopped()?;
@@ -1035,6 +1065,13 @@ mod tests {
             "the restore is incomplete: pni-lessons was restored (40 items); pni-passages was deleted and \
              recreated; 25 of 80 items written; pni-topics was not touched; run `ddbsync restore \
              backups/prod.tar --env staging --table passages --table topics --yes` again to finish"
+        );
+        // Every item of a table written before the stop: it is not listed for the resume.
+        let written =
+            [row("lessons", TableState::Writing { written: 260, of: 260 }), row("topics", TableState::Untouched)];
+        assert_eq!(
+            describe_unfinished(file, None, &written).unwrap(),
+            "the restore is incomplete: pni-lessons was restored (260 items); pni-topics was not touched; run `ddbsync restore backups/prod.tar --table topics --yes` again to finish"
         );
         let deleted = [row("lessons", TableState::Deleted)];
         assert!(describe_unfinished(file, None, &deleted)

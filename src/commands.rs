@@ -123,7 +123,8 @@ async fn verify(dir: &Path, args: VerifyArgs, json: bool, printer: &Printer) -> 
     if let Some(error) = error {
         return Err(error);
     }
-    let left = args.dry_run || report.has_losses() || verified.report.tables.iter().any(|t| t.rejected > 0);
+    // The code the report and the run record carry (`RepairReport::settle_exit`).
+    let left = report.outcome.exit_code == Exit::Differences as u8;
     Ok(if left { found.max(Exit::Differences) } else { Exit::Success })
 }
 
@@ -344,6 +345,11 @@ async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Resul
     let restored = match restored {
         Ok(restored) => restored,
         Err(e) => {
+            // What was done is reported before the error, as a finished restore's report is.
+            let partial = progress.partial();
+            if !partial.is_empty() {
+                printer.restored(&partial)?;
+            }
             if let Err(message) = recorded {
                 printer.warn(message);
             }

@@ -41,7 +41,7 @@ impl<W: BatchWriter> BatchWriter for Guarded<W> {
         let reply = tokio::select! {
             reply = tokio::time::timeout(limit, self.inner.write_batch(table, requests)) => match reply {
                 Ok(reply) => reply,
-                Err(_) => Err(TargetError::Fatal(self.fence.check().err().map_or_else(
+                Err(_) => Err(TargetError::Unanswered(self.fence.check().err().map_or_else(
                     || {
                         "outcome unknown: DynamoDB had not answered when the run lock's lease ran out, so this \
                          batch may or may not have been written; the next run checks"
@@ -50,8 +50,9 @@ impl<W: BatchWriter> BatchWriter for Guarded<W> {
                     |lost| lost.to_string(),
                 ))),
             },
-            signal = self.stop.expired(DRAIN) => Err(TargetError::Fatal(format!(
-                "abandoned {} s after {signal}: DynamoDB had not answered; the next run checks whether it was written",
+            signal = self.stop.expired(DRAIN) => Err(TargetError::Unanswered(format!(
+                "outcome unknown: abandoned {} s after {signal}: DynamoDB had not answered, so this batch may or may \
+                 not have been written; the next run checks",
                 DRAIN.as_secs()
             ))),
         };

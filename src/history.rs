@@ -11,7 +11,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use serde::Serialize;
 
 use crate::item::{AttributeValue, Item};
-use crate::report::{saved, units, usd};
+use crate::report::{negative, saved, units, usd};
 
 /// The counts and units of one table in one run, or summed over runs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -21,8 +21,12 @@ pub struct Figures {
     /// Items skipped because their content had not changed.
     pub unchanged: u64,
     pub deleted: u64,
-    /// Rows rejected plus items not written.
+    /// Rows rejected plus items not written (those whose write may or may not have happened are
+    /// in `unknown` instead).
     pub not_written: u64,
+    /// Items that may or may not have been written: DynamoDB answered a call that held them with
+    /// a server error or not at all.
+    pub unknown: u64,
     /// Items without a source row left in place although the mapping deletes them: the
     /// mass-delete guard refused the deletes, or rows without a key held them.
     pub deletes_refused: u64,
@@ -47,7 +51,8 @@ impl Figures {
             updated: count("updated"),
             unchanged: count("unchanged"),
             deleted: count("deleted"),
-            not_written: count("rejected") + count("failed"),
+            not_written: (count("rejected") + count("failed")).saturating_sub(count("unknown")),
+            unknown: count("unknown"),
             deletes_refused: count("deletes_refused"),
             write_units: num("write_units"),
             read_units: num("read_units"),
@@ -64,6 +69,7 @@ impl Figures {
         self.unchanged += o.unchanged;
         self.deleted += o.deleted;
         self.not_written += o.not_written;
+        self.unknown += o.unknown;
         self.deletes_refused += o.deletes_refused;
         self.write_units += o.write_units;
         self.read_units += o.read_units;
@@ -107,13 +113,19 @@ pub struct RunRecord {
 impl RunRecord {
     /// `incremental`, or `incremental from=2025-01-01 to=2025-02-01` for a run with parameters,
     /// then `(interrupted, exit 5)` for a run that did not complete, or `(completed, exit 3, 10
-    /// deletes refused)` for one that left something undone.
+    /// deletes refused)` for one that left something undone (`, 5 outcome unknown` for items that
+    /// may or may not have been written).
     pub fn described_mode(&self) -> String {
         let params = self.params.iter().map(|(k, v)| format!(" {k}={v}"));
-        let refused =
-            (self.total.deletes_refused > 0).then(|| format!(", {} deletes refused", self.total.deletes_refused));
+        let mut left = String::new();
+        if self.total.deletes_refused > 0 {
+            left.push_str(&format!(", {} deletes refused", self.total.deletes_refused));
+        }
+        if self.total.unknown > 0 {
+            left.push_str(&format!(", {} outcome unknown", self.total.unknown));
+        }
         let outcome = (self.outcome != "completed" || self.exit_code != 0)
-            .then(|| format!(" ({}, exit {}{})", self.outcome, self.exit_code, refused.unwrap_or_default()));
+            .then(|| format!(" ({}, exit {}{left})", self.outcome, self.exit_code));
         std::iter::once(self.mode.clone()).chain(params).chain(outcome).collect()
     }
 }
@@ -226,7 +238,7 @@ fn cells(first: Vec<String>, f: &Figures) -> Vec<Cell> {
         units(f.write_units),
         usd(f.cost_usd),
         usd(f.potential_usd),
-        saved(f.saved_usd, f.saved_percent()),
+        saved(f.saved_usd, f.potential_usd),
     ];
     first
         .into_iter()
@@ -253,7 +265,7 @@ pub fn render_history(environment: &str, runs: &[RunRecord]) -> String {
         t.add_row(cells(vec![started, run.described_mode()], &run.total));
     }
     let mut out = format!("{environment}: {} runs\n{t}\n", runs.len());
-    if runs.iter().any(|r| r.total.saved_usd < 0.0) {
+    if runs.iter().any(|r| negative(r.total.saved_usd)) {
         out.push_str(
             "* Saved is negative where the diff's Scan cost more than the writes it spared: rewriting every item \
              without a Scan would have cost less.\n",
@@ -294,12 +306,19 @@ pub fn render_summary(s: &Summary) -> String {
         usd(s.total.cost_usd),
         usd(s.total.potential_usd)
     ));
-    if s.total.saved_usd < 0.0 {
+    if negative(s.total.saved_usd) {
         out.push_str(&format!(
             "* Saved is negative: the diffs' Scans read {} units, which cost more than the writes they spared; \
              rewriting every item without a Scan would have cost {} less.\n",
             units(s.total.read_units),
             usd(-s.total.saved_usd)
+        ));
+    }
+    if s.total.unknown > 0 {
+        out.push_str(&format!(
+            "{} items may or may not have been written (DynamoDB answered with a server error or not at all; \
+             history shows which runs).\n",
+            s.total.unknown
         ));
     }
     if s.total.deletes_refused > 0 {
@@ -313,7 +332,7 @@ pub fn render_summary(s: &Summary) -> String {
 }
 
 /// The CSV columns of [`Figures`], after the leading ones.
-const CSV_FIGURES: [&str; 12] = [
+const CSV_FIGURES: [&str; 13] = [
     "created",
     "updated",
     "unchanged",
@@ -326,10 +345,11 @@ const CSV_FIGURES: [&str; 12] = [
     "potential_usd",
     "saved_usd",
     "deletes_refused",
+    "unknown",
 ];
 
 impl Figures {
-    fn csv_fields(&self) -> [String; 12] {
+    fn csv_fields(&self) -> [String; 13] {
         [
             self.created.to_string(),
             self.updated.to_string(),
@@ -343,6 +363,7 @@ impl Figures {
             format!("{:.8}", self.potential_usd),
             format!("{:.8}", self.saved_usd),
             self.deletes_refused.to_string(),
+            self.unknown.to_string(),
         ]
     }
 }
@@ -360,8 +381,17 @@ fn csv<'a>(leading: &[&str], rows: impl Iterator<Item = (Vec<String>, &'a Figure
 
 /// One CSV row per run.
 pub fn history_csv(runs: &[RunRecord]) -> Result<String, csv::Error> {
-    let rows = runs.iter().map(|r| (vec![r.started_at.clone(), r.finished_at.clone(), r.described_mode()], &r.total));
-    csv(&["started_at", "finished_at", "mode"], rows)
+    let rows = runs.iter().map(|r| {
+        let leading = vec![
+            r.started_at.clone(),
+            r.finished_at.clone(),
+            r.described_mode(),
+            r.outcome.clone(),
+            r.exit_code.to_string(),
+        ];
+        (leading, &r.total)
+    });
+    csv(&["started_at", "finished_at", "mode", "outcome", "exit_code"], rows)
 }
 
 /// One CSV row per table, then `total`.
@@ -402,6 +432,7 @@ mod tests {
                 cost: Savings::new(&prices, w + 1.0, r, p + 1.0),
                 rejected: vec![],
                 failed: vec![],
+                unknown: 0,
                 entities: vec![],
             }
         };

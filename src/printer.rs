@@ -117,7 +117,9 @@ impl Printer {
                     r.table, o.written, o.consumed_units
                 ));
                 for f in &o.failed {
-                    out.push_str(&format!("  not written: {}: {}\n", f.key, f.reason));
+                    // An item whose outcome is unknown says so in its reason; it is not called unwritten.
+                    let label = if f.reason.starts_with(crate::writer::OUTCOME_UNKNOWN) { "" } else { "not written: " };
+                    out.push_str(&format!("  {label}{}: {}\n", f.key, f.reason));
                 }
             }
             out

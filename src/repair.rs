@@ -9,7 +9,14 @@
 //! key now; a rejected row's stored item is kept (stale), as a sync keeps it, and deletes pass the
 //! sync's guards (rows without a key, `max_delete_fraction` unless `--allow-mass-delete`). An item
 //! edited in DynamoDB whose stored hash still matches is rewritten whole, content and hash. A dry
-//! run writes nothing, takes no lock and records nothing.
+//! run writes nothing, takes no lock and records nothing; it prices its writes and deletes as
+//! DynamoDB bills them, from the stored items the verify read.
+//!
+//! Its record is a sync's ([`crate::report::RunReport::record`], mode `repair`), with the exit code
+//! the process exits with ([`RepairReport::settle_exit`]); its full rewrite is what `sync --clean`,
+//! the alternative it replaces, would write. Deletes count as refused only when a guard refused
+//! them on a mapping that deletes; deletes DynamoDB did not carry out are items not written; a
+//! repair stopped before it read the whole source did not look for extras.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -23,7 +30,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::build::{Reject, TablePlan};
-use crate::cost::Savings;
+use crate::cost::{self, Footprint, Savings};
 use crate::diff::{self, LeaveOut};
 use crate::dynamo::Dynamo;
 use crate::guard::Guarded;
@@ -71,18 +78,29 @@ pub struct TableRepair {
     /// Extra items deleted (in a dry run, to be deleted), and their keys.
     pub deleted: u64,
     pub deleted_keys: Vec<String>,
-    /// Extra items left in place, and why (`delete_missing` is off, a guard, a stop).
+    /// Extra items left in place, and why (`delete_missing` is off, a guard, a stop). Deletes
+    /// DynamoDB did not carry out are not among them: they are in `failed`.
     pub kept: u64,
     pub kept_reason: Option<String>,
+    /// A guard (`max_delete_fraction`, rows without a key) refused the deletes of a mapping that
+    /// deletes extras: the run record's refused deletes.
+    #[serde(skip)]
+    pub refused: bool,
+    /// The repair stopped before it had read the whole source: the extras were not looked for.
+    #[serde(skip)]
+    pub stopped: bool,
     /// The mapping deletes extras (`delete_missing = true`): the run record's orphan hint.
     #[serde(skip)]
     pub delete_missing: bool,
     /// Differences the source settled since the verify read it: keys found missing or differing
     /// that no source row gives now, and extras a source row gives now. Nothing was done to them.
     pub settled: u64,
-    /// Items DynamoDB did not accept (or that were not sent after a stop), with the reason.
+    /// Items DynamoDB did not confirm it wrote (or that were not sent after a stop), with the reason.
     pub failed: Vec<Reject>,
-    /// Write units DynamoDB reported (estimated from item sizes in a dry run).
+    /// Of those, items that may or may not have been written (see the sync's `unknown`).
+    pub unknown: u64,
+    /// Write units DynamoDB reported (in a dry run, what DynamoDB will bill by its rules, from the
+    /// items to write and the stored items they replace or delete, index entries included).
     pub write_units: f64,
     /// Read units of the verify that found the differences.
     pub read_units: f64,
@@ -91,6 +109,14 @@ pub struct TableRepair {
     pub retries: u64,
     pub throttled: u64,
     pub cost: Savings,
+    /// In a dry run, items priced from their size alone (the verify did not keep their stored
+    /// form): the write units are an estimate for those.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unpriced: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What a repair did.
@@ -101,7 +127,10 @@ pub struct RepairReport {
     pub started_at: String,
     pub finished_at: String,
     pub dry_run: bool,
-    /// `measured` (DynamoDB's figures) or `estimated from item sizes` (a dry run).
+    /// `measured` (DynamoDB's figures) or, in a dry run, `estimated from item sizes`: as a sync's
+    /// dry run, priced as DynamoDB bills, from the sizes and index entries of the items to write and
+    /// of the stored items the verify read (an item it did not keep is priced from its own size
+    /// alone, and a note says so).
     pub units: &'static str,
     /// Tables the verify read by sample: only the differences the sample found were repaired.
     pub sampled: Vec<String>,
@@ -119,6 +148,15 @@ impl RepairReport {
     /// Whether something is left that a person must look at: items not written, extras kept.
     pub fn has_losses(&self) -> bool {
         self.tables.iter().any(|t| !t.failed.is_empty() || t.kept > 0)
+    }
+
+    /// Sets the exit code of a repair that completed but left something to look at (3): a dry
+    /// run, items not written, extras kept, or rows the source rejects (`rejected`), so that the
+    /// report and the run record carry the code the process exits with.
+    pub fn settle_exit(&mut self, rejected: bool) {
+        if self.outcome.status == "completed" && (self.dry_run || rejected || self.has_losses()) {
+            self.outcome.exit_code = crate::exit::Exit::Differences as u8;
+        }
     }
 }
 
@@ -298,6 +336,7 @@ pub async fn run(
         outcome: Outcome::of(error.as_ref(), crate::exit_for),
         notes,
     };
+    report.settle_exit(verified.report.tables.iter().any(|t| t.rejected > 0));
     if !options.dry_run {
         let params = verified.params.used_by(&verified.tables.iter().map(|t| t.0).collect::<Vec<_>>());
         if let Some(failed) = record(&dynamo, profile, &report, params).await {
@@ -327,12 +366,13 @@ async fn record(
             updated: t.updated,
             unchanged: 0,
             stale: 0,
-            orphans: t.extra,
-            orphans_counted: true,
+            // A stopped repair did not look for extras; only a guard's refusal is a refused delete.
+            orphans: if t.stopped { 0 } else { t.extra },
+            orphans_counted: !t.stopped,
             delete_missing: t.delete_missing,
             deleted: t.deleted,
             deleted_keys: t.deleted_keys.clone(),
-            deletes_refused: t.kept_reason.clone(),
+            deletes_refused: t.kept_reason.clone().filter(|_| t.refused),
             write_units: t.write_units,
             read_units: t.read_units,
             potential_write_units: t.full_rewrite_units,
@@ -341,6 +381,7 @@ async fn record(
             cost: t.cost,
             rejected: Vec::new(),
             failed: t.failed.clone(),
+            unknown: t.unknown,
             entities: Vec::new(),
         })
         .collect();
@@ -416,15 +457,19 @@ async fn repair_table(
         deleted_keys: Vec::new(),
         kept: 0,
         kept_reason: None,
+        refused: false,
+        stopped: false,
         delete_missing: mapping.delete_missing,
         settled: 0,
         failed: Vec::new(),
+        unknown: 0,
         write_units: 0.0,
         read_units: found.read_units,
         full_rewrite_units: full_units as f64,
         retries: 0,
         throttled: 0,
         cost: Savings::new(&run.profile.prices, 0.0, 0.0, 0.0),
+        unpriced: 0,
     };
     let bar = run.printer.writes(format!("{table}: repairing"));
     let writer = (!run.options.dry_run).then(|| {
@@ -435,6 +480,8 @@ async fn repair_table(
     // The keys of the missing items sent, to tell created from updated when some fail.
     let mut created_keys = HashSet::new();
     let mut estimated = 0u64;
+    // Items whose stored form the verify did not keep: priced from their size alone.
+    let mut unpriced = 0u64;
     let (mut keyless, mut first_keyless, mut leave_out) = (0usize, String::new(), LeaveOut::default());
     let mut halt = None;
     'read: for (entity, entity_plan) in mapping.entities.iter().zip(&plan.entities) {
@@ -487,7 +534,17 @@ async fn repair_table(
                     } else {
                         r.updated += 1;
                     }
-                    estimated += built.units;
+                    // Priced as DynamoDB bills it: against the stored item the verify read (a
+                    // missing item replaces nothing).
+                    let new = Footprint::of(&built.item, &key_names, &fixes.indexes);
+                    estimated += match fixes.stored.get(&built.key) {
+                        Some(old) => cost::put_units(Some(old), &new),
+                        None if missing => cost::put_units(None, &new),
+                        None => {
+                            unpriced += 1;
+                            built.units
+                        }
+                    };
                     if let Some(tx) = &tx {
                         bar.inc_length(1);
                         let pending = Pending { key: built.key, request: Request::Put(built.item), units: built.units };
@@ -532,10 +589,12 @@ async fn repair_table(
     r.created = r.created.saturating_sub(failed_created);
     r.updated = r.updated.saturating_sub(outcome.failed.len() as u64 - failed_created);
     r.write_units = if run.options.dry_run { estimated as f64 } else { outcome.consumed_units };
-    (r.retries, r.throttled, r.failed) = (outcome.retries, outcome.throttled, outcome.failed);
+    (r.retries, r.throttled, r.failed, r.unknown) =
+        (outcome.retries, outcome.throttled, outcome.failed, outcome.unknown);
 
     // Deletes: only after the whole source was read, as in a sync.
     let stopped = halt.is_some() || run.stop.requested().is_some();
+    r.stopped = stopped;
     if !delete.is_empty() {
         let orphans = delete.len() as u64;
         let guard = if stopped {
@@ -553,13 +612,29 @@ async fn repair_table(
             })
         };
         match guard {
-            Err(reason) => (r.kept, r.kept_reason) = (orphans, Some(reason)),
+            Err(reason) => {
+                r.refused = !stopped && mapping.delete_missing;
+                (r.kept, r.kept_reason) = (orphans, Some(reason));
+            }
             Ok(()) => {
                 let doomed: Vec<(Digest, Item)> = delete.into_iter().collect();
                 r.deleted_keys = doomed.iter().map(|(_, k)| item::describe_key(k, &key_names)).collect();
                 if run.options.dry_run {
                     r.deleted = doomed.len() as u64;
-                    r.write_units += r.deleted as f64; // a delete costs at least one unit
+                    // A delete is billed on the item removed and its index entries.
+                    let units: u64 = doomed
+                        .iter()
+                        .map(|(d, _)| {
+                            fixes.stored.get(d).map_or_else(
+                                || {
+                                    unpriced += 1;
+                                    1
+                                },
+                                Footprint::delete_units,
+                            )
+                        })
+                        .sum();
+                    r.write_units += units as f64;
                 } else {
                     let done = delete_items(run, (table, &key_names), fence, doomed).await;
                     r.deleted = done.written;
@@ -568,19 +643,14 @@ async fn repair_table(
                     r.write_units += done.consumed_units;
                     r.retries += done.retries;
                     r.throttled += done.throttled;
-                    r.kept = done.failed.len() as u64;
-                    if r.kept > 0 {
-                        r.kept_reason = Some(format!(
-                            "{} of {orphans} extra items were not deleted (listed as not written); the next repair \
-                             deletes them",
-                            r.kept
-                        ));
-                    }
+                    // Deletes DynamoDB did not carry out are items not written, not refused ones.
                     r.failed.extend(done.failed);
+                    r.unknown += done.unknown;
                 }
             }
         }
     }
+    r.unpriced = unpriced;
     r.cost = Savings::new(&run.profile.prices, r.write_units, r.read_units, r.full_rewrite_units);
     let failure = match halt {
         Some(Halt::Failed(e)) => Some(e),
@@ -640,7 +710,7 @@ impl RepairReport {
                 t.extra.to_string(),
                 (t.created + t.updated).to_string(),
                 t.deleted.to_string(),
-                t.failed.len().to_string(),
+                (t.failed.len() as u64 - t.unknown).to_string(),
                 crate::report::units(t.write_units),
                 usd(t.cost.actual),
                 usd(t.cost.potential),
@@ -662,6 +732,13 @@ impl RepairReport {
             crate::report::units(self.read_units)
         ));
         for t in &self.tables {
+            if t.unpriced > 0 {
+                out.push_str(&format!(
+                    "{}: {} items priced from their size alone (the verify did not keep them as stored): the write \
+                     units are an estimate\n",
+                    t.table, t.unpriced
+                ));
+            }
             out.push_str(&crate::report::deleted_lines(&t.table, &t.deleted_keys, self.dry_run));
             if let Some(reason) = &t.kept_reason {
                 out.push_str(&format!("{}: {} extra items kept: {reason}\n", t.table, t.kept));
@@ -673,8 +750,12 @@ impl RepairReport {
                     t.table, t.settled
                 ));
             }
+            if t.unknown > 0 {
+                out.push_str(&format!("{}: {}\n", t.table, crate::report::unknown_line(t.unknown)));
+            }
             if !t.failed.is_empty() {
-                out.push_str(&format!("{}: {} items not written:\n", t.table, t.failed.len()));
+                let heading = if t.unknown > 0 { "not confirmed written" } else { "not written" };
+                out.push_str(&format!("{}: {} items {heading}:\n", t.table, t.failed.len()));
                 for f in t.failed.iter().take(20) {
                     out.push_str(&format!("  {}: {}\n", f.key, f.reason));
                 }
@@ -721,9 +802,13 @@ mod tests {
             deleted_keys: Vec::new(),
             kept: 1,
             kept_reason: Some("left in place: the mapping lessons does not set delete_missing (…)".into()),
+            refused: false,
+            stopped: false,
+            unpriced: 0,
             settled: 0,
             delete_missing: false,
             failed: Vec::new(),
+            unknown: 0,
             write_units: 3.0,
             read_units: 40.0,
             full_rewrite_units: 80.0,

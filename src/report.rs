@@ -42,8 +42,9 @@ pub struct TableReport {
     pub deleted: u64,
     /// The keys of the items deleted (or to be deleted, in a dry run).
     pub deleted_keys: Vec<String>,
-    /// Why the orphans were not deleted although `delete_missing` is on: the mass-delete guard,
-    /// rows whose key could not be built, or deletes DynamoDB did not confirm.
+    /// Why the orphans were not deleted although `delete_missing` is on: the mass-delete guard or
+    /// rows whose key could not be built. Deletes DynamoDB did not carry out are not refused ones:
+    /// they are in `failed`.
     pub deletes_refused: Option<String>,
     /// Write units DynamoDB reported, deletes and index writes included. In a dry run, what
     /// DynamoDB will bill by its rules, from the sizes of the items to write and of the stored items
@@ -60,8 +61,12 @@ pub struct TableReport {
     pub cost: Savings,
     /// Rows that could not become items.
     pub rejected: Vec<Reject>,
-    /// Items DynamoDB did not accept.
+    /// Items DynamoDB did not confirm it wrote, with the reason.
     pub failed: Vec<Reject>,
+    /// Of those, items that may or may not have been written (a call that held them was answered
+    /// with a server error or not at all; their reason says so): not counted as not written, and
+    /// their write units, which DynamoDB did not report, are not in `write_units`.
+    pub unknown: u64,
     /// The counts per entity, for a table fed by several queries.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub entities: Vec<EntityReport>,
@@ -156,7 +161,10 @@ pub struct Totals {
     /// Items without a source row left in place in those tables.
     pub deletes_refused_items: u64,
     pub rejected: u64,
+    /// Items not confirmed written, `unknown` included.
     pub failed: u64,
+    /// Items that may or may not have been written (see `TableReport::unknown`).
+    pub unknown: u64,
     pub write_units: f64,
     pub read_units: f64,
     pub potential_write_units: f64,
@@ -182,6 +190,7 @@ impl Totals {
             deletes_refused_items: sum(TableReport::refused_items),
             rejected: sum(|t| t.rejected.len() as u64),
             failed: sum(|t| t.failed.len() as u64),
+            unknown: sum(|t| t.unknown),
             write_units,
             read_units,
             potential_write_units: potential,
@@ -192,22 +201,55 @@ impl Totals {
     }
 }
 
-/// Dollars with cents for large sums and six decimals for the small ones a nightly sync costs.
+/// Dollars with cents for large sums and six decimals for the small ones a nightly sync costs;
+/// an amount six decimals would show as zero gets two significant digits (`$0.00000031`), so that no
+/// amount that is not zero shows as zero, and none shows a sign on zero.
 pub(crate) fn usd(v: f64) -> String {
-    if v < 0.0 {
-        return format!("-{}", usd(-v));
-    }
     if v.abs() >= 1.0 {
-        format!("${v:.2}")
+        return format!("{}${:.2}", if v < 0.0 { "-" } else { "" }, v.abs());
+    }
+    let text = format!("${:.*}", decimals(v.abs(), 6, 12), v.abs());
+    let zero = text.bytes().all(|b| matches!(b, b'$' | b'0' | b'.'));
+    if v < 0.0 && !zero {
+        format!("-{text}")
     } else {
-        format!("${v:.6}")
+        text
     }
 }
 
-/// The saving with its percentage; a negative one is marked, and explained under the table.
-pub(crate) fn saved(saved: f64, percent: f64) -> String {
-    let mark = if saved < 0.0 { " *" } else { "" };
-    format!("{} ({percent:.1}%){mark}", usd(saved))
+/// `least` decimals, or, when those would show `v` as zero, enough for two significant digits
+/// (at most `most`).
+fn decimals(v: f64, least: usize, most: usize) -> usize {
+    if v == 0.0 || !v.is_finite() || v >= 0.5 * 10f64.powi(-(least as i32)) {
+        return least;
+    }
+    let first = (-v.log10().floor()) as i64; // the place of the first significant digit
+    ((first + 1).max(least as i64) as usize).min(most)
+}
+
+/// A percentage with one decimal, or more when one would show a value that is not zero as zero;
+/// never a sign on zero.
+fn percent(p: f64) -> String {
+    let text = format!("{:.*}", decimals(p.abs(), 1, 4), p.abs());
+    let zero = text.bytes().all(|b| matches!(b, b'0' | b'.'));
+    format!("{}{text}%", if p < 0.0 && !zero { "-" } else { "" })
+}
+
+/// Whether a saving shows as negative (a difference below what [`usd`] shows is none).
+pub(crate) fn negative(saved: f64) -> bool {
+    usd(saved).starts_with('-')
+}
+
+/// The saving with its percentage of the full rewrite (none when nothing would have been
+/// written); a negative one is marked, and explained under the table.
+pub(crate) fn saved(saved: f64, potential: f64) -> String {
+    let amount = usd(saved);
+    let mark = if negative(saved) { " *" } else { "" };
+    if potential > 0.0 {
+        format!("{amount} ({}){mark}", percent(crate::cost::saved_percent(saved, potential)))
+    } else {
+        format!("{amount}{mark}")
+    }
 }
 
 /// Why a saving is negative: the diff's Scan cost more than the writes it spared.
@@ -218,6 +260,16 @@ pub(crate) fn negative_saving(name: &str, cost: &Savings, read_units: f64, price
         units(read_units),
         usd(prices.cost(0.0, read_units)),
         usd(-cost.saved)
+    )
+}
+
+/// What is known of items whose write may or may not have happened.
+pub(crate) fn unknown_line(n: u64) -> String {
+    format!(
+        "{n} items may or may not have been written: DynamoDB answered a call that held them with a server error \
+         or not at all, after which it may have applied it (listed below with the rows not written); they are \
+         counted neither as written nor as not written, and their write units are unknown (the write units above \
+         leave them out); a verify finds out, and the next sync rewrites any that differ"
     )
 }
 
@@ -314,7 +366,7 @@ impl RunReport {
                 Cell::new(units(r)),
                 Cell::new(usd(cost.actual)),
                 Cell::new(usd(cost.potential)),
-                Cell::new(saved(cost.saved, cost.saved_percent)),
+                Cell::new(saved(cost.saved, cost.potential)),
             ];
             for cell in cells.iter_mut().skip(1) {
                 *cell = cell.clone().set_alignment(CellAlignment::Right);
@@ -322,7 +374,7 @@ impl RunReport {
             cells
         };
         for t in &self.tables {
-            let not_written = (t.rejected.len() + t.failed.len()) as u64;
+            let not_written = (t.rejected.len() + t.failed.len()) as u64 - t.unknown;
             let counts = [t.created, t.updated, t.unchanged, t.deleted, not_written];
             table.add_row(row(&t.table, counts, t.write_units, t.read_units, &t.cost));
             for e in &t.entities {
@@ -337,7 +389,7 @@ impl RunReport {
             }
         }
         let tot = &self.total;
-        let counts = [tot.created, tot.updated, tot.unchanged, tot.deleted, tot.rejected + tot.failed];
+        let counts = [tot.created, tot.updated, tot.unchanged, tot.deleted, tot.rejected + tot.failed - tot.unknown];
         table.add_row(row("total", counts, tot.write_units, tot.read_units, &tot.cost));
         let mode = match (self.dry_run, self.clean) {
             (true, true) => "dry run of a clean load: nothing was written",
@@ -356,26 +408,33 @@ impl RunReport {
         }
         out.push_str(&format!("{table}\n"));
         out.push_str(&format!("Write units are {}; prices {}.\n", self.units, self.prices.source));
-        if tot.failed > 0 {
+        if tot.failed > tot.unknown {
             out.push_str(&format!(
                 "new and updated count only the items DynamoDB confirmed; {} items were not written (listed below).\n",
-                tot.failed
+                tot.failed - tot.unknown
             ));
+        }
+        if tot.unknown > 0 {
+            out.push_str(&format!("{}\n", unknown_line(tot.unknown)));
         }
         let costly: Vec<(&str, &Savings, f64)> = self
             .tables
             .iter()
             .map(|t| (t.table.as_str(), &t.cost, t.read_units))
-            .filter(|(_, c, _)| c.saved < 0.0)
+            .filter(|(_, c, _)| negative(c.saved))
             .collect();
         for (name, cost, read) in &costly {
             out.push_str(&format!("{}\n", negative_saving(name, cost, *read, &self.prices)));
         }
-        if tot.cost.saved < 0.0 && self.tables.len() > 1 {
+        if negative(tot.cost.saved) && self.tables.len() > 1 {
             out.push_str(&format!("{}\n", negative_saving("total", &tot.cost, tot.read_units, &self.prices)));
         }
-        if tot.retries > 0 {
-            out.push_str(&format!("Retried calls: {} ({} writes throttled).\n", tot.retries, tot.throttled));
+        if tot.retries + tot.throttled > 0 {
+            out.push_str(&format!(
+                "Calls sent again: {} (BatchWriteItem calls and Scan pages, each resend counted); BatchWriteItem \
+                 calls answered with throttling or unprocessed items: {}.\n",
+                tot.retries, tot.throttled
+            ));
         }
         if let Some(path) = &self.backup {
             out.push_str(&format!("Backup taken before the clean load: {path}\n"));
@@ -392,6 +451,7 @@ impl RunReport {
                 }
                 let kept = match what {
                     "rejected" if t.stale > 0 => format!(" ({} stored items kept, now stale)", t.stale),
+                    _ if t.unknown > 0 => format!(" or of unknown outcome ({} of them)", t.unknown),
                     _ => String::new(),
                 };
                 out.push_str(&format!("{}: {} rows {what}{kept}:\n", t.table, list.len()));
@@ -433,6 +493,7 @@ impl RunReport {
                     ("deletes_refused", n(t.refused_items() as f64)),
                     ("rejected", n(t.rejected.len() as f64)),
                     ("failed", n(t.failed.len() as f64)),
+                    ("unknown", n(t.unknown as f64)),
                     ("write_units", n(t.write_units)),
                     ("read_units", n(t.read_units)),
                     ("potential_write_units", n(t.potential_write_units)),
@@ -463,6 +524,7 @@ impl RunReport {
             ("deletes_refused", n(tot.deletes_refused_items as f64)),
             ("rejected", n(tot.rejected as f64)),
             ("failed", n(tot.failed as f64)),
+            ("unknown", n(tot.unknown as f64)),
             ("write_units", n(tot.write_units)),
             ("read_units", n(tot.read_units)),
             ("potential_write_units", n(tot.potential_write_units)),
@@ -483,13 +545,15 @@ impl RunReport {
     }
 }
 
-/// A run other than a sync that writes to DynamoDB (`restore`, `verify --repair`), kept in the
-/// metadata table as a sync's run is, so that `history` lists it with its mode, outcome and exit
-/// code, and `report` counts its write units. Its "full rewrite" is what it cost: it saves nothing.
+/// A restore, kept in the metadata table as a sync's run is, so that `history` lists it with its
+/// mode, outcome and exit code, and `report` counts its write units. Its "full rewrite" is what it
+/// cost: it saves nothing, as nothing cheaper does its work. (A `verify --repair` is recorded as a
+/// sync is, [`RunReport::record`] with mode `repair`: its alternative is `sync --clean`, so its full
+/// rewrite is what that would write, and it is credited with the difference.)
 #[derive(Debug, Clone)]
 pub struct OperationRun {
     pub environment: String,
-    /// `restore` or `repair`: what `history` shows as the run's mode.
+    /// `restore`: what `history` shows as the run's mode.
     pub mode: &'static str,
     pub started_at: String,
     pub finished_at: String,
@@ -677,6 +741,26 @@ pub fn deleted_lines(table: &str, keys: &[String], dry_run: bool) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn small_amounts_keep_their_digits_and_zero_has_no_sign() {
+        assert_eq!(usd(0.000402), "$0.000402");
+        assert_eq!(usd(12.345), "$12.35");
+        assert_eq!(usd(-12.345), "-$12.35");
+        // Too small for six decimals: two significant digits, with the sign.
+        assert_eq!(usd(-0.00000031), "-$0.00000031");
+        assert_eq!(usd(0.0000000137), "$0.000000014");
+        assert_eq!(usd(-0.0), "$0.000000");
+        assert_eq!(usd(-1e-15), "$0.000000000000");
+        assert!(!negative(-1e-15));
+        // A negative saving that rounds to zero at one decimal keeps its digits, sign and mark.
+        assert_eq!(saved(-0.00000031, 0.0000625), "-$0.00000031 (-0.5%) *");
+        assert_eq!(saved(-0.000000003, 0.0000625), "-$0.0000000030 (-0.0048%) *");
+        // Nothing would have been written: no percentage of nothing.
+        assert_eq!(saved(-0.00000013, 0.0), "-$0.00000013 *");
+        assert_eq!(saved(0.0, 0.0), "$0.000000");
+        assert_eq!(saved(0.5, 1.0), "$0.500000 (50.0%)");
+    }
+
     fn table(name: &str, created: u64, unchanged: u64) -> TableReport {
         let prices = Prices::builtin("us-east-1").unwrap();
         let (w, r, p) = (created as f64, 2.0, (created + unchanged) as f64);
@@ -701,6 +785,7 @@ mod tests {
             cost: Savings::new(&prices, w, r, p),
             rejected: vec![],
             failed: vec![],
+            unknown: 0,
             entities: vec![],
         }
     }
@@ -744,12 +829,10 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "dev (us-east-1), incremental sync");
         assert!(text.contains("│ t-lessons ┆  45 ┆       0 ┆       143 ┆       0 ┆"), "{text}");
-        assert!(
-            text.contains(
-                "│ total     ┆  45 ┆       0 ┆       155 ┆       0 ┆           0 ┆          45 ┆          4 ┆ $0.000029 ┆"
-            ),
-            "{text}"
-        );
+        let total = "│ total     ┆  45 ┆       0 ┆       155 ┆       0 ┆           0 ┆          45 ┆          4 ┆";
+        assert!(text.lines().any(|l| l.starts_with(total) && l.contains(" $0.000029 ┆")), "{text}");
+        // Two read units cost less than a millionth of a dollar: shown, not rounded to nothing.
+        assert!(text.contains(" $0.00000025 ┆"), "{text}");
         assert!(text.contains("Write units are measured; prices built-in 2024-11-01 us-east-1."), "{text}");
     }
 

@@ -1012,21 +1012,18 @@ async fn sync_table(
                     let done = delete(run, p, doomed).await?;
                     deletes.count = done.written;
                     if !done.failed.is_empty() {
-                        // The report lists only what was deleted; the rest are with the rows not written.
+                        // The report lists only what was deleted; the rest are with the rows not
+                        // written (no guard refused them: they are not refused deletes).
                         let missed: std::collections::HashSet<&str> =
                             done.failed.iter().map(|r| r.key.as_str()).collect();
                         deletes.keys.retain(|k| !missed.contains(k.as_str()));
-                        deletes.refused = Some(format!(
-                            "{} of {orphans} items without a source row were not deleted (listed below as not \
-                             written); the next run deletes them",
-                            done.failed.len()
-                        ));
                     }
                     outcome.consumed_units += done.consumed_units;
                     outcome.retries += done.retries;
                     outcome.throttled += done.throttled;
                     outcome.failed.extend(done.failed);
                     outcome.failed_keys.extend(done.failed_keys);
+                    outcome.unknown += done.unknown;
                 } else {
                     deletes.count = deletes.keys.len() as u64;
                     let old = tally.footprints.as_ref().map(|(old, _)| old);
@@ -1040,8 +1037,9 @@ async fn sync_table(
     }
     let write_units =
         if run.options.dry_run { (tally.changed_units + delete_units) as f64 } else { outcome.consumed_units };
-    // A full rewrite writes the changed items (as billed) and the unchanged ones (estimated).
-    let potential_write_units = write_units + tally.unchanged_units as f64;
+    // A full rewrite writes the changed items (as billed, and those not written as estimated) and
+    // the unchanged ones (estimated), whatever happened to the writes.
+    let potential_write_units = write_units + outcome.failed_units as f64 + tally.unchanged_units as f64;
     let report = TableReport {
         table: table.clone(),
         table_created: run.options.clean || !p.exists,
@@ -1064,6 +1062,7 @@ async fn sync_table(
         rejected: tally.rejected,
         entities: tally.entities,
         failed: outcome.failed,
+        unknown: outcome.unknown,
     };
     Ok((report, failure))
 }

@@ -49,11 +49,22 @@ pub enum TargetError {
     /// Retrying cannot help: a missing table, access denied.
     #[error("{0}")]
     Fatal(String),
+    /// The call was sent and its answer given up on (the lease ran out, the drain after a stop
+    /// ended): it may or may not have been carried out, and it is not sent again.
+    #[error("{0}")]
+    Unanswered(String),
 }
 
 impl TargetError {
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, TargetError::Fatal(_) | TargetError::Invalid(_))
+        !matches!(self, TargetError::Fatal(_) | TargetError::Invalid(_) | TargetError::Unanswered(_))
+    }
+
+    /// Whether the request may have been carried out although it failed: a server error (5xx) or
+    /// no answer at all (a timeout, a connection dropped after sending, an answer given up on).
+    /// A throttled or refused request was not carried out.
+    pub fn may_have_written(&self) -> bool {
+        matches!(self, TargetError::Transient(_) | TargetError::Unanswered(_))
     }
 }
 

@@ -2,8 +2,10 @@
 //!
 //! The source side is read in full (it costs nothing in DynamoDB): every row is built into its item
 //! and kept as key digest → content hash. The target side is hashed from the items as stored,
-//! never from the stored hash attribute, so that an item edited in DynamoDB by someone else is
-//! caught even though its stored hash still matches (a sync would not rewrite it). `--full` scans
+//! never taken from the stored hash attribute, so that an item edited in DynamoDB by someone else
+//! is caught even though its stored hash still matches (a sync would not rewrite it); and the
+//! stored hash attribute must be the content's too, so that an item whose hash was removed or
+//! altered (which a sync would rewrite) is caught although its content matches. `--full` scans
 //! every item; a sample reads N source keys with BatchGetItem and N target items with one limited
 //! Scan from a random segment, so that it costs about 2N reads whatever the table's size. A table no
 //! bigger than the sample, or small enough that reading it whole costs less than the sample
@@ -23,7 +25,8 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::build::{Built, TablePlan};
-use crate::dynamo::{Dynamo, Filter};
+use crate::cost::Footprint;
+use crate::dynamo::{Dynamo, Filter, IndexSchema};
 use crate::hash::{self, Digest};
 use crate::item::{self, Item, HASH_ATTR};
 use crate::params::Params;
@@ -140,15 +143,22 @@ impl VerifyReport {
 pub const EDITED: &str = "changed in DynamoDB after ddbsync wrote it";
 pub const SOURCE_CHANGED: &str = "the source changed since the last sync; the next sync rewrites it";
 pub const NOT_OURS: &str = "written by something other than ddbsync (no stored hash); the next sync rewrites it";
+/// The content is the source's, but the stored hash attribute is missing or is not the content's:
+/// a sync would rewrite the item (its hash does not match), so it is a difference.
+pub const HASH_DIFFERS: &str = "not written by ddbsync or edited: its stored hash attribute is missing or not its \
+                                content's; the next sync rewrites it";
 pub const MISSING: &str = "no such item in DynamoDB";
 pub const EXTRA: &str = "no source row gives this key";
 
 /// What a stored item is, given the hash the source expects for its key (`None`: no source row),
-/// the hash of its content as stored, and its stored hash attribute.
+/// the hash of its content as stored, and its stored hash attribute. An item matches only when
+/// both its content and its stored hash are the source's: a sync compares the stored hash, so an
+/// item whose hash attribute was removed or altered is one it would rewrite.
 pub fn judge(expected: Option<&Digest>, content: &Digest, stored: Option<&Digest>) -> Option<&'static str> {
     match expected {
         None => Some(EXTRA),
-        Some(e) if e == content => None,
+        Some(e) if e == content && stored == Some(e) => None,
+        Some(e) if e == content => Some(HASH_DIFFERS),
         Some(e) if stored == Some(e) => Some(EDITED),
         Some(_) if stored.is_none() => Some(NOT_OURS),
         Some(_) => Some(SOURCE_CHANGED),
@@ -179,6 +189,11 @@ pub struct Fixes {
     /// Key → true when the item is missing, false when it differs.
     pub write: HashMap<Digest, bool>,
     pub delete: HashMap<Digest, Item>,
+    /// The [`Footprint`] of each differing and extra item as stored (verify reads whole items), so
+    /// that a repair's dry run prices its writes and deletes as DynamoDB bills them.
+    pub stored: HashMap<Digest, Footprint>,
+    /// The table's indexes, which the footprints are made with.
+    pub indexes: Vec<IndexSchema>,
 }
 
 impl Fixes {
@@ -264,7 +279,8 @@ pub async fn run<'p>(profile: &'p Profile, scope: Scope<'_>, printer: &Printer) 
             source_items: expected.hashes.len() as u64,
             ..TableVerify::default()
         };
-        let mut fixes = Fixes::default();
+        let mut fixes =
+            Fixes { indexes: info.as_ref().map(|i| i.indexes.clone()).unwrap_or_default(), ..Fixes::default() };
         // A parameterised query returns part of the table: without a scope, items it did not
         // return are not extras.
         let filter = params.filter(mapping, &plan.param_types);
@@ -430,7 +446,11 @@ fn compare(
     let stored = item.get(HASH_ATTR).and_then(|v| v.as_s().ok()).and_then(|h| hash::from_hex(h));
     t.compared += u64::from(expected.is_some());
     let describe = || item::describe_key(item, &key_names);
-    match judge(expected.as_ref(), &plan.entities[entity].content_hash(item), stored.as_ref()) {
+    let verdict = judge(expected.as_ref(), &plan.entities[entity].content_hash(item), stored.as_ref());
+    if verdict.is_some() {
+        fixes.stored.insert(key, Footprint::of(item, &key_names, &fixes.indexes));
+    }
+    match verdict {
         None => {}
         Some(EXTRA) => {
             t.extra.push(describe, EXTRA);
@@ -613,10 +633,11 @@ mod tests {
     const C: Digest = [3; 16];
 
     #[test]
-    fn an_item_as_the_source_says_matches_whatever_its_stored_hash() {
+    fn an_item_as_the_source_says_matches_only_with_its_stored_hash() {
         assert_eq!(judge(Some(&A), &A, Some(&A)), None);
-        assert_eq!(judge(Some(&A), &A, None), None);
-        assert_eq!(judge(Some(&A), &A, Some(&B)), None);
+        // The hash attribute removed or altered in DynamoDB: a sync would rewrite the item.
+        assert_eq!(judge(Some(&A), &A, None), Some(HASH_DIFFERS));
+        assert_eq!(judge(Some(&A), &A, Some(&B)), Some(HASH_DIFFERS));
     }
 
     #[test]

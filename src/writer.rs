@@ -9,7 +9,9 @@
 //! Invariants: a batch holds at most 25 items and never the same key twice; every item handed to the
 //! writer ends either written or in [`WriteOutcome::failed`] with its key and the reason; an item
 //! DynamoDB refuses fails alone, never its batch; write units are summed from what DynamoDB reported,
-//! never estimated.
+//! never estimated. An item given up on after a call whose answer was lost or was a server error
+//! (which DynamoDB may have applied) is not said to be unwritten: it is counted in
+//! [`WriteOutcome::unknown`], its reason says it may or may not have been written.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +31,9 @@ use crate::target::{BatchWriter, Request, TargetError};
 /// Longest wait of an item in a window the source does not fill: a trickling source is written as
 /// it is read (in batches of what has come), not when the window is finally full.
 const FLUSH_AFTER: Duration = Duration::from_millis(500);
+
+/// How the reason of an item whose write may or may not have happened begins.
+pub const OUTCOME_UNKNOWN: &str = "outcome unknown";
 
 /// BatchWriteItem's limit on requests per call.
 pub const MAX_BATCH: usize = 25;
@@ -54,6 +59,13 @@ pub struct WriteOutcome {
     pub throttled: u64,
     /// Items that could not be written, with their key and the last error.
     pub failed: Vec<Reject>,
+    /// Of those, items that may have been written all the same: a call that held them was
+    /// answered with a server error or not at all ([`TargetError::may_have_written`]). Their
+    /// reason begins with [`OUTCOME_UNKNOWN`].
+    pub unknown: u64,
+    /// The estimated write units ([`Pending::units`]) of the items not written: what writing
+    /// them would have taken.
+    pub failed_units: u64,
     /// Their key digests, in the same order (`None` for an item without its key attributes), so
     /// that a caller can tell which of its items were not written.
     #[serde(skip)]
@@ -68,6 +80,8 @@ impl WriteOutcome {
         self.throttled += other.throttled;
         self.failed.extend(other.failed);
         self.failed_keys.extend(other.failed_keys);
+        self.unknown += other.unknown;
+        self.failed_units += other.failed_units;
     }
 
     /// Records `requests` as not written, for `reason`.
@@ -127,6 +141,8 @@ async fn attempt<W: BatchWriter>(
     outcome: &mut WriteOutcome,
 ) -> Option<(Vec<Request>, TargetError)> {
     let mut delays = policy.delays();
+    // A call that held these requests may have been applied although it failed.
+    let mut uncertain = false;
     loop {
         let epoch = pace.epoch();
         let error = match writer.write_batch(table, &pending).await {
@@ -147,13 +163,25 @@ async fn attempt<W: BatchWriter>(
             outcome.throttled += 1;
             pace.throttled(epoch);
         }
+        uncertain |= error.may_have_written();
         let delay = if error.is_retryable() { delays.next() } else { None };
         let Some(delay) = delay else {
-            let reason = if error.is_retryable() {
-                format!("not written after {} attempts: {error}", policy.max_attempts)
-            } else {
-                error.to_string()
+            let reason = match (uncertain, &error) {
+                (true, TargetError::Unanswered(_)) => error.to_string(),
+                (true, _) => format!(
+                    "{OUTCOME_UNKNOWN}: DynamoDB answered a call that held it with a server error or not at all, \
+                     so it may or may not have been written (given up after {} attempts, the last: {error}); the \
+                     next run checks",
+                    policy.max_attempts
+                ),
+                (false, _) if error.is_retryable() => {
+                    format!("not written after {} attempts: {error}", policy.max_attempts)
+                }
+                (false, _) => error.to_string(),
             };
+            if uncertain {
+                outcome.unknown += pending.len() as u64;
+            }
             outcome.fail(&pending, key_names, &reason);
             return None;
         };
@@ -217,13 +245,23 @@ pub async fn write_all<W: BatchWriter + 'static>(
             (writer.clone(), settings.table.clone(), settings.policy, pace.clone(), &key_names);
         async move {
             let units = batch.iter().map(|p| p.units).sum();
+            let estimates: Vec<(Digest, u64)> = batch.iter().map(|p| (p.key, p.units)).collect();
             let requests: Vec<Request> = batch.into_iter().map(|p| p.request).collect();
-            if let Err(error) = wait_turn(&*writer, &pace, units).await {
-                let mut outcome = WriteOutcome::default();
-                outcome.fail(&requests, names, &error.to_string());
-                return outcome;
-            }
-            write_with_retry(&*writer, &table, requests, &policy, &pace, names).await
+            let mut outcome = match wait_turn(&*writer, &pace, units).await {
+                Err(error) => {
+                    let mut outcome = WriteOutcome::default();
+                    outcome.fail(&requests, names, &error.to_string());
+                    outcome
+                }
+                Ok(()) => write_with_retry(&*writer, &table, requests, &policy, &pace, names).await,
+            };
+            outcome.failed_units = outcome
+                .failed_keys
+                .iter()
+                .flatten()
+                .filter_map(|k| estimates.iter().find(|(key, _)| key == k).map(|(_, u)| u))
+                .sum();
+            outcome
         }
     };
     let mut outcome = WriteOutcome::default();
@@ -403,6 +441,37 @@ mod tests {
         assert_eq!(out.written, 2);
         assert_eq!(out.failed.len(), 1);
         assert!(out.failed[0].reason.starts_with("not written after 3 attempts"), "{:?}", out.failed);
+        assert_eq!(out.unknown, 0, "an item only ever throttled was not written");
+    }
+
+    #[tokio::test]
+    async fn an_item_given_up_on_after_a_server_error_may_have_been_written() {
+        // A 500 (DynamoDB may have applied the call), then throttling until the last attempt.
+        let server = Script::Fail(TargetError::Transient("InternalServerError: try again".into()));
+        let throttled = || Script::Fail(TargetError::Throttled("ThrottlingException".into()));
+        let w = Scripted { script: Mutex::new([server, throttled(), throttled()].into()), ..Default::default() };
+        let out = write_with_retry(&w, "t", items(3), &fast(3), &pace(), &["id"]).await;
+        assert_eq!((out.written, out.failed.len(), out.unknown), (0, 3, 3));
+        let reason = &out.failed[0].reason;
+        assert!(reason.starts_with("outcome unknown: "), "{reason}");
+        assert!(reason.contains("may or may not have been written"), "{reason}");
+        assert!(reason.contains("the last: throttled by DynamoDB (ThrottlingException)"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn write_all_sums_the_estimated_units_of_the_items_not_written() {
+        let w = Arc::new(Scripted { poison: Some(2), ..Default::default() });
+        let (tx, rx) = mpsc::channel(8);
+        let settings =
+            WriterSettings { table: "t".into(), key_names: vec!["id".into()], policy: fast(3), shuffle_window: 100 };
+        let task = tokio::spawn(write_all(w, settings, Arc::new(Pace::new(3, None)), rx, |_| {}));
+        for (i, item) in items(5).into_iter().enumerate() {
+            let key = crate::hash::item_key_digest(item.item(), &["id"]).unwrap();
+            tx.send(Pending { key, request: item, units: 10 + i as u64 }).await.unwrap();
+        }
+        drop(tx);
+        let out = task.await.unwrap();
+        assert_eq!((out.written, out.failed.len(), out.failed_units), (4, 1, 12));
     }
 
     #[tokio::test]

@@ -570,8 +570,8 @@ async fn a_restore_stopped_by_sigterm_says_what_each_table_holds_and_releases_th
 
     // 20 items a second: the restore is half-way for seconds.
     ctx.write_profile("local", "max_write_units_per_second = 20");
-    let mut restore = ctx.command(&["restore", file_arg, "--yes"]);
-    let child = restore.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut restore = ctx.command(&["--json", "restore", file_arg, "--yes"]);
+    let child = restore.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         assert!(Instant::now() < deadline, "the restore never got to writing lessons");
@@ -581,10 +581,14 @@ async fn a_restore_stopped_by_sigterm_says_what_each_table_holds_and_releases_th
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     signal(&child, "TERM");
-    let (code, _, stderr, _) = finish(child, Instant::now(), Duration::from_secs(30));
+    let (code, stdout, stderr, _) = finish(child, Instant::now(), Duration::from_secs(30));
     assert_eq!(code, 5, "{stderr}");
     let held = ctx.scan("lessons").await.len();
     assert!(held > 0 && held < 200, "{held}");
+    // With --json, the report of what was restored comes all the same, as the server holds it.
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout:?}\n{stderr}"));
+    assert_eq!(report[0]["table"], ctx.table("lessons"), "{report}");
+    assert_eq!(report[0]["outcome"]["written"].as_u64(), Some(held as u64), "{report}");
     let l = ctx.table("lessons");
     assert!(
         stderr.contains(&format!(

@@ -195,3 +195,162 @@ async fn history_and_report_count_refused_deletes_and_restores() {
     let items = ctx.dynamo.scan().table_name(ctx.table("items")).send().await.unwrap();
     assert_eq!(items.count, 50, "the restore put back every item");
 }
+
+/// A batch DynamoDB applied and then answered with a 500: its items may or may not have been
+/// written, and the report says so instead of calling them not written; the full rewrite does not
+/// shrink with them; `history --csv` carries the outcome and exit code.
+#[tokio::test]
+async fn a_batch_written_then_answered_with_a_500_is_reported_as_outcome_unknown() {
+    let ctx = Ctx::new(1).await;
+    ctx.sql(&["CREATE TABLE items AS SELECT g AS id, 'title ' || g AS title FROM generate_series(1, 60) g"]);
+    let mappings = ctx.write_mappings(
+        "items.toml",
+        "[tables.items]\npartition_key = \"id\"\nquery = \"SELECT id, title FROM items\"\n",
+    );
+    ctx.write_profile_with(
+        "local",
+        &Profile { mappings: Some(&mappings), sync: "max_attempts = 2", ..Profile::default() },
+    );
+    ctx.sync(&[]);
+    let table = ctx.table("items");
+
+    // Five rows change; the calls holding them are applied by the server and answered with a 500.
+    ctx.sql(&["UPDATE items SET title = 'LOST-ANSWER ' || id WHERE id <= 5"]);
+    let predicted = ctx.sync(&["--dry-run"]);
+    ctx.proxy.fail_after_writing(Some("LOST-ANSWER"));
+    ctx.proxy.clear();
+    let run = ctx.ddbsync(&["--json", "sync", "local"]);
+    ctx.proxy.fail_after_writing(None);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+
+    // The oracle: the server holds every one of them.
+    let stored: Vec<(u32, String)> =
+        ctx.scan("items").await.iter().map(|i| (text(&i["id"]).parse().unwrap(), text(&i["title"]))).collect();
+    let lost = stored.iter().filter(|(_, t)| t.starts_with("LOST-ANSWER ")).count();
+    assert_eq!(lost, 5, "the server applied the calls it answered with a 500");
+    let t = &report["tables"][0];
+    assert_eq!(figure(&report, &table, "updated"), 0.0, "only what DynamoDB confirmed: {t}");
+    assert_eq!(figure(&report, &table, "unknown"), 5.0, "{t}");
+    assert_eq!(report["total"]["unknown"], 5);
+    let failed = t["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 5);
+    for f in failed {
+        let reason = f["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("outcome unknown: ") && reason.contains("may or may not have been written"),
+            "{reason}"
+        );
+        assert!(!reason.contains("not written after"), "{reason}");
+    }
+    // The server billed the calls whose answers were lost; the report, which never saw those
+    // figures, does not claim them.
+    assert!(server_write_units(&ctx) >= 5.0, "{}", server_write_units(&ctx));
+    assert_eq!(figure(&report, &table, "write_units"), 0.0);
+    // The full rewrite is every source item's units, whatever happened to the writes: the dry run's.
+    assert_eq!(figure(&report, &table, "potential_write_units"), figure(&predicted, &table, "potential_write_units"));
+
+    // The text says what is known, and counts them apart from the items not written.
+    ctx.sql(&["UPDATE items SET title = 'LOST-ANSWER again ' || id WHERE id = 1"]);
+    ctx.proxy.fail_after_writing(Some("LOST-ANSWER again"));
+    let run = ctx.ddbsync(&["sync", "local"]);
+    ctx.proxy.fail_after_writing(None);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let out = run.stdout();
+    assert!(out.contains("1 items may or may not have been written: DynamoDB answered"), "{out}");
+    assert!(out.contains("their write units are unknown"), "{out}");
+    assert!(!out.contains("items were not written"), "{out}");
+
+    // history: counted as unknown, not as not written; the CSV has the outcome and the exit code.
+    let history: serde_json::Value =
+        serde_json::from_str(&ctx.ddbsync(&["--json", "history", "local", "--limit", "2"]).stdout()).unwrap();
+    assert_eq!((history[1]["unknown"].as_u64(), history[1]["not_written"].as_u64()), (Some(5), Some(0)));
+    assert_eq!(history[1]["exit_code"], 3);
+    let listed = ctx.ddbsync(&["history", "local", "--limit", "2"]).stdout();
+    assert!(listed.contains("incremental (completed, exit 3, 5 outcome unknown)"), "{listed}");
+    let csv = ctx.ddbsync(&["history", "local", "--csv", "--limit", "2"]).stdout();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("started_at,finished_at,mode,outcome,exit_code,created,"), "{csv}");
+    assert!(lines[0].ends_with(",deletes_refused,unknown"), "{csv}");
+    assert!(lines[2].contains(",completed,3,0,0,"), "{csv}");
+    assert!(lines[2].ends_with(",0,5"), "{csv}");
+}
+
+/// A repair's dry run prices its writes and deletes from the stored items the verify read, index
+/// entries included: the real repair is billed the same.
+#[tokio::test]
+async fn a_repairs_dry_run_prices_what_the_repair_is_billed() {
+    let ctx = Ctx::new(1).await;
+    things(&ctx);
+    ctx.sync(&[]);
+    let table = ctx.table("things");
+    let item = |id: u32| {
+        let ctx = &ctx;
+        async move { ctx.scan("things").await.into_iter().find(|i| text(&i["id"]) == id.to_string()).expect("the item") }
+    };
+    // Edited in DynamoDB: an index key moved, a body grown past 1 KB (its hash kept: only a
+    // repair rewrites them); two extras in every index; one item deleted.
+    use aws_sdk_dynamodb::types::AttributeValue as Av;
+    let mut one = item(1).await;
+    one.insert("grp".into(), Av::S("elsewhere".into()));
+    let mut two = item(2).await;
+    two.insert("body".into(), Av::S("w".repeat(2500)));
+    let mut extra = item(10).await;
+    extra.insert("id".into(), Av::N("900".into()));
+    let mut other = item(11).await;
+    other.insert("id".into(), Av::N("901".into()));
+    for i in [one, two, extra, other] {
+        ctx.dynamo.put_item().table_name(&table).set_item(Some(i)).send().await.unwrap();
+    }
+    ctx.dynamo.delete_item().table_name(&table).key("id", Av::N("5".into())).send().await.unwrap();
+    // Changed in the source: out of the include index, into another group.
+    ctx.sql(&["UPDATE things SET tag = NULL, grp = 'moved' WHERE id IN (7, 8)"]);
+
+    let dry = ctx.ddbsync(&["--json", "verify", "local", "--full", "--repair", "--dry-run"]);
+    assert_eq!(dry.code(), 3, "{}", dry.stderr());
+    let dry: serde_json::Value = serde_json::from_str(&dry.stdout()).unwrap();
+    let planned = &dry["repair"]["tables"][0];
+    assert_eq!(
+        (planned["created"].as_u64(), planned["updated"].as_u64(), planned["deleted"].as_u64()),
+        (Some(1), Some(4), Some(2)),
+        "{planned}"
+    );
+    assert!(planned.get("unpriced").is_none(), "every stored item was read: {planned}");
+    ctx.proxy.clear();
+    let run = ctx.ddbsync(&["--json", "verify", "local", "--full", "--repair", "--yes"]);
+    assert_eq!(run.code(), 0, "{}\n{}", run.stdout(), run.stderr());
+    let real: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    let measured = real["repair"]["tables"][0]["write_units"].as_f64().unwrap();
+    assert_eq!(measured, server_write_units(&ctx), "the report's units are the server's");
+    assert_priced(planned["write_units"].as_f64().unwrap(), measured);
+    assert_eq!(dry["repair"]["outcome"]["exit_code"], 3, "a dry run exits 3, and says so");
+}
+
+/// A delete DynamoDB does not carry out is an item not written, not a refused delete: no guard
+/// refused it.
+#[tokio::test]
+async fn a_failed_delete_is_not_written_and_not_refused() {
+    let ctx = Ctx::new(1).await;
+    ctx.sql(&["CREATE TABLE items AS SELECT g AS id, 'title ' || g AS title FROM generate_series(1, 50) g"]);
+    let mapping =
+        "[tables.items]\npartition_key = \"id\"\ndelete_missing = true\nquery = \"SELECT id, title FROM items\"\n";
+    let mappings = ctx.write_mappings("items.toml", mapping);
+    ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
+    ctx.sync(&[]);
+    ctx.sql(&["DELETE FROM items WHERE id IN (47, 48)"]);
+    // The call deleting item 48 is refused; item 47's delete goes alone.
+    ctx.proxy.refuse_batches_holding(Some("\"48\""));
+    let run = ctx.ddbsync(&["--json", "sync", "local"]);
+    ctx.proxy.refuse_batches_holding(None);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    let t = &report["tables"][0];
+    assert_eq!(t["deleted"], 1, "{t}");
+    assert_eq!(t["failed"].as_array().map(Vec::len), Some(1), "{t}");
+    assert!(t["deletes_refused"].is_null(), "no guard refused it: {t}");
+    let ids: Vec<String> = ctx.scan("items").await.iter().map(|i| text(&i["id"])).collect();
+    assert!(ids.contains(&"48".to_string()) && !ids.contains(&"47".to_string()), "{ids:?}");
+    let history: serde_json::Value =
+        serde_json::from_str(&ctx.ddbsync(&["--json", "history", "local", "--limit", "1"]).stdout()).unwrap();
+    assert_eq!((history[0]["deletes_refused"].as_u64(), history[0]["not_written"].as_u64()), (Some(0), Some(1)));
+}

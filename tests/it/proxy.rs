@@ -7,7 +7,9 @@
 //! a 500, or a connection dropped before or after the server applied the request. Choices come from
 //! a seeded generator, so a failing run can be replayed. With a refusal marker set, every
 //! BatchWriteItem call whose body holds the marker is refused with a `ValidationException`, as
-//! DynamoDB refuses a whole call for one item it will not store.
+//! DynamoDB refuses a whole call for one item it will not store. With a "written, then failed"
+//! marker set, every BatchWriteItem call whose body holds it reaches the server, which applies it,
+//! and is then answered with a 500: a write whose outcome the client cannot know.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -73,6 +75,8 @@ struct State {
     refuse: Option<String>,
     /// How many calls were refused for it.
     refused: usize,
+    /// BatchWriteItem calls holding this text are applied by the server, then answered with a 500.
+    written_then_failed: Option<String>,
     /// An operation that fails (500) once this many more of its calls have passed.
     outage: Option<(String, usize)>,
 }
@@ -153,6 +157,12 @@ impl Proxy {
     /// with a `ValidationException`, before it reaches the server.
     pub fn refuse_batches_holding(&self, marker: Option<&str>) {
         self.state.lock().unwrap().refuse = marker.map(str::to_string);
+    }
+
+    /// Forwards (or with `None` stops) every BatchWriteItem call whose body holds `marker` to the
+    /// server, which applies it, then answers it with a 500 (`InternalServerError`).
+    pub fn fail_after_writing(&self, marker: Option<&str>) {
+        self.state.lock().unwrap().written_then_failed = marker.map(str::to_string);
     }
 
     /// How many BatchWriteItem calls were refused for the marker.
@@ -258,6 +268,11 @@ async fn forward(
     if down {
         return Some(error_response(500, "InternalServerError"));
     }
+    let written_then_failed = {
+        let state = state.lock().unwrap();
+        let holds = |m: &String| body.windows(m.len()).any(|w| w == m.as_bytes());
+        operation == "BatchWriteItem" && state.written_then_failed.as_ref().is_some_and(holds)
+    };
     let fault = state.lock().unwrap().pick(&operation);
     let mut unprocessed = None;
     match fault {
@@ -296,6 +311,9 @@ async fn forward(
     state.lock().unwrap().log.push(Exchange { operation, response: parsed });
     if fault == Some(Fault::DropAfter) {
         return None;
+    }
+    if written_then_failed {
+        return Some(error_response(500, "InternalServerError"));
     }
     let mut out = Response::builder().status(parts.status);
     // The body may have changed: its length and checksum headers would lie.

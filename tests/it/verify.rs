@@ -354,6 +354,10 @@ async fn repair_takes_the_run_lock_and_stops_on_sigterm() {
     assert!(run.stderr().contains("waiting up to 1s for the run lock: table"), "{}", run.stderr());
     assert!(run.elapsed >= Duration::from_secs(1), "{:?}", run.elapsed);
 
+    // An extra item, which the stopped repair does not get to: not looked for, not refused.
+    let mut extra = item(&ctx, 1).await;
+    extra.insert("id".into(), AttributeValue::N("999".into()));
+    put(&ctx, extra).await;
     // --force-unlock takes it; a low cap keeps batches waiting when SIGTERM comes.
     let mut child = ctx.command(&[
         "--json",
@@ -394,9 +398,125 @@ async fn repair_takes_the_run_lock_and_stops_on_sigterm() {
     assert_eq!(report["repair"]["tables"][0]["updated"].as_u64(), Some(fixed), "the report says what the server holds");
     let last = records(&ctx).await.pop().unwrap();
     assert_eq!((text(&last["mode"]), text(&last["outcome"])), ("repair".into(), "interrupted".into()));
+    assert_eq!(text(&last["exit_code"]), "5");
+    // The extras of a repair that did not read the whole source were not looked for: none refused.
+    assert_eq!((text(&last["deletes_refused"]), text(&last["orphans"])), ("0".into(), "0".into()));
 
     // The next repair completes it.
     let run = ctx.ddbsync(&["verify", "local", "--full", "--repair", "--yes"]);
     assert_eq!(run.code(), 0, "{}", run.stderr());
     assert_eq!(stored(&ctx).await, source);
+}
+
+/// An item whose `_ddbsync_hash` was removed or altered in DynamoDB, its content as the source
+/// gives it: a sync would rewrite it, so verify calls it differing, and the repair rewrites it.
+#[tokio::test]
+async fn an_item_whose_stored_hash_was_removed_or_altered_differs_and_is_repaired() {
+    let ctx = items(20, 10).await;
+    let table = ctx.table("items");
+    let key = |id: &str| std::collections::HashMap::from([("id".to_string(), AttributeValue::N(id.into()))]);
+    ctx.dynamo
+        .update_item()
+        .table_name(&table)
+        .set_key(Some(key("3")))
+        .update_expression("REMOVE #h")
+        .expression_attribute_names("#h", "_ddbsync_hash")
+        .send()
+        .await
+        .unwrap();
+    let four = item(&ctx, 4).await;
+    let hash = text(&four["_ddbsync_hash"]);
+    let first = if hash.starts_with('0') { '1' } else { '0' };
+    let altered: String = std::iter::once(first).chain(hash.chars().skip(1)).collect();
+    ctx.dynamo
+        .update_item()
+        .table_name(&table)
+        .set_key(Some(key("4")))
+        .update_expression("SET #h = :h")
+        .expression_attribute_names("#h", "_ddbsync_hash")
+        .expression_attribute_values(":h", AttributeValue::S(altered))
+        .send()
+        .await
+        .unwrap();
+    // What a sync would do: it compares the stored hash, so it would rewrite both.
+    let dry = ctx.sync(&["--dry-run"]);
+    assert_eq!(dry["total"]["updated"], 2, "{dry}");
+
+    let run = ctx.ddbsync(&["--json", "verify", "local", "--full"]);
+    assert_eq!(run.code(), 3, "{}", run.stdout());
+    let report = json(&run);
+    let differing = &report["tables"][0]["differing"];
+    assert_eq!(differing["count"], 2, "{report}");
+    for d in differing["keys"].as_array().unwrap() {
+        assert!(
+            d["reason"].as_str().unwrap().starts_with("not written by ddbsync or edited: its stored hash attribute"),
+            "{d}"
+        );
+    }
+
+    let run = ctx.ddbsync(&["--json", "verify", "local", "--full", "--repair", "--yes"]);
+    assert_eq!(run.code(), 0, "{}\n{}", run.stdout(), run.stderr());
+    assert_eq!(json(&run)["repair"]["tables"][0]["updated"], 2);
+    // Read back through the server: both carry the hash a sync writes (that of item 5's kind).
+    assert_eq!(text(&item(&ctx, 4).await["_ddbsync_hash"]), hash);
+    assert!(item(&ctx, 3).await.contains_key("_ddbsync_hash"));
+    let run = ctx.ddbsync(&["verify", "local", "--full"]);
+    assert_eq!(run.code(), 0, "{}", run.stdout());
+    let report = ctx.sync(&[]);
+    let total = &report["total"];
+    assert_eq!(
+        (total["created"].as_u64(), total["updated"].as_u64(), total["unchanged"].as_u64()),
+        (Some(0), Some(0), Some(20))
+    );
+}
+
+/// A repair's report, run record, `history` and `report` carry the exit code the process exits
+/// with; deletes count as refused only when a guard refused them on a mapping that deletes, and
+/// deletes DynamoDB did not carry out are items not written.
+#[tokio::test]
+async fn a_repairs_record_carries_its_exit_code_and_only_refused_deletes() {
+    let ctx = items(50, 20).await;
+    break_items(&ctx).await;
+    // A mapping without delete_missing: the extra is kept, the repair exits 3, nothing refused.
+    let run = ctx.ddbsync(&["--json", "verify", "keep", "--full", "--repair", "--yes"]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let report = json(&run);
+    assert_eq!(report["repair"]["outcome"]["exit_code"], 3, "{report}");
+    let last = records(&ctx).await.pop().unwrap();
+    assert_eq!((text(&last["exit_code"]), text(&last["deletes_refused"])), ("3".into(), "0".into()));
+    let history: serde_json::Value =
+        serde_json::from_str(&ctx.ddbsync(&["--json", "history", "keep", "--limit", "1"]).stdout()).unwrap();
+    assert_eq!((history[0]["mode"].as_str(), history[0]["exit_code"].as_u64()), (Some("repair"), Some(3)));
+    let summary: serde_json::Value =
+        serde_json::from_str(&ctx.ddbsync(&["--json", "report", "keep", "--since", "all"]).stdout()).unwrap();
+    assert_eq!(summary["repair_runs"], 1);
+    assert_eq!(summary["unsuccessful_runs"], 1, "{summary}");
+    assert_eq!(summary["total"]["deletes_refused"], 0, "{summary}");
+    let text_report = ctx.ddbsync(&["report", "keep", "--since", "all"]).stdout();
+    assert!(!text_report.contains("left in place although their mappings delete them"), "{text_report}");
+
+    // A delete DynamoDB refuses: not written, not refused.
+    ctx.proxy.refuse_batches_holding(Some("\"999\""));
+    let run = ctx.ddbsync(&["--json", "verify", "local", "--full", "--repair", "--yes"]);
+    ctx.proxy.refuse_batches_holding(None);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let r = &json(&run)["repair"]["tables"][0];
+    assert_eq!((r["kept"].as_u64(), r["failed"].as_array().map(Vec::len)), (Some(0), Some(1)), "{r}");
+    assert_eq!(stored(&ctx).await.get(&999).map(String::as_str), Some("Edited by hand"), "the server still holds it");
+    let last = records(&ctx).await.pop().unwrap();
+    assert_eq!(
+        (text(&last["exit_code"]), text(&last["deletes_refused"]), text(&last["failed"])),
+        ("3".into(), "0".into(), "1".into())
+    );
+
+    // Over the guard on a mapping that deletes: refused, and counted so.
+    for id in 1000..1010 {
+        let mut extra = item(&ctx, 1).await;
+        extra.insert("id".into(), AttributeValue::N(id.to_string()));
+        put(&ctx, extra).await;
+    }
+    let run = ctx.ddbsync(&["verify", "local", "--full", "--repair", "--yes"]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let last = records(&ctx).await.pop().unwrap();
+    assert_eq!((text(&last["exit_code"]), text(&last["deletes_refused"])), ("3".into(), "11".into()));
 }
