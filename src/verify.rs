@@ -598,7 +598,15 @@ impl VerifyReport {
                 t.table, t.edited
             ));
         }
-        let fixable = |t: &&TableVerify| t.missing.count + t.extra.count + t.differing.count > 0;
+        // A missing table is the sync's to create and fill: a repair writes only into existing tables.
+        let absent: String = self.tables.iter().filter(|t| !t.exists).map(|t| format!(" --table {}", t.name)).collect();
+        if !absent.is_empty() {
+            out.push_str(&format!(
+                "`ddbsync sync {}{absent}` creates and fills the tables that do not exist.\n",
+                self.environment
+            ));
+        }
+        let fixable = |t: &&TableVerify| t.exists && t.missing.count + t.extra.count + t.differing.count > 0;
         if !self.repairing && self.tables.iter().any(|t| fixable(&t)) {
             let tables: String = self.tables.iter().filter(fixable).map(|t| format!(" --table {}", t.name)).collect();
             out.push_str(&format!(
@@ -671,6 +679,7 @@ mod tests {
             source_items: 40,
             target_items: 40,
             read_whole: true,
+            exists: true,
             ..Default::default()
         };
         t.target_items_exact = true;
@@ -688,6 +697,31 @@ mod tests {
         };
         assert!(report.differs());
         insta::assert_snapshot!(report.render());
+    }
+
+    #[test]
+    fn a_missing_table_is_the_syncs_to_fill_not_the_repairs() {
+        let mut absent = TableVerify { table: "t-topics".into(), name: "topics".into(), ..Default::default() };
+        absent.missing.push(|| "topic_id=1".into(), "missing");
+        let mut present =
+            TableVerify { table: "t-lessons".into(), name: "lessons".into(), exists: true, ..Default::default() };
+        present.extra.push(|| "lesson_id=9".into(), "extra");
+        let report = VerifyReport {
+            environment: "dev".into(),
+            region: "us-east-1".into(),
+            depth: "full".into(),
+            tables: vec![absent, present],
+            read_units: 0.0,
+            cost_usd: 0.0,
+            repairing: false,
+        };
+        let text = report.render();
+        assert!(
+            text.contains("`ddbsync sync dev --table topics` creates and fills the tables that do not exist."),
+            "{text}"
+        );
+        assert!(text.contains("`ddbsync verify dev --table lessons --repair` writes"), "{text}");
+        assert!(!text.contains("--table topics --repair") && !text.contains("--table topics --table"), "{text}");
     }
 
     #[test]
