@@ -459,6 +459,18 @@ async fn prepare_and_sync(
             Some("CREATING" | "UPDATING") if !options.dry_run => dynamo.wait(table, false, TABLE_WAIT).await?,
             _ => {}
         }
+        // A parameterised table is loaded a slice at a time: recreating it for one slice would lose
+        // every item of the others, which no report could show.
+        if options.clean && info.is_some() && mapping.takes_params() {
+            return Err(crate::exit::UsageError(format!(
+                "--clean recreates the whole table {table}, but its queries take parameters and load one slice of \
+                 it: every item outside the slice would be lost. Nothing was changed. Leave out --clean (a sync \
+                 rewrites what changed in the slice) or leave the table out (--table), or, to start it over, \
+                 `ddbsync tables drop {} --table {}` and then sync every slice",
+                profile.env, mapping.name
+            ))
+            .into());
+        }
         if let Some(mismatch) = info.as_ref().and_then(|i| key_mismatch(&i.key_schema, mapping, &plan)) {
             if !options.clean {
                 bail!("DynamoDB table {table} {mismatch}; run with --clean to recreate the table");
@@ -993,6 +1005,8 @@ async fn sync_table(
     let judged = (!p.mapping.takes_params() || p.mapping.scope.is_some()) && stopped.is_none() && failure.is_none();
     let orphans = if judged { classifier.unseen() as u64 } else { 0 };
     let mut deletes = Deletes::default();
+    // The puts' units, before any delete's: a full rewrite (a clean load) deletes nothing.
+    let put_units = if run.options.dry_run { tally.changed_units as f64 } else { outcome.consumed_units };
     // A dry run's deletes, priced as DynamoDB bills them (the item and its index entries).
     let mut delete_units = 0;
     if p.mapping.delete_missing && orphans > 0 {
@@ -1038,8 +1052,8 @@ async fn sync_table(
     let write_units =
         if run.options.dry_run { (tally.changed_units + delete_units) as f64 } else { outcome.consumed_units };
     // A full rewrite writes the changed items (as billed, and those not written as estimated) and
-    // the unchanged ones (estimated), whatever happened to the writes.
-    let potential_write_units = write_units + outcome.failed_units as f64 + tally.unchanged_units as f64;
+    // the unchanged ones (estimated), whatever happened to the writes, and deletes nothing.
+    let potential_write_units = put_units + outcome.failed_units as f64 + tally.unchanged_units as f64;
     let report = TableReport {
         table: table.clone(),
         table_created: run.options.clean || !p.exists,

@@ -354,3 +354,25 @@ async fn a_failed_delete_is_not_written_and_not_refused() {
         serde_json::from_str(&ctx.ddbsync(&["--json", "history", "local", "--limit", "1"]).stdout()).unwrap();
     assert_eq!((history[0]["deletes_refused"].as_u64(), history[0]["not_written"].as_u64()), (Some(0), Some(1)));
 }
+
+#[tokio::test]
+async fn the_full_rewrite_is_the_source_items_alone_whatever_the_deletes_cost() {
+    let ctx = Ctx::new(1).await;
+    things(&ctx);
+    let table = ctx.table("things");
+    let full = |r: &serde_json::Value| figure(r, &table, "potential_write_units");
+    let loaded = ctx.sync(&[]);
+    // 10 of 120 rows go: a tenth of the table, under the guard.
+    ctx.sql(&["DELETE FROM things WHERE id > 110"]);
+    let predicted = ctx.sync(&["--dry-run"]);
+    let deleting = ctx.sync(&[]);
+    assert_eq!(figure(&deleting, &table, "deleted"), 10.0, "{deleting}");
+    assert!(figure(&deleting, &table, "write_units") >= 10.0, "the deletes are billed: {deleting}");
+    // A clean load of the 110 rows deletes nothing: its cost is what the next run, with nothing to
+    // do, estimates, whether deletes happened in a run or not.
+    let idle = ctx.sync(&[]);
+    assert_eq!(figure(&idle, &table, "write_units"), 0.0, "{idle}");
+    assert_eq!(full(&deleting), full(&idle), "deleting: {deleting}\nidle: {idle}");
+    assert_eq!(full(&predicted), full(&idle), "dry run: {predicted}");
+    assert!(full(&loaded) > 0.0, "{loaded}");
+}
