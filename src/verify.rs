@@ -132,6 +132,9 @@ pub struct VerifyReport {
     /// `verify --repair` follows: the advice to run it is left out.
     #[serde(skip)]
     pub repairing: bool,
+    /// The run's `--param`s, which the advised commands repeat.
+    #[serde(skip)]
+    pub params: Vec<(String, String)>,
 }
 
 impl VerifyReport {
@@ -356,6 +359,7 @@ pub async fn run<'p>(profile: &'p Profile, scope: Scope<'_>, printer: &Printer) 
         read_units,
         cost_usd: profile.prices.cost(0.0, read_units),
         repairing: false,
+        params: scope.params.to_vec(),
     };
     Ok(Verified { report, source, params, dynamo, tables })
 }
@@ -599,10 +603,12 @@ impl VerifyReport {
             ));
         }
         // A missing table is the sync's to create and fill: a repair writes only into existing tables.
+        let params: String =
+            self.params.iter().map(|(k, v)| format!(" --param {}", shell_word(&format!("{k}={v}")))).collect();
         let absent: String = self.tables.iter().filter(|t| !t.exists).map(|t| format!(" --table {}", t.name)).collect();
         if !absent.is_empty() {
             out.push_str(&format!(
-                "`ddbsync sync {}{absent}` creates and fills the tables that do not exist.\n",
+                "`ddbsync sync {}{absent}{params}` creates and fills the tables that do not exist.\n",
                 self.environment
             ));
         }
@@ -610,7 +616,7 @@ impl VerifyReport {
         if !self.repairing && self.tables.iter().any(|t| fixable(&t)) {
             let tables: String = self.tables.iter().filter(fixable).map(|t| format!(" --table {}", t.name)).collect();
             out.push_str(&format!(
-                "`ddbsync verify {}{tables} --repair` writes the missing and differing items from the source and \
+                "`ddbsync verify {}{tables}{params} --repair` writes the missing and differing items from the source and \
                  deletes the extra ones where the mapping sets delete_missing (asks first).\n",
                 self.environment
             ));
@@ -629,6 +635,15 @@ impl VerifyReport {
             usd(self.cost_usd)
         ));
         out
+    }
+}
+
+/// `word` as a shell reads it back: quoted unless it holds only characters no shell treats apart.
+fn shell_word(word: &str) -> String {
+    if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:,/=+@%".contains(c)) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
     }
 }
 
@@ -694,6 +709,7 @@ mod tests {
             read_units: 2.5,
             cost_usd: 0.0000003125,
             repairing: false,
+            params: Vec::new(),
         };
         assert!(report.differs());
         insta::assert_snapshot!(report.render());
@@ -714,13 +730,18 @@ mod tests {
             read_units: 0.0,
             cost_usd: 0.0,
             repairing: false,
+            params: vec![("from".into(), "2025-02-01".into()), ("who".into(), "O'Brien & co".into())],
         };
         let text = report.render();
+        // The run's parameters are repeated, quoted where a shell needs it.
+        let params = r#"--param from=2025-02-01 --param 'who=O'\''Brien & co'"#;
         assert!(
-            text.contains("`ddbsync sync dev --table topics` creates and fills the tables that do not exist."),
+            text.contains(&format!(
+                "`ddbsync sync dev --table topics {params}` creates and fills the tables that do not exist."
+            )),
             "{text}"
         );
-        assert!(text.contains("`ddbsync verify dev --table lessons --repair` writes"), "{text}");
+        assert!(text.contains(&format!("`ddbsync verify dev --table lessons {params} --repair` writes")), "{text}");
         assert!(!text.contains("--table topics --repair") && !text.contains("--table topics --table"), "{text}");
     }
 
