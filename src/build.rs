@@ -529,13 +529,21 @@ impl Plan {
         if flaw.is_some() || !failures.is_empty() {
             // The key's flaw first; a column it names is not named twice.
             let flawed = flaw.as_ref().map(|f| f.column.as_str());
+            // The advice's SQL: the key's filter and the names of the columns it treats.
+            let mut advice: Vec<String> =
+                flaw.iter().flat_map(|f| f.leave_out().into_iter().chain([f.sql.expression.clone()])).collect();
             let reasons = flaw.iter().map(|f| f.to_string());
             let others = failures
                 .into_iter()
                 .filter(|(index, _)| Some(self.columns[*index].0.as_str()) != flawed)
-                .map(|(index, e)| self.failure(index, e, raw));
+                .map(|(index, e)| {
+                    let (reason, sql) = self.failure(index, e, raw);
+                    advice.push(sql);
+                    reason
+                })
+                .collect::<Vec<_>>();
             let reason = reasons.chain(others).collect::<Vec<_>>().join("; also ");
-            let reason = format!("{reason}{}", literal_note(&reason));
+            let reason = format!("{reason}{}", literal_note(&advice.concat()));
             return Err(Reject { key: describe(&item), reason });
         }
         if let Some(reason) = self.empty_index_key(&item).or_else(|| self.over_limits(&item)) {
@@ -557,7 +565,8 @@ impl Plan {
     /// Why column `index` did not convert, with the query's fix. A value a key uses and cannot
     /// spell has no place in a key: the fix is to leave its row out (a NULL instead would take
     /// the row's key away too), as for the key's first flaw.
-    fn failure(&self, index: usize, e: ConvertError, raw: &[Option<&[u8]>]) -> String {
+    /// Also the SQL the advice holds (names and filter), to tell whether it needs a literal string.
+    fn failure(&self, index: usize, e: ConvertError, raw: &[Option<&[u8]>]) -> (String, String) {
         let (name, ty) = &self.columns[index];
         let in_key = self.keys.iter().find_map(|key| match key {
             KeyPlan::Column { index: at, .. } => (*at == index).then_some(true),
@@ -569,11 +578,15 @@ impl Plan {
             _ => None,
         };
         match unkeyable {
-            Some(why) => self.flaw(index, Flaw::Value(why)).to_string(),
+            Some(why) => {
+                let flaw = self.flaw(index, Flaw::Value(why));
+                let sql = format!("{}{}", flaw.sql.expression, flaw.leave_out().unwrap_or_default());
+                (flaw.to_string(), sql)
+            }
             None => {
                 let (column, stands) = self.sql_column(index);
                 let note = if stands { format!(" {}", stands_for(&column)) } else { String::new() };
-                format!("column \"{name}\": {}{note}", e.explain(&column, ty))
+                (format!("column \"{name}\": {}{note}", e.explain(&column, ty)), column.expression + &column.name)
             }
         }
     }
@@ -1268,6 +1281,77 @@ mod tests {
             assert!(reject.reason.starts_with(reason), "{}", reject.reason);
             assert_eq!(plan.key_digest(&raw).unwrap_err().leave_out().as_deref(), leave_out);
         }
+    }
+
+    #[test]
+    fn advice_names_the_table_column_and_says_what_an_expression_name_stands_for() {
+        let float = |name: &str| (name.to_string(), Type::FLOAT8);
+        let cols = vec![("id".to_string(), Type::INT4), float("f"), float("g"), float("h")];
+        let mut entity = mapping(template("PK", "F#{f}"), None);
+        entity.defaults.clear();
+        // `x AS f`, `y AS g`, and h an expression (`x * 2 AS h`).
+        let origins = vec![Some("id".into()), Some("x".into()), Some("y".into()), None];
+        let plan = Plan::new(&entity, &[], cols).unwrap().sourced(origins);
+        let (id, nan, one) = (1i32.to_be_bytes(), f64::NAN.to_be_bytes(), 1.5f64.to_be_bytes());
+        let raw = [Some(&id[..]), Some(&nan[..]), None, None];
+        let reject = plan.build(&raw).unwrap_err();
+        assert!(reject.reason.contains("(WHERE x IS DISTINCT FROM 'NaN')"), "{}", reject.reason);
+        assert_eq!(plan.key_digest(&raw).unwrap_err().leave_out().as_deref(), Some("x IS DISTINCT FROM 'NaN'"));
+        let reject = plan.build(&[Some(&id), Some(&one), Some(&nan), None]).unwrap_err();
+        assert!(reject.reason.contains("(NULLIF(y, 'NaN') AS g)"), "{}", reject.reason);
+        assert!(reject.reason.contains("(WHERE y IS DISTINCT FROM 'NaN')"), "{}", reject.reason);
+        assert!(!reject.reason.contains("being the expression"), "{}", reject.reason);
+        let reject = plan.build(&[Some(&id), Some(&one), None, Some(&nan)]).unwrap_err();
+        assert!(
+            reject.reason.contains("(NULLIF(h, 'NaN') AS h)")
+                && reject.reason.ends_with(" (h being the expression the query selects as h)"),
+            "{}",
+            reject.reason
+        );
+    }
+
+    #[test]
+    fn a_second_value_a_key_cannot_hold_is_left_out_not_made_null() {
+        let cols =
+            vec![("id".to_string(), Type::INT4), ("f".to_string(), Type::FLOAT8), ("at".to_string(), Type::TIMESTAMP)];
+        let mut entity = mapping(template("PK", "T#{f}#{at}"), None);
+        entity.defaults.clear();
+        let plan = Plan::new(&entity, &[], cols).unwrap();
+        let (id, nan, minus) = (1i32.to_be_bytes(), f64::NAN.to_be_bytes(), i64::MIN.to_be_bytes());
+        let reject = plan.build(&[Some(&id), Some(&nan), Some(&minus)]).unwrap_err();
+        assert!(!reject.reason.contains("NULLIF(at"), "{}", reject.reason);
+        assert!(
+            reject.reason.contains(
+                "; also column \"at\" is timestamp '-infinity', which has no place in a key (it is not a point in \
+                 time); leave such rows out of the query (WHERE at IS DISTINCT FROM '-infinity')"
+            ),
+            "{}",
+            reject.reason
+        );
+    }
+
+    #[test]
+    fn a_long_value_in_a_row_key_is_cut_short() {
+        let long = format!("1{}", "0".repeat(300));
+        assert_eq!(shortened(long), "10000000000000000000… (301 digits)");
+        assert_eq!(shortened(format!("-{}e", "9".repeat(30))), format!("-{}… (30 digits)", "9".repeat(19)));
+        assert_eq!(shortened("12345".into()), "12345");
+        assert_eq!(shortened("x".repeat(30)), format!("{}… (30 characters)", "x".repeat(20)));
+    }
+
+    #[test]
+    fn advice_holding_a_backslash_says_to_use_a_literal_string() {
+        let cols =
+            vec![("id".to_string(), Type::INT4), (r"a\b".to_string(), Type::FLOAT8), ("c".to_string(), Type::FLOAT8)];
+        let mut entity = mapping(column_key("id"), None);
+        entity.defaults.clear();
+        let plan = Plan::new(&entity, &[], cols).unwrap();
+        let (id, nan) = (1i32.to_be_bytes(), f64::NAN.to_be_bytes());
+        let reject = plan.build(&[Some(&id), Some(&nan), None]).unwrap_err();
+        assert!(reject.reason.contains(r#"(NULLIF("a\b", 'NaN') AS "a\b")"#), "{}", reject.reason);
+        assert!(reject.reason.ends_with("write the query as a literal string ('''…'''), which TOML keeps as written"));
+        let reject = plan.build(&[Some(&id), None, Some(&nan)]).unwrap_err();
+        assert!(!reject.reason.contains("literal string"), "{}", reject.reason);
     }
 
     #[test]

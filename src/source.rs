@@ -438,16 +438,17 @@ impl Source {
         self.reset(context).await?;
         let statement = self.bounded(context, self.client.prepare(query)).await?;
         let columns = statement.columns();
-        let mut tables: Vec<u32> = columns.iter().filter_map(|c| c.table_oid()).collect();
-        tables.sort_unstable();
-        tables.dedup();
+        // One row back, whatever the number of columns: the name of each (table, column) pair.
+        let traced: Vec<(u32, i16)> = columns.iter().filter_map(|c| c.table_oid().zip(c.column_id())).collect();
         let mut names: HashMap<(u32, i16), String> = HashMap::new();
-        if !tables.is_empty() {
-            let catalog =
-                "SELECT attrelid, attnum, attname::text FROM pg_catalog.pg_attribute WHERE attrelid = ANY($1)";
-            for row in self.bounded(context, self.client.query(catalog, &[&tables])).await? {
-                names.insert((row.get(0), row.get(1)), row.get(2));
-            }
+        if !traced.is_empty() {
+            let catalog = "SELECT array_agg(a.attname::text ORDER BY c.ord) \
+                           FROM unnest($1::oid[], $2::int2[]) WITH ORDINALITY AS c(rel, num, ord) \
+                           LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.rel AND a.attnum = c.num";
+            let (tables, numbers): (Vec<u32>, Vec<i16>) = traced.iter().copied().unzip();
+            let row = self.bounded(context, self.client.query_one(catalog, &[&tables, &numbers])).await?;
+            let found: Vec<Option<String>> = row.get(0);
+            names.extend(traced.into_iter().zip(found).filter_map(|(pair, name)| Some((pair, name?))));
         }
         // A column PostgreSQL traces to a table whose catalog row was not found keeps its own name.
         let origin = |c: &tokio_postgres::Column| match (c.table_oid(), c.column_id()) {

@@ -171,7 +171,7 @@ async fn numbers_are_stored_exactly_as_postgresql_prints_them() {
             .map(|doc| {
                 format!(
                     "; also column \"{doc}\": {what}; cast the column to text to store the document as a string, as \
-                     PostgreSQL prints it ({doc}::text AS {doc})"
+                     PostgreSQL prints it ({doc}::text AS {doc}) ({doc} being the expression the query selects as {doc})"
                 )
             })
             .concat()
@@ -843,8 +843,10 @@ query = "SELECT course, lesson, title FROM nk"
     let huge = by_column["rejected"].as_array().unwrap().iter().find(|r| r["key"] == "lesson_id=1e+300").unwrap();
     assert_eq!(
         huge["reason"],
-        "key column \"lesson_id\": 1E+300 is outside DynamoDB's number range (1E-130 to 9.99E+125); leave such rows \
-         out of the query, or return the column as text (lesson_id::text AS lesson_id), which a key can hold"
+        "key column \"lesson_id\": 1E+300 is outside DynamoDB's number range (1E-130 to 9.99E+125), which has no place \
+         in a key; leave such rows out of the query (WHERE (lesson_id IS NULL OR lesson_id = 0 OR abs(lesson_id) >= \
+         1e-130 AND abs(lesson_id) < 1e126)), or return the column as text (lesson_id::text AS lesson_id), which a \
+         key can hold"
     );
     // A template key: every column it is made of, and the other key as stored.
     assert_eq!(
@@ -1126,7 +1128,10 @@ async fn each_entity_is_given_its_own_keyless_filter_naming_table_columns() {
     let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
     assert_eq!(figure(&report, &table, "deleted"), 0.0);
     let rejected = rejected_of(&report);
-    assert!(rejected.keys().all(|k| k.starts_with("entity \"a\": ") || k.starts_with("entity \"b\": ")), "{rejected:?}");
+    assert!(
+        rejected.keys().all(|k| k.starts_with("entity \"a\": ") || k.starts_with("entity \"b\": ")),
+        "{rejected:?}"
+    );
     let held = report["tables"][0]["deletes_refused"].as_str().expect("deletes held");
     let (a, b) = (entity_filter(held, "a"), entity_filter(held, "b"));
     assert_eq!(a, Some("id IS NOT NULL"), "{held}");
@@ -1139,12 +1144,8 @@ async fn each_entity_is_given_its_own_keyless_filter_naming_table_columns() {
     std::fs::write(&path, mapping(&format!(" WHERE {a}"), &format!(" WHERE {b}"))).unwrap();
     let report = ctx.sync(&[]);
     assert_eq!(figure(&report, &table, "deleted"), 4.0, "{report}");
-    let stored: BTreeSet<(String, String)> = ctx
-        .scan("two")
-        .await
-        .iter()
-        .map(|i| (text(&i["PK"])[..1].to_string(), text(&i["id"])))
-        .collect();
+    let stored: BTreeSet<(String, String)> =
+        ctx.scan("two").await.iter().map(|i| (text(&i["PK"])[..1].to_string(), text(&i["id"]))).collect();
     let kept: BTreeSet<(String, String)> = ctx
         .query(&format!("SELECT 'A', id FROM ea WHERE {a} UNION ALL SELECT 'B', id FROM eb WHERE {b}"))
         .iter()
@@ -1155,7 +1156,10 @@ async fn each_entity_is_given_its_own_keyless_filter_naming_table_columns() {
         .collect();
     assert_eq!(stored, kept, "the items are the rows PostgreSQL's reading of the filters keeps");
     for id in ["1", "2", "3"] {
-        assert!(stored.contains(&("A".to_string(), id.to_string())), "entity a's row {id}, whose tag takes its default");
+        assert!(
+            stored.contains(&("A".to_string(), id.to_string())),
+            "entity a's row {id}, whose tag takes its default"
+        );
     }
 }
 
@@ -1201,7 +1205,8 @@ async fn unstorable_key_values_are_given_filters_that_keep_every_storable_row() 
     let run = ctx.ddbsync(&["--json", "sync", "local"]);
     assert_eq!(run.code(), 3, "{}", run.stderr());
     let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
-    let table = |name: &str| report["tables"].as_array().unwrap().iter().find(|t| t["table"] == ctx.table(name)).unwrap();
+    let table =
+        |name: &str| report["tables"].as_array().unwrap().iter().find(|t| t["table"] == ctx.table(name)).unwrap();
     let held = |name: &str| table(name)["deletes_refused"].as_str().expect("deletes held").to_string();
     let reasons: Vec<String> =
         table("tt")["rejected"].as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap().to_string()).collect();
