@@ -53,14 +53,14 @@ pub struct KeyFlaw {
     column: String,
     /// How advice names the column: by the table column it comes from where PostgreSQL says so
     /// (`x` for `x AS f`: a filter cannot use the name `f`), else by the name the query gives it.
-    sql: convert::Column,
+    sql: Box<convert::Column>,
     /// The column is an expression the query names: the advice uses its name, and says so.
     stands: bool,
     /// `json` or `jsonb` for a JSON column: which `…_typeof` function tells its values apart.
     json: Option<&'static str>,
     kind: Flaw,
     /// The entity the row came from, when its table has several (`album`).
-    entity: Option<String>,
+    entity: Option<Box<str>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -776,7 +776,8 @@ impl Plan {
             _ => None,
         };
         let (sql, stands) = self.sql_column(index);
-        KeyFlaw { column: column.clone(), sql, stands, json, kind, entity: self.entity.clone() }
+        let entity = self.entity.as_deref().map(Box::from);
+        KeyFlaw { column: column.clone(), sql: Box::new(sql), stands, json, kind, entity }
     }
 
     /// A column key's value: the column's attribute, which must be there and not empty.

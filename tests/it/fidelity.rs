@@ -1241,3 +1241,36 @@ async fn unstorable_key_values_are_given_filters_that_keep_every_storable_row() 
         assert!(stored.contains(v), "{v}: zero and the numbers at DynamoDB's limits are stored: {stored:?}");
     }
 }
+
+/// Advice naming a column whose name holds a backslash says to write the query as a TOML literal
+/// string; pasted so, as printed, the fix runs and the row is stored.
+#[tokio::test]
+async fn advice_holding_a_backslash_works_pasted_into_a_literal_string() {
+    let ctx = Ctx::new(1).await;
+    ctx.sql(&[r#"CREATE TABLE bs AS SELECT g AS id, CASE WHEN g = 2 THEN 'NaN'::float8 ELSE g END AS "a\b" FROM generate_series(1, 3) g"#]);
+    let mapping =
+        |select: &str| format!("[tables.bs]\npartition_key = \"id\"\nquery = '''SELECT id, {select} FROM bs'''\n");
+    let path = ctx.write_mappings("bs.toml", &mapping(r#""a\b""#));
+    ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+    let run = ctx.ddbsync(&["--json", "sync", "local"]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    let reason = rejected_of(&report).remove("id=2").expect("row 2 rejected");
+    assert!(reason.ends_with("write the query as a literal string ('''…'''), which TOML keeps as written"), "{reason}");
+    let fix = between(&reason, "return NULL in the query instead (").unwrap_or_else(|| panic!("{reason}"));
+    std::fs::write(&path, mapping(fix)).unwrap();
+    ctx.sync(&[]);
+    let items = ctx.scan("bs").await;
+    let stored: BTreeMap<String, Option<String>> =
+        items.iter().map(|i| (text(&i["id"]), i.get(r"a\b").map(text))).collect();
+    let want: BTreeMap<String, Option<String>> = ctx
+        .query(&format!("SELECT id, {fix} FROM bs"))
+        .iter()
+        .map(|l| {
+            let (id, v) = l.split_once('|').unwrap();
+            (id.to_string(), (!v.is_empty()).then(|| v.to_string()))
+        })
+        .collect();
+    assert_eq!(stored, want);
+    assert_eq!(stored.get("2"), Some(&None), "row 2 stored, its NaN as no attribute");
+}
