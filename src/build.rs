@@ -51,9 +51,16 @@ pub struct Reject {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyFlaw {
     column: String,
+    /// How advice names the column: by the table column it comes from where PostgreSQL says so
+    /// (`x` for `x AS f`: a filter cannot use the name `f`), else by the name the query gives it.
+    sql: Box<convert::Column>,
+    /// The column is an expression the query names: the advice uses its name, and says so.
+    stands: bool,
     /// `json` or `jsonb` for a JSON column: which `…_typeof` function tells its values apart.
     json: Option<&'static str>,
     kind: Flaw,
+    /// The entity the row came from, when its table has several (`album`).
+    entity: Option<Box<str>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +76,7 @@ impl KeyFlaw {
     /// key takes the mapping's default, if it has one; without one the row is rejected for it, with
     /// its own condition), so pasted with `AND`, the conditions never drop a row that has a key.
     pub fn leave_out(&self) -> Option<String> {
-        let column = convert::Column::new(&self.column).expression;
+        let column = &self.sql.expression;
         Some(match &self.kind {
             Flaw::Null => format!("{column} IS NOT NULL"),
             Flaw::Empty => format!("{column} IS DISTINCT FROM ''"),
@@ -78,8 +85,45 @@ impl KeyFlaw {
             Flaw::Value(Unkeyable::NotScalar(_)) => {
                 format!("({column} IS NULL OR {}_typeof({column}) IN ('string', 'number', 'boolean'))", self.json?)
             }
-            Flaw::Value(Unkeyable::Number(_) | Unkeyable::Other(_)) => return None,
+            // DynamoDB's range, 1E-130 to 9.99…E+125 in magnitude, and zero; NULL is kept as above.
+            Flaw::Value(Unkeyable::Number { range: true, .. }) if self.json.is_none() => {
+                format!("({column} IS NULL OR {column} = 0 OR abs({column}) >= 1e-130 AND abs({column}) < 1e126)")
+            }
+            // An escape of half a surrogate pair after an odd number of backslashes (after an even
+            // number it is an escaped backslash and letters): a high half no low half follows, or
+            // a low half no high half precedes. A whole pair, or such letters, keep their row.
+            Flaw::Value(Unkeyable::Surrogate(_)) => format!(
+                r"({column} IS NULL OR {column}::text !~ '(^|[^\\])(\\\\)*(\\u[dD][89abAB][0-9a-fA-F]{{2}}(?!\\u[dD][c-fC-F])|(?<!\\u[dD][89abAB][0-9a-fA-F]{{2}})\\u[dD][c-fC-F])')"
+            ),
+            Flaw::Value(Unkeyable::Number { .. } | Unkeyable::Other(_)) => return None,
         })
+    }
+
+    /// The entity the row came from, when its table has several.
+    pub fn entity(&self) -> Option<&str> {
+        self.entity.as_deref()
+    }
+
+    /// `(f being the expression the query selects as f)` when the advice names an expression by
+    /// the name the query gives it, which a filter cannot use as it is.
+    pub fn stands_for(&self) -> Option<String> {
+        self.stands.then(|| stands_for(&self.sql))
+    }
+}
+
+/// What a name in advice stands for when the query selects an expression under it.
+fn stands_for(column: &convert::Column) -> String {
+    format!("({} being the expression the query selects as {})", column.expression, column.name)
+}
+
+/// A TOML basic string (`"""…"""`) reads a backslash as an escape: advice that holds one says how
+/// to keep it (a column named `a\b`, a regular expression).
+pub fn literal_note(advice: &str) -> &'static str {
+    if advice.contains('\\') {
+        "; the advice holds a backslash: in the mappings file write the query as a literal string \
+         ('''…'''), which TOML keeps as written"
+    } else {
+        ""
     }
 }
 
@@ -88,6 +132,7 @@ impl std::fmt::Display for KeyFlaw {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let column = &self.column;
         let leave_out = || self.leave_out().map_or(String::new(), |c| format!(" (WHERE {c})"));
+        let named = &self.sql;
         match &self.kind {
             Flaw::Null => write!(f, "key column \"{column}\" is NULL"),
             Flaw::Empty => write!(f, "key column \"{column}\" is empty"),
@@ -107,21 +152,28 @@ impl std::fmt::Display for KeyFlaw {
                 f,
                 "column \"{column}\" {what}, which has no place in a key (a key is one text); return one value \
                  of it in the query instead ({}->>'name' AS …), or leave such rows out{}",
-                convert::Column::new(column).expression,
+                named.expression,
                 leave_out()
             ),
-            Flaw::Value(Unkeyable::Number(reason)) => {
-                let named = convert::Column::new(column);
-                write!(
-                    f,
-                    "key column \"{column}\": {reason}; leave such rows out of the query, or {}return the column as \
-                     text ({}::text AS {}), which a key can hold",
-                    named.preamble(),
-                    named.expression,
-                    named.name
-                )
-            }
+            Flaw::Value(Unkeyable::Number { reason, .. }) => write!(
+                f,
+                "key column \"{column}\": {reason}, which has no place in a key; leave such rows out of the \
+                 query{}, or {}return the column as text ({}::text AS {}), which a key can hold",
+                leave_out(),
+                named.preamble(),
+                named.expression,
+                named.name
+            ),
+            Flaw::Value(Unkeyable::Surrogate(reason)) => write!(
+                f,
+                "column \"{column}\": {reason}, so it has no place in a key; leave such rows out of the query{}",
+                leave_out()
+            ),
             Flaw::Value(Unkeyable::Other(reason)) => write!(f, "key column \"{column}\": {reason}"),
+        }?;
+        match self.stands_for() {
+            Some(note) => write!(f, " {note}"),
+            None => Ok(()),
         }
     }
 }
@@ -170,6 +222,11 @@ pub struct Plan {
     indexes: Vec<Index>,
     excluded: Excluded,
     defaults: Vec<(String, AttributeValue)>,
+    /// Per column, the table column it comes from (`None`: an expression), when PostgreSQL was
+    /// asked; advice names a column by it.
+    origins: Option<Vec<Option<String>>>,
+    /// The entity's name, when its table has several: rejects and their advice name it.
+    entity: Option<String>,
 }
 
 /// A table's checked plans, one per entity, and the schema they give the table.
@@ -186,7 +243,7 @@ impl TablePlan {
     /// some entity with one type.
     pub fn new(
         mapping: &TableMapping,
-        entities: Vec<Plan>,
+        mut entities: Vec<Plan>,
         param_types: HashMap<String, Type>,
     ) -> Result<TablePlan, ProfileError> {
         let first = &entities[0];
@@ -232,6 +289,11 @@ impl TablePlan {
             });
         }
         let keys = first.table_keys();
+        if mapping.is_multi() {
+            for (entity, plan) in mapping.entities.iter().zip(&mut entities) {
+                plan.entity = Some(entity.name.clone());
+            }
+        }
         Ok(TablePlan { entities, schema: TableSchema { keys, indexes }, param_types })
     }
 
@@ -390,7 +452,39 @@ impl Plan {
             indexes: indexes.to_vec(),
             excluded: mapping.excluded.clone(),
             defaults: mapping.defaults.clone(),
+            origins: None,
+            entity: None,
         })
+    }
+
+    /// The plan with each column's origin: the table column it comes from, or `None` for an
+    /// expression (as PostgreSQL describes the query), so that advice can name it in a filter.
+    pub fn sourced(mut self, origins: Vec<Option<String>>) -> Self {
+        if origins.len() == self.columns.len() {
+            self.origins = Some(origins);
+        }
+        self
+    }
+
+    /// How advice names column `index`, and whether it is an expression named by the query (the
+    /// advice then says what the name stands for).
+    fn sql_column(&self, index: usize) -> (convert::Column, bool) {
+        let name = &self.columns[index].0;
+        match self.origins.as_ref().map(|o| o[index].as_deref()) {
+            Some(Some(source)) if source != name => {
+                (convert::Column { expression: convert::sql_name(source), name: convert::sql_name(name) }, false)
+            }
+            Some(None) if name != convert::UNNAMED => (convert::Column::new(name), true),
+            _ => (convert::Column::new(name), false),
+        }
+    }
+
+    /// `entity "album": ` before a reject's key, when the table has several entities.
+    fn named(&self, key: String) -> String {
+        match &self.entity {
+            Some(entity) => format!("entity \"{entity}\": {key}"),
+            None => key,
+        }
     }
 
     /// The content hash of an item as stored, computed as for a built one (what `verify` compares).
@@ -412,8 +506,8 @@ impl Plan {
         let mut item = Item::with_capacity(self.columns.len() + 2);
         // Every column that does not convert, so that one reject names all of the row's flaws
         // (empty, so not allocated, for a good row).
-        let mut failures: Vec<(&str, String)> = Vec::new();
-        for ((name, ty), raw) in self.columns.iter().zip(raw) {
+        let mut failures: Vec<(usize, ConvertError)> = Vec::new();
+        for (index, ((name, ty), raw)) in self.columns.iter().zip(raw).enumerate() {
             match convert::convert(ty, *raw) {
                 Ok(Some(value)) => {
                     item.insert(name.clone(), value);
@@ -423,11 +517,11 @@ impl Plan {
                         item.insert(name.clone(), default.clone());
                     }
                 }
-                Err(e) => failures.push((name, column_error(name, ty, &e))),
+                Err(e) => failures.push((index, e)),
             }
         }
         let (key_values, flaw) = self.key_values(&item, raw);
-        let describe = |item: &Item| self.describe_row(item, raw);
+        let describe = |item: &Item| self.named(self.describe_row(item, raw));
         // The key parts that could be built name the row even when it is rejected.
         for (name, value) in key_values {
             item.insert(name, value);
@@ -435,9 +529,21 @@ impl Plan {
         if flaw.is_some() || !failures.is_empty() {
             // The key's flaw first; a column it names is not named twice.
             let flawed = flaw.as_ref().map(|f| f.column.as_str());
+            // The advice's SQL: the key's filter and the names of the columns it treats.
+            let mut advice: Vec<String> =
+                flaw.iter().flat_map(|f| f.leave_out().into_iter().chain([f.sql.expression.clone()])).collect();
             let reasons = flaw.iter().map(|f| f.to_string());
-            let others = failures.into_iter().filter(|(name, _)| Some(*name) != flawed).map(|(_, reason)| reason);
+            let others = failures
+                .into_iter()
+                .filter(|(index, _)| Some(self.columns[*index].0.as_str()) != flawed)
+                .map(|(index, e)| {
+                    let (reason, sql) = self.failure(index, e, raw);
+                    advice.push(sql);
+                    reason
+                })
+                .collect::<Vec<_>>();
             let reason = reasons.chain(others).collect::<Vec<_>>().join("; also ");
+            let reason = format!("{reason}{}", literal_note(&advice.concat()));
             return Err(Reject { key: describe(&item), reason });
         }
         if let Some(reason) = self.empty_index_key(&item).or_else(|| self.over_limits(&item)) {
@@ -454,6 +560,35 @@ impl Plan {
         }
         let units = item::write_units(size) + self.index_units(&item, size);
         Ok(Built { item, key, hash, size, units, entity: 0 })
+    }
+
+    /// Why column `index` did not convert, with the query's fix. A value a key uses and cannot
+    /// spell has no place in a key: the fix is to leave its row out (a NULL instead would take
+    /// the row's key away too), as for the key's first flaw.
+    /// Also the SQL the advice holds (names and filter), to tell whether it needs a literal string.
+    fn failure(&self, index: usize, e: ConvertError, raw: &[Option<&[u8]>]) -> (String, String) {
+        let (name, ty) = &self.columns[index];
+        let in_key = self.keys.iter().find_map(|key| match key {
+            KeyPlan::Column { index: at, .. } => (*at == index).then_some(true),
+            KeyPlan::Template { parts, .. } => template_columns(parts).contains(&index).then_some(false),
+        });
+        let unkeyable = match (in_key, raw.get(index).copied().flatten()) {
+            (Some(true), _) => Some(Unkeyable::from(e.clone())),
+            (Some(false), Some(bytes)) => convert::key_text(ty, bytes).err(),
+            _ => None,
+        };
+        match unkeyable {
+            Some(why) => {
+                let flaw = self.flaw(index, Flaw::Value(why));
+                let sql = format!("{}{}", flaw.sql.expression, flaw.leave_out().unwrap_or_default());
+                (flaw.to_string(), sql)
+            }
+            None => {
+                let (column, stands) = self.sql_column(index);
+                let note = if stands { format!(" {}", stands_for(&column)) } else { String::new() };
+                (format!("column \"{name}\": {}{note}", e.explain(&column, ty)), column.expression + &column.name)
+            }
+        }
     }
 
     /// The key digest of a row that [`Plan::build`] rejected, when its key columns alone make a
@@ -524,10 +659,12 @@ impl Plan {
             (Some(value), _) => item::describe_value(value),
             (None, None) => "NULL".into(),
             (None, Some(bytes)) => match convert::key_text(ty, bytes) {
-                Ok(text) => text,
+                Ok(text) => shortened(text),
                 Err(Unkeyable::NotFinite(word)) => word.into(),
                 Err(Unkeyable::Infinite { value, .. }) => value.into(),
-                Err(Unkeyable::NotScalar(_) | Unkeyable::Number(_) | Unkeyable::Other(_)) => "<not convertible>".into(),
+                Err(
+                    Unkeyable::NotScalar(_) | Unkeyable::Number { .. } | Unkeyable::Surrogate(_) | Unkeyable::Other(_),
+                ) => "<not convertible>".into(),
             },
         }
     }
@@ -638,7 +775,9 @@ impl Plan {
             Type::JSONB => Some("jsonb"),
             _ => None,
         };
-        KeyFlaw { column: column.clone(), json, kind }
+        let (sql, stands) = self.sql_column(index);
+        let entity = self.entity.as_deref().map(Box::from);
+        KeyFlaw { column: column.clone(), sql: Box::new(sql), stands, json, kind, entity }
     }
 
     /// A column key's value: the column's attribute, which must be there and not empty.
@@ -691,6 +830,19 @@ impl Plan {
     }
 }
 
+/// A value shown in a row's key, cut to its first 20 characters when it is long (a number beyond
+/// DynamoDB's range may be printed with hundreds of digits): `10000000000000000000… (301 digits)`.
+fn shortened(text: String) -> String {
+    const SHOWN: usize = 20;
+    let count = text.chars().count();
+    if count <= SHOWN + 4 {
+        return text;
+    }
+    let digits = text.chars().filter(char::is_ascii_digit).count();
+    let what = if digits + 2 >= count { format!("{digits} digits") } else { format!("{count} characters") };
+    format!("{}… ({what})", text.chars().take(SHOWN).collect::<String>())
+}
+
 /// The columns a key template uses, in order (a column used twice, twice).
 fn template_columns(parts: &[TemplatePart]) -> Vec<usize> {
     parts
@@ -715,11 +867,6 @@ fn oversized(item: &Item, size: usize) -> String {
         ));
     }
     reason
-}
-
-/// Why a column's value does not convert, with what the query can do about it.
-fn column_error(name: &str, ty: &Type, e: &ConvertError) -> String {
-    format!("column \"{name}\": {}", e.explain(&convert::Column::new(name), ty))
 }
 
 /// Every column whose type ddbsync does not convert, each with its type and the expression the
@@ -1112,9 +1259,10 @@ mod tests {
                 "f",
                 [Some(1e300f64.to_be_bytes().to_vec()), None, None],
                 "f=1e+300",
-                "key column \"f\": 1E+300 is outside DynamoDB's number range (1E-130 to 9.99E+125); leave such rows \
-                 out of the query, or return the column as text (f::text AS f), which a key can hold",
-                None,
+                "key column \"f\": 1E+300 is outside DynamoDB's number range (1E-130 to 9.99E+125), which has no \
+                 place in a key; leave such rows out of the query (WHERE (f IS NULL OR f = 0 OR abs(f) >= 1e-130 AND \
+                 abs(f) < 1e126)), or return the column as text (f::text AS f), which a key can hold",
+                Some("(f IS NULL OR f = 0 OR abs(f) >= 1e-130 AND abs(f) < 1e126)"),
             ),
             (
                 "at",
@@ -1134,6 +1282,77 @@ mod tests {
             assert!(reject.reason.starts_with(reason), "{}", reject.reason);
             assert_eq!(plan.key_digest(&raw).unwrap_err().leave_out().as_deref(), leave_out);
         }
+    }
+
+    #[test]
+    fn advice_names_the_table_column_and_says_what_an_expression_name_stands_for() {
+        let float = |name: &str| (name.to_string(), Type::FLOAT8);
+        let cols = vec![("id".to_string(), Type::INT4), float("f"), float("g"), float("h")];
+        let mut entity = mapping(template("PK", "F#{f}"), None);
+        entity.defaults.clear();
+        // `x AS f`, `y AS g`, and h an expression (`x * 2 AS h`).
+        let origins = vec![Some("id".into()), Some("x".into()), Some("y".into()), None];
+        let plan = Plan::new(&entity, &[], cols).unwrap().sourced(origins);
+        let (id, nan, one) = (1i32.to_be_bytes(), f64::NAN.to_be_bytes(), 1.5f64.to_be_bytes());
+        let raw = [Some(&id[..]), Some(&nan[..]), None, None];
+        let reject = plan.build(&raw).unwrap_err();
+        assert!(reject.reason.contains("(WHERE x IS DISTINCT FROM 'NaN')"), "{}", reject.reason);
+        assert_eq!(plan.key_digest(&raw).unwrap_err().leave_out().as_deref(), Some("x IS DISTINCT FROM 'NaN'"));
+        let reject = plan.build(&[Some(&id), Some(&one), Some(&nan), None]).unwrap_err();
+        assert!(reject.reason.contains("(NULLIF(y, 'NaN') AS g)"), "{}", reject.reason);
+        assert!(reject.reason.contains("(WHERE y IS DISTINCT FROM 'NaN')"), "{}", reject.reason);
+        assert!(!reject.reason.contains("being the expression"), "{}", reject.reason);
+        let reject = plan.build(&[Some(&id), Some(&one), None, Some(&nan)]).unwrap_err();
+        assert!(
+            reject.reason.contains("(NULLIF(h, 'NaN') AS h)")
+                && reject.reason.ends_with(" (h being the expression the query selects as h)"),
+            "{}",
+            reject.reason
+        );
+    }
+
+    #[test]
+    fn a_second_value_a_key_cannot_hold_is_left_out_not_made_null() {
+        let cols =
+            vec![("id".to_string(), Type::INT4), ("f".to_string(), Type::FLOAT8), ("at".to_string(), Type::TIMESTAMP)];
+        let mut entity = mapping(template("PK", "T#{f}#{at}"), None);
+        entity.defaults.clear();
+        let plan = Plan::new(&entity, &[], cols).unwrap();
+        let (id, nan, minus) = (1i32.to_be_bytes(), f64::NAN.to_be_bytes(), i64::MIN.to_be_bytes());
+        let reject = plan.build(&[Some(&id), Some(&nan), Some(&minus)]).unwrap_err();
+        assert!(!reject.reason.contains("NULLIF(at"), "{}", reject.reason);
+        assert!(
+            reject.reason.contains(
+                "; also column \"at\" is timestamp '-infinity', which has no place in a key (it is not a point in \
+                 time); leave such rows out of the query (WHERE at IS DISTINCT FROM '-infinity')"
+            ),
+            "{}",
+            reject.reason
+        );
+    }
+
+    #[test]
+    fn a_long_value_in_a_row_key_is_cut_short() {
+        let long = format!("1{}", "0".repeat(300));
+        assert_eq!(shortened(long), "10000000000000000000… (301 digits)");
+        assert_eq!(shortened(format!("-{}e", "9".repeat(30))), format!("-{}… (30 digits)", "9".repeat(19)));
+        assert_eq!(shortened("12345".into()), "12345");
+        assert_eq!(shortened("x".repeat(30)), format!("{}… (30 characters)", "x".repeat(20)));
+    }
+
+    #[test]
+    fn advice_holding_a_backslash_says_to_use_a_literal_string() {
+        let cols =
+            vec![("id".to_string(), Type::INT4), (r"a\b".to_string(), Type::FLOAT8), ("c".to_string(), Type::FLOAT8)];
+        let mut entity = mapping(column_key("id"), None);
+        entity.defaults.clear();
+        let plan = Plan::new(&entity, &[], cols).unwrap();
+        let (id, nan) = (1i32.to_be_bytes(), f64::NAN.to_be_bytes());
+        let reject = plan.build(&[Some(&id), Some(&nan), None]).unwrap_err();
+        assert!(reject.reason.contains(r#"(NULLIF("a\b", 'NaN') AS "a\b")"#), "{}", reject.reason);
+        assert!(reject.reason.ends_with("write the query as a literal string ('''…'''), which TOML keeps as written"));
+        let reject = plan.build(&[Some(&id), None, Some(&nan)]).unwrap_err();
+        assert!(!reject.reason.contains("literal string"), "{}", reject.reason);
     }
 
     #[test]

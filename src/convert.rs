@@ -36,7 +36,7 @@ use tokio_postgres::types::{Kind, Type};
 use crate::item::{self, AttributeValue};
 use crate::number::{self, NumberError};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ConvertError {
     #[error("type {0} is not converted by ddbsync; cast it in the query (for example `column::text`)")]
     Unsupported(String),
@@ -249,8 +249,10 @@ pub enum Unkeyable {
     Infinite { ty: &'static str, value: &'static str },
     /// A JSON object, array or null: no one text. Says what the value is (`holds a JSON object`).
     NotScalar(&'static str),
-    /// A number beyond DynamoDB's range or digits, as a number key would hold it: the reason.
-    Number(String),
+    /// A number beyond DynamoDB's range (`range`) or digits, as a number key would hold it: the reason.
+    Number { reason: String, range: bool },
+    /// A JSON text with an escape of half a surrogate pair: the reason.
+    Surrogate(String),
     /// Any other value that does not convert: the conversion's reason.
     Other(String),
 }
@@ -268,8 +270,9 @@ impl From<ConvertError> for Unkeyable {
             }
             ConvertError::Value(ValueError::Infinite { ty, value }) => Unkeyable::Infinite { ty, value },
             ConvertError::Number(e @ (NumberError::OutOfRange(_) | NumberError::TooManyDigits { .. })) => {
-                Unkeyable::Number(e.to_string())
+                Unkeyable::Number { range: matches!(e, NumberError::OutOfRange(_)), reason: e.to_string() }
             }
+            e @ ConvertError::Value(ValueError::LoneSurrogate { .. }) => Unkeyable::Surrogate(e.to_string()),
             e => Unkeyable::Other(e.to_string()),
         }
     }
@@ -301,7 +304,7 @@ pub fn key_text(ty: &Type, raw: &[u8]) -> Result<String, Unkeyable> {
         Ok(Some(value)) => attribute_key_text(&value).map(str::to_string),
         Ok(None) => Err(Unkeyable::Other("no value".into())),
         Err(ConvertError::Number(e @ (NumberError::OutOfRange(_) | NumberError::TooManyDigits { .. }))) => {
-            printed_number(ty, raw).ok_or_else(|| Unkeyable::Number(e.to_string()))
+            printed_number(ty, raw).ok_or_else(|| Unkeyable::from(ConvertError::Number(e)))
         }
         Err(e) => Err(e.into()),
     }
@@ -1178,7 +1181,9 @@ mod tests {
         assert_eq!(text(&Type::JSON, b"null"), Err(Unkeyable::NotScalar("is JSON null")));
         assert_eq!(text(&Type::JSONB, b"\x01{\"a\": 1}"), Err(Unkeyable::NotScalar("holds a JSON object")));
         assert_eq!(text(&Type::JSON, b"[1]"), Err(Unkeyable::NotScalar("holds a JSON array")));
-        assert!(matches!(text(&Type::JSON, b"1e300"), Err(Unkeyable::Number(e)) if e.contains("number range")));
+        assert!(
+            matches!(text(&Type::JSON, b"1e300"), Err(Unkeyable::Number { reason, range: true }) if reason.contains("number range"))
+        );
     }
 
     #[test]

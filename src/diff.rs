@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use crate::build::{literal_note, KeyFlaw};
 use crate::hash::Digest;
 
 /// Key digests are MD5 output, already uniformly spread: their first eight bytes are the hash.
@@ -145,36 +146,100 @@ pub fn delete_guard(orphans: u64, target: u64, max_fraction: f64, allowed: bool)
     ))
 }
 
-/// The SQL conditions that leave a table's keyless rows out of its query (`f IS DISTINCT FROM
+/// The SQL conditions that leave a table's keyless rows out of its queries (`f IS DISTINCT FROM
 /// 'NaN'`), gathered from each row's reason: the advice of [`keyless_guard`] then matches what is
-/// wrong with them. Each distinct condition is kept once, and all of them are shown, so the filter
+/// wrong with them. They are kept per entity: each query is given only the conditions its own rows
+/// need (another entity's `defaults` may give a NULL column a key, and its query may not have the
+/// column at all). Each distinct condition is kept once, and all of them are shown, so the filter
 /// can be pasted whole. They are bounded by the plan, not by the source: one per key column and
 /// kind of flaw (NULL, empty, NaN, each infinity, a JSON container), whatever the rows hold.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct LeaveOut {
+    groups: Vec<Group>,
+}
+
+/// One entity's keyless rows (the table's, when it has one entity).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Group {
+    entity: Option<String>,
+    rows: usize,
+    /// The first such row's key, as its reject names it.
+    first: String,
     conditions: Vec<String>,
-    /// Some row's flaw has no such condition (a number beyond DynamoDB's range, say).
+    /// What a name in a condition stands for (`(f being the expression the query selects as f)`).
+    notes: Vec<String>,
+    /// Some row's flaw has no such condition (a number with too many digits, say).
     more: bool,
 }
 
 impl LeaveOut {
-    pub fn add(&mut self, condition: Option<String>) {
+    /// A keyless row: its key as its reject names it, and what is wrong with the key.
+    pub fn add(&mut self, flaw: &KeyFlaw, key: &str) {
+        self.add_condition(flaw.entity(), flaw.leave_out(), flaw.stands_for(), key);
+    }
+
+    /// A keyless row of `entity` (`None` for a table with one), with the condition that leaves it
+    /// out, if there is one, and what a name in it stands for.
+    pub fn add_condition(&mut self, entity: Option<&str>, condition: Option<String>, note: Option<String>, key: &str) {
+        let at = match self.groups.iter().position(|g| g.entity.as_deref() == entity) {
+            Some(at) => at,
+            None => {
+                self.groups.push(Group {
+                    entity: entity.map(str::to_string),
+                    rows: 0,
+                    first: key.to_string(),
+                    conditions: Vec::new(),
+                    notes: Vec::new(),
+                    more: false,
+                });
+                self.groups.len() - 1
+            }
+        };
+        let group = &mut self.groups[at];
+        group.rows += 1;
         match condition {
-            Some(c) if self.conditions.contains(&c) => {}
-            Some(c) => self.conditions.push(c),
-            None => self.more = true,
+            Some(c) if group.conditions.contains(&c) => {}
+            Some(c) => {
+                group.conditions.push(c);
+                if let Some(note) = note.filter(|n| !group.notes.contains(n)) {
+                    group.notes.push(note);
+                }
+            }
+            None => group.more = true,
         }
     }
 
-    /// ` (WHERE a IS NOT NULL AND f IS DISTINCT FROM 'NaN')`, every condition, valid SQL as shown;
-    /// when some row's flaw has no condition, where its reason is.
+    /// For a table with one entity, ` (WHERE a IS NOT NULL AND f IS DISTINCT FROM 'NaN')`; for one
+    /// with several, each entity's own filter, named. Every condition, valid SQL as shown; when
+    /// some row's flaw has no condition, where its reason is.
+    fn clause(&self) -> String {
+        match &self.groups[..] {
+            [] => String::new(),
+            [group] if group.entity.is_none() => format!(" of the query{}", group.clause()),
+            groups => {
+                let each: Vec<String> = groups
+                    .iter()
+                    .map(|g| {
+                        let rows = if g.rows == 1 { "1 row".to_string() } else { format!("{} rows", g.rows) };
+                        let entity = g.entity.as_deref().unwrap_or_default();
+                        format!("entity \"{entity}\", {rows}, first {}{}", g.first, g.clause())
+                    })
+                    .collect();
+                format!(" of their entity's query, each its own filter: {}", each.join("; "))
+            }
+        }
+    }
+}
+
+impl Group {
     fn clause(&self) -> String {
         const OTHERS: &str = "each rejected row's reason says what is wrong with its key";
+        let notes: String = self.notes.iter().map(|n| format!(" {n}")).collect();
         match (self.conditions.is_empty(), self.more) {
             (true, _) => format!(" ({OTHERS})"),
-            (false, false) => format!(" (WHERE {})", self.conditions.join(" AND ")),
+            (false, false) => format!(" (WHERE {}){notes}", self.conditions.join(" AND ")),
             (false, true) => format!(
-                " (WHERE {}; that leaves out some of them, and for the others {OTHERS})",
+                " (WHERE {}){notes} (that leaves out some of them, and for the others {OTHERS})",
                 self.conditions.join(" AND ")
             ),
         }
@@ -184,15 +249,16 @@ impl LeaveOut {
 /// Deletes wait while source rows have no key (a NULL, empty, NaN or infinite key column, one a
 /// template uses included): such a row may be what any of the orphans was written from, and
 /// deleting them would remove an item whose row is broken, not gone. `first` names one of those
-/// rows; `leave_out` says how the query could leave them out.
+/// rows; `leave_out` says how each query could leave them out.
 pub fn keyless_guard(orphans: u64, keyless: usize, first: &str, leave_out: &LeaveOut) -> Result<(), String> {
     if orphans == 0 || keyless == 0 {
         return Ok(());
     }
+    let clause = leave_out.clause();
     Err(format!(
         "not deleted: {orphans} items have no source row, but {keyless} source rows have no key (first: {first}), and \
-         their stored items may be among them; fix those rows or leave them out of the query{}, then run again",
-        leave_out.clause()
+         their stored items may be among them; fix those rows or leave them out{clause}, then run again{}",
+        literal_note(&clause)
     ))
 }
 
@@ -241,7 +307,8 @@ mod tests {
 
     #[test]
     fn rows_without_a_key_hold_the_deletes() {
-        let null = LeaveOut { conditions: vec!["id IS NOT NULL".into()], more: false };
+        let mut null = LeaveOut::default();
+        null.add_condition(None, Some("id IS NOT NULL".into()), None, "id=NULL");
         assert_eq!(keyless_guard(3, 0, "", &LeaveOut::default()), Ok(()));
         assert_eq!(keyless_guard(0, 2, "id=<missing>", &null), Ok(()), "nothing to delete, nothing held");
         let held = keyless_guard(3, 2, "id=<missing>", &null).unwrap_err();
@@ -253,35 +320,68 @@ mod tests {
         );
     }
 
+    fn one(conditions: &[Option<&str>]) -> LeaveOut {
+        let mut leave_out = LeaveOut::default();
+        for c in conditions {
+            leave_out.add_condition(None, c.map(str::to_string), None, "k");
+        }
+        leave_out
+    }
+
     #[test]
     fn the_advice_matches_what_is_wrong_with_the_keys() {
-        let mut leave_out = LeaveOut::default();
-        for condition in ["f IS DISTINCT FROM 'NaN'", "f IS DISTINCT FROM 'Infinity'", "f IS DISTINCT FROM 'NaN'"] {
-            leave_out.add(Some(condition.into()));
-        }
+        let (nan, inf) = (Some("f IS DISTINCT FROM 'NaN'"), Some("f IS DISTINCT FROM 'Infinity'"));
         assert_eq!(
-            leave_out.clause(),
-            " (WHERE f IS DISTINCT FROM 'NaN' AND f IS DISTINCT FROM 'Infinity')",
+            one(&[nan, inf, nan]).clause(),
+            " of the query (WHERE f IS DISTINCT FROM 'NaN' AND f IS DISTINCT FROM 'Infinity')",
             "each condition once"
         );
-        leave_out.add(None);
         assert_eq!(
-            leave_out.clause(),
-            " (WHERE f IS DISTINCT FROM 'NaN' AND f IS DISTINCT FROM 'Infinity'; that leaves out some of them, and for \
-             the others each rejected row's reason says what is wrong with its key)",
+            one(&[nan, inf, None]).clause(),
+            " of the query (WHERE f IS DISTINCT FROM 'NaN' AND f IS DISTINCT FROM 'Infinity') (that leaves out some \
+             of them, and for the others each rejected row's reason says what is wrong with its key)",
             "not every row covered: the filter shown is whole, and says where the rest is"
         );
-        let mut unknown = LeaveOut::default();
-        unknown.add(None);
-        assert_eq!(unknown.clause(), " (each rejected row's reason says what is wrong with its key)");
+        assert_eq!(one(&[None]).clause(), " of the query (each rejected row's reason says what is wrong with its key)");
         // Every distinct condition is shown, none cut short.
-        let mut many = LeaveOut::default();
-        for i in 0..6 {
-            many.add(Some(format!("c{i} IS NOT NULL")));
-        }
-        let clause = many.clause();
+        let names: Vec<String> = (0..6).map(|i| format!("c{i} IS NOT NULL")).collect();
+        let clause = one(&names.iter().map(|n| Some(n.as_str())).collect::<Vec<_>>()).clause();
         assert!(!clause.contains('…'), "{clause}");
         assert!(clause.contains("c0 IS NOT NULL AND") && clause.ends_with("c5 IS NOT NULL)"), "{clause}");
+    }
+
+    #[test]
+    fn each_entity_is_given_its_own_filter() {
+        let mut leave_out = LeaveOut::default();
+        leave_out.add_condition(Some("a"), Some("tag IS NOT NULL".into()), None, "entity \"a\": id=1");
+        leave_out.add_condition(Some("b"), Some("f IS DISTINCT FROM 'NaN'".into()), None, "entity \"b\": f=NaN");
+        leave_out.add_condition(Some("a"), Some("tag IS NOT NULL".into()), None, "entity \"a\": id=2");
+        let held = keyless_guard(4, 3, "entity \"a\": id=1", &leave_out).unwrap_err();
+        assert!(
+            held.ends_with(
+                "leave them out of their entity's query, each its own filter: entity \"a\", 2 rows, first entity \
+                 \"a\": id=1 (WHERE tag IS NOT NULL); entity \"b\", 1 row, first entity \"b\": f=NaN (WHERE f IS \
+                 DISTINCT FROM 'NaN'), then run again"
+            ),
+            "{held}"
+        );
+    }
+
+    #[test]
+    fn a_filter_naming_an_expression_says_so_and_one_with_a_backslash_how_to_keep_it() {
+        let mut leave_out = LeaveOut::default();
+        let note = Some("(f being the expression the query selects as f)".to_string());
+        leave_out.add_condition(None, Some("f IS DISTINCT FROM 'NaN'".into()), note.clone(), "f=NaN");
+        leave_out.add_condition(None, Some("f IS DISTINCT FROM 'Infinity'".into()), note, "f=Infinity");
+        leave_out.add_condition(None, Some(r#""a\b" IS NOT NULL"#.into()), None, r"a\b=NULL");
+        let held = keyless_guard(1, 3, "f=NaN", &leave_out).unwrap_err();
+        assert_eq!(held.matches("being the expression").count(), 1, "{held}");
+        assert!(
+            held.ends_with(
+                r#"AND "a\b" IS NOT NULL) (f being the expression the query selects as f), then run again; the advice holds a backslash: in the mappings file write the query as a literal string ('''…'''), which TOML keeps as written"#
+            ),
+            "{held}"
+        );
     }
 
     #[test]

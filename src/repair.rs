@@ -558,10 +558,10 @@ async fn repair_table(
                     Ok(key) => r.settled += u64::from(delete.remove(&key).is_some()),
                     Err(flaw) => {
                         keyless += 1;
+                        leave_out.add(&flaw, &reject.key);
                         if first_keyless.is_empty() {
                             first_keyless = reject.key;
                         }
-                        leave_out.add(flaw.leave_out());
                     }
                 },
             }

@@ -15,6 +15,7 @@
 //! timeout, a row stream dropped before its end, an error or a signal that ends the run) is
 //! cancelled on the server, best effort, so that it does not keep loading it after the run.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -430,13 +431,35 @@ impl Source {
         Ok(())
     }
 
-    /// The columns a query returns (name and type) and the types PostgreSQL infers for its
-    /// parameters, without running it.
+    /// The columns a query returns (name and type), the table column each comes from, and the
+    /// types PostgreSQL infers for its parameters, without running it. The table columns' names
+    /// are read from the catalog in one query (read-only, as every query here).
     pub async fn describe(&self, query: &str, context: &str) -> Result<Described, SourceError> {
         self.reset(context).await?;
         let statement = self.bounded(context, self.client.prepare(query)).await?;
+        let columns = statement.columns();
+        // One row back, whatever the number of columns: the name of each (table, column) pair.
+        let traced: Vec<(u32, i16)> = columns.iter().filter_map(|c| c.table_oid().zip(c.column_id())).collect();
+        let mut names: HashMap<(u32, i16), String> = HashMap::new();
+        if !traced.is_empty() {
+            let catalog = "SELECT array_agg(a.attname::text ORDER BY c.ord) \
+                           FROM unnest($1::oid[], $2::int2[]) WITH ORDINALITY AS c(rel, num, ord) \
+                           LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.rel AND a.attnum = c.num";
+            let (tables, numbers): (Vec<u32>, Vec<i16>) = traced.iter().copied().unzip();
+            let row = self.bounded(context, self.client.query_one(catalog, &[&tables, &numbers])).await?;
+            let found: Vec<Option<String>> = row.get(0);
+            names.extend(traced.into_iter().zip(found).filter_map(|(pair, name)| Some((pair, name?))));
+        }
+        // A column PostgreSQL traces to a table whose catalog row was not found keeps its own name.
+        let origin = |c: &tokio_postgres::Column| match (c.table_oid(), c.column_id()) {
+            (Some(table), Some(column)) => {
+                Some(names.get(&(table, column)).cloned().unwrap_or_else(|| c.name().into()))
+            }
+            _ => None,
+        };
         Ok(Described {
-            columns: statement.columns().iter().map(|c| (c.name().to_string(), c.type_().clone())).collect(),
+            columns: columns.iter().map(|c| (c.name().to_string(), c.type_().clone())).collect(),
+            origins: columns.iter().map(origin).collect(),
             params: statement.params().to_vec(),
         })
     }
@@ -523,6 +546,8 @@ where
 /// What preparing a query tells.
 pub struct Described {
     pub columns: Vec<(String, Type)>,
+    /// Per column, the name of the table column it comes from; `None` for an expression.
+    pub origins: Vec<Option<String>>,
     pub params: Vec<Type>,
 }
 

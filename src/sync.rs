@@ -151,7 +151,7 @@ pub async fn plan(source: &Source, mapping: &TableMapping) -> Result<TablePlan> 
             param_types.entry(name.clone()).or_insert(ty);
         }
         match Plan::new(entity, &mapping.indexes, described.columns) {
-            Ok(plan) => plans.push(plan),
+            Ok(plan) => plans.push(plan.sourced(described.origins)),
             Err(e) => errors.push(e.into()),
         }
     }
@@ -750,7 +750,7 @@ impl Tally<'_> {
             Ok(key) => self.rejected_keys.push((self.rejected.len(), key)),
             Err(flaw) => {
                 self.keyless.push(self.rejected.len());
-                self.leave_out.add(flaw.leave_out());
+                self.leave_out.add(&flaw, &reject.key);
             }
         }
         self.rejected.push(reject);

@@ -171,7 +171,7 @@ async fn numbers_are_stored_exactly_as_postgresql_prints_them() {
             .map(|doc| {
                 format!(
                     "; also column \"{doc}\": {what}; cast the column to text to store the document as a string, as \
-                     PostgreSQL prints it ({doc}::text AS {doc})"
+                     PostgreSQL prints it ({doc}::text AS {doc}) ({doc} being the expression the query selects as {doc})"
                 )
             })
             .concat()
@@ -843,8 +843,10 @@ query = "SELECT course, lesson, title FROM nk"
     let huge = by_column["rejected"].as_array().unwrap().iter().find(|r| r["key"] == "lesson_id=1e+300").unwrap();
     assert_eq!(
         huge["reason"],
-        "key column \"lesson_id\": 1E+300 is outside DynamoDB's number range (1E-130 to 9.99E+125); leave such rows \
-         out of the query, or return the column as text (lesson_id::text AS lesson_id), which a key can hold"
+        "key column \"lesson_id\": 1E+300 is outside DynamoDB's number range (1E-130 to 9.99E+125), which has no place \
+         in a key; leave such rows out of the query (WHERE (lesson_id IS NULL OR lesson_id = 0 OR abs(lesson_id) >= \
+         1e-130 AND abs(lesson_id) < 1e126)), or return the column as text (lesson_id::text AS lesson_id), which a \
+         key can hold"
     );
     // A template key: every column it is made of, and the other key as stored.
     assert_eq!(
@@ -1077,4 +1079,198 @@ async fn the_keyless_filter_is_whole_and_keeps_rows_whose_key_takes_a_default() 
     let kept: BTreeSet<String> = ctx.query(&format!("SELECT id FROM kg WHERE {filter}")).into_iter().collect();
     assert_eq!(ids, kept, "the items are the rows PostgreSQL's reading of the filter keeps");
     assert!(ids.contains("80") && stored(items).contains("F#0"), "the row whose key took the default");
+}
+
+/// The filter of one entity in a refusal that gives each entity its own.
+fn entity_filter<'a>(held: &'a str, entity: &str) -> Option<&'a str> {
+    let start = held.find(&format!("entity \"{entity}\", "))?;
+    between(&held[start..], "(WHERE ")
+}
+
+/// Rows of two entities that have no key: each entity is given a filter of its own, naming the
+/// table column (`x`) rather than the name the query gives it (`f`), and never a condition on a
+/// column its `defaults` fills. Pasted as printed, every row with a key is kept, and only the
+/// items of rows gone or left out are deleted.
+#[tokio::test]
+async fn each_entity_is_given_its_own_keyless_filter_naming_table_columns() {
+    let ctx = Ctx::new(1).await;
+    ctx.sql(&[
+        "CREATE TABLE ea AS SELECT g AS id, CASE WHEN g <= 3 THEN NULL ELSE 't' || g END AS tag \
+         FROM generate_series(1, 20) g",
+        "CREATE TABLE eb AS SELECT g AS id, 't' || g AS tag, g * 1.5::float8 AS x FROM generate_series(1, 20) g",
+    ]);
+    let mapping = |a: &str, b: &str| {
+        format!(
+            "[tables.two]\ndelete_missing = true\n\
+             [tables.two.entities.a]\npartition_key = {{ name = \"PK\", template = \"A#{{id}}\" }}\n\
+             sort_key = {{ name = \"SK\", template = \"T#{{tag}}\" }}\ndefaults = {{ tag = \"none\" }}\n\
+             query = \"\"\"SELECT id, tag FROM ea{a}\"\"\"\n\
+             [tables.two.entities.b]\npartition_key = {{ name = \"PK\", template = \"B#{{id}}#{{f}}\" }}\n\
+             sort_key = {{ name = \"SK\", template = \"T#{{tag}}\" }}\n\
+             query = \"\"\"SELECT id, tag, x AS f FROM eb{b}\"\"\"\n"
+        )
+    };
+    let path = ctx.write_mappings("two.toml", &mapping("", ""));
+    ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+    let table = ctx.table("two");
+    ctx.sync(&[]);
+    assert_eq!(ctx.scan("two").await.len(), 40);
+
+    ctx.sql(&[
+        "INSERT INTO ea VALUES (NULL, 'orphaned')",
+        "UPDATE eb SET tag = NULL WHERE id = 1",
+        "UPDATE eb SET x = 'NaN' WHERE id = 2",
+        "DELETE FROM ea WHERE id = 20",
+        "DELETE FROM eb WHERE id = 20",
+    ]);
+    let run = ctx.ddbsync(&["--json", "sync", "local"]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(figure(&report, &table, "deleted"), 0.0);
+    let rejected = rejected_of(&report);
+    assert!(
+        rejected.keys().all(|k| k.starts_with("entity \"a\": ") || k.starts_with("entity \"b\": ")),
+        "{rejected:?}"
+    );
+    let held = report["tables"][0]["deletes_refused"].as_str().expect("deletes held");
+    let (a, b) = (entity_filter(held, "a"), entity_filter(held, "b"));
+    assert_eq!(a, Some("id IS NOT NULL"), "{held}");
+    let b = b.unwrap_or_else(|| panic!("no filter for b in: {held}"));
+    let conditions: BTreeSet<&str> = b.split(" AND ").collect();
+    assert_eq!(conditions, BTreeSet::from(["tag IS NOT NULL", "x IS DISTINCT FROM 'NaN'"]), "{held}");
+
+    // Pasted as printed, each into its own query.
+    let (a, b) = (a.unwrap(), b);
+    std::fs::write(&path, mapping(&format!(" WHERE {a}"), &format!(" WHERE {b}"))).unwrap();
+    let report = ctx.sync(&[]);
+    assert_eq!(figure(&report, &table, "deleted"), 4.0, "{report}");
+    let stored: BTreeSet<(String, String)> =
+        ctx.scan("two").await.iter().map(|i| (text(&i["PK"])[..1].to_string(), text(&i["id"]))).collect();
+    let kept: BTreeSet<(String, String)> = ctx
+        .query(&format!("SELECT 'A', id FROM ea WHERE {a} UNION ALL SELECT 'B', id FROM eb WHERE {b}"))
+        .iter()
+        .map(|l| {
+            let (e, id) = l.split_once('|').unwrap();
+            (e.to_string(), id.to_string())
+        })
+        .collect();
+    assert_eq!(stored, kept, "the items are the rows PostgreSQL's reading of the filters keeps");
+    for id in ["1", "2", "3"] {
+        assert!(
+            stored.contains(&("A".to_string(), id.to_string())),
+            "entity a's row {id}, whose tag takes its default"
+        );
+    }
+}
+
+/// Key values no filter used to leave out: a number beyond DynamoDB's range, a second value of a
+/// key template that has no place in a key, half a surrogate pair in a JSON key column. The
+/// refusal's filter, pasted as printed (a literal string, as it says, since it holds backslashes),
+/// leaves out exactly those rows: numbers at DynamoDB's limits, a whole pair and an escaped
+/// backslash before the same letters are kept and stored.
+#[tokio::test]
+async fn unstorable_key_values_are_given_filters_that_keep_every_storable_row() {
+    let ctx = Ctx::new(1).await;
+    ctx.sql(&[
+        "CREATE TABLE nk2 AS SELECT g::numeric AS id, 'v' || g AS v FROM generate_series(0, 30) g",
+        "CREATE TABLE tt AS SELECT g AS id, g * 1.5::float8 AS f, \
+         '2020-01-01'::timestamp + g * interval '1 day' AS at, to_json('d' || g) AS doc \
+         FROM generate_series(1, 40) g",
+    ]);
+    let mapping = |nk: &str, tt: &str| {
+        format!(
+            "[tables.nk2]\npartition_key = \"id\"\ndelete_missing = true\nquery = '''SELECT id, v FROM nk2{nk}'''\n\
+             [tables.tt]\npartition_key = {{ name = \"PK\", template = \"D#{{doc}}\" }}\n\
+             sort_key = {{ name = \"SK\", template = \"T#{{f}}#{{at}}\" }}\ndelete_missing = true\n\
+             query = '''SELECT id, f, at, doc FROM tt{tt}'''\n"
+        )
+    };
+    let path = ctx.write_mappings("odd.toml", &mapping("", ""));
+    ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+    ctx.sync(&[]);
+
+    ctx.sql(&[
+        "UPDATE nk2 SET id = 1e300 WHERE id = 1",
+        "UPDATE nk2 SET id = -1e-200 WHERE id = 2",
+        "UPDATE nk2 SET id = 9.9999e125 WHERE id = 3",
+        "UPDATE nk2 SET id = 1e-130 WHERE id = 4",
+        "DELETE FROM nk2 WHERE id = 30",
+        "UPDATE tt SET f = 'NaN', at = '-infinity' WHERE id = 1",
+        "UPDATE tt SET at = '-infinity' WHERE id = 2",
+        r#"UPDATE tt SET doc = '"\ud800"' WHERE id = 3"#,
+        r#"UPDATE tt SET doc = '"\ud83d\ude00"' WHERE id = 4"#,
+        r#"UPDATE tt SET doc = '"\\ud800"' WHERE id = 5"#,
+        "DELETE FROM tt WHERE id = 40",
+    ]);
+    let run = ctx.ddbsync(&["--json", "sync", "local"]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    let table =
+        |name: &str| report["tables"].as_array().unwrap().iter().find(|t| t["table"] == ctx.table(name)).unwrap();
+    let held = |name: &str| table(name)["deletes_refused"].as_str().expect("deletes held").to_string();
+    let reasons: Vec<String> =
+        table("tt")["rejected"].as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap().to_string()).collect();
+    assert!(reasons.iter().all(|r| !r.contains("NULLIF(at")), "a key's value is never made NULL: {reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.contains("also column \"at\" is timestamp '-infinity', which has no place in a key")),
+        "{reasons:?}"
+    );
+    let keys: Vec<&str> =
+        table("nk2")["rejected"].as_array().unwrap().iter().map(|r| r["key"].as_str().unwrap()).collect();
+    assert!(keys.contains(&"id=10000000000000000000… (301 digits)"), "{keys:?}");
+
+    let (nk_held, tt_held) = (held("nk2"), held("tt"));
+    assert!(tt_held.contains("write the query as a literal string ('''…''')"), "{tt_held}");
+    let nk = between(&nk_held, "of the query (WHERE ").unwrap_or_else(|| panic!("no filter in: {nk_held}"));
+    let tt = between(&tt_held, "of the query (WHERE ").unwrap_or_else(|| panic!("no filter in: {tt_held}"));
+    std::fs::write(&path, mapping(&format!(" WHERE {nk}"), &format!(" WHERE {tt}"))).unwrap();
+    // Rows 3 and 4 of nk2 and 4 and 5 of tt have new keys: their old items are orphans too.
+    let report = ctx.sync(&["--allow-mass-delete"]);
+    assert_eq!(figure(&report, &ctx.table("nk2"), "deleted"), 5.0, "{report}");
+    assert_eq!(figure(&report, &ctx.table("tt"), "deleted"), 6.0, "{report}");
+
+    let ids = |items: Vec<Item>, key: &str| items.iter().map(|i| text(&i[key])).collect::<BTreeSet<_>>();
+    let stored = ids(ctx.scan("tt").await, "id");
+    let kept: BTreeSet<String> = ctx.query(&format!("SELECT id FROM tt WHERE {tt}")).into_iter().collect();
+    assert_eq!(stored, kept);
+    assert!(stored.contains("4") && stored.contains("5") && !stored.contains("3"), "{stored:?}");
+    let stored = ids(ctx.scan("nk2").await, "v");
+    let kept: BTreeSet<String> = ctx.query(&format!("SELECT v FROM nk2 WHERE {nk}")).into_iter().collect();
+    assert_eq!(stored, kept);
+    for v in ["v0", "v3", "v4"] {
+        assert!(stored.contains(v), "{v}: zero and the numbers at DynamoDB's limits are stored: {stored:?}");
+    }
+}
+
+/// Advice naming a column whose name holds a backslash says to write the query as a TOML literal
+/// string; pasted so, as printed, the fix runs and the row is stored.
+#[tokio::test]
+async fn advice_holding_a_backslash_works_pasted_into_a_literal_string() {
+    let ctx = Ctx::new(1).await;
+    ctx.sql(&[r#"CREATE TABLE bs AS SELECT g AS id, CASE WHEN g = 2 THEN 'NaN'::float8 ELSE g END AS "a\b" FROM generate_series(1, 3) g"#]);
+    let mapping =
+        |select: &str| format!("[tables.bs]\npartition_key = \"id\"\nquery = '''SELECT id, {select} FROM bs'''\n");
+    let path = ctx.write_mappings("bs.toml", &mapping(r#""a\b""#));
+    ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+    let run = ctx.ddbsync(&["--json", "sync", "local"]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    let reason = rejected_of(&report).remove("id=2").expect("row 2 rejected");
+    assert!(reason.ends_with("write the query as a literal string ('''…'''), which TOML keeps as written"), "{reason}");
+    let fix = between(&reason, "return NULL in the query instead (").unwrap_or_else(|| panic!("{reason}"));
+    std::fs::write(&path, mapping(fix)).unwrap();
+    ctx.sync(&[]);
+    let items = ctx.scan("bs").await;
+    let stored: BTreeMap<String, Option<String>> =
+        items.iter().map(|i| (text(&i["id"]), i.get(r"a\b").map(text))).collect();
+    let want: BTreeMap<String, Option<String>> = ctx
+        .query(&format!("SELECT id, {fix} FROM bs"))
+        .iter()
+        .map(|l| {
+            let (id, v) = l.split_once('|').unwrap();
+            (id.to_string(), (!v.is_empty()).then(|| v.to_string()))
+        })
+        .collect();
+    assert_eq!(stored, want);
+    assert_eq!(stored.get("2"), Some(&None), "row 2 stored, its NaN as no attribute");
 }
