@@ -505,6 +505,63 @@ pub struct Restored {
     pub outcome: WriteOutcome,
 }
 
+/// What a restore did, as `restore` shows it (`--json` gives it whole): how it ended, in the form
+/// of a sync's report (`outcome`), and every table of the archive with its state.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    /// The archive restored.
+    pub file: String,
+    /// The environment restored into.
+    pub environment: String,
+    /// `completed`, `interrupted` or `failed`, with the exit code (3 when items were not written)
+    /// and the reason of a restore that did not complete.
+    pub outcome: crate::report::Outcome,
+    pub tables: Vec<RestoredTable>,
+    /// What each table holds and the command that finishes the restore, when it is incomplete.
+    pub unfinished: Option<String>,
+}
+
+/// One table of the archive in a [`RestoreReport`].
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoredTable {
+    /// The table's name in the archive and the mappings.
+    pub name: String,
+    /// The DynamoDB table restored into (none for a table left out with `--table`).
+    pub table: Option<String>,
+    /// `restored`, `partly written`, `not reached`, `deleted, not recreated`, `deletion
+    /// unconfirmed` or `left out`.
+    pub state: &'static str,
+    /// Items in the archive.
+    pub items: u64,
+    /// Items written so far.
+    pub written: u64,
+    /// Write units DynamoDB reported (0 for a table whose writer was abandoned after a stop).
+    pub write_units: f64,
+    pub retries: u64,
+    /// Items DynamoDB did not write (listed in `failed`).
+    pub not_written: u64,
+    /// Items that may or may not have been written (listed in `failed`, their reason says so).
+    pub unknown: u64,
+    pub failed: Vec<crate::build::Reject>,
+}
+
+impl RestoredTable {
+    fn left_out(name: &str, items: u64) -> RestoredTable {
+        RestoredTable {
+            name: name.to_string(),
+            table: None,
+            state: "left out",
+            items,
+            written: 0,
+            write_units: 0.0,
+            retries: 0,
+            not_written: 0,
+            unknown: 0,
+            failed: Vec::new(),
+        }
+    }
+}
+
 /// How far a restore got with one table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TableState {
@@ -518,6 +575,20 @@ pub enum TableState {
     Writing { written: u64, of: u64 },
     /// Every item written.
     Done { of: u64 },
+}
+
+impl TableState {
+    /// The state's name in a [`RestoreReport`].
+    fn label(self) -> &'static str {
+        match self {
+            TableState::Untouched => "not reached",
+            TableState::Deleting => "deletion unconfirmed",
+            TableState::Deleted => "deleted, not recreated",
+            TableState::Writing { written, of } if written >= of => "restored",
+            TableState::Writing { .. } => "partly written",
+            TableState::Done { .. } => "restored",
+        }
+    }
 }
 
 /// Where a restore stands, table by table, kept outside the restore so that whoever stops it (an
@@ -570,28 +641,46 @@ impl Progress {
             .collect()
     }
 
-    /// What the restore did so far, table by table, in the form of a finished restore's report:
-    /// for a restore that ended early, the tables it touched, the last one as far as it got (its
-    /// units unknown when its writer was abandoned).
-    pub fn partial(&self) -> Vec<Restored> {
+    /// The restore's report: its outcome, and every table of the archive with what it holds now
+    /// (`restored`, `partly written`, `not reached` …) and what its writer did. The tables left
+    /// out with `--table` are listed too (`left out`), so that the report covers the whole archive.
+    pub fn report(&self, manifest: &Manifest, environment: &str, outcome: crate::report::Outcome) -> RestoreReport {
         let tables = self.tables.lock().expect("progress lock");
         let written = self.written.lock().expect("progress lock");
-        tables
+        let rows = manifest
+            .tables
             .iter()
-            .filter(|(_, _, state)| *state != TableState::Untouched)
-            .map(|(_, table, state)| {
+            .map(|entry| {
+                let Some((_, table, state)) = tables.iter().find(|(name, _, _)| name == &entry.name) else {
+                    return RestoredTable::left_out(&entry.name, entry.items);
+                };
                 let count = match state {
                     TableState::Writing { written, .. } => *written,
                     TableState::Done { of } => *of,
                     _ => 0,
                 };
-                let outcome = written
-                    .get(table)
-                    .cloned()
-                    .unwrap_or_else(|| WriteOutcome { written: count, ..Default::default() });
-                Restored { table: table.clone(), items: count, outcome }
+                let o = written.get(table).cloned().unwrap_or_default();
+                RestoredTable {
+                    name: entry.name.clone(),
+                    table: Some(table.clone()),
+                    state: state.label(),
+                    items: entry.items,
+                    written: count,
+                    write_units: o.consumed_units,
+                    retries: o.retries,
+                    not_written: o.failed.len() as u64 - o.unknown,
+                    unknown: o.unknown,
+                    failed: o.failed,
+                }
             })
-            .collect()
+            .collect();
+        RestoreReport {
+            file: self.file.display().to_string(),
+            environment: environment.to_string(),
+            outcome,
+            tables: rows,
+            unfinished: describe_unfinished(&self.file, self.env.as_deref(), &tables),
+        }
     }
 
     fn set(&self, table: &str, state: impl FnOnce(TableState) -> TableState) {

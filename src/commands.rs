@@ -331,6 +331,11 @@ async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Resul
         (Ok(_), Some(_)) => Outcome { exit_code: Exit::Differences as u8, ..Outcome::completed() },
         (Ok(_), None) => Outcome::completed(),
     };
+    let mut report = progress.report(&manifest, &profile.env, outcome.clone());
+    if restored.is_ok() {
+        // What the restore says after it finished (it may advise against running it again).
+        report.unfinished.clone_from(&unfinished);
+    }
     let run = OperationRun {
         environment: profile.env.clone(),
         mode: "restore",
@@ -342,22 +347,25 @@ async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Resul
     };
     let recorded = sync::record_run(&dynamo, &profile, run.record()).await;
     let released = lock.release().await;
-    let restored = match restored {
-        Ok(restored) => restored,
-        Err(e) => {
-            // What was done is reported before the error, as a finished restore's report is.
-            let partial = progress.partial();
-            if !partial.is_empty() {
-                printer.restored(&partial)?;
-            }
-            if let Err(message) = recorded {
-                printer.warn(message);
-            }
-            return Err(e.context(progress.unfinished().unwrap_or_else(|| "nothing was changed".into())));
+    // What was done is reported whatever the outcome, every table of the archive with its state.
+    printer.restored(&report)?;
+    if let Err(e) = restored {
+        if let Err(message) = recorded {
+            printer.warn(message);
         }
-    };
+        let state = progress.unfinished().unwrap_or_else(|| "nothing was changed".into());
+        // The restore's own command finishes it: the stop's and the lost lock's "the next run
+        // completes the work" would send a person to a sync, which does not.
+        if let Some(stop) = e.chain().find_map(|c| c.downcast_ref::<Interrupted>()) {
+            printer.warn(format!("error: {state}: interrupted by {}", stop.0));
+            return Ok(Exit::Interrupted);
+        }
+        if let Some(lost) = e.chain().find_map(|c| c.downcast_ref::<lock::LeaseLost>()) {
+            bail!("{state}: stopped: {}; nothing more was written", lost.0);
+        }
+        return Err(e.context(state));
+    }
     released?;
-    printer.restored(&restored)?;
     if let Some(state) = &unfinished {
         printer.warn(state);
     }

@@ -30,6 +30,9 @@ pub struct Figures {
     /// Items without a source row left in place although the mapping deletes them: the
     /// mass-delete guard refused the deletes, or rows without a key held them.
     pub deletes_refused: u64,
+    /// Of the items in `not_written` and `unknown`, deletes DynamoDB did not carry out or did not
+    /// confirm (records from before these were kept: 0).
+    pub deletes_failed: u64,
     pub write_units: f64,
     pub read_units: f64,
     pub potential_write_units: f64,
@@ -54,6 +57,7 @@ impl Figures {
             not_written: (count("rejected") + count("failed")).saturating_sub(count("unknown")),
             unknown: count("unknown"),
             deletes_refused: count("deletes_refused"),
+            deletes_failed: count("deletes_failed"),
             write_units: num("write_units"),
             read_units: num("read_units"),
             potential_write_units: num("potential_write_units"),
@@ -71,6 +75,7 @@ impl Figures {
         self.not_written += o.not_written;
         self.unknown += o.unknown;
         self.deletes_refused += o.deletes_refused;
+        self.deletes_failed += o.deletes_failed;
         self.write_units += o.write_units;
         self.read_units += o.read_units;
         self.potential_write_units += o.potential_write_units;
@@ -178,17 +183,28 @@ pub struct Summary {
     pub last_run: Option<String>,
     pub total: Figures,
     pub saved_percent: f64,
-    pub tables: BTreeMap<String, Figures>,
+    pub tables: BTreeMap<String, TableSummary>,
+}
+
+/// One table's sum over a period.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TableSummary {
+    /// The runs that touched the table (a run of some tables of an environment touches only those).
+    pub runs: usize,
+    #[serde(flatten)]
+    pub figures: Figures,
 }
 
 /// Sums runs (in any order).
 pub fn summarize(environment: &str, since: Option<String>, runs: &[RunRecord]) -> Summary {
     let mut total = Figures::default();
-    let mut tables: BTreeMap<String, Figures> = BTreeMap::new();
+    let mut tables: BTreeMap<String, TableSummary> = BTreeMap::new();
     for run in runs {
         total.add(&run.total);
         for (name, figures) in &run.tables {
-            tables.entry(name.clone()).or_default().add(figures);
+            let table = tables.entry(name.clone()).or_default();
+            table.runs += 1;
+            table.figures.add(figures);
         }
     }
     Summary {
@@ -293,11 +309,16 @@ pub fn render_summary(s: &Summary) -> String {
     if s.runs == 0 {
         return out;
     }
-    let mut t = table(&["table"]);
-    for (name, f) in &s.tables {
-        t.add_row(cells(vec![name.clone()], f));
+    let mut t = table(&["table", "runs"]);
+    let row = |name: &str, runs: usize, f: &Figures| {
+        let mut row = cells(vec![name.to_string(), runs.to_string()], f);
+        row[1] = row[1].clone().set_alignment(CellAlignment::Right);
+        row
+    };
+    for (name, table) in &s.tables {
+        t.add_row(row(name, table.runs, &table.figures));
     }
-    t.add_row(cells(vec!["total".into()], &s.total));
+    t.add_row(row("total", s.runs, &s.total));
     out.push_str(&format!("{t}\n"));
     out.push_str(&format!(
         "Written {} items and skipped {} unchanged; paid {} where rewriting everything would have cost {}.\n",
@@ -315,8 +336,9 @@ pub fn render_summary(s: &Summary) -> String {
         ));
     }
     if s.total.unknown > 0 {
+        let done = if s.total.deletes_failed > 0 { "written or deleted" } else { "written" };
         out.push_str(&format!(
-            "{} items may or may not have been written (DynamoDB answered with a server error or not at all; \
+            "{} items may or may not have been {done} (DynamoDB answered with a server error or not at all; \
              history shows which runs).\n",
             s.total.unknown
         ));
@@ -379,24 +401,27 @@ fn csv<'a>(leading: &[&str], rows: impl Iterator<Item = (Vec<String>, &'a Figure
     Ok(String::from_utf8(bytes).expect("CSV of UTF-8 fields"))
 }
 
-/// One CSV row per run.
+/// One CSV row per run: `mode` is the plain mode, as in JSON; `params` the run's `--param`
+/// values (`from=2025-02-01 to=2025-03-01`), empty for a run without.
 pub fn history_csv(runs: &[RunRecord]) -> Result<String, csv::Error> {
     let rows = runs.iter().map(|r| {
+        let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let leading = vec![
             r.started_at.clone(),
             r.finished_at.clone(),
-            r.described_mode(),
+            r.mode.clone(),
+            params.join(" "),
             r.outcome.clone(),
             r.exit_code.to_string(),
         ];
         (leading, &r.total)
     });
-    csv(&["started_at", "finished_at", "mode", "outcome", "exit_code"], rows)
+    csv(&["started_at", "finished_at", "mode", "params", "outcome", "exit_code"], rows)
 }
 
-/// One CSV row per table, then `total`.
+/// One CSV row per table, with the runs that touched it, then `total` with every run.
 pub fn summary_csv(s: &Summary) -> Result<String, csv::Error> {
-    let tables = s.tables.iter().map(|(name, f)| (vec![name.clone(), s.runs.to_string()], f));
+    let tables = s.tables.iter().map(|(name, t)| (vec![name.clone(), t.runs.to_string()], &t.figures));
     let total = std::iter::once((vec!["total".to_string(), s.runs.to_string()], &s.total));
     csv(&["table", "runs"], tables.chain(total))
 }
@@ -404,6 +429,7 @@ pub fn summary_csv(s: &Summary) -> Result<String, csv::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::build::Reject;
     use crate::cost::{Prices, Savings};
     use crate::report::{Outcome, RunReport, TableReport, Totals};
 
@@ -511,12 +537,62 @@ mod tests {
         assert_eq!(s.total.created, 205);
         assert_eq!(s.total.updated, 6);
         assert_eq!(s.total.unchanged, 395 + 36);
-        assert_eq!(s.tables["t-lessons"].created, 205);
-        assert_eq!(s.tables["t-topics"].unchanged, 36);
+        assert_eq!(s.tables["t-lessons"].figures.created, 205);
+        assert_eq!(s.tables["t-topics"].figures.unchanged, 36);
         let cost: f64 = runs.iter().map(|r| r.total.cost_usd).sum();
         assert!((s.total.cost_usd - cost).abs() < 1e-15);
         assert_eq!(s.first_run.as_deref(), Some("2026-11-01T02:00:00.000Z"));
         assert_eq!(s.last_run.as_deref(), Some("2026-11-03T02:00:00.000Z"));
+    }
+
+    #[test]
+    fn each_tables_runs_are_the_runs_that_touched_it() {
+        let mut all = runs();
+        let mut one = report("2026-11-04T02:00:00.000Z", 1, 0, false);
+        one.tables.truncate(1);
+        one.total = Totals::of(&one.tables, &one.prices);
+        all.push(RunRecord::from_item(&one.record()).unwrap());
+        let s = summarize("dev", None, &all);
+        assert_eq!((s.runs, s.tables["t-lessons"].runs, s.tables["t-topics"].runs), (4, 4, 3));
+        let csv = summary_csv(&s).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert!(lines[1].starts_with("t-lessons,4,") && lines[2].starts_with("t-topics,3,"), "{csv}");
+        assert!(lines[3].starts_with("total,4,"), "{csv}");
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            (json["tables"]["t-topics"]["runs"].as_u64(), json["tables"]["t-topics"]["unchanged"].as_u64()),
+            (Some(3), Some(36))
+        );
+        assert!(render_summary(&s).contains("│ t-topics  ┆    3 ┆"), "{}", render_summary(&s));
+    }
+
+    #[test]
+    fn history_csv_has_the_plain_mode_and_the_parameters_apart() {
+        let mut sliced = report("2026-11-04T02:00:00.000Z", 1, 0, false);
+        sliced.params.insert("from".into(), "2025-02-01".into());
+        sliced.params.insert("to".into(), "2025-03-01".into());
+        sliced.outcome = Outcome { status: "interrupted", reason: Some("SIGTERM".into()), exit_code: 5 };
+        let run = RunRecord::from_item(&sliced.record()).unwrap();
+        let csv = history_csv(&[run]).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert!(lines[0].starts_with("started_at,finished_at,mode,params,outcome,exit_code,created,"), "{csv}");
+        assert!(lines[1].contains(",incremental,from=2025-02-01 to=2025-03-01,interrupted,5,"), "{csv}");
+    }
+
+    #[test]
+    fn a_report_says_written_or_deleted_where_deletes_are_of_unknown_outcome() {
+        let mut r = report("2026-11-04T02:00:00.000Z", 1, 0, false);
+        let plain = summarize("dev", None, &[RunRecord::from_item(&r.record()).unwrap()]);
+        assert_eq!(plain.total.deletes_failed, 0);
+        r.tables[0].delete_missing = true;
+        r.tables[0].orphans = 2;
+        r.tables[0].failed = vec![Reject { key: "id=1".into(), reason: "outcome unknown: …".into() }; 2];
+        r.tables[0].unknown = 2;
+        r.total = Totals::of(&r.tables, &r.prices);
+        let run = RunRecord::from_item(&r.record()).unwrap();
+        assert_eq!((run.total.deletes_failed, run.tables["t-lessons"].deletes_failed, run.total.unknown), (2, 2, 2));
+        let text = render_summary(&summarize("dev", None, &[run]));
+        assert!(text.contains("2 items may or may not have been written or deleted ("), "{text}");
     }
 
     #[test]
@@ -568,7 +644,7 @@ mod tests {
         let syncs: f64 = runs().iter().map(|r| r.total.write_units).sum();
         assert_eq!(s.total.write_units, syncs + 2678.0);
         assert_eq!(
-            s.tables["t-lessons"].write_units,
+            s.tables["t-lessons"].figures.write_units,
             runs().iter().map(|r| r.tables["t-lessons"].write_units).sum::<f64>() + 2678.0
         );
         assert_eq!((s.restore_runs, s.unsuccessful_runs), (1, 1));

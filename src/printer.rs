@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::report::units;
+
 /// Items per second, whole: indicatif's own `{per_sec}` prints three decimals.
 fn rate(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
     let _ = write!(w, "{:.0}/s", state.per_sec());
@@ -106,21 +108,36 @@ impl Printer {
         Ok(())
     }
 
-    /// What a restore wrote.
-    pub fn restored(&self, restored: &[crate::backup::Restored]) -> io::Result<()> {
-        self.show(restored, |restored| {
+    /// What a restore did: every table of the archive with its state, then how it ended.
+    pub fn restored(&self, report: &crate::backup::RestoreReport) -> io::Result<()> {
+        self.show(report, |report| {
             let mut out = String::new();
-            for r in restored {
-                let o = &r.outcome;
-                out.push_str(&format!(
-                    "{:<24} {:>10} items restored, {} write units\n",
-                    r.table, o.written, o.consumed_units
-                ));
-                for f in &o.failed {
+            for t in &report.tables {
+                let name = t.table.as_deref().unwrap_or(&t.name);
+                let line = match t.state {
+                    "restored" => {
+                        format!("{name:<24} {:>10} items restored, {} write units", t.written, units(t.write_units))
+                    }
+                    "partly written" => format!(
+                        "{name:<24} {:>10} of {} items written (partly written), {} write units",
+                        t.written,
+                        t.items,
+                        units(t.write_units)
+                    ),
+                    "left out" => format!("{name:<24} left out (not named with --table)"),
+                    state => format!("{name:<24} {state}"),
+                };
+                out.push_str(&line);
+                out.push('\n');
+                for f in &t.failed {
                     // An item whose outcome is unknown says so in its reason; it is not called unwritten.
                     let label = if f.reason.starts_with(crate::writer::OUTCOME_UNKNOWN) { "" } else { "not written: " };
                     out.push_str(&format!("  {label}{}: {}\n", f.key, f.reason));
                 }
+            }
+            let o = &report.outcome;
+            if o.status != "completed" || o.exit_code != 0 {
+                out.push_str(&format!("Restore {} (exit {})\n", o.status, o.exit_code));
             }
             out
         })

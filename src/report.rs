@@ -265,12 +265,35 @@ pub(crate) fn negative_saving(name: &str, cost: &Savings, read_units: f64, price
 
 /// What is known of items whose write may or may not have happened.
 pub(crate) fn unknown_line(n: u64) -> String {
+    unknown_line_of(n, false)
+}
+
+/// [`unknown_line`], for items among which deletes may be (`deletes`): they may or may not have
+/// been written or deleted.
+pub(crate) fn unknown_line_of(n: u64, deletes: bool) -> String {
+    let (done, redo) = if deletes { ("written or deleted", "rewrites or deletes") } else { ("written", "rewrites") };
     format!(
-        "{n} items may or may not have been written: DynamoDB answered a call that held them with a server error \
+        "{n} items may or may not have been {done}: DynamoDB answered a call that held them with a server error \
          or not at all, after which it may have applied it (listed below with the rows not written); they are \
-         counted neither as written nor as not written, and their write units are unknown (the write units above \
-         leave them out); a verify finds out, and the next sync rewrites any that differ"
+         counted neither as {done} nor as not {done}, and their write units are unknown (the write units above \
+         leave them out); a verify finds out, and the next sync {redo} any that differ"
     )
+}
+
+/// The heading of a table's items not confirmed written: how many were not written and how many
+/// are of unknown outcome, each once (`deletes`: deletes are among them).
+fn failed_heading(table: &str, failed: u64, unknown: u64, deletes: bool) -> String {
+    let done = if deletes { "written or deleted" } else { "written" };
+    let not_done = failed.saturating_sub(unknown);
+    match (not_done, unknown) {
+        (n, 0) => format!("{table}: {n} rows not {done}"),
+        (0, u) => format!("{table}: {u} rows of unknown outcome (may or may not have been {done})"),
+        (n, u) => format!(
+            "{table}: {} rows not confirmed {done}: {n} not {done}, {u} of unknown outcome (may or may not have \
+             been {done})",
+            n + u
+        ),
+    }
 }
 
 pub(crate) fn units(v: f64) -> String {
@@ -282,6 +305,16 @@ pub(crate) fn units(v: f64) -> String {
 }
 
 impl TableReport {
+    /// Deletes DynamoDB did not carry out or did not confirm: the orphans the mapping deletes, that
+    /// no guard kept, and that were not deleted (they are among `failed`).
+    pub fn deletes_failed(&self) -> u64 {
+        if self.delete_missing && self.orphans_counted && self.deletes_refused.is_none() {
+            self.orphans.saturating_sub(self.deleted).min(self.failed.len() as u64)
+        } else {
+            0
+        }
+    }
+
     /// Items without a source row left in place although the mapping deletes them.
     pub fn refused_items(&self) -> u64 {
         if self.deletes_refused.is_some() {
@@ -415,7 +448,8 @@ impl RunReport {
             ));
         }
         if tot.unknown > 0 {
-            out.push_str(&format!("{}\n", unknown_line(tot.unknown)));
+            let deletes = self.tables.iter().any(|t| t.unknown > 0 && t.deletes_failed() > 0);
+            out.push_str(&format!("{}\n", unknown_line_of(tot.unknown, deletes)));
         }
         let costly: Vec<(&str, &Savings, f64)> = self
             .tables
@@ -449,12 +483,14 @@ impl RunReport {
                 if list.is_empty() {
                     continue;
                 }
-                let kept = match what {
-                    "rejected" if t.stale > 0 => format!(" ({} stored items kept, now stale)", t.stale),
-                    _ if t.unknown > 0 => format!(" or of unknown outcome ({} of them)", t.unknown),
-                    _ => String::new(),
+                let heading = match what {
+                    "rejected" if t.stale > 0 => {
+                        format!("{}: {} rows rejected ({} stored items kept, now stale)", t.table, list.len(), t.stale)
+                    }
+                    "rejected" => format!("{}: {} rows rejected", t.table, list.len()),
+                    _ => failed_heading(&t.table, list.len() as u64, t.unknown, t.deletes_failed() > 0),
                 };
-                out.push_str(&format!("{}: {} rows {what}{kept}:\n", t.table, list.len()));
+                out.push_str(&format!("{heading}:\n"));
                 for r in list.iter().take(20) {
                     out.push_str(&format!("  {}: {}\n", r.key, r.reason));
                 }
@@ -494,6 +530,7 @@ impl RunReport {
                     ("rejected", n(t.rejected.len() as f64)),
                     ("failed", n(t.failed.len() as f64)),
                     ("unknown", n(t.unknown as f64)),
+                    ("deletes_failed", n(t.deletes_failed() as f64)),
                     ("write_units", n(t.write_units)),
                     ("read_units", n(t.read_units)),
                     ("potential_write_units", n(t.potential_write_units)),
@@ -525,6 +562,7 @@ impl RunReport {
             ("rejected", n(tot.rejected as f64)),
             ("failed", n(tot.failed as f64)),
             ("unknown", n(tot.unknown as f64)),
+            ("deletes_failed", n(self.tables.iter().map(TableReport::deletes_failed).sum::<u64>() as f64)),
             ("write_units", n(tot.write_units)),
             ("read_units", n(tot.read_units)),
             ("potential_write_units", n(tot.potential_write_units)),
@@ -901,6 +939,35 @@ mod tests {
         assert_eq!(record["updated"], AttributeValue::N("775".into()));
         assert_eq!(record["failed"], AttributeValue::N("225".into()));
         assert_eq!(record["exit_code"], AttributeValue::N("3".into()));
+    }
+
+    #[test]
+    fn items_not_written_and_of_unknown_outcome_are_each_counted_once() {
+        let unknown = |i: u64| Reject { key: format!("id={i}"), reason: "outcome unknown: …".into() };
+        let mut r = report();
+        r.tables[0].failed = (0..10).map(unknown).collect();
+        r.tables[0].unknown = 10;
+        r.total = Totals::of(&r.tables, &r.prices);
+        let text = r.render();
+        assert!(text.contains("t-lessons: 10 rows of unknown outcome (may or may not have been written):\n"), "{text}");
+        assert!(!text.contains("of them"), "{text}");
+        assert!(text.contains("10 items may or may not have been written: "), "{text}");
+
+        // Deletes among them (the mapping deletes orphans, no guard kept them, 2 were not deleted).
+        r.tables[0].failed.insert(0, Reject { key: "id=99".into(), reason: "not written after 3 attempts".into() });
+        (r.tables[0].delete_missing, r.tables[0].orphans, r.tables[0].deleted) = (true, 5, 3);
+        r.total = Totals::of(&r.tables, &r.prices);
+        assert_eq!(r.tables[0].deletes_failed(), 2);
+        let text = r.render();
+        assert!(
+            text.contains(
+                "t-lessons: 11 rows not confirmed written or deleted: 1 not written or deleted, 10 of unknown \
+                 outcome (may or may not have been written or deleted):\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("10 items may or may not have been written or deleted: "), "{text}");
+        assert_eq!(r.record()["deletes_failed"], AttributeValue::N("2".into()));
     }
 
     #[test]

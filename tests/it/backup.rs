@@ -331,13 +331,33 @@ async fn a_restore_stopped_half_way_says_what_each_table_holds_and_running_it_ag
 
     // The first batch of lessons is written; every later write fails, after the table was recreated.
     ctx.proxy.fail_after(Some(("BatchWriteItem", 1)));
-    let run = ctx.ddbsync(&["restore", file_arg, "--yes"]);
+    let run = ctx.ddbsync(&["--json", "restore", file_arg, "--yes"]);
     ctx.proxy.fail_after(None);
     let stderr = run.stderr();
     assert_eq!(run.code(), 3, "items were not written: {stderr}");
     let held = ctx.scan("lessons").await.len();
     assert!(held > 0 && held < 40, "{held}");
     let (l, t) = (ctx.table("lessons"), ctx.table("topics"));
+    // The JSON says how the restore ended and lists every table of the archive, the one not
+    // reached too, each with its state.
+    let report: Value = serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("{e}: {}", run.stdout()));
+    assert_eq!(
+        (report["outcome"]["status"].as_str(), report["outcome"]["exit_code"].as_u64()),
+        (Some("completed"), Some(3))
+    );
+    let states: Vec<(&str, &str, u64)> = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["table"].as_str().unwrap(), t["state"].as_str().unwrap(), t["written"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(states, [(l.as_str(), "partly written", held as u64), (t.as_str(), "not reached", 0)], "{report}");
+    let lessons_report = &report["tables"][0];
+    assert_eq!(
+        lessons_report["not_written"].as_u64().unwrap() + lessons_report["unknown"].as_u64().unwrap(),
+        40 - held as u64,
+        "{report}"
+    );
     let expected = format!(
         "the restore is incomplete: {l} was deleted and recreated; {held} of 40 items written; {t} was not touched; \
          run `ddbsync restore {file_arg} --table lessons --table topics --yes` again to finish"
@@ -587,8 +607,21 @@ async fn a_restore_stopped_by_sigterm_says_what_each_table_holds_and_releases_th
     assert!(held > 0 && held < 200, "{held}");
     // With --json, the report of what was restored comes all the same, as the server holds it.
     let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout:?}\n{stderr}"));
-    assert_eq!(report[0]["table"], ctx.table("lessons"), "{report}");
-    assert_eq!(report[0]["outcome"]["written"].as_u64(), Some(held as u64), "{report}");
+    assert_eq!(report["outcome"]["status"], "interrupted", "{report}");
+    assert_eq!(report["outcome"]["exit_code"], 5, "{report}");
+    assert!(report["outcome"]["reason"].as_str().is_some_and(|r| r.contains("SIGTERM")), "{report}");
+    let tables = report["tables"].as_array().unwrap();
+    assert_eq!(tables.len(), 1, "every table of the archive: {report}");
+    assert_eq!(tables[0]["table"], ctx.table("lessons"), "{report}");
+    assert_eq!(tables[0]["state"], "partly written", "{report}");
+    assert_eq!(
+        (tables[0]["written"].as_u64(), tables[0]["items"].as_u64()),
+        (Some(held as u64), Some(200)),
+        "{report}"
+    );
+    assert!(report["unfinished"].as_str().is_some_and(|u| u.contains("--table lessons --yes")), "{report}");
+    // The message gives the restore's own command and nothing that sends a person to a sync.
+    assert!(!stderr.contains("next run"), "{stderr}");
     let l = ctx.table("lessons");
     assert!(
         stderr.contains(&format!(

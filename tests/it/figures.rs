@@ -259,6 +259,12 @@ async fn a_batch_written_then_answered_with_a_500_is_reported_as_outcome_unknown
     let out = run.stdout();
     assert!(out.contains("1 items may or may not have been written: DynamoDB answered"), "{out}");
     assert!(out.contains("their write units are unknown"), "{out}");
+    // The table's line counts them once, as of unknown outcome (no delete among them).
+    assert!(
+        out.contains(&format!("{table}: 1 rows of unknown outcome (may or may not have been written):\n")),
+        "{out}"
+    );
+    assert!(!out.contains("of them)"), "{out}");
     assert!(!out.contains("items were not written"), "{out}");
 
     // history: counted as unknown, not as not written; the CSV has the outcome and the exit code.
@@ -270,9 +276,9 @@ async fn a_batch_written_then_answered_with_a_500_is_reported_as_outcome_unknown
     assert!(listed.contains("incremental (completed, exit 3, 5 outcome unknown)"), "{listed}");
     let csv = ctx.ddbsync(&["history", "local", "--csv", "--limit", "2"]).stdout();
     let lines: Vec<&str> = csv.lines().collect();
-    assert!(lines[0].starts_with("started_at,finished_at,mode,outcome,exit_code,created,"), "{csv}");
+    assert!(lines[0].starts_with("started_at,finished_at,mode,params,outcome,exit_code,created,"), "{csv}");
     assert!(lines[0].ends_with(",deletes_refused,unknown"), "{csv}");
-    assert!(lines[2].contains(",completed,3,0,0,"), "{csv}");
+    assert!(lines[2].contains(",incremental,,completed,3,0,0,"), "{csv}");
     assert!(lines[2].ends_with(",0,5"), "{csv}");
 }
 
@@ -353,6 +359,57 @@ async fn a_failed_delete_is_not_written_and_not_refused() {
     let history: serde_json::Value =
         serde_json::from_str(&ctx.ddbsync(&["--json", "history", "local", "--limit", "1"]).stdout()).unwrap();
     assert_eq!((history[0]["deletes_refused"].as_u64(), history[0]["not_written"].as_u64()), (Some(0), Some(1)));
+}
+
+/// Deletes answered with a 500 after the server applied them are of unknown outcome, and every
+/// line that counts them says "written or deleted"; a put refused in the same run is counted apart,
+/// as not written.
+#[tokio::test]
+async fn deletes_answered_with_a_500_are_of_unknown_outcome_written_or_deleted() {
+    let ctx = Ctx::new(1).await;
+    ctx.sql(&["CREATE TABLE items AS SELECT g AS id, 'title ' || g AS title FROM generate_series(1, 50) g"]);
+    let mapping =
+        "[tables.items]\npartition_key = \"id\"\ndelete_missing = true\nquery = \"SELECT id, title FROM items\"\n";
+    let mappings = ctx.write_mappings("items.toml", mapping);
+    ctx.write_profile_with(
+        "local",
+        &Profile { mappings: Some(&mappings), sync: "max_attempts = 2", ..Profile::default() },
+    );
+    ctx.sync(&[]);
+    let table = ctx.table("items");
+    ctx.sql(&["DELETE FROM items WHERE id IN (47, 48)", "UPDATE items SET title = 'REFUSED' WHERE id = 1"]);
+    // The put of item 1 is refused; the call deleting 47 and 48 is applied, then answered with a 500.
+    ctx.proxy.refuse_batches_holding(Some("REFUSED"));
+    ctx.proxy.fail_after_writing(Some("\"48\""));
+    let run = ctx.ddbsync(&["sync", "local"]);
+    ctx.proxy.refuse_batches_holding(None);
+    ctx.proxy.fail_after_writing(None);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    // The oracle: the server deleted both, and kept item 1 as it was.
+    let stored: Vec<(String, String)> =
+        ctx.scan("items").await.iter().map(|i| (text(&i["id"]), text(&i["title"]))).collect();
+    assert!(!stored.iter().any(|(id, _)| id == "47" || id == "48"), "{stored:?}");
+    assert!(stored.contains(&("1".to_string(), "title 1".to_string())), "{stored:?}");
+    let out = run.stdout();
+    assert!(
+        out.contains(&format!(
+            "{table}: 3 rows not confirmed written or deleted: 1 not written or deleted, 2 of unknown outcome (may \
+             or may not have been written or deleted):\n"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("2 items may or may not have been written or deleted: DynamoDB answered"), "{out}");
+    assert!(!out.contains("of them)"), "{out}");
+
+    let history: serde_json::Value =
+        serde_json::from_str(&ctx.ddbsync(&["--json", "history", "local", "--limit", "1"]).stdout()).unwrap();
+    assert_eq!(
+        (history[0]["unknown"].as_u64(), history[0]["not_written"].as_u64(), history[0]["deletes_failed"].as_u64()),
+        (Some(2), Some(1), Some(2)),
+        "{history}"
+    );
+    let report = ctx.ddbsync(&["report", "local", "--since", "all"]).stdout();
+    assert!(report.contains("2 items may or may not have been written or deleted ("), "{report}");
 }
 
 #[tokio::test]

@@ -274,6 +274,31 @@ async fn history_and_report_sum_the_recorded_runs() {
     assert!(lines[4].starts_with(&format!("total,3,{},3,", sum(&["created"]))), "{csv}");
     let csv = ctx.ddbsync(&["history", "local", "--csv", "--limit", "2"]).stdout();
     assert_eq!(csv.lines().count(), 3, "{csv}");
+    // `mode` is the plain mode, as in JSON, the parameters and the outcome in columns of their own.
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("started_at,finished_at,mode,params,outcome,exit_code,created,"), "{csv}");
+    let first = lines[1].split(',').collect::<Vec<_>>();
+    assert_eq!(first[2..6], [runs[0]["mode"].as_str().unwrap(), "", "completed", "0"], "{csv}");
+
+    // A run of one table counts for that table only: each table's `runs` is the runs that touched
+    // it, as history lists them.
+    ctx.sync(&["--table", "lessons"]);
+    let history = json(&ctx.ddbsync(&["--json", "history", "local"]));
+    let touched =
+        |table: &str| history.as_array().unwrap().iter().filter(|r| r["tables"].get(table).is_some()).count() as u64;
+    let (lessons, topics) = (ctx.table("lessons"), ctx.table("topics"));
+    assert_eq!((touched(&lessons), touched(&topics)), (4, 3), "{history}");
+    let summary = json(&ctx.ddbsync(&["--json", "report", "local", "--since", "all"]));
+    assert_eq!(summary["runs"], 4);
+    for table in [&lessons, &topics] {
+        assert_eq!(summary["tables"][table]["runs"].as_u64(), Some(touched(table)), "{table}: {summary}");
+    }
+    let csv = ctx.ddbsync(&["report", "local", "--csv", "--since", "all"]).stdout();
+    for table in [&lessons, &topics] {
+        let row = csv.lines().find(|l| l.starts_with(&format!("{table},"))).unwrap_or_else(|| panic!("{csv}"));
+        assert_eq!(row.split(',').nth(1), Some(touched(table).to_string().as_str()), "{csv}");
+    }
+    assert!(csv.lines().last().unwrap().starts_with("total,4,"), "{csv}");
 
     let future = json(&ctx.ddbsync(&["--json", "report", "local", "--since", "2099-01-01"]));
     assert_eq!(future["runs"], 0);
