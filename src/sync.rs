@@ -290,6 +290,10 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
     let started_at = now();
     let mappings = selected(profile, &options.tables)?;
     let params = Params::new(profile, &mappings, &options.params)?;
+    let dynamo = Arc::new(Dynamo::connect(&profile.target).await);
+    if options.clean {
+        unless_stopped(stop, refuse_sliced_clean(&dynamo, profile, &mappings)).await?;
+    }
     // Until the lock is taken nothing is held: a signal ends the run at once.
     let source = unless_stopped(stop, async { Ok(Source::connect(profile).await?) }).await?;
     tracing::info!(source = %source.target, "connected to PostgreSQL");
@@ -316,7 +320,6 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
         }
     }
 
-    let dynamo = Arc::new(Dynamo::connect(&profile.target).await);
     let mut done = Done::default();
     let names: Vec<String> = mappings.iter().map(|m| m.table_name.clone()).collect();
     let covered = mappings.clone();
@@ -459,18 +462,6 @@ async fn prepare_and_sync(
             Some("CREATING" | "UPDATING") if !options.dry_run => dynamo.wait(table, false, TABLE_WAIT).await?,
             _ => {}
         }
-        // A parameterised table is loaded a slice at a time: recreating it for one slice would lose
-        // every item of the others, which no report could show.
-        if options.clean && info.is_some() && mapping.takes_params() {
-            return Err(crate::exit::UsageError(format!(
-                "--clean recreates the whole table {table}, but its queries take parameters and load one slice of \
-                 it: every item outside the slice would be lost. Nothing was changed. Leave out --clean (a sync \
-                 rewrites what changed in the slice) or leave the table out (--table), or, to start it over, \
-                 `ddbsync tables drop {} --table {}` and then sync every slice",
-                profile.env, mapping.name
-            ))
-            .into());
-        }
         if let Some(mismatch) = info.as_ref().and_then(|i| key_mismatch(&i.key_schema, mapping, &plan)) {
             if !options.clean {
                 bail!("DynamoDB table {table} {mismatch}; run with --clean to recreate the table");
@@ -491,6 +482,32 @@ async fn prepare_and_sync(
     }
 
     sync_tables(run, &mut prepared, done).await
+}
+
+/// Refuses a clean load of an existing table whose queries take parameters: a run loads one slice
+/// of it, and recreating it would lose every item of the others, which no report could show. Asked
+/// before anything is held or recorded: nothing was done.
+async fn refuse_sliced_clean(dynamo: &Dynamo, profile: &Profile, mappings: &[&TableMapping]) -> Result<()> {
+    for mapping in mappings.iter().filter(|m| m.takes_params()) {
+        let table = &mapping.table_name;
+        let where_ = location(profile);
+        if dynamo
+            .describe(table)
+            .await
+            .with_context(|| format!("reading DynamoDB table {table} in {where_}"))?
+            .is_some()
+        {
+            return Err(crate::exit::UsageError(format!(
+                "--clean recreates the whole table {table}, but its queries take parameters and load one slice of \
+                 it: every item outside the slice would be lost. Nothing was changed. Leave out --clean (a sync \
+                 rewrites what changed in the slice) or leave the table out (--table), or, to start it over, \
+                 `ddbsync tables drop {} --table {}` and then sync every slice",
+                profile.env, mapping.name
+            ))
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// Tries the table's scope before a run that would not scan it (a new table, a clean load) writes

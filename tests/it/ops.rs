@@ -409,6 +409,11 @@ async fn a_scope_dynamodb_refuses_fails_the_first_sync_before_it_writes_and_a_sl
     let dry = ctx.ddbsync(&["sync", "scoped", "--param", "min_id=5", "--clean", "--dry-run"]);
     assert_eq!(dry.code(), 2, "the dry run says so too: {}", dry.stderr());
     assert_eq!(ctx.scan("lessons").await.len(), 4, "the table was not deleted");
+    // Nothing was done, so nothing is recorded: no clean run in the history.
+    let history = json(&ctx.ddbsync(&["--json", "history", "scoped"]));
+    let runs = history.as_array().unwrap_or_else(|| panic!("{history}"));
+    assert!(!runs.is_empty(), "{history}");
+    assert!(runs.iter().all(|r| r["mode"] != "clean"), "{history}");
 }
 
 #[tokio::test]
