@@ -538,7 +538,8 @@ pub struct RestoredTable {
     /// Write units DynamoDB reported (0 for a table whose writer was abandoned after a stop).
     pub write_units: f64,
     pub retries: u64,
-    /// Items DynamoDB did not write (listed in `failed`).
+    /// Items of the archive the table does not hold: refused by DynamoDB (listed in `failed`), or
+    /// never sent because the restore stopped.
     pub not_written: u64,
     /// Items that may or may not have been written (listed in `failed`, their reason says so).
     pub unknown: u64,
@@ -623,13 +624,16 @@ impl Progress {
             .iter()
             .filter(|(_, _, state)| *state != TableState::Untouched)
             .map(|(_, table, state)| {
-                let created = match state {
-                    TableState::Writing { written, .. } => *written,
-                    TableState::Done { of } => *of,
-                    _ => 0,
+                let (created, lacking) = match state {
+                    TableState::Writing { written, of } => (*written, of.saturating_sub(*written)),
+                    TableState::Done { of } => (*of, 0),
+                    _ => (0, 0),
                 };
-                let (write_units, failed) =
+                let (write_units, refused) =
                     written.get(table).map_or((0.0, 0), |o| (o.consumed_units, o.failed.len() as u64));
+                // A stopped restore's table lacks more items than its writer refused: every one of
+                // them is not written.
+                let failed = lacking.max(refused);
                 crate::report::OperationTable {
                     table: table.clone(),
                     created,
@@ -668,7 +672,8 @@ impl Progress {
                     written: count,
                     write_units: o.consumed_units,
                     retries: o.retries,
-                    not_written: o.failed.len() as u64 - o.unknown,
+                    // Every item of the archive the table lacks: refused, or never sent (a stop).
+                    not_written: entry.items.saturating_sub(count + o.unknown),
                     unknown: o.unknown,
                     failed: o.failed,
                 }

@@ -327,7 +327,7 @@ async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Resul
     // Recorded before the lock is released, as a sync's run is, whatever the outcome.
     let unfinished = restored.as_ref().ok().and_then(|r| progress.unfinished_after(r, &profile.env));
     let outcome = match (&restored, &unfinished) {
-        (Err(e), _) => Outcome::of(Some(e), crate::exit_for),
+        (Err(e), _) => Outcome { reason: Some(restore_failure(e, &progress)), ..Outcome::of(Some(e), crate::exit_for) },
         (Ok(_), Some(_)) => Outcome { exit_code: Exit::Differences as u8, ..Outcome::completed() },
         (Ok(_), None) => Outcome::completed(),
     };
@@ -353,17 +353,15 @@ async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Resul
         if let Err(message) = recorded {
             printer.warn(message);
         }
-        let state = progress.unfinished().unwrap_or_else(|| "nothing was changed".into());
-        // The restore's own command finishes it: the stop's and the lost lock's "the next run
-        // completes the work" would send a person to a sync, which does not.
-        if let Some(stop) = e.chain().find_map(|c| c.downcast_ref::<Interrupted>()) {
-            printer.warn(format!("error: {state}: interrupted by {}", stop.0));
+        let message = restore_failure(&e, &progress);
+        if e.chain().any(|c| c.is::<Interrupted>()) {
+            printer.warn(format!("error: {message}"));
             return Ok(Exit::Interrupted);
         }
-        if let Some(lost) = e.chain().find_map(|c| c.downcast_ref::<lock::LeaseLost>()) {
-            bail!("{state}: stopped: {}; nothing more was written", lost.0);
+        if e.chain().any(|c| c.is::<lock::LeaseLost>()) {
+            bail!("{message}");
         }
-        return Err(e.context(state));
+        return Err(e.context(progress.unfinished().unwrap_or_else(|| "nothing was changed".into())));
     }
     released?;
     if let Some(state) = &unfinished {
@@ -468,6 +466,20 @@ async fn sync(envs_dir: &Path, args: SyncArgs, printer: &Printer) -> Result<Exit
         return Err(error);
     }
     Ok(if report.has_losses() { Exit::Differences } else { Exit::Success })
+}
+
+/// Why a restore stopped, with what each table holds and the restore's own command that finishes
+/// it: the stop's and the lost lock's "the next run completes the work" would send a person to a
+/// sync, which does not.
+fn restore_failure(e: &anyhow::Error, progress: &backup::Progress) -> String {
+    let state = progress.unfinished().unwrap_or_else(|| "nothing was changed".into());
+    if let Some(stop) = e.chain().find_map(|c| c.downcast_ref::<Interrupted>()) {
+        format!("{state}: interrupted by {}", stop.0)
+    } else if let Some(lost) = e.chain().find_map(|c| c.downcast_ref::<lock::LeaseLost>()) {
+        format!("{state}: stopped: {}; nothing more was written", lost.0)
+    } else {
+        format!("{state}: {e:#}")
+    }
 }
 
 /// Before deleting tables (`--clean`, `restore`): an ordinary environment asks on a terminal and

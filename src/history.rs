@@ -354,7 +354,7 @@ pub fn render_summary(s: &Summary) -> String {
 }
 
 /// The CSV columns of [`Figures`], after the leading ones.
-const CSV_FIGURES: [&str; 13] = [
+const CSV_FIGURES: [&str; 14] = [
     "created",
     "updated",
     "unchanged",
@@ -368,10 +368,11 @@ const CSV_FIGURES: [&str; 13] = [
     "saved_usd",
     "deletes_refused",
     "unknown",
+    "deletes_failed",
 ];
 
 impl Figures {
-    fn csv_fields(&self) -> [String; 13] {
+    fn csv_fields(&self) -> [String; 14] {
         [
             self.created.to_string(),
             self.updated.to_string(),
@@ -386,6 +387,7 @@ impl Figures {
             format!("{:.8}", self.saved_usd),
             self.deletes_refused.to_string(),
             self.unknown.to_string(),
+            self.deletes_failed.to_string(),
         ]
     }
 }

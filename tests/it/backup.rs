@@ -620,6 +620,15 @@ async fn a_restore_stopped_by_sigterm_says_what_each_table_holds_and_releases_th
         "{report}"
     );
     assert!(report["unfinished"].as_str().is_some_and(|u| u.contains("--table lessons --yes")), "{report}");
+    // Every item the table lacks is not written (or of unknown outcome), those never sent too.
+    assert_eq!(
+        tables[0]["not_written"].as_u64().unwrap() + tables[0]["unknown"].as_u64().unwrap(),
+        200 - held as u64,
+        "{report}"
+    );
+    // The recorded reason, like the message, gives the restore's own command.
+    let reason = report["outcome"]["reason"].as_str().unwrap();
+    assert!(reason.contains("--table lessons --yes") && !reason.contains("next run"), "{reason}");
     // The message gives the restore's own command and nothing that sends a person to a sync.
     assert!(!stderr.contains("next run"), "{stderr}");
     let l = ctx.table("lessons");
