@@ -76,7 +76,16 @@ impl KeyFlaw {
     /// key takes the mapping's default, if it has one; without one the row is rejected for it, with
     /// its own condition), so pasted with `AND`, the conditions never drop a row that has a key.
     pub fn leave_out(&self) -> Option<String> {
-        let column = &self.sql.expression;
+        self.condition(&self.sql.expression)
+    }
+
+    /// [`KeyFlaw::leave_out`] for a filter around the query (`SELECT * FROM (…) AS q WHERE …`),
+    /// which sees each column by the name the query gives it.
+    pub fn leave_out_around(&self) -> Option<String> {
+        self.condition(&self.sql.name)
+    }
+
+    fn condition(&self, column: &str) -> Option<String> {
         Some(match &self.kind {
             Flaw::Null => format!("{column} IS NOT NULL"),
             Flaw::Empty => format!("{column} IS DISTINCT FROM ''"),
@@ -131,7 +140,15 @@ pub fn literal_note(advice: &str) -> &'static str {
 impl std::fmt::Display for KeyFlaw {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let column = &self.column;
-        let leave_out = || self.leave_out().map_or(String::new(), |c| format!(" (WHERE {c})"));
+        // An expression the query names cannot be filtered by that name inside the query (where a
+        // table column of the name would be read instead): the filter goes around it.
+        let leave_out = || match self.leave_out() {
+            Some(c) if self.stands => {
+                format!(" (around the query, as it names an expression: SELECT * FROM (…the query…) AS q WHERE {c})")
+            }
+            Some(c) => format!(" (WHERE {c})"),
+            None => String::new(),
+        };
         let named = &self.sql;
         match &self.kind {
             Flaw::Null => write!(f, "key column \"{column}\" is NULL"),

@@ -165,9 +165,12 @@ struct Group {
     rows: usize,
     /// The first such row's key, as its reject names it.
     first: String,
-    conditions: Vec<String>,
-    /// What a name in a condition stands for (`(f being the expression the query selects as f)`).
-    notes: Vec<String>,
+    /// Each condition as a WHERE inside the query writes it (table columns by their own names),
+    /// and as a filter around the query does (every column by the name the query gives it).
+    conditions: Vec<(String, String)>,
+    /// Some condition names an expression by the name the query gives it, which a WHERE inside the
+    /// query cannot use (or reads as a table column of that name): the filter goes around it.
+    around: bool,
     /// Some row's flaw has no such condition (a number with too many digits, say).
     more: bool,
 }
@@ -175,12 +178,19 @@ struct Group {
 impl LeaveOut {
     /// A keyless row: its key as its reject names it, and what is wrong with the key.
     pub fn add(&mut self, flaw: &KeyFlaw, key: &str) {
-        self.add_condition(flaw.entity(), flaw.leave_out(), flaw.stands_for(), key);
+        let condition = flaw.leave_out().zip(flaw.leave_out_around());
+        self.add_condition(flaw.entity(), condition, flaw.stands_for().is_some(), key);
     }
 
     /// A keyless row of `entity` (`None` for a table with one), with the condition that leaves it
-    /// out, if there is one, and what a name in it stands for.
-    pub fn add_condition(&mut self, entity: Option<&str>, condition: Option<String>, note: Option<String>, key: &str) {
+    /// out, if there is one (inside the query, and around it), and whether it names an expression.
+    pub fn add_condition(
+        &mut self,
+        entity: Option<&str>,
+        condition: Option<(String, String)>,
+        around: bool,
+        key: &str,
+    ) {
         let at = match self.groups.iter().position(|g| g.entity.as_deref() == entity) {
             Some(at) => at,
             None => {
@@ -189,7 +199,7 @@ impl LeaveOut {
                     rows: 0,
                     first: key.to_string(),
                     conditions: Vec::new(),
-                    notes: Vec::new(),
+                    around: false,
                     more: false,
                 });
                 self.groups.len() - 1
@@ -201,9 +211,7 @@ impl LeaveOut {
             Some(c) if group.conditions.contains(&c) => {}
             Some(c) => {
                 group.conditions.push(c);
-                if let Some(note) = note.filter(|n| !group.notes.contains(n)) {
-                    group.notes.push(note);
-                }
+                group.around |= around;
             }
             None => group.more = true,
         }
@@ -234,14 +242,24 @@ impl LeaveOut {
 impl Group {
     fn clause(&self) -> String {
         const OTHERS: &str = "each rejected row's reason says what is wrong with its key";
-        let notes: String = self.notes.iter().map(|n| format!(" {n}")).collect();
-        match (self.conditions.is_empty(), self.more) {
-            (true, _) => format!(" ({OTHERS})"),
-            (false, false) => format!(" (WHERE {}){notes}", self.conditions.join(" AND ")),
-            (false, true) => format!(
-                " (WHERE {}){notes} (that leaves out some of them, and for the others {OTHERS})",
-                self.conditions.join(" AND ")
-            ),
+        if self.conditions.is_empty() {
+            return format!(" ({OTHERS})");
+        }
+        let filter = if self.around {
+            let each: Vec<&str> = self.conditions.iter().map(|(_, around)| around.as_str()).collect();
+            format!(
+                "around the query, as it names expressions, which a WHERE inside it cannot use: SELECT * FROM (…the \
+                 query…) AS q WHERE {}",
+                each.join(" AND ")
+            )
+        } else {
+            let each: Vec<&str> = self.conditions.iter().map(|(inside, _)| inside.as_str()).collect();
+            format!("WHERE {}", each.join(" AND "))
+        };
+        if self.more {
+            format!(" ({filter}) (that leaves out some of them, and for the others {OTHERS})")
+        } else {
+            format!(" ({filter})")
         }
     }
 }
@@ -308,7 +326,7 @@ mod tests {
     #[test]
     fn rows_without_a_key_hold_the_deletes() {
         let mut null = LeaveOut::default();
-        null.add_condition(None, Some("id IS NOT NULL".into()), None, "id=NULL");
+        null.add_condition(None, both("id IS NOT NULL"), false, "id=NULL");
         assert_eq!(keyless_guard(3, 0, "", &LeaveOut::default()), Ok(()));
         assert_eq!(keyless_guard(0, 2, "id=<missing>", &null), Ok(()), "nothing to delete, nothing held");
         let held = keyless_guard(3, 2, "id=<missing>", &null).unwrap_err();
@@ -320,10 +338,15 @@ mod tests {
         );
     }
 
+    /// A condition that reads the same inside the query and around it.
+    fn both(c: &str) -> Option<(String, String)> {
+        Some((c.to_string(), c.to_string()))
+    }
+
     fn one(conditions: &[Option<&str>]) -> LeaveOut {
         let mut leave_out = LeaveOut::default();
         for c in conditions {
-            leave_out.add_condition(None, c.map(str::to_string), None, "k");
+            leave_out.add_condition(None, c.and_then(both), false, "k");
         }
         leave_out
     }
@@ -353,9 +376,9 @@ mod tests {
     #[test]
     fn each_entity_is_given_its_own_filter() {
         let mut leave_out = LeaveOut::default();
-        leave_out.add_condition(Some("a"), Some("tag IS NOT NULL".into()), None, "entity \"a\": id=1");
-        leave_out.add_condition(Some("b"), Some("f IS DISTINCT FROM 'NaN'".into()), None, "entity \"b\": f=NaN");
-        leave_out.add_condition(Some("a"), Some("tag IS NOT NULL".into()), None, "entity \"a\": id=2");
+        leave_out.add_condition(Some("a"), both("tag IS NOT NULL"), false, "entity \"a\": id=1");
+        leave_out.add_condition(Some("b"), both("f IS DISTINCT FROM 'NaN'"), false, "entity \"b\": f=NaN");
+        leave_out.add_condition(Some("a"), both("tag IS NOT NULL"), false, "entity \"a\": id=2");
         let held = keyless_guard(4, 3, "entity \"a\": id=1", &leave_out).unwrap_err();
         assert!(
             held.ends_with(
@@ -368,20 +391,24 @@ mod tests {
     }
 
     #[test]
-    fn a_filter_naming_an_expression_says_so_and_one_with_a_backslash_how_to_keep_it() {
+    fn a_filter_naming_an_expression_goes_around_the_query_and_one_with_a_backslash_says_how_to_keep_it() {
         let mut leave_out = LeaveOut::default();
-        let note = Some("(f being the expression the query selects as f)".to_string());
-        leave_out.add_condition(None, Some("f IS DISTINCT FROM 'NaN'".into()), note.clone(), "f=NaN");
-        leave_out.add_condition(None, Some("f IS DISTINCT FROM 'Infinity'".into()), note, "f=Infinity");
-        leave_out.add_condition(None, Some(r#""a\b" IS NOT NULL"#.into()), None, r"a\b=NULL");
-        let held = keyless_guard(1, 3, "f=NaN", &leave_out).unwrap_err();
-        assert_eq!(held.matches("being the expression").count(), 1, "{held}");
-        assert!(
-            held.ends_with(
-                r#"AND "a\b" IS NOT NULL) (f being the expression the query selects as f), then run again; the advice holds a backslash: in the mappings file write the query as a literal string ('''…'''), which TOML keeps as written"#
-            ),
-            "{held}"
+        // `x AS f`: inside the query the table column `x`; around it, the name `f`.
+        leave_out.add_condition(None, Some(("x IS NOT NULL".into(), "f IS NOT NULL".into())), false, "f=NULL");
+        // `doc->'k' AS doc`: an expression, which a WHERE inside the query would read as the table
+        // column `doc`.
+        let doc = "(doc IS NULL OR jsonb_typeof(doc) IN ('string', 'number', 'boolean'))";
+        leave_out.add_condition(None, Some((doc.into(), doc.into())), true, "doc=<JSON object>");
+        leave_out.add_condition(None, both(r#""a\b" IS NOT NULL"#), false, r"a\b=NULL");
+        let held = keyless_guard(1, 3, "f=NULL", &leave_out).unwrap_err();
+        let expected = format!(
+            "leave them out of the query (around the query, as it names expressions, which a WHERE inside it cannot \
+             use: SELECT * FROM (…the query…) AS q WHERE f IS NOT NULL AND {doc} AND \"a\\b\" IS NOT NULL), then run \
+             again; the advice holds a backslash: in the mappings file write the query as a literal string \
+             ('''…'''), which TOML keeps as written"
         );
+        assert!(held.ends_with(&expected), "{held}");
+        assert!(!held.contains("x IS NOT NULL"), "{held}");
     }
 
     #[test]

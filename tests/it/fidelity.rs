@@ -1274,3 +1274,67 @@ async fn advice_holding_a_backslash_works_pasted_into_a_literal_string() {
     assert_eq!(stored, want);
     assert_eq!(stored.get("2"), Some(&None), "row 2 stored, its NaN as no attribute");
 }
+
+/// `doc->'k' AS doc`: an expression named like a table column. A WHERE inside the query would
+/// read the table column (an object on every row, so it would leave every row out); the advice
+/// filters around the query, by the name the query gives the expression, and keeps every good row.
+#[tokio::test]
+async fn a_filter_on_an_expression_named_like_a_table_column_goes_around_the_query() {
+    let ctx = Ctx::new(1).await;
+    ctx.sql(&[
+        "CREATE TABLE ta AS SELECT g AS id, jsonb_build_object('k', 'v' || g) AS doc FROM generate_series(1, 30) g",
+    ]);
+    let query = "SELECT id, doc->'k' AS doc FROM ta";
+    let mapping = |query: &str| {
+        format!(
+            "[tables.shadow]\ndelete_missing = true\npartition_key = {{ name = \"PK\", template = \"J#{{doc}}\" }}\n\
+             query = \"\"\"{query}\"\"\"\n"
+        )
+    };
+    let path = ctx.write_mappings("shadow.toml", &mapping(query));
+    ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+    let table = ctx.table("shadow");
+    ctx.sync(&[]);
+    assert_eq!(ctx.scan("shadow").await.len(), 30);
+
+    ctx.sql(&[
+        "UPDATE ta SET doc = '{\"k\": {\"a\": 1}}' WHERE id = 1",
+        "UPDATE ta SET doc = '{\"k\": [1]}' WHERE id = 2",
+        "DELETE FROM ta WHERE id = 30",
+    ]);
+    let run = ctx.ddbsync(&["--json", "sync", "local"]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    let held = report["tables"][0]["deletes_refused"].as_str().expect("deletes held").to_string();
+    let marker = "SELECT * FROM (…the query…) AS q WHERE ";
+    let at = held.find(marker).unwrap_or_else(|| panic!("a filter around the query in: {held}"));
+    let rest = &held[at + marker.len()..];
+    // The filter ends where its parenthesis, opened before "around the query", closes.
+    let mut depth = 0i32;
+    let end = rest
+        .char_indices()
+        .find(|&(_, c)| {
+            depth += match c {
+                '(' => 1,
+                ')' => -1,
+                _ => 0,
+            };
+            depth < 0
+        })
+        .map(|(i, _)| i)
+        .unwrap_or_else(|| panic!("{held}"));
+    let filter = &rest[..end];
+    assert!(filter.contains("jsonb_typeof(doc)"), "{held}");
+
+    // Pasted as printed, around the query.
+    let wrapped = format!("SELECT * FROM ({query}) AS q WHERE {filter}");
+    std::fs::write(&path, mapping(&wrapped)).unwrap();
+    let report = ctx.sync(&[]);
+    // The two rejected rows and the removed one go; the 27 others are kept.
+    assert_eq!(figure(&report, &table, "deleted"), 3.0, "{report}");
+    let stored: BTreeSet<String> = ctx.scan("shadow").await.iter().map(|i| text(&i["PK"])).collect();
+    let kept: BTreeSet<String> =
+        ctx.query(&format!("SELECT 'J#' || (doc #>> '{{}}') FROM ({wrapped}) AS w")).into_iter().collect();
+    assert_eq!(kept.len(), 27, "{kept:?}");
+    assert_eq!(stored, kept, "the items are the rows PostgreSQL's reading of the filter keeps");
+}
