@@ -34,6 +34,15 @@ fn things(ctx: &Ctx) {
     ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
 }
 
+/// `items`: 50 rows, deleting orphans.
+fn items(ctx: &Ctx) {
+    ctx.sql(&["CREATE TABLE items AS SELECT g AS id, 'title ' || g AS title FROM generate_series(1, 50) g"]);
+    let mapping =
+        "[tables.items]\npartition_key = \"id\"\ndelete_missing = true\nquery = \"SELECT id, title FROM items\"\n";
+    let mappings = ctx.write_mappings("items.toml", mapping);
+    ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
+}
+
 /// The write units the server itself reported for BatchWriteItem calls since the proxy's log was
 /// cleared: the independent figure.
 fn server_write_units(ctx: &Ctx) -> f64 {
@@ -151,11 +160,7 @@ async fn created_and_updated_count_only_what_dynamodb_confirmed() {
 #[tokio::test]
 async fn history_and_report_count_refused_deletes_and_restores() {
     let ctx = Ctx::new(1).await;
-    ctx.sql(&["CREATE TABLE items AS SELECT g AS id, 'title ' || g AS title FROM generate_series(1, 50) g"]);
-    let mapping =
-        "[tables.items]\npartition_key = \"id\"\ndelete_missing = true\nquery = \"SELECT id, title FROM items\"\n";
-    let mappings = ctx.write_mappings("items.toml", mapping);
-    ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
+    items(&ctx);
     ctx.sync(&[]);
 
     // 20 of 50 items without a source row: over the guard.
@@ -338,11 +343,7 @@ async fn a_repairs_dry_run_prices_what_the_repair_is_billed() {
 #[tokio::test]
 async fn a_failed_delete_is_not_written_and_not_refused() {
     let ctx = Ctx::new(1).await;
-    ctx.sql(&["CREATE TABLE items AS SELECT g AS id, 'title ' || g AS title FROM generate_series(1, 50) g"]);
-    let mapping =
-        "[tables.items]\npartition_key = \"id\"\ndelete_missing = true\nquery = \"SELECT id, title FROM items\"\n";
-    let mappings = ctx.write_mappings("items.toml", mapping);
-    ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
+    items(&ctx);
     ctx.sync(&[]);
     ctx.sql(&["DELETE FROM items WHERE id IN (47, 48)"]);
     // The call deleting item 48 is refused; item 47's delete goes alone.
