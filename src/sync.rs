@@ -922,7 +922,14 @@ async fn sync_table(
                 }
                 None => {
                     let done = feed.take().expect("a running scan").done;
-                    match done.await.context("scan task panicked")?.with_context(|| format!("scanning {table}")) {
+                    let scanned = match done.await.context("scan task panicked")? {
+                        // DynamoDB refuses the Scan's filter: the mapping's scope, a profile error.
+                        Err(TargetError::Invalid(refusal)) if p.mapping.scope.is_some() => {
+                            Err(scope_refused(p.mapping, &refusal).into())
+                        }
+                        other => other.with_context(|| format!("scanning {table}")),
+                    };
+                    match scanned {
                         Ok(cost) => scan_cost = cost,
                         Err(e) => {
                             failure = Some(e);

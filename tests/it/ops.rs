@@ -469,10 +469,17 @@ async fn check_tries_each_scope_on_dynamodb_and_warns_of_attributes_no_query_ret
         ),
         "{detail}"
     );
-    // The oracle: the sync's own Scan is refused by DynamoDB the same way.
+    // The oracle: the sync's own Scan is refused by DynamoDB the same way, and the sync says it
+    // is the scope, a mistake in the mappings file (exit 2).
     let sync = ctx.ddbsync(&["sync", "scoped", "--param", "min_id=3"]);
-    assert_eq!(sync.code(), 1, "{}", sync.stderr());
-    assert!(sync.stderr().contains("ValidationException"), "{}", sync.stderr());
+    assert_eq!(sync.code(), 2, "{}", sync.stderr());
+    assert!(
+        sync.stderr().contains(
+            "scoped.toml: table \"lessons\": DynamoDB refuses scope = \"lesson_id >>= :min_id\": ValidationException"
+        ),
+        "{}",
+        sync.stderr()
+    );
 
     // A misspelt attribute: DynamoDB accepts it, but no item has it, so the scope selects none:
     // a warning (a sync can run), and the sync shows why it matters.
