@@ -538,8 +538,9 @@ pub struct RestoredTable {
     /// Write units DynamoDB reported (0 for a table whose writer was abandoned after a stop).
     pub write_units: f64,
     pub retries: u64,
-    /// Items of the archive the table does not hold: refused by DynamoDB (listed in `failed`), or
-    /// never sent because the restore stopped.
+    /// Items of the archive a table the restore deleted and recreated does not hold: refused by
+    /// DynamoDB (listed in `failed`), or never sent because the restore stopped (0 for a table it did
+    /// not reach, which holds what it held).
     pub not_written: u64,
     /// Items that may or may not have been written (listed in `failed`, their reason says so).
     pub unknown: u64,
@@ -672,8 +673,12 @@ impl Progress {
                     written: count,
                     write_units: o.consumed_units,
                     retries: o.retries,
-                    // Every item of the archive the table lacks: refused, or never sent (a stop).
-                    not_written: entry.items.saturating_sub(count + o.unknown),
+                    // Every item of the archive a table the restore changed lacks: refused, or never
+                    // sent (a stop). A table not reached holds what it held, as the run record says.
+                    not_written: match state {
+                        TableState::Untouched => 0,
+                        _ => entry.items.saturating_sub(count + o.unknown),
+                    },
                     unknown: o.unknown,
                     failed: o.failed,
                 }

@@ -613,7 +613,10 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Do
             let skipped = if done.tables.iter().any(|t| &t.table == table) { at + 1 } else { at };
             for p in &prepared[skipped..] {
                 let state = if options.clean && !options.dry_run { ", recreated empty by --clean" } else { "" };
-                done.notes.push(format!("{}: not synced{state}; the next run syncs it", p.mapping.table_name));
+                done.notes.push(format!(
+                    "{}: not synced{state}, as the run ended before it; the next run that gets that far syncs it",
+                    p.mapping.table_name
+                ));
             }
             return Err(e);
         }
