@@ -340,25 +340,9 @@ pub async fn ensure_metadata_table(dynamo: &Dynamo, profile: &Profile) -> Result
 }
 
 /// Runs `work` while holding the lock of `tables`: creates the metadata table if needed, takes the
-/// leases, stops `work` (with [`LeaseLost`]) if they are lost, and releases them at the end.
+/// leases (waiting up to `wait`, `--wait-lock`, for a lock another run holds; `on_wait` hears of the
+/// first refusal), stops `work` (with [`LeaseLost`]) if they are lost, and releases them at the end.
 pub async fn with_lock<T, F, Fut>(
-    dynamo: &Arc<Dynamo>,
-    profile: &Profile,
-    tables: &[String],
-    force: bool,
-    stop: &crate::stop::Stop,
-    work: F,
-) -> Result<T>
-where
-    F: FnOnce(Fence) -> Fut,
-    Fut: Future<Output = Result<T>>,
-{
-    with_lock_waiting(dynamo, profile, tables, (force, None), |_| {}, stop, work).await
-}
-
-/// [`with_lock`], waiting up to `wait` (`--wait-lock`) for a lock another run holds; `on_wait`
-/// hears of the first refusal.
-pub async fn with_lock_waiting<T, F, Fut>(
     dynamo: &Arc<Dynamo>,
     profile: &Profile,
     tables: &[String],

@@ -299,7 +299,7 @@ pub async fn run(
             printer.note(format!("waiting up to {limit} for the run lock: {e:#}"));
         };
         let wait = (options.force_unlock, options.wait_lock);
-        lock::with_lock_waiting(&dynamo, profile, &names, wait, on_wait, stop, work).await
+        lock::with_lock(&dynamo, profile, &names, wait, on_wait, stop, work).await
     };
     let mut error = match outcome {
         Err(e) if done.is_empty() && e.chain().any(|c| c.is::<lock::Locked>()) => {

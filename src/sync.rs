@@ -349,7 +349,7 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
     let outcome = if options.dry_run {
         work(Fence::open()).await
     } else {
-        lock::with_lock(&dynamo, profile, &names, options.force_unlock, stop, work).await
+        lock::with_lock(&dynamo, profile, &names, (options.force_unlock, None), |_| {}, stop, work).await
     };
     if profile.sync.fail_on_reject {
         // Rolled back, never committed; a failure leaves it to the server, which rolls it back

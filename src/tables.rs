@@ -75,20 +75,28 @@ pub async fn drop(profile: &Profile, mappings: &[&TableMapping], printer: &Print
     let dynamo = Arc::new(Dynamo::connect(&profile.target).await);
     let tables: Vec<String> = mappings.iter().map(|m| m.table_name.clone()).collect();
     let dynamo = &dynamo;
-    lock::with_lock(dynamo, profile, &tables, false, &crate::stop::Stop::never(), |fence| async move {
-        let mut out = Vec::new();
-        for mapping in mappings {
-            let table = &mapping.table_name;
-            let exists = dynamo.describe(table).await.with_context(|| format!("reading {table}"))?.is_some();
-            if exists {
-                fence.check()?;
-                printer.note(format!("deleting {table}"));
-                dynamo.drop_table(table).await.with_context(|| format!("deleting {table}"))?;
+    lock::with_lock(
+        dynamo,
+        profile,
+        &tables,
+        (false, None),
+        |_| {},
+        &crate::stop::Stop::never(),
+        |fence| async move {
+            let mut out = Vec::new();
+            for mapping in mappings {
+                let table = &mapping.table_name;
+                let exists = dynamo.describe(table).await.with_context(|| format!("reading {table}"))?.is_some();
+                if exists {
+                    fence.check()?;
+                    printer.note(format!("deleting {table}"));
+                    dynamo.drop_table(table).await.with_context(|| format!("deleting {table}"))?;
+                }
+                let (action, detail) = if exists { ("deleted", "") } else { ("absent", "did not exist") };
+                out.push(TableAction { table: table.clone(), action, detail: detail.into() });
             }
-            let (action, detail) = if exists { ("deleted", "") } else { ("absent", "did not exist") };
-            out.push(TableAction { table: table.clone(), action, detail: detail.into() });
-        }
-        anyhow::Ok(out)
-    })
+            anyhow::Ok(out)
+        },
+    )
     .await
 }

@@ -266,8 +266,7 @@ fn items_mapping(cast: &str) -> String {
 async fn a_backup_whose_key_is_not_the_mappings_is_refused_unless_allowed() {
     let ctx = Ctx::new(1).await;
     ctx.sql(&["CREATE TABLE items AS SELECT g AS id, 'title ' || g AS title FROM generate_series(1, 30) g"]);
-    let mappings = ctx.write_mappings("items.toml", &items_mapping(""));
-    ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
+    let mappings = ctx.use_mappings("items.toml", &items_mapping(""));
     ctx.sync(&[]);
     let file = ctx.envs.path().join("b/items.tar");
     let run = ctx.ddbsync(&["backup", "local", "-o", file.to_str().unwrap()]);

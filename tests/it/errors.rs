@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::harness::{figure, text, Ctx, Profile};
+use crate::harness::{figure, text, Ctx};
 
 #[tokio::test]
 async fn unknown_environment_lists_the_available_ones() {
@@ -301,8 +301,7 @@ async fn every_unconvertible_column_is_named_with_a_cast_that_works() {
             select("span")
         )
     };
-    let path = ctx.write_mappings("odd.toml", &mappings(&|c| c.to_string()));
-    ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+    let path = ctx.use_mappings("odd.toml", &mappings(&|c| c.to_string()));
 
     // check: each table's line names every column of every entity, with its type and its cast.
     let run = ctx.ddbsync(&["--json", "check", "local"]);
@@ -383,8 +382,7 @@ async fn casts_name_each_column_as_the_query_can_use_it() {
     ]);
     let write = |select: &str| {
         let text = format!("[tables.kw]\npartition_key = \"id\"\nquery = \"\"\"SELECT id, {select} FROM kw\"\"\"\n");
-        let path = ctx.write_mappings("kw.toml", &text);
-        ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+        ctx.use_mappings("kw.toml", &text);
     };
     // One at a time, so that each message is the single column's, with what its name stands for.
     let single = |select: &str, as_name: Option<&str>| {
@@ -462,8 +460,7 @@ async fn casts_quote_every_word_postgresql_reserves() {
         let text = format!(
             "[tables.reserved]\npartition_key = \"id\"\nquery = \"\"\"SELECT id, {select} FROM reserved\"\"\"\n"
         );
-        let path = ctx.write_mappings("reserved.toml", &text);
-        ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+        ctx.use_mappings("reserved.toml", &text);
     };
     write(&quoted.join(", "));
     let run = ctx.ddbsync(&["sync", "local"]);

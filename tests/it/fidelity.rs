@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::harness::{figure, server_kind, text, Ctx, Item, Profile};
+use crate::harness::{figure, server_kind, text, Ctx, Item};
 
 /// A number as (sign, significant digits, exponent of the last digit), zero as `0`: two spellings of
 /// one exact decimal give the same text, whatever their zeros and exponent. Written here, apart from
@@ -117,11 +117,10 @@ async fn numbers_are_stored_exactly_as_postgresql_prints_them() {
            FROM (SELECT g, (random() - 0.5) * 10 ^ (floor(random() * 70) - 35) AS x
                  FROM generate_series(1, 1000) AS g) AS v",
     ]);
-    let mappings = ctx.write_mappings(
+    ctx.use_mappings(
         "nums.toml",
         &format!("[tables.nums]\npartition_key = \"id\"\nquery = \"\"\"\n{NUMBERS_QUERY}\n\"\"\"\n"),
     );
-    ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
     let run = ctx.ddbsync(&["--json", "sync", "local"]);
     assert_eq!(run.code(), 3, "the out-of-range rows are rejected: {}", run.stderr());
     // The oracle: psql's text output of every column, against the items read back from the server.
@@ -326,8 +325,7 @@ async fn rows_breaking_a_dynamodb_limit_are_rejected_and_their_neighbours_writte
     }
     ctx.sql(&[&format!("INSERT INTO limits_src VALUES {}", rows.join(",\n"))]);
 
-    let mappings = ctx.write_mappings("limits.toml", LIMITS);
-    ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
+    ctx.use_mappings("limits.toml", LIMITS);
     let run = ctx.ddbsync(&["--json", "sync", "local"]);
     assert_eq!(run.code(), 3, "{}", run.stderr());
     let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
@@ -378,11 +376,10 @@ async fn rows_breaking_a_dynamodb_limit_are_rejected_and_their_neighbours_writte
 #[tokio::test]
 async fn names_ddbsync_owns_are_refused_before_anything_is_written() {
     let ctx = Ctx::new(1).await;
-    let column = ctx.write_mappings(
+    let column = ctx.use_mappings(
         "column.toml",
         "[tables.things]\npartition_key = \"id\"\nquery = \"SELECT 1 AS id, 'mine' AS _ddbsync_hash\"\n",
     );
-    ctx.write_profile_with("local", &Profile { mappings: Some(&column), ..Profile::default() });
     let run = ctx.ddbsync(&["sync", "local"]);
     assert_eq!(run.code(), 2, "{}", run.stderr());
     let want = format!(
@@ -393,11 +390,10 @@ async fn names_ddbsync_owns_are_refused_before_anything_is_written() {
     assert!(run.stderr().contains(&want), "{}\nwanted: {want}", run.stderr());
     assert!(!ctx.table_exists("things").await, "nothing was created");
 
-    let key = ctx.write_mappings(
+    ctx.use_mappings(
         "key.toml",
         "[tables.things]\npartition_key = { name = \"_ddbsync_key\", template = \"T#{id}\" }\nquery = \"SELECT 1 AS id\"\n",
     );
-    ctx.write_profile_with("local", &Profile { mappings: Some(&key), ..Profile::default() });
     let run = ctx.ddbsync(&["sync", "local"]);
     assert_eq!(run.code(), 2, "{}", run.stderr());
     assert!(
@@ -443,8 +439,7 @@ async fn key_templates_name_unusable_values_truthfully() {
     let ctx = Ctx::new(1).await;
     ctx.sql(&["CREATE TABLE tp AS SELECT g AS id, g * 1.5::float8 AS f, 't' || g AS t, 'r' || g AS r \
                FROM generate_series(1, 50) g"]);
-    let mappings = ctx.write_mappings("tp.toml", &float_keys("SELECT id, f, t, r FROM tp"));
-    ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
+    let mappings = ctx.use_mappings("tp.toml", &float_keys("SELECT id, f, t, r FROM tp"));
     let table = ctx.table("tp");
     ctx.sync(&[]);
     assert_eq!(stored_keys(&ctx).await, printed_keys(&ctx, "true"), "keys as psql spells them");
@@ -543,7 +538,7 @@ async fn key_templates_spell_each_column_type_or_say_why_not() {
            (5, 1, '2024-06-01 00:01:00+00', true, '{\"a\": 1}'),
            (6, 1, '2024-06-01 00:01:00+00', NULL, '\"x\"')",
     ]);
-    let mappings = ctx.write_mappings(
+    ctx.use_mappings(
         "kinds.toml",
         r#"
 [tables.kinds]
@@ -552,7 +547,6 @@ sort_key = { name = "SK", template = "ID#{id}" }
 query = "SELECT id, n, at, b, doc FROM kinds"
 "#,
     );
-    ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
     let run = ctx.ddbsync(&["--json", "sync", "local"]);
     assert_eq!(run.code(), 3, "{}", run.stderr());
 
@@ -619,12 +613,11 @@ query = "SELECT id, n, at, b, doc FROM kinds"
     assert_eq!(kept, ["1", "2", "7"]);
 
     // An array has no one text: refused before anything is read or written.
-    let arrays = ctx.write_mappings(
+    ctx.use_mappings(
         "arrays.toml",
         "[tables.arr]\npartition_key = { name = \"PK\", template = \"T#{tags}\" }\n\
          query = \"SELECT 1 AS id, ARRAY['a', 'b'] AS tags\"\n",
     );
-    ctx.write_profile_with("local", &Profile { mappings: Some(&arrays), ..Profile::default() });
     let run = ctx.ddbsync(&["sync", "local"]);
     assert_eq!(run.code(), 2, "{}", run.stderr());
     assert!(
@@ -692,8 +685,7 @@ async fn number_rejects_give_fixes_that_work_as_written() {
             "[tables.odd_nums]\npartition_key = \"id\"\nquery = \"SELECT id, {} FROM odd_nums{filter}\"\n",
             select.join(", ")
         );
-        let path = ctx.write_mappings("odd_nums.toml", &text);
-        ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+        ctx.use_mappings("odd_nums.toml", &text);
     };
     write(&columns.map(String::from), "");
     let run = ctx.ddbsync(&["--json", "sync", "local"]);
@@ -806,7 +798,7 @@ async fn a_row_without_a_key_is_named_by_the_columns_it_has() {
         "INSERT INTO nk VALUES (1.5, 'c1', 1, 'fine'), ('NaN', 'c1', 'NaN', 'a'), (NULL, 'c2', NULL, 'b'),
            ('-Infinity', 'c3', 3, 'c'), (1e300, 'c4', 4, 'd')",
     ]);
-    let mappings = ctx.write_mappings(
+    ctx.use_mappings(
         "nk.toml",
         r#"
 [tables.by_column]
@@ -819,7 +811,6 @@ sort_key = { name = "SK", template = "T#{title}" }
 query = "SELECT course, lesson, title FROM nk"
 "#,
     );
-    ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
     let run = ctx.ddbsync(&["--json", "sync", "local"]);
     assert_eq!(run.code(), 3, "{}", run.stderr());
     let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
@@ -871,8 +862,7 @@ async fn json_the_parser_refuses_is_named_without_its_position_or_the_document()
     let write = |doc: &str| {
         // A literal string: the query's backslashes are PostgreSQL's, not TOML escapes.
         let text = format!("[tables.docs]\npartition_key = \"id\"\nquery = '''SELECT id, {doc} FROM docs'''\n");
-        let path = ctx.write_mappings("docs.toml", &text);
-        ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+        ctx.use_mappings("docs.toml", &text);
     };
     write("doc");
     let run = ctx.ddbsync(&["--json", "sync", "local"]);
@@ -904,8 +894,7 @@ async fn json_the_parser_refuses_is_named_without_its_position_or_the_document()
     assert!(!fix.contains('\\'), "{fix}");
     let text_mapping =
         format!("[tables.docs]\npartition_key = \"id\"\nquery = \"\"\"SELECT id, {fix} FROM docs\"\"\"\n");
-    let path = ctx.write_mappings("docs.toml", &text_mapping);
-    ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+    ctx.use_mappings("docs.toml", &text_mapping);
     ctx.sync(&[]);
     let items = ctx.scan("docs").await;
     assert_eq!(items.len(), 3);
@@ -926,8 +915,7 @@ async fn documents_that_only_look_like_a_lone_surrogate_are_stored_as_maps() {
         r#"INSERT INTO docs VALUES (1, '{"a":"\ud83d\ude00"}'), (2, '{"a":"\\ud83d"}')"#,
     ]);
     let mapping = "[tables.docs]\npartition_key = \"id\"\nquery = \"SELECT id, doc FROM docs\"\n";
-    let path = ctx.write_mappings("docs.toml", mapping);
-    ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+    ctx.use_mappings("docs.toml", mapping);
     ctx.sync(&[]);
     let items = ctx.scan("docs").await;
     // The oracle: PostgreSQL's own reading of each document's "a".
@@ -958,8 +946,7 @@ async fn one_reject_names_every_value_of_its_row_with_fixes_that_work_pasted() {
             "[tables.bad]\npartition_key = \"id\"\ndelete_missing = true\n\
              query = \"\"\"SELECT id, {select} FROM bad{filter}\"\"\"\n"
         );
-        let path = ctx.write_mappings("bad.toml", &text);
-        ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+        ctx.use_mappings("bad.toml", &text);
     };
     write("f, r, n, fs, ts", "");
     let run = ctx.ddbsync(&["--json", "sync", "local"]);
@@ -1031,8 +1018,7 @@ async fn the_keyless_filter_is_whole_and_keeps_rows_whose_key_takes_a_default() 
              defaults = {{ f = 0 }}\nquery = \"\"\"{query}\"\"\"\n"
         )
     };
-    let path = ctx.write_mappings("kg.toml", &mapping("SELECT id, f, t, r FROM kg"));
-    ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+    let path = ctx.use_mappings("kg.toml", &mapping("SELECT id, f, t, r FROM kg"));
     let table = ctx.table("kg");
     ctx.sync(&[]);
     let stored = |items: Vec<Item>| items.iter().map(|i| text(&i["PK"])).collect::<BTreeSet<_>>();
@@ -1110,8 +1096,7 @@ async fn each_entity_is_given_its_own_keyless_filter_naming_table_columns() {
              query = \"\"\"SELECT id, tag, x AS f FROM eb{b}\"\"\"\n"
         )
     };
-    let path = ctx.write_mappings("two.toml", &mapping("", ""));
-    ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+    let path = ctx.use_mappings("two.toml", &mapping("", ""));
     let table = ctx.table("two");
     ctx.sync(&[]);
     assert_eq!(ctx.scan("two").await.len(), 40);
@@ -1185,8 +1170,7 @@ async fn unstorable_key_values_are_given_filters_that_keep_every_storable_row() 
              query = '''SELECT id, f, at, doc FROM tt{tt}'''\n"
         )
     };
-    let path = ctx.write_mappings("odd.toml", &mapping("", ""));
-    ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+    let path = ctx.use_mappings("odd.toml", &mapping("", ""));
     ctx.sync(&[]);
 
     ctx.sql(&[
@@ -1250,8 +1234,7 @@ async fn advice_holding_a_backslash_works_pasted_into_a_literal_string() {
     ctx.sql(&[r#"CREATE TABLE bs AS SELECT g AS id, CASE WHEN g = 2 THEN 'NaN'::float8 ELSE g END AS "a\b" FROM generate_series(1, 3) g"#]);
     let mapping =
         |select: &str| format!("[tables.bs]\npartition_key = \"id\"\nquery = '''SELECT id, {select} FROM bs'''\n");
-    let path = ctx.write_mappings("bs.toml", &mapping(r#""a\b""#));
-    ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+    let path = ctx.use_mappings("bs.toml", &mapping(r#""a\b""#));
     let run = ctx.ddbsync(&["--json", "sync", "local"]);
     assert_eq!(run.code(), 3, "{}", run.stderr());
     let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
@@ -1291,8 +1274,7 @@ async fn a_filter_on_an_expression_named_like_a_table_column_goes_around_the_que
              query = \"\"\"{query}\"\"\"\n"
         )
     };
-    let path = ctx.write_mappings("shadow.toml", &mapping(query));
-    ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+    let path = ctx.use_mappings("shadow.toml", &mapping(query));
     let table = ctx.table("shadow");
     ctx.sync(&[]);
     assert_eq!(ctx.scan("shadow").await.len(), 30);

@@ -30,8 +30,7 @@ fn things(ctx: &Ctx) {
                CASE WHEN g % 4 = 0 THEN NULL ELSE 'c' || (g % 2) END AS cat, \
                repeat('b', CASE WHEN g % 10 = 0 THEN 1500 ELSE 100 END) AS body \
                FROM generate_series(1, 120) g"]);
-    let mappings = ctx.write_mappings("things.toml", MAPPING);
-    ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
+    ctx.use_mappings("things.toml", MAPPING);
 }
 
 /// `items`: 50 rows, deleting orphans.
@@ -39,8 +38,7 @@ fn items(ctx: &Ctx) {
     ctx.sql(&["CREATE TABLE items AS SELECT g AS id, 'title ' || g AS title FROM generate_series(1, 50) g"]);
     let mapping =
         "[tables.items]\npartition_key = \"id\"\ndelete_missing = true\nquery = \"SELECT id, title FROM items\"\n";
-    let mappings = ctx.write_mappings("items.toml", mapping);
-    ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
+    ctx.use_mappings("items.toml", mapping);
 }
 
 /// The write units the server itself reported for BatchWriteItem calls since the proxy's log was
@@ -108,11 +106,7 @@ async fn a_dry_run_prices_creates_updates_and_deletes_as_dynamodb_bills_them() {
 async fn created_and_updated_count_only_what_dynamodb_confirmed() {
     let ctx = Ctx::new(1).await;
     ctx.sql(&["CREATE TABLE items AS SELECT g AS id, 'title ' || g AS title FROM generate_series(1, 60) g"]);
-    let mappings = ctx.write_mappings(
-        "items.toml",
-        "[tables.items]\npartition_key = \"id\"\nquery = \"SELECT id, title FROM items\"\n",
-    );
-    ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
+    ctx.use_mappings("items.toml", "[tables.items]\npartition_key = \"id\"\nquery = \"SELECT id, title FROM items\"\n");
     ctx.sync(&[]);
 
     // Ten rows change and five are new; DynamoDB refuses the items holding the marker.

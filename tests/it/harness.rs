@@ -260,6 +260,13 @@ impl Ctx {
         path
     }
 
+    /// Writes the mappings file `name` and the `local` profile that uses it.
+    pub fn use_mappings(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.write_mappings(name, text);
+        self.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+        path
+    }
+
     pub fn write_profile_with(&self, env: &str, p: &Profile) {
         let mappings = p.mappings.map(Path::to_path_buf).unwrap_or_else(|| repo().join("envs/mappings/pni.toml"));
         // ddbsync reads mappings only from inside the profiles directory: one from the repository

@@ -73,8 +73,7 @@ async fn check_lists_every_problem_and_exits_by_the_worst() {
     let broken = std::fs::read_to_string(crate::harness::repo().join("envs/mappings/pni.toml"))
         .unwrap()
         .replace("p.id AS passage_id", "p.id AS passage");
-    let mappings = ctx.write_mappings("broken.toml", &broken);
-    ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
+    ctx.use_mappings("broken.toml", &broken);
     let report = json(&ctx.ddbsync(&["--json", "check", "local"]));
     assert_eq!(status_of(&report, "query of passages"), "fail");
     assert_eq!(status_of(&report, "query of lessons"), "ok");
@@ -357,17 +356,20 @@ fn regex_escape(text: &str) -> String {
     text.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_string() } else { format!("\\{c}") }).collect()
 }
 
+/// The environment `scoped`: lessons from `min_id` on, within `scope`, deleting orphans.
+fn scoped(ctx: &Ctx, scope: &str) {
+    let text = format!(
+        "[tables.lessons]\npartition_key = \"lesson_id\"\nparams = [\"min_id\"]\ndelete_missing = true\n\
+         scope = \"{scope}\"\nquery = \"SELECT id AS lesson_id, title, level FROM lessons WHERE id >= $1\"\n"
+    );
+    let path = ctx.write_mappings("scoped.toml", &text);
+    ctx.write_profile_with("scoped", &Profile { mappings: Some(&path), ..Profile::default() });
+}
+
 #[tokio::test]
 async fn a_scope_dynamodb_refuses_fails_the_first_sync_before_it_writes_and_a_sliced_table_is_never_cleaned() {
     let ctx = Ctx::new(6).await;
-    let write = |scope: &str| {
-        let text = format!(
-            "[tables.lessons]\npartition_key = \"lesson_id\"\nparams = [\"min_id\"]\ndelete_missing = true\n\
-             scope = \"{scope}\"\nquery = \"SELECT id AS lesson_id, title, level FROM lessons WHERE id >= $1\"\n"
-        );
-        let path = ctx.write_mappings("scoped.toml", &text);
-        ctx.write_profile_with("scoped", &Profile { mappings: Some(&path), ..Profile::default() });
-    };
+    let write = |scope: &str| scoped(&ctx, scope);
     // A new environment: check cannot try the scope anywhere, and says when it will be tried.
     write("lesson_id >>= :min_id");
     let run = ctx.ddbsync(&["check", "scoped"]);
@@ -419,14 +421,7 @@ async fn a_scope_dynamodb_refuses_fails_the_first_sync_before_it_writes_and_a_sl
 #[tokio::test]
 async fn check_tries_each_scope_on_dynamodb_and_warns_of_attributes_no_query_returns() {
     let ctx = Ctx::new(6).await;
-    let write = |scope: &str| {
-        let text = format!(
-            "[tables.lessons]\npartition_key = \"lesson_id\"\nparams = [\"min_id\"]\ndelete_missing = true\n\
-             scope = \"{scope}\"\nquery = \"SELECT id AS lesson_id, title, level FROM lessons WHERE id >= $1\"\n"
-        );
-        let path = ctx.write_mappings("scoped.toml", &text);
-        ctx.write_profile_with("scoped", &Profile { mappings: Some(&path), ..Profile::default() });
-    };
+    let write = |scope: &str| scoped(&ctx, scope);
     let scope_check = |run: &Run| {
         let report = json(run);
         let check = report["checks"].as_array().unwrap().iter().find(|c| c["what"] == "scope of lessons").cloned();

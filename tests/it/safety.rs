@@ -37,8 +37,7 @@ fn lines(path: &Path) -> Vec<serde_json::Value> {
 #[tokio::test]
 async fn bad_rows_are_rejected_into_a_file_and_the_good_ones_written() {
     let ctx = Ctx::new(1).await;
-    let mappings = ctx.write_mappings("bad.toml", BAD_ROWS);
-    ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
+    ctx.use_mappings("bad.toml", BAD_ROWS);
     let run = ctx.ddbsync(&["--json", "sync", "local"]);
     assert_eq!(run.code(), 3, "{}", run.stderr());
     let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();

@@ -340,8 +340,7 @@ fn mode(path: &Path) -> u32 {
 async fn rejects_files_and_backups_are_readable_by_their_owner_only() {
     let ctx = Ctx::new(3).await;
     let mapping = one_query("SELECT CASE WHEN id = 2 THEN NULL ELSE id END AS lesson_id, title FROM lessons");
-    let path = ctx.write_mappings("reject.toml", &mapping);
-    ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+    let path = ctx.use_mappings("reject.toml", &mapping);
     let run = ctx.ddbsync(&["--json", "sync", "local"]);
     assert_eq!(run.code(), 3, "{}", run.stderr());
     let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
@@ -374,8 +373,7 @@ async fn what_a_read_only_transaction_allows_is_rolled_back() {
     let objects = || ctx.query("SELECT count(*) FROM pg_largeobject_metadata");
     let before = objects();
     let mapping = one_query("SELECT id AS lesson_id, title, lo_create(0)::text AS lo FROM lessons");
-    let path = ctx.write_mappings("lo.toml", &mapping);
-    ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+    let path = ctx.use_mappings("lo.toml", &mapping);
     let fail = Profile { mappings: Some(&path), sync: "on_reject = \"fail\"", ..Profile::default() };
     ctx.write_profile_with("strict", &fail);
     for args in [&["sync", "local", "--dry-run"][..], &["sync", "local"], &["sync", "strict"]] {
@@ -465,8 +463,7 @@ async fn a_query_that_timed_out_is_cancelled_on_the_server() {
 async fn a_query_stopped_by_sigterm_is_cancelled_on_the_server() {
     let ctx = Ctx::new(3).await;
     let mapping = one_query("SELECT id AS lesson_id, title FROM lessons, pg_sleep(30)");
-    let path = ctx.write_mappings("slow.toml", &mapping);
-    ctx.write_profile_with("local", &Profile { mappings: Some(&path), ..Profile::default() });
+    ctx.use_mappings("slow.toml", &mapping);
     for args in [&["sync", "local", "--dry-run"][..], &["sync", "local"]] {
         let started = Instant::now();
         let child = ctx.command(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();

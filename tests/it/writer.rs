@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::harness::{figure, text, Ctx, Profile};
+use crate::harness::{figure, text, Ctx};
 
 /// `things`, fed by a table the test edits, deleting orphans.
 const THINGS: &str = r#"
@@ -33,8 +33,7 @@ async fn a_rejected_row_keeps_its_stored_item_and_is_no_orphan() {
     let ctx = Ctx::new(1).await;
     ctx.sql(&["CREATE TABLE things AS SELECT g AS id, g * 1.5::float8 AS f, 'body ' || g AS body \
                FROM generate_series(1, 20) g"]);
-    let mappings = ctx.write_mappings("things.toml", THINGS);
-    ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
+    ctx.use_mappings("things.toml", THINGS);
     let table = ctx.table("things");
     ctx.sync(&[]);
 
@@ -86,8 +85,7 @@ async fn a_row_without_a_key_holds_the_deletes() {
                FROM generate_series(1, 20) g"]);
     let template =
         THINGS.replace("partition_key = \"id\"", "partition_key = { name = \"PK\", template = \"THING#{id}\" }");
-    let mappings = ctx.write_mappings("things.toml", &template);
-    ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
+    ctx.use_mappings("things.toml", &template);
     let table = ctx.table("things");
     ctx.sync(&[]);
     let stored = |items: Vec<crate::harness::Item>| {
@@ -127,8 +125,7 @@ fn batch_of(ctx: &Ctx, n: u32, bad: u32, id: &str, body: &str) {
         &format!("INSERT INTO things SELECT 'k' || g, g, 'body ' || g FROM generate_series(1, {n}) g WHERE g <> {bad}"),
         &format!("INSERT INTO things VALUES ({id}, {bad}, '{body}')"),
     ]);
-    let mappings = ctx.write_mappings("things.toml", THINGS);
-    ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
+    ctx.use_mappings("things.toml", THINGS);
 }
 
 /// The write units the server itself reported for the BatchWriteItem calls it answered.
@@ -194,14 +191,13 @@ async fn a_run_record_over_400_kb_is_trimmed_to_fit() {
     // One argument may not exceed 128 KB (Linux's MAX_ARG_STRLEN): five parameters of 110 KB.
     let names = ["a", "b", "c", "d", "e"];
     let filters: Vec<String> = (1..=5).map(|i| format!("${i}::text <> ''")).collect();
-    let mappings = ctx.write_mappings(
+    ctx.use_mappings(
         "params.toml",
         &format!(
             "[tables.things]\npartition_key = \"id\"\nparams = {names:?}\nquery = \"SELECT g AS id FROM generate_series(1, 3) g WHERE {}\"\n",
             filters.join(" AND ")
         ),
     );
-    ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
     let values: Vec<String> = names.iter().map(|n| format!("{n}={}", n.repeat(110 * 1024))).collect();
     let mut args = vec!["--json", "sync", "local"];
     for value in &values {
