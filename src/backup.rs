@@ -39,7 +39,7 @@ use crate::retry::RetryPolicy;
 use crate::scan;
 use crate::stop::Stop;
 use crate::target::Request;
-use crate::writer::{self, Pending, WriteOutcome, WriterSettings, MAX_BATCH};
+use crate::writer::{self, Pending, WriteOutcome, WriterSettings};
 
 /// The archive format this version writes: the manifest carries a checksum of itself.
 const FORMAT: &str = "ddbsync-backup/2";
@@ -799,12 +799,12 @@ pub async fn restore(
         progress.set(table, |_| TableState::Writing { written: 0, of });
 
         let key_names: Vec<String> = entry.key_schema.iter().map(|(n, _)| n.clone()).collect();
-        let (tx, rx) = mpsc::channel(1024);
+        let (tx, rx) = mpsc::channel(crate::guard::WRITE_QUEUE);
         let settings = WriterSettings {
             table: table.clone(),
             key_names: key_names.clone(),
             policy: RetryPolicy::new(profile.sync.max_attempts),
-            shuffle_window: 40 * MAX_BATCH,
+            shuffle_window: crate::guard::SHUFFLE_WINDOW,
         };
         // The same pace and cap as a sync's writer: a restore is as heavy on production.
         let cap = profile.sync.max_write_units_per_second.map(|n| Arc::new(Cap::new(n)));

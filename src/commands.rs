@@ -216,7 +216,7 @@ async fn backup(envs_dir: &Path, args: BackupArgs, printer: &Printer) -> Result<
     // it holds the run lock as a writing run does.
     let tables: Vec<String> = mappings.iter().map(|m| m.table_name.clone()).collect();
     let taken = tokio::select! {
-        taken = lock::take(&dynamo, &profile, &tables, args.force_unlock, args.wait_lock, |e| waiting_note(args.wait_lock, e, printer)) => taken,
+        taken = lock::take(&dynamo, &profile, &tables, args.force_unlock, args.wait_lock, |e| printer.waiting_for_lock(args.wait_lock, e)) => taken,
         // Only waiting (--wait-lock) is cut short: an acquisition in flight is given time to finish.
         signal = stop.expired(Duration::from_secs(5)) => {
             return Err(anyhow::Error::new(Interrupted(signal)).context("no backup was written"))
@@ -256,12 +256,6 @@ async fn backup(envs_dir: &Path, args: BackupArgs, printer: &Printer) -> Result<
     }
     printer.backup(&path, &manifest)?;
     Ok(Exit::Success)
-}
-
-/// `waiting up to 10m for the run lock: table … is locked by …`
-fn waiting_note(wait: Option<Duration>, refused: &anyhow::Error, printer: &Printer) {
-    let limit = humantime::format_duration(wait.unwrap_or_default());
-    printer.note(format!("waiting up to {limit} for the run lock: {refused:#}"));
 }
 
 async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Result<Exit> {

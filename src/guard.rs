@@ -4,9 +4,47 @@
 
 use std::sync::Arc;
 
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::dynamo::Dynamo;
 use crate::lock::{self, Fence};
+use crate::pace::{Cap, Pace};
+use crate::profile::SyncSettings;
+use crate::retry::RetryPolicy;
 use crate::stop::{Stop, DRAIN};
 use crate::target::{BatchWriter, Request, TargetError, WriteReply};
+use crate::writer::{self, Pending, WriteOutcome, WriterSettings, MAX_BATCH};
+
+/// Requests between the diff (or a restore's reader) and a writer: enough to keep every call in
+/// flight busy, few enough that memory stays flat whatever the source's size.
+pub const WRITE_QUEUE: usize = 1024;
+
+/// Items a writer holds back to interleave writes (about 40 batches): rows that arrive in key
+/// order would otherwise write one partition at a time.
+pub const SHUFFLE_WINDOW: usize = 40 * MAX_BATCH;
+
+/// A writer task for `table`, as every writing run starts one: the profile's attempts and calls in
+/// flight, the run's units cap (`cap`), and its batches guarded by `fence` and `stop`. Requests go
+/// in through the sender; `on_written` hears of each batch written.
+pub fn spawn_writer(
+    dynamo: Arc<Dynamo>,
+    (fence, stop): (&Fence, &Stop),
+    (settings, cap): (&SyncSettings, Option<Arc<Cap>>),
+    (table, key_names): (&str, Vec<String>),
+    on_written: impl Fn(u64) + Send + 'static,
+) -> (mpsc::Sender<Pending>, JoinHandle<WriteOutcome>) {
+    let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+    let writer_settings = WriterSettings {
+        table: table.to_string(),
+        key_names,
+        policy: RetryPolicy::new(settings.max_attempts),
+        shuffle_window: SHUFFLE_WINDOW,
+    };
+    let pace = Arc::new(Pace::new(settings.max_in_flight, cap));
+    let target = Arc::new(Guarded::new(dynamo, fence.clone(), stop.clone()));
+    (tx, tokio::spawn(writer::write_all(target, writer_settings, pace, rx, on_written)))
+}
 
 /// Why a batch was not sent because the run was stopping: the writer reports its items as not
 /// written with this reason, and the sync counts them apart from failures.

@@ -31,6 +31,12 @@ impl Printer {
     }
 
     /// A note for a person (stderr); silent with `--quiet` or `--json`.
+    /// `--wait-lock`: the lock another run holds is waited for, up to `wait`.
+    pub fn waiting_for_lock(&self, wait: Option<std::time::Duration>, refused: &anyhow::Error) {
+        let limit = humantime::format_duration(wait.unwrap_or_default());
+        self.note(format!("waiting up to {limit} for the run lock: {refused:#}"));
+    }
+
     pub fn note(&self, text: impl AsRef<str>) {
         if self.quiet || self.json {
             return;

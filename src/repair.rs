@@ -33,22 +33,21 @@ use crate::build::{Reject, TablePlan};
 use crate::cost::{self, Footprint, Savings};
 use crate::diff::{self, LeaveOut};
 use crate::dynamo::Dynamo;
-use crate::guard::Guarded;
+use crate::guard;
 use crate::hash::Digest;
 use crate::item::{self, AttributeValue, Item};
 use crate::lock::{self, Fence};
-use crate::pace::{Cap, Pace};
+use crate::pace::Cap;
 use crate::params::Params;
 use crate::printer::Printer;
 use crate::profile::{Profile, TableMapping};
 use crate::report::{usd, Outcome};
-use crate::retry::RetryPolicy;
 use crate::source::{self, Source};
 use crate::stop::{Interrupted, Stop, DRAIN};
 use crate::sync;
 use crate::target::Request;
 use crate::verify::{Fixes, TableVerify, Verified};
-use crate::writer::{self, Pending, WriteOutcome, WriterSettings, MAX_BATCH};
+use crate::writer::{Pending, WriteOutcome};
 
 /// How a repair runs.
 #[derive(Debug, Clone, Default)]
@@ -294,10 +293,7 @@ pub async fn run(
     let outcome = if options.dry_run {
         work(Fence::open()).await
     } else {
-        let on_wait = |e: &anyhow::Error| {
-            let limit = humantime::format_duration(options.wait_lock.unwrap_or_default());
-            printer.note(format!("waiting up to {limit} for the run lock: {e:#}"));
-        };
+        let on_wait = |e: &anyhow::Error| printer.waiting_for_lock(options.wait_lock, e);
         let wait = (options.force_unlock, options.wait_lock);
         lock::with_lock(&dynamo, profile, &names, wait, on_wait, stop, work).await
     };
@@ -414,16 +410,14 @@ fn start_writer(
     fence: &Fence,
     on_written: impl Fn(u64) + Send + 'static,
 ) -> (mpsc::Sender<Pending>, tokio::task::JoinHandle<WriteOutcome>) {
-    let (tx, rx) = mpsc::channel(1024);
-    let settings = WriterSettings {
-        table: table.to_string(),
-        key_names: key_names.iter().map(|k| k.to_string()).collect(),
-        policy: RetryPolicy::new(run.profile.sync.max_attempts),
-        shuffle_window: 40 * MAX_BATCH,
-    };
-    let pace = Arc::new(Pace::new(run.profile.sync.max_in_flight, run.cap.clone()));
-    let target = Arc::new(Guarded::new(run.dynamo.clone(), fence.clone(), run.stop.clone()));
-    (tx, tokio::spawn(writer::write_all(target, settings, pace, rx, on_written)))
+    let key_names = key_names.iter().map(|k| k.to_string()).collect();
+    guard::spawn_writer(
+        run.dynamo.clone(),
+        (fence, &run.stop),
+        (&run.profile.sync, run.cap.clone()),
+        (table, key_names),
+        on_written,
+    )
 }
 
 /// What ended the read of the source early.
@@ -534,17 +528,19 @@ async fn repair_table(
                     } else {
                         r.updated += 1;
                     }
-                    // Priced as DynamoDB bills it: against the stored item the verify read (a
-                    // missing item replaces nothing).
-                    let new = Footprint::of(&built.item, &key_names, &fixes.indexes);
-                    estimated += match fixes.stored.get(&built.key) {
-                        Some(old) => cost::put_units(Some(old), &new),
-                        None if missing => cost::put_units(None, &new),
-                        None => {
-                            unpriced += 1;
-                            built.units
-                        }
-                    };
+                    // A dry run prices it as DynamoDB bills it: against the stored item the
+                    // verify read (a missing item replaces nothing); a real run is measured.
+                    if run.options.dry_run {
+                        let new = Footprint::of(&built.item, &key_names, &fixes.indexes);
+                        estimated += match fixes.stored.get(&built.key) {
+                            Some(old) => cost::put_units(Some(old), &new),
+                            None if missing => cost::put_units(None, &new),
+                            None => {
+                                unpriced += 1;
+                                built.units
+                            }
+                        };
+                    }
                     if let Some(tx) = &tx {
                         bar.inc_length(1);
                         let pending = Pending { key: built.key, request: Request::Put(built.item), units: built.units };

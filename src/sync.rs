@@ -25,24 +25,21 @@ use crate::classify::Classifier;
 use crate::cost::{self, Footprint, Savings};
 use crate::diff::{self, Index, Verdict};
 use crate::dynamo::{Dynamo, IndexSchema, KeySchema, TableInfo, TABLE_WAIT};
-use crate::guard::Guarded;
+use crate::guard;
 use crate::hash::Digest;
 use crate::item::{self, Item};
 use crate::lock::{self, Fence};
-use crate::pace::{Cap, Pace};
+use crate::pace::Cap;
 use crate::params::Params;
 use crate::printer::Printer;
 use crate::profile::{Entity, Profile, ProfileError, TableMapping};
 use crate::report::{EntityReport, Outcome, RunReport, TableReport, Totals};
-use crate::retry::RetryPolicy;
+
 use crate::scan::{self, Feed, Page, ScanCost};
 use crate::source::{self, Source, SourceError};
 use crate::stop::{Interrupted, Stop, DRAIN};
 use crate::target::{Request, TargetError};
-use crate::writer::{self, Pending, WriteOutcome, WriterSettings, MAX_BATCH};
-
-/// Items the writer holds back to interleave writes (about 40 batches).
-const SHUFFLE_WINDOW: usize = 40 * MAX_BATCH;
+use crate::writer::{Pending, WriteOutcome};
 
 /// Bytes of source items (as DynamoDB sizes them) held while the Scan has not yet returned their
 /// key; past this the source waits for the Scan. Items take about seven times their DynamoDB size
@@ -51,10 +48,6 @@ const PARK_BUDGET: usize = 2 << 20;
 
 /// How long recording a run may take: a DynamoDB that stopped answering must not hold the report.
 const RECORD_WAIT: Duration = Duration::from_secs(5);
-
-/// Items between the diff and the writer: enough to keep every call in flight busy, few enough
-/// that memory stays flat whatever the source's size.
-const WRITE_QUEUE: usize = 1024;
 
 #[derive(Debug, Clone, Default)]
 pub struct SyncOptions {
@@ -1121,16 +1114,14 @@ fn start_writer(
     p: &Prepared<'_>,
     on_written: impl Fn(u64) + Send + 'static,
 ) -> (mpsc::Sender<Pending>, tokio::task::JoinHandle<WriteOutcome>) {
-    let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-    let settings = WriterSettings {
-        table: p.mapping.table_name.clone(),
-        key_names: p.plan.key_names().into_iter().map(String::from).collect(),
-        policy: RetryPolicy::new(run.profile.sync.max_attempts),
-        shuffle_window: SHUFFLE_WINDOW,
-    };
-    let pace = Arc::new(Pace::new(run.profile.sync.max_in_flight, run.cap.clone()));
-    let target = Arc::new(Guarded::new(run.dynamo.clone(), run.fence.clone(), run.stop.clone()));
-    (tx, tokio::spawn(writer::write_all(target, settings, pace, rx, on_written)))
+    let key_names = p.plan.key_names().into_iter().map(String::from).collect();
+    guard::spawn_writer(
+        run.dynamo.clone(),
+        (&run.fence, &run.stop),
+        (&run.profile.sync, run.cap.clone()),
+        (&p.mapping.table_name, key_names),
+        on_written,
+    )
 }
 
 /// Deletes target items by key, through the same writer (batches, pace, retries) as the puts.

@@ -199,12 +199,6 @@ pub struct Fixes {
     pub indexes: Vec<IndexSchema>,
 }
 
-impl Fixes {
-    pub fn is_empty(&self) -> bool {
-        self.write.is_empty() && self.delete.is_empty()
-    }
-}
-
 /// The source side of one table.
 struct Expected {
     /// Key → content hash and the entity that gives the item (whose exclusions hash it).
