@@ -230,6 +230,74 @@ impl Ctx {
         ctx
     }
 
+    /// A test world with the Chinook the tests generate ([`crate::chinook_data`]) in both its
+    /// schemas: this test's PostgreSQL database, and the SQLite file [`Ctx::sqlite_file`]. Profile
+    /// `local` syncs the database with `envs/mappings/chinook.toml` into this test's prefix; profile
+    /// `lite` syncs the file with `envs/mappings/chinook-sqlite.toml` into [`Ctx::lite_prefix`].
+    pub async fn chinook_generated() -> Ctx {
+        let db = random_name("t");
+        Self::psql("postgres", &[&format!("CREATE DATABASE {db}")]);
+        let ctx = Self::with_db(db);
+        let data = crate::chinook_data::generate();
+        let inserts = ctx.envs.path().join("chinook-data.sql");
+        std::fs::write(&inserts, data.postgres_inserts()).unwrap();
+        let out = psql(&ctx.db)
+            .arg("-f")
+            .arg(repo().join("tests/data/chinook/postgres.sql"))
+            .arg("-f")
+            .arg(&inserts)
+            .output()
+            .expect("run psql");
+        assert!(out.status.success(), "loading the generated Chinook: {}", String::from_utf8_lossy(&out.stderr));
+        data.write_sqlite(&ctx.sqlite_file());
+        let mappings = repo().join("envs/mappings/chinook.toml");
+        ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
+        let lite = repo().join("envs/mappings/chinook-sqlite.toml");
+        ctx.write_sqlite_profile("lite", &lite, "chinook.sqlite", &ctx.lite_prefix(), "");
+        ctx
+    }
+
+    /// The generated Chinook's SQLite file, in the profiles directory.
+    pub fn sqlite_file(&self) -> PathBuf {
+        self.envs.path().join("chinook.sqlite")
+    }
+
+    /// The table prefix of profile `lite`: the SQLite-fed tables beside the PostgreSQL-fed ones.
+    pub fn lite_prefix(&self) -> String {
+        format!("{}lite-", self.prefix)
+    }
+
+    /// Writes `envs/<env>.toml` reading the SQLite file `path` (relative to the profile) with the
+    /// mappings file `mappings`, into tables named with `prefix`, with `extra` lines in `[sync]`.
+    pub fn write_sqlite_profile(&self, env: &str, mappings: &Path, path: &str, prefix: &str, extra: &str) {
+        let copy = self.envs.path().join("mappings").join(mappings.file_name().unwrap());
+        if mappings != copy {
+            std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+            std::fs::copy(mappings, &copy).unwrap_or_else(|e| panic!("copying {}: {e}", mappings.display()));
+        }
+        let text = format!(
+            r#"description = "integration test (SQLite)"
+mappings = "{mappings}"
+table_prefix = "{prefix}"
+
+[source]
+kind = "sqlite"
+path = "{path}"
+
+[target]
+region = "us-east-1"
+endpoint_url = "{url}"
+
+[sync]
+scan_segments = 3
+{extra}
+"#,
+            mappings = copy.display(),
+            url = self.proxy.url,
+        );
+        std::fs::write(self.envs.path().join(format!("{env}.toml")), text).unwrap();
+    }
+
     fn with_db(db: String) -> Ctx {
         let servers = servers();
         let ctx_prefix = format!("{}-", random_name("t"));

@@ -1,8 +1,10 @@
 //! Integration tests: the ddbsync binary against a real PostgreSQL and a real DynamoDB-compatible
-//! server (dynoxide or dynalite, by `DDBSYNC_TEST_SERVER`), on the PNI sample and on Chinook.
+//! server (dynoxide or dynalite, by `DDBSYNC_TEST_SERVER`), on the PNI sample and on Chinook, and the
+//! SQLite source against a SQLite file the tests create.
 
 mod backup;
 mod chinook;
+mod chinook_data;
 mod errors;
 mod faults;
 mod fidelity;
@@ -15,6 +17,7 @@ mod proxy;
 mod safety;
 mod secure;
 mod source;
+mod sqlite;
 mod sync;
 mod unattended;
 mod verify;
