@@ -5,6 +5,10 @@
 #                            changed and some timestamps touched: two items rewritten
 #   scripts/demo.sh chinook  the Chinook music store as four single-table designs: one track renamed
 #                            rewrites the items that embed it; then one month of invoices by --param
+#   scripts/demo.sh sqlite   the same store from its SQLite file, with no PostgreSQL at all: the file
+#                            (Chinook_Sqlite.sqlite from ../shared, or DDBSYNC_CHINOOK_SQLITE) is
+#                            copied to .demo/ and synced; a track renamed with sqlite3 rewrites the
+#                            items that embed it; one month of invoices by --param; the run report
 # State lives in .demo/; the servers stop when the demo ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +16,48 @@ scripts/setup.sh
 . scripts/local.sh
 state="$PWD/.demo"
 rm -rf "$state" && mkdir -p "$state"
+
+# The Chinook SQLite file, which the repository does not copy: DDBSYNC_CHINOOK_SQLITE, else
+# shared/datasets/chinook/Chinook_Sqlite.sqlite in a directory above the repository.
+chinook_sqlite() {
+  if [ -n "${DDBSYNC_CHINOOK_SQLITE:-}" ]; then echo "$DDBSYNC_CHINOOK_SQLITE"; return; fi
+  local dir
+  dir=$(pwd)
+  while [ "$dir" != / ]; do
+    if [ -f "$dir/shared/datasets/chinook/Chinook_Sqlite.sqlite" ]; then
+      echo "$dir/shared/datasets/chinook/Chinook_Sqlite.sqlite"
+      return
+    fi
+    dir=$(dirname "$dir")
+  done
+  echo "Chinook_Sqlite.sqlite not found: set DDBSYNC_CHINOOK_SQLITE (https://github.com/lerocha/chinook-database)" >&2
+  return 1
+}
+
+if [ "${1:-pni}" = sqlite ]; then
+  command -v sqlite3 >/dev/null || { echo "the sqlite3 command is needed to change the file (apt-get install sqlite3)" >&2; exit 1; }
+  # The profile envs/chinook-sqlite.toml reads .demo/Chinook_Sqlite.sqlite: a copy, as the demo changes it.
+  cp "$(chinook_sqlite)" "$state/Chinook_Sqlite.sqlite"
+  tools="${DDBSYNC_TOOLS:-$HOME/.cache/ddbsync-tools}"
+  "$tools/dynoxide/bin/dynoxide" serve -p 8766 --log quiet >"$state/dynoxide.log" 2>&1 &
+  dynoxide=$!
+  trap 'kill $dynoxide 2>/dev/null || true' EXIT
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/8766) 2>/dev/null && break; sleep 0.1; done
+  export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local
+  cargo build --quiet
+  ddbsync=target/debug/ddbsync
+  echo; echo "== first sync from the SQLite file: four tables with their indexes, every item new"
+  $ddbsync sync chinook-sqlite
+  echo; echo "== track 1 renamed in the file: its track item, its album, its invoices and its playlist entries change"
+  sqlite3 "$state/Chinook_Sqlite.sqlite" "UPDATE Track SET Name = 'For Those About To Rock (Renamed)' WHERE TrackId = 1"
+  $ddbsync sync chinook-sqlite
+  echo; echo "== January 2021's invoices only (bound as SQLite parameters ?1 and ?2)"
+  $ddbsync sync chinook-sqlite --table CustomerData --param from=2021-01-01 --param to=2021-02-01
+  echo; echo "== the runs so far"
+  $ddbsync report chinook-sqlite
+  exit
+fi
+
 local_start "$state" 55432 8766
 cargo build --quiet
 ddbsync=target/debug/ddbsync
