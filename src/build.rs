@@ -12,13 +12,11 @@
 
 use std::collections::HashMap;
 
-use tokio_postgres::types::{Kind, Type};
-
-use crate::convert::{self, ConvertError, Unkeyable};
 use crate::dynamo::{IndexSchema, KeySchema, TableSchema};
 use crate::hash::{self, Digest, Excluded};
 use crate::item::{self, AttributeValue, Item, HASH_ATTR, MAX_ITEM_BYTES};
 use crate::profile::{distinct, Entity, Index, KeySource, Part, ProfileError, Projection, TableMapping};
+use crate::value::{self, Cell, ColType, Column, ConvertError, Unkeyable};
 
 /// A source row turned into an item ready to diff and write.
 #[derive(Debug, Clone)]
@@ -53,7 +51,7 @@ pub struct KeyFlaw {
     column: String,
     /// How advice names the column: by the table column it comes from where PostgreSQL says so
     /// (`x` for `x AS f`: a filter cannot use the name `f`), else by the name the query gives it.
-    sql: Box<convert::Column>,
+    sql: Box<Column>,
     /// The column is an expression the query names: the advice uses its name, and says so.
     stands: bool,
     /// `json` or `jsonb` for a JSON column: which `…_typeof` function tells its values apart.
@@ -121,7 +119,7 @@ impl KeyFlaw {
 }
 
 /// What a name in advice stands for when the query selects an expression under it.
-fn stands_for(column: &convert::Column) -> String {
+fn stands_for(column: &Column) -> String {
     format!("({} being the expression the query selects as {})", column.expression, column.name)
 }
 
@@ -195,24 +193,6 @@ impl std::fmt::Display for KeyFlaw {
     }
 }
 
-/// Why values of a column's type can never go in a key template (checked before any row is read).
-fn unspellable(name: &str, ty: &Type) -> Option<String> {
-    let column = convert::Column::new(name).expression;
-    match ty.kind() {
-        Kind::Domain(base) => unspellable(name, base),
-        Kind::Array(elem) => Some(format!(
-            "is an array ({}[]), which has no one text for a key; return one element ({column}[1] AS …) or join \
-             them (array_to_string({column}, ',') AS …) in the query",
-            elem.name()
-        )),
-        _ if *ty == Type::BYTEA => Some(format!(
-            "is bytea, whose bytes have no text of their own for a key; encode them in the query \
-             (encode({column}, 'hex') AS …)"
-        )),
-        _ => None,
-    }
-}
-
 #[derive(Debug, Clone)]
 enum KeyPlan {
     Column { attribute: String, index: usize },
@@ -228,7 +208,7 @@ enum TemplatePart {
 /// Everything needed to build items from one query's rows.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    columns: Vec<(String, Type)>,
+    columns: Vec<(String, ColType)>,
     keys: Vec<KeyPlan>,
     /// Key attribute name and DynamoDB type (`S`, `N`, `B`), partition first.
     pub key_schema: Vec<(String, &'static str)>,
@@ -238,6 +218,8 @@ pub struct Plan {
     pub index_attributes: Vec<(String, &'static str)>,
     indexes: Vec<Index>,
     excluded: Excluded,
+    /// The columns whose text is parsed as JSON (the mapping's `json_columns`).
+    json_columns: Vec<usize>,
     defaults: Vec<(String, AttributeValue)>,
     /// Per column, the table column it comes from (`None`: an expression), when PostgreSQL was
     /// asked; advice names a column by it.
@@ -251,8 +233,9 @@ pub struct Plan {
 pub struct TablePlan {
     pub entities: Vec<Plan>,
     pub schema: TableSchema,
-    /// The type PostgreSQL gives each parameter, to type the scope's values like the items'.
-    pub param_types: HashMap<String, Type>,
+    /// The DynamoDB type (`S`, `N`, `B`) of each parameter's values, as the source types it, so that
+    /// the scope's values are typed like the items'.
+    pub param_types: HashMap<String, &'static str>,
 }
 
 impl TablePlan {
@@ -261,7 +244,7 @@ impl TablePlan {
     pub fn new(
         mapping: &TableMapping,
         mut entities: Vec<Plan>,
-        param_types: HashMap<String, Type>,
+        param_types: HashMap<String, &'static str>,
     ) -> Result<TablePlan, ProfileError> {
         let first = &entities[0];
         for (entity, plan) in mapping.entities.iter().zip(&entities).skip(1) {
@@ -343,25 +326,9 @@ pub fn show_table_schema(schema: &TableSchema) -> String {
     text
 }
 
-/// Column types a key (table or index) may come from: DynamoDB keys are strings, numbers or bytes.
-fn keyable(ty: &Type) -> bool {
-    convert::key_type(ty) != "S"
-        || [
-            Type::TEXT,
-            Type::VARCHAR,
-            Type::BPCHAR,
-            Type::NAME,
-            Type::UUID,
-            Type::DATE,
-            Type::TIMESTAMP,
-            Type::TIMESTAMPTZ,
-        ]
-        .contains(ty)
-}
-
 impl Plan {
     /// Checks an entity (and its table's indexes) against the query's columns.
-    pub fn new(mapping: &Entity, indexes: &[Index], columns: Vec<(String, Type)>) -> Result<Plan, ProfileError> {
+    pub fn new(mapping: &Entity, indexes: &[Index], columns: Vec<(String, ColType)>) -> Result<Plan, ProfileError> {
         let listed = || {
             let names: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
             names.join(", ")
@@ -374,7 +341,7 @@ impl Plan {
                     "the query returns column \"{name}\" twice; give one of them another name (AS …)"
                 )));
             }
-            if convert::supported(ty).is_err() {
+            if ty.unconverted(&Column::new(name).expression).is_some() {
                 unconverted.push((name, ty));
             }
             if item::is_reserved(name) {
@@ -401,13 +368,12 @@ impl Plan {
                 KeySource::Column(column) => {
                     let index = index_of(column, "key")?;
                     let ty = &columns[index].1;
-                    let key_type = convert::key_type(ty);
-                    if !keyable(ty) {
+                    let Some(key_type) = ty.key_type() else {
                         return Err(mapping.error(format!(
                             "key column \"{column}\" has type {}, which cannot be a DynamoDB key (use a number, text or bytea column)",
                             ty.name()
                         )));
-                    }
+                    };
                     key_schema.push((spec.attribute.clone(), key_type));
                     keys.push(KeyPlan::Column { attribute: spec.attribute.clone(), index });
                 }
@@ -425,7 +391,7 @@ impl Plan {
                             Part::Text(t) => Ok(TemplatePart::Text(t.clone())),
                             Part::Column(c) => {
                                 let index = index_of(c, "template")?;
-                                if let Some(why) = unspellable(c, &columns[index].1) {
+                                if let Some(why) = columns[index].1.unspellable(&Column::new(c).expression) {
                                     return Err(mapping.error(format!(
                                         "key \"{}\": template \"{template}\": column \"{c}\" {why}",
                                         spec.attribute
@@ -449,18 +415,20 @@ impl Plan {
                 if let Some((_, ty)) = key_schema.iter().find(|(a, _)| a == attribute) {
                     index_attributes.push((attribute.to_string(), ty));
                 } else if let Some((_, ty)) = columns.iter().find(|(n, _)| n == attribute) {
-                    if !keyable(ty) {
+                    let Some(key_type) = ty.key_type() else {
                         return Err(mapping.error(format!(
                             "column \"{attribute}\" is a key of index \"{}\" but has type {}, which cannot be a DynamoDB key",
                             index.name,
                             ty.name()
                         )));
-                    }
-                    index_attributes.push((attribute.to_string(), convert::key_type(ty)));
+                    };
+                    index_attributes.push((attribute.to_string(), key_type));
                 }
             }
         }
         check_key_defaults(mapping, &columns, &keys, &key_schema, &index_attributes)?;
+        let json_columns =
+            mapping.json_columns.iter().map(|c| index_of(c, "json_columns")).collect::<Result<Vec<_>, _>>()?;
         Ok(Plan {
             columns,
             keys,
@@ -468,6 +436,7 @@ impl Plan {
             index_attributes,
             indexes: indexes.to_vec(),
             excluded: mapping.excluded.clone(),
+            json_columns,
             defaults: mapping.defaults.clone(),
             origins: None,
             entity: None,
@@ -485,14 +454,14 @@ impl Plan {
 
     /// How advice names column `index`, and whether it is an expression named by the query (the
     /// advice then says what the name stands for).
-    fn sql_column(&self, index: usize) -> (convert::Column, bool) {
+    fn sql_column(&self, index: usize) -> (Column, bool) {
         let name = &self.columns[index].0;
         match self.origins.as_ref().map(|o| o[index].as_deref()) {
             Some(Some(source)) if source != name => {
-                (convert::Column { expression: convert::sql_name(source), name: convert::sql_name(name) }, false)
+                (Column { expression: value::sql_name(source), name: value::sql_name(name) }, false)
             }
-            Some(None) if name != convert::UNNAMED => (convert::Column::new(name), true),
-            _ => (convert::Column::new(name), false),
+            Some(None) if name != value::UNNAMED => (Column::new(name), true),
+            _ => (Column::new(name), false),
         }
     }
 
@@ -518,23 +487,31 @@ impl Plan {
         self.key_schema.iter().map(|(n, t)| (n.clone(), t.to_string())).collect()
     }
 
-    /// Builds one item from a row's raw values (binary wire format, `None` for NULL).
-    pub fn build(&self, raw: &[Option<&[u8]>]) -> Result<Built, Reject> {
+    /// Builds one item from a row's values, as the source's adapter converted them.
+    pub fn build(&self, raw: &[Cell]) -> Result<Built, Reject> {
         let mut item = Item::with_capacity(self.columns.len() + 2);
         // Every column that does not convert, so that one reject names all of the row's flaws
         // (empty, so not allocated, for a good row).
         let mut failures: Vec<(usize, ConvertError)> = Vec::new();
-        for (index, ((name, ty), raw)) in self.columns.iter().zip(raw).enumerate() {
-            match convert::convert(ty, *raw) {
-                Ok(Some(value)) => {
-                    item.insert(name.clone(), value);
-                }
-                Ok(None) => {
+        for (index, ((name, _), cell)) in self.columns.iter().zip(raw).enumerate() {
+            match cell {
+                Cell::Value(value) => match self.json_columns.contains(&index) {
+                    true => match parse_json(value) {
+                        Ok(value) => {
+                            item.insert(name.clone(), value);
+                        }
+                        Err(e) => failures.push((index, e)),
+                    },
+                    false => {
+                        item.insert(name.clone(), value.clone());
+                    }
+                },
+                Cell::Null => {
                     if let Some((_, default)) = self.defaults.iter().find(|(n, _)| n == name) {
                         item.insert(name.clone(), default.clone());
                     }
                 }
-                Err(e) => failures.push((index, e)),
+                Cell::Refused { error, .. } => failures.push((index, error.clone())),
             }
         }
         let (key_values, flaw) = self.key_values(&item, raw);
@@ -563,7 +540,9 @@ impl Plan {
             let reason = format!("{reason}{}", literal_note(&advice.concat()));
             return Err(Reject { key: describe(&item), reason });
         }
-        if let Some(reason) = self.empty_index_key(&item).or_else(|| self.over_limits(&item)) {
+        if let Some(reason) =
+            self.mistyped_key(&item).or_else(|| self.empty_index_key(&item)).or_else(|| self.over_limits(&item))
+        {
             return Err(Reject { key: describe(&item), reason });
         }
         let key_refs: Vec<&AttributeValue> = self.key_schema.iter().map(|(n, _)| &item[n]).collect();
@@ -583,15 +562,17 @@ impl Plan {
     /// spell has no place in a key: the fix is to leave its row out (a NULL instead would take
     /// the row's key away too), as for the key's first flaw.
     /// Also the SQL the advice holds (names and filter), to tell whether it needs a literal string.
-    fn failure(&self, index: usize, e: ConvertError, raw: &[Option<&[u8]>]) -> (String, String) {
+    fn failure(&self, index: usize, e: ConvertError, raw: &[Cell]) -> (String, String) {
         let (name, ty) = &self.columns[index];
         let in_key = self.keys.iter().find_map(|key| match key {
             KeyPlan::Column { index: at, .. } => (*at == index).then_some(true),
             KeyPlan::Template { parts, .. } => template_columns(parts).contains(&index).then_some(false),
         });
-        let unkeyable = match (in_key, raw.get(index).copied().flatten()) {
+        let unkeyable = match (in_key, raw.get(index)) {
             (Some(true), _) => Some(Unkeyable::from(e.clone())),
-            (Some(false), Some(bytes)) => convert::key_text(ty, bytes).err(),
+            (Some(false), Some(cell @ Cell::Refused { .. })) => cell.key_text().err(),
+            // A JSON text that did not parse: it has no text in a key either.
+            (Some(false), Some(Cell::Value(_))) => Some(Unkeyable::from(e.clone())),
             _ => None,
         };
         match unkeyable {
@@ -603,7 +584,7 @@ impl Plan {
             None => {
                 let (column, stands) = self.sql_column(index);
                 let note = if stands { format!(" {}", stands_for(&column)) } else { String::new() };
-                (format!("column \"{name}\": {}{note}", e.explain(&column, ty)), column.expression + &column.name)
+                (format!("column \"{name}\": {}{note}", ty.explain(&e, &column)), column.expression + &column.name)
             }
         }
     }
@@ -611,7 +592,7 @@ impl Plan {
     /// The key digest of a row that [`Plan::build`] rejected, when its key columns alone make a
     /// key (another value was to blame): its stored item is then kept, not taken for an orphan.
     /// Otherwise why the key itself cannot be built (NULL, empty, NaN, …).
-    pub fn key_digest(&self, raw: &[Option<&[u8]>]) -> Result<Digest, KeyFlaw> {
+    pub fn key_digest(&self, raw: &[Cell]) -> Result<Digest, KeyFlaw> {
         let mut item = Item::new();
         for key in &self.keys {
             let columns: Vec<usize> = match key {
@@ -619,16 +600,20 @@ impl Plan {
                 KeyPlan::Template { parts, .. } => template_columns(parts),
             };
             for index in columns {
-                let (name, ty) = &self.columns[index];
+                let name = &self.columns[index].0;
                 // As in `build`: a NULL takes the mapping's default; a value that does not convert
                 // is left to `key_values`, which says why (or spells it, in a template).
-                let value = match convert::convert(ty, raw.get(index).copied().flatten()) {
-                    Ok(Some(value)) => value,
-                    Ok(None) => match self.defaults.iter().find(|(n, _)| n == name) {
+                let value = match raw.get(index) {
+                    Some(Cell::Value(value)) if self.json_columns.contains(&index) => match parse_json(value) {
+                        Ok(value) => value,
+                        Err(_) => continue,
+                    },
+                    Some(Cell::Value(value)) => value.clone(),
+                    Some(Cell::Null) | None => match self.defaults.iter().find(|(n, _)| n == name) {
                         Some((_, default)) => default.clone(),
                         None => continue,
                     },
-                    Err(_) => continue,
+                    Some(Cell::Refused { .. }) => continue,
                 };
                 item.insert(name.clone(), value);
             }
@@ -642,7 +627,7 @@ impl Plan {
     /// The row's key for messages: each key attribute that was built, spelled as the item holds it
     /// (`SK="T#t2"`); for one that was not, the source columns it is made of, each with its value
     /// as the source gave it (`id=NULL`, `f=NaN`, `t="t2"`), which is how the row can be found.
-    fn describe_row(&self, item: &Item, raw: &[Option<&[u8]>]) -> String {
+    fn describe_row(&self, item: &Item, raw: &[Cell]) -> String {
         let mut parts = Vec::new();
         let mut shown: Vec<usize> = Vec::new();
         for key in &self.keys {
@@ -667,16 +652,17 @@ impl Plan {
     /// A column's value as the source gave it, for [`Plan::describe_row`]: its attribute's text when it
     /// converted, else PostgreSQL's word for it (`NULL`, `NaN`, `infinity`) or its printed number.
     /// A JSON container is named, not quoted: a key is not the place for a document.
-    fn source_value(&self, index: usize, item: &Item, raw: &[Option<&[u8]>]) -> String {
-        let (name, ty) = &self.columns[index];
-        match (item.get(name), raw.get(index).copied().flatten()) {
+    fn source_value(&self, index: usize, item: &Item, raw: &[Cell]) -> String {
+        let name = &self.columns[index].0;
+        let cell = raw.get(index).unwrap_or(&Cell::Null);
+        match (item.get(name), cell) {
             (Some(AttributeValue::M(_)), _) => "<JSON object>".into(),
             (Some(AttributeValue::L(_)), _) => "<JSON array>".into(),
-            (Some(AttributeValue::Null(_)), Some(_)) => "<JSON null>".into(),
+            (Some(AttributeValue::Null(_)), Cell::Value(_)) => "<JSON null>".into(),
             (Some(value), _) => item::describe_value(value),
-            (None, None) => "NULL".into(),
-            (None, Some(bytes)) => match convert::key_text(ty, bytes) {
-                Ok(text) => shortened(text),
+            (None, Cell::Null) => "NULL".into(),
+            (None, cell) => match cell.key_text() {
+                Ok(text) => shortened(text.into_owned()),
                 Err(Unkeyable::NotFinite(word)) => word.into(),
                 Err(Unkeyable::Infinite { value, .. }) => value.into(),
                 Err(
@@ -684,6 +670,41 @@ impl Plan {
                 ) => "<not convertible>".into(),
             },
         }
+    }
+
+    /// A key attribute whose value is not of the key's type: a source that types values, not
+    /// columns (SQLite), can hold text in a column declared INTEGER. DynamoDB would refuse the item
+    /// (and its whole batch); it is rejected here, by name.
+    fn mistyped_key(&self, item: &Item) -> Option<String> {
+        let table = self.key_schema.iter().map(|(name, ty)| (name, *ty, None));
+        let indexes = self.index_attributes.iter().map(|(name, ty)| {
+            let index = self.indexes.iter().find(|i| i.key_attributes().any(|a| a == name));
+            (name, *ty, index.map(|i| i.name.as_str()))
+        });
+        table.chain(indexes).find_map(|(name, ty, index)| {
+            let value = item.get(name)?;
+            let found = match value {
+                AttributeValue::S(_) => "S",
+                AttributeValue::N(_) => "N",
+                AttributeValue::B(_) => "B",
+                _ => "",
+            };
+            (found != ty).then(|| {
+                let (of, fix) = match index {
+                    None => ("the table".to_string(), "return a value of that type in the query"),
+                    Some(index) => (
+                        format!("index \"{index}\""),
+                        "return a value of that type in the query, or NULL to leave the item out of the index",
+                    ),
+                };
+                format!(
+                    "attribute \"{name}\" is a key of {of}, of type {ty} ({}), but this row's value is {} ({}); {fix}",
+                    type_word(ty),
+                    type_word(found),
+                    item::describe_value(value)
+                )
+            })
+        })
     }
 
     /// DynamoDB refuses an empty string or binary as an index key; NULL (no attribute) is how an
@@ -761,7 +782,7 @@ impl Plan {
     /// The key attributes' values as far as the row gives them, and why the first one that could
     /// not be built was not. `item` holds the row's converted values (and defaults); a column
     /// missing from it is NULL when `raw` has no value, and did not convert otherwise.
-    fn key_values(&self, item: &Item, raw: &[Option<&[u8]>]) -> (Vec<(String, AttributeValue)>, Option<KeyFlaw>) {
+    fn key_values(&self, item: &Item, raw: &[Cell]) -> (Vec<(String, AttributeValue)>, Option<KeyFlaw>) {
         let mut values = Vec::with_capacity(self.keys.len());
         let mut first = None;
         for key in &self.keys {
@@ -783,43 +804,33 @@ impl Plan {
 
     fn flaw(&self, index: usize, kind: Flaw) -> KeyFlaw {
         let (column, ty) = &self.columns[index];
-        let base = match ty.kind() {
-            Kind::Domain(base) => base,
-            _ => ty,
-        };
-        let json = match *base {
-            Type::JSON => Some("json"),
-            Type::JSONB => Some("jsonb"),
-            _ => None,
-        };
+        let json = ty.json();
         let (sql, stands) = self.sql_column(index);
         let entity = self.entity.as_deref().map(Box::from);
         KeyFlaw { column: column.clone(), sql: Box::new(sql), stands, json, kind, entity }
     }
 
     /// A column key's value: the column's attribute, which must be there and not empty.
-    fn column_key(&self, index: usize, item: &Item, raw: &[Option<&[u8]>]) -> Result<AttributeValue, KeyFlaw> {
-        let (name, ty) = &self.columns[index];
+    fn column_key(&self, index: usize, item: &Item, raw: &[Cell]) -> Result<AttributeValue, KeyFlaw> {
+        let name = &self.columns[index].0;
         match item.get(name) {
             Some(AttributeValue::S(s)) if s.is_empty() => Err(self.flaw(index, Flaw::Empty)),
             Some(AttributeValue::B(b)) if b.as_ref().is_empty() => Err(self.flaw(index, Flaw::Empty)),
             Some(value) => Ok(value.clone()),
-            None => match raw.get(index).copied().flatten() {
-                None => Err(self.flaw(index, Flaw::Null)),
+            None => match raw.get(index) {
+                None | Some(Cell::Null) => Err(self.flaw(index, Flaw::Null)),
                 // The value did not convert: say why, in a key's terms.
-                Some(bytes) => {
-                    let why = match convert::convert(ty, Some(bytes)) {
-                        Err(e) => Unkeyable::from(e),
-                        Ok(_) => Unkeyable::Other("its value was not converted".into()),
-                    };
+                Some(Cell::Refused { error, .. }) => Err(self.flaw(index, Flaw::Value(Unkeyable::from(error.clone())))),
+                Some(Cell::Value(_)) => {
+                    let why = Unkeyable::Other("its value was not converted".into());
                     Err(self.flaw(index, Flaw::Value(why)))
                 }
             },
         }
     }
 
-    /// A template key's text: each column spelled by [`convert::key_text`], none NULL or empty.
-    fn template_key(&self, parts: &[TemplatePart], item: &Item, raw: &[Option<&[u8]>]) -> Result<String, KeyFlaw> {
+    /// A template key's text: each column spelled by [`Cell::key_text`], none NULL or empty.
+    fn template_key(&self, parts: &[TemplatePart], item: &Item, raw: &[Cell]) -> Result<String, KeyFlaw> {
         let mut text = String::new();
         for part in parts {
             let index = match part {
@@ -829,13 +840,13 @@ impl Plan {
                 }
                 TemplatePart::Column(index) => *index,
             };
-            let (name, ty) = &self.columns[index];
-            let value = match (item.get(name), raw.get(index).copied().flatten()) {
+            let name = &self.columns[index].0;
+            let value = match (item.get(name), raw.get(index).unwrap_or(&Cell::Null)) {
                 // The attribute (or the mapping's default), spelled as the item holds it.
-                (Some(value), _) => convert::attribute_key_text(value).map(std::borrow::Cow::Borrowed),
-                (None, None) => return Err(self.flaw(index, Flaw::Null)),
-                // A value that has no attribute may still have a text (1e300, as PostgreSQL prints it).
-                (None, Some(bytes)) => convert::key_text(ty, bytes).map(std::borrow::Cow::Owned),
+                (Some(value), _) => value::attribute_key_text(value).map(std::borrow::Cow::Borrowed),
+                (None, Cell::Null) => return Err(self.flaw(index, Flaw::Null)),
+                // A value that has no attribute may still have a text (1e300, as the source prints it).
+                (None, cell) => cell.key_text(),
             };
             match value {
                 Ok(value) if value.is_empty() => return Err(self.flaw(index, Flaw::Empty)),
@@ -844,6 +855,28 @@ impl Plan {
             }
         }
         Ok(text)
+    }
+}
+
+/// What a DynamoDB type letter stands for, in messages.
+fn type_word(ty: &str) -> &'static str {
+    match ty {
+        "S" => "a string",
+        "N" => "a number",
+        "B" => "bytes",
+        _ => "not a string, number or bytes",
+    }
+}
+
+/// A `json_columns` value: its text parsed into the maps and lists it holds. A value that is not
+/// text (a number, bytes) is refused: it is not a document.
+fn parse_json(value: &AttributeValue) -> Result<AttributeValue, ConvertError> {
+    match value {
+        AttributeValue::S(text) => value::json_value(text.as_bytes(), "JSON text"),
+        _ => Err(ConvertError::Value(value::ValueError::Unreadable(format!(
+            "it is listed in json_columns but holds {}, not JSON text",
+            item::describe_value(value)
+        )))),
     }
 }
 
@@ -890,15 +923,15 @@ fn oversized(item: &Item, size: usize) -> String {
 /// query can return instead (one that keeps the value's meaning, and why). The advice names a
 /// column as the query returns it, which may be another column or an expression under that name
 /// (`addr AS address`): PostgreSQL does not say which, so the message says the name stands for it.
-fn unconverted_columns(columns: &[(&String, &Type)]) -> String {
-    let advice = |name: &str, ty: &Type| {
-        let column = convert::Column::new(name);
-        let cast = convert::cast_for(ty, &column.expression);
+fn unconverted_columns(columns: &[(&String, &ColType)]) -> String {
+    let advice = |name: &str, ty: &ColType| {
+        let column = Column::new(name);
+        let Some(cast) = ty.unconverted(&column.expression) else { return String::new() };
         format!("{} AS {} instead — {}", cast.expression, column.name, cast.why)
     };
     match columns {
         [(name, ty)] => {
-            let column = convert::Column::new(name);
+            let column = Column::new(name);
             let stands = match column.unnamed() {
                 true => String::new(),
                 false => format!(
@@ -908,7 +941,7 @@ fn unconverted_columns(columns: &[(&String, &Type)]) -> String {
             };
             format!(
                 "column \"{name}\" has type {}, which ddbsync does not convert; {}in the query{stands}, return {}",
-                convert::type_name(ty),
+                ty.name(),
                 column.preamble(),
                 advice(name, ty),
             )
@@ -920,12 +953,8 @@ fn unconverted_columns(columns: &[(&String, &Type)]) -> String {
                 columns.len()
             );
             for (name, ty) in columns {
-                let preamble = convert::Column::new(name).preamble();
-                text.push_str(&format!(
-                    "\n  column \"{name}\" ({}): {preamble}{}",
-                    convert::type_name(ty),
-                    advice(name, ty)
-                ));
+                let preamble = Column::new(name).preamble();
+                text.push_str(&format!("\n  column \"{name}\" ({}): {preamble}{}", ty.name(), advice(name, ty)));
             }
             text
         }
@@ -936,7 +965,7 @@ fn unconverted_columns(columns: &[(&String, &Type)]) -> String {
 /// have the key's type, or DynamoDB would refuse every item that uses it.
 fn check_key_defaults(
     mapping: &Entity,
-    columns: &[(String, Type)],
+    columns: &[(String, ColType)],
     keys: &[KeyPlan],
     key_schema: &[(String, &'static str)],
     index_attributes: &[(String, &'static str)],
@@ -968,6 +997,43 @@ fn check_key_defaults(
 mod tests {
     use super::*;
     use crate::profile::{KeySpec, Template};
+    use crate::source::postgres::convert::{self, PgType};
+    use std::sync::Arc;
+    use tokio_postgres::types::Type;
+
+    /// A plan of PostgreSQL columns, built from wire values as the PostgreSQL adapter converts them.
+    #[derive(Debug)]
+    struct P {
+        plan: Plan,
+        types: Vec<Type>,
+    }
+
+    impl P {
+        fn new(mapping: &Entity, indexes: &[Index], columns: Vec<(String, Type)>) -> Result<P, ProfileError> {
+            let types = columns.iter().map(|(_, t)| t.clone()).collect();
+            let columns = columns.into_iter().map(|(n, t)| (n, Arc::new(PgType(t)) as ColType)).collect();
+            Plan::new(mapping, indexes, columns).map(|plan| P { plan, types })
+        }
+        fn cells(&self, raw: &[Option<&[u8]>]) -> Vec<Cell> {
+            self.types.iter().zip(raw).map(|(ty, raw)| convert::cell(ty, *raw)).collect()
+        }
+        fn build(&self, raw: &[Option<&[u8]>]) -> Result<Built, Reject> {
+            self.plan.build(&self.cells(raw))
+        }
+        fn key_digest(&self, raw: &[Option<&[u8]>]) -> Result<Digest, KeyFlaw> {
+            self.plan.key_digest(&self.cells(raw))
+        }
+        fn sourced(self, origins: Vec<Option<String>>) -> P {
+            P { plan: self.plan.sourced(origins), types: self.types }
+        }
+    }
+
+    impl std::ops::Deref for P {
+        type Target = Plan;
+        fn deref(&self) -> &Plan {
+            &self.plan
+        }
+    }
 
     fn mapping(partition: KeySpec, sort: Option<KeySpec>) -> Entity {
         Entity {
@@ -978,6 +1044,7 @@ mod tests {
             sort_key: sort,
             excluded: Excluded::default(),
             defaults: vec![("rating".into(), AttributeValue::N("0".into()))],
+            json_columns: vec![],
             label: "table \"lessons\"".into(),
             origin: "envs/mappings/pni.toml".into(),
         }
@@ -996,7 +1063,7 @@ mod tests {
 
     #[test]
     fn missing_key_column_is_named_with_the_columns() {
-        let err = Plan::new(&mapping(column_key("id"), None), &[], columns()).unwrap_err();
+        let err = P::new(&mapping(column_key("id"), None), &[], columns()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "envs/mappings/pni.toml: table \"lessons\": key column \"id\" is not in the query's columns (lesson_id, title, rating, updated_at)"
@@ -1007,7 +1074,7 @@ mod tests {
     fn unsupported_column_types_fail_before_any_row() {
         let mut cols = columns();
         cols.push(("duration".into(), Type::INTERVAL));
-        let err = Plan::new(&mapping(column_key("lesson_id"), None), &[], cols).unwrap_err();
+        let err = P::new(&mapping(column_key("lesson_id"), None), &[], cols).unwrap_err();
         assert_eq!(
             err.to_string(),
             "envs/mappings/pni.toml: table \"lessons\": column \"duration\" has type interval, which ddbsync does not \
@@ -1025,7 +1092,7 @@ mod tests {
         cols.push(("tags".into(), Type::TEXT_ARRAY));
         cols.push(("spans".into(), Type::INTERVAL_ARRAY));
         cols.push(("net".into(), Type::INET));
-        let err = Plan::new(&mapping(column_key("lesson_id"), None), &[], cols).unwrap_err().to_string();
+        let err = P::new(&mapping(column_key("lesson_id"), None), &[], cols).unwrap_err().to_string();
         let lines: Vec<&str> = err.lines().collect();
         assert_eq!(
             lines[0],
@@ -1051,7 +1118,7 @@ mod tests {
 
     #[test]
     fn builds_items_with_hash_and_defaults() {
-        let plan = Plan::new(&mapping(column_key("lesson_id"), None), &[], columns()).unwrap();
+        let plan = P::new(&mapping(column_key("lesson_id"), None), &[], columns()).unwrap();
         assert_eq!(plan.key_schema, vec![("lesson_id".to_string(), "N")]);
         let id = 7i32.to_be_bytes();
         let built = plan.build(&[Some(&id), Some(b"Reading"), None, Some(b"2024")]).unwrap();
@@ -1073,7 +1140,7 @@ mod tests {
             attribute: "PK".into(),
             source: KeySource::Template(Template::parse("LESSON#{lesson_id}").unwrap()),
         };
-        let plan = Plan::new(&mapping(pk, Some(column_key("title"))), &[], columns()).unwrap();
+        let plan = P::new(&mapping(pk, Some(column_key("title"))), &[], columns()).unwrap();
         assert_eq!(plan.key_schema, vec![("PK".to_string(), "S"), ("title".to_string(), "S")]);
         let built = plan.build(&[Some(&3i32.to_be_bytes()), Some(b"T"), None, None]).unwrap();
         assert_eq!(built.item["PK"], AttributeValue::S("LESSON#3".into()));
@@ -1082,7 +1149,7 @@ mod tests {
 
     #[test]
     fn null_or_empty_keys_are_rejected_with_the_key() {
-        let plan = Plan::new(&mapping(column_key("lesson_id"), Some(column_key("title"))), &[], columns()).unwrap();
+        let plan = P::new(&mapping(column_key("lesson_id"), Some(column_key("title"))), &[], columns()).unwrap();
         let reject = plan.build(&[None, Some(b"T"), None, None]).unwrap_err();
         assert_eq!(
             reject,
@@ -1095,7 +1162,7 @@ mod tests {
         );
         // A key attribute named apart from its column: the row is named by the column.
         let id = KeySpec { attribute: "PK".into(), source: KeySource::Column("lesson_id".into()) };
-        let plan = Plan::new(&mapping(id, None), &[], columns()).unwrap();
+        let plan = P::new(&mapping(id, None), &[], columns()).unwrap();
         assert_eq!(plan.build(&[None, Some(b"T"), None, None]).unwrap_err().key, "lesson_id=NULL");
     }
 
@@ -1103,7 +1170,7 @@ mod tests {
     fn conversion_failures_are_rejected_with_the_key() {
         let mut cols = columns();
         cols.push(("amount".into(), Type::FLOAT8));
-        let plan = Plan::new(&mapping(column_key("lesson_id"), None), &[], cols).unwrap();
+        let plan = P::new(&mapping(column_key("lesson_id"), None), &[], cols).unwrap();
         let nan = f64::NAN.to_be_bytes();
         let reject = plan.build(&[Some(&9i32.to_be_bytes()), None, None, None, Some(&nan)]).unwrap_err();
         assert_eq!(reject.key, "lesson_id=9");
@@ -1116,7 +1183,7 @@ mod tests {
         cols.push(("amount".into(), Type::FLOAT8));
         cols.push(("at".into(), Type::TIMESTAMP));
         cols.push(("lesson".into(), Type::FLOAT8));
-        let plan = Plan::new(&mapping(column_key("lesson_id"), None), &[], cols.clone()).unwrap();
+        let plan = P::new(&mapping(column_key("lesson_id"), None), &[], cols.clone()).unwrap();
         let (nan, inf) = (f64::NAN.to_be_bytes(), i64::MAX.to_be_bytes());
         let reject =
             plan.build(&[Some(&9i32.to_be_bytes()), None, None, None, Some(&nan), Some(&inf), None]).unwrap_err();
@@ -1126,7 +1193,7 @@ mod tests {
         assert!(reasons[1].starts_with("column \"at\": timestamp 'infinity' cannot be stored"), "{}", reject.reason);
         assert!(reasons[1].ends_with("(at::text AS at)"), "each column with its own fix: {}", reject.reason);
         // A key's flaw comes first, and the column it names is not named again.
-        let plan = Plan::new(&mapping(column_key("lesson"), None), &[], cols).unwrap();
+        let plan = P::new(&mapping(column_key("lesson"), None), &[], cols).unwrap();
         let reject = plan.build(&[None, None, None, None, Some(&nan), None, Some(&nan)]).unwrap_err();
         let reasons: Vec<&str> = reject.reason.split("; also ").collect();
         assert_eq!(reasons.len(), 2, "{}", reject.reason);
@@ -1136,7 +1203,7 @@ mod tests {
 
     #[test]
     fn oversized_items_are_rejected_naming_the_largest_attribute() {
-        let plan = Plan::new(&mapping(column_key("lesson_id"), None), &[], columns()).unwrap();
+        let plan = P::new(&mapping(column_key("lesson_id"), None), &[], columns()).unwrap();
         let big = vec![b'x'; MAX_ITEM_BYTES];
         let reject = plan.build(&[Some(&1i32.to_be_bytes()), Some(&big), None, None]).unwrap_err();
         assert_eq!(reject.key, "lesson_id=1");
@@ -1160,7 +1227,7 @@ mod tests {
             (KeySpec { attribute: "PK".into(), source: KeySource::Template(template) }, Some(column_key("title"))),
         ];
         for (partition, sort) in keys {
-            let plan = Plan::new(&mapping(partition, sort), &[], cols.clone()).unwrap();
+            let plan = P::new(&mapping(partition, sort), &[], cols.clone()).unwrap();
             let (id, good, nan) = (9i32.to_be_bytes(), 1.5f64.to_be_bytes(), f64::NAN.to_be_bytes());
             let big = vec![b'x'; MAX_ITEM_BYTES];
             let written = plan.build(&[Some(&id), Some(b"T"), None, None, Some(&good)]).unwrap();
@@ -1179,7 +1246,7 @@ mod tests {
         // A NULL key column with a default takes it, as in `build`.
         let mut with_default = mapping(column_key("rating"), None);
         with_default.defaults = vec![("rating".into(), AttributeValue::N("0".into()))];
-        let plan = Plan::new(&with_default, &[], columns()).unwrap();
+        let plan = P::new(&with_default, &[], columns()).unwrap();
         let built = plan.build(&[Some(&1i32.to_be_bytes()), Some(b"T"), None, None]).unwrap();
         assert_eq!(plan.key_digest(&[Some(&1i32.to_be_bytes()), Some(b"T"), None, None]).ok(), Some(built.key));
     }
@@ -1189,14 +1256,14 @@ mod tests {
     }
 
     /// The finding's mapping: `PK = F#{f}` from a double, `SK = T#{t}#R#{r}`.
-    fn float_template_plan() -> Plan {
+    fn float_template_plan() -> P {
         let cols = vec![
             ("id".into(), Type::INT4),
             ("f".into(), Type::FLOAT8),
             ("t".into(), Type::TEXT),
             ("r".into(), Type::TEXT),
         ];
-        Plan::new(&mapping(template("PK", "F#{f}"), Some(template("SK", "T#{t}#R#{r}"))), &[], cols).unwrap()
+        P::new(&mapping(template("PK", "F#{f}"), Some(template("SK", "T#{t}#R#{r}"))), &[], cols).unwrap()
     }
 
     #[test]
@@ -1292,7 +1359,7 @@ mod tests {
         ] {
             let mut entity = mapping(column_key(key), None);
             entity.defaults.clear();
-            let plan = Plan::new(&entity, &[], cols.clone()).unwrap();
+            let plan = P::new(&entity, &[], cols.clone()).unwrap();
             let raw: Vec<Option<&[u8]>> = row.iter().map(|v| v.as_deref()).collect();
             let reject = plan.build(&raw).unwrap_err();
             assert_eq!(reject.key, named);
@@ -1309,7 +1376,7 @@ mod tests {
         entity.defaults.clear();
         // `x AS f`, `y AS g`, and h an expression (`x * 2 AS h`).
         let origins = vec![Some("id".into()), Some("x".into()), Some("y".into()), None];
-        let plan = Plan::new(&entity, &[], cols).unwrap().sourced(origins);
+        let plan = P::new(&entity, &[], cols).unwrap().sourced(origins);
         let (id, nan, one) = (1i32.to_be_bytes(), f64::NAN.to_be_bytes(), 1.5f64.to_be_bytes());
         let raw = [Some(&id[..]), Some(&nan[..]), None, None];
         let reject = plan.build(&raw).unwrap_err();
@@ -1334,7 +1401,7 @@ mod tests {
             vec![("id".to_string(), Type::INT4), ("f".to_string(), Type::FLOAT8), ("at".to_string(), Type::TIMESTAMP)];
         let mut entity = mapping(template("PK", "T#{f}#{at}"), None);
         entity.defaults.clear();
-        let plan = Plan::new(&entity, &[], cols).unwrap();
+        let plan = P::new(&entity, &[], cols).unwrap();
         let (id, nan, minus) = (1i32.to_be_bytes(), f64::NAN.to_be_bytes(), i64::MIN.to_be_bytes());
         let reject = plan.build(&[Some(&id), Some(&nan), Some(&minus)]).unwrap_err();
         assert!(!reject.reason.contains("NULLIF(at"), "{}", reject.reason);
@@ -1363,7 +1430,7 @@ mod tests {
             vec![("id".to_string(), Type::INT4), (r"a\b".to_string(), Type::FLOAT8), ("c".to_string(), Type::FLOAT8)];
         let mut entity = mapping(column_key("id"), None);
         entity.defaults.clear();
-        let plan = Plan::new(&entity, &[], cols).unwrap();
+        let plan = P::new(&entity, &[], cols).unwrap();
         let (id, nan) = (1i32.to_be_bytes(), f64::NAN.to_be_bytes());
         let reject = plan.build(&[Some(&id), Some(&nan), None]).unwrap_err();
         assert!(reject.reason.contains(r#"(NULLIF("a\b", 'NaN') AS "a\b")"#), "{}", reject.reason);
@@ -1382,7 +1449,7 @@ mod tests {
         ];
         let mut entity = mapping(template("PK", "{n}|{b}|{at}|{doc}"), None);
         entity.defaults.clear();
-        let plan = Plan::new(&entity, &[], cols.clone()).unwrap();
+        let plan = P::new(&entity, &[], cols.clone()).unwrap();
         // numeric 1.50: canonical, as the item's attribute holds it.
         let n = [2u16, 0, 0, 2, 1, 5000].iter().flat_map(|w| w.to_be_bytes()).collect::<Vec<u8>>();
         let (b, at) = ([1u8], 0i64.to_be_bytes());
@@ -1405,14 +1472,14 @@ mod tests {
             (Type::BYTEA, "is bytea, whose bytes have no text of their own for a key; encode them in the query (encode(tags, 'hex') AS …)"),
         ] {
             let cols = vec![("id".to_string(), Type::INT4), ("tags".to_string(), ty)];
-            let err = Plan::new(&mapping(template("PK", "T#{tags}"), None), &[], cols).unwrap_err();
+            let err = P::new(&mapping(template("PK", "T#{tags}"), None), &[], cols).unwrap_err();
             assert!(err.to_string().contains(&format!("key \"PK\": template \"T#{{tags}}\": column \"tags\" {why}")), "{err}");
         }
     }
 
     #[test]
     fn column_names_are_quoted_in_advice_when_sql_needs_it() {
-        let sql_name = convert::sql_name;
+        let sql_name = value::sql_name;
         assert_eq!(sql_name("f"), "f");
         assert_eq!(sql_name("unit_price2"), "unit_price2");
         assert_eq!(sql_name("Price"), "\"Price\"");
@@ -1434,7 +1501,7 @@ mod tests {
         let indexes = [index("by_title", "title", Projection::All), index("by_rating", "rating", Projection::KeysOnly)];
         let mut entity = mapping(column_key("lesson_id"), None);
         entity.defaults.clear();
-        let plan = Plan::new(&entity, &indexes, columns()).unwrap();
+        let plan = P::new(&entity, &indexes, columns()).unwrap();
         assert_eq!(plan.index_attributes, [("title".to_string(), "S"), ("rating".to_string(), "N")]);
         let id = 7i32.to_be_bytes();
         let title = vec![b't'; 1500];
@@ -1450,21 +1517,20 @@ mod tests {
     #[test]
     fn an_empty_index_key_is_rejected_and_a_bad_type_refused() {
         let indexes = [index("by_title", "title", Projection::All)];
-        let plan = Plan::new(&mapping(column_key("lesson_id"), None), &indexes, columns()).unwrap();
+        let plan = P::new(&mapping(column_key("lesson_id"), None), &indexes, columns()).unwrap();
         let reject = plan.build(&[Some(&1i32.to_be_bytes()), Some(b""), None, None]).unwrap_err();
         assert_eq!(reject.key, "lesson_id=1");
         assert!(reject.reason.starts_with("attribute \"title\" is an index key and is empty"), "{}", reject.reason);
         let mut cols = columns();
         cols.push(("tags".into(), Type::JSONB));
-        let err =
-            Plan::new(&mapping(column_key("lesson_id"), None), &[index("by_tags", "tags", Projection::All)], cols)
-                .unwrap_err();
+        let err = P::new(&mapping(column_key("lesson_id"), None), &[index("by_tags", "tags", Projection::All)], cols)
+            .unwrap_err();
         assert!(err.to_string().contains("column \"tags\" is a key of index \"by_tags\" but has type jsonb"), "{err}");
     }
 
     #[test]
     fn keys_over_dynamodb_size_limits_are_rejected_with_the_key() {
-        let plan = Plan::new(&mapping(column_key("lesson_id"), Some(column_key("title"))), &[], columns()).unwrap();
+        let plan = P::new(&mapping(column_key("lesson_id"), Some(column_key("title"))), &[], columns()).unwrap();
         let id = 1i32.to_be_bytes();
         // UTF-8 bytes count: 512 × "é" is 1024 bytes, at the sort key limit; one more byte is over.
         let at_limit = "é".repeat(512);
@@ -1479,7 +1545,7 @@ mod tests {
         );
         let pk =
             KeySpec { attribute: "PK".into(), source: KeySource::Template(Template::parse("LESSON#{title}").unwrap()) };
-        let plan = Plan::new(&mapping(pk, None), &[], columns()).unwrap();
+        let plan = P::new(&mapping(pk, None), &[], columns()).unwrap();
         let long = "t".repeat(2041);
         assert!(plan.build(&[Some(&id), Some(long.as_bytes()), None, None]).is_ok(), "LESSON# + 2041 = 2048 bytes");
         let longer = "t".repeat(2042);
@@ -1499,7 +1565,7 @@ mod tests {
             sort_key: Some("updated_at".into()),
             projection: Projection::All,
         }];
-        let plan = Plan::new(&mapping(column_key("lesson_id"), None), &indexes, columns()).unwrap();
+        let plan = P::new(&mapping(column_key("lesson_id"), None), &indexes, columns()).unwrap();
         let id = 1i32.to_be_bytes();
         let ok = plan.build(&[Some(&id), Some(&[b't'; 2048]), None, Some(&[b'u'; 1024])]);
         assert!(ok.is_ok(), "{ok:?}");
@@ -1523,7 +1589,7 @@ mod tests {
         let mut cols = columns();
         cols.push(("doc".into(), Type::JSON));
         cols.push(("docs".into(), Type::JSON_ARRAY));
-        let plan = Plan::new(&mapping(column_key("lesson_id"), None), &[], cols).unwrap();
+        let plan = P::new(&mapping(column_key("lesson_id"), None), &[], cols).unwrap();
         let id = 4i32.to_be_bytes();
         let row = |doc: &[u8]| plan.build(&[Some(&id), None, None, None, Some(doc), None]);
         let reject = row(br#"{"a": {"": 1}}"#).unwrap_err();
@@ -1554,7 +1620,7 @@ mod tests {
     fn reserved_column_names_are_profile_errors() {
         let mut cols = columns();
         cols.push((HASH_ATTR.into(), Type::TEXT));
-        let err = Plan::new(&mapping(column_key("lesson_id"), None), &[], cols).unwrap_err();
+        let err = P::new(&mapping(column_key("lesson_id"), None), &[], cols).unwrap_err();
         assert_eq!(
             err.to_string(),
             "envs/mappings/pni.toml: table \"lessons\": column \"_ddbsync_hash\": names starting with _ddbsync_ are \
@@ -1567,7 +1633,7 @@ mod tests {
     fn a_key_column_default_must_have_the_key_type() {
         let mut entity = mapping(column_key("lesson_id"), None);
         entity.defaults = vec![("lesson_id".into(), AttributeValue::S("none".into()))];
-        let err = Plan::new(&entity, &[], columns()).unwrap_err();
+        let err = P::new(&entity, &[], columns()).unwrap_err();
         assert!(
             err.to_string().ends_with(
                 "defaults.lesson_id: column \"lesson_id\" is a key of the table, of type N, but its default is S; \
@@ -1578,7 +1644,7 @@ mod tests {
         let indexes = [index("by_rating", "rating", Projection::All)];
         let mut entity = mapping(column_key("lesson_id"), None);
         entity.defaults = vec![("rating".into(), AttributeValue::Bool(false))];
-        let err = Plan::new(&entity, &indexes, columns()).unwrap_err();
+        let err = P::new(&entity, &indexes, columns()).unwrap_err();
         assert!(
             err.to_string().contains(
                 "column \"rating\" is a key of an index, of type N, but its default is not a string or number"
@@ -1586,7 +1652,7 @@ mod tests {
             "{err}"
         );
         // The test mapping's own default (rating = 0) fits.
-        assert!(Plan::new(&mapping(column_key("lesson_id"), None), &indexes, columns()).is_ok());
+        assert!(P::new(&mapping(column_key("lesson_id"), None), &indexes, columns()).is_ok());
     }
 
     fn table(entities: Vec<Entity>, indexes: Vec<Index>) -> TableMapping {
@@ -1612,7 +1678,7 @@ mod tests {
         album.defaults.clear();
         let indexes = vec![index("by_rating", "rating", Projection::All)];
         let plans = |cols_b: Vec<(String, Type)>| {
-            vec![Plan::new(&artist, &indexes, columns()).unwrap(), Plan::new(&album, &indexes, cols_b).unwrap()]
+            vec![P::new(&artist, &indexes, columns()).unwrap().plan, P::new(&album, &indexes, cols_b).unwrap().plan]
         };
         let mapping = table(vec![artist.clone(), album.clone()], indexes.clone());
         // Only one entity has the index's attribute: the other's items stay out of it.
@@ -1629,7 +1695,7 @@ mod tests {
             "{err}"
         );
         let lonely = table(vec![album.clone()], vec![index("by_x", "x", Projection::All)]);
-        let plans = vec![Plan::new(&album, &lonely.indexes, columns()).unwrap()];
+        let plans = vec![P::new(&album, &lonely.indexes, columns()).unwrap().plan];
         let err = TablePlan::new(&lonely, plans, HashMap::new()).unwrap_err();
         assert!(err.to_string().contains("index \"by_x\": no query returns attribute \"x\""), "{err}");
     }

@@ -15,7 +15,7 @@ use crate::dynamo::Dynamo;
 use crate::exit::Exit;
 use crate::params::Params;
 use crate::profile::{scope_attributes, Profile, TableMapping};
-use crate::source::Source;
+use crate::source;
 use crate::sync;
 use crate::target::TargetError;
 
@@ -103,13 +103,14 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
         ),
     );
 
-    let source = match Source::connect(profile).await {
+    let system = profile.source.kind.system();
+    let source = match source::connect(profile).await {
         Ok(source) => {
-            report.push("PostgreSQL", Status::Ok, format!("connected to {}", source.target));
+            report.push(system, Status::Ok, format!("connected to {}", source.target()));
             Some(source)
         }
         Err(e) => {
-            report.fail("PostgreSQL", &e.into());
+            report.fail(system, &e.into());
             None
         }
     };
@@ -120,11 +121,11 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
             false => format!("query of {}", mapping.name),
         };
         let Some(source) = &source else {
-            report.push(what, Status::Skipped, "PostgreSQL did not answer");
+            report.push(what, Status::Skipped, format!("{system} did not answer"));
             plans.push(None);
             continue;
         };
-        match sync::plan(source, mapping).await {
+        match sync::plan(source.as_ref(), mapping).await {
             Ok(plan) => {
                 report.push(what, Status::Ok, format!("compiles; key ({})", show_table_schema(&plan.schema)));
                 plans.push(Some(plan));

@@ -15,7 +15,7 @@ use crate::exit::{Exit, UsageError};
 use crate::printer::Printer;
 use crate::profile::{self, ProfileError};
 use crate::report::{OperationRun, Outcome};
-use crate::source::Source;
+use crate::source;
 use crate::stop::{Interrupted, Stop};
 use crate::{backup, check, dynamo, history, iam, lock, repair, sync, tables, verify};
 
@@ -377,12 +377,12 @@ async fn restore_keys(
     pairs: &[(&backup::TableEntry, &profile::TableMapping)],
     printer: &Printer,
 ) -> Result<()> {
-    let source = match Source::connect(profile).await {
+    let source = match source::connect(profile).await {
         Ok(source) => Some(source),
         Err(e) => {
             printer.warn(format!(
                 "the backup's keys are compared with the key attribute names the mappings give, not with their \
-                 types, which PostgreSQL gives: {e:#}"
+                 types, which the source gives: {e:#}"
             ));
             None
         }
@@ -390,7 +390,7 @@ async fn restore_keys(
     let mut conflicts = Vec::new();
     for (entry, mapping) in pairs {
         let plan = match &source {
-            Some(source) => sync::plan(source, mapping).await.map(Some).unwrap_or_else(|e| {
+            Some(source) => sync::plan(source.as_ref(), mapping).await.map(Some).unwrap_or_else(|e| {
                 let table = &mapping.table_name;
                 printer.warn(format!("{table}: the key's types were not compared with the mapping's: {e:#}"));
                 None

@@ -22,7 +22,7 @@ pub enum NumberError {
     #[error("{0:?} is not a number")]
     Invalid(String),
     /// The messages state the fact; where the number came from (a column, a JSON document) says
-    /// the fix (`convert::ConvertError::explain`).
+    /// the fix (`value::ColumnType::explain`).
     #[error("{value} has {digits} significant digits; DynamoDB keeps at most 38")]
     TooManyDigits { value: String, digits: usize },
     #[error("{0} is outside DynamoDB's number range (1E-130 to 9.99E+125)")]

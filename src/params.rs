@@ -7,9 +7,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use tokio_postgres::types::Type;
-
-use crate::convert;
 use crate::dynamo::Filter;
 use crate::exit::UsageError;
 use crate::item::AttributeValue;
@@ -87,15 +84,15 @@ impl Params {
     }
 
     /// The Scan filter of a table's `scope`: each `:name` gets the parameter's value, a number when
-    /// PostgreSQL types that parameter as one (as the items store it), else a string; each `#name`
+    /// the source types that parameter as one (as the items store it), else a string; each `#name`
     /// stands for the attribute of that name.
-    pub fn filter(&self, mapping: &TableMapping, param_types: &HashMap<String, Type>) -> Option<Filter> {
+    pub fn filter(&self, mapping: &TableMapping, param_types: &HashMap<String, &'static str>) -> Option<Filter> {
         let expression = mapping.scope.clone()?;
         let values = placeholders(&expression, ':')
             .into_iter()
             .map(|name| {
                 let text = self.values.get(name).cloned().unwrap_or_default();
-                let value = match param_types.get(name).map(convert::key_type) {
+                let value = match param_types.get(name).copied() {
                     Some("N") => AttributeValue::N(text),
                     _ => AttributeValue::S(text),
                 };
@@ -194,7 +191,7 @@ query = "SELECT customer_id FROM customer"
         let all: Vec<&TableMapping> = p.tables.iter().collect();
         let params = Params::new(&p, &all, &given(&[("start", "7")])).unwrap();
         let invoices = p.tables.iter().find(|t| t.name == "invoices").unwrap();
-        let types: HashMap<String, Type> = [("start".to_string(), Type::INT4), ("end".to_string(), Type::DATE)].into();
+        let types: HashMap<String, &'static str> = [("start".to_string(), "N"), ("end".to_string(), "S")].into();
         let filter = params.filter(invoices, &types).unwrap();
         assert_eq!(filter.values[":start"], AttributeValue::N("7".into()));
         assert_eq!(filter.values[":end"], AttributeValue::S("2100-01-01".into()));

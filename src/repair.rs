@@ -42,7 +42,7 @@ use crate::params::Params;
 use crate::printer::Printer;
 use crate::profile::{Profile, TableMapping};
 use crate::report::{usd, Outcome};
-use crate::source::{self, Source};
+use crate::source::Source;
 use crate::stop::{Interrupted, Stop, DRAIN};
 use crate::sync;
 use crate::target::Request;
@@ -227,7 +227,7 @@ struct Run<'a> {
     profile: &'a Profile,
     options: &'a Options,
     printer: &'a Printer,
-    source: &'a Source,
+    source: &'a dyn Source,
     params: &'a Params,
     dynamo: Arc<Dynamo>,
     cap: Option<Arc<Cap>>,
@@ -253,7 +253,7 @@ pub async fn run(
         profile,
         options,
         printer,
-        source: &verified.source,
+        source: verified.source.as_ref(),
         params: &verified.params,
         dynamo: dynamo.clone(),
         cap: profile.sync.max_write_units_per_second.map(|n| Arc::new(Cap::new(n))),
@@ -515,7 +515,7 @@ async fn repair_table(
                 }
             };
             lock::beat();
-            let raw = source::raw_values(&row);
+            let raw = row;
             match entity_plan.build(&raw) {
                 Ok(built) => {
                     // A source row gives this key now: it is not an extra.

@@ -10,13 +10,12 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use chrono::{SecondsFormat, Utc};
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use crate::backup;
@@ -110,7 +109,7 @@ pub fn query_context(entity: &Entity) -> String {
 
 /// Checks a mapping against its queries' columns and parameters (they are prepared, not run).
 /// Every entity is checked, even after one fails, so that one run names every problem.
-pub async fn plan(source: &Source, mapping: &TableMapping) -> Result<TablePlan> {
+pub async fn plan(source: &dyn Source, mapping: &TableMapping) -> Result<TablePlan> {
     let mut plans = Vec::new();
     let mut errors = Vec::new();
     let mut param_types = HashMap::new();
@@ -132,8 +131,12 @@ pub async fn plan(source: &Source, mapping: &TableMapping) -> Result<TablePlan> 
             errors.push(
                 entity
                     .error(format!(
-                        "the query has {} parameters ($1, $2, …) but `params` names {} ({listed}); list one name per $n, in order",
+                        "the query has {} parameters ({}) but `params` names {} ({listed}); list one name per parameter, in order",
                         described.params.len(),
+                        match source.system() {
+                            "SQLite" => "?1, ?2, …",
+                            _ => "$1, $2, …",
+                        },
                         entity.params.len()
                     ))
                     .into(),
@@ -239,7 +242,7 @@ pub fn key_mismatch(found: &KeySchema, mapping: &TableMapping, plan: &TablePlan)
 
 /// Checks every mapping against its query on an open source, in order; every problem of every
 /// mapping is named (unless the connection itself fails).
-pub async fn plans(source: &Source, mappings: &[&TableMapping]) -> Result<Vec<TablePlan>> {
+pub async fn plans(source: &dyn Source, mappings: &[&TableMapping]) -> Result<Vec<TablePlan>> {
     let mut plans = Vec::new();
     let mut errors = Vec::new();
     for mapping in mappings {
@@ -288,10 +291,10 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
         unless_stopped(stop, refuse_sliced_clean(&dynamo, profile, &mappings)).await?;
     }
     // Until the lock is taken nothing is held: a signal ends the run at once.
-    let source = unless_stopped(stop, async { Ok(Source::connect(profile).await?) }).await?;
-    tracing::info!(source = %source.target, "connected to PostgreSQL");
+    let source = unless_stopped(stop, async { Ok(source::connect(profile).await?) }).await?;
+    tracing::info!(source = %source.target(), "connected to {}", source.system());
 
-    let plans = unless_stopped(stop, plans(&source, &mappings)).await?;
+    let plans = unless_stopped(stop, plans(source.as_ref(), &mappings)).await?;
     let rejects_path = || {
         options.rejects_file.clone().unwrap_or_else(|| {
             let stamp = started_at.replace([':', '.'], "").replace('-', "");
@@ -302,7 +305,7 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
         // The check and the sync read one snapshot: a row changed between them cannot slip past
         // the check.
         source.hold_snapshot().await?;
-        let rejected = unless_stopped(stop, check_source(&source, &params, &mappings, &plans)).await?;
+        let rejected = unless_stopped(stop, check_source(source.as_ref(), &params, &mappings, &plans)).await?;
         let count: usize = rejected.iter().map(|(_, r)| r.len()).sum();
         if count > 0 {
             let path = rejects_path();
@@ -321,7 +324,7 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
             profile,
             options,
             printer,
-            source: &source,
+            source: source.as_ref(),
             params: &params,
             dynamo: dynamo.clone(),
             cap: profile.sync.max_write_units_per_second.map(|n| Arc::new(Cap::new(n))),
@@ -620,7 +623,7 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Do
 /// `sync.on_reject = "fail"`: reads every table's source once, building items and checking keys,
 /// without writing. Returns each table's rejects.
 async fn check_source(
-    source: &Source,
+    source: &dyn Source,
     params: &Params,
     mappings: &[&TableMapping],
     plans: &[TablePlan],
@@ -632,7 +635,7 @@ async fn check_source(
         for (entity, entity_plan) in mapping.entities.iter().zip(&plan.entities) {
             let mut rows = open_rows(source, params, entity).await?;
             while let Some(row) = rows.next().await {
-                match entity_plan.build(&source::raw_values(&row?)) {
+                match entity_plan.build(&row?) {
                     Ok(built) if !keys.insert(built.key) => rejected.push(Reject {
                         key: item::describe_key(&built.item, &plan.key_names()),
                         reason: DUPLICATE.into(),
@@ -664,7 +667,7 @@ impl Halt {
 
 /// Opens an entity's query, unless a signal or the loss of the lease comes first (the abandoned
 /// query is cancelled on the server when its future is dropped).
-async fn open_or_halt<'s>(run: &'s Run<'_>, entity: &Entity) -> Result<Rows<'s>, Halt> {
+async fn open_or_halt<'s>(run: &'s Run<'_>, entity: &'s Entity) -> Result<Rows<'s>, Halt> {
     tokio::select! {
         rows = open_rows(run.source, run.params, entity) => rows.map_err(Halt::Failed),
         signal = run.stop.wait() => Err(Halt::Stopped(signal)),
@@ -673,12 +676,11 @@ async fn open_or_halt<'s>(run: &'s Run<'_>, entity: &Entity) -> Result<Rows<'s>,
 }
 
 /// A query's rows, one after another.
-pub type Rows<'s> = Pin<Box<dyn Stream<Item = Result<tokio_postgres::Row, SourceError>> + Send + 's>>;
+pub use source::Rows;
 
 /// Runs an entity's query with its parameters.
-pub async fn open_rows<'s>(source: &'s Source, params: &Params, entity: &Entity) -> Result<Rows<'s>> {
-    let rows = source.rows(&entity.query, &params.for_entity(entity), &query_context(entity)).await?;
-    Ok(Box::pin(rows))
+pub async fn open_rows<'s>(source: &'s dyn Source, params: &Params, entity: &'s Entity) -> Result<Rows<'s>> {
+    Ok(source.rows(&entity.query, params.for_entity(entity), query_context(entity)).await?)
 }
 
 /// Added to the reason of a rejected row whose key names a stored item: the item stays as it was.
@@ -719,7 +721,7 @@ struct Run<'a> {
     profile: &'a Profile,
     options: &'a SyncOptions,
     printer: &'a Printer,
-    source: &'a Source,
+    source: &'a dyn Source,
     params: &'a Params,
     dynamo: Arc<Dynamo>,
     /// The run's write-units-per-second cap, shared by every table's writer.
@@ -950,7 +952,7 @@ async fn sync_table(
                         }
                     };
                     lock::beat();
-                    let raw = source::raw_values(&row);
+                    let raw = row;
                     match p.plan.entities[current].build(&raw) {
                         Ok(mut built) => {
                             built.entity = current;

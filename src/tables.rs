@@ -13,7 +13,7 @@ use crate::dynamo::Dynamo;
 use crate::lock;
 use crate::printer::Printer;
 use crate::profile::{Profile, TableMapping};
-use crate::source::Source;
+use crate::source;
 use crate::sync;
 
 #[derive(Debug, Clone, Serialize)]
@@ -30,7 +30,7 @@ pub fn render(actions: &[TableAction]) -> String {
 
 /// Creates the tables that do not exist, each with the key schema its mapping gives.
 pub async fn create(profile: &Profile, mappings: &[&TableMapping], printer: &Printer) -> Result<Vec<TableAction>> {
-    let plans = sync::plans(&Source::connect(profile).await?, mappings).await?;
+    let plans = sync::plans(source::connect(profile).await?.as_ref(), mappings).await?;
     let dynamo = Dynamo::connect(&profile.target).await;
     lock::ensure_metadata_table(&dynamo, profile).await?;
     let mut out = Vec::new();

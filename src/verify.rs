@@ -226,7 +226,7 @@ pub struct Scope<'a> {
 /// table's plan and the differences by key.
 pub struct Verified<'p> {
     pub report: VerifyReport,
-    pub source: Source,
+    pub source: Box<dyn Source>,
     pub params: Params,
     pub dynamo: Arc<Dynamo>,
     /// Per table verified: its mapping, plan, what verify found by key, and the source's estimate of
@@ -238,8 +238,8 @@ pub async fn run<'p>(profile: &'p Profile, scope: Scope<'_>, printer: &Printer) 
     let depth = scope.depth;
     let mappings = sync::selected(profile, scope.tables)?;
     let params = Params::new(profile, &mappings, scope.params)?;
-    let source = Source::connect(profile).await?;
-    let plans = sync::plans(&source, &mappings).await?;
+    let source = source::connect(profile).await?;
+    let plans = sync::plans(source.as_ref(), &mappings).await?;
     let dynamo = Arc::new(Dynamo::connect(&profile.target).await);
     let policy = RetryPolicy::new(profile.sync.max_attempts);
     let mut out = Vec::new();
@@ -265,7 +265,7 @@ pub async fn run<'p>(profile: &'p Profile, scope: Scope<'_>, printer: &Printer) 
             Depth::Full => 0,
         };
         let bar = printer.counter(format!("{table}: reading the source"));
-        let expected = read_source(&source, &params, mapping, plan, sample_size, &bar).await?;
+        let expected = read_source(source.as_ref(), &params, mapping, plan, sample_size, &bar).await?;
         bar.finish_and_clear();
         let mut t = TableVerify {
             table: table.clone(),
@@ -326,7 +326,7 @@ pub async fn run<'p>(profile: &'p Profile, scope: Scope<'_>, printer: &Printer) 
         if !remaining.is_empty() {
             t.missing.count += remaining.len() as u64;
             fixes.write.extend(remaining.keys().map(|k| (*k, true)));
-            name_missing(&source, &params, (mapping, plan), &remaining, &mut t.missing.keys).await?;
+            name_missing(source.as_ref(), &params, (mapping, plan), &remaining, &mut t.missing.keys).await?;
         }
         // With every item read and extras judged, the two counts cover the same items.
         t.counts_differ = t.target_items_exact && extras && t.target_items != t.source_items;
@@ -360,7 +360,7 @@ pub async fn run<'p>(profile: &'p Profile, scope: Scope<'_>, printer: &Printer) 
 
 /// Reads a table's source in full: key → content hash of every item, and a sample of keys.
 async fn read_source(
-    source: &Source,
+    source: &dyn Source,
     params: &Params,
     mapping: &TableMapping,
     plan: &TablePlan,
@@ -383,7 +383,7 @@ async fn read_source(
             e.rows += 1;
             bar.inc(1);
             let row = row?;
-            let raw = source::raw_values(&row);
+            let raw = row;
             let Ok(built) = entity_plan.build(&raw) else {
                 e.rejected += 1;
                 e.stale.extend(entity_plan.key_digest(&raw).ok());
@@ -517,7 +517,7 @@ async fn sample(
 
 /// Reads the source again to name the first [`LISTED`] missing keys (only when some are missing).
 async fn name_missing(
-    source: &Source,
+    source: &dyn Source,
     params: &Params,
     (mapping, plan): (&TableMapping, &TablePlan),
     missing: &HashMap<Digest, (Digest, usize)>,
@@ -530,7 +530,7 @@ async fn name_missing(
             if out.len() >= LISTED {
                 return Ok(());
             }
-            if let Ok(built) = entity_plan.build(&source::raw_values(&row?)) {
+            if let Ok(built) = entity_plan.build(&row?) {
                 if missing.contains_key(&built.key) {
                     out.push(Difference { key: item::describe_key(&built.item, &key_names), reason: MISSING.into() });
                 }

@@ -62,6 +62,8 @@ pub struct Entity {
     pub excluded: Excluded,
     /// Attribute → value used when the column is NULL.
     pub defaults: Vec<(String, AttributeValue)>,
+    /// Columns whose text is parsed as a JSON document.
+    pub json_columns: Vec<String>,
     /// `table "lessons"` or `table "catalog": entity "album"`, for messages.
     pub label: String,
     /// The mappings file, for messages.
@@ -160,6 +162,7 @@ pub(super) fn table_mapping(
             exclude_from_hash: None,
             defaults: table.defaults,
             params: table.params,
+            json_columns: table.json_columns,
         };
         vec![entity(origin, format!("table \"{name}\""), name.clone(), section, table_excluded)?]
     } else {
@@ -168,6 +171,7 @@ pub(super) fn table_mapping(
             ("partition_key", table.partition_key.is_some()),
             ("sort_key", table.sort_key.is_some()),
             ("params", !table.params.is_empty()),
+            ("json_columns", !table.json_columns.is_empty()),
             ("defaults", !table.defaults.is_empty()),
         ];
         if let Some((key, _)) = stray.iter().find(|(_, set)| *set) {
@@ -396,6 +400,7 @@ fn entity(
         sort_key,
         excluded,
         defaults,
+        json_columns: section.json_columns,
         label,
         origin: origin.to_path_buf(),
     })

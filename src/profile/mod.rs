@@ -57,8 +57,29 @@ pub struct Profile {
     pub rejects_dir: PathBuf,
 }
 
+/// Which database the source is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceKind {
+    Postgres,
+    /// A SQLite database file (resolved against the environment file's directory).
+    Sqlite {
+        path: PathBuf,
+    },
+}
+
+impl SourceKind {
+    /// The database's name, for messages.
+    pub fn system(&self) -> &'static str {
+        match self {
+            SourceKind::Postgres => "PostgreSQL",
+            SourceKind::Sqlite { .. } => "SQLite",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SourceConfig {
+    pub kind: SourceKind,
     pub host: Option<String>,
     pub port: Option<u16>,
     pub dbname: Option<String>,
@@ -357,6 +378,51 @@ fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
     (before.matches('\n').count() + 1, before[line_start..].chars().count() + 1)
 }
 
+/// The source's kind, and for SQLite its file: the settings of the other kind are refused, not
+/// ignored, so that a profile says what it uses.
+fn source_kind(path: &Path, source: &raw::SourceSection) -> Result<SourceKind, ProfileError> {
+    let err = |message: String| ProfileError::new(path, message);
+    let postgres_only = [
+        ("host", source.host.is_some()),
+        ("port", source.port.is_some()),
+        ("dbname", source.dbname.is_some()),
+        ("user", source.user.is_some()),
+        ("password_env", source.password_env.is_some()),
+        ("sslmode", source.sslmode.is_some()),
+        ("sslrootcert", source.sslrootcert.is_some()),
+        ("connect_timeout_secs", source.connect_timeout_secs.is_some()),
+    ];
+    match source.kind.as_deref() {
+        None | Some("postgres") => match &source.path {
+            Some(_) => Err(err(
+                "source.path is the file of a SQLite source; add kind = \"sqlite\" to [source], or remove path for \
+                 PostgreSQL"
+                    .into(),
+            )),
+            None => Ok(SourceKind::Postgres),
+        },
+        Some("sqlite") => {
+            if let Some((key, _)) = postgres_only.iter().find(|(_, set)| *set) {
+                return Err(err(format!(
+                    "source.{key} is a PostgreSQL setting, and this source is SQLite (kind = \"sqlite\"); remove it"
+                )));
+            }
+            let Some(file) = source.path.as_deref().filter(|p| !p.trim().is_empty()) else {
+                return Err(err(
+                    "source.path is missing: a SQLite source names its database file (path = \"data/app.sqlite\", \
+                     relative to this file)"
+                        .into(),
+                ));
+            };
+            let dir = path.parent().unwrap_or(Path::new("."));
+            Ok(SourceKind::Sqlite { path: dir.join(file) })
+        }
+        Some(other) => {
+            Err(err(format!("source.kind = \"{other}\" is not a source ddbsync reads; use postgres or sqlite")))
+        }
+    }
+}
+
 fn validate(
     env: &str,
     path: &Path,
@@ -378,6 +444,7 @@ fn validate(
         None => None,
     };
     let read_timeout = wait(path, "source.read_timeout_secs", file.source.read_timeout_secs.unwrap_or(300))?;
+    let kind = source_kind(path, &file.source)?;
     let prices = match file.prices {
         Some(p) if p.write_per_million >= 0.0 && p.read_per_million >= 0.0 => Prices {
             write_per_million: p.write_per_million,
@@ -480,6 +547,7 @@ fn validate(
         description: file.description,
         protected: file.protected,
         source: SourceConfig {
+            kind,
             host: file.source.host,
             port: file.source.port,
             dbname: file.source.dbname,

@@ -76,6 +76,11 @@ pub struct EnvFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSection {
+    /// `postgres` (the default) or `sqlite`.
+    pub kind: Option<String>,
+    /// SQLite: the database file, relative to this environment file (or absolute). Opened
+    /// read-only; it must exist.
+    pub path: Option<String>,
     /// Host name or address; default `PGHOST`, else `localhost`.
     pub host: Option<String>,
     /// Port; default `PGPORT`, else 5432.
@@ -98,9 +103,10 @@ pub struct SourceSection {
     /// Seconds to wait for the connection before giving up, 1 to 86400. Default
     /// `PGCONNECT_TIMEOUT`, else 10.
     pub connect_timeout_secs: Option<u64>,
-    /// Longest wait in seconds, 1 to 86400, for PostgreSQL's next answer: a query prepared, its
-    /// first row or the next one. A server that stops answering then ends the run with an error
-    /// instead of holding it, and its lock, for ever. Default 300.
+    /// Longest wait in seconds, 1 to 86400, for the source's next answer: a query prepared, its
+    /// first row or the next one (for SQLite, also the wait for a lock another process holds on
+    /// the file). A source that stops answering then ends the run with an error instead of
+    /// holding it, and its lock, for ever. Default 300.
     pub read_timeout_secs: Option<u64>,
 }
 
@@ -185,6 +191,11 @@ pub struct TableSection {
     /// Names of the `--param` values bound to the query's `$1`, `$2`, … in that order.
     #[serde(default)]
     pub params: Vec<String>,
+    /// Columns whose text is a JSON document, stored as the maps and lists it holds (for SQLite's
+    /// `json_object` and `json_group_array`, which return text; PostgreSQL's json and jsonb
+    /// columns need no entry).
+    #[serde(default)]
+    pub json_columns: Vec<String>,
     /// The item types of a single-table design: each entity has its own query and key templates,
     /// and all of them write this table.
     #[serde(default)]
@@ -219,6 +230,9 @@ pub struct EntitySection {
     /// Names of the `--param` values bound to `$1`, `$2`, … of this query.
     #[serde(default)]
     pub params: Vec<String>,
+    /// Columns whose text is a JSON document, as for a table.
+    #[serde(default)]
+    pub json_columns: Vec<String>,
 }
 
 /// A secondary index, created with its table.

@@ -2,7 +2,7 @@
 //! with no column is a constant (`PROFILE`), which a sort key may be.
 //!
 //! How a column's value is spelled in a key (numbers canonical, `1e300` as PostgreSQL prints it, no
-//! text at all for NaN, `infinity` or a JSON object) is `convert::key_text`'s; `build` puts the
+//! text at all for NaN, `infinity` or a JSON object) is `value::Cell::key_text`'s; `build` puts the
 //! pieces together and names the column whose value cannot go in.
 
 use std::fmt;

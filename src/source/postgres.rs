@@ -18,10 +18,11 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use futures::future::BoxFuture;
 use futures::{Stream, StreamExt};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::MakeTlsConnect;
@@ -29,41 +30,16 @@ use tokio_postgres::types::{to_sql_checked, Format, FromSql, IsNull, ToSql, Type
 use tokio_postgres::{CancelToken, Client, NoTls, Row, Socket};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::{Described, Rows, Source, SourceError};
 use crate::profile::{Profile, SslMode, MAX_WAIT_SECS};
-use crate::{pgpass, tls};
+use crate::value::{Cell, ColType};
 
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    #[error("{path}: source.password_env names {var}, which is not set; export it, or remove password_env to use PGPASSWORD or ~/.pgpass")]
-    MissingPassword { path: String, var: String },
-    /// `origin` is the profile file, or the variable that chose the sslmode.
-    #[error("{origin}: {message}")]
-    Tls { origin: String, message: String },
-    /// A libpq variable (`PGSSLMODE`, `PGPORT`…) whose value cannot be used.
-    #[error("{var}=\"{value}\" {problem}")]
-    Environment { var: &'static str, value: String, problem: String },
-    #[error("cannot connect to PostgreSQL at {target}: {cause}")]
-    Connect { target: String, cause: String },
-    #[error("{context}: {cause}")]
-    Query { context: String, cause: String },
-    /// PostgreSQL refused a query because it writes, which a read-only transaction forbids.
-    #[error(
-        "{context}: PostgreSQL refused it: {cause}. ddbsync only ever reads the source (every query runs in a \
-         read-only transaction, dry run or not): make the query a SELECT that changes nothing"
-    )]
-    Writes { context: String, cause: String },
-    /// PostgreSQL sent nothing for `read_timeout_secs`.
-    #[error(
-        "{context}: no answer from PostgreSQL at {target} for {}s (source.read_timeout_secs); check that the \
-         server is up and the query is not waiting on a lock (pg_stat_activity shows it), or raise \
-         source.read_timeout_secs if the query is that slow",
-        waited.as_secs()
-    )]
-    Timeout { context: String, target: String, waited: Duration },
-}
+pub mod convert;
+pub mod pgpass;
+pub mod tls;
 
-/// A connection to the source database.
-pub struct Source {
+/// A connection to a PostgreSQL database.
+pub struct Postgres {
     client: Client,
     /// `user@host:port/dbname`, for messages (never the password).
     pub target: String,
@@ -71,7 +47,7 @@ pub struct Source {
     read_timeout: Duration,
     /// Stops the query the connection is running, from another connection.
     canceller: Canceller,
-    /// Set by [`Source::hold_snapshot`]: queries run in savepoints of the one snapshot transaction.
+    /// Set by [`Postgres::hold_snapshot`]: queries run in savepoints of the one snapshot transaction.
     snapshot: AtomicBool,
     /// A query's transaction (or savepoint) may still be open, its query perhaps still running
     /// (its rows were dropped before their end): it is rolled back before the next statement.
@@ -237,7 +213,12 @@ fn env(name: &str) -> Option<String> {
 fn query_error(context: &str, e: &tokio_postgres::Error) -> SourceError {
     let (context, cause) = (context.to_string(), db_error(e));
     match e.code() {
-        Some(code) if *code == SqlState::READ_ONLY_SQL_TRANSACTION => SourceError::Writes { context, cause },
+        Some(code) if *code == SqlState::READ_ONLY_SQL_TRANSACTION => SourceError::Writes {
+            system: "PostgreSQL",
+            how: "every query runs in a read-only transaction",
+            context,
+            cause,
+        },
         _ => SourceError::Query { context, cause },
     }
 }
@@ -263,10 +244,10 @@ fn db_error(e: &tokio_postgres::Error) -> String {
     }
 }
 
-impl Source {
+impl Postgres {
     /// Connects, resolving settings like libpq: profile, then `PG*` variables, then defaults; the
     /// password from the profile's `password_env`, else `PGPASSWORD`, else the password file.
-    pub async fn connect(profile: &Profile) -> Result<Source, SourceError> {
+    pub async fn connect(profile: &Profile) -> Result<Postgres, SourceError> {
         let cfg = &profile.source;
         let host = cfg.host.clone().or_else(|| env("PGHOST")).unwrap_or_else(|| "localhost".into());
         let port = resolve_port(cfg.port, env("PGPORT").as_deref())?;
@@ -340,7 +321,7 @@ impl Source {
             SourceError::Connect { target: target.clone(), cause }
         })?;
         let canceller = Canceller { token: client.cancel_token(), tls: cancel_tls, limit: connect_timeout };
-        Ok(Source {
+        Ok(Postgres {
             client,
             target,
             read_timeout: cfg.read_timeout,
@@ -370,7 +351,7 @@ impl Source {
         }
     }
 
-    /// [`Source::within`], with the server's error told apart.
+    /// [`Postgres::within`], with the server's error told apart.
     async fn bounded<T>(
         &self,
         context: &str,
@@ -405,9 +386,9 @@ impl Source {
 
     /// Runs every later query in one `REPEATABLE READ READ ONLY` transaction, so that they all read
     /// the same snapshot of the database (`on_reject = "fail"`: the check and the sync see the same
-    /// rows). It is never committed: [`Source::end_snapshot`] rolls it back, and so does the server
+    /// rows). It is never committed: [`Postgres::end_snapshot`] rolls it back, and so does the server
     /// when the connection closes.
-    pub async fn hold_snapshot(&self) -> Result<(), SourceError> {
+    async fn hold(&self) -> Result<(), SourceError> {
         let context = "starting a read-only transaction on the source";
         self.reset(context).await?;
         let begin = self.client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
@@ -416,11 +397,11 @@ impl Source {
         Ok(())
     }
 
-    /// Rolls back the snapshot transaction of [`Source::hold_snapshot`]; later queries run in
+    /// Rolls back the snapshot transaction of [`Postgres::hold_snapshot`]; later queries run in
     /// transactions of their own again. After a query was abandoned (the run is ending on an error
     /// or a signal) it sends nothing, rather than wait behind that query: the server rolls the
     /// transaction back when the connection closes.
-    pub async fn end_snapshot(&self) -> Result<(), SourceError> {
+    async fn release(&self) -> Result<(), SourceError> {
         let context = "ending the read-only transaction on the source";
         if self.open.load(Ordering::SeqCst) {
             return Ok(());
@@ -434,7 +415,7 @@ impl Source {
     /// The columns a query returns (name and type), the table column each comes from, and the
     /// types PostgreSQL infers for its parameters, without running it. The table columns' names
     /// are read from the catalog in one query (read-only, as every query here).
-    pub async fn describe(&self, query: &str, context: &str) -> Result<Described, SourceError> {
+    async fn prepare_described(&self, query: &str, context: &str) -> Result<Described, SourceError> {
         self.reset(context).await?;
         let statement = self.bounded(context, self.client.prepare(query)).await?;
         let columns = statement.columns();
@@ -457,17 +438,18 @@ impl Source {
             }
             _ => None,
         };
+        let column_type = |c: &tokio_postgres::Column| -> ColType { Arc::new(convert::PgType(c.type_().clone())) };
         Ok(Described {
-            columns: columns.iter().map(|c| (c.name().to_string(), c.type_().clone())).collect(),
+            columns: columns.iter().map(|c| (c.name().to_string(), column_type(c))).collect(),
             origins: columns.iter().map(origin).collect(),
-            params: statement.params().to_vec(),
+            params: statement.params().iter().map(convert::key_type).collect(),
         })
     }
 
     /// Streams a query's rows, with `params` bound to `$1`, `$2`, …. The query runs in a read-only
     /// transaction (a savepoint, under a held snapshot) that is rolled back after its last row;
     /// dropping the stream before then cancels the query, and the next statement rolls it back.
-    pub async fn rows(
+    async fn stream(
         &self,
         query: &str,
         params: &[String],
@@ -518,8 +500,55 @@ impl Source {
     }
 }
 
+impl Source for Postgres {
+    fn system(&self) -> &'static str {
+        "PostgreSQL"
+    }
+
+    fn target(&self) -> &str {
+        &self.target
+    }
+
+    fn describe<'a>(&'a self, query: &'a str, context: &'a str) -> BoxFuture<'a, Result<Described, SourceError>> {
+        Box::pin(self.prepare_described(query, context))
+    }
+
+    fn rows<'a>(
+        &'a self,
+        query: &'a str,
+        params: Vec<String>,
+        context: String,
+    ) -> BoxFuture<'a, Result<Rows<'a>, SourceError>> {
+        Box::pin(async move {
+            let rows = self.stream(query, &params, &context).await?;
+            // Each value converted here, by its column's type: the core sees cells only.
+            let cells = rows.map(|row| {
+                row.map(|row| {
+                    let raw = raw_values(&row);
+                    row.columns().iter().zip(raw).map(|(c, raw)| convert::cell(c.type_(), raw)).collect::<Vec<Cell>>()
+                })
+            });
+            Ok(Box::pin(cells) as Rows<'a>)
+        })
+    }
+
+    fn hold_snapshot(&self) -> BoxFuture<'_, Result<(), SourceError>> {
+        Box::pin(self.hold())
+    }
+
+    fn end_snapshot(&self) -> BoxFuture<'_, Result<(), SourceError>> {
+        Box::pin(self.release())
+    }
+}
+
 fn timeout(context: &str, target: &str, waited: Duration) -> SourceError {
-    SourceError::Timeout { context: context.to_string(), target: target.to_string(), waited }
+    SourceError::Timeout {
+        system: "PostgreSQL",
+        context: context.to_string(),
+        target: target.to_string(),
+        waited,
+        hint: "check that the server is up and the query is not waiting on a lock (pg_stat_activity shows it)",
+    }
 }
 
 /// Connects and runs the connection on its own task; the error is the text for a user. `limit` is
@@ -543,14 +572,6 @@ where
     Ok(client)
 }
 
-/// What preparing a query tells.
-pub struct Described {
-    pub columns: Vec<(String, Type)>,
-    /// Per column, the name of the table column it comes from; `None` for an expression.
-    pub origins: Vec<Option<String>>,
-    pub params: Vec<Type>,
-}
-
 /// A parameter sent as text, as `psql` sends it: PostgreSQL parses it as whatever type the query
 /// gives `$n` (a date, a number…), so the value is never spliced into the SQL and never converted
 /// here.
@@ -571,7 +592,7 @@ impl ToSql for TextParam<'_> {
     to_sql_checked!();
 }
 
-/// A column's raw binary value, whatever its type: conversion happens in [`crate::convert`].
+/// A column's raw binary value, whatever its type: conversion happens in [`convert`].
 pub struct Raw<'a>(pub Option<&'a [u8]>);
 
 impl<'a> FromSql<'a> for Raw<'a> {
@@ -587,7 +608,7 @@ impl<'a> FromSql<'a> for Raw<'a> {
 }
 
 /// The raw values of a row, in column order.
-pub fn raw_values(row: &Row) -> Vec<Option<&[u8]>> {
+fn raw_values(row: &Row) -> Vec<Option<&[u8]>> {
     (0..row.len()).map(|i| row.try_get::<_, Raw>(i).map(|r| r.0).unwrap_or(None)).collect()
 }
 

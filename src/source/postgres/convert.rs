@@ -28,187 +28,54 @@
 //! not its `::text`, which is `$1,234.56`).
 
 use aws_sdk_dynamodb::primitives::Blob;
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use chrono::{DateTime, NaiveDate};
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::types as wire;
 use tokio_postgres::types::{Kind, Type};
 
-use crate::item::{self, AttributeValue};
+use crate::item::AttributeValue;
 use crate::number::{self, NumberError};
+use crate::value::{iso, json_text, Cast, Cell, Column, ColumnType, ConvertError, ValueError, WireResult};
 
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ConvertError {
-    #[error("type {0} is not converted by ddbsync; cast it in the query (for example `column::text`)")]
-    Unsupported(String),
-    #[error(transparent)]
-    Number(#[from] NumberError),
-    #[error("{ty} value: {message}")]
-    Wire { ty: String, message: String },
-    #[error(transparent)]
-    Value(#[from] ValueError),
-    /// An array whose elements include more than one kind of value with no DynamoDB form (`NaN`
-    /// and `-Infinity`): the first element's error, and each kind's word in the order met.
-    #[error("{first}; the array also holds {}", others(words))]
-    Elements { first: Box<ConvertError>, words: Vec<String> },
-}
-
-/// The words after the first, for [`ConvertError::Elements`]: `-Infinity`, `-Infinity and Infinity`.
-fn others(words: &[String]) -> String {
-    let rest: Vec<&str> = words.iter().skip(1).map(String::as_str).collect();
-    match rest.split_last() {
-        Some((last, [])) => last.to_string(),
-        Some((last, init)) => format!("{} and {last}", init.join(", ")),
-        None => String::new(),
-    }
-}
-
-/// A PostgreSQL value that has no faithful DynamoDB form. The messages state the fact;
-/// [`ConvertError::explain`] adds what the query can do about it, naming the column.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ValueError {
-    #[error("{ty} '{value}' cannot be stored: it is not a point in time, and ddbsync does not invent one")]
-    Infinite { ty: &'static str, value: &'static str },
-    #[error("{ty} value is beyond the years ddbsync converts (about 262,000 BC to 262,000 AD)")]
-    OutOfRange { ty: &'static str },
-    #[error(
-        "the JSON document is nested more than {} levels deep, DynamoDB's limit; flatten it in the query, \
-         or cast the column to text to store it as a string",
-        item::MAX_DEPTH
-    )]
-    TooDeep,
-    /// A `\uD800`–`\uDFFF` escape without its other half, which PostgreSQL's json type keeps as
-    /// written. `escape` is the first such escape, six characters: never more of the document.
-    #[error(
-        "the JSON text holds {escape} (for example: the first such escape), half of a UTF-16 surrogate pair \
-         without its other half: it stands for no character, and DynamoDB strings hold only characters \
-         (PostgreSQL's json type keeps such an escape as written; jsonb refuses it)"
-    )]
-    LoneSurrogate { escape: String },
-    /// JSON text the parser refuses for another reason: its reason, without the parser's position
-    /// (which says little without the document, and the document is not quoted).
-    #[error("the JSON text cannot be read: {0}")]
-    Unreadable(String),
-}
-
-/// What PostgreSQL names a select-list expression that has no name of its own (`SELECT a + b`).
-pub const UNNAMED: &str = "?column?";
-
-/// How advice refers to a query's column: `expression` is what the advice wraps (`f`, or `(…)` for
-/// an expression the query does not name), `name` what the advice returns it as (`AS f`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Column {
-    pub expression: String,
-    pub name: String,
-}
-
-impl Column {
-    /// The column the query returns as `name` (as PostgreSQL describes it).
-    pub fn new(name: &str) -> Self {
-        if name == UNNAMED {
-            return Column { expression: "(…)".into(), name: "name".into() };
+/// The reason with what the query can do about it, for a value of `column` of type `ty`: a
+/// NULLIF, a filter or a cast that can be used as written (with the expression in place of the
+/// placeholder, for an expression the query does not name).
+pub fn explain(error: &ConvertError, column: &Column, ty: &Type) -> String {
+    let (c, name) = (column.expression.as_str(), column.name.as_str());
+    let base = base_type(ty);
+    let array = matches!(base.kind(), Kind::Array(_));
+    let as_text = format!("{c}::text{} AS {name}", if array { "[]" } else { "" });
+    let json = [Type::JSON, Type::JSONB].contains(base)
+        || matches!(base.kind(), Kind::Array(e) if [Type::JSON, Type::JSONB].contains(base_type(e)));
+    let whole = if json { "the document" } else { "the number" };
+    let fix = match error {
+        ConvertError::Number(NumberError::NotFinite(word)) => {
+            Some(leave_out_words(column, &[word.as_str()], array, &as_text))
         }
-        let name = sql_name(name);
-        Column { expression: name.clone(), name }
-    }
-
-    /// Whether the query left the expression unnamed, so the advice holds a placeholder.
-    pub fn unnamed(&self) -> bool {
-        self.expression == "(…)"
-    }
-
-    /// What to say before advice that uses a placeholder for the expression; empty otherwise.
-    pub fn preamble(&self) -> &'static str {
-        if self.unnamed() {
-            "the query does not name this expression (PostgreSQL calls it ?column?): name it, and in the advice \
-             that follows put the expression in place of (…): "
-        } else {
-            ""
+        ConvertError::Value(ValueError::Infinite { value, .. }) => {
+            Some(leave_out_words(column, &[value], array, &as_text))
         }
-    }
-}
-
-/// A column name as SQL needs it: quoted unless it is a plain lower-case identifier that is not a
-/// reserved word (`"Price"`, `"select"`, `"2x"`).
-pub fn sql_name(name: &str) -> String {
-    let plain = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
-    if plain && RESERVED.binary_search(&name).is_err() {
-        name.to_string()
-    } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
-    }
-}
-
-/// PostgreSQL's reserved key words, which cannot name a column unquoted: those the documentation's
-/// key word table (appendix C) marks "reserved" or "reserved (can be function or type)", the
-/// words `pg_get_keywords()` gives category R or T. Sorted, for the binary search.
-#[rustfmt::skip]
-const RESERVED: &[&str] = &[
-    "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "authorization", "binary",
-    "both", "case", "cast", "check", "collate", "collation", "column", "concurrently", "constraint", "create",
-    "cross", "current_catalog", "current_date", "current_role", "current_schema", "current_time",
-    "current_timestamp", "current_user", "default", "deferrable", "desc", "distinct", "do", "else", "end",
-    "except", "false", "fetch", "for", "foreign", "freeze", "from", "full", "grant", "group", "having", "ilike",
-    "in", "initially", "inner", "intersect", "into", "is", "isnull", "join", "lateral", "leading", "left", "like",
-    "limit", "localtime", "localtimestamp", "natural", "not", "notnull", "null", "offset", "on", "only", "or",
-    "order", "outer", "overlaps", "placing", "primary", "references", "returning", "right", "select",
-    "session_user", "similar", "some", "symmetric", "system_user", "table", "tablesample", "then", "to",
-    "trailing", "true", "union", "unique", "user", "using", "variadic", "verbose", "when", "where", "window",
-    "with",
-];
-
-impl ConvertError {
-    /// The reason with what the query can do about it, for a value of `column` of type `ty`: a
-    /// NULLIF, a filter or a cast that can be used as written (with the expression in place of the
-    /// placeholder, for an expression the query does not name).
-    pub fn explain(&self, column: &Column, ty: &Type) -> String {
-        let (c, name) = (column.expression.as_str(), column.name.as_str());
-        let base = base_type(ty);
-        let array = matches!(base.kind(), Kind::Array(_));
-        let as_text = format!("{c}::text{} AS {name}", if array { "[]" } else { "" });
-        let json = [Type::JSON, Type::JSONB].contains(base)
-            || matches!(base.kind(), Kind::Array(e) if [Type::JSON, Type::JSONB].contains(base_type(e)));
-        let whole = if json { "the document" } else { "the number" };
-        let fix = match self {
-            ConvertError::Number(NumberError::NotFinite(word)) => {
-                Some(leave_out_words(column, &[word.as_str()], array, &as_text))
-            }
-            ConvertError::Value(ValueError::Infinite { value, .. }) => {
-                Some(leave_out_words(column, &[value], array, &as_text))
-            }
-            ConvertError::Elements { words, .. } => {
-                let words: Vec<&str> = words.iter().map(String::as_str).collect();
-                Some(leave_out_words(column, &words, array, &as_text))
-            }
-            ConvertError::Number(NumberError::OutOfRange(_) | NumberError::TooManyDigits { .. }) => Some(format!(
-                "cast the column to text to store {whole} as a string, as PostgreSQL prints it ({as_text})"
-            )),
-            ConvertError::Value(ValueError::OutOfRange { .. }) => {
-                Some(format!("cast the column to text to store the value as PostgreSQL prints it ({as_text})"))
-            }
-            // No rewrite of the text is offered: a replace() cannot tell a lone half from half of a
-            // pair, or an escape from the same letters after an escaped backslash.
-            ConvertError::Value(ValueError::LoneSurrogate { .. } | ValueError::Unreadable(_)) => Some(format!(
-                "cast the column to text to store the document as a string, as PostgreSQL prints it ({as_text}), \
-                 or leave the row out of the query"
-            )),
-            _ => None,
-        };
-        match fix {
-            Some(fix) => format!("{self}; {}{fix}", column.preamble()),
-            None => self.to_string(),
+        ConvertError::Elements { words, .. } => {
+            let words: Vec<&str> = words.iter().map(String::as_str).collect();
+            Some(leave_out_words(column, &words, array, &as_text))
         }
-    }
-
-    /// The words (`NaN`, `-Infinity`, `infinity`) of the values that have no DynamoDB form, as
-    /// PostgreSQL spells them; empty for any other error.
-    fn words(&self) -> Vec<&str> {
-        match self {
-            ConvertError::Number(NumberError::NotFinite(word)) => vec![word],
-            ConvertError::Value(ValueError::Infinite { value, .. }) => vec![value],
-            ConvertError::Elements { words, .. } => words.iter().map(String::as_str).collect(),
-            _ => vec![],
+        ConvertError::Number(NumberError::OutOfRange(_) | NumberError::TooManyDigits { .. }) => {
+            Some(format!("cast the column to text to store {whole} as a string, as PostgreSQL prints it ({as_text})"))
         }
+        ConvertError::Value(ValueError::OutOfRange { .. }) => {
+            Some(format!("cast the column to text to store the value as PostgreSQL prints it ({as_text})"))
+        }
+        // No rewrite of the text is offered: a replace() cannot tell a lone half from half of a
+        // pair, or an escape from the same letters after an escaped backslash.
+        ConvertError::Value(ValueError::LoneSurrogate { .. } | ValueError::Unreadable(_)) => Some(format!(
+            "cast the column to text to store the document as a string, as PostgreSQL prints it ({as_text}), \
+             or leave the row out of the query"
+        )),
+        _ => None,
+    };
+    match fix {
+        Some(fix) => format!("{error}; {}{fix}", column.preamble()),
+        None => error.to_string(),
     }
 }
 
@@ -240,73 +107,90 @@ fn base_type(ty: &Type) -> &Type {
     }
 }
 
-/// Why a value cannot be spelled in a key: the value itself, never its absence (NULL).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Unkeyable {
-    /// NaN, Infinity or -Infinity, spelled as PostgreSQL spells it.
-    NotFinite(&'static str),
-    /// A timestamp or date `infinity` / `-infinity`.
-    Infinite { ty: &'static str, value: &'static str },
-    /// A JSON object, array or null: no one text. Says what the value is (`holds a JSON object`).
-    NotScalar(&'static str),
-    /// A number beyond DynamoDB's range (`range`) or digits, as a number key would hold it: the reason.
-    Number { reason: String, range: bool },
-    /// A JSON text with an escape of half a surrogate pair: the reason.
-    Surrogate(String),
-    /// Any other value that does not convert: the conversion's reason.
-    Other(String),
+/// One value of a row as a [`Cell`]: its attribute, NULL, or why it has none; a number DynamoDB
+/// cannot hold (`1e300`, 39 digits) keeps its text as PostgreSQL prints it (`1e+300`), which a
+/// key template can still spell. NaN, infinities, JSON objects and the like have no text.
+pub fn cell(ty: &Type, raw: Option<&[u8]>) -> Cell {
+    match convert(ty, raw) {
+        Ok(Some(value)) => Cell::Value(value),
+        Ok(None) => Cell::Null,
+        Err(error @ ConvertError::Number(NumberError::OutOfRange(_) | NumberError::TooManyDigits { .. })) => {
+            let text = raw.and_then(|raw| printed_number(base_type(ty), raw));
+            Cell::Refused { error, text }
+        }
+        Err(error) => Cell::refused(error),
+    }
 }
 
-impl From<ConvertError> for Unkeyable {
-    fn from(e: ConvertError) -> Self {
-        match e {
-            // Floats arrive spelled by Rust (`inf`), numerics by PostgreSQL (`Infinity`).
-            ConvertError::Number(NumberError::NotFinite(text)) => {
-                Unkeyable::NotFinite(match text.to_ascii_lowercase() {
-                    t if t.contains("nan") => "NaN",
-                    t if t.starts_with('-') => "-Infinity",
-                    _ => "Infinity",
-                })
-            }
-            ConvertError::Value(ValueError::Infinite { ty, value }) => Unkeyable::Infinite { ty, value },
-            ConvertError::Number(e @ (NumberError::OutOfRange(_) | NumberError::TooManyDigits { .. })) => {
-                Unkeyable::Number { range: matches!(e, NumberError::OutOfRange(_)), reason: e.to_string() }
-            }
-            e @ ConvertError::Value(ValueError::LoneSurrogate { .. }) => Unkeyable::Surrogate(e.to_string()),
-            e => Unkeyable::Other(e.to_string()),
+/// The text a value takes in a key template, from its binary wire value ([`Cell::key_text`]).
+pub fn key_text(ty: &Type, raw: &[u8]) -> Result<String, crate::value::Unkeyable> {
+    cell(ty, Some(raw)).key_text().map(|t| t.into_owned())
+}
+
+/// A PostgreSQL type as the core sees it ([`ColumnType`]).
+#[derive(Debug, Clone)]
+pub struct PgType(pub Type);
+
+impl ColumnType for PgType {
+    fn name(&self) -> String {
+        type_name(&self.0)
+    }
+
+    fn key_type(&self) -> Option<&'static str> {
+        keyable(&self.0).then(|| key_type(&self.0))
+    }
+
+    fn unconverted(&self, column: &str) -> Option<Cast> {
+        supported(&self.0).err().map(|_| cast_for(&self.0, column))
+    }
+
+    fn explain(&self, error: &ConvertError, column: &Column) -> String {
+        explain(error, column, &self.0)
+    }
+
+    fn json(&self) -> Option<&'static str> {
+        match *base_type(&self.0) {
+            Type::JSON => Some("json"),
+            Type::JSONB => Some("jsonb"),
+            _ => None,
         }
     }
-}
 
-/// The text a converted value takes in a key template: strings as they are, numbers in their
-/// canonical spelling (the one the item's `N` attribute has, so `1.50` and `1.5` make one key),
-/// booleans as `true` / `false`.
-pub fn attribute_key_text(value: &AttributeValue) -> Result<&str, Unkeyable> {
-    match value {
-        AttributeValue::S(s) | AttributeValue::N(s) => Ok(s),
-        AttributeValue::Bool(b) => Ok(if *b { "true" } else { "false" }),
-        AttributeValue::Null(_) => Err(Unkeyable::NotScalar("is JSON null")),
-        AttributeValue::M(_) => Err(Unkeyable::NotScalar("holds a JSON object")),
-        AttributeValue::L(_) => Err(Unkeyable::NotScalar("holds a JSON array")),
-        _ => Err(Unkeyable::NotScalar("holds no single value")),
+    fn unspellable(&self, column: &str) -> Option<String> {
+        unspellable(column, &self.0)
     }
 }
 
-/// The text a value takes in a key template, from its binary wire value: [`attribute_key_text`] of
-/// its attribute, except that a number DynamoDB cannot hold (`1e300`, 39 digits) is spelled as
-/// PostgreSQL prints it (`1e+300`), as a string key can hold it. NaN, infinities, JSON objects and
-/// the like have no text.
-pub fn key_text(ty: &Type, raw: &[u8]) -> Result<String, Unkeyable> {
-    if let Kind::Domain(base) = ty.kind() {
-        return key_text(base, raw);
-    }
-    match convert(ty, Some(raw)) {
-        Ok(Some(value)) => attribute_key_text(&value).map(str::to_string),
-        Ok(None) => Err(Unkeyable::Other("no value".into())),
-        Err(ConvertError::Number(e @ (NumberError::OutOfRange(_) | NumberError::TooManyDigits { .. }))) => {
-            printed_number(ty, raw).ok_or_else(|| Unkeyable::from(ConvertError::Number(e)))
-        }
-        Err(e) => Err(e.into()),
+/// Column types a key (table or index) may come from: DynamoDB keys are strings, numbers or bytes.
+fn keyable(ty: &Type) -> bool {
+    key_type(ty) != "S"
+        || [
+            Type::TEXT,
+            Type::VARCHAR,
+            Type::BPCHAR,
+            Type::NAME,
+            Type::UUID,
+            Type::DATE,
+            Type::TIMESTAMP,
+            Type::TIMESTAMPTZ,
+        ]
+        .contains(ty)
+}
+
+/// Why values of a column's type can never go in a key template (checked before any row is read).
+fn unspellable(column: &str, ty: &Type) -> Option<String> {
+    match ty.kind() {
+        Kind::Domain(base) => unspellable(column, base),
+        Kind::Array(elem) => Some(format!(
+            "is an array ({}[]), which has no one text for a key; return one element ({column}[1] AS …) or join \
+             them (array_to_string({column}, ',') AS …) in the query",
+            elem.name()
+        )),
+        _ if *ty == Type::BYTEA => Some(format!(
+            "is bytea, whose bytes have no text of their own for a key; encode them in the query \
+             (encode({column}, 'hex') AS …)"
+        )),
+        _ => None,
     }
 }
 
@@ -320,8 +204,6 @@ fn printed_number(ty: &Type, raw: &[u8]) -> Option<String> {
         _ => None,
     }
 }
-
-type WireResult<T> = Result<T, Box<dyn std::error::Error + Sync + Send>>;
 
 /// Whether values of `ty` can be converted; checked once per query, before any row is read.
 pub fn supported(ty: &Type) -> Result<(), ConvertError> {
@@ -356,16 +238,6 @@ const SCALARS: &[Type] = &[
     Type::TIMESTAMPTZ,
     Type::DATE,
 ];
-
-/// What a query can return instead of a column whose type ddbsync does not convert: an expression
-/// that keeps the value's meaning, and why it is that one rather than the obvious `::text`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cast {
-    /// `price::numeric`, for the select list (`… AS price`).
-    pub expression: String,
-    /// What the value becomes, and what another cast would lose.
-    pub why: String,
-}
 
 /// The expression to return for `column` (its name as SQL spells it), whose type `ty` is not
 /// converted: for each type the one that keeps what the value means, not only its text.
@@ -602,168 +474,6 @@ fn every_word(first: ConvertError, elem: &Type, mut rest: wire::ArrayValues<'_>)
     }
 }
 
-/// JSON text → attribute value, parsed straight into attributes (no intermediate JSON tree).
-/// Numbers keep their exact text: serde_json's `arbitrary_precision` hands them over as a one-entry
-/// map under its private key, which [`JsonVisitor`] recognises.
-///
-/// Parsing stops at the first value deeper than DynamoDB's nesting limit: such a document cannot be
-/// stored whole, and stopping there keeps a hostile document (PostgreSQL allows thousands of levels)
-/// from costing more than the limit's worth of recursion.
-pub fn json_text(text: &[u8]) -> WireResult<AttributeValue> {
-    let refused = std::cell::Cell::new(None);
-    let mut de = serde_json::Deserializer::from_slice(text);
-    let parsed = serde::Deserializer::deserialize_any(&mut de, JsonVisitor { level: 1, refused: &refused })
-        .and_then(|value| de.end().map(|()| value));
-    match (parsed, refused.take()) {
-        (Ok(value), _) => Ok(value),
-        // The value's own reason, typed, rather than serde_json's text of it.
-        (Err(_), Some(Refused::TooDeep)) => Err(Box::new(ValueError::TooDeep)),
-        (Err(_), Some(Refused::Number(e))) => Err(Box::new(e)),
-        (Err(e), None) => Err(Box::new(match lone_surrogate(text) {
-            Some(escape) => ValueError::LoneSurrogate { escape },
-            None => ValueError::Unreadable(without_position(&e)),
-        })),
-    }
-}
-
-/// serde_json's reason without the ` at line 1 column 207` it appends, which locates nothing for
-/// a reader who is not shown the document.
-fn without_position(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    let position = format!(" at line {} column {}", e.line(), e.column());
-    text.strip_suffix(&position).unwrap_or(&text).to_string()
-}
-
-/// The first `\uXXXX` escape of a UTF-16 surrogate that is not half of a pair (a high half
-/// followed at once by an escaped low half), as written. The parser refuses such a document with a
-/// reason that names neither the escape nor the cause ("unexpected end of hex escape").
-fn lone_surrogate(text: &[u8]) -> Option<String> {
-    let unit = |at: usize| -> Option<u16> {
-        let digits = text.get(at..at + 4)?;
-        let digits = std::str::from_utf8(digits).ok().filter(|d| d.bytes().all(|b| b.is_ascii_hexdigit()))?;
-        u16::from_str_radix(digits, 16).ok()
-    };
-    let mut i = 0;
-    while i < text.len() {
-        if text[i] != b'\\' {
-            i += 1;
-            continue;
-        }
-        let Some(code) = (text.get(i + 1) == Some(&b'u')).then(|| unit(i + 2)).flatten() else {
-            // Any other escape is two characters (`\\` among them, which must not start a `\u`).
-            i += 2;
-            continue;
-        };
-        let escape = || String::from_utf8_lossy(&text[i..i + 6]).into_owned();
-        match code {
-            0xD800..=0xDBFF => {
-                let low = (text.get(i + 6..i + 8) == Some(&b"\\u"[..])).then(|| unit(i + 8)).flatten();
-                if !matches!(low, Some(0xDC00..=0xDFFF)) {
-                    return Some(escape());
-                }
-                i += 12;
-            }
-            0xDC00..=0xDFFF => return Some(escape()),
-            _ => i += 6,
-        }
-    }
-    None
-}
-
-/// Why a well-formed JSON document was refused.
-enum Refused {
-    TooDeep,
-    Number(NumberError),
-}
-
-/// serde_json's private map key for numbers under `arbitrary_precision`.
-const JSON_NUMBER_KEY: &str = "$serde_json::private::Number";
-
-/// Visits one JSON value at `level` (the document itself is level 1, as a top-level attribute's
-/// value is for DynamoDB); `refused` records why parsing stopped when the document was well-formed.
-#[derive(Clone, Copy)]
-struct JsonVisitor<'a> {
-    level: usize,
-    refused: &'a std::cell::Cell<Option<Refused>>,
-}
-
-impl JsonVisitor<'_> {
-    /// The visitor for a container's elements.
-    fn child(self) -> Self {
-        JsonVisitor { level: self.level + 1, ..self }
-    }
-
-    /// Stops the parse at a number DynamoDB cannot hold, keeping the reason.
-    fn number_error<E: serde::de::Error>(self, e: NumberError) -> E {
-        let error = E::custom(&e);
-        self.refused.set(Some(Refused::Number(e)));
-        error
-    }
-}
-
-/// A container's element: refused, before it is parsed, when it lies past DynamoDB's nesting
-/// limit (an empty container at the last level is fine: it has no element there).
-impl<'de> serde::de::DeserializeSeed<'de> for JsonVisitor<'_> {
-    type Value = AttributeValue;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<AttributeValue, D::Error> {
-        if self.level > item::MAX_DEPTH {
-            self.refused.set(Some(Refused::TooDeep));
-            return Err(serde::de::Error::custom(ValueError::TooDeep));
-        }
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for JsonVisitor<'_> {
-    type Value = AttributeValue;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_unit<E>(self) -> Result<AttributeValue, E> {
-        Ok(AttributeValue::Null(true))
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<AttributeValue, E> {
-        Ok(AttributeValue::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<AttributeValue, E> {
-        Ok(AttributeValue::N(v.to_string()))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<AttributeValue, E> {
-        Ok(AttributeValue::N(v.to_string()))
-    }
-    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<AttributeValue, E> {
-        number::from_f64(v).map(AttributeValue::N).map_err(|e| self.number_error(e))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<AttributeValue, E> {
-        Ok(AttributeValue::S(v.to_string()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<AttributeValue, E> {
-        Ok(AttributeValue::S(v))
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<AttributeValue, A::Error> {
-        let child = self.child();
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(4));
-        while let Some(item) = seq.next_element_seed(child)? {
-            items.push(item);
-        }
-        Ok(AttributeValue::L(items))
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<AttributeValue, A::Error> {
-        let mut entries = std::collections::HashMap::with_capacity(map.size_hint().unwrap_or(8));
-        let child = self.child();
-        while let Some(key) = map.next_key::<String>()? {
-            if key == JSON_NUMBER_KEY {
-                let text: String = map.next_value()?;
-                let n = number::normalize(&text).map_err(|e| self.number_error(e))?;
-                return Ok(AttributeValue::N(n.into_owned()));
-            }
-            entries.insert(key, map.next_value_seed(child)?);
-        }
-        Ok(AttributeValue::M(entries))
-    }
-}
-
 /// NUMERIC's binary form: digit count, weight, sign, display scale, then base-10000 digits.
 fn numeric_text(raw: &[u8]) -> WireResult<String> {
     let word = |i: usize| -> WireResult<u16> {
@@ -865,33 +575,6 @@ fn timestamp_text(micros: i64, utc: bool) -> Result<String, ValueError> {
     Ok(text)
 }
 
-/// `YYYY-MM-DDTHH:MM:SS` and, when there is one, the fraction in 3 or 6 digits, as `%.f` would
-/// print it; written out by hand because parsing a format string per value is most of the cost.
-fn iso(at: &NaiveDateTime) -> String {
-    use chrono::{Datelike, Timelike};
-    use std::fmt::Write;
-    let mut text = String::with_capacity(32);
-    let _ = write!(
-        text,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        at.year(),
-        at.month(),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    );
-    let micros = at.nanosecond() / 1000;
-    if micros != 0 {
-        if micros % 1000 == 0 {
-            let _ = write!(text, ".{:03}", micros / 1000);
-        } else {
-            let _ = write!(text, ".{micros:06}");
-        }
-    }
-    text
-}
-
 fn date_text(days: i32) -> Result<String, ValueError> {
     let ty = "date";
     match days {
@@ -908,6 +591,7 @@ fn date_text(days: i32) -> Result<String, ValueError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::{lone_surrogate, sql_name, Unkeyable, RESERVED, UNNAMED};
     use bytes_util::*;
 
     mod bytes_util {
@@ -1055,7 +739,7 @@ mod tests {
             let err = convert(&ty, Some(&raw)).unwrap_err();
             assert!(matches!(err, ConvertError::Value(ValueError::Infinite { .. })), "{err:?}");
             assert_eq!(
-                err.explain(&Column::new("at"), &ty),
+                explain(&err, &Column::new("at"), &ty),
                 format!(
                     "{name} '{value}' cannot be stored: it is not a point in time, and ddbsync does not invent one; \
                      return NULL in the query instead (NULLIF(at, '{value}') AS at), leave such rows out \
@@ -1202,7 +886,7 @@ mod tests {
     fn number_reasons_say_how_to_fix_them_naming_the_column() {
         let nan = convert(&Type::FLOAT8, Some(&f64::NAN.to_be_bytes())).unwrap_err();
         assert_eq!(
-            nan.explain(&Column::new("f"), &Type::FLOAT8),
+            explain(&nan, &Column::new("f"), &Type::FLOAT8),
             "NaN cannot be stored: DynamoDB numbers have no NaN or infinity; return NULL in the query instead \
              (NULLIF(f, 'NaN') AS f), leave such rows out (WHERE f IS DISTINCT FROM 'NaN'), or cast the column to \
              text to store the word (f::text AS f)"
@@ -1210,12 +894,12 @@ mod tests {
         // Infinities are spelled as PostgreSQL spells them, which the filter compares with.
         let inf = convert(&Type::FLOAT4, Some(&f32::NEG_INFINITY.to_be_bytes())).unwrap_err();
         assert!(
-            inf.explain(&Column::new("r"), &Type::FLOAT4).contains("(WHERE r IS DISTINCT FROM '-Infinity')"),
+            explain(&inf, &Column::new("r"), &Type::FLOAT4).contains("(WHERE r IS DISTINCT FROM '-Infinity')"),
             "{inf}"
         );
         let inf = convert(&Type::NUMERIC, Some(&numeric(0, 0xD000, 0, &[]))).unwrap_err();
         assert!(
-            inf.explain(&Column::new("N"), &Type::NUMERIC).contains("(NULLIF(\"N\", 'Infinity') AS \"N\")"),
+            explain(&inf, &Column::new("N"), &Type::NUMERIC).contains("(NULLIF(\"N\", 'Infinity') AS \"N\")"),
             "{inf}"
         );
         // An array's elements: array_replace, a filter that works on any array and keeps NULL ones, text[].
@@ -1226,7 +910,7 @@ mod tests {
         raw.extend_from_slice(&f64::NAN.to_be_bytes());
         let in_array = convert(&Type::FLOAT8_ARRAY, Some(&raw)).unwrap_err();
         assert_eq!(
-            in_array.explain(&Column::new("fs"), &Type::FLOAT8_ARRAY),
+            explain(&in_array, &Column::new("fs"), &Type::FLOAT8_ARRAY),
             "NaN cannot be stored: DynamoDB numbers have no NaN or infinity; return NULL for such elements \
              (array_replace(fs, 'NaN', NULL) AS fs), leave such rows out (WHERE ('NaN' = ANY(fs)) IS NOT TRUE), \
              or cast the column to text to store the words (fs::text[] AS fs)"
@@ -1242,7 +926,7 @@ mod tests {
         }
         let kinds = convert(&Type::FLOAT8_ARRAY, Some(&raw)).unwrap_err();
         assert_eq!(
-            kinds.explain(&Column::new("fs"), &Type::FLOAT8_ARRAY),
+            explain(&kinds, &Column::new("fs"), &Type::FLOAT8_ARRAY),
             "NaN cannot be stored: DynamoDB numbers have no NaN or infinity; the array also holds -Infinity; return \
              NULL for such elements (array_replace(array_replace(fs, 'NaN', NULL), '-Infinity', NULL) AS fs), leave \
              such rows out (WHERE ('NaN' = ANY(fs)) IS NOT TRUE AND ('-Infinity' = ANY(fs)) IS NOT TRUE), or cast \
@@ -1250,26 +934,26 @@ mod tests {
         );
         // A column the query does not name: the advice says to name it, with a placeholder.
         assert_eq!(
-            nan.explain(&Column::new(UNNAMED), &Type::FLOAT8),
+            explain(&nan, &Column::new(UNNAMED), &Type::FLOAT8),
             "NaN cannot be stored: DynamoDB numbers have no NaN or infinity; the query does not name this expression \
              (PostgreSQL calls it ?column?): name it, and in the advice that follows put the expression in place of \
              (…): return NULL in the query instead (NULLIF((…), 'NaN') AS name), leave such rows out (WHERE (…) IS \
              DISTINCT FROM 'NaN'), or cast the column to text to store the word ((…)::text AS name)"
         );
         // A reserved word is quoted.
-        assert!(nan
-            .explain(&Column::new("select"), &Type::FLOAT8)
-            .contains("(NULLIF(\"select\", 'NaN') AS \"select\")"));
+        assert!(
+            explain(&nan, &Column::new("select"), &Type::FLOAT8).contains("(NULLIF(\"select\", 'NaN') AS \"select\")")
+        );
         // Out of range or too many digits: the text cast, for a number or for the document holding it.
         let wide = convert(&Type::NUMERIC, Some(&numeric(9, 0, 0, &[1234; 10]))).unwrap_err();
         assert_eq!(
-            wide.explain(&Column::new("n"), &Type::NUMERIC),
+            explain(&wide, &Column::new("n"), &Type::NUMERIC),
             "1.234123412341234123412341234123412341234E+39 has 40 significant digits; DynamoDB keeps at most 38; \
              cast the column to text to store the number as a string, as PostgreSQL prints it (n::text AS n)"
         );
         let in_json = convert(&Type::JSON, Some(b"[1e99999999999999999999]")).unwrap_err();
         assert_eq!(
-            in_json.explain(&Column::new("doc"), &Type::JSON),
+            explain(&in_json, &Column::new("doc"), &Type::JSON),
             "1e+99999999999999999999 is outside DynamoDB's number range (1E-130 to 9.99E+125); cast the column to \
              text to store the document as a string, as PostgreSQL prints it (doc::text AS doc)"
         );
@@ -1281,7 +965,7 @@ mod tests {
         let secret = r#"{"token": "sk_live_0123456789", "a": "\ud83d"}"#;
         let err = convert(&Type::JSON, Some(secret.as_bytes())).unwrap_err();
         assert_eq!(err.to_string(), ValueError::LoneSurrogate { escape: "\\ud83d".into() }.to_string());
-        let explained = err.explain(&Column::new("doc"), &Type::JSON);
+        let explained = explain(&err, &Column::new("doc"), &Type::JSON);
         assert_eq!(
             explained,
             "the JSON text holds \\ud83d (for example: the first such escape), half of a UTF-16 surrogate pair without \
@@ -1306,7 +990,7 @@ mod tests {
         // Any other refusal: the parser's reason alone.
         let cut = convert(&Type::JSON, Some(b"[1, 2")).unwrap_err();
         assert_eq!(
-            cut.explain(&Column::new("doc"), &Type::JSON),
+            explain(&cut, &Column::new("doc"), &Type::JSON),
             "the JSON text cannot be read: EOF while parsing a list; cast the column to text to store the document \
              as a string, as PostgreSQL prints it (doc::text AS doc), or leave the row out of the query"
         );

@@ -1,0 +1,99 @@
+//! The seam to the source database: describe a query without reading it, and stream its rows as
+//! ddbsync's own values ([`crate::value::Cell`]), read-only, each wait bounded. Each source
+//! converts its own types in its adapter, so the pure core never sees a driver's type.
+//!
+//! [`postgres`] is PostgreSQL (libpq habits, TLS, cancel on abandon); [`sqlite`] a SQLite file
+//! opened read-only. [`connect`] picks the one the profile names.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+
+use crate::profile::{Profile, SourceKind};
+use crate::value::{ColType, Row};
+
+pub use postgres::settle;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{path}: source.password_env names {var}, which is not set; export it, or remove password_env to use PGPASSWORD or ~/.pgpass")]
+    MissingPassword { path: String, var: String },
+    /// `origin` is the profile file, or the variable that chose the sslmode.
+    #[error("{origin}: {message}")]
+    Tls { origin: String, message: String },
+    /// A libpq variable (`PGSSLMODE`, `PGPORT`…) whose value cannot be used.
+    #[error("{var}=\"{value}\" {problem}")]
+    Environment { var: &'static str, value: String, problem: String },
+    #[error("cannot connect to PostgreSQL at {target}: {cause}")]
+    Connect { target: String, cause: String },
+    /// The SQLite file cannot be opened for reading.
+    #[error("cannot open the SQLite database {path}: {cause}; check source.path in {profile} (relative to that file)")]
+    Open { path: String, cause: String, profile: String },
+    #[error("{context}: {cause}")]
+    Query { context: String, cause: String },
+    /// The source refused a query because it writes: `how` says why it can only read.
+    #[error(
+        "{context}: {system} refused it: {cause}. ddbsync only ever reads the source ({how}, dry run or not): make \
+         the query a SELECT that changes nothing"
+    )]
+    Writes { system: &'static str, how: &'static str, context: String, cause: String },
+    /// The source sent nothing for `read_timeout_secs`; `hint` says what to look at.
+    #[error(
+        "{context}: no answer from {system} at {target} for {}s (source.read_timeout_secs); {hint}, or raise \
+         source.read_timeout_secs if the query is that slow",
+        waited.as_secs()
+    )]
+    Timeout { system: &'static str, context: String, target: String, waited: Duration, hint: &'static str },
+}
+
+/// What a query returns, learnt without running it.
+pub struct Described {
+    /// Each column's name and type, in order.
+    pub columns: Vec<(String, ColType)>,
+    /// Per column, the name of the table column it comes from; `None` for an expression (advice
+    /// names a column by it).
+    pub origins: Vec<Option<String>>,
+    /// Per parameter (`$1`, `?1`, …), the DynamoDB type (`S`, `N`, `B`) its values compare with,
+    /// so that a scope's values are typed like the items'.
+    pub params: Vec<&'static str>,
+}
+
+/// A query's rows, one after another; an error ends the stream.
+pub type Rows<'a> = BoxStream<'a, Result<Row, SourceError>>;
+
+/// A source database, as the engine uses it. Every query is read-only, and no wait on the source
+/// is longer than the profile's `read_timeout_secs`; dropping a row stream before its end stops
+/// the query.
+pub trait Source: Send + Sync {
+    /// `PostgreSQL` or `SQLite`, for messages.
+    fn system(&self) -> &'static str;
+    /// Where the source is (`user@host:port/dbname`, a file), for messages: never a password.
+    fn target(&self) -> &str;
+    /// The columns a query returns and its parameters' types, without running it.
+    fn describe<'a>(&'a self, query: &'a str, context: &'a str) -> BoxFuture<'a, Result<Described, SourceError>>;
+    /// Streams a query's rows, `params` bound in order (`$1`, `$2`, … or `?1`, `?2`, …) as text;
+    /// `context` names the query in errors.
+    fn rows<'a>(
+        &'a self,
+        query: &'a str,
+        params: Vec<String>,
+        context: String,
+    ) -> BoxFuture<'a, Result<Rows<'a>, SourceError>>;
+    /// From now on every query sees one snapshot of the source (`on_reject = "fail"` checks the
+    /// rows it then writes).
+    fn hold_snapshot(&self) -> BoxFuture<'_, Result<(), SourceError>>;
+    /// Ends the held snapshot.
+    fn end_snapshot(&self) -> BoxFuture<'_, Result<(), SourceError>>;
+}
+
+/// Connects to the source the profile names.
+pub async fn connect(profile: &Profile) -> Result<Box<dyn Source>, SourceError> {
+    Ok(match &profile.source.kind {
+        SourceKind::Postgres => Box::new(postgres::Postgres::connect(profile).await?),
+        SourceKind::Sqlite { path } => Box::new(sqlite::Sqlite::open(profile, path).await?),
+    })
+}

@@ -1,0 +1,531 @@
+//! The SQLite adapter: a database file, opened read-only, its queries' rows streamed as cells.
+//!
+//! SQLite types values, not columns: each value has a storage class (INTEGER, REAL, TEXT, BLOB,
+//! NULL), and a column's declared type only gives it an affinity. A value becomes an attribute by
+//! its class — INTEGER and REAL → `N` (a REAL as the shortest decimal that reads back as the same
+//! double, like PostgreSQL's `double precision`), TEXT → `S`, BLOB → `B`, NULL → no attribute —
+//! with two exceptions the declared type asks for: a column declared `DATE`, `DATETIME` or
+//! `TIMESTAMP` holds points in time, whose text in SQLite's time formats becomes the ISO-8601 text
+//! a PostgreSQL `timestamp` (or `date`) gives, and a column declared `JSON`, or listed in the
+//! mapping's `json_columns`, holds documents, parsed into maps and lists. A value with no faithful
+//! form (an infinite REAL, a date column's text that is not a time, a number beyond DynamoDB's
+//! range) is refused with the query's fix, which rejects its row and names its key.
+//!
+//! A key attribute's DynamoDB type comes from the declared type (INTEGER, REAL or NUMERIC affinity
+//! → `N`; TEXT or a date → `S`; BLOB → `B`); an expression has no declared type and gives `S`. A
+//! value of another class in a key (a column that mixes affinities) is refused by the core.
+//!
+//! Invariants: the file is opened with `SQLITE_OPEN_READ_ONLY` and `PRAGMA query_only`, and a
+//! statement SQLite does not call read-only is refused before it runs, so nothing is ever written.
+//! No wait is longer than `read_timeout_secs`: a lock another process holds is waited for that long
+//! (`busy_timeout`), and a query that yields no row for that long is interrupted; dropping a row
+//! stream before its end interrupts its query too. Queries run on a blocking thread, one at a time.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::StreamExt;
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, InterruptHandle, OpenFlags};
+
+use super::{Described, Rows, Source, SourceError};
+use crate::item::AttributeValue;
+use crate::number::{self, NumberError};
+use crate::profile::Profile;
+use crate::value::{self, Cast, Cell, ColType, Column, ColumnType, ConvertError, ValueError};
+
+/// Rows converted ahead of the engine: enough to keep the blocking thread busy while the engine
+/// works, few enough to bound memory.
+const ROWS_AHEAD: usize = 256;
+
+/// A SQLite database file, opened read-only.
+pub struct Sqlite {
+    connection: Arc<Mutex<Connection>>,
+    interrupt: Arc<InterruptHandle>,
+    /// The file, for messages.
+    target: String,
+    read_timeout: Duration,
+}
+
+impl Sqlite {
+    /// Opens the file read-only and checks that it is a SQLite database.
+    pub async fn open(profile: &Profile, path: &Path) -> Result<Sqlite, SourceError> {
+        let target = path.display().to_string();
+        let fail = |cause: String| SourceError::Open {
+            path: target.clone(),
+            cause,
+            profile: profile.path.display().to_string(),
+        };
+        if !path.is_file() {
+            return Err(fail(match path.exists() {
+                true => "it is not a file".into(),
+                false => "no such file".into(),
+            }));
+        }
+        let read_timeout = profile.source.read_timeout;
+        let path = path.to_path_buf();
+        let opened = tokio::task::spawn_blocking(move || -> Result<Connection, String> {
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let connection = Connection::open_with_flags(&path, flags).map_err(|e| e.to_string())?;
+            connection.busy_timeout(read_timeout).map_err(|e| e.to_string())?;
+            connection.pragma_update(None, "query_only", true).map_err(|e| e.to_string())?;
+            // Opening reads nothing: the schema's first read tells a database from another file.
+            connection.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())).map_err(|e| e.to_string())?;
+            Ok(connection)
+        })
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .map_err(fail)?;
+        let interrupt = Arc::new(opened.get_interrupt_handle());
+        Ok(Sqlite { connection: Arc::new(Mutex::new(opened)), interrupt, target, read_timeout })
+    }
+
+    /// Runs `work` on the connection on a blocking thread, interrupted after `read_timeout`.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        context: &str,
+        work: impl FnOnce(&Connection) -> Result<T, SourceError> + Send + 'static,
+    ) -> Result<T, SourceError> {
+        let connection = self.connection.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let connection = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            work(&connection)
+        });
+        match tokio::time::timeout(self.read_timeout, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => Err(SourceError::Query { context: context.into(), cause: e.to_string() }),
+            Err(_) => {
+                self.interrupt.interrupt();
+                Err(self.timeout(context))
+            }
+        }
+    }
+
+    fn timeout(&self, context: &str) -> SourceError {
+        SourceError::Timeout {
+            system: "SQLite",
+            context: context.into(),
+            target: self.target.clone(),
+            waited: self.read_timeout,
+            hint: "another process may hold a lock on the file (a write in progress)",
+        }
+    }
+}
+
+/// A refusal of SQLite's, in a query's terms: a write is said as such.
+fn query_error(context: &str, e: &rusqlite::Error) -> SourceError {
+    let cause = e.to_string();
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ReadOnly) => writes(context, cause),
+        _ => SourceError::Query { context: context.into(), cause },
+    }
+}
+
+fn writes(context: &str, cause: String) -> SourceError {
+    SourceError::Writes { system: "SQLite", how: "the file is opened read-only", context: context.into(), cause }
+}
+
+/// Prepares a query and refuses one that would write.
+fn prepare<'c>(connection: &'c Connection, query: &str, context: &str) -> Result<rusqlite::Statement<'c>, SourceError> {
+    let statement = connection.prepare(query).map_err(|e| query_error(context, &e))?;
+    if !statement.readonly() {
+        return Err(writes(context, "the statement writes to the database".into()));
+    }
+    Ok(statement)
+}
+
+impl Source for Sqlite {
+    fn system(&self) -> &'static str {
+        "SQLite"
+    }
+
+    fn target(&self) -> &str {
+        &self.target
+    }
+
+    fn describe<'a>(&'a self, query: &'a str, context: &'a str) -> BoxFuture<'a, Result<Described, SourceError>> {
+        let (query, owned_context) = (query.to_string(), context.to_string());
+        Box::pin(self.blocking(context, move |connection| {
+            let statement = prepare(connection, &query, &owned_context)?;
+            let columns = statement.columns();
+            let described = Described {
+                columns: columns
+                    .iter()
+                    .map(|c| {
+                        let ty: ColType = Arc::new(SqliteType::declared(c.decl_type()));
+                        (c.name().to_string(), ty)
+                    })
+                    .collect(),
+                origins: statement
+                    .columns_with_metadata()
+                    .iter()
+                    .map(|c| c.origin_name().map(str::to_string))
+                    .collect(),
+                // Parameters are bound as text: the scope compares them as strings.
+                params: vec!["S"; statement.parameter_count()],
+            };
+            Ok(described)
+        }))
+    }
+
+    fn rows<'a>(
+        &'a self,
+        query: &'a str,
+        params: Vec<String>,
+        context: String,
+    ) -> BoxFuture<'a, Result<Rows<'a>, SourceError>> {
+        Box::pin(async move {
+            let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Vec<Cell>, SourceError>>(ROWS_AHEAD);
+            let connection = self.connection.clone();
+            let (query, owned_context) = (query.to_string(), context.clone());
+            // The thread ends when the rows do, on an error, or when the stream is dropped (the
+            // send fails; a query still computing is interrupted by the guard below).
+            tokio::task::spawn_blocking(move || {
+                let connection = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let result = (|| -> Result<(), SourceError> {
+                    let mut statement = prepare(&connection, &query, &owned_context)?;
+                    let types: Vec<SqliteType> =
+                        statement.columns().iter().map(|c| SqliteType::declared(c.decl_type())).collect();
+                    let bound = rusqlite::params_from_iter(params.iter());
+                    let mut rows = statement.query(bound).map_err(|e| query_error(&owned_context, &e))?;
+                    while let Some(row) = rows.next().map_err(|e| query_error(&owned_context, &e))? {
+                        let cells = (0..types.len())
+                            .map(|i| row.get_ref(i).map(|v| types[i].cell(v)))
+                            .collect::<Result<Vec<Cell>, _>>()
+                            .map_err(|e| query_error(&owned_context, &e))?;
+                        if sender.blocking_send(Ok(cells)).is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Ok(())
+                })();
+                if let Err(e) = result {
+                    let _ = sender.blocking_send(Err(e));
+                }
+            });
+            let guard = Interrupt { handle: Some(self.interrupt.clone()) };
+            let state = Some((receiver, guard));
+            let stream = futures::stream::unfold(state, move |state| {
+                let context = context.clone();
+                async move {
+                    let (mut receiver, mut guard) = state?;
+                    match tokio::time::timeout(self.read_timeout, receiver.recv()).await {
+                        Ok(Some(Ok(row))) => Some((Ok(row), Some((receiver, guard)))),
+                        Ok(Some(Err(e))) => {
+                            guard.handle = None;
+                            Some((Err(e), None))
+                        }
+                        Ok(None) => {
+                            guard.handle = None;
+                            None
+                        }
+                        Err(_) => Some((Err(self.timeout(&context)), None)),
+                    }
+                }
+            });
+            Ok(stream.boxed())
+        })
+    }
+
+    fn hold_snapshot(&self) -> BoxFuture<'_, Result<(), SourceError>> {
+        let context = "starting a read transaction on the source";
+        Box::pin(self.blocking(context, move |c| c.execute_batch("BEGIN").map_err(|e| query_error(context, &e))))
+    }
+
+    fn end_snapshot(&self) -> BoxFuture<'_, Result<(), SourceError>> {
+        let context = "ending the read transaction on the source";
+        Box::pin(self.blocking(context, move |c| match c.is_autocommit() {
+            true => Ok(()),
+            false => c.execute_batch("ROLLBACK").map_err(|e| query_error(context, &e)),
+        }))
+    }
+}
+
+/// Interrupts the query of a row stream dropped before its end (or given up on).
+struct Interrupt {
+    handle: Option<Arc<InterruptHandle>>,
+}
+
+impl Drop for Interrupt {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.interrupt();
+        }
+    }
+}
+
+/// What a column's declared type asks of its values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteType {
+    /// The declared type as written (`NVARCHAR(70)`); `None` for an expression.
+    declared: Option<String>,
+    affinity: Affinity,
+    /// Declared as a point in time (`DATE`, `DATETIME`, `TIMESTAMP`).
+    time: bool,
+    /// Declared `JSON`: its text is parsed.
+    json: bool,
+}
+
+/// SQLite's column affinities (section 3.1 of its datatype documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Affinity {
+    Integer,
+    Text,
+    Blob,
+    Real,
+    Numeric,
+}
+
+impl SqliteType {
+    /// The type a declared type gives, by SQLite's own rules for its affinity.
+    pub fn declared(declared: Option<&str>) -> SqliteType {
+        let upper = declared.unwrap_or_default().to_ascii_uppercase();
+        let affinity = if upper.contains("INT") {
+            Affinity::Integer
+        } else if ["CHAR", "CLOB", "TEXT"].iter().any(|w| upper.contains(w)) {
+            Affinity::Text
+        } else if upper.contains("BLOB") || upper.trim().is_empty() {
+            Affinity::Blob
+        } else if ["REAL", "FLOA", "DOUB"].iter().any(|w| upper.contains(w)) {
+            Affinity::Real
+        } else {
+            Affinity::Numeric
+        };
+        let time = affinity == Affinity::Numeric && (upper.contains("DATE") || upper.contains("TIMESTAMP"));
+        let json = upper.trim() == "JSON";
+        SqliteType { declared: declared.map(str::to_string), affinity, time, json }
+    }
+
+    /// One value as a cell, by its storage class and what the declared type asks.
+    pub fn cell(&self, value: ValueRef<'_>) -> Cell {
+        match value {
+            ValueRef::Null => Cell::Null,
+            ValueRef::Integer(i) if self.time => Cell::refused(self.not_a_time(&format!("the integer {i}"))),
+            ValueRef::Real(r) if self.time => Cell::refused(self.not_a_time(&format!("the number {}", real_text(r)))),
+            ValueRef::Integer(i) => Cell::Value(AttributeValue::N(i.to_string())),
+            ValueRef::Real(r) => real(r),
+            ValueRef::Text(bytes) => {
+                let text = String::from_utf8_lossy(bytes);
+                if self.json {
+                    return match value::json_value(text.as_bytes(), "JSON") {
+                        Ok(v) => Cell::Value(v),
+                        Err(e) => Cell::refused(e),
+                    };
+                }
+                if self.time {
+                    return match iso_time(&text) {
+                        Some(iso) => Cell::Value(AttributeValue::S(iso)),
+                        None => Cell::refused(self.not_a_time(&format!("the text {:?}", shorten(&text)))),
+                    };
+                }
+                Cell::Value(AttributeValue::S(text.into_owned()))
+            }
+            ValueRef::Blob(bytes) => Cell::Value(AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(bytes))),
+        }
+    }
+
+    fn not_a_time(&self, found: &str) -> ConvertError {
+        ConvertError::Value(ValueError::NotATime {
+            declared: self.declared.clone().unwrap_or_default(),
+            found: found.to_string(),
+        })
+    }
+}
+
+/// A REAL as an attribute: its shortest round-trip decimal; an infinite one has no DynamoDB form,
+/// and one beyond DynamoDB's range keeps that text for a key template. (SQLite stores NaN as NULL.)
+fn real(r: f64) -> Cell {
+    match number::from_f64(r) {
+        Ok(n) => Cell::Value(AttributeValue::N(n)),
+        Err(error @ (NumberError::OutOfRange(_) | NumberError::TooManyDigits { .. })) => {
+            Cell::Refused { error: ConvertError::Number(error), text: Some(real_text(r)) }
+        }
+        Err(error) => Cell::refused(ConvertError::Number(error)),
+    }
+}
+
+/// The shortest decimal that reads back as `r` (`1e300`, `0.1`).
+fn real_text(r: f64) -> String {
+    ryu::Buffer::new().format(r).trim_end_matches(".0").to_string()
+}
+
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(40) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+/// A time value in one of SQLite's formats (`YYYY-MM-DD`, then optionally ` HH:MM`, `:SS`, `.SSS`,
+/// with `T` or a space, and `Z` or `±HH:MM`) as PostgreSQL's conversion spells it: a date alone as
+/// `2021-01-01`, a date and time as `2021-01-01T10:00:00` (fraction in 3 or 6 digits), and a time
+/// with an offset in UTC, marked `+00:00` (as a `timestamptz`). Anything else is `None`.
+pub fn iso_time(text: &str) -> Option<String> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime};
+    let text = text.trim();
+    if text.len() == 10 {
+        return NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().map(|d| d.format("%Y-%m-%d").to_string());
+    }
+    let (body, offset) = match text.strip_suffix(['Z', 'z']) {
+        Some(body) => (body, Some("+00:00".to_string())),
+        None => match text.get(text.len().checked_sub(6)?..) {
+            Some(tail) if (tail.starts_with('+') || tail.starts_with('-')) && tail.as_bytes()[3] == b':' => {
+                (&text[..text.len() - 6], Some(tail.to_string()))
+            }
+            _ => (text, None),
+        },
+    };
+    let body = body.replacen('T', " ", 1);
+    let naive = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M"]
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(&body, format).ok())?;
+    match offset {
+        None => Some(value::iso(&naive)),
+        Some(offset) => {
+            let at = DateTime::parse_from_str(
+                &format!("{} {offset}", naive.format("%Y-%m-%d %H:%M:%S%.f")),
+                "%Y-%m-%d %H:%M:%S%.f %:z",
+            )
+            .ok()?;
+            Some(format!("{}+00:00", value::iso(&at.naive_utc())))
+        }
+    }
+}
+
+impl ColumnType for SqliteType {
+    fn name(&self) -> String {
+        match &self.declared {
+            Some(declared) => declared.clone(),
+            None => "an expression (no declared type)".into(),
+        }
+    }
+
+    fn key_type(&self) -> Option<&'static str> {
+        if self.json {
+            return None;
+        }
+        Some(match (self.time, self.declared.is_some(), self.affinity) {
+            (true, _, _) | (false, false, _) => "S",
+            (_, _, Affinity::Integer | Affinity::Real | Affinity::Numeric) => "N",
+            (_, _, Affinity::Text) => "S",
+            (_, _, Affinity::Blob) => "B",
+        })
+    }
+
+    fn unconverted(&self, _column: &str) -> Option<Cast> {
+        None
+    }
+
+    fn explain(&self, error: &ConvertError, column: &Column) -> String {
+        let (c, name) = (column.expression.as_str(), column.name.as_str());
+        let fix = match error {
+            ConvertError::Number(NumberError::NotFinite(_)) => Some(format!(
+                "return NULL in the query instead (CASE WHEN abs({c}) < 9e999 THEN {c} END AS {name}), or leave such \
+                 rows out (WHERE {c} IS NULL OR abs({c}) < 9e999)"
+            )),
+            ConvertError::Number(_) => {
+                Some(format!("store the number as text, as SQLite prints it (CAST({c} AS TEXT) AS {name})"))
+            }
+            ConvertError::Value(ValueError::NotATime { .. }) => Some(format!(
+                "keep the value as it is, as text (CAST({c} AS TEXT) AS {name}: an expression has no declared \
+                 type), or convert it in the query (datetime({c}, 'unixepoch') AS {name} for Unix seconds), or \
+                 leave such rows out"
+            )),
+            ConvertError::Value(_) => Some(format!(
+                "store the text as a string (CAST({c} AS TEXT) AS {name}, and no json_columns entry), or leave \
+                 the row out of the query"
+            )),
+            _ => None,
+        };
+        match fix {
+            Some(fix) => format!("{error}; {}{fix}", column.preamble()),
+            None => error.to_string(),
+        }
+    }
+
+    fn unspellable(&self, column: &str) -> Option<String> {
+        (self.declared.is_some() && self.affinity == Affinity::Blob && !self.json).then(|| {
+            format!(
+                "is declared {}, whose bytes have no text of their own for a key; encode them in the query \
+                 (hex({column}) AS …)",
+                self.name()
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(text: &str) -> Cell {
+        Cell::Value(AttributeValue::N(text.into()))
+    }
+
+    fn s(text: &str) -> Cell {
+        Cell::Value(AttributeValue::S(text.into()))
+    }
+
+    #[test]
+    fn affinity_follows_sqlites_rules() {
+        let key = |declared: Option<&str>| SqliteType::declared(declared).key_type();
+        assert_eq!(key(Some("INTEGER")), Some("N"));
+        assert_eq!(key(Some("BIGINT")), Some("N"));
+        assert_eq!(key(Some("NVARCHAR(70)")), Some("S"));
+        assert_eq!(key(Some("CLOB")), Some("S"));
+        assert_eq!(key(Some("BLOB")), Some("B"));
+        assert_eq!(key(Some("REAL")), Some("N"));
+        assert_eq!(key(Some("DOUBLE PRECISION")), Some("N"));
+        assert_eq!(key(Some("NUMERIC(10,2)")), Some("N"));
+        assert_eq!(key(Some("DATETIME")), Some("S"), "a date is kept as ISO text");
+        assert_eq!(key(Some("JSON")), None);
+        // "INT" wins over "CHAR" (rule 1 before rule 2): SQLite's own example, CHARINT.
+        assert_eq!(key(Some("CHARINT")), Some("N"));
+        assert_eq!(key(None), Some("S"), "an expression has no declared type");
+    }
+
+    #[test]
+    fn each_storage_class_converts_by_itself() {
+        let any = SqliteType::declared(Some("NUMERIC"));
+        assert_eq!(any.cell(ValueRef::Integer(9_007_199_254_740_993)), n("9007199254740993"));
+        assert_eq!(any.cell(ValueRef::Real(0.1)), n("0.1"));
+        assert_eq!(any.cell(ValueRef::Real(1e-7)), n("0.0000001"));
+        assert_eq!(any.cell(ValueRef::Text(b"abc")), s("abc"));
+        assert_eq!(any.cell(ValueRef::Null), Cell::Null);
+        assert!(matches!(any.cell(ValueRef::Blob(&[1, 2])), Cell::Value(AttributeValue::B(_))));
+        // Beyond DynamoDB's range: refused, its text kept for a key template.
+        match any.cell(ValueRef::Real(1e300)) {
+            Cell::Refused { text: Some(text), .. } => assert_eq!(text, "1e300"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(any.cell(ValueRef::Real(f64::INFINITY)), Cell::Refused { text: None, .. }));
+    }
+
+    #[test]
+    fn dates_become_postgresql_spelling() {
+        assert_eq!(iso_time("2021-01-01").as_deref(), Some("2021-01-01"));
+        assert_eq!(iso_time("2021-01-01 00:00:00").as_deref(), Some("2021-01-01T00:00:00"));
+        assert_eq!(iso_time("2021-01-01T10:30").as_deref(), Some("2021-01-01T10:30:00"));
+        assert_eq!(iso_time("2021-01-01 10:30:00.5").as_deref(), Some("2021-01-01T10:30:00.500"));
+        assert_eq!(iso_time("2021-01-01 10:30:00Z").as_deref(), Some("2021-01-01T10:30:00+00:00"));
+        assert_eq!(iso_time("2021-01-01 10:30:00+02:00").as_deref(), Some("2021-01-01T08:30:00+00:00"));
+        assert_eq!(iso_time("31/12/2020"), None);
+        assert_eq!(iso_time("2021-02-30"), None);
+        let date = SqliteType::declared(Some("DATETIME"));
+        assert_eq!(date.cell(ValueRef::Text(b"2009-01-01 00:00:00")), s("2009-01-01T00:00:00"));
+        for bad in [ValueRef::Text(b"yesterday"), ValueRef::Integer(1_600_000_000)] {
+            let Cell::Refused { error, .. } = date.cell(bad) else { panic!("a bad date is refused") };
+            let advice = date.explain(&error, &Column::new("d"));
+            assert!(advice.contains("CAST(d AS TEXT) AS d") && advice.contains("unixepoch"), "{advice}");
+        }
+    }
+
+    #[test]
+    fn json_declared_columns_are_parsed() {
+        let json = SqliteType::declared(Some("JSON"));
+        assert!(matches!(json.cell(ValueRef::Text(br#"{"a":[1,2]}"#)), Cell::Value(AttributeValue::M(_))));
+        assert!(matches!(json.cell(ValueRef::Text(b"{not json")), Cell::Refused { .. }));
+    }
+}
