@@ -306,6 +306,19 @@ async fn param_from_to_binds_sqlite_parameters_and_the_scope_keeps_deletes_insid
     assert_eq!(kept, before[&format!("{}|{}", out_changed.0, out_changed.1)]);
     assert!(get(&ctx, &table, &out_deleted.0, &out_deleted.1).await.is_some());
 
+    // The same period spelled as timestamps reads the same invoices: SQLite compares them through
+    // datetime(), as PostgreSQL compares a timestamp.
+    let spelled = ["--param", "from=2021-01-01T00:00:00", "--param", "to=2021-02-01T00:00:00"];
+    let report = sync_ok(&ctx, "lite", &[&["--table", "CustomerData"][..], &spelled[..]].concat());
+    let invoices = report["tables"][0]["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["entity"] == "invoice")
+        .map(|e| ["created", "updated", "unchanged"].map(|f| e[f].as_u64().unwrap()))
+        .unwrap();
+    assert_eq!(invoices, [0, 0, january.len() as u64 - 1], "{report}");
+
     // The whole file: the rest follows.
     let report = sync_ok(&ctx, "lite", &["--table", "CustomerData"]);
     assert_eq!((total(&report, "updated"), total(&report, "deleted")), (1, 1), "{report}");
@@ -673,4 +686,24 @@ async fn a_2_kb_key_from_sqlite_is_written_and_a_longer_one_refused() {
 async fn items_by_id(ctx: &Ctx) -> BTreeSet<String> {
     let out = ctx.dynamo.scan().table_name(ctx.table("t")).consistent_read(true).send().await.unwrap();
     out.items.unwrap_or_default().iter().map(|i| text(&i["id"])).collect()
+}
+
+/// The SQLite mapping is the PostgreSQL one with other SQL: the same tables, entities, keys,
+/// indexes, scope, parameters and everything else but the queries and the JSON columns they need.
+#[test]
+fn the_sqlite_chinook_mapping_differs_from_the_postgresql_one_only_in_its_queries() {
+    fn without_sql(value: &mut toml::Value) {
+        if let toml::Value::Table(t) = value {
+            t.remove("query");
+            t.remove("json_columns");
+            t.iter_mut().for_each(|(_, v)| without_sql(v));
+        }
+    }
+    let read = |name: &str| {
+        let path = crate::harness::repo().join("envs/mappings").join(name);
+        let mut value: toml::Value = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        without_sql(&mut value);
+        value
+    };
+    assert_eq!(read("chinook-sqlite.toml"), read("chinook.toml"));
 }
