@@ -1,4 +1,5 @@
-//! CPU-only throughput of ddbsync's engine: item building from PostgreSQL wire values, content
+//! CPU-only throughput of ddbsync's engine: PostgreSQL wire values converted to cells (the
+//! adapter's work), item building, content
 //! hashing and the diff, on one thread, with no I/O, for two shapes of about 1 KB items: `pni`
 //! (lessons with three questions embedded as JSON) and `flat` (fifteen plain columns). Used by
 //! `scripts/bench.sh`; prints one JSON line.
@@ -14,6 +15,8 @@ use ddbsync::build::Plan;
 use ddbsync::diff::{Index, Verdict};
 use ddbsync::hash::Excluded;
 use ddbsync::profile::{Entity, KeySource, KeySpec};
+use ddbsync::source::postgres::convert::{cell, PgType};
+use ddbsync::value::{Cell, ColType};
 use tokio_postgres::types::Type;
 
 // The same allocator as the ddbsync binary.
@@ -112,10 +115,15 @@ fn measure(columns: Vec<(&'static str, Type)>, make: fn(u32) -> Row, rows: usize
         sort_key: None,
         excluded: Excluded::default(),
         defaults: vec![],
+        json_columns: vec![],
         label: "table \"lessons\"".into(),
         origin: "bench".into(),
     };
-    let plan = Plan::new(&mapping, &[], columns.iter().map(|(n, t)| (n.to_string(), t.clone())).collect()).unwrap();
+    let types: Vec<Type> = columns.iter().map(|(_, t)| t.clone()).collect();
+    let described = columns.iter().map(|(n, t)| (n.to_string(), std::sync::Arc::new(PgType(t.clone())) as ColType));
+    let plan = Plan::new(&mapping, &[], described.collect()).unwrap();
+    // What the PostgreSQL adapter does to each row before the core sees it.
+    let cells = |r: &Vec<Option<&[u8]>>| -> Vec<Cell> { types.iter().zip(r).map(|(t, v)| cell(t, *v)).collect() };
     let data: Vec<Row> = (0..rows as u32).map(make).collect();
     let raw: Vec<Vec<Option<&[u8]>>> = data.iter().map(|r| r.iter().map(|v| v.as_deref()).collect()).collect();
     let mut bytes = 0usize;
@@ -124,7 +132,7 @@ fn measure(columns: Vec<(&'static str, Type)>, make: fn(u32) -> Row, rows: usize
         let mut index = Index::with_capacity(rows);
         bytes = 0;
         for (i, r) in raw.iter().enumerate() {
-            let built = plan.build(r).unwrap();
+            let built = plan.build(&cells(r)).unwrap();
             bytes += built.size;
             if i % 10 != 0 {
                 index.insert(built.key, Some(built.hash));
@@ -133,7 +141,7 @@ fn measure(columns: Vec<(&'static str, Type)>, make: fn(u32) -> Row, rows: usize
         let start = Instant::now();
         let mut changed = 0usize;
         for r in &raw {
-            let built = plan.build(r).expect("valid row");
+            let built = plan.build(&cells(r)).expect("valid row");
             if index.classify(built.key, built.hash) != Verdict::Skip {
                 changed += 1;
             }
