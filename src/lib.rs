@@ -50,6 +50,7 @@ pub fn exit_for(error: &anyhow::Error) -> Exit {
                 e.downcast_ref(),
                 Some(
                     source::SourceError::MissingPassword { .. }
+                        | source::SourceError::Open { .. }
                         | source::SourceError::Tls { .. }
                         | source::SourceError::Environment { .. }
                 )

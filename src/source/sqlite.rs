@@ -264,6 +264,9 @@ pub struct SqliteType {
     affinity: Affinity,
     /// Declared as a point in time (`DATE`, `DATETIME`, `TIMESTAMP`).
     time: bool,
+    /// Declared with a time of day (`DATETIME`, `TIMESTAMP`): a date alone is that day's midnight,
+    /// as PostgreSQL's `timestamp` gives it.
+    with_time: bool,
     /// Declared `JSON`: its text is parsed.
     json: bool,
 }
@@ -294,8 +297,9 @@ impl SqliteType {
             Affinity::Numeric
         };
         let time = affinity == Affinity::Numeric && (upper.contains("DATE") || upper.contains("TIMESTAMP"));
+        let with_time = time && upper.contains("TIME");
         let json = upper.trim() == "JSON";
-        SqliteType { declared: declared.map(str::to_string), affinity, time, json }
+        SqliteType { declared: declared.map(str::to_string), affinity, time, with_time, json }
     }
 
     /// One value as a cell, by its storage class and what the declared type asks.
@@ -316,6 +320,7 @@ impl SqliteType {
                 }
                 if self.time {
                     return match iso_time(&text) {
+                        Some(iso) if self.with_time && iso.len() == 10 => Cell::Value(AttributeValue::S(iso + "T00:00:00")),
                         Some(iso) => Cell::Value(AttributeValue::S(iso)),
                         None => Cell::refused(self.not_a_time(&format!("the text {:?}", shorten(&text)))),
                     };
@@ -515,6 +520,9 @@ mod tests {
         assert_eq!(iso_time("2021-02-30"), None);
         let date = SqliteType::declared(Some("DATETIME"));
         assert_eq!(date.cell(ValueRef::Text(b"2009-01-01 00:00:00")), s("2009-01-01T00:00:00"));
+        assert_eq!(date.cell(ValueRef::Text(b"2009-01-01")), s("2009-01-01T00:00:00"), "a timestamp's midnight");
+        let day = SqliteType::declared(Some("DATE"));
+        assert_eq!(day.cell(ValueRef::Text(b"2009-01-01")), s("2009-01-01"));
         for bad in [ValueRef::Text(b"yesterday"), ValueRef::Integer(1_600_000_000)] {
             let Cell::Refused { error, .. } = date.cell(bad) else { panic!("a bad date is refused") };
             let advice = date.explain(&error, &Column::new("d"));
