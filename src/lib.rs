@@ -11,6 +11,7 @@ pub mod convert;
 pub mod cost;
 pub mod ddb_json;
 pub mod diff;
+pub mod dryrun;
 pub mod dynamo;
 pub mod exit;
 pub mod guard;

@@ -26,9 +26,9 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
 use tokio::sync::watch;
 
-use crate::dynamo::{Condition, Dynamo, TableSchema, TABLE_WAIT};
 use crate::item::{AttributeValue, Item};
 use crate::profile::Profile;
+use crate::target::{Condition, TableSchema, Target, TABLE_WAIT};
 
 /// Who holds a table's lock, as stored in its lease item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,7 +287,7 @@ impl Fence {
 
 /// Held locks; renewed in the background until [`Held::release`].
 pub struct Held {
-    dynamo: Arc<Dynamo>,
+    dynamo: Arc<dyn Target>,
     metadata_table: String,
     tables: Vec<String>,
     run_id: String,
@@ -322,7 +322,7 @@ impl Settings {
 }
 
 /// Creates the metadata table (run records and the run lock) if it does not exist.
-pub async fn ensure_metadata_table(dynamo: &Dynamo, profile: &Profile) -> Result<()> {
+pub async fn ensure_metadata_table(dynamo: &dyn Target, profile: &Profile) -> Result<()> {
     let table = &profile.metadata_table;
     let info = dynamo.describe(table).await;
     let location = crate::sync::location(profile);
@@ -343,7 +343,7 @@ pub async fn ensure_metadata_table(dynamo: &Dynamo, profile: &Profile) -> Result
 /// leases (waiting up to `wait`, `--wait-lock`, for a lock another run holds; `on_wait` hears of the
 /// first refusal), stops `work` (with [`LeaseLost`]) if they are lost, and releases them at the end.
 pub async fn with_lock<T, F, Fut>(
-    dynamo: &Arc<Dynamo>,
+    dynamo: &Arc<dyn Target>,
     profile: &Profile,
     tables: &[String],
     (force, wait): (bool, Option<Duration>),
@@ -388,14 +388,14 @@ const LOCK_POLL: Duration = Duration::from_secs(2);
 /// Takes the lock of `tables`, creating the metadata table if needed; with `wait`, a lock another
 /// run holds is tried again for that long (`on_wait` hears of the first refusal).
 pub async fn take(
-    dynamo: &Arc<Dynamo>,
+    dynamo: &Arc<dyn Target>,
     profile: &Profile,
     tables: &[String],
     force: bool,
     wait: Option<Duration>,
     on_wait: impl Fn(&anyhow::Error),
 ) -> Result<Held> {
-    ensure_metadata_table(dynamo, profile).await?;
+    ensure_metadata_table(&**dynamo, profile).await?;
     let deadline = tokio::time::Instant::now() + wait.unwrap_or_default();
     let settings = Settings::of(profile, force);
     let mut waiting = false;
@@ -416,7 +416,7 @@ pub async fn take(
 }
 
 /// Takes the lock of every table in `tables` (in name order), or none of them.
-pub async fn acquire(dynamo: Arc<Dynamo>, settings: &Settings, tables: &[String]) -> Result<Held> {
+pub async fn acquire(dynamo: Arc<dyn Target>, settings: &Settings, tables: &[String]) -> Result<Held> {
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     let now = Utc::now();
     let origin = Instant::now();
@@ -450,7 +450,7 @@ pub async fn acquire(dynamo: Arc<Dynamo>, settings: &Settings, tables: &[String]
     for table in &tables {
         // Pushed before the attempt: if its answer is lost, release still removes what was written.
         held.tables.push(table.clone());
-        match take_one(&dynamo, settings, table, &me).await {
+        match take_one(&*dynamo, settings, table, &me).await {
             Ok(until) => forced_until = forced_until.max(until),
             Err(e) => {
                 let _ = held.release().await;
@@ -476,7 +476,7 @@ pub async fn acquire(dynamo: Arc<Dynamo>, settings: &Settings, tables: &[String]
 
 /// Takes one table's lease; for a live lease taken with `--force-unlock`, returns until when its
 /// holder may still write (its lease, at most one lease length from now).
-async fn take_one(dynamo: &Dynamo, settings: &Settings, table: &str, me: &Lease) -> Result<Option<DateTime<Utc>>> {
+async fn take_one(dynamo: &dyn Target, settings: &Settings, table: &str, me: &Lease) -> Result<Option<DateTime<Utc>>> {
     let meta = &settings.metadata_table;
     let found = dynamo.get_item(meta, lock_key(table)).await?;
     let lease = found.as_ref().and_then(from_item);
@@ -521,7 +521,7 @@ async fn take_one(dynamo: &Dynamo, settings: &Settings, table: &str, me: &Lease)
 /// Renews the leases every third of their length while the run makes progress; reports on `lost`
 /// when it cannot, and at the latest when the fence closes.
 async fn renew(
-    dynamo: Arc<Dynamo>,
+    dynamo: Arc<dyn Target>,
     settings: Settings,
     tables: Vec<String>,
     mut lease: Lease,

@@ -32,7 +32,6 @@ use tokio::sync::mpsc;
 use crate::build::{Reject, TablePlan};
 use crate::cost::{self, Footprint, Savings};
 use crate::diff::{self, LeaveOut};
-use crate::dynamo::Dynamo;
 use crate::guard;
 use crate::hash::Digest;
 use crate::item::{self, AttributeValue, Item};
@@ -46,6 +45,7 @@ use crate::source::{self, Source};
 use crate::stop::{Interrupted, Stop, DRAIN};
 use crate::sync;
 use crate::target::Request;
+use crate::target::Target;
 use crate::verify::{Fixes, TableVerify, Verified};
 use crate::writer::{Pending, WriteOutcome};
 
@@ -229,7 +229,7 @@ struct Run<'a> {
     printer: &'a Printer,
     source: &'a Source,
     params: &'a Params,
-    dynamo: Arc<Dynamo>,
+    dynamo: Arc<dyn Target>,
     cap: Option<Arc<Cap>>,
     stop: Stop,
 }
@@ -335,7 +335,7 @@ pub async fn run(
     report.settle_exit(verified.report.tables.iter().any(|t| t.rejected > 0));
     if !options.dry_run {
         let params = verified.params.used_by(&verified.tables.iter().map(|t| t.0).collect::<Vec<_>>());
-        if let Some(failed) = record(&dynamo, profile, &report, params).await {
+        if let Some(failed) = record(&*dynamo, profile, &report, params).await {
             report.notes.push(failed.clone());
             error.get_or_insert_with(|| anyhow::anyhow!("{failed}; the repair itself finished (report above)"));
         }
@@ -346,7 +346,7 @@ pub async fn run(
 /// Records the repair in the metadata table as the sync records a run (its run record, with mode
 /// `repair`); the one place a repair touches the run records. `Some(why)` when it could not.
 async fn record(
-    dynamo: &Dynamo,
+    dynamo: &dyn Target,
     profile: &Profile,
     repair: &RepairReport,
     params: std::collections::BTreeMap<String, String>,

@@ -14,12 +14,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::cost::Footprint;
-use crate::dynamo::{Dynamo, Filter, IndexSchema};
 use crate::hash::{self, Digest};
 use crate::item::{Item, HASH_ATTR};
 use crate::profile::Profile;
 use crate::retry::{self, RetryPolicy};
 use crate::target::TargetError;
+use crate::target::{Filter, IndexSchema, Target};
 
 /// A target item as the diff sees it.
 #[derive(Debug, Clone)]
@@ -56,7 +56,7 @@ pub struct Feed {
 /// `filter` limits it to the items a parameterised run covers. With `footprints` (the table's
 /// indexes), whole items are read and each one's [`Footprint`] is returned.
 pub fn start(
-    dynamo: Arc<Dynamo>,
+    dynamo: Arc<dyn Target>,
     table: String,
     key_names: Vec<String>,
     (keep_keys, filter): (bool, Option<Filter>),
@@ -80,7 +80,7 @@ pub fn start(
                 filter: filter.clone(),
                 footprints: footprints.clone(),
             };
-            tokio::spawn(async move { scan_segment(&dynamo, &table, &key_names, at, policy, tx).await })
+            tokio::spawn(async move { scan_segment(&*dynamo, &table, &key_names, at, policy, tx).await })
         })
         .collect();
     let done = tokio::spawn(async move {
@@ -105,7 +105,7 @@ struct Segment {
 }
 
 async fn scan_segment(
-    dynamo: &Dynamo,
+    dynamo: &dyn Target,
     table: &str,
     key_names: &[String],
     at: Segment,
@@ -154,7 +154,7 @@ async fn scan_segment(
 /// Reads every whole item of a table with one sequential Scan, page by page, retrying each page;
 /// returns the read units consumed. For backups and `verify --full`, which need whole items.
 pub async fn each_page(
-    dynamo: &Dynamo,
+    dynamo: &dyn Target,
     table: &str,
     policy: &RetryPolicy,
     filter: Option<&Filter>,

@@ -24,7 +24,7 @@ use crate::build::{show_schema, show_table_schema, Built, KeyFlaw, Plan, Reject,
 use crate::classify::Classifier;
 use crate::cost::{self, Footprint, Savings};
 use crate::diff::{self, Index, Verdict};
-use crate::dynamo::{Dynamo, IndexSchema, KeySchema, TableInfo, TABLE_WAIT};
+use crate::dynamo;
 use crate::guard;
 use crate::hash::Digest;
 use crate::item::{self, Item};
@@ -34,6 +34,7 @@ use crate::params::Params;
 use crate::printer::Printer;
 use crate::profile::{Entity, Profile, ProfileError, TableMapping};
 use crate::report::{EntityReport, Outcome, RunReport, TableReport, Totals};
+use crate::target::{IndexSchema, KeySchema, TableInfo, Target, TABLE_WAIT};
 
 use crate::scan::{self, Feed, Page, ScanCost};
 use crate::source::{self, Source, SourceError};
@@ -283,9 +284,9 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
     let started_at = now();
     let mappings = selected(profile, &options.tables)?;
     let params = Params::new(profile, &mappings, &options.params)?;
-    let dynamo = Arc::new(Dynamo::connect(&profile.target).await);
+    let dynamo = dynamo::connect(&profile.target).await;
     if options.clean {
-        unless_stopped(stop, refuse_sliced_clean(&dynamo, profile, &mappings)).await?;
+        unless_stopped(stop, refuse_sliced_clean(&*dynamo, profile, &mappings)).await?;
     }
     // Until the lock is taken nothing is held: a signal ends the run at once.
     let source = unless_stopped(stop, async { Ok(Source::connect(profile).await?) }).await?;
@@ -379,7 +380,7 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
     report.settle_exit();
     if !options.dry_run {
         // Every run that got this far is recorded, failed and interrupted ones too.
-        if let Err(message) = record_run(&dynamo, profile, report.record()).await {
+        if let Err(message) = record_run(&*dynamo, profile, report.record()).await {
             report.notes.push(message.clone());
             error.get_or_insert_with(|| anyhow::anyhow!("{message}; the sync itself finished (report above)"));
         }
@@ -401,7 +402,7 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
 /// Writes a run record ([`RunReport::record`], [`crate::report::OperationRun::record`]) into the
 /// metadata table, waiting at most a few seconds; on failure, the note that says so. A restore
 /// (and `verify --repair`) calls it while it still holds the run lock.
-pub async fn record_run(dynamo: &Dynamo, profile: &Profile, record: Item) -> Result<(), String> {
+pub async fn record_run(dynamo: &dyn Target, profile: &Profile, record: Item) -> Result<(), String> {
     let table = &profile.metadata_table;
     let failed = match tokio::time::timeout(RECORD_WAIT, dynamo.put_item(table, record)).await {
         Ok(Ok(_)) => return Ok(()),
@@ -480,7 +481,7 @@ async fn prepare_and_sync(
 /// Refuses a clean load of an existing table whose queries take parameters: a run loads one slice
 /// of it, and recreating it would lose every item of the others, which no report could show. Asked
 /// before anything is held or recorded: nothing was done.
-async fn refuse_sliced_clean(dynamo: &Dynamo, profile: &Profile, mappings: &[&TableMapping]) -> Result<()> {
+async fn refuse_sliced_clean(dynamo: &dyn Target, profile: &Profile, mappings: &[&TableMapping]) -> Result<()> {
     for mapping in mappings.iter().filter(|m| m.takes_params()) {
         let table = &mapping.table_name;
         let where_ = location(profile);
@@ -533,7 +534,7 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Do
         if !existing.is_empty() {
             let path = backup::default_path(profile);
             printer.note(format!("{} is protected: backing up {} tables before --clean", profile.env, existing.len()));
-            let manifest = backup::backup(dynamo, profile, &existing, &path, printer)
+            let manifest = backup::backup(&**dynamo, profile, &existing, &path, printer)
                 .await
                 .context("taking the backup before --clean; nothing was deleted")?;
             let items: u64 = manifest.tables.iter().map(|t| t.items).sum();
@@ -721,7 +722,7 @@ struct Run<'a> {
     printer: &'a Printer,
     source: &'a Source,
     params: &'a Params,
-    dynamo: Arc<Dynamo>,
+    dynamo: Arc<dyn Target>,
     /// The run's write-units-per-second cap, shared by every table's writer.
     cap: Option<Arc<Cap>>,
     /// Closed when the run can no longer be sure it holds its lease: nothing is written after.
