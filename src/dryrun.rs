@@ -205,3 +205,103 @@ impl Target for DryRun {
         Box::pin(async { Ok(true) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::item::AttributeValue;
+    use crate::target::scripted::{info, Scripted};
+    use crate::target::TABLE_WAIT;
+
+    fn item(id: &str) -> Item {
+        Item::from([("id".to_string(), AttributeValue::S(id.into()))])
+    }
+
+    fn dry(inner: &Arc<Scripted>) -> Arc<dyn Target> {
+        Arc::new(DryRun::new(inner.clone()))
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_sends_no_write_to_the_target_it_wraps() {
+        // The inner target fails the test on any write.
+        let inner = Arc::new(Scripted::read_only());
+        let dry_run = DryRun::new(inner.clone());
+        let target: &dyn Target = &dry_run;
+        let schema = TableSchema { keys: vec![("id".into(), "S".into())], indexes: Vec::new() };
+        let index = IndexSchema {
+            name: "by_name".into(),
+            local: false,
+            keys: vec![("name".into(), "S".into())],
+            projection: crate::profile::Projection::All,
+        };
+        let condition = || Condition { expression: "attribute_not_exists(pk)", values: Vec::new() };
+        target.drop_table("old").await.unwrap();
+        target.make_table("new", &schema).await.unwrap();
+        target.build_index("new", &schema.keys, &index).await.unwrap();
+        let batch = [Request::Put(item("1")), Request::Put(item("2")), Request::Delete(item("3"))];
+        let reply = target.batch_write("new", &batch).await.unwrap();
+        assert!(reply.unprocessed.is_empty());
+        assert_eq!(reply.consumed_units, 3.0, "two small puts and a delete, as DynamoDB bills them");
+        assert_eq!(target.put_item("meta", item("run")).await.unwrap(), 1.0);
+        assert!(target.put_if("meta", item("lock"), condition()).await.unwrap());
+        assert!(target.delete_if("meta", item("lock"), condition()).await.unwrap());
+
+        assert_eq!(
+            dry_run.writes(),
+            [
+                Write::DeleteTable("old".into()),
+                Write::CreateTable("new".into()),
+                Write::AddIndex { table: "new".into(), index: "by_name".into() },
+                Write::Batch { table: "new".into(), puts: 2, deletes: 1 },
+                Write::Put("meta".into()),
+                Write::PutIf("meta".into()),
+                Write::DeleteIf("meta".into()),
+            ]
+        );
+        // The only calls that reached the inner target: none, as every table was the dry run's own.
+        assert_eq!(inner.calls(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn reads_go_through_to_the_target_it_wraps() {
+        let inner = Arc::new(Scripted::read_only());
+        inner.describes.lock().unwrap().push_back(Ok(Some(info(ACTIVE, 0))));
+        inner.scans.lock().unwrap().push_back(Ok(ScanPage { items: vec![item("1")], ..ScanPage::default() }));
+        inner.gets.lock().unwrap().push_back(Ok(Some(item("lock"))));
+        let target = dry(&inner);
+        assert_eq!(target.describe("live").await.unwrap(), Some(info(ACTIVE, 0)));
+        assert_eq!(target.scan_page("live", &[], (0, 1), None, None).await.unwrap().items, [item("1")]);
+        assert_eq!(target.get_item("meta", item("lock")).await.unwrap(), Some(item("lock")));
+        target.batch_get("live", vec![item("1")]).await.unwrap();
+        target.query_from("meta", ("pk", "RUN"), ("sk", "")).await.unwrap();
+        assert_eq!(inner.calls(), ["describe live", "scan live", "get_item meta", "batch_get live", "query_from meta"]);
+    }
+
+    #[tokio::test]
+    async fn a_table_created_in_a_dry_run_is_empty_and_one_deleted_is_gone() {
+        let inner = Arc::new(Scripted::read_only());
+        // The real tables hold items: the dry run's own state hides them.
+        inner
+            .scans
+            .lock()
+            .unwrap()
+            .extend((0..4).map(|_| Ok(ScanPage { items: vec![item("1")], ..ScanPage::default() })));
+        inner.gets.lock().unwrap().extend((0..4).map(|_| Ok(Some(item("1")))));
+        let target = dry(&inner);
+        let schema = TableSchema { keys: vec![("id".into(), "S".into())], indexes: Vec::new() };
+
+        target.drop_table("recreated").await.unwrap();
+        assert_eq!(target.describe("recreated").await.unwrap(), None);
+        let gone = target.scan_page("recreated", &[], (0, 1), None, None).await.unwrap_err();
+        assert!(matches!(&gone, TargetError::Fatal(m) if m.contains("deleted earlier in this dry run")), "{gone}");
+
+        target.make_table("recreated", &schema).await.unwrap();
+        target.wait("recreated", false, TABLE_WAIT).await.unwrap();
+        let created = target.describe("recreated").await.unwrap().expect("created");
+        assert_eq!((created.status.as_str(), created.item_count, created.key_schema), (ACTIVE, 0, schema.keys.clone()));
+        assert!(target.scan_page("recreated", &[], (0, 1), None, None).await.unwrap().items.is_empty());
+        assert_eq!(target.get_item("recreated", item("1")).await.unwrap(), None);
+        assert!(target.batch_get("recreated", vec![item("1")]).await.unwrap().items.is_empty());
+        assert_eq!(inner.calls(), Vec::<String>::new(), "nothing of a table of its own is read from DynamoDB");
+    }
+}

@@ -729,4 +729,74 @@ mod tests {
     fn this_process_is_alive() {
         assert!(process_alive(std::process::id()));
     }
+
+    /// A lease of run `run_id` on another machine, valid for another minute.
+    fn live(run_id: &str) -> Lease {
+        let now = Utc::now();
+        Lease {
+            run_id: run_id.into(),
+            env: "prod".into(),
+            host: "elsewhere".into(),
+            host_id: "another-machine".into(),
+            pid: 1,
+            started_at: now,
+            expires_at: now + chrono::Duration::seconds(60),
+            lease_secs: Some(60),
+        }
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            env: "prod".into(),
+            metadata_table: "meta".into(),
+            lease: Duration::from_secs(60),
+            stall_limit: Duration::from_secs(300),
+            force: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_free_lock_is_taken_with_a_write_conditional_on_no_lease() {
+        let target = crate::target::scripted::Scripted::default();
+        let taken = take_one(&target, &settings(), "t", &live("me")).await.unwrap();
+        assert_eq!(taken, None);
+        assert_eq!(target.calls(), ["get_item meta", "put_if meta attribute_not_exists(pk)"]);
+    }
+
+    #[tokio::test]
+    async fn a_live_lease_of_another_run_refuses_the_lock_without_writing() {
+        let target = crate::target::scripted::Scripted::read_only();
+        target.gets.lock().unwrap().push_back(Ok(Some(to_item("t", &live("other")))));
+        let err = take_one(&target, &settings(), "t", &live("me")).await.unwrap_err();
+        assert!(err.downcast_ref::<Locked>().is_some_and(|l| l.holder.run_id == "other"), "{err:#}");
+        assert_eq!(target.calls(), ["get_item meta"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_condition_is_the_lock_of_whoever_holds_it_now() {
+        // Another run took the lease between the read and the write.
+        let target = crate::target::scripted::Scripted::default();
+        target.conditionals.lock().unwrap().push_back(Ok(false));
+        target.gets.lock().unwrap().extend([Ok(None), Ok(Some(to_item("t", &live("other"))))]);
+        let err = take_one(&target, &settings(), "t", &live("me")).await.unwrap_err();
+        assert!(err.downcast_ref::<Locked>().is_some_and(|l| l.holder.run_id == "other"), "{err:#}");
+        assert_eq!(target.calls(), ["get_item meta", "put_if meta attribute_not_exists(pk)", "get_item meta"]);
+
+        // This run's own write was applied and only its answer lost (the SDK sent it again).
+        let target = crate::target::scripted::Scripted::default();
+        target.conditionals.lock().unwrap().push_back(Ok(false));
+        target.gets.lock().unwrap().extend([Ok(None), Ok(Some(to_item("t", &live("me"))))]);
+        assert_eq!(take_one(&target, &settings(), "t", &live("me")).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_lease_taken_over_is_written_only_if_it_is_still_the_one_read() {
+        // An expired lease: taken over on the condition that its run_id is still the one read.
+        let mut stale = live("other");
+        stale.expires_at = Utc::now() - chrono::Duration::seconds(5);
+        let target = crate::target::scripted::Scripted::default();
+        target.gets.lock().unwrap().push_back(Ok(Some(to_item("t", &stale))));
+        assert_eq!(take_one(&target, &settings(), "t", &live("me")).await.unwrap(), None);
+        assert_eq!(target.calls(), ["get_item meta", "put_if meta run_id = :seen"]);
+    }
 }

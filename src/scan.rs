@@ -173,3 +173,52 @@ pub async fn each_page(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::item::AttributeValue;
+    use crate::target::scripted::Scripted;
+    use crate::target::ScanPage;
+
+    fn page(ids: &[&str], next: Option<&str>) -> ScanPage {
+        let item = |id: &str| Item::from([("id".to_string(), AttributeValue::S(id.into()))]);
+        ScanPage { items: ids.iter().map(|id| item(id)).collect(), consumed_units: 0.5, next: next.map(item) }
+    }
+
+    #[tokio::test]
+    async fn each_page_retries_a_throttled_or_failed_page_and_follows_the_next_key() {
+        let target = Scripted::read_only();
+        target.scans.lock().unwrap().extend([
+            Err(TargetError::Throttled("ProvisionedThroughputExceededException".into())),
+            Ok(page(&["1", "2"], Some("2"))),
+            Err(TargetError::Transient("HTTP 500".into())),
+            Ok(page(&["3"], None)),
+        ]);
+        let mut seen = Vec::new();
+        let units = each_page(&target, "t", &RetryPolicy::new(3), None, |items| {
+            seen.extend(items.into_iter().map(|i| i["id"].as_s().unwrap().clone()));
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen, ["1", "2", "3"]);
+        assert_eq!(units, 1.0, "the pages read, not the failed calls");
+        assert_eq!(target.calls().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn each_page_stops_at_an_error_retrying_cannot_help_or_after_its_attempts() {
+        let target = Scripted::read_only();
+        target.scans.lock().unwrap().push_back(Err(TargetError::Fatal("ResourceNotFoundException".into())));
+        let err = each_page(&target, "t", &RetryPolicy::new(3), None, |_| Ok(())).await.unwrap_err();
+        assert_eq!(err.to_string(), "reading t: ResourceNotFoundException");
+        assert_eq!(target.calls().len(), 1, "not sent again");
+
+        let target = Scripted::read_only();
+        target.scans.lock().unwrap().extend((0..5).map(|_| Err(TargetError::Transient("HTTP 503".into()))));
+        let err = each_page(&target, "t", &RetryPolicy::new(2), None, |_| Ok(())).await.unwrap_err();
+        assert_eq!(err.to_string(), "reading t: HTTP 503");
+        assert_eq!(target.calls().len(), 2, "two attempts");
+    }
+}

@@ -330,3 +330,201 @@ pub trait BatchWriter: Send + Sync {
         requests: &[Request],
     ) -> impl Future<Output = Result<WriteReply, TargetError>> + Send;
 }
+
+/// A target that answers from a script, for the tests of the logic above the seam.
+#[cfg(test)]
+pub mod scripted {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Answers each operation with the next answer scripted for it (a harmless default when none
+    /// is left) and logs every call as `operation table`.
+    #[derive(Default)]
+    pub struct Scripted {
+        pub calls: Mutex<Vec<String>>,
+        pub describes: Mutex<VecDeque<Result<Option<TableInfo>, TargetError>>>,
+        pub scans: Mutex<VecDeque<Result<ScanPage, TargetError>>>,
+        pub gets: Mutex<VecDeque<Result<Option<Item>, TargetError>>>,
+        pub conditionals: Mutex<VecDeque<Result<bool, TargetError>>>,
+        /// Fails the test on any write: the inner target of a dry run.
+        pub read_only: bool,
+    }
+
+    impl Scripted {
+        pub fn read_only() -> Scripted {
+            Scripted { read_only: true, ..Scripted::default() }
+        }
+
+        pub fn calls(&self) -> Vec<String> {
+            self.calls.lock().unwrap().clone()
+        }
+
+        fn log(&self, call: String) {
+            self.calls.lock().unwrap().push(call);
+        }
+
+        fn write(&self, call: String) {
+            assert!(!self.read_only, "a write reached the target: {call}");
+            self.log(call);
+        }
+
+        fn next<T>(queue: &Mutex<VecDeque<Result<T, TargetError>>>, default: T) -> Result<T, TargetError> {
+            queue.lock().unwrap().pop_front().unwrap_or(Ok(default))
+        }
+    }
+
+    /// A table as DescribeTable says it, in this status.
+    pub fn info(status: &str, indexes_building: usize) -> TableInfo {
+        TableInfo {
+            status: status.to_string(),
+            key_schema: vec![("id".into(), "S".into())],
+            indexes: Vec::new(),
+            indexes_building,
+            item_count: 7,
+            created: None,
+        }
+    }
+
+    impl Target for Scripted {
+        fn endpoint(&self) -> &str {
+            "scripted"
+        }
+
+        fn credentials(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+            Box::pin(async { Ok(()) })
+        }
+
+        fn describe<'a>(&'a self, table: &'a str) -> Reply<'a, Option<TableInfo>> {
+            self.log(format!("describe {table}"));
+            let answer = Self::next(&self.describes, None);
+            Box::pin(async move { answer })
+        }
+
+        fn create_table<'a>(&'a self, table: &'a str, _: &'a TableSchema) -> Reply<'a, ()> {
+            self.write(format!("create_table {table}"));
+            Box::pin(async { Ok(()) })
+        }
+
+        fn add_index<'a>(&'a self, table: &'a str, _: &'a KeySchema, _: &'a IndexSchema) -> Reply<'a, ()> {
+            self.write(format!("add_index {table}"));
+            Box::pin(async { Ok(()) })
+        }
+
+        fn delete_table<'a>(&'a self, table: &'a str) -> Reply<'a, ()> {
+            self.write(format!("delete_table {table}"));
+            Box::pin(async { Ok(()) })
+        }
+
+        fn scan<'a>(&'a self, table: &'a str, _: ScanRequest<'a>) -> Reply<'a, ScanPage> {
+            self.log(format!("scan {table}"));
+            let answer = Self::next(&self.scans, ScanPage::default());
+            Box::pin(async move { answer })
+        }
+
+        fn batch_write<'a>(&'a self, table: &'a str, _: &'a [Request]) -> Reply<'a, WriteReply> {
+            self.write(format!("batch_write {table}"));
+            Box::pin(async { Ok(WriteReply::default()) })
+        }
+
+        fn batch_get<'a>(&'a self, table: &'a str, _: Vec<Item>) -> Reply<'a, Fetched> {
+            self.log(format!("batch_get {table}"));
+            Box::pin(async { Ok(Fetched::default()) })
+        }
+
+        fn try_filter<'a>(&'a self, table: &'a str, _: (&'a str, &'a str), _: &'a Filter) -> Reply<'a, ()> {
+            self.log(format!("try_filter {table}"));
+            Box::pin(async { Ok(()) })
+        }
+
+        fn query_from<'a>(
+            &'a self,
+            table: &'a str,
+            _: (&'a str, &'a str),
+            _: (&'a str, &'a str),
+        ) -> Reply<'a, Vec<Item>> {
+            self.log(format!("query_from {table}"));
+            Box::pin(async { Ok(Vec::new()) })
+        }
+
+        fn get_item<'a>(&'a self, table: &'a str, _: Item) -> Reply<'a, Option<Item>> {
+            self.log(format!("get_item {table}"));
+            let answer = Self::next(&self.gets, None);
+            Box::pin(async move { answer })
+        }
+
+        fn put_item<'a>(&'a self, table: &'a str, _: Item) -> Reply<'a, f64> {
+            self.write(format!("put_item {table}"));
+            Box::pin(async { Ok(1.0) })
+        }
+
+        fn put_if<'a>(&'a self, table: &'a str, _: Item, condition: Condition<'a>) -> Reply<'a, bool> {
+            self.write(format!("put_if {table} {}", condition.expression));
+            let answer = Self::next(&self.conditionals, true);
+            Box::pin(async move { answer })
+        }
+
+        fn delete_if<'a>(&'a self, table: &'a str, _: Item, condition: Condition<'a>) -> Reply<'a, bool> {
+            self.write(format!("delete_if {table} {}", condition.expression));
+            let answer = Self::next(&self.conditionals, true);
+            Box::pin(async move { answer })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scripted::{info, Scripted};
+    use super::*;
+
+    #[tokio::test]
+    async fn wait_polls_until_the_table_and_its_indexes_are_active() {
+        let target = Scripted::default();
+        target.describes.lock().unwrap().extend([
+            Ok(Some(info("CREATING", 0))),
+            Ok(Some(info(ACTIVE, 1))),
+            Ok(Some(info(ACTIVE, 0))),
+            Ok(Some(info("DELETING", 0))),
+        ]);
+        wait(&target, "t", false, TABLE_WAIT).await.unwrap();
+        assert_eq!(target.calls(), ["describe t"; 3], "it stops at the first ACTIVE table with no index building");
+    }
+
+    #[tokio::test]
+    async fn wait_for_a_table_to_go_ends_when_it_is_absent() {
+        let target = Scripted::default();
+        target.describes.lock().unwrap().extend([Ok(Some(info("DELETING", 0))), Ok(None)]);
+        wait(&target, "t", true, TABLE_WAIT).await.unwrap();
+        assert_eq!(target.calls().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn wait_gives_up_after_its_limit_saying_what_the_table_is() {
+        let target = Scripted::default();
+        target.describes.lock().unwrap().extend((0..100).map(|_| Ok(Some(info(ACTIVE, 2)))));
+        let err = wait(&target, "t", false, Duration::from_millis(30)).await.unwrap_err();
+        assert_eq!(err, TargetError::Fatal("table t is still ACTIVE, building 2 indexes, after 0s".into()));
+    }
+
+    #[tokio::test]
+    async fn wait_passes_on_a_failed_describe() {
+        let target = Scripted::default();
+        target.describes.lock().unwrap().push_back(Err(TargetError::Fatal("AccessDeniedException".into())));
+        let err = wait(&target, "t", false, TABLE_WAIT).await.unwrap_err();
+        assert_eq!(err, TargetError::Fatal("AccessDeniedException".into()));
+    }
+
+    #[tokio::test]
+    async fn make_table_creates_then_waits_and_drop_table_deletes_then_waits() {
+        let scripted = std::sync::Arc::new(Scripted::default());
+        scripted.describes.lock().unwrap().extend([Ok(None), Ok(Some(info("CREATING", 0))), Ok(Some(info(ACTIVE, 0)))]);
+        let target: std::sync::Arc<dyn Target> = scripted.clone();
+        target.drop_table("old").await.unwrap();
+        target.make_table("new", &TableSchema::default()).await.unwrap();
+        assert_eq!(
+            scripted.calls(),
+            ["delete_table old", "describe old", "create_table new", "describe new", "describe new"]
+        );
+    }
+}
