@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use crate::cli::{
     BackupArgs, Cli, Command, HistoryArgs, IamArgs, ReportArgs, RestoreArgs, SyncArgs, TablesCommand, VerifyArgs,
 };
+use crate::dryrun::Mode;
 use crate::exit::{Exit, UsageError};
 use crate::printer::Printer;
 use crate::profile::{self, ProfileError};
@@ -102,7 +103,7 @@ async fn verify(dir: &Path, args: VerifyArgs, json: bool, printer: &Printer) -> 
     // command at once (it has written nothing).
     let stop = crate::stop::Stop::on_signals();
     let options = repair::Options {
-        dry_run: args.dry_run,
+        mode: Mode::of(args.dry_run),
         allow_mass_delete: args.allow_mass_delete,
         force_unlock: args.force_unlock,
         wait_lock: args.wait_lock,
@@ -433,7 +434,7 @@ async fn sync(envs_dir: &Path, args: SyncArgs, printer: &Printer) -> Result<Exit
         confirm_destruction(&profile, &action, args.yes, printer)?;
     }
     let options = sync::SyncOptions {
-        dry_run: args.dry_run,
+        mode: Mode::of(args.dry_run),
         clean: args.clean,
         tables: args.tables,
         allow_mass_delete: args.allow_mass_delete,

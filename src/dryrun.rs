@@ -16,6 +16,60 @@ use crate::target::{
     Target, TargetError, WriteReply, ACTIVE,
 };
 
+/// What a run does with DynamoDB, decided once from `--dry-run` ([`Mode::of`]), where its target
+/// is chosen ([`Mode::target`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Writes, under the run lock, and reports the units DynamoDB measured.
+    #[default]
+    Real,
+    /// A dry run: its target ([`DryRun`]) reads through and records every write instead of sending
+    /// it, so that nothing is written whatever the engine does. It takes no run lock (it must neither
+    /// wait for a real run nor hold one up), is not paced by the units cap, keeps nothing outside
+    /// DynamoDB (no backup before `--clean`), and prices the writes from the items' sizes.
+    Rehearsal,
+}
+
+impl Mode {
+    /// The one place `--dry-run` is decided.
+    pub fn of(dry_run: bool) -> Mode {
+        if dry_run {
+            Mode::Rehearsal
+        } else {
+            Mode::Real
+        }
+    }
+
+    /// The run's target: DynamoDB itself, or for a rehearsal the dry run that wraps it.
+    pub fn target(self, dynamo: Arc<dyn Target>) -> Arc<dyn Target> {
+        match self {
+            Mode::Real => dynamo,
+            Mode::Rehearsal => Arc::new(DryRun::new(dynamo)),
+        }
+    }
+
+    pub fn is_rehearsal(self) -> bool {
+        self == Mode::Rehearsal
+    }
+
+    /// Where a report's units come from.
+    pub fn units(self) -> &'static str {
+        match self {
+            Mode::Real => "measured",
+            Mode::Rehearsal => "estimated from item sizes",
+        }
+    }
+}
+
+/// What a run is doing to a table (`deleting`), or for a rehearsal what the real run would do
+/// (`would delete`): a note says nothing a dry run did not do.
+pub fn doing(mode: Mode, (ing, verb): (&str, &str)) -> String {
+    match mode {
+        Mode::Real => ing.to_string(),
+        Mode::Rehearsal => format!("would {verb}"),
+    }
+}
+
 /// A write a dry run did not send.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
@@ -225,8 +279,8 @@ mod tests {
     async fn a_dry_run_sends_no_write_to_the_target_it_wraps() {
         // The inner target fails the test on any write.
         let inner = Arc::new(Scripted::read_only());
-        let dry_run = DryRun::new(inner.clone());
-        let target: &dyn Target = &dry_run;
+        let rehearsal = DryRun::new(inner.clone());
+        let target: &dyn Target = &rehearsal;
         let schema = TableSchema { keys: vec![("id".into(), "S".into())], indexes: Vec::new() };
         let index = IndexSchema {
             name: "by_name".into(),
@@ -247,7 +301,7 @@ mod tests {
         assert!(target.delete_if("meta", item("lock"), condition()).await.unwrap());
 
         assert_eq!(
-            dry_run.writes(),
+            rehearsal.writes(),
             [
                 Write::DeleteTable("old".into()),
                 Write::CreateTable("new".into()),

@@ -5,7 +5,7 @@
 //!
 //! Every module above the seam holds a [`Target`] (`Arc<dyn Target>`): [`crate::dynamo::Dynamo`]
 //! is the production implementation and the only module that calls the AWS SDK;
-//! [`crate::dry_run::DryRun`] reads through it and records writes instead of sending them. The
+//! [`crate::dryrun::DryRun`] reads through it and records writes instead of sending them. The
 //! waits, retries, pacing and batching live above this seam, so they are tested with scripted
 //! targets and no server.
 
