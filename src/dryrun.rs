@@ -358,4 +358,41 @@ mod tests {
         assert!(target.batch_get("recreated", vec![item("1")]).await.unwrap().items.is_empty());
         assert_eq!(inner.calls(), Vec::<String>::new(), "nothing of a table of its own is read from DynamoDB");
     }
+
+    #[tokio::test]
+    async fn a_rehearsal_writer_writes_every_item_and_sends_none() {
+        // The writer a sync starts, on a rehearsal's target: every batch is answered as written.
+        let inner = Arc::new(Scripted::read_only());
+        let target = Mode::Rehearsal.target(inner.clone());
+        let settings = crate::profile::SyncSettings {
+            scan_segments: 1,
+            max_in_flight: 4,
+            max_attempts: 3,
+            max_write_units_per_second: None,
+            fail_on_reject: false,
+            max_delete_fraction: 0.1,
+            lock_lease: std::time::Duration::from_secs(60),
+            stall_limit: std::time::Duration::from_secs(300),
+        };
+        let (fence, stop) = (crate::lock::Fence::open(), crate::stop::Stop::never());
+        let (tx, task) =
+            crate::guard::spawn_writer(target, (&fence, &stop), (&settings, None), ("t", vec!["id".into()]), |_| {});
+        for n in 0..60 {
+            let item = item(&n.to_string());
+            let key = crate::hash::key_digest(&[&item["id"]]);
+            tx.send(crate::writer::Pending { key, request: Request::Put(item), units: 1 }).await.unwrap();
+        }
+        drop(tx);
+        let outcome = task.await.unwrap();
+        assert_eq!((outcome.written, outcome.failed.len(), outcome.consumed_units), (60, 0, 60.0));
+        assert_eq!(inner.calls(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn only_dry_run_is_a_rehearsal_and_only_a_rehearsal_wraps_its_target() {
+        assert_eq!((Mode::of(true), Mode::of(false)), (Mode::Rehearsal, Mode::Real));
+        let inner: Arc<dyn Target> = Arc::new(Scripted::default());
+        assert!(Arc::ptr_eq(&Mode::Real.target(inner.clone()), &inner), "a real run writes to DynamoDB itself");
+        assert!(!Arc::ptr_eq(&Mode::Rehearsal.target(inner.clone()), &inner));
+    }
 }
