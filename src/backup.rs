@@ -22,24 +22,23 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Context, Result};
 use md5::{Digest as _, Md5};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 
 use crate::build::show_schema;
 use crate::ddb_json;
-use crate::dynamo::{Dynamo, IndexSchema, KeySchema, TableInfo, TableSchema};
-use crate::guard::Guarded;
+use crate::guard;
 use crate::hash;
 use crate::item::{self, AttributeValue};
 use crate::lock::Fence;
 use crate::number;
-use crate::pace::{Cap, Pace};
+use crate::pace::Cap;
 use crate::printer::Printer;
 use crate::profile::{Profile, TableMapping};
 use crate::retry::RetryPolicy;
 use crate::scan;
 use crate::stop::Stop;
 use crate::target::Request;
-use crate::writer::{self, Pending, WriteOutcome, WriterSettings};
+use crate::target::{IndexSchema, KeySchema, TableInfo, TableSchema, Target};
+use crate::writer::{Pending, WriteOutcome};
 
 /// The archive format this version writes: the manifest carries a checksum of itself.
 const FORMAT: &str = "ddbsync-backup/2";
@@ -110,7 +109,7 @@ pub fn default_path(profile: &Profile) -> PathBuf {
 
 /// Writes every table of `mappings` that exists to a new archive at `path`.
 pub async fn backup(
-    dynamo: &Dynamo,
+    dynamo: &dyn Target,
     profile: &Profile,
     mappings: &[&TableMapping],
     path: &Path,
@@ -766,18 +765,18 @@ fn describe_unfinished(file: &Path, env: Option<&str>, tables: &[(String, String
 /// next table is deleted. Every write passes `fence` and `stop`; after a stop nothing more is sent,
 /// deleted or created, and the restore ends with [`crate::stop::Interrupted`].
 pub async fn restore(
-    dynamo: Arc<Dynamo>,
+    dynamo: Arc<dyn Target>,
     profile: &Profile,
     manifest: &Manifest,
     targets: &[(String, String)],
-    progress: &Progress,
+    progress: &Arc<Progress>,
     (fence, stop): (&Fence, &Stop),
     printer: &Printer,
 ) -> Result<Vec<Restored>> {
     let mut restored = Vec::new();
-    // Every batch passes the fence and the stop: a restore that lost its lease, or was asked to
-    // stop, sends nothing more (batches in flight get stop::DRAIN).
-    let target = Arc::new(Guarded::new(dynamo.clone(), fence.clone(), stop.clone()));
+    // One cap for the whole restore, as for a sync: `max_write_units_per_second` bounds what the
+    // run writes, not what each table writes (a fresh cap per table would let each table burst).
+    let cap = profile.sync.max_write_units_per_second.map(|n| Arc::new(Cap::new(n)));
     let stopped = || stop.requested().map_or(Ok(()), |signal| Err(crate::stop::Interrupted(signal)));
     for (name, table) in targets {
         let entry = manifest.tables.iter().find(|t| &t.name == name).expect("targets come from the manifest");
@@ -799,20 +798,10 @@ pub async fn restore(
         progress.set(table, |_| TableState::Writing { written: 0, of });
 
         let key_names: Vec<String> = entry.key_schema.iter().map(|(n, _)| n.clone()).collect();
-        let (tx, rx) = mpsc::channel(crate::guard::WRITE_QUEUE);
-        let settings = WriterSettings {
-            table: table.clone(),
-            key_names: key_names.clone(),
-            policy: RetryPolicy::new(profile.sync.max_attempts),
-            shuffle_window: crate::guard::SHUFFLE_WINDOW,
-        };
-        // The same pace and cap as a sync's writer: a restore is as heavy on production.
-        let cap = profile.sync.max_write_units_per_second.map(|n| Arc::new(Cap::new(n)));
-        let pace = Arc::new(Pace::new(profile.sync.max_in_flight, cap));
         let bar = printer.writes(format!("restoring {table}"));
         bar.set_length(entry.items);
         let on_written = {
-            let (bar, table) = (bar.clone(), table.clone());
+            let (bar, table, progress) = (bar.clone(), table.clone(), progress.clone());
             move |n: u64| {
                 bar.inc(n);
                 progress.set(&table, |s| match s {
@@ -821,6 +810,16 @@ pub async fn restore(
                 });
             }
         };
+        let settings_table = table.clone();
+        // The writer a sync starts: the same pace, the run's cap, every batch passing the fence and
+        // the stop (a restore that lost its lease, or was asked to stop, sends nothing more).
+        let (tx, mut writing) = guard::spawn_writer(
+            dynamo.clone(),
+            (fence, stop),
+            (&profile.sync, cap.clone()),
+            (table, key_names.clone()),
+            on_written,
+        );
         // The archive is read on a blocking thread and fed to the writer through the channel.
         let (path, file, names, digest) = (progress.file.clone(), entry.file.clone(), key_names, entry.md5.clone());
         let halt = stop.clone();
@@ -863,17 +862,19 @@ pub async fn restore(
             }
             Ok(items)
         });
-        let settings_table = settings.table.clone();
-        let writing = writer::write_all(target.clone(), settings, pace, rx, on_written);
         // After a stop, batches still waiting for the write-units cap would only wait to be refused:
-        // the writer is given the drain, as the batches in flight are, and then dropped.
+        // the writer is given the drain, as the batches in flight are, and then ended.
         let bounded = async {
             tokio::select! {
-                outcome = writing => Some(outcome),
-                _ = stop.expired(crate::stop::DRAIN) => None,
+                outcome = &mut writing => Some(outcome),
+                _ = stop.expired(crate::stop::DRAIN) => {
+                    writing.abort();
+                    None
+                }
             }
         };
         let (read, outcome) = tokio::join!(reader, bounded);
+        let outcome = outcome.transpose().with_context(|| format!("the writer of {table} panicked"))?;
         bar.finish_and_clear();
         // Kept before a stop ends the restore: the run record counts what was billed, and a table
         // whose every item was written is done, whatever came after.

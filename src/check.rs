@@ -11,12 +11,13 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::build::{show_schema, show_table_schema, TablePlan};
-use crate::dynamo::Dynamo;
+use crate::dynamo;
 use crate::exit::Exit;
 use crate::params::Params;
 use crate::profile::{scope_attributes, Profile, TableMapping};
 use crate::source;
 use crate::sync;
+use crate::target::Target;
 use crate::target::TargetError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -137,7 +138,7 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
         }
     }
 
-    let dynamo = Dynamo::connect(&profile.target).await;
+    let dynamo = dynamo::connect(&profile.target).await;
     let mut metadata_exists = false;
     let reachable = match dynamo.credentials().await {
         Err(e) => {
@@ -172,14 +173,14 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
         let (table, what) = (&mapping.table_name, format!("table {}", mapping.table_name));
         if let Err(why) = reachable {
             report.push(what, Status::Skipped, why);
-            scope(&mut report, profile, mapping, plan.as_ref(), &dynamo, Err(why)).await;
+            scope(&mut report, profile, mapping, plan.as_ref(), &*dynamo, Err(why)).await;
             continue;
         }
         let info = match dynamo.describe(table).await {
             Ok(info) => info,
             Err(e) => {
                 report.fail(what, &e.into());
-                scope(&mut report, profile, mapping, plan.as_ref(), &dynamo, Err("the table could not be described"))
+                scope(&mut report, profile, mapping, plan.as_ref(), &*dynamo, Err("the table could not be described"))
                     .await;
                 continue;
             }
@@ -213,7 +214,7 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
                 report.push(what, Status::Ok, detail);
             }
         }
-        scope(&mut report, profile, mapping, plan.as_ref(), &dynamo, read_from).await;
+        scope(&mut report, profile, mapping, plan.as_ref(), &*dynamo, read_from).await;
     }
     Ok(report)
 }
@@ -235,7 +236,7 @@ async fn scope(
     profile: &Profile,
     mapping: &TableMapping,
     plan: Option<&TablePlan>,
-    dynamo: &Dynamo,
+    dynamo: &dyn Target,
     read_from: std::result::Result<Probe<'_>, &str>,
 ) {
     let Some(expression) = &mapping.scope else { return };

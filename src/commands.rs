@@ -3,7 +3,6 @@
 
 use std::io::IsTerminal;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -11,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use crate::cli::{
     BackupArgs, Cli, Command, HistoryArgs, IamArgs, ReportArgs, RestoreArgs, SyncArgs, TablesCommand, VerifyArgs,
 };
+use crate::dryrun::Mode;
 use crate::exit::{Exit, UsageError};
 use crate::printer::Printer;
 use crate::profile::{self, ProfileError};
@@ -103,7 +103,7 @@ async fn verify(dir: &Path, args: VerifyArgs, json: bool, printer: &Printer) -> 
     // command at once (it has written nothing).
     let stop = crate::stop::Stop::on_signals();
     let options = repair::Options {
-        dry_run: args.dry_run,
+        mode: Mode::of(args.dry_run),
         allow_mass_delete: args.allow_mass_delete,
         force_unlock: args.force_unlock,
         wait_lock: args.wait_lock,
@@ -149,7 +149,7 @@ fn envs(dir: &Path, printer: &Printer) -> Result<Exit> {
 
 /// The run records of an environment since `since` (all when `None`), oldest first.
 async fn records(profile: &profile::Profile, since: Option<&str>) -> Result<Vec<history::RunRecord>> {
-    let dynamo = dynamo::Dynamo::connect(&profile.target).await;
+    let dynamo = dynamo::connect(&profile.target).await;
     let table = &profile.metadata_table;
     let context = || format!("reading the run records in {table} in {}", sync::location(profile));
     if dynamo.describe(table).await.with_context(context)?.is_none() {
@@ -211,7 +211,7 @@ async fn backup(envs_dir: &Path, args: BackupArgs, printer: &Printer) -> Result<
     let profile = profile::load(envs_dir, &args.env)?;
     let mappings = sync::selected(&profile, &args.tables)?;
     let path = args.output.unwrap_or_else(|| backup::default_path(&profile));
-    let dynamo = Arc::new(dynamo::Dynamo::connect(&profile.target).await);
+    let dynamo = dynamo::connect(&profile.target).await;
     // A backup read while a sync or --clean writes the tables would hold a fraction of their items:
     // it holds the run lock as a writing run does.
     let tables: Vec<String> = mappings.iter().map(|m| m.table_name.clone()).collect();
@@ -235,7 +235,7 @@ async fn backup(envs_dir: &Path, args: BackupArgs, printer: &Printer) -> Result<
     // Dropping the backup's future on a signal or a lost lease drops its temporary files with it, so
     // nothing partial is left.
     let manifest = tokio::select! {
-        manifest = backup::backup(&dynamo, &profile, &mappings, &path, printer) => manifest,
+        manifest = backup::backup(&*dynamo, &profile, &mappings, &path, printer) => manifest,
         // A backup writes nothing to DynamoDB: only its reads could have overlapped another run's writes.
         reason = lock.lost() => Err(anyhow::anyhow!(
             "the run lock was lost while the tables were read: {}; no backup was written, since a table read while \
@@ -303,13 +303,13 @@ async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Resul
     let names: Vec<&str> = targets.iter().map(|(_, t)| t.as_str()).collect();
     let action = format!("restore deletes and recreates {}", names.join(", "));
     confirm_destruction(&profile, &action, args.yes, printer)?;
-    let dynamo = Arc::new(dynamo::Dynamo::connect(&profile.target).await);
+    let dynamo = dynamo::connect(&profile.target).await;
     let tables: Vec<String> = targets.iter().map(|(_, t)| t.clone()).collect();
     // Listening from here, not earlier: a Ctrl-C at the confirmation still ends the command at once.
     let stop = Stop::on_signals();
     let lock = lock::take(&dynamo, &profile, &tables, false, None, |_| {}).await?;
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let progress = backup::Progress::new(&args.file, args.env.as_deref(), &targets);
+    let progress = std::sync::Arc::new(backup::Progress::new(&args.file, args.env.as_deref(), &targets));
     let fence = lock.fence();
     let restore = backup::restore(dynamo.clone(), &profile, &manifest, &targets, &progress, (&fence, &stop), printer);
     let restored = tokio::select! {
@@ -339,7 +339,7 @@ async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Resul
         tables: progress.figures(),
         outcome,
     };
-    let recorded = sync::record_run(&dynamo, &profile, run.record()).await;
+    let recorded = sync::record_run(&*dynamo, &profile, run.record()).await;
     let released = lock.release().await;
     // What was done is reported whatever the outcome, every table of the archive with its state.
     printer.restored(&report)?;
@@ -434,7 +434,7 @@ async fn sync(envs_dir: &Path, args: SyncArgs, printer: &Printer) -> Result<Exit
         confirm_destruction(&profile, &action, args.yes, printer)?;
     }
     let options = sync::SyncOptions {
-        dry_run: args.dry_run,
+        mode: Mode::of(args.dry_run),
         clean: args.clean,
         tables: args.tables,
         allow_mass_delete: args.allow_mass_delete,

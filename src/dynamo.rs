@@ -5,6 +5,7 @@
 //! [`crate::retry`]; control-plane calls keep the SDK's standard retries.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -16,68 +17,18 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, DeleteRequest, GlobalSecondaryIndex,
     GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType, KeysAndAttributes, LocalSecondaryIndex,
-    Projection as DdbProjection, ProjectionType, PutRequest, ReturnConsumedCapacity, ScalarAttributeType, TableStatus,
-    WriteRequest,
+    Projection as DdbProjection, ProjectionType, PutRequest, ReturnConsumedCapacity, ScalarAttributeType, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 
 use crate::item::{AttributeValue, Item};
 use crate::profile::{Projection, TargetConfig};
 use crate::retry;
-use crate::target::{BatchWriter, Request, TargetError, WriteReply};
+use crate::target::{Reply, Request, ScanRequest, Target, TargetError, WriteReply};
 
-/// How long a table may take to be created or deleted.
-pub const TABLE_WAIT: Duration = Duration::from_secs(300);
-
-/// A key schema: attribute name and scalar type (`S`, `N`, `B`), partition key first.
-pub type KeySchema = Vec<(String, String)>;
-
-/// A secondary index as DynamoDB creates and describes it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct IndexSchema {
-    pub name: String,
-    pub local: bool,
-    pub keys: KeySchema,
-    pub projection: Projection,
-}
-
-/// What a table is created with: its key and its secondary indexes.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct TableSchema {
-    pub keys: KeySchema,
-    pub indexes: Vec<IndexSchema>,
-}
-
-/// A Scan's filter: the expression, its `:name` values and its `#name` attribute names.
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    pub expression: String,
-    pub values: HashMap<String, AttributeValue>,
-    pub names: HashMap<String, String>,
-}
-
-/// What DescribeTable says about a table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TableInfo {
-    pub status: String,
-    pub key_schema: KeySchema,
-    pub indexes: Vec<IndexSchema>,
-    /// Global indexes still being built (after UpdateTable added them).
-    pub indexes_building: usize,
-    /// DynamoDB's item count (refreshed about every six hours; local servers may say 0).
-    pub item_count: u64,
-    /// When the table was created (seconds since the epoch): a table deleted and created again
-    /// under the same name has another.
-    pub created: Option<f64>,
-}
-
-/// One page of a Scan.
-#[derive(Debug, Default)]
-pub struct ScanPage {
-    pub items: Vec<Item>,
-    pub consumed_units: f64,
-    pub next: Option<HashMap<String, AttributeValue>>,
-}
+pub use crate::target::{
+    Condition, Fetched, Filter, IndexSchema, KeySchema, ScanPage, TableInfo, TableSchema, TABLE_WAIT,
+};
 
 #[derive(Clone)]
 pub struct Dynamo {
@@ -191,6 +142,11 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     cause.to_string()
 }
 
+/// The production target for a profile: one client, built once and shared by the run.
+pub async fn connect(target: &TargetConfig) -> Arc<dyn Target> {
+    Arc::new(Dynamo::connect(target).await)
+}
+
 impl Dynamo {
     /// Builds the client: region, optional endpoint and AWS profile, bounded timeouts.
     pub async fn connect(target: &TargetConfig) -> Dynamo {
@@ -225,13 +181,8 @@ impl Dynamo {
         }
     }
 
-    /// The region, and the endpoint when it is not AWS's: `us-east-1 (http://127.0.0.1:8000)`.
-    pub fn endpoint(&self) -> &str {
-        &self.location
-    }
-
     /// `None` when the table does not exist.
-    pub async fn describe(&self, table: &str) -> Result<Option<TableInfo>, TargetError> {
+    async fn describe(&self, table: &str) -> Result<Option<TableInfo>, TargetError> {
         let out = match self.client.describe_table().table_name(table).send().await {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => return Ok(None),
@@ -290,7 +241,7 @@ impl Dynamo {
     }
 
     /// Creates an on-demand table with this key and these secondary indexes.
-    pub async fn create_table(&self, table: &str, schema: &TableSchema) -> Result<(), TargetError> {
+    async fn create_table(&self, table: &str, schema: &TableSchema) -> Result<(), TargetError> {
         let mut request = self.client.create_table().table_name(table).billing_mode(BillingMode::PayPerRequest);
         request = request.set_attribute_definitions(Some(attribute_definitions(&schema.keys, &schema.indexes)?));
         request = request.set_key_schema(Some(key_elements(&schema.keys)?));
@@ -323,7 +274,7 @@ impl Dynamo {
 
     /// Adds a global secondary index to an existing table and waits until DynamoDB has filled it
     /// from the table's items (a local index cannot be added after creation).
-    pub async fn add_index(&self, table: &str, keys: &KeySchema, index: &IndexSchema) -> Result<(), TargetError> {
+    async fn add_index(&self, table: &str, keys: &KeySchema, index: &IndexSchema) -> Result<(), TargetError> {
         let create = CreateGlobalSecondaryIndexAction::builder()
             .index_name(&index.name)
             .set_key_schema(Some(key_elements(&index.keys)?))
@@ -338,10 +289,10 @@ impl Dynamo {
             .send()
             .await
             .map_err(|e| target_error(e, &self.chain))?;
-        self.wait(table, false, TABLE_WAIT).await
+        Ok(())
     }
 
-    pub async fn delete_table(&self, table: &str) -> Result<(), TargetError> {
+    async fn delete_table(&self, table: &str) -> Result<(), TargetError> {
         match self.client.delete_table().table_name(table).send().await {
             Ok(_) => Ok(()),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(()),
@@ -349,72 +300,8 @@ impl Dynamo {
         }
     }
 
-    /// Deletes a table if it exists and waits until it is gone.
-    pub async fn drop_table(&self, table: &str) -> Result<(), TargetError> {
-        self.delete_table(table).await?;
-        self.wait(table, true, TABLE_WAIT).await
-    }
-
-    /// Creates an on-demand table and waits until it is ACTIVE.
-    pub async fn make_table(&self, table: &str, schema: &TableSchema) -> Result<(), TargetError> {
-        self.create_table(table, schema).await?;
-        self.wait(table, false, TABLE_WAIT).await
-    }
-
-    /// Waits until the table and its indexes are ACTIVE (`gone = false`) or the table no longer
-    /// exists (`gone = true`), polling quickly at first (local servers answer at once) and every
-    /// second at most (AWS takes seconds, and minutes to fill a new index).
-    pub async fn wait(&self, table: &str, gone: bool, limit: Duration) -> Result<(), TargetError> {
-        let deadline = tokio::time::Instant::now() + limit;
-        let mut pause = Duration::from_millis(10);
-        loop {
-            let info = self.describe(table).await?;
-            let done = match &info {
-                None => gone,
-                Some(info) => !gone && info.status == TableStatus::Active.as_str() && info.indexes_building == 0,
-            };
-            if done {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() > deadline {
-                let state = match info {
-                    None => "absent".to_string(),
-                    Some(i) if i.indexes_building > 0 => {
-                        format!("{}, building {} indexes,", i.status, i.indexes_building)
-                    }
-                    Some(i) => i.status,
-                };
-                return Err(TargetError::Fatal(format!("table {table} is still {state} after {}s", limit.as_secs())));
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(1));
-        }
-    }
-
-    /// One page of one Scan segment, returning only `attributes` (billing is on whole items anyway),
-    /// or whole items when `attributes` is empty; `segment` is (segment, of how many), and `filter`
-    /// leaves out what a parameterised run does not cover (the items are read, and billed, all the same).
-    pub async fn scan_page(
-        &self,
-        table: &str,
-        attributes: &[String],
-        segment: (i32, i32),
-        start: Option<HashMap<String, AttributeValue>>,
-        filter: Option<&Filter>,
-    ) -> Result<ScanPage, TargetError> {
-        self.scan_limited(table, attributes, segment, start, None, filter).await
-    }
-
-    /// [`Dynamo::scan_page`] reading at most `limit` items (a sample costs only what it reads).
-    pub async fn scan_limited(
-        &self,
-        table: &str,
-        attributes: &[String],
-        (segment, total_segments): (i32, i32),
-        start: Option<HashMap<String, AttributeValue>>,
-        limit: Option<i32>,
-        filter: Option<&Filter>,
-    ) -> Result<ScanPage, TargetError> {
+    async fn scan(&self, table: &str, scan: ScanRequest<'_>) -> Result<ScanPage, TargetError> {
+        let ScanRequest { attributes, segment: (segment, total_segments), start, limit, filter } = scan;
         let mut request = self
             .client
             .scan()
@@ -423,7 +310,7 @@ impl Dynamo {
             .total_segments(total_segments)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .set_limit(limit)
-            .set_exclusive_start_key(start);
+            .set_exclusive_start_key(start.cloned());
         // Placeholders keep reserved words (`name`, `level`…) usable as key names; `#a0`… so that they
         // stay apart from a filter's own `#names`.
         let projection: Vec<String> = (0..attributes.len()).map(|i| format!("#a{i}")).collect();
@@ -452,7 +339,7 @@ impl Dynamo {
     }
 
     /// Writes one item (run records); returns the units consumed.
-    pub async fn put_item(&self, table: &str, item: Item) -> Result<f64, TargetError> {
+    async fn put_item(&self, table: &str, item: Item) -> Result<f64, TargetError> {
         let out = self
             .client
             .put_item()
@@ -466,25 +353,16 @@ impl Dynamo {
     }
 }
 
-/// What one BatchGetItem call returned.
-#[derive(Debug, Default)]
-pub struct Fetched {
-    pub items: Vec<Item>,
-    /// Keys the server did not read this time; ask again.
-    pub unprocessed: Vec<Item>,
-    pub consumed_units: f64,
-}
-
 impl Dynamo {
     /// Checks that the credential chain yields credentials, before any call needs them.
-    pub async fn credentials(&self) -> Result<(), String> {
+    async fn credentials(&self) -> Result<(), String> {
         use aws_sdk_dynamodb::config::ProvideCredentials;
         let provider = self.credentials.as_ref().ok_or("no credential provider is configured")?;
         provider.provide_credentials().await.map(|_| ()).map_err(|e| no_credentials(&self.chain, &e))
     }
 
     /// Reads up to 100 items by key with strongly consistent reads.
-    pub async fn batch_get(&self, table: &str, keys: Vec<Item>) -> Result<Fetched, TargetError> {
+    async fn batch_get(&self, table: &str, keys: Vec<Item>) -> Result<Fetched, TargetError> {
         let wanted = KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(fatal)?;
         let out = self
             .client
@@ -507,12 +385,7 @@ impl Dynamo {
     /// (`pk_name = pk`, where no item should be) of at most one item: DynamoDB judges the
     /// expression before it reads, the call costs half a read unit, and it needs only the Query
     /// permission a sync has on the metadata table.
-    pub async fn try_filter(
-        &self,
-        table: &str,
-        (pk_name, pk): (&str, &str),
-        filter: &Filter,
-    ) -> Result<(), TargetError> {
+    async fn try_filter(&self, table: &str, (pk_name, pk): (&str, &str), filter: &Filter) -> Result<(), TargetError> {
         // Placeholders of letters only, apart from the filter's own (`:name`s are parameter names).
         let mut request = self
             .client
@@ -533,7 +406,7 @@ impl Dynamo {
     }
 
     /// Every item of one partition (`pk_name = pk`) whose sort key is at least `sk_from`, in order.
-    pub async fn query_from(
+    async fn query_from(
         &self,
         table: &str,
         (pk_name, pk): (&str, &str),
@@ -564,15 +437,9 @@ impl Dynamo {
     }
 }
 
-/// A condition on a single-item write: `expression` with `:name` values.
-pub struct Condition<'a> {
-    pub expression: &'a str,
-    pub values: Vec<(&'a str, AttributeValue)>,
-}
-
 impl Dynamo {
     /// Reads one item with a strongly consistent read.
-    pub async fn get_item(&self, table: &str, key: Item) -> Result<Option<Item>, TargetError> {
+    async fn get_item(&self, table: &str, key: Item) -> Result<Option<Item>, TargetError> {
         let out = self
             .client
             .get_item()
@@ -586,9 +453,9 @@ impl Dynamo {
     }
 
     /// Writes one item if `condition` holds; `Ok(false)` when it does not.
-    pub async fn put_if(&self, table: &str, item: Item, condition: Condition<'_>) -> Result<bool, TargetError> {
+    async fn put_if(&self, table: &str, item: Item, condition: Condition<'_>) -> Result<bool, TargetError> {
         let request = self.client.put_item().table_name(table).set_item(Some(item));
-        let values = condition.values();
+        let values = condition_values(&condition);
         condition_met(
             request.condition_expression(condition.expression).set_expression_attribute_values(values).send().await,
             &self.chain,
@@ -596,9 +463,9 @@ impl Dynamo {
     }
 
     /// Deletes one item if `condition` holds; `Ok(false)` when it does not.
-    pub async fn delete_if(&self, table: &str, key: Item, condition: Condition<'_>) -> Result<bool, TargetError> {
+    async fn delete_if(&self, table: &str, key: Item, condition: Condition<'_>) -> Result<bool, TargetError> {
         let request = self.client.delete_item().table_name(table).set_key(Some(key));
-        let values = condition.values();
+        let values = condition_values(&condition);
         condition_met(
             request.condition_expression(condition.expression).set_expression_attribute_values(values).send().await,
             &self.chain,
@@ -606,11 +473,10 @@ impl Dynamo {
     }
 }
 
-impl Condition<'_> {
-    /// The values as the SDK takes them: none at all rather than an empty map, which DynamoDB refuses.
-    fn values(&self) -> Option<HashMap<String, AttributeValue>> {
-        (!self.values.is_empty()).then(|| self.values.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
-    }
+/// A condition's values as the SDK takes them: none at all rather than an empty map, which
+/// DynamoDB refuses.
+fn condition_values(condition: &Condition<'_>) -> Option<HashMap<String, AttributeValue>> {
+    (!condition.values.is_empty()).then(|| condition.values.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
 }
 
 /// A conditional write's answer: done, or the condition did not hold.
@@ -674,8 +540,8 @@ fn fatal(e: impl std::fmt::Display) -> TargetError {
     TargetError::Fatal(e.to_string())
 }
 
-impl BatchWriter for Dynamo {
-    async fn write_batch(&self, table: &str, requests: &[Request]) -> Result<WriteReply, TargetError> {
+impl Dynamo {
+    async fn batch_write(&self, table: &str, requests: &[Request]) -> Result<WriteReply, TargetError> {
         let requests = requests
             .iter()
             .map(|request| {
@@ -712,6 +578,74 @@ impl BatchWriter for Dynamo {
             })
             .collect();
         Ok(WriteReply { unprocessed, consumed_units })
+    }
+}
+
+/// The production target: every call goes to DynamoDB.
+impl Target for Dynamo {
+    fn endpoint(&self) -> &str {
+        &self.location
+    }
+
+    fn credentials(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(Dynamo::credentials(self))
+    }
+
+    fn describe<'a>(&'a self, table: &'a str) -> Reply<'a, Option<TableInfo>> {
+        Box::pin(Dynamo::describe(self, table))
+    }
+
+    fn create_table<'a>(&'a self, table: &'a str, schema: &'a TableSchema) -> Reply<'a, ()> {
+        Box::pin(Dynamo::create_table(self, table, schema))
+    }
+
+    fn add_index<'a>(&'a self, table: &'a str, keys: &'a KeySchema, index: &'a IndexSchema) -> Reply<'a, ()> {
+        Box::pin(Dynamo::add_index(self, table, keys, index))
+    }
+
+    fn delete_table<'a>(&'a self, table: &'a str) -> Reply<'a, ()> {
+        Box::pin(Dynamo::delete_table(self, table))
+    }
+
+    fn scan<'a>(&'a self, table: &'a str, request: ScanRequest<'a>) -> Reply<'a, ScanPage> {
+        Box::pin(Dynamo::scan(self, table, request))
+    }
+
+    fn batch_write<'a>(&'a self, table: &'a str, requests: &'a [Request]) -> Reply<'a, WriteReply> {
+        Box::pin(Dynamo::batch_write(self, table, requests))
+    }
+
+    fn batch_get<'a>(&'a self, table: &'a str, keys: Vec<Item>) -> Reply<'a, Fetched> {
+        Box::pin(Dynamo::batch_get(self, table, keys))
+    }
+
+    fn try_filter<'a>(&'a self, table: &'a str, partition: (&'a str, &'a str), filter: &'a Filter) -> Reply<'a, ()> {
+        Box::pin(Dynamo::try_filter(self, table, partition, filter))
+    }
+
+    fn query_from<'a>(
+        &'a self,
+        table: &'a str,
+        partition: (&'a str, &'a str),
+        sort_from: (&'a str, &'a str),
+    ) -> Reply<'a, Vec<Item>> {
+        Box::pin(Dynamo::query_from(self, table, partition, sort_from))
+    }
+
+    fn get_item<'a>(&'a self, table: &'a str, key: Item) -> Reply<'a, Option<Item>> {
+        Box::pin(Dynamo::get_item(self, table, key))
+    }
+
+    fn put_item<'a>(&'a self, table: &'a str, item: Item) -> Reply<'a, f64> {
+        Box::pin(Dynamo::put_item(self, table, item))
+    }
+
+    fn put_if<'a>(&'a self, table: &'a str, item: Item, condition: Condition<'a>) -> Reply<'a, bool> {
+        Box::pin(Dynamo::put_if(self, table, item, condition))
+    }
+
+    fn delete_if<'a>(&'a self, table: &'a str, key: Item, condition: Condition<'a>) -> Reply<'a, bool> {
+        Box::pin(Dynamo::delete_if(self, table, key, condition))
     }
 }
 

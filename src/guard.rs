@@ -7,13 +7,12 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::dynamo::Dynamo;
 use crate::lock::{self, Fence};
 use crate::pace::{Cap, Pace};
 use crate::profile::SyncSettings;
 use crate::retry::RetryPolicy;
 use crate::stop::{Stop, DRAIN};
-use crate::target::{BatchWriter, Request, TargetError, WriteReply};
+use crate::target::{BatchWriter, Request, Target, TargetError, WriteReply};
 use crate::writer::{self, Pending, WriteOutcome, WriterSettings, MAX_BATCH};
 
 /// Requests between the diff (or a restore's reader) and a writer: enough to keep every call in
@@ -28,7 +27,7 @@ pub const SHUFFLE_WINDOW: usize = 40 * MAX_BATCH;
 /// flight, the run's units cap (`cap`), and its batches guarded by `fence` and `stop`. Requests go
 /// in through the sender; `on_written` hears of each batch written.
 pub fn spawn_writer(
-    dynamo: Arc<Dynamo>,
+    target: Arc<dyn Target>,
     (fence, stop): (&Fence, &Stop),
     (settings, cap): (&SyncSettings, Option<Arc<Cap>>),
     (table, key_names): (&str, Vec<String>),
@@ -42,7 +41,7 @@ pub fn spawn_writer(
         shuffle_window: SHUFFLE_WINDOW,
     };
     let pace = Arc::new(Pace::new(settings.max_in_flight, cap));
-    let target = Arc::new(Guarded::new(dynamo, fence.clone(), stop.clone()));
+    let target = Arc::new(Guarded::new(target, fence.clone(), stop.clone()));
     (tx, tokio::spawn(writer::write_all(target, writer_settings, pace, rx, on_written)))
 }
 
@@ -51,19 +50,19 @@ pub fn spawn_writer(
 pub const NOT_SENT: &str = "not written: the run was stopped before this batch was sent";
 
 /// A batch writer that writes only while the fence is open and no stop was asked for.
-pub struct Guarded<W> {
+pub struct Guarded<W: ?Sized> {
     inner: Arc<W>,
     fence: Fence,
     stop: Stop,
 }
 
-impl<W> Guarded<W> {
+impl<W: ?Sized> Guarded<W> {
     pub fn new(inner: Arc<W>, fence: Fence, stop: Stop) -> Guarded<W> {
         Guarded { inner, fence, stop }
     }
 }
 
-impl<W: BatchWriter> BatchWriter for Guarded<W> {
+impl<W: BatchWriter + ?Sized> BatchWriter for Guarded<W> {
     fn may_send(&self) -> Result<(), TargetError> {
         if let Some(signal) = self.stop.requested() {
             return Err(TargetError::Fatal(format!("{NOT_SENT} ({signal})")));

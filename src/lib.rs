@@ -10,6 +10,7 @@ mod commands;
 pub mod cost;
 pub mod ddb_json;
 pub mod diff;
+pub mod dryrun;
 pub mod dynamo;
 pub mod exit;
 pub mod guard;

@@ -26,9 +26,9 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
 use tokio::sync::watch;
 
-use crate::dynamo::{Condition, Dynamo, TableSchema, TABLE_WAIT};
 use crate::item::{AttributeValue, Item};
 use crate::profile::Profile;
+use crate::target::{Condition, TableSchema, Target, TABLE_WAIT};
 
 /// Who holds a table's lock, as stored in its lease item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,7 +287,7 @@ impl Fence {
 
 /// Held locks; renewed in the background until [`Held::release`].
 pub struct Held {
-    dynamo: Arc<Dynamo>,
+    dynamo: Arc<dyn Target>,
     metadata_table: String,
     tables: Vec<String>,
     run_id: String,
@@ -322,7 +322,7 @@ impl Settings {
 }
 
 /// Creates the metadata table (run records and the run lock) if it does not exist.
-pub async fn ensure_metadata_table(dynamo: &Dynamo, profile: &Profile) -> Result<()> {
+pub async fn ensure_metadata_table(dynamo: &dyn Target, profile: &Profile) -> Result<()> {
     let table = &profile.metadata_table;
     let info = dynamo.describe(table).await;
     let location = crate::sync::location(profile);
@@ -343,7 +343,7 @@ pub async fn ensure_metadata_table(dynamo: &Dynamo, profile: &Profile) -> Result
 /// leases (waiting up to `wait`, `--wait-lock`, for a lock another run holds; `on_wait` hears of the
 /// first refusal), stops `work` (with [`LeaseLost`]) if they are lost, and releases them at the end.
 pub async fn with_lock<T, F, Fut>(
-    dynamo: &Arc<Dynamo>,
+    dynamo: &Arc<dyn Target>,
     profile: &Profile,
     tables: &[String],
     (force, wait): (bool, Option<Duration>),
@@ -388,14 +388,14 @@ const LOCK_POLL: Duration = Duration::from_secs(2);
 /// Takes the lock of `tables`, creating the metadata table if needed; with `wait`, a lock another
 /// run holds is tried again for that long (`on_wait` hears of the first refusal).
 pub async fn take(
-    dynamo: &Arc<Dynamo>,
+    dynamo: &Arc<dyn Target>,
     profile: &Profile,
     tables: &[String],
     force: bool,
     wait: Option<Duration>,
     on_wait: impl Fn(&anyhow::Error),
 ) -> Result<Held> {
-    ensure_metadata_table(dynamo, profile).await?;
+    ensure_metadata_table(&**dynamo, profile).await?;
     let deadline = tokio::time::Instant::now() + wait.unwrap_or_default();
     let settings = Settings::of(profile, force);
     let mut waiting = false;
@@ -416,7 +416,7 @@ pub async fn take(
 }
 
 /// Takes the lock of every table in `tables` (in name order), or none of them.
-pub async fn acquire(dynamo: Arc<Dynamo>, settings: &Settings, tables: &[String]) -> Result<Held> {
+pub async fn acquire(dynamo: Arc<dyn Target>, settings: &Settings, tables: &[String]) -> Result<Held> {
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     let now = Utc::now();
     let origin = Instant::now();
@@ -450,7 +450,7 @@ pub async fn acquire(dynamo: Arc<Dynamo>, settings: &Settings, tables: &[String]
     for table in &tables {
         // Pushed before the attempt: if its answer is lost, release still removes what was written.
         held.tables.push(table.clone());
-        match take_one(&dynamo, settings, table, &me).await {
+        match take_one(&*dynamo, settings, table, &me).await {
             Ok(until) => forced_until = forced_until.max(until),
             Err(e) => {
                 let _ = held.release().await;
@@ -476,7 +476,7 @@ pub async fn acquire(dynamo: Arc<Dynamo>, settings: &Settings, tables: &[String]
 
 /// Takes one table's lease; for a live lease taken with `--force-unlock`, returns until when its
 /// holder may still write (its lease, at most one lease length from now).
-async fn take_one(dynamo: &Dynamo, settings: &Settings, table: &str, me: &Lease) -> Result<Option<DateTime<Utc>>> {
+async fn take_one(dynamo: &dyn Target, settings: &Settings, table: &str, me: &Lease) -> Result<Option<DateTime<Utc>>> {
     let meta = &settings.metadata_table;
     let found = dynamo.get_item(meta, lock_key(table)).await?;
     let lease = found.as_ref().and_then(from_item);
@@ -521,7 +521,7 @@ async fn take_one(dynamo: &Dynamo, settings: &Settings, table: &str, me: &Lease)
 /// Renews the leases every third of their length while the run makes progress; reports on `lost`
 /// when it cannot, and at the latest when the fence closes.
 async fn renew(
-    dynamo: Arc<Dynamo>,
+    dynamo: Arc<dyn Target>,
     settings: Settings,
     tables: Vec<String>,
     mut lease: Lease,
@@ -728,5 +728,75 @@ mod tests {
     #[test]
     fn this_process_is_alive() {
         assert!(process_alive(std::process::id()));
+    }
+
+    /// A lease of run `run_id` on another machine, valid for another minute.
+    fn live(run_id: &str) -> Lease {
+        let now = Utc::now();
+        Lease {
+            run_id: run_id.into(),
+            env: "prod".into(),
+            host: "elsewhere".into(),
+            host_id: "another-machine".into(),
+            pid: 1,
+            started_at: now,
+            expires_at: now + chrono::Duration::seconds(60),
+            lease_secs: Some(60),
+        }
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            env: "prod".into(),
+            metadata_table: "meta".into(),
+            lease: Duration::from_secs(60),
+            stall_limit: Duration::from_secs(300),
+            force: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_free_lock_is_taken_with_a_write_conditional_on_no_lease() {
+        let target = crate::target::scripted::Scripted::default();
+        let taken = take_one(&target, &settings(), "t", &live("me")).await.unwrap();
+        assert_eq!(taken, None);
+        assert_eq!(target.calls(), ["get_item meta", "put_if meta attribute_not_exists(pk)"]);
+    }
+
+    #[tokio::test]
+    async fn a_live_lease_of_another_run_refuses_the_lock_without_writing() {
+        let target = crate::target::scripted::Scripted::read_only();
+        target.gets.lock().unwrap().push_back(Ok(Some(to_item("t", &live("other")))));
+        let err = take_one(&target, &settings(), "t", &live("me")).await.unwrap_err();
+        assert!(err.downcast_ref::<Locked>().is_some_and(|l| l.holder.run_id == "other"), "{err:#}");
+        assert_eq!(target.calls(), ["get_item meta"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_condition_is_the_lock_of_whoever_holds_it_now() {
+        // Another run took the lease between the read and the write.
+        let target = crate::target::scripted::Scripted::default();
+        target.conditionals.lock().unwrap().push_back(Ok(false));
+        target.gets.lock().unwrap().extend([Ok(None), Ok(Some(to_item("t", &live("other"))))]);
+        let err = take_one(&target, &settings(), "t", &live("me")).await.unwrap_err();
+        assert!(err.downcast_ref::<Locked>().is_some_and(|l| l.holder.run_id == "other"), "{err:#}");
+        assert_eq!(target.calls(), ["get_item meta", "put_if meta attribute_not_exists(pk)", "get_item meta"]);
+
+        // This run's own write was applied and only its answer lost (the SDK sent it again).
+        let target = crate::target::scripted::Scripted::default();
+        target.conditionals.lock().unwrap().push_back(Ok(false));
+        target.gets.lock().unwrap().extend([Ok(None), Ok(Some(to_item("t", &live("me"))))]);
+        assert_eq!(take_one(&target, &settings(), "t", &live("me")).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_lease_taken_over_is_written_only_if_it_is_still_the_one_read() {
+        // An expired lease: taken over on the condition that its run_id is still the one read.
+        let mut stale = live("other");
+        stale.expires_at = Utc::now() - chrono::Duration::seconds(5);
+        let target = crate::target::scripted::Scripted::default();
+        target.gets.lock().unwrap().push_back(Ok(Some(to_item("t", &stale))));
+        assert_eq!(take_one(&target, &settings(), "t", &live("me")).await.unwrap(), None);
+        assert_eq!(target.calls(), ["get_item meta", "put_if meta run_id = :seen"]);
     }
 }

@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 use crate::build::{Reject, TablePlan};
 use crate::cost::{self, Footprint, Savings};
 use crate::diff::{self, LeaveOut};
-use crate::dynamo::Dynamo;
+use crate::dryrun::Mode;
 use crate::guard;
 use crate::hash::Digest;
 use crate::item::{self, AttributeValue, Item};
@@ -46,14 +46,16 @@ use crate::source::Source;
 use crate::stop::{Interrupted, Stop, DRAIN};
 use crate::sync;
 use crate::target::Request;
+use crate::target::Target;
 use crate::verify::{Fixes, TableVerify, Verified};
 use crate::writer::{Pending, WriteOutcome};
 
 /// How a repair runs.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// Say what would be written and deleted; write nothing.
-    pub dry_run: bool,
+    /// A real repair, or a rehearsal (`--dry-run`) that says what would be written and deleted
+    /// and writes nothing.
+    pub mode: Mode,
     /// Let deletes remove more than `sync.max_delete_fraction` of a table.
     pub allow_mass_delete: bool,
     /// Take the run lock even from a live lease.
@@ -229,7 +231,7 @@ struct Run<'a> {
     printer: &'a Printer,
     source: &'a dyn Source,
     params: &'a Params,
-    dynamo: Arc<Dynamo>,
+    dynamo: Arc<dyn Target>,
     cap: Option<Arc<Cap>>,
     stop: Stop,
 }
@@ -248,7 +250,7 @@ pub async fn run(
     stop: &Stop,
 ) -> Result<(RepairReport, Option<anyhow::Error>)> {
     let started_at = now();
-    let dynamo = verified.dynamo.clone();
+    let dynamo = options.mode.target(verified.dynamo.clone());
     let run = Run {
         profile,
         options,
@@ -256,7 +258,12 @@ pub async fn run(
         source: verified.source.as_ref(),
         params: &verified.params,
         dynamo: dynamo.clone(),
-        cap: profile.sync.max_write_units_per_second.map(|n| Arc::new(Cap::new(n))),
+        // A rehearsal sends nothing: nothing to pace.
+        cap: profile
+            .sync
+            .max_write_units_per_second
+            .filter(|_| !options.mode.is_rehearsal())
+            .map(|n| Arc::new(Cap::new(n))),
         stop: stop.clone(),
     };
     let todo: Vec<usize> = planned(verified).into_iter().map(|(at, ..)| at).collect();
@@ -290,12 +297,15 @@ pub async fn run(
             }
         }
     };
-    let outcome = if options.dry_run {
-        work(Fence::open()).await
-    } else {
-        let on_wait = |e: &anyhow::Error| printer.waiting_for_lock(options.wait_lock, e);
-        let wait = (options.force_unlock, options.wait_lock);
-        lock::with_lock(&dynamo, profile, &names, wait, on_wait, stop, work).await
+    // A rehearsal takes no lock: it writes nothing, so it must neither wait for a real run nor
+    // hold one up.
+    let outcome = match options.mode {
+        Mode::Rehearsal => work(Fence::open()).await,
+        Mode::Real => {
+            let on_wait = |e: &anyhow::Error| printer.waiting_for_lock(options.wait_lock, e);
+            let wait = (options.force_unlock, options.wait_lock);
+            lock::with_lock(&dynamo, profile, &names, wait, on_wait, stop, work).await
+        }
     };
     let mut error = match outcome {
         Err(e) if done.is_empty() && e.chain().any(|c| c.is::<lock::Locked>()) => {
@@ -322,8 +332,8 @@ pub async fn run(
         region: profile.target.region.clone(),
         started_at,
         finished_at: now(),
-        dry_run: options.dry_run,
-        units: if options.dry_run { "estimated from item sizes" } else { "measured" },
+        dry_run: options.mode.is_rehearsal(),
+        units: options.mode.units(),
         sampled: verified.report.tables.iter().filter(|t| !t.read_whole).map(|t| t.table.clone()).collect(),
         cost: Savings::new(&profile.prices, write_units, read_units, sum(|t| t.full_rewrite_units)),
         write_units,
@@ -333,12 +343,11 @@ pub async fn run(
         notes,
     };
     report.settle_exit(verified.report.tables.iter().any(|t| t.rejected > 0));
-    if !options.dry_run {
-        let params = verified.params.used_by(&verified.tables.iter().map(|t| t.0).collect::<Vec<_>>());
-        if let Some(failed) = record(&dynamo, profile, &report, params).await {
-            report.notes.push(failed.clone());
-            error.get_or_insert_with(|| anyhow::anyhow!("{failed}; the repair itself finished (report above)"));
-        }
+    // A rehearsal's target keeps the record to itself.
+    let params = verified.params.used_by(&verified.tables.iter().map(|t| t.0).collect::<Vec<_>>());
+    if let Some(failed) = record(&*dynamo, profile, &report, params).await {
+        report.notes.push(failed.clone());
+        error.get_or_insert_with(|| anyhow::anyhow!("{failed}; the repair itself finished (report above)"));
     }
     Ok((report, error))
 }
@@ -346,7 +355,7 @@ pub async fn run(
 /// Records the repair in the metadata table as the sync records a run (its run record, with mode
 /// `repair`); the one place a repair touches the run records. `Some(why)` when it could not.
 async fn record(
-    dynamo: &Dynamo,
+    dynamo: &dyn Target,
     profile: &Profile,
     repair: &RepairReport,
     params: std::collections::BTreeMap<String, String>,
@@ -466,11 +475,8 @@ async fn repair_table(
         unpriced: 0,
     };
     let bar = run.printer.writes(format!("{table}: repairing"));
-    let writer = (!run.options.dry_run).then(|| {
-        let progress = bar.clone();
-        start_writer(run, (table, &key_names), fence, move |n| progress.inc(n))
-    });
-    let (tx, task) = writer.unzip();
+    let progress = bar.clone();
+    let (tx, task) = start_writer(run, (table, &key_names), fence, move |n| progress.inc(n));
     // The keys of the missing items sent, to tell created from updated when some fail.
     let mut created_keys = HashSet::new();
     let mut estimated = 0u64;
@@ -528,9 +534,9 @@ async fn repair_table(
                     } else {
                         r.updated += 1;
                     }
-                    // A dry run prices it as DynamoDB bills it: against the stored item the
+                    // A rehearsal prices it as DynamoDB bills it: against the stored item the
                     // verify read (a missing item replaces nothing); a real run is measured.
-                    if run.options.dry_run {
+                    if run.options.mode.is_rehearsal() {
                         let new = Footprint::of(&built.item, &key_names, &fixes.indexes);
                         estimated += match fixes.stored.get(&built.key) {
                             Some(old) => cost::put_units(Some(old), &new),
@@ -541,12 +547,10 @@ async fn repair_table(
                             }
                         };
                     }
-                    if let Some(tx) = &tx {
-                        bar.inc_length(1);
-                        let pending = Pending { key: built.key, request: Request::Put(built.item), units: built.units };
-                        if tx.send(pending).await.is_err() {
-                            break 'read; // the writer ended early; its outcome says why
-                        }
+                    bar.inc_length(1);
+                    let pending = Pending { key: built.key, request: Request::Put(built.item), units: built.units };
+                    if tx.send(pending).await.is_err() {
+                        break 'read; // the writer ended early; its outcome says why
                     }
                 }
                 Err(reject) => match entity_plan.key_digest(&raw) {
@@ -571,10 +575,7 @@ async fn repair_table(
             DRAIN.as_secs()
         ));
     }
-    let outcome = match task {
-        Some(task) => task.await.unwrap_or_else(panicked),
-        None => WriteOutcome::default(),
-    };
+    let outcome = task.await.unwrap_or_else(panicked);
     bar.finish_and_clear();
     // The missing and differing items whose source row is gone.
     if halt.is_none() {
@@ -584,7 +585,10 @@ async fn repair_table(
     let failed_created = outcome.failed.iter().filter(|f| created_keys.contains(&f.key)).count() as u64;
     r.created = r.created.saturating_sub(failed_created);
     r.updated = r.updated.saturating_sub(outcome.failed.len() as u64 - failed_created);
-    r.write_units = if run.options.dry_run { estimated as f64 } else { outcome.consumed_units };
+    r.write_units = match run.options.mode {
+        Mode::Real => outcome.consumed_units,
+        Mode::Rehearsal => estimated as f64,
+    };
     (r.retries, r.throttled, r.failed, r.unknown) =
         (outcome.retries, outcome.throttled, outcome.failed, outcome.unknown);
 
@@ -615,8 +619,7 @@ async fn repair_table(
             Ok(()) => {
                 let doomed: Vec<(Digest, Item)> = delete.into_iter().collect();
                 r.deleted_keys = doomed.iter().map(|(_, k)| item::describe_key(k, &key_names)).collect();
-                if run.options.dry_run {
-                    r.deleted = doomed.len() as u64;
+                if run.options.mode.is_rehearsal() {
                     // A delete is billed on the item removed and its index entries.
                     let units: u64 = doomed
                         .iter()
@@ -631,18 +634,19 @@ async fn repair_table(
                         })
                         .sum();
                     r.write_units += units as f64;
-                } else {
-                    let done = delete_items(run, (table, &key_names), fence, doomed).await;
-                    r.deleted = done.written;
-                    let missed: HashSet<&str> = done.failed.iter().map(|f| f.key.as_str()).collect();
-                    r.deleted_keys.retain(|k| !missed.contains(k.as_str()));
-                    r.write_units += done.consumed_units;
-                    r.retries += done.retries;
-                    r.throttled += done.throttled;
-                    // Deletes DynamoDB did not carry out are items not written, not refused ones.
-                    r.failed.extend(done.failed);
-                    r.unknown += done.unknown;
                 }
+                let done = delete_items(run, (table, &key_names), fence, doomed).await;
+                r.deleted = done.written;
+                let missed: HashSet<&str> = done.failed.iter().map(|f| f.key.as_str()).collect();
+                r.deleted_keys.retain(|k| !missed.contains(k.as_str()));
+                if !run.options.mode.is_rehearsal() {
+                    r.write_units += done.consumed_units;
+                }
+                r.retries += done.retries;
+                r.throttled += done.throttled;
+                // Deletes DynamoDB did not carry out are items not written, not refused ones.
+                r.failed.extend(done.failed);
+                r.unknown += done.unknown;
             }
         }
     }
@@ -670,7 +674,8 @@ async fn delete_items(
     doomed: Vec<(Digest, Item)>,
 ) -> WriteOutcome {
     let (tx, task) = start_writer(run, (table, key_names), fence, |_| {});
-    run.printer.note(format!("{table}: deleting {} items that have no source row", doomed.len()));
+    let deleting = crate::dryrun::doing(run.options.mode, ("deleting", "delete"));
+    run.printer.note(format!("{table}: {deleting} {} items that have no source row", doomed.len()));
     for (key, item) in doomed {
         // A delete is billed by the size of the item removed; one unit is the floor.
         if tx.send(Pending { key, request: Request::Delete(item), units: 1 }).await.is_err() {

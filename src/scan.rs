@@ -14,12 +14,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::cost::Footprint;
-use crate::dynamo::{Dynamo, Filter, IndexSchema};
 use crate::hash::{self, Digest};
 use crate::item::{Item, HASH_ATTR};
 use crate::profile::Profile;
 use crate::retry::{self, RetryPolicy};
 use crate::target::TargetError;
+use crate::target::{Filter, IndexSchema, Target};
 
 /// A target item as the diff sees it.
 #[derive(Debug, Clone)]
@@ -56,7 +56,7 @@ pub struct Feed {
 /// `filter` limits it to the items a parameterised run covers. With `footprints` (the table's
 /// indexes), whole items are read and each one's [`Footprint`] is returned.
 pub fn start(
-    dynamo: Arc<Dynamo>,
+    dynamo: Arc<dyn Target>,
     table: String,
     key_names: Vec<String>,
     (keep_keys, filter): (bool, Option<Filter>),
@@ -80,7 +80,7 @@ pub fn start(
                 filter: filter.clone(),
                 footprints: footprints.clone(),
             };
-            tokio::spawn(async move { scan_segment(&dynamo, &table, &key_names, at, policy, tx).await })
+            tokio::spawn(async move { scan_segment(&*dynamo, &table, &key_names, at, policy, tx).await })
         })
         .collect();
     let done = tokio::spawn(async move {
@@ -105,7 +105,7 @@ struct Segment {
 }
 
 async fn scan_segment(
-    dynamo: &Dynamo,
+    dynamo: &dyn Target,
     table: &str,
     key_names: &[String],
     at: Segment,
@@ -154,7 +154,7 @@ async fn scan_segment(
 /// Reads every whole item of a table with one sequential Scan, page by page, retrying each page;
 /// returns the read units consumed. For backups and `verify --full`, which need whole items.
 pub async fn each_page(
-    dynamo: &Dynamo,
+    dynamo: &dyn Target,
     table: &str,
     policy: &RetryPolicy,
     filter: Option<&Filter>,
@@ -171,5 +171,54 @@ pub async fn each_page(
         if start.is_none() {
             return Ok(units);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::item::AttributeValue;
+    use crate::target::scripted::Scripted;
+    use crate::target::ScanPage;
+
+    fn page(ids: &[&str], next: Option<&str>) -> ScanPage {
+        let item = |id: &str| Item::from([("id".to_string(), AttributeValue::S(id.into()))]);
+        ScanPage { items: ids.iter().map(|id| item(id)).collect(), consumed_units: 0.5, next: next.map(item) }
+    }
+
+    #[tokio::test]
+    async fn each_page_retries_a_throttled_or_failed_page_and_follows_the_next_key() {
+        let target = Scripted::read_only();
+        target.scans.lock().unwrap().extend([
+            Err(TargetError::Throttled("ProvisionedThroughputExceededException".into())),
+            Ok(page(&["1", "2"], Some("2"))),
+            Err(TargetError::Transient("HTTP 500".into())),
+            Ok(page(&["3"], None)),
+        ]);
+        let mut seen = Vec::new();
+        let units = each_page(&target, "t", &RetryPolicy::new(3), None, |items| {
+            seen.extend(items.into_iter().map(|i| i["id"].as_s().unwrap().clone()));
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen, ["1", "2", "3"]);
+        assert_eq!(units, 1.0, "the pages read, not the failed calls");
+        assert_eq!(target.calls().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn each_page_stops_at_an_error_retrying_cannot_help_or_after_its_attempts() {
+        let target = Scripted::read_only();
+        target.scans.lock().unwrap().push_back(Err(TargetError::Fatal("ResourceNotFoundException".into())));
+        let err = each_page(&target, "t", &RetryPolicy::new(3), None, |_| Ok(())).await.unwrap_err();
+        assert_eq!(err.to_string(), "reading t: ResourceNotFoundException");
+        assert_eq!(target.calls().len(), 1, "not sent again");
+
+        let target = Scripted::read_only();
+        target.scans.lock().unwrap().extend((0..5).map(|_| Err(TargetError::Transient("HTTP 503".into()))));
+        let err = each_page(&target, "t", &RetryPolicy::new(2), None, |_| Ok(())).await.unwrap_err();
+        assert_eq!(err.to_string(), "reading t: HTTP 503");
+        assert_eq!(target.calls().len(), 2, "two attempts");
     }
 }

@@ -23,7 +23,8 @@ use crate::build::{show_schema, show_table_schema, Built, KeyFlaw, Plan, Reject,
 use crate::classify::Classifier;
 use crate::cost::{self, Footprint, Savings};
 use crate::diff::{self, Index, Verdict};
-use crate::dynamo::{Dynamo, IndexSchema, KeySchema, TableInfo, TABLE_WAIT};
+use crate::dryrun::{doing, Mode};
+use crate::dynamo;
 use crate::guard;
 use crate::hash::Digest;
 use crate::item::{self, Item};
@@ -33,6 +34,7 @@ use crate::params::Params;
 use crate::printer::Printer;
 use crate::profile::{Entity, Profile, ProfileError, TableMapping};
 use crate::report::{EntityReport, Outcome, RunReport, TableReport, Totals};
+use crate::target::{IndexSchema, KeySchema, TableInfo, Target, TABLE_WAIT};
 
 use crate::scan::{self, Feed, Page, ScanCost};
 use crate::source::{self, Source, SourceError};
@@ -50,7 +52,8 @@ const RECORD_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Default)]
 pub struct SyncOptions {
-    pub dry_run: bool,
+    /// A real run, or a rehearsal (`--dry-run`) that writes nothing.
+    pub mode: Mode,
     pub clean: bool,
     /// Only these mappings (by name without prefix); all when empty.
     pub tables: Vec<String>,
@@ -286,9 +289,10 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
     let started_at = now();
     let mappings = selected(profile, &options.tables)?;
     let params = Params::new(profile, &mappings, &options.params)?;
-    let dynamo = Arc::new(Dynamo::connect(&profile.target).await);
+    let mode = options.mode;
+    let dynamo = mode.target(dynamo::connect(&profile.target).await);
     if options.clean {
-        unless_stopped(stop, refuse_sliced_clean(&dynamo, profile, &mappings)).await?;
+        unless_stopped(stop, refuse_sliced_clean(&*dynamo, profile, &mappings)).await?;
     }
     // Until the lock is taken nothing is held: a signal ends the run at once.
     let source = unless_stopped(stop, async { Ok(source::connect(profile).await?) }).await?;
@@ -327,7 +331,9 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
             source: source.as_ref(),
             params: &params,
             dynamo: dynamo.clone(),
-            cap: profile.sync.max_write_units_per_second.map(|n| Arc::new(Cap::new(n))),
+            mode,
+            // A rehearsal sends nothing: nothing to pace.
+            cap: profile.sync.max_write_units_per_second.filter(|_| mode == Mode::Real).map(|n| Arc::new(Cap::new(n))),
             fence,
             stop: stop.clone(),
         };
@@ -342,10 +348,11 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
     };
     // The lock is taken before the tables are even described, so that this run never acts on what
     // another run was in the middle of changing.
-    let outcome = if options.dry_run {
-        work(Fence::open()).await
-    } else {
-        lock::with_lock(&dynamo, profile, &names, (options.force_unlock, None), |_| {}, stop, work).await
+    // A rehearsal takes no lock: it writes nothing, so it must neither wait for a real run nor
+    // hold one up.
+    let outcome = match mode {
+        Mode::Rehearsal => work(Fence::open()).await,
+        Mode::Real => lock::with_lock(&dynamo, profile, &names, (options.force_unlock, None), |_| {}, stop, work).await,
     };
     if profile.sync.fail_on_reject {
         // Rolled back, never committed; a failure leaves it to the server, which rolls it back
@@ -367,9 +374,9 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
         region: profile.target.region.clone(),
         started_at: started_at.clone(),
         finished_at: now(),
-        dry_run: options.dry_run,
+        dry_run: mode == Mode::Rehearsal,
         clean: options.clean,
-        units: if options.dry_run { "estimated from item sizes" } else { "measured" },
+        units: mode.units(),
         prices: profile.prices.clone(),
         tables,
         total,
@@ -380,12 +387,11 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
         notes: done.notes,
     };
     report.settle_exit();
-    if !options.dry_run {
-        // Every run that got this far is recorded, failed and interrupted ones too.
-        if let Err(message) = record_run(&dynamo, profile, report.record()).await {
-            report.notes.push(message.clone());
-            error.get_or_insert_with(|| anyhow::anyhow!("{message}; the sync itself finished (report above)"));
-        }
+    // Every run that got this far is recorded, failed and interrupted ones too (a rehearsal's
+    // target keeps the record to itself).
+    if let Err(message) = record_run(&*dynamo, profile, report.record()).await {
+        report.notes.push(message.clone());
+        error.get_or_insert_with(|| anyhow::anyhow!("{message}; the sync itself finished (report above)"));
     }
     if report.total.rejected + report.total.failed > 0 {
         let path = rejects_path();
@@ -404,7 +410,7 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
 /// Writes a run record ([`RunReport::record`], [`crate::report::OperationRun::record`]) into the
 /// metadata table, waiting at most a few seconds; on failure, the note that says so. A restore
 /// (and `verify --repair`) calls it while it still holds the run lock.
-pub async fn record_run(dynamo: &Dynamo, profile: &Profile, record: Item) -> Result<(), String> {
+pub async fn record_run(dynamo: &dyn Target, profile: &Profile, record: Item) -> Result<(), String> {
     let table = &profile.metadata_table;
     let failed = match tokio::time::timeout(RECORD_WAIT, dynamo.put_item(table, record)).await {
         Ok(Ok(_)) => return Ok(()),
@@ -450,12 +456,10 @@ async fn prepare_and_sync(
         // A table left deleting or creating by an interrupted run: let it finish first.
         match info.as_ref().map(|i| i.status.as_str()) {
             Some("DELETING") => {
-                if !options.dry_run {
-                    dynamo.wait(table, true, TABLE_WAIT).await?;
-                }
+                dynamo.wait(table, true, TABLE_WAIT).await?;
                 info = None;
             }
-            Some("CREATING" | "UPDATING") if !options.dry_run => dynamo.wait(table, false, TABLE_WAIT).await?,
+            Some("CREATING" | "UPDATING") => dynamo.wait(table, false, TABLE_WAIT).await?,
             _ => {}
         }
         if let Some(mismatch) = info.as_ref().and_then(|i| key_mismatch(&i.key_schema, mapping, &plan)) {
@@ -483,7 +487,7 @@ async fn prepare_and_sync(
 /// Refuses a clean load of an existing table whose queries take parameters: a run loads one slice
 /// of it, and recreating it would lose every item of the others, which no report could show. Asked
 /// before anything is held or recorded: nothing was done.
-async fn refuse_sliced_clean(dynamo: &Dynamo, profile: &Profile, mappings: &[&TableMapping]) -> Result<()> {
+async fn refuse_sliced_clean(dynamo: &dyn Target, profile: &Profile, mappings: &[&TableMapping]) -> Result<()> {
     for mapping in mappings.iter().filter(|m| m.takes_params()) {
         let table = &mapping.table_name;
         let where_ = location(profile);
@@ -531,12 +535,14 @@ pub fn scope_refused(mapping: &TableMapping, refusal: &str) -> ProfileError {
 /// finished table goes into `done` at once.
 async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Done) -> Result<()> {
     let (profile, options, printer, dynamo) = (run.profile, run.options, run.printer, &run.dynamo);
-    if options.clean && profile.protected && !options.dry_run {
+    // The backup is kept outside DynamoDB, where a rehearsal's target cannot hold it back: taken
+    // only before a clean that deletes.
+    if options.clean && profile.protected && run.mode == Mode::Real {
         let existing: Vec<&TableMapping> = prepared.iter().filter(|p| p.exists).map(|p| p.mapping).collect();
         if !existing.is_empty() {
             let path = backup::default_path(profile);
             printer.note(format!("{} is protected: backing up {} tables before --clean", profile.env, existing.len()));
-            let manifest = backup::backup(dynamo, profile, &existing, &path, printer)
+            let manifest = backup::backup(&**dynamo, profile, &existing, &path, printer)
                 .await
                 .context("taking the backup before --clean; nothing was deleted")?;
             let items: u64 = manifest.tables.iter().map(|t| t.items).sum();
@@ -544,41 +550,39 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Do
             done.backup = Some(path.display().to_string());
         }
     }
-    if options.dry_run {
-        // A dry run creates nothing to try a new table's scope on: said, so that a clean dry run
-        // is not read as a scope DynamoDB accepts.
-        for p in prepared.iter().filter(|p| !p.exists && p.mapping.scope.is_some()) {
-            done.notes.push(format!(
-                "{}: its scope was not tried on DynamoDB, as the table does not exist yet; the real sync tries it \
-                 on the new table before it writes",
-                p.mapping.table_name
-            ));
+    // A table about to be recreated is tried before it is deleted; a new one once it exists.
+    for p in prepared.iter().filter(|p| p.exists && options.clean) {
+        try_scope(run, p).await?;
+    }
+    for p in prepared.iter_mut() {
+        let table = &p.mapping.table_name;
+        if let Some(signal) = run.stop.requested() {
+            return Err(Interrupted(signal).into());
         }
-    } else {
-        // A table about to be recreated is tried before it is deleted; a new one once it exists.
-        for p in prepared.iter().filter(|p| p.exists && options.clean) {
-            try_scope(run, p).await?;
+        if options.clean && p.exists {
+            run.fence.check()?;
+            printer.note(format!("{} {table}", doing(run.mode, ("deleting", "delete"))));
+            dynamo.drop_table(table).await.with_context(|| format!("deleting {table}"))?;
         }
-        for p in prepared.iter_mut() {
-            let table = &p.mapping.table_name;
-            if let Some(signal) = run.stop.requested() {
-                return Err(Interrupted(signal).into());
-            }
-            if options.clean && p.exists {
-                run.fence.check()?;
-                printer.note(format!("deleting {table}"));
-                dynamo.drop_table(table).await.with_context(|| format!("deleting {table}"))?;
-            }
-            if options.clean || !p.exists {
-                run.fence.check()?;
-                printer.note(format!("creating {table} ({})", show_table_schema(&p.plan.schema)));
-                dynamo.make_table(table, &p.plan.schema).await.with_context(|| format!("creating {table}"))?;
-                if !p.exists {
-                    try_scope(run, p).await?;
+        if options.clean || !p.exists {
+            run.fence.check()?;
+            let creating = doing(run.mode, ("creating", "create"));
+            printer.note(format!("{creating} {table} ({})", show_table_schema(&p.plan.schema)));
+            dynamo.make_table(table, &p.plan.schema).await.with_context(|| format!("creating {table}"))?;
+            if !p.exists {
+                match run.mode {
+                    Mode::Real => try_scope(run, p).await?,
+                    // A rehearsal's new table is its own, not DynamoDB's: said, so that a clean
+                    // dry run is not read as a scope DynamoDB accepts.
+                    Mode::Rehearsal if p.mapping.scope.is_some() => done.notes.push(format!(
+                        "{table}: its scope was not tried on DynamoDB, as the table does not exist yet; the real \
+                         sync tries it on the new table before it writes"
+                    )),
+                    Mode::Rehearsal => {}
                 }
             }
-            lock::beat();
         }
+        lock::beat();
     }
 
     let scans: Vec<_> = prepared
@@ -589,7 +593,7 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Do
                 let table = p.mapping.table_name.clone();
                 let filter = run.params.filter(p.mapping, &p.plan.param_types);
                 let scope = (p.mapping.delete_missing, filter);
-                let footprints = options.dry_run.then(|| p.indexes.clone());
+                let footprints = (run.mode == Mode::Rehearsal).then(|| p.indexes.clone());
                 scan::start(dynamo.clone(), table, key_names, scope, footprints, p.item_count, profile)
             })
         })
@@ -608,7 +612,8 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Do
             // The tables not started are named, with what --clean already did to them.
             let skipped = if done.tables.iter().any(|t| &t.table == table) { at + 1 } else { at };
             for p in &prepared[skipped..] {
-                let state = if options.clean && !options.dry_run { ", recreated empty by --clean" } else { "" };
+                let recreated = options.clean && run.mode == Mode::Real;
+                let state = if recreated { ", recreated empty by --clean" } else { "" };
                 done.notes.push(format!(
                     "{}: not synced{state}, as the run ended before it; the next run that gets that far syncs it",
                     p.mapping.table_name
@@ -723,7 +728,8 @@ struct Run<'a> {
     printer: &'a Printer,
     source: &'a dyn Source,
     params: &'a Params,
-    dynamo: Arc<Dynamo>,
+    dynamo: Arc<dyn Target>,
+    mode: Mode,
     /// The run's write-units-per-second cap, shared by every table's writer.
     cap: Option<Arc<Cap>>,
     /// Closed when the run can no longer be sure it holds its lease: nothing is written after.
@@ -836,11 +842,8 @@ async fn sync_table(
     let table = &p.mapping.table_name;
 
     let bar = run.printer.writes(table.clone());
-    let writer = (!run.options.dry_run).then(|| {
-        let progress = bar.clone();
-        start_writer(run, p, move |n| progress.inc(n))
-    });
-    let (tx, writer_task) = writer.unzip();
+    let progress = bar.clone();
+    let (tx, writer_task) = start_writer(run, p, move |n| progress.inc(n));
     let mut tally = Tally {
         created: 0,
         updated: 0,
@@ -856,8 +859,8 @@ async fn sync_table(
             false => Vec::new(),
         },
         key_names: p.plan.key_names(),
-        footprints: run.options.dry_run.then(|| (HashMap::new(), p.indexes.as_slice())),
-        writer: tx,
+        footprints: (run.mode == Mode::Rehearsal).then(|| (HashMap::new(), p.indexes.as_slice())),
+        writer: Some(tx),
         bar: bar.clone(),
     };
 
@@ -1005,10 +1008,7 @@ async fn sync_table(
             tally.rejected[*at].reason.push_str(KEPT);
         }
     }
-    let mut outcome = match writer_task {
-        Some(task) => task.await.context("writer task panicked")?,
-        None => Default::default(),
-    };
+    let mut outcome = writer_task.await.context("writer task panicked")?;
     bar.finish_and_clear();
     // Created and updated count what DynamoDB confirmed: an item not written is taken back from
     // the count it was in (a key the Scan found was an update).
@@ -1028,7 +1028,10 @@ async fn sync_table(
     let orphans = if judged { classifier.unseen() as u64 } else { 0 };
     let mut deletes = Deletes::default();
     // The puts' units, before any delete's: a full rewrite (a clean load) deletes nothing.
-    let put_units = if run.options.dry_run { tally.changed_units as f64 } else { outcome.consumed_units };
+    let put_units = match run.mode {
+        Mode::Real => outcome.consumed_units,
+        Mode::Rehearsal => tally.changed_units as f64,
+    };
     // A dry run's deletes, priced as DynamoDB bills them (the item and its index entries).
     let mut delete_units = 0;
     if p.mapping.delete_missing && orphans > 0 {
@@ -1044,7 +1047,14 @@ async fn sync_table(
                     classifier.unseen_keys().filter_map(|d| keys.remove(d).map(|k| (*d, k))).collect();
                 let names = p.plan.key_names();
                 deletes.keys = doomed.iter().map(|(_, k)| item::describe_key(k, &names)).collect();
-                if !run.options.dry_run {
+                // Priced as DynamoDB bills them (the item and its index entries), for a rehearsal's
+                // figures: its target bills nothing.
+                let old = tally.footprints.as_ref().map(|(old, _)| old);
+                delete_units = doomed
+                    .iter()
+                    .map(|(d, _)| old.and_then(|o| o.get(d)).map_or(1, Footprint::delete_units))
+                    .sum::<u64>();
+                {
                     let done = delete(run, p, doomed).await?;
                     deletes.count = done.written;
                     if !done.failed.is_empty() {
@@ -1060,19 +1070,14 @@ async fn sync_table(
                     outcome.failed.extend(done.failed);
                     outcome.failed_keys.extend(done.failed_keys);
                     outcome.unknown += done.unknown;
-                } else {
-                    deletes.count = deletes.keys.len() as u64;
-                    let old = tally.footprints.as_ref().map(|(old, _)| old);
-                    delete_units = doomed
-                        .iter()
-                        .map(|(d, _)| old.and_then(|o| o.get(d)).map_or(1, Footprint::delete_units))
-                        .sum::<u64>();
                 }
             }
         }
     }
-    let write_units =
-        if run.options.dry_run { (tally.changed_units + delete_units) as f64 } else { outcome.consumed_units };
+    let write_units = match run.mode {
+        Mode::Real => outcome.consumed_units,
+        Mode::Rehearsal => (tally.changed_units + delete_units) as f64,
+    };
     // A full rewrite writes the changed items (as billed, and those not written as estimated) and
     // the unchanged ones (estimated), whatever happened to the writes, and deletes nothing.
     let potential_write_units = put_units + outcome.failed_units as f64 + tally.unchanged_units as f64;
@@ -1130,7 +1135,8 @@ fn start_writer(
 async fn delete(run: &Run<'_>, p: &Prepared<'_>, doomed: Vec<(Digest, Item)>) -> Result<WriteOutcome> {
     let (tx, task) = start_writer(run, p, |_| {});
     let table = &p.mapping.table_name;
-    run.printer.note(format!("{table}: deleting {} items that have no source row", doomed.len()));
+    let deleting = doing(run.mode, ("deleting", "delete"));
+    run.printer.note(format!("{table}: {deleting} {} items that have no source row", doomed.len()));
     for (key, item) in doomed {
         // A delete is billed by the size of the item removed; one unit is the floor.
         if tx.send(Pending { key, request: Request::Delete(item), units: 1 }).await.is_err() {

@@ -3,13 +3,11 @@
 //! holds the run lock, so that no sync is writing to a table while it goes; the metadata table
 //! (run records and the lock) is never dropped.
 
-use std::sync::Arc;
-
 use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::build::{show_schema, show_table_schema};
-use crate::dynamo::Dynamo;
+use crate::dynamo;
 use crate::lock;
 use crate::printer::Printer;
 use crate::profile::{Profile, TableMapping};
@@ -31,8 +29,8 @@ pub fn render(actions: &[TableAction]) -> String {
 /// Creates the tables that do not exist, each with the key schema its mapping gives.
 pub async fn create(profile: &Profile, mappings: &[&TableMapping], printer: &Printer) -> Result<Vec<TableAction>> {
     let plans = sync::plans(source::connect(profile).await?.as_ref(), mappings).await?;
-    let dynamo = Dynamo::connect(&profile.target).await;
-    lock::ensure_metadata_table(&dynamo, profile).await?;
+    let dynamo = dynamo::connect(&profile.target).await;
+    lock::ensure_metadata_table(&*dynamo, profile).await?;
     let mut out = Vec::new();
     for (mapping, plan) in mappings.iter().zip(&plans) {
         let (table, wanted) = (&mapping.table_name, &plan.schema);
@@ -49,7 +47,7 @@ pub async fn create(profile: &Profile, mappings: &[&TableMapping], printer: &Pri
                     // DynamoDB fills a new global index from the items already there.
                     printer.note(format!("adding index {} to {table}", index.name));
                     dynamo
-                        .add_index(table, &wanted.keys, index)
+                        .build_index(table, &wanted.keys, index)
                         .await
                         .with_context(|| format!("adding index {} to {table}", index.name))?;
                     detail.push_str(&format!("; index {} added", index.name));
@@ -72,7 +70,7 @@ pub async fn create(profile: &Profile, mappings: &[&TableMapping], printer: &Pri
 
 /// Deletes the tables that exist, under the run lock.
 pub async fn drop(profile: &Profile, mappings: &[&TableMapping], printer: &Printer) -> Result<Vec<TableAction>> {
-    let dynamo = Arc::new(Dynamo::connect(&profile.target).await);
+    let dynamo = dynamo::connect(&profile.target).await;
     let tables: Vec<String> = mappings.iter().map(|m| m.table_name.clone()).collect();
     let dynamo = &dynamo;
     lock::with_lock(

@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::build::{Built, TablePlan};
 use crate::cost::Footprint;
-use crate::dynamo::{Dynamo, Filter, IndexSchema};
+use crate::dynamo;
 use crate::hash::{self, Digest};
 use crate::item::{self, Item, HASH_ATTR};
 use crate::params::Params;
@@ -37,6 +37,7 @@ use crate::retry::{self, RetryPolicy};
 use crate::scan;
 use crate::source::{self, Source};
 use crate::sync;
+use crate::target::{Filter, IndexSchema, Target};
 
 /// Keys listed per kind of difference and table (the counts are always complete).
 pub const LISTED: usize = 100;
@@ -228,7 +229,7 @@ pub struct Verified<'p> {
     pub report: VerifyReport,
     pub source: Box<dyn Source>,
     pub params: Params,
-    pub dynamo: Arc<Dynamo>,
+    pub dynamo: Arc<dyn Target>,
     /// Per table verified: its mapping, plan, what verify found by key, and the source's estimate of
     /// a full rewrite (write units).
     pub tables: Vec<(&'p TableMapping, TablePlan, Fixes, u64)>,
@@ -240,7 +241,7 @@ pub async fn run<'p>(profile: &'p Profile, scope: Scope<'_>, printer: &Printer) 
     let params = Params::new(profile, &mappings, scope.params)?;
     let source = source::connect(profile).await?;
     let plans = sync::plans(source.as_ref(), &mappings).await?;
-    let dynamo = Arc::new(Dynamo::connect(&profile.target).await);
+    let dynamo = dynamo::connect(&profile.target).await;
     let policy = RetryPolicy::new(profile.sync.max_attempts);
     let mut out = Vec::new();
     let mut tables = Vec::new();
@@ -298,7 +299,7 @@ pub async fn run<'p>(profile: &'p Profile, scope: Scope<'_>, printer: &Printer) 
             Some(_) if whole => {
                 let bar = printer.counter(format!("{table}: reading every item"));
                 let (mut hashes, stale) = (expected.hashes, expected.stale);
-                t.read_units = scan::each_page(&dynamo, table, &policy, filter.as_ref(), |page| {
+                t.read_units = scan::each_page(&*dynamo, table, &policy, filter.as_ref(), |page| {
                     bar.inc(page.len() as u64);
                     t.target_items += page.len() as u64;
                     for item in &page {
@@ -318,7 +319,7 @@ pub async fn run<'p>(profile: &'p Profile, scope: Scope<'_>, printer: &Printer) 
                     Depth::Sample(n) => n,
                     Depth::Full => unreachable!("a full verify reads the table whole"),
                 };
-                sample(&dynamo, &policy, (&mut t, &mut fixes), (plan, filter.as_ref(), extras), &expected, n).await?;
+                sample(&*dynamo, &policy, (&mut t, &mut fixes), (plan, filter.as_ref(), extras), &expected, n).await?;
                 HashMap::new()
             }
         };
@@ -467,7 +468,7 @@ fn compare(
 /// The sampled comparison: the sampled source keys read back by key, then a limited Scan of the
 /// target from a random segment for items the source does not have.
 async fn sample(
-    dynamo: &Dynamo,
+    dynamo: &dyn Target,
     policy: &RetryPolicy,
     (t, fixes): (&mut TableVerify, &mut Fixes),
     (plan, filter, extras): (&TablePlan, Option<&Filter>, bool),

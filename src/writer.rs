@@ -98,7 +98,7 @@ impl WriteOutcome {
 /// DynamoDB refuses a whole batch for one item it will not store (`ValidationException`), so a
 /// refused batch is split in halves, each sent on its own, down to single items: every other item
 /// is written and only the bad one fails, with the server's reason. Each half sent counts as a retry.
-pub async fn write_with_retry<W: BatchWriter>(
+pub async fn write_with_retry<W: BatchWriter + ?Sized>(
     writer: &W,
     table: &str,
     pending: Vec<Request>,
@@ -131,7 +131,7 @@ fn reject(request: &Request, key_names: &[&str], reason: String) -> Reject {
 
 /// Sends a batch until it is written or fails for good (recorded in `outcome`); returns the
 /// requests DynamoDB refused as invalid, with its error, for the caller to split.
-async fn attempt<W: BatchWriter>(
+async fn attempt<W: BatchWriter + ?Sized>(
     writer: &W,
     table: &str,
     mut pending: Vec<Request>,
@@ -193,7 +193,7 @@ async fn attempt<W: BatchWriter>(
 
 /// Waits for a batch's turn under the pace and the units cap, unless the batch may no longer be
 /// sent (a stopping run): then at once, and within a tenth of a second if that happens while it waits.
-async fn wait_turn<W: BatchWriter>(writer: &W, pace: &Pace, units: u64) -> Result<(), TargetError> {
+async fn wait_turn<W: BatchWriter + ?Sized>(writer: &W, pace: &Pace, units: u64) -> Result<(), TargetError> {
     writer.may_send()?;
     let spend = pace.spend(units);
     tokio::pin!(spend);
@@ -231,7 +231,7 @@ fn draw(window: &mut Vec<Pending>) -> Vec<Pending> {
 }
 
 /// Reads items from `rx` until it closes and writes them all; `on_written` hears of each finished batch.
-pub async fn write_all<W: BatchWriter + 'static>(
+pub async fn write_all<W: BatchWriter + ?Sized + 'static>(
     writer: Arc<W>,
     settings: WriterSettings,
     pace: Arc<Pace>,

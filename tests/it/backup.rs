@@ -701,3 +701,57 @@ async fn a_restore_refused_by_dynamodb_does_not_advise_running_it_again() {
     assert!(stderr.contains("`ddbsync sync local --clean`"), "{stderr}");
     assert!(!stderr.contains("again to finish"), "{stderr}");
 }
+
+/// `max_write_units_per_second` bounds a restore as a whole, as it bounds a sync: the tables share
+/// one cap, rather than each starting with a fresh one (and its second's burst).
+#[tokio::test]
+async fn a_restore_of_several_tables_shares_one_write_units_cap() {
+    let ctx = Ctx::new(30).await;
+    ctx.sync(&[]);
+    let file = ctx.envs.path().join("b/capped.tar");
+    let file_arg = file.to_str().unwrap();
+    let run = ctx.ddbsync(&["backup", "local", "-o", file_arg]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let restore = |tables: &[&str]| {
+        let mut args = vec!["--json", "restore", file_arg, "--yes"];
+        args.extend(tables.iter().flat_map(|t| ["--table", t]));
+        let since = Instant::now();
+        let run = ctx.ddbsync(&args);
+        let took = since.elapsed();
+        assert_eq!(run.code(), 0, "{}", run.stderr());
+        let report: Value = serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("{e}: {}", run.stdout()));
+        (took, report)
+    };
+    let (_, report) = restore(&[]);
+    let tables: Vec<(String, u64)> = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap().to_string(), t["items"].as_u64().unwrap()))
+        .collect();
+    assert!(tables.len() == 3, "{report}");
+
+    // A cap no larger than any table's units (an item costs one unit at least). The bucket holds one
+    // second's units: each table restored alone starts with a full bucket, and so would each table of
+    // one restore with a cap per table; with one cap for the restore, only its first table does, and
+    // the others wait a second longer each.
+    let cap = tables.iter().map(|(_, n)| *n).min().unwrap();
+    ctx.write_profile("local", &format!("max_write_units_per_second = {cap}"));
+    let alone: Duration = tables.iter().map(|(name, _)| restore(&[name.as_str()]).0).sum();
+    let (together, _) = restore(&[]);
+    let bursts = Duration::from_secs(tables.len() as u64 - 1);
+    assert!(
+        together >= alone + bursts / 2,
+        "{tables:?} at {cap} units a second: {together:?} together, {alone:?} one table at a time; one cap would take \
+         about {bursts:?} longer together: the tables do not share the cap"
+    );
+    let mut held = 0;
+    for (name, _) in &tables {
+        held += count(&ctx, name).await.unwrap_or_else(|| panic!("{name} is not readable"));
+    }
+    assert_eq!(
+        held as u64,
+        tables.iter().map(|(_, n)| n).sum::<u64>(),
+        "every item restored, as the server holds them"
+    );
+}

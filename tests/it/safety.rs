@@ -362,3 +362,53 @@ async fn clean_on_a_protected_environment_needs_yes_and_backs_up_first() {
     assert_eq!(lessons.items, 12, "the backup holds the table as it was before the clean");
     assert_eq!(figure(&report, &ctx.table("lessons"), "created"), 12.0);
 }
+
+/// A dry run's target records every write instead of sending it: whatever the run would do (write
+/// changed items, delete orphans, create a table, recreate one with --clean), the server sees only
+/// reads, and the report still says what would be done.
+#[tokio::test]
+async fn a_dry_run_sends_dynamodb_only_reads_whatever_it_would_do() {
+    let ctx = Ctx::new(1).await;
+    ctx.sql(&["CREATE TABLE items AS SELECT g AS id, 'title ' || g AS title FROM generate_series(1, 50) g"]);
+    let del = ctx.write_mappings("delete.toml", &items_mapping(true));
+    ctx.write_profile_with("local", &Profile { mappings: Some(&del), ..Profile::default() });
+    ctx.sync(&[]);
+    ctx.sql(&["DELETE FROM items WHERE id = 1", "UPDATE items SET title = 'changed' WHERE id = 2"]);
+    let before = ctx.hashes("items", "id").await;
+    const WRITES: [&str; 7] =
+        ["BatchWriteItem", "PutItem", "DeleteItem", "UpdateItem", "CreateTable", "DeleteTable", "UpdateTable"];
+    let sent = |ctx: &Ctx| -> Vec<String> {
+        WRITES.iter().filter(|op| !ctx.proxy.exchanges(op).is_empty()).map(|op| op.to_string()).collect()
+    };
+
+    ctx.proxy.clear();
+    let dry = ctx.ddbsync(&["--json", "sync", "local", "--dry-run"]);
+    assert_eq!(dry.code(), 0, "{}", dry.stderr());
+    let report: serde_json::Value = serde_json::from_str(&dry.stdout()).unwrap();
+    let table = ctx.table("items");
+    assert_eq!((figure(&report, &table, "updated"), figure(&report, &table, "deleted")), (1.0, 1.0), "{report}");
+    assert!(!ctx.proxy.exchanges("Scan").is_empty(), "the dry run read the table");
+    assert_eq!(sent(&ctx), Vec::<String>::new(), "a dry run sends no write");
+
+    // --clean: the table would be deleted and created again.
+    ctx.proxy.clear();
+    let clean = ctx.ddbsync(&["--json", "sync", "local", "--dry-run", "--clean"]);
+    assert_eq!(clean.code(), 0, "{}", clean.stderr());
+    let report: serde_json::Value = serde_json::from_str(&clean.stdout()).unwrap();
+    assert_eq!(figure(&report, &table, "created"), 49.0, "{report}");
+    assert_eq!(sent(&ctx), Vec::<String>::new(), "a dry run sends no write");
+    assert_eq!(ctx.hashes("items", "id").await, before, "the table is as it was");
+
+    // A table that does not exist would be created.
+    ctx.dynamo.delete_table().table_name(&table).send().await.unwrap();
+    while ctx.table_exists("items").await {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ctx.proxy.clear();
+    let new = ctx.ddbsync(&["--json", "sync", "local", "--dry-run"]);
+    assert_eq!(new.code(), 0, "{}", new.stderr());
+    let report: serde_json::Value = serde_json::from_str(&new.stdout()).unwrap();
+    assert_eq!(figure(&report, &table, "created"), 49.0, "{report}");
+    assert_eq!(sent(&ctx), Vec::<String>::new(), "a dry run sends no write");
+    assert!(!ctx.table_exists("items").await, "no table was created");
+}
