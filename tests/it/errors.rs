@@ -166,7 +166,7 @@ async fn query_parameters_are_named_checked_and_never_spliced() {
     assert_eq!(run.code(), 2, "{}", run.stderr());
     assert!(
         run.stderr().contains(
-            "table \"lessons\": the query has 2 parameters ($1, $2, …) but `params` names 1 (title); list one name per $n, in order"
+            "table \"lessons\": the query has 2 parameters ($1, $2, …) but `params` names 1 (title); list one name per parameter, in order"
         ),
         "{}",
         run.stderr()
