@@ -33,6 +33,7 @@ use crate::number;
 use crate::pace::Cap;
 use crate::printer::Printer;
 use crate::profile::{Profile, TableMapping};
+use crate::report::units;
 use crate::retry::RetryPolicy;
 use crate::scan;
 use crate::stop::Stop;
@@ -1177,5 +1178,52 @@ mod tests {
         assert!(describe_unfinished(file, None, &deleted)
             .unwrap()
             .contains("pni-lessons was deleted and not created again"));
+    }
+}
+
+/// What a backup wrote, for the printer: the file and each table's figures (JSON: the file and
+/// the manifest).
+pub fn written(path: &Path, manifest: &Manifest) -> (serde_json::Value, String) {
+    let value = serde_json::json!({ "file": path.display().to_string(), "manifest": manifest });
+    let mut text = format!("{}\n", path.display());
+    for t in &manifest.tables {
+        text.push_str(&format!("  {:<24} {:>10} items  {:>12} bytes  md5 {}\n", t.table, t.items, t.bytes, t.md5));
+    }
+    (value, text)
+}
+
+impl RestoreReport {
+    /// The report as a person reads it: every table of the archive with its state, then how it
+    /// ended when that is not plain success.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for t in &self.tables {
+            let name = t.table.as_deref().unwrap_or(&t.name);
+            let line = match t.state {
+                "restored" => {
+                    format!("{name:<24} {:>10} items restored, {} write units", t.written, units(t.write_units))
+                }
+                "partly written" => format!(
+                    "{name:<24} {:>10} of {} items written (partly written), {} write units",
+                    t.written,
+                    t.items,
+                    units(t.write_units)
+                ),
+                "left out" => format!("{name:<24} left out (not named with --table)"),
+                state => format!("{name:<24} {state}"),
+            };
+            out.push_str(&line);
+            out.push('\n');
+            for f in &t.failed {
+                // An item whose outcome is unknown says so in its reason; it is not called unwritten.
+                let label = if f.reason.starts_with(crate::writer::OUTCOME_UNKNOWN) { "" } else { "not written: " };
+                out.push_str(&format!("  {label}{}: {}\n", f.key, f.reason));
+            }
+        }
+        let o = &self.outcome;
+        if o.status != "completed" || o.exit_code != 0 {
+            out.push_str(&format!("Restore {} (exit {})\n", o.status, o.exit_code));
+        }
+        out
     }
 }

@@ -12,10 +12,10 @@
 
 use std::collections::HashMap;
 
-use crate::dynamo::{IndexSchema, KeySchema, TableSchema};
 use crate::hash::{self, Digest, Excluded};
 use crate::item::{self, AttributeValue, Item, HASH_ATTR, MAX_ITEM_BYTES};
 use crate::profile::{distinct, Entity, Index, KeySource, Part, ProfileError, Projection, TableMapping};
+use crate::target::{IndexSchema, KeySchema, TableSchema};
 use crate::value::{self, Cell, ColType, Column, ConvertError, Unkeyable};
 
 /// A source row turned into an item ready to diff and write.

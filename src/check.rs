@@ -154,16 +154,12 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
                     report.push(
                         "DynamoDB",
                         Status::Ok,
-                        format!(
-                            "answers in {}; metadata table {} {state}",
-                            sync::location(profile),
-                            profile.metadata_table
-                        ),
+                        format!("answers in {}; metadata table {} {state}", profile.location(), profile.metadata_table),
                     );
                     Ok(())
                 }
                 Err(e) => {
-                    report.fail("DynamoDB", &anyhow::anyhow!("{} in {}", e, sync::location(profile)));
+                    report.fail("DynamoDB", &anyhow::anyhow!("{} in {}", e, profile.location()));
                     Err("DynamoDB did not answer")
                 }
             }

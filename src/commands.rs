@@ -151,7 +151,7 @@ fn envs(dir: &Path, printer: &Printer) -> Result<Exit> {
 async fn records(profile: &profile::Profile, since: Option<&str>) -> Result<Vec<history::RunRecord>> {
     let dynamo = dynamo::connect(&profile.target).await;
     let table = &profile.metadata_table;
-    let context = || format!("reading the run records in {table} in {}", sync::location(profile));
+    let context = || format!("reading the run records in {table} in {}", profile.location());
     if dynamo.describe(table).await.with_context(context)?.is_none() {
         return Ok(Vec::new());
     }
@@ -254,7 +254,8 @@ async fn backup(envs_dir: &Path, args: BackupArgs, printer: &Printer) -> Result<
         printer
             .warn(format!("the backup is complete, but the run lock was not released ({e:#}); it expires by itself"));
     }
-    printer.backup(&path, &manifest)?;
+    let (value, text) = backup::written(&path, &manifest);
+    printer.show(&value, |_| text)?;
     Ok(Exit::Success)
 }
 
@@ -342,7 +343,7 @@ async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Resul
     let recorded = sync::record_run(&*dynamo, &profile, run.record()).await;
     let released = lock.release().await;
     // What was done is reported whatever the outcome, every table of the archive with its state.
-    printer.restored(&report)?;
+    printer.show(&report, backup::RestoreReport::render)?;
     if let Err(e) = restored {
         if let Err(message) = recorded {
             printer.warn(message);

@@ -11,10 +11,10 @@
 
 use serde::Serialize;
 
-use crate::dynamo::IndexSchema;
 use crate::hash::{self, Digest};
 use crate::item::{self, AttributeValue, Item};
-use crate::profile::Projection;
+use crate::target::IndexSchema;
+use crate::target::Projection;
 
 /// The date the built-in prices were last checked against AWS's published prices.
 pub const PRICES_AS_OF: &str = "2024-11-01";
@@ -214,7 +214,7 @@ mod tests {
 #[cfg(test)]
 mod footprint_tests {
     use super::*;
-    use crate::dynamo::IndexSchema;
+    use crate::target::IndexSchema;
 
     fn index(name: &str, key: &str, projection: Projection) -> IndexSchema {
         IndexSchema { name: name.into(), local: false, keys: vec![(key.into(), "S".into())], projection }

@@ -325,7 +325,7 @@ impl Settings {
 pub async fn ensure_metadata_table(dynamo: &dyn Target, profile: &Profile) -> Result<()> {
     let table = &profile.metadata_table;
     let info = dynamo.describe(table).await;
-    let location = crate::sync::location(profile);
+    let location = profile.location();
     if info.with_context(|| format!("reading DynamoDB table {table} in {location}"))?.is_none() {
         let schema = TableSchema { keys: vec![("pk".into(), "S".into()), ("sk".into(), "S".into())], indexes: vec![] };
         match dynamo.create_table(table, &schema).await {

@@ -7,10 +7,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::dynamo::Filter;
 use crate::exit::UsageError;
 use crate::item::AttributeValue;
 use crate::profile::{distinct, placeholders, Entity, Profile, TableMapping};
+use crate::target::Filter;
 
 /// `name=value` from the command line.
 pub fn parse(arg: &str) -> Result<(String, String), String> {

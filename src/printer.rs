@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::report::units;
-
 /// Items per second, whole: indicatif's own `{per_sec}` prints three decimals.
 fn rate(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
     let _ = write!(w, "{:.0}/s", state.per_sec());
@@ -97,56 +95,6 @@ impl Printer {
     /// Text that is already in its final format (CSV, a policy document) on stdout.
     pub fn raw(&self, text: &str) -> io::Result<()> {
         io::stdout().lock().write_all(text.as_bytes())
-    }
-
-    /// What a backup wrote.
-    pub fn backup(&self, path: &std::path::Path, manifest: &crate::backup::Manifest) -> io::Result<()> {
-        let mut out = io::stdout().lock();
-        if self.json {
-            let value = serde_json::json!({ "file": path.display().to_string(), "manifest": manifest });
-            serde_json::to_writer_pretty(&mut out, &value)?;
-            return writeln!(out);
-        }
-        writeln!(out, "{}", path.display())?;
-        for t in &manifest.tables {
-            writeln!(out, "  {:<24} {:>10} items  {:>12} bytes  md5 {}", t.table, t.items, t.bytes, t.md5)?;
-        }
-        Ok(())
-    }
-
-    /// What a restore did: every table of the archive with its state, then how it ended.
-    pub fn restored(&self, report: &crate::backup::RestoreReport) -> io::Result<()> {
-        self.show(report, |report| {
-            let mut out = String::new();
-            for t in &report.tables {
-                let name = t.table.as_deref().unwrap_or(&t.name);
-                let line = match t.state {
-                    "restored" => {
-                        format!("{name:<24} {:>10} items restored, {} write units", t.written, units(t.write_units))
-                    }
-                    "partly written" => format!(
-                        "{name:<24} {:>10} of {} items written (partly written), {} write units",
-                        t.written,
-                        t.items,
-                        units(t.write_units)
-                    ),
-                    "left out" => format!("{name:<24} left out (not named with --table)"),
-                    state => format!("{name:<24} {state}"),
-                };
-                out.push_str(&line);
-                out.push('\n');
-                for f in &t.failed {
-                    // An item whose outcome is unknown says so in its reason; it is not called unwritten.
-                    let label = if f.reason.starts_with(crate::writer::OUTCOME_UNKNOWN) { "" } else { "not written: " };
-                    out.push_str(&format!("  {label}{}: {}\n", f.key, f.reason));
-                }
-            }
-            let o = &report.outcome;
-            if o.status != "completed" || o.exit_code != 0 {
-                out.push_str(&format!("Restore {} (exit {})\n", o.status, o.exit_code));
-            }
-            out
-        })
     }
 
     /// Asks on the terminal; true only when the answer is exactly `expected`.

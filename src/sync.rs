@@ -266,14 +266,6 @@ pub async fn plans(source: &dyn Source, mappings: &[&TableMapping]) -> Result<Ve
     Ok(plans)
 }
 
-/// The region, and the endpoint when it is not AWS's, for messages.
-pub fn location(profile: &Profile) -> String {
-    match &profile.target.endpoint_url {
-        Some(url) => format!("{} ({url})", profile.target.region),
-        None => profile.target.region.clone(),
-    }
-}
-
 /// What a sync did, even when it did not finish: the report of the tables it got through (with
 /// the run's outcome) and the error that ended it, if one did. The report comes first: it is printed
 /// and recorded whatever the error.
@@ -447,7 +439,7 @@ async fn prepare_and_sync(
     done: &mut Done,
 ) -> Result<()> {
     let (profile, options, dynamo) = (run.profile, run.options, &run.dynamo);
-    let where_ = location(profile);
+    let where_ = profile.location();
     let mut prepared = Vec::new();
     for (mapping, plan) in mappings.into_iter().zip(plans) {
         let table = &mapping.table_name;
@@ -490,7 +482,7 @@ async fn prepare_and_sync(
 async fn refuse_sliced_clean(dynamo: &dyn Target, profile: &Profile, mappings: &[&TableMapping]) -> Result<()> {
     for mapping in mappings.iter().filter(|m| m.takes_params()) {
         let table = &mapping.table_name;
-        let where_ = location(profile);
+        let where_ = profile.location();
         if dynamo
             .describe(table)
             .await

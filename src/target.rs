@@ -15,7 +15,6 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use crate::item::{AttributeValue, Item};
-use crate::profile::Projection;
 
 /// How long a table may take to be created or deleted.
 pub const TABLE_WAIT: Duration = Duration::from_secs(300);
@@ -106,6 +105,16 @@ pub struct Fetched {
 pub struct Condition<'a> {
     pub expression: &'a str,
     pub values: Vec<(&'a str, AttributeValue)>,
+}
+
+/// Which attributes an index copies.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Projection {
+    All,
+    KeysOnly,
+    /// The keys and these attributes.
+    Include(Vec<String>),
 }
 
 /// One request of a BatchWriteItem call.

@@ -250,7 +250,7 @@ pub async fn run<'p>(profile: &'p Profile, scope: Scope<'_>, printer: &Printer) 
         let info = dynamo
             .describe(table)
             .await
-            .with_context(|| format!("reading DynamoDB table {table} in {}", sync::location(profile)))?;
+            .with_context(|| format!("reading DynamoDB table {table} in {}", profile.location()))?;
         if let Some(mismatch) = info.as_ref().and_then(|i| sync::key_mismatch(&i.key_schema, mapping, &plan)) {
             anyhow::bail!(
                 "DynamoDB table {table} {mismatch}; its items cannot be matched to the source (`ddbsync sync {} \

@@ -98,15 +98,7 @@ impl Index {
     }
 }
 
-/// Which attributes an index copies.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Projection {
-    All,
-    KeysOnly,
-    /// The keys and these attributes.
-    Include(Vec<String>),
-}
+pub use crate::target::Projection;
 
 /// A key attribute and where its value comes from.
 #[derive(Debug, Clone, PartialEq)]

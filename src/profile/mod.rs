@@ -57,6 +57,16 @@ pub struct Profile {
     pub rejects_dir: PathBuf,
 }
 
+impl Profile {
+    /// The region, and the endpoint when it is not AWS's, for messages.
+    pub fn location(&self) -> String {
+        match &self.target.endpoint_url {
+            Some(url) => format!("{} ({url})", self.target.region),
+            None => self.target.region.clone(),
+        }
+    }
+}
+
 /// Which database the source is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceKind {
@@ -494,7 +504,7 @@ fn validate(
         )?),
         // The longest single wait is a table becoming ready (TABLE_WAIT, 5 minutes) or a source
         // answer (read_timeout); one lease more, so that the wait ends on its own timeout first.
-        stall_limit: read_timeout.max(crate::dynamo::TABLE_WAIT)
+        stall_limit: read_timeout.max(crate::target::TABLE_WAIT)
             + Duration::from_secs(file.sync.lock_lease_secs.unwrap_or(60).min(LOCK_LEASE_SECS.max)),
     };
     let prefix = &file.table_prefix;

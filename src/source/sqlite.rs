@@ -320,7 +320,9 @@ impl SqliteType {
                 }
                 if self.time {
                     return match iso_time(&text) {
-                        Some(iso) if self.with_time && iso.len() == 10 => Cell::Value(AttributeValue::S(iso + "T00:00:00")),
+                        Some(iso) if self.with_time && iso.len() == 10 => {
+                            Cell::Value(AttributeValue::S(iso + "T00:00:00"))
+                        }
                         Some(iso) => Cell::Value(AttributeValue::S(iso)),
                         None => Cell::refused(self.not_a_time(&format!("the text {:?}", shorten(&text)))),
                     };
