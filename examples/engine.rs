@@ -11,12 +11,12 @@
 
 use std::time::Instant;
 
-use ddbsync::build::Plan;
-use ddbsync::diff::{Index, Verdict};
-use ddbsync::hash::Excluded;
 use ddbsync::profile::{Entity, KeySource, KeySpec};
+use ddbsync::pure::diff::{Index, Verdict};
+use ddbsync::pure::hash::Excluded;
+use ddbsync::pure::plan::Plan;
+use ddbsync::pure::value::{Cell, ColType};
 use ddbsync::source::postgres::convert::{cell, PgType};
-use ddbsync::value::{Cell, ColType};
 use tokio_postgres::types::Type;
 
 // The same allocator as the ddbsync binary.
@@ -167,7 +167,7 @@ fn index_bytes_per_item(n: u32, sized: bool) -> f64 {
     let before = rss();
     let mut index = if sized { Index::with_capacity(n as usize + n as usize / 8) } else { Index::default() };
     for i in 0..n {
-        let key = ddbsync::hash::key_digest(&[&ddbsync::item::AttributeValue::N(i.to_string())]);
+        let key = ddbsync::pure::hash::key_digest(&[&ddbsync::pure::item::AttributeValue::N(i.to_string())]);
         index.insert(key, Some(key));
     }
     let after = rss();

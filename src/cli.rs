@@ -103,7 +103,7 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub full: bool,
     /// A query parameter, as for sync; repeatable.
-    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = crate::params::parse)]
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = crate::pure::params::parse)]
     pub params: Vec<(String, String)>,
     /// Then write the missing and differing items from the source and delete the extra ones where
     /// the mapping sets delete_missing, under the run lock, as a sync writes (asks first).
@@ -164,7 +164,7 @@ pub struct IamArgs {
     pub env: String,
     /// Only what these commands need (repeatable); default: all of them.
     #[arg(long = "for", value_name = "USE", value_enum)]
-    pub uses: Vec<crate::iam::Use>,
+    pub uses: Vec<crate::pure::iam::Use>,
 }
 
 #[derive(Debug, Args)]
@@ -245,7 +245,7 @@ pub struct SyncArgs {
     pub scan_segments: Option<u32>,
     /// A value for the queries' parameter NAME (bound to $1, $2… as the mapping's `params` lists
     /// them; never put into the SQL text); repeatable.
-    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = crate::params::parse)]
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = crate::pure::params::parse)]
     pub params: Vec<(String, String)>,
 }
 

@@ -1,42 +1,23 @@
-//! ddbsync keeps DynamoDB tables in sync with PostgreSQL, writing only the items whose content
-//! changed. See ARCHITECTURE.md for the data flow and the invariants.
+//! ddbsync keeps DynamoDB tables in sync with a source database (PostgreSQL or SQLite), writing
+//! only the items whose content changed. See ARCHITECTURE.md for the data flow and the invariants.
+//!
+//! The folders are the architecture: [`pure`] is the core with no I/O (items, hashes, the diff,
+//! costs, reports); [`source`] and [`target`] are the seams to the source database and to
+//! DynamoDB; [`engine`] runs syncs, verifies, repairs, backups and restores over those seams;
+//! `commands` is one function per command; [`profile`] loads and validates the configuration;
+//! `cli`, `exit` and `printer` are the shell's arguments, exit codes and output.
 
-pub mod backup;
-pub mod build;
-pub mod check;
-pub mod classify;
 pub mod cli;
 mod commands;
-pub mod cost;
-pub mod ddb_json;
-pub mod diff;
-pub mod dryrun;
-pub mod dynamo;
+pub mod engine;
 pub mod exit;
-pub mod guard;
-pub mod hash;
-pub mod history;
-pub mod iam;
-pub mod item;
-pub mod lock;
-pub mod number;
-pub mod pace;
-pub mod params;
 pub mod printer;
 pub mod profile;
-pub mod repair;
-pub mod report;
-pub mod retry;
-pub mod scan;
+pub mod pure;
 pub mod source;
-pub mod stop;
-pub mod sync;
-pub mod tables;
 pub mod target;
-pub mod value;
-pub mod verify;
-pub mod writer;
 
+use engine::{lock, stop, sync};
 use exit::Exit;
 use profile::ProfileError;
 

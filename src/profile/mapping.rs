@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{raw, ProfileError, Template};
-use crate::hash::Excluded;
-use crate::item::{self, AttributeValue, HASH_ATTR};
+use crate::pure::hash::Excluded;
+use crate::pure::item::{self, AttributeValue, HASH_ATTR};
 
 /// How one DynamoDB table is fed: by one query, or by several entity queries (single-table design).
 #[derive(Debug, Clone)]
@@ -501,7 +501,7 @@ fn key_spec(value: &toml::Value) -> Result<KeySpec, String> {
 }
 
 fn toml_value(value: &toml::Value) -> Result<AttributeValue, String> {
-    use crate::number;
+    use crate::pure::number;
     Ok(match value {
         toml::Value::String(s) => AttributeValue::S(s.clone()),
         toml::Value::Integer(i) => AttributeValue::N(i.to_string()),

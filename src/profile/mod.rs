@@ -12,7 +12,7 @@ pub mod template;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cost::Prices;
+use crate::pure::cost::Prices;
 use mapping::{bad_characters, check_param_name, name_flaw, table_mapping, NAME_RULE};
 pub use mapping::{
     distinct, placeholders, scope_attributes, Entity, Index, KeySource, KeySpec, Projection, TableMapping,

@@ -1,6 +1,6 @@
 use super::*;
-use crate::hash::Excluded;
-use crate::item::AttributeValue;
+use crate::pure::hash::Excluded;
+use crate::pure::item::AttributeValue;
 
 const ENV: &str = r#"
 description = "test"

@@ -1,5 +1,5 @@
 //! The seam to the source database: describe a query without reading it, and stream its rows as
-//! ddbsync's own values ([`crate::value::Cell`]), read-only, each wait bounded. Each source
+//! ddbsync's own values ([`crate::pure::value::Cell`]), read-only, each wait bounded. Each source
 //! converts its own types in its adapter, so the pure core never sees a driver's type.
 //!
 //! [`postgres`] is PostgreSQL (libpq habits, TLS, cancel on abandon); [`sqlite`] a SQLite file
@@ -14,7 +14,7 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
 use crate::profile::{Profile, SourceKind};
-use crate::value::{ColType, Row};
+use crate::pure::value::{ColType, Row};
 
 pub use postgres::settle;
 

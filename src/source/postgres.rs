@@ -32,7 +32,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{Described, Rows, Source, SourceError};
 use crate::profile::{Profile, SslMode, MAX_WAIT_SECS};
-use crate::value::{Cell, ColType};
+use crate::pure::value::{Cell, ColType};
 
 pub mod convert;
 pub mod pgpass;

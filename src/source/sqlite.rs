@@ -31,10 +31,10 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, InterruptHandle, OpenFlags};
 
 use super::{Described, Rows, Source, SourceError};
-use crate::item::AttributeValue;
-use crate::number::{self, NumberError};
 use crate::profile::Profile;
-use crate::value::{self, Cast, Cell, ColType, Column, ColumnType, ConvertError, ValueError};
+use crate::pure::item::AttributeValue;
+use crate::pure::number::{self, NumberError};
+use crate::pure::value::{self, Cast, Cell, ColType, Column, ColumnType, ConvertError, ValueError};
 
 /// Rows converted ahead of the engine: enough to keep the blocking thread busy while the engine
 /// works, few enough to bound memory.

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use ddbsync::hash::{content_hash, from_hex, Excluded};
+use ddbsync::pure::hash::{content_hash, from_hex, Excluded};
 
 use crate::harness::{text, Ctx};
 use crate::proxy::{Fault, Faults};

@@ -173,7 +173,7 @@ async fn put_lease(ctx: &Ctx, host: &str, pid: u32, expires_in: chrono::Duration
         ("run_id", format!("{host}:{pid}:1")),
         ("environment", "local".to_string()),
         // A lease of this host carries its kernel and pid namespace, as ddbsync writes them.
-        ("host_id", if host == hostname() { ddbsync::lock::host_id() } else { "elsewhere".to_string() }),
+        ("host_id", if host == hostname() { ddbsync::engine::lock::host_id() } else { "elsewhere".to_string() }),
         ("host", host.to_string()),
         ("started_at", (now - chrono::Duration::minutes(5)).to_rfc3339()),
         ("expires_at", (now + expires_in).to_rfc3339()),
@@ -357,7 +357,7 @@ async fn clean_on_a_protected_environment_needs_yes_and_backs_up_first() {
     let report = ctx.sync(&["--clean", "--yes"]);
     let backup = ctx.envs.path().join(report["backup"].as_str().expect("the backup is named in the report"));
     assert!(backup.starts_with(ctx.envs.path().join("saved")), "{}", backup.display());
-    let manifest = ddbsync::backup::verify(&backup, false).unwrap();
+    let manifest = ddbsync::engine::backup::verify(&backup, false).unwrap();
     let lessons = manifest.tables.iter().find(|t| t.name == "lessons").unwrap();
     assert_eq!(lessons.items, 12, "the backup holds the table as it was before the clean");
     assert_eq!(figure(&report, &ctx.table("lessons"), "created"), 12.0);

@@ -33,9 +33,9 @@ use fallible_iterator::FallibleIterator;
 use postgres_protocol::types as wire;
 use tokio_postgres::types::{Kind, Type};
 
-use crate::item::AttributeValue;
-use crate::number::{self, NumberError};
-use crate::value::{iso, json_text, Cast, Cell, Column, ColumnType, ConvertError, ValueError, WireResult};
+use crate::pure::item::AttributeValue;
+use crate::pure::number::{self, NumberError};
+use crate::pure::value::{iso, json_text, Cast, Cell, Column, ColumnType, ConvertError, ValueError, WireResult};
 
 /// The reason with what the query can do about it, for a value of `column` of type `ty`: a
 /// NULLIF, a filter or a cast that can be used as written (with the expression in place of the
@@ -123,7 +123,7 @@ pub fn cell(ty: &Type, raw: Option<&[u8]>) -> Cell {
 }
 
 /// The text a value takes in a key template, from its binary wire value ([`Cell::key_text`]).
-pub fn key_text(ty: &Type, raw: &[u8]) -> Result<String, crate::value::Unkeyable> {
+pub fn key_text(ty: &Type, raw: &[u8]) -> Result<String, crate::pure::value::Unkeyable> {
     cell(ty, Some(raw)).key_text().map(|t| t.into_owned())
 }
 
@@ -591,7 +591,7 @@ fn date_text(days: i32) -> Result<String, ValueError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::{lone_surrogate, sql_name, Unkeyable, RESERVED, UNNAMED};
+    use crate::pure::value::{lone_surrogate, sql_name, Unkeyable, RESERVED, UNNAMED};
     use bytes_util::*;
 
     mod bytes_util {

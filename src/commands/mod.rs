@@ -1,0 +1,520 @@
+//! One function per command: load the profile, call the engine, hand the result to the printer,
+//! and say which exit code it deserves.
+
+pub mod check;
+pub mod tables;
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::{
+    BackupArgs, Cli, Command, HistoryArgs, IamArgs, ReportArgs, RestoreArgs, SyncArgs, TablesCommand, VerifyArgs,
+};
+use crate::engine::stop::{Interrupted, Stop};
+use crate::exit::{Exit, UsageError};
+use crate::printer::Printer;
+use crate::profile::{self, ProfileError};
+use crate::pure::report::{OperationRun, Outcome};
+use crate::source;
+use crate::target::dryrun::Mode;
+use crate::{
+    engine::backup, engine::lock, engine::repair, engine::sync, engine::verify, pure::iam, pure::runs, target::dynamo,
+};
+
+/// Runs a parsed command line; the caller turns the result into the process's exit code.
+pub async fn run(cli: Cli) -> Result<Exit> {
+    let printer = Printer::new(cli.json, cli.quiet);
+    let csv = matches!(
+        &cli.command,
+        Command::History(HistoryArgs { csv: true, .. }) | Command::Report(ReportArgs { csv: true, .. })
+    );
+    if csv && cli.json {
+        return Err(UsageError("--csv and --json: choose one".into()).into());
+    }
+    let dir = cli.envs_dir.as_path();
+    match cli.command {
+        Command::Envs => envs(dir, &printer),
+        Command::Sync(args) => sync(dir, args, &printer).await,
+        Command::Backup(args) => backup(dir, args, &printer).await,
+        Command::Restore(args) => restore(dir, args, &printer).await,
+        Command::Check(args) => {
+            let profile = profile::load(dir, &args.env)?;
+            let report = check::run(&profile, &args.tables).await?;
+            printer.show(&report, check::CheckReport::render)?;
+            Ok(report.exit())
+        }
+        Command::Tables(TablesCommand::Create(args)) => {
+            let profile = profile::load(dir, &args.env)?;
+            let mappings = sync::selected(&profile, &args.tables)?;
+            let done = tables::create(&profile, &mappings, &printer).await?;
+            printer.show(&done, |d: &Vec<tables::TableAction>| tables::render(d))?;
+            Ok(Exit::Success)
+        }
+        Command::Tables(TablesCommand::Drop(args)) => {
+            let profile = profile::load(dir, &args.target.env)?;
+            let mappings = sync::selected(&profile, &args.target.tables)?;
+            let names: Vec<&str> = mappings.iter().map(|t| t.table_name.as_str()).collect();
+            let action = format!("tables drop deletes {}", names.join(", "));
+            confirm_destruction(&profile, &action, args.yes, &printer)?;
+            let done = tables::drop(&profile, &mappings, &printer).await?;
+            printer.show(&done, |d: &Vec<tables::TableAction>| tables::render(d))?;
+            Ok(Exit::Success)
+        }
+        Command::Verify(args) => verify(dir, args, cli.json, &printer).await,
+        Command::History(args) => history(dir, args, &printer).await,
+        Command::Report(args) => report(dir, args, &printer).await,
+        Command::IamPolicy(args) => iam_policy(dir, args, &printer),
+    }
+}
+
+/// `verify`, and with `--repair` the repair of what it found: the verify's report is printed
+/// before the question (with `--json`, the two reports come as one at the end).
+async fn verify(dir: &Path, args: VerifyArgs, json: bool, printer: &Printer) -> Result<Exit> {
+    let mut profile = profile::load(dir, &args.target.env)?;
+    profile.sync = profile.sync.overridden(None, None, args.max_write_units_per_second)?;
+    let depth = match (args.full, args.sample) {
+        (true, _) => verify::Depth::Full,
+        (false, n) => verify::Depth::Sample(n.unwrap_or(100) as usize),
+    };
+    let writes = args.repair && !args.dry_run;
+    if writes {
+        // Refused before anything is read when there will be no way to say yes.
+        let names: Vec<String> =
+            sync::selected(&profile, &args.target.tables)?.iter().map(|t| t.table_name.clone()).collect();
+        may_confirm(&profile, &format!("verify --repair writes to {}", names.join(", ")), args.yes)?;
+    }
+    let scope = verify::Scope { tables: &args.target.tables, depth, params: &args.params };
+    let mut verified = verify::run(&profile, scope, printer).await?;
+    verified.report.repairing = args.repair;
+    let found = if verified.report.differs() { Exit::Differences } else { Exit::Success };
+    let planned = repair::planned_action(&verified);
+    let Some(planned) = planned.filter(|_| args.repair) else {
+        printer.show(&verified.report, verify::VerifyReport::render)?;
+        if args.repair && found != Exit::Success {
+            printer.warn(repair::nothing_to_do(&verified));
+        }
+        return Ok(found);
+    };
+    if !json {
+        printer.show(&verified.report, verify::VerifyReport::render)?;
+    }
+    if writes {
+        confirm(&profile, &format!("verify --repair {planned}"), "", args.yes, printer)?;
+    }
+    // Listening from here, not earlier: a Ctrl-C at the question or during the verify ends the
+    // command at once (it has written nothing).
+    let stop = crate::engine::stop::Stop::on_signals();
+    let options = repair::Options {
+        mode: Mode::of(args.dry_run),
+        allow_mass_delete: args.allow_mass_delete,
+        force_unlock: args.force_unlock,
+        wait_lock: args.wait_lock,
+    };
+    let (report, error) = tokio::select! {
+        repaired = repair::run(&profile, &verified, &options, printer, &stop) => repaired?,
+        signal = stop.expired(crate::engine::stop::DRAIN + Duration::from_secs(10)) => {
+            return Err(crate::engine::stop::Interrupted(signal).into())
+        }
+    };
+    // The report comes first, whatever ended the repair: it says what was written.
+    if json {
+        printer.show(&repair::Repaired { verify: &verified.report, repair: &report }, |_| String::new())?;
+    } else {
+        printer.show(&report, repair::RepairReport::render)?;
+    }
+    if let Some(error) = error {
+        return Err(error);
+    }
+    // The code the report and the run record carry (`RepairReport::settle_exit`).
+    let left = report.outcome.exit_code == Exit::Differences as u8;
+    Ok(if left { found.max(Exit::Differences) } else { Exit::Success })
+}
+
+fn envs(dir: &Path, printer: &Printer) -> Result<Exit> {
+    #[derive(serde::Serialize)]
+    struct Env {
+        name: String,
+        description: String,
+        valid: bool,
+    }
+    let list: Vec<Env> = profile::available(dir)?
+        .into_iter()
+        .map(|name| match profile::load(dir, &name) {
+            Ok(p) => Env { description: p.description.unwrap_or_default(), name, valid: true },
+            Err(e) => Env { description: format!("(invalid: {e})"), name, valid: false },
+        })
+        .collect();
+    printer
+        .show(&list, |list: &Vec<Env>| list.iter().map(|e| format!("{:<12} {}\n", e.name, e.description)).collect())?;
+    Ok(Exit::Success)
+}
+
+/// The run records of an environment since `since` (all when `None`), oldest first.
+async fn records(profile: &profile::Profile, since: Option<&str>) -> Result<Vec<runs::RunRecord>> {
+    let dynamo = dynamo::connect(&profile.target).await;
+    let table = &profile.metadata_table;
+    let context = || format!("reading the run records in {table} in {}", profile.location());
+    if dynamo.describe(table).await.with_context(context)?.is_none() {
+        return Ok(Vec::new());
+    }
+    let items = dynamo.query_from(table, ("pk", "RUN"), ("sk", since.unwrap_or(""))).await.with_context(context)?;
+    tracing::info!(table = %table, since = since.unwrap_or("the start"), records = items.len(), "read run records");
+    // The metadata table may be shared by environments with the same prefix.
+    let ours = items.iter().filter(|i| i.get("environment").and_then(|v| v.as_s().ok()) == Some(&profile.env));
+    Ok(ours.filter_map(runs::RunRecord::from_item).collect())
+}
+
+fn since(text: &str) -> Result<String> {
+    runs::since(text, chrono::Utc::now()).map_err(|e| UsageError(e).into())
+}
+
+async fn history(dir: &Path, args: HistoryArgs, printer: &Printer) -> Result<Exit> {
+    let profile = profile::load(dir, &args.env)?;
+    let since = args.since.as_deref().map(since).transpose()?;
+    let mut runs = records(&profile, since.as_deref()).await?;
+    runs.reverse();
+    runs.truncate(args.limit as usize);
+    if args.csv {
+        printer.raw(&runs::history_csv(&runs)?)?;
+    } else {
+        printer.show(&runs, |runs: &Vec<runs::RunRecord>| runs::render_history(&profile.env, runs))?;
+    }
+    Ok(Exit::Success)
+}
+
+async fn report(dir: &Path, args: ReportArgs, printer: &Printer) -> Result<Exit> {
+    let profile = profile::load(dir, &args.env)?;
+    let since = if args.since == "all" { None } else { Some(since(&args.since)?) };
+    let runs = records(&profile, since.as_deref()).await?;
+    let summary = runs::summarize(&profile.env, since, &runs);
+    if args.csv {
+        printer.raw(&runs::summary_csv(&summary)?)?;
+    } else {
+        printer.show(&summary, runs::render_summary)?;
+    }
+    Ok(Exit::Success)
+}
+
+fn iam_policy(dir: &Path, args: IamArgs, printer: &Printer) -> Result<Exit> {
+    let profile = profile::load(dir, &args.env)?;
+    if profile.target.account_id.is_none() {
+        printer.note(format!(
+            "{}: target.account_id is not set, so the ARNs match these table names in any account",
+            profile.path.display()
+        ));
+    }
+    let policy = iam::policy(&profile, &args.uses);
+    printer.raw(&format!("{}\n", serde_json::to_string_pretty(&policy)?))?;
+    Ok(Exit::Success)
+}
+
+async fn backup(envs_dir: &Path, args: BackupArgs, printer: &Printer) -> Result<Exit> {
+    let stop = Stop::on_signals();
+    let profile = profile::load(envs_dir, &args.env)?;
+    let mappings = sync::selected(&profile, &args.tables)?;
+    let path = args.output.unwrap_or_else(|| backup::default_path(&profile));
+    let dynamo = dynamo::connect(&profile.target).await;
+    // A backup read while a sync or --clean writes the tables would hold a fraction of their items:
+    // it holds the run lock as a writing run does.
+    let tables: Vec<String> = mappings.iter().map(|m| m.table_name.clone()).collect();
+    let taken = tokio::select! {
+        taken = lock::take(&dynamo, &profile, &tables, args.force_unlock, args.wait_lock, |e| printer.waiting_for_lock(args.wait_lock, e)) => taken,
+        // Only waiting (--wait-lock) is cut short: an acquisition in flight is given time to finish.
+        signal = stop.expired(Duration::from_secs(5)) => {
+            return Err(anyhow::Error::new(Interrupted(signal)).context("no backup was written"))
+        }
+    };
+    let lock = taken.map_err(|e| {
+        if e.chain().any(|c| c.is::<lock::Locked>()) {
+            let env = &profile.env;
+            e.context(format!(
+                "not backing up {env} while another run writes to it (--wait-lock DURATION waits for it)"
+            ))
+        } else {
+            e
+        }
+    })?;
+    // Dropping the backup's future on a signal or a lost lease drops its temporary files with it, so
+    // nothing partial is left.
+    let manifest = tokio::select! {
+        manifest = backup::backup(&*dynamo, &profile, &mappings, &path, printer) => manifest,
+        // A backup writes nothing to DynamoDB: only its reads could have overlapped another run's writes.
+        reason = lock.lost() => Err(anyhow::anyhow!(
+            "the run lock was lost while the tables were read: {}; no backup was written, since a table read while \
+             another run writes to it may be read in part: run the backup again",
+            reason
+        )),
+        signal = stop.wait() => Err(anyhow::Error::new(Interrupted(signal)).context(format!(
+            "no backup was written ({} was not created); run the backup again",
+            path.display()
+        ))),
+    };
+    let released = lock.release().await;
+    let manifest = manifest?;
+    if let Err(e) = released {
+        // The archive is complete; a lease left behind expires by itself.
+        printer
+            .warn(format!("the backup is complete, but the run lock was not released ({e:#}); it expires by itself"));
+    }
+    let (value, text) = backup::written(&path, &manifest);
+    printer.show(&value, |_| text)?;
+    Ok(Exit::Success)
+}
+
+async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Result<Exit> {
+    let manifest = backup::verify(&args.file, args.allow_unchecked_manifest)?;
+    if manifest.checksum.is_none() {
+        printer.warn(format!(
+            "{}: its manifest has no checksum (format {}), so its counts and key schemas are taken as they are",
+            args.file.display(),
+            manifest.format
+        ));
+    }
+    let env = args.env.clone().unwrap_or_else(|| manifest.environment.clone());
+    let profile = profile::load(envs_dir, &env)?;
+    if let Some(unknown) = args.tables.iter().find(|t| !manifest.tables.iter().any(|e| &e.name == *t)) {
+        let held: Vec<&str> = manifest.tables.iter().map(|t| t.name.as_str()).collect();
+        bail!("{}: no table \"{unknown}\" in this backup (it holds: {})", args.file.display(), held.join(", "));
+    }
+    // Each table of the backup goes to the table the profile gives its mapping.
+    let mut targets = Vec::new();
+    let mut pairs = Vec::new();
+    for entry in manifest.tables.iter().filter(|e| args.tables.is_empty() || args.tables.contains(&e.name)) {
+        let mapping = profile.tables.iter().find(|t| t.name == entry.name).ok_or_else(|| {
+            let defined: String = manifest
+                .tables
+                .iter()
+                .filter(|e| profile.tables.iter().any(|t| t.name == e.name))
+                .map(|e| format!(" --table {}", e.name))
+                .collect();
+            let fix = if defined.is_empty() {
+                "none of its tables is defined there, so restore it into another environment (--env)".to_string()
+            } else {
+                format!(
+                    "restore only the tables they define with{defined}, or restore into another environment (--env)"
+                )
+            };
+            ProfileError::new(
+                &profile.path,
+                format!("the backup holds table \"{}\", which the mappings do not define; {fix}", entry.name),
+            )
+        })?;
+        targets.push((entry.name.clone(), mapping.table_name.clone()));
+        pairs.push((entry, mapping));
+    }
+    restore_keys(&profile, &args, &pairs, printer).await?;
+    let names: Vec<&str> = targets.iter().map(|(_, t)| t.as_str()).collect();
+    let action = format!("restore deletes and recreates {}", names.join(", "));
+    confirm_destruction(&profile, &action, args.yes, printer)?;
+    let dynamo = dynamo::connect(&profile.target).await;
+    let tables: Vec<String> = targets.iter().map(|(_, t)| t.clone()).collect();
+    // Listening from here, not earlier: a Ctrl-C at the confirmation still ends the command at once.
+    let stop = Stop::on_signals();
+    let lock = lock::take(&dynamo, &profile, &tables, false, None, |_| {}).await?;
+    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let progress = std::sync::Arc::new(backup::Progress::new(&args.file, args.env.as_deref(), &targets));
+    let fence = lock.fence();
+    let restore = backup::restore(dynamo.clone(), &profile, &manifest, &targets, &progress, (&fence, &stop), printer);
+    let restored = tokio::select! {
+        restored = restore => restored,
+        reason = lock.lost() => Err(lock::LeaseLost(reason).into()),
+        // The restore stops itself on a signal; this bounds a deletion or creation still waited for.
+        signal = stop.expired(crate::engine::stop::DRAIN + Duration::from_secs(10)) => Err(Interrupted(signal).into()),
+    };
+    // Recorded before the lock is released, as a sync's run is, whatever the outcome.
+    let unfinished = restored.as_ref().ok().and_then(|r| progress.unfinished_after(r, &profile.env));
+    let outcome = match (&restored, &unfinished) {
+        (Err(e), _) => Outcome { reason: Some(restore_failure(e, &progress)), ..Outcome::of(Some(e), crate::exit_for) },
+        (Ok(_), Some(_)) => Outcome { exit_code: Exit::Differences as u8, ..Outcome::completed() },
+        (Ok(_), None) => Outcome::completed(),
+    };
+    let mut report = progress.report(&manifest, &profile.env, outcome.clone());
+    if restored.is_ok() {
+        // What the restore says after it finished (it may advise against running it again).
+        report.unfinished.clone_from(&unfinished);
+    }
+    let run = OperationRun {
+        environment: profile.env.clone(),
+        mode: "restore",
+        started_at,
+        finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        prices: profile.prices.clone(),
+        tables: progress.figures(),
+        outcome,
+    };
+    let recorded = sync::record_run(&*dynamo, &profile, run.record()).await;
+    let released = lock.release().await;
+    // What was done is reported whatever the outcome, every table of the archive with its state.
+    printer.show(&report, backup::RestoreReport::render)?;
+    if let Err(e) = restored {
+        if let Err(message) = recorded {
+            printer.warn(message);
+        }
+        let message = restore_failure(&e, &progress);
+        if e.chain().any(|c| c.is::<Interrupted>()) {
+            printer.warn(format!("error: {message}"));
+            return Ok(Exit::Interrupted);
+        }
+        if e.chain().any(|c| c.is::<lock::LeaseLost>()) {
+            bail!("{message}");
+        }
+        return Err(e.context(progress.unfinished().unwrap_or_else(|| "nothing was changed".into())));
+    }
+    released?;
+    if let Some(state) = &unfinished {
+        printer.warn(state);
+    }
+    if let Err(message) = recorded {
+        bail!("{message}; the restore itself finished (report above)");
+    }
+    Ok(if unfinished.is_some() { Exit::Differences } else { Exit::Success })
+}
+
+/// Refuses (exit 2), before anything changes, a table whose key in the backup is not the key its
+/// mapping gives now, unless `--allow-key-change`: restored, it would be a table the next sync
+/// refuses. The mapping's key types come from PostgreSQL, its queries prepared as a sync prepares
+/// them; when that fails, only the key's attribute names are compared, and a note says so.
+async fn restore_keys(
+    profile: &profile::Profile,
+    args: &RestoreArgs,
+    pairs: &[(&backup::TableEntry, &profile::TableMapping)],
+    printer: &Printer,
+) -> Result<()> {
+    let source = match source::connect(profile).await {
+        Ok(source) => Some(source),
+        Err(e) => {
+            printer.warn(format!(
+                "the backup's keys are compared with the key attribute names the mappings give, not with their \
+                 types, which the source gives: {e:#}"
+            ));
+            None
+        }
+    };
+    let mut conflicts = Vec::new();
+    for (entry, mapping) in pairs {
+        let plan = match &source {
+            Some(source) => sync::plan(source.as_ref(), mapping).await.map(Some).unwrap_or_else(|e| {
+                let table = &mapping.table_name;
+                printer.warn(format!("{table}: the key's types were not compared with the mapping's: {e:#}"));
+                None
+            }),
+            None => None,
+        };
+        let mismatch = match plan {
+            Some(plan) => sync::key_mismatch(&entry.key_schema, mapping, &plan),
+            None => backup::key_names_mismatch(&entry.key_schema, mapping),
+        };
+        if let Some(mismatch) = mismatch {
+            conflicts.push(format!("table \"{}\" ({}) in the backup {mismatch}", entry.name, mapping.table_name));
+        }
+    }
+    if conflicts.is_empty() {
+        return Ok(());
+    }
+    let conflicts = conflicts.join("; ");
+    if args.allow_key_change {
+        printer.warn(format!(
+            "--allow-key-change: restoring with the backup's keys: {conflicts}; a sync refuses such a table until \
+             `sync --clean` recreates it with the mapping's key"
+        ));
+        return Ok(());
+    }
+    Err(UsageError(format!(
+        "{}: {conflicts}; restored, the table would have a key the next sync refuses. Nothing was changed: run \
+         again with --allow-key-change to restore the backup's key anyway, or leave the table out (--table)",
+        args.file.display()
+    ))
+    .into())
+}
+
+async fn sync(envs_dir: &Path, args: SyncArgs, printer: &Printer) -> Result<Exit> {
+    let mut profile = profile::load(envs_dir, &args.env)?;
+    profile.sync = profile.sync.overridden(args.scan_segments, args.max_in_flight, args.max_write_units_per_second)?;
+    if args.clean && !args.dry_run {
+        let tables = sync::selected(&profile, &args.tables)?;
+        let names: Vec<&str> = tables.iter().map(|t| t.table_name.as_str()).collect();
+        let action = format!("--clean deletes and recreates {}", names.join(", "));
+        confirm_destruction(&profile, &action, args.yes, printer)?;
+    }
+    let options = sync::SyncOptions {
+        mode: Mode::of(args.dry_run),
+        clean: args.clean,
+        tables: args.tables,
+        allow_mass_delete: args.allow_mass_delete,
+        force_unlock: args.force_unlock,
+        rejects_file: args.rejects_file,
+        params: args.params,
+    };
+    let stop = crate::engine::stop::Stop::on_signals();
+    // The sync stops itself on a signal (and records it); this bound covers the phases before it
+    // holds anything, such as connecting and preparing the queries.
+    let finished = tokio::select! {
+        finished = sync::run(&profile, &options, printer, &stop) => finished?,
+        signal = stop.expired(crate::engine::stop::DRAIN + Duration::from_secs(10)) => {
+            return Err(crate::engine::stop::Interrupted(signal).into())
+        }
+    };
+    let report = finished.report;
+    // The report comes first, whatever ended the run: it says what was written.
+    if finished.error.is_none() || !report.tables.is_empty() {
+        printer.show(&report, crate::pure::report::RunReport::render)?;
+    }
+    if let Some(error) = finished.error {
+        return Err(error);
+    }
+    Ok(if report.has_losses() { Exit::Differences } else { Exit::Success })
+}
+
+/// Why a restore stopped, with what each table holds and the restore's own command that finishes
+/// it: the stop's and the lost lock's "the next run completes the work" would send a person to a
+/// sync, which does not.
+fn restore_failure(e: &anyhow::Error, progress: &backup::Progress) -> String {
+    let state = progress.unfinished().unwrap_or_else(|| "nothing was changed".into());
+    if let Some(stop) = e.chain().find_map(|c| c.downcast_ref::<Interrupted>()) {
+        format!("{state}: interrupted by {}", stop.0)
+    } else if let Some(lost) = e.chain().find_map(|c| c.downcast_ref::<lock::LeaseLost>()) {
+        format!("{state}: stopped: {}; nothing more was written", lost.0)
+    } else {
+        format!("{state}: {e:#}")
+    }
+}
+
+/// Before deleting tables (`--clean`, `restore`): an ordinary environment asks on a terminal and
+/// needs `--yes` elsewhere; a protected one always needs `--yes` and, on a terminal, its name typed.
+fn confirm_destruction(profile: &profile::Profile, action: &str, yes: bool, printer: &Printer) -> Result<()> {
+    confirm(profile, action, ", then writes every item", yes, printer)
+}
+
+/// Refuses (exit 2) an action that would have to ask but cannot: a protected environment without
+/// `--yes`, or no terminal and no `--yes`.
+fn may_confirm(profile: &profile::Profile, action: &str, yes: bool) -> Result<()> {
+    if profile.protected && !yes {
+        let message = format!("{} is protected: {action} only with --yes", profile.env);
+        return Err(ProfileError::new(&profile.path, message).into());
+    }
+    if !yes && !std::io::stdin().is_terminal() {
+        let message = format!("{action}; there is no terminal to confirm on, so add --yes");
+        return Err(ProfileError::new(&profile.path, message).into());
+    }
+    Ok(())
+}
+
+/// Asks before `action` (a table deletion, a repair) as [`confirm_destruction`] says; `then` ends
+/// the question.
+fn confirm(profile: &profile::Profile, action: &str, then: &str, yes: bool, printer: &Printer) -> Result<()> {
+    may_confirm(profile, action, yes)?;
+    let terminal = std::io::stdin().is_terminal();
+    if yes && !(profile.protected && terminal) {
+        return Ok(());
+    }
+    // On a protected environment the answer is its name, so that a habitual "yes" is not enough.
+    let expected = if profile.protected { profile.env.as_str() } else { "yes" };
+    let question = format!("{action} in {} ({}){then}.", profile.env, profile.target.region);
+    if !printer.confirm(&question, expected)? {
+        bail!("not confirmed; nothing was changed");
+    }
+    Ok(())
+}

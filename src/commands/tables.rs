@@ -1,0 +1,100 @@
+//! `ddbsync tables create` and `tables drop`: the target tables on their own, without a sync.
+//! Creating needs the source, because a table's key types come from its query's columns. Dropping
+//! holds the run lock, so that no sync is writing to a table while it goes; the metadata table
+//! (run records and the lock) is never dropped.
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::engine::lock;
+use crate::engine::sync;
+use crate::printer::Printer;
+use crate::profile::{Profile, TableMapping};
+use crate::pure::plan::{show_schema, show_table_schema};
+use crate::source;
+use crate::target::dynamo;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableAction {
+    pub table: String,
+    /// `created`, `exists`, `deleted` or `absent`.
+    pub action: &'static str,
+    pub detail: String,
+}
+
+pub fn render(actions: &[TableAction]) -> String {
+    actions.iter().map(|a| format!("{:<32} {:<8} {}\n", a.table, a.action, a.detail)).collect()
+}
+
+/// Creates the tables that do not exist, each with the key schema its mapping gives.
+pub async fn create(profile: &Profile, mappings: &[&TableMapping], printer: &Printer) -> Result<Vec<TableAction>> {
+    let plans = sync::plans(source::connect(profile).await?.as_ref(), mappings).await?;
+    let dynamo = dynamo::connect(&profile.target).await;
+    lock::ensure_metadata_table(&*dynamo, profile).await?;
+    let mut out = Vec::new();
+    for (mapping, plan) in mappings.iter().zip(&plans) {
+        let (table, wanted) = (&mapping.table_name, &plan.schema);
+        let info = dynamo.describe(table).await.with_context(|| format!("reading {table}"))?;
+        if let Some(mismatch) = info.as_ref().and_then(|i| sync::key_mismatch(&i.key_schema, mapping, plan)) {
+            anyhow::bail!("{table} exists and {mismatch}; `sync --clean` recreates it");
+        }
+        let (action, detail) = match info {
+            Some(info) => {
+                let missing = sync::missing_indexes(&info, plan);
+                let (local, global): (Vec<_>, Vec<_>) = missing.into_iter().partition(|i| i.local);
+                let mut detail = format!("key ({})", show_schema(&wanted.keys));
+                for index in &global {
+                    // DynamoDB fills a new global index from the items already there.
+                    printer.note(format!("adding index {} to {table}", index.name));
+                    dynamo
+                        .build_index(table, &wanted.keys, index)
+                        .await
+                        .with_context(|| format!("adding index {} to {table}", index.name))?;
+                    detail.push_str(&format!("; index {} added", index.name));
+                }
+                if !local.is_empty() {
+                    detail.push_str(&format!("; {}", sync::missing_indexes_message(&local, profile, mapping)));
+                }
+                (if global.is_empty() { "exists" } else { "updated" }, detail)
+            }
+            None => {
+                printer.note(format!("creating {table}"));
+                dynamo.make_table(table, wanted).await.with_context(|| format!("creating {table}"))?;
+                ("created", format!("{}, on demand", show_table_schema(wanted)))
+            }
+        };
+        out.push(TableAction { table: table.clone(), action, detail });
+    }
+    Ok(out)
+}
+
+/// Deletes the tables that exist, under the run lock.
+pub async fn drop(profile: &Profile, mappings: &[&TableMapping], printer: &Printer) -> Result<Vec<TableAction>> {
+    let dynamo = dynamo::connect(&profile.target).await;
+    let tables: Vec<String> = mappings.iter().map(|m| m.table_name.clone()).collect();
+    let dynamo = &dynamo;
+    lock::with_lock(
+        dynamo,
+        profile,
+        &tables,
+        (false, None),
+        |_| {},
+        &crate::engine::stop::Stop::never(),
+        |fence| async move {
+            let mut out = Vec::new();
+            for mapping in mappings {
+                let table = &mapping.table_name;
+                let exists = dynamo.describe(table).await.with_context(|| format!("reading {table}"))?.is_some();
+                if exists {
+                    fence.check()?;
+                    printer.note(format!("deleting {table}"));
+                    dynamo.drop_table(table).await.with_context(|| format!("deleting {table}"))?;
+                }
+                let (action, detail) = if exists { ("deleted", "") } else { ("absent", "did not exist") };
+                out.push(TableAction { table: table.clone(), action, detail: detail.into() });
+            }
+            anyhow::Ok(out)
+        },
+    )
+    .await
+}

@@ -1,0 +1,126 @@
+//! The last check before a write leaves: the run still holds its lease ([`Fence`]) and nobody asked
+//! it to stop ([`Stop`]). Wraps the target's batch writer so that every BatchWriteItem call, first
+//! attempt or retry, passes both, and a call still in flight is bounded by them.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::engine::lock::{self, Fence};
+use crate::engine::pace::{Cap, Pace};
+use crate::engine::retry::RetryPolicy;
+use crate::engine::stop::{Stop, DRAIN};
+use crate::engine::writer::{self, Pending, WriteOutcome, WriterSettings, MAX_BATCH};
+use crate::profile::SyncSettings;
+use crate::target::{BatchWriter, Request, Target, TargetError, WriteReply};
+
+/// Requests between the diff (or a restore's reader) and a writer: enough to keep every call in
+/// flight busy, few enough that memory stays flat whatever the source's size.
+pub const WRITE_QUEUE: usize = 1024;
+
+/// Items a writer holds back to interleave writes (about 40 batches): rows that arrive in key
+/// order would otherwise write one partition at a time.
+pub const SHUFFLE_WINDOW: usize = 40 * MAX_BATCH;
+
+/// A writer task for `table`, as every writing run starts one: the profile's attempts and calls in
+/// flight, the run's units cap (`cap`), and its batches guarded by `fence` and `stop`. Requests go
+/// in through the sender; `on_written` hears of each batch written.
+pub fn spawn_writer(
+    target: Arc<dyn Target>,
+    (fence, stop): (&Fence, &Stop),
+    (settings, cap): (&SyncSettings, Option<Arc<Cap>>),
+    (table, key_names): (&str, Vec<String>),
+    on_written: impl Fn(u64) + Send + 'static,
+) -> (mpsc::Sender<Pending>, JoinHandle<WriteOutcome>) {
+    let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+    let writer_settings = WriterSettings {
+        table: table.to_string(),
+        key_names,
+        policy: RetryPolicy::new(settings.max_attempts),
+        shuffle_window: SHUFFLE_WINDOW,
+    };
+    let pace = Arc::new(Pace::new(settings.max_in_flight, cap));
+    let target = Arc::new(Guarded::new(target, fence.clone(), stop.clone()));
+    (tx, tokio::spawn(writer::write_all(target, writer_settings, pace, rx, on_written)))
+}
+
+/// Why a batch was not sent because the run was stopping: the writer reports its items as not
+/// written with this reason, and the sync counts them apart from failures.
+pub const NOT_SENT: &str = "not written: the run was stopped before this batch was sent";
+
+/// A batch writer that writes only while the fence is open and no stop was asked for.
+pub struct Guarded<W: ?Sized> {
+    inner: Arc<W>,
+    fence: Fence,
+    stop: Stop,
+}
+
+impl<W: ?Sized> Guarded<W> {
+    pub fn new(inner: Arc<W>, fence: Fence, stop: Stop) -> Guarded<W> {
+        Guarded { inner, fence, stop }
+    }
+}
+
+impl<W: BatchWriter + ?Sized> BatchWriter for Guarded<W> {
+    fn may_send(&self) -> Result<(), TargetError> {
+        if let Some(signal) = self.stop.requested() {
+            return Err(TargetError::Fatal(format!("{NOT_SENT} ({signal})")));
+        }
+        self.fence.check().map_err(|lost| TargetError::Fatal(lost.to_string()))?;
+        self.inner.may_send()
+    }
+
+    async fn write_batch(&self, table: &str, requests: &[Request]) -> Result<WriteReply, TargetError> {
+        self.may_send()?;
+        let limit = self.fence.remaining().unwrap_or_default();
+        // A call may not outlive the lease, nor the drain after a stop.
+        let reply = tokio::select! {
+            reply = tokio::time::timeout(limit, self.inner.write_batch(table, requests)) => match reply {
+                Ok(reply) => reply,
+                Err(_) => Err(TargetError::Unanswered(self.fence.check().err().map_or_else(
+                    || {
+                        "outcome unknown: DynamoDB had not answered when the run lock's lease ran out, so this \
+                         batch may or may not have been written; the next run checks"
+                            .to_string()
+                    },
+                    |lost| lost.to_string(),
+                ))),
+            },
+            signal = self.stop.expired(DRAIN) => Err(TargetError::Unanswered(format!(
+                "outcome unknown: abandoned {} s after {signal}: DynamoDB had not answered, so this batch may or may \
+                 not have been written; the next run checks",
+                DRAIN.as_secs()
+            ))),
+        };
+        if reply.is_ok() {
+            lock::beat();
+        }
+        reply
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pure::item::Item;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    impl BatchWriter for Counting {
+        async fn write_batch(&self, _: &str, _: &[Request]) -> Result<WriteReply, TargetError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(WriteReply::default())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_open_fence_and_no_stop_let_the_batch_through() {
+        let inner = Arc::new(Counting::default());
+        let guarded = Guarded::new(inner.clone(), Fence::open(), Stop::never());
+        guarded.write_batch("t", &[Request::Put(Item::new())]).await.unwrap();
+        assert_eq!(inner.0.load(Ordering::SeqCst), 1);
+    }
+}

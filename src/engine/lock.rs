@@ -1,0 +1,802 @@
+//! The run lock: one lease item per DynamoDB table in the metadata table, so that two runs that
+//! write the same table never write at the same time, whichever environment file named it.
+//!
+//! A run takes the lease of every table it touches with a conditional write (the item is absent,
+//! or is exactly the expired lease it read), in name order so that two runs cannot each hold half.
+//! It renews them every third of the lease while it makes progress, and deletes them at the end.
+//! A lease left by a killed run is free once it expires, or at once when the holder ran on this
+//! host and its process is gone. `--force-unlock` takes the lease whatever holds it.
+//!
+//! Fencing: a run stops writing before its lease can expire in anyone else's eyes. The [`Fence`]
+//! moves forward only when a renewal is confirmed, to the moment the renewal was sent plus the
+//! lease less a quarter (for clock skew between hosts). A process paused past that point (SIGSTOP,
+//! a suspended VM) or a DynamoDB that stops answering the renewals therefore finds its fence
+//! closed before any other run can have taken over, and writes nothing more.
+//!
+//! Progress: the lease is renewed only while the run shows progress (rows read, pages scanned,
+//! batches written, tables becoming ready: [`beat`]); a run stuck longer than its stall limit lets the lease go
+//! and stops, so a hung run cannot hold the tables for ever.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, SecondsFormat, Utc};
+use tokio::sync::watch;
+
+use crate::profile::Profile;
+use crate::pure::item::{AttributeValue, Item};
+use crate::target::{Condition, TableSchema, Target, TABLE_WAIT};
+
+/// Who holds a table's lock, as stored in its lease item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// Unique per run: conditions compare it.
+    pub run_id: String,
+    /// The environment whose run holds it (another profile may name the same table).
+    pub env: String,
+    pub host: String,
+    /// Which kernel and process namespace `pid` belongs to (boot id and pid namespace): two
+    /// containers or machines may share a host name, never this.
+    pub host_id: String,
+    pub pid: u32,
+    pub started_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// The holder's lease length: how long after its last renewal it may still write.
+    pub lease_secs: Option<u64>,
+}
+
+/// Another run holds the lock of a table.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "table {table} is locked by another run (environment {}): {} (pid {}) took the lock at {} and holds it until {} \
+     unless renewed; wait for it to finish, or if it is gone run again with --force-unlock",
+    holder.env, holder.host, holder.pid, holder.started_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+    holder.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true)
+)]
+pub struct Locked {
+    pub table: String,
+    pub holder: Lease,
+}
+
+/// The run stopped because it could no longer be sure it held the lock; nothing was written after.
+/// It holds the cause alone ([`Fence::lost`] gives the same): a command that only reads (backup)
+/// says what follows for it.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped: {0}; nothing more was written. Run again: the next run completes the work")]
+pub struct LeaseLost(pub String);
+
+/// What to do about the lease found in the table. Pure.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// No lease: take it.
+    Free,
+    /// This run's own lease: an earlier attempt was applied though its answer was lost.
+    Ours,
+    /// A lease nobody holds any more (why, for the log): take it over.
+    Stale(String),
+    /// A live lease: refuse.
+    Held,
+}
+
+/// `host` is this process's [`host_id`]: a lease whose process is gone is free at once only when
+/// it was taken in the same kernel and process namespace, where its pid means the same process.
+pub fn decide(
+    found: Option<&Lease>,
+    me: &str,
+    now: DateTime<Utc>,
+    host: &str,
+    alive: impl Fn(u32) -> bool,
+) -> Decision {
+    match found {
+        None => Decision::Free,
+        Some(lease) if lease.run_id == me => Decision::Ours,
+        Some(lease) if lease.expires_at <= now => Decision::Stale(format!("the lease expired at {}", lease.expires_at)),
+        Some(lease) if !host.is_empty() && lease.host_id == host && !alive(lease.pid) => {
+            Decision::Stale(format!("process {} on this host has ended", lease.pid))
+        }
+        Some(_) => Decision::Held,
+    }
+}
+
+/// This kernel's boot id and this process's pid namespace (Linux), or empty where unknown (then a
+/// lease left by a gone process is free only once it expires).
+pub fn host_id() -> String {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|b| b.trim().to_string());
+    let pid_ns = std::fs::read_link("/proc/self/ns/pid").map(|p| p.display().to_string());
+    match (boot, pid_ns) {
+        (Ok(boot), Ok(ns)) if !boot.is_empty() => format!("{boot}/{ns}"),
+        _ => String::new(),
+    }
+}
+
+/// Whether a process of this host is running (Linux: /proc; elsewhere assumed alive, so the
+/// lease must expire).
+pub fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        std::path::Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}
+
+/// The lease item's key: one per table, whatever profile names it.
+pub fn lock_key(table: &str) -> Item {
+    [
+        ("pk".to_string(), AttributeValue::S("LOCK".into())),
+        ("sk".to_string(), AttributeValue::S(format!("TABLE#{table}"))),
+    ]
+    .into()
+}
+
+fn to_item(table: &str, lease: &Lease) -> Item {
+    let mut item = lock_key(table);
+    let s = |v: String| AttributeValue::S(v);
+    item.insert("run_id".into(), s(lease.run_id.clone()));
+    item.insert("environment".into(), s(lease.env.clone()));
+    item.insert("host".into(), s(lease.host.clone()));
+    item.insert("host_id".into(), s(lease.host_id.clone()));
+    item.insert("pid".into(), AttributeValue::N(lease.pid.to_string()));
+    item.insert("started_at".into(), s(lease.started_at.to_rfc3339_opts(SecondsFormat::Millis, true)));
+    item.insert("expires_at".into(), s(lease.expires_at.to_rfc3339_opts(SecondsFormat::Millis, true)));
+    if let Some(secs) = lease.lease_secs {
+        item.insert("lease_secs".into(), AttributeValue::N(secs.to_string()));
+    }
+    item
+}
+
+fn from_item(item: &Item) -> Option<Lease> {
+    let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let time = |k: &str| s(k).and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).map(|t| t.with_timezone(&Utc));
+    Some(Lease {
+        run_id: s("run_id")?,
+        env: s("environment").unwrap_or_else(|| "unknown".into()),
+        host: s("host")?,
+        host_id: s("host_id").unwrap_or_default(),
+        pid: item.get("pid").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())?,
+        started_at: time("started_at")?,
+        expires_at: time("expires_at")?,
+        lease_secs: item.get("lease_secs").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()),
+    })
+}
+
+/// How long a lease is good for, once written, as `chrono` counts it (saturating: a profile's
+/// lease is validated, but arithmetic on times must never panic).
+fn expiry(now: DateTime<Utc>, lease_for: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(lease_for)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// The part of the lease kept back for clock skew between hosts: the fence closes this long before
+/// the lease expires.
+fn skew_margin(lease_for: Duration) -> Duration {
+    lease_for / 4
+}
+
+/// The process's clock for [`beat`]: progress is process-wide, as the lock is.
+fn origin() -> Instant {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now)
+}
+
+/// Milliseconds after [`origin`] of the last progress.
+static LAST_BEAT: AtomicU64 = AtomicU64::new(0);
+
+/// Records progress (a source row, a Scan page, a written batch, a table that became ready): the
+/// lease is renewed only while there is some. Lock renewals themselves are not progress.
+pub fn beat() {
+    let now = Instant::now().saturating_duration_since(origin()).as_millis() as u64;
+    LAST_BEAT.fetch_max(now, Ordering::Relaxed);
+}
+
+/// How long since the last progress.
+fn idle() -> Duration {
+    let now = Instant::now().saturating_duration_since(origin()).as_millis() as u64;
+    Duration::from_millis(now.saturating_sub(LAST_BEAT.load(Ordering::Relaxed)))
+}
+
+/// Whether this run may still write: its lease is recent enough and was not lost. Cheap to clone;
+/// shared by the writers.
+#[derive(Clone, Debug)]
+pub struct Fence {
+    state: Arc<FenceState>,
+    /// Set (with the reason) by the renewal when the lease is lost.
+    lost: watch::Receiver<Option<String>>,
+}
+
+#[derive(Debug)]
+struct FenceState {
+    origin: Instant,
+    /// Milliseconds after `origin` until which writes are safe; `u64::MAX` when unfenced.
+    open_until: AtomicU64,
+    /// When the lease was last confirmed, for messages (milliseconds after `origin`).
+    renewed: AtomicU64,
+}
+
+impl Fence {
+    /// A fence that never closes: dry runs and commands that hold no lock.
+    pub fn open() -> Fence {
+        Fence::closing_at(Instant::now(), None)
+    }
+
+    fn closing_at(origin: Instant, until: Option<Instant>) -> Fence {
+        let (tx, lost) = watch::channel(None);
+        // An open fence is never lost; a held lock's renewal replaces this sender with its own.
+        std::mem::forget(tx);
+        let state = Arc::new(FenceState { origin, open_until: AtomicU64::new(u64::MAX), renewed: AtomicU64::new(0) });
+        let fence = Fence { state, lost };
+        if let Some(until) = until {
+            fence.state.open_until.store(fence.millis(until), Ordering::SeqCst);
+        }
+        fence
+    }
+
+    fn millis(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.state.origin).as_millis().min(u64::MAX as u128 - 1) as u64
+    }
+
+    /// Resolves only if the lease is lost, with the reason.
+    pub async fn lost(&self) -> String {
+        let mut lost = self.lost.clone();
+        if lost.wait_for(Option::is_some).await.is_err() {
+            return std::future::pending().await;
+        }
+        let reason = lost.borrow().clone();
+        reason.unwrap_or_default()
+    }
+
+    /// A renewal sent at `sent` was confirmed.
+    fn extend(&self, sent: Instant, lease_for: Duration) {
+        let until = sent + lease_for.saturating_sub(skew_margin(lease_for));
+        self.state.open_until.fetch_max(self.millis(until), Ordering::SeqCst);
+        self.state.renewed.fetch_max(self.millis(sent), Ordering::SeqCst);
+    }
+
+    /// Time left before the fence closes; `None` when it is already closed.
+    pub fn remaining(&self) -> Option<Duration> {
+        let until = self.state.open_until.load(Ordering::SeqCst);
+        if until == u64::MAX {
+            return Some(Duration::MAX);
+        }
+        until.checked_sub(self.millis(Instant::now())).filter(|&ms| ms > 0).map(Duration::from_millis)
+    }
+
+    /// An error when the run may no longer write: its lease was lost, or last confirmed too long ago.
+    pub fn check(&self) -> Result<(), LeaseLost> {
+        if let Some(reason) = self.lost.borrow().clone() {
+            return Err(LeaseLost(reason));
+        }
+        match self.remaining() {
+            Some(_) => Ok(()),
+            None => Err(LeaseLost(self.closed_reason())),
+        }
+    }
+
+    fn closed_reason(&self) -> String {
+        let since = self.millis(Instant::now()).saturating_sub(self.state.renewed.load(Ordering::SeqCst)) / 1000;
+        format!(
+            "the run lock was last confirmed {since} s ago, too long for its lease to be trusted (the process was \
+             paused or stalled, or DynamoDB did not answer the renewals), so another run may have taken over"
+        )
+    }
+}
+
+/// Held locks; renewed in the background until [`Held::release`].
+pub struct Held {
+    dynamo: Arc<dyn Target>,
+    metadata_table: String,
+    tables: Vec<String>,
+    run_id: String,
+    lease: Duration,
+    fence: Fence,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+/// What the lock needs to know about the run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub env: String,
+    /// The metadata table, which holds the lease items (it must exist).
+    pub metadata_table: String,
+    pub lease: Duration,
+    /// Longest time without progress before the run lets its lease go and stops.
+    pub stall_limit: Duration,
+    /// `--force-unlock`: take the leases whatever holds them.
+    pub force: bool,
+}
+
+impl Settings {
+    pub fn of(profile: &Profile, force: bool) -> Settings {
+        Settings {
+            env: profile.env.clone(),
+            metadata_table: profile.metadata_table.clone(),
+            lease: profile.sync.lock_lease,
+            stall_limit: profile.sync.stall_limit,
+            force,
+        }
+    }
+}
+
+/// Creates the metadata table (run records and the run lock) if it does not exist.
+pub async fn ensure_metadata_table(dynamo: &dyn Target, profile: &Profile) -> Result<()> {
+    let table = &profile.metadata_table;
+    let info = dynamo.describe(table).await;
+    let location = profile.location();
+    if info.with_context(|| format!("reading DynamoDB table {table} in {location}"))?.is_none() {
+        let schema = TableSchema { keys: vec![("pk".into(), "S".into()), ("sk".into(), "S".into())], indexes: vec![] };
+        match dynamo.create_table(table, &schema).await {
+            Ok(()) => {}
+            // Another run created it meanwhile.
+            Err(e) if e.to_string().contains("in use") || e.to_string().contains("exists") => {}
+            Err(e) => return Err(e).with_context(|| format!("creating metadata table {table}")),
+        }
+        dynamo.wait(table, false, TABLE_WAIT).await?;
+    }
+    Ok(())
+}
+
+/// Runs `work` while holding the lock of `tables`: creates the metadata table if needed, takes the
+/// leases (waiting up to `wait`, `--wait-lock`, for a lock another run holds; `on_wait` hears of the
+/// first refusal), stops `work` (with [`LeaseLost`]) if they are lost, and releases them at the end.
+pub async fn with_lock<T, F, Fut>(
+    dynamo: &Arc<dyn Target>,
+    profile: &Profile,
+    tables: &[String],
+    (force, wait): (bool, Option<Duration>),
+    on_wait: impl Fn(&anyhow::Error),
+    stop: &crate::engine::stop::Stop,
+    work: F,
+) -> Result<T>
+where
+    F: FnOnce(Fence) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    // A signal while the lock is being taken (or waited for) ends the run at once: leases already
+    // written expire, or are free at once for the next run on this host, whose process is then gone.
+    let held = tokio::select! {
+        held = take(dynamo, profile, tables, force, wait, on_wait) => held?,
+        signal = stop.wait() => return Err(crate::engine::stop::Interrupted(signal).into()),
+    };
+    let work = work(held.fence());
+    tokio::pin!(work);
+    let outcome = tokio::select! {
+        outcome = &mut work => outcome,
+        reason = held.lost() => {
+            // The work sees the loss through its fence, sends nothing more and winds up its report;
+            // it gets a bounded moment for that.
+            match tokio::time::timeout(crate::engine::stop::DRAIN, &mut work).await {
+                Ok(Err(e)) => Err(e),
+                _ => Err(LeaseLost(reason).into()),
+            }
+        }
+    };
+    let released = held.release().await;
+    match outcome {
+        // The work's error matters more than a failure to release, which expiry repairs.
+        Err(e) => Err(e),
+        Ok(value) => released.context("releasing the run lock").map(|()| value),
+    }
+}
+
+/// How often a waiting command tries the lock again.
+const LOCK_POLL: Duration = Duration::from_secs(2);
+
+/// Takes the lock of `tables`, creating the metadata table if needed; with `wait`, a lock another
+/// run holds is tried again for that long (`on_wait` hears of the first refusal).
+pub async fn take(
+    dynamo: &Arc<dyn Target>,
+    profile: &Profile,
+    tables: &[String],
+    force: bool,
+    wait: Option<Duration>,
+    on_wait: impl Fn(&anyhow::Error),
+) -> Result<Held> {
+    ensure_metadata_table(&**dynamo, profile).await?;
+    let deadline = tokio::time::Instant::now() + wait.unwrap_or_default();
+    let settings = Settings::of(profile, force);
+    let mut waiting = false;
+    loop {
+        let taken = acquire(dynamo.clone(), &settings, tables).await;
+        let now = tokio::time::Instant::now();
+        match taken {
+            Err(e) if e.chain().any(|c| c.is::<Locked>()) && now < deadline => {
+                if !waiting {
+                    on_wait(&e);
+                    waiting = true;
+                }
+                tokio::time::sleep(LOCK_POLL.min(deadline - now)).await;
+            }
+            taken => return taken,
+        }
+    }
+}
+
+/// Takes the lock of every table in `tables` (in name order), or none of them.
+pub async fn acquire(dynamo: Arc<dyn Target>, settings: &Settings, tables: &[String]) -> Result<Held> {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let now = Utc::now();
+    let origin = Instant::now();
+    let me = Lease {
+        run_id: format!("{host}:{}:{}", std::process::id(), now.timestamp_micros()),
+        env: settings.env.clone(),
+        host: host.clone(),
+        host_id: host_id(),
+        pid: std::process::id(),
+        started_at: now,
+        expires_at: expiry(now, settings.lease),
+        lease_secs: Some(settings.lease.as_secs()),
+    };
+    let mut tables = tables.to_vec();
+    tables.sort();
+    tables.dedup();
+    let (tx, lost) = watch::channel(None);
+    let mut fence =
+        Fence::closing_at(origin, Some(origin + settings.lease.saturating_sub(skew_margin(settings.lease))));
+    fence.lost = lost;
+    let mut held = Held {
+        dynamo: dynamo.clone(),
+        metadata_table: settings.metadata_table.clone(),
+        tables: Vec::new(),
+        run_id: me.run_id.clone(),
+        lease: settings.lease,
+        fence,
+        renewal: tokio::spawn(async {}),
+    };
+    let mut forced_until = None;
+    for table in &tables {
+        // Pushed before the attempt: if its answer is lost, release still removes what was written.
+        held.tables.push(table.clone());
+        match take_one(&*dynamo, settings, table, &me).await {
+            Ok(until) => forced_until = forced_until.max(until),
+            Err(e) => {
+                let _ = held.release().await;
+                return Err(e);
+            }
+        }
+    }
+    held.renewal = tokio::spawn(renew(dynamo, settings.clone(), held.tables.clone(), me, held.fence.clone(), tx));
+    // A live holder whose lease was forced away learns it only at its next renewal, and may write
+    // until its own fence closes: this run writes nothing before that.
+    if let Some(wait) = forced_until.and_then(|until| (until - Utc::now()).to_std().ok()) {
+        tracing::warn!(
+            "--force-unlock: waiting {} s for the previous holder's lease to run out, so that it can write nothing \
+             after this run starts",
+            wait.as_secs()
+        );
+        beat();
+        tokio::time::sleep(wait).await;
+        beat();
+    }
+    Ok(held)
+}
+
+/// Takes one table's lease; for a live lease taken with `--force-unlock`, returns until when its
+/// holder may still write (its lease, at most one lease length from now).
+async fn take_one(dynamo: &dyn Target, settings: &Settings, table: &str, me: &Lease) -> Result<Option<DateTime<Utc>>> {
+    let meta = &settings.metadata_table;
+    let found = dynamo.get_item(meta, lock_key(table)).await?;
+    let lease = found.as_ref().and_then(from_item);
+    if found.is_some() && lease.is_none() {
+        tracing::warn!(meta, table, "unreadable lock item; taking it over");
+    }
+    let mut holder_until = None;
+    match decide(lease.as_ref(), &me.run_id, Utc::now(), &me.host_id, process_alive) {
+        Decision::Ours => return Ok(None),
+        Decision::Held if !settings.force => {
+            return Err(Locked { table: table.into(), holder: lease.expect("a held lease") }.into());
+        }
+        Decision::Held => {
+            tracing::warn!(table, holder = ?lease, "--force-unlock: taking the lock from a live lease");
+            let holder = lease.as_ref().expect("a held lease");
+            // Its fence closes within its lease of its last renewal, which `expires_at` marks.
+            let its_lease = holder.lease_secs.map_or(settings.lease, Duration::from_secs);
+            holder_until = Some(holder.expires_at.min(expiry(Utc::now(), its_lease)));
+        }
+        Decision::Stale(why) => tracing::warn!(table, holder = ?lease, "taking over a stale lock: {why}"),
+        Decision::Free => {}
+    }
+    // Take exactly what was read: if another run changed the lease meanwhile, the condition fails.
+    let condition = match found.as_ref().and_then(|i| i.get("run_id")) {
+        Some(run_id) => Condition { expression: "run_id = :seen", values: vec![(":seen", run_id.clone())] },
+        None if found.is_some() => Condition { expression: "attribute_not_exists(run_id)", values: vec![] },
+        None => Condition { expression: "attribute_not_exists(pk)", values: vec![] },
+    };
+    if dynamo.put_if(meta, to_item(table, me), condition).await? {
+        return Ok(holder_until);
+    }
+    // The condition failed. If the holder now is this run, an earlier attempt of the same write was
+    // applied and only its answer was lost (the SDK retried it): the lock is ours.
+    let holder = dynamo.get_item(meta, lock_key(table)).await?.as_ref().and_then(from_item);
+    match holder {
+        Some(holder) if holder.run_id == me.run_id => Ok(holder_until),
+        Some(holder) => Err(Locked { table: table.into(), holder }.into()),
+        None => Err(anyhow::anyhow!("the lock of table {table} changed while it was being taken; run again")),
+    }
+}
+
+/// Renews the leases every third of their length while the run makes progress; reports on `lost`
+/// when it cannot, and at the latest when the fence closes.
+async fn renew(
+    dynamo: Arc<dyn Target>,
+    settings: Settings,
+    tables: Vec<String>,
+    mut lease: Lease,
+    fence: Fence,
+    lost: watch::Sender<Option<String>>,
+) {
+    let lease_for = settings.lease;
+    let where_ = dynamo.endpoint();
+    let mut last_error: Option<String> = None;
+    beat();
+    loop {
+        let fence_closes = Instant::now() + fence.remaining().unwrap_or_default().min(lease_for);
+        tokio::select! {
+            _ = tokio::time::sleep(lease_for / 3) => {}
+            _ = tokio::time::sleep_until(fence_closes.into()) => {}
+        }
+        if fence.remaining().is_none() {
+            let reason = match &last_error {
+                Some(e) => format!(
+                    "DynamoDB ({where_}) did not confirm the run lock's renewal before its lease could expire ({e})"
+                ),
+                None => fence.closed_reason(),
+            };
+            let _ = lost.send(Some(reason));
+            return;
+        }
+        let idle = idle();
+        if idle > settings.stall_limit {
+            let _ = lost.send(Some(format!(
+                "no progress for {} s (no row from the source, no answer from DynamoDB), longer than the stall limit of \
+                 {} s (check the source and DynamoDB), so the run let its lock go",
+                idle.as_secs(),
+                settings.stall_limit.as_secs()
+            )));
+            return;
+        }
+        let now = Utc::now();
+        let sent = Instant::now();
+        let mut next = lease.clone();
+        next.expires_at = expiry(now, lease_for);
+        let renewal = async {
+            for table in &tables {
+                let condition = Condition {
+                    expression: "run_id = :me",
+                    values: vec![(":me", AttributeValue::S(lease.run_id.clone()))],
+                };
+                if !dynamo.put_if(&settings.metadata_table, to_item(table, &next), condition).await? {
+                    return Ok(Some(table.clone()));
+                }
+            }
+            Ok::<_, crate::target::TargetError>(None)
+        };
+        let limit = fence.remaining().unwrap_or_default();
+        match tokio::time::timeout(limit, renewal).await {
+            Ok(Ok(None)) => {
+                fence.extend(sent, lease_for);
+                lease = next;
+                last_error = None;
+            }
+            Ok(Ok(Some(table))) => {
+                let _ = lost.send(Some(format!(
+                    "another run took the lock of table {table} (with --force-unlock, or after this run's lease \
+                     expired)"
+                )));
+                return;
+            }
+            // A failed renewal is tried again next time, while the fence is open.
+            Ok(Err(e)) => {
+                tracing::warn!("renewing the run lock: {e}");
+                last_error = Some(e.to_string());
+            }
+            Err(_) => last_error = Some(format!("no answer in {} s", limit.as_secs())),
+        }
+    }
+}
+
+impl Held {
+    /// The fence the writers check before every call.
+    pub fn fence(&self) -> Fence {
+        self.fence.clone()
+    }
+
+    /// Resolves only if the lease is lost, with the reason.
+    pub async fn lost(&self) -> String {
+        self.fence.lost().await
+    }
+
+    /// Stops renewing and deletes the leases that are still this run's, within one lease: a
+    /// DynamoDB that does not answer leaves them to expire.
+    pub async fn release(self) -> Result<()> {
+        self.renewal.abort();
+        let deletes = async {
+            for table in &self.tables {
+                let me = AttributeValue::S(self.run_id.clone());
+                let condition = Condition { expression: "run_id = :me", values: vec![(":me", me)] };
+                self.dynamo.delete_if(&self.metadata_table, lock_key(table), condition).await?;
+            }
+            Ok::<_, crate::target::TargetError>(())
+        };
+        match tokio::time::timeout(self.lease, deletes).await {
+            Ok(done) => Ok(done?),
+            Err(_) => Err(anyhow::anyhow!(
+                "DynamoDB ({}) did not answer in {} s; the lease expires by itself",
+                self.dynamo.endpoint(),
+                self.lease.as_secs()
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(host: &str, pid: u32, expires_in_secs: i64) -> Lease {
+        let now = at(0);
+        Lease {
+            run_id: "r".into(),
+            env: "prod".into(),
+            host: "h".into(),
+            host_id: host.into(),
+            pid,
+            started_at: now,
+            expires_at: now + chrono::Duration::seconds(expires_in_secs),
+            lease_secs: Some(60),
+        }
+    }
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    #[test]
+    fn a_live_lease_of_another_host_is_held_until_it_expires() {
+        let other = lease("ci-2", 42, 60);
+        assert_eq!(decide(Some(&other), "me", at(59), "ci-1", |_| false), Decision::Held);
+        assert!(matches!(decide(Some(&other), "me", at(60), "ci-1", |_| true), Decision::Stale(_)));
+        assert_eq!(decide(None, "me", at(0), "ci-1", |_| true), Decision::Free);
+    }
+
+    #[test]
+    fn a_lease_of_a_dead_process_on_this_host_is_stale_at_once() {
+        let mine = lease("ci-1", 42, 60);
+        assert_eq!(decide(Some(&mine), "me", at(1), "ci-1", |_| true), Decision::Held, "still running");
+        assert_eq!(
+            decide(Some(&mine), "me", at(1), "ci-1", |pid| pid != 42),
+            Decision::Stale("process 42 on this host has ended".into())
+        );
+    }
+
+    #[test]
+    fn a_dead_pid_counts_only_in_the_same_kernel_and_pid_namespace() {
+        // Same host name, another container or machine: its pid says nothing here.
+        let elsewhere = lease("boot-b/pid:[1]", 42, 60);
+        assert_eq!(decide(Some(&elsewhere), "me", at(1), "boot-a/pid:[1]", |_| false), Decision::Held);
+        assert_eq!(decide(Some(&elsewhere), "me", at(1), "", |_| false), Decision::Held, "unknown identity");
+        assert!(host_id().contains("/pid:["), "{}", host_id());
+    }
+
+    #[test]
+    fn finding_its_own_lease_means_the_run_has_the_lock() {
+        // An attempt whose answer was lost, then retried: the lease found is this run's.
+        let mine = lease("ci-1", 42, 60);
+        assert_eq!(decide(Some(&mine), "r", at(1), "ci-1", |_| true), Decision::Ours);
+    }
+
+    #[test]
+    fn the_lease_item_round_trips_and_is_keyed_by_table() {
+        let l = lease("ci-1", 7, 60);
+        let item = to_item("prod-lessons", &l);
+        assert_eq!(item["sk"], AttributeValue::S("TABLE#prod-lessons".into()));
+        assert_eq!(from_item(&item), Some(l));
+    }
+
+    #[test]
+    fn expiry_saturates_instead_of_panicking() {
+        assert_eq!(expiry(at(0), Duration::MAX), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(expiry(at(0), Duration::from_secs(60)), at(60));
+    }
+
+    #[test]
+    fn the_fence_closes_a_quarter_lease_before_expiry_and_moves_only_on_renewal() {
+        let lease_for = Duration::from_millis(400);
+        let origin = Instant::now();
+        let fence = Fence::closing_at(origin, Some(origin + lease_for - skew_margin(lease_for)));
+        assert!(fence.check().is_ok());
+        let left = fence.remaining().unwrap();
+        assert!(left <= Duration::from_millis(300) && left > Duration::from_millis(200), "{left:?}");
+        std::thread::sleep(Duration::from_millis(320));
+        let closed = fence.check().unwrap_err().to_string();
+        assert!(closed.contains("nothing more was written"), "{closed}");
+        // A renewal confirmed now opens it again; an old one that arrives late cannot move it back.
+        fence.extend(Instant::now(), lease_for);
+        assert!(fence.check().is_ok());
+        fence.extend(origin, lease_for);
+        assert!(fence.remaining().unwrap() > Duration::from_millis(200));
+    }
+
+    #[test]
+    fn an_open_fence_never_closes() {
+        assert_eq!(Fence::open().remaining(), Some(Duration::MAX));
+    }
+
+    #[test]
+    fn this_process_is_alive() {
+        assert!(process_alive(std::process::id()));
+    }
+
+    /// A lease of run `run_id` on another machine, valid for another minute.
+    fn live(run_id: &str) -> Lease {
+        let now = Utc::now();
+        Lease {
+            run_id: run_id.into(),
+            env: "prod".into(),
+            host: "elsewhere".into(),
+            host_id: "another-machine".into(),
+            pid: 1,
+            started_at: now,
+            expires_at: now + chrono::Duration::seconds(60),
+            lease_secs: Some(60),
+        }
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            env: "prod".into(),
+            metadata_table: "meta".into(),
+            lease: Duration::from_secs(60),
+            stall_limit: Duration::from_secs(300),
+            force: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_free_lock_is_taken_with_a_write_conditional_on_no_lease() {
+        let target = crate::target::scripted::Scripted::default();
+        let taken = take_one(&target, &settings(), "t", &live("me")).await.unwrap();
+        assert_eq!(taken, None);
+        assert_eq!(target.calls(), ["get_item meta", "put_if meta attribute_not_exists(pk)"]);
+    }
+
+    #[tokio::test]
+    async fn a_live_lease_of_another_run_refuses_the_lock_without_writing() {
+        let target = crate::target::scripted::Scripted::read_only();
+        target.gets.lock().unwrap().push_back(Ok(Some(to_item("t", &live("other")))));
+        let err = take_one(&target, &settings(), "t", &live("me")).await.unwrap_err();
+        assert!(err.downcast_ref::<Locked>().is_some_and(|l| l.holder.run_id == "other"), "{err:#}");
+        assert_eq!(target.calls(), ["get_item meta"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_condition_is_the_lock_of_whoever_holds_it_now() {
+        // Another run took the lease between the read and the write.
+        let target = crate::target::scripted::Scripted::default();
+        target.conditionals.lock().unwrap().push_back(Ok(false));
+        target.gets.lock().unwrap().extend([Ok(None), Ok(Some(to_item("t", &live("other"))))]);
+        let err = take_one(&target, &settings(), "t", &live("me")).await.unwrap_err();
+        assert!(err.downcast_ref::<Locked>().is_some_and(|l| l.holder.run_id == "other"), "{err:#}");
+        assert_eq!(target.calls(), ["get_item meta", "put_if meta attribute_not_exists(pk)", "get_item meta"]);
+
+        // This run's own write was applied and only its answer lost (the SDK sent it again).
+        let target = crate::target::scripted::Scripted::default();
+        target.conditionals.lock().unwrap().push_back(Ok(false));
+        target.gets.lock().unwrap().extend([Ok(None), Ok(Some(to_item("t", &live("me"))))]);
+        assert_eq!(take_one(&target, &settings(), "t", &live("me")).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_lease_taken_over_is_written_only_if_it_is_still_the_one_read() {
+        // An expired lease: taken over on the condition that its run_id is still the one read.
+        let mut stale = live("other");
+        stale.expires_at = Utc::now() - chrono::Duration::seconds(5);
+        let target = crate::target::scripted::Scripted::default();
+        target.gets.lock().unwrap().push_back(Ok(Some(to_item("t", &stale))));
+        assert_eq!(take_one(&target, &settings(), "t", &live("me")).await.unwrap(), None);
+        assert_eq!(target.calls(), ["get_item meta", "put_if meta run_id = :seen"]);
+    }
+}

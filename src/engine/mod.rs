@@ -1,0 +1,15 @@
+//! The runs: a sync ([`sync`]) and what shares its parts — verify and its repair, backup and
+//! restore — over the source and target seams: the writer with its pace and retries, the diff's
+//! Scan, the run lock and its fence, and the signals that stop a run.
+
+pub mod backup;
+pub mod guard;
+pub mod lock;
+pub mod pace;
+pub mod repair;
+pub mod retry;
+pub mod scan;
+pub mod stop;
+pub mod sync;
+pub mod verify;
+pub mod writer;

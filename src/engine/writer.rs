@@ -1,0 +1,588 @@
+//! The writer: groups changed items into BatchWriteItem calls, keeps several in flight, and resends
+//! what DynamoDB did not process.
+//!
+//! Items wait in a shuffle window and each batch is drawn from it at random, so that writes are not
+//! issued in the source's (often sorted) key order, which makes rolling hot partitions. The number of
+//! calls in flight follows [`Pace`]: throttling halves it, unthrottled calls grow it back, and an
+//! optional cap spaces calls out to a number of write units per second.
+//!
+//! Invariants: a batch holds at most 25 items and never the same key twice; every item handed to the
+//! writer ends either written or in [`WriteOutcome::failed`] with its key and the reason; an item
+//! DynamoDB refuses fails alone, never its batch; write units are summed from what DynamoDB reported,
+//! never estimated. An item given up on after a call whose answer was lost or was a server error
+//! (which DynamoDB may have applied) is not said to be unwritten: it is counted in
+//! [`WriteOutcome::unknown`], its reason says it may or may not have been written.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::engine::pace::Pace;
+use crate::engine::retry::RetryPolicy;
+use crate::pure::hash::Digest;
+use crate::pure::item;
+use crate::pure::plan::Reject;
+use crate::target::{BatchWriter, Request, TargetError};
+
+/// Longest wait of an item in a window the source does not fill: a trickling source is written as
+/// it is read (in batches of what has come), not when the window is finally full.
+const FLUSH_AFTER: Duration = Duration::from_millis(500);
+
+/// How the reason of an item whose write may or may not have happened begins.
+pub const OUTCOME_UNKNOWN: &str = "outcome unknown";
+
+/// BatchWriteItem's limit on requests per call.
+pub const MAX_BATCH: usize = 25;
+
+/// A put or a delete on its way to DynamoDB.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub key: Digest,
+    pub request: Request,
+    /// Estimated write units, for the units-per-second cap.
+    pub units: u64,
+}
+
+/// What writing a stream of items did.
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct WriteOutcome {
+    pub written: u64,
+    /// Write units DynamoDB reported.
+    pub consumed_units: f64,
+    /// Calls sent again after throttling, errors or unprocessed items.
+    pub retries: u64,
+    /// Calls answered with throttling or with unprocessed items.
+    pub throttled: u64,
+    /// Items that could not be written, with their key and the last error.
+    pub failed: Vec<Reject>,
+    /// Of those, items that may have been written all the same: a call that held them was
+    /// answered with a server error or not at all ([`TargetError::may_have_written`]). Their
+    /// reason begins with [`OUTCOME_UNKNOWN`].
+    pub unknown: u64,
+    /// The estimated write units ([`Pending::units`]) of the items not written: what writing
+    /// them would have taken.
+    pub failed_units: u64,
+    /// Their key digests, in the same order (`None` for an item without its key attributes), so
+    /// that a caller can tell which of its items were not written.
+    #[serde(skip)]
+    pub failed_keys: Vec<Option<Digest>>,
+}
+
+impl WriteOutcome {
+    fn absorb(&mut self, other: WriteOutcome) {
+        self.written += other.written;
+        self.consumed_units += other.consumed_units;
+        self.retries += other.retries;
+        self.throttled += other.throttled;
+        self.failed.extend(other.failed);
+        self.failed_keys.extend(other.failed_keys);
+        self.unknown += other.unknown;
+        self.failed_units += other.failed_units;
+    }
+
+    /// Records `requests` as not written, for `reason`.
+    fn fail(&mut self, requests: &[Request], key_names: &[&str], reason: &str) {
+        for request in requests {
+            self.failed.push(reject(request, key_names, reason.to_string()));
+            self.failed_keys.push(crate::pure::hash::item_key_digest(request.item(), key_names));
+        }
+    }
+}
+
+/// Writes one batch, resending throttled, failed and unprocessed items with backoff.
+///
+/// DynamoDB refuses a whole batch for one item it will not store (`ValidationException`), so a
+/// refused batch is split in halves, each sent on its own, down to single items: every other item
+/// is written and only the bad one fails, with the server's reason. Each half sent counts as a retry.
+pub async fn write_with_retry<W: BatchWriter + ?Sized>(
+    writer: &W,
+    table: &str,
+    pending: Vec<Request>,
+    policy: &RetryPolicy,
+    pace: &Pace,
+    key_names: &[&str],
+) -> WriteOutcome {
+    let mut outcome = WriteOutcome::default();
+    let mut work = vec![pending];
+    while let Some(batch) = work.pop() {
+        let Some((mut refused, error)) = attempt(writer, table, batch, policy, pace, key_names, &mut outcome).await
+        else {
+            continue;
+        };
+        if refused.len() > 1 {
+            let second = refused.split_off(refused.len().div_ceil(2));
+            outcome.retries += 2;
+            work.push(second);
+            work.push(refused);
+        } else {
+            outcome.fail(&refused, key_names, &error.to_string());
+        }
+    }
+    outcome
+}
+
+fn reject(request: &Request, key_names: &[&str], reason: String) -> Reject {
+    Reject { key: item::describe_key(request.item(), key_names), reason }
+}
+
+/// Sends a batch until it is written or fails for good (recorded in `outcome`); returns the
+/// requests DynamoDB refused as invalid, with its error, for the caller to split.
+async fn attempt<W: BatchWriter + ?Sized>(
+    writer: &W,
+    table: &str,
+    mut pending: Vec<Request>,
+    policy: &RetryPolicy,
+    pace: &Pace,
+    key_names: &[&str],
+    outcome: &mut WriteOutcome,
+) -> Option<(Vec<Request>, TargetError)> {
+    let mut delays = policy.delays();
+    // A call that held these requests may have been applied although it failed.
+    let mut uncertain = false;
+    loop {
+        let epoch = pace.epoch();
+        let error = match writer.write_batch(table, &pending).await {
+            Ok(reply) => {
+                outcome.consumed_units += reply.consumed_units;
+                outcome.written += (pending.len() - reply.unprocessed.len()) as u64;
+                if reply.unprocessed.is_empty() {
+                    pace.succeeded();
+                    return None;
+                }
+                pending = reply.unprocessed;
+                TargetError::Throttled("UnprocessedItems".into())
+            }
+            Err(error @ TargetError::Invalid(_)) => return Some((pending, error)),
+            Err(error) => error,
+        };
+        if let TargetError::Throttled(_) = error {
+            outcome.throttled += 1;
+            pace.throttled(epoch);
+        }
+        uncertain |= error.may_have_written();
+        let delay = if error.is_retryable() { delays.next() } else { None };
+        let Some(delay) = delay else {
+            let reason = match (uncertain, &error) {
+                (true, TargetError::Unanswered(_)) => error.to_string(),
+                (true, _) => format!(
+                    "{OUTCOME_UNKNOWN}: DynamoDB answered a call that held it with a server error or not at all, \
+                     so it may or may not have been written (given up after {} attempts, the last: {error}); the \
+                     next run checks",
+                    policy.max_attempts
+                ),
+                (false, _) if error.is_retryable() => {
+                    format!("not written after {} attempts: {error}", policy.max_attempts)
+                }
+                (false, _) => error.to_string(),
+            };
+            if uncertain {
+                outcome.unknown += pending.len() as u64;
+            }
+            outcome.fail(&pending, key_names, &reason);
+            return None;
+        };
+        tracing::debug!(table, items = pending.len(), ?delay, %error, "retrying batch");
+        outcome.retries += 1;
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Waits for a batch's turn under the pace and the units cap, unless the batch may no longer be
+/// sent (a stopping run): then at once, and within a tenth of a second if that happens while it waits.
+async fn wait_turn<W: BatchWriter + ?Sized>(writer: &W, pace: &Pace, units: u64) -> Result<(), TargetError> {
+    writer.may_send()?;
+    let spend = pace.spend(units);
+    tokio::pin!(spend);
+    loop {
+        tokio::select! {
+            () = &mut spend => return Ok(()),
+            () = tokio::time::sleep(Duration::from_millis(100)) => writer.may_send()?,
+        }
+    }
+}
+
+/// Settings of one writer.
+#[derive(Debug, Clone)]
+pub struct WriterSettings {
+    pub table: String,
+    pub key_names: Vec<String>,
+    pub policy: RetryPolicy,
+    /// Items held back to interleave writes; at least one batch.
+    pub shuffle_window: usize,
+}
+
+/// Draws up to one batch at random from the window, never two items with the same key.
+fn draw(window: &mut Vec<Pending>) -> Vec<Pending> {
+    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    let mut tries = 0;
+    while batch.len() < MAX_BATCH && !window.is_empty() && tries < 4 * MAX_BATCH {
+        tries += 1;
+        let at = fastrand::usize(..window.len());
+        if batch.iter().any(|p| p.key == window[at].key) {
+            continue; // stays for a later batch
+        }
+        batch.push(window.swap_remove(at));
+    }
+    batch
+}
+
+/// Reads items from `rx` until it closes and writes them all; `on_written` hears of each finished batch.
+pub async fn write_all<W: BatchWriter + ?Sized + 'static>(
+    writer: Arc<W>,
+    settings: WriterSettings,
+    pace: Arc<Pace>,
+    mut rx: mpsc::Receiver<Pending>,
+    on_written: impl Fn(u64) + Send,
+) -> WriteOutcome {
+    let key_names: Vec<&str> = settings.key_names.iter().map(String::as_str).collect();
+    let window_size = settings.shuffle_window.max(MAX_BATCH);
+    let launch = |batch: Vec<Pending>| {
+        let (writer, table, policy, pace, names) =
+            (writer.clone(), settings.table.clone(), settings.policy, pace.clone(), &key_names);
+        async move {
+            let units = batch.iter().map(|p| p.units).sum();
+            let estimates: Vec<(Digest, u64)> = batch.iter().map(|p| (p.key, p.units)).collect();
+            let requests: Vec<Request> = batch.into_iter().map(|p| p.request).collect();
+            let mut outcome = match wait_turn(&*writer, &pace, units).await {
+                Err(error) => {
+                    let mut outcome = WriteOutcome::default();
+                    outcome.fail(&requests, names, &error.to_string());
+                    outcome
+                }
+                Ok(()) => write_with_retry(&*writer, &table, requests, &policy, &pace, names).await,
+            };
+            outcome.failed_units = outcome
+                .failed_keys
+                .iter()
+                .flatten()
+                .filter_map(|k| estimates.iter().find(|(key, _)| key == k).map(|(_, u)| u))
+                .sum();
+            outcome
+        }
+    };
+    let mut outcome = WriteOutcome::default();
+    let mut in_flight = FuturesUnordered::new();
+    let mut window: Vec<Pending> = Vec::with_capacity(window_size);
+    let mut closed = false;
+    // When the window's items started waiting: a window a slow source cannot fill is written
+    // after FLUSH_AFTER all the same.
+    let mut waiting_since: Option<Instant> = None;
+    while !closed || !window.is_empty() || !in_flight.is_empty() {
+        let full = window.len() >= window_size;
+        let due = waiting_since.is_some_and(|t| t.elapsed() >= FLUSH_AFTER);
+        if (full || closed || due) && !window.is_empty() && in_flight.len() < pace.allowed() {
+            in_flight.push(launch(draw(&mut window)));
+            waiting_since = (!window.is_empty()).then(Instant::now);
+            continue;
+        }
+        let flush_at = waiting_since.map_or_else(Instant::now, |t| t + FLUSH_AFTER);
+        tokio::select! {
+            received = rx.recv(), if !closed && !full => match received {
+                Some(pending) => {
+                    waiting_since.get_or_insert_with(Instant::now);
+                    window.push(pending);
+                }
+                None => closed = true,
+            },
+            _ = tokio::time::sleep_until(flush_at), if !due && waiting_since.is_some() => {}
+            Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                on_written(done.written);
+                outcome.absorb(done);
+            }
+        }
+    }
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pure::item::{AttributeValue, Item};
+    use crate::target::WriteReply;
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    /// A scripted writer: answers each call with the next scripted reply, records every call.
+    #[derive(Default)]
+    struct Scripted {
+        script: Mutex<VecDeque<Script>>,
+        calls: Mutex<Vec<Vec<Request>>>,
+        /// A call holding the item with this id is refused as invalid, as DynamoDB refuses a batch.
+        poison: Option<usize>,
+    }
+
+    enum Script {
+        Ok,
+        LeaveUnprocessed(usize),
+        Fail(TargetError),
+    }
+
+    impl BatchWriter for Scripted {
+        async fn write_batch(&self, _table: &str, items: &[Request]) -> Result<WriteReply, TargetError> {
+            self.calls.lock().unwrap().push(items.to_vec());
+            if items.iter().any(|r| Some(id(r)) == self.poison) {
+                return Err(TargetError::Invalid("ValidationException: Item size has exceeded the maximum".into()));
+            }
+            let step = self.script.lock().unwrap().pop_front().unwrap_or(Script::Ok);
+            match step {
+                Script::Ok => Ok(WriteReply { unprocessed: vec![], consumed_units: items.len() as f64 }),
+                Script::LeaveUnprocessed(n) => Ok(WriteReply {
+                    unprocessed: items[items.len() - n..].to_vec(),
+                    consumed_units: (items.len() - n) as f64,
+                }),
+                Script::Fail(e) => Err(e),
+            }
+        }
+    }
+
+    fn items(n: usize) -> Vec<Request> {
+        (0..n).map(|i| Request::Put(Item::from([("id".to_string(), AttributeValue::N(i.to_string()))]))).collect()
+    }
+
+    fn id(request: &Request) -> usize {
+        request.item()["id"].as_n().unwrap().parse().unwrap()
+    }
+
+    fn pace() -> Pace {
+        Pace::new(4, None)
+    }
+
+    fn fast(max_attempts: u32) -> RetryPolicy {
+        RetryPolicy { max_attempts, min_delay: Duration::from_millis(1), max_delay: Duration::from_millis(2) }
+    }
+
+    #[tokio::test]
+    async fn unprocessed_items_are_resent_alone() {
+        let w = Scripted { script: Mutex::new([Script::LeaveUnprocessed(3), Script::Ok].into()), ..Default::default() };
+        let out = write_with_retry(&w, "t", items(10), &fast(5), &pace(), &["id"]).await;
+        assert_eq!((out.written, out.consumed_units, out.retries), (10, 10.0, 1));
+        let calls = w.calls.lock().unwrap();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[1], items(10)[7..].to_vec(), "only the unprocessed items go again");
+    }
+
+    #[tokio::test]
+    async fn throttling_is_retried_then_succeeds() {
+        let throttled = || Script::Fail(TargetError::Throttled("ThrottlingException".into()));
+        let w = Scripted { script: Mutex::new([throttled(), throttled(), Script::Ok].into()), ..Default::default() };
+        let out = write_with_retry(&w, "t", items(4), &fast(5), &pace(), &["id"]).await;
+        assert_eq!((out.written, out.retries), (4, 2));
+        assert!(out.failed.is_empty());
+    }
+
+    #[tokio::test]
+    async fn fatal_errors_fail_every_item_with_its_key() {
+        let w = Scripted {
+            script: Mutex::new([Script::Fail(TargetError::Fatal("ResourceNotFoundException: bad".into()))].into()),
+            ..Default::default()
+        };
+        let out = write_with_retry(&w, "t", items(2), &fast(5), &pace(), &["id"]).await;
+        assert_eq!(out.written, 0);
+        assert_eq!(out.retries, 0, "fatal errors are not retried");
+        assert_eq!(
+            out.failed,
+            vec![
+                Reject { key: "id=0".into(), reason: "ResourceNotFoundException: bad".into() },
+                Reject { key: "id=1".into(), reason: "ResourceNotFoundException: bad".into() }
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_batch_is_split_until_the_bad_item_is_alone() {
+        let w = Scripted { poison: Some(13), ..Default::default() };
+        let out = write_with_retry(&w, "t", items(25), &fast(5), &pace(), &["id"]).await;
+        assert_eq!((out.written, out.consumed_units), (24, 24.0), "every other item written, units as reported");
+        assert_eq!(
+            out.failed,
+            vec![Reject {
+                key: "id=13".into(),
+                reason: "ValidationException: Item size has exceeded the maximum".into()
+            }]
+        );
+        let calls = w.calls.lock().unwrap();
+        let refused: Vec<usize> = calls.iter().filter(|c| c.iter().any(|r| id(r) == 13)).map(Vec::len).collect();
+        // Halves 0..13 and 13..25, then 13..19, 13..16, 13..15, 13: each refused call is split.
+        assert_eq!(refused, [25, 12, 6, 3, 2, 1]);
+        assert_eq!(out.retries, 10, "each half sent counts as a retry");
+        assert_eq!(out.throttled, 0);
+        let mut written: Vec<usize> =
+            calls.iter().filter(|c| !c.iter().any(|r| id(r) == 13)).flatten().map(id).collect();
+        written.sort();
+        assert_eq!(written, (0..25).filter(|&i| i != 13).collect::<Vec<_>>(), "each good item sent once");
+    }
+
+    #[tokio::test]
+    async fn a_refused_single_item_fails_at_once_and_halves_still_retry_throttling() {
+        let w = Scripted { poison: Some(0), ..Default::default() };
+        let out = write_with_retry(&w, "t", items(1), &fast(5), &pace(), &["id"]).await;
+        assert_eq!((out.written, out.failed.len(), out.retries), (0, 1, 0));
+        assert_eq!(w.calls.lock().unwrap().len(), 1);
+
+        // The half without the bad item is throttled once, then written.
+        let throttled = Script::Fail(TargetError::Throttled("ThrottlingException".into()));
+        let w = Scripted { poison: Some(3), script: Mutex::new([throttled].into()), ..Default::default() };
+        let out = write_with_retry(&w, "t", items(4), &fast(5), &pace(), &["id"]).await;
+        assert_eq!((out.written, out.failed.len(), out.throttled), (3, 1, 1));
+        assert_eq!(out.failed[0].key, "id=3");
+    }
+
+    #[tokio::test]
+    async fn gives_up_after_max_attempts() {
+        let script = (0..10).map(|_| Script::LeaveUnprocessed(1)).collect();
+        let w = Scripted { script: Mutex::new(script), ..Default::default() };
+        let out = write_with_retry(&w, "t", items(3), &fast(3), &pace(), &["id"]).await;
+        assert_eq!(w.calls.lock().unwrap().len(), 3);
+        assert_eq!(out.written, 2);
+        assert_eq!(out.failed.len(), 1);
+        assert!(out.failed[0].reason.starts_with("not written after 3 attempts"), "{:?}", out.failed);
+        assert_eq!(out.unknown, 0, "an item only ever throttled was not written");
+    }
+
+    #[tokio::test]
+    async fn an_item_given_up_on_after_a_server_error_may_have_been_written() {
+        // A 500 (DynamoDB may have applied the call), then throttling until the last attempt.
+        let server = Script::Fail(TargetError::Transient("InternalServerError: try again".into()));
+        let throttled = || Script::Fail(TargetError::Throttled("ThrottlingException".into()));
+        let w = Scripted { script: Mutex::new([server, throttled(), throttled()].into()), ..Default::default() };
+        let out = write_with_retry(&w, "t", items(3), &fast(3), &pace(), &["id"]).await;
+        assert_eq!((out.written, out.failed.len(), out.unknown), (0, 3, 3));
+        let reason = &out.failed[0].reason;
+        assert!(reason.starts_with("outcome unknown: "), "{reason}");
+        assert!(reason.contains("may or may not have been written"), "{reason}");
+        assert!(reason.contains("the last: throttled by DynamoDB (ThrottlingException)"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn write_all_sums_the_estimated_units_of_the_items_not_written() {
+        let w = Arc::new(Scripted { poison: Some(2), ..Default::default() });
+        let (tx, rx) = mpsc::channel(8);
+        let settings =
+            WriterSettings { table: "t".into(), key_names: vec!["id".into()], policy: fast(3), shuffle_window: 100 };
+        let task = tokio::spawn(write_all(w, settings, Arc::new(Pace::new(3, None)), rx, |_| {}));
+        for (i, item) in items(5).into_iter().enumerate() {
+            let key = crate::pure::hash::item_key_digest(item.item(), &["id"]).unwrap();
+            tx.send(Pending { key, request: item, units: 10 + i as u64 }).await.unwrap();
+        }
+        drop(tx);
+        let out = task.await.unwrap();
+        assert_eq!((out.written, out.failed.len(), out.failed_units), (4, 1, 12));
+    }
+
+    #[tokio::test]
+    async fn write_all_batches_by_25_without_repeating_a_key() {
+        let w = Arc::new(Scripted::default());
+        let (tx, rx) = mpsc::channel(8);
+        let settings =
+            WriterSettings { table: "t".into(), key_names: vec!["id".into()], policy: fast(3), shuffle_window: 100 };
+        let task = tokio::spawn(write_all(w.clone(), settings, Arc::new(Pace::new(3, None)), rx, |_| {}));
+        for (i, item) in items(300).into_iter().enumerate() {
+            // Keys repeat every 150 items: two items with one key may share the window.
+            tx.send(Pending { key: [(i % 150) as u8; 16], request: item, units: 1 }).await.unwrap();
+        }
+        drop(tx);
+        let out = task.await.unwrap();
+        assert_eq!(out.written, 300);
+        let calls = w.calls.lock().unwrap();
+        assert!(calls.iter().all(|c| c.len() <= MAX_BATCH));
+        for call in calls.iter() {
+            let ids: Vec<usize> = call.iter().map(|r| id(r) % 150).collect();
+            let mut unique = ids.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(unique.len(), ids.len(), "a key twice in one batch: {ids:?}");
+        }
+        let mut all: Vec<usize> = calls.iter().flatten().map(id).collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 300, "every item written exactly once");
+    }
+
+    #[tokio::test]
+    async fn writes_are_not_issued_in_source_order() {
+        let w = Arc::new(Scripted::default());
+        let (tx, rx) = mpsc::channel(8);
+        let settings =
+            WriterSettings { table: "t".into(), key_names: vec!["id".into()], policy: fast(3), shuffle_window: 200 };
+        let task = tokio::spawn(write_all(w.clone(), settings, Arc::new(Pace::new(1, None)), rx, |_| {}));
+        for (i, item) in items(400).into_iter().enumerate() {
+            tx.send(Pending { key: (i as u128).to_be_bytes(), request: item, units: 1 }).await.unwrap();
+        }
+        drop(tx);
+        task.await.unwrap();
+        let first: Vec<usize> = w.calls.lock().unwrap()[0].iter().map(id).collect();
+        let spread = first.iter().max().unwrap() - first.iter().min().unwrap();
+        assert!(spread > 50, "the first batch is drawn from the whole window, not the first 25 rows: {first:?}");
+    }
+
+    #[tokio::test]
+    async fn a_window_the_source_does_not_fill_is_written_after_a_moment() {
+        let w = Arc::new(Scripted::default());
+        let (tx, rx) = mpsc::channel(8);
+        let settings =
+            WriterSettings { table: "t".into(), key_names: vec!["id".into()], policy: fast(3), shuffle_window: 1000 };
+        let task = tokio::spawn(write_all(w.clone(), settings, Arc::new(Pace::new(3, None)), rx, |_| {}));
+        for (i, item) in items(3).into_iter().enumerate() {
+            tx.send(Pending { key: [i as u8; 16], request: item, units: 1 }).await.unwrap();
+        }
+        tokio::time::sleep(FLUSH_AFTER * 2).await;
+        assert_eq!(w.calls.lock().unwrap().iter().flatten().count(), 3, "written while the source is still open");
+        drop(tx);
+        assert_eq!(task.await.unwrap().written, 3);
+    }
+
+    /// A writer that may send until it is told to stop (a stopping run).
+    #[derive(Default)]
+    struct Stoppable(std::sync::atomic::AtomicBool);
+
+    impl BatchWriter for Stoppable {
+        fn may_send(&self) -> Result<(), TargetError> {
+            match self.0.load(std::sync::atomic::Ordering::SeqCst) {
+                true => Err(TargetError::Fatal("stopped".into())),
+                false => Ok(()),
+            }
+        }
+
+        async fn write_batch(&self, _: &str, requests: &[Request]) -> Result<WriteReply, TargetError> {
+            self.may_send()?;
+            Ok(WriteReply { unprocessed: vec![], consumed_units: requests.len() as f64 })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stop_while_batches_wait_for_the_units_cap_ends_the_wait() {
+        let (tx, rx) = mpsc::channel(1000);
+        let settings =
+            WriterSettings { table: "t".into(), key_names: vec!["id".into()], policy: fast(3), shuffle_window: 50 };
+        // One unit a second: the batches would wait for minutes.
+        let cap = Arc::new(crate::engine::pace::Cap::new(std::num::NonZeroU32::new(1).unwrap()));
+        let writer = Arc::new(Stoppable::default());
+        let task = tokio::spawn(write_all(writer.clone(), settings, Arc::new(Pace::new(2, Some(cap))), rx, |_| {}));
+        for (i, item) in items(200).into_iter().enumerate() {
+            tx.send(Pending { key: (i as u128).to_be_bytes(), request: item, units: 1 }).await.unwrap();
+        }
+        drop(tx);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        writer.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        let out = tokio::time::timeout(Duration::from_secs(2), task).await.expect("the wait ended").unwrap();
+        assert_eq!(out.written + out.failed.len() as u64, 200);
+        assert!(out.failed.len() >= 150, "{}", out.failed.len());
+        assert!(out.failed.iter().all(|r| r.reason == "stopped"));
+    }
+
+    #[tokio::test]
+    async fn throttling_lowers_the_calls_in_flight() {
+        let throttled = || Script::Fail(TargetError::Throttled("ThrottlingException".into()));
+        let w =
+            Scripted { script: Mutex::new([throttled(), Script::LeaveUnprocessed(1)].into()), ..Default::default() };
+        let pace = Pace::new(8, None);
+        let out = write_with_retry(&w, "t", items(5), &fast(5), &pace, &["id"]).await;
+        assert_eq!((out.written, out.throttled, out.retries), (5, 2, 2));
+        assert_eq!(pace.allowed(), 2, "two throttles in two epochs: 8 → 4 → 2, then one success adds half a call");
+    }
+}

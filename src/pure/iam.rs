@@ -1,0 +1,163 @@
+//! The least-privilege IAM policy for a profile: which DynamoDB actions each ddbsync command needs,
+//! on which table ARNs. Pure: the policy is derived from the profile alone.
+//!
+//! Invariant: every DynamoDB operation the adapter ([`crate::target::dynamo`]) calls is granted for some
+//! use; a unit test reads the adapter's source to hold this.
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Value};
+
+use crate::profile::Profile;
+
+/// What the policy is for; each maps to the commands that need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Use {
+    /// `sync` (creates missing tables, records runs, takes the run lock).
+    Sync,
+    /// `sync --clean` and `tables create` / `tables drop`: delete and create tables, add indexes.
+    Clean,
+    /// `verify` and `check`.
+    Verify,
+    /// `backup`.
+    Backup,
+    /// `restore`: recreate tables and write items back.
+    Restore,
+    /// `history` and `report`: read the run records.
+    Report,
+}
+
+impl Use {
+    pub const ALL: [Use; 6] = [Use::Sync, Use::Clean, Use::Verify, Use::Backup, Use::Restore, Use::Report];
+
+    /// The actions this use needs on the data tables and on the metadata table.
+    fn actions(self) -> (&'static [&'static str], &'static [&'static str]) {
+        const LOCK: &[&str] = &["DescribeTable", "CreateTable", "GetItem", "PutItem", "DeleteItem"];
+        match self {
+            Use::Sync => (&["DescribeTable", "CreateTable", "Scan", "BatchWriteItem"], LOCK),
+            Use::Clean => {
+                (&["DescribeTable", "CreateTable", "UpdateTable", "DeleteTable", "Scan", "BatchWriteItem"], LOCK)
+            }
+            Use::Verify => (&["DescribeTable", "Scan", "BatchGetItem"], &["DescribeTable"]),
+            Use::Backup => (&["DescribeTable", "Scan"], LOCK),
+            Use::Restore => (&["DescribeTable", "CreateTable", "DeleteTable", "BatchWriteItem"], LOCK),
+            Use::Report => (&[], &["Query"]),
+        }
+    }
+}
+
+/// The ARN of a table; `*` for the account when the profile does not give it.
+fn table_arn(profile: &Profile, table: &str) -> String {
+    let account = profile.target.account_id.as_deref().unwrap_or("*");
+    format!("arn:aws:dynamodb:{}:{account}:table/{table}", profile.target.region)
+}
+
+/// The policy document for `uses` (all of them when empty).
+pub fn policy(profile: &Profile, uses: &[Use]) -> Value {
+    let uses: BTreeSet<Use> = if uses.is_empty() { Use::ALL.into() } else { uses.iter().copied().collect() };
+    let (mut data, mut meta) = (BTreeSet::new(), BTreeSet::new());
+    for u in &uses {
+        let (d, m) = u.actions();
+        data.extend(d.iter().map(|a| format!("dynamodb:{a}")));
+        meta.extend(m.iter().map(|a| format!("dynamodb:{a}")));
+    }
+    let mut tables: Vec<String> = Vec::new();
+    for t in &profile.tables {
+        tables.push(table_arn(profile, &t.table_name));
+        // Reads and writes through a secondary index are authorised on the index's ARN.
+        tables.push(format!("{}/index/*", table_arn(profile, &t.table_name)));
+    }
+    let mut statements = Vec::new();
+    if !data.is_empty() {
+        statements.push(json!({
+            "Sid": "DdbsyncTables",
+            "Effect": "Allow",
+            "Action": data,
+            "Resource": tables,
+        }));
+    }
+    if !meta.is_empty() {
+        statements.push(json!({
+            "Sid": "DdbsyncRunRecordsAndLock",
+            "Effect": "Allow",
+            "Action": meta,
+            "Resource": [table_arn(profile, &profile.metadata_table)],
+        }));
+    }
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile() -> Profile {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("envs");
+        let mut p = crate::profile::load(&dir, "prod").expect("envs/prod.toml loads");
+        p.target.account_id = Some("123456789012".into());
+        p
+    }
+
+    fn actions(policy: &Value) -> BTreeSet<String> {
+        let statements = policy["Statement"].as_array().unwrap();
+        statements.iter().flat_map(|s| s["Action"].as_array().unwrap()).map(|a| a.as_str().unwrap().into()).collect()
+    }
+
+    /// `self.client.batch_write_item()` in the adapter → `dynamodb:BatchWriteItem`.
+    fn adapter_operations() -> BTreeSet<String> {
+        let source = include_str!("../target/dynamo.rs");
+        source
+            .split(".client")
+            .skip(1)
+            .filter_map(|rest| {
+                let call = rest.trim_start_matches(|c: char| c.is_whitespace() || c == '.');
+                let name: String = call.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                (!name.is_empty()).then_some(name)
+            })
+            .map(|name| {
+                let pascal: String = name.split('_').map(|w| w[..1].to_uppercase() + &w[1..]).collect();
+                format!("dynamodb:{pascal}")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_operation_the_adapter_calls_is_granted() {
+        let ops = adapter_operations();
+        assert!(ops.len() >= 9, "the scan of dynamo.rs found too few calls: {ops:?}");
+        let granted = actions(&policy(&profile(), &[]));
+        let missing: Vec<&String> = ops.iter().filter(|op| !granted.contains(*op)).collect();
+        assert!(missing.is_empty(), "the policy lacks {missing:?}");
+    }
+
+    #[test]
+    fn a_nightly_sync_cannot_delete_tables() {
+        let p = profile();
+        let sync = policy(&p, &[Use::Sync]);
+        assert!(!actions(&sync).contains("dynamodb:DeleteTable"));
+        let statement = &sync["Statement"][0];
+        assert_eq!(statement["Resource"][0], "arn:aws:dynamodb:eu-west-1:123456789012:table/pni-lessons");
+        assert_eq!(statement["Resource"][1], "arn:aws:dynamodb:eu-west-1:123456789012:table/pni-lessons/index/*");
+        assert_eq!(
+            sync["Statement"][1]["Resource"][0],
+            "arn:aws:dynamodb:eu-west-1:123456789012:table/pni-cache-metadata"
+        );
+        assert!(actions(&policy(&p, &[Use::Clean])).contains("dynamodb:DeleteTable"));
+    }
+
+    #[test]
+    fn reports_only_query_the_metadata_table() {
+        let report = policy(&profile(), &[Use::Report]);
+        let statements = report["Statement"].as_array().unwrap();
+        assert_eq!(statements.len(), 1);
+        assert_eq!(statements[0]["Action"], json!(["dynamodb:Query"]));
+    }
+
+    #[test]
+    fn without_an_account_the_arns_match_any() {
+        let mut p = profile();
+        p.target.account_id = None;
+        let doc = policy(&p, &[Use::Backup]);
+        assert_eq!(doc["Statement"][0]["Resource"][0], "arn:aws:dynamodb:eu-west-1:*:table/pni-lessons");
+    }
+}

@@ -1,0 +1,18 @@
+//! The pure core: no I/O, no clock. Source rows become items ([`plan`]) with their content hash
+//! ([`hash`]); the diff ([`diff`], [`classify`]) judges them against what DynamoDB holds; [`cost`]
+//! prices writes as DynamoDB bills them; [`report`] and [`runs`] are what a run says and what the
+//! recorded runs add up to.
+
+pub mod classify;
+pub mod cost;
+pub mod ddb_json;
+pub mod diff;
+pub mod hash;
+pub mod iam;
+pub mod item;
+pub mod number;
+pub mod params;
+pub mod plan;
+pub mod report;
+pub mod runs;
+pub mod value;

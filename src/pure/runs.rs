@@ -1,0 +1,696 @@
+//! Run history and the cumulative cost report: the run records of the metadata table read back,
+//! listed per run (`history`) or summed over a period (`report`). Pure: [`crate::target::dynamo`] fetches
+//! the records; this module parses, sums and renders them.
+//!
+//! Records written before a field existed read it as 0, so that old runs still list.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
+use serde::Serialize;
+
+use crate::pure::item::{AttributeValue, Item};
+use crate::pure::report::{negative, saved, units, usd};
+
+/// The counts and units of one table in one run, or summed over runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Figures {
+    pub created: u64,
+    pub updated: u64,
+    /// Items skipped because their content had not changed.
+    pub unchanged: u64,
+    pub deleted: u64,
+    /// Rows rejected plus items not written (those whose write may or may not have happened are
+    /// in `unknown` instead).
+    pub not_written: u64,
+    /// Items that may or may not have been written: DynamoDB answered a call that held them with
+    /// a server error or not at all.
+    pub unknown: u64,
+    /// Items without a source row left in place although the mapping deletes them: the
+    /// mass-delete guard refused the deletes, or rows without a key held them.
+    pub deletes_refused: u64,
+    /// Of the items in `not_written` and `unknown`, deletes DynamoDB did not carry out or did not
+    /// confirm (records from before these were kept: 0).
+    pub deletes_failed: u64,
+    pub write_units: f64,
+    pub read_units: f64,
+    pub potential_write_units: f64,
+    pub cost_usd: f64,
+    pub potential_usd: f64,
+    pub saved_usd: f64,
+}
+
+impl Figures {
+    fn of(item: &Item) -> Figures {
+        let num = |name: &str| match item.get(name) {
+            Some(AttributeValue::N(n)) => n.parse::<f64>().unwrap_or(0.0),
+            _ => 0.0,
+        };
+        let count = |name: &str| num(name).max(0.0) as u64;
+        let (cost, potential) = (num("cost_usd"), num("potential_usd"));
+        Figures {
+            created: count("created"),
+            updated: count("updated"),
+            unchanged: count("unchanged"),
+            deleted: count("deleted"),
+            not_written: (count("rejected") + count("failed")).saturating_sub(count("unknown")),
+            unknown: count("unknown"),
+            deletes_refused: count("deletes_refused"),
+            deletes_failed: count("deletes_failed"),
+            write_units: num("write_units"),
+            read_units: num("read_units"),
+            potential_write_units: num("potential_write_units"),
+            cost_usd: cost,
+            potential_usd: potential,
+            saved_usd: potential - cost,
+        }
+    }
+
+    fn add(&mut self, o: &Figures) {
+        self.created += o.created;
+        self.updated += o.updated;
+        self.unchanged += o.unchanged;
+        self.deleted += o.deleted;
+        self.not_written += o.not_written;
+        self.unknown += o.unknown;
+        self.deletes_refused += o.deletes_refused;
+        self.deletes_failed += o.deletes_failed;
+        self.write_units += o.write_units;
+        self.read_units += o.read_units;
+        self.potential_write_units += o.potential_write_units;
+        self.cost_usd += o.cost_usd;
+        self.potential_usd += o.potential_usd;
+        self.saved_usd += o.saved_usd;
+    }
+
+    /// Items written: created plus updated.
+    pub fn written(&self) -> u64 {
+        self.created + self.updated
+    }
+
+    pub fn saved_percent(&self) -> f64 {
+        crate::pure::cost::saved_percent(self.saved_usd, self.potential_usd)
+    }
+}
+
+/// One recorded run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRecord {
+    pub started_at: String,
+    pub finished_at: String,
+    /// `incremental` or `clean` (a sync), `restore`, or `repair` (`verify --repair`).
+    pub mode: String,
+    #[serde(flatten)]
+    pub total: Figures,
+    pub tables: BTreeMap<String, Figures>,
+    /// The `--param` values a run's queries took: it covered that slice of the source.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
+    /// `completed`, `interrupted` or `failed` (records from before outcomes were kept: completed).
+    pub outcome: String,
+    /// The signal or error that ended a run that did not complete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome_reason: Option<String>,
+    pub exit_code: u8,
+}
+
+impl RunRecord {
+    /// `incremental`, or `incremental from=2025-01-01 to=2025-02-01` for a run with parameters,
+    /// then `(interrupted, exit 5)` for a run that did not complete, or `(completed, exit 3, 10
+    /// deletes refused)` for one that left something undone (`, 5 outcome unknown` for items that
+    /// may or may not have been written).
+    pub fn described_mode(&self) -> String {
+        let params = self.params.iter().map(|(k, v)| format!(" {k}={v}"));
+        let mut left = String::new();
+        if self.total.deletes_refused > 0 {
+            left.push_str(&format!(", {} deletes refused", self.total.deletes_refused));
+        }
+        if self.total.unknown > 0 {
+            left.push_str(&format!(", {} outcome unknown", self.total.unknown));
+        }
+        let outcome = (self.outcome != "completed" || self.exit_code != 0)
+            .then(|| format!(" ({}, exit {}{left})", self.outcome, self.exit_code));
+        std::iter::once(self.mode.clone()).chain(params).chain(outcome).collect()
+    }
+}
+
+impl RunRecord {
+    /// Reads a record written by [`crate::pure::report::RunReport::record`].
+    pub fn from_item(item: &Item) -> Option<RunRecord> {
+        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        let tables = match item.get("tables") {
+            Some(AttributeValue::M(m)) => {
+                m.iter().filter_map(|(name, v)| v.as_m().ok().map(|t| (name.clone(), Figures::of(t)))).collect()
+            }
+            _ => BTreeMap::new(),
+        };
+        Some(RunRecord {
+            started_at: text("started_at")?,
+            finished_at: text("finished_at").unwrap_or_default(),
+            mode: text("mode").unwrap_or_else(|| "incremental".into()),
+            outcome: text("outcome").unwrap_or_else(|| "completed".into()),
+            outcome_reason: text("outcome_reason"),
+            exit_code: item.get("exit_code").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0),
+            total: Figures::of(item),
+            tables,
+            params: match item.get("params") {
+                Some(AttributeValue::M(m)) => {
+                    m.iter().filter_map(|(k, v)| v.as_s().ok().map(|v| (k.clone(), v.clone()))).collect()
+                }
+                _ => BTreeMap::new(),
+            },
+        })
+    }
+}
+
+/// The sum of a period's runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub environment: String,
+    /// The start of the period (RFC 3339), as asked.
+    pub since: Option<String>,
+    pub runs: usize,
+    pub clean_runs: usize,
+    /// Runs of `restore`.
+    pub restore_runs: usize,
+    /// Runs of `verify --repair`.
+    pub repair_runs: usize,
+    /// Runs that did not exit 0: failed, interrupted, or that left something undone (`history`
+    /// lists each with its outcome).
+    pub unsuccessful_runs: usize,
+    pub first_run: Option<String>,
+    pub last_run: Option<String>,
+    pub total: Figures,
+    pub saved_percent: f64,
+    pub tables: BTreeMap<String, TableSummary>,
+}
+
+/// One table's sum over a period.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TableSummary {
+    /// The runs that touched the table (a run of some tables of an environment touches only those).
+    pub runs: usize,
+    #[serde(flatten)]
+    pub figures: Figures,
+}
+
+/// Sums runs (in any order).
+pub fn summarize(environment: &str, since: Option<String>, runs: &[RunRecord]) -> Summary {
+    let mut total = Figures::default();
+    let mut tables: BTreeMap<String, TableSummary> = BTreeMap::new();
+    for run in runs {
+        total.add(&run.total);
+        for (name, figures) in &run.tables {
+            let table = tables.entry(name.clone()).or_default();
+            table.runs += 1;
+            table.figures.add(figures);
+        }
+    }
+    Summary {
+        environment: environment.to_string(),
+        since,
+        runs: runs.len(),
+        clean_runs: runs.iter().filter(|r| r.mode == "clean").count(),
+        restore_runs: runs.iter().filter(|r| r.mode == "restore").count(),
+        repair_runs: runs.iter().filter(|r| r.mode == "repair").count(),
+        unsuccessful_runs: runs.iter().filter(|r| r.outcome != "completed" || r.exit_code != 0).count(),
+        first_run: runs.iter().map(|r| r.started_at.clone()).min(),
+        last_run: runs.iter().map(|r| r.started_at.clone()).max(),
+        saved_percent: total.saved_percent(),
+        total,
+        tables,
+    }
+}
+
+/// `--since`: a duration back from `now` (`30d`, `12h`, `2w`) or a date or time (`2026-11-01`,
+/// RFC 3339). Returns the RFC 3339 instant, which orders like the records' sort keys.
+pub fn since(text: &str, now: DateTime<Utc>) -> Result<String, String> {
+    let instant = if let Ok(d) = humantime::parse_duration(text) {
+        let d = chrono::Duration::from_std(d).map_err(|_| format!("--since {text}: too long ago"))?;
+        now.checked_sub_signed(d).ok_or_else(|| format!("--since {text}: too long ago"))?
+    } else if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        day.and_hms_opt(0, 0, 0).expect("midnight").and_utc()
+    } else if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        t.with_timezone(&Utc)
+    } else {
+        return Err(format!(
+            "--since {text}: give a duration back from now (30d, 12h, 2w) or a date (2026-11-01) or an RFC 3339 time"
+        ));
+    };
+    Ok(instant.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+const HEADER: [&str; 9] =
+    ["new", "updated", "unchanged", "deleted", "not written", "write units", "cost", "full rewrite", "saved"];
+
+fn cells(first: Vec<String>, f: &Figures) -> Vec<Cell> {
+    let numbers = [
+        f.created.to_string(),
+        f.updated.to_string(),
+        f.unchanged.to_string(),
+        f.deleted.to_string(),
+        f.not_written.to_string(),
+        units(f.write_units),
+        usd(f.cost_usd),
+        usd(f.potential_usd),
+        saved(f.saved_usd, f.potential_usd),
+    ];
+    first
+        .into_iter()
+        .map(Cell::new)
+        .chain(numbers.into_iter().map(|n| Cell::new(n).set_alignment(CellAlignment::Right)))
+        .collect()
+}
+
+fn table(first: &[&str]) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(first.iter().chain(HEADER.iter()));
+    table
+}
+
+/// `ddbsync history`: one row per run, newest first.
+pub fn render_history(environment: &str, runs: &[RunRecord]) -> String {
+    if runs.is_empty() {
+        return format!("{environment}: no runs recorded\n");
+    }
+    let mut t = table(&["started (UTC)", "mode"]);
+    for run in runs {
+        let started = run.started_at.get(..19).unwrap_or(&run.started_at).replace('T', " ");
+        t.add_row(cells(vec![started, run.described_mode()], &run.total));
+    }
+    let mut out = format!("{environment}: {} runs\n{t}\n", runs.len());
+    if runs.iter().any(|r| negative(r.total.saved_usd)) {
+        out.push_str(
+            "* Saved is negative where the diff's Scan cost more than the writes it spared: rewriting every item \
+             without a Scan would have cost less.\n",
+        );
+    }
+    out
+}
+
+/// `ddbsync report`: one row per table and the total, summed over the period.
+pub fn render_summary(s: &Summary) -> String {
+    let period = match &s.since {
+        Some(since) => format!("since {}", since.get(..10).unwrap_or(since)),
+        None => "all recorded runs".to_string(),
+    };
+    let mut kinds = vec![format!("{} clean", s.clean_runs)];
+    for (n, kind) in [(s.restore_runs, "restore"), (s.repair_runs, "repair")] {
+        if n > 0 {
+            kinds.push(format!("{n} {kind}"));
+        }
+    }
+    if s.unsuccessful_runs > 0 {
+        kinds.push(format!("{} not exiting 0, see history", s.unsuccessful_runs));
+    }
+    let mut out = format!("{}: {} runs ({}), {period}\n", s.environment, s.runs, kinds.join(", "));
+    if s.runs == 0 {
+        return out;
+    }
+    let mut t = table(&["table", "runs"]);
+    let row = |name: &str, runs: usize, f: &Figures| {
+        let mut row = cells(vec![name.to_string(), runs.to_string()], f);
+        row[1] = row[1].clone().set_alignment(CellAlignment::Right);
+        row
+    };
+    for (name, table) in &s.tables {
+        t.add_row(row(name, table.runs, &table.figures));
+    }
+    t.add_row(row("total", s.runs, &s.total));
+    out.push_str(&format!("{t}\n"));
+    out.push_str(&format!(
+        "Written {} items and skipped {} unchanged; paid {} where rewriting everything would have cost {}.\n",
+        s.total.written(),
+        s.total.unchanged,
+        usd(s.total.cost_usd),
+        usd(s.total.potential_usd)
+    ));
+    if negative(s.total.saved_usd) {
+        out.push_str(&format!(
+            "* Saved is negative: the diffs' Scans read {} units, which cost more than the writes they spared; \
+             rewriting every item without a Scan would have cost {} less.\n",
+            units(s.total.read_units),
+            usd(-s.total.saved_usd)
+        ));
+    }
+    if s.total.unknown > 0 {
+        let done = if s.total.deletes_failed > 0 { "written or deleted" } else { "written" };
+        out.push_str(&format!(
+            "{} items may or may not have been {done} (DynamoDB answered with a server error or not at all; \
+             history shows which runs).\n",
+            s.total.unknown
+        ));
+    }
+    if s.total.deletes_refused > 0 {
+        out.push_str(&format!(
+            "{} items without a source row were left in place although their mappings delete them (history shows \
+             which runs).\n",
+            s.total.deletes_refused
+        ));
+    }
+    out
+}
+
+/// The CSV columns of [`Figures`], after the leading ones.
+const CSV_FIGURES: [&str; 14] = [
+    "created",
+    "updated",
+    "unchanged",
+    "deleted",
+    "not_written",
+    "write_units",
+    "read_units",
+    "potential_write_units",
+    "cost_usd",
+    "potential_usd",
+    "saved_usd",
+    "deletes_refused",
+    "unknown",
+    "deletes_failed",
+];
+
+impl Figures {
+    fn csv_fields(&self) -> [String; 14] {
+        [
+            self.created.to_string(),
+            self.updated.to_string(),
+            self.unchanged.to_string(),
+            self.deleted.to_string(),
+            self.not_written.to_string(),
+            units(self.write_units),
+            units(self.read_units),
+            units(self.potential_write_units),
+            format!("{:.8}", self.cost_usd),
+            format!("{:.8}", self.potential_usd),
+            format!("{:.8}", self.saved_usd),
+            self.deletes_refused.to_string(),
+            self.unknown.to_string(),
+            self.deletes_failed.to_string(),
+        ]
+    }
+}
+
+/// CSV with `leading` columns before the figures, one row per `(leading values, figures)`.
+fn csv<'a>(leading: &[&str], rows: impl Iterator<Item = (Vec<String>, &'a Figures)>) -> Result<String, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(leading.iter().chain(CSV_FIGURES.iter()))?;
+    for (first, figures) in rows {
+        w.write_record(first.iter().cloned().chain(figures.csv_fields()))?;
+    }
+    let bytes = w.into_inner().map_err(|e| csv::Error::from(e.into_error()))?;
+    Ok(String::from_utf8(bytes).expect("CSV of UTF-8 fields"))
+}
+
+/// One CSV row per run: `mode` is the plain mode, as in JSON; `params` the run's `--param`
+/// values (`from=2025-02-01 to=2025-03-01`), empty for a run without.
+pub fn history_csv(runs: &[RunRecord]) -> Result<String, csv::Error> {
+    let rows = runs.iter().map(|r| {
+        let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let leading = vec![
+            r.started_at.clone(),
+            r.finished_at.clone(),
+            r.mode.clone(),
+            params.join(" "),
+            r.outcome.clone(),
+            r.exit_code.to_string(),
+        ];
+        (leading, &r.total)
+    });
+    csv(&["started_at", "finished_at", "mode", "params", "outcome", "exit_code"], rows)
+}
+
+/// One CSV row per table, with the runs that touched it, then `total` with every run.
+pub fn summary_csv(s: &Summary) -> Result<String, csv::Error> {
+    let tables = s.tables.iter().map(|(name, t)| (vec![name.clone(), t.runs.to_string()], &t.figures));
+    let total = std::iter::once((vec!["total".to_string(), s.runs.to_string()], &s.total));
+    csv(&["table", "runs"], tables.chain(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pure::cost::{Prices, Savings};
+    use crate::pure::plan::Reject;
+    use crate::pure::report::{Outcome, RunReport, TableReport, Totals};
+
+    fn report(started_at: &str, created: u64, unchanged: u64, clean: bool) -> RunReport {
+        let prices = Prices::builtin("us-east-1").unwrap();
+        let table = |name: &str, created: u64, unchanged: u64| {
+            let (w, r, p) = (created as f64, 2.0, (created + unchanged) as f64);
+            TableReport {
+                table: name.into(),
+                table_created: false,
+                created,
+                updated: 1,
+                unchanged,
+                stale: 0,
+                orphans: 0,
+                orphans_counted: true,
+                delete_missing: false,
+                deleted: 0,
+                deleted_keys: vec![],
+                deletes_refused: None,
+                write_units: w + 1.0,
+                read_units: r,
+                potential_write_units: p + 1.0,
+                retries: 0,
+                throttled: 0,
+                cost: Savings::new(&prices, w + 1.0, r, p + 1.0),
+                rejected: vec![],
+                failed: vec![],
+                unknown: 0,
+                entities: vec![],
+            }
+        };
+        let tables = vec![table("t-lessons", created, unchanged), table("t-topics", 0, 12)];
+        RunReport {
+            environment: "dev".into(),
+            region: "us-east-1".into(),
+            started_at: started_at.into(),
+            finished_at: started_at.into(),
+            dry_run: false,
+            clean,
+            units: "measured",
+            total: Totals::of(&tables, &prices),
+            prices,
+            tables,
+            params: Default::default(),
+            rejects_file: None,
+            backup: None,
+            outcome: Outcome::completed(),
+            notes: Vec::new(),
+        }
+    }
+
+    fn runs() -> Vec<RunRecord> {
+        [
+            report("2026-11-01T02:00:00.000Z", 200, 0, true),
+            report("2026-11-02T02:00:00.000Z", 5, 195, false),
+            report("2026-11-03T02:00:00.000Z", 0, 200, false),
+        ]
+        .iter()
+        .map(|r| RunRecord::from_item(&r.record()).expect("a record"))
+        .collect()
+    }
+
+    #[test]
+    fn a_run_with_parameters_lists_them_with_its_mode() {
+        let mut sliced = report("2026-11-04T02:00:00.000Z", 1, 0, false);
+        sliced.params.insert("from".into(), "2026-10-01".into());
+        sliced.params.insert("to".into(), "2026-11-01".into());
+        let run = RunRecord::from_item(&sliced.record()).unwrap();
+        assert_eq!(run.described_mode(), "incremental from=2026-10-01 to=2026-11-01");
+        assert!(render_history("dev", &[run]).contains("incremental from=2026-10-01 to=2026-11-01"));
+        assert_eq!(runs()[0].described_mode(), "clean");
+    }
+
+    #[test]
+    fn a_record_reads_back_what_the_report_said() {
+        let r = report("2026-11-02T02:00:00.000Z", 5, 195, false);
+        let back = RunRecord::from_item(&r.record()).unwrap();
+        assert_eq!((back.total.created, back.total.updated, back.total.unchanged), (5, 2, 207));
+        assert_eq!(back.total.write_units, r.total.write_units);
+        assert_eq!(back.total.potential_write_units, r.total.potential_write_units);
+        assert!((back.total.cost_usd - r.total.cost.actual).abs() < 1e-15);
+        assert!((back.total.saved_usd - r.total.cost.saved).abs() < 1e-15);
+        assert_eq!(back.tables["t-lessons"].created, 5);
+        assert!((back.tables["t-topics"].cost_usd - r.tables[1].cost.actual).abs() < 1e-15);
+    }
+
+    #[test]
+    fn old_records_without_newer_fields_read_as_zero() {
+        let mut item = report("2026-11-02T02:00:00.000Z", 5, 195, false).record();
+        item.remove("potential_write_units");
+        item.remove("tables");
+        let back = RunRecord::from_item(&item).unwrap();
+        assert_eq!(back.total.potential_write_units, 0.0);
+        assert!(back.tables.is_empty());
+        item.remove("started_at");
+        assert_eq!(RunRecord::from_item(&item), None);
+    }
+
+    #[test]
+    fn a_summary_adds_up_every_run_and_table() {
+        let runs = runs();
+        let s = summarize("dev", None, &runs);
+        assert_eq!((s.runs, s.clean_runs), (3, 1));
+        assert_eq!(s.total.created, 205);
+        assert_eq!(s.total.updated, 6);
+        assert_eq!(s.total.unchanged, 395 + 36);
+        assert_eq!(s.tables["t-lessons"].figures.created, 205);
+        assert_eq!(s.tables["t-topics"].figures.unchanged, 36);
+        let cost: f64 = runs.iter().map(|r| r.total.cost_usd).sum();
+        assert!((s.total.cost_usd - cost).abs() < 1e-15);
+        assert_eq!(s.first_run.as_deref(), Some("2026-11-01T02:00:00.000Z"));
+        assert_eq!(s.last_run.as_deref(), Some("2026-11-03T02:00:00.000Z"));
+    }
+
+    #[test]
+    fn each_tables_runs_are_the_runs_that_touched_it() {
+        let mut all = runs();
+        let mut one = report("2026-11-04T02:00:00.000Z", 1, 0, false);
+        one.tables.truncate(1);
+        one.total = Totals::of(&one.tables, &one.prices);
+        all.push(RunRecord::from_item(&one.record()).unwrap());
+        let s = summarize("dev", None, &all);
+        assert_eq!((s.runs, s.tables["t-lessons"].runs, s.tables["t-topics"].runs), (4, 4, 3));
+        let csv = summary_csv(&s).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert!(lines[1].starts_with("t-lessons,4,") && lines[2].starts_with("t-topics,3,"), "{csv}");
+        assert!(lines[3].starts_with("total,4,"), "{csv}");
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            (json["tables"]["t-topics"]["runs"].as_u64(), json["tables"]["t-topics"]["unchanged"].as_u64()),
+            (Some(3), Some(36))
+        );
+        assert!(render_summary(&s).contains("│ t-topics  ┆    3 ┆"), "{}", render_summary(&s));
+    }
+
+    #[test]
+    fn history_csv_has_the_plain_mode_and_the_parameters_apart() {
+        let mut sliced = report("2026-11-04T02:00:00.000Z", 1, 0, false);
+        sliced.params.insert("from".into(), "2025-02-01".into());
+        sliced.params.insert("to".into(), "2025-03-01".into());
+        sliced.outcome = Outcome { status: "interrupted", reason: Some("SIGTERM".into()), exit_code: 5 };
+        let run = RunRecord::from_item(&sliced.record()).unwrap();
+        let csv = history_csv(&[run]).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert!(lines[0].starts_with("started_at,finished_at,mode,params,outcome,exit_code,created,"), "{csv}");
+        assert!(lines[1].contains(",incremental,from=2025-02-01 to=2025-03-01,interrupted,5,"), "{csv}");
+    }
+
+    #[test]
+    fn a_report_says_written_or_deleted_where_deletes_are_of_unknown_outcome() {
+        let mut r = report("2026-11-04T02:00:00.000Z", 1, 0, false);
+        let plain = summarize("dev", None, &[RunRecord::from_item(&r.record()).unwrap()]);
+        assert_eq!(plain.total.deletes_failed, 0);
+        r.tables[0].delete_missing = true;
+        r.tables[0].orphans = 2;
+        r.tables[0].failed = vec![Reject { key: "id=1".into(), reason: "outcome unknown: …".into() }; 2];
+        r.tables[0].unknown = 2;
+        r.total = Totals::of(&r.tables, &r.prices);
+        let run = RunRecord::from_item(&r.record()).unwrap();
+        assert_eq!((run.total.deletes_failed, run.tables["t-lessons"].deletes_failed, run.total.unknown), (2, 2, 2));
+        let text = render_summary(&summarize("dev", None, &[run]));
+        assert!(text.contains("2 items may or may not have been written or deleted ("), "{text}");
+    }
+
+    #[test]
+    fn runs_that_did_not_exit_zero_say_so_with_their_refused_deletes() {
+        let mut refused = report("2026-11-04T02:00:00.000Z", 1, 0, false);
+        refused.tables[0].delete_missing = true;
+        refused.tables[0].orphans = 10;
+        refused.tables[0].deletes_refused = Some("not deleted: over the guard".into());
+        refused.total = Totals::of(&refused.tables, &refused.prices);
+        refused.settle_exit();
+        let run = RunRecord::from_item(&refused.record()).unwrap();
+        assert_eq!((run.exit_code, run.total.deletes_refused), (3, 10));
+        assert_eq!(run.described_mode(), "incremental (completed, exit 3, 10 deletes refused)");
+        assert_eq!(run.tables["t-lessons"].deletes_refused, 10);
+        // A record written before refused deletes were kept reads them as none.
+        let mut old = refused.record();
+        old.remove("deletes_refused");
+        assert_eq!(RunRecord::from_item(&old).unwrap().total.deletes_refused, 0);
+        let summary = summarize("dev", None, &[run]);
+        assert_eq!((summary.unsuccessful_runs, summary.total.deletes_refused), (1, 10));
+        let text = render_summary(&summary);
+        assert!(text.starts_with("dev: 1 runs (0 clean, 1 not exiting 0, see history), all recorded runs\n"), "{text}");
+        assert!(text.contains("10 items without a source row were left in place"), "{text}");
+    }
+
+    #[test]
+    fn a_restore_is_listed_and_its_units_summed() {
+        use crate::pure::report::{OperationRun, OperationTable};
+        let restore = OperationRun {
+            environment: "dev".into(),
+            mode: "restore",
+            started_at: "2026-11-05T02:00:00.000Z".into(),
+            finished_at: "2026-11-05T02:10:00.000Z".into(),
+            prices: Prices::builtin("us-east-1").unwrap(),
+            tables: vec![OperationTable {
+                table: "t-lessons".into(),
+                created: 2000,
+                write_units: 2678.0,
+                ..Default::default()
+            }],
+            outcome: Outcome { status: "interrupted", reason: Some("SIGTERM".into()), exit_code: 5 },
+        };
+        let back = RunRecord::from_item(&restore.record()).unwrap();
+        assert_eq!(back.described_mode(), "restore (interrupted, exit 5)");
+        assert_eq!((back.total.created, back.total.write_units, back.total.saved_usd), (2000, 2678.0, 0.0));
+        let mut all = runs();
+        all.push(back);
+        let s = summarize("dev", None, &all);
+        let syncs: f64 = runs().iter().map(|r| r.total.write_units).sum();
+        assert_eq!(s.total.write_units, syncs + 2678.0);
+        assert_eq!(
+            s.tables["t-lessons"].figures.write_units,
+            runs().iter().map(|r| r.tables["t-lessons"].write_units).sum::<f64>() + 2678.0
+        );
+        assert_eq!((s.restore_runs, s.unsuccessful_runs), (1, 1));
+        assert!(render_summary(&s).starts_with("dev: 4 runs (1 clean, 1 restore, 1 not exiting 0, see history)"));
+        assert!(render_history("dev", &all).contains("restore (interrupted, exit 5)"));
+    }
+
+    #[test]
+    fn a_negative_saving_is_marked_and_explained() {
+        let mut costly = report("2026-11-04T02:00:00.000Z", 0, 0, false);
+        for t in &mut costly.tables {
+            t.read_units = 5000.0;
+            t.cost = Savings::new(&costly.prices, t.write_units, 5000.0, t.potential_write_units);
+        }
+        costly.total = Totals::of(&costly.tables, &costly.prices);
+        let run = RunRecord::from_item(&costly.record()).unwrap();
+        assert!(run.total.saved_usd < 0.0);
+        let history = render_history("dev", std::slice::from_ref(&run));
+        assert!(history.contains("%) *"), "{history}");
+        assert!(history.contains("* Saved is negative where the diff's Scan cost more"), "{history}");
+        let summary = render_summary(&summarize("dev", None, &[run]));
+        assert!(summary.contains("* Saved is negative: the diffs' Scans read 10000 units"), "{summary}");
+    }
+
+    #[test]
+    fn since_takes_durations_and_dates() {
+        let now = DateTime::parse_from_rfc3339("2026-11-21T12:00:00Z").unwrap().with_timezone(&Utc);
+        assert_eq!(since("30d", now).unwrap(), "2026-10-22T12:00:00.000Z");
+        assert_eq!(since("12h", now).unwrap(), "2026-11-21T00:00:00.000Z");
+        assert_eq!(since("2026-11-01", now).unwrap(), "2026-11-01T00:00:00.000Z");
+        assert_eq!(since("2026-11-01T06:30:00+01:00", now).unwrap(), "2026-11-01T05:30:00.000Z");
+        assert!(since("last tuesday", now).unwrap_err().contains("30d"));
+    }
+
+    #[test]
+    fn history_and_summary_render() {
+        let mut runs = runs();
+        runs.reverse();
+        insta::assert_snapshot!("history", render_history("dev", &runs));
+        insta::assert_snapshot!(
+            "summary",
+            render_summary(&summarize("dev", Some("2026-10-22T12:00:00.000Z".into()), &runs))
+        );
+        insta::assert_snapshot!("history_csv", history_csv(&runs).unwrap());
+        insta::assert_snapshot!("summary_csv", summary_csv(&summarize("dev", None, &runs)).unwrap());
+    }
+}

@@ -1,0 +1,487 @@
+//! ddbsync's own source values, shared by every source: what a source adapter turns its rows
+//! and column types into, so that the pure core (item building, hashing, diffing) never sees a
+//! driver's type. Pure.
+//!
+//! A row is a list of [`Cell`]s: NULL, a converted attribute value, or a value refused with the
+//! reason ([`ConvertError`]) and, where it still has one, the text a key template can spell it by
+//! (a number beyond DynamoDB's range, as the source prints it). A column's type is a
+//! [`ColumnType`]: the few facts and the advice the core needs about it (its name in messages,
+//! the DynamoDB type of a key made from it, the query's fix for a value it refuses), each written
+//! by the source that knows the type.
+//!
+//! Also here, because every source needs them: the JSON parser that turns a document into
+//! attributes ([`json_text`]), the ISO-8601 spelling of a point in time ([`iso`]), and
+//! [`sql_name`], a column as SQL spells it.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use chrono::NaiveDateTime;
+
+use crate::pure::item::{self, AttributeValue};
+use crate::pure::number::{self, NumberError};
+
+/// One value of a source row, as the source's adapter converted it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// SQL NULL: no attribute (or the mapping's default).
+    Null,
+    Value(AttributeValue),
+    /// A value with no faithful DynamoDB form, and why; `text` is how the source prints it when a
+    /// key template can still spell it (a number beyond DynamoDB's range).
+    Refused {
+        error: ConvertError,
+        text: Option<String>,
+    },
+}
+
+impl Cell {
+    /// A refused value that has no text of its own in a key.
+    pub fn refused(error: ConvertError) -> Cell {
+        Cell::Refused { error, text: None }
+    }
+
+    /// The text the value takes in a key template: [`attribute_key_text`] of its attribute, or
+    /// the source's spelling of a number DynamoDB cannot hold (`1e+300`).
+    pub fn key_text(&self) -> Result<Cow<'_, str>, Unkeyable> {
+        match self {
+            Cell::Value(value) => attribute_key_text(value).map(Cow::Borrowed),
+            Cell::Refused { text: Some(text), .. } => Ok(Cow::Borrowed(text)),
+            Cell::Refused { error, text: None } => Err(Unkeyable::from(error.clone())),
+            Cell::Null => Err(Unkeyable::Other("no value".into())),
+        }
+    }
+}
+
+/// A source row: one cell per column, in the order the source described them.
+pub type Row = Vec<Cell>;
+
+/// What the core needs to know about a column's type, answered by the source that knows it.
+pub trait ColumnType: std::fmt::Debug + Send + Sync {
+    /// The type as messages name it (`money[]`, `DATETIME`).
+    fn name(&self) -> String;
+    /// The DynamoDB scalar type (`S`, `N`, `B`) of a key attribute made from the column; `None`
+    /// when its values cannot be a key (a JSON document, a list).
+    fn key_type(&self) -> Option<&'static str>;
+    /// `Some` when the source does not convert values of this type: what the query can return
+    /// instead, for `column` as SQL spells it. Checked before any row is read.
+    fn unconverted(&self, column: &str) -> Option<Cast>;
+    /// A refusal's reason with what the query can do about it, for a value of `column`.
+    fn explain(&self, error: &ConvertError, column: &Column) -> String;
+    /// The SQL function that tells a JSON column's values apart (`json` → `json_typeof`), for a
+    /// filter that leaves out rows whose key it cannot hold; `None` for other types.
+    fn json(&self) -> Option<&'static str> {
+        None
+    }
+    /// Why values of the type can never go in a key template (checked before any row is read).
+    fn unspellable(&self, column: &str) -> Option<String> {
+        let _ = column;
+        None
+    }
+}
+
+/// A column's type, shared by the plan and the rows' adapter.
+pub type ColType = Arc<dyn ColumnType>;
+
+/// What a query can return instead of a column whose type ddbsync does not convert: an expression
+/// that keeps the value's meaning, and why it is that one rather than the obvious text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cast {
+    /// `price::numeric`, for the select list (`… AS price`).
+    pub expression: String,
+    /// What the value becomes, and what another cast would lose.
+    pub why: String,
+}
+
+/// JSON text that may not be read whole: the parser's error, boxed as `serde` gives it.
+pub type WireResult<T> = Result<T, Box<dyn std::error::Error + Sync + Send>>;
+
+/// [`json_text`] with its error as a [`ConvertError`] (`ty` names the source type in a wire error).
+pub fn json_value(text: &[u8], ty: &str) -> Result<AttributeValue, ConvertError> {
+    json_text(text).map_err(|e| match e.downcast::<NumberError>() {
+        Ok(number) => ConvertError::Number(*number),
+        Err(e) => match e.downcast::<ValueError>() {
+            Ok(value) => ConvertError::Value(*value),
+            Err(e) => ConvertError::Wire { ty: ty.into(), message: e.to_string() },
+        },
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConvertError {
+    #[error("type {0} is not converted by ddbsync; cast it in the query (for example `column::text`)")]
+    Unsupported(String),
+    #[error(transparent)]
+    Number(#[from] NumberError),
+    #[error("{ty} value: {message}")]
+    Wire { ty: String, message: String },
+    #[error(transparent)]
+    Value(#[from] ValueError),
+    /// An array whose elements include more than one kind of value with no DynamoDB form (`NaN`
+    /// and `-Infinity`): the first element's error, and each kind's word in the order met.
+    #[error("{first}; the array also holds {}", others(words))]
+    Elements { first: Box<ConvertError>, words: Vec<String> },
+}
+
+/// The words after the first, for [`ConvertError::Elements`]: `-Infinity`, `-Infinity and Infinity`.
+fn others(words: &[String]) -> String {
+    let rest: Vec<&str> = words.iter().skip(1).map(String::as_str).collect();
+    match rest.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, init)) => format!("{} and {last}", init.join(", ")),
+        None => String::new(),
+    }
+}
+
+/// A PostgreSQL value that has no faithful DynamoDB form. The messages state the fact;
+/// [`ConvertError::explain`] adds what the query can do about it, naming the column.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("{ty} '{value}' cannot be stored: it is not a point in time, and ddbsync does not invent one")]
+    Infinite { ty: &'static str, value: &'static str },
+    #[error("{ty} value is beyond the years ddbsync converts (about 262,000 BC to 262,000 AD)")]
+    OutOfRange { ty: &'static str },
+    #[error(
+        "the JSON document is nested more than {} levels deep, DynamoDB's limit; flatten it in the query, \
+         or cast the column to text to store it as a string",
+        item::MAX_DEPTH
+    )]
+    TooDeep,
+    /// A `\uD800`–`\uDFFF` escape without its other half, which PostgreSQL's json type keeps as
+    /// written. `escape` is the first such escape, six characters: never more of the document.
+    #[error(
+        "the JSON text holds {escape} (for example: the first such escape), half of a UTF-16 surrogate pair \
+         without its other half: it stands for no character, and DynamoDB strings hold only characters \
+         (PostgreSQL's json type keeps such an escape as written; jsonb refuses it)"
+    )]
+    LoneSurrogate { escape: String },
+    /// A column declared as a point in time (SQLite's `DATETIME`) holding something that is not one
+    /// in a form ddbsync reads: `found` says what (`the text "31/12/2020"`, `the integer 1600000000`).
+    #[error("column declared {declared} holds {found}, which is not a date and time in a form ddbsync reads (YYYY-MM-DD, then optionally HH:MM[:SS[.SSS]], and Z or ±HH:MM)")]
+    NotATime { declared: String, found: String },
+    /// JSON text the parser refuses for another reason: its reason, without the parser's position
+    /// (which says little without the document, and the document is not quoted).
+    #[error("the JSON text cannot be read: {0}")]
+    Unreadable(String),
+}
+
+/// What PostgreSQL names a select-list expression that has no name of its own (`SELECT a + b`).
+pub const UNNAMED: &str = "?column?";
+
+/// How advice refers to a query's column: `expression` is what the advice wraps (`f`, or `(…)` for
+/// an expression the query does not name), `name` what the advice returns it as (`AS f`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub expression: String,
+    pub name: String,
+}
+
+impl Column {
+    /// The column the query returns as `name` (as PostgreSQL describes it).
+    pub fn new(name: &str) -> Self {
+        if name == UNNAMED {
+            return Column { expression: "(…)".into(), name: "name".into() };
+        }
+        let name = sql_name(name);
+        Column { expression: name.clone(), name }
+    }
+
+    /// Whether the query left the expression unnamed, so the advice holds a placeholder.
+    pub fn unnamed(&self) -> bool {
+        self.expression == "(…)"
+    }
+
+    /// What to say before advice that uses a placeholder for the expression; empty otherwise.
+    pub fn preamble(&self) -> &'static str {
+        if self.unnamed() {
+            "the query does not name this expression (PostgreSQL calls it ?column?): name it, and in the advice \
+             that follows put the expression in place of (…): "
+        } else {
+            ""
+        }
+    }
+}
+
+/// A column name as SQL needs it: quoted unless it is a plain lower-case identifier that is not a
+/// reserved word (`"Price"`, `"select"`, `"2x"`).
+pub fn sql_name(name: &str) -> String {
+    let plain = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    if plain && RESERVED.binary_search(&name).is_err() {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// PostgreSQL's reserved key words, which cannot name a column unquoted: those the documentation's
+/// key word table (appendix C) marks "reserved" or "reserved (can be function or type)", the
+/// words `pg_get_keywords()` gives category R or T. Sorted, for the binary search.
+#[rustfmt::skip]
+pub(crate) const RESERVED: &[&str] = &[
+    "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "authorization", "binary",
+    "both", "case", "cast", "check", "collate", "collation", "column", "concurrently", "constraint", "create",
+    "cross", "current_catalog", "current_date", "current_role", "current_schema", "current_time",
+    "current_timestamp", "current_user", "default", "deferrable", "desc", "distinct", "do", "else", "end",
+    "except", "false", "fetch", "for", "foreign", "freeze", "from", "full", "grant", "group", "having", "ilike",
+    "in", "initially", "inner", "intersect", "into", "is", "isnull", "join", "lateral", "leading", "left", "like",
+    "limit", "localtime", "localtimestamp", "natural", "not", "notnull", "null", "offset", "on", "only", "or",
+    "order", "outer", "overlaps", "placing", "primary", "references", "returning", "right", "select",
+    "session_user", "similar", "some", "symmetric", "system_user", "table", "tablesample", "then", "to",
+    "trailing", "true", "union", "unique", "user", "using", "variadic", "verbose", "when", "where", "window",
+    "with",
+];
+
+impl ConvertError {
+    /// The words (`NaN`, `-Infinity`, `infinity`) of the values that have no DynamoDB form, as
+    /// PostgreSQL spells them; empty for any other error.
+    pub fn words(&self) -> Vec<&str> {
+        match self {
+            ConvertError::Number(NumberError::NotFinite(word)) => vec![word],
+            ConvertError::Value(ValueError::Infinite { value, .. }) => vec![value],
+            ConvertError::Elements { words, .. } => words.iter().map(String::as_str).collect(),
+            _ => vec![],
+        }
+    }
+}
+
+/// Why a value cannot be spelled in a key: the value itself, never its absence (NULL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unkeyable {
+    /// NaN, Infinity or -Infinity, spelled as PostgreSQL spells it.
+    NotFinite(&'static str),
+    /// A timestamp or date `infinity` / `-infinity`.
+    Infinite { ty: &'static str, value: &'static str },
+    /// A JSON object, array or null: no one text. Says what the value is (`holds a JSON object`).
+    NotScalar(&'static str),
+    /// A number beyond DynamoDB's range (`range`) or digits, as a number key would hold it: the reason.
+    Number { reason: String, range: bool },
+    /// A JSON text with an escape of half a surrogate pair: the reason.
+    Surrogate(String),
+    /// Any other value that does not convert: the conversion's reason.
+    Other(String),
+}
+
+impl From<ConvertError> for Unkeyable {
+    fn from(e: ConvertError) -> Self {
+        match e {
+            // Floats arrive spelled by Rust (`inf`), numerics by PostgreSQL (`Infinity`).
+            ConvertError::Number(NumberError::NotFinite(text)) => {
+                Unkeyable::NotFinite(match text.to_ascii_lowercase() {
+                    t if t.contains("nan") => "NaN",
+                    t if t.starts_with('-') => "-Infinity",
+                    _ => "Infinity",
+                })
+            }
+            ConvertError::Value(ValueError::Infinite { ty, value }) => Unkeyable::Infinite { ty, value },
+            ConvertError::Number(e @ (NumberError::OutOfRange(_) | NumberError::TooManyDigits { .. })) => {
+                Unkeyable::Number { range: matches!(e, NumberError::OutOfRange(_)), reason: e.to_string() }
+            }
+            e @ ConvertError::Value(ValueError::LoneSurrogate { .. }) => Unkeyable::Surrogate(e.to_string()),
+            e => Unkeyable::Other(e.to_string()),
+        }
+    }
+}
+
+/// The text a converted value takes in a key template: strings as they are, numbers in their
+/// canonical spelling (the one the item's `N` attribute has, so `1.50` and `1.5` make one key),
+/// booleans as `true` / `false`.
+pub fn attribute_key_text(value: &AttributeValue) -> Result<&str, Unkeyable> {
+    match value {
+        AttributeValue::S(s) | AttributeValue::N(s) => Ok(s),
+        AttributeValue::Bool(b) => Ok(if *b { "true" } else { "false" }),
+        AttributeValue::Null(_) => Err(Unkeyable::NotScalar("is JSON null")),
+        AttributeValue::M(_) => Err(Unkeyable::NotScalar("holds a JSON object")),
+        AttributeValue::L(_) => Err(Unkeyable::NotScalar("holds a JSON array")),
+        _ => Err(Unkeyable::NotScalar("holds no single value")),
+    }
+}
+
+/// JSON text → attribute value, parsed straight into attributes (no intermediate JSON tree).
+/// Numbers keep their exact text: serde_json's `arbitrary_precision` hands them over as a one-entry
+/// map under its private key, which [`JsonVisitor`] recognises.
+///
+/// Parsing stops at the first value deeper than DynamoDB's nesting limit: such a document cannot be
+/// stored whole, and stopping there keeps a hostile document (PostgreSQL allows thousands of levels)
+/// from costing more than the limit's worth of recursion.
+pub fn json_text(text: &[u8]) -> WireResult<AttributeValue> {
+    let refused = std::cell::Cell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let parsed = serde::Deserializer::deserialize_any(&mut de, JsonVisitor { level: 1, refused: &refused })
+        .and_then(|value| de.end().map(|()| value));
+    match (parsed, refused.take()) {
+        (Ok(value), _) => Ok(value),
+        // The value's own reason, typed, rather than serde_json's text of it.
+        (Err(_), Some(Refused::TooDeep)) => Err(Box::new(ValueError::TooDeep)),
+        (Err(_), Some(Refused::Number(e))) => Err(Box::new(e)),
+        (Err(e), None) => Err(Box::new(match lone_surrogate(text) {
+            Some(escape) => ValueError::LoneSurrogate { escape },
+            None => ValueError::Unreadable(without_position(&e)),
+        })),
+    }
+}
+
+/// serde_json's reason without the ` at line 1 column 207` it appends, which locates nothing for
+/// a reader who is not shown the document.
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    text.strip_suffix(&position).unwrap_or(&text).to_string()
+}
+
+/// The first `\uXXXX` escape of a UTF-16 surrogate that is not half of a pair (a high half
+/// followed at once by an escaped low half), as written. The parser refuses such a document with a
+/// reason that names neither the escape nor the cause ("unexpected end of hex escape").
+pub(crate) fn lone_surrogate(text: &[u8]) -> Option<String> {
+    let unit = |at: usize| -> Option<u16> {
+        let digits = text.get(at..at + 4)?;
+        let digits = std::str::from_utf8(digits).ok().filter(|d| d.bytes().all(|b| b.is_ascii_hexdigit()))?;
+        u16::from_str_radix(digits, 16).ok()
+    };
+    let mut i = 0;
+    while i < text.len() {
+        if text[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        let Some(code) = (text.get(i + 1) == Some(&b'u')).then(|| unit(i + 2)).flatten() else {
+            // Any other escape is two characters (`\\` among them, which must not start a `\u`).
+            i += 2;
+            continue;
+        };
+        let escape = || String::from_utf8_lossy(&text[i..i + 6]).into_owned();
+        match code {
+            0xD800..=0xDBFF => {
+                let low = (text.get(i + 6..i + 8) == Some(&b"\\u"[..])).then(|| unit(i + 8)).flatten();
+                if !matches!(low, Some(0xDC00..=0xDFFF)) {
+                    return Some(escape());
+                }
+                i += 12;
+            }
+            0xDC00..=0xDFFF => return Some(escape()),
+            _ => i += 6,
+        }
+    }
+    None
+}
+
+/// Why a well-formed JSON document was refused.
+enum Refused {
+    TooDeep,
+    Number(NumberError),
+}
+
+/// serde_json's private map key for numbers under `arbitrary_precision`.
+const JSON_NUMBER_KEY: &str = "$serde_json::private::Number";
+
+/// Visits one JSON value at `level` (the document itself is level 1, as a top-level attribute's
+/// value is for DynamoDB); `refused` records why parsing stopped when the document was well-formed.
+#[derive(Clone, Copy)]
+struct JsonVisitor<'a> {
+    level: usize,
+    refused: &'a std::cell::Cell<Option<Refused>>,
+}
+
+impl JsonVisitor<'_> {
+    /// The visitor for a container's elements.
+    fn child(self) -> Self {
+        JsonVisitor { level: self.level + 1, ..self }
+    }
+
+    /// Stops the parse at a number DynamoDB cannot hold, keeping the reason.
+    fn number_error<E: serde::de::Error>(self, e: NumberError) -> E {
+        let error = E::custom(&e);
+        self.refused.set(Some(Refused::Number(e)));
+        error
+    }
+}
+
+/// A container's element: refused, before it is parsed, when it lies past DynamoDB's nesting
+/// limit (an empty container at the last level is fine: it has no element there).
+impl<'de> serde::de::DeserializeSeed<'de> for JsonVisitor<'_> {
+    type Value = AttributeValue;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<AttributeValue, D::Error> {
+        if self.level > item::MAX_DEPTH {
+            self.refused.set(Some(Refused::TooDeep));
+            return Err(serde::de::Error::custom(ValueError::TooDeep));
+        }
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for JsonVisitor<'_> {
+    type Value = AttributeValue;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<AttributeValue, E> {
+        Ok(AttributeValue::Null(true))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<AttributeValue, E> {
+        Ok(AttributeValue::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<AttributeValue, E> {
+        Ok(AttributeValue::N(v.to_string()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<AttributeValue, E> {
+        Ok(AttributeValue::N(v.to_string()))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<AttributeValue, E> {
+        number::from_f64(v).map(AttributeValue::N).map_err(|e| self.number_error(e))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<AttributeValue, E> {
+        Ok(AttributeValue::S(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<AttributeValue, E> {
+        Ok(AttributeValue::S(v))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<AttributeValue, A::Error> {
+        let child = self.child();
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(4));
+        while let Some(item) = seq.next_element_seed(child)? {
+            items.push(item);
+        }
+        Ok(AttributeValue::L(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<AttributeValue, A::Error> {
+        let mut entries = std::collections::HashMap::with_capacity(map.size_hint().unwrap_or(8));
+        let child = self.child();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == JSON_NUMBER_KEY {
+                let text: String = map.next_value()?;
+                let n = number::normalize(&text).map_err(|e| self.number_error(e))?;
+                return Ok(AttributeValue::N(n.into_owned()));
+            }
+            entries.insert(key, map.next_value_seed(child)?);
+        }
+        Ok(AttributeValue::M(entries))
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` and, when there is one, the fraction in 3 or 6 digits, as `%.f` would
+/// print it; written out by hand because parsing a format string per value is most of the cost.
+pub fn iso(at: &NaiveDateTime) -> String {
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write;
+    let mut text = String::with_capacity(32);
+    let _ = write!(
+        text,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        at.year(),
+        at.month(),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    );
+    let micros = at.nanosecond() / 1000;
+    if micros != 0 {
+        if micros % 1000 == 0 {
+            let _ = write!(text, ".{:03}", micros / 1000);
+        } else {
+            let _ = write!(text, ".{micros:06}");
+        }
+    }
+    text
+}

@@ -1,0 +1,675 @@
+//! The DynamoDB adapter: the only module that calls the AWS SDK.
+//!
+//! One client is built per run and shared. BatchWriteItem and Scan pages are sent with the SDK's own
+//! retries turned off, because ddbsync retries them (and counts the retries) with the policy in
+//! [`crate::engine::retry`]; control-plane calls keep the SDK's standard retries.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, DeleteRequest, GlobalSecondaryIndex,
+    GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType, KeysAndAttributes, LocalSecondaryIndex,
+    Projection as DdbProjection, ProjectionType, PutRequest, ReturnConsumedCapacity, ScalarAttributeType, WriteRequest,
+};
+use aws_sdk_dynamodb::Client;
+
+use crate::engine::retry;
+use crate::profile::{Projection, TargetConfig};
+use crate::pure::item::{AttributeValue, Item};
+use crate::target::{Reply, Request, ScanRequest, Target, TargetError, WriteReply};
+
+pub use crate::target::{
+    Condition, Fetched, Filter, IndexSchema, KeySchema, ScanPage, TableInfo, TableSchema, TABLE_WAIT,
+};
+
+#[derive(Clone)]
+pub struct Dynamo {
+    client: Client,
+    /// The credential chain the client signs with, for `check` to test on its own.
+    credentials: Option<aws_sdk_dynamodb::config::SharedCredentialsProvider>,
+    /// The region, and the endpoint when it is not AWS's, for messages.
+    location: String,
+    /// Where the credential chain looks, for the message when it finds nothing.
+    chain: String,
+}
+
+/// Turns an SDK error into the seam's typed error, by DynamoDB's error code and the HTTP status.
+/// A credential chain that found nothing is said as such, not as a DynamoDB that did not answer:
+/// no request was sent.
+fn target_error<E>(err: SdkError<E, HttpResponse>, chain: &str) -> TargetError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    if let Some(missing) = credentials_error(&err) {
+        return TargetError::Fatal(no_credentials(chain, missing));
+    }
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let message = match (&err, err.message()) {
+        (_, Some(m)) => m.to_string(),
+        // No answer: the innermost cause ("Connection refused (os error 111)") is what a user can act on.
+        (SdkError::DispatchFailure(_), None) => format!("no answer from DynamoDB: {}", root_cause(&err)),
+        (SdkError::TimeoutError(_), None) => format!("no answer from DynamoDB in time: {}", root_cause(&err)),
+        (_, None) => DisplayErrorContext(&err).to_string(),
+    };
+    retry::classify(err.code(), status, message)
+}
+
+/// The credential chain's error, when that is why a call failed.
+fn credentials_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a CredentialsError> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(found) = e.downcast_ref::<CredentialsError>() {
+            return Some(found);
+        }
+        next = e.source();
+    }
+    None
+}
+
+/// No credentials: where the chain looked, what the SDK says of its last try, and how to give some.
+fn no_credentials(chain: &str, err: &CredentialsError) -> String {
+    // The SDK's account spans lines ("no credentials found in chain. Attempted:\n  Environment: …").
+    let mut reason = String::new();
+    for line in root_cause(err).lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if !reason.is_empty() {
+            reason.push_str(if reason.ends_with(':') { " " } else { "; " });
+        }
+        reason.push_str(line);
+    }
+    format!(
+        "no AWS credentials: the credential chain looked at, in order, {chain}, and found none it could use (the SDK says: \
+         {reason}). Export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or name a profile of ~/.aws/credentials or \
+         ~/.aws/config with AWS_PROFILE or target.aws_profile (`aws configure`, `aws sso login`), or run where an \
+         instance or task role applies"
+    )
+}
+
+/// Where AWS's default credential chain looks, in its order, as this process's environment and
+/// the profile's `aws_profile` set it up.
+fn chain_description(aws_profile: Option<&str>) -> String {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let set = |name: &str| if var(name).is_some() { format!("{name} set") } else { format!("{name} not set") };
+    let keys = match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+        (None, None) => "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (not set)".to_string(),
+        _ => format!(
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY ({}, {})",
+            set("AWS_ACCESS_KEY_ID"),
+            set("AWS_SECRET_ACCESS_KEY")
+        ),
+    };
+    let (profile, from) = match (aws_profile, var("AWS_PROFILE")) {
+        (Some(name), _) => (name.to_string(), "from target.aws_profile"),
+        (None, Some(name)) => (name, "from AWS_PROFILE"),
+        (None, None) => ("default".to_string(), "neither AWS_PROFILE nor target.aws_profile is set"),
+    };
+    let home = var("HOME").map(std::path::PathBuf::from);
+    let file = |variable: &str, name: &str| {
+        let path =
+            var(variable).map(std::path::PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(".aws").join(name)));
+        match path {
+            Some(path) if path.exists() => path.display().to_string(),
+            Some(path) => format!("{} (absent)", path.display()),
+            None => format!("~/.aws/{name} (HOME not set)"),
+        }
+    };
+    let imds = match var("AWS_EC2_METADATA_DISABLED") {
+        Some(v) if v.eq_ignore_ascii_case("true") => " (disabled by AWS_EC2_METADATA_DISABLED)",
+        _ => "",
+    };
+    format!(
+        "{keys}; profile \"{profile}\" ({from}) in {} and {}; a web identity token ({}); the ECS container \
+         credentials ({}); the EC2 instance metadata service{imds}",
+        file("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
+        file("AWS_CONFIG_FILE", "config"),
+        set("AWS_WEB_IDENTITY_TOKEN_FILE"),
+        set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"),
+    )
+}
+
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+/// The production target for a profile: one client, built once and shared by the run.
+pub async fn connect(target: &TargetConfig) -> Arc<dyn Target> {
+    Arc::new(Dynamo::connect(target).await)
+}
+
+impl Dynamo {
+    /// Builds the client: region, optional endpoint and AWS profile, bounded timeouts.
+    pub async fn connect(target: &TargetConfig) -> Dynamo {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(target.region.clone()))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .operation_attempt_timeout(Duration::from_secs(30))
+                    // Every call ends within a minute, retries included: a DynamoDB that stops
+                    // answering ends the run instead of holding it.
+                    .operation_timeout(Duration::from_secs(60))
+                    .build(),
+            )
+            .retry_config(RetryConfig::standard().with_max_attempts(5));
+        if let Some(url) = &target.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        if let Some(name) = &target.aws_profile {
+            loader = loader.profile_name(name);
+        }
+        let config = loader.load().await;
+        let location = match &target.endpoint_url {
+            Some(url) => format!("{} ({url})", target.region),
+            None => target.region.clone(),
+        };
+        Dynamo {
+            client: Client::new(&config),
+            credentials: config.credentials_provider(),
+            location,
+            chain: chain_description(target.aws_profile.as_deref()),
+        }
+    }
+
+    /// `None` when the table does not exist.
+    async fn describe(&self, table: &str) -> Result<Option<TableInfo>, TargetError> {
+        let out = match self.client.describe_table().table_name(table).send().await {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => return Ok(None),
+            Err(e) => return Err(target_error(e, &self.chain)),
+        };
+        let Some(desc) = out.table() else { return Ok(None) };
+        let types: HashMap<&str, &str> =
+            desc.attribute_definitions().iter().map(|d| (d.attribute_name(), d.attribute_type().as_str())).collect();
+        let keys = |elements: &[KeySchemaElement]| -> KeySchema {
+            let mut keys: Vec<(&KeyType, String, String)> = elements
+                .iter()
+                .map(|k| {
+                    let name = k.attribute_name();
+                    (k.key_type(), name.to_string(), types.get(name).copied().unwrap_or("?").to_string())
+                })
+                .collect();
+            keys.sort_by_key(|(kt, _, _)| **kt != KeyType::Hash);
+            keys.into_iter().map(|(_, n, t)| (n, t)).collect()
+        };
+        let indexes_building = desc
+            .global_secondary_indexes()
+            .iter()
+            .filter(|i| i.index_status().is_some_and(|s| *s != aws_sdk_dynamodb::types::IndexStatus::Active))
+            .count();
+        let global = desc
+            .global_secondary_indexes()
+            .iter()
+            .map(|i| (false, i.index_name().unwrap_or_default(), keys(i.key_schema()), i.projection()));
+        let local = desc
+            .local_secondary_indexes()
+            .iter()
+            .map(|i| (true, i.index_name().unwrap_or_default(), keys(i.key_schema()), i.projection()));
+        let indexes = global
+            .chain(local)
+            .map(|(local, name, keys, projection)| IndexSchema {
+                name: name.to_string(),
+                local,
+                keys,
+                projection: match projection.and_then(|p| p.projection_type()) {
+                    Some(ProjectionType::KeysOnly) => Projection::KeysOnly,
+                    Some(ProjectionType::Include) => {
+                        Projection::Include(projection.map(|p| p.non_key_attributes().to_vec()).unwrap_or_default())
+                    }
+                    _ => Projection::All,
+                },
+            })
+            .collect();
+        Ok(Some(TableInfo {
+            status: desc.table_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            key_schema: keys(desc.key_schema()),
+            indexes,
+            indexes_building,
+            item_count: desc.item_count().unwrap_or(0).max(0) as u64,
+            created: desc.creation_date_time().map(|t| t.as_secs_f64()),
+        }))
+    }
+
+    /// Creates an on-demand table with this key and these secondary indexes.
+    async fn create_table(&self, table: &str, schema: &TableSchema) -> Result<(), TargetError> {
+        let mut request = self.client.create_table().table_name(table).billing_mode(BillingMode::PayPerRequest);
+        request = request.set_attribute_definitions(Some(attribute_definitions(&schema.keys, &schema.indexes)?));
+        request = request.set_key_schema(Some(key_elements(&schema.keys)?));
+        for index in &schema.indexes {
+            let projection = projection(&index.projection);
+            let keys = Some(key_elements(&index.keys)?);
+            request = if index.local {
+                request.local_secondary_indexes(
+                    LocalSecondaryIndex::builder()
+                        .index_name(&index.name)
+                        .set_key_schema(keys)
+                        .projection(projection)
+                        .build()
+                        .map_err(fatal)?,
+                )
+            } else {
+                request.global_secondary_indexes(
+                    GlobalSecondaryIndex::builder()
+                        .index_name(&index.name)
+                        .set_key_schema(keys)
+                        .projection(projection)
+                        .build()
+                        .map_err(fatal)?,
+                )
+            };
+        }
+        request.send().await.map_err(|e| target_error(e, &self.chain))?;
+        Ok(())
+    }
+
+    /// Adds a global secondary index to an existing table and waits until DynamoDB has filled it
+    /// from the table's items (a local index cannot be added after creation).
+    async fn add_index(&self, table: &str, keys: &KeySchema, index: &IndexSchema) -> Result<(), TargetError> {
+        let create = CreateGlobalSecondaryIndexAction::builder()
+            .index_name(&index.name)
+            .set_key_schema(Some(key_elements(&index.keys)?))
+            .projection(projection(&index.projection))
+            .build()
+            .map_err(fatal)?;
+        self.client
+            .update_table()
+            .table_name(table)
+            .set_attribute_definitions(Some(attribute_definitions(keys, std::slice::from_ref(index))?))
+            .global_secondary_index_updates(GlobalSecondaryIndexUpdate::builder().create(create).build())
+            .send()
+            .await
+            .map_err(|e| target_error(e, &self.chain))?;
+        Ok(())
+    }
+
+    async fn delete_table(&self, table: &str) -> Result<(), TargetError> {
+        match self.client.delete_table().table_name(table).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(()),
+            Err(e) => Err(target_error(e, &self.chain)),
+        }
+    }
+
+    async fn scan(&self, table: &str, scan: ScanRequest<'_>) -> Result<ScanPage, TargetError> {
+        let ScanRequest { attributes, segment: (segment, total_segments), start, limit, filter } = scan;
+        let mut request = self
+            .client
+            .scan()
+            .table_name(table)
+            .segment(segment)
+            .total_segments(total_segments)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .set_limit(limit)
+            .set_exclusive_start_key(start.cloned());
+        // Placeholders keep reserved words (`name`, `level`…) usable as key names; `#a0`… so that they
+        // stay apart from a filter's own `#names`.
+        let projection: Vec<String> = (0..attributes.len()).map(|i| format!("#a{i}")).collect();
+        if !projection.is_empty() {
+            request = request.projection_expression(projection.join(", "));
+        }
+        for (placeholder, name) in projection.iter().zip(attributes) {
+            request = request.expression_attribute_names(placeholder, name);
+        }
+        if let Some(filter) = filter {
+            request = request
+                .filter_expression(&filter.expression)
+                .set_expression_attribute_values(Some(filter.values.clone()).filter(|v| !v.is_empty()));
+            for (placeholder, name) in &filter.names {
+                request = request.expression_attribute_names(placeholder, name);
+            }
+        }
+        // Pages are retried (and counted) by the caller, like batch writes.
+        let out =
+            request.customize().config_override(no_retries()).send().await.map_err(|e| target_error(e, &self.chain))?;
+        Ok(ScanPage {
+            consumed_units: out.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0),
+            next: out.last_evaluated_key().filter(|k| !k.is_empty()).cloned(),
+            items: out.items.unwrap_or_default(),
+        })
+    }
+
+    /// Writes one item (run records); returns the units consumed.
+    async fn put_item(&self, table: &str, item: Item) -> Result<f64, TargetError> {
+        let out = self
+            .client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| target_error(e, &self.chain))?;
+        Ok(out.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0))
+    }
+}
+
+impl Dynamo {
+    /// Checks that the credential chain yields credentials, before any call needs them.
+    async fn credentials(&self) -> Result<(), String> {
+        use aws_sdk_dynamodb::config::ProvideCredentials;
+        let provider = self.credentials.as_ref().ok_or("no credential provider is configured")?;
+        provider.provide_credentials().await.map(|_| ()).map_err(|e| no_credentials(&self.chain, &e))
+    }
+
+    /// Reads up to 100 items by key with strongly consistent reads.
+    async fn batch_get(&self, table: &str, keys: Vec<Item>) -> Result<Fetched, TargetError> {
+        let wanted = KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(fatal)?;
+        let out = self
+            .client
+            .batch_get_item()
+            .request_items(table, wanted)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .customize()
+            .config_override(no_retries())
+            .send()
+            .await
+            .map_err(|e| target_error(e, &self.chain))?;
+        Ok(Fetched {
+            consumed_units: out.consumed_capacity().iter().filter_map(|c| c.capacity_units()).sum(),
+            items: out.responses.unwrap_or_default().into_values().flatten().collect(),
+            unprocessed: out.unprocessed_keys.unwrap_or_default().into_values().flat_map(|k| k.keys).collect(),
+        })
+    }
+
+    /// Whether DynamoDB accepts `filter`, tried as the filter of a Query of one partition
+    /// (`pk_name = pk`, where no item should be) of at most one item: DynamoDB judges the
+    /// expression before it reads, the call costs half a read unit, and it needs only the Query
+    /// permission a sync has on the metadata table.
+    async fn try_filter(&self, table: &str, (pk_name, pk): (&str, &str), filter: &Filter) -> Result<(), TargetError> {
+        // Placeholders of letters only, apart from the filter's own (`:name`s are parameter names).
+        let mut request = self
+            .client
+            .query()
+            .table_name(table)
+            .key_condition_expression("#ddbsyncpartition = :ddbsyncpartition")
+            .expression_attribute_names("#ddbsyncpartition", pk_name)
+            .expression_attribute_values(":ddbsyncpartition", AttributeValue::S(pk.into()))
+            .filter_expression(&filter.expression)
+            .limit(1);
+        for (placeholder, value) in &filter.values {
+            request = request.expression_attribute_values(placeholder, value.clone());
+        }
+        for (placeholder, name) in &filter.names {
+            request = request.expression_attribute_names(placeholder, name);
+        }
+        request.send().await.map(|_| ()).map_err(|e| target_error(e, &self.chain))
+    }
+
+    /// Every item of one partition (`pk_name = pk`) whose sort key is at least `sk_from`, in order.
+    async fn query_from(
+        &self,
+        table: &str,
+        (pk_name, pk): (&str, &str),
+        (sk_name, sk_from): (&str, &str),
+    ) -> Result<Vec<Item>, TargetError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(table)
+                .key_condition_expression("#pk = :pk AND #sk >= :sk")
+                .expression_attribute_names("#pk", pk_name)
+                .expression_attribute_names("#sk", sk_name)
+                .expression_attribute_values(":pk", AttributeValue::S(pk.into()))
+                .expression_attribute_values(":sk", AttributeValue::S(sk_from.into()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| target_error(e, &self.chain))?;
+            start = out.last_evaluated_key.filter(|k| !k.is_empty());
+            items.extend(out.items.unwrap_or_default());
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+}
+
+impl Dynamo {
+    /// Reads one item with a strongly consistent read.
+    async fn get_item(&self, table: &str, key: Item) -> Result<Option<Item>, TargetError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| target_error(e, &self.chain))?;
+        Ok(out.item)
+    }
+
+    /// Writes one item if `condition` holds; `Ok(false)` when it does not.
+    async fn put_if(&self, table: &str, item: Item, condition: Condition<'_>) -> Result<bool, TargetError> {
+        let request = self.client.put_item().table_name(table).set_item(Some(item));
+        let values = condition_values(&condition);
+        condition_met(
+            request.condition_expression(condition.expression).set_expression_attribute_values(values).send().await,
+            &self.chain,
+        )
+    }
+
+    /// Deletes one item if `condition` holds; `Ok(false)` when it does not.
+    async fn delete_if(&self, table: &str, key: Item, condition: Condition<'_>) -> Result<bool, TargetError> {
+        let request = self.client.delete_item().table_name(table).set_key(Some(key));
+        let values = condition_values(&condition);
+        condition_met(
+            request.condition_expression(condition.expression).set_expression_attribute_values(values).send().await,
+            &self.chain,
+        )
+    }
+}
+
+/// A condition's values as the SDK takes them: none at all rather than an empty map, which
+/// DynamoDB refuses.
+fn condition_values(condition: &Condition<'_>) -> Option<HashMap<String, AttributeValue>> {
+    (!condition.values.is_empty()).then(|| condition.values.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+}
+
+/// A conditional write's answer: done, or the condition did not hold.
+fn condition_met<T, E>(result: Result<T, SdkError<E, HttpResponse>>, chain: &str) -> Result<bool, TargetError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+        Err(e) => Err(target_error(e, chain)),
+    }
+}
+
+/// The definitions of every key attribute of a table and its indexes, each once.
+fn attribute_definitions(keys: &KeySchema, indexes: &[IndexSchema]) -> Result<Vec<AttributeDefinition>, TargetError> {
+    let mut defined: Vec<&str> = Vec::new();
+    let mut out = Vec::new();
+    for (name, ty) in keys.iter().chain(indexes.iter().flat_map(|i| i.keys.iter())) {
+        if !defined.contains(&name.as_str()) {
+            defined.push(name);
+            let definition = AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::from(ty.as_str()))
+                .build()
+                .map_err(fatal)?;
+            out.push(definition);
+        }
+    }
+    Ok(out)
+}
+
+fn projection(projection: &Projection) -> DdbProjection {
+    match projection {
+        Projection::All => DdbProjection::builder().projection_type(ProjectionType::All),
+        Projection::KeysOnly => DdbProjection::builder().projection_type(ProjectionType::KeysOnly),
+        Projection::Include(names) => DdbProjection::builder()
+            .projection_type(ProjectionType::Include)
+            .set_non_key_attributes(Some(names.clone())),
+    }
+    .build()
+}
+
+/// A key schema as the SDK takes it: the partition key (HASH) first, then the sort key (RANGE).
+fn key_elements(keys: &KeySchema) -> Result<Vec<KeySchemaElement>, TargetError> {
+    keys.iter()
+        .enumerate()
+        .map(|(i, (name, _))| {
+            let key_type = if i == 0 { KeyType::Hash } else { KeyType::Range };
+            KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().map_err(fatal)
+        })
+        .collect()
+}
+
+/// For calls whose retries ddbsync makes and counts itself.
+fn no_retries() -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::config::Builder::default().retry_config(RetryConfig::disabled())
+}
+
+fn fatal(e: impl std::fmt::Display) -> TargetError {
+    TargetError::Fatal(e.to_string())
+}
+
+impl Dynamo {
+    async fn batch_write(&self, table: &str, requests: &[Request]) -> Result<WriteReply, TargetError> {
+        let requests = requests
+            .iter()
+            .map(|request| {
+                Ok(match request {
+                    Request::Put(item) => WriteRequest::builder()
+                        .put_request(PutRequest::builder().set_item(Some(item.clone())).build().map_err(fatal)?)
+                        .build(),
+                    Request::Delete(key) => WriteRequest::builder()
+                        .delete_request(DeleteRequest::builder().set_key(Some(key.clone())).build().map_err(fatal)?)
+                        .build(),
+                })
+            })
+            .collect::<Result<Vec<_>, TargetError>>()?;
+        let out = self
+            .client
+            .batch_write_item()
+            .request_items(table, requests)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+            .customize()
+            .config_override(no_retries())
+            .send()
+            .await
+            .map_err(|e| target_error(e, &self.chain))?;
+        let consumed_units = out.consumed_capacity().iter().filter_map(|c| c.capacity_units()).sum();
+        let unprocessed = out
+            .unprocessed_items
+            .unwrap_or_default()
+            .into_values()
+            .flatten()
+            .filter_map(|request| match (request.put_request, request.delete_request) {
+                (Some(put), _) => Some(Request::Put(put.item)),
+                (None, Some(delete)) => Some(Request::Delete(delete.key)),
+                (None, None) => None,
+            })
+            .collect();
+        Ok(WriteReply { unprocessed, consumed_units })
+    }
+}
+
+/// The production target: every call goes to DynamoDB.
+impl Target for Dynamo {
+    fn endpoint(&self) -> &str {
+        &self.location
+    }
+
+    fn credentials(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(Dynamo::credentials(self))
+    }
+
+    fn describe<'a>(&'a self, table: &'a str) -> Reply<'a, Option<TableInfo>> {
+        Box::pin(Dynamo::describe(self, table))
+    }
+
+    fn create_table<'a>(&'a self, table: &'a str, schema: &'a TableSchema) -> Reply<'a, ()> {
+        Box::pin(Dynamo::create_table(self, table, schema))
+    }
+
+    fn add_index<'a>(&'a self, table: &'a str, keys: &'a KeySchema, index: &'a IndexSchema) -> Reply<'a, ()> {
+        Box::pin(Dynamo::add_index(self, table, keys, index))
+    }
+
+    fn delete_table<'a>(&'a self, table: &'a str) -> Reply<'a, ()> {
+        Box::pin(Dynamo::delete_table(self, table))
+    }
+
+    fn scan<'a>(&'a self, table: &'a str, request: ScanRequest<'a>) -> Reply<'a, ScanPage> {
+        Box::pin(Dynamo::scan(self, table, request))
+    }
+
+    fn batch_write<'a>(&'a self, table: &'a str, requests: &'a [Request]) -> Reply<'a, WriteReply> {
+        Box::pin(Dynamo::batch_write(self, table, requests))
+    }
+
+    fn batch_get<'a>(&'a self, table: &'a str, keys: Vec<Item>) -> Reply<'a, Fetched> {
+        Box::pin(Dynamo::batch_get(self, table, keys))
+    }
+
+    fn try_filter<'a>(&'a self, table: &'a str, partition: (&'a str, &'a str), filter: &'a Filter) -> Reply<'a, ()> {
+        Box::pin(Dynamo::try_filter(self, table, partition, filter))
+    }
+
+    fn query_from<'a>(
+        &'a self,
+        table: &'a str,
+        partition: (&'a str, &'a str),
+        sort_from: (&'a str, &'a str),
+    ) -> Reply<'a, Vec<Item>> {
+        Box::pin(Dynamo::query_from(self, table, partition, sort_from))
+    }
+
+    fn get_item<'a>(&'a self, table: &'a str, key: Item) -> Reply<'a, Option<Item>> {
+        Box::pin(Dynamo::get_item(self, table, key))
+    }
+
+    fn put_item<'a>(&'a self, table: &'a str, item: Item) -> Reply<'a, f64> {
+        Box::pin(Dynamo::put_item(self, table, item))
+    }
+
+    fn put_if<'a>(&'a self, table: &'a str, item: Item, condition: Condition<'a>) -> Reply<'a, bool> {
+        Box::pin(Dynamo::put_if(self, table, item, condition))
+    }
+
+    fn delete_if<'a>(&'a self, table: &'a str, key: Item, condition: Condition<'a>) -> Reply<'a, bool> {
+        Box::pin(Dynamo::delete_if(self, table, key, condition))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_credentials_error_is_found_in_the_chain_and_said_on_one_line() {
+        // The chain's own account spans lines; the message keeps it on one, after where it looked.
+        let sdk = "no credentials found in chain. Attempted:\n  Environment: not enabled\n  Profile: not enabled\n";
+        let err = CredentialsError::not_loaded(sdk);
+        let wrapped: Box<dyn std::error::Error + Send + Sync> = Box::new(err);
+        let found = credentials_error(wrapped.as_ref()).expect("found");
+        let message = no_credentials("the variables; the profile", found);
+        assert!(
+            message.starts_with(
+                "no AWS credentials: the credential chain looked at, in order, the variables; the profile, and found \
+                 none it could use (the SDK says: no credentials found in chain. Attempted: Environment: not \
+                 enabled; Profile: not enabled). Export AWS_ACCESS_KEY_ID"
+            ),
+            "{message}"
+        );
+        let other = std::io::Error::other("connection refused");
+        assert!(credentials_error(&other).is_none());
+    }
+}
