@@ -17,7 +17,7 @@ pub mod pure;
 pub mod source;
 pub mod target;
 
-use engine::{lock, stop, sync};
+use engine::{lock, preflight, stop, sync};
 use exit::Exit;
 use profile::ProfileError;
 
@@ -38,7 +38,7 @@ pub fn exit_for(error: &anyhow::Error) -> Exit {
                 )
             )
     };
-    if let Some(several) = error.downcast_ref::<sync::PlanErrors>() {
+    if let Some(several) = error.downcast_ref::<preflight::PlanErrors>() {
         several.exit()
     } else if error.chain().any(|e| e.is::<stop::Interrupted>()) {
         Exit::Interrupted

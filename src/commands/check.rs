@@ -10,6 +10,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::engine::preflight::{self, Compared};
 use crate::engine::sync;
 use crate::exit::Exit;
 use crate::profile::{scope_attributes, Profile, TableMapping};
@@ -91,7 +92,7 @@ impl CheckReport {
 }
 
 pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
-    let mappings = sync::selected(profile, tables)?;
+    let mappings = preflight::selected(profile, tables)?;
     let mut report = CheckReport { environment: profile.env.clone(), checks: Vec::new() };
     report.push(
         "profile",
@@ -126,7 +127,7 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
             plans.push(None);
             continue;
         };
-        match sync::plan(source.as_ref(), mapping).await {
+        match preflight::plan(source.as_ref(), mapping).await {
             Ok(plan) => {
                 report.push(what, Status::Ok, format!("compiles; key ({})", show_table_schema(&plan.schema)));
                 plans.push(Some(plan));
@@ -190,15 +191,18 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
             (None, false) => Err("neither the table nor the metadata table exists yet; the first sync tries it on \
                                   the new table before it writes"),
         };
-        let mismatch =
-            info.as_ref().zip(plan.as_ref()).and_then(|(i, p)| sync::key_mismatch(&i.key_schema, mapping, p));
-        let missing = info.as_ref().zip(plan.as_ref()).map(|(i, p)| sync::missing_indexes(i, p)).unwrap_or_default();
+        let (info, mismatch, missing) = match plan.as_ref() {
+            Some(plan) => {
+                let compared = Compared::of(info, mapping, plan);
+                (compared.info, compared.mismatch, compared.missing)
+            }
+            None => (info, None, Vec::new()),
+        };
         match (info, mismatch) {
             (None, _) => report.push(what, Status::Note, "does not exist; the next sync creates it"),
             (Some(_), Some(mismatch)) => report.fail(what, &anyhow::anyhow!("{mismatch}; `sync --clean` recreates it")),
-            (Some(_), None) if !missing.is_empty() => {
-                report.fail(what, &anyhow::anyhow!("{}", sync::missing_indexes_message(&missing, profile, mapping)))
-            }
+            (Some(_), None) if !missing.is_empty() => report
+                .fail(what, &anyhow::anyhow!("{}", preflight::missing_indexes_message(&missing, profile, mapping))),
             (Some(info), None) => {
                 let checked = if plan.is_some() { "as the mapping gives" } else { "not compared: the query failed" };
                 let detail = format!(

@@ -13,6 +13,7 @@ use anyhow::{bail, Context, Result};
 use crate::cli::{
     BackupArgs, Cli, Command, HistoryArgs, IamArgs, ReportArgs, RestoreArgs, SyncArgs, TablesCommand, VerifyArgs,
 };
+use crate::engine::preflight;
 use crate::engine::stop::{Interrupted, Stop};
 use crate::exit::{Exit, UsageError};
 use crate::printer::Printer;
@@ -48,14 +49,14 @@ pub async fn run(cli: Cli) -> Result<Exit> {
         }
         Command::Tables(TablesCommand::Create(args)) => {
             let profile = profile::load(dir, &args.env)?;
-            let mappings = sync::selected(&profile, &args.tables)?;
+            let mappings = preflight::selected(&profile, &args.tables)?;
             let done = tables::create(&profile, &mappings, &printer).await?;
             printer.show(&done, |d: &Vec<tables::TableAction>| tables::render(d))?;
             Ok(Exit::Success)
         }
         Command::Tables(TablesCommand::Drop(args)) => {
             let profile = profile::load(dir, &args.target.env)?;
-            let mappings = sync::selected(&profile, &args.target.tables)?;
+            let mappings = preflight::selected(&profile, &args.target.tables)?;
             let names: Vec<&str> = mappings.iter().map(|t| t.table_name.as_str()).collect();
             let action = format!("tables drop deletes {}", names.join(", "));
             confirm_destruction(&profile, &action, args.yes, &printer)?;
@@ -83,7 +84,7 @@ async fn verify(dir: &Path, args: VerifyArgs, json: bool, printer: &Printer) -> 
     if writes {
         // Refused before anything is read when there will be no way to say yes.
         let names: Vec<String> =
-            sync::selected(&profile, &args.target.tables)?.iter().map(|t| t.table_name.clone()).collect();
+            preflight::selected(&profile, &args.target.tables)?.iter().map(|t| t.table_name.clone()).collect();
         may_confirm(&profile, &format!("verify --repair writes to {}", names.join(", ")), args.yes)?;
     }
     let scope = verify::Scope { tables: &args.target.tables, depth, params: &args.params };
@@ -214,7 +215,7 @@ fn iam_policy(dir: &Path, args: IamArgs, printer: &Printer) -> Result<Exit> {
 async fn backup(envs_dir: &Path, args: BackupArgs, printer: &Printer) -> Result<Exit> {
     let stop = Stop::on_signals();
     let profile = profile::load(envs_dir, &args.env)?;
-    let mappings = sync::selected(&profile, &args.tables)?;
+    let mappings = preflight::selected(&profile, &args.tables)?;
     let path = args.output.unwrap_or_else(|| backup::default_path(&profile));
     let dynamo = dynamo::connect(&profile.target).await;
     // A backup read while a sync or --clean writes the tables would hold a fraction of their items:
@@ -396,7 +397,7 @@ async fn restore_keys(
     let mut conflicts = Vec::new();
     for (entry, mapping) in pairs {
         let plan = match &source {
-            Some(source) => sync::plan(source.as_ref(), mapping).await.map(Some).unwrap_or_else(|e| {
+            Some(source) => preflight::plan(source.as_ref(), mapping).await.map(Some).unwrap_or_else(|e| {
                 let table = &mapping.table_name;
                 printer.warn(format!("{table}: the key's types were not compared with the mapping's: {e:#}"));
                 None
@@ -404,7 +405,7 @@ async fn restore_keys(
             None => None,
         };
         let mismatch = match plan {
-            Some(plan) => sync::key_mismatch(&entry.key_schema, mapping, &plan),
+            Some(plan) => preflight::key_mismatch(&entry.key_schema, mapping, &plan),
             None => backup::key_names_mismatch(&entry.key_schema, mapping),
         };
         if let Some(mismatch) = mismatch {
@@ -434,7 +435,7 @@ async fn sync(envs_dir: &Path, args: SyncArgs, printer: &Printer) -> Result<Exit
     let mut profile = profile::load(envs_dir, &args.env)?;
     profile.sync = profile.sync.overridden(args.scan_segments, args.max_in_flight, args.max_write_units_per_second)?;
     if args.clean && !args.dry_run {
-        let tables = sync::selected(&profile, &args.tables)?;
+        let tables = preflight::selected(&profile, &args.tables)?;
         let names: Vec<&str> = tables.iter().map(|t| t.table_name.as_str()).collect();
         let action = format!("--clean deletes and recreates {}", names.join(", "));
         confirm_destruction(&profile, &action, args.yes, printer)?;

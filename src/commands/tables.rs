@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::engine::lock;
-use crate::engine::sync;
+use crate::engine::preflight;
 use crate::printer::Printer;
 use crate::profile::{Profile, TableMapping};
 use crate::pure::plan::{show_schema, show_table_schema};
@@ -28,19 +28,19 @@ pub fn render(actions: &[TableAction]) -> String {
 
 /// Creates the tables that do not exist, each with the key schema its mapping gives.
 pub async fn create(profile: &Profile, mappings: &[&TableMapping], printer: &Printer) -> Result<Vec<TableAction>> {
-    let plans = sync::plans(source::connect(profile).await?.as_ref(), mappings).await?;
+    let plans = preflight::plans(source::connect(profile).await?.as_ref(), mappings).await?;
     let dynamo = dynamo::connect(&profile.target).await;
     lock::ensure_metadata_table(&*dynamo, profile).await?;
     let mut out = Vec::new();
     for (mapping, plan) in mappings.iter().zip(&plans) {
         let (table, wanted) = (&mapping.table_name, &plan.schema);
-        let info = dynamo.describe(table).await.with_context(|| format!("reading {table}"))?;
-        if let Some(mismatch) = info.as_ref().and_then(|i| sync::key_mismatch(&i.key_schema, mapping, plan)) {
+        let compared = preflight::compare(&*dynamo, profile, mapping, plan, false).await?;
+        if let Some(mismatch) = compared.mismatch {
             anyhow::bail!("{table} exists and {mismatch}; `sync --clean` recreates it");
         }
-        let (action, detail) = match info {
-            Some(info) => {
-                let missing = sync::missing_indexes(&info, plan);
+        let (action, detail) = match compared.info {
+            Some(_) => {
+                let missing = compared.missing;
                 let (local, global): (Vec<_>, Vec<_>) = missing.into_iter().partition(|i| i.local);
                 let mut detail = format!("key ({})", show_schema(&wanted.keys));
                 for index in &global {
@@ -53,7 +53,7 @@ pub async fn create(profile: &Profile, mappings: &[&TableMapping], printer: &Pri
                     detail.push_str(&format!("; index {} added", index.name));
                 }
                 if !local.is_empty() {
-                    detail.push_str(&format!("; {}", sync::missing_indexes_message(&local, profile, mapping)));
+                    detail.push_str(&format!("; {}", preflight::missing_indexes_message(&local, profile, mapping)));
                 }
                 (if global.is_empty() { "exists" } else { "updated" }, detail)
             }

@@ -26,7 +26,6 @@ use serde::{Deserialize, Serialize};
 use crate::engine::guard;
 use crate::engine::lock::Fence;
 use crate::engine::pace::Cap;
-use crate::engine::retry::RetryPolicy;
 use crate::engine::scan;
 use crate::engine::stop::Stop;
 use crate::engine::writer::{Pending, WriteOutcome};
@@ -38,6 +37,7 @@ use crate::pure::item::{self, AttributeValue};
 use crate::pure::number;
 use crate::pure::plan::show_schema;
 use crate::pure::report::units;
+use crate::target::retry::RetryPolicy;
 use crate::target::Request;
 use crate::target::{IndexSchema, KeySchema, TableInfo, TableSchema, Target};
 

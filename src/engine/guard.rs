@@ -9,10 +9,10 @@ use tokio::task::JoinHandle;
 
 use crate::engine::lock::{self, Fence};
 use crate::engine::pace::{Cap, Pace};
-use crate::engine::retry::RetryPolicy;
 use crate::engine::stop::{Stop, DRAIN};
 use crate::engine::writer::{self, Pending, WriteOutcome, WriterSettings, MAX_BATCH};
 use crate::profile::SyncSettings;
+use crate::target::retry::RetryPolicy;
 use crate::target::{BatchWriter, Request, Target, TargetError, WriteReply};
 
 /// Requests between the diff (or a restore's reader) and a writer: enough to keep every call in

@@ -32,8 +32,8 @@ use tokio::sync::mpsc;
 use crate::engine::guard;
 use crate::engine::lock::{self, Fence};
 use crate::engine::pace::Cap;
+use crate::engine::preflight;
 use crate::engine::stop::{Interrupted, Stop, DRAIN};
-use crate::engine::sync;
 use crate::engine::verify::{Fixes, TableVerify, Verified};
 use crate::engine::writer::{Pending, WriteOutcome};
 use crate::printer::Printer;
@@ -486,7 +486,7 @@ async fn repair_table(
     let mut halt = None;
     'read: for (entity, entity_plan) in mapping.entities.iter().zip(&plan.entities) {
         let opened = tokio::select! {
-            rows = sync::open_rows(run.source, run.params, entity) => rows,
+            rows = preflight::open_rows(run.source, run.params, entity) => rows,
             signal = run.stop.wait() => Err(anyhow::Error::new(Interrupted(signal))),
             reason = fence.lost() => Err(lock::LeaseLost(reason).into()),
         };

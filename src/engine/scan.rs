@@ -13,11 +13,11 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::engine::retry::{self, RetryPolicy};
 use crate::profile::Profile;
 use crate::pure::cost::Footprint;
 use crate::pure::hash::{self, Digest};
 use crate::pure::item::{Item, HASH_ATTR};
+use crate::target::retry::{self, RetryPolicy};
 use crate::target::TargetError;
 use crate::target::{Filter, IndexSchema, Target};
 

@@ -24,9 +24,8 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::engine::retry::{self, RetryPolicy};
+use crate::engine::preflight;
 use crate::engine::scan;
-use crate::engine::sync;
 use crate::printer::Printer;
 use crate::profile::{Profile, TableMapping};
 use crate::pure::cost::Footprint;
@@ -37,6 +36,7 @@ use crate::pure::plan::{Built, TablePlan};
 use crate::pure::report::usd;
 use crate::source::{self, Source};
 use crate::target::dynamo;
+use crate::target::retry::{self, RetryPolicy};
 use crate::target::{Filter, IndexSchema, Target};
 
 /// Keys listed per kind of difference and table (the counts are always complete).
@@ -237,21 +237,19 @@ pub struct Verified<'p> {
 
 pub async fn run<'p>(profile: &'p Profile, scope: Scope<'_>, printer: &Printer) -> Result<Verified<'p>> {
     let depth = scope.depth;
-    let mappings = sync::selected(profile, scope.tables)?;
+    let mappings = preflight::selected(profile, scope.tables)?;
     let params = Params::new(profile, &mappings, scope.params)?;
     let source = source::connect(profile).await?;
-    let plans = sync::plans(source.as_ref(), &mappings).await?;
+    let plans = preflight::plans(source.as_ref(), &mappings).await?;
     let dynamo = dynamo::connect(&profile.target).await;
     let policy = RetryPolicy::new(profile.sync.max_attempts);
     let mut out = Vec::new();
     let mut tables = Vec::new();
     for (mapping, plan) in mappings.into_iter().zip(plans) {
         let table = &mapping.table_name;
-        let info = dynamo
-            .describe(table)
-            .await
-            .with_context(|| format!("reading DynamoDB table {table} in {}", profile.location()))?;
-        if let Some(mismatch) = info.as_ref().and_then(|i| sync::key_mismatch(&i.key_schema, mapping, &plan)) {
+        let compared = preflight::compare(&*dynamo, profile, mapping, &plan, false).await?;
+        let info = compared.info;
+        if let Some(mismatch) = compared.mismatch {
             anyhow::bail!(
                 "DynamoDB table {table} {mismatch}; its items cannot be matched to the source (`ddbsync sync {} \
                  --clean --table {}` recreates the table)",
@@ -379,7 +377,7 @@ async fn read_source(
     };
     let key_names = plan.key_names();
     for (index, (entity, entity_plan)) in mapping.entities.iter().zip(&plan.entities).enumerate() {
-        let mut rows = sync::open_rows(source, params, entity).await?;
+        let mut rows = preflight::open_rows(source, params, entity).await?;
         while let Some(row) = rows.next().await {
             e.rows += 1;
             bar.inc(1);
@@ -526,7 +524,7 @@ async fn name_missing(
 ) -> Result<()> {
     let key_names = plan.key_names();
     for (entity, entity_plan) in mapping.entities.iter().zip(&plan.entities) {
-        let mut rows = sync::open_rows(source, params, entity).await?;
+        let mut rows = preflight::open_rows(source, params, entity).await?;
         while let Some(row) = rows.next().await {
             if out.len() >= LISTED {
                 return Ok(());

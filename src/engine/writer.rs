@@ -22,10 +22,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::engine::pace::Pace;
-use crate::engine::retry::RetryPolicy;
 use crate::pure::hash::Digest;
 use crate::pure::item;
 use crate::pure::plan::Reject;
+use crate::target::retry::RetryPolicy;
 use crate::target::{BatchWriter, Request, TargetError};
 
 /// Longest wait of an item in a window the source does not fill: a trickling source is written as

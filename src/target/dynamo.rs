@@ -2,7 +2,7 @@
 //!
 //! One client is built per run and shared. BatchWriteItem and Scan pages are sent with the SDK's own
 //! retries turned off, because ddbsync retries them (and counts the retries) with the policy in
-//! [`crate::engine::retry`]; control-plane calls keep the SDK's standard retries.
+//! [`crate::target::retry`]; control-plane calls keep the SDK's standard retries.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,9 +21,9 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
-use crate::engine::retry;
 use crate::profile::{Projection, TargetConfig};
 use crate::pure::item::{AttributeValue, Item};
+use crate::target::retry;
 use crate::target::{Reply, Request, ScanRequest, Target, TargetError, WriteReply};
 
 pub use crate::target::{

@@ -11,6 +11,7 @@
 
 pub mod dryrun;
 pub mod dynamo;
+pub mod retry;
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -1,0 +1,504 @@
+//! A sync run: plan every table, take the run lock, prepare the targets, then per table scan the
+//! target's hashes, stream the source through item building and the diff, write what changed and
+//! delete what the guard allows.
+//!
+//! Invariants: every mapping is checked against its query before anything is written; `--dry-run`
+//! goes through the same diff and writes nothing to DynamoDB (no table, no item, no lock, no run
+//! record); every source row ends created, updated, unchanged, rejected or failed, and the report
+//! counts each; a writing run holds the lock from before it describes a table until it has recorded
+//! the run.
+
+mod rejects;
+mod table;
+
+use crate::engine::backup;
+use crate::engine::lock::{self, Fence};
+use crate::engine::pace::Cap;
+use crate::engine::preflight::{self, missing_indexes_message, open_rows, plans, selected, Rows};
+use crate::engine::scan;
+use crate::engine::stop::{Interrupted, Stop, DRAIN};
+use crate::printer::Printer;
+use crate::profile::{Entity, Profile, ProfileError, TableMapping};
+use crate::pure::item::{self, Item};
+use crate::pure::params::Params;
+use crate::pure::plan::{show_table_schema, Reject, TablePlan};
+use crate::pure::report::{Outcome, RunReport, TableReport, Totals};
+use crate::source::{self, Source};
+use crate::target::dryrun::{doing, Mode};
+use crate::target::dynamo;
+use crate::target::TargetError;
+use crate::target::{IndexSchema, Target};
+use anyhow::{bail, Context, Result};
+use chrono::{SecondsFormat, Utc};
+use futures::StreamExt;
+use rejects::write_rejects;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use table::sync_table;
+
+const PARK_BUDGET: usize = 2 << 20;
+
+/// How long recording a run may take: a DynamoDB that stopped answering must not hold the report.
+const RECORD_WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    /// A real run, or a rehearsal (`--dry-run`) that writes nothing.
+    pub mode: Mode,
+    pub clean: bool,
+    /// Only these mappings (by name without prefix); all when empty.
+    pub tables: Vec<String>,
+    /// Lets deletes exceed `sync.max_delete_fraction` of a table.
+    pub allow_mass_delete: bool,
+    /// Takes the run lock even from a live lease.
+    pub force_unlock: bool,
+    /// Where to list rejected and unwritten rows; default `<rejects_dir>/<env>-<time>.jsonl`.
+    pub rejects_file: Option<PathBuf>,
+    /// `--param name=value`, bound to the queries that list the name.
+    pub params: Vec<(String, String)>,
+}
+
+/// `sync.on_reject = "fail"` found rows that cannot be written; nothing was written.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{count} source rows cannot be written (first: {first}); nothing was written because sync.on_reject is \"fail\". \
+     Every row is listed in {file}"
+)]
+pub struct RejectedBeforeWrite {
+    pub count: usize,
+    pub first: String,
+    pub file: String,
+}
+
+/// A mapping with its checked plan and what the target holds now.
+struct Prepared<'a> {
+    mapping: &'a TableMapping,
+    plan: TablePlan,
+    exists: bool,
+    /// DynamoDB's (approximate) item count, to size the diff index once.
+    item_count: u64,
+    /// The indexes the run's writes go through: the table's own, or the mapping's for a table the
+    /// run creates. A dry run prices index writes by them.
+    indexes: Vec<IndexSchema>,
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// What a sync did, even when it did not finish: the report of the tables it got through (with
+/// the run's outcome) and the error that ended it, if one did. The report comes first: it is printed
+/// and recorded whatever the error.
+pub struct Finished {
+    pub report: RunReport,
+    pub error: Option<anyhow::Error>,
+}
+
+/// Runs a sync. An `Err` means nothing was touched (a bad profile or parameter, an unreachable or
+/// refusing source, rows refused by `on_reject = "fail"`, the lock held by another run); anything
+/// later comes back as a [`Finished`] with its report.
+pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, stop: &Stop) -> Result<Finished> {
+    let started_at = now();
+    let mappings = selected(profile, &options.tables)?;
+    let params = Params::new(profile, &mappings, &options.params)?;
+    let mode = options.mode;
+    let dynamo = mode.target(dynamo::connect(&profile.target).await);
+    if options.clean {
+        unless_stopped(stop, refuse_sliced_clean(&*dynamo, profile, &mappings)).await?;
+    }
+    // Until the lock is taken nothing is held: a signal ends the run at once.
+    let source = unless_stopped(stop, async { Ok(source::connect(profile).await?) }).await?;
+    tracing::info!(source = %source.target(), "connected to {}", source.system());
+
+    let plans = unless_stopped(stop, plans(source.as_ref(), &mappings)).await?;
+    let rejects_path = || {
+        options.rejects_file.clone().unwrap_or_else(|| {
+            let stamp = started_at.replace([':', '.'], "").replace('-', "");
+            profile.rejects_dir.join(format!("{}-{stamp}.jsonl", profile.env))
+        })
+    };
+    if profile.sync.fail_on_reject {
+        // The check and the sync read one snapshot: a row changed between them cannot slip past
+        // the check.
+        source.hold_snapshot().await?;
+        let rejected = unless_stopped(stop, check_source(source.as_ref(), &params, &mappings, &plans)).await?;
+        let count: usize = rejected.iter().map(|(_, r)| r.len()).sum();
+        if count > 0 {
+            let path = rejects_path();
+            write_rejects(&path, rejected.iter().map(|(t, r)| (t.as_str(), "rejected", r.as_slice())))?;
+            let (table, first) = rejected.iter().find_map(|(t, r)| r.first().map(|r| (t, r))).expect("a reject");
+            let first = format!("{table}: {}: {}", first.key, first.reason);
+            return Err(RejectedBeforeWrite { count, first, file: path.display().to_string() }.into());
+        }
+    }
+
+    let mut done = Done::default();
+    let names: Vec<String> = mappings.iter().map(|m| m.table_name.clone()).collect();
+    let covered = mappings.clone();
+    let work = |fence: Fence| {
+        let run = Run {
+            profile,
+            options,
+            printer,
+            source: source.as_ref(),
+            params: &params,
+            dynamo: dynamo.clone(),
+            mode,
+            // A rehearsal sends nothing: nothing to pace.
+            cap: profile.sync.max_write_units_per_second.filter(|_| mode == Mode::Real).map(|n| Arc::new(Cap::new(n))),
+            fence,
+            stop: stop.clone(),
+        };
+        let done = &mut done;
+        async move {
+            // The graceful stop inside the sync has its bound; this one ends whatever still runs.
+            tokio::select! {
+                outcome = prepare_and_sync(&run, mappings, plans, done) => outcome,
+                signal = run.stop.expired(DRAIN + Duration::from_secs(5)) => Err(Interrupted(signal).into()),
+            }
+        }
+    };
+    // The lock is taken before the tables are even described, so that this run never acts on what
+    // another run was in the middle of changing.
+    // A rehearsal takes no lock: it writes nothing, so it must neither wait for a real run nor
+    // hold one up.
+    let outcome = match mode {
+        Mode::Rehearsal => work(Fence::open()).await,
+        Mode::Real => lock::with_lock(&dynamo, profile, &names, (options.force_unlock, None), |_| {}, stop, work).await,
+    };
+    if profile.sync.fail_on_reject {
+        // Rolled back, never committed; a failure leaves it to the server, which rolls it back
+        // when the connection closes.
+        if let Err(e) = source.end_snapshot().await {
+            tracing::warn!("{e}");
+        }
+    }
+    let mut error = match outcome {
+        Err(e) if done.tables.is_empty() && e.chain().any(|c| c.is::<lock::Locked>()) => return Err(e),
+        Err(e) => Some(e),
+        Ok(()) => stop.requested().map(|signal| Interrupted(signal).into()),
+    };
+
+    let tables = done.tables;
+    let total = Totals::of(&tables, &profile.prices);
+    let mut report = RunReport {
+        environment: profile.env.clone(),
+        region: profile.target.region.clone(),
+        started_at: started_at.clone(),
+        finished_at: now(),
+        dry_run: mode == Mode::Rehearsal,
+        clean: options.clean,
+        units: mode.units(),
+        prices: profile.prices.clone(),
+        tables,
+        total,
+        params: params.used_by(&covered),
+        rejects_file: None,
+        backup: done.backup,
+        outcome: Outcome::of(error.as_ref(), crate::exit_for),
+        notes: done.notes,
+    };
+    report.settle_exit();
+    // Every run that got this far is recorded, failed and interrupted ones too (a rehearsal's
+    // target keeps the record to itself).
+    if let Err(message) = record_run(&*dynamo, profile, report.record()).await {
+        report.notes.push(message.clone());
+        error.get_or_insert_with(|| anyhow::anyhow!("{message}; the sync itself finished (report above)"));
+    }
+    if report.total.rejected + report.total.failed > 0 {
+        let path = rejects_path();
+        let lists = report.tables.iter().flat_map(|t| {
+            [(t.table.as_str(), "rejected", &t.rejected[..]), (t.table.as_str(), "not written", &t.failed[..])]
+        });
+        match write_rejects(&path, lists) {
+            Ok(()) => report.rejects_file = Some(path.display().to_string()),
+            // The report lists every row itself; the file is a convenience.
+            Err(e) => report.notes.push(format!("{e:#}; the rows are listed in this report instead")),
+        }
+    }
+    Ok(Finished { report, error })
+}
+
+/// Writes a run record ([`RunReport::record`], [`crate::pure::report::OperationRun::record`]) into the
+/// metadata table, waiting at most a few seconds; on failure, the note that says so. A restore
+/// (and `verify --repair`) calls it while it still holds the run lock.
+pub async fn record_run(dynamo: &dyn Target, profile: &Profile, record: Item) -> Result<(), String> {
+    let table = &profile.metadata_table;
+    let failed = match tokio::time::timeout(RECORD_WAIT, dynamo.put_item(table, record)).await {
+        Ok(Ok(_)) => return Ok(()),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer in {} s", RECORD_WAIT.as_secs()),
+    };
+    Err(format!("the run could not be recorded in {table} in {}: {failed}", dynamo.endpoint()))
+}
+
+/// `work`, unless a signal comes first.
+async fn unless_stopped<T>(stop: &Stop, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::select! {
+        done = work => done,
+        signal = stop.wait() => Err(Interrupted(signal).into()),
+    }
+}
+
+/// What a run got through: kept by the caller, so that a run that fails or is stopped half-way
+/// still reports and records the tables it finished.
+#[derive(Default)]
+struct Done {
+    tables: Vec<TableReport>,
+    backup: Option<String>,
+    /// The tables the run did not get to, and what state it left them in.
+    notes: Vec<String>,
+}
+
+/// Describes the target tables (waiting for any left deleting or creating), checks their keys, then
+/// syncs them.
+async fn prepare_and_sync(
+    run: &Run<'_>,
+    mappings: Vec<&TableMapping>,
+    plans: Vec<TablePlan>,
+    done: &mut Done,
+) -> Result<()> {
+    let (profile, options, dynamo) = (run.profile, run.options, &run.dynamo);
+    let mut prepared = Vec::new();
+    for (mapping, plan) in mappings.into_iter().zip(plans) {
+        let table = &mapping.table_name;
+        // A table left deleting or creating by an interrupted run is let finish first.
+        let compared = preflight::compare(&**dynamo, profile, mapping, &plan, true).await?;
+        if let Some(mismatch) = compared.mismatch.filter(|_| !options.clean) {
+            bail!("DynamoDB table {table} {mismatch}; run with --clean to recreate the table");
+        }
+        if !compared.missing.is_empty() && !options.clean {
+            let message = missing_indexes_message(&compared.missing, profile, mapping);
+            run.printer.note(format!("{table} {message} (the items are written all the same)"));
+        }
+        let info = compared.info;
+        let item_count = info.as_ref().map_or(0, |i| i.item_count);
+        let indexes = match &info {
+            Some(info) if !options.clean => info.indexes.clone(),
+            _ => plan.schema.indexes.clone(),
+        };
+        prepared.push(Prepared { mapping, plan, exists: info.is_some(), item_count, indexes });
+    }
+
+    sync_tables(run, &mut prepared, done).await
+}
+
+/// Refuses a clean load of an existing table whose queries take parameters: a run loads one slice
+/// of it, and recreating it would lose every item of the others, which no report could show. Asked
+/// before anything is held or recorded: nothing was done.
+async fn refuse_sliced_clean(dynamo: &dyn Target, profile: &Profile, mappings: &[&TableMapping]) -> Result<()> {
+    for mapping in mappings.iter().filter(|m| m.takes_params()) {
+        let table = &mapping.table_name;
+        let where_ = profile.location();
+        if dynamo
+            .describe(table)
+            .await
+            .with_context(|| format!("reading DynamoDB table {table} in {where_}"))?
+            .is_some()
+        {
+            return Err(crate::exit::UsageError(format!(
+                "--clean recreates the whole table {table}, but its queries take parameters and load one slice of \
+                 it: every item outside the slice would be lost. Nothing was changed. Leave out --clean (a sync \
+                 rewrites what changed in the slice) or leave the table out (--table), or, to start it over, \
+                 `ddbsync tables drop {} --table {}` and then sync every slice",
+                profile.env, mapping.name
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Tries the table's scope before a run that would not scan it (a new table, a clean load) writes
+/// anything: a scope DynamoDB refuses would otherwise fail only the next run, at its Scan.
+async fn try_scope(run: &Run<'_>, p: &Prepared<'_>) -> Result<()> {
+    let Some(filter) = run.params.filter(p.mapping, &p.plan.param_types) else { return Ok(()) };
+    let table = &p.mapping.table_name;
+    match run.dynamo.scan_limited(table, &[], (0, 1), None, Some(1), Some(&filter)).await {
+        Ok(_) => Ok(()),
+        Err(TargetError::Invalid(refusal)) => Err(scope_refused(p.mapping, &refusal).into()),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("trying the scope of {table}"))),
+    }
+}
+
+/// DynamoDB refused a mapping's scope: a profile error, with the fix.
+pub fn scope_refused(mapping: &TableMapping, refusal: &str) -> ProfileError {
+    let expression = mapping.scope.as_deref().unwrap_or_default();
+    mapping.error(format!(
+        "DynamoDB refuses scope = \"{expression}\": {refusal}; correct the expression (its `:name`s are the \
+         parameters, `#name` stands for attribute name), or every sync of the table fails at its Scan"
+    ))
+}
+
+/// The whole of a sync once the lock is held: clean or create tables, diff, write, delete. Each
+/// finished table goes into `done` at once.
+async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Done) -> Result<()> {
+    let (profile, options, printer, dynamo) = (run.profile, run.options, run.printer, &run.dynamo);
+    // The backup is kept outside DynamoDB, where a rehearsal's target cannot hold it back: taken
+    // only before a clean that deletes.
+    if options.clean && profile.protected && run.mode == Mode::Real {
+        let existing: Vec<&TableMapping> = prepared.iter().filter(|p| p.exists).map(|p| p.mapping).collect();
+        if !existing.is_empty() {
+            let path = backup::default_path(profile);
+            printer.note(format!("{} is protected: backing up {} tables before --clean", profile.env, existing.len()));
+            let manifest = backup::backup(&**dynamo, profile, &existing, &path, printer)
+                .await
+                .context("taking the backup before --clean; nothing was deleted")?;
+            let items: u64 = manifest.tables.iter().map(|t| t.items).sum();
+            printer.note(format!("backup: {} ({items} items)", path.display()));
+            done.backup = Some(path.display().to_string());
+        }
+    }
+    // A table about to be recreated is tried before it is deleted; a new one once it exists.
+    for p in prepared.iter().filter(|p| p.exists && options.clean) {
+        try_scope(run, p).await?;
+    }
+    for p in prepared.iter_mut() {
+        let table = &p.mapping.table_name;
+        if let Some(signal) = run.stop.requested() {
+            return Err(Interrupted(signal).into());
+        }
+        if options.clean && p.exists {
+            run.fence.check()?;
+            printer.note(format!("{} {table}", doing(run.mode, ("deleting", "delete"))));
+            dynamo.drop_table(table).await.with_context(|| format!("deleting {table}"))?;
+        }
+        if options.clean || !p.exists {
+            run.fence.check()?;
+            let creating = doing(run.mode, ("creating", "create"));
+            printer.note(format!("{creating} {table} ({})", show_table_schema(&p.plan.schema)));
+            dynamo.make_table(table, &p.plan.schema).await.with_context(|| format!("creating {table}"))?;
+            if !p.exists {
+                match run.mode {
+                    Mode::Real => try_scope(run, p).await?,
+                    // A rehearsal's new table is its own, not DynamoDB's: said, so that a clean
+                    // dry run is not read as a scope DynamoDB accepts.
+                    Mode::Rehearsal if p.mapping.scope.is_some() => done.notes.push(format!(
+                        "{table}: its scope was not tried on DynamoDB, as the table does not exist yet; the real \
+                         sync tries it on the new table before it writes"
+                    )),
+                    Mode::Rehearsal => {}
+                }
+            }
+        }
+        lock::beat();
+    }
+
+    let scans: Vec<_> = prepared
+        .iter()
+        .map(|p| {
+            let key_names = p.plan.key_names().into_iter().map(String::from).collect();
+            (p.exists && !options.clean).then(|| {
+                let table = p.mapping.table_name.clone();
+                let filter = run.params.filter(p.mapping, &p.plan.param_types);
+                let scope = (p.mapping.delete_missing, filter);
+                let footprints = (run.mode == Mode::Rehearsal).then(|| p.indexes.clone());
+                scan::start(dynamo.clone(), table, key_names, scope, footprints, p.item_count, profile)
+            })
+        })
+        .collect();
+    for (at, (p, scan)) in prepared.iter().zip(scans).enumerate() {
+        let table = &p.mapping.table_name;
+        let context = || format!("syncing table {table}");
+        let ended = match run.stop.requested() {
+            Some(signal) => Err(Interrupted(signal).into()),
+            None => sync_table(run, p, scan).await.with_context(context).map(|(report, failure)| {
+                done.tables.push(report);
+                failure.map_or(Ok(()), |e| Err(e.context(context())))
+            }),
+        };
+        if let Err(e) = ended.and_then(|r| r) {
+            // The tables not started are named, with what --clean already did to them.
+            let skipped = if done.tables.iter().any(|t| &t.table == table) { at + 1 } else { at };
+            for p in &prepared[skipped..] {
+                let recreated = options.clean && run.mode == Mode::Real;
+                let state = if recreated { ", recreated empty by --clean" } else { "" };
+                done.notes.push(format!(
+                    "{}: not synced{state}, as the run ended before it; the next run that gets that far syncs it",
+                    p.mapping.table_name
+                ));
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// `sync.on_reject = "fail"`: reads every table's source once, building items and checking keys,
+/// without writing. Returns each table's rejects.
+async fn check_source(
+    source: &dyn Source,
+    params: &Params,
+    mappings: &[&TableMapping],
+    plans: &[TablePlan],
+) -> Result<Vec<(String, Vec<Reject>)>> {
+    let mut out = Vec::new();
+    for (mapping, plan) in mappings.iter().zip(plans) {
+        let mut keys = std::collections::HashSet::new();
+        let mut rejected = Vec::new();
+        for (entity, entity_plan) in mapping.entities.iter().zip(&plan.entities) {
+            let mut rows = open_rows(source, params, entity).await?;
+            while let Some(row) = rows.next().await {
+                match entity_plan.build(&row?) {
+                    Ok(built) if !keys.insert(built.key) => rejected.push(Reject {
+                        key: item::describe_key(&built.item, &plan.key_names()),
+                        reason: DUPLICATE.into(),
+                    }),
+                    Ok(_) => {}
+                    Err(reject) => rejected.push(reject),
+                }
+            }
+        }
+        out.push((mapping.table_name.clone(), rejected));
+    }
+    Ok(out)
+}
+
+/// Why a query was not opened: an error, a signal, or the lost lease.
+enum Halt {
+    Failed(anyhow::Error),
+    Stopped(&'static str),
+}
+
+impl Halt {
+    fn into_state(self, stopped: &mut Option<&'static str>, failure: &mut Option<anyhow::Error>) {
+        match self {
+            Halt::Failed(e) => *failure = Some(e),
+            Halt::Stopped(signal) => *stopped = Some(signal),
+        }
+    }
+}
+
+/// Opens an entity's query, unless a signal or the loss of the lease comes first (the abandoned
+/// query is cancelled on the server when its future is dropped).
+async fn open_or_halt<'s>(run: &'s Run<'_>, entity: &'s Entity) -> Result<Rows<'s>, Halt> {
+    tokio::select! {
+        rows = open_rows(run.source, run.params, entity) => rows.map_err(Halt::Failed),
+        signal = run.stop.wait() => Err(Halt::Stopped(signal)),
+        reason = run.fence.lost() => Err(Halt::Failed(lock::LeaseLost(reason).into())),
+    }
+}
+
+/// Added to the reason of a rejected row whose key names a stored item: the item stays as it was.
+const KEPT: &str = "; kept the stored item, which is now stale";
+
+/// Also when the other row came from another entity of the table: the table is one key space.
+const DUPLICATE: &str = "another source row of the table has the same key; only the first was kept";
+
+/// What every table of a run shares.
+struct Run<'a> {
+    profile: &'a Profile,
+    options: &'a SyncOptions,
+    printer: &'a Printer,
+    source: &'a dyn Source,
+    params: &'a Params,
+    dynamo: Arc<dyn Target>,
+    mode: Mode,
+    /// The run's write-units-per-second cap, shared by every table's writer.
+    cap: Option<Arc<Cap>>,
+    /// Closed when the run can no longer be sure it holds its lease: nothing is written after.
+    fence: Fence,
+    /// Asked for by SIGTERM or SIGINT: no more reading, no new batches, no deletes.
+    stop: Stop,
+}
