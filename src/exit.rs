@@ -8,7 +8,7 @@ use std::process::ExitCode;
 pub enum Exit {
     /// Everything asked for was done, and nothing needs a look.
     Success = 0,
-    /// The command failed: a server unreachable, an error from PostgreSQL or DynamoDB, a failed check.
+    /// The command failed: a server unreachable, an error from the source database or DynamoDB, a failed check.
     Error = 1,
     /// Bad usage or a bad profile: nothing was done.
     Usage = 2,

@@ -1,5 +1,5 @@
 //! `ddbsync check`: everything a sync needs, checked without writing anything. The profile is
-//! valid (or loading it fails first); PostgreSQL answers; every mapping's query compiles and
+//! valid (or loading it fails first); the source database answers; every mapping's query compiles and
 //! returns its key columns (prepared, not run); AWS credentials resolve and DynamoDB answers in the
 //! region; each target table exists with the key schema its mapping gives, or will be created; each
 //! table's `scope` is an expression DynamoDB accepts (a Scan of one item with it as the filter, the

@@ -1,8 +1,8 @@
 //! Query parameters: `--param name=value` over the mappings' `param_defaults`. Pure.
 //!
-//! Each query lists the names bound to its `$1`, `$2`, …; the values travel as text parameters of
-//! the prepared statement (never spliced into the SQL), and PostgreSQL parses them as the types
-//! the query gives them. A table's `scope` reuses the same values as a Scan filter, so the diff
+//! Each query lists the names bound to its `$1`, `$2`, … (SQLite: `?1`, `?2`, …); the values travel
+//! as text parameters of the prepared statement (never spliced into the SQL): PostgreSQL parses them
+//! as the types the query gives them, SQLite compares them by its affinity rules. A table's `scope` reuses the same values as a Scan filter, so the diff
 //! and the deletes only see the items those values cover.
 
 use std::collections::{BTreeMap, HashMap};

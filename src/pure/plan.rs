@@ -1,6 +1,7 @@
-//! Source rows → DynamoDB items. Pure.
+//! Source rows → DynamoDB items. Pure: rows arrive as cells the source's adapter converted
+//! ([`crate::pure::value`]), columns with the adapter's [`ColumnType`]s, and no driver type.
 //!
-//! A [`Plan`] is made once per query from the columns PostgreSQL describes, before any row is read,
+//! A [`Plan`] is made once per query from the columns the source describes, before any row is read,
 //! so that a mapping that cannot work (a key column the query lacks, a type that does not convert)
 //! fails before anything is written. [`Plan::build`] then turns each row into an item with its key
 //! digest, content hash and estimated size, or into a [`Reject`] that names the row's key and the
