@@ -1,5 +1,5 @@
 //! Source rows → DynamoDB items. Pure: rows arrive as cells the source's adapter converted
-//! ([`crate::pure::value`]), columns with the adapter's [`ColumnType`]s, and no driver type.
+//! ([`crate::pure::value`]), columns with the adapter's [`ColumnType`](crate::pure::value::ColumnType)s, and no driver type.
 //!
 //! A [`Plan`] is made once per query from the columns the source describes, before any row is read,
 //! so that a mapping that cannot work (a key column the query lacks, a type that does not convert)
