@@ -132,7 +132,7 @@ fn measure(columns: Vec<(&'static str, Type)>, make: fn(u32) -> Row, rows: usize
         let mut index = Index::with_capacity(rows);
         bytes = 0;
         for (i, r) in raw.iter().enumerate() {
-            let built = plan.build(&cells(r)).unwrap();
+            let built = plan.build(cells(r)).unwrap();
             bytes += built.size;
             if i % 10 != 0 {
                 index.insert(built.key, Some(built.hash));
@@ -141,7 +141,7 @@ fn measure(columns: Vec<(&'static str, Type)>, make: fn(u32) -> Row, rows: usize
         let start = Instant::now();
         let mut changed = 0usize;
         for r in &raw {
-            let built = plan.build(&cells(r)).expect("valid row");
+            let built = plan.build(cells(r)).expect("valid row");
             if index.classify(built.key, built.hash) != Verdict::Skip {
                 changed += 1;
             }

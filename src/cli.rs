@@ -18,7 +18,7 @@ pub const EXIT_CODES: &str = "Exit codes:
 #[command(
     name = "ddbsync",
     version,
-    about = "Keep DynamoDB tables in sync with PostgreSQL, writing only what changed",
+    about = "Keep DynamoDB tables in sync with PostgreSQL or SQLite, writing only what changed",
     after_help = EXIT_CODES
 )]
 pub struct Cli {
@@ -48,7 +48,7 @@ pub enum Command {
     Backup(BackupArgs),
     /// Put a backup back: recreate each table it holds and write its items.
     Restore(RestoreArgs),
-    /// Check that a sync can run: profile, PostgreSQL, every query, AWS credentials, the tables.
+    /// Check that a sync can run: profile, the source database, every query, AWS credentials, the tables.
     Check(EnvArgs),
     /// Create or drop an environment's tables without syncing.
     #[command(subcommand)]

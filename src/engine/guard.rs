@@ -49,7 +49,8 @@ pub fn spawn_writer(
 /// written with this reason, and the sync counts them apart from failures.
 pub const NOT_SENT: &str = "not written: the run was stopped before this batch was sent";
 
-/// A batch writer that writes only while the fence is open and no stop was asked for.
+/// A batch writer that writes only while the fence is open and no stop was asked for (a writer
+/// that only rehearses is not held back by a stop: it sends nothing).
 pub struct Guarded<W: ?Sized> {
     inner: Arc<W>,
     fence: Fence,
@@ -64,7 +65,7 @@ impl<W: ?Sized> Guarded<W> {
 
 impl<W: BatchWriter + ?Sized> BatchWriter for Guarded<W> {
     fn may_send(&self) -> Result<(), TargetError> {
-        if let Some(signal) = self.stop.requested() {
+        if let Some(signal) = self.stop.requested().filter(|_| !self.inner.rehearses()) {
             return Err(TargetError::Fatal(format!("{NOT_SENT} ({signal})")));
         }
         self.fence.check().map_err(|lost| TargetError::Fatal(lost.to_string()))?;

@@ -48,6 +48,20 @@ pub struct Lease {
     pub lease_secs: Option<u64>,
 }
 
+impl Lease {
+    /// The holder as a log line names it: `environment prod, host web-1, pid 4242, since …`.
+    pub fn describe(&self) -> String {
+        format!(
+            "environment {}, host {}, pid {}, took it at {}, held until {}",
+            self.env,
+            self.host,
+            self.pid,
+            self.started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            self.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+    }
+}
+
 /// Another run holds the lock of a table.
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -490,13 +504,15 @@ async fn take_one(dynamo: &dyn Target, settings: &Settings, table: &str, me: &Le
             return Err(Locked { table: table.into(), holder: lease.expect("a held lease") }.into());
         }
         Decision::Held => {
-            tracing::warn!(table, holder = ?lease, "--force-unlock: taking the lock from a live lease");
+            tracing::warn!(table, holder = %lease.as_ref().map_or_else(String::new, Lease::describe), "--force-unlock: taking the lock from a live lease");
             let holder = lease.as_ref().expect("a held lease");
             // Its fence closes within its lease of its last renewal, which `expires_at` marks.
             let its_lease = holder.lease_secs.map_or(settings.lease, Duration::from_secs);
             holder_until = Some(holder.expires_at.min(expiry(Utc::now(), its_lease)));
         }
-        Decision::Stale(why) => tracing::warn!(table, holder = ?lease, "taking over a stale lock: {why}"),
+        Decision::Stale(why) => {
+            tracing::warn!(table, holder = %lease.as_ref().map_or_else(String::new, Lease::describe), "taking over a stale lock: {why}")
+        }
         Decision::Free => {}
     }
     // Take exactly what was read: if another run changed the lease meanwhile, the condition fails.

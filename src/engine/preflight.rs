@@ -3,7 +3,7 @@
 //! at once: [`PlanErrors`]), each table described and compared with what its mapping gives
 //! ([`compare`]), and an entity's rows opened with its parameters.
 
-use crate::profile::{Entity, Profile, ProfileError, TableMapping};
+use crate::profile::{compared_with, Entity, Profile, ProfileError, TableMapping};
 use crate::pure::params::Params;
 use crate::pure::plan::{show_schema, Plan, TablePlan};
 use crate::source::{self, Source, SourceError};
@@ -75,7 +75,53 @@ pub async fn plan(source: &dyn Source, mapping: &TableMapping) -> Result<TablePl
     if !errors.is_empty() {
         return Err(PlanErrors::all(errors));
     }
-    Ok(TablePlan::new(mapping, plans, param_types)?)
+    // A parameter the source does not type takes the type of the attribute the scope compares
+    // it with (its values are then checked against that column's type), else a string's.
+    let mut param_columns = Vec::new();
+    let typed: HashMap<String, &'static str> = param_types
+        .into_iter()
+        .map(|(name, ty)| {
+            let ty = ty.unwrap_or_else(|| {
+                let compared = mapping.scope.as_deref().map(|s| compared_with(s, &name)).unwrap_or_default();
+                let column = compared
+                    .iter()
+                    .find_map(|a| plans.iter().find_map(|p| p.column_type(a).map(|ty| (a.clone(), ty.clone()))));
+                match column {
+                    Some((attribute, ty)) => {
+                        let key_type = ty.key_type().filter(|_| ty.untyped().is_none()).unwrap_or("S");
+                        param_columns.push((name.clone(), attribute, ty));
+                        key_type
+                    }
+                    None => "S",
+                }
+            });
+            (name, ty)
+        })
+        .collect();
+    let mut plan = TablePlan::new(mapping, plans, typed)?;
+    plan.param_columns = param_columns;
+    Ok(plan)
+}
+
+/// Checks the values of parameters the source does not type (SQLite's) against the columns the
+/// scopes compare them with: a value the query cannot read as such (`to=2021-02-1` for a date)
+/// would select no rows while the scope still covers the items, which would then look deleted.
+pub fn check_params(params: &Params, mappings: &[&TableMapping], plans: &[TablePlan]) -> Result<()> {
+    for (mapping, plan) in mappings.iter().zip(plans) {
+        for (name, attribute, ty) in &plan.param_columns {
+            let Some(value) = params.value(name) else { continue };
+            if let Some(flaw) = ty.param_flaw(value) {
+                return Err(crate::exit::UsageError(format!(
+                    "--param {name}={value} {flaw}: the scope of table {} compares it with {attribute} (declared {}); \
+                     nothing was done",
+                    mapping.name,
+                    ty.name()
+                ))
+                .into());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Several problems found while checking mappings against their queries, each in full: every

@@ -43,7 +43,7 @@ use crate::pure::diff::{self, LeaveOut};
 use crate::pure::hash::Digest;
 use crate::pure::item::{self, AttributeValue, Item};
 use crate::pure::params::Params;
-use crate::pure::plan::{Reject, TablePlan};
+use crate::pure::plan::{Reject, Rejected, TablePlan};
 use crate::pure::report::{usd, Outcome};
 use crate::source::Source;
 use crate::target::dryrun::Mode;
@@ -521,8 +521,7 @@ async fn repair_table(
                 }
             };
             lock::beat();
-            let raw = row;
-            match entity_plan.build(&raw) {
+            match entity_plan.build(row) {
                 Ok(built) => {
                     // A source row gives this key now: it is not an extra.
                     r.settled += u64::from(delete.remove(&built.key).is_some());
@@ -553,7 +552,7 @@ async fn repair_table(
                         break 'read; // the writer ended early; its outcome says why
                     }
                 }
-                Err(reject) => match entity_plan.key_digest(&raw) {
+                Err(Rejected { reject, key }) => match key {
                     // A rejected row's item is kept, stale, as a sync keeps it.
                     Ok(key) => r.settled += u64::from(delete.remove(&key).is_some()),
                     Err(flaw) => {

@@ -241,6 +241,7 @@ pub async fn run<'p>(profile: &'p Profile, scope: Scope<'_>, printer: &Printer) 
     let params = Params::new(profile, &mappings, scope.params)?;
     let source = source::connect(profile).await?;
     let plans = preflight::plans(source.as_ref(), &mappings).await?;
+    preflight::check_params(&params, &mappings, &plans)?;
     let dynamo = dynamo::connect(&profile.target).await;
     let policy = RetryPolicy::new(profile.sync.max_attempts);
     let mut out = Vec::new();
@@ -383,10 +384,13 @@ async fn read_source(
             bar.inc(1);
             let row = row?;
             let raw = row;
-            let Ok(built) = entity_plan.build(&raw) else {
-                e.rejected += 1;
-                e.stale.extend(entity_plan.key_digest(&raw).ok());
-                continue;
+            let built = match entity_plan.build(raw) {
+                Ok(built) => built,
+                Err(rejected) => {
+                    e.rejected += 1;
+                    e.stale.extend(rejected.key.ok());
+                    continue;
+                }
             };
             e.take(built, index, sample_size, &key_names);
         }
@@ -529,7 +533,7 @@ async fn name_missing(
             if out.len() >= LISTED {
                 return Ok(());
             }
-            if let Ok(built) = entity_plan.build(&row?) {
+            if let Ok(built) = entity_plan.build(row?) {
                 if missing.contains_key(&built.key) {
                     out.push(Difference { key: item::describe_key(&built.item, &key_names), reason: MISSING.into() });
                 }

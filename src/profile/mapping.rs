@@ -323,6 +323,105 @@ pub fn scope_attributes(expression: &str) -> Vec<String> {
     out
 }
 
+/// The attributes a filter expression compares `:param` with: `a >= :p`, `:p < a`,
+/// `a BETWEEN :p AND :q`, `a IN (:q, :p)`; `#name` stands for `name`. A source that does not type
+/// its parameters (SQLite) types each like the attribute it is compared with.
+pub fn compared_with(expression: &str, param: &str) -> Vec<String> {
+    #[derive(Debug, PartialEq)]
+    enum T {
+        Word(String),
+        Attribute(String),
+        Value(String),
+        Op,
+        Open,
+        Comma,
+        Other,
+    }
+    let chars: Vec<char> = expression.chars().collect();
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut tokens = Vec::new();
+    let mut at = 0;
+    while at < chars.len() {
+        let c = chars[at];
+        if c.is_whitespace() {
+            at += 1;
+            continue;
+        }
+        if word(c) || ((c == '#' || c == ':') && chars.get(at + 1).is_some_and(|n| word(*n))) {
+            let start = if word(c) { at } else { at + 1 };
+            let mut end = start;
+            while end < chars.len() && word(chars[end]) {
+                end += 1;
+            }
+            let name: String = chars[start..end].iter().collect();
+            tokens.push(match c {
+                ':' => T::Value(name),
+                '#' => T::Attribute(name),
+                _ => T::Word(name),
+            });
+            at = end;
+            continue;
+        }
+        let two: String = chars[at..(at + 2).min(chars.len())].iter().collect();
+        let (token, len) = match c {
+            _ if ["<=", ">=", "<>"].contains(&two.as_str()) => (T::Op, 2),
+            '=' | '<' | '>' => (T::Op, 1),
+            '(' => (T::Open, 1),
+            ',' => (T::Comma, 1),
+            _ => (T::Other, 1),
+        };
+        tokens.push(token);
+        at += len;
+    }
+    let attribute = |i: usize| -> Option<String> {
+        match tokens.get(i)? {
+            T::Attribute(name) => Some(name.clone()),
+            T::Word(name)
+                if !["and", "or", "not", "between", "in"].contains(&name.to_ascii_lowercase().as_str())
+                    && !name.starts_with(|c: char| c.is_ascii_digit())
+                    && tokens.get(i + 1) != Some(&T::Open) =>
+            {
+                Some(name.clone())
+            }
+            _ => None,
+        }
+    };
+    let keyword = |i: usize, k: &str| matches!(tokens.get(i), Some(T::Word(w)) if w.eq_ignore_ascii_case(k));
+    let mut out: Vec<String> = Vec::new();
+    for i in 0..tokens.len() {
+        if tokens[i] != T::Value(param.to_string()) {
+            continue;
+        }
+        let mut found = Vec::new();
+        if i >= 2 && tokens[i - 1] == T::Op {
+            found.extend(attribute(i - 2));
+        }
+        if tokens.get(i + 1) == Some(&T::Op) {
+            found.extend(attribute(i + 2));
+        }
+        if i >= 2 && keyword(i - 1, "between") {
+            found.extend(attribute(i - 2));
+        }
+        if i >= 4 && keyword(i - 1, "and") && matches!(tokens[i - 2], T::Value(_)) && keyword(i - 3, "between") {
+            found.extend(attribute(i - 4));
+        }
+        // `a IN (…, :p, …)`: back over the list to its parenthesis.
+        let mut j = i;
+        while j > 0 && matches!(tokens[j - 1], T::Value(_) | T::Comma) {
+            j -= 1;
+        }
+        if j >= 3 && tokens[j - 1] == T::Open && keyword(j - 2, "in") {
+            found.extend(attribute(j - 3));
+        }
+        for name in found {
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
 /// Each name once, in the order first seen.
 pub fn distinct<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
     let mut out = Vec::new();

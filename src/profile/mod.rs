@@ -15,7 +15,8 @@ use std::time::Duration;
 use crate::pure::cost::Prices;
 use mapping::{bad_characters, check_param_name, name_flaw, table_mapping, NAME_RULE};
 pub use mapping::{
-    distinct, placeholders, scope_attributes, Entity, Index, KeySource, KeySpec, Projection, TableMapping,
+    compared_with, distinct, placeholders, scope_attributes, Entity, Index, KeySource, KeySpec, Projection,
+    TableMapping,
 };
 pub use template::{Part, Template};
 

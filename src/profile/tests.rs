@@ -569,3 +569,18 @@ fn a_scope_reads_the_attributes_it_names() {
         assert_eq!(scope_attributes(expression), want.to_vec(), "{expression}");
     }
 }
+
+#[test]
+fn a_scope_tells_which_attribute_each_parameter_is_compared_with() {
+    use crate::profile::compared_with;
+    let with = |scope: &str, param: &str| compared_with(scope, param);
+    assert_eq!(with("invoice_date >= :from AND invoice_date < :to", "to"), ["invoice_date"]);
+    assert_eq!(with(":lo <= n", "lo"), ["n"]);
+    assert_eq!(with("#d BETWEEN :a AND :b", "a"), ["d"]);
+    assert_eq!(with("#d BETWEEN :a AND :b", "b"), ["d"]);
+    assert_eq!(with("kind IN (:x, :y) OR other = :y", "y"), ["kind", "other"]);
+    assert_eq!(with("attribute_not_exists(invoice_date) OR (invoice_date >= :from)", "from"), ["invoice_date"]);
+    // A function's result, a path's tail, a keyword: no attribute to type the value by.
+    assert!(with("size(tags) > :n", "n").is_empty());
+    assert!(with("a = :other", "n").is_empty());
+}

@@ -73,6 +73,11 @@ impl Params {
     }
 
     /// The values bound to an entity's `$1`, `$2`, …
+    /// The value of a parameter, given or defaulted.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
     pub fn for_entity(&self, entity: &Entity) -> Vec<String> {
         entity.params.iter().map(|p| self.values.get(p).cloned().unwrap_or_default()).collect()
     }

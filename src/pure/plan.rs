@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use crate::profile::{distinct, Entity, Index, KeySource, Part, ProfileError, Projection, TableMapping};
 use crate::pure::hash::{self, Digest, Excluded};
 use crate::pure::item::{self, AttributeValue, Item, HASH_ATTR, MAX_ITEM_BYTES};
-use crate::pure::value::{self, Cell, ColType, Column, ConvertError, Unkeyable};
+use crate::pure::value::{self, Cell, ColType, Column, ConvertError, Row, Unkeyable};
 use crate::target::{IndexSchema, KeySchema, TableSchema};
 
 /// A source row turned into an item ready to diff and write.
@@ -44,6 +44,15 @@ pub struct Reject {
     /// it is made of, with their values (`id=NULL`, `f=NaN, SK="T#t2"`).
     pub key: String,
     pub reason: String,
+}
+
+/// A row [`Plan::build`] rejected, and its key digest when its key columns alone make a key
+/// (another value was to blame: its stored item is then kept, not taken for an orphan); otherwise
+/// why the key itself cannot be built (NULL, empty, NaN, …).
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    pub reject: Reject,
+    pub key: Result<Digest, Box<KeyFlaw>>,
 }
 
 /// Why a row's key cannot be built: the value of one column a key uses.
@@ -234,9 +243,12 @@ pub struct Plan {
 pub struct TablePlan {
     pub entities: Vec<Plan>,
     pub schema: TableSchema,
-    /// The DynamoDB type (`S`, `N`, `B`) of each parameter's values, as the source types it, so that
-    /// the scope's values are typed like the items'.
+    /// The DynamoDB type (`S`, `N`, `B`) of each parameter's values, as the source types it (or as
+    /// the attribute the scope compares it with), so that the scope's values are typed like the items'.
     pub param_types: HashMap<String, &'static str>,
+    /// Parameters the source does not type, each with the column type of the attribute the scope
+    /// compares it with: their values are checked against it before anything is read.
+    pub param_columns: Vec<(String, String, ColType)>,
 }
 
 impl TablePlan {
@@ -295,7 +307,7 @@ impl TablePlan {
                 plan.entity = Some(entity.name.clone());
             }
         }
-        Ok(TablePlan { entities, schema: TableSchema { keys, indexes }, param_types })
+        Ok(TablePlan { entities, schema: TableSchema { keys, indexes }, param_types, param_columns: Vec::new() })
     }
 
     pub fn key_names(&self) -> Vec<&str> {
@@ -369,6 +381,13 @@ impl Plan {
                 KeySource::Column(column) => {
                     let index = index_of(column, "key")?;
                     let ty = &columns[index].1;
+                    if let Some(why) = ty.untyped() {
+                        return Err(mapping.error(format!(
+                            "key column \"{column}\" has no type of its own ({why}), and the table's key type must be \
+                             known before any row is read; select a table column under that name, or build a string \
+                             key with a template (\"{{{column}}}\")"
+                        )));
+                    }
                     let Some(key_type) = ty.key_type() else {
                         return Err(mapping.error(format!(
                             "key column \"{column}\" has type {}, which cannot be a DynamoDB key (use a number, text or bytea column)",
@@ -474,6 +493,11 @@ impl Plan {
         }
     }
 
+    /// The type of the column that gives `attribute`, if this entity's query returns it.
+    pub fn column_type(&self, attribute: &str) -> Option<&ColType> {
+        self.columns.iter().find(|(name, _)| name == attribute).map(|(_, ty)| ty)
+    }
+
     /// The content hash of an item as stored, computed as for a built one (what `verify` compares).
     pub fn content_hash(&self, item: &Item) -> Digest {
         hash::content_hash(item, &self.excluded)
@@ -488,15 +512,19 @@ impl Plan {
         self.key_schema.iter().map(|(n, t)| (n.clone(), t.to_string())).collect()
     }
 
-    /// Builds one item from a row's values, as the source's adapter converted them.
-    pub fn build(&self, raw: &[Cell]) -> Result<Built, Reject> {
+    /// Builds one item from a row's values, as the source's adapter converted them. The values are
+    /// moved into the item (a value the item holds is NULL in `raw` afterwards: every later look
+    /// at a column asks the item first).
+    pub fn build(&self, mut row: Row) -> Result<Built, Rejected> {
+        let raw = &mut row[..];
         let mut item = Item::with_capacity(self.columns.len() + 2);
         // Every column that does not convert, so that one reject names all of the row's flaws
         // (empty, so not allocated, for a good row).
         let mut failures: Vec<(usize, ConvertError)> = Vec::new();
-        for (index, ((name, _), cell)) in self.columns.iter().zip(raw).enumerate() {
+        for (index, ((name, _), cell)) in self.columns.iter().zip(raw.iter_mut()).enumerate() {
             match cell {
                 Cell::Value(value) => match self.json_columns.contains(&index) {
+                    // A text that does not parse stays in `raw`, to be named.
                     true => match parse_json(value) {
                         Ok(value) => {
                             item.insert(name.clone(), value);
@@ -504,7 +532,9 @@ impl Plan {
                         Err(e) => failures.push((index, e)),
                     },
                     false => {
-                        item.insert(name.clone(), value.clone());
+                        if let Cell::Value(value) = std::mem::replace(cell, Cell::Null) {
+                            item.insert(name.clone(), value);
+                        }
                     }
                 },
                 Cell::Null => {
@@ -515,8 +545,15 @@ impl Plan {
                 Cell::Refused { error, .. } => failures.push((index, error.clone())),
             }
         }
+        let raw = &*raw;
         let (key_values, flaw) = self.key_values(&item, raw);
         let describe = |item: &Item| self.named(self.describe_row(item, raw));
+        // The key of a row rejected for another value, as `key_digest` gives it.
+        let row_key = match &flaw {
+            None => Ok(hash::key_digest(&key_values.iter().map(|(_, v)| v).collect::<Vec<_>>())),
+            Some(flaw) => Err(Box::new(flaw.clone())),
+        };
+        let rejected = |reject: Reject| Rejected { reject, key: row_key.clone() };
         // The key parts that could be built name the row even when it is rejected.
         for (name, value) in key_values {
             item.insert(name, value);
@@ -539,12 +576,12 @@ impl Plan {
                 .collect::<Vec<_>>();
             let reason = reasons.chain(others).collect::<Vec<_>>().join("; also ");
             let reason = format!("{reason}{}", literal_note(&advice.concat()));
-            return Err(Reject { key: describe(&item), reason });
+            return Err(rejected(Reject { key: describe(&item), reason }));
         }
         if let Some(reason) =
             self.mistyped_key(&item).or_else(|| self.empty_index_key(&item)).or_else(|| self.over_limits(&item))
         {
-            return Err(Reject { key: describe(&item), reason });
+            return Err(rejected(Reject { key: describe(&item), reason }));
         }
         let key_refs: Vec<&AttributeValue> = self.key_schema.iter().map(|(n, _)| &item[n]).collect();
         let key = hash::key_digest(&key_refs);
@@ -553,7 +590,7 @@ impl Plan {
         let size = content_size + HASH_ATTR.len() + hex.len();
         item.insert(HASH_ATTR.to_string(), AttributeValue::S(hex));
         if size > MAX_ITEM_BYTES {
-            return Err(Reject { key: describe(&item), reason: oversized(&item, size) });
+            return Err(rejected(Reject { key: describe(&item), reason: oversized(&item, size) }));
         }
         let units = item::write_units(size) + self.index_units(&item, size);
         Ok(Built { item, key, hash, size, units, entity: 0 })
@@ -1019,7 +1056,12 @@ mod tests {
             self.types.iter().zip(raw).map(|(ty, raw)| convert::cell(ty, *raw)).collect()
         }
         fn build(&self, raw: &[Option<&[u8]>]) -> Result<Built, Reject> {
-            self.plan.build(&self.cells(raw))
+            let built = self.plan.build(self.cells(raw));
+            // The key a rejected row gives is the key `key_digest` gives.
+            if let Err(rejected) = &built {
+                assert_eq!(rejected.key.clone().map_err(|f| *f), self.key_digest(raw), "{:?}", rejected.reject);
+            }
+            built.map_err(|r| r.reject)
         }
         fn key_digest(&self, raw: &[Option<&[u8]>]) -> Result<Digest, KeyFlaw> {
             self.plan.key_digest(&self.cells(raw))

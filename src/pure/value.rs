@@ -78,6 +78,17 @@ pub trait ColumnType: std::fmt::Debug + Send + Sync {
         let _ = column;
         None
     }
+    /// Why the column has no type of its own, when it has none (an expression in SQLite): a table
+    /// key's type must be known before any row is read.
+    fn untyped(&self) -> Option<&'static str> {
+        None
+    }
+    /// Why a parameter's text cannot stand for a value of this type (`--param to=2021-02-1`
+    /// compared with a date), for a source that does not check its parameters itself.
+    fn param_flaw(&self, value: &str) -> Option<&'static str> {
+        let _ = value;
+        None
+    }
 }
 
 /// A column's type, shared by the plan and the rows' adapter.
@@ -155,6 +166,9 @@ pub enum ValueError {
          (PostgreSQL's json type keeps such an escape as written; jsonb refuses it)"
     )]
     LoneSurrogate { escape: String },
+    /// Text that is not UTF-8 (SQLite keeps whatever bytes it is given as text).
+    #[error("the text is not valid UTF-8, and DynamoDB strings are")]
+    NotUtf8,
     /// A column declared as a point in time (SQLite's `DATETIME`) holding something that is not one
     /// in a form ddbsync reads: `found` says what (`the text "31/12/2020"`, `the integer 1600000000`).
     #[error("column declared {declared} holds {found}, which is not a date and time in a form ddbsync reads (YYYY-MM-DD, then optionally HH:MM[:SS[.SSS]], and Z or ±HH:MM)")]
@@ -293,6 +307,11 @@ pub fn attribute_key_text(value: &AttributeValue) -> Result<&str, Unkeyable> {
         AttributeValue::Null(_) => Err(Unkeyable::NotScalar("is JSON null")),
         AttributeValue::M(_) => Err(Unkeyable::NotScalar("holds a JSON object")),
         AttributeValue::L(_) => Err(Unkeyable::NotScalar("holds a JSON array")),
+        AttributeValue::B(_) => Err(Unkeyable::Other(
+            "holds bytes, which have no text of their own for a key; return them encoded as text in the query \
+             (hex, base64)"
+                .into(),
+        )),
         _ => Err(Unkeyable::NotScalar("holds no single value")),
     }
 }

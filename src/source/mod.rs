@@ -58,8 +58,9 @@ pub struct Described {
     /// names a column by it).
     pub origins: Vec<Option<String>>,
     /// Per parameter (`$1`, `?1`, …), the DynamoDB type (`S`, `N`, `B`) its values compare with,
-    /// so that a scope's values are typed like the items'.
-    pub params: Vec<&'static str>,
+    /// so that a scope's values are typed like the items'; `None` when the source does not type
+    /// its parameters (SQLite): the scope's comparisons type them.
+    pub params: Vec<Option<&'static str>>,
 }
 
 /// A query's rows, one after another; an error ends the stream.

@@ -442,7 +442,7 @@ impl Postgres {
         Ok(Described {
             columns: columns.iter().map(|c| (c.name().to_string(), column_type(c))).collect(),
             origins: columns.iter().map(origin).collect(),
-            params: statement.params().iter().map(convert::key_type).collect(),
+            params: statement.params().iter().map(|ty| Some(convert::key_type(ty))).collect(),
         })
     }
 

@@ -65,19 +65,24 @@ impl Sqlite {
             }));
         }
         let read_timeout = profile.source.read_timeout;
-        let path = path.to_path_buf();
-        let opened = tokio::task::spawn_blocking(move || -> Result<Connection, String> {
-            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-            let connection = Connection::open_with_flags(&path, flags).map_err(|e| e.to_string())?;
-            connection.busy_timeout(read_timeout).map_err(|e| e.to_string())?;
-            connection.pragma_update(None, "query_only", true).map_err(|e| e.to_string())?;
-            // Opening reads nothing: the schema's first read tells a database from another file.
-            connection.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())).map_err(|e| e.to_string())?;
-            Ok(connection)
+        let file = path.to_path_buf();
+        let opened = tokio::task::spawn_blocking(move || match open_read_only(&file, read_timeout, false) {
+            // A database in WAL mode is read through its `-shm` file, which a read-only directory
+            // cannot hold: such a file is read as immutable (nothing can write it there either).
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly) => {
+                open_read_only(&file, read_timeout, true)
+            }
+            other => other,
         })
         .await
-        .map_err(|e| fail(e.to_string()))?
-        .map_err(fail)?;
+        .map_err(|e| fail(e.to_string()))?;
+        let opened = match opened {
+            Ok(connection) => connection,
+            Err(e) if is_busy(&e) => {
+                return Err(Sqlite::timeout_for(&target, read_timeout, "opening the SQLite database"))
+            }
+            Err(e) => return Err(fail(e.to_string())),
+        };
         let interrupt = Arc::new(opened.get_interrupt_handle());
         Ok(Sqlite { connection: Arc::new(Mutex::new(opened)), interrupt, target, read_timeout })
     }
@@ -104,21 +109,52 @@ impl Sqlite {
     }
 
     fn timeout(&self, context: &str) -> SourceError {
+        Sqlite::timeout_for(&self.target, self.read_timeout, context)
+    }
+
+    fn timeout_for(target: &str, waited: Duration, context: &str) -> SourceError {
         SourceError::Timeout {
             system: "SQLite",
             context: context.into(),
-            target: self.target.clone(),
-            waited: self.read_timeout,
+            target: target.to_string(),
+            waited,
             hint: "another process may hold a lock on the file (a write in progress)",
         }
     }
 }
 
+/// Opens the file read-only (`immutable`: as a file nothing writes), with the lock wait bounded,
+/// and reads its schema, which tells a database from another file.
+fn open_read_only(path: &Path, wait: Duration, immutable: bool) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let connection = match immutable {
+        false => Connection::open_with_flags(path, flags)?,
+        true => {
+            let url = url::Url::from_file_path(path.canonicalize().unwrap_or_else(|_| path.to_path_buf()))
+                .map_err(|()| rusqlite::Error::InvalidPath(path.to_path_buf()))?;
+            Connection::open_with_flags(format!("{url}?immutable=1"), flags)?
+        }
+    };
+    connection.busy_timeout(wait)?;
+    connection.pragma_update(None, "query_only", true)?;
+    connection.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+    Ok(connection)
+}
+
+/// SQLite gave up waiting for a lock another connection holds.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+}
+
 /// A refusal of SQLite's, in a query's terms: a write is said as such.
 fn query_error(context: &str, e: &rusqlite::Error) -> SourceError {
     let cause = e.to_string();
-    match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::ReadOnly) => writes(context, cause),
+    match e {
+        rusqlite::Error::MultipleStatement => SourceError::Query {
+            context: context.into(),
+            cause: "the query holds more than one statement; a mapping's query is one SELECT".into(),
+        },
+        _ if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly) => writes(context, cause),
         _ => SourceError::Query { context: context.into(), cause },
     }
 }
@@ -132,6 +168,19 @@ fn prepare<'c>(connection: &'c Connection, query: &str, context: &str) -> Result
     let statement = connection.prepare(query).map_err(|e| query_error(context, &e))?;
     if !statement.readonly() {
         return Err(writes(context, "the statement writes to the database".into()));
+    }
+    // Values are bound by position, from the mapping's `params` list: a named parameter would be
+    // bound by its place in the query, not by its name.
+    if let Some(name) =
+        (1..=statement.parameter_count()).find_map(|i| statement.parameter_name(i).filter(|n| !n.starts_with('?')))
+    {
+        return Err(SourceError::Query {
+            context: context.into(),
+            cause: format!(
+                "the query names a parameter {name}; ddbsync binds the values of `params` by position: write \
+                 ?1, ?2, … in the order `params` lists them"
+            ),
+        });
     }
     Ok(statement)
 }
@@ -163,8 +212,8 @@ impl Source for Sqlite {
                     .iter()
                     .map(|c| c.origin_name().map(str::to_string))
                     .collect(),
-                // Parameters are bound as text: the scope compares them as strings.
-                params: vec!["S"; statement.parameter_count()],
+                // Bound as text, and typed by SQLite's affinity where they are compared.
+                params: vec![None; statement.parameter_count()],
             };
             Ok(described)
         }))
@@ -311,7 +360,10 @@ impl SqliteType {
             ValueRef::Integer(i) => Cell::Value(AttributeValue::N(i.to_string())),
             ValueRef::Real(r) => real(r),
             ValueRef::Text(bytes) => {
-                let text = String::from_utf8_lossy(bytes);
+                // SQLite keeps whatever bytes it is given as text; DynamoDB strings are UTF-8.
+                let Ok(text) = std::str::from_utf8(bytes) else {
+                    return Cell::refused(ConvertError::Value(ValueError::NotUtf8));
+                };
                 if self.json {
                     return match value::json_value(text.as_bytes(), "JSON") {
                         Ok(v) => Cell::Value(v),
@@ -319,15 +371,15 @@ impl SqliteType {
                     };
                 }
                 if self.time {
-                    return match iso_time(&text) {
+                    return match iso_time(text) {
                         Some(iso) if self.with_time && iso.len() == 10 => {
                             Cell::Value(AttributeValue::S(iso + "T00:00:00"))
                         }
                         Some(iso) => Cell::Value(AttributeValue::S(iso)),
-                        None => Cell::refused(self.not_a_time(&format!("the text {:?}", shorten(&text)))),
+                        None => Cell::refused(self.not_a_time(&format!("the text {:?}", shorten(text)))),
                     };
                 }
-                Cell::Value(AttributeValue::S(text.into_owned()))
+                Cell::Value(AttributeValue::S(text.to_string()))
             }
             ValueRef::Blob(bytes) => Cell::Value(AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(bytes))),
         }
@@ -365,40 +417,71 @@ fn shorten(text: &str) -> String {
     }
 }
 
-/// A time value in one of SQLite's formats (`YYYY-MM-DD`, then optionally ` HH:MM`, `:SS`, `.SSS`,
-/// with `T` or a space, and `Z` or `±HH:MM`) as PostgreSQL's conversion spells it: a date alone as
-/// `2021-01-01`, a date and time as `2021-01-01T10:00:00` (fraction in 3 or 6 digits), and a time
-/// with an offset in UTC, marked `+00:00` (as a `timestamptz`). Anything else is `None`.
+/// A time value in one of SQLite's formats — `YYYY-MM-DD`, optionally followed (after `T` or a
+/// space) by `HH:MM`, `:SS` and a fraction, then optionally `Z` or `±HH:MM` — as PostgreSQL's
+/// conversion spells it: a date alone as `2021-01-01`; a date and time as `2021-01-01T10:00:00`,
+/// rounded to the microsecond as a `timestamp` is (fraction in 3 or 6 digits, second 60 being the
+/// next minute's first); with an offset, in UTC and marked `+00:00` (as a `timestamptz`). Anything
+/// else (other separators, one-digit fields, spaces around it, a year with a sign) is `None`.
 pub fn iso_time(text: &str) -> Option<String> {
-    use chrono::{DateTime, NaiveDate, NaiveDateTime};
-    let text = text.trim();
-    if text.len() == 10 {
-        return NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().map(|d| d.format("%Y-%m-%d").to_string());
+    use chrono::{NaiveDate, TimeDelta};
+    let b = text.as_bytes();
+    let digits = |from: usize, to: usize| b.get(from..to).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
+    let number = |from: usize, to: usize| text[from..to].parse::<u32>().ok();
+    if !(digits(0, 4) && b.get(4) == Some(&b'-') && digits(5, 7) && b.get(7) == Some(&b'-') && digits(8, 10)) {
+        return None;
     }
-    let (body, offset) = match text.strip_suffix(['Z', 'z']) {
-        Some(body) => (body, Some("+00:00".to_string())),
-        None => match text.get(text.len().checked_sub(6)?..) {
-            Some(tail) if (tail.starts_with('+') || tail.starts_with('-')) && tail.as_bytes()[3] == b':' => {
-                (&text[..text.len() - 6], Some(tail.to_string()))
+    let date = NaiveDate::from_ymd_opt(number(0, 4)? as i32, number(5, 7)?, number(8, 10)?)?;
+    if b.len() == 10 {
+        return Some(text.to_string());
+    }
+    if !(matches!(b[10], b' ' | b'T') && digits(11, 13) && b.get(13) == Some(&b':') && digits(14, 16)) {
+        return None;
+    }
+    let (hour, minute) = (number(11, 13)?, number(14, 16)?);
+    let (mut second, mut micros, mut at) = (0, 0u32, 16);
+    if b.get(at) == Some(&b':') {
+        if !digits(at + 1, at + 3) {
+            return None;
+        }
+        second = number(at + 1, at + 3)?;
+        at += 3;
+        if b.get(at) == Some(&b'.') {
+            let end = (at + 1..=b.len()).find(|&i| i == b.len() || !b[i].is_ascii_digit())?;
+            let fraction = &text[at + 1..end];
+            if fraction.is_empty() {
+                return None;
             }
-            _ => (text, None),
-        },
-    };
-    let body = body.replacen('T', " ", 1);
-    let naive = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M"]
-        .iter()
-        .find_map(|format| NaiveDateTime::parse_from_str(&body, format).ok())?;
-    match offset {
-        None => Some(value::iso(&naive)),
-        Some(offset) => {
-            let at = DateTime::parse_from_str(
-                &format!("{} {offset}", naive.format("%Y-%m-%d %H:%M:%S%.f")),
-                "%Y-%m-%d %H:%M:%S%.f %:z",
-            )
-            .ok()?;
-            Some(format!("{}+00:00", value::iso(&at.naive_utc())))
+            // Rounded to the microsecond; the carry, if any, is added below.
+            let six: String = fraction.chars().chain(std::iter::repeat('0')).take(6).collect();
+            micros = six.parse().ok()?;
+            micros += u32::from(fraction.as_bytes().get(6).is_some_and(|d| *d >= b'5'));
+            at = end;
         }
     }
+    let offset = match &text[at..] {
+        "" => None,
+        "Z" | "z" => Some(0i64),
+        zone if zone.len() == 6
+            && matches!(b[at], b'+' | b'-')
+            && digits(at + 1, at + 3)
+            && b[at + 3] == b':'
+            && digits(at + 4, at + 6) =>
+        {
+            let minutes = i64::from(number(at + 1, at + 3)?) * 60 + i64::from(number(at + 4, at + 6)?);
+            Some(if b[at] == b'-' { -minutes } else { minutes })
+        }
+        _ => return None,
+    };
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut naive = date.and_hms_opt(hour, minute, second.min(59))?;
+    naive += TimeDelta::seconds(i64::from(second == 60)) + TimeDelta::microseconds(i64::from(micros));
+    Some(match offset {
+        None => value::iso(&naive),
+        Some(minutes) => format!("{}+00:00", value::iso(&(naive - TimeDelta::minutes(minutes)))),
+    })
 }
 
 impl ColumnType for SqliteType {
@@ -435,6 +518,10 @@ impl ColumnType for SqliteType {
             ConvertError::Number(_) => {
                 Some(format!("store the number as text, as SQLite prints it (CAST({c} AS TEXT) AS {name})"))
             }
+            ConvertError::Value(ValueError::NotUtf8) => Some(format!(
+                "store its bytes instead (CAST({c} AS BLOB) AS {name}) or their hex (hex({c}) AS {name}), or leave \
+                 such rows out"
+            )),
             ConvertError::Value(ValueError::NotATime { .. }) => Some(format!(
                 "keep the value as it is, as text (CAST({c} AS TEXT) AS {name}: an expression has no declared \
                  type), or convert it in the query (datetime({c}, 'unixepoch') AS {name} for Unix seconds), or \
@@ -449,6 +536,22 @@ impl ColumnType for SqliteType {
         match fix {
             Some(fix) => format!("{error}; {}{fix}", column.preamble()),
             None => error.to_string(),
+        }
+    }
+
+    fn untyped(&self) -> Option<&'static str> {
+        self.declared.is_none().then_some("SQLite declares no type for an expression")
+    }
+
+    fn param_flaw(&self, value: &str) -> Option<&'static str> {
+        match self.affinity {
+            _ if self.time => iso_time(value)
+                .is_none()
+                .then_some("is not a date and time in a form ddbsync reads (YYYY-MM-DD, then optionally HH:MM[:SS])"),
+            Affinity::Integer | Affinity::Real | Affinity::Numeric if self.declared.is_some() => {
+                value.trim().parse::<f64>().is_err().then_some("is not a number")
+            }
+            _ => None,
         }
     }
 
@@ -519,6 +622,12 @@ mod tests {
         assert_eq!(iso_time("2021-01-01 10:30:00Z").as_deref(), Some("2021-01-01T10:30:00+00:00"));
         assert_eq!(iso_time("2021-01-01 10:30:00+02:00").as_deref(), Some("2021-01-01T08:30:00+00:00"));
         assert_eq!(iso_time("31/12/2020"), None);
+        assert_eq!(iso_time("2021-01-01 23:59:60").as_deref(), Some("2021-01-02T00:00:00"), "a leap second");
+        assert_eq!(iso_time("2021-01-01 10:00:00.1234567").as_deref(), Some("2021-01-01T10:00:00.123457"));
+        assert_eq!(iso_time("2021-01-01 10:00:00.9999996").as_deref(), Some("2021-01-01T10:00:01"));
+        for loose in [" 2021-01-01 ", "2021-01-01 1:2", "-001-01-01", "2021-01-01 10:00:", "2021-01-01 24:00"] {
+            assert_eq!(iso_time(loose), None, "{loose:?}");
+        }
         assert_eq!(iso_time("2021-02-30"), None);
         let date = SqliteType::declared(Some("DATETIME"));
         assert_eq!(date.cell(ValueRef::Text(b"2009-01-01 00:00:00")), s("2009-01-01T00:00:00"));

@@ -145,6 +145,10 @@ impl Target for DryRun {
         self.inner.endpoint()
     }
 
+    fn rehearses(&self) -> bool {
+        true
+    }
+
     fn credentials(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
         self.inner.credentials()
     }

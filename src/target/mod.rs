@@ -193,6 +193,12 @@ pub trait Target: Send + Sync {
     /// The region, and the endpoint when it is not AWS's: `us-east-1 (http://127.0.0.1:8000)`.
     fn endpoint(&self) -> &str;
 
+    /// Whether writes only rehearse (the dry-run target records them and sends nothing): there is
+    /// nothing a stopping run must hold back.
+    fn rehearses(&self) -> bool {
+        false
+    }
+
     /// Checks that the credential chain yields credentials, before any call needs them.
     fn credentials(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
 
@@ -324,6 +330,10 @@ impl dyn Target + '_ {
 /// Every target writes batches: the writer ([`crate::engine::writer`]) and the guard ([`crate::engine::guard`])
 /// take any [`BatchWriter`], so that their tests script one.
 impl BatchWriter for dyn Target {
+    fn rehearses(&self) -> bool {
+        Target::rehearses(self)
+    }
+
     async fn write_batch(&self, table: &str, requests: &[Request]) -> Result<WriteReply, TargetError> {
         self.batch_write(table, requests).await
     }
@@ -335,6 +345,12 @@ pub trait BatchWriter: Send + Sync {
     /// the units cap), so that a stopping run does not wait to refuse it.
     fn may_send(&self) -> Result<(), TargetError> {
         Ok(())
+    }
+
+    /// Whether batches go nowhere (a dry run's): a stop then holds none back, so that an
+    /// interrupted dry run reports every row it read, as it would have been written.
+    fn rehearses(&self) -> bool {
+        false
     }
 
     fn write_batch(

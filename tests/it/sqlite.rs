@@ -36,7 +36,7 @@ fn sync(ctx: &Ctx, env: &str, args: &[&str]) -> (Run, serde_json::Value) {
 /// A sync that must succeed with nothing rejected.
 fn sync_ok(ctx: &Ctx, env: &str, args: &[&str]) -> serde_json::Value {
     let (run, report) = sync(ctx, env, args);
-    assert_eq!(run.code(), 0, "sync {env} {args:?}:\n{}", run.stderr());
+    assert_eq!(run.code(), 0, "sync {env} {args:?}:\n{}\n{report}", run.stderr());
     assert_eq!(report["total"]["rejected"], 0, "{report}");
     report
 }
@@ -706,4 +706,98 @@ fn the_sqlite_chinook_mapping_differs_from_the_postgresql_one_only_in_its_querie
         value
     };
     assert_eq!(read("chinook-sqlite.toml"), read("chinook.toml"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_period_parameter_sqlite_cannot_read_as_a_date_is_refused_before_anything_is_deleted() {
+    let ctx = Ctx::chinook_generated().await;
+    let prefix = ctx.lite_prefix();
+    sync_ok(&ctx, "lite", &[]);
+    let table = format!("{prefix}CustomerData");
+    let before = items(&ctx, &table).await;
+    // datetime('2021-02-1') is NULL in SQLite: the query would return no invoice while the scope,
+    // comparing strings, still covers the period's items, which would look deleted.
+    for bad in ["to=2021-02-1", "to=2021/02/01", "to=next week"] {
+        let run =
+            ctx.ddbsync(&["sync", "lite", "--table", "CustomerData", "--param", "from=2021-01-15", "--param", bad]);
+        assert_eq!(run.code(), 2, "{bad}: {}", run.stderr());
+        let value = bad.trim_start_matches("to=");
+        assert!(
+            run.stderr().contains(&format!("--param to={value} is not a date and time"))
+                && run.stderr().contains("compares it with invoice_date (declared DATETIME)"),
+            "{}",
+            run.stderr()
+        );
+    }
+    assert_eq!(items(&ctx, &table).await, before, "nothing written or deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_numeric_scope_types_sqlite_parameters_as_numbers_and_named_parameters_are_refused() {
+    let mappings = "[tables.t]\ndelete_missing = true\npartition_key = \"id\"\nparams = [\"lo\", \"hi\"]\n\
+                    scope = \"n >= :lo AND n < :hi\"\nquery = \"SELECT id, n FROM p WHERE n >= ?1 AND n < ?2\"\n";
+    let ddl = "CREATE TABLE p (id INTEGER PRIMARY KEY, n INTEGER);
+        WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 100) INSERT INTO p SELECT i, i FROM g;";
+    let ctx = types_world(ddl, mappings).await;
+    let slice = ["--param", "lo=50", "--param", "hi=55"];
+    let first = sync_ok(&ctx, "lite", &slice);
+    assert_eq!(total(&first, "created"), 5, "{first}");
+    // The scope reads the slice back as numbers: nothing is new the second time.
+    let second = sync_ok(&ctx, "lite", &slice);
+    assert_eq!((total(&second, "created"), total(&second, "unchanged")), (0, 5), "{second}");
+    open(&ctx.envs.path().join("types.sqlite")).execute_batch("DELETE FROM p WHERE id = 52").unwrap();
+    // One of the slice's five: over the 10 % guard, so allowed here.
+    let third = sync_ok(&ctx, "lite", &[&slice[..], &["--allow-mass-delete"]].concat());
+    assert_eq!(total(&third, "deleted"), 1, "{third}");
+    let left: BTreeSet<String> = ctx.scan("t").await.iter().map(|i| i["id"].as_n().unwrap().clone()).collect();
+    assert_eq!(left, ["50", "51", "53", "54"].map(String::from).into());
+    // A value that is not a number, for a number column, is refused.
+    let run = ctx.ddbsync(&["sync", "lite", "--param", "lo=fifty", "--param", "hi=55"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert!(run.stderr().contains("--param lo=fifty is not a number"), "{}", run.stderr());
+
+    // Named parameters would be bound by their place, not their name: refused, with the fix.
+    let named = mappings.replace("n >= ?1 AND n < ?2", "n >= :hi AND n < :lo");
+    let path = ctx.write_mappings("types.toml", &named);
+    ctx.write_sqlite_profile("lite", &path, "types.sqlite", &ctx.prefix, "");
+    let run = ctx.ddbsync(&["sync", "lite", "--param", "lo=50", "--param", "hi=55"]);
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert!(
+        run.stderr().contains("the query names a parameter :hi; ddbsync binds the values of `params` by position"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_that_is_not_utf8_is_refused_by_its_key_and_its_neighbours_are_written() {
+    let ddl = "CREATE TABLE u (id TEXT PRIMARY KEY, v TEXT);
+        INSERT INTO u VALUES ('a', CAST(x'6162ff' AS TEXT)), ('b', 'fine'), (CAST(x'ff' AS TEXT), 'x'), (CAST(x'fe' AS TEXT), 'y');";
+    let ctx = types_world(ddl, &one_entity("SELECT id, v FROM u", "")).await;
+    let (items, rejected, code) = synced(&ctx).await;
+    assert_eq!(code, 3, "{rejected:#?}");
+    assert_eq!(items.keys().cloned().collect::<Vec<_>>(), ["T#b"], "{rejected:#?}");
+    let a = rejected.iter().find(|(k, _)| k.contains("T#a")).map(|(_, r)| r.as_str()).unwrap();
+    assert!(a.contains("not valid UTF-8") && a.contains("CAST(v AS BLOB) AS v"), "{a}");
+    // The two keys that are not text are two rejects (not one key and a duplicate of it).
+    let (_, report) = sync(&ctx, "lite", &[]);
+    let reasons: Vec<&str> =
+        report["tables"][0]["rejected"].as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons.len(), 3, "{reasons:#?}");
+    assert_eq!(reasons.iter().filter(|r| r.contains("key column \"id\": the text is not valid UTF-8")).count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expression_as_a_table_key_is_refused_before_a_table_is_made() {
+    let ddl = "CREATE TABLE k (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO k VALUES (1, 'a');";
+    let mappings = "[tables.t]\npartition_key = \"id\"\nquery = \"SELECT id + 0 AS id, name FROM k\"\n";
+    let ctx = types_world(ddl, mappings).await;
+    let run = ctx.ddbsync(&["sync", "lite"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert!(
+        run.stderr().contains("key column \"id\" has no type of its own (SQLite declares no type for an expression)"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!ctx.table_exists(&ctx.table("t")).await, "no table was created");
 }

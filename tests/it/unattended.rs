@@ -249,3 +249,30 @@ async fn a_clean_load_stopped_by_a_signal_names_the_tables_it_left_empty() {
     ctx.sync(&[]);
     assert_eq!(ctx.scan("passages").await.len(), 600);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_dry_run_reports_every_row_it_read_as_it_would_be_written() {
+    let ctx = Ctx::new(1).await;
+    // About 500 rows a second: the signal comes with rows still in the writer's window.
+    ctx.use_mappings(
+        "slow.toml",
+        "[tables.slow]\npartition_key = \"k\"\nquery = \"\"\"\nSELECT g AS k, md5(g::text) AS v, \
+         pg_sleep(0.002)::text AS z FROM generate_series(1, 3000) g\n\"\"\"\n",
+    );
+    let mut child = ctx.command(&["--json", "sync", "local", "--dry-run"]);
+    let child = child.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    signal(&child, "TERM");
+    let (code, stdout, stderr, _) = finish(child, Instant::now(), Duration::from_secs(20));
+    assert_eq!(code, 5, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("the partial report on stdout");
+    let t = &report["tables"][0];
+    let created = t["created"].as_u64().unwrap();
+    assert!(created > 0 && created < 3000, "the signal came mid-run: {report}");
+    // Nothing is held back as "not written": a dry run sends nothing, so there is nothing to stop.
+    assert_eq!(t["failed"].as_array().map(Vec::len), Some(0), "{report}");
+    // Each item is one unit: what would be written and the full rewrite are those rows, once.
+    assert_eq!(t["write_units"].as_f64(), Some(created as f64), "{report}");
+    assert_eq!(t["potential_write_units"].as_f64(), Some(created as f64), "{report}");
+    assert!(!ctx.table_exists("slow").await, "a dry run creates no table");
+}

@@ -112,6 +112,7 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
     tracing::info!(source = %source.target(), "connected to {}", source.system());
 
     let plans = unless_stopped(stop, plans(source.as_ref(), &mappings)).await?;
+    preflight::check_params(&params, &mappings, &plans)?;
     let rejects_path = || {
         options.rejects_file.clone().unwrap_or_else(|| {
             let stamp = started_at.replace([':', '.'], "").replace('-', "");
@@ -440,13 +441,13 @@ async fn check_source(
         for (entity, entity_plan) in mapping.entities.iter().zip(&plan.entities) {
             let mut rows = open_rows(source, params, entity).await?;
             while let Some(row) = rows.next().await {
-                match entity_plan.build(&row?) {
+                match entity_plan.build(row?) {
                     Ok(built) if !keys.insert(built.key) => rejected.push(Reject {
                         key: item::describe_key(&built.item, &plan.key_names()),
                         reason: DUPLICATE.into(),
                     }),
                     Ok(_) => {}
-                    Err(reject) => rejected.push(reject),
+                    Err(r) => rejected.push(r.reject),
                 }
             }
         }

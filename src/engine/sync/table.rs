@@ -12,7 +12,7 @@ use crate::pure::cost::{self, Footprint, Savings};
 use crate::pure::diff::{self, Index, Verdict};
 use crate::pure::hash::Digest;
 use crate::pure::item::{self, Item};
-use crate::pure::plan::{Built, KeyFlaw, Reject};
+use crate::pure::plan::{Built, KeyFlaw, Reject, Rejected};
 use crate::pure::report::{EntityReport, TableReport};
 use crate::target::dryrun::{doing, Mode};
 use crate::target::IndexSchema;
@@ -239,22 +239,20 @@ pub(super) async fn sync_table(
                         }
                     };
                     lock::beat();
-                    let raw = row;
-                    match p.plan.entities[current].build(&raw) {
+                    match p.plan.entities[current].build(row) {
                         Ok(mut built) => {
                             built.entity = current;
                             if let Some((verdict, built)) = classifier.offer(built) {
                                 tally.take(verdict, built).await;
                             }
                         }
-                        Err(reject) => {
+                        Err(Rejected { reject, key }) => {
                             // A row rejected for a value other than its key still names its
                             // stored item, which stays (stale) instead of becoming an orphan.
-                            let key = p.plan.entities[current].key_digest(&raw);
                             if let Ok(key) = &key {
                                 classifier.rejected(*key);
                             }
-                            tally.reject(current, reject, key);
+                            tally.reject(current, reject, key.map_err(|flaw| *flaw));
                         }
                     }
                 }
