@@ -2,6 +2,7 @@
 //! it to stop ([`Stop`]). Wraps the target's batch writer so that every BatchWriteItem call, first
 //! attempt or retry, passes both, and a call still in flight is bounded by them.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -49,6 +50,21 @@ pub fn spawn_writer(
 /// written with this reason, and the sync counts them apart from failures.
 pub const NOT_SENT: &str = "not written: the run was stopped before this batch was sent";
 
+/// Polls a call only while the fence is open: each step of it is taken after checking the clock, so
+/// a run resumed after a pause past its lease (SIGSTOP, a frozen machine) takes no further step of a
+/// call it had begun (a request not yet handed to the network is then never sent; the timer that
+/// would end the wait may not have fired yet when the task wakes).
+async fn while_open<T>(fence: &Fence, call: impl Future<Output = Result<T, TargetError>>) -> Result<T, TargetError> {
+    let mut call = std::pin::pin!(call);
+    std::future::poll_fn(|cx| match fence.check() {
+        Err(lost) => std::task::Poll::Ready(Err(TargetError::Unanswered(format!(
+            "outcome unknown: {lost}; this batch may or may not have been written, and the next run checks"
+        )))),
+        Ok(()) => call.as_mut().poll(cx),
+    })
+    .await
+}
+
 /// A batch writer that writes only while the fence is open and no stop was asked for (a writer
 /// that only rehearses is not held back by a stop: it sends nothing).
 pub struct Guarded<W: ?Sized> {
@@ -77,7 +93,7 @@ impl<W: BatchWriter + ?Sized> BatchWriter for Guarded<W> {
         let limit = self.fence.remaining().unwrap_or_default();
         // A call may not outlive the lease, nor the drain after a stop.
         let reply = tokio::select! {
-            reply = tokio::time::timeout(limit, self.inner.write_batch(table, requests)) => match reply {
+            reply = tokio::time::timeout(limit, while_open(&self.fence, self.inner.write_batch(table, requests))) => match reply {
                 Ok(reply) => reply,
                 Err(_) => Err(TargetError::Unanswered(self.fence.check().err().map_or_else(
                     || {
