@@ -78,46 +78,61 @@ pub async fn plan(source: &dyn Source, mapping: &TableMapping) -> Result<TablePl
     // A parameter the source does not type takes the type of the attribute the scope compares
     // it with (its values are then checked against that column's type), else a string's.
     let mut param_columns = Vec::new();
-    let typed: HashMap<String, &'static str> = param_types
-        .into_iter()
-        .map(|(name, ty)| {
-            let ty = ty.unwrap_or_else(|| {
+    let mut typed: HashMap<String, &'static str> = HashMap::new();
+    for (name, ty) in param_types {
+        let column = match ty {
+            Some(ty) => Some((None, ty)),
+            None => {
                 let compared = mapping.scope.as_deref().map(|s| compared_with(s, &name)).unwrap_or_default();
-                let column = compared
+                compared
                     .iter()
-                    .find_map(|a| plans.iter().find_map(|p| p.column_type(a).map(|ty| (a.clone(), ty.clone()))));
-                match column {
-                    Some((attribute, ty)) => {
-                        let key_type = ty.key_type().filter(|_| ty.untyped().is_none()).unwrap_or("S");
-                        param_columns.push((name.clone(), attribute, ty));
-                        key_type
-                    }
-                    None => "S",
-                }
-            });
-            (name, ty)
-        })
-        .collect();
+                    .find_map(|a| plans.iter().find_map(|p| p.column_type(a).map(|ty| (Some(a.clone()), ty.clone()))))
+            }
+        };
+        let key_type = match &column {
+            Some((_, ty)) => ty.key_type().filter(|_| ty.untyped().is_none()).unwrap_or("S"),
+            None => "S",
+        };
+        typed.insert(name.clone(), key_type);
+        if let Some((attribute, ty)) = column {
+            param_columns.push((name, attribute, ty));
+        }
+    }
     let mut plan = TablePlan::new(mapping, plans, typed)?;
     plan.param_columns = param_columns;
     Ok(plan)
 }
 
-/// Checks the values of parameters the source does not type (SQLite's) against the columns the
-/// scopes compare them with: a value the query cannot read as such (`to=2021-02-1` for a date)
-/// would select no rows while the scope still covers the items, which would then look deleted.
-pub fn check_params(params: &Params, mappings: &[&TableMapping], plans: &[TablePlan]) -> Result<()> {
+/// Checks each parameter's value against its type and spells it for the scope as the items hold
+/// it: a value a SQLite query cannot read as a date (`to=2021-02-1`) would select no rows while
+/// the scope still covers the items, which would then look deleted; and `2021-01-01 10:00`,
+/// compared as a string with items holding `2021-01-01T09:00:00`, would put an item the query
+/// leaves out in the scope.
+pub fn check_params(params: &mut Params, mappings: &[&TableMapping], plans: &mut [TablePlan]) -> Result<()> {
     for (mapping, plan) in mappings.iter().zip(plans) {
         for (name, attribute, ty) in &plan.param_columns {
-            let Some(value) = params.value(name) else { continue };
-            if let Some(flaw) = ty.param_flaw(value) {
-                return Err(crate::exit::UsageError(format!(
-                    "--param {name}={value} {flaw}: the scope of table {} compares it with {attribute} (declared {}); \
-                     nothing was done",
-                    mapping.name,
-                    ty.name()
-                ))
-                .into());
+            let Some(value) = params.value(name).map(str::to_string) else { continue };
+            // A parameter typed by the scope (SQLite's) as a number is bound as one.
+            if attribute.is_some() && plan.param_types.get(name) == Some(&"N") {
+                params.bind_as_number(name);
+            }
+            match ty.param_value(&value) {
+                Ok(Some(spelled)) => {
+                    plan.scope_values.insert(name.clone(), spelled);
+                }
+                Ok(None) => {}
+                Err(flaw) => {
+                    let compared = match attribute {
+                        Some(attribute) => format!("compares it with {attribute} (declared {})", ty.name()),
+                        None => format!("uses it as {}", ty.name()),
+                    };
+                    return Err(crate::exit::UsageError(format!(
+                        "{} {flaw}: the scope of table {} {compared}; nothing was done",
+                        params.origin(name),
+                        mapping.name,
+                    ))
+                    .into());
+                }
             }
         }
     }

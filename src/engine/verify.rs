@@ -238,10 +238,10 @@ pub struct Verified<'p> {
 pub async fn run<'p>(profile: &'p Profile, scope: Scope<'_>, printer: &Printer) -> Result<Verified<'p>> {
     let depth = scope.depth;
     let mappings = preflight::selected(profile, scope.tables)?;
-    let params = Params::new(profile, &mappings, scope.params)?;
+    let mut params = Params::new(profile, &mappings, scope.params)?;
     let source = source::connect(profile).await?;
-    let plans = preflight::plans(source.as_ref(), &mappings).await?;
-    preflight::check_params(&params, &mappings, &plans)?;
+    let mut plans = preflight::plans(source.as_ref(), &mappings).await?;
+    preflight::check_params(&mut params, &mappings, &mut plans)?;
     let dynamo = dynamo::connect(&profile.target).await;
     let policy = RetryPolicy::new(profile.sync.max_attempts);
     let mut out = Vec::new();
@@ -280,7 +280,7 @@ pub async fn run<'p>(profile: &'p Profile, scope: Scope<'_>, printer: &Printer) 
             Fixes { indexes: info.as_ref().map(|i| i.indexes.clone()).unwrap_or_default(), ..Fixes::default() };
         // A parameterised query returns part of the table: without a scope, items it did not
         // return are not extras.
-        let filter = params.filter(mapping, &plan.param_types);
+        let filter = params.filter(mapping, &plan.param_types, &plan.scope_values);
         let extras = !mapping.takes_params() || filter.is_some();
         let whole = match (&info, depth) {
             (Some(_), Depth::Full) => true,

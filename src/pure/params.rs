@@ -20,10 +20,23 @@ pub fn parse(arg: &str) -> Result<(String, String), String> {
     }
 }
 
+/// One value bound to a query: its text, and whether it is bound as a number (for a source that
+/// does not type its parameters, SQLite, when the scope compares it with a number column: SQLite
+/// would compare text with an expression's number as text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    pub text: String,
+    pub number: bool,
+}
+
 /// The parameter values of a run, every one the selected queries use known.
 #[derive(Debug, Clone, Default)]
 pub struct Params {
     values: BTreeMap<String, String>,
+    /// Parameters bound as numbers ([`Param::number`]).
+    numbers: Vec<String>,
+    /// The names given with `--param` (the others are the mappings' defaults).
+    given: Vec<String>,
 }
 
 impl Params {
@@ -59,7 +72,17 @@ impl Params {
                 )));
             }
         }
-        Ok(Params { values })
+        Ok(Params { values, numbers: Vec::new(), given: given.iter().map(|(name, _)| name.clone()).collect() })
+    }
+
+    /// Where a parameter's value comes from, for messages: `--param to=2021-02-1`, or
+    /// `param_defaults.to = "2021-02-1"` of the mappings file.
+    pub fn origin(&self, name: &str) -> String {
+        let value = self.value(name).unwrap_or_default();
+        match self.given.iter().any(|g| g == name) {
+            true => format!("--param {name}={value}"),
+            false => format!("param_defaults.{name} = \"{value}\" (the mappings file's default)"),
+        }
     }
 
     /// Values for checking a table's scope without a run (`check`): the mappings' defaults, and
@@ -69,7 +92,7 @@ impl Params {
         for name in mapping.params() {
             values.entry(name.to_string()).or_insert_with(|| "0".to_string());
         }
-        Params { values }
+        Params { values, numbers: Vec::new(), given: Vec::new() }
     }
 
     /// The values bound to an entity's `$1`, `$2`, …
@@ -78,8 +101,19 @@ impl Params {
         self.values.get(name).map(String::as_str)
     }
 
-    pub fn for_entity(&self, entity: &Entity) -> Vec<String> {
-        entity.params.iter().map(|p| self.values.get(p).cloned().unwrap_or_default()).collect()
+    pub fn for_entity(&self, entity: &Entity) -> Vec<Param> {
+        let param = |p: &String| Param {
+            text: self.values.get(p).cloned().unwrap_or_default(),
+            number: self.numbers.contains(p),
+        };
+        entity.params.iter().map(param).collect()
+    }
+
+    /// Binds `name` as a number from now on.
+    pub fn bind_as_number(&mut self, name: &str) {
+        if !self.numbers.iter().any(|n| n == name) {
+            self.numbers.push(name.to_string());
+        }
     }
 
     /// The parameters and values a run used, for the report.
@@ -91,12 +125,19 @@ impl Params {
     /// The Scan filter of a table's `scope`: each `:name` gets the parameter's value, a number when
     /// the source types that parameter as one (as the items store it), else a string; each `#name`
     /// stands for the attribute of that name.
-    pub fn filter(&self, mapping: &TableMapping, param_types: &HashMap<String, &'static str>) -> Option<Filter> {
+    /// `spelled` holds values in the items' spelling, used instead of the given text
+    /// (`preflight::check_params`).
+    pub fn filter(
+        &self,
+        mapping: &TableMapping,
+        param_types: &HashMap<String, &'static str>,
+        spelled: &HashMap<String, String>,
+    ) -> Option<Filter> {
         let expression = mapping.scope.clone()?;
         let values = placeholders(&expression, ':')
             .into_iter()
             .map(|name| {
-                let text = self.values.get(name).cloned().unwrap_or_default();
+                let text = spelled.get(name).or_else(|| self.values.get(name)).cloned().unwrap_or_default();
                 let value = match param_types.get(name).copied() {
                     Some("N") => AttributeValue::N(text),
                     _ => AttributeValue::S(text),
@@ -154,9 +195,10 @@ query = "SELECT customer_id FROM customer"
         let all: Vec<&TableMapping> = p.tables.iter().collect();
         let params = Params::new(&p, &all, &given(&[("start", "2024-01-01")])).unwrap();
         let invoices = p.tables.iter().find(|t| t.name == "invoices").unwrap();
-        assert_eq!(params.for_entity(&invoices.entities[0]), ["2024-01-01", "2100-01-01"]);
+        let texts = |ps: Vec<Param>| ps.into_iter().map(|p| p.text).collect::<Vec<_>>();
+        assert_eq!(texts(params.for_entity(&invoices.entities[0])), ["2024-01-01", "2100-01-01"]);
         let params = Params::new(&p, &all, &given(&[("start", "2024-01-01"), ("end", "2024-02-01")])).unwrap();
-        assert_eq!(params.for_entity(&invoices.entities[0]), ["2024-01-01", "2024-02-01"]);
+        assert_eq!(texts(params.for_entity(&invoices.entities[0])), ["2024-01-01", "2024-02-01"]);
         assert_eq!(params.used_by(&all).len(), 2);
     }
 
@@ -197,11 +239,11 @@ query = "SELECT customer_id FROM customer"
         let params = Params::new(&p, &all, &given(&[("start", "7")])).unwrap();
         let invoices = p.tables.iter().find(|t| t.name == "invoices").unwrap();
         let types: HashMap<String, &'static str> = [("start".to_string(), "N"), ("end".to_string(), "S")].into();
-        let filter = params.filter(invoices, &types).unwrap();
+        let filter = params.filter(invoices, &types, &HashMap::new()).unwrap();
         assert_eq!(filter.values[":start"], AttributeValue::N("7".into()));
         assert_eq!(filter.values[":end"], AttributeValue::S("2100-01-01".into()));
         assert_eq!(filter.names, HashMap::from([("#date".to_string(), "date".to_string())]));
         let customers = p.tables.iter().find(|t| t.name == "customers").unwrap();
-        assert!(params.filter(customers, &types).is_none());
+        assert!(params.filter(customers, &types, &HashMap::new()).is_none());
     }
 }

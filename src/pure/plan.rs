@@ -246,9 +246,12 @@ pub struct TablePlan {
     /// The DynamoDB type (`S`, `N`, `B`) of each parameter's values, as the source types it (or as
     /// the attribute the scope compares it with), so that the scope's values are typed like the items'.
     pub param_types: HashMap<String, &'static str>,
-    /// Parameters the source does not type, each with the column type of the attribute the scope
-    /// compares it with: their values are checked against it before anything is read.
-    pub param_columns: Vec<(String, String, ColType)>,
+    /// Each parameter's type, as the source infers it or (for a source that does not) as the
+    /// column of the attribute the scope compares it with (named): values are checked against it
+    /// and spelled as the items hold them before anything is read.
+    pub param_columns: Vec<(String, Option<String>, ColType)>,
+    /// The scope's value of each parameter, in the items' spelling ([`value::ColumnType::param_value`]).
+    pub scope_values: HashMap<String, String>,
 }
 
 impl TablePlan {
@@ -307,7 +310,13 @@ impl TablePlan {
                 plan.entity = Some(entity.name.clone());
             }
         }
-        Ok(TablePlan { entities, schema: TableSchema { keys, indexes }, param_types, param_columns: Vec::new() })
+        Ok(TablePlan {
+            entities,
+            schema: TableSchema { keys, indexes },
+            param_types,
+            param_columns: Vec::new(),
+            scope_values: HashMap::new(),
+        })
     }
 
     pub fn key_names(&self) -> Vec<&str> {

@@ -83,11 +83,14 @@ pub trait ColumnType: std::fmt::Debug + Send + Sync {
     fn untyped(&self) -> Option<&'static str> {
         None
     }
-    /// Why a parameter's text cannot stand for a value of this type (`--param to=2021-02-1`
-    /// compared with a date), for a source that does not check its parameters itself.
-    fn param_flaw(&self, value: &str) -> Option<&'static str> {
+    /// A parameter's text as the items spell values of this type, for the scope's Scan filter
+    /// (`2021-01-01 10:00` → `2021-01-01T10:00:00`, as a timestamp attribute holds it: compared as
+    /// strings, the space would sort before the `T`); `Ok(None)` to use it as given; `Err` when the
+    /// query could not read it as such (`--param to=2021-02-1` for a date) and the source would not
+    /// say so itself.
+    fn param_value(&self, value: &str) -> Result<Option<String>, &'static str> {
         let _ = value;
-        None
+        Ok(None)
     }
 }
 
@@ -503,4 +506,77 @@ pub fn iso(at: &NaiveDateTime) -> String {
         }
     }
     text
+}
+
+/// A time value in one of SQLite's formats — `YYYY-MM-DD`, optionally followed (after `T` or a
+/// space) by `HH:MM`, `:SS` and a fraction, then optionally `Z` or `±HH:MM` — as PostgreSQL's
+/// conversion spells it: a date alone as `2021-01-01`; a date and time as `2021-01-01T10:00:00`,
+/// rounded to the microsecond as a `timestamp` is (fraction in 3 or 6 digits, second 60 being the
+/// next minute's first); with an offset, in UTC and marked `+00:00` (as a `timestamptz`). Anything
+/// else (other separators, one-digit fields, spaces around it, a year with a sign) is `None`.
+pub fn iso_time(text: &str) -> Option<String> {
+    use chrono::{Datelike, NaiveDate, TimeDelta};
+    let b = text.as_bytes();
+    let digits = |from: usize, to: usize| b.get(from..to).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
+    let number = |from: usize, to: usize| text[from..to].parse::<u32>().ok();
+    if !(digits(0, 4) && b.get(4) == Some(&b'-') && digits(5, 7) && b.get(7) == Some(&b'-') && digits(8, 10)) {
+        return None;
+    }
+    // Year 0 is no year in PostgreSQL's calendar (1 BC comes before 1 AD).
+    let date = NaiveDate::from_ymd_opt(number(0, 4)? as i32, number(5, 7)?, number(8, 10)?).filter(|d| d.year() > 0)?;
+    if b.len() == 10 {
+        return Some(text.to_string());
+    }
+    if !(matches!(b[10], b' ' | b'T') && digits(11, 13) && b.get(13) == Some(&b':') && digits(14, 16)) {
+        return None;
+    }
+    let (hour, minute) = (number(11, 13)?, number(14, 16)?);
+    let (mut second, mut micros, mut at) = (0, 0u32, 16);
+    if b.get(at) == Some(&b':') {
+        if !digits(at + 1, at + 3) {
+            return None;
+        }
+        second = number(at + 1, at + 3)?;
+        at += 3;
+        if b.get(at) == Some(&b'.') {
+            let end = (at + 1..=b.len()).find(|&i| i == b.len() || !b[i].is_ascii_digit())?;
+            let fraction = &text[at + 1..end];
+            if fraction.is_empty() {
+                return None;
+            }
+            // Rounded to the microsecond; the carry, if any, is added below.
+            let six: String = fraction.chars().chain(std::iter::repeat('0')).take(6).collect();
+            micros = six.parse().ok()?;
+            micros += u32::from(fraction.as_bytes().get(6).is_some_and(|d| *d >= b'5'));
+            at = end;
+        }
+    }
+    let offset = match &text[at..] {
+        "" => None,
+        "Z" | "z" => Some(0i64),
+        zone if zone.len() == 6
+            && matches!(b[at], b'+' | b'-')
+            && digits(at + 1, at + 3)
+            && b[at + 3] == b':'
+            && digits(at + 4, at + 6) =>
+        {
+            // PostgreSQL's range of offsets; beyond it, not a time.
+            let (hours, mins) = (number(at + 1, at + 3)?, number(at + 4, at + 6)?);
+            if hours > 15 || mins > 59 {
+                return None;
+            }
+            let minutes = i64::from(hours) * 60 + i64::from(mins);
+            Some(if b[at] == b'-' { -minutes } else { minutes })
+        }
+        _ => return None,
+    };
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut naive = date.and_hms_opt(hour, minute, second.min(59))?;
+    naive += TimeDelta::seconds(i64::from(second == 60)) + TimeDelta::microseconds(i64::from(micros));
+    Some(match offset {
+        None => iso(&naive),
+        Some(minutes) => format!("{}+00:00", iso(&(naive - TimeDelta::minutes(minutes)))),
+    })
 }

@@ -14,6 +14,7 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
 use crate::profile::{Profile, SourceKind};
+use crate::pure::params::Param;
 use crate::pure::value::{ColType, Row};
 
 pub use postgres::settle;
@@ -57,10 +58,10 @@ pub struct Described {
     /// Per column, the name of the table column it comes from; `None` for an expression (advice
     /// names a column by it).
     pub origins: Vec<Option<String>>,
-    /// Per parameter (`$1`, `?1`, …), the DynamoDB type (`S`, `N`, `B`) its values compare with,
-    /// so that a scope's values are typed like the items'; `None` when the source does not type
-    /// its parameters (SQLite): the scope's comparisons type them.
-    pub params: Vec<Option<&'static str>>,
+    /// Per parameter (`$1`, `?1`, …), its type as the source infers it, so that a scope's values
+    /// are typed and spelled like the items'; `None` when the source does not type its parameters
+    /// (SQLite): the scope's comparisons type them.
+    pub params: Vec<Option<ColType>>,
 }
 
 /// A query's rows, one after another; an error ends the stream.
@@ -76,12 +77,12 @@ pub trait Source: Send + Sync {
     fn target(&self) -> &str;
     /// The columns a query returns and its parameters' types, without running it.
     fn describe<'a>(&'a self, query: &'a str, context: &'a str) -> BoxFuture<'a, Result<Described, SourceError>>;
-    /// Streams a query's rows, `params` bound in order (`$1`, `$2`, … or `?1`, `?2`, …) as text;
-    /// `context` names the query in errors.
+    /// Streams a query's rows, `params` bound in order (`$1`, `$2`, … or `?1`, `?2`, …), as text
+    /// unless the source binds a number as one; `context` names the query in errors.
     fn rows<'a>(
         &'a self,
         query: &'a str,
-        params: Vec<String>,
+        params: Vec<Param>,
         context: String,
     ) -> BoxFuture<'a, Result<Rows<'a>, SourceError>>;
     /// From now on every query sees one snapshot of the source (`on_reject = "fail"` checks the

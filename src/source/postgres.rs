@@ -32,6 +32,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{Described, Rows, Source, SourceError};
 use crate::profile::{Profile, SslMode, MAX_WAIT_SECS};
+use crate::pure::params::Param;
 use crate::pure::value::{Cell, ColType};
 
 pub mod convert;
@@ -442,7 +443,11 @@ impl Postgres {
         Ok(Described {
             columns: columns.iter().map(|c| (c.name().to_string(), column_type(c))).collect(),
             origins: columns.iter().map(origin).collect(),
-            params: statement.params().iter().map(|ty| Some(convert::key_type(ty))).collect(),
+            params: statement
+                .params()
+                .iter()
+                .map(|ty| Some(Arc::new(convert::PgType(ty.clone())) as ColType))
+                .collect(),
         })
     }
 
@@ -516,10 +521,12 @@ impl Source for Postgres {
     fn rows<'a>(
         &'a self,
         query: &'a str,
-        params: Vec<String>,
+        params: Vec<Param>,
         context: String,
     ) -> BoxFuture<'a, Result<Rows<'a>, SourceError>> {
         Box::pin(async move {
+            // As text, always: PostgreSQL parses each as the type the query gives it.
+            let params: Vec<String> = params.into_iter().map(|p| p.text).collect();
             let rows = self.stream(query, &params, &context).await?;
             // Each value converted here, by its column's type: the core sees cells only.
             let cells = rows.map(|row| {

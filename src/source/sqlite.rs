@@ -34,7 +34,8 @@ use super::{Described, Rows, Source, SourceError};
 use crate::profile::Profile;
 use crate::pure::item::AttributeValue;
 use crate::pure::number::{self, NumberError};
-use crate::pure::value::{self, Cast, Cell, ColType, Column, ColumnType, ConvertError, ValueError};
+use crate::pure::params::Param;
+use crate::pure::value::{self, iso_time, Cast, Cell, ColType, Column, ColumnType, ConvertError, ValueError};
 
 /// Rows converted ahead of the engine: enough to keep the blocking thread busy while the engine
 /// works, few enough to bound memory.
@@ -222,7 +223,7 @@ impl Source for Sqlite {
     fn rows<'a>(
         &'a self,
         query: &'a str,
-        params: Vec<String>,
+        params: Vec<Param>,
         context: String,
     ) -> BoxFuture<'a, Result<Rows<'a>, SourceError>> {
         Box::pin(async move {
@@ -237,7 +238,7 @@ impl Source for Sqlite {
                     let mut statement = prepare(&connection, &query, &owned_context)?;
                     let types: Vec<SqliteType> =
                         statement.columns().iter().map(|c| SqliteType::declared(c.decl_type())).collect();
-                    let bound = rusqlite::params_from_iter(params.iter());
+                    let bound = rusqlite::params_from_iter(params.iter().map(bind));
                     let mut rows = statement.query(bound).map_err(|e| query_error(&owned_context, &e))?;
                     while let Some(row) = rows.next().map_err(|e| query_error(&owned_context, &e))? {
                         let cells = (0..types.len())
@@ -289,6 +290,19 @@ impl Source for Sqlite {
             true => Ok(()),
             false => c.execute_batch("ROLLBACK").map_err(|e| query_error(context, &e)),
         }))
+    }
+}
+
+/// A parameter as SQLite gets it: text, or a number when the scope compares it with a number
+/// column (an INTEGER when it is a whole number that fits, else a REAL).
+fn bind(param: &Param) -> rusqlite::types::Value {
+    use rusqlite::types::Value;
+    match param.number {
+        true => match param.text.parse::<i64>() {
+            Ok(i) => Value::Integer(i),
+            Err(_) => param.text.parse::<f64>().map_or_else(|_| Value::Text(param.text.clone()), Value::Real),
+        },
+        false => Value::Text(param.text.clone()),
     }
 }
 
@@ -417,73 +431,6 @@ fn shorten(text: &str) -> String {
     }
 }
 
-/// A time value in one of SQLite's formats — `YYYY-MM-DD`, optionally followed (after `T` or a
-/// space) by `HH:MM`, `:SS` and a fraction, then optionally `Z` or `±HH:MM` — as PostgreSQL's
-/// conversion spells it: a date alone as `2021-01-01`; a date and time as `2021-01-01T10:00:00`,
-/// rounded to the microsecond as a `timestamp` is (fraction in 3 or 6 digits, second 60 being the
-/// next minute's first); with an offset, in UTC and marked `+00:00` (as a `timestamptz`). Anything
-/// else (other separators, one-digit fields, spaces around it, a year with a sign) is `None`.
-pub fn iso_time(text: &str) -> Option<String> {
-    use chrono::{NaiveDate, TimeDelta};
-    let b = text.as_bytes();
-    let digits = |from: usize, to: usize| b.get(from..to).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
-    let number = |from: usize, to: usize| text[from..to].parse::<u32>().ok();
-    if !(digits(0, 4) && b.get(4) == Some(&b'-') && digits(5, 7) && b.get(7) == Some(&b'-') && digits(8, 10)) {
-        return None;
-    }
-    let date = NaiveDate::from_ymd_opt(number(0, 4)? as i32, number(5, 7)?, number(8, 10)?)?;
-    if b.len() == 10 {
-        return Some(text.to_string());
-    }
-    if !(matches!(b[10], b' ' | b'T') && digits(11, 13) && b.get(13) == Some(&b':') && digits(14, 16)) {
-        return None;
-    }
-    let (hour, minute) = (number(11, 13)?, number(14, 16)?);
-    let (mut second, mut micros, mut at) = (0, 0u32, 16);
-    if b.get(at) == Some(&b':') {
-        if !digits(at + 1, at + 3) {
-            return None;
-        }
-        second = number(at + 1, at + 3)?;
-        at += 3;
-        if b.get(at) == Some(&b'.') {
-            let end = (at + 1..=b.len()).find(|&i| i == b.len() || !b[i].is_ascii_digit())?;
-            let fraction = &text[at + 1..end];
-            if fraction.is_empty() {
-                return None;
-            }
-            // Rounded to the microsecond; the carry, if any, is added below.
-            let six: String = fraction.chars().chain(std::iter::repeat('0')).take(6).collect();
-            micros = six.parse().ok()?;
-            micros += u32::from(fraction.as_bytes().get(6).is_some_and(|d| *d >= b'5'));
-            at = end;
-        }
-    }
-    let offset = match &text[at..] {
-        "" => None,
-        "Z" | "z" => Some(0i64),
-        zone if zone.len() == 6
-            && matches!(b[at], b'+' | b'-')
-            && digits(at + 1, at + 3)
-            && b[at + 3] == b':'
-            && digits(at + 4, at + 6) =>
-        {
-            let minutes = i64::from(number(at + 1, at + 3)?) * 60 + i64::from(number(at + 4, at + 6)?);
-            Some(if b[at] == b'-' { -minutes } else { minutes })
-        }
-        _ => return None,
-    };
-    if hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let mut naive = date.and_hms_opt(hour, minute, second.min(59))?;
-    naive += TimeDelta::seconds(i64::from(second == 60)) + TimeDelta::microseconds(i64::from(micros));
-    Some(match offset {
-        None => value::iso(&naive),
-        Some(minutes) => format!("{}+00:00", value::iso(&(naive - TimeDelta::minutes(minutes)))),
-    })
-}
-
 impl ColumnType for SqliteType {
     fn name(&self) -> String {
         match &self.declared {
@@ -543,15 +490,30 @@ impl ColumnType for SqliteType {
         self.declared.is_none().then_some("SQLite declares no type for an expression")
     }
 
-    fn param_flaw(&self, value: &str) -> Option<&'static str> {
+    /// A parameter compared with a date column is spelled as the items hold it (in UTC, without a
+    /// zone: SQLite's datetime() reads times as UTC), and must be a time datetime() reads too; one
+    /// compared with a number column must be a number DynamoDB can hold.
+    fn param_value(&self, value: &str) -> Result<Option<String>, &'static str> {
+        const NOT_A_TIME: &str =
+            "is not a date and time in a form ddbsync and SQLite both read (YYYY-MM-DD, then optionally HH:MM[:SS])";
         match self.affinity {
-            _ if self.time => iso_time(value)
-                .is_none()
-                .then_some("is not a date and time in a form ddbsync reads (YYYY-MM-DD, then optionally HH:MM[:SS])"),
-            Affinity::Integer | Affinity::Real | Affinity::Numeric if self.declared.is_some() => {
-                value.trim().parse::<f64>().is_err().then_some("is not a number")
+            _ if self.time => {
+                // SQLite's datetime() has no second 60 and no offset beyond 14 hours.
+                let offset_hours = value.len().checked_sub(6).and_then(|at| value.get(at + 1..at + 3));
+                let zoned = value.len() > 6 && matches!(value.as_bytes()[value.len() - 6], b'+' | b'-');
+                let far = zoned && offset_hours.and_then(|h| h.parse::<u32>().ok()).is_some_and(|h| h > 14);
+                let leap = value.get(17..19) == Some("60");
+                let iso = iso_time(value).filter(|_| !far && !leap).ok_or(NOT_A_TIME)?;
+                let naive = iso.strip_suffix("+00:00").unwrap_or(&iso).to_string();
+                Ok(Some(if self.with_time && naive.len() == 10 { naive + "T00:00:00" } else { naive }))
             }
-            _ => None,
+            Affinity::Integer | Affinity::Real | Affinity::Numeric if self.declared.is_some() => {
+                match number::normalize(value) {
+                    Ok(n) => Ok(Some(n.into_owned())),
+                    Err(_) => Err("is not a number DynamoDB can hold"),
+                }
+            }
+            _ => Ok(None),
         }
     }
 
@@ -622,6 +584,21 @@ mod tests {
         assert_eq!(iso_time("2021-01-01 10:30:00Z").as_deref(), Some("2021-01-01T10:30:00+00:00"));
         assert_eq!(iso_time("2021-01-01 10:30:00+02:00").as_deref(), Some("2021-01-01T08:30:00+00:00"));
         assert_eq!(iso_time("31/12/2020"), None);
+        assert_eq!(iso_time("2021-01-01 00:00:00+99:99"), None, "no such offset");
+        assert_eq!(iso_time("2021-01-01 00:00:00+16:00"), None);
+        assert_eq!(iso_time("0000-01-01"), None, "no year 0");
+        let when = SqliteType::declared(Some("DATETIME"));
+        assert_eq!(when.param_value("2021-01-01 10:00"), Ok(Some("2021-01-01T10:00:00".into())), "as items hold it");
+        assert_eq!(when.param_value("2021-01-01"), Ok(Some("2021-01-01T00:00:00".into())));
+        assert_eq!(when.param_value("2021-01-01T10:00:00-05:00"), Ok(Some("2021-01-01T15:00:00".into())));
+        for unread in ["2021-02-1", "2021-01-01 10:00:60", "2021-01-01 10:00+15:00"] {
+            assert!(when.param_value(unread).is_err(), "{unread}");
+        }
+        let amount = SqliteType::declared(Some("NUMERIC"));
+        assert_eq!(amount.param_value("1.50"), Ok(Some("1.5".into())));
+        for bad in [" 5", "Infinity", "NaN", "1e200", "0x10"] {
+            assert!(amount.param_value(bad).is_err(), "{bad}");
+        }
         assert_eq!(iso_time("2021-01-01 23:59:60").as_deref(), Some("2021-01-02T00:00:00"), "a leap second");
         assert_eq!(iso_time("2021-01-01 10:00:00.1234567").as_deref(), Some("2021-01-01T10:00:00.123457"));
         assert_eq!(iso_time("2021-01-01 10:00:00.9999996").as_deref(), Some("2021-01-01T10:00:01"));

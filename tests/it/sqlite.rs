@@ -801,3 +801,71 @@ async fn an_expression_as_a_table_key_is_refused_before_a_table_is_made() {
     );
     assert!(!ctx.table_exists(&ctx.table("t")).await, "no table was created");
 }
+
+/// The events of the period tests: three on the first day (09:00, 10:00, 11:00), then one a day.
+const EVENTS: &str = "(1, '2021-01-01 09:00:00'), (2, '2021-01-01 10:00:00'), (3, '2021-01-01 11:00:00')";
+
+fn event_rows() -> String {
+    let later: Vec<String> = (4..=24).map(|i| format!("({i}, '2021-01-{:02} 12:00:00')", i - 2)).collect();
+    format!("{EVENTS}, {}", later.join(", "))
+}
+
+fn event_mappings(condition: &str) -> String {
+    format!(
+        "[tables.ev]\ndelete_missing = true\npartition_key = \"id\"\nparams = [\"from\", \"to\"]\n\
+         scope = \"d >= :from AND d < :to\"\nquery = \"SELECT id, d FROM ev WHERE {condition}\"\n"
+    )
+}
+
+/// The ids of the items in table `ev`.
+async fn event_ids(ctx: &Ctx) -> BTreeSet<i64> {
+    ctx.scan("ev").await.iter().map(|i| i["id"].as_n().unwrap().parse().unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_period_starting_at_a_time_of_day_keeps_the_items_before_it_in_both_sources() {
+    let all = ["--param", "from=2021-01-01", "--param", "to=2021-02-01"];
+    let later = ["--param", "from=2021-01-01 10:00", "--param", "to=2021-02-01"];
+    let expected: BTreeSet<i64> = (1..=24).collect();
+
+    // SQLite: the query compares through datetime(), the scope as DynamoDB strings.
+    let ddl = format!("CREATE TABLE ev (id INTEGER PRIMARY KEY, d DATETIME); INSERT INTO ev VALUES {};", event_rows());
+    let ctx = types_world(&ddl, &event_mappings("datetime(d) >= datetime(?1) AND datetime(d) < datetime(?2)")).await;
+    assert_eq!(total(&sync_ok(&ctx, "lite", &all), "created"), 24);
+    // `2021-01-01 10:00` as a string sorts after the stored `2021-01-01T09:00:00`: spelled as the
+    // items hold it, the 09:00 item is outside the period, as it is outside the query.
+    let report = sync_ok(&ctx, "lite", &later);
+    assert_eq!((total(&report, "deleted"), total(&report, "unchanged")), (0, 23), "{report}");
+    assert_eq!(event_ids(&ctx).await, expected);
+    // A second 60 and an offset SQLite's datetime() does not read are refused, as it would read no row.
+    for to in ["to=2021-01-31 23:59:60", "to=2021-01-31T10:00:00+15:00"] {
+        let run = ctx.ddbsync(&["sync", "lite", "--param", "from=2021-01-01", "--param", to]);
+        assert_eq!(run.code(), 2, "{to}: {}", run.stderr());
+    }
+
+    // PostgreSQL: the same period over a timestamp column.
+    let ctx = Ctx::new(0).await;
+    ctx.sql(&["CREATE TABLE ev (id int PRIMARY KEY, d timestamp)", &format!("INSERT INTO ev VALUES {}", event_rows())]);
+    ctx.use_mappings("ev.toml", &event_mappings("d >= $1 AND d < $2"));
+    let run = ctx.ddbsync(&["--json", "sync", "local", all[0], all[1], all[2], all[3]]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let run = ctx.ddbsync(&["--json", "sync", "local", later[0], later[1], later[2], later[3]]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!((total(&report, "deleted"), total(&report, "unchanged")), (0, 23), "{report}");
+    assert_eq!(event_ids(&ctx).await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_number_the_scope_types_is_bound_as_a_number_where_the_query_compares_an_expression() {
+    let ddl = "CREATE TABLE p (id INTEGER PRIMARY KEY, amt NUMERIC);
+        WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 60) INSERT INTO p SELECT i, i * 5 FROM g;";
+    let mappings = "[tables.t]\ndelete_missing = true\npartition_key = \"id\"\nparams = [\"min\"]\n\
+                    scope = \"amt >= :min\"\nquery = \"SELECT id, amt FROM p WHERE coalesce(amt, 0) >= ?1\"\n";
+    let ctx = types_world(ddl, mappings).await;
+    // As text, '100' would be greater than every number SQLite compares it with: no row at all.
+    let report = sync_ok(&ctx, "lite", &["--param", "min=100"]);
+    assert_eq!(total(&report, "created"), 41, "{report}");
+    let report = sync_ok(&ctx, "lite", &["--param", "min=100"]);
+    assert_eq!((total(&report, "unchanged"), total(&report, "deleted")), (41, 0), "{report}");
+}

@@ -101,7 +101,7 @@ pub struct Finished {
 pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, stop: &Stop) -> Result<Finished> {
     let started_at = now();
     let mappings = selected(profile, &options.tables)?;
-    let params = Params::new(profile, &mappings, &options.params)?;
+    let mut params = Params::new(profile, &mappings, &options.params)?;
     let mode = options.mode;
     let dynamo = mode.target(dynamo::connect(&profile.target).await);
     if options.clean {
@@ -111,8 +111,8 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
     let source = unless_stopped(stop, async { Ok(source::connect(profile).await?) }).await?;
     tracing::info!(source = %source.target(), "connected to {}", source.system());
 
-    let plans = unless_stopped(stop, plans(source.as_ref(), &mappings)).await?;
-    preflight::check_params(&params, &mappings, &plans)?;
+    let mut plans = unless_stopped(stop, plans(source.as_ref(), &mappings)).await?;
+    preflight::check_params(&mut params, &mappings, &mut plans)?;
     let rejects_path = || {
         options.rejects_file.clone().unwrap_or_else(|| {
             let stamp = started_at.replace([':', '.'], "").replace('-', "");
@@ -314,7 +314,7 @@ async fn refuse_sliced_clean(dynamo: &dyn Target, profile: &Profile, mappings: &
 /// Tries the table's scope before a run that would not scan it (a new table, a clean load) writes
 /// anything: a scope DynamoDB refuses would otherwise fail only the next run, at its Scan.
 async fn try_scope(run: &Run<'_>, p: &Prepared<'_>) -> Result<()> {
-    let Some(filter) = run.params.filter(p.mapping, &p.plan.param_types) else { return Ok(()) };
+    let Some(filter) = run.params.filter(p.mapping, &p.plan.param_types, &p.plan.scope_values) else { return Ok(()) };
     let table = &p.mapping.table_name;
     match run.dynamo.scan_limited(table, &[], (0, 1), None, Some(1), Some(&filter)).await {
         Ok(_) => Ok(()),
@@ -392,7 +392,7 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Do
             let key_names = p.plan.key_names().into_iter().map(String::from).collect();
             (p.exists && !options.clean).then(|| {
                 let table = p.mapping.table_name.clone();
-                let filter = run.params.filter(p.mapping, &p.plan.param_types);
+                let filter = run.params.filter(p.mapping, &p.plan.param_types, &p.plan.scope_values);
                 let scope = (p.mapping.delete_missing, filter);
                 let footprints = (run.mode == Mode::Rehearsal).then(|| p.indexes.clone());
                 scan::start(dynamo.clone(), table, key_names, scope, footprints, p.item_count, profile)

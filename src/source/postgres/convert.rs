@@ -159,6 +159,26 @@ impl ColumnType for PgType {
     fn unspellable(&self, column: &str) -> Option<String> {
         unspellable(column, &self.0)
     }
+
+    /// A time or number in the spelling the items hold (PostgreSQL checks the value itself, and
+    /// the session runs in UTC): `2021-01-01 10:00` → `2021-01-01T10:00:00` for a timestamp. A form
+    /// only PostgreSQL reads (`Jan 1 2021`) is used as given.
+    fn param_value(&self, value: &str) -> Result<Option<String>, &'static str> {
+        let ty = base_type(&self.0);
+        let iso = || crate::pure::value::iso_time(value);
+        let zoned = |iso: &str| iso.ends_with("+00:00");
+        Ok(match *ty {
+            Type::TIMESTAMP => iso().filter(|t| !zoned(t)).map(|t| if t.len() == 10 { t + "T00:00:00" } else { t }),
+            Type::TIMESTAMPTZ => iso().map(|t| match t.len() {
+                10 => t + "T00:00:00+00:00",
+                _ if zoned(&t) => t,
+                _ => t + "+00:00",
+            }),
+            Type::DATE => iso().map(|t| t[..10].to_string()),
+            _ if key_type(ty) == "N" => number::normalize(value).ok().map(|n| n.into_owned()),
+            _ => None,
+        })
+    }
 }
 
 /// Column types a key (table or index) may come from: DynamoDB keys are strings, numbers or bytes.
