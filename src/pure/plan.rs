@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use crate::profile::{distinct, Entity, Index, KeySource, Part, ProfileError, Projection, TableMapping};
 use crate::pure::hash::{self, Digest, Excluded};
 use crate::pure::item::{self, AttributeValue, Item, HASH_ATTR, MAX_ITEM_BYTES};
-use crate::pure::value::{self, Cell, ColType, Column, ConvertError, Row, Unkeyable};
+use crate::pure::value::{self, Cell, ColType, Column, ConvertError, Dialect, Row, Unkeyable};
 use crate::target::{IndexSchema, KeySchema, TableSchema};
 
 /// A source row turned into an item ready to diff and write.
@@ -64,6 +64,8 @@ pub struct KeyFlaw {
     sql: Box<Column>,
     /// The column is an expression the query names: the advice uses its name, and says so.
     stands: bool,
+    /// The SQL of the advice.
+    dialect: Dialect,
     /// `json` or `jsonb` for a JSON column: which `…_typeof` function tells its values apart.
     json: Option<&'static str>,
     kind: Flaw,
@@ -97,7 +99,7 @@ impl KeyFlaw {
         Some(match &self.kind {
             Flaw::Null => format!("{column} IS NOT NULL"),
             Flaw::Empty => format!("{column} IS DISTINCT FROM ''"),
-            Flaw::Value(Unkeyable::NotFinite(value)) => format!("{column} IS DISTINCT FROM '{value}'"),
+            Flaw::Value(Unkeyable::NotFinite(value)) => self.dialect.finite(column, value),
             Flaw::Value(Unkeyable::Infinite { value, .. }) => format!("{column} IS DISTINCT FROM '{value}'"),
             Flaw::Value(Unkeyable::NotScalar(_)) => {
                 format!("({column} IS NULL OR {}_typeof({column}) IN ('string', 'number', 'boolean'))", self.json?)
@@ -183,10 +185,10 @@ impl std::fmt::Display for KeyFlaw {
             Flaw::Value(Unkeyable::Number { reason, .. }) => write!(
                 f,
                 "key column \"{column}\": {reason}, which has no place in a key; leave such rows out of the \
-                 query{}, or {}return the column as text ({}::text AS {}), which a key can hold",
+                 query{}, or {}return the column as text ({} AS {}), which a key can hold",
                 leave_out(),
                 named.preamble(),
-                named.expression,
+                self.dialect.as_text(&named.expression),
                 named.name
             ),
             Flaw::Value(Unkeyable::Surrogate(reason)) => write!(
@@ -793,7 +795,7 @@ impl Plan {
             return Some(match index {
                 None => format!(
                     "{role} \"{name}\" is {bytes} bytes, over DynamoDB's limit of {limit} for a {role}; \
-                     build it from shorter values (a hash of a long one, such as md5(column), for example)"
+                     build it from shorter values (a hash of a long one, such as PostgreSQL's md5(column), for example)"
                 ),
                 Some(index) => format!(
                     "attribute \"{name}\" is the {role} of index \"{index}\" and is {bytes} bytes, over DynamoDB's \
@@ -854,7 +856,8 @@ impl Plan {
         let json = ty.json();
         let (sql, stands) = self.sql_column(index);
         let entity = self.entity.as_deref().map(Box::from);
-        KeyFlaw { column: column.clone(), sql: Box::new(sql), stands, json, kind, entity }
+        let dialect = ty.dialect();
+        KeyFlaw { column: column.clone(), sql: Box::new(sql), stands, dialect, json, kind, entity }
     }
 
     /// A column key's value: the column's attribute, which must be there and not empty.

@@ -60,6 +60,10 @@ pub type Row = Vec<Cell>;
 pub trait ColumnType: std::fmt::Debug + Send + Sync {
     /// The type as messages name it (`money[]`, `DATETIME`).
     fn name(&self) -> String;
+    /// The SQL the source speaks, for advice.
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
     /// The DynamoDB scalar type (`S`, `N`, `B`) of a key attribute made from the column; `None`
     /// when its values cannot be a key (a JSON document, a list).
     fn key_type(&self) -> Option<&'static str>;
@@ -91,6 +95,32 @@ pub trait ColumnType: std::fmt::Debug + Send + Sync {
     fn param_value(&self, value: &str) -> Result<Option<String>, &'static str> {
         let _ = value;
         Ok(None)
+    }
+}
+
+/// The SQL a source speaks, for advice that names SQL (`x::text` or `CAST(x AS TEXT)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+impl Dialect {
+    /// `x` as text.
+    pub fn as_text(self, column: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("{column}::text"),
+            Dialect::Sqlite => format!("CAST({column} AS TEXT)"),
+        }
+    }
+
+    /// The condition that keeps a row unless `column` is the non-finite number `word` (`NaN`,
+    /// `Infinity`), NULL kept. SQLite has no NaN (it stores NULL) and compares infinities as numbers.
+    pub fn finite(self, column: &str, word: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("{column} IS DISTINCT FROM '{word}'"),
+            Dialect::Sqlite => format!("({column} IS NULL OR abs({column}) < 9e999)"),
+        }
     }
 }
 

@@ -82,6 +82,16 @@ impl Sqlite {
             Err(e) if is_busy(&e) => {
                 return Err(Sqlite::timeout_for(&target, read_timeout, "opening the SQLite database"))
             }
+            Err(rusqlite::Error::InvalidPath(_)) => {
+                return Err(fail("it holds no tables (an empty file opens as an empty database)".into()))
+            }
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) && wal_beside(path) => {
+                return Err(fail(format!(
+                    "{e}: the database is in WAL mode, and SQLite reads it through a -shm file it could not \
+                     create beside it; let ddbsync's user write to that directory, or checkpoint the database \
+                     (PRAGMA wal_checkpoint(TRUNCATE)) with the -wal file's owner"
+                )))
+            }
             Err(e) => return Err(fail(e.to_string())),
         };
         let interrupt = Arc::new(opened.get_interrupt_handle());
@@ -138,8 +148,19 @@ fn open_read_only(path: &Path, wait: Duration, immutable: bool) -> rusqlite::Res
     };
     connection.busy_timeout(wait)?;
     connection.pragma_update(None, "query_only", true)?;
-    connection.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+    let tables: i64 = connection.query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))?;
+    if tables == 0 {
+        // An empty file opens as an empty database: every query would fail with "no such table".
+        return Err(rusqlite::Error::InvalidPath(path.to_path_buf()));
+    }
     Ok(connection)
+}
+
+/// Whether a `-wal` file lies beside the database.
+fn wal_beside(path: &Path) -> bool {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    Path::new(&wal).exists()
 }
 
 /// SQLite gave up waiting for a lock another connection holds.
@@ -437,6 +458,10 @@ impl ColumnType for SqliteType {
             Some(declared) => declared.clone(),
             None => "an expression (no declared type)".into(),
         }
+    }
+
+    fn dialect(&self) -> value::Dialect {
+        value::Dialect::Sqlite
     }
 
     fn key_type(&self) -> Option<&'static str> {

@@ -869,3 +869,29 @@ async fn a_number_the_scope_types_is_bound_as_a_number_where_the_query_compares_
     let report = sync_ok(&ctx, "lite", &["--param", "min=100"]);
     assert_eq!((total(&report, "unchanged"), total(&report, "deleted")), (41, 0), "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advice_for_a_sqlite_key_is_sqlite_and_an_empty_file_is_named() {
+    let ddl = "CREATE TABLE r (x REAL PRIMARY KEY, v TEXT);
+        INSERT INTO r VALUES (1.5, 'a'), (9e999, 'inf'), (1e300, 'big');";
+    let ctx = types_world(ddl, "[tables.t]\npartition_key = \"x\"\nquery = \"SELECT x, v FROM r\"\n").await;
+    let (run, report) = sync(&ctx, "lite", &[]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let reasons: Vec<&str> =
+        report["tables"][0]["rejected"].as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons.len(), 2, "{reasons:#?}");
+    let infinity = reasons.iter().find(|r| r.contains("Infinity")).unwrap();
+    assert!(infinity.contains("WHERE (x IS NULL OR abs(x) < 9e999)"), "{infinity}");
+    let big = reasons.iter().find(|r| !r.contains("Infinity")).unwrap();
+    assert!(big.contains("(CAST(x AS TEXT) AS x)") && !big.contains("::"), "{big}");
+    // What the advice says does what it says, in SQLite itself.
+    let db = open(&ctx.envs.path().join("types.sqlite"));
+    assert_eq!(ids(&db, "SELECT count(*) FROM r WHERE (x IS NULL OR abs(x) < 9e999)"), [2]);
+
+    std::fs::write(ctx.envs.path().join("empty.sqlite"), b"").unwrap();
+    let path = ctx.write_mappings("types.toml", "[tables.t]\npartition_key = \"x\"\nquery = \"SELECT x FROM r\"\n");
+    ctx.write_sqlite_profile("empty", &path, "empty.sqlite", &ctx.prefix, "");
+    let run = ctx.ddbsync(&["sync", "empty"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert!(run.stderr().contains("it holds no tables (an empty file opens as an empty database)"), "{}", run.stderr());
+}
