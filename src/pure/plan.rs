@@ -795,7 +795,11 @@ impl Plan {
             return Some(match index {
                 None => format!(
                     "{role} \"{name}\" is {bytes} bytes, over DynamoDB's limit of {limit} for a {role}; \
-                     build it from shorter values (a hash of a long one, such as PostgreSQL's md5(column), for example)"
+                     build it from shorter values ({})",
+                    match self.columns.first().map(|(_, ty)| ty.dialect()) {
+                        Some(Dialect::Sqlite) => "an id, or the start of a long one, such as substr(column, 1, 200)",
+                        _ => "a hash of a long one, such as md5(column), for example",
+                    }
                 ),
                 Some(index) => format!(
                     "attribute \"{name}\" is the {role} of index \"{index}\" and is {bytes} bytes, over DynamoDB's \
