@@ -244,8 +244,11 @@ async fn scope(
     let param_types = plan.map(|p| p.param_types.clone()).unwrap_or_default();
     // A default a run could not use fails every run that does not override it.
     let mut spelled = std::collections::HashMap::new();
+    let scoped = crate::profile::placeholders(expression, ':');
     for (name, _, ty) in plan.map(|p| p.param_columns.as_slice()).unwrap_or_default() {
-        let Some(value) = profile.param_defaults.get(name) else { continue };
+        let Some(value) = profile.param_defaults.get(name).filter(|_| scoped.contains(&name.as_str())) else {
+            continue;
+        };
         match ty.param_value(value) {
             Ok(Some(value)) => {
                 spelled.insert(name.clone(), value);

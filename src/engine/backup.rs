@@ -31,6 +31,7 @@ use crate::engine::stop::Stop;
 use crate::engine::writer::{Pending, WriteOutcome};
 use crate::printer::Printer;
 use crate::profile::{Profile, TableMapping};
+use crate::pure::cost::{self, Footprint};
 use crate::pure::ddb_json;
 use crate::pure::hash;
 use crate::pure::item::{self, AttributeValue};
@@ -828,6 +829,7 @@ pub async fn restore(
         );
         // The archive is read on a blocking thread and fed to the writer through the channel.
         let (path, file, names, digest) = (progress.file.clone(), entry.file.clone(), key_names, entry.md5.clone());
+        let indexes = entry.indexes.clone();
         let halt = stop.clone();
         let reader = tokio::task::spawn_blocking(move || -> Result<u64> {
             let (mut items, mut md5, mut halted) = (0, Md5::new(), false);
@@ -849,7 +851,9 @@ pub async fn restore(
                     let key: Vec<&AttributeValue> = names.iter().filter_map(|n| item.get(n)).collect();
                     let pending = Pending {
                         key: hash::key_digest(&key),
-                        units: item::write_units(item::item_size(&item)),
+                        // As DynamoDB bills a new item: itself and its entry in each index (the units cap
+                        // holds on what is billed, as a sync's does).
+                        units: cost::put_units(None, &Footprint::of(&item, &names, &indexes)),
                         request: Request::Put(item),
                     };
                     if tx.blocking_send(pending).is_err() {

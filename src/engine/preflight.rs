@@ -3,7 +3,7 @@
 //! at once: [`PlanErrors`]), each table described and compared with what its mapping gives
 //! ([`compare`]), and an entity's rows opened with its parameters.
 
-use crate::profile::{compared_with, Entity, Profile, ProfileError, TableMapping};
+use crate::profile::{compared_with, placeholders, Entity, Profile, ProfileError, TableMapping};
 use crate::pure::params::Params;
 use crate::pure::plan::{show_schema, Plan, TablePlan};
 use crate::source::{self, Source, SourceError};
@@ -110,7 +110,12 @@ pub async fn plan(source: &dyn Source, mapping: &TableMapping) -> Result<TablePl
 /// leaves out in the scope.
 pub fn check_params(params: &mut Params, mappings: &[&TableMapping], plans: &mut [TablePlan]) -> Result<()> {
     for (mapping, plan) in mappings.iter().zip(plans) {
+        // Only what the scope compares is spelled (or refused): the queries read the text as given.
+        let scoped = mapping.scope.as_deref().map(|s| placeholders(s, ':')).unwrap_or_default();
         for (name, attribute, ty) in &plan.param_columns {
+            if !scoped.contains(&name.as_str()) {
+                continue;
+            }
             let Some(value) = params.value(name).map(str::to_string) else { continue };
             // A parameter typed by the scope (SQLite's) as a number is bound as one.
             if attribute.is_some() && plan.param_types.get(name) == Some(&"N") {

@@ -160,24 +160,37 @@ impl ColumnType for PgType {
         unspellable(column, &self.0)
     }
 
-    /// A time or number in the spelling the items hold (PostgreSQL checks the value itself, and
-    /// the session runs in UTC): `2021-01-01 10:00` → `2021-01-01T10:00:00` for a timestamp. A form
-    /// only PostgreSQL reads (`Jan 1 2021`) is used as given.
+    /// A time or number the scope compares, in the spelling the items hold (the session runs in
+    /// UTC): `2021-01-01 10:00` → `2021-01-01T10:00:00` for a timestamp. The scope compares strings,
+    /// so a form only PostgreSQL reads (`Jan 1 2021`, an offset `+02`, `UTC`) is refused: given as
+    /// it is, it would sort apart from the items' spelling and take items the query leaves out
+    /// for deleted.
     fn param_value(&self, value: &str) -> Result<Option<String>, &'static str> {
+        const NOT_ISO: &str = "is not a date and time the scope can compare: give it as YYYY-MM-DD, then optionally \
+                               HH:MM[:SS[.ffffff]] and, for a timestamptz, Z or ±HH:MM (the items hold ISO-8601 text)";
         let ty = base_type(&self.0);
-        let iso = || crate::pure::value::iso_time(value);
+        let iso = || crate::pure::value::iso_time(value).ok_or(NOT_ISO);
         let zoned = |iso: &str| iso.ends_with("+00:00");
-        Ok(match *ty {
-            Type::TIMESTAMP => iso().filter(|t| !zoned(t)).map(|t| if t.len() == 10 { t + "T00:00:00" } else { t }),
-            Type::TIMESTAMPTZ => iso().map(|t| match t.len() {
-                10 => t + "T00:00:00+00:00",
-                _ if zoned(&t) => t,
-                _ => t + "+00:00",
-            }),
-            Type::DATE => iso().map(|t| t[..10].to_string()),
-            _ if key_type(ty) == "N" => number::normalize(value).ok().map(|n| n.into_owned()),
-            _ => None,
-        })
+        Ok(Some(match *ty {
+            Type::TIMESTAMP => match iso()? {
+                t if zoned(&t) => {
+                    return Err("carries a time zone, which a timestamp without time zone ignores; give the time alone")
+                }
+                t if t.len() == 10 => t + "T00:00:00",
+                t => t,
+            },
+            Type::TIMESTAMPTZ => match iso()? {
+                t if t.len() == 10 => t + "T00:00:00+00:00",
+                t if zoned(&t) => t,
+                t => t + "+00:00",
+            },
+            Type::DATE => iso()?[..10].to_string(),
+            _ if key_type(ty) == "N" => match number::normalize(value.trim()) {
+                Ok(n) => n.into_owned(),
+                Err(_) => return Err("is not a number DynamoDB can hold"),
+            },
+            _ => return Ok(None),
+        }))
     }
 }
 
@@ -626,6 +639,28 @@ mod tests {
             }
             out
         }
+    }
+
+    #[test]
+    fn scope_parameters_are_spelled_as_the_items_hold_them_or_refused() {
+        let spell = |ty: Type, v: &str| PgType(ty).param_value(v);
+        assert_eq!(spell(Type::TIMESTAMP, "2021-01-01 10:00"), Ok(Some("2021-01-01T10:00:00".into())));
+        assert_eq!(spell(Type::TIMESTAMP, "2021-01-01"), Ok(Some("2021-01-01T00:00:00".into())));
+        assert_eq!(spell(Type::TIMESTAMPTZ, "2021-01-01 10:00-05:00"), Ok(Some("2021-01-01T15:00:00+00:00".into())));
+        assert_eq!(spell(Type::TIMESTAMPTZ, "2021-01-01"), Ok(Some("2021-01-01T00:00:00+00:00".into())));
+        assert_eq!(spell(Type::DATE, "2021-01-01"), Ok(Some("2021-01-01".into())));
+        assert_eq!(spell(Type::NUMERIC, " 1.50"), Ok(Some("1.5".into())));
+        for (ty, v) in [
+            (Type::TIMESTAMP, "2021-01-01 10:00+05:00"),
+            (Type::TIMESTAMPTZ, "2021-01-01 10:00+00"),
+            (Type::TIMESTAMPTZ, "2021-01-01 10:00 UTC"),
+            (Type::DATE, "May 8 2022"),
+            (Type::NUMERIC, "NaN"),
+            (Type::INT4, "1e200"),
+        ] {
+            assert!(spell(ty.clone(), v).is_err(), "{ty} {v}");
+        }
+        assert_eq!(spell(Type::TEXT, "anything"), Ok(None), "text is compared as given");
     }
 
     fn conv(ty: &Type, raw: &[u8]) -> AttributeValue {
