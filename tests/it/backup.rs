@@ -755,3 +755,40 @@ async fn a_restore_of_several_tables_shares_one_write_units_cap() {
         "every item restored, as the server holds them"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_caps_what_dynamodb_bills_index_entries_included() {
+    let ctx = Ctx::new(0).await;
+    // 60 one-unit items, each also one unit in the index: 120 units billed.
+    let mappings = ctx.use_mappings(
+        "idx.toml",
+        "[tables.idx]\npartition_key = \"id\"\nquery = \"SELECT g AS id, 'c' AS cat FROM generate_series(1, 60) g\"\n\
+         [tables.idx.indexes.ByCat]\npartition_key = \"cat\"\nsort_key = \"id\"\n",
+    );
+    assert_eq!(ctx.ddbsync(&["sync", "local"]).code(), 0);
+    let file = ctx.envs.path().join("b/idx.tar");
+    let file_arg = file.to_str().unwrap();
+    assert_eq!(ctx.ddbsync(&["backup", "local", "-o", file_arg]).code(), 0);
+    let cap = 20;
+    ctx.write_profile_with(
+        "local",
+        &crate::harness::Profile {
+            mappings: Some(&mappings),
+            sync: &format!("max_write_units_per_second = {cap}"),
+            ..Default::default()
+        },
+    );
+    let since = Instant::now();
+    let run = ctx.ddbsync(&["--json", "restore", file_arg, "--yes"]);
+    let took = since.elapsed();
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let report: Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(report["tables"][0]["written"], 60, "{report}");
+    // What DynamoDB bills: each item under 1 KB is one unit, and its index entry (projection all,
+    // under 1 KB) one more. (dynoxide reports these 120; dynalite leaves index units out.)
+    let billed = 120.0;
+    // A second's burst, then the cap: counting the items alone would take half as long.
+    let floor = Duration::from_secs_f64((billed - cap as f64) / cap as f64 * 0.8);
+    assert!(took >= floor, "{billed} units at {cap} a second took {took:?}, under {floor:?}: the cap did not hold");
+    assert_eq!(count(&ctx, "idx").await, Some(60));
+}
