@@ -173,35 +173,6 @@ pub struct Ctx {
     pub proxy: Proxy,
 }
 
-/// The public Chinook dataset, which the repository does not copy: `DDBSYNC_CHINOOK`, else
-/// `shared/datasets/chinook/Chinook_PostgreSql.sql` in a directory above the repository.
-fn chinook_sql() -> PathBuf {
-    if let Some(path) = std::env::var_os("DDBSYNC_CHINOOK") {
-        return PathBuf::from(path);
-    }
-    let relative = "shared/datasets/chinook/Chinook_PostgreSql.sql";
-    repo().ancestors().map(|dir| dir.join(relative)).find(|p| p.is_file()).unwrap_or_else(|| {
-        panic!(
-            "the Chinook dataset is not in ../{relative}: set DDBSYNC_CHINOOK to a copy of Chinook_PostgreSql.sql \
-             (https://github.com/lerocha/chinook-database)"
-        )
-    })
-}
-
-/// A new database holding Chinook: the script runs once, as it is (it creates database
-/// `chinook`), and each test gets a copy made from it as a template.
-fn chinook_copy(db: &str) {
-    static LOADED: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
-    let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
-    if !*loaded {
-        let out = psql("postgres").arg("-f").arg(chinook_sql()).output().expect("run psql");
-        assert!(out.status.success(), "loading Chinook: {}", String::from_utf8_lossy(&out.stderr));
-        *loaded = true;
-    }
-    // Under the lock: a template may not be copied twice at once.
-    Ctx::psql("postgres", &[&format!("CREATE DATABASE {db} TEMPLATE chinook")]);
-}
-
 impl Ctx {
     /// A test world with the PNI sample at this scale (lessons).
     pub async fn new(scale: u32) -> Ctx {
@@ -218,16 +189,6 @@ impl Ctx {
             .expect("run psql");
         assert!(out.status.success(), "loading PNI data: {}", String::from_utf8_lossy(&out.stderr));
         Self::with_db(db)
-    }
-
-    /// A test world with the Chinook database, and profile `local` using `envs/mappings/chinook.toml`.
-    pub async fn chinook() -> Ctx {
-        let db = random_name("t");
-        chinook_copy(&db);
-        let ctx = Self::with_db(db);
-        let mappings = repo().join("envs/mappings/chinook.toml");
-        ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
-        ctx
     }
 
     /// A test world with the Chinook the tests generate ([`crate::chinook_data`]) in both its
