@@ -309,6 +309,9 @@ async fn a_sampled_repair_repairs_what_the_sample_found_and_says_so() {
     let fixed = now.iter().filter(|(id, title)| source.get(id) == Some(title)).count();
     assert_eq!(fixed as u64, written, "what the report says was written is what the server holds");
 
+    // Every item differs again, so that whichever item the next sample draws has a difference to
+    // repair (a sample of the one or two items repaired above would find none and say nothing).
+    ctx.sql(&["UPDATE items SET title = title || '?'"]);
     let run = ctx.ddbsync(&["verify", "local", "--sample", "1", "--repair", "--yes"]);
     assert!(run.stdout().contains("The verify was sampled ("), "{}", run.stdout());
     assert!(run.stdout().contains("`ddbsync verify local --full --repair` finds and repairs every one"));
