@@ -242,27 +242,13 @@ async fn scope(
     let Some(expression) = &mapping.scope else { return };
     let what = format!("scope of {}", mapping.name);
     let param_types = plan.map(|p| p.param_types.clone()).unwrap_or_default();
-    // A default a run could not use fails every run that does not override it.
-    let mut spelled = std::collections::HashMap::new();
-    let scoped = crate::profile::placeholders(expression, ':');
-    for (name, _, ty) in plan.map(|p| p.param_columns.as_slice()).unwrap_or_default() {
-        let Some(value) = profile.param_defaults.get(name).filter(|_| scoped.contains(&name.as_str())) else {
-            continue;
-        };
-        match ty.param_value(value) {
-            Ok(Some(value)) => {
-                spelled.insert(name.clone(), value);
-            }
-            Ok(None) => {}
-            Err(flaw) => report.fail(
-                &what,
-                &anyhow::anyhow!(
-                    "param_defaults.{name} = \"{value}\" {flaw} ({} is its column's type); fix it in the mappings file",
-                    ty.name()
-                ),
-            ),
-        }
+    // A default a run could not use fails every run that does not override it; the others are
+    // spelled as a run spells them.
+    let mut checked = plan.cloned().into_iter().collect::<Vec<_>>();
+    if let Err(e) = preflight::check_params(&mut Params::defaults(profile), &[mapping], &mut checked) {
+        report.fail(&what, &e);
     }
+    let spelled = checked.pop().map(|p| p.scope_values).unwrap_or_default();
     let Some(filter) = Params::stand_ins(profile, mapping).filter(mapping, &param_types, &spelled) else { return };
     let read = scope_attributes(expression);
     // A Query refuses a filter on its table's key: a scope naming the metadata table's is not tried there.

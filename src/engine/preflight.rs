@@ -3,14 +3,14 @@
 //! at once: [`PlanErrors`]), each table described and compared with what its mapping gives
 //! ([`compare`]), and an entity's rows opened with its parameters.
 
-use crate::profile::{compared_with, placeholders, Entity, Profile, ProfileError, TableMapping};
-use crate::pure::params::Params;
-use crate::pure::plan::{show_schema, Plan, TablePlan};
-use crate::source::{self, Source, SourceError};
 use std::collections::HashMap;
 
 use anyhow::{Context, Result};
 
+use crate::profile::{compared_with, placeholders, Entity, Profile, ProfileError, TableMapping};
+use crate::pure::params::Params;
+use crate::pure::plan::{show_schema, Plan, TablePlan};
+use crate::source::{self, Source, SourceError};
 use crate::target::{IndexSchema, KeySchema, TableInfo, Target, TABLE_WAIT};
 
 /// The mappings a run covers, in file order, or an error naming the unknown ones.
@@ -54,10 +54,7 @@ pub async fn plan(source: &dyn Source, mapping: &TableMapping) -> Result<TablePl
                     .error(format!(
                         "the query has {} parameters ({}) but `params` names {} ({listed}); list one name per parameter, in order",
                         described.params.len(),
-                        match source.system() {
-                            "SQLite" => "?1, ?2, …",
-                            _ => "$1, $2, …",
-                        },
+                        source.placeholders(),
                         entity.params.len()
                     ))
                     .into(),

@@ -95,12 +95,17 @@ impl Params {
         Params { values, numbers: Vec::new(), given: Vec::new() }
     }
 
-    /// The values bound to an entity's `$1`, `$2`, …
+    /// The mappings' defaults alone, as a run without `--param` has them (`check` checks them).
+    pub fn defaults(profile: &Profile) -> Params {
+        Params { values: profile.param_defaults.clone(), numbers: Vec::new(), given: Vec::new() }
+    }
+
     /// The value of a parameter, given or defaulted.
     pub fn value(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)
     }
 
+    /// The values bound to an entity's `$1`, `$2`, …
     pub fn for_entity(&self, entity: &Entity) -> Vec<Param> {
         let param = |p: &String| Param {
             text: self.values.get(p).cloned().unwrap_or_default(),

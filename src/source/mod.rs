@@ -75,6 +75,8 @@ pub trait Source: Send + Sync {
     fn system(&self) -> &'static str;
     /// Where the source is (`user@host:port/dbname`, a file), for messages: never a password.
     fn target(&self) -> &str;
+    /// How its queries write parameters, for messages: `$1, $2, …`.
+    fn placeholders(&self) -> &'static str;
     /// The columns a query returns and its parameters' types, without running it.
     fn describe<'a>(&'a self, query: &'a str, context: &'a str) -> BoxFuture<'a, Result<Described, SourceError>>;
     /// Streams a query's rows, `params` bound in order (`$1`, `$2`, … or `?1`, `?2`, …), as text

@@ -514,6 +514,10 @@ impl Source for Postgres {
         &self.target
     }
 
+    fn placeholders(&self) -> &'static str {
+        "$1, $2, …"
+    }
+
     fn describe<'a>(&'a self, query: &'a str, context: &'a str) -> BoxFuture<'a, Result<Described, SourceError>> {
         Box::pin(self.prepare_described(query, context))
     }

@@ -216,6 +216,10 @@ impl Source for Sqlite {
         &self.target
     }
 
+    fn placeholders(&self) -> &'static str {
+        "?1, ?2, …"
+    }
+
     fn describe<'a>(&'a self, query: &'a str, context: &'a str) -> BoxFuture<'a, Result<Described, SourceError>> {
         let (query, owned_context) = (query.to_string(), context.to_string());
         Box::pin(self.blocking(context, move |connection| {

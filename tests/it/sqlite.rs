@@ -906,3 +906,25 @@ async fn advice_for_a_sqlite_key_is_sqlite_and_an_empty_file_is_named() {
     assert_eq!(run.code(), 2, "{}", run.stderr());
     assert!(run.stderr().contains("it holds no tables (an empty file opens as an empty database)"), "{}", run.stderr());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_fails_a_parameter_default_no_run_could_use() {
+    let ddl = format!("CREATE TABLE ev (id INTEGER PRIMARY KEY, d DATETIME); INSERT INTO ev VALUES {};", event_rows());
+    let mappings = format!(
+        "param_defaults = {{ from = \"1900-1-1\", to = \"2100-01-01\" }}\n{}",
+        event_mappings("datetime(d) >= datetime(?1) AND datetime(d) < datetime(?2)")
+    );
+    let ctx = types_world(&ddl, &mappings).await;
+    let run = ctx.ddbsync(&["check", "lite"]);
+    assert_eq!(run.code(), 2, "{}\n{}", run.stdout(), run.stderr());
+    assert!(
+        run.stdout()
+            .contains("param_defaults.from = \"1900-1-1\" (the mappings file's default) is not a date and time"),
+        "{}",
+        run.stdout()
+    );
+    // A run without --param fails the same way, before anything is read.
+    let run = ctx.ddbsync(&["sync", "lite"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert!(run.stderr().contains("param_defaults.from = \"1900-1-1\""), "{}", run.stderr());
+}
