@@ -78,12 +78,11 @@ impl Sqlite {
         .await
         .map_err(|e| fail(e.to_string()))?;
         let opened = match opened {
-            Ok(connection) => connection,
+            // An empty file opens as an empty database: every query would fail with "no such table".
+            Ok((_, 0)) => return Err(fail("it holds no tables (an empty file opens as an empty database)".into())),
+            Ok((connection, _)) => connection,
             Err(e) if is_busy(&e) => {
                 return Err(Sqlite::timeout_for(&target, read_timeout, "opening the SQLite database"))
-            }
-            Err(rusqlite::Error::InvalidPath(_)) => {
-                return Err(fail("it holds no tables (an empty file opens as an empty database)".into()))
             }
             Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) && wal_beside(path) => {
                 return Err(fail(format!(
@@ -135,8 +134,9 @@ impl Sqlite {
 }
 
 /// Opens the file read-only (`immutable`: as a file nothing writes), with the lock wait bounded,
-/// and reads its schema, which tells a database from another file.
-fn open_read_only(path: &Path, wait: Duration, immutable: bool) -> rusqlite::Result<Connection> {
+/// and reads its schema, which tells a database from another file: the connection and how many
+/// objects the schema has.
+fn open_read_only(path: &Path, wait: Duration, immutable: bool) -> rusqlite::Result<(Connection, i64)> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     let connection = match immutable {
         false => Connection::open_with_flags(path, flags)?,
@@ -148,12 +148,8 @@ fn open_read_only(path: &Path, wait: Duration, immutable: bool) -> rusqlite::Res
     };
     connection.busy_timeout(wait)?;
     connection.pragma_update(None, "query_only", true)?;
-    let tables: i64 = connection.query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))?;
-    if tables == 0 {
-        // An empty file opens as an empty database: every query would fail with "no such table".
-        return Err(rusqlite::Error::InvalidPath(path.to_path_buf()));
-    }
-    Ok(connection)
+    let objects: i64 = connection.query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))?;
+    Ok((connection, objects))
 }
 
 /// Whether a `-wal` file lies beside the database.
