@@ -140,15 +140,21 @@ pub struct Cast {
 /// JSON text that may not be read whole: the parser's error, boxed as `serde` gives it.
 pub type WireResult<T> = Result<T, Box<dyn std::error::Error + Sync + Send>>;
 
-/// [`json_text`] with its error as a [`ConvertError`] (`ty` names the source type in a wire error).
-pub fn json_value(text: &[u8], ty: &str) -> Result<AttributeValue, ConvertError> {
-    json_text(text).map_err(|e| match e.downcast::<NumberError>() {
+/// A conversion's boxed error as a [`ConvertError`]: a number or value refused as such, anything
+/// else the source's value as it could not be read (`ty` names its type).
+pub fn wire_error(e: Box<dyn std::error::Error + Sync + Send>, ty: &str) -> ConvertError {
+    match e.downcast::<NumberError>() {
         Ok(number) => ConvertError::Number(*number),
         Err(e) => match e.downcast::<ValueError>() {
             Ok(value) => ConvertError::Value(*value),
             Err(e) => ConvertError::Wire { ty: ty.into(), message: e.to_string() },
         },
-    })
+    }
+}
+
+/// [`json_text`] with its error as a [`ConvertError`] (`ty` names the source type in a wire error).
+pub fn json_value(text: &[u8], ty: &str) -> Result<AttributeValue, ConvertError> {
+    json_text(text).map_err(|e| wire_error(e, ty))
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

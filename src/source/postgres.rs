@@ -535,8 +535,8 @@ impl Source for Postgres {
             // Each value converted here, by its column's type: the core sees cells only.
             let cells = rows.map(|row| {
                 row.map(|row| {
-                    let raw = raw_values(&row);
-                    row.columns().iter().zip(raw).map(|(c, raw)| convert::cell(c.type_(), raw)).collect::<Vec<Cell>>()
+                    let columns = row.columns().iter().enumerate();
+                    columns.map(|(i, c)| convert::cell(c.type_(), raw_value(&row, i))).collect::<Vec<Cell>>()
                 })
             });
             Ok(Box::pin(cells) as Rows<'a>)
@@ -618,9 +618,9 @@ impl<'a> FromSql<'a> for Raw<'a> {
     }
 }
 
-/// The raw values of a row, in column order.
-fn raw_values(row: &Row) -> Vec<Option<&[u8]>> {
-    (0..row.len()).map(|i| row.try_get::<_, Raw>(i).map(|r| r.0).unwrap_or(None)).collect()
+/// A column's raw value in a row (`None` for NULL).
+fn raw_value(row: &Row, index: usize) -> Option<&[u8]> {
+    row.try_get::<_, Raw>(index).map(|r| r.0).unwrap_or(None)
 }
 
 #[cfg(test)]

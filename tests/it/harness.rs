@@ -231,19 +231,33 @@ impl Ctx {
     /// Writes `envs/<env>.toml` reading the SQLite file `path` (relative to the profile) with the
     /// mappings file `mappings`, into tables named with `prefix`, with `extra` lines in `[sync]`.
     pub fn write_sqlite_profile(&self, env: &str, mappings: &Path, path: &str, prefix: &str, extra: &str) {
-        let copy = self.envs.path().join("mappings").join(mappings.file_name().unwrap());
-        if mappings != copy {
-            std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
-            std::fs::copy(mappings, &copy).unwrap_or_else(|e| panic!("copying {}: {e}", mappings.display()));
+        let source = format!("kind = \"sqlite\"\npath = \"{path}\"");
+        self.write_env(env, (mappings, prefix), ("", &source), extra);
+    }
+
+    /// A mappings file as a profile may name it: inside the profiles directory, where ddbsync reads
+    /// them only (one from elsewhere, the repository's, is copied in).
+    fn mappings_in_envs(&self, mappings: &Path) -> PathBuf {
+        if mappings.starts_with(self.envs.path()) {
+            return mappings.to_path_buf();
         }
+        let copy = self.envs.path().join("mappings").join(mappings.file_name().unwrap());
+        std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+        std::fs::copy(mappings, &copy).unwrap_or_else(|e| panic!("copying {}: {e}", mappings.display()));
+        copy
+    }
+
+    /// Writes `envs/<env>.toml`: the mappings file and table prefix, lines at the top, the
+    /// `[source]` section's lines, and lines of `[sync]`; the target is this test's server.
+    fn write_env(&self, env: &str, (mappings, prefix): (&Path, &str), (top, source): (&str, &str), sync: &str) {
         let text = format!(
-            r#"description = "integration test (SQLite)"
+            r#"description = "integration test"
 mappings = "{mappings}"
 table_prefix = "{prefix}"
+{top}
 
 [source]
-kind = "sqlite"
-path = "{path}"
+{source}
 
 [target]
 region = "us-east-1"
@@ -251,9 +265,9 @@ endpoint_url = "{url}"
 
 [sync]
 scan_segments = 3
-{extra}
+{sync}
 "#,
-            mappings = copy.display(),
+            mappings = self.mappings_in_envs(mappings).display(),
             url = self.proxy.url,
         );
         std::fs::write(self.envs.path().join(format!("{env}.toml")), text).unwrap();
@@ -298,46 +312,10 @@ scan_segments = 3
 
     pub fn write_profile_with(&self, env: &str, p: &Profile) {
         let mappings = p.mappings.map(Path::to_path_buf).unwrap_or_else(|| repo().join("envs/mappings/pni.toml"));
-        // ddbsync reads mappings only from inside the profiles directory: one from the repository
-        // is copied in.
-        let mappings = if mappings.starts_with(self.envs.path()) {
-            mappings
-        } else {
-            let copy = self.envs.path().join("mappings").join(mappings.file_name().unwrap());
-            std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
-            std::fs::copy(&mappings, &copy).unwrap_or_else(|e| panic!("copying {}: {e}", mappings.display()));
-            copy
-        };
-        let source = p.source.unwrap_or("host = \"127.0.0.1\"\nuser = \"postgres\"\nsslmode = \"disable\"");
-        let text = format!(
-            r#"description = "integration test"
-mappings = "{mappings}"
-table_prefix = "{prefix}"
-{top}
-
-[source]
-port = {port}
-dbname = "{db}"
-connect_timeout_secs = 5
-{source}
-
-[target]
-region = "us-east-1"
-endpoint_url = "{url}"
-
-[sync]
-scan_segments = 3
-{extra}
-"#,
-            mappings = mappings.display(),
-            top = p.top,
-            extra = p.sync,
-            prefix = self.prefix,
-            port = servers().pg_port,
-            db = self.db,
-            url = self.proxy.url,
-        );
-        std::fs::write(self.envs.path().join(format!("{env}.toml")), text).unwrap();
+        let extra = p.source.unwrap_or("host = \"127.0.0.1\"\nuser = \"postgres\"\nsslmode = \"disable\"");
+        let source =
+            format!("port = {}\ndbname = \"{}\"\nconnect_timeout_secs = 5\n{extra}", servers().pg_port, self.db);
+        self.write_env(env, (&mappings, &self.prefix), (p.top, &source), p.sync);
     }
 
     pub fn table(&self, name: &str) -> String {

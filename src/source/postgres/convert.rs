@@ -411,13 +411,9 @@ pub fn convert(ty: &Type, raw: Option<&[u8]>) -> Result<Option<AttributeValue>, 
         Kind::Domain(base) => return convert(base, Some(raw)),
         Kind::Enum(_) => AttributeValue::S(wire::text_from_sql(raw).map_err(wire_err)?.to_string()),
         Kind::Array(elem) => array(elem, raw)?,
-        _ => scalar(ty, raw).map_err(|e| match e.downcast::<NumberError>() {
-            Ok(number) => ConvertError::Number(*number),
-            Err(e) => match e.downcast::<ValueError>() {
-                Ok(value) => ConvertError::Value(*value),
-                Err(e) if SCALARS.contains(ty) => wire_err(e),
-                Err(_) => ConvertError::Unsupported(ty.name().to_string()),
-            },
+        _ => scalar(ty, raw).map_err(|e| match crate::pure::value::wire_error(e, ty.name()) {
+            ConvertError::Wire { .. } if !SCALARS.contains(ty) => ConvertError::Unsupported(ty.name().to_string()),
+            other => other,
         })?,
     };
     Ok(Some(value))
