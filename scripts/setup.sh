@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what ddbsync's demo, tests and benchmark need and a fresh machine lacks: PostgreSQL server
-# binaries (Debian packages), Node.js, dynalite (npm) and dynoxide (crates.io). Idempotent: what is
+# binaries (Debian packages), Node.js, dynalite (npm), dynoxide (crates.io) and the Prometheus Pushgateway
+# (Debian's prometheus-pushgateway, for the metrics tests). Idempotent: what is
 # already there is kept. Servers go under $DDBSYNC_TOOLS (default ~/.cache/ddbsync-tools).
 set -euo pipefail
 tools="${DDBSYNC_TOOLS:-$HOME/.cache/ddbsync-tools}"
@@ -21,6 +22,11 @@ if ! pg_bin >/dev/null 2>&1; then
 fi
 if ! command -v psql >/dev/null; then apt_install postgresql-client; fi
 if ! command -v openssl >/dev/null; then apt_install openssl; fi
+# The tests start their own Pushgateways on loopback ports; the package's service is not used.
+if [ ! -x /usr/bin/prometheus-pushgateway ]; then
+  echo "setup: installing the Prometheus Pushgateway" >&2
+  apt_install prometheus-pushgateway
+fi
 if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
   useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
 fi

@@ -34,6 +34,10 @@ pub struct Cli {
     /// Log what happens (-v: info, -vv: debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// How log lines are written on stderr: text, or one JSON object a line for log shippers, each
+    /// with the run's run_id (notes and warnings then come as log events too).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -247,6 +251,37 @@ pub struct SyncArgs {
     /// them; never put into the SQL text); repeatable.
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = crate::pure::params::parse)]
     pub params: Vec<(String, String)>,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+}
+
+/// `--log-format`: how log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    // Plain comments, not doc comments: a value's help would turn every `--help` into the long form.
+    // Lines for people (coloured on a terminal).
+    Text,
+    // One JSON object a line (tracing's JSON formatter), each event with the run's `run_id`.
+    Json,
+}
+
+/// Where a sync's metrics go, for schedulers to alert on (README, "Metrics"). A delivery that
+/// fails is a warning: the exit code stays the run's.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Metrics")]
+pub struct MetricsArgs {
+    /// Write the run's metrics to FILE in the Prometheus text format (for node_exporter's textfile
+    /// collector: name it *.prom in the collector's directory), replacing it whole by a rename.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
+    /// Push the run's metrics to this Prometheus Pushgateway, in the group job="ddbsync",
+    /// env=<env> (user and password, if needed, in the URL; never shown).
+    #[arg(long, value_name = "URL", env = "DDBSYNC_PUSHGATEWAY", hide_env_values = true)]
+    pub pushgateway: Option<String>,
+    /// Print the run's metrics as CloudWatch embedded-metric-format lines on stderr (one per table
+    /// and one for the run), for Lambda, ECS and Batch log groups.
+    #[arg(long)]
+    pub emf: bool,
 }
 
 /// Longest `--wait-lock`: a backup waiting longer than a week waits for a run that is not coming.

@@ -5,12 +5,14 @@
 //! costs, reports); [`source`] and [`target`] are the seams to the source database and to
 //! DynamoDB; [`engine`] runs syncs, verifies, repairs, backups and restores over those seams;
 //! `commands` is one function per command; [`profile`] loads and validates the configuration;
-//! `cli`, `exit` and `printer` are the shell's arguments, exit codes and output.
+//! `cli`, `exit` and `printer` are the shell's arguments, exit codes and output; `export` delivers a
+//! sync's metrics (a file, a Pushgateway, CloudWatch EMF lines).
 
 pub mod cli;
 mod commands;
 pub mod engine;
 pub mod exit;
+mod export;
 pub mod printer;
 pub mod profile;
 pub mod pure;

@@ -10,26 +10,35 @@ use clap::Parser;
 // than the system allocator (see BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use ddbsync::cli::LogFormat;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = ddbsync::cli::Cli::parse();
-    let default_level = match cli.verbose {
+    let json = cli.log_format == LogFormat::Json;
+    let default_level = match (cli.verbose, json) {
         // The credential chain's warning about a provider that failed (with the SDK's debug dump
         // of its answer) comes just before the error that says the same: no credentials, where the
         // chain looked and how to give some.
-        0 => "warn,aws_config::meta::credentials::chain=off",
-        1 => "ddbsync=info",
+        (0, false) => "warn,aws_config::meta::credentials::chain=off",
+        // The notes a person sees without -v are log events in JSON: kept at the same verbosity.
+        (0, true) => "warn,aws_config::meta::credentials::chain=off,ddbsync::note=info",
+        (1, _) => "ddbsync=info",
         _ => "ddbsync=debug",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)))
-        .with_writer(std::io::stderr)
-        .with_ansi(colours(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR").as_deref()))
-        .init();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        // One object a line, with the `run` span's fields (the run id) on every event; JSON never
+        // holds ANSI escapes.
+        logs.json().with_ansi(false).with_current_span(true).with_span_list(false).init();
+    } else {
+        logs.with_ansi(colours(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR").as_deref())).init();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
+            // Before any run: no log event could carry a run id.
             eprintln!("error: cannot start the async runtime: {e}");
             return ddbsync::exit::Exit::Error.into();
         }
@@ -46,8 +55,13 @@ fn main() -> ExitCode {
         // Unix filter.
         Err(error) if ddbsync::is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
-            ddbsync::exit_for(&error).into()
+            let code = ddbsync::exit_for(&error);
+            if json {
+                tracing::error!(exit_code = code as u8, "{error:#}");
+            } else {
+                eprintln!("error: {error:#}");
+            }
+            code.into()
         }
     }
 }

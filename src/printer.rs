@@ -1,6 +1,8 @@
 //! The one place that decides what is printed: the report on stdout (a table, or JSON with
 //! `--json`), progress bars and notes on stderr. Progress bars appear only on a terminal and never
-//! with `--quiet` or `--json`; notes go through the bars so that the two never interleave.
+//! with `--quiet`, `--json` or `--log-format json`; notes go through the bars so that the two never
+//! interleave. With `--log-format json`, notes and warnings are log events (`info`, `warn`), so
+//! that every line on stderr is a JSON object.
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::time::Duration;
@@ -15,17 +17,19 @@ fn rate(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
 pub struct Printer {
     json: bool,
     quiet: bool,
+    /// `--log-format json`: notes and warnings go to the log as events.
+    log_json: bool,
     bars: MultiProgress,
 }
 
 impl Printer {
-    pub fn new(json: bool, quiet: bool) -> Printer {
-        let draw = if quiet || json || !io::stderr().is_terminal() {
+    pub fn new(json: bool, quiet: bool, log_json: bool) -> Printer {
+        let draw = if quiet || json || log_json || !io::stderr().is_terminal() {
             ProgressDrawTarget::hidden()
         } else {
             ProgressDrawTarget::stderr()
         };
-        Printer { json, quiet, bars: MultiProgress::with_draw_target(draw) }
+        Printer { json, quiet, log_json, bars: MultiProgress::with_draw_target(draw) }
     }
 
     /// A note for a person (stderr); silent with `--quiet` or `--json`.
@@ -39,7 +43,9 @@ impl Printer {
         if self.quiet || self.json {
             return;
         }
-        if self.bars.is_hidden() {
+        if self.log_json {
+            tracing::info!(target: "ddbsync::note", "{}", text.as_ref());
+        } else if self.bars.is_hidden() {
             eprintln!("{}", text.as_ref());
         } else {
             let _ = self.bars.println(text.as_ref());
@@ -48,10 +54,22 @@ impl Printer {
 
     /// Something a person must read whatever the verbosity (stderr, so JSON on stdout stays whole).
     pub fn warn(&self, text: impl AsRef<str>) {
-        if self.bars.is_hidden() {
+        if self.log_json {
+            tracing::warn!(target: "ddbsync::note", "{}", text.as_ref());
+        } else if self.bars.is_hidden() {
             eprintln!("{}", text.as_ref());
         } else {
             let _ = self.bars.println(text.as_ref());
+        }
+    }
+
+    /// A metrics line for a log agent (`--emf`): on stderr as it is, whatever the verbosity, so that
+    /// stdout keeps only the report.
+    pub fn metrics_line(&self, line: &str) {
+        if self.bars.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            let _ = self.bars.println(line);
         }
     }
 

@@ -25,9 +25,17 @@ use crate::{
     engine::backup, engine::lock, engine::repair, engine::sync, engine::verify, pure::iam, pure::runs, target::dynamo,
 };
 
-/// Runs a parsed command line; the caller turns the result into the process's exit code.
+/// Runs a parsed command line as one run with its own id (in the `run` span every log event of
+/// the run carries, and in its leases); the caller turns the result into the process's exit code.
 pub async fn run(cli: Cli) -> Result<Exit> {
-    let printer = Printer::new(cli.json, cli.quiet);
+    use tracing::Instrument;
+    let id = crate::engine::run_id::make();
+    let span = tracing::info_span!("run", run_id = %id);
+    crate::engine::run_id::scope(id, command(cli)).instrument(span).await
+}
+
+async fn command(cli: Cli) -> Result<Exit> {
+    let printer = Printer::new(cli.json, cli.quiet, cli.log_format == crate::cli::LogFormat::Json);
     let csv = matches!(
         &cli.command,
         Command::History(HistoryArgs { csv: true, .. }) | Command::Report(ReportArgs { csv: true, .. })
@@ -431,7 +439,36 @@ async fn restore_keys(
     .into())
 }
 
-async fn sync(envs_dir: &Path, args: SyncArgs, printer: &Printer) -> Result<Exit> {
+/// `sync`, then its metrics where `--metrics-file`, `--pushgateway` and `--emf` send them, whatever
+/// the outcome (a run that failed says so in its metrics, and keeps its last success time).
+async fn sync(envs_dir: &Path, mut args: SyncArgs, printer: &Printer) -> Result<Exit> {
+    let outputs = crate::export::Outputs::of(&args.metrics)?;
+    let started = std::time::Instant::now();
+    let (env, dry_run) = (args.env.clone(), args.dry_run);
+    args.metrics = Default::default();
+    let mut report = None;
+    let outcome = sync_run(envs_dir, args, printer, &mut report).await;
+    if !outputs.is_empty() {
+        let code = match &outcome {
+            Ok(code) => *code,
+            Err(e) if crate::is_broken_pipe(e) => Exit::Success,
+            Err(e) => crate::exit_for(e),
+        };
+        let mut figures = crate::pure::metrics::RunFigures::new(&env, dry_run, report.as_ref(), code as u8);
+        figures.duration_seconds = started.elapsed().as_secs_f64();
+        figures.finished_at = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+        outputs.publish(figures, printer).await;
+    }
+    outcome
+}
+
+/// The sync itself; `kept` receives its report, for the metrics.
+async fn sync_run(
+    envs_dir: &Path,
+    args: SyncArgs,
+    printer: &Printer,
+    kept: &mut Option<crate::pure::report::RunReport>,
+) -> Result<Exit> {
     let mut profile = profile::load(envs_dir, &args.env)?;
     profile.sync = profile.sync.overridden(args.scan_segments, args.max_in_flight, args.max_write_units_per_second)?;
     if args.clean && !args.dry_run {
@@ -458,10 +495,10 @@ async fn sync(envs_dir: &Path, args: SyncArgs, printer: &Printer) -> Result<Exit
             return Err(crate::engine::stop::Interrupted(signal).into())
         }
     };
-    let report = finished.report;
+    let report = kept.insert(finished.report);
     // The report comes first, whatever ended the run: it says what was written.
     if finished.error.is_none() || !report.tables.is_empty() {
-        printer.show(&report, crate::pure::report::RunReport::render)?;
+        printer.show(&*report, crate::pure::report::RunReport::render)?;
     }
     if let Some(error) = finished.error {
         return Err(error);

@@ -435,7 +435,8 @@ pub async fn acquire(dynamo: Arc<dyn Target>, settings: &Settings, tables: &[Str
     let now = Utc::now();
     let origin = Instant::now();
     let me = Lease {
-        run_id: format!("{host}:{}:{}", std::process::id(), now.timestamp_micros()),
+        // The run's own id (its log events carry it too).
+        run_id: crate::engine::run_id::current(),
         env: settings.env.clone(),
         host: host.clone(),
         host_id: host_id(),

@@ -1,6 +1,6 @@
 //! The runs: a sync ([`sync`]) and what shares its parts — verify and its repair, backup and
 //! restore — over the source and target seams: the writer with its pace and retries, the diff's
-//! Scan, the run lock and its fence, and the signals that stop a run.
+//! Scan, the run lock and its fence, the run's id, and the signals that stop a run.
 
 pub mod backup;
 pub mod guard;
@@ -8,6 +8,7 @@ pub mod lock;
 pub mod pace;
 pub mod preflight;
 pub mod repair;
+pub mod run_id;
 pub mod scan;
 pub mod stop;
 pub mod sync;

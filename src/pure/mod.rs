@@ -1,7 +1,7 @@
 //! The pure core: no I/O, no clock. Source rows become items ([`plan`]) with their content hash
 //! ([`hash`]); the diff ([`diff`], [`classify`]) judges them against what DynamoDB holds; [`cost`]
 //! prices writes as DynamoDB bills them; [`report`] and [`runs`] are what a run says and what the
-//! recorded runs add up to.
+//! recorded runs add up to; [`metrics`] is a run's figures as Prometheus and CloudWatch read them.
 
 pub mod classify;
 pub mod cost;
@@ -10,6 +10,7 @@ pub mod diff;
 pub mod hash;
 pub mod iam;
 pub mod item;
+pub mod metrics;
 pub mod number;
 pub mod params;
 pub mod plan;

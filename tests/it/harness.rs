@@ -490,3 +490,32 @@ pub fn finish(child: std::process::Child, since: Instant, limit: Duration) -> (i
     let out = waiter.join().unwrap();
     (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr), since.elapsed())
 }
+
+/// A Prometheus Pushgateway (Debian's `prometheus-pushgateway`, which `scripts/setup.sh` installs)
+/// of the calling test's own, on a loopback port, keeping nothing on disk; its base URL. A missing
+/// binary fails the test.
+pub fn pushgateway() -> String {
+    let binary = std::env::var_os("DDBSYNC_PUSHGATEWAY_BIN")
+        .map_or_else(|| PathBuf::from("/usr/bin/prometheus-pushgateway"), PathBuf::from);
+    assert!(binary.exists(), "the Pushgateway is not installed at {}: run scripts/setup.sh", binary.display());
+    let port = free_port();
+    watched(&format!("exec {} --web.listen-address=127.0.0.1:{port}", binary.display()), "");
+    wait_for_port(port, "prometheus-pushgateway");
+    format!("http://127.0.0.1:{port}")
+}
+
+/// The body of `GET <url>` (HTTP/1.0, so that the server closes the connection at its end); panics
+/// unless the answer is 200.
+pub fn http_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let (host, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read the answer");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "GET {url}: {head}");
+    body.to_string()
+}

@@ -203,9 +203,15 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
     report.settle_exit();
     // Every run that got this far is recorded, failed and interrupted ones too (a rehearsal's
     // target keeps the record to itself).
-    if let Err(message) = record_run(&*dynamo, profile, report.record()).await {
-        report.notes.push(message.clone());
-        error.get_or_insert_with(|| anyhow::anyhow!("{message}; the sync itself finished (report above)"));
+    match record_run(&*dynamo, profile, report.record()).await {
+        Ok(()) if mode == Mode::Rehearsal => {
+            tracing::info!(outcome = report.outcome.status, "the dry run is not recorded (a dry run writes nothing)")
+        }
+        Ok(()) => tracing::info!(table = %profile.metadata_table, outcome = report.outcome.status, "recorded the run"),
+        Err(message) => {
+            report.notes.push(message.clone());
+            error.get_or_insert_with(|| anyhow::anyhow!("{message}; the sync itself finished (report above)"));
+        }
     }
     if report.total.rejected + report.total.failed > 0 {
         let path = rejects_path();
@@ -275,6 +281,7 @@ async fn prepare_and_sync(
         }
         let info = compared.info;
         let item_count = info.as_ref().map_or(0, |i| i.item_count);
+        tracing::info!(table = %table, exists = info.is_some(), approximate_items = item_count, "described the table");
         let indexes = match &info {
             Some(info) if !options.clean => info.indexes.clone(),
             _ => plan.schema.indexes.clone(),

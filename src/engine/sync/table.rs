@@ -207,15 +207,18 @@ pub(super) async fn sync_table(
                 }
                 None => {
                     let done = feed.take().expect("a running scan").done;
-                    let scanned = match done.await.context("scan task panicked")? {
+                    let ended = match done.await.context("scan task panicked")? {
                         // DynamoDB refuses the Scan's filter: the mapping's scope, a profile error.
                         Err(TargetError::Invalid(refusal)) if p.mapping.scope.is_some() => {
                             Err(scope_refused(p.mapping, &refusal).into())
                         }
                         other => other.with_context(|| format!("scanning {table}")),
                     };
-                    match scanned {
-                        Ok(cost) => scan_cost = cost,
+                    match ended {
+                        Ok(cost) => {
+                            tracing::info!(table = %table, items = scanned, read_units = cost.read_units, "scanned {scanned} items");
+                            scan_cost = cost
+                        }
                         Err(e) => {
                             failure = Some(e);
                             break;
@@ -363,6 +366,22 @@ pub(super) async fn sync_table(
     // A full rewrite writes the changed items (as billed, and those not written as estimated) and
     // the unchanged ones (estimated), whatever happened to the writes, and deletes nothing.
     let potential_write_units = put_units + outcome.failed_units as f64 + tally.unchanged_units as f64;
+    let written = tally.created + tally.updated;
+    tracing::info!(
+        table = %table,
+        items = written,
+        created = tally.created,
+        updated = tally.updated,
+        unchanged = tally.unchanged,
+        not_written = outcome.failed.len(),
+        write_units,
+        dry_run = run.mode == Mode::Rehearsal,
+        "wrote {written} items"
+    );
+    if p.mapping.delete_missing {
+        let refused = deletes.refused.is_some();
+        tracing::info!(table = %table, items = deletes.count, orphans, refused, "deleted {} items", deletes.count);
+    }
     let report = TableReport {
         table: table.clone(),
         table_created: run.options.clean || !p.exists,
