@@ -22,7 +22,8 @@ if ! pg_bin >/dev/null 2>&1; then
 fi
 if ! command -v psql >/dev/null; then apt_install postgresql-client; fi
 if ! command -v openssl >/dev/null; then apt_install openssl; fi
-# The tests start their own Pushgateways on loopback ports; the package's service is not used.
+# The tests start their own Pushgateways on loopback ports; the service the package enables (on
+# :9091, where systemd runs) is not used by them: `systemctl disable --now prometheus-pushgateway` stops it.
 if [ ! -x /usr/bin/prometheus-pushgateway ]; then
   echo "setup: installing the Prometheus Pushgateway" >&2
   apt_install prometheus-pushgateway
