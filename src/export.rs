@@ -59,7 +59,8 @@ impl Outputs {
                 )));
             }
         }
-        let push = args.pushgateway.as_deref().map(Pushgateway::parse).transpose()?;
+        // An empty DDBSYNC_PUSHGATEWAY is no Pushgateway, as an unset one.
+        let push = args.pushgateway.as_deref().filter(|u| !u.is_empty()).map(Pushgateway::parse).transpose()?;
         Ok(Outputs { file: args.metrics_file.clone(), push, emf: args.emf })
     }
 

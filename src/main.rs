@@ -11,6 +11,7 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use ddbsync::cli::LogFormat;
+use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -43,12 +44,19 @@ fn main() -> ExitCode {
             return ddbsync::exit::Exit::Error.into();
         }
     };
-    let outcome = runtime.block_on(async {
-        let outcome = ddbsync::run(cli).await;
-        // Cancel requests for queries the run gave up on are sent before the process ends.
-        ddbsync::source::settle().await;
-        outcome
-    });
+    // One id per run, on every log event of the run (its final error included) and on its leases.
+    let run_id = ddbsync::engine::run_id::make();
+    let span = tracing::info_span!("run", run_id = %run_id);
+    let outcome = runtime.block_on(
+        async {
+            let outcome = ddbsync::run(cli, run_id).await;
+            // Cancel requests for queries the run gave up on are sent before the process ends.
+            ddbsync::source::settle().await;
+            outcome
+        }
+        .instrument(span.clone()),
+    );
+    let _in_run = span.enter();
     match outcome {
         Ok(code) => code.into(),
         // A reader that stopped reading (`ddbsync history | head`) is not an error, as with any

@@ -25,13 +25,10 @@ use crate::{
     engine::backup, engine::lock, engine::repair, engine::sync, engine::verify, pure::iam, pure::runs, target::dynamo,
 };
 
-/// Runs a parsed command line as one run with its own id (in the `run` span every log event of
-/// the run carries, and in its leases); the caller turns the result into the process's exit code.
-pub async fn run(cli: Cli) -> Result<Exit> {
-    use tracing::Instrument;
-    let id = crate::engine::run_id::make();
-    let span = tracing::info_span!("run", run_id = %id);
-    crate::engine::run_id::scope(id, command(cli)).instrument(span).await
+/// Runs a parsed command line as the run `run_id` (its leases carry it; the caller logs in its
+/// span); the caller turns the result into the process's exit code.
+pub async fn run(cli: Cli, run_id: String) -> Result<Exit> {
+    crate::engine::run_id::scope(run_id, command(cli)).await
 }
 
 async fn command(cli: Cli) -> Result<Exit> {

@@ -2,9 +2,9 @@
 //! every log event (the `run` span's `run_id` field) and in the leases of the run lock, so that a
 //! lease seen in the metadata table leads to the run's log lines.
 //!
-//! The command scopes its work in [`scope`]; the lock reads the id with [`current`]. Outside a
-//! scope (a unit test taking a lease) every call makes a fresh id, as each lease then belongs to
-//! its own run.
+//! `main` makes it ([`make`]) and logs in its span; `commands::run` scopes the command in [`scope`];
+//! the lock reads the id with [`current`]. Outside a scope (a unit test taking a lease) every call
+//! makes a fresh id, as each lease then belongs to its own run.
 
 use std::future::Future;
 

@@ -312,7 +312,7 @@ async fn a_run_stopped_by_sigterm_writes_its_metrics_with_exit_code_5() {
         "slow.toml",
         "[tables.lessons]\npartition_key = \"lesson_id\"\nquery = \"SELECT id AS lesson_id, title FROM lessons, pg_sleep(30)\"\n",
     );
-    let args = ["--log-format", "json", "sync", "local", "--metrics-file", file.to_str().unwrap(), "--emf"];
+    let args = ["--log-format", "json", "-v", "sync", "local", "--metrics-file", file.to_str().unwrap(), "--emf"];
     let child = ctx.command(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let started = Instant::now();
     let running = format!(
@@ -324,6 +324,9 @@ async fn a_run_stopped_by_sigterm_writes_its_metrics_with_exit_code_5() {
         assert!(started.elapsed() < Duration::from_secs(30), "the query never ran");
         std::thread::sleep(Duration::from_millis(50));
     }
+    let leases = ctx.leases().await;
+    assert_eq!(leases.len(), 1, "the run holds the lock of its one table");
+    let lease_run = crate::harness::text(&leases[0]["run_id"]);
     crate::harness::signal(&child, "TERM");
     let (code, _, stderr, took) = crate::harness::finish(child, Instant::now(), Duration::from_secs(30));
     assert_eq!(code, 5, "{stderr}");
@@ -333,6 +336,12 @@ async fn a_run_stopped_by_sigterm_writes_its_metrics_with_exit_code_5() {
     let earlier = value(&s, "ddbsync_last_success_timestamp_seconds", &[("env", "local"), ("table", "earlier")]);
     assert_eq!(earlier, Some(1_700_000_000.0), "carried from the previous file");
     let emf: Vec<serde_json::Value> = stderr.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    // Every log event, the final error among them, names the run that holds the lease.
+    let events: Vec<&serde_json::Value> = emf.iter().filter(|v| v.get("_aws").is_none()).collect();
+    assert!(events.iter().any(|e| e["level"] == "ERROR" && e["fields"]["exit_code"] == 5), "{stderr}");
+    for event in &events {
+        assert_eq!(event["span"]["run_id"].as_str(), Some(lease_run.as_str()), "{event}");
+    }
     let run = emf.iter().find(|v| v.get("_aws").is_some() && v.get("exit_code").is_some()).expect("the run's EMF line");
     assert_eq!(run["exit_code"].as_f64(), Some(5.0));
 }
