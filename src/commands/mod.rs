@@ -438,11 +438,10 @@ async fn restore_keys(
 
 /// `sync`, then its metrics where `--metrics-file`, `--pushgateway` and `--emf` send them, whatever
 /// the outcome (a run that failed says so in its metrics, and keeps its last success time).
-async fn sync(envs_dir: &Path, mut args: SyncArgs, printer: &Printer) -> Result<Exit> {
+async fn sync(envs_dir: &Path, args: SyncArgs, printer: &Printer) -> Result<Exit> {
     let outputs = crate::export::Outputs::of(&args.metrics)?;
     let started = std::time::Instant::now();
     let (env, dry_run) = (args.env.clone(), args.dry_run);
-    args.metrics = Default::default();
     let mut report = None;
     let outcome = sync_run(envs_dir, args, printer, &mut report).await;
     if !outputs.is_empty() {
