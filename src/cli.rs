@@ -12,7 +12,8 @@ pub const EXIT_CODES: &str = "Exit codes:
   2  bad usage or profile; nothing was done
   3  differences: rows rejected or not written, deletes refused, or verify found differences
   4  another run holds the lock of a table; nothing was done
-  5  interrupted by SIGTERM or SIGINT; what was written is kept, the next run completes it";
+  5  interrupted by SIGTERM or SIGINT; what was written is kept, the next run completes it
+  6  changes pending: sync --dry-run --exit-code would write or delete something";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -216,6 +217,10 @@ pub struct SyncArgs {
     /// Compute the same diff and report, write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// With --dry-run: exit 6 when the run would write or delete something (create, update or delete
+    /// an item, create or recreate a table), 0 when it would not; rejected rows still exit 3.
+    #[arg(long, requires = "dry_run")]
+    pub exit_code: bool,
     /// Delete and recreate the tables, then write every item (after a schema change).
     #[arg(long)]
     pub clean: bool,

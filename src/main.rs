@@ -13,7 +13,19 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = ddbsync::cli::Cli::parse();
+    let cli = match ddbsync::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(refused) => {
+            // A command line clap refuses (exit 2) is a usage error like any other: with `--json`
+            // on it, stdout gets its JSON document too. `--help` and `--version` are not errors.
+            if refused.use_stderr() && ddbsync::printer::json_asked(std::env::args_os()) {
+                let text = refused.render().to_string();
+                let message = text.trim().trim_start_matches("error: ").split("\n\n").next().unwrap_or_default();
+                println!("{}", ddbsync::printer::error_document(message, ddbsync::exit::Exit::Usage));
+            }
+            refused.exit()
+        }
+    };
     let default_level = match cli.verbose {
         // The credential chain's warning about a provider that failed (with the SDK's debug dump
         // of its answer) comes just before the error that says the same: no credentials, where the
@@ -30,7 +42,11 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            let message = format!("cannot start the async runtime: {e}");
+            if cli.json {
+                println!("{}", ddbsync::printer::error_document(&message, ddbsync::exit::Exit::Error));
+            }
+            eprintln!("error: {message}");
             return ddbsync::exit::Exit::Error.into();
         }
     };
