@@ -20,7 +20,13 @@ fn main() -> ExitCode {
             // on it, stdout gets its JSON document too. `--help` and `--version` are not errors.
             if refused.use_stderr() && ddbsync::printer::json_asked(std::env::args_os()) {
                 let text = refused.render().to_string();
-                let message = text.trim().trim_start_matches("error: ").split("\n\n").next().unwrap_or_default();
+                let message = match refused.kind() {
+                    // clap shows the command's help instead of a message.
+                    clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                        "a subcommand or argument is missing; --help lists them"
+                    }
+                    _ => text.trim().trim_start_matches("error: ").split("\n\n").next().unwrap_or_default(),
+                };
                 println!("{}", ddbsync::printer::error_document(message, ddbsync::exit::Exit::Usage));
             }
             refused.exit()

@@ -178,7 +178,8 @@ mod tests {
 
     #[test]
     fn an_error_document_carries_the_version_the_message_and_the_exit_code() {
-        let doc: serde_json::Value = serde_json::from_str(&error_document("envs/x.toml: \"quoted\"", Exit::Usage)).unwrap();
+        let doc: serde_json::Value =
+            serde_json::from_str(&error_document("envs/x.toml: \"quoted\"", Exit::Usage)).unwrap();
         assert_eq!(doc["schema_version"], SCHEMA_VERSION);
         assert_eq!(doc["error"]["message"], "envs/x.toml: \"quoted\"");
         assert_eq!(doc["error"]["exit_code"], 2);

@@ -491,7 +491,13 @@ async fn sync(envs_dir: &Path, args: SyncArgs, printer: &Printer) -> Result<Exit
     if let Some(error) = finished.error {
         return Err(error);
     }
-    Ok(if report.has_losses() { Exit::Differences } else if pending { Exit::Pending } else { Exit::Success })
+    Ok(if report.has_losses() {
+        Exit::Differences
+    } else if pending {
+        Exit::Pending
+    } else {
+        Exit::Success
+    })
 }
 
 /// Why a restore stopped, with what each table holds and the restore's own command that finishes

@@ -65,8 +65,11 @@ async fn every_json_output_matches_the_schema() {
     assert!(stored > 0);
     assert_eq!(synced["total"]["created"].as_u64(), dry["total"]["created"].as_u64(), "the dry run's figures");
     let money = &synced["total"];
-    let (cost, potential, saved) =
-        (money["cost_usd"].as_f64().unwrap(), money["potential_usd"].as_f64().unwrap(), money["saved_usd"].as_f64().unwrap());
+    let (cost, potential, saved) = (
+        money["cost_usd"].as_f64().unwrap(),
+        money["potential_usd"].as_f64().unwrap(),
+        money["saved_usd"].as_f64().unwrap(),
+    );
     assert!(cost > 0.0 && (potential - cost - saved).abs() < 1e-12, "{money}");
 
     // Nothing left to do: a dry run with --exit-code exits 0.
@@ -153,10 +156,7 @@ async fn errors_are_one_json_document_on_stdout_with_json() {
     assert_eq!((error["error"]["exit_code"].as_u64(), error["error"]["kind"].as_str()), (Some(1), Some("error")));
 
     // Rows rejected in a dry run that would also write: 3 outranks 6, and one document.
-    ctx.sql(&[
-        "ALTER TABLE lessons ALTER COLUMN topic DROP NOT NULL",
-        "UPDATE lessons SET topic = NULL WHERE id = 1",
-    ]);
+    ctx.sql(&["ALTER TABLE lessons ALTER COLUMN topic DROP NOT NULL", "UPDATE lessons SET topic = NULL WHERE id = 1"]);
     let run = ctx.ddbsync(&["--json", "sync", "local", "--dry-run", "--exit-code"]);
     assert_eq!(run.code(), 3, "{}", run.stderr());
     let report = document(&run, "sync");

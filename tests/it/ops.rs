@@ -283,8 +283,9 @@ async fn history_and_report_sum_the_recorded_runs() {
     // it, as history lists them.
     ctx.sync(&["--table", "lessons"]);
     let history = json(&ctx.ddbsync(&["--json", "history", "local"]));
-    let touched =
-        |table: &str| history["runs"].as_array().unwrap().iter().filter(|r| r["tables"].get(table).is_some()).count() as u64;
+    let touched = |table: &str| {
+        history["runs"].as_array().unwrap().iter().filter(|r| r["tables"].get(table).is_some()).count() as u64
+    };
     let (lessons, topics) = (ctx.table("lessons"), ctx.table("topics"));
     assert_eq!((touched(&lessons), touched(&topics)), (4, 3), "{history}");
     let summary = json(&ctx.ddbsync(&["--json", "report", "local", "--since", "all"]));

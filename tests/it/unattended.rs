@@ -169,7 +169,11 @@ async fn sigterm_stops_cleanly_records_the_run_and_the_next_run_completes_it() {
         let runs = serde_json::from_str::<serde_json::Value>(&history.stdout()).unwrap()["runs"].take();
         let last = &runs[0];
         let outcome = &last["outcome"];
-        assert_eq!((outcome["status"].as_str(), outcome["exit_code"].as_u64()), (Some("interrupted"), Some(5)), "{runs}");
+        assert_eq!(
+            (outcome["status"].as_str(), outcome["exit_code"].as_u64()),
+            (Some("interrupted"), Some(5)),
+            "{runs}"
+        );
 
         let (target, source) = titles(&ctx).await;
         let behind = target.iter().filter(|(id, title)| source.get(*id) != Some(*title)).count();
