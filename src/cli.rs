@@ -313,6 +313,29 @@ mod tests {
         }
     }
 
+    /// README's "Exit codes" table has one row per code, in order, and no other.
+    #[test]
+    fn the_readme_lists_every_exit_code() {
+        let readme = include_str!("../README.md");
+        let section = readme.split("\n## Exit codes\n").nth(1).expect("README has an Exit codes section");
+        let section = section.split("\n## ").next().unwrap_or_default();
+        let codes: Vec<&str> = section
+            .lines()
+            .filter_map(|l| l.strip_prefix("| ")?.split(" |").next())
+            .filter(|c| c.chars().all(|c| c.is_ascii_digit()))
+            .collect();
+        let want: Vec<String> = crate::exit::Exit::ALL.iter().map(|(code, _)| (*code as u8).to_string()).collect();
+        assert_eq!(codes, want);
+    }
+
+    #[test]
+    fn sync_exit_code_needs_dry_run() {
+        let err = Cli::try_parse_from(["ddbsync", "sync", "dev", "--exit-code"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("--dry-run"), "{err}");
+        assert!(Cli::try_parse_from(["ddbsync", "sync", "dev", "--dry-run", "--exit-code"]).is_ok());
+    }
+
     #[test]
     fn the_repair_flags_need_repair() {
         for flag in ["--yes", "--dry-run", "--allow-mass-delete", "--force-unlock"] {
