@@ -44,7 +44,8 @@ pub struct TableReport {
     pub deleted_keys: Vec<String>,
     /// Why the orphans were not deleted although `delete_missing` is on: the mass-delete guard or
     /// rows whose key could not be built. Deletes DynamoDB did not carry out are not refused ones:
-    /// they are in `failed`. (`deletes_refused` is a count of items everywhere, here as in the totals.)
+    /// they are in `failed`. In JSON `deletes_refused_reason`: `deletes_refused` names a count of
+    /// items wherever it appears (the totals, `history`, `report`).
     #[serde(rename = "deletes_refused_reason")]
     pub deletes_refused: Option<String>,
     /// Write units DynamoDB reported, deletes and index writes included. In a dry run, what
