@@ -163,3 +163,44 @@ async fn errors_are_one_json_document_on_stdout_with_json() {
     assert!(report["total"]["rejected"].as_u64().unwrap() > 0 && report["total"]["created"].as_u64().unwrap() > 0);
     assert_eq!(report["outcome"]["exit_code"], 3, "{report}");
 }
+
+/// A run refused by the lock prints one error document (exit 4); the run holding it, stopped by
+/// SIGTERM, prints one document too: its report, `outcome` interrupted, exit 5.
+#[tokio::test]
+async fn a_locked_run_and_an_interrupted_one_print_one_document_each() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let ctx = Ctx::new(200).await;
+    ctx.sync(&[]);
+    ctx.sql(&["UPDATE lessons SET title = title || ' (2)'"]);
+    let first = ctx
+        .command(&["--json", "sync", "local", "--max-write-units-per-second", "50"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ctx.leases().await.is_empty() {
+        assert!(Instant::now() < deadline, "the first run never took the lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for args in [&["--json", "sync", "local"][..], &["--json", "backup", "local"][..]] {
+        let run = ctx.ddbsync(args);
+        assert_eq!(run.code(), 4, "{args:?}: {}", run.stderr());
+        let error = document(&run, "error");
+        assert_eq!((error["error"]["exit_code"].as_u64(), error["error"]["kind"].as_str()), (Some(4), Some("locked")));
+    }
+    crate::harness::signal(&first, "TERM");
+    let (code, stdout, stderr, _) = crate::harness::finish(first, Instant::now(), Duration::from_secs(60));
+    assert_eq!(code, 5, "{stderr}");
+    let report: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: not one JSON document:\n{stdout}"));
+    let found = errors("sync", &report);
+    assert!(found.is_empty(), "{found:#?}");
+    assert_eq!(
+        (report["outcome"]["status"].as_str(), report["outcome"]["exit_code"].as_u64()),
+        (Some("interrupted"), Some(5))
+    );
+}
