@@ -12,7 +12,8 @@ pub const EXIT_CODES: &str = "Exit codes:
   2  bad usage or profile; nothing was done
   3  differences: rows rejected or not written, deletes refused, or verify found differences
   4  another run holds the lock of a table; nothing was done
-  5  interrupted by SIGTERM or SIGINT; what was written is kept, the next run completes it";
+  5  interrupted by SIGTERM or SIGINT; what was written is kept, the next run completes it
+  6  changes pending: sync --dry-run --exit-code would write or delete something";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -220,6 +221,10 @@ pub struct SyncArgs {
     /// Compute the same diff and report, write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// With --dry-run: exit 6 when the run would write or delete something (create, update or delete
+    /// an item, create or recreate a table), 0 when it would not; rejected rows still exit 3.
+    #[arg(long, requires = "dry_run")]
+    pub exit_code: bool,
     /// Delete and recreate the tables, then write every item (after a schema change).
     #[arg(long)]
     pub clean: bool,
@@ -341,6 +346,29 @@ mod tests {
         for (line, (code, meaning)) in lines.iter().zip(crate::exit::Exit::ALL) {
             assert_eq!(line.trim(), format!("{}  {meaning}", code as u8));
         }
+    }
+
+    /// README's "Exit codes" table has one row per code, in order, and no other.
+    #[test]
+    fn the_readme_lists_every_exit_code() {
+        let readme = include_str!("../README.md");
+        let section = readme.split("\n## Exit codes\n").nth(1).expect("README has an Exit codes section");
+        let section = section.split("\n## ").next().unwrap_or_default();
+        let codes: Vec<&str> = section
+            .lines()
+            .filter_map(|l| l.strip_prefix("| ")?.split(" |").next())
+            .filter(|c| c.chars().all(|c| c.is_ascii_digit()))
+            .collect();
+        let want: Vec<String> = crate::exit::Exit::ALL.iter().map(|(code, _)| (*code as u8).to_string()).collect();
+        assert_eq!(codes, want);
+    }
+
+    #[test]
+    fn sync_exit_code_needs_dry_run() {
+        let err = Cli::try_parse_from(["ddbsync", "sync", "dev", "--exit-code"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("--dry-run"), "{err}");
+        assert!(Cli::try_parse_from(["ddbsync", "sync", "dev", "--dry-run", "--exit-code"]).is_ok());
     }
 
     #[test]

@@ -21,28 +21,47 @@ pub enum Exit {
     /// Stopped by SIGTERM or SIGINT before the run finished: what was written is kept and recorded,
     /// nothing was deleted after the stop, and the next run completes the work.
     Interrupted = 5,
+    /// Only with `sync --dry-run --exit-code`: the dry run would create, update or delete items (or
+    /// create or recreate a table); nothing else needs a look. Rows rejected outrank it (3), as any
+    /// error does: the run it rehearses would exit 3, and the report still lists the changes.
+    Pending = 6,
 }
 
 impl Exit {
     /// Every code with its meaning, for `--help` and the README.
-    pub const ALL: [(Exit, &'static str); 6] = [
+    pub const ALL: [(Exit, &'static str); 7] = [
         (Exit::Success, "success"),
         (Exit::Error, "error: a server, a query or a check failed"),
         (Exit::Usage, "bad usage or profile; nothing was done"),
         (Exit::Differences, "differences: rows rejected or not written, deletes refused, or verify found differences"),
         (Exit::Locked, "another run holds the lock of a table; nothing was done"),
         (Exit::Interrupted, "interrupted by SIGTERM or SIGINT; what was written is kept, the next run completes it"),
+        (Exit::Pending, "changes pending: sync --dry-run --exit-code would write or delete something"),
     ];
+
+    /// The code's name, as `--json` errors give it (`error.kind`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Exit::Success => "success",
+            Exit::Error => "error",
+            Exit::Usage => "usage",
+            Exit::Differences => "differences",
+            Exit::Locked => "locked",
+            Exit::Interrupted => "interrupted",
+            Exit::Pending => "pending",
+        }
+    }
 
     /// The worse of two outcomes, for commands that do several things.
     pub fn max(self, other: Exit) -> Exit {
         let rank = |e: Exit| match e {
             Exit::Success => 0,
-            Exit::Differences => 1,
-            Exit::Locked => 2,
-            Exit::Interrupted => 3,
-            Exit::Error => 4,
-            Exit::Usage => 5,
+            Exit::Pending => 1,
+            Exit::Differences => 2,
+            Exit::Locked => 3,
+            Exit::Interrupted => 4,
+            Exit::Error => 5,
+            Exit::Usage => 6,
         };
         if rank(other) > rank(self) {
             other
@@ -75,5 +94,9 @@ mod tests {
         assert_eq!(Exit::Error.max(Exit::Usage), Exit::Usage);
         assert_eq!(Exit::Usage.max(Exit::Error), Exit::Usage);
         assert_eq!(Exit::Success.max(Exit::Success), Exit::Success);
+        assert_eq!(Exit::Pending.max(Exit::Differences), Exit::Differences, "rejected rows outrank pending changes");
+        assert_eq!(Exit::Differences.max(Exit::Pending), Exit::Differences);
+        assert_eq!(Exit::Success.max(Exit::Pending), Exit::Pending);
+        assert_eq!(Exit::Pending.max(Exit::Error), Exit::Error);
     }
 }

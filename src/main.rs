@@ -15,9 +15,27 @@ use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = ddbsync::cli::Cli::parse();
-    let json = cli.log_format == LogFormat::Json;
-    let default_level = match (cli.verbose, json) {
+    let cli = match ddbsync::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(refused) => {
+            // A command line clap refuses (exit 2) is a usage error like any other: with `--json`
+            // on it, stdout gets its JSON document too. `--help` and `--version` are not errors.
+            if refused.use_stderr() && ddbsync::printer::json_asked(std::env::args_os()) {
+                let text = refused.render().to_string();
+                let message = match refused.kind() {
+                    // clap shows the command's help instead of a message.
+                    clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                        "a subcommand or argument is missing; --help lists them"
+                    }
+                    _ => text.trim().trim_start_matches("error: ").split("\n\n").next().unwrap_or_default(),
+                };
+                println!("{}", ddbsync::printer::error_document(message, ddbsync::exit::Exit::Usage));
+            }
+            refused.exit()
+        }
+    };
+    let log_json = cli.log_format == LogFormat::Json;
+    let default_level = match (cli.verbose, log_json) {
         // The credential chain's warning about a provider that failed (with the SDK's debug dump
         // of its answer) comes just before the error that says the same: no credentials, where the
         // chain looked and how to give some.
@@ -29,7 +47,7 @@ fn main() -> ExitCode {
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if json {
+    if log_json {
         // One object a line, with the `run` span's fields (the run id) on every event; JSON never
         // holds ANSI escapes.
         logs.json().with_ansi(false).with_current_span(true).with_span_list(false).init();
@@ -40,7 +58,11 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             // Before any run: no log event could carry a run id.
-            eprintln!("error: cannot start the async runtime: {e}");
+            let message = format!("cannot start the async runtime: {e}");
+            if cli.json {
+                println!("{}", ddbsync::printer::error_document(&message, ddbsync::exit::Exit::Error));
+            }
+            eprintln!("error: {message}");
             return ddbsync::exit::Exit::Error.into();
         }
     };
@@ -64,7 +86,7 @@ fn main() -> ExitCode {
         Err(error) if ddbsync::is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             let code = ddbsync::exit_for(&error);
-            if json {
+            if log_json {
                 tracing::error!(exit_code = code as u8, "{error:#}");
             } else {
                 eprintln!("error: {error:#}");

@@ -3,11 +3,62 @@
 //! with `--quiet`, `--json` or `--log-format json`; notes go through the bars so that the two never
 //! interleave. With `--log-format json`, notes and warnings are log events (`info`, `warn`), so
 //! that every line on stderr is a JSON object.
+//!
+//! With `--json`, stdout holds exactly one JSON document whatever happens: the command's result,
+//! or, when the command fails before it has one, `{"schema_version", "error"}` ([`error_document`]).
+//! Every document carries [`SCHEMA_VERSION`]; `schema/ddbsync-output.schema.json` describes them.
 
 use std::io::{self, BufRead, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use crate::exit::Exit;
+
+/// The version of the `--json` contract, in every document's `schema_version`. It goes up when a
+/// field is removed or renamed, or its meaning or type changes; a field added leaves it as it is, so
+/// a reader should ignore fields it does not know.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A document as `--json` prints it: the version first, then the result's own fields.
+#[derive(Serialize)]
+struct Versioned<'a, T> {
+    schema_version: u32,
+    #[serde(flatten)]
+    body: &'a T,
+}
+
+/// The error of a failed command as `--json` prints it on stdout (the same text goes to stderr).
+#[derive(Serialize)]
+struct ErrorDocument<'a> {
+    schema_version: u32,
+    error: ErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    /// The whole message, causes included, as stderr shows it after `error: `.
+    message: &'a str,
+    /// The process's exit code.
+    exit_code: u8,
+    /// The exit code's name: `error`, `usage`, `locked`, `interrupted`, …
+    kind: &'static str,
+}
+
+/// The JSON document (one line) that stands for a failed command on stdout with `--json`.
+pub fn error_document(message: &str, exit: Exit) -> String {
+    let body = ErrorBody { message, exit_code: exit as u8, kind: exit.name() };
+    serde_json::to_string(&ErrorDocument { schema_version: SCHEMA_VERSION, error: body })
+        .unwrap_or_else(|_| format!("{{\"schema_version\":{SCHEMA_VERSION},\"error\":{{}}}}"))
+}
+
+/// Whether `--json` is on a command line (before a `--`), for errors found before the command line
+/// is parsed: clap's own refusals.
+pub fn json_asked<I: IntoIterator<Item = std::ffi::OsString>>(args: I) -> bool {
+    args.into_iter().skip(1).take_while(|a| a != "--").any(|a| a == "--json")
+}
 
 /// Items per second, whole: indicatif's own `{per_sec}` prints three decimals.
 fn rate(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
@@ -20,6 +71,8 @@ pub struct Printer {
     /// `--log-format json`: notes and warnings go to the log as events.
     log_json: bool,
     bars: MultiProgress,
+    /// A result went to stdout: an error after it is not a second JSON document.
+    shown: AtomicBool,
 }
 
 impl Printer {
@@ -29,7 +82,7 @@ impl Printer {
         } else {
             ProgressDrawTarget::stderr()
         };
-        Printer { json, quiet, log_json, bars: MultiProgress::with_draw_target(draw) }
+        Printer { json, quiet, log_json, bars: MultiProgress::with_draw_target(draw), shown: AtomicBool::new(false) }
     }
 
     /// A note for a person (stderr); silent with `--quiet` or `--json`.
@@ -99,19 +152,31 @@ impl Printer {
         bar
     }
 
-    /// A command's result on stdout: JSON with `--json`, else the text `human` makes of it.
-    pub fn show<T: serde::Serialize + ?Sized>(&self, value: &T, human: impl FnOnce(&T) -> String) -> io::Result<()> {
+    /// A command's result on stdout: JSON with `--json` (a struct or a map, its fields after
+    /// `schema_version`), else the text `human` makes of it. A command shows one result.
+    pub fn show<T: Serialize>(&self, value: &T, human: impl FnOnce(&T) -> String) -> io::Result<()> {
+        self.shown.store(true, Ordering::Relaxed);
         let mut out = io::stdout().lock();
         if self.json {
-            serde_json::to_writer_pretty(&mut out, value)?;
+            serde_json::to_writer_pretty(&mut out, &Versioned { schema_version: SCHEMA_VERSION, body: value })?;
             writeln!(out)
         } else {
             write!(out, "{}", human(value))
         }
     }
 
+    /// With `--json`, the error that ended a command, as the JSON document on stdout, unless the
+    /// command already printed its result (a sync's or a restore's report says how it ended in its
+    /// `outcome`). Best effort: stderr carries the same message.
+    pub fn error(&self, error: &anyhow::Error, exit: Exit) {
+        if self.json && !self.shown.swap(true, Ordering::Relaxed) {
+            let _ = writeln!(io::stdout().lock(), "{}", error_document(&format!("{error:#}"), exit));
+        }
+    }
+
     /// Text that is already in its final format (CSV, a policy document) on stdout.
     pub fn raw(&self, text: &str) -> io::Result<()> {
+        self.shown.store(true, Ordering::Relaxed);
         io::stdout().lock().write_all(text.as_bytes())
     }
 
@@ -122,5 +187,31 @@ impl Printer {
         let mut answer = String::new();
         io::stdin().lock().read_line(&mut answer)?;
         Ok(answer.trim() == expected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_document_carries_the_version_the_message_and_the_exit_code() {
+        let doc: serde_json::Value =
+            serde_json::from_str(&error_document("envs/x.toml: \"quoted\"", Exit::Usage)).unwrap();
+        assert_eq!(doc["schema_version"], SCHEMA_VERSION);
+        assert_eq!(doc["error"]["message"], "envs/x.toml: \"quoted\"");
+        assert_eq!(doc["error"]["exit_code"], 2);
+        assert_eq!(doc["error"]["kind"], "usage");
+    }
+
+    #[test]
+    fn json_is_asked_only_before_a_double_dash() {
+        let args = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        assert!(json_asked(args(&["ddbsync", "sync", "--json", "dev"])));
+        assert!(json_asked(args(&["ddbsync", "--json", "bogus"])));
+        assert!(!json_asked(args(&["ddbsync", "sync", "dev"])));
+        assert!(!json_asked(args(&["ddbsync", "sync", "--", "--json"])));
+        assert!(!json_asked(args(&["--json"])), "the program's own name is not an argument");
+        assert!(!json_asked(args(&["ddbsync", "--jsonx"])));
     }
 }

@@ -26,13 +26,25 @@ use crate::{
 };
 
 /// Runs a parsed command line as the run `run_id` (its leases carry it; the caller logs in its
-/// span); the caller turns the result into the process's exit code.
+/// span); the caller turns the result into the process's exit code (and prints an error on
+/// stderr). With `--json`, an error the command did not report itself is also printed on stdout,
+/// as JSON.
 pub async fn run(cli: Cli, run_id: String) -> Result<Exit> {
     crate::engine::run_id::scope(run_id, command(cli)).await
 }
 
 async fn command(cli: Cli) -> Result<Exit> {
     let printer = Printer::new(cli.json, cli.quiet, cli.log_format == crate::cli::LogFormat::Json);
+    let outcome = dispatch(cli, &printer).await;
+    if let Err(error) = &outcome {
+        if !crate::is_broken_pipe(error) {
+            printer.error(error, crate::exit_for(error));
+        }
+    }
+    outcome
+}
+
+async fn dispatch(cli: Cli, printer: &Printer) -> Result<Exit> {
     let csv = matches!(
         &cli.command,
         Command::History(HistoryArgs { csv: true, .. }) | Command::Report(ReportArgs { csv: true, .. })
@@ -42,10 +54,10 @@ async fn command(cli: Cli) -> Result<Exit> {
     }
     let dir = cli.envs_dir.as_path();
     match cli.command {
-        Command::Envs => envs(dir, &printer),
-        Command::Sync(args) => sync(dir, args, &printer).await,
-        Command::Backup(args) => backup(dir, args, &printer).await,
-        Command::Restore(args) => restore(dir, args, &printer).await,
+        Command::Envs => envs(dir, printer),
+        Command::Sync(args) => sync(dir, args, printer).await,
+        Command::Backup(args) => backup(dir, args, printer).await,
+        Command::Restore(args) => restore(dir, args, printer).await,
         Command::Check(args) => {
             let profile = profile::load(dir, &args.env)?;
             let report = check::run(&profile, &args.tables).await?;
@@ -55,8 +67,8 @@ async fn command(cli: Cli) -> Result<Exit> {
         Command::Tables(TablesCommand::Create(args)) => {
             let profile = profile::load(dir, &args.env)?;
             let mappings = preflight::selected(&profile, &args.tables)?;
-            let done = tables::create(&profile, &mappings, &printer).await?;
-            printer.show(&done, |d: &Vec<tables::TableAction>| tables::render(d))?;
+            let done = tables::create(&profile, &mappings, printer).await?;
+            printer.show(&tables::Done { tables: done }, tables::Done::render)?;
             Ok(Exit::Success)
         }
         Command::Tables(TablesCommand::Drop(args)) => {
@@ -64,15 +76,15 @@ async fn command(cli: Cli) -> Result<Exit> {
             let mappings = preflight::selected(&profile, &args.target.tables)?;
             let names: Vec<&str> = mappings.iter().map(|t| t.table_name.as_str()).collect();
             let action = format!("tables drop deletes {}", names.join(", "));
-            confirm_destruction(&profile, &action, args.yes, &printer)?;
-            let done = tables::drop(&profile, &mappings, &printer).await?;
-            printer.show(&done, |d: &Vec<tables::TableAction>| tables::render(d))?;
+            confirm_destruction(&profile, &action, args.yes, printer)?;
+            let done = tables::drop(&profile, &mappings, printer).await?;
+            printer.show(&tables::Done { tables: done }, tables::Done::render)?;
             Ok(Exit::Success)
         }
-        Command::Verify(args) => verify(dir, args, cli.json, &printer).await,
-        Command::History(args) => history(dir, args, &printer).await,
-        Command::Report(args) => report(dir, args, &printer).await,
-        Command::IamPolicy(args) => iam_policy(dir, args, &printer),
+        Command::Verify(args) => verify(dir, args, cli.json, printer).await,
+        Command::History(args) => history(dir, args, printer).await,
+        Command::Report(args) => report(dir, args, printer).await,
+        Command::IamPolicy(args) => iam_policy(dir, args, printer),
     }
 }
 
@@ -146,6 +158,10 @@ fn envs(dir: &Path, printer: &Printer) -> Result<Exit> {
         description: String,
         valid: bool,
     }
+    #[derive(serde::Serialize)]
+    struct Envs {
+        environments: Vec<Env>,
+    }
     let list: Vec<Env> = profile::available(dir)?
         .into_iter()
         .map(|name| match profile::load(dir, &name) {
@@ -153,8 +169,10 @@ fn envs(dir: &Path, printer: &Printer) -> Result<Exit> {
             Err(e) => Env { description: format!("(invalid: {e})"), name, valid: false },
         })
         .collect();
-    printer
-        .show(&list, |list: &Vec<Env>| list.iter().map(|e| format!("{:<12} {}\n", e.name, e.description)).collect())?;
+    let envs = Envs { environments: list };
+    printer.show(&envs, |envs: &Envs| {
+        envs.environments.iter().map(|e| format!("{:<12} {}\n", e.name, e.description)).collect()
+    })?;
     Ok(Exit::Success)
 }
 
@@ -186,7 +204,8 @@ async fn history(dir: &Path, args: HistoryArgs, printer: &Printer) -> Result<Exi
     if args.csv {
         printer.raw(&runs::history_csv(&runs)?)?;
     } else {
-        printer.show(&runs, |runs: &Vec<runs::RunRecord>| runs::render_history(&profile.env, runs))?;
+        let history = runs::History { environment: profile.env.clone(), runs };
+        printer.show(&history, |h: &runs::History| runs::render_history(&h.environment, &h.runs))?;
     }
     Ok(Exit::Success)
 }
@@ -473,6 +492,7 @@ async fn sync_run(
         let action = format!("--clean deletes and recreates {}", names.join(", "));
         confirm_destruction(&profile, &action, args.yes, printer)?;
     }
+    let exit_code = args.exit_code;
     let options = sync::SyncOptions {
         mode: Mode::of(args.dry_run),
         clean: args.clean,
@@ -492,6 +512,11 @@ async fn sync_run(
         }
     };
     let report = kept.insert(finished.report);
+    // `--exit-code` (dry runs only): the code a scheduler branches on, and the report says it too.
+    let pending = exit_code && finished.error.is_none() && report.pending();
+    if pending && report.outcome.exit_code == Exit::Success as u8 {
+        report.outcome.exit_code = Exit::Pending as u8;
+    }
     // The report comes first, whatever ended the run: it says what was written.
     if finished.error.is_none() || !report.tables.is_empty() {
         printer.show(&*report, crate::pure::report::RunReport::render)?;
@@ -499,7 +524,13 @@ async fn sync_run(
     if let Some(error) = finished.error {
         return Err(error);
     }
-    Ok(if report.has_losses() { Exit::Differences } else { Exit::Success })
+    Ok(if report.has_losses() {
+        Exit::Differences
+    } else if pending {
+        Exit::Pending
+    } else {
+        Exit::Success
+    })
 }
 
 /// Why a restore stopped, with what each table holds and the restore's own command that finishes

@@ -22,8 +22,16 @@ pub struct TableAction {
     pub detail: String,
 }
 
-pub fn render(actions: &[TableAction]) -> String {
-    actions.iter().map(|a| format!("{:<32} {:<8} {}\n", a.table, a.action, a.detail)).collect()
+/// What `tables create` or `tables drop` did, table by table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Done {
+    pub tables: Vec<TableAction>,
+}
+
+impl Done {
+    pub fn render(&self) -> String {
+        self.tables.iter().map(|a| format!("{:<32} {:<8} {}\n", a.table, a.action, a.detail)).collect()
+    }
 }
 
 /// Creates the tables that do not exist, each with the key schema its mapping gives.

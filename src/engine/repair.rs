@@ -105,10 +105,15 @@ pub struct TableRepair {
     pub write_units: f64,
     /// Read units of the verify that found the differences.
     pub read_units: f64,
-    /// What rewriting every source item (`sync --clean`) would write, estimated from item sizes.
+    /// What rewriting every source item (`sync --clean`) would write, estimated from item sizes
+    /// (a sync's `potential_write_units`).
+    #[serde(rename = "potential_write_units")]
     pub full_rewrite_units: f64,
     pub retries: u64,
     pub throttled: u64,
+    /// In USD: `cost_usd`, `potential_usd`, `saved_usd` and `saved_percent`, as `history` and `report`
+    /// name them.
+    #[serde(flatten)]
     pub cost: Savings,
     /// In a dry run, items priced from their size alone (the verify did not keep their stored
     /// form): the write units are an estimate for those.
@@ -138,6 +143,9 @@ pub struct RepairReport {
     pub tables: Vec<TableRepair>,
     pub write_units: f64,
     pub read_units: f64,
+    /// In USD: `cost_usd`, `potential_usd`, `saved_usd` and `saved_percent`, as `history` and `report`
+    /// name them.
+    #[serde(flatten)]
     pub cost: Savings,
     /// How the repair ended: completed, interrupted or failed, with its exit code.
     pub outcome: Outcome,

@@ -60,10 +60,13 @@ impl Prices {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Savings {
     /// USD billed for the run's writes and the diff's reads.
+    #[serde(rename = "cost_usd")]
     pub actual: f64,
     /// USD that writing every source item would have cost (no scan needed then).
+    #[serde(rename = "potential_usd")]
     pub potential: f64,
     /// `potential - actual` (negative when the scan cost more than the writes it saved).
+    #[serde(rename = "saved_usd")]
     pub saved: f64,
     /// `saved / potential × 100`, 0 when nothing would have been written.
     pub saved_percent: f64,

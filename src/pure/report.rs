@@ -44,7 +44,9 @@ pub struct TableReport {
     pub deleted_keys: Vec<String>,
     /// Why the orphans were not deleted although `delete_missing` is on: the mass-delete guard or
     /// rows whose key could not be built. Deletes DynamoDB did not carry out are not refused ones:
-    /// they are in `failed`.
+    /// they are in `failed`. In JSON `deletes_refused_reason`: `deletes_refused` names a count of
+    /// items wherever it appears (the totals, `history`, `report`).
+    #[serde(rename = "deletes_refused_reason")]
     pub deletes_refused: Option<String>,
     /// Write units DynamoDB reported, deletes and index writes included. In a dry run, what
     /// DynamoDB will bill by its rules, from the sizes of the items to write and of the stored items
@@ -58,6 +60,9 @@ pub struct TableReport {
     pub retries: u64,
     /// Write calls answered with throttling or with unprocessed items.
     pub throttled: u64,
+    /// In USD: `cost_usd`, `potential_usd`, `saved_usd` and `saved_percent`, as `history` and `report`
+    /// name them.
+    #[serde(flatten)]
     pub cost: Savings,
     /// Rows that could not become items.
     pub rejected: Vec<Reject>,
@@ -157,8 +162,10 @@ pub struct Totals {
     pub orphans: u64,
     pub deleted: u64,
     /// Tables whose deletes were refused or held (see `TableReport::deletes_refused`).
+    #[serde(rename = "deletes_refused_tables")]
     pub deletes_refused: u64,
-    /// Items without a source row left in place in those tables.
+    /// Items without a source row left in place in those tables (`history`'s `deletes_refused`).
+    #[serde(rename = "deletes_refused")]
     pub deletes_refused_items: u64,
     pub rejected: u64,
     /// Items not confirmed written, `unknown` included.
@@ -170,6 +177,9 @@ pub struct Totals {
     pub potential_write_units: f64,
     pub retries: u64,
     pub throttled: u64,
+    /// In USD: `cost_usd`, `potential_usd`, `saved_usd` and `saved_percent`, as `history` and `report`
+    /// name them.
+    #[serde(flatten)]
     pub cost: Savings,
 }
 
@@ -301,6 +311,15 @@ pub(crate) fn units(v: f64) -> String {
         format!("{v:.0}")
     } else {
         format!("{v:.1}")
+    }
+}
+
+impl RunReport {
+    /// Whether the run writes or deletes anything (a dry run: would): an item created, updated or
+    /// deleted, a table created, or tables recreated (`--clean`). `sync --dry-run --exit-code`
+    /// exits 6 on it.
+    pub fn pending(&self) -> bool {
+        self.clean || self.tables.iter().any(|t| t.table_created || t.created + t.updated + t.deleted > 0)
     }
 }
 

@@ -27,6 +27,10 @@ pub struct Figures {
     /// Items that may or may not have been written: DynamoDB answered a call that held them with
     /// a server error or not at all.
     pub unknown: u64,
+    /// Rows rejected (records from before these were kept: 0, and their rows are in `not_written`).
+    pub rejected: u64,
+    /// Items DynamoDB did not confirm written, `unknown` included (as a sync's report counts them).
+    pub failed: u64,
     /// Items without a source row left in place although the mapping deletes them: the
     /// mass-delete guard refused the deletes, or rows without a key held them.
     pub deletes_refused: u64,
@@ -39,6 +43,8 @@ pub struct Figures {
     pub cost_usd: f64,
     pub potential_usd: f64,
     pub saved_usd: f64,
+    /// `saved_usd / potential_usd × 100`, 0 when nothing would have been written.
+    pub saved_percent: f64,
 }
 
 impl Figures {
@@ -56,6 +62,8 @@ impl Figures {
             deleted: count("deleted"),
             not_written: (count("rejected") + count("failed")).saturating_sub(count("unknown")),
             unknown: count("unknown"),
+            rejected: count("rejected"),
+            failed: count("failed"),
             deletes_refused: count("deletes_refused"),
             deletes_failed: count("deletes_failed"),
             write_units: num("write_units"),
@@ -64,6 +72,7 @@ impl Figures {
             cost_usd: cost,
             potential_usd: potential,
             saved_usd: potential - cost,
+            saved_percent: crate::pure::cost::saved_percent(potential - cost, potential),
         }
     }
 
@@ -74,6 +83,8 @@ impl Figures {
         self.deleted += o.deleted;
         self.not_written += o.not_written;
         self.unknown += o.unknown;
+        self.rejected += o.rejected;
+        self.failed += o.failed;
         self.deletes_refused += o.deletes_refused;
         self.deletes_failed += o.deletes_failed;
         self.write_units += o.write_units;
@@ -82,15 +93,12 @@ impl Figures {
         self.cost_usd += o.cost_usd;
         self.potential_usd += o.potential_usd;
         self.saved_usd += o.saved_usd;
+        self.saved_percent = crate::pure::cost::saved_percent(self.saved_usd, self.potential_usd);
     }
 
     /// Items written: created plus updated.
     pub fn written(&self) -> u64 {
         self.created + self.updated
-    }
-
-    pub fn saved_percent(&self) -> f64 {
-        crate::pure::cost::saved_percent(self.saved_usd, self.potential_usd)
     }
 }
 
@@ -107,12 +115,27 @@ pub struct RunRecord {
     /// The `--param` values a run's queries took: it covered that slice of the source.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, String>,
+    /// How the run ended, in the form of a sync's report (`outcome`). The metadata table keeps it
+    /// in three attributes: `outcome` (the status), `outcome_reason` and `exit_code`.
+    pub outcome: RecordedOutcome,
+}
+
+/// How a recorded run ended: a sync report's [`crate::pure::report::Outcome`], read back.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordedOutcome {
     /// `completed`, `interrupted` or `failed` (records from before outcomes were kept: completed).
-    pub outcome: String,
+    pub status: String,
     /// The signal or error that ended a run that did not complete.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub outcome_reason: Option<String>,
+    pub reason: Option<String>,
     pub exit_code: u8,
+}
+
+/// `history`'s result: an environment's runs, newest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct History {
+    pub environment: String,
+    pub runs: Vec<RunRecord>,
 }
 
 impl RunRecord {
@@ -129,8 +152,9 @@ impl RunRecord {
         if self.total.unknown > 0 {
             left.push_str(&format!(", {} outcome unknown", self.total.unknown));
         }
-        let outcome = (self.outcome != "completed" || self.exit_code != 0)
-            .then(|| format!(" ({}, exit {}{left})", self.outcome, self.exit_code));
+        let o = &self.outcome;
+        let outcome = (o.status != "completed" || o.exit_code != 0)
+            .then(|| format!(" ({}, exit {}{left})", o.status, o.exit_code));
         std::iter::once(self.mode.clone()).chain(params).chain(outcome).collect()
     }
 }
@@ -149,9 +173,11 @@ impl RunRecord {
             started_at: text("started_at")?,
             finished_at: text("finished_at").unwrap_or_default(),
             mode: text("mode").unwrap_or_else(|| "incremental".into()),
-            outcome: text("outcome").unwrap_or_else(|| "completed".into()),
-            outcome_reason: text("outcome_reason"),
-            exit_code: item.get("exit_code").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0),
+            outcome: RecordedOutcome {
+                status: text("outcome").unwrap_or_else(|| "completed".into()),
+                reason: text("outcome_reason"),
+                exit_code: item.get("exit_code").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0),
+            },
             total: Figures::of(item),
             tables,
             params: match item.get("params") {
@@ -181,8 +207,8 @@ pub struct Summary {
     pub unsuccessful_runs: usize,
     pub first_run: Option<String>,
     pub last_run: Option<String>,
+    /// The period's figures (its `saved_percent` is the period's).
     pub total: Figures,
-    pub saved_percent: f64,
     pub tables: BTreeMap<String, TableSummary>,
 }
 
@@ -214,10 +240,9 @@ pub fn summarize(environment: &str, since: Option<String>, runs: &[RunRecord]) -
         clean_runs: runs.iter().filter(|r| r.mode == "clean").count(),
         restore_runs: runs.iter().filter(|r| r.mode == "restore").count(),
         repair_runs: runs.iter().filter(|r| r.mode == "repair").count(),
-        unsuccessful_runs: runs.iter().filter(|r| r.outcome != "completed" || r.exit_code != 0).count(),
+        unsuccessful_runs: runs.iter().filter(|r| r.outcome.status != "completed" || r.outcome.exit_code != 0).count(),
         first_run: runs.iter().map(|r| r.started_at.clone()).min(),
         last_run: runs.iter().map(|r| r.started_at.clone()).max(),
-        saved_percent: total.saved_percent(),
         total,
         tables,
     }
@@ -413,8 +438,8 @@ pub fn history_csv(runs: &[RunRecord]) -> Result<String, csv::Error> {
             r.finished_at.clone(),
             r.mode.clone(),
             params.join(" "),
-            r.outcome.clone(),
-            r.exit_code.to_string(),
+            r.outcome.status.clone(),
+            r.outcome.exit_code.to_string(),
         ];
         (leading, &r.total)
     });
@@ -531,6 +556,90 @@ mod tests {
         assert_eq!(RunRecord::from_item(&item), None);
     }
 
+    /// `--json` names a figure the same in a sync's report, in `history` and in `report`, with the
+    /// same value (the contract `schema/ddbsync-output.schema.json` describes).
+    #[test]
+    fn history_and_report_name_the_sync_reports_figures_alike() {
+        let mut r = report("2026-11-02T02:00:00.000Z", 5, 195, false);
+        r.tables[0].rejected = vec![Reject { key: "id=1".into(), reason: "bad".into() }; 2];
+        r.tables[0].failed = vec![Reject { key: "id=2".into(), reason: "outcome unknown: …".into() }; 3];
+        r.tables[0].unknown = 1;
+        r.tables[0].delete_missing = true;
+        r.tables[0].orphans = 4;
+        r.tables[0].deletes_refused = Some("the mass-delete guard".into());
+        r.total = Totals::of(&r.tables, &r.prices);
+        let sync = serde_json::to_value(&r).unwrap();
+        let run = RunRecord::from_item(&r.record()).unwrap();
+        let history = serde_json::to_value(History { environment: "dev".into(), runs: vec![run.clone()] }).unwrap();
+        let summary = serde_json::to_value(summarize("dev", None, &[run])).unwrap();
+        let figures = [
+            "created",
+            "updated",
+            "unchanged",
+            "deleted",
+            "rejected",
+            "failed",
+            "unknown",
+            "deletes_refused",
+            "write_units",
+            "read_units",
+            "potential_write_units",
+            "cost_usd",
+            "potential_usd",
+            "saved_usd",
+            "saved_percent",
+        ];
+        for name in figures {
+            let want = sync["total"][name].as_f64().unwrap_or_else(|| panic!("sync total has no {name}: {sync}"));
+            for (what, got) in [("history", &history["runs"][0][name]), ("report", &summary["total"][name])] {
+                let got = got.as_f64().unwrap_or_else(|| panic!("{what} has no {name}"));
+                assert!((got - want).abs() < 1e-12, "{name}: {what} {got}, sync {want}");
+            }
+            let table = sync["tables"][0][name].as_f64();
+            if let Some(table) = table {
+                let got = history["runs"][0]["tables"]["t-lessons"][name].as_f64().unwrap();
+                assert!((got - table).abs() < 1e-12, "{name} of a table: history {got}, sync {table}");
+            }
+        }
+        assert_eq!(sync["total"]["deletes_refused"], 4, "items, as history counts them");
+        assert_eq!(sync["total"]["deletes_refused_tables"], 1);
+        assert_eq!(sync["tables"][0]["deletes_refused_reason"], "the mass-delete guard");
+        assert!(sync.get("cost").is_none() && sync["total"].get("cost").is_none(), "no cost object: {sync}");
+        assert_eq!(history["runs"][0]["outcome"], sync["outcome"], "the outcome has one shape");
+    }
+
+    /// A record as the metadata table held it before `rejected`, `failed` and the outcome were read
+    /// back (attribute names frozen: they are persisted) still lists, with what it has.
+    #[test]
+    fn a_record_of_an_older_version_reads_with_its_outcome() {
+        let n = |v: &str| AttributeValue::N(v.into());
+        let s = |v: &str| AttributeValue::S(v.into());
+        let item: Item = [
+            ("pk", s("RUN")),
+            ("sk", s("2026-01-02T02:00:00.000Z#dev")),
+            ("environment", s("dev")),
+            ("started_at", s("2026-01-02T02:00:00.000Z")),
+            ("finished_at", s("2026-01-02T02:01:00.000Z")),
+            ("mode", s("incremental")),
+            ("outcome", s("interrupted")),
+            ("outcome_reason", s("SIGTERM")),
+            ("exit_code", n("5")),
+            ("created", n("7")),
+            ("cost_usd", n("0.25")),
+            ("potential_usd", n("1")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let run = RunRecord::from_item(&item).unwrap();
+        let want = RecordedOutcome { status: "interrupted".into(), reason: Some("SIGTERM".into()), exit_code: 5 };
+        assert_eq!(run.outcome, want);
+        assert_eq!((run.total.created, run.total.rejected, run.total.failed), (7, 0, 0));
+        assert_eq!((run.total.saved_usd, run.total.saved_percent), (0.75, 75.0));
+        let json = serde_json::to_value(&run).unwrap();
+        assert_eq!(json["outcome"], serde_json::json!({"status": "interrupted", "reason": "SIGTERM", "exit_code": 5}));
+    }
+
     #[test]
     fn a_summary_adds_up_every_run_and_table() {
         let runs = runs();
@@ -606,7 +715,7 @@ mod tests {
         refused.total = Totals::of(&refused.tables, &refused.prices);
         refused.settle_exit();
         let run = RunRecord::from_item(&refused.record()).unwrap();
-        assert_eq!((run.exit_code, run.total.deletes_refused), (3, 10));
+        assert_eq!((run.outcome.exit_code, run.total.deletes_refused), (3, 10));
         assert_eq!(run.described_mode(), "incremental (completed, exit 3, 10 deletes refused)");
         assert_eq!(run.tables["t-lessons"].deletes_refused, 10);
         // A record written before refused deletes were kept reads them as none.

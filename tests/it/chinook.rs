@@ -380,7 +380,7 @@ async fn chinook_syncs_one_period_of_invoices_with_parameters_and_deletes_only_i
 
     // The run record keeps the slice it covered.
     let history = ctx.ddbsync(&["--json", "history", "local", "--limit", "1"]);
-    let runs: serde_json::Value = serde_json::from_str(&history.stdout()).unwrap();
+    let runs = serde_json::from_str::<serde_json::Value>(&history.stdout()).unwrap()["runs"].take();
     assert_eq!(runs[0]["params"], serde_json::json!({ "from": "2021-01-01", "to": "2021-02-01" }), "{runs}");
 
     // Without parameters, every invoice: the later change and deletion are caught up.

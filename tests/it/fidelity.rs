@@ -487,7 +487,7 @@ async fn key_templates_name_unusable_values_truthfully() {
     // The deletes wait for the two keyless rows, and the advice is the filter that leaves them out.
     assert_eq!(figure(&report, &table, "orphans"), 4.0, "F#3, F#4.5, F#6 (row 4's old key) and F#75");
     assert_eq!(figure(&report, &table, "deleted"), 0.0);
-    let held = report["tables"][0]["deletes_refused"].as_str().expect("deletes held");
+    let held = report["tables"][0]["deletes_refused_reason"].as_str().expect("deletes held");
     assert!(
         held.starts_with("not deleted: 4 items have no source row, but 2 source rows have no key (first: f="),
         "{held}"
@@ -507,7 +507,7 @@ async fn key_templates_name_unusable_values_truthfully() {
     let run = ctx.ddbsync(&["--json", "sync", "local"]);
     assert_eq!(run.code(), 3, "{}", run.stderr());
     let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
-    assert!(report["tables"][0]["deletes_refused"].is_null(), "{report}");
+    assert!(report["tables"][0]["deletes_refused_reason"].is_null(), "{report}");
     assert_eq!(figure(&report, &table, "deleted"), 4.0);
     let rejected = report["tables"][0]["rejected"].as_array().unwrap();
     assert_eq!(rejected.len(), 1, "{rejected:?}");
@@ -1037,7 +1037,7 @@ async fn the_keyless_filter_is_whole_and_keeps_rows_whose_key_takes_a_default() 
     assert_eq!(run.code(), 3, "{}", run.stderr());
     let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
     assert_eq!(figure(&report, &table, "deleted"), 0.0);
-    let held = report["tables"][0]["deletes_refused"].as_str().expect("deletes held");
+    let held = report["tables"][0]["deletes_refused_reason"].as_str().expect("deletes held");
     let filter = held
         .split_once("leave them out of the query (WHERE ")
         .and_then(|(_, rest)| rest.strip_suffix("), then run again"))
@@ -1117,7 +1117,7 @@ async fn each_entity_is_given_its_own_keyless_filter_naming_table_columns() {
         rejected.keys().all(|k| k.starts_with("entity \"a\": ") || k.starts_with("entity \"b\": ")),
         "{rejected:?}"
     );
-    let held = report["tables"][0]["deletes_refused"].as_str().expect("deletes held");
+    let held = report["tables"][0]["deletes_refused_reason"].as_str().expect("deletes held");
     let (a, b) = (entity_filter(held, "a"), entity_filter(held, "b"));
     assert_eq!(a, Some("id IS NOT NULL"), "{held}");
     let b = b.unwrap_or_else(|| panic!("no filter for b in: {held}"));
@@ -1191,7 +1191,7 @@ async fn unstorable_key_values_are_given_filters_that_keep_every_storable_row() 
     let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
     let table =
         |name: &str| report["tables"].as_array().unwrap().iter().find(|t| t["table"] == ctx.table(name)).unwrap();
-    let held = |name: &str| table(name)["deletes_refused"].as_str().expect("deletes held").to_string();
+    let held = |name: &str| table(name)["deletes_refused_reason"].as_str().expect("deletes held").to_string();
     let reasons: Vec<String> =
         table("tt")["rejected"].as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap().to_string()).collect();
     assert!(reasons.iter().all(|r| !r.contains("NULLIF(at")), "a key's value is never made NULL: {reasons:?}");
@@ -1287,7 +1287,7 @@ async fn a_filter_on_an_expression_named_like_a_table_column_goes_around_the_que
     let run = ctx.ddbsync(&["--json", "sync", "local"]);
     assert_eq!(run.code(), 3, "{}", run.stderr());
     let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
-    let held = report["tables"][0]["deletes_refused"].as_str().expect("deletes held").to_string();
+    let held = report["tables"][0]["deletes_refused_reason"].as_str().expect("deletes held").to_string();
     let marker = "SELECT * FROM (…the query…) AS q WHERE ";
     let at = held.find(marker).unwrap_or_else(|| panic!("a filter around the query in: {held}"));
     let rest = &held[at + marker.len()..];

@@ -3,7 +3,11 @@
 //! every run that writes (refused deletes and restores included), read back by `history` and
 //! `report`.
 
-use crate::harness::{figure, text, Ctx, Profile};
+use crate::harness::{figure, text, Ctx, Profile, Run};
+
+fn json(run: &Run) -> serde_json::Value {
+    serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("{e}: not JSON:\n{}\n{}", run.stdout(), run.stderr()))
+}
 
 /// `things`, with a keys-only, an include and a whole-item index, deleting orphans.
 const MAPPING: &str = r#"
@@ -138,9 +142,9 @@ async fn created_and_updated_count_only_what_dynamodb_confirmed() {
 
     // The text says so, and the run record keeps the same figures.
     let history = ctx.ddbsync(&["--json", "history", "local", "--limit", "1"]);
-    let last: serde_json::Value = serde_json::from_str(&history.stdout()).unwrap();
+    let last = serde_json::from_str::<serde_json::Value>(&history.stdout()).unwrap()["runs"].take();
     assert_eq!((last[0]["updated"].as_f64(), last[0]["not_written"].as_f64()), (Some(8.0), Some(3.0)));
-    assert_eq!(last[0]["exit_code"], 3);
+    assert_eq!(last[0]["outcome"]["exit_code"], 3);
     ctx.sql(&["UPDATE items SET title = 'again ' || id WHERE id <= 2"]);
     ctx.proxy.refuse_batches_holding(Some("again 2"));
     let text = ctx.ddbsync(&["sync", "local"]).stdout();
@@ -175,10 +179,11 @@ async fn history_and_report_count_refused_deletes_and_restores() {
     assert_eq!(restore.code(), 0, "{}", restore.stderr());
     let billed = server_write_units(&ctx);
     assert!(billed >= 50.0, "{billed}");
-    let runs: serde_json::Value = serde_json::from_str(&ctx.ddbsync(&["--json", "history", "local"]).stdout()).unwrap();
+    let runs = json(&ctx.ddbsync(&["--json", "history", "local"]))["runs"].take();
     let restored = &runs[0];
     assert_eq!(restored["mode"], "restore");
-    assert_eq!((restored["outcome"].as_str(), restored["exit_code"].as_u64()), (Some("completed"), Some(0)));
+    let outcome = &restored["outcome"];
+    assert_eq!((outcome["status"].as_str(), outcome["exit_code"].as_u64()), (Some("completed"), Some(0)));
     assert_eq!(restored["write_units"].as_f64(), Some(billed));
     assert_eq!(restored["created"], 50);
     assert!(ctx.ddbsync(&["history", "local"]).stdout().contains("┆ restore "), "history names the mode");
@@ -267,10 +272,9 @@ async fn a_batch_written_then_answered_with_a_500_is_reported_as_outcome_unknown
     assert!(!out.contains("items were not written"), "{out}");
 
     // history: counted as unknown, not as not written; the CSV has the outcome and the exit code.
-    let history: serde_json::Value =
-        serde_json::from_str(&ctx.ddbsync(&["--json", "history", "local", "--limit", "2"]).stdout()).unwrap();
+    let history = json(&ctx.ddbsync(&["--json", "history", "local", "--limit", "2"]))["runs"].take();
     assert_eq!((history[1]["unknown"].as_u64(), history[1]["not_written"].as_u64()), (Some(5), Some(0)));
-    assert_eq!(history[1]["exit_code"], 3);
+    assert_eq!(history[1]["outcome"]["exit_code"], 3);
     let listed = ctx.ddbsync(&["history", "local", "--limit", "2"]).stdout();
     assert!(listed.contains("incremental (completed, exit 3, 5 outcome unknown)"), "{listed}");
     let csv = ctx.ddbsync(&["history", "local", "--csv", "--limit", "2"]).stdout();
@@ -349,11 +353,10 @@ async fn a_failed_delete_is_not_written_and_not_refused() {
     let t = &report["tables"][0];
     assert_eq!(t["deleted"], 1, "{t}");
     assert_eq!(t["failed"].as_array().map(Vec::len), Some(1), "{t}");
-    assert!(t["deletes_refused"].is_null(), "no guard refused it: {t}");
+    assert!(t["deletes_refused_reason"].is_null(), "no guard refused it: {t}");
     let ids: Vec<String> = ctx.scan("items").await.iter().map(|i| text(&i["id"])).collect();
     assert!(ids.contains(&"48".to_string()) && !ids.contains(&"47".to_string()), "{ids:?}");
-    let history: serde_json::Value =
-        serde_json::from_str(&ctx.ddbsync(&["--json", "history", "local", "--limit", "1"]).stdout()).unwrap();
+    let history = json(&ctx.ddbsync(&["--json", "history", "local", "--limit", "1"]))["runs"].take();
     assert_eq!((history[0]["deletes_refused"].as_u64(), history[0]["not_written"].as_u64()), (Some(0), Some(1)));
 }
 
@@ -397,8 +400,7 @@ async fn deletes_answered_with_a_500_are_of_unknown_outcome_written_or_deleted()
     assert!(out.contains("2 items may or may not have been written or deleted: DynamoDB answered"), "{out}");
     assert!(!out.contains("of them)"), "{out}");
 
-    let history: serde_json::Value =
-        serde_json::from_str(&ctx.ddbsync(&["--json", "history", "local", "--limit", "1"]).stdout()).unwrap();
+    let history = json(&ctx.ddbsync(&["--json", "history", "local", "--limit", "1"]))["runs"].take();
     assert_eq!(
         (history[0]["unknown"].as_u64(), history[0]["not_written"].as_u64(), history[0]["deletes_failed"].as_u64()),
         (Some(2), Some(1), Some(2)),

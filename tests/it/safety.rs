@@ -139,7 +139,7 @@ async fn orphans_are_kept_by_default_and_deleted_within_the_guard() {
     let run = ctx.ddbsync(&["--json", "sync", "local"]);
     assert_eq!(run.code(), 3, "a refused delete leaves the run incomplete: {}", run.stderr());
     let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
-    let refused = report["tables"][0]["deletes_refused"].as_str().expect("a refusal");
+    let refused = report["tables"][0]["deletes_refused_reason"].as_str().expect("a refusal");
     assert!(refused.starts_with("not deleted: 10 of 49 items (20.4%) have no source row, over the 10% guard"));
     assert!(refused.contains("--allow-mass-delete"));
     assert_eq!(ids(&ctx).await.len(), 49, "nothing was deleted");

@@ -51,8 +51,12 @@ async fn a_server_that_stops_answering_mid_stream_ends_the_run() {
     assert!(stored > 0, "the rows read before the stall were written");
     assert_eq!(failed["tables"][0]["created"].as_u64(), Some(stored), "{failed}");
     let history = ctx.ddbsync(&["--json", "history", "local"]);
-    let runs: serde_json::Value = serde_json::from_str(&history.stdout()).unwrap();
-    assert_eq!((runs[0]["outcome"].as_str(), runs[0]["created"].as_u64()), (Some("failed"), Some(stored)), "{runs}");
+    let runs = serde_json::from_str::<serde_json::Value>(&history.stdout()).unwrap()["runs"].take();
+    assert_eq!(
+        (runs[0]["outcome"]["status"].as_str(), runs[0]["created"].as_u64()),
+        (Some("failed"), Some(stored)),
+        "{runs}"
+    );
     let want = format!(
         "table \"lessons\": query: no answer from PostgreSQL at postgres@127.0.0.1:{}/{} for 2s \
          (source.read_timeout_secs); check that the server is up and the query is not waiting on a lock \

@@ -85,8 +85,8 @@ async fn a_run_paused_past_its_lease_writes_nothing_more() {
     let stale: Vec<_> = target.iter().filter(|(id, title)| source.get(*id) != Some(*title)).collect();
     assert!(stale.is_empty(), "the paused run overwrote the newer run's items: {stale:?}");
     let history = ctx.ddbsync(&["--json", "history", "local"]);
-    let runs: serde_json::Value = serde_json::from_str(&history.stdout()).unwrap();
-    let failed = runs.as_array().unwrap().iter().find(|r| r["outcome"] == "failed").expect("the failed run");
+    let runs = serde_json::from_str::<serde_json::Value>(&history.stdout()).unwrap()["runs"].take();
+    let failed = runs.as_array().unwrap().iter().find(|r| r["outcome"]["status"] == "failed").expect("the failed run");
     assert_eq!(failed["updated"].as_u64(), lessons["updated"].as_u64(), "recorded with its figures: {runs}");
 }
 
@@ -166,9 +166,14 @@ async fn sigterm_stops_cleanly_records_the_run_and_the_next_run_completes_it() {
         assert!(ctx.leases().await.is_empty(), "SIG{name}: the lock was released");
 
         let history = ctx.ddbsync(&["--json", "history", "local"]);
-        let runs: serde_json::Value = serde_json::from_str(&history.stdout()).unwrap();
+        let runs = serde_json::from_str::<serde_json::Value>(&history.stdout()).unwrap()["runs"].take();
         let last = &runs[0];
-        assert_eq!((last["outcome"].as_str(), last["exit_code"].as_u64()), (Some("interrupted"), Some(5)), "{runs}");
+        let outcome = &last["outcome"];
+        assert_eq!(
+            (outcome["status"].as_str(), outcome["exit_code"].as_u64()),
+            (Some("interrupted"), Some(5)),
+            "{runs}"
+        );
 
         let (target, source) = titles(&ctx).await;
         let behind = target.iter().filter(|(id, title)| source.get(*id) != Some(*title)).count();

@@ -182,7 +182,7 @@ async fn repair_writes_what_is_missing_or_differs_deletes_extras_and_leaves_noth
     );
     assert_eq!(r["failed"].as_array().unwrap().len(), 0);
     assert!(r["write_units"].as_f64().unwrap() > 0.0, "DynamoDB's units: {done}");
-    assert!(done["repair"]["cost"]["actual"].as_f64().unwrap() > 0.0, "{done}");
+    assert!(done["repair"]["cost_usd"].as_f64().unwrap() > 0.0, "{done}");
     assert_eq!(done["repair"]["outcome"]["status"], "completed");
     assert!(done["repair"]["sampled"].as_array().unwrap().is_empty());
 
@@ -487,9 +487,12 @@ async fn a_repairs_record_carries_its_exit_code_and_only_refused_deletes() {
     assert_eq!(report["repair"]["outcome"]["exit_code"], 3, "{report}");
     let last = records(&ctx).await.pop().unwrap();
     assert_eq!((text(&last["exit_code"]), text(&last["deletes_refused"])), ("3".into(), "0".into()));
-    let history: serde_json::Value =
-        serde_json::from_str(&ctx.ddbsync(&["--json", "history", "keep", "--limit", "1"]).stdout()).unwrap();
-    assert_eq!((history[0]["mode"].as_str(), history[0]["exit_code"].as_u64()), (Some("repair"), Some(3)));
+    let history = serde_json::from_str::<serde_json::Value>(
+        &ctx.ddbsync(&["--json", "history", "keep", "--limit", "1"]).stdout(),
+    )
+    .unwrap()["runs"]
+        .take();
+    assert_eq!((history[0]["mode"].as_str(), history[0]["outcome"]["exit_code"].as_u64()), (Some("repair"), Some(3)));
     let summary: serde_json::Value =
         serde_json::from_str(&ctx.ddbsync(&["--json", "report", "keep", "--since", "all"]).stdout()).unwrap();
     assert_eq!(summary["repair_runs"], 1);
