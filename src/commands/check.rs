@@ -239,14 +239,17 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
 
 /// What a credential provider's name means, for the checklist: where the keys were (never the keys).
 fn source_of(provider: &str) -> &'static str {
+    // The names aws-config gives its providers.
     match provider {
-        "Environment" => " (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
+        "EnvironmentVariable" => " (the environment: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
         "ProfileFile" => " (a profile of ~/.aws/credentials or ~/.aws/config)",
-        "WebIdentityToken" => " (AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN)",
+        "AssumeRoleProvider" => " (a role the AWS profile assumes)",
+        "WebIdentityToken" => " (web identity: AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN)",
         "EcsContainer" => " (the ECS container credentials endpoint)",
-        "IMDSv2" | "Ec2InstanceMetadata" => " (the EC2 instance metadata service)",
-        "SSO" | "Sso" => " (AWS IAM Identity Center, `aws sso login`)",
+        "IMDSv2" => " (the EC2 instance metadata service)",
+        "SSO" => " (AWS IAM Identity Center, `aws sso login`)",
         "CredentialProcess" => " (a credential_process of the AWS profile)",
+        "Login" => " (`aws login`)",
         _ => "",
     }
 }

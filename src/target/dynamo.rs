@@ -869,3 +869,55 @@ mod tests {
         assert!(credentials_error(&other).is_none());
     }
 }
+
+#[cfg(test)]
+mod setup_tests {
+    use super::*;
+
+    #[test]
+    fn the_provider_name_is_read_and_no_key_kept() {
+        let creds = aws_credential_types::Credentials::new("AKIDEXAMPLE", "SeCrEt-key-9", None, None, "Environment");
+        let name = provider_name(&creds);
+        assert_eq!(name, "Environment");
+        let profile = aws_credential_types::Credentials::new("AKID", "s", Some("token".into()), None, "ProfileFile");
+        assert_eq!(provider_name(&profile), "ProfileFile");
+    }
+
+    #[test]
+    fn retry_variables_are_checked_before_the_sdk_sees_them() {
+        assert_eq!(retry_env(None, None).unwrap(), (None, None));
+        assert_eq!(retry_env(Some("4"), Some("Adaptive")).unwrap(), (Some(4), Some(true)));
+        assert_eq!(retry_env(Some(" 1"), Some("standard")).unwrap(), (Some(1), Some(false)));
+        for (attempts, mode, wanted) in [
+            (Some("0"), None, "AWS_MAX_ATTEMPTS=\"0\" is not a number of attempts from 1 to 100"),
+            (Some("many"), None, "AWS_MAX_ATTEMPTS=\"many\""),
+            (Some("101"), None, "AWS_MAX_ATTEMPTS=\"101\""),
+            (None, Some("legacy"), "AWS_RETRY_MODE=\"legacy\" is not supported"),
+        ] {
+            let err = retry_env(attempts, mode).unwrap_err();
+            assert!(err.contains(wanted) && err.contains("which wins"), "{err}");
+        }
+    }
+
+    /// ddbsync's own retry loop (`retry::retrying`) wraps only calls sent with the SDK's retries
+    /// off, so that attempts never multiply: every call it wraps is one of these, and each of them
+    /// turns the SDK's retries off.
+    #[test]
+    fn calls_ddbsync_retries_have_the_sdks_retries_off() {
+        let source = include_str!("dynamo.rs");
+        for call in ["async fn scan(", "async fn batch_get(", "async fn batch_write("] {
+            let body = &source[source.find(call).unwrap()..];
+            let body = &body[..body[1..].find("\n    async fn ").unwrap_or(body.len())];
+            assert!(body.contains("config_override(no_retries())"), "{call} keeps the SDK's retries");
+        }
+        // The writer's own loop (`writer::write_with_retry`) sends only BatchWriteItem.
+        let engine = [include_str!("../engine/scan.rs"), include_str!("../engine/verify.rs")];
+        for text in engine {
+            for (at, _) in text.match_indices("retrying(") {
+                let call = &text[at..text.len().min(at + 200)];
+                let ok = ["scan_page", "scan_limited", "batch_get"].iter().any(|c| call.contains(c));
+                assert!(ok, "ddbsync retries a call the SDK may retry too: {call}");
+            }
+        }
+    }
+}

@@ -143,26 +143,27 @@ fn service(name: &str, chosen_by: &str, home: Option<&Path>) -> Result<Layer, So
 }
 
 /// Checks the settings of a layer that arrive as text, so that an unusable one is blamed on where
-/// it was written; values are shown only for keys that are never secret.
+/// it was written. No value is shown: a connection string split wrongly can put part of a password
+/// in any of them.
 fn check(layer: &Layer) -> Result<(), SourceError> {
     let problem = |problem: String| SourceError::Setting { origin: layer.origin.clone(), problem };
     if let Some(port) = &layer.settings.port {
         if port.parse::<u16>().ok().filter(|&p| p > 0).is_none() {
-            return Err(problem(format!("port \"{port}\" is not a port number (1 to 65535)")));
+            return Err(problem("the port is not a port number (1 to 65535)".into()));
         }
     }
     if let Some(mode) = &layer.settings.sslmode {
         if SslMode::parse(mode).is_none() {
-            return Err(problem(format!(
-                "sslmode \"{mode}\" is not supported; use disable, prefer, require, verify-ca or verify-full"
-            )));
+            return Err(problem(
+                "the sslmode is not one ddbsync supports; use disable, prefer, require, verify-ca or verify-full".into(),
+            ));
         }
     }
     if let Some(secs) = &layer.settings.connect_timeout {
         if secs.parse::<u64>().ok().filter(|s| (1..=MAX_WAIT_SECS).contains(s)).is_none() {
             return Err(problem(format!(
-                "connect_timeout \"{secs}\" is not a number of seconds from 1 to {MAX_WAIT_SECS} (0, libpq's \"wait \
-                 for ever\", is not allowed)"
+                "the connect_timeout is not a number of seconds from 1 to {MAX_WAIT_SECS} (0, libpq's \"wait for \
+                 ever\", is not allowed)"
             )));
         }
     }
