@@ -17,8 +17,9 @@ fn main() -> ExitCode {
     let default_level = match cli.verbose {
         // The credential chain's warning about a provider that failed (with the SDK's debug dump
         // of its answer) comes just before the error that says the same: no credentials, where the
-        // chain looked and how to give some.
-        0 => "warn,aws_config::meta::credentials::chain=off",
+        // chain looked and how to give some. Likewise the region chain's about an instance
+        // metadata service that is not there: the error that follows names every place looked in.
+        0 => "warn,aws_config::meta::credentials::chain=off,aws_config::imds::region=off",
         1 => "ddbsync=info",
         _ => "ddbsync=debug",
     };

@@ -165,7 +165,11 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
             Err("not checked: no AWS credentials to ask DynamoDB with")
         }
         Ok(provider) => {
-            report.push("AWS credentials", Status::Ok, format!("found by the chain's {provider} provider{}", source_of(&provider)));
+            report.push(
+                "AWS credentials",
+                Status::Ok,
+                format!("found by the chain's {provider} provider{}", source_of(&provider)),
+            );
             match dynamo.describe(&profile.metadata_table).await {
                 Ok(found) => {
                     metadata_exists = found.is_some();

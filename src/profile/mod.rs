@@ -635,7 +635,9 @@ fn validate(
 /// stay, as defaults under the string's own.
 fn url_env_alone(path: &Path, source: &raw::SourceSection) -> Result<(), ProfileError> {
     let Some(var) = &source.url_env else { return Ok(()) };
-    if var.is_empty() || !var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') || var.as_bytes()[0].is_ascii_digit()
+    if var.is_empty()
+        || !var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        || var.as_bytes()[0].is_ascii_digit()
     {
         return Err(ProfileError::new(
             path,
@@ -696,7 +698,8 @@ fn target_config(path: &Path, target: &raw::TargetSection) -> Result<TargetConfi
             )))
         }
     };
-    let secs = |key: &str, value: Option<u64>, default: u64| wait(path, &format!("target.{key}"), value.unwrap_or(default));
+    let secs =
+        |key: &str, value: Option<u64>, default: u64| wait(path, &format!("target.{key}"), value.unwrap_or(default));
     let attempt_timeout = secs("attempt_timeout_secs", target.attempt_timeout_secs, 30)?;
     let operation_timeout = secs("operation_timeout_secs", target.operation_timeout_secs, 60)?;
     if operation_timeout < attempt_timeout {

@@ -607,7 +607,10 @@ fn url_env_gives_the_whole_connection() {
         assert!(err.contains(&format!("source.url_env and source.{key} both say where to connect")), "{err}");
     }
     let err = load_err(&url.replace("\"DATABASE_URL\"", "\"postgresql://u:pw@h/db\""), MAPPINGS);
-    assert!(err.contains("is not an environment variable's name") && err.contains("never the connection string"), "{err}");
+    assert!(
+        err.contains("is not an environment variable's name") && err.contains("never the connection string"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -651,7 +654,10 @@ fn target_retries_and_timeouts() {
         ("max_attempts = 0", "target.max_attempts = 0 must be between 1 and 100"),
         ("retry_mode = \"legacy\"", "target.retry_mode = \"legacy\" is not supported"),
         ("operation_timeout_secs = 0", "target.operation_timeout_secs = 0 must be between 1 and 86400"),
-        ("attempt_timeout_secs = 90", "target.operation_timeout_secs = 60 is shorter than target.attempt_timeout_secs = 90"),
+        (
+            "attempt_timeout_secs = 90",
+            "target.operation_timeout_secs = 60 is shorter than target.attempt_timeout_secs = 90",
+        ),
     ] {
         let err = load_err(&with(lines), MAPPINGS);
         assert!(err.contains(wanted), "{lines}: {err}");

@@ -95,32 +95,28 @@ pub fn retry_env(max_attempts: Option<&str>, mode: Option<&str>) -> Result<(Opti
 }
 
 /// The control-plane retry configuration and where it came from: the profile's keys win, then
-/// `AWS_MAX_ATTEMPTS` / `AWS_RETRY_MODE`, then the AWS profile's `max_attempts` / `retry_mode`
-/// (read by the SDK), then the SDK's default (standard, 3 attempts).
+/// `AWS_MAX_ATTEMPTS` / `AWS_RETRY_MODE`, then the AWS profile's `max_attempts` / `retry_mode` in
+/// the shared config, then the SDK's default (standard, 3 attempts). Every value is checked here:
+/// the SDK's own reader panics on one it cannot use.
 async fn retry_setup(target: &TargetConfig) -> Result<(RetryConfig, String), String> {
     let (env_attempts, env_adaptive) = retry_env(var("AWS_MAX_ATTEMPTS").as_deref(), var("AWS_RETRY_MODE").as_deref())?;
-    // The SDK's chain, for the shared config's values; the environment's were checked above.
-    let mut provider = aws_config::default_provider::retry_config::default_provider();
-    if let Some(name) = &target.aws_profile {
-        provider = provider.profile_name(name);
-    }
-    let shared = tokio::spawn(provider.retry_config()).await.map_err(|_| {
-        "the AWS profile's max_attempts or retry_mode (in ~/.aws/config, or AWS_CONFIG_FILE) cannot be used; fix it, \
-         or set target.max_attempts and target.retry_mode, which win"
-            .to_string()
-    })?;
-    let shared_adaptive = shared.mode() == aws_config::retry::RetryMode::Adaptive;
-    let (attempts, attempts_from) = match (target.max_attempts, env_attempts) {
-        (Some(n), _) => (n, "target.max_attempts"),
-        (None, Some(n)) => (n, "AWS_MAX_ATTEMPTS"),
-        (None, None) if shared.max_attempts() != 3 => (shared.max_attempts(), "the AWS profile's max_attempts"),
-        (None, None) => (3, "the SDK's default"),
+    let (shared_attempts, shared_adaptive) =
+        match (target.max_attempts.or(env_attempts), target.adaptive_retries.or(env_adaptive)) {
+            // Both decided above the shared config: it is not read.
+            (Some(_), Some(_)) => (None, None),
+            _ => shared_retries(target).await?,
+        };
+    let (attempts, attempts_from) = match (target.max_attempts, env_attempts, shared_attempts) {
+        (Some(n), _, _) => (n, "target.max_attempts"),
+        (None, Some(n), _) => (n, "AWS_MAX_ATTEMPTS"),
+        (None, None, Some(n)) => (n, "the AWS profile's max_attempts"),
+        (None, None, None) => (3, "the SDK's default"),
     };
-    let (adaptive, mode_from) = match (target.adaptive_retries, env_adaptive) {
-        (Some(a), _) => (a, "target.retry_mode"),
-        (None, Some(a)) => (a, "AWS_RETRY_MODE"),
-        (None, None) if shared_adaptive => (true, "the AWS profile's retry_mode"),
-        (None, None) => (false, "the SDK's default"),
+    let (adaptive, mode_from) = match (target.adaptive_retries, env_adaptive, shared_adaptive) {
+        (Some(a), _, _) => (a, "target.retry_mode"),
+        (None, Some(a), _) => (a, "AWS_RETRY_MODE"),
+        (None, None, Some(a)) => (a, "the AWS profile's retry_mode"),
+        (None, None, None) => (false, "the SDK's default"),
     };
     let config = match adaptive {
         true => RetryConfig::adaptive(),
@@ -129,6 +125,30 @@ async fn retry_setup(target: &TargetConfig) -> Result<(RetryConfig, String), Str
     .with_max_attempts(attempts);
     let mode = if adaptive { "adaptive" } else { "standard" };
     Ok((config, format!("{mode} mode ({mode_from}), {attempts} attempts ({attempts_from})")))
+}
+
+/// `max_attempts` and `retry_mode` of the AWS profile in the shared config, read with the SDK's
+/// own parser. A file the parser refuses gives none here (the credential chain says why).
+async fn shared_retries(target: &TargetConfig) -> Result<(Option<u32>, Option<bool>), String> {
+    use aws_types::os_shim_internal::{Env, Fs};
+    // The alias of aws-runtime's `EnvConfigFiles`, the type `profile::load` takes: aws-runtime is
+    // not a dependency of ddbsync's own.
+    #[allow(deprecated)]
+    let files = aws_config::profile::profile_file::ProfileFiles::default();
+    let chosen = target.aws_profile.clone().map(std::borrow::Cow::Owned);
+    let Ok(profiles) = aws_config::profile::load(&Fs::real(), &Env::real(), &files, chosen).await else {
+        return Ok((None, None));
+    };
+    let name = profiles.selected_profile().to_string();
+    let (attempts, mode) = (profiles.get("max_attempts"), profiles.get("retry_mode"));
+    retry_env(attempts, mode).map_err(|_| {
+        format!(
+            "the AWS profile \"{name}\" in {} has a max_attempts or retry_mode that cannot be used (max_attempts \
+             1 to 100, retry_mode standard or adaptive); fix it, or set target.max_attempts and target.retry_mode, \
+             which win",
+            config_file()
+        )
+    })
 }
 
 /// Everything the client is built with; an error is a setting that cannot be used (the message
@@ -163,9 +183,9 @@ pub async fn setup(target: &TargetConfig) -> Result<Setup, String> {
 /// Where a profile without `target.region` gets one: the SDK's region chain, link by link so that
 /// `check` can say which gave it (the environment's `AWS_REGION`, else `AWS_DEFAULT_REGION`; the
 /// AWS profile's `region` in the shared config; the EC2 instance metadata service). Also checks
-/// the retry variables, so that a bad one is a profile error before anything is contacted.
+/// the retry settings, so that a bad one is a profile error before anything is contacted.
 pub async fn settle_region(profile: &mut Profile) -> Result<(), ProfileError> {
-    if let Err(message) = retry_env(var("AWS_MAX_ATTEMPTS").as_deref(), var("AWS_RETRY_MODE").as_deref()) {
+    if let Err(message) = retry_setup(&profile.target).await {
         return Err(ProfileError::new(&profile.path, message));
     }
     if profile.region_settled() {
@@ -190,7 +210,9 @@ pub async fn settle_region(profile: &mut Profile) -> Result<(), ProfileError> {
                 file = file.profile_name(name);
             }
             match file.build().region().await {
-                Some(region) => Some((region, format!("region of AWS profile \"{name}\" ({named_by}) in {}", config_file()))),
+                Some(region) => {
+                    Some((region, format!("region of AWS profile \"{name}\" ({named_by}) in {}", config_file())))
+                }
                 None => aws_config::imds::region::ImdsRegionProvider::builder()
                     .build()
                     .region()
@@ -348,11 +370,12 @@ impl Dynamo {
     /// Builds the client: region, optional endpoint and AWS profile, retries and bounded timeouts
     /// as [`setup`] decides them.
     pub async fn connect(target: &TargetConfig) -> Dynamo {
-        // `settle_region` has checked the retry variables; a shared config the SDK cannot use
-        // falls back to its default here, and `check` says why.
+        // `settle_region` has checked the retry settings before any command gets here.
         let (retry_config, timeout_config) = match setup(target).await {
             Ok(setup) => (setup.retry_config, setup.timeout_config),
-            Err(_) => (RetryConfig::standard(), TimeoutConfig::builder().operation_timeout(target.operation_timeout).build()),
+            Err(_) => {
+                (RetryConfig::standard(), TimeoutConfig::builder().operation_timeout(target.operation_timeout).build())
+            }
         };
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(target.region.clone()))

@@ -30,9 +30,23 @@ fn write(ctx: &Ctx, env: &str, source: &str, target: &str, sync: &str) {
 fn command(ctx: &Ctx, args: &[&str]) -> Command {
     let mut cmd = ctx.command(args);
     for var in [
-        "PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE", "PGSERVICEFILE", "PGSYSCONFDIR", "PGPASSFILE",
-        "PGSSLMODE", "PGCONNECT_TIMEOUT", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_CONFIG_FILE",
-        "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB",
+        "PGHOST",
+        "PGPORT",
+        "PGDATABASE",
+        "PGUSER",
+        "PGSERVICE",
+        "PGSERVICEFILE",
+        "PGSYSCONFDIR",
+        "PGPASSFILE",
+        "PGSSLMODE",
+        "PGCONNECT_TIMEOUT",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_CONFIG_FILE",
+        "AWS_MAX_ATTEMPTS",
+        "AWS_RETRY_MODE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_DYNAMODB",
     ] {
         cmd.env_remove(var);
     }
@@ -90,7 +104,8 @@ async fn url_env_gives_the_connection_and_never_shows_its_password() {
 
     // libpq's key=value form; the string's sslmode wins over the profile's.
     write(&ctx, "local", "url_env = \"TEST_DB_URL\"\nsslmode = \"verify-full\"", "region = \"us-east-1\"", "");
-    let pairs = format!("host=127.0.0.1 port={port} dbname={} user=pw_user password='{PG_PASSWORD}' sslmode=disable", ctx.db);
+    let pairs =
+        format!("host=127.0.0.1 port={port} dbname={} user=pw_user password='{PG_PASSWORD}' sslmode=disable", ctx.db);
     let mut cmd = command(&ctx, &["sync", "local", "--dry-run"]);
     cmd.env("TEST_DB_URL", &pairs);
     let (code, out, err) = run(cmd);
@@ -125,7 +140,8 @@ async fn url_env_gives_the_connection_and_never_shows_its_password() {
         if want == 1 {
             assert!(all.contains("password authentication failed for user \"pw_user\""), "the server's reason: {all}");
         } else {
-            let named = all.contains("local.toml: source.url_env names TEST_DB_URL, which holds a connection string that")
+            let named = all
+                .contains("local.toml: source.url_env names TEST_DB_URL, which holds a connection string that")
                 || all.contains("the connection string in TEST_DB_URL (source.url_env in ");
             assert!(named && all.contains("local.toml"), "the variable and the file are named: {all}");
         }
@@ -233,7 +249,10 @@ async fn a_password_file_others_may_read_is_ignored_with_a_warning() {
     use std::os::unix::fs::PermissionsExt;
     let ctx = Ctx::new(2).await;
     let port = servers().pg_port;
-    let source = format!("host = \"127.0.0.1\"\nport = {port}\ndbname = \"{}\"\nuser = \"pw_user\"\nsslmode = \"disable\"", ctx.db);
+    let source = format!(
+        "host = \"127.0.0.1\"\nport = {port}\ndbname = \"{}\"\nuser = \"pw_user\"\nsslmode = \"disable\"",
+        ctx.db
+    );
     write(&ctx, "local", &source, "region = \"us-east-1\"", "");
     // HOME is the profiles directory (the harness sets it).
     let pgpass = ctx.envs.path().join(".pgpass");
@@ -256,7 +275,10 @@ async fn a_password_file_others_may_read_is_ignored_with_a_warning() {
 async fn the_region_comes_from_awss_chain_when_the_profile_has_none() {
     let ctx = Ctx::new(2).await;
     let port = servers().pg_port;
-    let source = format!("host = \"127.0.0.1\"\nport = {port}\ndbname = \"{}\"\nuser = \"postgres\"\nsslmode = \"disable\"", ctx.db);
+    let source = format!(
+        "host = \"127.0.0.1\"\nport = {port}\ndbname = \"{}\"\nuser = \"postgres\"\nsslmode = \"disable\"",
+        ctx.db
+    );
     write(&ctx, "local", &source, "", "");
     const SECRET: &str = "AwsSeCrEt-chain-5521";
 
@@ -267,7 +289,9 @@ async fn the_region_comes_from_awss_chain_when_the_profile_has_none() {
     assert!(out.contains("AWS region: eu-west-1 (from AWS_REGION)"), "{out}");
     assert!(out.contains(&format!("DynamoDB endpoint: {} (from target.endpoint_url)", ctx.proxy.url)), "{out}");
     assert!(
-        out.contains("AWS credentials: found by the chain's EnvironmentVariable provider (the environment: AWS_ACCESS_KEY_ID"),
+        out.contains(
+            "AWS credentials: found by the chain's EnvironmentVariable provider (the environment: AWS_ACCESS_KEY_ID"
+        ),
         "{out}"
     );
     assert!(!format!("{out}{err}").contains(SECRET), "{out}{err}");
@@ -303,7 +327,13 @@ async fn the_region_comes_from_awss_chain_when_the_profile_has_none() {
     let (code, out, err) = run(command(&ctx, &["sync", "local", "--dry-run"]));
     assert_eq!(code, 2, "{out}{err}");
     assert!(err.contains("local.toml: no AWS region"), "{err}");
-    for looked in ["AWS_REGION", "AWS_DEFAULT_REGION", "AWS profile \"default\"", "(AWS_CONFIG_FILE)", "AWS_EC2_METADATA_DISABLED"] {
+    for looked in [
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS profile \"default\"",
+        "(AWS_CONFIG_FILE)",
+        "AWS_EC2_METADATA_DISABLED",
+    ] {
         assert!(err.contains(looked), "{looked}: {err}");
     }
     assert!(err.contains("set target.region"), "{err}");
@@ -313,7 +343,10 @@ async fn the_region_comes_from_awss_chain_when_the_profile_has_none() {
 async fn aws_max_attempts_is_honoured_and_never_multiplies_ddbsyncs_retries() {
     let ctx = Ctx::new(2).await;
     let port = servers().pg_port;
-    let source = format!("host = \"127.0.0.1\"\nport = {port}\ndbname = \"{}\"\nuser = \"postgres\"\nsslmode = \"disable\"", ctx.db);
+    let source = format!(
+        "host = \"127.0.0.1\"\nport = {port}\ndbname = \"{}\"\nuser = \"postgres\"\nsslmode = \"disable\"",
+        ctx.db
+    );
 
     // A control-plane call (check's DescribeTable of the metadata table) that always fails.
     write(&ctx, "local", &source, "region = \"us-east-1\"", "");
@@ -331,7 +364,19 @@ async fn aws_max_attempts_is_honoured_and_never_multiplies_ddbsyncs_retries() {
     let (_, out, _) = run(cmd);
     assert!(out.contains("3 attempts (target.max_attempts)"), "{out}");
     assert_eq!(ctx.proxy.outage_failed(), 2 + 3);
+    // The shared config's max_attempts, when neither the profile nor the environment gives one.
+    write(&ctx, "local", &source, "region = \"us-east-1\"", "");
+    std::fs::write(ctx.envs.path().join("aws-config"), "[default]\nmax_attempts = 4\n").unwrap();
+    let (_, out, _) = run(command(&ctx, &["check", "local"]));
+    assert!(out.contains("4 attempts (the AWS profile's max_attempts)"), "{out}");
+    assert_eq!(ctx.proxy.outage_failed(), 2 + 3 + 4);
     ctx.proxy.fail_after(None);
+    // One the SDK would panic on is a profile error.
+    std::fs::write(ctx.envs.path().join("aws-config"), "[default]\nmax_attempts = many\n").unwrap();
+    let (code, _, err) = run(command(&ctx, &["check", "local"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("has a max_attempts or retry_mode that cannot be used") && !err.contains("panicked"), "{err}");
+    std::fs::write(ctx.envs.path().join("aws-config"), "").unwrap();
 
     // A bad value is a profile error, not the SDK's panic.
     let mut cmd = command(&ctx, &["check", "local"]);
@@ -344,7 +389,9 @@ async fn aws_max_attempts_is_honoured_and_never_multiplies_ddbsyncs_retries() {
     // sync.max_attempts attempts of it, the SDK none of its own, whatever AWS_MAX_ATTEMPTS says.
     ctx.write_mappings("one.toml", "[tables.one]\npartition_key = \"id\"\nquery = \"SELECT 1 AS id\"\n");
     let text = std::fs::read_to_string(ctx.envs.path().join("local.toml")).unwrap();
-    let one = text.replace("mappings/pni.toml", "mappings/one.toml").replace("scan_segments = 2", "scan_segments = 2\nmax_attempts = 2");
+    let one = text
+        .replace("mappings/pni.toml", "mappings/one.toml")
+        .replace("scan_segments = 2", "scan_segments = 2\nmax_attempts = 2");
     std::fs::write(ctx.envs.path().join("local.toml"), one).unwrap();
     let before = ctx.proxy.outage_failed();
     ctx.proxy.fail_after(Some(("BatchWriteItem", 0)));

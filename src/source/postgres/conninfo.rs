@@ -55,9 +55,7 @@ impl Settings {
             "service" => &mut self.service,
             // ddbsync names itself to the server.
             "application_name" | "fallback_application_name" => return Ok(()),
-            other => {
-                return Err(format!("has {}, which ddbsync does not read (it reads {KEYS})", described(other)))
-            }
+            other => return Err(format!("has {}, which ddbsync does not read (it reads {KEYS})", described(other))),
         };
         // An empty value is libpq's "not set".
         *slot = Some(value).filter(|v| !v.is_empty());
@@ -83,11 +81,37 @@ impl Settings {
 /// libpq's other keywords: a key among them is named in a message; any other word is not, since a
 /// value broken by a stray space (`password=a b`) would otherwise show its second half.
 const LIBPQ_KEYWORDS: &[&str] = &[
-    "hostaddr", "passfile", "require_auth", "channel_binding", "options", "keepalives", "keepalives_idle",
-    "keepalives_interval", "keepalives_count", "tcp_user_timeout", "replication", "gssencmode", "sslnegotiation",
-    "sslcompression", "sslcert", "sslkey", "sslpassword", "sslcertmode", "sslcrl", "sslcrldir", "sslsni",
-    "requirepeer", "ssl_min_protocol_version", "ssl_max_protocol_version", "krbsrvname", "gsslib",
-    "gssdelegation", "target_session_attrs", "load_balance_hosts", "client_encoding", "requiressl",
+    "hostaddr",
+    "passfile",
+    "require_auth",
+    "channel_binding",
+    "options",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+    "replication",
+    "gssencmode",
+    "sslnegotiation",
+    "sslcompression",
+    "sslcert",
+    "sslkey",
+    "sslpassword",
+    "sslcertmode",
+    "sslcrl",
+    "sslcrldir",
+    "sslsni",
+    "requirepeer",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
+    "krbsrvname",
+    "gsslib",
+    "gssdelegation",
+    "target_session_attrs",
+    "load_balance_hosts",
+    "client_encoding",
+    "requiressl",
 ];
 
 /// A key as a message may show it: a known keyword, or nothing.

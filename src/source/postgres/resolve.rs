@@ -69,7 +69,8 @@ fn explicit(profile: &Profile) -> Result<Layer, SourceError> {
     let Some(var) = &profile.source.url_env else {
         let mut settings = own;
         if let Some(var) = &profile.source.password_env {
-            let password = env(var).ok_or_else(|| SourceError::MissingPassword { path: path.clone(), var: var.clone() })?;
+            let password =
+                env(var).ok_or_else(|| SourceError::MissingPassword { path: path.clone(), var: var.clone() })?;
             settings.password = Some(password);
         }
         return Ok(Layer { settings, origin: path });
@@ -90,7 +91,10 @@ fn explicit(profile: &Profile) -> Result<Layer, SourceError> {
         connect_timeout: own.connect_timeout,
         ..Settings::default()
     };
-    Ok(Layer { settings: given.or(below), origin: format!("the connection string in {var} (source.url_env in {path})") })
+    Ok(Layer {
+        settings: given.or(below),
+        origin: format!("the connection string in {var} (source.url_env in {path})"),
+    })
 }
 
 /// The service files libpq reads, in its order: the user's (`PGSERVICEFILE`, else
@@ -155,7 +159,8 @@ fn check(layer: &Layer) -> Result<(), SourceError> {
     if let Some(mode) = &layer.settings.sslmode {
         if SslMode::parse(mode).is_none() {
             return Err(problem(
-                "the sslmode is not one ddbsync supports; use disable, prefer, require, verify-ca or verify-full".into(),
+                "the sslmode is not one ddbsync supports; use disable, prefer, require, verify-ca or verify-full"
+                    .into(),
             ));
         }
     }
