@@ -402,3 +402,25 @@ async fn aws_max_attempts_is_honoured_and_never_multiplies_ddbsyncs_retries() {
     assert_eq!(code, 3, "the row is not written: {out}{err}");
     assert_eq!(ctx.proxy.outage_failed() - before, 2, "sync.max_attempts, not 2 × 5: {err}");
 }
+
+#[tokio::test]
+async fn the_profiles_timeouts_bound_a_dynamodb_that_stops_answering() {
+    let ctx = Ctx::new(2).await;
+    let port = servers().pg_port;
+    let source = format!(
+        "host = \"127.0.0.1\"\nport = {port}\ndbname = \"{}\"\nuser = \"postgres\"\nsslmode = \"disable\"",
+        ctx.db
+    );
+    let target = "region = \"us-east-1\"\nmax_attempts = 1\nattempt_timeout_secs = 1\noperation_timeout_secs = 2";
+    write(&ctx, "local", &source, target, "");
+    ctx.proxy.set_stalled(true);
+    let started = std::time::Instant::now();
+    let (code, out, err) = run(command(&ctx, &["check", "local"]));
+    let took = started.elapsed();
+    ctx.proxy.set_stalled(false);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("timeouts: connect 3s, attempt 1s, call 2s"), "{out}");
+    assert!(out.contains("[FAIL] DynamoDB: "), "{out}");
+    // One DescribeTable given up after a second; the default would wait 30.
+    assert!(took < std::time::Duration::from_secs(15), "took {took:?}: {out}");
+}
