@@ -34,6 +34,9 @@ pub fn exit_for(error: &anyhow::Error) -> Exit {
                 e.downcast_ref(),
                 Some(
                     source::SourceError::MissingPassword { .. }
+                        | source::SourceError::Url { .. }
+                        | source::SourceError::Service(..)
+                        | source::SourceError::Setting { .. }
                         | source::SourceError::Open { .. }
                         | source::SourceError::Tls { .. }
                         | source::SourceError::Environment { .. }

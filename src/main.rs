@@ -38,10 +38,11 @@ fn main() -> ExitCode {
     let default_level = match (cli.verbose, log_json) {
         // The credential chain's warning about a provider that failed (with the SDK's debug dump
         // of its answer) comes just before the error that says the same: no credentials, where the
-        // chain looked and how to give some.
-        (0, false) => "warn,aws_config::meta::credentials::chain=off",
+        // chain looked and how to give some. Likewise the region chain's about an instance
+        // metadata service that is not there: the error that follows names every place looked in.
+        (0, false) => "warn,aws_config::meta::credentials::chain=off,aws_config::imds::region=off",
         // The notes a person sees without -v are log events in JSON: kept at the same verbosity.
-        (0, true) => "warn,aws_config::meta::credentials::chain=off,ddbsync::note=info",
+        (0, true) => "warn,aws_config::meta::credentials::chain=off,aws_config::imds::region=off,ddbsync::note=info",
         (1, _) => "ddbsync=info",
         _ => "ddbsync=debug",
     };

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::engine::preflight::{self, Compared};
 use crate::engine::sync;
 use crate::exit::Exit;
-use crate::profile::{scope_attributes, Profile, TableMapping};
+use crate::profile::{scope_attributes, Profile, ProfileError, TableMapping};
 use crate::pure::params::Params;
 use crate::pure::plan::{show_schema, show_table_schema, TablePlan};
 use crate::source;
@@ -139,15 +139,37 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
         }
     }
 
-    let dynamo = dynamo::connect(&profile.target).await;
+    let target = &profile.target;
+    report.push("AWS region", Status::Ok, format!("{} (from {})", target.region, target.region_origin));
+    match dynamo::setup(target).await {
+        Ok(setup) => {
+            let (endpoint, origin) = &setup.endpoint;
+            report.push("DynamoDB endpoint", Status::Ok, format!("{endpoint} (from {origin})"));
+            report.push(
+                "AWS retries",
+                Status::Ok,
+                format!(
+                    "control-plane calls: {}; batch writes and Scan pages: {} attempts (sync.max_attempts), by \
+                     ddbsync with the SDK's retries off; timeouts: {}",
+                    setup.retries, profile.sync.max_attempts, setup.timeouts
+                ),
+            );
+        }
+        Err(e) => report.fail("AWS retries", &ProfileError::new(&profile.path, e).into()),
+    }
+    let dynamo = dynamo::connect(target).await;
     let mut metadata_exists = false;
     let reachable = match dynamo.credentials().await {
         Err(e) => {
             report.fail("AWS credentials", &anyhow::anyhow!("{e}"));
             Err("not checked: no AWS credentials to ask DynamoDB with")
         }
-        Ok(()) => {
-            report.push("AWS credentials", Status::Ok, "found");
+        Ok(provider) => {
+            report.push(
+                "AWS credentials",
+                Status::Ok,
+                format!("found by the chain's {provider} provider{}", source_of(&provider)),
+            );
             match dynamo.describe(&profile.metadata_table).await {
                 Ok(found) => {
                     metadata_exists = found.is_some();
@@ -217,6 +239,23 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
         scope(&mut report, profile, mapping, plan.as_ref(), &*dynamo, read_from).await;
     }
     Ok(report)
+}
+
+/// What a credential provider's name means, for the checklist: where the keys were (never the keys).
+fn source_of(provider: &str) -> &'static str {
+    // The names aws-config gives its providers.
+    match provider {
+        "EnvironmentVariable" => " (the environment: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
+        "ProfileFile" => " (a profile of ~/.aws/credentials or ~/.aws/config)",
+        "AssumeRoleProvider" => " (a role the AWS profile assumes)",
+        "WebIdentityToken" => " (web identity: AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN)",
+        "EcsContainer" => " (the ECS container credentials endpoint)",
+        "IMDSv2" => " (the EC2 instance metadata service)",
+        "SSO" => " (AWS IAM Identity Center, `aws sso login`)",
+        "CredentialProcess" => " (a credential_process of the AWS profile)",
+        "Login" => " (`aws login`)",
+        _ => "",
+    }
 }
 
 /// Where a scope is tried: a Scan of one item of the table, or, while it does not exist, a Query

@@ -25,6 +25,14 @@ use crate::{
     engine::backup, engine::lock, engine::repair, engine::sync, engine::verify, pure::iam, pure::runs, target::dynamo,
 };
 
+/// Loads a profile for a command: validated, with its region settled (the profile's, else AWS's
+/// chain: `dynamo::settle_region`), so that nothing downstream sees a profile without one.
+async fn load(dir: &Path, env: &str) -> Result<profile::Profile, ProfileError> {
+    let mut profile = profile::load(dir, env)?;
+    dynamo::settle_region(&mut profile).await?;
+    Ok(profile)
+}
+
 /// Runs a parsed command line as the run `run_id` (its leases carry it; the caller logs in its
 /// span); the caller turns the result into the process's exit code (and prints an error on
 /// stderr). With `--json`, an error the command did not report itself is also printed on stdout,
@@ -59,20 +67,20 @@ async fn dispatch(cli: Cli, printer: &Printer) -> Result<Exit> {
         Command::Backup(args) => backup(dir, args, printer).await,
         Command::Restore(args) => restore(dir, args, printer).await,
         Command::Check(args) => {
-            let profile = profile::load(dir, &args.env)?;
+            let profile = load(dir, &args.env).await?;
             let report = check::run(&profile, &args.tables).await?;
             printer.show(&report, check::CheckReport::render)?;
             Ok(report.exit())
         }
         Command::Tables(TablesCommand::Create(args)) => {
-            let profile = profile::load(dir, &args.env)?;
+            let profile = load(dir, &args.env).await?;
             let mappings = preflight::selected(&profile, &args.tables)?;
             let done = tables::create(&profile, &mappings, printer).await?;
             printer.show(&tables::Done { tables: done }, tables::Done::render)?;
             Ok(Exit::Success)
         }
         Command::Tables(TablesCommand::Drop(args)) => {
-            let profile = profile::load(dir, &args.target.env)?;
+            let profile = load(dir, &args.target.env).await?;
             let mappings = preflight::selected(&profile, &args.target.tables)?;
             let names: Vec<&str> = mappings.iter().map(|t| t.table_name.as_str()).collect();
             let action = format!("tables drop deletes {}", names.join(", "));
@@ -84,14 +92,14 @@ async fn dispatch(cli: Cli, printer: &Printer) -> Result<Exit> {
         Command::Verify(args) => verify(dir, args, cli.json, printer).await,
         Command::History(args) => history(dir, args, printer).await,
         Command::Report(args) => report(dir, args, printer).await,
-        Command::IamPolicy(args) => iam_policy(dir, args, printer),
+        Command::IamPolicy(args) => iam_policy(dir, args, printer).await,
     }
 }
 
 /// `verify`, and with `--repair` the repair of what it found: the verify's report is printed
 /// before the question (with `--json`, the two reports come as one at the end).
 async fn verify(dir: &Path, args: VerifyArgs, json: bool, printer: &Printer) -> Result<Exit> {
-    let mut profile = profile::load(dir, &args.target.env)?;
+    let mut profile = load(dir, &args.target.env).await?;
     profile.sync = profile.sync.overridden(None, None, args.max_write_units_per_second)?;
     let depth = match (args.full, args.sample) {
         (true, _) => verify::Depth::Full,
@@ -196,7 +204,7 @@ fn since(text: &str) -> Result<String> {
 }
 
 async fn history(dir: &Path, args: HistoryArgs, printer: &Printer) -> Result<Exit> {
-    let profile = profile::load(dir, &args.env)?;
+    let profile = load(dir, &args.env).await?;
     let since = args.since.as_deref().map(since).transpose()?;
     let mut runs = records(&profile, since.as_deref()).await?;
     runs.reverse();
@@ -211,7 +219,7 @@ async fn history(dir: &Path, args: HistoryArgs, printer: &Printer) -> Result<Exi
 }
 
 async fn report(dir: &Path, args: ReportArgs, printer: &Printer) -> Result<Exit> {
-    let profile = profile::load(dir, &args.env)?;
+    let profile = load(dir, &args.env).await?;
     let since = if args.since == "all" { None } else { Some(since(&args.since)?) };
     let runs = records(&profile, since.as_deref()).await?;
     let summary = runs::summarize(&profile.env, since, &runs);
@@ -223,8 +231,8 @@ async fn report(dir: &Path, args: ReportArgs, printer: &Printer) -> Result<Exit>
     Ok(Exit::Success)
 }
 
-fn iam_policy(dir: &Path, args: IamArgs, printer: &Printer) -> Result<Exit> {
-    let profile = profile::load(dir, &args.env)?;
+async fn iam_policy(dir: &Path, args: IamArgs, printer: &Printer) -> Result<Exit> {
+    let profile = load(dir, &args.env).await?;
     if profile.target.account_id.is_none() {
         printer.note(format!(
             "{}: target.account_id is not set, so the ARNs match these table names in any account",
@@ -238,7 +246,7 @@ fn iam_policy(dir: &Path, args: IamArgs, printer: &Printer) -> Result<Exit> {
 
 async fn backup(envs_dir: &Path, args: BackupArgs, printer: &Printer) -> Result<Exit> {
     let stop = Stop::on_signals();
-    let profile = profile::load(envs_dir, &args.env)?;
+    let profile = load(envs_dir, &args.env).await?;
     let mappings = preflight::selected(&profile, &args.tables)?;
     let path = args.output.unwrap_or_else(|| backup::default_path(&profile));
     let dynamo = dynamo::connect(&profile.target).await;
@@ -299,7 +307,7 @@ async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Resul
         ));
     }
     let env = args.env.clone().unwrap_or_else(|| manifest.environment.clone());
-    let profile = profile::load(envs_dir, &env)?;
+    let profile = load(envs_dir, &env).await?;
     if let Some(unknown) = args.tables.iter().find(|t| !manifest.tables.iter().any(|e| &e.name == *t)) {
         let held: Vec<&str> = manifest.tables.iter().map(|t| t.name.as_str()).collect();
         bail!("{}: no table \"{unknown}\" in this backup (it holds: {})", args.file.display(), held.join(", "));
@@ -484,7 +492,7 @@ async fn sync_run(
     printer: &Printer,
     kept: &mut Option<crate::pure::report::RunReport>,
 ) -> Result<Exit> {
-    let mut profile = profile::load(envs_dir, &args.env)?;
+    let mut profile = load(envs_dir, &args.env).await?;
     profile.sync = profile.sync.overridden(args.scan_segments, args.max_in_flight, args.max_write_units_per_second)?;
     if args.clean && !args.dry_run {
         let tables = preflight::selected(&profile, &args.tables)?;

@@ -56,9 +56,36 @@ pub struct Profile {
     pub backup_dir: PathBuf,
     /// Where the list of rejected and unwritten rows goes.
     pub rejects_dir: PathBuf,
+    /// The prices come from the profile's `[prices]`, not from the region's built-in table.
+    prices_given: bool,
 }
 
 impl Profile {
+    /// Sets the region AWS's chain found for a profile that gives none (`origin` says which link
+    /// of the chain), and the region's prices unless the profile has a `[prices]` section.
+    pub fn settle_region(&mut self, region: String, origin: String) -> Result<(), ProfileError> {
+        if !self.prices_given {
+            self.prices = Prices::builtin(&region).ok_or_else(|| {
+                ProfileError::new(
+                    &self.path,
+                    format!(
+                        "no built-in prices for region \"{region}\" (from {origin}; built in: {}); add a [prices] \
+                         section with write_per_million and read_per_million",
+                        Prices::builtin_regions().join(", ")
+                    ),
+                )
+            })?;
+        }
+        self.target.region = region;
+        self.target.region_origin = origin;
+        Ok(())
+    }
+
+    /// Whether the region is known yet (the profile's, or [`Profile::settle_region`]'s).
+    pub fn region_settled(&self) -> bool {
+        !self.target.region.is_empty()
+    }
+
     /// The region, and the endpoint when it is not AWS's, for messages.
     pub fn location(&self) -> String {
         match &self.target.endpoint_url {
@@ -91,6 +118,10 @@ impl SourceKind {
 #[derive(Debug, Clone)]
 pub struct SourceConfig {
     pub kind: SourceKind,
+    /// The variable holding the connection string (`url_env`), read when connecting.
+    pub url_env: Option<String>,
+    /// The profile's libpq service; without it `PGSERVICE` (resolved when connecting).
+    pub service: Option<String>,
     pub host: Option<String>,
     pub port: Option<u16>,
     pub dbname: Option<String>,
@@ -148,7 +179,18 @@ impl SslMode {
 
 #[derive(Debug, Clone)]
 pub struct TargetConfig {
+    /// The region: the profile's `region`, or, without it, the one AWS's chain gives, set by
+    /// [`Profile::settle_region`] before any command uses the profile (empty until then).
     pub region: String,
+    /// Where `region` came from (`target.region in envs/dev.toml`, `AWS_REGION`, …), for `check`.
+    pub region_origin: String,
+    /// Attempts per control-plane call; `None`: the SDK's chain decides (`AWS_MAX_ATTEMPTS`, …).
+    pub max_attempts: Option<u32>,
+    /// `adaptive` rather than `standard` retries; `None`: the SDK's chain decides.
+    pub adaptive_retries: Option<bool>,
+    pub connect_timeout: Duration,
+    pub attempt_timeout: Duration,
+    pub operation_timeout: Duration,
     pub endpoint_url: Option<String>,
     pub aws_profile: Option<String>,
     /// The 12-digit account, for the ARNs of the IAM policy.
@@ -394,6 +436,8 @@ fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
 fn source_kind(path: &Path, source: &raw::SourceSection) -> Result<SourceKind, ProfileError> {
     let err = |message: String| ProfileError::new(path, message);
     let postgres_only = [
+        ("url_env", source.url_env.is_some()),
+        ("service", source.service.is_some()),
         ("host", source.host.is_some()),
         ("port", source.port.is_some()),
         ("dbname", source.dbname.is_some()),
@@ -456,6 +500,7 @@ fn validate(
     };
     let read_timeout = wait(path, "source.read_timeout_secs", file.source.read_timeout_secs.unwrap_or(300))?;
     let kind = source_kind(path, &file.source)?;
+    let prices_given = file.prices.is_some();
     let prices = match file.prices {
         Some(p) if p.write_per_million >= 0.0 && p.read_per_million >= 0.0 => Prices {
             write_per_million: p.write_per_million,
@@ -463,14 +508,11 @@ fn validate(
             source: format!("{} [prices]", path.display()),
         },
         Some(_) => return Err(err("[prices] must not be negative".into())),
-        None => Prices::builtin(&file.target.region).ok_or_else(|| {
-            err(format!(
-                "no built-in prices for region \"{}\" (built in: {}); add a [prices] section with write_per_million and read_per_million",
-                file.target.region,
-                Prices::builtin_regions().join(", ")
-            ))
-        })?,
+        // Set with the region (`settle_region`).
+        None => Prices { write_per_million: 0.0, read_per_million: 0.0, source: String::new() },
     };
+    url_env_alone(path, &file.source)?;
+    let target = target_config(path, &file.target)?;
     let within =
         |key: &str, bounds: Bounds, value: u64| bounds.check(&format!("sync.{key} = {value}"), value).map_err(err);
     let sync = SyncSettings {
@@ -552,13 +594,15 @@ fn validate(
             t.table_name
         )));
     }
-    Ok(Profile {
+    let mut profile = Profile {
         env: env.to_string(),
         path: path.to_path_buf(),
         description: file.description,
         protected: file.protected,
         source: SourceConfig {
             kind,
+            url_env: file.source.url_env,
+            service: file.source.service,
             host: file.source.host,
             port: file.source.port,
             dbname: file.source.dbname,
@@ -569,17 +613,7 @@ fn validate(
             connect_timeout,
             read_timeout,
         },
-        target: TargetConfig {
-            region: file.target.region,
-            endpoint_url: file.target.endpoint_url,
-            aws_profile: file.target.aws_profile,
-            account_id: match file.target.account_id {
-                Some(id) if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()) => {
-                    return Err(err(format!("target.account_id = \"{id}\" is not a 12-digit AWS account number")))
-                }
-                id => id,
-            },
-        },
+        target,
         prices,
         sync,
         tables,
@@ -587,6 +621,111 @@ fn validate(
         metadata_table,
         backup_dir: PathBuf::from(file.backup_dir.as_deref().unwrap_or("backups")),
         rejects_dir: PathBuf::from(file.rejects_dir.as_deref().unwrap_or("rejects")),
+        prices_given,
+    };
+    if let Some(region) = file.target.region {
+        let origin = format!("target.region in {}", path.display());
+        profile.settle_region(region, origin)?;
+    }
+    Ok(profile)
+}
+
+/// `url_env` gives the whole connection: the profile's settings of the same things would be
+/// silently overridden (or would override it), so they are refused. TLS and timeout settings may
+/// stay, as defaults under the string's own.
+fn url_env_alone(path: &Path, source: &raw::SourceSection) -> Result<(), ProfileError> {
+    let Some(var) = &source.url_env else { return Ok(()) };
+    if var.is_empty()
+        || !var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        || var.as_bytes()[0].is_ascii_digit()
+    {
+        return Err(ProfileError::new(
+            path,
+            format!(
+                "source.url_env = \"{var}\" is not an environment variable's name; write the name, such as \
+                 url_env = \"DATABASE_URL\", never the connection string itself"
+            ),
+        ));
+    }
+    let given = [
+        ("host", source.host.is_some()),
+        ("port", source.port.is_some()),
+        ("dbname", source.dbname.is_some()),
+        ("user", source.user.is_some()),
+        ("password_env", source.password_env.is_some()),
+        ("service", source.service.is_some()),
+    ];
+    let both: Vec<&str> = given.iter().filter(|(_, set)| *set).map(|(key, _)| *key).collect();
+    if both.is_empty() {
+        return Ok(());
+    }
+    Err(ProfileError::new(
+        path,
+        format!(
+            "source.url_env and source.{} both say where to connect; keep url_env (the connection string in {var} \
+             gives them: postgresql://user@host:port/dbname, ?service=name) or remove it",
+            both.join(", source.")
+        ),
+    ))
+}
+
+/// The `[target]` section, validated; the region is set apart (`settle_region`).
+fn target_config(path: &Path, target: &raw::TargetSection) -> Result<TargetConfig, ProfileError> {
+    let err = |message: String| ProfileError::new(path, message);
+    if let Some(region) = &target.region {
+        let valid = !region.is_empty()
+            && region.len() <= 64
+            && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !valid {
+            return Err(err(format!(
+                "target.region = \"{region}\" is not an AWS region name (such as eu-west-1); fix it, or leave it \
+                 out to take AWS_REGION or the AWS profile's region"
+            )));
+        }
+    }
+    let max_attempts = match target.max_attempts {
+        Some(n) => Some(MAX_ATTEMPTS.check(&format!("target.max_attempts = {n}"), n.into()).map_err(err)? as u32),
+        None => None,
+    };
+    let adaptive_retries = match target.retry_mode.as_deref() {
+        None => None,
+        Some("standard") => Some(false),
+        Some("adaptive") => Some(true),
+        Some(other) => {
+            return Err(err(format!(
+                "target.retry_mode = \"{other}\" is not supported; use \"standard\" or \"adaptive\" (legacy is not \
+                 offered)"
+            )))
+        }
+    };
+    let secs =
+        |key: &str, value: Option<u64>, default: u64| wait(path, &format!("target.{key}"), value.unwrap_or(default));
+    let attempt_timeout = secs("attempt_timeout_secs", target.attempt_timeout_secs, 30)?;
+    let operation_timeout = secs("operation_timeout_secs", target.operation_timeout_secs, 60)?;
+    if operation_timeout < attempt_timeout {
+        return Err(err(format!(
+            "target.operation_timeout_secs = {} is shorter than target.attempt_timeout_secs = {}: a call's whole time \
+             bounds its attempts; raise operation_timeout_secs or lower attempt_timeout_secs",
+            operation_timeout.as_secs(),
+            attempt_timeout.as_secs()
+        )));
+    }
+    Ok(TargetConfig {
+        region: String::new(),
+        region_origin: String::new(),
+        endpoint_url: target.endpoint_url.clone(),
+        aws_profile: target.aws_profile.clone(),
+        account_id: match &target.account_id {
+            Some(id) if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()) => {
+                return Err(err(format!("target.account_id = \"{id}\" is not a 12-digit AWS account number")))
+            }
+            id => id.clone(),
+        },
+        max_attempts,
+        adaptive_retries,
+        connect_timeout: secs("connect_timeout_secs", target.connect_timeout_secs, 3)?,
+        attempt_timeout,
+        operation_timeout,
     })
 }
 

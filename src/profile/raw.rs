@@ -81,16 +81,30 @@ pub struct SourceSection {
     /// SQLite: the database file, relative to this environment file (or absolute). Opened
     /// read-only; it must exist.
     pub path: Option<String>,
-    /// Host name or address; default `PGHOST`, else `localhost`.
+    /// Name of the environment variable holding the connection string, for example
+    /// `DATABASE_URL`: a `postgresql://user:password@host:port/dbname?sslmode=require` URI or libpq's
+    /// `host=… dbname=…` pairs. Its values win over the profile's `sslmode`, `sslrootcert` and
+    /// `connect_timeout_secs`, which fill what it leaves out; a service it names, then `PG*`
+    /// variables, fill the rest. Not with `host`, `port`, `dbname`, `user`, `password_env` or
+    /// `service`, which the string gives. The variable must be set and not empty when ddbsync runs.
+    pub url_env: Option<String>,
+    /// A service of libpq's connection service file (`PGSERVICEFILE`, else `~/.pg_service.conf`,
+    /// then `pg_service.conf` in `PGSYSCONFDIR`, else in `/etc/postgresql-common`): its settings
+    /// fill those the profile leaves out, and win over the `PG*` variables. Default `PGSERVICE`.
+    pub service: Option<String>,
+    /// Host name or address; default the service's, else `PGHOST`, else `localhost`.
     pub host: Option<String>,
-    /// Port; default `PGPORT`, else 5432.
+    /// Port; default the service's, else `PGPORT`, else 5432.
     pub port: Option<u16>,
-    /// Database name; default `PGDATABASE`, else the user name.
+    /// Database name; default the service's, else `PGDATABASE`, else the user name.
     pub dbname: Option<String>,
-    /// User name; default `PGUSER`, else the operating-system user.
+    /// User name; default the service's, else `PGUSER`, else the operating-system user (the
+    /// effective user's login name, as libpq takes it; not `$USER`).
     pub user: Option<String>,
-    /// Name of the environment variable holding the password. Without it: `PGPASSWORD`, then
-    /// `~/.pgpass` (or `PGPASSFILE`), like libpq. Passwords never go in profile files.
+    /// Name of the environment variable holding the password. Without it: the service's password,
+    /// then `PGPASSWORD`, then `~/.pgpass` (or `PGPASSFILE`), like libpq; a password file that group
+    /// or others may read is ignored with a warning, as libpq does. Passwords never go in profile
+    /// files.
     pub password_env: Option<String>,
     /// Like libpq: `disable`, `prefer` (TLS when the server offers it), `require` (TLS,
     /// certificate not checked), `verify-ca` (TLS, certificate signed by `sslrootcert`) or
@@ -113,8 +127,11 @@ pub struct SourceSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetSection {
-    /// AWS region of the tables, for example `us-east-1`.
-    pub region: String,
+    /// AWS region of the tables, for example `us-east-1`. Default: AWS's chain, as the SDK and the
+    /// AWS CLI read it: `AWS_REGION`, else `AWS_DEFAULT_REGION`, else the `region` of the AWS profile
+    /// in `~/.aws/config` (`AWS_CONFIG_FILE`), else the EC2 instance metadata service. Prices are
+    /// the region's, whichever gives it.
+    pub region: Option<String>,
     /// Endpoint of a DynamoDB-compatible server (local testing), an `http://` or `https://` URL with
     /// a host (`http://localhost:8000`); default: the region's AWS endpoint.
     pub endpoint_url: Option<String>,
@@ -123,6 +140,21 @@ pub struct TargetSection {
     /// The 12-digit AWS account that holds the tables; `ddbsync iam-policy` puts it in the table
     /// ARNs (without it they match any account).
     pub account_id: Option<String>,
+    /// Attempts per DynamoDB control-plane call (describe, create, the lock's conditional writes),
+    /// the first included, 1 to 100. Default: `AWS_MAX_ATTEMPTS`, else `max_attempts` of the AWS
+    /// profile, else 3 (the SDK's). Batch writes and Scan pages are retried by ddbsync itself
+    /// (`sync.max_attempts`), with the SDK's retries off, so the two never multiply.
+    pub max_attempts: Option<u32>,
+    /// `standard` or `adaptive` (client-side rate limiting on throttling), for control-plane calls.
+    /// Default: `AWS_RETRY_MODE`, else `retry_mode` of the AWS profile, else `standard`.
+    pub retry_mode: Option<String>,
+    /// Seconds to wait for a connection to DynamoDB, 1 to 86400. Default 3.
+    pub connect_timeout_secs: Option<u64>,
+    /// Seconds one attempt of a call may take, 1 to 86400. Default 30.
+    pub attempt_timeout_secs: Option<u64>,
+    /// Seconds a whole call may take, its retries included, 1 to 86400: a DynamoDB that stops
+    /// answering ends the run instead of holding it. At least `attempt_timeout_secs`. Default 60.
+    pub operation_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

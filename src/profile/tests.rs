@@ -584,3 +584,84 @@ fn a_scope_tells_which_attribute_each_parameter_is_compared_with() {
     assert!(with("size(tags) > :n", "n").is_empty());
     assert!(with("a = :other", "n").is_empty());
 }
+
+#[test]
+fn url_env_gives_the_whole_connection() {
+    let url = ENV.replace(
+        "host = \"127.0.0.1\"\nport = 5432\ndbname = \"pni\"\nuser = \"sync\"\npassword_env = \"T_PGPASSWORD\"",
+        "url_env = \"DATABASE_URL\"\nsslmode = \"require\"\nconnect_timeout_secs = 4",
+    );
+    let dir = dir_with(&url, MAPPINGS);
+    let p = load(dir.path(), "dev").unwrap();
+    assert_eq!(p.source.url_env.as_deref(), Some("DATABASE_URL"));
+    assert_eq!(p.source.sslmode, Some(SslMode::Require), "TLS keys stay as defaults under the string's");
+    for (key, line) in [
+        ("host", "host = \"h\""),
+        ("port", "port = 1"),
+        ("dbname", "dbname = \"d\""),
+        ("user", "user = \"u\""),
+        ("password_env", "password_env = \"P\""),
+        ("service", "service = \"s\""),
+    ] {
+        let err = load_err(&url.replace("url_env", &format!("{line}\nurl_env")), MAPPINGS);
+        assert!(err.contains(&format!("source.url_env and source.{key} both say where to connect")), "{err}");
+    }
+    let err = load_err(&url.replace("\"DATABASE_URL\"", "\"postgresql://u:pw@h/db\""), MAPPINGS);
+    assert!(
+        err.contains("is not an environment variable's name") && err.contains("never the connection string"),
+        "{err}"
+    );
+}
+
+#[test]
+fn url_env_and_service_are_postgresql_settings() {
+    for key in ["url_env = \"DATABASE_URL\"", "service = \"prod\""] {
+        let lite = ENV.replace(
+            "host = \"127.0.0.1\"\nport = 5432\ndbname = \"pni\"\nuser = \"sync\"\npassword_env = \"T_PGPASSWORD\"",
+            &format!("kind = \"sqlite\"\npath = \"x.sqlite\"\n{key}"),
+        );
+        let err = load_err(&lite, MAPPINGS);
+        assert!(err.contains("is a PostgreSQL setting, and this source is SQLite"), "{err}");
+    }
+}
+
+#[test]
+fn a_profile_without_a_region_waits_for_awss_chain() {
+    let dir = dir_with(&ENV.replace("region = \"eu-west-1\"", ""), MAPPINGS);
+    let mut p = load(dir.path(), "dev").unwrap();
+    assert!(!p.region_settled());
+    p.settle_region("eu-west-1".into(), "AWS_REGION".into()).unwrap();
+    assert_eq!((p.target.region.as_str(), p.target.region_origin.as_str()), ("eu-west-1", "AWS_REGION"));
+    assert_eq!(p.prices, Prices::builtin("eu-west-1").unwrap(), "the resolved region's prices");
+    let mut far = load(dir.path(), "dev").unwrap();
+    let err = far.settle_region("ap-south-9".into(), "AWS_REGION".into()).unwrap_err().to_string();
+    assert!(err.contains("no built-in prices for region \"ap-south-9\" (from AWS_REGION"), "{err}");
+    // The profile's region is its own origin.
+    let given = load(dir_with(ENV, MAPPINGS).path(), "dev").unwrap();
+    assert!(given.target.region_origin.starts_with("target.region in "), "{}", given.target.region_origin);
+}
+
+#[test]
+fn target_retries_and_timeouts() {
+    let with = |lines: &str| ENV.replace("region = \"eu-west-1\"", &format!("region = \"eu-west-1\"\n{lines}"));
+    let dir = dir_with(&with("max_attempts = 7\nretry_mode = \"adaptive\"\nconnect_timeout_secs = 2"), MAPPINGS);
+    let t = load(dir.path(), "dev").unwrap().target;
+    assert_eq!((t.max_attempts, t.adaptive_retries), (Some(7), Some(true)));
+    assert_eq!((t.connect_timeout.as_secs(), t.attempt_timeout.as_secs(), t.operation_timeout.as_secs()), (2, 30, 60));
+    let defaults = load(dir_with(ENV, MAPPINGS).path(), "dev").unwrap().target;
+    assert_eq!((defaults.max_attempts, defaults.adaptive_retries), (None, None), "the SDK's chain decides");
+    for (lines, wanted) in [
+        ("max_attempts = 0", "target.max_attempts = 0 must be between 1 and 100"),
+        ("retry_mode = \"legacy\"", "target.retry_mode = \"legacy\" is not supported"),
+        ("operation_timeout_secs = 0", "target.operation_timeout_secs = 0 must be between 1 and 86400"),
+        (
+            "attempt_timeout_secs = 90",
+            "target.operation_timeout_secs = 60 is shorter than target.attempt_timeout_secs = 90",
+        ),
+    ] {
+        let err = load_err(&with(lines), MAPPINGS);
+        assert!(err.contains(wanted), "{lines}: {err}");
+    }
+    let err = load_err(&ENV.replace("eu-west-1", "EU West"), MAPPINGS);
+    assert!(err.contains("target.region = \"EU West\" is not an AWS region name"), "{err}");
+}

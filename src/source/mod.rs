@@ -23,6 +23,17 @@ pub use postgres::settle;
 pub enum SourceError {
     #[error("{path}: source.password_env names {var}, which is not set; export it, or remove password_env to use PGPASSWORD or ~/.pgpass")]
     MissingPassword { path: String, var: String },
+    /// `url_env` names a variable that is unset or empty, or whose text is not a connection
+    /// string (`problem` never quotes it: it may hold a password).
+    #[error("{path}: source.url_env names {var}, which {problem}")]
+    Url { path: String, var: String, problem: String },
+    /// A libpq service that is not defined, or a service file that cannot be read or parsed.
+    #[error("{0}")]
+    Service(String),
+    /// A setting of a connection string or a service that cannot be used; `origin` says where it
+    /// was written (never its value when it may be secret).
+    #[error("{origin}: {problem}")]
+    Setting { origin: String, problem: String },
     /// `origin` is the profile file, or the variable that chose the sslmode.
     #[error("{origin}: {message}")]
     Tls { origin: String, message: String },

@@ -16,7 +16,6 @@
 //! cancelled on the server, best effort, so that it does not keep loading it after the run.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,8 +34,10 @@ use crate::profile::{Profile, SslMode, MAX_WAIT_SECS};
 use crate::pure::params::Param;
 use crate::pure::value::{Cell, ColType};
 
+pub mod conninfo;
 pub mod convert;
 pub mod pgpass;
+pub mod resolve;
 pub mod tls;
 
 /// A connection to a PostgreSQL database.
@@ -206,10 +207,6 @@ fn resolve_port(profile: Option<u16>, env: Option<&str>) -> Result<u16, SourceEr
     }
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
 /// A query's error: a write refused by the read-only transaction is told apart.
 fn query_error(context: &str, e: &tokio_postgres::Error) -> SourceError {
     let (context, cause) = (context.to_string(), db_error(e));
@@ -246,30 +243,22 @@ fn db_error(e: &tokio_postgres::Error) -> String {
 }
 
 impl Postgres {
-    /// Connects, resolving settings like libpq: profile, then `PG*` variables, then defaults; the
-    /// password from the profile's `password_env`, else `PGPASSWORD`, else the password file.
+    /// Connects with the settings [`resolve::resolve`] finds, libpq's way.
     pub async fn connect(profile: &Profile) -> Result<Postgres, SourceError> {
         let cfg = &profile.source;
-        let host = cfg.host.clone().or_else(|| env("PGHOST")).unwrap_or_else(|| "localhost".into());
-        let port = resolve_port(cfg.port, env("PGPORT").as_deref())?;
-        let (sslmode, sslmode_origin) = resolve_sslmode(cfg.sslmode, env("PGSSLMODE").as_deref())?;
-        let (connect_timeout, timeout_origin) =
-            resolve_connect_timeout(cfg.connect_timeout, env("PGCONNECT_TIMEOUT").as_deref())?;
-        let user =
-            cfg.user.clone().or_else(|| env("PGUSER")).or_else(|| env("USER")).unwrap_or_else(|| "postgres".into());
-        let dbname = cfg.dbname.clone().or_else(|| env("PGDATABASE")).unwrap_or_else(|| user.clone());
-        let password = match &cfg.password_env {
-            Some(var) => Some(env(var).ok_or_else(|| SourceError::MissingPassword {
-                path: profile.path.display().to_string(),
-                var: var.clone(),
-            })?),
-            None => env("PGPASSWORD").or_else(|| {
-                let file = env("PGPASSFILE")
-                    .map(PathBuf::from)
-                    .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".pgpass")))?;
-                pgpass::lookup(&std::fs::read_to_string(file).ok()?, &host, port, &dbname, &user)
-            }),
-        };
+        let resolve::Resolved {
+            host,
+            port,
+            dbname,
+            user,
+            password,
+            sslmode,
+            sslmode_origin,
+            tls_origin,
+            sslrootcert,
+            connect_timeout,
+            timeout_origin,
+        } = resolve::resolve(profile)?;
         let target = format!("{user}@{host}:{port}/{dbname}");
         let mut config = tokio_postgres::Config::new();
         config
@@ -290,15 +279,12 @@ impl Postgres {
         if let Some(password) = &password {
             config.password(password);
         }
-        let limit = (connect_timeout, timeout_origin);
+        let limit = (connect_timeout, timeout_origin.as_str());
         let connected = match sslmode {
             SslMode::Disable => connect(config, NoTls, limit).await.map(|c| (c, CancelTls::Plain)),
             mode => {
-                let roots = tls::root_cert(cfg.sslrootcert.as_deref());
-                let origin = match sslmode_origin {
-                    "PGSSLMODE" => format!("PGSSLMODE={}", env("PGSSLMODE").unwrap_or_default()),
-                    _ => profile.path.display().to_string(),
-                };
+                let roots = tls::root_cert(sslrootcert.as_deref());
+                let origin = tls_origin;
                 let tls = tls::client_config(mode, roots.as_deref())
                     .map_err(|message| SourceError::Tls { origin, message })?;
                 let tls = MakeRustlsConnect::new(tls);

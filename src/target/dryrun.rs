@@ -161,7 +161,7 @@ impl Target for DryRun {
         true
     }
 
-    fn credentials(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+    fn credentials(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + '_>> {
         self.inner.credentials()
     }
 

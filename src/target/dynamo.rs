@@ -1,12 +1,16 @@
 //! The DynamoDB adapter: the only module that calls the AWS SDK.
 //!
-//! One client is built per run and shared. BatchWriteItem and Scan pages are sent with the SDK's own
-//! retries turned off, because ddbsync retries them (and counts the retries) with the policy in
-//! [`crate::target::retry`]; control-plane calls keep the SDK's standard retries.
+//! One client is built per run and shared. BatchWriteItem, BatchGetItem and Scan pages are sent
+//! with the SDK's own retries turned off, because ddbsync retries them (and counts the retries) with
+//! the policy in [`crate::target::retry`] (`sync.max_attempts`); control-plane calls keep the
+//! SDK's retries, as `target.max_attempts` / `retry_mode`, else `AWS_MAX_ATTEMPTS` /
+//! `AWS_RETRY_MODE` or the AWS profile's, set them. So no call is retried by both, and a call's
+//! attempts are bounded by one setting and by `target.operation_timeout_secs`.
+//!
+//! The region a profile leaves out comes from the SDK's own region chain ([`settle_region`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -21,7 +25,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
-use crate::profile::{Projection, TargetConfig};
+use crate::profile::{Profile, ProfileError, Projection, TargetConfig};
 use crate::pure::item::{AttributeValue, Item};
 use crate::target::retry;
 use crate::target::{Reply, Request, ScanRequest, Target, TargetError, WriteReply};
@@ -39,6 +43,221 @@ pub struct Dynamo {
     location: String,
     /// Where the credential chain looks, for the message when it finds nothing.
     chain: String,
+}
+
+/// How the client is set up, and where each setting came from, for `check`: one place decides,
+/// and [`Dynamo::connect`] uses it.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The endpoint requests go to, and where it came from.
+    pub endpoint: (String, String),
+    /// Control-plane retries: the mode, the attempts, and where they came from.
+    pub retries: String,
+    /// Connect, attempt and call timeouts.
+    pub timeouts: String,
+    retry_config: RetryConfig,
+    timeout_config: TimeoutConfig,
+}
+
+/// A variable of the environment; empty is unset, as the SDK takes it.
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// `AWS_MAX_ATTEMPTS` and `AWS_RETRY_MODE`, checked here: the SDK panics on a value it cannot use.
+/// An error names the variable and the fix.
+pub fn retry_env(max_attempts: Option<&str>, mode: Option<&str>) -> Result<(Option<u32>, Option<bool>), String> {
+    let attempts = match max_attempts {
+        None => None,
+        Some(text) => match text.trim().parse::<u32>() {
+            Ok(n) if (1..=100).contains(&n) => Some(n),
+            _ => {
+                return Err(format!(
+                    "AWS_MAX_ATTEMPTS=\"{text}\" is not a number of attempts from 1 to 100; fix it, unset it, or set \
+                     target.max_attempts, which wins"
+                ))
+            }
+        },
+    };
+    let adaptive = match mode.map(|m| m.trim().to_ascii_lowercase()).as_deref() {
+        None => None,
+        Some("standard") => Some(false),
+        Some("adaptive") => Some(true),
+        Some(_) => {
+            return Err(format!(
+                "AWS_RETRY_MODE=\"{}\" is not supported; use standard or adaptive, unset it, or set target.retry_mode, \
+                 which wins",
+                mode.unwrap_or_default()
+            ))
+        }
+    };
+    Ok((attempts, adaptive))
+}
+
+/// The control-plane retry configuration and where it came from: the profile's keys win, then
+/// `AWS_MAX_ATTEMPTS` / `AWS_RETRY_MODE`, then the AWS profile's `max_attempts` / `retry_mode` in
+/// the shared config, then the SDK's default (standard, 3 attempts). Every value is checked here:
+/// the SDK's own reader panics on one it cannot use.
+async fn retry_setup(target: &TargetConfig) -> Result<(RetryConfig, String), String> {
+    let (env_attempts, env_adaptive) = retry_env(var("AWS_MAX_ATTEMPTS").as_deref(), var("AWS_RETRY_MODE").as_deref())?;
+    let (shared_attempts, shared_adaptive) =
+        match (target.max_attempts.or(env_attempts), target.adaptive_retries.or(env_adaptive)) {
+            // Both decided above the shared config: it is not read.
+            (Some(_), Some(_)) => (None, None),
+            _ => shared_retries(target).await?,
+        };
+    let (attempts, attempts_from) = match (target.max_attempts, env_attempts, shared_attempts) {
+        (Some(n), _, _) => (n, "target.max_attempts"),
+        (None, Some(n), _) => (n, "AWS_MAX_ATTEMPTS"),
+        (None, None, Some(n)) => (n, "the AWS profile's max_attempts"),
+        (None, None, None) => (3, "the SDK's default"),
+    };
+    let (adaptive, mode_from) = match (target.adaptive_retries, env_adaptive, shared_adaptive) {
+        (Some(a), _, _) => (a, "target.retry_mode"),
+        (None, Some(a), _) => (a, "AWS_RETRY_MODE"),
+        (None, None, Some(a)) => (a, "the AWS profile's retry_mode"),
+        (None, None, None) => (false, "the SDK's default"),
+    };
+    let config = match adaptive {
+        true => RetryConfig::adaptive(),
+        false => RetryConfig::standard(),
+    }
+    .with_max_attempts(attempts);
+    let mode = if adaptive { "adaptive" } else { "standard" };
+    Ok((config, format!("{mode} mode ({mode_from}), {attempts} attempts ({attempts_from})")))
+}
+
+/// `max_attempts` and `retry_mode` of the AWS profile in the shared config, read with the SDK's
+/// own parser. A file the parser refuses gives none here (the credential chain says why).
+async fn shared_retries(target: &TargetConfig) -> Result<(Option<u32>, Option<bool>), String> {
+    use aws_types::os_shim_internal::{Env, Fs};
+    // The alias of aws-runtime's `EnvConfigFiles`, the type `profile::load` takes: aws-runtime is
+    // not a dependency of ddbsync's own.
+    #[allow(deprecated)]
+    let files = aws_config::profile::profile_file::ProfileFiles::default();
+    let chosen = target.aws_profile.clone().map(std::borrow::Cow::Owned);
+    let Ok(profiles) = aws_config::profile::load(&Fs::real(), &Env::real(), &files, chosen).await else {
+        return Ok((None, None));
+    };
+    let name = profiles.selected_profile().to_string();
+    let (attempts, mode) = (profiles.get("max_attempts"), profiles.get("retry_mode"));
+    retry_env(attempts, mode).map_err(|_| {
+        format!(
+            "the AWS profile \"{name}\" in {} has a max_attempts or retry_mode that cannot be used (max_attempts \
+             1 to 100, retry_mode standard or adaptive); fix it, or set target.max_attempts and target.retry_mode, \
+             which win",
+            config_file()
+        )
+    })
+}
+
+/// Everything the client is built with; an error is a setting that cannot be used (the message
+/// names it).
+pub async fn setup(target: &TargetConfig) -> Result<Setup, String> {
+    let (retry_config, retries) = retry_setup(target).await?;
+    let endpoint = match (&target.endpoint_url, var("AWS_ENDPOINT_URL_DYNAMODB"), var("AWS_ENDPOINT_URL")) {
+        (Some(url), _, _) => (url.clone(), "target.endpoint_url".to_string()),
+        (None, Some(url), _) => (url, "AWS_ENDPOINT_URL_DYNAMODB".to_string()),
+        (None, None, Some(url)) => (url, "AWS_ENDPOINT_URL".to_string()),
+        (None, None, None) => {
+            (format!("https://dynamodb.{}.amazonaws.com", target.region), "AWS's, for the region".to_string())
+        }
+    };
+    let timeouts = format!(
+        "connect {}s, attempt {}s, call {}s with its retries (target.connect_timeout_secs, attempt_timeout_secs, \
+         operation_timeout_secs)",
+        target.connect_timeout.as_secs(),
+        target.attempt_timeout.as_secs(),
+        target.operation_timeout.as_secs()
+    );
+    let timeout_config = TimeoutConfig::builder()
+        .connect_timeout(target.connect_timeout)
+        .operation_attempt_timeout(target.attempt_timeout)
+        // Every call ends within this, retries included: a DynamoDB that stops answering ends the
+        // run instead of holding it.
+        .operation_timeout(target.operation_timeout)
+        .build();
+    Ok(Setup { endpoint, retries, timeouts, retry_config, timeout_config })
+}
+
+/// Where a profile without `target.region` gets one: the SDK's region chain, link by link so that
+/// `check` can say which gave it (the environment's `AWS_REGION`, else `AWS_DEFAULT_REGION`; the
+/// AWS profile's `region` in the shared config; the EC2 instance metadata service). Also checks
+/// the retry settings, so that a bad one is a profile error before anything is contacted.
+pub async fn settle_region(profile: &mut Profile) -> Result<(), ProfileError> {
+    if let Err(message) = retry_setup(&profile.target).await {
+        return Err(ProfileError::new(&profile.path, message));
+    }
+    if profile.region_settled() {
+        return Ok(());
+    }
+    use aws_config::meta::region::ProvideRegion;
+    let aws_profile = profile.target.aws_profile.clone().or_else(|| var("AWS_PROFILE"));
+    let (name, named_by) = match (&profile.target.aws_profile, var("AWS_PROFILE")) {
+        (Some(name), _) => (name.clone(), "target.aws_profile"),
+        (None, Some(name)) => (name, "AWS_PROFILE"),
+        (None, None) => ("default".to_string(), "the default"),
+    };
+    let from_env = aws_config::environment::region::EnvironmentVariableRegionProvider::new().region().await;
+    let found = match from_env {
+        Some(region) => {
+            let origin = if var("AWS_REGION").is_some() { "AWS_REGION" } else { "AWS_DEFAULT_REGION" };
+            Some((region, origin.to_string()))
+        }
+        None => {
+            let mut file = aws_config::profile::region::ProfileFileRegionProvider::builder();
+            if let Some(name) = &aws_profile {
+                file = file.profile_name(name);
+            }
+            match file.build().region().await {
+                Some(region) => {
+                    Some((region, format!("region of AWS profile \"{name}\" ({named_by}) in {}", config_file())))
+                }
+                None => aws_config::imds::region::ImdsRegionProvider::builder()
+                    .build()
+                    .region()
+                    .await
+                    .map(|region| (region, "the EC2 instance metadata service".to_string())),
+            }
+        }
+    };
+    let Some((region, origin)) = found else {
+        let imds = match var("AWS_EC2_METADATA_DISABLED") {
+            Some(v) if v.eq_ignore_ascii_case("true") => "disabled by AWS_EC2_METADATA_DISABLED",
+            _ => "no answer",
+        };
+        return Err(ProfileError::new(
+            &profile.path,
+            format!(
+                "no AWS region: the profile has no target.region, and AWS's chain found none: AWS_REGION and \
+                 AWS_DEFAULT_REGION are not set, AWS profile \"{name}\" ({named_by}) in {} has no region, and the EC2 \
+                 instance metadata service gave none ({imds}); set target.region = \"us-east-1\" (your region) in \
+                 this file, or export AWS_REGION",
+                config_file()
+            ),
+        ));
+    };
+    profile.settle_region(region.to_string(), origin)
+}
+
+/// The shared config file the SDK reads, for messages.
+fn config_file() -> String {
+    match var("AWS_CONFIG_FILE") {
+        Some(path) => format!("{path} (AWS_CONFIG_FILE)"),
+        None => "~/.aws/config".to_string(),
+    }
+}
+
+/// The name of the provider that gave credentials (`Environment`, `ProfileFile`, `WebIdentityToken`,
+/// `EcsContainer`, `IMDSv2`…). The SDK keeps it private but shows it in the credentials' `Debug`,
+/// which redacts the secret; the access key id is read past, never kept.
+pub fn provider_name(credentials: &aws_credential_types::Credentials) -> String {
+    let shown = format!("{credentials:?}");
+    shown
+        .split_once("provider_name: \"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(name, _)| name.to_string())
+        .unwrap_or_else(|| "an unnamed provider".to_string())
 }
 
 /// Turns an SDK error into the seam's typed error, by DynamoDB's error code and the HTTP status.
@@ -148,20 +367,20 @@ pub async fn connect(target: &TargetConfig) -> Arc<dyn Target> {
 }
 
 impl Dynamo {
-    /// Builds the client: region, optional endpoint and AWS profile, bounded timeouts.
+    /// Builds the client: region, optional endpoint and AWS profile, retries and bounded timeouts
+    /// as [`setup`] decides them.
     pub async fn connect(target: &TargetConfig) -> Dynamo {
+        // `settle_region` has checked the retry settings before any command gets here.
+        let (retry_config, timeout_config) = match setup(target).await {
+            Ok(setup) => (setup.retry_config, setup.timeout_config),
+            Err(_) => {
+                (RetryConfig::standard(), TimeoutConfig::builder().operation_timeout(target.operation_timeout).build())
+            }
+        };
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(target.region.clone()))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(3))
-                    .operation_attempt_timeout(Duration::from_secs(30))
-                    // Every call ends within a minute, retries included: a DynamoDB that stops
-                    // answering ends the run instead of holding it.
-                    .operation_timeout(Duration::from_secs(60))
-                    .build(),
-            )
-            .retry_config(RetryConfig::standard().with_max_attempts(5));
+            .timeout_config(timeout_config)
+            .retry_config(retry_config);
         if let Some(url) = &target.endpoint_url {
             loader = loader.endpoint_url(url);
         }
@@ -355,10 +574,10 @@ impl Dynamo {
 
 impl Dynamo {
     /// Checks that the credential chain yields credentials, before any call needs them.
-    async fn credentials(&self) -> Result<(), String> {
+    async fn credentials(&self) -> Result<String, String> {
         use aws_sdk_dynamodb::config::ProvideCredentials;
         let provider = self.credentials.as_ref().ok_or("no credential provider is configured")?;
-        provider.provide_credentials().await.map(|_| ()).map_err(|e| no_credentials(&self.chain, &e))
+        provider.provide_credentials().await.map(|c| provider_name(&c)).map_err(|e| no_credentials(&self.chain, &e))
     }
 
     /// Reads up to 100 items by key with strongly consistent reads.
@@ -587,7 +806,7 @@ impl Target for Dynamo {
         &self.location
     }
 
-    fn credentials(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+    fn credentials(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + '_>> {
         Box::pin(Dynamo::credentials(self))
     }
 
@@ -671,5 +890,57 @@ mod tests {
         );
         let other = std::io::Error::other("connection refused");
         assert!(credentials_error(&other).is_none());
+    }
+}
+
+#[cfg(test)]
+mod setup_tests {
+    use super::*;
+
+    #[test]
+    fn the_provider_name_is_read_and_no_key_kept() {
+        let creds = aws_credential_types::Credentials::new("AKIDEXAMPLE", "SeCrEt-key-9", None, None, "Environment");
+        let name = provider_name(&creds);
+        assert_eq!(name, "Environment");
+        let profile = aws_credential_types::Credentials::new("AKID", "s", Some("token".into()), None, "ProfileFile");
+        assert_eq!(provider_name(&profile), "ProfileFile");
+    }
+
+    #[test]
+    fn retry_variables_are_checked_before_the_sdk_sees_them() {
+        assert_eq!(retry_env(None, None).unwrap(), (None, None));
+        assert_eq!(retry_env(Some("4"), Some("Adaptive")).unwrap(), (Some(4), Some(true)));
+        assert_eq!(retry_env(Some(" 1"), Some("standard")).unwrap(), (Some(1), Some(false)));
+        for (attempts, mode, wanted) in [
+            (Some("0"), None, "AWS_MAX_ATTEMPTS=\"0\" is not a number of attempts from 1 to 100"),
+            (Some("many"), None, "AWS_MAX_ATTEMPTS=\"many\""),
+            (Some("101"), None, "AWS_MAX_ATTEMPTS=\"101\""),
+            (None, Some("legacy"), "AWS_RETRY_MODE=\"legacy\" is not supported"),
+        ] {
+            let err = retry_env(attempts, mode).unwrap_err();
+            assert!(err.contains(wanted) && err.contains("which wins"), "{err}");
+        }
+    }
+
+    /// ddbsync's own retry loop (`retry::retrying`) wraps only calls sent with the SDK's retries
+    /// off, so that attempts never multiply: every call it wraps is one of these, and each of them
+    /// turns the SDK's retries off.
+    #[test]
+    fn calls_ddbsync_retries_have_the_sdks_retries_off() {
+        let source = include_str!("dynamo.rs");
+        for call in ["async fn scan(", "async fn batch_get(", "async fn batch_write("] {
+            let body = &source[source.find(call).unwrap()..];
+            let body = &body[..body[1..].find("\n    async fn ").unwrap_or(body.len())];
+            assert!(body.contains("config_override(no_retries())"), "{call} keeps the SDK's retries");
+        }
+        // The writer's own loop (`writer::write_with_retry`) sends only BatchWriteItem.
+        let engine = [include_str!("../engine/scan.rs"), include_str!("../engine/verify.rs")];
+        for text in engine {
+            for (at, _) in text.match_indices("retrying(") {
+                let call = &text[at..text.len().min(at + 200)];
+                let ok = ["scan_page", "scan_limited", "batch_get"].iter().any(|c| call.contains(c));
+                assert!(ok, "ddbsync retries a call the SDK may retry too: {call}");
+            }
+        }
     }
 }

@@ -199,8 +199,9 @@ pub trait Target: Send + Sync {
         false
     }
 
-    /// Checks that the credential chain yields credentials, before any call needs them.
-    fn credentials(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
+    /// Checks that the credential chain yields credentials, before any call needs them; the name
+    /// of the provider that gave them (`Environment`, `ProfileFile`, …).
+    fn credentials(&self) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + '_>>;
 
     /// `None` when the table does not exist.
     fn describe<'a>(&'a self, table: &'a str) -> Reply<'a, Option<TableInfo>>;
@@ -421,8 +422,8 @@ pub mod scripted {
             "scripted"
         }
 
-        fn credentials(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
-            Box::pin(async { Ok(()) })
+        fn credentials(&self) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + '_>> {
+            Box::pin(async { Ok("Scripted".to_string()) })
         }
 
         fn describe<'a>(&'a self, table: &'a str) -> Reply<'a, Option<TableInfo>> {

@@ -6,6 +6,7 @@ mod backup;
 mod chinook;
 mod chinook_data;
 mod contract;
+mod ecosystem;
 mod errors;
 mod faults;
 mod fidelity;

@@ -79,6 +79,8 @@ struct State {
     written_then_failed: Option<String>,
     /// An operation that fails (500) once this many more of its calls have passed.
     outage: Option<(String, usize)>,
+    /// How many calls the outage failed.
+    outage_failed: usize,
 }
 
 impl State {
@@ -176,6 +178,11 @@ impl Proxy {
         self.state.lock().unwrap().outage = outage.map(|(op, pass)| (op.to_string(), pass));
     }
 
+    /// How many calls [`Proxy::fail_after`]'s outage has failed so far.
+    pub fn outage_failed(&self) -> usize {
+        self.state.lock().unwrap().outage_failed
+    }
+
     /// The faults injected so far.
     pub fn injected(&self) -> Vec<Fault> {
         self.state.lock().unwrap().injected.clone()
@@ -266,6 +273,7 @@ async fn forward(
         _ => false,
     };
     if down {
+        state.lock().unwrap().outage_failed += 1;
         return Some(error_response(500, "InternalServerError"));
     }
     let written_then_failed = {

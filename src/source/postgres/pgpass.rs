@@ -1,5 +1,18 @@
 //! libpq's password file (`~/.pgpass`, or `PGPASSFILE`): `host:port:database:user:password` lines,
-//! `*` matching anything, `\:` and `\\` escaping. Pure parsing; the caller reads the file.
+//! `*` matching anything, `\:` and `\\` escaping, and libpq's rule on the file's mode. Pure; the
+//! caller reads the file.
+
+/// Why libpq would ignore a password file of this mode (`st_mode`), if it would: any access for
+/// group or others (libpq's `S_IRWXG | S_IRWXO` test), said with the fix.
+pub fn mode_flaw(mode: u32) -> Option<String> {
+    let access = mode & 0o777;
+    (access & 0o077 != 0).then(|| {
+        format!(
+            "has mode {access:04o}, which lets group or others at it, so it is ignored, as libpq does; \
+             `chmod 0600` it to use it"
+        )
+    })
+}
 
 /// The password of the first line matching the connection, as libpq picks it.
 pub fn lookup(contents: &str, host: &str, port: u16, dbname: &str, user: &str) -> Option<String> {
@@ -47,6 +60,25 @@ mod tests {
     fn escapes_and_colons_in_passwords() {
         let file = "db\\:1:5432:*:u:pa\\:ss:word\n";
         assert_eq!(lookup(file, "db:1", 5432, "x", "u").as_deref(), Some("pa:ss:word"));
+    }
+
+    #[test]
+    fn a_file_group_or_others_may_touch_is_refused() {
+        for (mode, refused) in [
+            (0o100600, false),
+            (0o100400, false),
+            (0o100700, false),
+            (0o100640, true),
+            (0o100604, true),
+            (0o100660, true),
+            (0o100620, true),
+            (0o100601, true),
+            (0o100644, true),
+        ] {
+            assert_eq!(mode_flaw(mode).is_some(), refused, "{mode:o}");
+        }
+        let flaw = mode_flaw(0o100644).unwrap();
+        assert!(flaw.contains("mode 0644") && flaw.contains("chmod 0600"), "{flaw}");
     }
 
     #[test]
