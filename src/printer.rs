@@ -29,7 +29,7 @@ impl Printer {
     }
 
     /// A note for a person (stderr); silent with `--quiet` or `--json`.
-    /// `--wait-lock`: the lock another run holds is waited for, up to `wait`.
+    /// `--lock-timeout`: the lock another run holds is waited for, up to `wait`.
     pub fn waiting_for_lock(&self, wait: Option<std::time::Duration>, refused: &anyhow::Error) {
         let limit = humantime::format_duration(wait.unwrap_or_default());
         self.note(format!("waiting up to {limit} for the run lock: {refused:#}"));

@@ -60,7 +60,7 @@ pub async fn run(cli: Cli) -> Result<Exit> {
             let names: Vec<&str> = mappings.iter().map(|t| t.table_name.as_str()).collect();
             let action = format!("tables drop deletes {}", names.join(", "));
             confirm_destruction(&profile, &action, args.yes, &printer)?;
-            let done = tables::drop(&profile, &mappings, &printer).await?;
+            let done = tables::drop(&profile, &mappings, args.lock_timeout, &printer).await?;
             printer.show(&done, |d: &Vec<tables::TableAction>| tables::render(d))?;
             Ok(Exit::Success)
         }
@@ -112,7 +112,7 @@ async fn verify(dir: &Path, args: VerifyArgs, json: bool, printer: &Printer) -> 
         mode: Mode::of(args.dry_run),
         allow_mass_delete: args.allow_mass_delete,
         force_unlock: args.force_unlock,
-        wait_lock: args.wait_lock,
+        lock_timeout: args.lock_timeout,
     };
     let (report, error) = tokio::select! {
         repaired = repair::run(&profile, &verified, &options, printer, &stop) => repaired?,
@@ -222,8 +222,8 @@ async fn backup(envs_dir: &Path, args: BackupArgs, printer: &Printer) -> Result<
     // it holds the run lock as a writing run does.
     let tables: Vec<String> = mappings.iter().map(|m| m.table_name.clone()).collect();
     let taken = tokio::select! {
-        taken = lock::take(&dynamo, &profile, &tables, args.force_unlock, args.wait_lock, |e| printer.waiting_for_lock(args.wait_lock, e)) => taken,
-        // Only waiting (--wait-lock) is cut short: an acquisition in flight is given time to finish.
+        taken = lock::take(&dynamo, &profile, &tables, args.force_unlock, args.lock_timeout, |e| printer.waiting_for_lock(args.lock_timeout, e)) => taken,
+        // Only waiting (--lock-timeout) is cut short: an acquisition in flight is given time to finish.
         signal = stop.expired(Duration::from_secs(5)) => {
             return Err(anyhow::Error::new(Interrupted(signal)).context("no backup was written"))
         }
@@ -232,7 +232,7 @@ async fn backup(envs_dir: &Path, args: BackupArgs, printer: &Printer) -> Result<
         if e.chain().any(|c| c.is::<lock::Locked>()) {
             let env = &profile.env;
             e.context(format!(
-                "not backing up {env} while another run writes to it (--wait-lock DURATION waits for it)"
+                "not backing up {env} while another run writes to it (--lock-timeout DURATION waits for it)"
             ))
         } else {
             e
@@ -314,7 +314,17 @@ async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Resul
     let tables: Vec<String> = targets.iter().map(|(_, t)| t.clone()).collect();
     // Listening from here, not earlier: a Ctrl-C at the confirmation still ends the command at once.
     let stop = Stop::on_signals();
-    let lock = lock::take(&dynamo, &profile, &tables, false, None, |_| {}).await?;
+    let waiting = lock::take(&dynamo, &profile, &tables, false, args.lock_timeout, |e| {
+        printer.waiting_for_lock(args.lock_timeout, e)
+    });
+    let lock = tokio::select! {
+        taken = waiting => taken?,
+        // Only waiting (--lock-timeout) is cut short: an acquisition in flight is given time to finish.
+        signal = stop.expired(Duration::from_secs(5)) => {
+            let interrupted = anyhow::Error::new(Interrupted(signal));
+            return Err(interrupted.context(lock::StoppedWaiting(tables.join(", "))));
+        }
+    };
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let progress = std::sync::Arc::new(backup::Progress::new(&args.file, args.env.as_deref(), &targets));
     let fence = lock.fence();
@@ -446,6 +456,7 @@ async fn sync(envs_dir: &Path, args: SyncArgs, printer: &Printer) -> Result<Exit
         tables: args.tables,
         allow_mass_delete: args.allow_mass_delete,
         force_unlock: args.force_unlock,
+        lock_timeout: args.lock_timeout,
         rejects_file: args.rejects_file,
         params: args.params,
     };

@@ -10,6 +10,7 @@ mod faults;
 mod fidelity;
 mod figures;
 mod harness;
+mod lock_wait;
 mod modelling;
 mod ops;
 mod pgproxy;
