@@ -116,7 +116,7 @@ async fn verify(dir: &Path, args: VerifyArgs, json: bool, printer: &Printer) -> 
     };
     let (report, error) = tokio::select! {
         repaired = repair::run(&profile, &verified, &options, printer, &stop) => repaired?,
-        signal = stop.expired(crate::engine::stop::DRAIN + Duration::from_secs(10)) => {
+        signal = stop.expired(crate::engine::stop::STOPPED_WITHIN) => {
             return Err(crate::engine::stop::Interrupted(signal).into())
         }
     };
@@ -333,7 +333,7 @@ async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Resul
         restored = restore => restored,
         reason = lock.lost() => Err(lock::LeaseLost(reason).into()),
         // The restore stops itself on a signal; this bounds a deletion or creation still waited for.
-        signal = stop.expired(crate::engine::stop::DRAIN + Duration::from_secs(10)) => Err(Interrupted(signal).into()),
+        signal = stop.expired(crate::engine::stop::STOPPED_WITHIN) => Err(Interrupted(signal).into()),
     };
     // Recorded before the lock is released, as a sync's run is, whatever the outcome.
     let unfinished = restored.as_ref().ok().and_then(|r| progress.unfinished_after(r, &profile.env));
@@ -465,7 +465,7 @@ async fn sync(envs_dir: &Path, args: SyncArgs, printer: &Printer) -> Result<Exit
     // holds anything, such as connecting and preparing the queries.
     let finished = tokio::select! {
         finished = sync::run(&profile, &options, printer, &stop) => finished?,
-        signal = stop.expired(crate::engine::stop::DRAIN + Duration::from_secs(10)) => {
+        signal = stop.expired(crate::engine::stop::STOPPED_WITHIN) => {
             return Err(crate::engine::stop::Interrupted(signal).into())
         }
     };
