@@ -16,6 +16,7 @@ mod modelling;
 mod ops;
 mod pgproxy;
 mod proxy;
+mod readme;
 mod safety;
 mod secure;
 mod source;
