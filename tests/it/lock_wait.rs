@@ -195,3 +195,37 @@ async fn sigterm_while_waiting_for_the_lock_exits_5_at_once_without_taking_it() 
     assert_eq!(titles(&ctx).await, before, "nothing written");
     assert_eq!(records(&ctx).await, recorded, "nothing recorded");
 }
+
+#[tokio::test]
+async fn a_second_sync_with_lock_timeout_runs_once_a_real_first_one_finishes() {
+    let ctx = Ctx::new(200).await;
+    ctx.sync(&[]);
+    ctx.sql(&["UPDATE lessons SET title = title || ' (2)'"]);
+    // The first run writes slowly (a low cap), holding the lock meanwhile.
+    let mut first = ctx
+        .command(&["sync", "local", "--max-write-units-per-second", "100"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while holders(&ctx).await.is_empty() {
+        assert!(Instant::now() < deadline, "the first run never took the lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = ctx.ddbsync(&["--json", "sync", "local", "--lock-timeout", "2m"]);
+    let first_ended = first.try_wait().unwrap();
+    assert!(first_ended.is_some_and(|s| s.success()), "the first run had finished when the second wrote");
+    assert_eq!(second.code(), 0, "{}", second.stderr());
+    let waited = format!("waiting up to 2m for the run lock: table {}", ctx.table("lessons"));
+    assert!(second.stderr().contains(&waited), "{}", second.stderr());
+    assert!(second.stderr().contains(&format!("(pid {})", first.id())), "{}", second.stderr());
+    // The second ran after the first had written everything: nothing left for it to write. (The
+    // note above is on stderr with --json too: the JSON on stdout stays whole.)
+    let report: serde_json::Value = serde_json::from_str(&second.stdout()).expect("only JSON on stdout");
+    let lessons = ctx.table("lessons");
+    assert_eq!(crate::harness::figure(&report, &lessons, "updated"), 0.0, "{report}");
+    assert!(crate::harness::figure(&report, &lessons, "unchanged") > 0.0, "{report}");
+    assert!(titles(&ctx).await.values().all(|t| t.ends_with(" (2)")));
+    assert!(holders(&ctx).await.is_empty());
+}
