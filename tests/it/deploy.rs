@@ -205,6 +205,23 @@ fn every_ddbsync_command_line_in_deploy_parses_with_the_real_command_line() {
 }
 
 #[test]
+fn every_ddbsync_command_their_comments_and_the_readme_quote_parses_too() {
+    let mut quoted = Vec::new();
+    let files = ["kubernetes/ddbsync.yaml", "systemd/ddbsync-sync.service", "github/ddbsync-nightly.yml", "README.md"];
+    for file in files {
+        let text = std::fs::read_to_string(deploy(file)).unwrap();
+        for (i, part) in text.split('`').enumerate() {
+            if i % 2 == 1 && part.starts_with("ddbsync ") {
+                let args: Vec<&str> = part.split_whitespace().collect();
+                Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{file}: `{part}`: {e}"));
+                quoted.push(part.to_string());
+            }
+        }
+    }
+    assert!(quoted.len() >= 2, "{quoted:?}");
+}
+
+#[test]
 fn the_pod_failure_policy_maps_every_exit_code_of_exit_rs() {
     let job = &cronjob()["spec"];
     assert_eq!(job["concurrencyPolicy"], "Forbid");
