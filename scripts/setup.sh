@@ -46,4 +46,19 @@ if [ ! -x "$tools/dynoxide/bin/dynoxide" ]; then
   cargo install --quiet --locked --root "$tools/dynoxide" dynoxide-rs@3.2.0 \
     --no-default-features --features native-sqlite,http-server,cli
 fi
+# The validators of deploy/ (tests/it/deploy.rs): Kubernetes manifests against the API's schemas,
+# GitHub Actions workflows against their schema, both offline; pinned, in their own virtualenv.
+# (systemd units are checked by systemd-analyze, from the systemd package.)
+validators="$tools/validators"
+if ! "$validators/bin/kubernetes-validate" --version 2>/dev/null | grep -qx 1.37.0 \
+  || ! "$validators/bin/check-jsonschema" --version 2>/dev/null | grep -q 'version 0.39.0$'; then
+  echo "setup: installing kubernetes-validate and check-jsonschema (PyPI)" >&2
+  if ! command -v python3 >/dev/null || ! python3 -m venv --help >/dev/null 2>&1; then
+    apt_install python3 python3-venv
+  fi
+  rm -rf "$validators"
+  python3 -m venv "$validators"
+  "$validators/bin/python" -m pip install -q --disable-pip-version-check kubernetes-validate==1.37.0 check-jsonschema==0.39.0
+fi
+if ! command -v systemd-analyze >/dev/null; then apt_install systemd; fi
 echo "setup: PostgreSQL $(pg_bin)/postgres, dynalite and dynoxide under $tools" >&2

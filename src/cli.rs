@@ -94,6 +94,10 @@ pub struct DropArgs {
     /// Do not ask (for scripts); a protected environment always needs it.
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// While another run holds the lock of a table, wait up to this long for it (30s, 10m, 1h; at
+    /// most 7d) instead of exiting 4.
+    #[arg(long, alias = "wait-lock", value_name = "DURATION", value_parser = lock_timeout)]
+    pub lock_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -128,8 +132,8 @@ pub struct VerifyArgs {
     pub force_unlock: bool,
     /// With --repair: while another run holds the lock of a table, wait up to this long for it (30s,
     /// 10m, 1h; at most 7d) instead of exiting 4.
-    #[arg(long, value_name = "DURATION", value_parser = wait_lock, requires = "repair")]
-    pub wait_lock: Option<Duration>,
+    #[arg(long, alias = "wait-lock", value_name = "DURATION", value_parser = lock_timeout, requires = "repair")]
+    pub lock_timeout: Option<Duration>,
     /// With --repair: spend at most this many write units per second, 1 to 1000000 (overrides
     /// sync.max_write_units_per_second).
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<u32>, requires = "repair")]
@@ -184,8 +188,8 @@ pub struct BackupArgs {
     pub output: Option<PathBuf>,
     /// While another run (a sync, a restore) holds the environment's lock, wait up to this long for
     /// it (30s, 10m, 1h; at most 7d) instead of exiting 4.
-    #[arg(long, value_name = "DURATION", value_parser = wait_lock)]
-    pub wait_lock: Option<Duration>,
+    #[arg(long, alias = "wait-lock", value_name = "DURATION", value_parser = lock_timeout)]
+    pub lock_timeout: Option<Duration>,
     /// Take the run lock even if another run holds it (when that run is known to be gone).
     #[arg(long)]
     pub force_unlock: bool,
@@ -212,6 +216,10 @@ pub struct RestoreArgs {
     /// counts and key schemas cannot be checked for edits.
     #[arg(long)]
     pub allow_unchecked_manifest: bool,
+    /// While another run (a sync, a backup) holds the lock of a table, wait up to this long for it
+    /// (30s, 10m, 1h; at most 7d) instead of exiting 4.
+    #[arg(long, alias = "wait-lock", value_name = "DURATION", value_parser = lock_timeout)]
+    pub lock_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -237,6 +245,10 @@ pub struct SyncArgs {
     /// Take the run lock even if another run holds it (when that run is known to be gone).
     #[arg(long)]
     pub force_unlock: bool,
+    /// While another run holds the lock of a table, wait up to this long for it (30s, 10m, 1h; at
+    /// most 7d) instead of exiting 4: a scheduled sync that may overlap a backup or a longer run.
+    #[arg(long, alias = "wait-lock", value_name = "DURATION", value_parser = lock_timeout)]
+    pub lock_timeout: Option<Duration>,
     /// Where to list rejected and unwritten rows (JSON lines); default <rejects_dir>/<env>-<time>.jsonl.
     #[arg(long, value_name = "FILE")]
     pub rejects_file: Option<PathBuf>,
@@ -289,15 +301,16 @@ pub struct MetricsArgs {
     pub emf: bool,
 }
 
-/// Longest `--wait-lock`: a backup waiting longer than a week waits for a run that is not coming.
-pub const MAX_WAIT_LOCK: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Longest `--lock-timeout`: a run waiting longer than a week waits for a run that is not coming.
+pub const MAX_LOCK_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// `--wait-lock`: a humantime duration of at most [`MAX_WAIT_LOCK`] (a longer one would overflow
-/// the clock's arithmetic).
-fn wait_lock(text: &str) -> Result<Duration, String> {
+/// `--lock-timeout` (restic's `--retry-lock`, Terraform's `-lock-timeout`; `--wait-lock` is its
+/// older name, kept as a hidden alias for the scripts that use it): a humantime duration of at
+/// most [`MAX_LOCK_TIMEOUT`] (a longer one would overflow the clock's arithmetic).
+fn lock_timeout(text: &str) -> Result<Duration, String> {
     let wait = humantime::parse_duration(text).map_err(|e| format!("{e} (a duration such as 30s, 10m or 1h)"))?;
-    if wait > MAX_WAIT_LOCK {
-        return Err(format!("{text} is longer than the 7 days --wait-lock accepts (from 0s to 7d)"));
+    if wait > MAX_LOCK_TIMEOUT {
+        return Err(format!("{text} is longer than the 7 days --lock-timeout accepts (from 0s to 7d)"));
     }
     Ok(wait)
 }
@@ -379,8 +392,44 @@ mod tests {
             assert!(err.to_string().contains("--repair"), "{flag}: {err}");
             assert!(Cli::try_parse_from(["ddbsync", "verify", "dev", "--repair", flag]).is_ok(), "{flag}");
         }
-        assert!(Cli::try_parse_from(["ddbsync", "verify", "dev", "--wait-lock", "1m"]).is_err());
-        assert!(Cli::try_parse_from(["ddbsync", "verify", "dev", "--repair", "--wait-lock", "1m"]).is_ok());
+        assert!(Cli::try_parse_from(["ddbsync", "verify", "dev", "--lock-timeout", "1m"]).is_err());
+        assert!(Cli::try_parse_from(["ddbsync", "verify", "dev", "--repair", "--lock-timeout", "1m"]).is_ok());
+    }
+
+    /// `--lock-timeout` on every command that takes the run lock, and `--wait-lock`, its older name,
+    /// still accepted there (scripts use it) though no help shows it.
+    #[test]
+    fn every_command_that_locks_waits_with_lock_timeout_or_its_old_name() {
+        fn timeout(cli: Cli) -> Option<Duration> {
+            match cli.command {
+                Command::Sync(a) => a.lock_timeout,
+                Command::Backup(a) => a.lock_timeout,
+                Command::Restore(a) => a.lock_timeout,
+                Command::Verify(a) => a.lock_timeout,
+                Command::Tables(TablesCommand::Drop(a)) => a.lock_timeout,
+                other => panic!("{other:?} takes no lock"),
+            }
+        }
+        let commands: [&[&str]; 5] = [
+            &["sync", "dev"],
+            &["backup", "dev"],
+            &["restore", "b.tar"],
+            &["verify", "dev", "--repair"],
+            &["tables", "drop", "dev"],
+        ];
+        for command in commands {
+            for (flag, value) in [("--lock-timeout", "10m"), ("--wait-lock", "10m"), ("--lock-timeout", "0s")] {
+                let wait = [flag, value];
+                let cli = Cli::try_parse_from(["ddbsync"].iter().chain(command).chain(&wait))
+                    .unwrap_or_else(|e| panic!("{command:?} {flag}: {e}"));
+                assert_eq!(timeout(cli), Some(humantime::parse_duration(value).unwrap()), "{command:?} {flag}");
+            }
+            let mut cmd = Cli::command();
+            let help = cmd.try_get_matches_from_mut(["ddbsync"].iter().chain(command).chain(&["--help"]));
+            let help = help.unwrap_err().to_string();
+            assert!(help.contains("--lock-timeout <DURATION>"), "{command:?}: {help}");
+            assert!(!help.contains("wait-lock"), "{command:?}: the old name is hidden: {help}");
+        }
     }
 
     #[test]
@@ -401,8 +450,8 @@ mod tests {
             &["history", "dev", "--limit", ""],
             &["sync", "dev", "--scan-segments", "4294967296"],
             &["sync", "dev", "--max-in-flight", "many"],
-            &["backup", "dev", "--wait-lock", "18446744073709551615s"],
-            &["backup", "dev", "--wait-lock", "8d"],
+            &["backup", "dev", "--lock-timeout", "18446744073709551615s"],
+            &["sync", "dev", "--lock-timeout", "8d"],
         ];
         for args in cases {
             let err = Cli::try_parse_from(["ddbsync"].iter().chain(args)).unwrap_err();
@@ -411,9 +460,11 @@ mod tests {
             assert!(err.to_string().contains(&format!("invalid value '{}' for '{flag} <", args[3])), "{err}");
         }
         let err =
-            Cli::try_parse_from(["ddbsync", "backup", "dev", "--wait-lock", "18446744073709551615s"]).unwrap_err();
-        assert!(err.to_string().contains("longer than the 7 days --wait-lock accepts (from 0s to 7d)"), "{err}");
-        assert!(Cli::try_parse_from(["ddbsync", "backup", "dev", "--wait-lock", "7d"]).is_ok());
+            Cli::try_parse_from(["ddbsync", "backup", "dev", "--lock-timeout", "18446744073709551615s"]).unwrap_err();
+        assert!(err.to_string().contains("longer than the 7 days --lock-timeout accepts (from 0s to 7d)"), "{err}");
+        assert!(Cli::try_parse_from(["ddbsync", "backup", "dev", "--lock-timeout", "7d"]).is_ok());
+        let err = Cli::try_parse_from(["ddbsync", "sync", "dev", "--lock-timeout", "soon"]).unwrap_err();
+        assert!(err.to_string().contains("a duration such as 30s, 10m or 1h"), "{err}");
         assert!(Cli::try_parse_from(["ddbsync", "verify", "dev", "--sample", "1000000"]).is_ok());
         // A negative count is said as such, not as a range of the flag's type.
         let err = Cli::try_parse_from(["ddbsync", "sync", "dev", "--scan-segments", "-1"]).unwrap_err();

@@ -85,13 +85,18 @@ impl Printer {
         Printer { json, quiet, log_json, bars: MultiProgress::with_draw_target(draw), shown: AtomicBool::new(false) }
     }
 
-    /// A note for a person (stderr); silent with `--quiet` or `--json`.
-    /// `--wait-lock`: the lock another run holds is waited for, up to `wait`.
+    /// `--lock-timeout`: the lock another run holds is waited for, up to `wait`.
+    /// Said with `--json` too (on stderr, apart from the JSON): a scheduled run's log then shows
+    /// why it is idle, and for whom; only `--quiet` silences it.
     pub fn waiting_for_lock(&self, wait: Option<std::time::Duration>, refused: &anyhow::Error) {
+        if self.quiet {
+            return;
+        }
         let limit = humantime::format_duration(wait.unwrap_or_default());
-        self.note(format!("waiting up to {limit} for the run lock: {refused:#}"));
+        self.warn(format!("waiting up to {limit} for the run lock: {refused:#}"));
     }
 
+    /// A note for a person (stderr); silent with `--quiet` or `--json`.
     pub fn note(&self, text: impl AsRef<str>) {
         if self.quiet || self.json {
             return;

@@ -85,7 +85,7 @@ async fn dispatch(cli: Cli, printer: &Printer) -> Result<Exit> {
             let names: Vec<&str> = mappings.iter().map(|t| t.table_name.as_str()).collect();
             let action = format!("tables drop deletes {}", names.join(", "));
             confirm_destruction(&profile, &action, args.yes, printer)?;
-            let done = tables::drop(&profile, &mappings, printer).await?;
+            let done = tables::drop(&profile, &mappings, args.lock_timeout, printer).await?;
             printer.show(&tables::Done { tables: done }, tables::Done::render)?;
             Ok(Exit::Success)
         }
@@ -137,11 +137,11 @@ async fn verify(dir: &Path, args: VerifyArgs, json: bool, printer: &Printer) -> 
         mode: Mode::of(args.dry_run),
         allow_mass_delete: args.allow_mass_delete,
         force_unlock: args.force_unlock,
-        wait_lock: args.wait_lock,
+        lock_timeout: args.lock_timeout,
     };
     let (report, error) = tokio::select! {
         repaired = repair::run(&profile, &verified, &options, printer, &stop) => repaired?,
-        signal = stop.expired(crate::engine::stop::DRAIN + Duration::from_secs(10)) => {
+        signal = stop.expired(crate::engine::stop::STOPPED_WITHIN) => {
             return Err(crate::engine::stop::Interrupted(signal).into())
         }
     };
@@ -254,8 +254,8 @@ async fn backup(envs_dir: &Path, args: BackupArgs, printer: &Printer) -> Result<
     // it holds the run lock as a writing run does.
     let tables: Vec<String> = mappings.iter().map(|m| m.table_name.clone()).collect();
     let taken = tokio::select! {
-        taken = lock::take(&dynamo, &profile, &tables, args.force_unlock, args.wait_lock, |e| printer.waiting_for_lock(args.wait_lock, e)) => taken,
-        // Only waiting (--wait-lock) is cut short: an acquisition in flight is given time to finish.
+        taken = lock::take(&dynamo, &profile, &tables, args.force_unlock, args.lock_timeout, |e| printer.waiting_for_lock(args.lock_timeout, e)) => taken,
+        // Only waiting (--lock-timeout) is cut short: an acquisition in flight is given time to finish.
         signal = stop.expired(Duration::from_secs(5)) => {
             return Err(anyhow::Error::new(Interrupted(signal)).context("no backup was written"))
         }
@@ -264,7 +264,7 @@ async fn backup(envs_dir: &Path, args: BackupArgs, printer: &Printer) -> Result<
         if e.chain().any(|c| c.is::<lock::Locked>()) {
             let env = &profile.env;
             e.context(format!(
-                "not backing up {env} while another run writes to it (--wait-lock DURATION waits for it)"
+                "not backing up {env} while another run writes to it (--lock-timeout DURATION waits for it)"
             ))
         } else {
             e
@@ -346,7 +346,17 @@ async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Resul
     let tables: Vec<String> = targets.iter().map(|(_, t)| t.clone()).collect();
     // Listening from here, not earlier: a Ctrl-C at the confirmation still ends the command at once.
     let stop = Stop::on_signals();
-    let lock = lock::take(&dynamo, &profile, &tables, false, None, |_| {}).await?;
+    let waiting = lock::take(&dynamo, &profile, &tables, false, args.lock_timeout, |e| {
+        printer.waiting_for_lock(args.lock_timeout, e)
+    });
+    let lock = tokio::select! {
+        taken = waiting => taken?,
+        // Only waiting (--lock-timeout) is cut short: an acquisition in flight is given time to finish.
+        signal = stop.expired(Duration::from_secs(5)) => {
+            let interrupted = anyhow::Error::new(Interrupted(signal));
+            return Err(interrupted.context(lock::StoppedWaiting(tables.join(", "))));
+        }
+    };
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let progress = std::sync::Arc::new(backup::Progress::new(&args.file, args.env.as_deref(), &targets));
     let fence = lock.fence();
@@ -355,7 +365,7 @@ async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Resul
         restored = restore => restored,
         reason = lock.lost() => Err(lock::LeaseLost(reason).into()),
         // The restore stops itself on a signal; this bounds a deletion or creation still waited for.
-        signal = stop.expired(crate::engine::stop::DRAIN + Duration::from_secs(10)) => Err(Interrupted(signal).into()),
+        signal = stop.expired(crate::engine::stop::STOPPED_WITHIN) => Err(Interrupted(signal).into()),
     };
     // Recorded before the lock is released, as a sync's run is, whatever the outcome.
     let unfinished = restored.as_ref().ok().and_then(|r| progress.unfinished_after(r, &profile.env));
@@ -507,6 +517,7 @@ async fn sync_run(
         tables: args.tables,
         allow_mass_delete: args.allow_mass_delete,
         force_unlock: args.force_unlock,
+        lock_timeout: args.lock_timeout,
         rejects_file: args.rejects_file,
         params: args.params,
     };
@@ -515,7 +526,7 @@ async fn sync_run(
     // holds anything, such as connecting and preparing the queries.
     let finished = tokio::select! {
         finished = sync::run(&profile, &options, printer, &stop) => finished?,
-        signal = stop.expired(crate::engine::stop::DRAIN + Duration::from_secs(10)) => {
+        signal = stop.expired(crate::engine::stop::STOPPED_WITHIN) => {
             return Err(crate::engine::stop::Interrupted(signal).into())
         }
     };

@@ -76,18 +76,26 @@ pub async fn create(profile: &Profile, mappings: &[&TableMapping], printer: &Pri
     Ok(out)
 }
 
-/// Deletes the tables that exist, under the run lock.
-pub async fn drop(profile: &Profile, mappings: &[&TableMapping], printer: &Printer) -> Result<Vec<TableAction>> {
+/// Deletes the tables that exist, under the run lock (waiting up to `lock_timeout` for it). A
+/// signal ends the wait at once, and after it no further table is deleted.
+pub async fn drop(
+    profile: &Profile,
+    mappings: &[&TableMapping],
+    lock_timeout: Option<std::time::Duration>,
+    printer: &Printer,
+) -> Result<Vec<TableAction>> {
     let dynamo = dynamo::connect(&profile.target).await;
     let tables: Vec<String> = mappings.iter().map(|m| m.table_name.clone()).collect();
     let dynamo = &dynamo;
+    let stop = crate::engine::stop::Stop::on_signals();
+    let stop = &stop;
     lock::with_lock(
         dynamo,
         profile,
         &tables,
-        (false, None),
-        |_| {},
-        &crate::engine::stop::Stop::never(),
+        (false, lock_timeout),
+        |e| printer.waiting_for_lock(lock_timeout, e),
+        stop,
         |fence| async move {
             let mut out = Vec::new();
             for mapping in mappings {
@@ -95,6 +103,9 @@ pub async fn drop(profile: &Profile, mappings: &[&TableMapping], printer: &Print
                 let exists = dynamo.describe(table).await.with_context(|| format!("reading {table}"))?.is_some();
                 if exists {
                     fence.check()?;
+                    if let Some(signal) = stop.requested() {
+                        return Err(crate::engine::stop::Interrupted(signal).into());
+                    }
                     printer.note(format!("deleting {table}"));
                     dynamo.drop_table(table).await.with_context(|| format!("deleting {table}"))?;
                 }

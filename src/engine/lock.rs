@@ -66,14 +66,38 @@ impl Lease {
 #[derive(Debug, thiserror::Error)]
 #[error(
     "table {table} is locked by another run (environment {}): {} (pid {}) took the lock at {} and holds it until {} \
-     unless renewed; wait for it to finish, or if it is gone run again with --force-unlock",
+     unless renewed; {}",
     holder.env, holder.host, holder.pid, holder.started_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-    holder.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true)
+    holder.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true), Locked::fix(*waited)
 )]
 pub struct Locked {
     pub table: String,
     pub holder: Lease,
+    /// How long this run waited for it (`--lock-timeout`), when it did.
+    pub waited: Option<Duration>,
 }
+
+impl Locked {
+    /// What to do: wait (longer), or take a lock whose holder is known to be gone.
+    fn fix(waited: Option<Duration>) -> String {
+        match waited {
+            Some(waited) => format!(
+                "waited {} for it (--lock-timeout): run again with a longer --lock-timeout, or if that run is gone \
+                 with --force-unlock",
+                humantime::format_duration(waited)
+            ),
+            None => "wait for it to finish (--lock-timeout 10m waits up to ten minutes), or if it is gone run again \
+                     with --force-unlock"
+                .into(),
+        }
+    }
+}
+
+/// A signal came while the run waited for the lock (`--lock-timeout`): it took no lease and did
+/// nothing; the error's cause is the [`crate::engine::stop::Interrupted`] (exit 5).
+#[derive(Debug, thiserror::Error)]
+#[error("stopped while waiting for the run lock of {0}; no lock was taken and nothing was done")]
+pub struct StoppedWaiting(pub String);
 
 /// The run stopped because it could no longer be sure it held the lock; nothing was written after.
 /// It holds the cause alone ([`Fence::lost`] gives the same): a command that only reads (backup)
@@ -354,8 +378,9 @@ pub async fn ensure_metadata_table(dynamo: &dyn Target, profile: &Profile) -> Re
 }
 
 /// Runs `work` while holding the lock of `tables`: creates the metadata table if needed, takes the
-/// leases (waiting up to `wait`, `--wait-lock`, for a lock another run holds; `on_wait` hears of the
-/// first refusal), stops `work` (with [`LeaseLost`]) if they are lost, and releases them at the end.
+/// leases (waiting up to `wait`, `--lock-timeout`, for a lock another run holds; `on_wait` hears of
+/// the first refusal), stops `work` (with [`LeaseLost`]) if they are lost, and releases them at the
+/// end. A signal before the leases are taken ends it at once ([`StoppedWaiting`]).
 pub async fn with_lock<T, F, Fut>(
     dynamo: &Arc<dyn Target>,
     profile: &Profile,
@@ -373,7 +398,10 @@ where
     // written expire, or are free at once for the next run on this host, whose process is then gone.
     let held = tokio::select! {
         held = take(dynamo, profile, tables, force, wait, on_wait) => held?,
-        signal = stop.wait() => return Err(crate::engine::stop::Interrupted(signal).into()),
+        signal = stop.wait() => {
+            let interrupted = anyhow::Error::new(crate::engine::stop::Interrupted(signal));
+            return Err(interrupted.context(StoppedWaiting(tables.join(", "))));
+        }
     };
     let work = work(held.fence());
     tokio::pin!(work);
@@ -412,6 +440,7 @@ pub async fn take(
     ensure_metadata_table(&**dynamo, profile).await?;
     let deadline = tokio::time::Instant::now() + wait.unwrap_or_default();
     let settings = Settings::of(profile, force);
+    let started = tokio::time::Instant::now();
     let mut waiting = false;
     loop {
         let taken = acquire(dynamo.clone(), &settings, tables).await;
@@ -424,8 +453,24 @@ pub async fn take(
                 }
                 tokio::time::sleep(LOCK_POLL.min(deadline - now)).await;
             }
+            // The refusal after a wait says how long it waited, so that the fix is a longer one.
+            Err(e) if waiting => {
+                return Err(match e.downcast::<Locked>() {
+                    Ok(locked) => Locked { waited: Some(whole_seconds(now - started)), ..locked }.into(),
+                    Err(e) => e,
+                })
+            }
             taken => return taken,
         }
+    }
+}
+
+/// A wait as a message shows it: whole seconds (`2s`, not `2s 3ms 91us`), milliseconds under one.
+fn whole_seconds(wait: Duration) -> Duration {
+    if wait < Duration::from_secs(1) {
+        Duration::from_millis(wait.as_millis() as u64)
+    } else {
+        Duration::from_secs(wait.as_secs())
     }
 }
 
@@ -502,7 +547,7 @@ async fn take_one(dynamo: &dyn Target, settings: &Settings, table: &str, me: &Le
     match decide(lease.as_ref(), &me.run_id, Utc::now(), &me.host_id, process_alive) {
         Decision::Ours => return Ok(None),
         Decision::Held if !settings.force => {
-            return Err(Locked { table: table.into(), holder: lease.expect("a held lease") }.into());
+            return Err(Locked { table: table.into(), holder: lease.expect("a held lease"), waited: None }.into());
         }
         Decision::Held => {
             tracing::warn!(table, holder = %lease.as_ref().map_or_else(String::new, Lease::describe), "--force-unlock: taking the lock from a live lease");
@@ -530,7 +575,7 @@ async fn take_one(dynamo: &dyn Target, settings: &Settings, table: &str, me: &Le
     let holder = dynamo.get_item(meta, lock_key(table)).await?.as_ref().and_then(from_item);
     match holder {
         Some(holder) if holder.run_id == me.run_id => Ok(holder_until),
-        Some(holder) => Err(Locked { table: table.into(), holder }.into()),
+        Some(holder) => Err(Locked { table: table.into(), holder, waited: None }.into()),
         None => Err(anyhow::anyhow!("the lock of table {table} changed while it was being taken; run again")),
     }
 }

@@ -60,8 +60,8 @@ pub struct Options {
     pub allow_mass_delete: bool,
     /// Take the run lock even from a live lease.
     pub force_unlock: bool,
-    /// Wait up to this long for a lock another run holds.
-    pub wait_lock: Option<Duration>,
+    /// `--lock-timeout`: wait up to this long for a lock another run holds.
+    pub lock_timeout: Option<Duration>,
 }
 
 /// What the repair did to one table.
@@ -310,16 +310,18 @@ pub async fn run(
     let outcome = match options.mode {
         Mode::Rehearsal => work(Fence::open()).await,
         Mode::Real => {
-            let on_wait = |e: &anyhow::Error| printer.waiting_for_lock(options.wait_lock, e);
-            let wait = (options.force_unlock, options.wait_lock);
+            let on_wait = |e: &anyhow::Error| printer.waiting_for_lock(options.lock_timeout, e);
+            let wait = (options.force_unlock, options.lock_timeout);
             lock::with_lock(&dynamo, profile, &names, wait, on_wait, stop, work).await
         }
     };
     let mut error = match outcome {
+        // Stopped while waiting for the lock: nothing done, nothing to record.
+        Err(e) if done.is_empty() && e.downcast_ref::<lock::StoppedWaiting>().is_some() => return Err(e),
         Err(e) if done.is_empty() && e.chain().any(|c| c.is::<lock::Locked>()) => {
             return Err(e.context(format!(
-                "not repairing {} while another run writes to it (--wait-lock DURATION waits for it); nothing was \
-                 written",
+                "not repairing {} while another run writes to it (--lock-timeout DURATION waits for it); nothing \
+                 was written",
                 profile.env
             )));
         }

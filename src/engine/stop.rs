@@ -15,6 +15,14 @@ use crate::exit::Exit;
 /// Kubernetes' default 30 s grace period.
 pub const DRAIN: Duration = Duration::from_secs(10);
 
+/// The latest a command's work ends after the first signal: [`DRAIN`] for the batches in flight,
+/// then time to record the run and release the lock. `main` then waits for the source's cancel
+/// requests, each bounded by the connect timeout (`source.connect_timeout_secs`, 10 s by default),
+/// so the process is gone within this plus the connect timeout: what a scheduler's grace period
+/// (Kubernetes' `terminationGracePeriodSeconds`, systemd's `TimeoutStopSec`) must allow; the
+/// files in `deploy/` allow 60 s, and a test holds them to this.
+pub const STOPPED_WITHIN: Duration = Duration::from_secs(DRAIN.as_secs() + 10);
+
 /// Whether a stop was asked for, and when. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Stop(watch::Receiver<Option<(&'static str, Instant)>>);

@@ -420,7 +420,7 @@ async fn a_backup_during_a_clean_sync_waits_or_refuses_and_never_holds_a_fractio
     let run = ctx.ddbsync(&["backup", "local", "--table", "lessons", "-o", refused.to_str().unwrap()]);
     assert_eq!(run.code(), 4, "a backup during a --clean is refused: {}", run.stderr());
     assert!(run.stderr().contains("not backing up local while another run writes to it"), "{}", run.stderr());
-    assert!(run.stderr().contains("--wait-lock"), "{}", run.stderr());
+    assert!(run.stderr().contains("--lock-timeout"), "{}", run.stderr());
     assert!(run.stderr().contains(&format!("(pid {})", clean.id())), "{}", run.stderr());
     assert!(!refused.exists(), "no archive was written");
 
@@ -431,7 +431,7 @@ async fn a_backup_during_a_clean_sync_waits_or_refuses_and_never_holds_a_fractio
         "local",
         "--table",
         "lessons",
-        "--wait-lock",
+        "--lock-timeout",
         "3m",
         "-o",
         waited.to_str().unwrap(),
@@ -554,9 +554,9 @@ async fn a_file_that_is_not_a_backup_and_a_missing_mapping_say_what_to_do() {
     );
 
     // A wait the clock cannot add is refused, naming the flag and its range.
-    let run = ctx.ddbsync(&["backup", "local", "--wait-lock", "18446744073709551615s"]);
+    let run = ctx.ddbsync(&["backup", "local", "--lock-timeout", "18446744073709551615s"]);
     assert_eq!(run.code(), 2, "{}", run.stderr());
-    assert!(run.stderr().contains("--wait-lock"), "{}", run.stderr());
+    assert!(run.stderr().contains("--lock-timeout"), "{}", run.stderr());
     assert!(run.stderr().contains("(from 0s to 7d)"), "{}", run.stderr());
 
     ctx.sync(&[]);

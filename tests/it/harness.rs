@@ -26,7 +26,7 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn tools() -> PathBuf {
+pub fn tools() -> PathBuf {
     std::env::var_os("DDBSYNC_TOOLS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/ddbsync-tools"))

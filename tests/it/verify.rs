@@ -352,7 +352,7 @@ async fn repair_takes_the_run_lock_and_stops_on_sigterm() {
     assert!(run.stderr().contains("not repairing local while another run writes to it"), "{}", run.stderr());
     assert!(run.stderr().contains("is locked by another run (environment local): batch-7 (pid 4242)"));
     assert_eq!(stored(&ctx).await, before, "nothing written");
-    let run = ctx.ddbsync(&["verify", "local", "--repair", "--yes", "--wait-lock", "1s"]);
+    let run = ctx.ddbsync(&["verify", "local", "--repair", "--yes", "--lock-timeout", "1s"]);
     assert_eq!(run.code(), 4, "{}", run.stderr());
     assert!(run.stderr().contains("waiting up to 1s for the run lock: table"), "{}", run.stderr());
     assert!(run.elapsed >= Duration::from_secs(1), "{:?}", run.elapsed);

@@ -53,6 +53,8 @@ pub struct SyncOptions {
     pub allow_mass_delete: bool,
     /// Takes the run lock even from a live lease.
     pub force_unlock: bool,
+    /// `--lock-timeout`: wait up to this long for a lock another run holds.
+    pub lock_timeout: Option<Duration>,
     /// Where to list rejected and unwritten rows; default `<rejects_dir>/<env>-<time>.jsonl`.
     pub rejects_file: Option<PathBuf>,
     /// `--param name=value`, bound to the queries that list the name.
@@ -166,7 +168,11 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
     // hold one up.
     let outcome = match mode {
         Mode::Rehearsal => work(Fence::open()).await,
-        Mode::Real => lock::with_lock(&dynamo, profile, &names, (options.force_unlock, None), |_| {}, stop, work).await,
+        Mode::Real => {
+            let on_wait = |e: &anyhow::Error| printer.waiting_for_lock(options.lock_timeout, e);
+            let wait = (options.force_unlock, options.lock_timeout);
+            lock::with_lock(&dynamo, profile, &names, wait, on_wait, stop, work).await
+        }
     };
     if profile.sync.fail_on_reject {
         // Rolled back, never committed; a failure leaves it to the server, which rolls it back
@@ -176,7 +182,8 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
         }
     }
     let mut error = match outcome {
-        Err(e) if done.tables.is_empty() && e.chain().any(|c| c.is::<lock::Locked>()) => return Err(e),
+        // No lock, so nothing done: no report, no run record.
+        Err(e) if done.tables.is_empty() && (e.chain().any(|c| c.is::<lock::Locked>()) || waited(&e)) => return Err(e),
         Err(e) => Some(e),
         Ok(()) => stop.requested().map(|signal| Interrupted(signal).into()),
     };
@@ -238,6 +245,11 @@ pub async fn record_run(dynamo: &dyn Target, profile: &Profile, record: Item) ->
         Err(_) => format!("no answer in {} s", RECORD_WAIT.as_secs()),
     };
     Err(format!("the run could not be recorded in {table} in {}: {failed}", dynamo.endpoint()))
+}
+
+/// Whether the run was stopped while it waited for the lock ([`lock::StoppedWaiting`], a context).
+fn waited(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<lock::StoppedWaiting>().is_some()
 }
 
 /// `work`, unless a signal comes first.
