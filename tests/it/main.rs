@@ -5,6 +5,7 @@
 mod backup;
 mod chinook;
 mod chinook_data;
+mod cli;
 mod errors;
 mod faults;
 mod fidelity;
