@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueHint};
 
 /// The headings options are grouped under in `--help`, in the man page and in the completions'
 /// descriptions. The same flag has the same heading in every command.
@@ -59,7 +59,7 @@ pub const EXAMPLES: &str = "Examples:
 )]
 pub struct Cli {
     /// Directory holding the environment profiles (<env>.toml).
-    #[arg(long, global = true, env = "DDBSYNC_ENVS_DIR", hide_env_values = true, default_value = "envs")]
+    #[arg(long, global = true, env = "DDBSYNC_ENVS_DIR", hide_env_values = true, default_value = "envs", value_hint = ValueHint::DirPath)]
     pub envs_dir: PathBuf,
     /// Print the result as JSON on stdout (every command that reports).
     #[arg(long, global = true, help_heading = heading::OUTPUT)]
@@ -285,13 +285,14 @@ pub struct BackupArgs {
     #[arg(long, help_heading = heading::LOCKING)]
     pub force_unlock: bool,
     /// The file to write; default <backup_dir>/<env>-<time>.ddbsync.tar.
-    #[arg(long, short, value_name = "FILE", help_heading = heading::OUTPUT)]
+    #[arg(long, short, value_name = "FILE", value_hint = ValueHint::FilePath, help_heading = heading::OUTPUT)]
     pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
     /// A file written by `ddbsync backup` (or by --clean on a protected environment).
+    #[arg(value_hint = ValueHint::FilePath)]
     pub file: PathBuf,
     /// Restore into this environment's tables; default: the environment the backup was taken from.
     #[arg(long, value_name = "ENV", help_heading = heading::SELECTION)]
@@ -348,7 +349,7 @@ pub struct SyncArgs {
     #[arg(long, help_heading = heading::LOCKING)]
     pub force_unlock: bool,
     /// Where to list rejected and unwritten rows (JSON lines); default <rejects_dir>/<env>-<time>.jsonl.
-    #[arg(long, value_name = "FILE", help_heading = heading::OUTPUT)]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath, help_heading = heading::OUTPUT)]
     pub rejects_file: Option<PathBuf>,
 }
 
