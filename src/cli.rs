@@ -1,21 +1,26 @@
 //! Command-line arguments. Every flag's doc comment is its `--help` text, and each command's
-//! `after_help` ends its help with examples (a test parses every example line as a command line).
+//! `after_help` ends its help with examples (a test parses every example line as a command line
+//! of that command).
 //!
-//! Options are grouped in `--help` (and in the man page) under the headings of [`heading`]:
-//! a flag says `help_heading = heading::RATE` (or a struct of flags `next_help_heading`). A new
-//! flag joins the heading of the flags it is used with: what the run touches (`SELECTION`), what
-//! it may destroy or must confirm (`SAFETY`), how fast it goes (`RATE`), the run lock (`LOCKING`),
-//! what it prints and where (`OUTPUT`). A new kind of flag gets a new constant there, used by
-//! every command that takes such flags; a flag without a heading is listed under "Options", with
-//! `--help` and the command's own switches (`--repair`).
+//! Options are grouped in `--help` (and in the man page) under the headings of [`heading`]: a flag
+//! says `help_heading = heading::RATE`. A new flag joins the heading of what it is about: what the
+//! command acts on (`SELECTION`: `--table`, `--param`), what it may destroy or must confirm
+//! (`SAFETY`: `--dry-run`, `--yes`), how fast it goes (`RATE`), the run lock (`LOCKING`:
+//! `--wait-lock`, `--force-unlock`, and a lock timeout), what it prints, in which format and where
+//! (`OUTPUT`: `--json`, a log format, a metrics file, an exit code for pending changes). A new kind
+//! of flag gets a new constant in [`heading`] and its place in [`heading::ORDER`]. A flag keeps its
+//! heading in every command, and the headings come in `ORDER` everywhere (a test checks both:
+//! clap lists a heading where its first flag is, so a command declares its flags in that order).
+//! A flag without a heading is listed under "Options", with `--help` and the command's own
+//! switch (`verify --repair`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueHint};
 
-/// The headings options are grouped under in `--help`, in the man page and in the completions'
-/// descriptions. The same flag has the same heading in every command.
+/// The headings options are grouped under in `--help` and in the man page. The same flag has the
+/// same heading in every command.
 pub mod heading {
     /// What the command acts on: tables, query parameters, a period, how much it reads.
     pub const SELECTION: &str = "Selection";
@@ -27,6 +32,10 @@ pub mod heading {
     pub const LOCKING: &str = "Locking";
     /// What is printed, in which format, and the files a run writes beside its report.
     pub const OUTPUT: &str = "Output";
+
+    /// The order of the headings in every command's `--help`, after "Options" (a heading that no
+    /// flag of a command has is left out).
+    pub const ORDER: [&str; 5] = [SELECTION, SAFETY, RATE, LOCKING, OUTPUT];
 }
 
 /// The exit codes, at the end of `--help` (a test holds it to [`crate::exit::Exit::ALL`]).
@@ -464,11 +473,8 @@ mod tests {
         assert!(help.contains("Examples:"), "{help}");
     }
 
-    /// The headings in the order `--help` lists them in every command.
-    const HEADINGS: [&str; 5] = [heading::SELECTION, heading::SAFETY, heading::RATE, heading::LOCKING, heading::OUTPUT];
-
     /// A flag has the same heading in every command that takes it, every heading is one of
-    /// [`heading`]'s, and the headings come in the same order everywhere.
+    /// [`heading::ORDER`], and the headings come in that order everywhere.
     #[test]
     fn options_are_grouped_the_same_way_in_every_command() {
         let mut seen: std::collections::BTreeMap<String, (Option<String>, String)> = Default::default();
@@ -479,7 +485,7 @@ mod tests {
                 let flag = arg.get_long().map(String::from).unwrap_or_else(|| arg.get_id().to_string());
                 let heading = arg.get_help_heading().map(String::from);
                 if let Some(h) = &heading {
-                    let rank = HEADINGS.iter().position(|k| k == h);
+                    let rank = heading::ORDER.iter().position(|k| k == h);
                     assert!(rank.is_some(), "{name} --{flag}: heading {h:?} is not one of cli::heading's");
                     // clap lists a heading where its first flag is.
                     if !order.contains(&rank.unwrap()) {
@@ -497,7 +503,7 @@ mod tests {
             }
             let mut sorted = order.clone();
             sorted.sort();
-            assert_eq!(order, sorted, "{name}: headings out of the order of HEADINGS");
+            assert_eq!(order, sorted, "{name}: headings out of heading::ORDER");
         }
         assert_eq!(seen["dry-run"].0.as_deref(), Some(heading::SAFETY));
         assert_eq!(seen["json"].0.as_deref(), Some(heading::OUTPUT));
