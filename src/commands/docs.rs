@@ -109,7 +109,7 @@ fn commands_of(top: &clap::Command) -> Vec<(Vec<String>, &clap::Command)> {
 /// sit inside the command's section, so their section headings become paragraph titles.
 fn command_section(path: &[String], command: &clap::Command) -> String {
     let name = format!("ddbsync {}", path.join(" "));
-    // The synopsis names the command as typed; the global options are the page's OPTIONS.
+    // The synopsis names the command as typed; the global options are in GLOBAL OPTIONS.
     let man = clap_mangen::Man::new(command.clone().bin_name(&name));
     let mut head = Roff::new();
     head.control("SS", [name.as_str()]);
