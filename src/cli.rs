@@ -1,9 +1,42 @@
-//! Command-line arguments. Every flag's doc comment is its `--help` text.
+//! Command-line arguments. Every flag's doc comment is its `--help` text, and each command's
+//! `after_help` ends its help with examples (a test parses every example line as a command line
+//! of that command).
+//!
+//! Options are grouped in `--help` (and in the man page) under the headings of [`heading`]: a flag
+//! says `help_heading = heading::RATE`. A new flag joins the heading of what it is about: what the
+//! command acts on (`SELECTION`: `--table`, `--param`), what it may destroy or must confirm
+//! (`SAFETY`: `--dry-run`, `--yes`), how fast it goes (`RATE`), the run lock (`LOCKING`:
+//! `--lock-timeout`, `--force-unlock`), what it prints, in which format and where
+//! (`OUTPUT`: `--json`, a log format, a metrics file, an exit code for pending changes). A new kind
+//! of flag gets a new constant in [`heading`] and its place in [`heading::ORDER`]. A flag keeps its
+//! heading in every command, and the headings come in `ORDER` everywhere (a test checks both:
+//! clap lists a heading where its first flag is, so a command declares its flags in that order).
+//! A flag without a heading is listed under "Options", with `--help` and the command's own
+//! switch (`verify --repair`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueHint};
+
+/// The headings options are grouped under in `--help` and in the man page. The same flag has the
+/// same heading in every command.
+pub mod heading {
+    /// What the command acts on: tables, query parameters, a period, how much it reads.
+    pub const SELECTION: &str = "Selection";
+    /// What a command may destroy, and the confirmations and rehearsals that guard it.
+    pub const SAFETY: &str = "Safety";
+    /// How fast a run reads and writes DynamoDB.
+    pub const RATE: &str = "Rate";
+    /// The run lock that keeps two runs off the same tables.
+    pub const LOCKING: &str = "Locking";
+    /// What is printed, in which format, and the files a run writes beside its report.
+    pub const OUTPUT: &str = "Output";
+
+    /// The order of the headings in every command's `--help`, after "Options" (a heading that no
+    /// flag of a command has is left out).
+    pub const ORDER: [&str; 5] = [SELECTION, SAFETY, RATE, LOCKING, OUTPUT];
+}
 
 /// The exit codes, at the end of `--help` (a test holds it to [`crate::exit::Exit::ALL`]).
 pub const EXIT_CODES: &str = "Exit codes:
@@ -15,29 +48,41 @@ pub const EXIT_CODES: &str = "Exit codes:
   5  interrupted by SIGTERM or SIGINT; what was written is kept, the next run completes it
   6  changes pending: sync --dry-run --exit-code would write or delete something";
 
+/// What `--version` and `-V` print after the name: the package version, then the commit and its
+/// date when built from a git checkout (`build.rs`, `src/version.rs`).
+pub const VERSION: &str = env!("DDBSYNC_VERSION");
+
+/// The top-level examples; the exit codes follow them, last.
+pub const EXAMPLES: &str = "Examples:
+  ddbsync check dev             # can a sync run? profile, source, queries, credentials, tables
+  ddbsync sync dev --dry-run    # the diff and its cost report; nothing is written
+  ddbsync sync dev              # write the new and changed items, then the report
+  ddbsync history dev           # the recorded runs, newest first
+  ddbsync sync --help           # a command's options and examples";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ddbsync",
-    version,
+    version = VERSION,
     about = "Keep DynamoDB tables in sync with PostgreSQL or SQLite, writing only what changed",
-    after_help = EXIT_CODES
+    after_help = format!("{EXAMPLES}\n\n{EXIT_CODES}")
 )]
 pub struct Cli {
     /// Directory holding the environment profiles (<env>.toml).
-    #[arg(long, global = true, env = "DDBSYNC_ENVS_DIR", hide_env_values = true, default_value = "envs")]
+    #[arg(long, global = true, env = "DDBSYNC_ENVS_DIR", hide_env_values = true, default_value = "envs", value_hint = ValueHint::DirPath)]
     pub envs_dir: PathBuf,
     /// Print the result as JSON on stdout (every command that reports).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = heading::OUTPUT)]
     pub json: bool,
     /// Print only the report: no progress bars, no notes.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = heading::OUTPUT)]
     pub quiet: bool,
     /// Log what happens (-v: info, -vv: debug); RUST_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = heading::OUTPUT)]
     pub verbose: u8,
     /// How log lines are written on stderr: text, or one JSON object a line for log shippers, each
     /// with the run's run_id (notes and warnings then come as log events too).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT", help_heading = heading::OUTPUT)]
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
@@ -46,26 +91,82 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write new and changed items to DynamoDB, then print the cost report.
+    #[command(after_help = "Examples:
+  ddbsync sync dev --dry-run           # the same diff and report; nothing is written
+  ddbsync sync dev                     # write only the new and changed items, then the report
+  ddbsync sync dev --table lessons     # one table (repeat --table for more)
+  ddbsync sync dev --table CustomerData --param from=2025-01-01 --param to=2025-02-01
+  ddbsync sync prod --clean --yes      # recreate the tables and write every item, from a scheduler
+  ddbsync --json sync prod             # the report as JSON on stdout
+  ddbsync sync prod --max-write-units-per-second 500   # cap the write rate
+  ddbsync sync dev --dry-run --exit-code   # exit 6 when the run would change something
+  ddbsync sync prod --lock-timeout 10m     # wait for a running backup or sync instead of exiting 4
+  ddbsync sync prod --metrics-file /var/lib/node_exporter/ddbsync.prom   # metrics for Prometheus")]
     Sync(SyncArgs),
     /// List the environments in the profiles directory.
+    #[command(after_help = "Examples:
+  ddbsync envs                          # the profiles in ./envs, with their descriptions
+  ddbsync --envs-dir /etc/ddbsync envs  # the profiles elsewhere (or DDBSYNC_ENVS_DIR)")]
     Envs,
     /// Write an environment's tables to a local file (DynamoDB JSON lines, compressed, with a manifest).
+    #[command(after_help = "Examples:
+  ddbsync backup prod                       # every table to <backup_dir>/prod-<time>.ddbsync.tar
+  ddbsync backup prod --table lessons -o lessons.ddbsync.tar
+  ddbsync backup prod --lock-timeout 30m    # wait for a running sync instead of exiting 4")]
     Backup(BackupArgs),
     /// Put a backup back: recreate each table it holds and write its items.
+    #[command(after_help = "Examples:
+  ddbsync restore backups/prod-20261121T020000Z.ddbsync.tar     # every table it holds (asks first)
+  ddbsync restore prod.ddbsync.tar --env staging --table lessons --yes")]
     Restore(RestoreArgs),
     /// Check that a sync can run: profile, the source database, every query, AWS credentials, the tables.
+    #[command(after_help = "Examples:
+  ddbsync check prod                   # every table of the profile
+  ddbsync check prod --table lessons   # one table
+  ddbsync --json check prod            # the checklist as JSON")]
     Check(EnvArgs),
     /// Create or drop an environment's tables without syncing.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  ddbsync tables create dev                 # the missing tables and global indexes
+  ddbsync tables drop dev --table lessons   # delete a table (asks first)"
+    )]
     Tables(TablesCommand),
     /// Compare what DynamoDB holds with the source, item by item; exit 3 when they differ.
+    #[command(after_help = "Examples:
+  ddbsync verify prod                      # about 100 items read by key, 100 from a random place
+  ddbsync verify prod --full               # every item
+  ddbsync verify prod --repair --dry-run   # what a repair would write and delete
+  ddbsync verify prod --full --repair      # then write what is missing or differs (asks first)")]
     Verify(VerifyArgs),
     /// List the recorded runs: items written and skipped, units, cost and savings per run.
+    #[command(after_help = "Examples:
+  ddbsync history prod --since 7d          # the runs of the last week, newest first
+  ddbsync history prod --limit 5 --csv > runs.csv")]
     History(HistoryArgs),
     /// Sum the recorded runs over a period: items, units, cost and savings per table.
+    #[command(after_help = "Examples:
+  ddbsync report prod                            # the last 30 days
+  ddbsync report prod --since 2026-11-01 --csv   # since a date, as CSV
+  ddbsync report prod --since all                # every recorded run")]
     Report(ReportArgs),
     /// Print the least-privilege IAM policy this profile needs (JSON).
+    #[command(after_help = "Examples:
+  ddbsync iam-policy prod > policy.json              # everything ddbsync does
+  ddbsync iam-policy prod --for sync --for verify    # only what these commands need")]
     IamPolicy(IamArgs),
+    /// Print a shell's completion script for ddbsync on stdout.
+    #[command(after_help = "Examples:
+  ddbsync completions bash > ~/.local/share/bash-completion/completions/ddbsync
+  ddbsync completions zsh > ~/.zfunc/_ddbsync      # with fpath+=(~/.zfunc) before compinit
+  ddbsync completions fish > ~/.config/fish/completions/ddbsync.fish")]
+    Completions(CompletionsArgs),
+    /// Print ddbsync's manual page (roff) on stdout: every command, option and exit code.
+    #[command(after_help = "Examples:
+  ddbsync man > ~/.local/share/man/man1/ddbsync.1   # then: man ddbsync
+  ddbsync man | man -l -                            # read it without installing it")]
+    Man,
 }
 
 /// An environment and, optionally, some of its tables.
@@ -74,7 +175,7 @@ pub struct EnvArgs {
     /// The environment: the name of a profile in the profiles directory.
     pub env: String,
     /// Only this table (its name without the prefix); repeatable.
-    #[arg(long = "table", value_name = "NAME")]
+    #[arg(long = "table", value_name = "NAME", help_heading = heading::SELECTION)]
     pub tables: Vec<String>,
 }
 
@@ -82,8 +183,14 @@ pub struct EnvArgs {
 pub enum TablesCommand {
     /// Create the tables that do not exist yet (key types from the queries' columns), and add the
     /// global indexes that existing tables lack.
+    #[command(after_help = "Examples:
+  ddbsync tables create dev                   # every table of the profile
+  ddbsync tables create dev --table lessons   # one table")]
     Create(EnvArgs),
     /// Delete the tables (never the metadata table); asks first.
+    #[command(after_help = "Examples:
+  ddbsync tables drop dev                     # every table of the profile (asks first)
+  ddbsync tables drop dev --table lessons --yes")]
     Drop(DropArgs),
 }
 
@@ -92,12 +199,20 @@ pub struct DropArgs {
     #[command(flatten)]
     pub target: EnvArgs,
     /// Do not ask (for scripts); a protected environment always needs it.
-    #[arg(long, short = 'y')]
+    #[arg(long, short = 'y', help_heading = heading::SAFETY)]
     pub yes: bool,
     /// While another run holds the lock of a table, wait up to this long for it (30s, 10m, 1h; at
     /// most 7d) instead of exiting 4.
-    #[arg(long, alias = "wait-lock", value_name = "DURATION", value_parser = lock_timeout)]
+    #[arg(long, alias = "wait-lock", value_name = "DURATION", value_parser = lock_timeout, help_heading = heading::LOCKING)]
     pub lock_timeout: Option<Duration>,
+}
+
+/// Which shell `completions` writes a script for.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -106,38 +221,38 @@ pub struct VerifyArgs {
     pub target: EnvArgs,
     /// Compare about N source items read by key and N target items from a random place (default 100, at
     /// most 1000000).
-    #[arg(long, value_name = "N", conflicts_with = "full", allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long, value_name = "N", conflicts_with = "full", allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=1_000_000), help_heading = heading::SELECTION)]
     pub sample: Option<u32>,
     /// Compare every item (reads the whole table).
-    #[arg(long)]
+    #[arg(long, help_heading = heading::SELECTION)]
     pub full: bool,
     /// A query parameter, as for sync; repeatable.
-    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = crate::pure::params::parse)]
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = crate::pure::params::parse, help_heading = heading::SELECTION)]
     pub params: Vec<(String, String)>,
     /// Then write the missing and differing items from the source and delete the extra ones where
     /// the mapping sets delete_missing, under the run lock, as a sync writes (asks first).
     #[arg(long)]
     pub repair: bool,
     /// With --repair: do not ask (for scripts); a protected environment always needs it.
-    #[arg(long, short = 'y', requires = "repair")]
+    #[arg(long, short = 'y', requires = "repair", help_heading = heading::SAFETY)]
     pub yes: bool,
     /// With --repair: say what would be written and deleted; write nothing.
-    #[arg(long, requires = "repair")]
+    #[arg(long, requires = "repair", help_heading = heading::SAFETY)]
     pub dry_run: bool,
     /// With --repair: let deletes remove more than sync.max_delete_fraction of a table.
-    #[arg(long, requires = "repair")]
+    #[arg(long, requires = "repair", help_heading = heading::SAFETY)]
     pub allow_mass_delete: bool,
+    /// With --repair: spend at most this many write units per second, 1 to 1000000 (overrides
+    /// sync.max_write_units_per_second).
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<u32>, requires = "repair", help_heading = heading::RATE)]
+    pub max_write_units_per_second: Option<u32>,
     /// With --repair: take the run lock even if another run holds it (when that run is known to be gone).
-    #[arg(long, requires = "repair")]
+    #[arg(long, requires = "repair", help_heading = heading::LOCKING)]
     pub force_unlock: bool,
     /// With --repair: while another run holds the lock of a table, wait up to this long for it (30s,
     /// 10m, 1h; at most 7d) instead of exiting 4.
-    #[arg(long, alias = "wait-lock", value_name = "DURATION", value_parser = lock_timeout, requires = "repair")]
+    #[arg(long, alias = "wait-lock", value_name = "DURATION", value_parser = lock_timeout, requires = "repair", help_heading = heading::LOCKING)]
     pub lock_timeout: Option<Duration>,
-    /// With --repair: spend at most this many write units per second, 1 to 1000000 (overrides
-    /// sync.max_write_units_per_second).
-    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<u32>, requires = "repair")]
-    pub max_write_units_per_second: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -145,13 +260,13 @@ pub struct HistoryArgs {
     /// The environment whose runs to list.
     pub env: String,
     /// Only runs started since then: a duration back (30d, 12h, 2w) or a date (2026-11-01).
-    #[arg(long, value_name = "WHEN")]
+    #[arg(long, value_name = "WHEN", help_heading = heading::SELECTION)]
     pub since: Option<String>,
     /// The newest N runs at most.
-    #[arg(long, value_name = "N", default_value_t = 30, allow_negative_numbers = true, value_parser = whole::<u32>, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 30, allow_negative_numbers = true, value_parser = whole::<u32>, value_parser = clap::value_parser!(u32).range(1..), help_heading = heading::SELECTION)]
     pub limit: u32,
     /// Print CSV instead of a table.
-    #[arg(long)]
+    #[arg(long, help_heading = heading::OUTPUT)]
     pub csv: bool,
 }
 
@@ -160,10 +275,10 @@ pub struct ReportArgs {
     /// The environment whose runs to sum.
     pub env: String,
     /// The period: a duration back (30d, 12h, 2w) or a date (2026-11-01); `all` for every run.
-    #[arg(long, value_name = "WHEN", default_value = "30d")]
+    #[arg(long, value_name = "WHEN", default_value = "30d", help_heading = heading::SELECTION)]
     pub since: String,
     /// Print CSV instead of a table.
-    #[arg(long)]
+    #[arg(long, help_heading = heading::OUTPUT)]
     pub csv: bool,
 }
 
@@ -172,7 +287,7 @@ pub struct IamArgs {
     /// The environment whose tables the policy covers.
     pub env: String,
     /// Only what these commands need (repeatable); default: all of them.
-    #[arg(long = "for", value_name = "USE", value_enum)]
+    #[arg(long = "for", value_name = "USE", value_enum, help_heading = heading::SELECTION)]
     pub uses: Vec<crate::pure::iam::Use>,
 }
 
@@ -181,44 +296,45 @@ pub struct BackupArgs {
     /// The environment whose tables to back up.
     pub env: String,
     /// Back up only this table (its name without the prefix); repeatable.
-    #[arg(long = "table", value_name = "NAME")]
+    #[arg(long = "table", value_name = "NAME", help_heading = heading::SELECTION)]
     pub tables: Vec<String>,
-    /// The file to write; default <backup_dir>/<env>-<time>.ddbsync.tar.
-    #[arg(long, short, value_name = "FILE")]
-    pub output: Option<PathBuf>,
     /// While another run (a sync, a restore) holds the environment's lock, wait up to this long for
     /// it (30s, 10m, 1h; at most 7d) instead of exiting 4.
-    #[arg(long, alias = "wait-lock", value_name = "DURATION", value_parser = lock_timeout)]
+    #[arg(long, alias = "wait-lock", value_name = "DURATION", value_parser = lock_timeout, help_heading = heading::LOCKING)]
     pub lock_timeout: Option<Duration>,
     /// Take the run lock even if another run holds it (when that run is known to be gone).
-    #[arg(long)]
+    #[arg(long, help_heading = heading::LOCKING)]
     pub force_unlock: bool,
+    /// The file to write; default <backup_dir>/<env>-<time>.ddbsync.tar.
+    #[arg(long, short, value_name = "FILE", value_hint = ValueHint::FilePath, help_heading = heading::OUTPUT)]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
     /// A file written by `ddbsync backup` (or by --clean on a protected environment).
+    #[arg(value_hint = ValueHint::FilePath)]
     pub file: PathBuf,
     /// Restore into this environment's tables; default: the environment the backup was taken from.
-    #[arg(long, value_name = "ENV")]
+    #[arg(long, value_name = "ENV", help_heading = heading::SELECTION)]
     pub env: Option<String>,
     /// Restore only this table (its name without the prefix); repeatable.
-    #[arg(long = "table", value_name = "NAME")]
+    #[arg(long = "table", value_name = "NAME", help_heading = heading::SELECTION)]
     pub tables: Vec<String>,
     /// Do not ask before deleting and recreating the tables.
-    #[arg(long, short = 'y')]
+    #[arg(long, short = 'y', help_heading = heading::SAFETY)]
     pub yes: bool,
     /// Restore a table even when its key in the backup is not the key its mapping gives now (a sync
     /// then refuses the table until `sync --clean`).
-    #[arg(long)]
+    #[arg(long, help_heading = heading::SAFETY)]
     pub allow_key_change: bool,
     /// Read a backup written before manifests carried a checksum (format ddbsync-backup/1), whose
     /// counts and key schemas cannot be checked for edits.
-    #[arg(long)]
+    #[arg(long, help_heading = heading::SAFETY)]
     pub allow_unchecked_manifest: bool,
     /// While another run (a sync, a backup) holds the lock of a table, wait up to this long for it
     /// (30s, 10m, 1h; at most 7d) instead of exiting 4.
-    #[arg(long, alias = "wait-lock", value_name = "DURATION", value_parser = lock_timeout)]
+    #[arg(long, alias = "wait-lock", value_name = "DURATION", value_parser = lock_timeout, help_heading = heading::LOCKING)]
     pub lock_timeout: Option<Duration>,
 }
 
@@ -226,48 +342,48 @@ pub struct RestoreArgs {
 pub struct SyncArgs {
     /// The environment: the name of a profile in the profiles directory (dev, prod, local…).
     pub env: String,
+    /// Sync only this table (its name without the prefix); repeatable.
+    #[arg(long = "table", value_name = "NAME", help_heading = heading::SELECTION)]
+    pub tables: Vec<String>,
+    /// A value for the queries' parameter NAME (bound to $1, $2… as the mapping's `params` lists
+    /// them; never put into the SQL text); repeatable.
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = crate::pure::params::parse, help_heading = heading::SELECTION)]
+    pub params: Vec<(String, String)>,
     /// Compute the same diff and report, write nothing.
-    #[arg(long)]
+    #[arg(long, help_heading = heading::SAFETY)]
     pub dry_run: bool,
-    /// With --dry-run: exit 6 when the run would write or delete something (create, update or delete
-    /// an item, create or recreate a table), 0 when it would not; rejected rows still exit 3.
-    #[arg(long, requires = "dry_run")]
-    pub exit_code: bool,
     /// Delete and recreate the tables, then write every item (after a schema change).
-    #[arg(long)]
+    #[arg(long, help_heading = heading::SAFETY)]
     pub clean: bool,
     /// Do not ask before --clean (for schedulers and scripts); a protected environment always needs it.
-    #[arg(long, short = 'y')]
+    #[arg(long, short = 'y', help_heading = heading::SAFETY)]
     pub yes: bool,
     /// Let deletes (delete_missing) remove more than sync.max_delete_fraction of a table.
-    #[arg(long)]
+    #[arg(long, help_heading = heading::SAFETY)]
     pub allow_mass_delete: bool,
+    /// Spend at most this many write units per second, 1 to 1000000 (overrides sync.max_write_units_per_second).
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<u32>, help_heading = heading::RATE)]
+    pub max_write_units_per_second: Option<u32>,
+    /// BatchWriteItem calls in flight at most, 1 to 1000 (overrides sync.max_in_flight).
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<usize>, help_heading = heading::RATE)]
+    pub max_in_flight: Option<usize>,
+    /// Parallel Scan segments for the diff, 1 to 1000 (overrides sync.scan_segments).
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<u32>, help_heading = heading::RATE)]
+    pub scan_segments: Option<u32>,
     /// Take the run lock even if another run holds it (when that run is known to be gone).
-    #[arg(long)]
+    #[arg(long, help_heading = heading::LOCKING)]
     pub force_unlock: bool,
     /// While another run holds the lock of a table, wait up to this long for it (30s, 10m, 1h; at
     /// most 7d) instead of exiting 4: a scheduled sync that may overlap a backup or a longer run.
-    #[arg(long, alias = "wait-lock", value_name = "DURATION", value_parser = lock_timeout)]
+    #[arg(long, alias = "wait-lock", value_name = "DURATION", value_parser = lock_timeout, help_heading = heading::LOCKING)]
     pub lock_timeout: Option<Duration>,
     /// Where to list rejected and unwritten rows (JSON lines); default <rejects_dir>/<env>-<time>.jsonl.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath, help_heading = heading::OUTPUT)]
     pub rejects_file: Option<PathBuf>,
-    /// Sync only this table (its name without the prefix); repeatable.
-    #[arg(long = "table", value_name = "NAME")]
-    pub tables: Vec<String>,
-    /// Spend at most this many write units per second, 1 to 1000000 (overrides sync.max_write_units_per_second).
-    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<u32>)]
-    pub max_write_units_per_second: Option<u32>,
-    /// BatchWriteItem calls in flight at most, 1 to 1000 (overrides sync.max_in_flight).
-    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<usize>)]
-    pub max_in_flight: Option<usize>,
-    /// Parallel Scan segments for the diff, 1 to 1000 (overrides sync.scan_segments).
-    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<u32>)]
-    pub scan_segments: Option<u32>,
-    /// A value for the queries' parameter NAME (bound to $1, $2… as the mapping's `params` lists
-    /// them; never put into the SQL text); repeatable.
-    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = crate::pure::params::parse)]
-    pub params: Vec<(String, String)>,
+    /// With --dry-run: exit 6 when the run would write or delete something (create, update or delete
+    /// an item, create or recreate a table), 0 when it would not; rejected rows still exit 3.
+    #[arg(long, requires = "dry_run", help_heading = heading::OUTPUT)]
+    pub exit_code: bool,
     #[command(flatten)]
     pub metrics: MetricsArgs,
 }
@@ -285,19 +401,18 @@ pub enum LogFormat {
 /// Where a sync's metrics go, for schedulers to alert on (README, "Metrics"). A delivery that
 /// fails is a warning: the exit code stays the run's.
 #[derive(Debug, Clone, Default, Args)]
-#[command(next_help_heading = "Metrics")]
 pub struct MetricsArgs {
     /// Write the run's metrics to FILE in the Prometheus text format (for node_exporter's textfile
     /// collector: name it *.prom in the collector's directory), replacing it whole by a rename.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath, help_heading = heading::OUTPUT)]
     pub metrics_file: Option<PathBuf>,
     /// Push the run's metrics to this Prometheus Pushgateway, in the group job="ddbsync",
     /// env=<env> (user and password, if needed, in the URL; never shown).
-    #[arg(long, value_name = "URL", env = "DDBSYNC_PUSHGATEWAY", hide_env_values = true)]
+    #[arg(long, value_name = "URL", env = "DDBSYNC_PUSHGATEWAY", hide_env_values = true, help_heading = heading::OUTPUT)]
     pub pushgateway: Option<String>,
     /// Print the run's metrics as CloudWatch embedded-metric-format lines on stderr (one per table
     /// and one for the run), for Lambda, ECS and Batch log groups.
-    #[arg(long)]
+    #[arg(long, help_heading = heading::OUTPUT)]
     pub emf: bool,
 }
 
@@ -349,6 +464,135 @@ mod tests {
             let args = path.iter().map(String::as_str).chain(["--help"]);
             let help = Cli::command().term_width(100).try_get_matches_from(args).expect_err("--help stops parsing");
             insta::assert_snapshot!(path.join("_"), help.render().to_string(), &path.join(" "));
+        }
+    }
+
+    /// Every command's path below the top (`["tables", "create"]`), with its command, built.
+    fn commands() -> Vec<(Vec<String>, clap::Command)> {
+        fn walk(cmd: &clap::Command, path: Vec<String>, out: &mut Vec<(Vec<String>, clap::Command)>) {
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                let mut longer = path.clone();
+                longer.push(sub.get_name().to_string());
+                out.push((longer.clone(), sub.clone()));
+                walk(sub, longer, out);
+            }
+        }
+        let mut top = Cli::command();
+        top.build();
+        let mut out = vec![(Vec::new(), top.clone())];
+        walk(&top, Vec::new(), &mut out);
+        out
+    }
+
+    /// Each example is a command line of its own command that parses: a flag renamed or removed,
+    /// or a value no longer accepted, fails here rather than in a user's terminal.
+    #[test]
+    fn every_command_has_examples_that_parse() {
+        let all = commands();
+        assert!(all.len() >= 15, "{}", all.len());
+        for (path, command) in all {
+            let after = command.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+            let examples: Vec<&str> =
+                after.lines().skip_while(|l| *l != "Examples:").skip(1).take_while(|l| !l.trim().is_empty()).collect();
+            assert!(!examples.is_empty(), "ddbsync {}: no examples in {after:?}", path.join(" "));
+            for line in examples {
+                // What the shell would pass: up to a comment, a redirection or a pipe.
+                let words: Vec<&str> = line.split_whitespace().take_while(|w| !["#", ">", "|"].contains(w)).collect();
+                assert_eq!(words[0], "ddbsync", "{line}");
+                let matches = match Cli::command().try_get_matches_from(&words) {
+                    Ok(m) => m,
+                    Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => continue,
+                    Err(e) => panic!("{line}: {e}"),
+                };
+                let mut named = Vec::new();
+                let mut at = &matches;
+                while let Some((name, sub)) = at.subcommand() {
+                    named.push(name.to_string());
+                    at = sub;
+                }
+                assert!(
+                    named.starts_with(&path),
+                    "ddbsync {}: the example {line:?} is another command's",
+                    path.join(" ")
+                );
+                Cli::try_parse_from(&words).unwrap_or_else(|e| panic!("{line}: {e}"));
+            }
+        }
+    }
+
+    #[test]
+    fn the_exit_codes_end_the_top_level_help() {
+        let help = Cli::command().term_width(100).try_get_matches_from(["ddbsync", "--help"]).unwrap_err();
+        let help = help.render().to_string();
+        assert!(help.trim_end().ends_with(EXIT_CODES), "{help}");
+        assert!(help.contains("Examples:"), "{help}");
+    }
+
+    /// A flag has the same heading in every command that takes it, every heading is one of
+    /// [`heading::ORDER`], and the headings come in that order everywhere.
+    #[test]
+    fn options_are_grouped_the_same_way_in_every_command() {
+        let mut seen: std::collections::BTreeMap<String, (Option<String>, String)> = Default::default();
+        for (path, command) in commands() {
+            let name = format!("ddbsync {}", path.join(" "));
+            let mut order = Vec::new();
+            for arg in command.get_arguments().filter(|a| !a.is_positional()) {
+                let flag = arg.get_long().map(String::from).unwrap_or_else(|| arg.get_id().to_string());
+                let heading = arg.get_help_heading().map(String::from);
+                if let Some(h) = &heading {
+                    let rank = heading::ORDER.iter().position(|k| k == h);
+                    assert!(rank.is_some(), "{name} --{flag}: heading {h:?} is not one of cli::heading's");
+                    // clap lists a heading where its first flag is.
+                    if !order.contains(&rank.unwrap()) {
+                        order.push(rank.unwrap());
+                    }
+                }
+                match seen.get(&flag) {
+                    Some((first, at)) => {
+                        assert_eq!(&heading, first, "--{flag} is under {heading:?} in {name}, {first:?} in {at}")
+                    }
+                    None => {
+                        seen.insert(flag, (heading, name.clone()));
+                    }
+                }
+            }
+            let mut sorted = order.clone();
+            sorted.sort();
+            assert_eq!(order, sorted, "{name}: headings out of heading::ORDER");
+        }
+        assert_eq!(seen["dry-run"].0.as_deref(), Some(heading::SAFETY));
+        assert_eq!(seen["json"].0.as_deref(), Some(heading::OUTPUT));
+    }
+
+    /// `--version` and `-V`: the name and the version, then the commit and its date when built
+    /// from a checkout of this repository (as `git` says now), else nothing more.
+    #[test]
+    fn the_version_names_the_commit_it_was_built_from() {
+        for flag in ["--version", "-V"] {
+            let shown = Cli::command().try_get_matches_from(["ddbsync", flag]).unwrap_err();
+            assert_eq!(shown.kind(), clap::error::ErrorKind::DisplayVersion);
+            let text = shown.render().to_string();
+            let rest = text.strip_prefix(concat!("ddbsync ", env!("CARGO_PKG_VERSION"))).expect(&text);
+            let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+            match crate::version::from_git(here) {
+                None => assert_eq!(rest, "\n", "{flag}"),
+                Some(commit) => {
+                    let full = std::process::Command::new("git")
+                        .current_dir(here)
+                        .args(["rev-parse", "HEAD"])
+                        .output()
+                        .expect("git runs");
+                    let full = String::from_utf8(full.stdout).unwrap();
+                    let inner = rest.strip_prefix(" (").and_then(|r| r.strip_suffix(")\n")).expect(&text);
+                    let (hash, date) = inner.split_once(' ').expect(&text);
+                    let hash = hash.strip_suffix("-dirty").unwrap_or(hash);
+                    assert_eq!(hash.len(), 12, "{text}");
+                    assert!(full.starts_with(hash), "{text} is not HEAD {full}");
+                    assert_eq!(hash, commit.hash);
+                    assert!(date.len() == 10 && date.as_bytes()[4] == b'-' && date.as_bytes()[7] == b'-', "{text}");
+                    assert_eq!(inner.contains("-dirty"), commit.dirty, "{text}");
+                }
+            }
         }
     }
 

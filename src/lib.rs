@@ -18,6 +18,9 @@ pub mod profile;
 pub mod pure;
 pub mod source;
 pub mod target;
+// Compiled into build.rs, which runs it; here only for its tests.
+#[cfg(test)]
+mod version;
 
 use engine::{lock, preflight, stop, sync};
 use exit::Exit;

@@ -2,6 +2,7 @@
 //! and say which exit code it deserves.
 
 pub mod check;
+pub mod docs;
 pub mod tables;
 
 use std::io::IsTerminal;
@@ -93,6 +94,14 @@ async fn dispatch(cli: Cli, printer: &Printer) -> Result<Exit> {
         Command::History(args) => history(dir, args, printer).await,
         Command::Report(args) => report(dir, args, printer).await,
         Command::IamPolicy(args) => iam_policy(dir, args, printer).await,
+        Command::Completions(args) => {
+            printer.raw(&String::from_utf8_lossy(&docs::completions(args.shell)))?;
+            Ok(Exit::Success)
+        }
+        Command::Man => {
+            printer.raw(&docs::man_page())?;
+            Ok(Exit::Success)
+        }
     }
 }
 

@@ -8,6 +8,7 @@ mod chinook_data;
 mod contract;
 mod ecosystem;
 mod deploy;
+mod cli;
 mod errors;
 mod faults;
 mod fidelity;
