@@ -22,6 +22,8 @@ if ! pg_bin >/dev/null 2>&1; then
 fi
 if ! command -v psql >/dev/null; then apt_install postgresql-client; fi
 if ! command -v openssl >/dev/null; then apt_install openssl; fi
+# The manual page test lays the page out with man (groff comes with it).
+if ! command -v man >/dev/null; then apt_install man-db; fi
 # The tests start their own Pushgateways on loopback ports; the service the package enables (on
 # :9091, where systemd runs) is not used by them: `systemctl disable --now prometheus-pushgateway` stops it.
 if [ ! -x /usr/bin/prometheus-pushgateway ]; then
