@@ -152,6 +152,49 @@ async fn the_quick_start_works_exactly_as_the_readme_writes_it() {
     assert_eq!(text(&grace["email"]), "grace@example.com");
 }
 
+/// `rust-version` is a promise: a toolchain that old builds `cargo install --locked`. Each locked
+/// crate's own `rust-version` (from the registry's sources, which the build has unpacked) is at
+/// most ours, and the Dockerfile of deploy/README.md names the same minor version.
+#[test]
+fn the_rust_version_builds_every_locked_crate() {
+    fn parse(v: &str) -> Vec<u32> {
+        v.trim_matches('"').split('.').map(|n| n.parse().unwrap()).collect()
+    }
+    let cargo = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    let ours = cargo.lines().find_map(|l| l.strip_prefix("rust-version = ")).expect("rust-version");
+    let ours = parse(ours);
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"));
+    let sources: Vec<_> = std::fs::read_dir(home.join("registry/src")).unwrap().map(|e| e.unwrap().path()).collect();
+    let lock = std::fs::read_to_string(repo().join("Cargo.lock")).unwrap();
+    let (mut checked, mut newer) = (0, Vec::new());
+    for package in lock.split("[[package]]").filter(|p| p.contains("source = \"registry+")) {
+        let field =
+            |key: &str| package.lines().find_map(|l| l.strip_prefix(key)).map(|v| v.trim_matches('"').to_string());
+        let (name, version) = (field("name = ").unwrap(), field("version = ").unwrap());
+        let Some(manifest) =
+            sources.iter().map(|s| s.join(format!("{name}-{version}/Cargo.toml"))).find(|p| p.exists())
+        else {
+            continue; // a crate of another platform's dependencies, never unpacked here
+        };
+        checked += 1;
+        let text = std::fs::read_to_string(manifest).unwrap();
+        if let Some(theirs) = text.lines().find_map(|l| l.trim().strip_prefix("rust-version = ")) {
+            if parse(theirs) > ours {
+                newer.push(format!("{name} {version} needs {}", theirs.trim_matches('"')));
+            }
+        }
+    }
+    assert!(checked > 200, "only {checked} locked crates found unpacked under {}", home.display());
+    assert!(newer.is_empty(), "rust-version {ours:?} is older than what they need: {newer:?}");
+    let docker = std::fs::read_to_string(repo().join("deploy/README.md")).unwrap();
+    assert!(
+        docker.contains(&format!("FROM rust:{}.{}-", ours[0], ours[1])),
+        "deploy/README.md's Dockerfile builds with {ours:?}"
+    );
+}
+
 #[test]
 fn the_first_screen_names_the_rust_version_and_every_debian_package_setup_installs() {
     let screen = first_screen();

@@ -63,6 +63,15 @@ async fn sslmodes_behave_like_libpq() {
     let (code, err) = dry_run(&ctx, &src("localhost", "tls_only", "verify-full", Some(stranger.to_str().unwrap())));
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("UnknownIssuer"), "{err}");
+
+    // `system`: the machine's CAs, none of which signed the test server's certificate; and only
+    // with verify-full.
+    let (code, err) = dry_run(&ctx, &src("localhost", "tls_only", "verify-full", Some("system")));
+    assert_eq!(code, 1, "no CA of the system signed the throwaway CA's certificate: {err}");
+    assert!(err.contains("UnknownIssuer"), "checked against the system's CAs, not accepted unchecked: {err}");
+    let (code, err) = dry_run(&ctx, &src("localhost", "tls_only", "require", Some("system")));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("sslrootcert=system trusts every CA of the operating system, so it needs sslmode=verify-full"));
 }
 
 #[tokio::test]

@@ -38,6 +38,29 @@ pub fn client_config(mode: SslMode, root_cert: Option<&Path>) -> Result<ClientCo
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
+    // `sslrootcert=system` (libpq 16): the operating system's trusted CAs, and only with
+    // verify-full, as libpq insists (a public CA signs for anyone's name, so the name must be checked).
+    if root_cert.is_some_and(|p| p == Path::new("system")) {
+        if mode != SslMode::VerifyFull {
+            return Err("sslrootcert=system trusts every CA of the operating system, so it needs sslmode=verify-full \
+                 (as libpq 16 requires): set source.sslmode or PGSSLMODE to verify-full"
+                .into());
+        }
+        let found = rustls_native_certs::load_native_certs();
+        let mut roots = RootCertStore::empty();
+        let (added, _) = roots.add_parsable_certificates(found.certs);
+        if added == 0 {
+            let why = found.errors.first().map(|e| format!(": {e}")).unwrap_or_default();
+            return Err(format!(
+                "sslrootcert=system: the operating system holds no CA certificate{why}; install its CA store \
+                 (Debian: ca-certificates) or give the CA's file in sslrootcert"
+            ));
+        }
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .map_err(|e| e.to_string())?;
+        return Ok(builder.dangerous().with_custom_certificate_verifier(webpki).with_no_client_auth());
+    }
     let verify = match (mode, root_cert) {
         (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
             return Err(format!(
@@ -163,6 +186,19 @@ mod tests {
         assert!(err.contains("sslmode verify-full needs the certificate of the CA"), "{err}");
         assert!(client_config(SslMode::Require, None).is_ok());
         assert!(client_config(SslMode::Prefer, None).is_ok());
+    }
+
+    #[test]
+    fn system_needs_verify_full_and_the_systems_cas() {
+        for mode in [SslMode::Prefer, SslMode::Require, SslMode::VerifyCa] {
+            let err = client_config(mode, Some(Path::new("system"))).unwrap_err();
+            assert!(err.contains("needs sslmode=verify-full"), "{err}");
+        }
+        // The machine's CA store (scripts/setup.sh's Debian has ca-certificates): found, or named.
+        match client_config(SslMode::VerifyFull, Some(Path::new("system"))) {
+            Ok(_) => assert!(!rustls_native_certs::load_native_certs().certs.is_empty()),
+            Err(err) => assert!(err.contains("holds no CA certificate"), "{err}"),
+        }
     }
 
     #[test]
