@@ -425,7 +425,9 @@ pub const MAX_LOCK_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 fn lock_timeout(text: &str) -> Result<Duration, String> {
     let wait = humantime::parse_duration(text).map_err(|e| format!("{e} (a duration such as 30s, 10m or 1h)"))?;
     if wait > MAX_LOCK_TIMEOUT {
-        return Err(format!("{text} is longer than the 7 days --lock-timeout accepts (from 0s to 7d)"));
+        // humantime reads `M` as months: `10M` was most likely meant as ten minutes.
+        let months = if text.contains('M') { " (M is months; m is minutes)" } else { "" };
+        return Err(format!("{text} is longer than the 7 days --lock-timeout accepts (from 0s to 7d){months}"));
     }
     Ok(wait)
 }
@@ -707,6 +709,10 @@ mod tests {
             Cli::try_parse_from(["ddbsync", "backup", "dev", "--lock-timeout", "18446744073709551615s"]).unwrap_err();
         assert!(err.to_string().contains("longer than the 7 days --lock-timeout accepts (from 0s to 7d)"), "{err}");
         assert!(Cli::try_parse_from(["ddbsync", "backup", "dev", "--lock-timeout", "7d"]).is_ok());
+        let err = Cli::try_parse_from(["ddbsync", "sync", "dev", "--lock-timeout", "10M"]).unwrap_err();
+        assert!(err.to_string().contains("(M is months; m is minutes)"), "{err}");
+        let err = Cli::try_parse_from(["ddbsync", "sync", "dev", "--lock-timeout", "8d"]).unwrap_err();
+        assert!(!err.to_string().contains("months"), "{err}");
         let err = Cli::try_parse_from(["ddbsync", "sync", "dev", "--lock-timeout", "soon"]).unwrap_err();
         assert!(err.to_string().contains("a duration such as 30s, 10m or 1h"), "{err}");
         assert!(Cli::try_parse_from(["ddbsync", "verify", "dev", "--sample", "1000000"]).is_ok());

@@ -272,9 +272,7 @@ async fn backup(envs_dir: &Path, args: BackupArgs, printer: &Printer) -> Result<
     let lock = taken.map_err(|e| {
         if e.chain().any(|c| c.is::<lock::Locked>()) {
             let env = &profile.env;
-            e.context(format!(
-                "not backing up {env} while another run writes to it (--lock-timeout DURATION waits for it)"
-            ))
+            e.context(format!("not backing up {env} while another run writes to it"))
         } else {
             e
         }

@@ -64,12 +64,7 @@ impl Lease {
 
 /// Another run holds the lock of a table.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "table {table} is locked by another run (environment {}): {} (pid {}) took the lock at {} and holds it until {} \
-     unless renewed; {}",
-    holder.env, holder.host, holder.pid, holder.started_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-    holder.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true), Locked::fix(*waited)
-)]
+#[error("{}; {}", self.held(), Locked::fix(self.waited))]
 pub struct Locked {
     pub table: String,
     pub holder: Lease,
@@ -78,6 +73,22 @@ pub struct Locked {
 }
 
 impl Locked {
+    /// Who holds the lock, and until when: what a run that waits for it says, without the advice
+    /// to wait that it is already following.
+    pub fn held(&self) -> String {
+        let holder = &self.holder;
+        format!(
+            "table {} is locked by another run (environment {}): {} (pid {}) took the lock at {} and holds it until {} \
+             unless renewed",
+            self.table,
+            holder.env,
+            holder.host,
+            holder.pid,
+            holder.started_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            holder.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true)
+        )
+    }
+
     /// What to do: wait (longer), or take a lock whose holder is known to be gone.
     fn fix(waited: Option<Duration>) -> String {
         match waited {
@@ -448,7 +459,9 @@ pub async fn take(
         match taken {
             Err(e) if e.chain().any(|c| c.is::<Locked>()) && now < deadline => {
                 if !waiting {
-                    on_wait(&e);
+                    // Who holds it, not the advice to wait (this run is waiting).
+                    let held = e.chain().find_map(|c| c.downcast_ref::<Locked>()).map(Locked::held);
+                    on_wait(&held.map_or(e, anyhow::Error::msg));
                     waiting = true;
                 }
                 tokio::time::sleep(LOCK_POLL.min(deadline - now)).await;

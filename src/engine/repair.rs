@@ -320,7 +320,7 @@ pub async fn run(
         Err(e) if done.is_empty() && e.downcast_ref::<lock::StoppedWaiting>().is_some() => return Err(e),
         Err(e) if done.is_empty() && e.chain().any(|c| c.is::<lock::Locked>()) => {
             return Err(e.context(format!(
-                "not repairing {} while another run writes to it (--lock-timeout DURATION waits for it); nothing \
+                "not repairing {} while another run writes to it; nothing \
                  was written",
                 profile.env
             )));
