@@ -481,7 +481,16 @@ fn type_name(value: &AttributeValue) -> &'static str {
 
 /// Calls `f` with each archive entry's name and contents, in order.
 fn each_table(path: &Path, mut f: impl FnMut(&str, &mut dyn Read) -> Result<()>) -> Result<()> {
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let file = match File::open(path) {
+        Ok(file) => file,
+        // The path given is wrong, not the backup: a usage error (exit 2), with what to give.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(crate::exit::UsageError(format!(
+            "{}: no such file; give the path of a file that ddbsync backup wrote (ls <backup_dir>, default backups/)",
+            path.display()
+        ))
+        .into()),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("opening {}", path.display()))),
+    };
     let mut archive = tar::Archive::new(BufReader::new(file));
     let not_archive = || {
         format!(

@@ -553,6 +553,11 @@ async fn a_file_that_is_not_a_backup_and_a_missing_mapping_say_what_to_do() {
         run.stderr()
     );
 
+    // A path that names nothing is the user's slip (exit 2), said with what to give.
+    let run = ctx.ddbsync(&["restore", ctx.envs.path().join("nothere.tar").to_str().unwrap(), "--yes"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert!(run.stderr().contains("nothere.tar: no such file; give the path of a file that ddbsync backup wrote"));
+
     // A wait the clock cannot add is refused, naming the flag and its range.
     let run = ctx.ddbsync(&["backup", "local", "--lock-timeout", "18446744073709551615s"]);
     assert_eq!(run.code(), 2, "{}", run.stderr());
