@@ -190,7 +190,7 @@ impl Printer {
         eprint!("{question} Type \"{expected}\" to continue: ");
         io::stderr().flush()?;
         let mut answer = String::new();
-        io::stdin().lock().read_line(&mut answer)?;
+        crate::engine::stop::asking(|| io::stdin().lock().read_line(&mut answer))?;
         Ok(answer.trim() == expected)
     }
 }

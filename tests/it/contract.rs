@@ -204,3 +204,52 @@ async fn a_locked_run_and_an_interrupted_one_print_one_document_each() {
         (Some("interrupted"), Some(5))
     );
 }
+
+/// Every command listens for SIGTERM from its start: one stopped while it waits on a PostgreSQL
+/// that accepts and never answers ends at once with exit 5 and the JSON error document, never
+/// killed by the signal (exit 143, nothing said); a restore so stopped has changed nothing.
+#[tokio::test]
+async fn every_command_stopped_by_sigterm_exits_5_with_its_error_document() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let ctx = Ctx::new(5).await;
+    ctx.sync(&["--table", "lessons"]);
+    let archive = ctx.envs.path().join("lessons.ddbsync.tar");
+    let archive = archive.to_str().unwrap();
+    let run = ctx.ddbsync(&["backup", "local", "--table", "lessons", "--output", archive]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let before = ctx.scan("lessons").await.len();
+    // A port that accepts connections and never answers them.
+    let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hang.local_addr().unwrap().port();
+    let path = ctx.envs.path().join("local.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = text.lines().find(|l| l.starts_with("port = ")).unwrap().to_string();
+    std::fs::write(ctx.envs.path().join("hang.toml"), text.replace(&line, &format!("port = {port}"))).unwrap();
+    let commands: [&[&str]; 5] = [
+        &["verify", "hang", "--repair", "--yes"],
+        &["verify", "hang"],
+        &["tables", "create", "hang"],
+        &["check", "hang"],
+        &["restore", archive, "--env", "hang", "--yes"],
+    ];
+    for args in commands {
+        let args: Vec<&str> = ["--json"].iter().chain(args).copied().collect();
+        let child = ctx.command(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+        let child = child.unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        crate::harness::signal(&child, "TERM");
+        let (code, stdout, stderr, took) = crate::harness::finish(child, Instant::now(), Duration::from_secs(30));
+        assert_eq!(code, 5, "{args:?}: {stderr}");
+        assert!(took < Duration::from_secs(3), "{args:?}: ended {took:?} after the signal");
+        let error: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {stdout}"));
+        let found = errors("error", &error);
+        assert!(found.is_empty(), "{args:?}: {found:#?}");
+        assert_eq!(error["error"]["kind"], "interrupted", "{args:?}");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(message.contains("interrupted by SIGTERM") && stderr.contains(message), "{args:?}: {stderr}");
+    }
+    assert_eq!(ctx.scan("lessons").await.len(), before, "the restore stopped before it changed anything");
+    assert!(ctx.leases().await.is_empty(), "no lease is left behind");
+}
