@@ -146,6 +146,7 @@ async fn verify(dir: &Path, args: VerifyArgs, json: bool, printer: &Printer, sto
         let names: Vec<String> =
             preflight::selected(&profile, &args.target.tables)?.iter().map(|t| t.table_name.clone()).collect();
         may_confirm(&profile, &format!("verify --repair writes to {}", names.join(", ")), args.yes)?;
+        free_to_repair(&profile, &names, &args, printer, stop).await?;
     }
     let scope = verify::Scope { tables: &args.target.tables, depth, params: &args.params };
     let mut verified = verify::run(&profile, scope, printer).await?;
@@ -192,6 +193,44 @@ async fn verify(dir: &Path, args: VerifyArgs, json: bool, printer: &Printer, sto
     // The code the report and the run record carry (`RepairReport::settle_exit`).
     let left = report.outcome.exit_code == Exit::Differences as u8;
     Ok(if left { found.max(Exit::Differences) } else { Exit::Success })
+}
+
+/// Refuses a repair (exit 4) before it reads anything while another run holds the tables' lock
+/// (waiting for it with `--lock-timeout`): a table that a `sync --clean` is recreating reads as
+/// missing or half written, and the verify's error would hide the lock behind it. The lock is
+/// taken and released at once; the repair takes it again for its writes.
+async fn free_to_repair(
+    profile: &profile::Profile,
+    names: &[String],
+    args: &VerifyArgs,
+    printer: &Printer,
+    stop: &Stop,
+) -> Result<()> {
+    let _held = stop.hold();
+    let dynamo = dynamo::connect(&profile.target).await;
+    let waiting = lock::take(&dynamo, profile, names, args.force_unlock, args.lock_timeout, |e| {
+        printer.waiting_for_lock(args.lock_timeout, e)
+    });
+    let taken = tokio::select! {
+        taken = waiting => taken,
+        // Only waiting (--lock-timeout) is cut short: an acquisition in flight is given time to finish.
+        signal = stop.expired(Duration::from_secs(5)) => {
+            let interrupted = anyhow::Error::new(Interrupted(signal));
+            return Err(interrupted.context(lock::StoppedWaiting(names.join(", "))));
+        }
+    };
+    let lock = taken.map_err(|e| {
+        if e.chain().any(|c| c.is::<lock::Locked>()) {
+            e.context(format!(
+                "not repairing {} while another run writes to it (--lock-timeout DURATION waits for it); nothing \
+                 was read or written",
+                profile.env
+            ))
+        } else {
+            e
+        }
+    })?;
+    lock.release().await.context("releasing the run lock taken to check it before the repair")
 }
 
 fn envs(dir: &Path, printer: &Printer) -> Result<Exit> {
