@@ -552,6 +552,9 @@ async fn restore_keys(
 /// `sync`, then its metrics where `--metrics-file`, `--pushgateway` and `--emf` send them, whatever
 /// the outcome (a run that failed says so in its metrics, and keeps its last success time).
 async fn sync(envs_dir: &Path, args: SyncArgs, printer: &Printer, stop: &Stop) -> Result<Exit> {
+    if let Some(refused) = args.refused() {
+        return Err(refused.into());
+    }
     let outputs = crate::export::Outputs::of(&args.metrics)?;
     let started = std::time::Instant::now();
     let (env, dry_run) = (args.env.clone(), args.dry_run);

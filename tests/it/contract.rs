@@ -135,13 +135,27 @@ async fn errors_are_one_json_document_on_stdout_with_json() {
     // Without --json, stdout stays empty.
     assert_eq!(ctx.ddbsync(&["sync", "nowhere"]).stdout(), "");
 
-    // A command line clap refuses (exit 2): --exit-code needs --dry-run.
+    // A usage error (exit 2): the message says which option asks for which.
     let run = ctx.ddbsync(&["--json", "sync", "local", "--exit-code"]);
     assert_eq!(run.code(), 2, "{}", run.stderr());
     let error = document(&run, "error");
-    assert!(error["error"]["message"].as_str().unwrap().contains("--dry-run"), "{error}");
-    assert!(run.stderr().contains("--dry-run"), "{}", run.stderr());
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("--exit-code needs --dry-run: "), "{error}");
+    assert!(run.stderr().contains(message), "{}", run.stderr());
     assert_eq!(ctx.ddbsync(&["sync", "local", "--exit-code"]).stdout(), "", "no JSON without --json");
+    assert!(!ctx.table_exists("lessons").await, "the refused sync wrote nothing");
+
+    // A command line clap refuses keeps clap's tip, without the usage lines.
+    let run = ctx.ddbsync(&["--json", "sync", "local", "--table"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    let message = document(&run, "error")["error"]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("a value is required for '--table <NAME>' but none was supplied"), "{message}");
+    assert!(!message.contains("Usage:") && !message.contains("--help"), "{message}");
+    // `--json=true` asks for JSON too (clap refuses a value for the flag); `--json=false` does not.
+    let run = ctx.ddbsync(&["--json=true", "sync", "local"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert_eq!(document(&run, "error")["error"]["kind"], "usage");
+    assert_eq!(ctx.ddbsync(&["--json=false", "sync", "local"]).stdout(), "");
 
     // A failure at a server (exit 1): DynamoDB unreachable.
     ctx.write_profile("gone", "");
