@@ -154,9 +154,23 @@ async fn verify(dir: &Path, args: VerifyArgs, json: bool, printer: &Printer, sto
     let found = if verified.report.differs() { Exit::Differences } else { Exit::Success };
     let planned = repair::planned_action(&verified);
     let Some(planned) = planned.filter(|_| args.repair) else {
-        printer.show(&verified.report, verify::VerifyReport::render)?;
-        if args.repair && found != Exit::Success {
-            printer.warn(repair::nothing_to_do(&verified));
+        if !args.repair {
+            printer.show(&verified.report, verify::VerifyReport::render)?;
+            return Ok(found);
+        }
+        // `--repair` with nothing a repair can do: the JSON says it did not run, and why.
+        let reason = if found == Exit::Success {
+            "verify found no differences: nothing to repair".to_string()
+        } else {
+            repair::nothing_to_do(&verified)
+        };
+        let not_run = repair::NotRepaired {
+            verify: &verified.report,
+            repair: repair::NotRun { ran: false, reason: reason.clone() },
+        };
+        printer.show(&not_run, |n| verify::VerifyReport::render(n.verify))?;
+        if found != Exit::Success {
+            printer.warn(reason);
         }
         return Ok(found);
     };

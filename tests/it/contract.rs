@@ -96,8 +96,18 @@ async fn every_json_output_matches_the_schema() {
     assert_eq!(document(&run, "verify_repair")["repair"]["tables"][0]["updated"], 2);
 
     assert_eq!(ctx.ddbsync(&["--json", "sync", "local"]).code(), 0);
+    // --repair with nothing to repair says it did not run, and why, rather than leave `repair` out.
+    let run = ctx.ddbsync(&["--json", "verify", "local", "--full", "--table", "lessons", "--repair", "--yes"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let not_run = document(&run, "verify_repair");
+    assert_eq!(not_run["repair"]["ran"], false, "{not_run}");
+    assert!(not_run["repair"]["reason"].as_str().unwrap().contains("no differences"), "{not_run}");
     let history = document(&ctx.ddbsync(&["--json", "history", "local"]), "history");
     assert_eq!(history["runs"].as_array().map(Vec::len), Some(2), "{history}");
+    // A completed run says so with `reason: null`, and a run without --param has `params: {}`.
+    for doc in [&synced, &history["runs"][0]] {
+        assert_eq!((&doc["outcome"]["reason"], &doc["params"]), (&Value::Null, &json!({})), "{doc}");
+    }
     assert_eq!(history["runs"][1]["cost_usd"], synced["total"]["cost_usd"], "the same name and figure: {history}");
     let summary = document(&ctx.ddbsync(&["--json", "report", "local", "--since", "all"]), "report");
     assert_eq!(summary["runs"], 2);
@@ -266,4 +276,25 @@ async fn every_command_stopped_by_sigterm_exits_5_with_its_error_document() {
     }
     assert_eq!(ctx.scan("lessons").await.len(), before, "the restore stopped before it changed anything");
     assert!(ctx.leases().await.is_empty(), "no lease is left behind");
+}
+
+/// The error kinds the schema allows are the ones README lists, and each is the name of an exit
+/// code a failed command can have (`pending`, 6, is only a dry run's report's, never an error's).
+#[test]
+fn the_error_kinds_of_the_schema_are_the_readmes() {
+    let schema = schema();
+    let kinds: Vec<&str> = schema["$defs"]["error"]["properties"]["error"]["properties"]["kind"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let listed = readme.split("(`kind`: ").nth(1).expect("README lists the error kinds").split(')').next().unwrap();
+    let mut listed: Vec<&str> = listed.split(", ").map(|k| k.trim_matches('`')).collect();
+    let mut sorted = kinds.clone();
+    sorted.sort_unstable();
+    listed.sort_unstable();
+    assert_eq!(sorted, listed, "README: {listed:?}, schema: {kinds:?}");
+    assert!(!kinds.contains(&"pending") && !kinds.contains(&"success"));
 }
