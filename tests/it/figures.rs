@@ -282,10 +282,16 @@ async fn a_batch_written_then_answered_with_a_500_is_reported_as_outcome_unknown
     let csv = ctx.ddbsync(&["history", "local", "--csv", "--limit", "2"]).stdout();
     let lines: Vec<&str> = csv.lines().collect();
     assert!(lines[0].starts_with("started_at,finished_at,mode,params,outcome,exit_code,created,"), "{csv}");
-    assert!(lines[0].ends_with(",deletes_refused,unknown,deletes_failed"), "{csv}");
+    // The columns JSON has too come last, so that the others keep their positions.
+    assert!(lines[0].ends_with(",deletes_refused,unknown,deletes_failed,rejected,failed,saved_percent"), "{csv}");
     assert!(lines[2].contains(",incremental,,completed,3,0,0,"), "{csv}");
     let fields: Vec<&str> = lines[2].split(',').collect();
-    assert_eq!(fields[fields.len() - 3..fields.len() - 1], ["0", "5"], "deletes_refused, unknown: {csv}");
+    assert_eq!(fields[fields.len() - 6..fields.len() - 4], ["0", "5"], "deletes_refused, unknown: {csv}");
+    // rejected, failed and saved_percent, as the JSON has them.
+    let run = &history[1];
+    let want = [run["rejected"].to_string(), run["failed"].to_string(), format!("{:.2}", run["saved_percent"].as_f64().unwrap())];
+    assert_eq!(fields[fields.len() - 3..], want, "{csv}");
+    assert_eq!(want[1], "5", "the five of unknown outcome are among the failed");
 }
 
 /// A repair's dry run prices its writes and deletes from the stored items the verify read, index
