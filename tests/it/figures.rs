@@ -289,7 +289,11 @@ async fn a_batch_written_then_answered_with_a_500_is_reported_as_outcome_unknown
     assert_eq!(fields[fields.len() - 6..fields.len() - 4], ["0", "5"], "deletes_refused, unknown: {csv}");
     // rejected, failed and saved_percent, as the JSON has them.
     let run = &history[1];
-    let want = [run["rejected"].to_string(), run["failed"].to_string(), format!("{:.2}", run["saved_percent"].as_f64().unwrap())];
+    let want = [
+        run["rejected"].to_string(),
+        run["failed"].to_string(),
+        format!("{:.2}", run["saved_percent"].as_f64().unwrap()),
+    ];
     assert_eq!(fields[fields.len() - 3..], want, "{csv}");
     assert_eq!(want[1], "5", "the five of unknown outcome are among the failed");
 }
@@ -460,7 +464,10 @@ async fn a_run_that_wrote_nothing_is_credited_with_no_saving() {
     assert!(stored.iter().all(|i| !text(&i["title"]).starts_with("REFUSE-ME")), "nothing was written");
     let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
     let total = &report["total"];
-    assert_eq!((total["created"].as_u64(), total["updated"].as_u64(), total["failed"].as_u64()), (Some(0), Some(0), Some(40)));
+    assert_eq!(
+        (total["created"].as_u64(), total["updated"].as_u64(), total["failed"].as_u64()),
+        (Some(0), Some(0), Some(40))
+    );
     assert_eq!(total["potential_write_units"].as_f64(), Some(0.0), "{total}");
     assert!(total["saved_usd"].as_f64().unwrap() <= 0.0, "{total}");
     assert_eq!(total["saved_percent"].as_f64(), Some(0.0), "{total}");
