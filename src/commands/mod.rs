@@ -15,7 +15,7 @@ use crate::cli::{
     BackupArgs, Cli, Command, HistoryArgs, IamArgs, ReportArgs, RestoreArgs, SyncArgs, TablesCommand, VerifyArgs,
 };
 use crate::engine::preflight;
-use crate::engine::stop::{Cut, Interrupted, Stop};
+use crate::engine::stop::{Interrupted, Stop};
 use crate::exit::{Exit, UsageError};
 use crate::printer::Printer;
 use crate::profile::{self, ProfileError};
@@ -50,7 +50,7 @@ async fn command(cli: Cli) -> Result<Exit> {
     let name = name(&cli.command);
     let outcome = tokio::select! {
         outcome = dispatch(cli, &printer, &stop) => outcome,
-        signal = stop.cut() => Err(Cut { command: name, signal }.into()),
+        cut = stop.cut(name) => Err(cut),
     };
     if let Err(error) = &outcome {
         if !crate::is_broken_pipe(error) {

@@ -58,7 +58,7 @@ pub fn asking<T>(read: impl FnOnce() -> T) -> T {
 
 /// A command stopped by a signal in a phase that held nothing: nothing it did is half done.
 #[derive(Debug, thiserror::Error)]
-#[error("{command}: interrupted by {signal} before it finished; it held no lock and left nothing half done, so it can be run again")]
+#[error("{command}: interrupted by {signal} before it finished; it held no lock and wrote no item, so running it again completes it")]
 pub struct Cut {
     pub command: &'static str,
     pub signal: &'static str,
@@ -111,13 +111,19 @@ impl Stop {
 
     /// Resolves when a stopped command is to be cut: at once when no phase holds anything, else
     /// when the holding phases ended or [`STOPPED_WITHIN`] after the signal, whichever comes first.
-    pub async fn cut(&self) -> &'static str {
-        let name = self.wait().await;
+    /// The error says which: [`Cut`] for a command that held nothing, [`Interrupted`] for one cut
+    /// while it still held something (what it wrote is kept).
+    pub async fn cut(&self, command: &'static str) -> anyhow::Error {
+        let signal = self.wait().await;
         let at = self.0.borrow().map_or_else(Instant::now, |(_, at)| at);
         while self.1.load(Ordering::SeqCst) > 0 && at.elapsed() < STOPPED_WITHIN {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        name
+        if self.1.load(Ordering::SeqCst) > 0 {
+            Interrupted(signal).into()
+        } else {
+            Cut { command, signal }.into()
+        }
     }
 
     /// The signal that asked for a stop, if one did.
@@ -194,9 +200,10 @@ mod tests {
         let held = stop.hold();
         tx.send(Some(("SIGTERM", Instant::now()))).unwrap();
         // Held: not cut before the holding phase ends.
-        assert!(tokio::time::timeout(Duration::from_millis(300), stop.cut()).await.is_err());
+        assert!(tokio::time::timeout(Duration::from_millis(300), stop.cut("sync")).await.is_err());
         drop(held);
-        let cut = tokio::time::timeout(Duration::from_millis(100), stop.cut()).await;
-        assert_eq!(cut.ok(), Some("SIGTERM"), "nothing held: cut at once");
+        let cut = tokio::time::timeout(Duration::from_millis(100), stop.cut("check")).await;
+        let cut = cut.expect("nothing held: cut at once");
+        assert_eq!(cut.to_string(), Cut { command: "check", signal: "SIGTERM" }.to_string());
     }
 }
