@@ -382,10 +382,25 @@ pub struct SyncArgs {
     pub rejects_file: Option<PathBuf>,
     /// With --dry-run: exit 6 when the run would write or delete something (create, update or delete
     /// an item, create or recreate a table), 0 when it would not; rejected rows still exit 3.
-    #[arg(long, requires = "dry_run", help_heading = heading::OUTPUT)]
+    // Checked by `SyncArgs::refused`, not by clap's `requires`: clap's refusal would only say that
+    // --dry-run is missing, not that --exit-code asks for it.
+    #[arg(long, help_heading = heading::OUTPUT)]
     pub exit_code: bool,
     #[command(flatten)]
     pub metrics: MetricsArgs,
+}
+
+impl SyncArgs {
+    /// A combination of options a sync refuses (exit 2) before it does anything.
+    pub fn refused(&self) -> Option<crate::exit::UsageError> {
+        (self.exit_code && !self.dry_run).then(|| {
+            crate::exit::UsageError(
+                "--exit-code needs --dry-run: only a dry run has changes pending to signal (exit 6); add --dry-run, \
+                 or leave --exit-code out"
+                    .into(),
+            )
+        })
+    }
 }
 
 /// `--log-format`: how log lines are written.
@@ -624,10 +639,14 @@ mod tests {
 
     #[test]
     fn sync_exit_code_needs_dry_run() {
-        let err = Cli::try_parse_from(["ddbsync", "sync", "dev", "--exit-code"]).unwrap_err();
-        assert_eq!(err.exit_code(), 2);
-        assert!(err.to_string().contains("--dry-run"), "{err}");
-        assert!(Cli::try_parse_from(["ddbsync", "sync", "dev", "--dry-run", "--exit-code"]).is_ok());
+        let refused = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
+            Command::Sync(sync) => sync.refused().map(|e| e.to_string()),
+            _ => unreachable!("a sync"),
+        };
+        let message = refused(&["ddbsync", "sync", "dev", "--exit-code"]).expect("refused");
+        assert!(message.starts_with("--exit-code needs --dry-run: "), "{message}");
+        assert_eq!(refused(&["ddbsync", "sync", "dev", "--dry-run", "--exit-code"]), None);
+        assert_eq!(refused(&["ddbsync", "sync", "dev"]), None);
     }
 
     #[test]

@@ -27,7 +27,7 @@ fn main() -> ExitCode {
                     clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
                         "a subcommand or argument is missing; --help lists them"
                     }
-                    _ => text.trim().trim_start_matches("error: ").split("\n\n").next().unwrap_or_default(),
+                    _ => &ddbsync::printer::clap_message(&text),
                 };
                 println!("{}", ddbsync::printer::error_document(message, ddbsync::exit::Exit::Usage));
             }

@@ -55,9 +55,32 @@ pub fn error_document(message: &str, exit: Exit) -> String {
 }
 
 /// Whether `--json` is on a command line (before a `--`), for errors found before the command line
-/// is parsed: clap's own refusals.
+/// is parsed: clap's own refusals. `--json=true` (clap refuses a value for the flag) asks for JSON
+/// too; `--json=false` does not.
 pub fn json_asked<I: IntoIterator<Item = std::ffi::OsString>>(args: I) -> bool {
-    args.into_iter().skip(1).take_while(|a| a != "--").any(|a| a == "--json")
+    args.into_iter().skip(1).take_while(|a| a != "--").any(|a| {
+        let Some(a) = a.to_str() else { return false };
+        match a.strip_prefix("--json") {
+            Some("") => true,
+            Some(value) => {
+                matches!(value.to_ascii_lowercase().as_str(), "=true" | "=1" | "=yes" | "=on")
+            }
+            None => false,
+        }
+    })
+}
+
+/// The message of a command line clap refuses, for the JSON error document: clap's whole text
+/// (its tips and the arguments it names included) without the `error: ` prefix and the usage and
+/// `--help` lines, which stderr still shows.
+pub fn clap_message(rendered: &str) -> String {
+    let kept: Vec<&str> = rendered
+        .trim()
+        .trim_start_matches("error: ")
+        .split("\n\n")
+        .filter(|p| !p.starts_with("Usage:") && !p.starts_with("For more information"))
+        .collect();
+    kept.join("\n\n")
 }
 
 /// Items per second, whole: indicatif's own `{per_sec}` prints three decimals.
@@ -190,7 +213,7 @@ impl Printer {
         eprint!("{question} Type \"{expected}\" to continue: ");
         io::stderr().flush()?;
         let mut answer = String::new();
-        io::stdin().lock().read_line(&mut answer)?;
+        crate::engine::stop::asking(|| io::stdin().lock().read_line(&mut answer))?;
         Ok(answer.trim() == expected)
     }
 }
@@ -218,5 +241,18 @@ mod tests {
         assert!(!json_asked(args(&["ddbsync", "sync", "--", "--json"])));
         assert!(!json_asked(args(&["--json"])), "the program's own name is not an argument");
         assert!(!json_asked(args(&["ddbsync", "--jsonx"])));
+        assert!(json_asked(args(&["ddbsync", "--json=true", "sync", "dev"])));
+        assert!(json_asked(args(&["ddbsync", "sync", "--json=1", "dev"])));
+        assert!(!json_asked(args(&["ddbsync", "--json=false", "sync", "dev"])), "asked not to");
+    }
+
+    #[test]
+    fn a_clap_refusal_keeps_its_text_and_tips_without_the_usage_lines() {
+        let text = "error: unexpected argument '--foo' found\n\n  tip: to pass '--foo' as a value, use '-- --foo'\n\n\
+                    Usage: ddbsync sync <ENV>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            clap_message(text),
+            "unexpected argument '--foo' found\n\n  tip: to pass '--foo' as a value, use '-- --foo'"
+        );
     }
 }

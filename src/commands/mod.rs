@@ -44,7 +44,14 @@ pub async fn run(cli: Cli, run_id: String) -> Result<Exit> {
 
 async fn command(cli: Cli) -> Result<Exit> {
     let printer = Printer::new(cli.json, cli.quiet, cli.log_format == crate::cli::LogFormat::Json);
-    let outcome = dispatch(cli, &printer).await;
+    // Listening from the start, for every command: a signal never kills one (exit 143, nothing
+    // said). What holds nothing is cut at once; what holds something ends itself (`Stop::hold`).
+    let stop = Stop::on_signals();
+    let name = name(&cli.command);
+    let outcome = tokio::select! {
+        outcome = dispatch(cli, &printer, &stop) => outcome,
+        cut = stop.cut(name) => Err(cut),
+    };
     if let Err(error) = &outcome {
         if !crate::is_broken_pipe(error) {
             printer.error(error, crate::exit_for(error));
@@ -53,7 +60,26 @@ async fn command(cli: Cli) -> Result<Exit> {
     outcome
 }
 
-async fn dispatch(cli: Cli, printer: &Printer) -> Result<Exit> {
+/// The command's name, as its messages give it.
+fn name(command: &Command) -> &'static str {
+    match command {
+        Command::Envs => "envs",
+        Command::Sync(_) => "sync",
+        Command::Backup(_) => "backup",
+        Command::Restore(_) => "restore",
+        Command::Check(_) => "check",
+        Command::Tables(TablesCommand::Create(_)) => "tables create",
+        Command::Tables(TablesCommand::Drop(_)) => "tables drop",
+        Command::Verify(_) => "verify",
+        Command::History(_) => "history",
+        Command::Report(_) => "report",
+        Command::IamPolicy(_) => "iam-policy",
+        Command::Completions(_) => "completions",
+        Command::Man => "man",
+    }
+}
+
+async fn dispatch(cli: Cli, printer: &Printer, stop: &Stop) -> Result<Exit> {
     let csv = matches!(
         &cli.command,
         Command::History(HistoryArgs { csv: true, .. }) | Command::Report(ReportArgs { csv: true, .. })
@@ -64,9 +90,9 @@ async fn dispatch(cli: Cli, printer: &Printer) -> Result<Exit> {
     let dir = cli.envs_dir.as_path();
     match cli.command {
         Command::Envs => envs(dir, printer),
-        Command::Sync(args) => sync(dir, args, printer).await,
-        Command::Backup(args) => backup(dir, args, printer).await,
-        Command::Restore(args) => restore(dir, args, printer).await,
+        Command::Sync(args) => sync(dir, args, printer, stop).await,
+        Command::Backup(args) => backup(dir, args, printer, stop).await,
+        Command::Restore(args) => restore(dir, args, printer, stop).await,
         Command::Check(args) => {
             let profile = load(dir, &args.env).await?;
             let report = check::run(&profile, &args.tables).await?;
@@ -86,11 +112,11 @@ async fn dispatch(cli: Cli, printer: &Printer) -> Result<Exit> {
             let names: Vec<&str> = mappings.iter().map(|t| t.table_name.as_str()).collect();
             let action = format!("tables drop deletes {}", names.join(", "));
             confirm_destruction(&profile, &action, args.yes, printer)?;
-            let done = tables::drop(&profile, &mappings, args.lock_timeout, printer).await?;
+            let done = tables::drop(&profile, &mappings, args.lock_timeout, printer, stop).await?;
             printer.show(&tables::Done { tables: done }, tables::Done::render)?;
             Ok(Exit::Success)
         }
-        Command::Verify(args) => verify(dir, args, cli.json, printer).await,
+        Command::Verify(args) => verify(dir, args, cli.json, printer, stop).await,
         Command::History(args) => history(dir, args, printer).await,
         Command::Report(args) => report(dir, args, printer).await,
         Command::IamPolicy(args) => iam_policy(dir, args, printer).await,
@@ -107,7 +133,7 @@ async fn dispatch(cli: Cli, printer: &Printer) -> Result<Exit> {
 
 /// `verify`, and with `--repair` the repair of what it found: the verify's report is printed
 /// before the question (with `--json`, the two reports come as one at the end).
-async fn verify(dir: &Path, args: VerifyArgs, json: bool, printer: &Printer) -> Result<Exit> {
+async fn verify(dir: &Path, args: VerifyArgs, json: bool, printer: &Printer, stop: &Stop) -> Result<Exit> {
     let mut profile = load(dir, &args.target.env).await?;
     profile.sync = profile.sync.overridden(None, None, args.max_write_units_per_second)?;
     let depth = match (args.full, args.sample) {
@@ -120,6 +146,7 @@ async fn verify(dir: &Path, args: VerifyArgs, json: bool, printer: &Printer) -> 
         let names: Vec<String> =
             preflight::selected(&profile, &args.target.tables)?.iter().map(|t| t.table_name.clone()).collect();
         may_confirm(&profile, &format!("verify --repair writes to {}", names.join(", ")), args.yes)?;
+        free_to_repair(&profile, &names, &args, printer, stop).await?;
     }
     let scope = verify::Scope { tables: &args.target.tables, depth, params: &args.params };
     let mut verified = verify::run(&profile, scope, printer).await?;
@@ -127,9 +154,23 @@ async fn verify(dir: &Path, args: VerifyArgs, json: bool, printer: &Printer) -> 
     let found = if verified.report.differs() { Exit::Differences } else { Exit::Success };
     let planned = repair::planned_action(&verified);
     let Some(planned) = planned.filter(|_| args.repair) else {
-        printer.show(&verified.report, verify::VerifyReport::render)?;
-        if args.repair && found != Exit::Success {
-            printer.warn(repair::nothing_to_do(&verified));
+        if !args.repair {
+            printer.show(&verified.report, verify::VerifyReport::render)?;
+            return Ok(found);
+        }
+        // `--repair` with nothing a repair can do: the JSON says it did not run, and why.
+        let reason = if found == Exit::Success {
+            "verify found no differences: nothing to repair".to_string()
+        } else {
+            repair::nothing_to_do(&verified)
+        };
+        let not_run = repair::NotRepaired {
+            verify: &verified.report,
+            repair: repair::NotRun { ran: false, reason: reason.clone() },
+        };
+        printer.show(&not_run, |n| verify::VerifyReport::render(n.verify))?;
+        if found != Exit::Success {
+            printer.warn(reason);
         }
         return Ok(found);
     };
@@ -139,9 +180,9 @@ async fn verify(dir: &Path, args: VerifyArgs, json: bool, printer: &Printer) -> 
     if writes {
         confirm(&profile, &format!("verify --repair {planned}"), "", args.yes, printer)?;
     }
-    // Listening from here, not earlier: a Ctrl-C at the question or during the verify ends the
-    // command at once (it has written nothing).
-    let stop = crate::engine::stop::Stop::on_signals();
+    // Held from here: the repair stops itself on a signal. Before, a signal cuts the command at
+    // once (it has written nothing).
+    let _held = stop.hold();
     let options = repair::Options {
         mode: Mode::of(args.dry_run),
         allow_mass_delete: args.allow_mass_delete,
@@ -149,7 +190,7 @@ async fn verify(dir: &Path, args: VerifyArgs, json: bool, printer: &Printer) -> 
         lock_timeout: args.lock_timeout,
     };
     let (report, error) = tokio::select! {
-        repaired = repair::run(&profile, &verified, &options, printer, &stop) => repaired?,
+        repaired = repair::run(&profile, &verified, &options, printer, stop) => repaired?,
         signal = stop.expired(crate::engine::stop::STOPPED_WITHIN) => {
             return Err(crate::engine::stop::Interrupted(signal).into())
         }
@@ -166,6 +207,44 @@ async fn verify(dir: &Path, args: VerifyArgs, json: bool, printer: &Printer) -> 
     // The code the report and the run record carry (`RepairReport::settle_exit`).
     let left = report.outcome.exit_code == Exit::Differences as u8;
     Ok(if left { found.max(Exit::Differences) } else { Exit::Success })
+}
+
+/// Refuses a repair (exit 4) before it reads anything while another run holds the tables' lock
+/// (waiting for it with `--lock-timeout`): a table that a `sync --clean` is recreating reads as
+/// missing or half written, and the verify's error would hide the lock behind it. The lock is
+/// taken and released at once; the repair takes it again for its writes.
+async fn free_to_repair(
+    profile: &profile::Profile,
+    names: &[String],
+    args: &VerifyArgs,
+    printer: &Printer,
+    stop: &Stop,
+) -> Result<()> {
+    let _held = stop.hold();
+    let dynamo = dynamo::connect(&profile.target).await;
+    let waiting = lock::take(&dynamo, profile, names, args.force_unlock, args.lock_timeout, |e| {
+        printer.waiting_for_lock(args.lock_timeout, e)
+    });
+    let taken = tokio::select! {
+        taken = waiting => taken,
+        // Only waiting (--lock-timeout) is cut short: an acquisition in flight is given time to finish.
+        signal = stop.expired(Duration::from_secs(5)) => {
+            let interrupted = anyhow::Error::new(Interrupted(signal));
+            return Err(interrupted.context(lock::StoppedWaiting(names.join(", "))));
+        }
+    };
+    let lock = taken.map_err(|e| {
+        if e.chain().any(|c| c.is::<lock::Locked>()) {
+            e.context(format!(
+                "not repairing {} while another run writes to it; nothing \
+                 was read or written",
+                profile.env
+            ))
+        } else {
+            e
+        }
+    })?;
+    lock.release().await.context("releasing the run lock taken to check it before the repair")
 }
 
 fn envs(dir: &Path, printer: &Printer) -> Result<Exit> {
@@ -253,8 +332,9 @@ async fn iam_policy(dir: &Path, args: IamArgs, printer: &Printer) -> Result<Exit
     Ok(Exit::Success)
 }
 
-async fn backup(envs_dir: &Path, args: BackupArgs, printer: &Printer) -> Result<Exit> {
-    let stop = Stop::on_signals();
+async fn backup(envs_dir: &Path, args: BackupArgs, printer: &Printer, stop: &Stop) -> Result<Exit> {
+    // The backup bounds its own phases on a signal, and removes its partial files.
+    let _held = stop.hold();
     let profile = load(envs_dir, &args.env).await?;
     let mappings = preflight::selected(&profile, &args.tables)?;
     let path = args.output.unwrap_or_else(|| backup::default_path(&profile));
@@ -304,7 +384,7 @@ async fn backup(envs_dir: &Path, args: BackupArgs, printer: &Printer) -> Result<
     Ok(Exit::Success)
 }
 
-async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Result<Exit> {
+async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer, stop: &Stop) -> Result<Exit> {
     let manifest = backup::verify(&args.file, args.allow_unchecked_manifest)?;
     if manifest.checksum.is_none() {
         printer.warn(format!(
@@ -351,8 +431,9 @@ async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Resul
     confirm_destruction(&profile, &action, args.yes, printer)?;
     let dynamo = dynamo::connect(&profile.target).await;
     let tables: Vec<String> = targets.iter().map(|(_, t)| t.clone()).collect();
-    // Listening from here, not earlier: a Ctrl-C at the confirmation still ends the command at once.
-    let stop = Stop::on_signals();
+    // Held from here: the restore stops itself on a signal and records it. Before, a signal (at
+    // the confirmation too) ends the command at once: nothing was changed.
+    let _held = stop.hold();
     let waiting = lock::take(&dynamo, &profile, &tables, false, args.lock_timeout, |e| {
         printer.waiting_for_lock(args.lock_timeout, e)
     });
@@ -367,7 +448,7 @@ async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer) -> Resul
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let progress = std::sync::Arc::new(backup::Progress::new(&args.file, args.env.as_deref(), &targets));
     let fence = lock.fence();
-    let restore = backup::restore(dynamo.clone(), &profile, &manifest, &targets, &progress, (&fence, &stop), printer);
+    let restore = backup::restore(dynamo.clone(), &profile, &manifest, &targets, &progress, (&fence, stop), printer);
     let restored = tokio::select! {
         restored = restore => restored,
         reason = lock.lost() => Err(lock::LeaseLost(reason).into()),
@@ -482,12 +563,15 @@ async fn restore_keys(
 
 /// `sync`, then its metrics where `--metrics-file`, `--pushgateway` and `--emf` send them, whatever
 /// the outcome (a run that failed says so in its metrics, and keeps its last success time).
-async fn sync(envs_dir: &Path, args: SyncArgs, printer: &Printer) -> Result<Exit> {
+async fn sync(envs_dir: &Path, args: SyncArgs, printer: &Printer, stop: &Stop) -> Result<Exit> {
+    if let Some(refused) = args.refused() {
+        return Err(refused.into());
+    }
     let outputs = crate::export::Outputs::of(&args.metrics)?;
     let started = std::time::Instant::now();
     let (env, dry_run) = (args.env.clone(), args.dry_run);
     let mut report = None;
-    let outcome = sync_run(envs_dir, args, printer, &mut report).await;
+    let outcome = sync_run(envs_dir, args, printer, stop, &mut report).await;
     if !outputs.is_empty() {
         let code = match &outcome {
             Ok(code) => *code,
@@ -507,8 +591,11 @@ async fn sync_run(
     envs_dir: &Path,
     args: SyncArgs,
     printer: &Printer,
+    stop: &Stop,
     kept: &mut Option<crate::pure::report::RunReport>,
 ) -> Result<Exit> {
+    // The sync stops itself on a signal and records it; the metrics are published after it.
+    let _held = stop.hold();
     let mut profile = load(envs_dir, &args.env).await?;
     profile.sync = profile.sync.overridden(args.scan_segments, args.max_in_flight, args.max_write_units_per_second)?;
     if args.clean && !args.dry_run {
@@ -528,11 +615,10 @@ async fn sync_run(
         rejects_file: args.rejects_file,
         params: args.params,
     };
-    let stop = crate::engine::stop::Stop::on_signals();
     // The sync stops itself on a signal (and records it); this bound covers the phases before it
     // holds anything, such as connecting and preparing the queries.
     let finished = tokio::select! {
-        finished = sync::run(&profile, &options, printer, &stop) => finished?,
+        finished = sync::run(&profile, &options, printer, stop) => finished?,
         signal = stop.expired(crate::engine::stop::STOPPED_WITHIN) => {
             return Err(crate::engine::stop::Interrupted(signal).into())
         }

@@ -83,12 +83,13 @@ pub async fn drop(
     mappings: &[&TableMapping],
     lock_timeout: Option<std::time::Duration>,
     printer: &Printer,
+    stop: &crate::engine::stop::Stop,
 ) -> Result<Vec<TableAction>> {
+    // The lock's wait and the deletions stop themselves on a signal.
+    let _held = stop.hold();
     let dynamo = dynamo::connect(&profile.target).await;
     let tables: Vec<String> = mappings.iter().map(|m| m.table_name.clone()).collect();
     let dynamo = &dynamo;
-    let stop = crate::engine::stop::Stop::on_signals();
-    let stop = &stop;
     lock::with_lock(
         dynamo,
         profile,

@@ -484,11 +484,13 @@ fn each_table(path: &Path, mut f: impl FnMut(&str, &mut dyn Read) -> Result<()>)
     let file = match File::open(path) {
         Ok(file) => file,
         // The path given is wrong, not the backup: a usage error (exit 2), with what to give.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(crate::exit::UsageError(format!(
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(crate::exit::UsageError(format!(
             "{}: no such file; give the path of a file that ddbsync backup wrote (ls <backup_dir>, default backups/)",
             path.display()
         ))
-        .into()),
+            .into())
+        }
         Err(e) => return Err(anyhow::Error::new(e).context(format!("opening {}", path.display()))),
     };
     let mut archive = tar::Archive::new(BufReader::new(file));

@@ -177,6 +177,25 @@ pub struct Repaired<'a> {
     pub repair: &'a RepairReport,
 }
 
+/// `--repair` that did not run: the verify found nothing a repair can do. `--json` prints it as
+/// the document's `repair`, in place of a repair's report, so that a reader never takes a verify
+/// report without `repair` for a repair that wrote nothing.
+#[derive(Debug, Serialize)]
+pub struct NotRun {
+    /// Always `false`.
+    pub ran: bool,
+    /// Why: no differences, or the differences no repair can fix (each named, with its fix).
+    pub reason: String,
+}
+
+/// A verify's report with `--repair` that did not run.
+#[derive(Debug, Serialize)]
+pub struct NotRepaired<'a> {
+    #[serde(flatten)]
+    pub verify: &'a crate::engine::verify::VerifyReport,
+    pub repair: NotRun,
+}
+
 /// Per table with something a repair can do: items to write, and extras the mapping lets it
 /// delete. `(position, table, write, delete)`; extras alone, in a table without `delete_missing`,
 /// are nothing to do.

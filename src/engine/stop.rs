@@ -4,7 +4,14 @@
 //! batches already sent [`DRAIN`] to finish, records the run as interrupted and prints what it did.
 //! A second signal exits at once with the same code; the lease it leaves behind is free at once
 //! for the next run on this host (its process is gone) and after its expiry elsewhere.
+//!
+//! Every command listens from the process's start (`commands::run`). A phase that holds something
+//! (a lock, writes in flight) marks itself with [`Stop::hold`] and ends itself on a stop; any other
+//! phase (connecting, reading, comparing) holds nothing and is cut at once ([`Stop::cut`]), so that
+//! every command ends on a signal with exit 5 and its message, never killed by it.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -23,9 +30,39 @@ pub const DRAIN: Duration = Duration::from_secs(10);
 /// files in `deploy/` allow 60 s, and a test holds them to this.
 pub const STOPPED_WITHIN: Duration = Duration::from_secs(DRAIN.as_secs() + 10);
 
-/// Whether a stop was asked for, and when. Cheap to clone.
+/// Whether a stop was asked for, and when; and how many phases hold something. Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct Stop(watch::Receiver<Option<(&'static str, Instant)>>);
+pub struct Stop(watch::Receiver<Option<(&'static str, Instant)>>, Arc<AtomicUsize>);
+
+/// A phase that holds something and ends itself on a stop, from [`Stop::hold`] until dropped.
+#[derive(Debug)]
+pub struct Held(Arc<AtomicUsize>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A question is waiting for an answer on the terminal: the thread that reads it cannot see a stop,
+/// so the first signal ends the process at once (nothing has been changed before a question).
+static ASKING: AtomicBool = AtomicBool::new(false);
+
+/// Runs `read` (a blocking read of an answer) as the question of [`ASKING`].
+pub fn asking<T>(read: impl FnOnce() -> T) -> T {
+    ASKING.store(true, Ordering::SeqCst);
+    let answer = read();
+    ASKING.store(false, Ordering::SeqCst);
+    answer
+}
+
+/// A command stopped by a signal in a phase that held nothing: nothing it did is half done.
+#[derive(Debug, thiserror::Error)]
+#[error("{command}: interrupted by {signal} before it finished; it held no lock and wrote no item, so running it again completes it")]
+pub struct Cut {
+    pub command: &'static str,
+    pub signal: &'static str,
+}
 
 /// The run stopped on a signal before it finished; what it wrote is kept.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +77,7 @@ impl Stop {
         let (tx, rx) = watch::channel(None);
         // Kept alive for ever, so that `wait` pends instead of failing.
         std::mem::forget(tx);
-        Stop(rx)
+        Stop(rx, Arc::default())
     }
 
     /// Listens for SIGTERM and SIGINT: the first asks for a stop, the second exits at once.
@@ -54,11 +91,39 @@ impl Stop {
                     eprintln!("{name} again: exiting at once; the next run completes the work");
                     std::process::exit(Exit::Interrupted as i32);
                 }
+                if ASKING.load(Ordering::SeqCst) {
+                    eprintln!("\n{name} at the question: nothing was changed");
+                    std::process::exit(Exit::Interrupted as i32);
+                }
                 first = false;
                 let _ = tx.send(Some((name, Instant::now())));
             }
         });
-        Stop(rx)
+        Stop(rx, Arc::default())
+    }
+
+    /// Marks a phase that holds something until the guard is dropped: a stop then leaves the
+    /// phase [`STOPPED_WITHIN`] to end itself before [`Stop::cut`] cuts it.
+    pub fn hold(&self) -> Held {
+        self.1.fetch_add(1, Ordering::SeqCst);
+        Held(self.1.clone())
+    }
+
+    /// Resolves when a stopped command is to be cut: at once when no phase holds anything, else
+    /// when the holding phases ended or [`STOPPED_WITHIN`] after the signal, whichever comes first.
+    /// The error says which: [`Cut`] for a command that held nothing, [`Interrupted`] for one cut
+    /// while it still held something (what it wrote is kept).
+    pub async fn cut(&self, command: &'static str) -> anyhow::Error {
+        let signal = self.wait().await;
+        let at = self.0.borrow().map_or_else(Instant::now, |(_, at)| at);
+        while self.1.load(Ordering::SeqCst) > 0 && at.elapsed() < STOPPED_WITHIN {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if self.1.load(Ordering::SeqCst) > 0 {
+            Interrupted(signal).into()
+        } else {
+            Cut { command, signal }.into()
+        }
     }
 
     /// The signal that asked for a stop, if one did.
@@ -118,7 +183,7 @@ mod tests {
     #[tokio::test]
     async fn a_stop_is_seen_by_every_clone_and_expires_after_its_bound() {
         let (tx, rx) = watch::channel(None);
-        let stop = Stop(rx);
+        let stop = Stop(rx, Arc::default());
         let other = stop.clone();
         tx.send(Some(("SIGTERM", Instant::now()))).unwrap();
         assert_eq!(other.requested(), Some("SIGTERM"));
@@ -126,5 +191,19 @@ mod tests {
         let started = Instant::now();
         assert_eq!(stop.expired(Duration::from_millis(100)).await, "SIGTERM");
         assert!(started.elapsed() >= Duration::from_millis(90));
+    }
+
+    #[tokio::test]
+    async fn a_stop_cuts_at_once_what_holds_nothing_and_waits_for_what_holds() {
+        let (tx, rx) = watch::channel(None);
+        let stop = Stop(rx, Arc::default());
+        let held = stop.hold();
+        tx.send(Some(("SIGTERM", Instant::now()))).unwrap();
+        // Held: not cut before the holding phase ends.
+        assert!(tokio::time::timeout(Duration::from_millis(300), stop.cut("sync")).await.is_err());
+        drop(held);
+        let cut = tokio::time::timeout(Duration::from_millis(100), stop.cut("check")).await;
+        let cut = cut.expect("nothing held: cut at once");
+        assert_eq!(cut.to_string(), Cut { command: "check", signal: "SIGTERM" }.to_string());
     }
 }

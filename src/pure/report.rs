@@ -109,8 +109,7 @@ pub struct RunReport {
     pub prices: Prices,
     pub tables: Vec<TableReport>,
     pub total: Totals,
-    /// The `--param` values (and defaults) the queries ran with.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    /// The `--param` values (and defaults) the queries ran with; `{}` for queries without.
     pub params: BTreeMap<String, String>,
     /// The JSON-lines file listing every rejected or unwritten row, when there are any.
     pub rejects_file: Option<String>,
@@ -130,8 +129,7 @@ pub struct RunReport {
 pub struct Outcome {
     /// `completed`, `interrupted` or `failed`.
     pub status: &'static str,
-    /// The error or the signal that ended it.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The error or the signal that ended it; `null` for a run that completed.
     pub reason: Option<String>,
     /// The process's exit code for the run: a completed run that left rows rejected or not
     /// written, or deletes refused, exits 3.

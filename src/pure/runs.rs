@@ -112,8 +112,8 @@ pub struct RunRecord {
     #[serde(flatten)]
     pub total: Figures,
     pub tables: BTreeMap<String, Figures>,
-    /// The `--param` values a run's queries took: it covered that slice of the source.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    /// The `--param` values a run's queries took: it covered that slice of the source (`{}` for a
+    /// run without).
     pub params: BTreeMap<String, String>,
     /// How the run ended, in the form of a sync's report (`outcome`). The metadata table keeps it
     /// in three attributes: `outcome` (the status), `outcome_reason` and `exit_code`.
@@ -125,10 +125,30 @@ pub struct RunRecord {
 pub struct RecordedOutcome {
     /// `completed`, `interrupted` or `failed` (records from before outcomes were kept: completed).
     pub status: String,
-    /// The signal or error that ended a run that did not complete.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The signal or error that ended a run that did not complete; `null` for one that did.
     pub reason: Option<String>,
     pub exit_code: u8,
+}
+
+impl RecordedOutcome {
+    /// The outcome a record keeps. Records from before outcomes were kept have no `outcome` and
+    /// no `exit_code`: such a run got to its end (a run that failed or was stopped wrote no record
+    /// then), so it is `completed`, and its exit code is inferred from its figures as the run
+    /// would have exited: 3 when it left rows rejected, items not written or deletes refused, else
+    /// 0. A record with a status but no code gets the status's code (interrupted 5, failed 1).
+    fn of(item: &Item, figures: &Figures) -> RecordedOutcome {
+        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        let status = text("outcome").unwrap_or_else(|| "completed".into());
+        let kept = item.get("exit_code").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok());
+        let left_undone = figures.rejected + figures.failed + figures.not_written + figures.deletes_refused > 0;
+        let exit_code = kept.unwrap_or(match status.as_str() {
+            "interrupted" => crate::exit::Exit::Interrupted as u8,
+            "failed" => crate::exit::Exit::Error as u8,
+            _ if left_undone => crate::exit::Exit::Differences as u8,
+            _ => crate::exit::Exit::Success as u8,
+        });
+        RecordedOutcome { status, reason: text("outcome_reason"), exit_code }
+    }
 }
 
 /// `history`'s result: an environment's runs, newest first.
@@ -173,11 +193,7 @@ impl RunRecord {
             started_at: text("started_at")?,
             finished_at: text("finished_at").unwrap_or_default(),
             mode: text("mode").unwrap_or_else(|| "incremental".into()),
-            outcome: RecordedOutcome {
-                status: text("outcome").unwrap_or_else(|| "completed".into()),
-                reason: text("outcome_reason"),
-                exit_code: item.get("exit_code").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0),
-            },
+            outcome: RecordedOutcome::of(item, &Figures::of(item)),
             total: Figures::of(item),
             tables,
             params: match item.get("params") {
@@ -379,7 +395,7 @@ pub fn render_summary(s: &Summary) -> String {
 }
 
 /// The CSV columns of [`Figures`], after the leading ones.
-const CSV_FIGURES: [&str; 14] = [
+const CSV_FIGURES: [&str; 17] = [
     "created",
     "updated",
     "unchanged",
@@ -394,10 +410,14 @@ const CSV_FIGURES: [&str; 14] = [
     "deletes_refused",
     "unknown",
     "deletes_failed",
+    // Added after the others, so that the columns before keep their positions.
+    "rejected",
+    "failed",
+    "saved_percent",
 ];
 
 impl Figures {
-    fn csv_fields(&self) -> [String; 14] {
+    fn csv_fields(&self) -> [String; 17] {
         [
             self.created.to_string(),
             self.updated.to_string(),
@@ -413,6 +433,9 @@ impl Figures {
             self.deletes_refused.to_string(),
             self.unknown.to_string(),
             self.deletes_failed.to_string(),
+            self.rejected.to_string(),
+            self.failed.to_string(),
+            format!("{:.2}", self.saved_percent),
         ]
     }
 }
@@ -554,6 +577,35 @@ mod tests {
         assert!(back.tables.is_empty());
         item.remove("started_at");
         assert_eq!(RunRecord::from_item(&item), None);
+    }
+
+    /// A record from before outcomes were kept (no `outcome`, no `exit_code`) that left rows
+    /// rejected or not written exited 3: `history` says so and `report` counts it as unsuccessful;
+    /// one that left nothing exited 0. Its JSON has `reason: null` and `params: {}` all the same.
+    #[test]
+    fn old_records_without_an_outcome_get_the_exit_code_their_figures_give() {
+        let old = |rejected: u64, failed: u64| {
+            let mut item = report("2026-11-02T02:00:00.000Z", 5, 195, false).record();
+            for name in ["outcome", "exit_code", "outcome_reason"] {
+                item.remove(name);
+            }
+            item.insert("rejected".into(), AttributeValue::N(rejected.to_string()));
+            item.insert("failed".into(), AttributeValue::N(failed.to_string()));
+            RunRecord::from_item(&item).unwrap()
+        };
+        let left = old(2, 1);
+        assert_eq!((left.outcome.status.as_str(), left.outcome.exit_code), ("completed", 3));
+        assert!(left.described_mode().contains("(completed, exit 3)"), "{}", left.described_mode());
+        let clean = old(0, 0);
+        assert_eq!(clean.outcome.exit_code, 0);
+        assert_eq!(summarize("dev", None, &[left.clone(), clean]).unsuccessful_runs, 1);
+        let json = serde_json::to_value(&left).unwrap();
+        assert_eq!((&json["outcome"]["reason"], &json["params"]), (&serde_json::Value::Null, &serde_json::json!({})));
+        // A status without a code: the status's.
+        let mut item = report("2026-11-02T02:00:00.000Z", 5, 195, false).record();
+        item.remove("exit_code");
+        item.insert("outcome".into(), AttributeValue::S("interrupted".into()));
+        assert_eq!(RunRecord::from_item(&item).unwrap().outcome.exit_code, 5);
     }
 
     /// `--json` names a figure the same in a sync's report, in `history` and in `report`, with the

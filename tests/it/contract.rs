@@ -96,8 +96,18 @@ async fn every_json_output_matches_the_schema() {
     assert_eq!(document(&run, "verify_repair")["repair"]["tables"][0]["updated"], 2);
 
     assert_eq!(ctx.ddbsync(&["--json", "sync", "local"]).code(), 0);
+    // --repair with nothing to repair says it did not run, and why, rather than leave `repair` out.
+    let run = ctx.ddbsync(&["--json", "verify", "local", "--full", "--table", "lessons", "--repair", "--yes"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let not_run = document(&run, "verify_repair");
+    assert_eq!(not_run["repair"]["ran"], false, "{not_run}");
+    assert!(not_run["repair"]["reason"].as_str().unwrap().contains("no differences"), "{not_run}");
     let history = document(&ctx.ddbsync(&["--json", "history", "local"]), "history");
     assert_eq!(history["runs"].as_array().map(Vec::len), Some(2), "{history}");
+    // A completed run says so with `reason: null`, and a run without --param has `params: {}`.
+    for doc in [&synced, &history["runs"][0]] {
+        assert_eq!((&doc["outcome"]["reason"], &doc["params"]), (&Value::Null, &json!({})), "{doc}");
+    }
     assert_eq!(history["runs"][1]["cost_usd"], synced["total"]["cost_usd"], "the same name and figure: {history}");
     let summary = document(&ctx.ddbsync(&["--json", "report", "local", "--since", "all"]), "report");
     assert_eq!(summary["runs"], 2);
@@ -135,13 +145,27 @@ async fn errors_are_one_json_document_on_stdout_with_json() {
     // Without --json, stdout stays empty.
     assert_eq!(ctx.ddbsync(&["sync", "nowhere"]).stdout(), "");
 
-    // A command line clap refuses (exit 2): --exit-code needs --dry-run.
+    // A usage error (exit 2): the message says which option asks for which.
     let run = ctx.ddbsync(&["--json", "sync", "local", "--exit-code"]);
     assert_eq!(run.code(), 2, "{}", run.stderr());
     let error = document(&run, "error");
-    assert!(error["error"]["message"].as_str().unwrap().contains("--dry-run"), "{error}");
-    assert!(run.stderr().contains("--dry-run"), "{}", run.stderr());
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("--exit-code needs --dry-run: "), "{error}");
+    assert!(run.stderr().contains(message), "{}", run.stderr());
     assert_eq!(ctx.ddbsync(&["sync", "local", "--exit-code"]).stdout(), "", "no JSON without --json");
+    assert!(!ctx.table_exists("lessons").await, "the refused sync wrote nothing");
+
+    // A command line clap refuses keeps clap's tip, without the usage lines.
+    let run = ctx.ddbsync(&["--json", "sync", "local", "--table"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    let message = document(&run, "error")["error"]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("a value is required for '--table <NAME>' but none was supplied"), "{message}");
+    assert!(!message.contains("Usage:") && !message.contains("--help"), "{message}");
+    // `--json=true` asks for JSON too (clap refuses a value for the flag); `--json=false` does not.
+    let run = ctx.ddbsync(&["--json=true", "sync", "local"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert_eq!(document(&run, "error")["error"]["kind"], "usage");
+    assert_eq!(ctx.ddbsync(&["--json=false", "sync", "local"]).stdout(), "");
 
     // A failure at a server (exit 1): DynamoDB unreachable.
     ctx.write_profile("gone", "");
@@ -203,4 +227,74 @@ async fn a_locked_run_and_an_interrupted_one_print_one_document_each() {
         (report["outcome"]["status"].as_str(), report["outcome"]["exit_code"].as_u64()),
         (Some("interrupted"), Some(5))
     );
+}
+
+/// Every command listens for SIGTERM from its start: one stopped while it waits on a PostgreSQL
+/// that accepts and never answers ends at once with exit 5 and the JSON error document, never
+/// killed by the signal (exit 143, nothing said); a restore so stopped has changed nothing.
+#[tokio::test]
+async fn every_command_stopped_by_sigterm_exits_5_with_its_error_document() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let ctx = Ctx::new(5).await;
+    ctx.sync(&["--table", "lessons"]);
+    let archive = ctx.envs.path().join("lessons.ddbsync.tar");
+    let archive = archive.to_str().unwrap();
+    let run = ctx.ddbsync(&["backup", "local", "--table", "lessons", "--output", archive]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let before = ctx.scan("lessons").await.len();
+    // A port that accepts connections and never answers them.
+    let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hang.local_addr().unwrap().port();
+    let path = ctx.envs.path().join("local.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = text.lines().find(|l| l.starts_with("port = ")).unwrap().to_string();
+    std::fs::write(ctx.envs.path().join("hang.toml"), text.replace(&line, &format!("port = {port}"))).unwrap();
+    let commands: [&[&str]; 5] = [
+        &["verify", "hang", "--repair", "--yes"],
+        &["verify", "hang"],
+        &["tables", "create", "hang"],
+        &["check", "hang"],
+        &["restore", archive, "--env", "hang", "--yes"],
+    ];
+    for args in commands {
+        let args: Vec<&str> = ["--json"].iter().chain(args).copied().collect();
+        let child = ctx.command(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+        let child = child.unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        crate::harness::signal(&child, "TERM");
+        let (code, stdout, stderr, took) = crate::harness::finish(child, Instant::now(), Duration::from_secs(30));
+        assert_eq!(code, 5, "{args:?}: {stderr}");
+        assert!(took < Duration::from_secs(3), "{args:?}: ended {took:?} after the signal");
+        let error: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {stdout}"));
+        let found = errors("error", &error);
+        assert!(found.is_empty(), "{args:?}: {found:#?}");
+        assert_eq!(error["error"]["kind"], "interrupted", "{args:?}");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(message.contains("interrupted by SIGTERM") && stderr.contains(message), "{args:?}: {stderr}");
+    }
+    assert_eq!(ctx.scan("lessons").await.len(), before, "the restore stopped before it changed anything");
+    assert!(ctx.leases().await.is_empty(), "no lease is left behind");
+}
+
+/// The error kinds the schema allows are the ones README lists, and each is the name of an exit
+/// code a failed command can have (`pending`, 6, is only a dry run's report's, never an error's).
+#[test]
+fn the_error_kinds_of_the_schema_are_the_readmes() {
+    let schema = schema();
+    let kinds: Vec<&str> = schema["$defs"]["error"]["properties"]["error"]["properties"]["kind"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let listed = readme.split("(`kind`: ").nth(1).expect("README lists the error kinds").split(')').next().unwrap();
+    let mut listed: Vec<&str> = listed.split(", ").map(|k| k.trim_matches('`')).collect();
+    let mut sorted = kinds.clone();
+    sorted.sort_unstable();
+    listed.sort_unstable();
+    assert_eq!(sorted, listed, "README: {listed:?}, schema: {kinds:?}");
+    assert!(!kinds.contains(&"pending") && !kinds.contains(&"success"));
 }

@@ -251,8 +251,10 @@ async fn a_batch_written_then_answered_with_a_500_is_reported_as_outcome_unknown
     // figures, does not claim them.
     assert!(server_write_units(&ctx) >= 5.0, "{}", server_write_units(&ctx));
     assert_eq!(figure(&report, &table, "write_units"), 0.0);
-    // The full rewrite is every source item's units, whatever happened to the writes: the dry run's.
-    assert_eq!(figure(&report, &table, "potential_write_units"), figure(&predicted, &table, "potential_write_units"));
+    // The full rewrite counts only what the run got to decide: the dry run's, less the five items
+    // whose outcome is unknown (the dry run's writes).
+    let decided = figure(&predicted, &table, "potential_write_units") - figure(&predicted, &table, "write_units");
+    assert_eq!(figure(&report, &table, "potential_write_units"), decided);
 
     // The text says what is known, and counts them apart from the items not written.
     ctx.sql(&["UPDATE items SET title = 'LOST-ANSWER again ' || id WHERE id = 1"]);
@@ -280,10 +282,20 @@ async fn a_batch_written_then_answered_with_a_500_is_reported_as_outcome_unknown
     let csv = ctx.ddbsync(&["history", "local", "--csv", "--limit", "2"]).stdout();
     let lines: Vec<&str> = csv.lines().collect();
     assert!(lines[0].starts_with("started_at,finished_at,mode,params,outcome,exit_code,created,"), "{csv}");
-    assert!(lines[0].ends_with(",deletes_refused,unknown,deletes_failed"), "{csv}");
+    // The columns JSON has too come last, so that the others keep their positions.
+    assert!(lines[0].ends_with(",deletes_refused,unknown,deletes_failed,rejected,failed,saved_percent"), "{csv}");
     assert!(lines[2].contains(",incremental,,completed,3,0,0,"), "{csv}");
     let fields: Vec<&str> = lines[2].split(',').collect();
-    assert_eq!(fields[fields.len() - 3..fields.len() - 1], ["0", "5"], "deletes_refused, unknown: {csv}");
+    assert_eq!(fields[fields.len() - 6..fields.len() - 4], ["0", "5"], "deletes_refused, unknown: {csv}");
+    // rejected, failed and saved_percent, as the JSON has them.
+    let run = &history[1];
+    let want = [
+        run["rejected"].to_string(),
+        run["failed"].to_string(),
+        format!("{:.2}", run["saved_percent"].as_f64().unwrap()),
+    ];
+    assert_eq!(fields[fields.len() - 3..], want, "{csv}");
+    assert_eq!(want[1], "5", "the five of unknown outcome are among the failed");
 }
 
 /// A repair's dry run prices its writes and deletes from the stored items the verify read, index
@@ -430,4 +442,36 @@ async fn the_full_rewrite_is_the_source_items_alone_whatever_the_deletes_cost() 
     assert_eq!(full(&deleting), full(&idle), "deleting: {deleting}\nidle: {idle}");
     assert_eq!(full(&predicted), full(&idle), "dry run: {predicted}");
     assert!(full(&loaded) > 0.0, "{loaded}");
+}
+
+/// A run whose writes DynamoDB all refused wrote nothing, so it saved nothing: the full rewrite it
+/// is compared with counts only the items it got to decide (written or unchanged), not those it
+/// did not write; `history` and `report` show no saving for it either.
+#[tokio::test]
+async fn a_run_that_wrote_nothing_is_credited_with_no_saving() {
+    let ctx = Ctx::new(1).await;
+    ctx.sql(&["CREATE TABLE items AS SELECT g AS id, 'title ' || g AS title FROM generate_series(1, 40) g"]);
+    ctx.use_mappings("items.toml", "[tables.items]\npartition_key = \"id\"\nquery = \"SELECT id, title FROM items\"\n");
+    ctx.sync(&[]);
+    ctx.sql(&["UPDATE items SET title = 'REFUSE-ME ' || id"]);
+    ctx.proxy.refuse_batches_holding(Some("REFUSE-ME"));
+    let run = ctx.ddbsync(&["--json", "sync", "local"]);
+    ctx.proxy.refuse_batches_holding(None);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    // The oracle: DynamoDB holds none of the new titles.
+    let stored = ctx.scan("items").await;
+    assert_eq!(stored.len(), 40);
+    assert!(stored.iter().all(|i| !text(&i["title"]).starts_with("REFUSE-ME")), "nothing was written");
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    let total = &report["total"];
+    assert_eq!(
+        (total["created"].as_u64(), total["updated"].as_u64(), total["failed"].as_u64()),
+        (Some(0), Some(0), Some(40))
+    );
+    assert_eq!(total["potential_write_units"].as_f64(), Some(0.0), "{total}");
+    assert!(total["saved_usd"].as_f64().unwrap() <= 0.0, "{total}");
+    assert_eq!(total["saved_percent"].as_f64(), Some(0.0), "{total}");
+    let runs = json(&ctx.ddbsync(&["--json", "history", "local", "--limit", "1"]))["runs"].take();
+    assert!(runs[0]["saved_usd"].as_f64().unwrap() <= 0.0, "{runs}");
+    assert_eq!(runs[0]["potential_usd"].as_f64(), Some(0.0), "{runs}");
 }

@@ -229,3 +229,35 @@ async fn a_second_sync_with_lock_timeout_runs_once_a_real_first_one_finishes() {
     assert!(titles(&ctx).await.values().all(|t| t.ends_with(" (2)")));
     assert!(holders(&ctx).await.is_empty());
 }
+
+/// `verify --repair` while another run holds the lock (a `sync --clean` that has just deleted the
+/// table it recreates) is refused before it reads, with exit 4 and the lock's message, every time:
+/// not with the error of reading a table that is being recreated, and not with exit 0 when the
+/// tables it reads happen to agree.
+#[tokio::test]
+async fn a_repair_while_another_run_holds_the_lock_exits_4_before_it_reads() {
+    let ctx = Ctx::new(20).await;
+    ctx.sync(&["--table", "lessons"]);
+    hold(&ctx, "lessons").await;
+    // In agreement: a verify alone finds nothing, yet the repair is refused.
+    let run = ctx.ddbsync(&["--json", "verify", "local", "--table", "lessons", "--repair", "--yes", "--full"]);
+    assert_eq!(run.code(), 4, "{}", run.stderr());
+    assert!(run.stderr().contains("not repairing local while another run writes to it"), "{}", run.stderr());
+    // The table gone, as a --clean deletes it before it recreates it.
+    ctx.dynamo.delete_table().table_name(ctx.table("lessons")).send().await.unwrap();
+    for _ in 0..3 {
+        let run = ctx.ddbsync(&["verify", "local", "--table", "lessons", "--repair", "--yes"]);
+        let err = run.stderr();
+        assert_eq!(run.code(), 4, "{err}");
+        assert!(err.contains("table ") && err.contains("is locked by another run (environment nightly)"), "{err}");
+        assert!(err.contains("nothing was read or written"), "{err}");
+    }
+    assert_eq!(holders(&ctx).await, ["batch-7:4242:1"], "the refused repair took no lease");
+    assert!(!ctx.table_exists("lessons").await, "the refused repair created nothing");
+    // Released, the repair runs: it recreates nothing (verify says the table is missing) but is
+    // no longer refused for the lock.
+    release(&ctx, "lessons").await;
+    let run = ctx.ddbsync(&["verify", "local", "--table", "lessons", "--repair", "--yes"]);
+    assert_ne!(run.code(), 4, "{}", run.stderr());
+    assert!(holders(&ctx).await.is_empty(), "the check's lease was released");
+}

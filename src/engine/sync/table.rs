@@ -363,9 +363,11 @@ pub(super) async fn sync_table(
         Mode::Real => outcome.consumed_units,
         Mode::Rehearsal => (tally.changed_units + delete_units) as f64,
     };
-    // A full rewrite writes the changed items (as billed, and those not written as estimated) and
-    // the unchanged ones (estimated), whatever happened to the writes, and deletes nothing.
-    let potential_write_units = put_units + outcome.failed_units as f64 + tally.unchanged_units as f64;
+    // A full rewrite of what this run got to decide: the items written (as billed) and the unchanged
+    // ones (estimated); it deletes nothing. Items not written (refused, never sent before a stop or
+    // a failure) are left out: the run did not do their work, so it saved nothing on them, and a
+    // run that wrote nothing shows no saving.
+    let potential_write_units = put_units + tally.unchanged_units as f64;
     let written = tally.created + tally.updated;
     tracing::info!(
         table = %table,
