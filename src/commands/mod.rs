@@ -485,11 +485,13 @@ async fn restore_keys(
 /// `sync`, then its metrics where `--metrics-file`, `--pushgateway` and `--emf` send them, whatever
 /// the outcome (a run that failed says so in its metrics, and keeps its last success time).
 async fn sync(envs_dir: &Path, args: SyncArgs, printer: &Printer) -> Result<Exit> {
-    let outputs = crate::export::Outputs::of(&args.metrics)?;
+    let outputs = crate::export::Outputs::of(&args.metrics, &args.env)?;
     let started = std::time::Instant::now();
     let (env, dry_run) = (args.env.clone(), args.dry_run);
     let mut report = None;
-    let outcome = sync_run(envs_dir, args, printer, &mut report).await;
+    // Listened to from here on: a signal during the metrics' delivery cuts it short.
+    let stop = crate::engine::stop::Stop::on_signals();
+    let outcome = sync_run(envs_dir, args, printer, &mut report, &stop).await;
     if !outputs.is_empty() {
         let code = match &outcome {
             Ok(code) => *code,
@@ -499,7 +501,8 @@ async fn sync(envs_dir: &Path, args: SyncArgs, printer: &Printer) -> Result<Exit
         let mut figures = crate::pure::metrics::RunFigures::new(&env, dry_run, report.as_ref(), code as u8);
         figures.duration_seconds = started.elapsed().as_secs_f64();
         figures.finished_at = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
-        outputs.publish(figures, printer).await;
+        figures.run_id = crate::engine::run_id::current();
+        outputs.publish(figures, printer, &stop).await;
     }
     outcome
 }
@@ -510,6 +513,7 @@ async fn sync_run(
     args: SyncArgs,
     printer: &Printer,
     kept: &mut Option<crate::pure::report::RunReport>,
+    stop: &crate::engine::stop::Stop,
 ) -> Result<Exit> {
     let mut profile = load(envs_dir, &args.env).await?;
     profile.sync = profile.sync.overridden(args.scan_segments, args.max_in_flight, args.max_write_units_per_second)?;
@@ -530,11 +534,10 @@ async fn sync_run(
         rejects_file: args.rejects_file,
         params: args.params,
     };
-    let stop = crate::engine::stop::Stop::on_signals();
     // The sync stops itself on a signal (and records it); this bound covers the phases before it
     // holds anything, such as connecting and preparing the queries.
     let finished = tokio::select! {
-        finished = sync::run(&profile, &options, printer, &stop) => finished?,
+        finished = sync::run(&profile, &options, printer, stop) => finished?,
         signal = stop.expired(crate::engine::stop::STOPPED_WITHIN) => {
             return Err(crate::engine::stop::Interrupted(signal).into())
         }
