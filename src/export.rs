@@ -191,7 +191,7 @@ fn kind(meta: &std::fs::Metadata) -> &'static str {
         use std::os::unix::fs::FileTypeExt;
         let t = meta.file_type();
         if t.is_char_device() {
-            return "a character device (such as /dev/null)";
+            return "a character device";
         } else if t.is_block_device() {
             return "a block device";
         } else if t.is_fifo() {

@@ -499,7 +499,9 @@ pub fn pushgateway() -> String {
         .map_or_else(|| PathBuf::from("/usr/bin/prometheus-pushgateway"), PathBuf::from);
     assert!(binary.exists(), "the Pushgateway is not installed at {}: run scripts/setup.sh", binary.display());
     let port = free_port();
-    watched(&format!("exec {} --web.listen-address=127.0.0.1:{port}", binary.display()), "");
+    // Debian's build persists to /var/lib/prometheus/pushgateway.data unless told otherwise: every
+    // instance would start with the groups of the ones before it. An empty path keeps nothing.
+    watched(&format!("exec {} --web.listen-address=127.0.0.1:{port} --persistence.file=''", binary.display()), "");
     wait_for_port(port, "prometheus-pushgateway");
     format!("http://127.0.0.1:{port}")
 }

@@ -544,13 +544,16 @@ async fn a_second_signal_is_a_json_event_of_the_run_under_log_format_json() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let pid = child.id() as i32;
-    // Two signals a few milliseconds apart: the second while the first's stop is under way.
+    // DynamoDB stops answering: the first signal's stop (recording the run) waits on it, so that
+    // the second comes while the first's stop is under way.
+    ctx.proxy.set_stalled(true);
     for _ in 0..2 {
         // SAFETY: kill(2) on our own child's pid, which it has not reaped.
         unsafe { libc::kill(pid, libc::SIGTERM) };
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(100));
     }
     let (code, _, stderr, _) = crate::harness::finish(child, Instant::now(), Duration::from_secs(30));
+    ctx.proxy.set_stalled(false);
     assert_eq!(code, 5, "{stderr}");
     let events = events(&stderr);
     one_run_id(&events);
