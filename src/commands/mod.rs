@@ -489,9 +489,10 @@ async fn sync(envs_dir: &Path, args: SyncArgs, printer: &Printer) -> Result<Exit
     let started = std::time::Instant::now();
     let (env, dry_run) = (args.env.clone(), args.dry_run);
     let mut report = None;
-    // Listened to from here on: a signal during the metrics' delivery cuts it short.
-    let stop = crate::engine::stop::Stop::on_signals();
-    let outcome = sync_run(envs_dir, args, printer, &mut report, &stop).await;
+    // The run listens for signals once past its confirmation prompt; the delivery of its metrics
+    // too, so that a signal then cuts the delivery short instead of changing the exit code.
+    let mut stop = None;
+    let outcome = sync_run(envs_dir, args, printer, &mut report, &mut stop).await;
     if !outputs.is_empty() {
         let code = match &outcome {
             Ok(code) => *code,
@@ -502,6 +503,7 @@ async fn sync(envs_dir: &Path, args: SyncArgs, printer: &Printer) -> Result<Exit
         figures.duration_seconds = started.elapsed().as_secs_f64();
         figures.finished_at = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
         figures.run_id = crate::engine::run_id::current();
+        let stop = stop.unwrap_or_else(crate::engine::stop::Stop::on_signals);
         outputs.publish(figures, printer, &stop).await;
     }
     outcome
@@ -513,7 +515,7 @@ async fn sync_run(
     args: SyncArgs,
     printer: &Printer,
     kept: &mut Option<crate::pure::report::RunReport>,
-    stop: &crate::engine::stop::Stop,
+    stop: &mut Option<crate::engine::stop::Stop>,
 ) -> Result<Exit> {
     let mut profile = load(envs_dir, &args.env).await?;
     profile.sync = profile.sync.overridden(args.scan_segments, args.max_in_flight, args.max_write_units_per_second)?;
@@ -534,6 +536,7 @@ async fn sync_run(
         rejects_file: args.rejects_file,
         params: args.params,
     };
+    let stop = &*stop.insert(crate::engine::stop::Stop::on_signals());
     // The sync stops itself on a signal (and records it); this bound covers the phases before it
     // holds anything, such as connecting and preparing the queries.
     let finished = tokio::select! {
