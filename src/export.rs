@@ -22,6 +22,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use crate::cli::MetricsArgs;
+use crate::engine::stop::Stop;
 use crate::exit::UsageError;
 use crate::printer::Printer;
 use crate::pure::metrics::{self, RunFigures};
@@ -45,23 +46,32 @@ pub struct Outputs {
 }
 
 impl Outputs {
-    /// Checks the flags before anything runs: a metrics file's directory must exist, and the
+    /// Checks the flags before anything runs: a metrics file must be a regular file, or not
+    /// exist yet in an existing directory, and hold no other environment's metrics; the
     /// Pushgateway URL must be an `http` or `https` URL with a host.
-    pub fn of(args: &MetricsArgs) -> Result<Outputs, UsageError> {
-        if let Some(file) = &args.metrics_file {
-            let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            if !dir.is_dir() || file.file_name().is_none() {
-                return Err(UsageError(format!(
-                    "--metrics-file {}: {} is not a directory; give a file in an existing directory (the one \
-                     node_exporter's --collector.textfile.directory reads, for the textfile collector)",
-                    file.display(),
-                    dir.display()
-                )));
+    pub fn of(args: &MetricsArgs, env: &str) -> Result<Outputs, UsageError> {
+        let file = match &args.metrics_file {
+            Some(file) => {
+                let target = metrics_target(file).map_err(UsageError)?;
+                // One file per environment: the file is replaced whole, so a second environment
+                // writing it would drop the first one's series (its last success times with them).
+                if let Ok(Some(text)) = read_previous(&target) {
+                    if let Some(other) = metrics::environments(&text).into_iter().find(|e| e != env) {
+                        return Err(UsageError(format!(
+                            "--metrics-file {}: the file holds the metrics of environment \"{other}\", which this \
+                             run of \"{env}\" would replace (the file is rewritten whole); give each environment \
+                             its own file, such as ddbsync-{env}.prom, or delete the file",
+                            file.display()
+                        )));
+                    }
+                }
+                Some(target)
             }
-        }
+            None => None,
+        };
         // An empty DDBSYNC_PUSHGATEWAY is no Pushgateway, as an unset one.
         let push = args.pushgateway.as_deref().filter(|u| !u.is_empty()).map(Pushgateway::parse).transpose()?;
-        Ok(Outputs { file: args.metrics_file.clone(), push, emf: args.emf })
+        Ok(Outputs { file, push, emf: args.emf })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -69,9 +79,36 @@ impl Outputs {
     }
 
     /// Delivers the run's figures everywhere asked; each failure is a warning. `run` comes without
-    /// its last success times: they are carried here from the previous metrics file.
-    pub async fn publish(&self, mut run: RunFigures, printer: &Printer) {
-        let previous = self.file.as_deref().map(|f| previous_successes(f, &run.env)).unwrap_or_default();
+    /// its last success times: they are carried here from the previous metrics file. The run's
+    /// outcome is decided by now: a signal during the delivery cuts it short ([`Stop::delivering`])
+    /// and the exit code stays the run's.
+    pub async fn publish(&self, run: RunFigures, printer: &Printer, stop: &Stop) {
+        if let Err(signal) = stop.delivering(run.exit_code, self.deliver(run, printer)).await {
+            let push = self.push.as_ref().map(|g| format!(" (the push to --pushgateway {} did not finish)", g.shown));
+            printer.warn(format!(
+                "{signal}: the metrics' delivery was cut short{}; the run's outcome stands (exit code unchanged)",
+                push.unwrap_or_default()
+            ));
+        }
+    }
+
+    async fn deliver(&self, mut run: RunFigures, printer: &Printer) {
+        // Checked again: the path may have become something else while the run ran.
+        let file = self.file.as_deref().map(|f| (f, metrics_target(f)));
+        let previous = match &file {
+            Some((_, Ok(target))) => match read_previous(target) {
+                Ok(text) => text.map(|t| metrics::last_successes(&t, &run.env)).unwrap_or_default(),
+                Err(why) => {
+                    printer.warn(format!(
+                        "--metrics-file {}: the previous metrics were not read ({why}); the last success times \
+                         start again from this run",
+                        target.display()
+                    ));
+                    BTreeMap::new()
+                }
+            },
+            _ => BTreeMap::new(),
+        };
         run.last_success = metrics::carried(previous, &run);
         if self.emf {
             let ms = (run.finished_at * 1000.0).round() as i64;
@@ -80,8 +117,9 @@ impl Outputs {
             }
         }
         let text = metrics::prometheus(&run);
-        if let Some(file) = &self.file {
-            if let Err(e) = write_atomically(file, &text) {
+        if let Some((file, target)) = file {
+            let written = target.and_then(|t| write_atomically(&t, &text).map_err(|e| e.to_string()));
+            if let Err(e) = written {
                 printer.warn(format!(
                     "--metrics-file {}: not written: {e}; the run's outcome stands (exit code unchanged), and the \
                      file keeps the previous run's metrics",
@@ -104,9 +142,93 @@ impl Outputs {
     }
 }
 
-/// The last success times the previous metrics file holds for `env` (none when there is none).
-fn previous_successes(file: &Path, env: &str) -> BTreeMap<String, f64> {
-    std::fs::read_to_string(file).map(|text| metrics::last_successes(&text, env)).unwrap_or_default()
+/// The largest previous metrics file read for its last success times: a file ddbsync wrote is a
+/// few kilobytes a table; anything much larger is not one, and is not read into memory.
+pub const PREVIOUS_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// The file `--metrics-file` names, checked: a regular file, or a path where none exists yet in
+/// an existing directory. A symbolic link is followed: the file it names is the one written
+/// (atomically, in that file's own directory); a link to nothing is refused. Anything else (a
+/// device such as /dev/null, a FIFO, a socket, a directory) is refused, as replacing the file by
+/// a rename would replace it.
+pub fn metrics_target(file: &Path) -> Result<PathBuf, String> {
+    let refuse = |why: String| {
+        format!(
+            "--metrics-file {}: {why}; give the path of a regular file or of one that does not exist yet (a *.prom \
+             file in the directory node_exporter's --collector.textfile.directory reads, for the textfile collector)",
+            file.display()
+        )
+    };
+    match std::fs::symlink_metadata(file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            if !dir.is_dir() || file.file_name().is_none() {
+                return Err(refuse(format!("{} is not a directory", dir.display())));
+            }
+            Ok(file.to_path_buf())
+        }
+        Err(e) => Err(refuse(format!("cannot be examined: {e}"))),
+        Ok(meta) if meta.file_type().is_symlink() => match std::fs::metadata(file) {
+            Ok(target) if target.is_file() => {
+                std::fs::canonicalize(file).map_err(|e| refuse(format!("cannot be resolved: {e}")))
+            }
+            Ok(target) => Err(refuse(format!("is a symbolic link to {}, not to a regular file", kind(&target)))),
+            Err(e) => Err(refuse(format!("is a symbolic link that leads nowhere ({e})"))),
+        },
+        Ok(meta) if meta.is_file() => Ok(file.to_path_buf()),
+        Ok(meta) => Err(refuse(format!(
+            "is {}, not a regular file: the metrics file is replaced whole (a new file renamed over it), which would \
+             replace it",
+            kind(&meta)
+        ))),
+    }
+}
+
+/// What a path that is not a regular file is, as a message says it.
+fn kind(meta: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_char_device() {
+            return "a character device";
+        } else if t.is_block_device() {
+            return "a block device";
+        } else if t.is_fifo() {
+            return "a FIFO (named pipe)";
+        } else if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if meta.is_dir() {
+        "a directory"
+    } else if meta.is_file() {
+        "a regular file"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// The previous metrics file's text, when it is a regular file of at most [`PREVIOUS_LIMIT`]
+/// bytes (none when there is no file). Bytes that are not UTF-8 are replaced, so that the lines
+/// around them are still read.
+fn read_previous(path: &Path) -> Result<Option<String>, String> {
+    use std::io::Read;
+    let opened = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let meta = opened.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err(format!("it is {}, not a regular file", kind(&meta)));
+    }
+    let mut bytes = Vec::new();
+    opened.take(PREVIOUS_LIMIT + 1).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > PREVIOUS_LIMIT {
+        return Err(format!("it is larger than {} MiB, which no file ddbsync writes is", PREVIOUS_LIMIT >> 20));
+    }
+    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 /// Writes `text` to `path` as node_exporter's textfile collector requires: into a temporary file
@@ -138,7 +260,7 @@ pub struct Pushgateway {
 
 impl Pushgateway {
     /// `http(s)://[user:password@]host[:port][/path]`; the credentials become a Basic
-    /// `Authorization` header. Refusals never quote the credentials.
+    /// `Authorization` header. Refusals never quote the credentials, whatever the text.
     pub fn parse(text: &str) -> Result<Pushgateway, UsageError> {
         let refuse = |why: &str, shown: &str| {
             UsageError(format!(
@@ -146,7 +268,13 @@ impl Pushgateway {
                  password, if it asks for them, as http://user:password@host:9091)"
             ))
         };
-        let mut url = url::Url::parse(text).map_err(|e| refuse(&format!("not a URL ({e})"), "(the URL given)"))?;
+        // Before any parse: without `://` the URL parser takes `user:password@host` for a scheme
+        // (`user`) and a path, and would show the password as part of either.
+        let shown = without_userinfo(text);
+        if !text.contains("://") {
+            return Err(refuse("it has no http:// or https:// (add http://, or https:// for TLS)", &shown));
+        }
+        let mut url = url::Url::parse(text).map_err(|e| refuse(&format!("not a URL ({e})"), &shown))?;
         let user = percent_decoded(url.username());
         let password = url.password().map(percent_decoded);
         let authorization = (!user.is_empty() || password.is_some()).then(|| {
@@ -168,10 +296,13 @@ impl Pushgateway {
         Ok(Pushgateway { base: url, authorization, shown })
     }
 
-    /// The group's URL: `<base>/metrics/job/ddbsync/env/<env>` (the environment in base64 when it
-    /// holds a character a path segment cannot, as the Pushgateway's API allows).
+    /// The group's URL: `<base>/metrics/job/ddbsync/env/<env>` (the environment in base64 when a
+    /// path segment cannot hold it as it is, as the Pushgateway's API allows: a character outside
+    /// `A-Za-z0-9-_.`, or `.` and `..`, which HTTP clients and servers resolve as "this" and "the
+    /// parent" directory).
     pub fn group_url(&self, env: &str) -> String {
-        let plain = !env.is_empty() && env.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        let plain =
+            !matches!(env, "" | "." | "..") && env.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
         let env = if plain {
             format!("env/{env}")
         } else {
@@ -249,20 +380,40 @@ where
         request = request.header(hyper::header::AUTHORIZATION, authorization);
     }
     let request = request.body(Full::new(Bytes::from(text))).map_err(|e| format!("building the request: {e}"))?;
-    let answer = client.request(request).await.map_err(|e| chain(&e))?;
+    let answer = client.request(request).await.map_err(|e| {
+        let text = chain(&e);
+        // rustls's words when the answer to its hello is not TLS (a plain-HTTP server).
+        if text.contains("InvalidContentType") || text.contains("corrupt message") {
+            format!("{text}; the server does not speak TLS at that address: use http://")
+        } else {
+            text
+        }
+    })?;
     let status = answer.status();
     if status.is_success() {
         return Ok(());
     }
+    let location =
+        answer.headers().get(hyper::header::LOCATION).map(|l| shown_text(&String::from_utf8_lossy(l.as_bytes())));
     // The Pushgateway says why in plain text (an inconsistent metric, a bad label).
     let body = answer.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    let why: String = String::from_utf8_lossy(&body).trim().chars().take(300).collect();
+    let why: String = shown_text(String::from_utf8_lossy(&body).trim()).chars().take(300).collect();
     let fix = match status.as_u16() {
-        401 | 403 => "; check the user and password in the URL",
-        404 => "; check the URL's path (the Pushgateway's own, without /metrics)",
-        _ => "",
+        300..=399 => format!(
+            " (a redirect{}, which a push does not follow); give the Pushgateway's own URL",
+            location.map(|l| format!(" to {l}")).unwrap_or_default()
+        ),
+        401 | 403 => "; check the user and password in the URL".into(),
+        404 => "; check the URL's path (the Pushgateway's own, without /metrics)".into(),
+        _ => String::new(),
     };
     Err(format!("it answered {status}{}{fix}", if why.is_empty() { String::new() } else { format!(": {why}") }))
+}
+
+/// A server's text as a message may show it: control characters (a terminal's escape sequences,
+/// line breaks) escaped, so that it cannot rewrite the screen or forge log lines.
+fn shown_text(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 /// An error with its causes, as `{:#}` prints an anyhow chain.
@@ -274,6 +425,23 @@ fn chain(e: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     text
+}
+
+/// The URL as a message may show it: everything up to the last `@` after the scheme (the user
+/// and password, wherever a malformed URL puts them) left out, whether the text parses or not; a
+/// text that does not look like an address at all is not quoted.
+fn without_userinfo(text: &str) -> String {
+    let (scheme, rest) = match text.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), text),
+    };
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, after)| after);
+    let shown = format!("{scheme}{rest}");
+    if shown.is_empty() || shown.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        "(the URL given)".into()
+    } else {
+        shown
+    }
 }
 
 fn percent_decoded(text: &str) -> String {
@@ -315,8 +483,8 @@ mod tests {
         for (url, why) in [
             ("ftp://u:topsecret@host/", "the scheme is ftp"),
             ("http://u:topsecret@host:9091/?x=1", "a query"),
-            ("not a url topsecret", "not a URL"),
-            ("unix:/var/run/push.sock", "the scheme is unix"),
+            ("not a url topsecret", "no http://"),
+            ("unix:/var/run/push.sock", "no http://"),
         ] {
             let e = Pushgateway::parse(url).unwrap_err().0;
             assert!(e.contains(why), "{url}: {e}");
@@ -352,10 +520,173 @@ mod tests {
     #[test]
     fn a_metrics_file_in_a_missing_directory_is_refused_before_the_run() {
         let args = MetricsArgs { metrics_file: Some("/no/such/dir/x.prom".into()), ..MetricsArgs::default() };
-        let e = Outputs::of(&args).unwrap_err().0;
+        let e = Outputs::of(&args, "dev").unwrap_err().0;
         assert!(e.contains("/no/such/dir is not a directory"), "{e}");
         let args = MetricsArgs { metrics_file: Some("x.prom".into()), ..MetricsArgs::default() };
-        assert!(Outputs::of(&args).is_ok(), "a file in the working directory");
+        assert!(Outputs::of(&args, "dev").is_ok(), "a file in the working directory");
+    }
+
+    fn refusal(path: &Path) -> String {
+        let args = MetricsArgs { metrics_file: Some(path.into()), ..MetricsArgs::default() };
+        Outputs::of(&args, "dev").unwrap_err().0
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_metrics_file_that_is_not_a_regular_file_is_refused_before_the_run() {
+        let e = refusal(Path::new("/dev/null"));
+        assert!(e.starts_with("--metrics-file /dev/null: is a character device"), "{e}");
+        assert!(e.contains("give the path of a regular file"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.prom");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        let e = refusal(&fifo);
+        assert!(e.contains("is a FIFO (named pipe), not a regular file"), "{e}");
+        assert!(refusal(dir.path()).contains("is a directory, not a regular file"));
+        let dangling = dir.path().join("dangling.prom");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+        assert!(refusal(&dangling).contains("is a symbolic link that leads nowhere"));
+        let to_device = dir.path().join("null.prom");
+        std::os::unix::fs::symlink("/dev/null", &to_device).unwrap();
+        assert!(refusal(&to_device).contains("is a symbolic link to a character device"));
+        // Nothing was replaced.
+        assert!(std::fs::symlink_metadata(&to_device).unwrap().file_type().is_symlink());
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_symbolic_link_is_followed_and_the_file_it_names_is_written_in_its_own_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let real_dir = dir.path().join("real");
+        std::fs::create_dir(&real_dir).unwrap();
+        let real = real_dir.join("ddbsync.prom");
+        std::fs::write(&real, "ddbsync_last_success_timestamp_seconds{env=\"dev\",table=\"t\"} 1700000000\n").unwrap();
+        let link = dir.path().join("link.prom");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let args = MetricsArgs { metrics_file: Some(link.clone()), ..MetricsArgs::default() };
+        let outputs = Outputs::of(&args, "dev").unwrap();
+        let mut run = RunFigures::new("dev", false, None, 1);
+        run.finished_at = 1_800_000_000.0;
+        outputs.publish(run, &Printer::new(false, true, false), &Stop::never()).await;
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays a link");
+        let text = std::fs::read_to_string(&real).unwrap();
+        assert!(text.contains("ddbsync_run_exit_code{env=\"dev\"} 1"), "{text}");
+        assert_eq!(metrics::last_successes(&text, "dev").get("t"), Some(&1_700_000_000.0), "carried through the link");
+    }
+
+    #[test]
+    fn the_previous_file_is_read_only_when_bounded_and_whatever_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ddbsync.prom");
+        let mut bytes = b"# garbage \xff\xfe\n".to_vec();
+        bytes.extend_from_slice(b"ddbsync_last_success_timestamp_seconds{env=\"dev\",table=\"t\"} 1700000000\n");
+        std::fs::write(&path, &bytes).unwrap();
+        let text = read_previous(&path).unwrap().unwrap();
+        assert_eq!(
+            metrics::last_successes(&text, "dev").get("t"),
+            Some(&1_700_000_000.0),
+            "not dropped for one bad byte"
+        );
+        assert_eq!(read_previous(&dir.path().join("none.prom")).unwrap(), None);
+        let big = std::fs::File::create(&path).unwrap();
+        big.set_len(PREVIOUS_LIMIT + 1).unwrap();
+        let e = read_previous(&path).unwrap_err();
+        assert!(e.contains("larger than 16 MiB"), "{e}");
+    }
+
+    #[test]
+    fn a_metrics_file_holding_another_environment_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ddbsync.prom");
+        std::fs::write(&path, "ddbsync_run_exit_code{env=\"prod\"} 0\n").unwrap();
+        let e = refusal(&path);
+        assert!(e.contains("holds the metrics of environment \"prod\""), "{e}");
+        assert!(e.contains("ddbsync-dev.prom"), "{e}");
+        std::fs::write(&path, "ddbsync_run_exit_code{env=\"dev\"} 0\n").unwrap();
+        let args = MetricsArgs { metrics_file: Some(path), ..MetricsArgs::default() };
+        assert!(Outputs::of(&args, "dev").is_ok(), "its own environment's file");
+    }
+
+    #[test]
+    fn a_url_without_a_scheme_is_told_so_and_never_shows_its_password() {
+        for (url, shown) in [
+            ("bob:hunter2@127.0.0.1:9091", "--pushgateway 127.0.0.1:9091: it has no http://"),
+            ("bob:hunter2@host/path", "--pushgateway host/path: it has no http://"),
+            ("http//bob:hunter2@host", "--pushgateway host: it has no http://"),
+            ("http://bob:hunter2@[::1", "--pushgateway http://[::1: not a URL"),
+            ("ht tp://bob:hunter2@h", "--pushgateway (the URL given): not a URL"),
+        ] {
+            let e = Pushgateway::parse(url).unwrap_err().0;
+            assert!(e.starts_with(shown), "{url}: {e}");
+            assert!(!e.contains("hunter2") && !e.contains("bob"), "{url}: {e}");
+        }
+        let e = Pushgateway::parse("pushgateway:9091").unwrap_err().0;
+        assert!(e.contains("add http://"), "{e}");
+    }
+
+    #[test]
+    fn dot_and_dot_dot_are_sent_in_base64() {
+        let g = Pushgateway::parse("http://h:9091").unwrap();
+        for env in [".", ".."] {
+            let encoded = base64::engine::general_purpose::URL_SAFE.encode(env);
+            assert_eq!(g.group_url(env), format!("http://h:9091/metrics/job/ddbsync/env@base64/{encoded}"));
+        }
+        assert_eq!(g.group_url("a.b"), "http://h:9091/metrics/job/ddbsync/env/a.b");
+    }
+
+    /// A server that answers every connection with `answer`, as it is.
+    fn answering(answer: &'static str) -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut buf = [0u8; 4096];
+                let _ = std::io::Read::read(&mut stream, &mut buf);
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn a_redirect_and_a_control_character_laden_body_are_told_plainly() {
+        let port = answering(
+            "HTTP/1.1 301 Moved Permanently\r\nLocation: http://elsewhere:9091/\r\nContent-Length: 9\r\n\r\ngo \x1b[2Jaway",
+        );
+        let g = Pushgateway::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+        let e = g.push("dev", "x 1\n".into(), true).await.unwrap_err();
+        assert!(e.starts_with("it answered 301 Moved Permanently"), "{e}");
+        assert!(e.contains("a redirect to http://elsewhere:9091/"), "{e}");
+        assert!(e.contains("give the Pushgateway's own URL"), "{e}");
+        assert!(!e.contains('\x1b') && e.contains("\\u{1b}[2J"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn https_to_a_plain_http_server_says_to_use_http() {
+        let port = answering("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        let g = Pushgateway::parse(&format!("https://127.0.0.1:{port}")).unwrap();
+        let e = g.push("dev", "x 1\n".into(), true).await.unwrap_err();
+        assert!(e.contains("the server does not speak TLS at that address: use http://"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_signal_during_the_push_cuts_it_short_at_once() {
+        // The kernel accepts the connection into the listener's backlog; nothing ever answers.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let g = Pushgateway::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+        let (stop, signal) = Stop::for_test();
+        let started = std::time::Instant::now();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            signal("SIGTERM");
+        });
+        let cut = stop.delivering(0, g.push("dev", "x 1\n".into(), true)).await;
+        assert_eq!(cut.unwrap_err(), "SIGTERM");
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        drop(listener);
     }
 
     #[tokio::test]

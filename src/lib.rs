@@ -12,7 +12,7 @@ pub mod cli;
 mod commands;
 pub mod engine;
 pub mod exit;
-mod export;
+pub mod export;
 pub mod printer;
 pub mod profile;
 pub mod pure;

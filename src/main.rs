@@ -69,7 +69,10 @@ fn main() -> ExitCode {
     };
     // One id per run, on every log event of the run (its final error included) and on its leases.
     let run_id = ddbsync::engine::run_id::make();
-    let span = tracing::info_span!("run", run_id = %run_id);
+    // At the error level, so that no filter that lets an event through drops the span: every
+    // event, warnings and the final error included, carries the run id.
+    let span = tracing::error_span!("run", run_id = %run_id);
+    ddbsync::engine::stop::log_as_json(log_json);
     let outcome = runtime.block_on(
         async {
             let outcome = ddbsync::run(cli, run_id).await;

@@ -182,15 +182,26 @@ impl Printer {
 
     /// A command's result on stdout: JSON with `--json` (a struct or a map, its fields after
     /// `schema_version`), else the text `human` makes of it. A command shows one result.
+    /// A failure to write names stdout (its kind kept: a closed pipe is no error, see `is_broken_pipe`).
     pub fn show<T: Serialize>(&self, value: &T, human: impl FnOnce(&T) -> String) -> io::Result<()> {
         self.shown.store(true, Ordering::Relaxed);
         let mut out = io::stdout().lock();
-        if self.json {
-            serde_json::to_writer_pretty(&mut out, &Versioned { schema_version: SCHEMA_VERSION, body: value })?;
-            writeln!(out)
+        let written = if self.json {
+            serde_json::to_writer_pretty(&mut out, &Versioned { schema_version: SCHEMA_VERSION, body: value })
+                .map_err(io::Error::from)
+                .and_then(|()| writeln!(out))
         } else {
             write!(out, "{}", human(value))
         }
+        .and_then(|()| out.flush());
+        written.map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "writing the result to stdout failed: {e}; the command's work is done, only its report was lost"
+                ),
+            )
+        })
     }
 
     /// With `--json`, the error that ended a command, as the JSON document on stdout, unless the

@@ -567,7 +567,10 @@ async fn sync(envs_dir: &Path, args: SyncArgs, printer: &Printer, stop: &Stop) -
     if let Some(refused) = args.refused() {
         return Err(refused.into());
     }
-    let outputs = crate::export::Outputs::of(&args.metrics)?;
+    // The sync stops itself on a signal and records it, then its metrics are delivered (a signal
+    // then cuts the delivery short, the exit code staying the run's): held until both are done.
+    let _held = stop.hold();
+    let outputs = crate::export::Outputs::of(&args.metrics, &args.env)?;
     let started = std::time::Instant::now();
     let (env, dry_run) = (args.env.clone(), args.dry_run);
     let mut report = None;
@@ -581,7 +584,8 @@ async fn sync(envs_dir: &Path, args: SyncArgs, printer: &Printer, stop: &Stop) -
         let mut figures = crate::pure::metrics::RunFigures::new(&env, dry_run, report.as_ref(), code as u8);
         figures.duration_seconds = started.elapsed().as_secs_f64();
         figures.finished_at = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
-        outputs.publish(figures, printer).await;
+        figures.run_id = crate::engine::run_id::current();
+        outputs.publish(figures, printer, stop).await;
     }
     outcome
 }
@@ -594,8 +598,6 @@ async fn sync_run(
     stop: &Stop,
     kept: &mut Option<crate::pure::report::RunReport>,
 ) -> Result<Exit> {
-    // The sync stops itself on a signal and records it; the metrics are published after it.
-    let _held = stop.hold();
     let mut profile = load(envs_dir, &args.env).await?;
     profile.sync = profile.sync.overridden(args.scan_segments, args.max_in_flight, args.max_write_units_per_second)?;
     if args.clean && !args.dry_run {

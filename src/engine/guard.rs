@@ -43,7 +43,9 @@ pub fn spawn_writer(
     };
     let pace = Arc::new(Pace::new(settings.max_in_flight, cap));
     let target = Arc::new(Guarded::new(target, fence.clone(), stop.clone()));
-    (tx, tokio::spawn(writer::write_all(target, writer_settings, pace, rx, on_written)))
+    // In the run's span: the writer's events (its retries) carry the run id.
+    let writing = writer::write_all(target, writer_settings, pace, rx, on_written);
+    (tx, tokio::spawn(tracing::Instrument::instrument(writing, tracing::Span::current())))
 }
 
 /// Why a batch was not sent because the run was stopping: the writer reports its items as not

@@ -531,7 +531,10 @@ pub async fn acquire(dynamo: Arc<dyn Target>, settings: &Settings, tables: &[Str
             }
         }
     }
-    held.renewal = tokio::spawn(renew(dynamo, settings.clone(), held.tables.clone(), me, held.fence.clone(), tx));
+    held.renewal = tokio::spawn(tracing::Instrument::instrument(
+        renew(dynamo, settings.clone(), held.tables.clone(), me, held.fence.clone(), tx),
+        tracing::Span::current(),
+    ));
     // A live holder whose lease was forced away learns it only at its next renewal, and may write
     // until its own fence closes: this run writes nothing before that.
     if let Some(wait) = forced_until.and_then(|until| (until - Utc::now()).to_std().ok()) {

@@ -9,12 +9,18 @@
 //! (a lock, writes in flight) marks itself with [`Stop::hold`] and ends itself on a stop; any other
 //! phase (connecting, reading, comparing) holds nothing and is cut at once ([`Stop::cut`]), so that
 //! every command ends on a signal with exit 5 and its message, never killed by it.
+//!
+//! Once the run's outcome is decided (a sync delivering its metrics, [`Stop::delivering`]), a
+//! signal no longer changes it: the first cuts the delivery short, a second exits at once, both
+//! with the run's exit code.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::exit::Exit;
 
@@ -30,9 +36,18 @@ pub const DRAIN: Duration = Duration::from_secs(10);
 /// files in `deploy/` allow 60 s, and a test holds them to this.
 pub const STOPPED_WITHIN: Duration = Duration::from_secs(DRAIN.as_secs() + 10);
 
-/// Whether a stop was asked for, and when; and how many phases hold something. Cheap to clone.
+/// With `--log-format json`, the second signal's message is a log event, as every line on stderr.
+static LOG_JSON: AtomicBool = AtomicBool::new(false);
+
+/// Says the second signal's message as a log event (`--log-format json`) instead of a line of text.
+pub fn log_as_json(json: bool) {
+    LOG_JSON.store(json, Ordering::Relaxed);
+}
+
+/// Whether a stop was asked for, and when; the signals seen; how many phases hold something.
+/// Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct Stop(watch::Receiver<Option<(&'static str, Instant)>>, Arc<AtomicUsize>);
+pub struct Stop(watch::Receiver<Option<(&'static str, Instant)>>, Signals);
 
 /// A phase that holds something and ends itself on a stop, from [`Stop::hold`] until dropped.
 #[derive(Debug)]
@@ -64,6 +79,25 @@ pub struct Cut {
     pub signal: &'static str,
 }
 
+/// Every signal received (the latest's name and how many so far), the run's exit code once its
+/// outcome is decided ([`UNDECIDED`] before), and how many phases hold something ([`Stop::hold`]).
+#[derive(Clone, Debug)]
+struct Signals {
+    seen: watch::Receiver<(&'static str, u32)>,
+    decided: Arc<AtomicI32>,
+    holding: Arc<AtomicUsize>,
+}
+
+const UNDECIDED: i32 = -1;
+
+impl Signals {
+    fn never() -> Signals {
+        let (tx, seen) = watch::channel(("", 0));
+        std::mem::forget(tx);
+        Signals { seen, decided: Arc::new(AtomicI32::new(UNDECIDED)), holding: Arc::default() }
+    }
+}
+
 /// The run stopped on a signal before it finished; what it wrote is kept.
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -77,36 +111,49 @@ impl Stop {
         let (tx, rx) = watch::channel(None);
         // Kept alive for ever, so that `wait` pends instead of failing.
         std::mem::forget(tx);
-        Stop(rx, Arc::default())
+        Stop(rx, Signals::never())
     }
 
-    /// Listens for SIGTERM and SIGINT: the first asks for a stop, the second exits at once.
+    /// Listens for SIGTERM and SIGINT: the first asks for a stop, the second exits at once
+    /// (unless the outcome is decided, [`Stop::delivering`]).
     pub fn on_signals() -> Stop {
         let (tx, rx) = watch::channel(None);
-        tokio::spawn(async move {
-            let mut first = true;
+        let (seen_tx, seen) = watch::channel(("", 0));
+        let decided = Arc::new(AtomicI32::new(UNDECIDED));
+        let outcome = decided.clone();
+        // In the run's span, so that its message carries the run id.
+        let listening = async move {
+            let (mut count, mut since_decided) = (0, 0);
             loop {
                 let name = next_signal().await;
-                if !first {
-                    eprintln!("{name} again: exiting at once; the next run completes the work");
-                    std::process::exit(Exit::Interrupted as i32);
-                }
-                if ASKING.load(Ordering::SeqCst) {
+                count += 1;
+                let _ = seen_tx.send((name, count));
+                let code = outcome.load(Ordering::SeqCst);
+                if code != UNDECIDED {
+                    // The first cuts the delivery short (the delivery listens); a second exits.
+                    since_decided += 1;
+                    if since_decided > 1 {
+                        exit_at_once(name, code);
+                    }
+                } else if count == 1 && ASKING.load(Ordering::SeqCst) {
                     eprintln!("\n{name} at the question: nothing was changed");
                     std::process::exit(Exit::Interrupted as i32);
+                } else if count == 1 {
+                    let _ = tx.send(Some((name, Instant::now())));
+                } else {
+                    exit_at_once(name, Exit::Interrupted as i32);
                 }
-                first = false;
-                let _ = tx.send(Some((name, Instant::now())));
             }
-        });
-        Stop(rx, Arc::default())
+        };
+        tokio::spawn(listening.instrument(tracing::Span::current()));
+        Stop(rx, Signals { seen, decided, holding: Arc::default() })
     }
 
     /// Marks a phase that holds something until the guard is dropped: a stop then leaves the
     /// phase [`STOPPED_WITHIN`] to end itself before [`Stop::cut`] cuts it.
     pub fn hold(&self) -> Held {
-        self.1.fetch_add(1, Ordering::SeqCst);
-        Held(self.1.clone())
+        self.1.holding.fetch_add(1, Ordering::SeqCst);
+        Held(self.1.holding.clone())
     }
 
     /// Resolves when a stopped command is to be cut: at once when no phase holds anything, else
@@ -116,14 +163,50 @@ impl Stop {
     pub async fn cut(&self, command: &'static str) -> anyhow::Error {
         let signal = self.wait().await;
         let at = self.0.borrow().map_or_else(Instant::now, |(_, at)| at);
-        while self.1.load(Ordering::SeqCst) > 0 && at.elapsed() < STOPPED_WITHIN {
+        let holding = &self.1.holding;
+        while holding.load(Ordering::SeqCst) > 0 && at.elapsed() < STOPPED_WITHIN {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        if self.1.load(Ordering::SeqCst) > 0 {
+        if holding.load(Ordering::SeqCst) > 0 {
             Interrupted(signal).into()
         } else {
             Cut { command, signal }.into()
         }
+    }
+
+    /// Runs `work`, the delivery of an outcome already decided (exit code `code`), until it ends or
+    /// a signal comes, whichever is first: `Err` with the signal's name when one cut it short.
+    /// From here on a signal no longer changes the exit code: a second one exits at once with `code`.
+    pub async fn delivering<F: Future>(&self, code: u8, work: F) -> Result<F::Output, &'static str> {
+        let mut seen = self.1.seen.clone();
+        seen.borrow_and_update();
+        self.1.decided.store(i32::from(code), Ordering::SeqCst);
+        let signalled = async {
+            match seen.changed().await {
+                Ok(()) => seen.borrow().0,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            done = work => Ok(done),
+            name = signalled => Err(name),
+        }
+    }
+
+    /// A stop whose signals the test sends itself, by name.
+    #[cfg(test)]
+    pub fn for_test() -> (Stop, impl Fn(&'static str) + Send + 'static) {
+        let (tx, rx) = watch::channel(None);
+        let (seen_tx, seen) = watch::channel(("", 0));
+        let signals = Signals { seen, decided: Arc::new(AtomicI32::new(UNDECIDED)), holding: Arc::default() };
+        let send = move |name| {
+            let _ = tx.send(Some((name, Instant::now())));
+            seen_tx.send_modify(|(last, count)| {
+                *last = name;
+                *count += 1;
+            });
+        };
+        (Stop(rx, signals), send)
     }
 
     /// The signal that asked for a stop, if one did.
@@ -147,6 +230,17 @@ impl Stop {
         tokio::time::sleep_until((at + extra).into()).await;
         name
     }
+}
+
+/// The second signal: ends the process now, with `code`.
+fn exit_at_once(name: &str, code: i32) -> ! {
+    let message = format!("{name} again: exiting at once; the next run completes the work");
+    if LOG_JSON.load(Ordering::Relaxed) {
+        tracing::error!(exit_code = code, "{message}");
+    } else {
+        eprintln!("{message}");
+    }
+    std::process::exit(code)
 }
 
 #[cfg(unix)]
@@ -181,9 +275,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_delivery_ends_with_its_work_or_at_the_next_signal_and_a_past_one_does_not_cut_it() {
+        let (stop, signal) = Stop::for_test();
+        assert_eq!(stop.1.decided.load(Ordering::SeqCst), UNDECIDED);
+        signal("SIGTERM");
+        let done = stop.delivering(3, tokio::time::sleep(Duration::from_millis(20))).await;
+        assert_eq!(done, Ok(()), "the signal that came before the delivery does not cut it");
+        assert_eq!(stop.1.decided.load(Ordering::SeqCst), 3, "a later signal exits with the run's code");
+        let slow = stop.delivering(0, tokio::time::sleep(Duration::from_secs(30)));
+        let started = Instant::now();
+        let (cut, ()) = tokio::join!(slow, async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            signal("SIGINT");
+        });
+        assert_eq!(cut, Err("SIGINT"));
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(stop.1.decided.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
     async fn a_stop_is_seen_by_every_clone_and_expires_after_its_bound() {
         let (tx, rx) = watch::channel(None);
-        let stop = Stop(rx, Arc::default());
+        let stop = Stop(rx, Signals::never());
         let other = stop.clone();
         tx.send(Some(("SIGTERM", Instant::now()))).unwrap();
         assert_eq!(other.requested(), Some("SIGTERM"));
@@ -196,7 +309,7 @@ mod tests {
     #[tokio::test]
     async fn a_stop_cuts_at_once_what_holds_nothing_and_waits_for_what_holds() {
         let (tx, rx) = watch::channel(None);
-        let stop = Stop(rx, Arc::default());
+        let stop = Stop(rx, Signals::never());
         let held = stop.hold();
         tx.send(Some(("SIGTERM", Instant::now()))).unwrap();
         // Held: not cut before the holding phase ends.

@@ -79,12 +79,12 @@ impl TableFigures {
                 "write units DynamoDB billed for the run (deletes and index writes included)",
             ),
             ("read_units", self.read_units, "read units the diff's Scan consumed"),
-            ("cost_usd", self.cost_usd, "what the run's writes and reads cost, in US dollars"),
-            ("potential_usd", self.potential_usd, "what rewriting every source item would have cost, in US dollars"),
+            ("cost_usd", self.cost_usd, "cost of its writes and reads, in US dollars"),
+            ("potential_usd", self.potential_usd, "cost had it rewritten every source item, in US dollars"),
             (
                 "saved_usd",
                 self.saved_usd,
-                "potential_usd less cost_usd (negative when the Scan cost more than it spared)",
+                "saving: potential_usd less cost_usd (negative when the Scan cost more than it spared)",
             ),
         ]
     }
@@ -104,6 +104,9 @@ pub struct RunFigures {
     pub finished_at: f64,
     /// Per table, when a run last succeeded, in seconds since the Unix epoch ([`carried`]).
     pub last_success: BTreeMap<String, f64>,
+    /// The run's id, as its log events carry it: a property of the EMF lines (never a label or a
+    /// dimension, which would start new series every run).
+    pub run_id: String,
 }
 
 impl RunFigures {
@@ -117,6 +120,7 @@ impl RunFigures {
             exit_code,
             finished_at: 0.0,
             last_success: BTreeMap::new(),
+            run_id: String::new(),
         }
     }
 
@@ -239,6 +243,14 @@ pub fn last_successes(text: &str, env: &str) -> BTreeMap<String, f64> {
     found
 }
 
+/// The environments whose metrics a previous [`prometheus`] text holds (its `env` labels).
+pub fn environments(text: &str) -> std::collections::BTreeSet<String> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("ddbsync_")?.split_once('{'))
+        .filter_map(|(_, rest)| parse_labels(rest)?.0.remove("env"))
+        .collect()
+}
+
 /// `k="v",k2="v2"} rest` → the labels (unescaped) and `rest`.
 fn parse_labels(text: &str) -> Option<(BTreeMap<String, String>, &str)> {
     let mut labels = BTreeMap::new();
@@ -276,7 +288,7 @@ pub fn emf(run: &RunFigures, timestamp_ms: i64) -> Vec<String> {
         metrics
             .extend(t.amounts().iter().map(|&(n, v, _)| (n, v, if n.ends_with("_units") { "Count" } else { "None" })));
         let dims = [("env", run.env.as_str()), ("table", t.table.as_str())];
-        lines.push(emf_line(&dims, &metrics, run.dry_run, timestamp_ms));
+        lines.push(emf_line(&dims, &metrics, run, timestamp_ms));
     }
     let metrics = [
         ("duration_seconds", run.duration_seconds, "Seconds"),
@@ -284,13 +296,14 @@ pub fn emf(run: &RunFigures, timestamp_ms: i64) -> Vec<String> {
         // A count CloudWatch can alarm on when it is missing or 0 over a period.
         ("succeeded", f64::from(u8::from(run.succeeded())), "Count"),
     ];
-    lines.push(emf_line(&[("env", run.env.as_str())], &metrics, run.dry_run, timestamp_ms));
+    lines.push(emf_line(&[("env", run.env.as_str())], &metrics, run, timestamp_ms));
     lines
 }
 
 /// One EMF object: the `_aws` metadata naming the dimension set and the metrics, then the
-/// dimensions (strings) and the values (numbers) as top-level members.
-fn emf_line(dims: &[(&str, &str)], metrics: &[(&str, f64, &str)], dry_run: bool, timestamp_ms: i64) -> String {
+/// dimensions (strings) and the values (numbers) as top-level members, then the properties
+/// (`dry_run`, and `run_id`, which leads to the run's log events).
+fn emf_line(dims: &[(&str, &str)], metrics: &[(&str, f64, &str)], run: &RunFigures, timestamp_ms: i64) -> String {
     let names: Vec<&str> = dims.iter().map(|(k, _)| *k).collect();
     let definitions: Vec<Value> = metrics.iter().map(|(n, _, unit)| json!({ "Name": n, "Unit": unit })).collect();
     let mut object = Map::new();
@@ -309,7 +322,8 @@ fn emf_line(dims: &[(&str, &str)], metrics: &[(&str, f64, &str)], dry_run: bool,
         let v = serde_json::Number::from_f64(*v).map_or(Value::Null, Value::Number);
         object.insert((*n).into(), v);
     }
-    object.insert("dry_run".into(), Value::Bool(dry_run));
+    object.insert("dry_run".into(), Value::Bool(run.dry_run));
+    object.insert("run_id".into(), Value::String(run.run_id.clone()));
     Value::Object(object).to_string()
 }
 
@@ -343,6 +357,7 @@ mod tests {
             exit_code,
             finished_at: 1_700_000_000.5,
             last_success: BTreeMap::new(),
+            run_id: String::new(),
         }
     }
 
@@ -502,6 +517,36 @@ mod tests {
         assert_eq!(whole["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["env"]]));
         assert_eq!((whole["exit_code"].as_f64(), whole["succeeded"].as_f64()), (Some(3.0), Some(0.0)));
         assert_eq!(whole["duration_seconds"].as_f64(), Some(12.25));
+    }
+
+    #[test]
+    fn every_emf_line_carries_the_run_id_as_a_property_not_a_dimension() {
+        let mut figures = run(0, false);
+        figures.run_id = "host:42:1700000000000000".into();
+        for line in emf(&figures, 1) {
+            let v: Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(v["run_id"], "host:42:1700000000000000", "{line}");
+            let dims = &v["_aws"]["CloudWatchMetrics"][0]["Dimensions"];
+            assert!(!dims.to_string().contains("run_id"), "{line}");
+        }
+    }
+
+    #[test]
+    fn every_help_text_reads_as_a_sentence() {
+        let text = prometheus(&run(0, false));
+        for help in text.lines().filter_map(|l| l.strip_prefix("# HELP ")) {
+            let help = help.split_once(' ').unwrap().1;
+            assert!(!help.contains("run's what") && !help.contains("run's potential_usd"), "{help}");
+        }
+        assert!(text.contains("# HELP ddbsync_cost_usd The last run's cost of its writes and reads, in US dollars\n"));
+    }
+
+    #[test]
+    fn the_environments_of_a_previous_file_are_its_env_labels() {
+        let text = "# HELP x\nddbsync_run_exit_code{env=\"prod\"} 0\n\
+                    ddbsync_items{env=\"dev\",table=\"t\",result=\"created\"} 1\ngarbage{env=\"other\"} 1\n";
+        let found: Vec<String> = environments(text).into_iter().collect();
+        assert_eq!(found, ["dev", "prod"]);
     }
 
     #[test]

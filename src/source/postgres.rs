@@ -561,11 +561,15 @@ where
         Ok(Err(e)) => return Err(db_error(&e)),
         Err(_) => return Err(format!("no answer within {}s ({origin})", limit.as_secs())),
     };
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!("PostgreSQL connection closed: {e}");
-        }
-    });
+    // In the run's span: its warning carries the run id.
+    tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            if let Err(e) = connection.await {
+                tracing::warn!("PostgreSQL connection closed: {e}");
+            }
+        },
+        tracing::Span::current(),
+    ));
     Ok(client)
 }
 

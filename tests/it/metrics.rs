@@ -345,3 +345,229 @@ async fn a_run_stopped_by_sigterm_writes_its_metrics_with_exit_code_5() {
     let run = emf.iter().find(|v| v.get("_aws").is_some() && v.get("exit_code").is_some()).expect("the run's EMF line");
     assert_eq!(run["exit_code"].as_f64(), Some(5.0));
 }
+
+#[tokio::test]
+async fn a_metrics_file_that_is_a_fifo_is_refused_and_a_symbolic_link_is_followed() {
+    use std::os::unix::fs::FileTypeExt;
+    let ctx = Ctx::new(SCALE).await;
+    let fifo = ctx.envs.path().join("fifo.prom");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    // Bounded: reading a FIFO as the previous file would wait for a writer for ever.
+    let child = ctx
+        .command(&["--json", "sync", "local", "--metrics-file", fifo.to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, _, stderr, _) =
+        crate::harness::finish(child, std::time::Instant::now(), std::time::Duration::from_secs(20));
+    assert_eq!(code, 2, "{stderr}");
+    let expected = format!("--metrics-file {}: is a FIFO (named pipe), not a regular file", fifo.display());
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo(), "the FIFO is left as it was");
+    assert!(!ctx.table_exists("lessons").await, "nothing was done");
+
+    // A link into the collector's directory: the file it names is replaced, in its own directory.
+    let textfile = ctx.envs.path().join("textfile");
+    std::fs::create_dir(&textfile).unwrap();
+    let real = textfile.join("ddbsync.prom");
+    std::fs::write(&real, "ddbsync_last_success_timestamp_seconds{env=\"local\",table=\"earlier\"} 1700000000\n")
+        .unwrap();
+    let link = ctx.envs.path().join("link.prom");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let run = sync_with(&ctx, &["--metrics-file", link.to_str().unwrap()]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays a link");
+    let s = samples(&std::fs::read_to_string(&real).unwrap());
+    let lessons = ctx.table("lessons");
+    let stored = ctx.scan("lessons").await.len() as f64;
+    let created = value(&s, "ddbsync_items", &[("env", "local"), ("table", &lessons), ("result", "created")]);
+    assert_eq!(created, Some(stored), "the file the link names holds the run's figures");
+    let earlier = value(&s, "ddbsync_last_success_timestamp_seconds", &[("env", "local"), ("table", "earlier")]);
+    assert_eq!(earlier, Some(1_700_000_000.0), "carried through the link");
+    let names: Vec<_> = std::fs::read_dir(&textfile).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 1, "no temporary file left beside it: {names:?}");
+
+    // Another environment's file is refused: the run would drop its series.
+    std::fs::write(&real, "ddbsync_run_exit_code{env=\"prod\"} 0\n").unwrap();
+    let run = sync_with(&ctx, &["--metrics-file", real.to_str().unwrap()]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert!(run.stderr().contains("holds the metrics of environment \"prod\""), "{}", run.stderr());
+    assert_eq!(std::fs::read_to_string(&real).unwrap(), "ddbsync_run_exit_code{env=\"prod\"} 0\n");
+}
+
+#[tokio::test]
+async fn a_pushgateway_url_without_a_scheme_is_told_so_and_never_shows_the_password() {
+    let ctx = Ctx::new(2).await;
+    let run = sync_with(&ctx, &["--pushgateway", "bob:hunter2@127.0.0.1:9091"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    for text in [run.stderr(), run.stdout()] {
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("--pushgateway 127.0.0.1:9091: it has no http:// or https:// (add http://"), "{text}");
+    }
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout()).expect("the JSON error document");
+    assert_eq!(doc["error"]["exit_code"], 2);
+}
+
+/// The JSON events on a run's stderr (EMF lines apart), each checked to be an object.
+fn events(stderr: &str) -> Vec<serde_json::Value> {
+    stderr
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .filter(|v| v.get("_aws").is_none())
+        .collect()
+}
+
+/// The one run id every event carries.
+fn one_run_id(events: &[serde_json::Value]) -> String {
+    let ids: std::collections::BTreeSet<&str> = events
+        .iter()
+        .map(|e| e["span"]["run_id"].as_str().unwrap_or_else(|| panic!("an event without the run id: {e}")))
+        .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    ids.into_iter().next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn json_logs_of_failed_runs_and_of_warnings_carry_the_run_id_without_dash_v() {
+    let ctx = Ctx::new(2).await;
+    for (args, code) in [
+        (vec!["--log-format", "json", "sync", "local", "--table", "nope"], 2),
+        (vec!["--log-format", "json", "sync", "nosuch"], 2),
+    ] {
+        let run = ctx.ddbsync(&args);
+        assert_eq!(run.code(), code, "{}", run.stderr());
+        let events = events(&run.stderr());
+        one_run_id(&events);
+        assert!(events.iter().any(|e| e["level"] == "ERROR" && e["fields"]["exit_code"] == code), "{}", run.stderr());
+    }
+    // A warning (the push failed) and the EMF lines: the same id.
+    let port = crate::harness::free_port();
+    let gone = format!("http://127.0.0.1:{port}");
+    let run = ctx.ddbsync(&["--log-format", "json", "sync", "local", "--pushgateway", &gone, "--emf"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let events = events(&run.stderr());
+    let id = one_run_id(&events);
+    assert!(events.iter().any(|e| e["level"] == "WARN"
+        && e["fields"]["message"].as_str().is_some_and(|m| m.contains("the metrics were not pushed"))));
+    let emf: Vec<serde_json::Value> = run
+        .stderr()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v.get("_aws").is_some())
+        .collect();
+    assert!(!emf.is_empty());
+    for line in &emf {
+        assert_eq!(line["run_id"].as_str(), Some(id.as_str()), "{line}");
+    }
+}
+
+/// Runs a sync that pushes to a Pushgateway that accepts and never answers, sends `signals` once
+/// the push has connected, and returns the exit code, stdout, stderr and the time after the signals.
+fn stalled_push(ctx: &Ctx, signals: usize) -> (i32, String, String, std::time::Duration) {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let args = ["--json", "sync", "local", "--pushgateway", url.as_str()];
+    let child = ctx.command(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let started = Instant::now();
+    let _held = loop {
+        match listener.accept() {
+            Ok((stream, _)) => break stream,
+            Err(_) => {
+                assert!(started.elapsed() < Duration::from_secs(60), "the push never connected");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
+    for _ in 0..signals {
+        crate::harness::signal(&child, "TERM");
+    }
+    crate::harness::finish(child, Instant::now(), Duration::from_secs(30))
+}
+
+#[tokio::test]
+async fn a_signal_during_the_push_cuts_it_short_and_the_exit_code_is_the_runs() {
+    let ctx = Ctx::new(SCALE).await;
+    for signals in [1, 2] {
+        let (code, stdout, stderr, took) = stalled_push(&ctx, signals);
+        assert_eq!(code, 0, "{signals} signal(s), the run completed: {stderr}");
+        let report: serde_json::Value = serde_json::from_str(&stdout).expect("the report");
+        assert_eq!(report["outcome"]["exit_code"], 0, "{report}");
+        assert!(took < std::time::Duration::from_secs(3), "{signals} signal(s): ended {took:?} after");
+        if signals == 1 {
+            assert!(stderr.contains("SIGTERM: the metrics' delivery was cut short (the push to"), "{stderr}");
+        }
+    }
+    let stored = ctx.scan("lessons").await.len();
+    assert_eq!(stored, SCALE as usize, "the data were synced");
+}
+
+#[tokio::test]
+async fn a_report_that_cannot_be_written_to_stdout_says_so() {
+    let ctx = Ctx::new(2).await;
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let out = ctx.command(&["sync", "local"]).stdin(std::process::Stdio::null()).stdout(full).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("error: writing the result to stdout failed: No space left on device"), "{stderr}");
+}
+
+#[tokio::test]
+async fn environments_dot_and_dot_dot_reach_a_real_pushgateway_as_their_own_groups() {
+    let gateway = pushgateway();
+    let push = ddbsync::export::Pushgateway::parse(&gateway).unwrap();
+    for env in [".", ".."] {
+        push.push(env, "ddbsync_run_exit_code 0\n".into(), true).await.unwrap_or_else(|e| panic!("{env}: {e}"));
+    }
+    let api: serde_json::Value = serde_json::from_str(&http_get(&format!("{gateway}/api/v1/metrics"))).unwrap();
+    let mut envs: Vec<&str> =
+        api["data"].as_array().unwrap().iter().filter_map(|g| g["labels"]["env"].as_str()).collect();
+    envs.sort();
+    assert_eq!(envs, [".", ".."], "{api}");
+}
+
+#[tokio::test]
+async fn a_second_signal_is_a_json_event_of_the_run_under_log_format_json() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let ctx = Ctx::new(2).await;
+    ctx.use_mappings(
+        "slow.toml",
+        "[tables.lessons]\npartition_key = \"lesson_id\"\nquery = \"SELECT id AS lesson_id, title FROM lessons, pg_sleep(30)\"\n",
+    );
+    let args = ["--log-format", "json", "sync", "local"];
+    let child = ctx.command(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let started = Instant::now();
+    let running = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND state = 'active' AND query LIKE '%pg_sleep(30)%' \
+         AND application_name = 'ddbsync'",
+        ctx.db
+    );
+    while ctx.query(&running)[0] == "0" {
+        assert!(started.elapsed() < Duration::from_secs(30), "the query never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = child.id() as i32;
+    // DynamoDB stops answering: the first signal's stop (recording the run) waits on it, so that
+    // the second comes while the first's stop is under way.
+    ctx.proxy.set_stalled(true);
+    for _ in 0..2 {
+        // SAFETY: kill(2) on our own child's pid, which it has not reaped.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, _, stderr, _) = crate::harness::finish(child, Instant::now(), Duration::from_secs(30));
+    ctx.proxy.set_stalled(false);
+    assert_eq!(code, 5, "{stderr}");
+    let events = events(&stderr);
+    one_run_id(&events);
+    let again = events
+        .iter()
+        .find(|e| e["fields"]["message"].as_str().is_some_and(|m| m.starts_with("SIGTERM again: exiting at once")))
+        .unwrap_or_else(|| panic!("no event for the second signal: {stderr}"));
+    assert_eq!((again["level"].as_str(), again["fields"]["exit_code"].as_i64()), (Some("ERROR"), Some(5)));
+}
