@@ -422,7 +422,7 @@ fn toml_error(text: &str, e: &toml::de::Error) -> String {
         // toml's own syntax messages ("invalid string", "expected `=`") hold no text of the file.
         message.to_string()
     };
-    let key = key.map(|k| format!("{k}: ")).unwrap_or_default();
+    let key = key.filter(|k| !what.starts_with(k.as_str())).map(|k| format!("{k}: ")).unwrap_or_default();
     match at {
         Some((line, column)) => {
             format!("TOML parse error at line {line}, column {column}: {key}{what} (the line is not shown)")
@@ -657,8 +657,13 @@ fn validate(
     }
     if let Some(url) = &file.target.endpoint_url {
         if let Some(flaw) = endpoint_flaw(url) {
+            // A URL with `@` may carry a password (`http://key:secret@host`): named, not quoted.
+            let shown = match url.contains('@') {
+                true => "target.endpoint_url (not shown: it holds an @, perhaps a password)".to_string(),
+                false => format!("target.endpoint_url = \"{url}\""),
+            };
             return Err(err(format!(
-                "target.endpoint_url = \"{url}\" {flaw}; write the server's address as http://host:port (https:// \
+                "{shown} {flaw}; write the server's address as http://host:port (https:// \
                  for TLS), for example http://localhost:8000, or leave endpoint_url out for AWS itself"
             )));
         }

@@ -683,6 +683,12 @@ fn a_secret_written_in_the_profile_is_never_echoed() {
         (format!("host = \"h\"\nport = \"{SECRET}\""), "source.port: the value is not a whole number"),
         (format!("host = \"h\"\nsslmode = 7\nuser = \"{SECRET}\""), "source.sslmode: the value is not a string"),
     ];
+    let err = load_err(
+        &ENV.replace("[target]\n", &format!("[target]\nendpoint_url = \"http://k:{SECRET}@h:8000\"\n")),
+        MAPPINGS,
+    );
+    assert!(err.contains("target.endpoint_url (not shown") && err.contains("holds a user name or password"), "{err}");
+    assert!(!err.contains("SECRET"), "{err}");
     for (lines, want) in cases {
         let err = load_err(&ENV.replace(own, &lines), MAPPINGS);
         assert!(err.contains(want), "{lines}: {err}");

@@ -630,6 +630,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_ipv6_host_is_shown_in_brackets() {
+        assert_eq!(format!("alice@{}:5432/pni", bracketed("::1")), "alice@[::1]:5432/pni");
+        assert_eq!(bracketed("db.example.com"), "db.example.com");
+        assert_eq!(bracketed("/var/run/postgresql"), "/var/run/postgresql");
+    }
+
+    #[test]
     fn sslmode_precedence_is_libpqs() {
         let mode = |profile, env| resolve_sslmode(profile, env).map_err(|e| e.to_string());
         assert_eq!(mode(Some(SslMode::Disable), Some("verify-full")), Ok((SslMode::Disable, "source.sslmode")));

@@ -198,6 +198,17 @@ async fn a_service_gives_the_connection_over_the_environment() {
     assert!(err.contains(&format!("{file} (no [absent_svc] section)")), "{err}");
     assert!(err.contains(&format!("{} (absent)", sysconf.join("pg_service.conf").display())), "{err}");
 
+    // PGSERVICEFILE naming a directory: said as such, with its own fix (not "give read access").
+    let mut cmd = command(&ctx, &["sync", "local", "--dry-run"]);
+    cmd.env("PGSERVICEFILE", ctx.envs.path()).env("PGSERVICE", "ddbsync_it");
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("is a directory, not a connection service file") && err.contains("point PGSERVICEFILE at"),
+        "{err}"
+    );
+    assert!(!err.contains("read access"), "{err}");
+
     // The system file is read when the user's lacks the service.
     std::fs::create_dir_all(&sysconf).unwrap();
     std::fs::write(sysconf.join("pg_service.conf"), service(PG_PASSWORD).replace("ddbsync_it", "sys_svc")).unwrap();

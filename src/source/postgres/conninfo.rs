@@ -392,6 +392,19 @@ mod tests {
     }
 
     #[test]
+    fn errors_of_a_connection_string_carry_their_fix() {
+        for (text, fix) in [
+            ("postgresql://u:p%zz@h/db", "write a literal % as %25"),
+            ("postgresql://u:%C3%28@h/db", "percent-encode the UTF-8 bytes"),
+            ("mysql://u@h/db", "write postgresql://user@host:port/dbname"),
+            ("host=h options=x", "remove it"),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(fix), "{text}: {err}");
+        }
+    }
+
+    #[test]
     fn a_service_is_its_first_section() {
         let file = "# services\n[other]\nhost=o\n\n[prod]\nhost = db.prod\nport=6432\npassword=pw\n[prod]\nhost=late\n";
         let prod = service(file, "prod").unwrap().unwrap();

@@ -46,14 +46,16 @@ pub struct PasswordFound {
     /// A password file libpq ignores (its mode, not a plain file, unreadable), as a warning
     /// `check` shows.
     pub warning: Option<String>,
+    /// That file's fix (`chmod 0600 ~/.pgpass`), for the message of a login without a password.
+    pub fix: Option<String>,
 }
 
 impl PasswordFound {
     /// The message for a server that asks for a password when none was found: the places looked
     /// at, and the fix.
     pub fn missing(&self) -> String {
-        let fix = match &self.warning {
-            Some(warning) => format!("{warning}; or "),
+        let fix = match &self.fix {
+            Some(fix) => format!("{fix}; or "),
             None => String::new(),
         };
         format!(
@@ -318,7 +320,7 @@ fn find_password(
     dbname: &str,
     user: &str,
 ) -> (Option<String>, PasswordFound) {
-    let mut found = PasswordFound { origin: None, looked: Vec::new(), warning: None };
+    let mut found = PasswordFound { origin: None, looked: Vec::new(), warning: None, fix: None };
     let explicit = match (&profile.source.url_env, &profile.source.password_env) {
         (Some(var), _) => Some(format!("the connection string in {var}")),
         (None, Some(var)) => Some(format!("{var} (source.password_env)")),
@@ -365,6 +367,7 @@ fn find_password(
         PassFile::Ignored(why, fix) => {
             found.looked.push(format!("{shown} (ignored: {why})"));
             found.warning = Some(format!("password file {shown} is ignored: {why}; {fix}"));
+            found.fix = Some(fix);
         }
     }
     (None, found)
