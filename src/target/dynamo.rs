@@ -242,9 +242,9 @@ pub async fn settle_region(profile: &mut Profile) -> Result<(), ProfileError> {
             _ => "no answer",
         };
         let file = match shared_profile_state(&name).await {
-            SharedProfile::NoFile => format!("{} does not exist", config_file()),
-            SharedProfile::NoProfile => format!("{} has no AWS profile \"{name}\" ({named_by})", config_file()),
-            SharedProfile::NoRegion => {
+            Missing::File => format!("{} does not exist", config_file()),
+            Missing::Profile => format!("{} has no AWS profile \"{name}\" ({named_by})", config_file()),
+            Missing::Region => {
                 format!("AWS profile \"{name}\" ({named_by}) in {} has no region", config_file())
             }
         };
@@ -265,27 +265,28 @@ fn region_var(name: &str) -> Option<String> {
     var(name).filter(|v| !v.trim().is_empty())
 }
 
-/// What the shared config file says of an AWS profile, for the message when no region is found.
-enum SharedProfile {
-    NoFile,
-    NoProfile,
-    NoRegion,
+/// What the shared config file lacks, for the message when no region is found: the file, the
+/// AWS profile, or only the profile's region.
+enum Missing {
+    File,
+    Profile,
+    Region,
 }
 
-async fn shared_profile_state(name: &str) -> SharedProfile {
+async fn shared_profile_state(name: &str) -> Missing {
     use aws_types::os_shim_internal::{Env, Fs};
     let path = match var("AWS_CONFIG_FILE") {
         Some(path) => Some(std::path::PathBuf::from(path)),
         None => var("HOME").map(|home| std::path::Path::new(&home).join(".aws").join("config")),
     };
     if !path.is_some_and(|p| p.is_file()) {
-        return SharedProfile::NoFile;
+        return Missing::File;
     }
     #[allow(deprecated)]
     let files = aws_config::profile::profile_file::ProfileFiles::default();
     match aws_config::profile::load(&Fs::real(), &Env::real(), &files, Some(name.to_string().into())).await {
-        Ok(profiles) if profiles.get_profile(name).is_some() => SharedProfile::NoRegion,
-        _ => SharedProfile::NoProfile,
+        Ok(profiles) if profiles.get_profile(name).is_some() => Missing::Region,
+        _ => Missing::Profile,
     }
 }
 
