@@ -434,10 +434,13 @@ fn toml_error(text: &str, e: &toml::de::Error) -> String {
 /// serde's name of an expected type, in words.
 fn expected_words(expected: &str) -> String {
     match expected {
-        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number, 0 or more".to_string(),
+        "u8" => "a whole number from 0 to 255".to_string(),
+        "u16" => "a whole number from 0 to 65535".to_string(),
+        "u32" => "a whole number from 0 to 4294967295".to_string(),
+        "u64" | "usize" => "a whole number, 0 or more".to_string(),
         "i64" => "a whole number".to_string(),
         "f64" => "a number".to_string(),
-        "a string" | "a boolean" => expected.to_string(),
+        other if other.starts_with("struct ") || other.starts_with("a map") => "a table ([section])".to_string(),
         other => other.to_string(),
     }
 }

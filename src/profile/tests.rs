@@ -680,7 +680,7 @@ fn a_secret_written_in_the_profile_is_never_echoed() {
             "source.password_env is not an environment variable's name",
         ),
         (format!("host = \"h\"\npassword = \"{SECRET}\""), "source.password: unknown field `password`"),
-        (format!("host = \"h\"\nport = \"{SECRET}\""), "source.port: the value is not a whole number"),
+        (format!("host = \"h\"\nport = \"{SECRET}\""), "source.port: the value is not a whole number from 0 to 65535"),
         (format!("host = \"h\"\nsslmode = 7\nuser = \"{SECRET}\""), "source.sslmode: the value is not a string"),
     ];
     let err = load_err(
