@@ -106,6 +106,15 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
     );
 
     let system = profile.source.kind.system();
+    // A password file libpq ignores is said whether or not the login needs it: the next server
+    // (or a changed pg_hba.conf) may.
+    if profile.source.kind == crate::profile::SourceKind::Postgres {
+        if let Ok(resolved) = source::postgres::resolve::resolve(profile) {
+            if let Some(warning) = resolved.password_found.warning {
+                report.push("PostgreSQL password file", Status::Warn, warning);
+            }
+        }
+    }
     let source = match source::connect(profile).await {
         Ok(source) => {
             report.push(system, Status::Ok, format!("connected to {}", source.target()));

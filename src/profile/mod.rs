@@ -64,6 +64,16 @@ impl Profile {
     /// Sets the region AWS's chain found for a profile that gives none (`origin` says which link
     /// of the chain), and the region's prices unless the profile has a `[prices]` section.
     pub fn settle_region(&mut self, region: String, origin: String) -> Result<(), ProfileError> {
+        if !is_region_name(&region) {
+            return Err(ProfileError::new(
+                &self.path,
+                format!(
+                    "{origin} gives the region \"{}\", which is not an AWS region name (such as eu-west-1); fix \
+                     it, or set target.region in this file, which wins",
+                    region.escape_debug()
+                ),
+            ));
+        }
         if !self.prices_given {
             self.prices = Prices::builtin(&region).ok_or_else(|| {
                 ProfileError::new(
@@ -224,6 +234,12 @@ pub const MAX_IN_FLIGHT: Bounds =
     Bounds { min: 1, max: 1000, why: "throttling halves it anyway; 8 to 64 suit most tables" };
 pub const MAX_ATTEMPTS: Bounds =
     Bounds { min: 1, max: 100, why: "backoff waits up to 10 s between attempts; 10 is the default" };
+/// The SDK's attempts per control-plane call: its own default differs from `sync.max_attempts`'.
+pub const TARGET_MAX_ATTEMPTS: Bounds = Bounds {
+    min: 1,
+    max: 100,
+    why: "leave it out for AWS_MAX_ATTEMPTS, else the AWS profile's max_attempts, else the SDK's default of 3",
+};
 /// Far above any table's quota (40,000 per second by default), well within the rate limiter's reach.
 pub const MAX_WRITE_UNITS_PER_SECOND: Bounds = Bounds {
     min: 1,
@@ -371,8 +387,86 @@ fn listing(dir: &Path) -> String {
 
 fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ProfileError> {
     let text = std::fs::read_to_string(path).map_err(|e| ProfileError::new(path, format!("cannot read: {e}")))?;
-    // toml's message gives the line, the column and the offending text.
-    toml::from_str(&text).map_err(|e| ProfileError::new(path, e.to_string().trim_end().to_string()))
+    toml::from_str(&text).map_err(|e| ProfileError::new(path, toml_error(&text, &e)))
+}
+
+/// toml's error said without the line's text or the value: an environment file is where someone
+/// may paste a password or a connection string by mistake, and an error may be logged or shown
+/// in a CI job. The key, the line and the column say where; the message says what was expected.
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let at = e.span().map(|span| line_and_column(text, span.start));
+    let key = at.and_then(|(line, _)| key_at(text, line));
+    let message = e.message().trim_end();
+    let what = if let Some(field) = message.strip_prefix("unknown field `").and_then(|m| m.split_once('`')) {
+        let (name, rest) = field;
+        let hint = match name {
+            "password" => {
+                "; a profile holds no password: name the variable that holds it with password_env = \"PGPASSWORD_PROD\", \
+                 or leave it to PGPASSWORD or ~/.pgpass"
+            }
+            _ => "",
+        };
+        format!("unknown field `{name}`{rest}{hint}")
+    } else if message.starts_with("invalid type: ") || message.starts_with("invalid value: ") {
+        let expected = message.rsplit_once(", expected ").map(|(_, e)| e).unwrap_or("another kind of value");
+        match &key {
+            Some(key) if key.ends_with("_secs") => {
+                format!("{key} must be a whole number of seconds between 1 and {MAX_WAIT_SECS} (a day)")
+            }
+            _ => format!("the value is not {}", expected_words(expected)),
+        }
+    } else if message.starts_with("unknown variant ") {
+        let expected = message.rsplit_once(", expected ").map(|(_, e)| e).unwrap_or("another value");
+        format!("the value is not supported; expected {expected}")
+    } else {
+        // toml's own syntax messages ("invalid string", "expected `=`") hold no text of the file.
+        message.to_string()
+    };
+    let key = key.filter(|k| !what.starts_with(k.as_str())).map(|k| format!("{k}: ")).unwrap_or_default();
+    match at {
+        Some((line, column)) => {
+            format!("TOML parse error at line {line}, column {column}: {key}{what} (the line is not shown)")
+        }
+        None => format!("TOML parse error: {key}{what}"),
+    }
+}
+
+/// serde's name of an expected type, in words.
+fn expected_words(expected: &str) -> String {
+    match expected {
+        "u8" => "a whole number from 0 to 255".to_string(),
+        "u16" => "a whole number from 0 to 65535".to_string(),
+        "u32" => "a whole number from 0 to 4294967295".to_string(),
+        "u64" | "usize" => "a whole number, 0 or more".to_string(),
+        "i64" => "a whole number".to_string(),
+        "f64" => "a number".to_string(),
+        other if other.starts_with("struct ") || other.starts_with("a map") => "a table ([section])".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// The dotted key written on 1-based `line` (`source.connect_timeout_secs`), when the line is a
+/// plain `key = value`: the section is the last `[header]` above it. Only a key's name is taken
+/// from the file, never anything after `=`.
+fn key_at(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let own = lines.get(line.checked_sub(1)?)?;
+    let (name, _) = own.split_once('=')?;
+    let name = name.trim();
+    let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    if !plain(name) {
+        return None;
+    }
+    let section = lines[..line - 1].iter().rev().find_map(|l| {
+        let l = l.trim();
+        let inner = l.strip_prefix('[')?.split_once(']')?.0.trim_matches(|c| c == '[' || c == ' ');
+        Some(inner.to_string())
+    });
+    match section {
+        Some(section) if plain(&section) => Some(format!("{section}.{name}")),
+        Some(_) => None,
+        None => Some(name.to_string()),
+    }
 }
 
 /// Refuses a `mappings` path that leads outside the environments directory, symbolic links
@@ -566,8 +660,13 @@ fn validate(
     }
     if let Some(url) = &file.target.endpoint_url {
         if let Some(flaw) = endpoint_flaw(url) {
+            // A URL with `@` may carry a password (`http://key:secret@host`): named, not quoted.
+            let shown = match url.contains('@') {
+                true => "target.endpoint_url (not shown: it holds an @, perhaps a password)".to_string(),
+                false => format!("target.endpoint_url = \"{url}\""),
+            };
             return Err(err(format!(
-                "target.endpoint_url = \"{url}\" {flaw}; write the server's address as http://host:port (https:// \
+                "{shown} {flaw}; write the server's address as http://host:port (https:// \
                  for TLS), for example http://localhost:8000, or leave endpoint_url out for AWS itself"
             )));
         }
@@ -630,21 +729,37 @@ fn validate(
     Ok(profile)
 }
 
+/// Whether `name` can be an environment variable's name (letters, digits and `_`, not starting
+/// with a digit): what `url_env` and `password_env` take.
+fn is_variable_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit()
+}
+
+/// The message for a `*_env` key whose value is not a variable's name. The value is not quoted:
+/// what is written there by mistake is most often the secret itself.
+fn not_a_variable_name(key: &str, example: &str, secret: &str) -> String {
+    let short = key.rsplit('.').next().unwrap_or(key);
+    format!(
+        "{key} is not an environment variable's name (its value is not shown, in case it is the {secret} itself); \
+         write the variable's name, such as {short} = \"{example}\", and export the {secret} in that variable, \
+         never the {secret} itself in this file"
+    )
+}
+
 /// `url_env` gives the whole connection: the profile's settings of the same things would be
 /// silently overridden (or would override it), so they are refused. TLS and timeout settings may
 /// stay, as defaults under the string's own.
 fn url_env_alone(path: &Path, source: &raw::SourceSection) -> Result<(), ProfileError> {
+    if source.password_env.as_deref().is_some_and(|v| !is_variable_name(v)) {
+        return Err(ProfileError::new(path, not_a_variable_name("source.password_env", "PGPASSWORD_PROD", "password")));
+    }
     let Some(var) = &source.url_env else { return Ok(()) };
-    if var.is_empty()
-        || !var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        || var.as_bytes()[0].is_ascii_digit()
-    {
+    if !is_variable_name(var) {
         return Err(ProfileError::new(
             path,
-            format!(
-                "source.url_env = \"{var}\" is not an environment variable's name; write the name, such as \
-                 url_env = \"DATABASE_URL\", never the connection string itself"
-            ),
+            not_a_variable_name("source.url_env", "DATABASE_URL", "connection string"),
         ));
     }
     let given = [
@@ -669,14 +784,19 @@ fn url_env_alone(path: &Path, source: &raw::SourceSection) -> Result<(), Profile
     ))
 }
 
+/// Whether `region` can be an AWS region's name: lower-case letters, digits and `-`. The same rule
+/// for `target.region` and for a region from AWS's chain (`AWS_REGION`, the AWS config file).
+pub fn is_region_name(region: &str) -> bool {
+    !region.is_empty()
+        && region.len() <= 64
+        && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 /// The `[target]` section, validated; the region is set apart (`settle_region`).
 fn target_config(path: &Path, target: &raw::TargetSection) -> Result<TargetConfig, ProfileError> {
     let err = |message: String| ProfileError::new(path, message);
     if let Some(region) = &target.region {
-        let valid = !region.is_empty()
-            && region.len() <= 64
-            && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !valid {
+        if !is_region_name(region) {
             return Err(err(format!(
                 "target.region = \"{region}\" is not an AWS region name (such as eu-west-1); fix it, or leave it \
                  out to take AWS_REGION or the AWS profile's region"
@@ -684,7 +804,9 @@ fn target_config(path: &Path, target: &raw::TargetSection) -> Result<TargetConfi
         }
     }
     let max_attempts = match target.max_attempts {
-        Some(n) => Some(MAX_ATTEMPTS.check(&format!("target.max_attempts = {n}"), n.into()).map_err(err)? as u32),
+        Some(n) => {
+            Some(TARGET_MAX_ATTEMPTS.check(&format!("target.max_attempts = {n}"), n.into()).map_err(err)? as u32)
+        }
         None => None,
     };
     let adaptive_retries = match target.retry_mode.as_deref() {

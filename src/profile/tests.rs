@@ -665,3 +665,68 @@ fn target_retries_and_timeouts() {
     let err = load_err(&ENV.replace("eu-west-1", "EU West"), MAPPINGS);
     assert!(err.contains("target.region = \"EU West\" is not an AWS region name"), "{err}");
 }
+
+/// What a user pastes into a `*_env` key or as `password` by mistake is most often the secret
+/// itself: the error names the key and the fix, and never shows the value.
+#[test]
+fn a_secret_written_in_the_profile_is_never_echoed() {
+    const SECRET: &str = "Xy7-SECRET";
+    let own = "host = \"127.0.0.1\"\nport = 5432\ndbname = \"pni\"\nuser = \"sync\"\npassword_env = \"T_PGPASSWORD\"";
+    let cases = [
+        (format!("url_env = \"postgresql://a:{SECRET}@h/d\""), "source.url_env is not an environment variable's name"),
+        (format!("url_env = \"host=h password={SECRET}\""), "source.url_env is not an environment variable's name"),
+        (
+            format!("host = \"h\"\npassword_env = \"Xy7@:/-{SECRET}\""),
+            "source.password_env is not an environment variable's name",
+        ),
+        (format!("host = \"h\"\npassword = \"{SECRET}\""), "source.password: unknown field `password`"),
+        (format!("host = \"h\"\nport = \"{SECRET}\""), "source.port: the value is not a whole number from 0 to 65535"),
+        (format!("host = \"h\"\nsslmode = 7\nuser = \"{SECRET}\""), "source.sslmode: the value is not a string"),
+    ];
+    let err = load_err(
+        &ENV.replace("[target]\n", &format!("[target]\nendpoint_url = \"http://k:{SECRET}@h:8000\"\n")),
+        MAPPINGS,
+    );
+    assert!(err.contains("target.endpoint_url (not shown") && err.contains("holds a user name or password"), "{err}");
+    assert!(!err.contains("SECRET"), "{err}");
+    for (lines, want) in cases {
+        let err = load_err(&ENV.replace(own, &lines), MAPPINGS);
+        assert!(err.contains(want), "{lines}: {err}");
+        assert!(!err.contains("SECRET"), "{lines}: the value is shown: {err}");
+    }
+    let err = load_err(&ENV.replace(own, &format!("host = \"h\"\npassword = \"{SECRET}\"")), MAPPINGS);
+    assert!(err.contains("line 8, column 1") && err.contains("password_env") && err.contains("~/.pgpass"), "{err}");
+    let err = load_err(&ENV.replace(own, &format!("host = \"h\"\npassword_env = \"{SECRET}\"")), MAPPINGS);
+    assert!(err.contains("such as password_env = \"PGPASSWORD_PROD\""), "{err}");
+}
+
+#[test]
+fn a_timeout_that_is_not_a_whole_number_gets_the_range_not_serdes_words() {
+    for (section, value) in
+        [("source", "-1"), ("source", "1.5"), ("source", "\"5\""), ("target", "-1"), ("target", "2.5")]
+    {
+        let env = ENV.replace(&format!("[{section}]\n"), &format!("[{section}]\nconnect_timeout_secs = {value}\n"));
+        let err = load_err(&env, MAPPINGS);
+        let want = format!("{section}.connect_timeout_secs must be a whole number of seconds between 1 and 86400");
+        assert!(err.contains(&want) && !err.contains("expected u64"), "{value}: {err}");
+    }
+}
+
+#[test]
+fn target_max_attempts_states_its_own_default() {
+    let err = load_err(&ENV.replace("[target]\n", "[target]\nmax_attempts = 0\n"), MAPPINGS);
+    assert!(err.contains("target.max_attempts = 0 must be between 1 and 100"), "{err}");
+    assert!(err.contains("AWS_MAX_ATTEMPTS") && err.contains("the SDK's default of 3"), "{err}");
+    assert!(!err.contains("10 is the default"), "that is sync.max_attempts': {err}");
+}
+
+#[test]
+fn a_region_from_awss_chain_is_checked_as_target_region_is() {
+    let dir = dir_with(&ENV.replace("region = \"eu-west-1\"", ""), MAPPINGS);
+    for bad in ["EU West", "eu_west_1", "", "eu-west-1\n"] {
+        let mut p = load(dir.path(), "dev").unwrap();
+        let err = p.settle_region(bad.into(), "AWS_REGION".into()).unwrap_err().to_string();
+        assert!(err.contains("AWS_REGION gives the region") && err.contains("is not an AWS region name"), "{err}");
+        assert!(!p.region_settled());
+    }
+}

@@ -242,6 +242,14 @@ fn db_error(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// A host for `user@host:port`: an IPv6 address in brackets, as in a URI.
+fn bracketed(host: &str) -> String {
+    match host.contains(':') && !host.starts_with('/') {
+        true => format!("[{host}]"),
+        false => host.to_string(),
+    }
+}
+
 impl Postgres {
     /// Connects with the settings [`resolve::resolve`] finds, libpq's way.
     pub async fn connect(profile: &Profile) -> Result<Postgres, SourceError> {
@@ -258,8 +266,9 @@ impl Postgres {
             sslrootcert,
             connect_timeout,
             timeout_origin,
+            password_found,
         } = resolve::resolve(profile)?;
-        let target = format!("{user}@{host}:{port}/{dbname}");
+        let target = format!("{user}@{}:{port}/{dbname}", bracketed(&host));
         let mut config = tokio_postgres::Config::new();
         config
             .host(&host)
@@ -304,6 +313,13 @@ impl Postgres {
                      the server, or choose another sslmode)",
                     sslmode.name()
                 ));
+            }
+            if cause.contains("password missing") {
+                cause = password_found.missing();
+            } else if cause.contains("password authentication failed") {
+                if let Some(origin) = &password_found.origin {
+                    cause.push_str(&format!(" (the password came from {origin}; correct it there)"));
+                }
             }
             SourceError::Connect { target: target.clone(), cause }
         })?;
@@ -616,6 +632,13 @@ fn raw_value(row: &Row, index: usize) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv6_host_is_shown_in_brackets() {
+        assert_eq!(format!("alice@{}:5432/pni", bracketed("::1")), "alice@[::1]:5432/pni");
+        assert_eq!(bracketed("db.example.com"), "db.example.com");
+        assert_eq!(bracketed("/var/run/postgresql"), "/var/run/postgresql");
+    }
 
     #[test]
     fn sslmode_precedence_is_libpqs() {

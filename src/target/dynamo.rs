@@ -141,14 +141,29 @@ async fn shared_retries(target: &TargetConfig) -> Result<(Option<u32>, Option<bo
     };
     let name = profiles.selected_profile().to_string();
     let (attempts, mode) = (profiles.get("max_attempts"), profiles.get("retry_mode"));
-    retry_env(attempts, mode).map_err(|_| {
+    let bad = |key: &str, value: &str, allowed: &str, wins: &str| {
         format!(
-            "the AWS profile \"{name}\" in {} has a max_attempts or retry_mode that cannot be used (max_attempts \
-             1 to 100, retry_mode standard or adaptive); fix it, or set target.max_attempts and target.retry_mode, \
-             which win",
-            config_file()
+            "the AWS profile \"{name}\" in {} has {key} = {}, which cannot be used ({allowed}); fix it there, or set \
+             {wins}, which wins",
+            config_file(),
+            value.escape_debug()
         )
-    })
+    };
+    let attempts = match attempts {
+        None => None,
+        Some(text) => Some(
+            retry_env(Some(text), None)
+                .map_err(|_| bad("max_attempts", text, "a number of attempts from 1 to 100", "target.max_attempts"))?,
+        ),
+    };
+    let adaptive = match mode {
+        None => None,
+        Some(text) => Some(
+            retry_env(None, Some(text))
+                .map_err(|_| bad("retry_mode", text, "standard or adaptive", "target.retry_mode"))?,
+        ),
+    };
+    Ok((attempts.and_then(|(a, _)| a), adaptive.and_then(|(_, m)| m)))
 }
 
 /// Everything the client is built with; an error is a setting that cannot be used (the message
@@ -198,12 +213,12 @@ pub async fn settle_region(profile: &mut Profile) -> Result<(), ProfileError> {
         (None, Some(name)) => (name, "AWS_PROFILE"),
         (None, None) => ("default".to_string(), "the default"),
     };
-    let from_env = aws_config::environment::region::EnvironmentVariableRegionProvider::new().region().await;
+    // Read here rather than by the SDK's provider, which takes an empty AWS_REGION as the region "".
+    let from_env = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .into_iter()
+        .find_map(|name| region_var(name).map(|region| (Region::new(region), name.to_string())));
     let found = match from_env {
-        Some(region) => {
-            let origin = if var("AWS_REGION").is_some() { "AWS_REGION" } else { "AWS_DEFAULT_REGION" };
-            Some((region, origin.to_string()))
-        }
+        Some(found) => Some(found),
         None => {
             let mut file = aws_config::profile::region::ProfileFileRegionProvider::builder();
             if let Some(name) = &aws_profile {
@@ -226,18 +241,53 @@ pub async fn settle_region(profile: &mut Profile) -> Result<(), ProfileError> {
             Some(v) if v.eq_ignore_ascii_case("true") => "disabled by AWS_EC2_METADATA_DISABLED",
             _ => "no answer",
         };
+        let file = match shared_profile_state(&name).await {
+            Missing::File => format!("{} does not exist", config_file()),
+            Missing::Profile => format!("{} has no AWS profile \"{name}\" ({named_by})", config_file()),
+            Missing::Region => {
+                format!("AWS profile \"{name}\" ({named_by}) in {} has no region", config_file())
+            }
+        };
         return Err(ProfileError::new(
             &profile.path,
             format!(
                 "no AWS region: the profile has no target.region, and AWS's chain found none: AWS_REGION and \
-                 AWS_DEFAULT_REGION are not set, AWS profile \"{name}\" ({named_by}) in {} has no region, and the EC2 \
-                 instance metadata service gave none ({imds}); set target.region = \"us-east-1\" (your region) in \
-                 this file, or export AWS_REGION",
-                config_file()
+                 AWS_DEFAULT_REGION are not set (or empty), {file}, and the EC2 instance metadata service gave none \
+                 ({imds}); set target.region = \"us-east-1\" (your region) in this file, or export AWS_REGION"
             ),
         ));
     };
     profile.settle_region(region.to_string(), origin)
+}
+
+/// A region variable; empty or blank is unset (the SDK's provider would take "" as a region).
+fn region_var(name: &str) -> Option<String> {
+    var(name).filter(|v| !v.trim().is_empty())
+}
+
+/// What the shared config file lacks, for the message when no region is found: the file, the
+/// AWS profile, or only the profile's region.
+enum Missing {
+    File,
+    Profile,
+    Region,
+}
+
+async fn shared_profile_state(name: &str) -> Missing {
+    use aws_types::os_shim_internal::{Env, Fs};
+    let path = match var("AWS_CONFIG_FILE") {
+        Some(path) => Some(std::path::PathBuf::from(path)),
+        None => var("HOME").map(|home| std::path::Path::new(&home).join(".aws").join("config")),
+    };
+    if !path.is_some_and(|p| p.is_file()) {
+        return Missing::File;
+    }
+    #[allow(deprecated)]
+    let files = aws_config::profile::profile_file::ProfileFiles::default();
+    match aws_config::profile::load(&Fs::real(), &Env::real(), &files, Some(name.to_string().into())).await {
+        Ok(profiles) if profiles.get_profile(name).is_some() => Missing::Region,
+        _ => Missing::Profile,
+    }
 }
 
 /// The shared config file the SDK reads, for messages.
@@ -275,10 +325,29 @@ where
         (_, Some(m)) => m.to_string(),
         // No answer: the innermost cause ("Connection refused (os error 111)") is what a user can act on.
         (SdkError::DispatchFailure(_), None) => format!("no answer from DynamoDB: {}", root_cause(&err)),
-        (SdkError::TimeoutError(_), None) => format!("no answer from DynamoDB in time: {}", root_cause(&err)),
+        (SdkError::TimeoutError(_), None) => format!(
+            "no answer from DynamoDB in time: {}; check the endpoint (target.endpoint_url) and the network \
+             (target.operation_timeout_secs bounds each call, its retries included)",
+            root_cause(&err)
+        ),
+        // An answer without DynamoDB's error code (`__type`): a web server, a proxy's error page,
+        // a wrong path. The SDK's own account of it is a dump of the raw response.
+        (SdkError::ServiceError(_) | SdkError::ResponseError(_), None) if err.code().is_none() => match status {
+            Some(status) => not_dynamodb(status),
+            None => DisplayErrorContext(&err).to_string(),
+        },
         (_, None) => DisplayErrorContext(&err).to_string(),
     };
     retry::classify(err.code(), status, message)
+}
+
+/// The message for an endpoint whose answer is not DynamoDB's.
+fn not_dynamodb(status: u16) -> String {
+    format!(
+        "the endpoint answered HTTP {status} without a DynamoDB error code; it does not look like DynamoDB: check \
+         target.endpoint_url (or AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL): it is the server's base URL, such as \
+         http://localhost:8000, with no path"
+    )
 }
 
 /// The credential chain's error, when that is why a call failed.

@@ -112,7 +112,7 @@ async fn url_env_gives_the_connection_and_never_shows_its_password() {
     assert_eq!(code, 0, "{out}{err}");
 
     // Unset, or empty: a profile error naming the variable and the file.
-    for value in [None, Some("")] {
+    for value in [None, Some(""), Some("  \t")] {
         let mut cmd = command(&ctx, &["sync", "local", "--dry-run"]);
         if let Some(value) = value {
             cmd.env("TEST_DB_URL", value);
@@ -139,6 +139,10 @@ async fn url_env_gives_the_connection_and_never_shows_its_password() {
         assert!(!all.contains(wrong), "a password was shown:\n{all}");
         if want == 1 {
             assert!(all.contains("password authentication failed for user \"pw_user\""), "the server's reason: {all}");
+            assert!(
+                all.contains("(the password came from the connection string in TEST_DB_URL; correct it there)"),
+                "{all}"
+            );
         } else {
             let named = all
                 .contains("local.toml: source.url_env names TEST_DB_URL, which holds a connection string that")
@@ -193,6 +197,17 @@ async fn a_service_gives_the_connection_over_the_environment() {
     assert!(err.contains("service \"absent_svc\" (named by PGSERVICE) is not defined"), "{err}");
     assert!(err.contains(&format!("{file} (no [absent_svc] section)")), "{err}");
     assert!(err.contains(&format!("{} (absent)", sysconf.join("pg_service.conf").display())), "{err}");
+
+    // PGSERVICEFILE naming a directory: said as such, with its own fix (not "give read access").
+    let mut cmd = command(&ctx, &["sync", "local", "--dry-run"]);
+    cmd.env("PGSERVICEFILE", ctx.envs.path()).env("PGSERVICE", "ddbsync_it");
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("is a directory, not a connection service file") && err.contains("point PGSERVICEFILE at"),
+        "{err}"
+    );
+    assert!(!err.contains("read access"), "{err}");
 
     // The system file is read when the user's lacks the service.
     std::fs::create_dir_all(&sysconf).unwrap();
@@ -260,6 +275,42 @@ async fn a_password_file_others_may_read_is_ignored_with_a_warning() {
     std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o644)).unwrap();
     let (code, out, err) = run(command(&ctx, &["sync", "local", "--dry-run"]));
     assert_eq!(code, 1, "the file is ignored, so no password is sent: {out}{err}");
+    // The login's failure says why: where ddbsync looked, the file it ignored and the fix.
+    assert!(
+        err.contains("the server asks for a password and none was found (looked at: PGPASSWORD (not set)"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{} (ignored: mode 0644", pgpass.display())), "{err}");
+    assert!(err.contains(&format!("`chmod 0600 {}` to use it", pgpass.display())), "{err}");
+    assert!(!err.contains("invalid configuration: password missing"), "{err}");
+    // check lists it, as a warning of its own, in its text and its JSON.
+    {
+        let (_, out, _) = run(command(&ctx, &["--json", "check", "local"]));
+        let checks: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let warned = checks["checks"].as_array().unwrap().iter().any(|c| {
+            c["what"] == "PostgreSQL password file"
+                && c["status"] == "warn"
+                && c["detail"].as_str().unwrap().contains("mode 0644")
+        });
+        assert!(warned, "{out}");
+        // PGPASSFILE a directory; a file with no line for this connection.
+        let mut cmd = command(&ctx, &["sync", "local", "--dry-run"]);
+        cmd.env("PGPASSFILE", ctx.envs.path());
+        let (code, _, err) = run(cmd);
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.contains("(PGPASSFILE) (ignored: it is a directory)") && err.contains("point PGPASSFILE at"),
+            "{err}"
+        );
+        let other = ctx.envs.path().join("other.pgpass");
+        std::fs::write(&other, format!("elsewhere:{port}:*:pw_user:{PG_PASSWORD}\n")).unwrap();
+        std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let mut cmd = command(&ctx, &["sync", "local", "--dry-run"]);
+        cmd.env("PGPASSFILE", &other);
+        let (code, _, err) = run(cmd);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains(&format!("(no line matches 127.0.0.1:{port}:{}:pw_user", ctx.db)), "{err}");
+    }
     assert!(
         err.contains(&format!("password file {} has mode 0644", pgpass.display())) && err.contains("chmod 0600"),
         "{err}"
@@ -375,7 +426,12 @@ async fn aws_max_attempts_is_honoured_and_never_multiplies_ddbsyncs_retries() {
     std::fs::write(ctx.envs.path().join("aws-config"), "[default]\nmax_attempts = many\n").unwrap();
     let (code, _, err) = run(command(&ctx, &["check", "local"]));
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("has a max_attempts or retry_mode that cannot be used") && !err.contains("panicked"), "{err}");
+    assert!(err.contains("the AWS profile \"default\" in ") && !err.contains("panicked"), "{err}");
+    assert!(err.contains("has max_attempts = many, which cannot be used (a number of attempts"), "{err}");
+    std::fs::write(ctx.envs.path().join("aws-config"), "[default]\nretry_mode = legacy\n").unwrap();
+    let (code, _, err) = run(command(&ctx, &["check", "local"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("has retry_mode = legacy, which cannot be used (standard or adaptive)"), "{err}");
     std::fs::write(ctx.envs.path().join("aws-config"), "").unwrap();
 
     // A bad value is a profile error, not the SDK's panic.
@@ -423,4 +479,150 @@ async fn the_profiles_timeouts_bound_a_dynamodb_that_stops_answering() {
     assert!(out.contains("[FAIL] DynamoDB: "), "{out}");
     // One DescribeTable given up after a second; the default would wait 30.
     assert!(took < std::time::Duration::from_secs(15), "took {took:?}: {out}");
+}
+
+/// Values pasted where a variable's name goes, and a password written in the profile: refused by
+/// key, line and column, in every output (`--json` error documents and JSON logs included).
+#[tokio::test]
+async fn a_secret_written_in_the_profile_is_never_echoed() {
+    let ctx = Ctx::new(1).await;
+    const SECRET: &str = "Xy7-SECRET";
+    let sources = [
+        (format!("url_env = \"postgresql://a:{SECRET}@h/d\""), "source.url_env is not an environment variable's name"),
+        (format!("url_env = \"host=h password={SECRET}\""), "source.url_env is not an environment variable's name"),
+        (
+            format!("host = \"127.0.0.1\"\npassword_env = \"Xy7@:/-{SECRET}\""),
+            "source.password_env is not an environment variable's name",
+        ),
+        (format!("host = \"127.0.0.1\"\npassword = \"{SECRET}\""), "source.password: unknown field `password`"),
+    ];
+    for (source, want) in sources {
+        write(&ctx, "local", &source, "region = \"us-east-1\"", "");
+        let mut all = String::new();
+        for args in [
+            &["sync", "local", "--dry-run"][..],
+            &["--json", "sync", "local"],
+            &["--log-format", "json", "-vv", "check", "local"],
+            &["--json", "check", "local"],
+        ] {
+            let mut cmd = command(&ctx, args);
+            cmd.env("RUST_LOG", "trace");
+            let (code, out, err) = run(cmd);
+            assert_eq!(code, 2, "{args:?}: {out}{err}");
+            all.push_str(&out);
+            all.push_str(&err);
+        }
+        assert!(all.contains(want), "{source}: {all}");
+        assert!(!all.contains("SECRET"), "{source}: the value is shown: {all}");
+    }
+}
+
+/// An empty or blank `AWS_REGION` is unset (the SDK's reader takes it as the region ""); a
+/// region from AWS's chain is checked as `target.region` is, naming where it came from.
+#[tokio::test]
+async fn a_region_from_awss_chain_is_checked_and_an_empty_one_is_unset() {
+    let ctx = Ctx::new(1).await;
+    let port = servers().pg_port;
+    let source = format!(
+        "host = \"127.0.0.1\"\nport = {port}\ndbname = \"{}\"\nuser = \"postgres\"\nsslmode = \"disable\"",
+        ctx.db
+    );
+    write(&ctx, "local", &source, "", "");
+    for empty in ["", "  "] {
+        let mut cmd = command(&ctx, &["check", "local"]);
+        cmd.env("AWS_REGION", empty).env("AWS_DEFAULT_REGION", "eu-west-1");
+        let (code, out, err) = run(cmd);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("AWS region: eu-west-1 (from AWS_DEFAULT_REGION)"), "{out}");
+    }
+    for (var, value) in [("AWS_REGION", "EU West"), ("AWS_DEFAULT_REGION", "eu_west_1")] {
+        let mut cmd = command(&ctx, &["sync", "local", "--dry-run"]);
+        cmd.env(var, value);
+        let (code, out, err) = run(cmd);
+        assert_eq!(code, 2, "{out}{err}");
+        let want = format!("local.toml: {var} gives the region \"{value}\", which is not an AWS region name");
+        assert!(err.contains(&want) && err.contains("set target.region"), "{err}");
+    }
+    let config = ctx.envs.path().join("aws-config");
+    std::fs::write(&config, "[profile it]\nregion = EU West\n").unwrap();
+    let mut cmd = command(&ctx, &["check", "local"]);
+    cmd.env("AWS_PROFILE", "it");
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("region of AWS profile \"it\" (AWS_PROFILE) in") && err.contains("not an AWS region name"),
+        "{err}"
+    );
+
+    // No region: the message says what the config file holds, not that a profile lacks a region.
+    let (code, _, err) = run(command(&ctx, &["sync", "local", "--dry-run"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("has no AWS profile \"default\" (the default)"), "{err}");
+    std::fs::remove_file(&config).unwrap();
+    let (code, _, err) = run(command(&ctx, &["sync", "local", "--dry-run"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("{} (AWS_CONFIG_FILE) does not exist", config.display())), "{err}");
+    std::fs::write(&config, "").unwrap();
+}
+
+/// A server that answers HTTP but is not DynamoDB: said as such, not as the SDK's dump of the
+/// raw response.
+#[tokio::test]
+async fn an_endpoint_that_is_not_dynamodb_is_said_so() {
+    use std::io::{Read, Write};
+    let ctx = Ctx::new(1).await;
+    let port = servers().pg_port;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut buffer = [0u8; 65536];
+            let _ = stream.read(&mut buffer);
+            let body = "<html><body><h1>404 Not Found</h1></body></html>";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let source = format!(
+        "host = \"127.0.0.1\"\nport = {port}\ndbname = \"{}\"\nuser = \"postgres\"\nsslmode = \"disable\"",
+        ctx.db
+    );
+    write(&ctx, "local", &source, "region = \"us-east-1\"", "");
+    let profile = std::fs::read_to_string(ctx.envs.path().join("local.toml")).unwrap();
+    std::fs::write(ctx.envs.path().join("local.toml"), profile.replace(&ctx.proxy.url, &url)).unwrap();
+    for args in [&["check", "local"][..], &["sync", "local"]] {
+        let (code, out, err) = run(command(&ctx, args));
+        assert_ne!(code, 0, "{out}{err}");
+        let all = format!("{out}{err}");
+        assert!(all.contains("the endpoint answered HTTP 404 without a DynamoDB error code"), "{args:?}: {all}");
+        assert!(all.contains("check target.endpoint_url"), "{all}");
+        assert!(!all.contains("ServiceError") && !all.contains("StatusCode("), "the SDK's dump: {all}");
+    }
+}
+
+/// A stalled DynamoDB ends a sync after one `operation_timeout_secs`, not two: the run record is
+/// given a short wait once the target failed to answer.
+#[tokio::test]
+async fn a_stalled_dynamodb_ends_a_sync_within_one_timeout() {
+    let ctx = Ctx::new(1).await;
+    let port = servers().pg_port;
+    let source = format!(
+        "host = \"127.0.0.1\"\nport = {port}\ndbname = \"{}\"\nuser = \"postgres\"\nsslmode = \"disable\"",
+        ctx.db
+    );
+    let target = "region = \"us-east-1\"\nmax_attempts = 1\nattempt_timeout_secs = 6\noperation_timeout_secs = 6";
+    write(&ctx, "local", &source, target, "");
+    ctx.proxy.set_stalled(true);
+    let started = std::time::Instant::now();
+    let (code, out, err) = run(command(&ctx, &["sync", "local"]));
+    let took = started.elapsed();
+    ctx.proxy.set_stalled(false);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("target.operation_timeout_secs bounds each call"), "the fix: {err}");
+    // One call's 6 s, the record's short wait, start-up; two full waits would be 11 s or more.
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}: {err}");
 }

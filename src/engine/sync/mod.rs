@@ -41,6 +41,8 @@ const PARK_BUDGET: usize = 2 << 20;
 
 /// How long recording a run may take: a DynamoDB that stopped answering must not hold the report.
 const RECORD_WAIT: Duration = Duration::from_secs(5);
+/// The record's wait after DynamoDB failed to answer the run's own calls.
+const RECORD_WAIT_AFTER_SILENCE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Default)]
 pub struct SyncOptions {
@@ -210,7 +212,13 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
     report.settle_exit();
     // Every run that got this far is recorded, failed and interrupted ones too (a rehearsal's
     // target keeps the record to itself).
-    match record_run(&*dynamo, profile, report.record()).await {
+    // A DynamoDB that just failed to answer is given a short wait for the record, not a second
+    // full one: the run's outcome is known, and the note says the record is missing.
+    let wait = match error.as_ref().is_some_and(unanswered) {
+        true => RECORD_WAIT_AFTER_SILENCE,
+        false => RECORD_WAIT,
+    };
+    match record_run_within(&*dynamo, profile, report.record(), wait).await {
         Ok(()) if mode == Mode::Rehearsal => {
             tracing::info!(outcome = report.outcome.status, "the dry run is not recorded (a dry run writes nothing)")
         }
@@ -238,13 +246,26 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
 /// metadata table, waiting at most a few seconds; on failure, the note that says so. A restore
 /// (and `verify --repair`) calls it while it still holds the run lock.
 pub async fn record_run(dynamo: &dyn Target, profile: &Profile, record: Item) -> Result<(), String> {
+    record_run_within(dynamo, profile, record, RECORD_WAIT).await
+}
+
+async fn record_run_within(dynamo: &dyn Target, profile: &Profile, record: Item, wait: Duration) -> Result<(), String> {
     let table = &profile.metadata_table;
-    let failed = match tokio::time::timeout(RECORD_WAIT, dynamo.put_item(table, record)).await {
+    let failed = match tokio::time::timeout(wait, dynamo.put_item(table, record)).await {
         Ok(Ok(_)) => return Ok(()),
         Ok(Err(e)) => e.to_string(),
-        Err(_) => format!("no answer in {} s", RECORD_WAIT.as_secs()),
+        Err(_) => format!("no answer in {} s", wait.as_secs()),
     };
     Err(format!("the run could not be recorded in {table} in {}: {failed}", dynamo.endpoint()))
+}
+
+/// Whether the run failed because DynamoDB did not answer (a timeout, a refused connection):
+/// a [`TargetError::Transient`] without an answer, anywhere in the chain.
+fn unanswered(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(c.downcast_ref::<crate::target::TargetError>(),
+            Some(crate::target::TargetError::Transient(m)) if m.starts_with("no answer from DynamoDB"))
+    })
 }
 
 /// Whether the run was stopped while it waited for the lock ([`lock::StoppedWaiting`], a context).

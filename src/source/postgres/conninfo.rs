@@ -55,7 +55,13 @@ impl Settings {
             "service" => &mut self.service,
             // ddbsync names itself to the server.
             "application_name" | "fallback_application_name" => return Ok(()),
-            other => return Err(format!("has {}, which ddbsync does not read (it reads {KEYS})", described(other))),
+            other => {
+                return Err(format!(
+                    "has {}, which ddbsync does not read (it reads {KEYS}); remove it (server settings such as \
+                     options go in ALTER ROLE … SET)",
+                    described(other)
+                ))
+            }
         };
         // An empty value is libpq's "not set".
         *slot = Some(value).filter(|v| !v.is_empty());
@@ -133,7 +139,11 @@ pub fn parse(text: &str) -> Result<Settings, String> {
     let text = text.trim();
     match text.strip_prefix("postgresql://").or_else(|| text.strip_prefix("postgres://")) {
         Some(rest) => uri(rest),
-        None if text.contains("://") => Err("is a URI whose scheme is not postgresql:// or postgres://".into()),
+        None if text.contains("://") => {
+            Err("is a URI whose scheme is not postgresql:// or postgres://; the source is \
+             PostgreSQL: write postgresql://user@host:port/dbname"
+                .into())
+        }
         None => pairs(text),
     }
 }
@@ -187,7 +197,12 @@ fn uri(rest: &str) -> Result<Settings, String> {
 
 /// Percent-decoding, as libpq does it in a URI.
 fn decode(text: &str, what: &str) -> Result<String, String> {
-    let bad = || format!("has a % in {what} that is not followed by two hexadecimal digits");
+    let bad = || {
+        format!(
+            "has a % in {what} that is not followed by two hexadecimal digits; write a literal % as %25 (and @ : / ? \
+             # as %40 %3A %2F %3F %23)"
+        )
+    };
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -201,7 +216,11 @@ fn decode(text: &str, what: &str) -> Result<String, String> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| format!("has {what} that is not UTF-8 once decoded"))
+    String::from_utf8(out).map_err(|_| {
+        format!(
+            "has {what} that is not UTF-8 once decoded; percent-encode the UTF-8 bytes of each character (é is %C3%A9)"
+        )
+    })
 }
 
 /// `key=value key='quoted value'`, with `\'` and `\\` escapes inside quotes.
@@ -249,21 +268,24 @@ fn pairs(text: &str) -> Result<Settings, String> {
 }
 
 /// What a service file says of a service: its settings, or `None` when it has no such section.
-/// Errors give the line and the key, never a value.
+/// Read as libpq's `parseServiceFile` reads it, so that psql and ddbsync reach the same server:
+/// any line starting with `[` opens a section, whose name is the text up to the first `]` taken
+/// verbatim (what follows the `]`, such as a comment, is ignored; `[prod` opens no section of that
+/// name); the first section of the name is the service; and within it the FIRST value of a key
+/// wins. Errors give the line and the key, never a value.
 pub fn service(contents: &str, name: &str) -> Result<Option<Settings>, String> {
     let mut found: Option<Settings> = None;
+    let mut seen: Vec<String> = Vec::new();
     let mut inside = false;
     for (number, line) in contents.lines().enumerate().map(|(i, l)| (i + 1, l.trim())) {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        if let Some(section) = line.strip_prefix('[') {
-            let section = section.strip_suffix(']').ok_or(format!("line {number}: a [section] without its ]"))?;
-            // libpq takes the first section of that name.
+        if let Some(header) = line.strip_prefix('[') {
             if found.is_some() {
                 return Ok(found);
             }
-            inside = section.trim() == name;
+            inside = header.strip_prefix(name).is_some_and(|rest| rest.starts_with(']'));
             if inside {
                 found = Some(Settings::default());
             }
@@ -275,7 +297,13 @@ pub fn service(contents: &str, name: &str) -> Result<Option<Settings>, String> {
         if key == "service" {
             return Err(format!("line {number}: a service cannot name another service (libpq does not nest them)"));
         }
+        if seen.iter().any(|k| k == key) {
+            // libpq keeps the first value of a key; a later one is ignored, but still checked.
+            Settings::default().set(key, value.trim().to_string()).map_err(|e| format!("line {number}: {e}"))?;
+            continue;
+        }
         settings.set(key, value.trim().to_string()).map_err(|e| format!("line {number}: {e}"))?;
+        seen.push(key.to_string());
     }
     Ok(found)
 }
@@ -364,6 +392,19 @@ mod tests {
     }
 
     #[test]
+    fn errors_of_a_connection_string_carry_their_fix() {
+        for (text, fix) in [
+            ("postgresql://u:p%zz@h/db", "write a literal % as %25"),
+            ("postgresql://u:%C3%28@h/db", "percent-encode the UTF-8 bytes"),
+            ("mysql://u@h/db", "write postgresql://user@host:port/dbname"),
+            ("host=h options=x", "remove it"),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(fix), "{text}: {err}");
+        }
+    }
+
+    #[test]
     fn a_service_is_its_first_section() {
         let file = "# services\n[other]\nhost=o\n\n[prod]\nhost = db.prod\nport=6432\npassword=pw\n[prod]\nhost=late\n";
         let prod = service(file, "prod").unwrap().unwrap();
@@ -385,6 +426,27 @@ mod tests {
         assert!(service("[prod]\nservice=x\n", "prod").unwrap_err().contains("cannot name another service"));
         // Lines of other services are not judged.
         assert!(service("[a]\nnonsense\n[prod]\nhost=h\n", "prod").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_repeated_key_keeps_its_first_value_as_libpq_does() {
+        // libpq's parseServiceFile sets a keyword only while it is unset: psql reaches `first`.
+        let file = "[dup]\nhost=first.invalid\nhost=second.invalid\nport=1\nport=2\n";
+        let dup = service(file, "dup").unwrap().unwrap();
+        assert_eq!((dup.host.as_deref(), dup.port.as_deref()), (Some("first.invalid"), Some("1")));
+    }
+
+    #[test]
+    fn a_section_header_is_read_up_to_its_first_bracket() {
+        // Text after the `]` (a comment) is ignored by libpq.
+        let svc = service("[svc] # the reporting replica\nhost=h\n", "svc").unwrap().unwrap();
+        assert_eq!(svc.host.as_deref(), Some("h"));
+        // An unclosed header opens no section of that name, and ends the one before it.
+        assert!(service("[svc\nhost=h\n", "svc").unwrap().is_none());
+        let svc = service("[svc]\nhost=h\n[broken\nhost=x\n", "svc").unwrap().unwrap();
+        assert_eq!(svc.host.as_deref(), Some("h"));
+        // The name is verbatim: `[ svc ]` is not `svc`.
+        assert!(service("[ svc ]\nhost=h\n", "svc").unwrap().is_none());
     }
 
     #[test]

@@ -32,6 +32,39 @@ pub struct Resolved {
     pub sslrootcert: Option<PathBuf>,
     pub connect_timeout: Duration,
     pub timeout_origin: String,
+    /// Where the password came from, or every place looked at and what each held.
+    pub password_found: PasswordFound,
+}
+
+/// Where the password came from (never the password), for the messages of a refused login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordFound {
+    /// `Some(place)` when a password was found there.
+    pub origin: Option<String>,
+    /// Each place looked at before it, with what it held (`PGPASSWORD (not set)`).
+    pub looked: Vec<String>,
+    /// A password file libpq ignores (its mode, not a plain file, unreadable), as a warning
+    /// `check` shows.
+    pub warning: Option<String>,
+    /// That file's fix (`chmod 0600 ~/.pgpass`), for the message of a login without a password.
+    pub fix: Option<String>,
+}
+
+impl PasswordFound {
+    /// The message for a server that asks for a password when none was found: the places looked
+    /// at, and the fix.
+    pub fn missing(&self) -> String {
+        let fix = match &self.fix {
+            Some(fix) => format!("{fix}; or "),
+            None => String::new(),
+        };
+        format!(
+            "the server asks for a password and none was found (looked at: {}); {fix}give one: export PGPASSWORD, \
+             name the variable holding it with source.password_env, or add a line host:port:dbname:user:password \
+             to ~/.pgpass (or the file PGPASSFILE names), mode 0600",
+            self.looked.join("; ")
+        )
+    }
 }
 
 /// Reads one environment variable; empty is unset, as libpq takes it.
@@ -76,9 +109,10 @@ fn explicit(profile: &Profile) -> Result<Layer, SourceError> {
         return Ok(Layer { settings, origin: path });
     };
     let url_error = |problem: String| SourceError::Url { path: path.clone(), var: var.clone(), problem };
-    let text = env(var).ok_or_else(|| {
+    // Blank is unset too: libpq would connect to its defaults, not to what the user meant.
+    let text = env(var).filter(|t| !t.trim().is_empty()).ok_or_else(|| {
         url_error(
-            "is not set or is empty; export it with the connection string (postgresql://user@host:port/dbname, or \
+            "is not set or is empty (or blank); export it with the connection string (postgresql://user@host:port/dbname, or \
              host=… dbname=… pairs), or remove url_env to use the profile's host, port, dbname and user"
                 .into(),
         )
@@ -111,6 +145,13 @@ pub fn service_files(home: Option<&Path>) -> Vec<PathBuf> {
 fn service(name: &str, chosen_by: &str, home: Option<&Path>) -> Result<Layer, SourceError> {
     let mut looked = Vec::new();
     for file in service_files(home) {
+        if file.is_dir() {
+            return Err(SourceError::Service(format!(
+                "{}: is a directory, not a connection service file, looking for service \"{name}\" ({chosen_by}); \
+                 point PGSERVICEFILE at the file itself (such as ~/.pg_service.conf), or unset it",
+                file.display()
+            )));
+        }
         let text = match std::fs::read_to_string(&file) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -247,10 +288,8 @@ pub fn resolve(profile: &Profile) -> Result<Resolved, SourceError> {
             (limit, origin.to_string())
         }
     };
-    let password = pick(|s| &s.password).map(|(v, _)| v).or_else(|| env("PGPASSWORD")).or_else(|| {
-        let file = env("PGPASSFILE").map(PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(".pgpass")))?;
-        password_file(&file, &host, port, &dbname, &user)
-    });
+    let (password, password_found) =
+        find_password(profile, &top, service.as_ref(), home.as_deref(), &host, port, &dbname, &user);
     Ok(Resolved {
         host,
         port,
@@ -263,7 +302,75 @@ pub fn resolve(profile: &Profile) -> Result<Resolved, SourceError> {
         sslrootcert,
         connect_timeout,
         timeout_origin,
+        password_found,
     })
+}
+
+/// The password, libpq's order: the explicit layer's (the connection string's, or
+/// `password_env`'s), the service's, `PGPASSWORD`, the password file. Each place looked at is
+/// noted, so that a refused login can say where the password came from, or where none was.
+#[allow(clippy::too_many_arguments)]
+fn find_password(
+    profile: &Profile,
+    top: &Layer,
+    service: Option<&Layer>,
+    home: Option<&Path>,
+    host: &str,
+    port: u16,
+    dbname: &str,
+    user: &str,
+) -> (Option<String>, PasswordFound) {
+    let mut found = PasswordFound { origin: None, looked: Vec::new(), warning: None, fix: None };
+    let explicit = match (&profile.source.url_env, &profile.source.password_env) {
+        (Some(var), _) => Some(format!("the connection string in {var}")),
+        (None, Some(var)) => Some(format!("{var} (source.password_env)")),
+        (None, None) => None,
+    };
+    if let Some(place) = explicit {
+        if let Some(password) = top.settings.password.clone() {
+            found.origin = Some(place);
+            return (Some(password), found);
+        }
+        found.looked.push(format!("{place} (no password)"));
+    }
+    if let Some(service) = service {
+        if let Some(password) = service.settings.password.clone() {
+            found.origin = Some(service.origin.clone());
+            return (Some(password), found);
+        }
+        found.looked.push(format!("{} (no password, or an empty one)", service.origin));
+    }
+    if let Some(password) = env("PGPASSWORD") {
+        found.origin = Some("PGPASSWORD".into());
+        return (Some(password), found);
+    }
+    found.looked.push("PGPASSWORD (not set)".into());
+    let file = match env("PGPASSFILE").map(|f| (PathBuf::from(f), " (PGPASSFILE)")) {
+        Some(named) => Some(named),
+        None => home.map(|h| (h.join(".pgpass"), "")),
+    };
+    let Some((file, named_by)) = file else {
+        found.looked.push("~/.pgpass (no home directory)".into());
+        return (None, found);
+    };
+    let shown = format!("{}{named_by}", file.display());
+    match password_file(&file, host, port, dbname, user) {
+        PassFile::Found(password) => {
+            found.origin = Some(format!("the password file {shown}"));
+            return (Some(password), found);
+        }
+        PassFile::Absent => found.looked.push(format!("{shown} (absent)")),
+        PassFile::NoMatch => found.looked.push(format!(
+            "{shown} (no line matches {}:{port}:{dbname}:{user}; * matches any field)",
+            host.replace(':', "\\:")
+        )),
+        PassFile::Ignored(why, fix) => {
+            found.looked.push(format!("{shown} (ignored: {why})"));
+            found.warning = Some(format!("password file {shown} is ignored: {why}; {fix}"));
+            found.fix = Some(fix);
+        }
+    }
+    (None, found)
 }
 
 /// The home directory, as libpq finds it: `HOME`, else the password database's entry.
@@ -305,21 +412,59 @@ fn passwd_entry() -> Option<(String, PathBuf)> {
     env("USERNAME").map(|name| (name, env("USERPROFILE").map(PathBuf::from).unwrap_or_default()))
 }
 
+/// What the password file gives the connection.
+enum PassFile {
+    Found(String),
+    Absent,
+    NoMatch,
+    /// A file libpq would ignore: why, and the fix.
+    Ignored(String, String),
+}
+
 /// The password the password file gives the connection, unless the file is one libpq would
 /// ignore: not a regular file, or readable or writable by group or others (a warning says so).
-fn password_file(file: &Path, host: &str, port: u16, dbname: &str, user: &str) -> Option<String> {
-    let meta = std::fs::metadata(file).ok()?;
+fn password_file(file: &Path, host: &str, port: u16, dbname: &str, user: &str) -> PassFile {
+    let meta = match std::fs::metadata(file) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return PassFile::Absent,
+        Err(e) => {
+            return PassFile::Ignored(
+                format!("cannot be read ({e})"),
+                "give the user running ddbsync access to it".into(),
+            )
+        }
+    };
     if !meta.is_file() {
         tracing::warn!("password file {} is not a plain file; it is ignored", file.display());
-        return None;
+        let what = if meta.is_dir() { "a directory" } else { "not a plain file" };
+        return PassFile::Ignored(
+            format!("it is {what}"),
+            "point PGPASSFILE at the password file itself, or unset it to use ~/.pgpass".into(),
+        );
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        if let Some(flaw) = pgpass::mode_flaw(meta.permissions().mode()) {
+        let mode = meta.permissions().mode();
+        if let Some(flaw) = pgpass::mode_flaw(mode) {
             tracing::warn!("password file {} {flaw}", file.display());
-            return None;
+            return PassFile::Ignored(
+                format!("mode {:04o} lets group or others read it, as libpq refuses", mode & 0o777),
+                format!("`chmod 0600 {}` to use it", file.display()),
+            );
         }
     }
-    pgpass::lookup(&std::fs::read_to_string(file).ok()?, host, port, dbname, user)
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) => {
+            return PassFile::Ignored(
+                format!("cannot be read ({e})"),
+                "give the user running ddbsync read access to it".into(),
+            )
+        }
+    };
+    match pgpass::lookup(&text, host, port, dbname, user) {
+        Some(password) => PassFile::Found(password),
+        None => PassFile::NoMatch,
+    }
 }
