@@ -535,7 +535,7 @@ pub fn iso(at: &NaiveDateTime) -> String {
     );
     let micros = at.nanosecond() / 1000;
     if micros != 0 {
-        if micros % 1000 == 0 {
+        if micros.is_multiple_of(1000) {
             let _ = write!(text, ".{:03}", micros / 1000);
         } else {
             let _ = write!(text, ".{micros:06}");
