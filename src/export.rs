@@ -55,7 +55,24 @@ impl Outputs {
                 let target = metrics_target(file).map_err(UsageError)?;
                 // One file per environment: the file is replaced whole, so a second environment
                 // writing it would drop the first one's series (its last success times with them).
-                if let Ok(Some(text)) = read_previous(&target) {
+                let previous = read_previous(&target).map_err(|why| {
+                    UsageError(format!(
+                        "--metrics-file {}: the file was not read ({why}), and the run would replace it whole; \
+                         give a file of its own, or delete that one",
+                        file.display()
+                    ))
+                })?;
+                if let Some(text) = previous {
+                    // A file of something else (a typo'd path: a profile, another job's metrics) would
+                    // be lost: only an empty file or one of ddbsync's is replaced.
+                    if !text.trim().is_empty() && !text.contains("ddbsync_") {
+                        return Err(UsageError(format!(
+                            "--metrics-file {}: the file holds something other than ddbsync's metrics (no \
+                             ddbsync_ series), which the run would replace whole; give a file of its own, such as \
+                             ddbsync-{env}.prom, or delete that one",
+                            file.display()
+                        )));
+                    }
                     if let Some(other) = metrics::environments(&text).into_iter().find(|e| e != env) {
                         return Err(UsageError(format!(
                             "--metrics-file {}: the file holds the metrics of environment \"{other}\", which this \
@@ -162,6 +179,10 @@ pub fn metrics_target(file: &Path) -> Result<PathBuf, String> {
     match std::fs::symlink_metadata(file) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            // `dir/name/` names a directory that does not exist, not a file (Path drops the slash).
+            if file.as_os_str().as_encoded_bytes().ends_with(b"/") {
+                return Err(refuse(format!("ends in /, which names a directory: {} is not one", file.display())));
+            }
             if !dir.is_dir() || file.file_name().is_none() {
                 return Err(refuse(format!("{} is not a directory", dir.display())));
             }
@@ -283,7 +304,8 @@ impl Pushgateway {
         });
         let _ = url.set_password(None);
         let _ = url.set_username("");
-        let shown = url.to_string();
+        // Shown without a query or fragment, which may hold a token (and are refused below).
+        let shown = without_userinfo(url.as_str());
         if !matches!(url.scheme(), "http" | "https") {
             return Err(refuse(&format!("the scheme is {}, not http or https", url.scheme()), &shown));
         }
@@ -394,7 +416,7 @@ where
         return Ok(());
     }
     let location =
-        answer.headers().get(hyper::header::LOCATION).map(|l| shown_text(&String::from_utf8_lossy(l.as_bytes())));
+        answer.headers().get(hyper::header::LOCATION).map(|l| without_userinfo(&String::from_utf8_lossy(l.as_bytes())));
     // The Pushgateway says why in plain text (an inconsistent metric, a bad label).
     let body = answer.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let why: String = shown_text(String::from_utf8_lossy(&body).trim()).chars().take(300).collect();
@@ -436,6 +458,13 @@ fn without_userinfo(text: &str) -> String {
         None => (String::new(), text),
     };
     let rest = rest.rsplit_once('@').map_or(rest, |(_, after)| after);
+    // A query or a fragment may carry a token: never shown.
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    // Without a scheme or an `@`, `user:password` reads as a host and a port that is not a number.
+    let port = |after: &str| after.split('/').next().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
+    if scheme.is_empty() && rest.split_once(':').is_some_and(|(_, after)| !port(after)) {
+        return "(the URL given)".into();
+    }
     let shown = format!("{scheme}{rest}");
     if shown.is_empty() || shown.chars().any(|c| c.is_whitespace() || c.is_control()) {
         "(the URL given)".into()
@@ -604,8 +633,31 @@ mod tests {
         assert!(e.contains("holds the metrics of environment \"prod\""), "{e}");
         assert!(e.contains("ddbsync-dev.prom"), "{e}");
         std::fs::write(&path, "ddbsync_run_exit_code{env=\"dev\"} 0\n").unwrap();
-        let args = MetricsArgs { metrics_file: Some(path), ..MetricsArgs::default() };
+        let args = MetricsArgs { metrics_file: Some(path.clone()), ..MetricsArgs::default() };
         assert!(Outputs::of(&args, "dev").is_ok(), "its own environment's file");
+    }
+
+    #[test]
+    fn a_file_that_is_not_ddbsyncs_metrics_is_refused_and_an_empty_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("victim.toml");
+        let outputs = |path: &Path| {
+            let args = MetricsArgs { metrics_file: Some(path.to_path_buf()), ..MetricsArgs::default() };
+            Outputs::of(&args, "dev").map(|_| ()).map_err(|e| e.0)
+        };
+        std::fs::write(&path, "[source]\nhost = \"db\"\n").unwrap();
+        let e = outputs(&path).unwrap_err();
+        assert!(e.contains("holds something other than ddbsync's metrics"), "{e}");
+        std::fs::write(&path, "other_job_last_run 1700000000\n").unwrap();
+        assert!(outputs(&path).is_err(), "another job's textfile metrics");
+        std::fs::write(&path, "\n").unwrap();
+        assert_eq!(outputs(&path), Ok(()), "an empty file is replaced");
+        let big = std::fs::File::create(&path).unwrap();
+        big.set_len(PREVIOUS_LIMIT + 1).unwrap();
+        let e = outputs(&path).unwrap_err();
+        assert!(e.contains("larger than 16 MiB") && e.contains("would replace it whole"), "{e}");
+        let e = outputs(&dir.path().join("new.prom/")).unwrap_err();
+        assert!(e.contains("ends in /"), "{e}");
     }
 
     #[test]
@@ -616,6 +668,9 @@ mod tests {
             ("http//bob:hunter2@host", "--pushgateway host: it has no http://"),
             ("http://bob:hunter2@[::1", "--pushgateway http://[::1: not a URL"),
             ("ht tp://bob:hunter2@h", "--pushgateway (the URL given): not a URL"),
+            ("bob:hunter2", "--pushgateway (the URL given): it has no http://"),
+            ("http://h:9091/?bob=hunter2", "--pushgateway http://h:9091/: "),
+            ("http://h:9091/#hunter2bob", "--pushgateway http://h:9091/: "),
         ] {
             let e = Pushgateway::parse(url).unwrap_err().0;
             assert!(e.starts_with(shown), "{url}: {e}");

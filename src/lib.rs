@@ -48,7 +48,7 @@ pub fn exit_for(error: &anyhow::Error) -> Exit {
     };
     if let Some(several) = error.downcast_ref::<preflight::PlanErrors>() {
         several.exit()
-    } else if error.chain().any(|e| e.is::<stop::Interrupted>() || e.is::<stop::Cut>()) {
+    } else if error.chain().any(|e| e.is::<stop::Interrupted>() || e.is::<stop::Cut>() || e.is::<stop::Signalled>()) {
         Exit::Interrupted
     } else if error.chain().any(|e| e.is::<lock::Locked>()) {
         Exit::Locked

@@ -51,7 +51,7 @@ fn main() -> ExitCode {
     if log_json {
         // One object a line, with the `run` span's fields (the run id) on every event; JSON never
         // holds ANSI escapes.
-        logs.json().with_ansi(false).with_current_span(true).with_span_list(false).init();
+        logs.json().with_ansi(false).with_current_span(true).with_span_list(true).init();
     } else {
         logs.with_ansi(colours(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR").as_deref())).init();
     }
@@ -73,6 +73,7 @@ fn main() -> ExitCode {
     // event, warnings and the final error included, carries the run id.
     let span = tracing::error_span!("run", run_id = %run_id);
     ddbsync::engine::stop::log_as_json(log_json);
+    ddbsync::engine::stop::json_out(cli.json);
     let outcome = runtime.block_on(
         async {
             let outcome = ddbsync::run(cli, run_id).await;

@@ -111,7 +111,8 @@ async fn dispatch(cli: Cli, printer: &Printer, stop: &Stop) -> Result<Exit> {
             let mappings = preflight::selected(&profile, &args.target.tables)?;
             let names: Vec<&str> = mappings.iter().map(|t| t.table_name.as_str()).collect();
             let action = format!("tables drop deletes {}", names.join(", "));
-            confirm_destruction(&profile, &action, args.yes, printer)?;
+            // Dropping writes nothing after it: not `confirm_destruction`'s "then writes every item".
+            confirm(&profile, &action, "", args.yes, printer)?;
             let done = tables::drop(&profile, &mappings, args.lock_timeout, printer, stop).await?;
             printer.show(&tables::Done { tables: done }, tables::Done::render)?;
             Ok(Exit::Success)
@@ -229,7 +230,7 @@ async fn free_to_repair(
         taken = waiting => taken,
         // Only waiting (--lock-timeout) is cut short: an acquisition in flight is given time to finish.
         signal = stop.expired(Duration::from_secs(5)) => {
-            let interrupted = anyhow::Error::new(Interrupted(signal));
+            let interrupted = anyhow::Error::new(crate::engine::stop::Signalled(signal));
             return Err(interrupted.context(lock::StoppedWaiting(names.join(", "))));
         }
     };
@@ -346,7 +347,7 @@ async fn backup(envs_dir: &Path, args: BackupArgs, printer: &Printer, stop: &Sto
         taken = lock::take(&dynamo, &profile, &tables, args.force_unlock, args.lock_timeout, |e| printer.waiting_for_lock(args.lock_timeout, e)) => taken,
         // Only waiting (--lock-timeout) is cut short: an acquisition in flight is given time to finish.
         signal = stop.expired(Duration::from_secs(5)) => {
-            return Err(anyhow::Error::new(Interrupted(signal)).context("no backup was written"))
+            return Err(anyhow::Error::new(crate::engine::stop::Signalled(signal)).context("no backup was written"))
         }
     };
     let lock = taken.map_err(|e| {
@@ -367,7 +368,7 @@ async fn backup(envs_dir: &Path, args: BackupArgs, printer: &Printer, stop: &Sto
              another run writes to it may be read in part: run the backup again",
             reason
         )),
-        signal = stop.wait() => Err(anyhow::Error::new(Interrupted(signal)).context(format!(
+        signal = stop.wait() => Err(anyhow::Error::new(crate::engine::stop::Signalled(signal)).context(format!(
             "no backup was written ({} was not created); run the backup again",
             path.display()
         ))),
@@ -441,7 +442,7 @@ async fn restore(envs_dir: &Path, args: RestoreArgs, printer: &Printer, stop: &S
         taken = waiting => taken?,
         // Only waiting (--lock-timeout) is cut short: an acquisition in flight is given time to finish.
         signal = stop.expired(Duration::from_secs(5)) => {
-            let interrupted = anyhow::Error::new(Interrupted(signal));
+            let interrupted = anyhow::Error::new(crate::engine::stop::Signalled(signal));
             return Err(interrupted.context(lock::StoppedWaiting(tables.join(", "))));
         }
     };
@@ -693,7 +694,8 @@ fn confirm(profile: &profile::Profile, action: &str, then: &str, yes: bool, prin
     let expected = if profile.protected { profile.env.as_str() } else { "yes" };
     let question = format!("{action} in {} ({}){then}.", profile.env, profile.target.region);
     if !printer.confirm(&question, expected)? {
-        bail!("not confirmed; nothing was changed");
+        // Declined: nothing was done, as with a refused command line (exit 2), not a failure.
+        return Err(UsageError("not confirmed; nothing was changed".into()).into());
     }
     Ok(())
 }

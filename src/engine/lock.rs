@@ -410,7 +410,7 @@ where
     let held = tokio::select! {
         held = take(dynamo, profile, tables, force, wait, on_wait) => held?,
         signal = stop.wait() => {
-            let interrupted = anyhow::Error::new(crate::engine::stop::Interrupted(signal));
+            let interrupted = anyhow::Error::new(crate::engine::stop::Signalled(signal));
             return Err(interrupted.context(StoppedWaiting(tables.join(", "))));
         }
     };

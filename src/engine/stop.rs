@@ -44,6 +44,29 @@ pub fn log_as_json(json: bool) {
     LOG_JSON.store(json, Ordering::Relaxed);
 }
 
+/// With `--json`, a process that a signal ends at once (a second signal, or one at a question)
+/// still prints its one error document on stdout, as every failing command does.
+static JSON_OUT: AtomicBool = AtomicBool::new(false);
+
+/// Whether an exit at once prints the `--json` error document.
+pub fn json_out(json: bool) {
+    JSON_OUT.store(json, Ordering::Relaxed);
+}
+
+/// Ends the process at once on a signal, with `message` on stderr (and the `--json` error
+/// document on stdout when no result was printed: `undecided`).
+fn exit_now(message: &str, code: i32, undecided: bool) -> ! {
+    if JSON_OUT.load(Ordering::Relaxed) && undecided {
+        println!("{}", crate::printer::error_document(message, Exit::Interrupted));
+    }
+    if LOG_JSON.load(Ordering::Relaxed) {
+        tracing::error!(exit_code = code, "{message}");
+    } else {
+        eprintln!("{message}");
+    }
+    std::process::exit(code)
+}
+
 /// Whether a stop was asked for, and when; the signals seen; how many phases hold something.
 /// Cheap to clone.
 #[derive(Clone, Debug)]
@@ -98,6 +121,12 @@ impl Signals {
     }
 }
 
+/// A signal ended a phase that had written nothing, such as a wait for the lock; the context says
+/// what was not done.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted by {0}")]
+pub struct Signalled(pub &'static str);
+
 /// The run stopped on a signal before it finished; what it wrote is kept.
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -133,15 +162,15 @@ impl Stop {
                     // The first cuts the delivery short (the delivery listens); a second exits.
                     since_decided += 1;
                     if since_decided > 1 {
-                        exit_at_once(name, code);
+                        exit_at_once(name, code, false);
                     }
                 } else if count == 1 && ASKING.load(Ordering::SeqCst) {
-                    eprintln!("\n{name} at the question: nothing was changed");
-                    std::process::exit(Exit::Interrupted as i32);
+                    eprintln!();
+                    exit_now(&format!("{name} at the question: nothing was changed"), Exit::Interrupted as i32, true);
                 } else if count == 1 {
                     let _ = tx.send(Some((name, Instant::now())));
                 } else {
-                    exit_at_once(name, Exit::Interrupted as i32);
+                    exit_at_once(name, Exit::Interrupted as i32, true);
                 }
             }
         };
@@ -233,14 +262,9 @@ impl Stop {
 }
 
 /// The second signal: ends the process now, with `code`.
-fn exit_at_once(name: &str, code: i32) -> ! {
+fn exit_at_once(name: &str, code: i32, undecided: bool) -> ! {
     let message = format!("{name} again: exiting at once; the next run completes the work");
-    if LOG_JSON.load(Ordering::Relaxed) {
-        tracing::error!(exit_code = code, "{message}");
-    } else {
-        eprintln!("{message}");
-    }
-    std::process::exit(code)
+    exit_now(&message, code, undecided)
 }
 
 #[cfg(unix)]

@@ -390,7 +390,7 @@ fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ProfileEr
     toml::from_str(&text).map_err(|e| ProfileError::new(path, toml_error(&text, &e)))
 }
 
-/// toml's error said without the line's text or the value: an environment file is where someone
+/// toml's error said without the line's text or the value: a profile's file is where someone
 /// may paste a password or a connection string by mistake, and an error may be logged or shown
 /// in a CI job. The key, the line and the column say where; the message says what was expected.
 fn toml_error(text: &str, e: &toml::de::Error) -> String {
@@ -511,7 +511,9 @@ fn read_mappings(path: &Path) -> Result<raw::MappingsFile, ProfileError> {
             "not a mappings file: it has no [tables.<name>] section; `mappings` must name the file of table mappings",
         ));
     }
-    toml::from_str(&text).map_err(|e| ProfileError::new(path, e.to_string().trim_end().to_string()))
+    // Said without the line's text, as for the environment file: a password or a connection
+    // string pasted into a mappings file by mistake is not shown either.
+    toml::from_str(&text).map_err(|e| ProfileError::new(path, toml_error(&text, &e)))
 }
 
 /// The 1-based line and column (in characters) of a byte offset.

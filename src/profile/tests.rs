@@ -422,9 +422,13 @@ fn a_mappings_file_that_is_not_one_is_never_quoted() {
     let err = load_err(ENV, "[credentials]\ntoken = \"tok-s3cret\"\n");
     assert!(err.contains("m.toml: not a mappings file: it has no [tables.<name>] section"), "{err}");
     assert!(!err.contains("s3cret"), "{err}");
-    // A mappings file's own mistakes are quoted as before (see unknown_keys_are_errors).
-    let err = load_err(ENV, &MAPPINGS.replace("sort_key = \"topic\"", "sortkey = \"topic\""));
-    assert!(err.contains("sortkey = \"topic\""), "the line is shown: {err}");
+    // A mappings file's own mistakes: the key, where, and what was expected; never the line, which
+    // may hold a password pasted there by mistake.
+    let err = load_err(ENV, &MAPPINGS.replace("sort_key = \"topic\"", "sortkey = \"topic-s3cret\""));
+    assert!(err.contains("at line 8, column 1: tables.topics.sortkey: unknown field `sortkey`"), "{err}");
+    assert!(err.contains("(the line is not shown)") && !err.contains("s3cret"), "{err}");
+    let err = load_err(ENV, &format!("password = \"hunter2-s3cret\"\n{MAPPINGS}"));
+    assert!(err.contains("unknown field `password`") && !err.contains("s3cret"), "{err}");
 }
 
 #[test]

@@ -19,13 +19,26 @@ use crate::pure::value::{ColType, Row};
 
 pub use postgres::settle;
 
+/// A `*_env` key's variable, as a message names it: by its name when it is written as environment
+/// variables are (capitals, digits, `_`), else not at all, since a lowercase or mixed word there
+/// is as likely the password itself, typed where its variable's name belongs.
+fn shown_var(var: &str) -> String {
+    if var.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') {
+        var.to_string()
+    } else {
+        "a variable whose name is not shown (it is not written in capitals, as environment variables are, so it \
+         may be the password itself)"
+            .to_string()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("{path}: source.password_env names {var}, which is not set; export it, or remove password_env to use PGPASSWORD or ~/.pgpass")]
+    #[error("{path}: source.password_env names {}, which is not set; export it, or remove password_env to use PGPASSWORD or ~/.pgpass", shown_var(.var))]
     MissingPassword { path: String, var: String },
     /// `url_env` names a variable that is unset or empty, or whose text is not a connection
     /// string (`problem` never quotes it: it may hold a password).
-    #[error("{path}: source.url_env names {var}, which {problem}")]
+    #[error("{path}: source.url_env names {}, which {problem}", shown_var(.var))]
     Url { path: String, var: String, problem: String },
     /// A libpq service that is not defined, or a service file that cannot be read or parsed.
     #[error("{0}")]
@@ -111,4 +124,22 @@ pub async fn connect(profile: &Profile) -> Result<Box<dyn Source>, SourceError> 
         SourceKind::Postgres => Box::new(postgres::Postgres::connect(profile).await?),
         SourceKind::Sqlite { path } => Box::new(sqlite::Sqlite::open(profile, path).await?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SourceError;
+
+    #[test]
+    fn a_variable_name_not_in_capitals_is_not_shown() {
+        let missing = |var: &str| SourceError::MissingPassword { path: "envs/p.toml".into(), var: var.into() };
+        assert!(missing("PGPASSWORD_PROD").to_string().contains("names PGPASSWORD_PROD, which is not set"));
+        for secret in ["correcthorsebatterystaple", "Xy7abc123", "pg_pass"] {
+            let text = missing(secret).to_string();
+            assert!(!text.contains(secret), "{text}");
+            assert!(text.contains("a variable whose name is not shown"), "{text}");
+        }
+        let url = SourceError::Url { path: "p".into(), var: "s3cretPW".into(), problem: "is not set".into() };
+        assert!(!url.to_string().contains("s3cretPW"), "{url}");
+    }
 }

@@ -539,7 +539,7 @@ async fn a_second_signal_is_a_json_event_of_the_run_under_log_format_json() {
         "slow.toml",
         "[tables.lessons]\npartition_key = \"lesson_id\"\nquery = \"SELECT id AS lesson_id, title FROM lessons, pg_sleep(30)\"\n",
     );
-    let args = ["--log-format", "json", "sync", "local"];
+    let args = ["--json", "--log-format", "json", "sync", "local"];
     let child = ctx.command(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let started = Instant::now();
     let running = format!(
@@ -560,9 +560,15 @@ async fn a_second_signal_is_a_json_event_of_the_run_under_log_format_json() {
         unsafe { libc::kill(pid, libc::SIGTERM) };
         std::thread::sleep(Duration::from_millis(100));
     }
-    let (code, _, stderr, _) = crate::harness::finish(child, Instant::now(), Duration::from_secs(30));
+    let (code, stdout, stderr, _) = crate::harness::finish(child, Instant::now(), Duration::from_secs(30));
     ctx.proxy.set_stalled(false);
     assert_eq!(code, 5, "{stderr}");
+    // With --json, stdout holds the one error document even though the process ended at once.
+    let documents: Vec<serde_json::Value> =
+        serde_json::Deserializer::from_str(&stdout).into_iter().map(Result::unwrap).collect();
+    assert_eq!(documents.len(), 1, "{stdout}");
+    assert_eq!(documents[0]["error"]["exit_code"], 5, "{stdout}");
+    assert_eq!(documents[0]["error"]["kind"], "interrupted", "{stdout}");
     let events = events(&stderr);
     one_run_id(&events);
     let again = events

@@ -69,6 +69,10 @@ async fn sslmodes_behave_like_libpq() {
     let (code, err) = dry_run(&ctx, &src("localhost", "tls_only", "verify-full", Some("system")));
     assert_eq!(code, 1, "no CA of the system signed the throwaway CA's certificate: {err}");
     assert!(err.contains("UnknownIssuer"), "checked against the system's CAs, not accepted unchecked: {err}");
+    // Without an sslmode, `system` makes verify-full the default, as in libpq 16.
+    let (code, err) = dry_run(&ctx, "host = \"localhost\"\nuser = \"tls_only\"\nsslrootcert = \"system\"");
+    assert_eq!(code, 1, "verify-full by default, then the same refusal of the certificate: {err}");
+    assert!(err.contains("UnknownIssuer"), "{err}");
     let (code, err) = dry_run(&ctx, &src("localhost", "tls_only", "require", Some("system")));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("sslrootcert=system trusts every CA of the operating system, so it needs sslmode=verify-full"));

@@ -254,7 +254,7 @@ pub fn resolve(profile: &Profile) -> Result<Resolved, SourceError> {
         })?,
     };
     let dbname = pick(|s| &s.dbname).map(|(v, _)| v).or_else(|| env("PGDATABASE")).unwrap_or_else(|| user.clone());
-    let (sslmode, sslmode_origin, tls_origin) = match pick(|s| &s.sslmode) {
+    let (mut sslmode, mut sslmode_origin, tls_origin) = match pick(|s| &s.sslmode) {
         Some((text, origin)) => {
             let mode = SslMode::parse(&text).unwrap_or(SslMode::Prefer);
             let named = if origin == top.origin && profile.source.url_env.is_none() {
@@ -274,6 +274,13 @@ pub fn resolve(profile: &Profile) -> Result<Resolved, SourceError> {
         }
     };
     let sslrootcert = pick(|s| &s.sslrootcert).map(|(v, _)| PathBuf::from(v));
+    // libpq 16: with `sslrootcert=system` the default sslmode is verify-full (a weaker one given
+    // explicitly is refused when the TLS configuration is built).
+    let system_cas = sslrootcert.clone().or_else(|| env("PGSSLROOTCERT").map(PathBuf::from));
+    if sslmode_origin == "the default sslmode" && system_cas.is_some_and(|p| p.as_os_str() == "system") {
+        sslmode = SslMode::VerifyFull;
+        sslmode_origin = "the default sslmode with sslrootcert=system".into();
+    }
     let (connect_timeout, timeout_origin) = match pick(|s| &s.connect_timeout) {
         Some((secs, origin)) => {
             let named = if origin == top.origin && profile.source.url_env.is_none() {
