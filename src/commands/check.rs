@@ -132,7 +132,7 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
             false => format!("query of {}", mapping.name),
         };
         let Some(source) = &source else {
-            report.push(what, Status::Skipped, format!("{system} did not answer"));
+            report.push(what, Status::Skipped, format!("not checked: no connection to {system} (above)"));
             plans.push(None);
             continue;
         };

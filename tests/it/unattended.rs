@@ -281,3 +281,26 @@ async fn an_interrupted_dry_run_reports_every_row_it_read_as_it_would_be_written
     assert_eq!(t["potential_write_units"].as_f64(), Some(created as f64), "{report}");
     assert!(!ctx.table_exists("slow").await, "a dry run creates no table");
 }
+
+#[tokio::test]
+async fn a_signal_after_every_row_was_read_is_said_while_the_batches_drain() {
+    let ctx = Ctx::new(20).await;
+    ctx.sync(&[]);
+    ctx.sql(&["UPDATE lessons SET title = title || ' (2)'"]);
+    // One write unit a second: the twenty rows are read at once, their writes take twenty seconds.
+    let mut child = ctx.command(&["sync", "local", "--table", "lessons", "--max-write-units-per-second", "1"]);
+    let child = child.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    until_locked(&ctx, Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    signal(&child, "TERM");
+    let (code, _, stderr, took) = finish(child, Instant::now(), Duration::from_secs(30));
+    assert_eq!(code, 5, "{stderr}");
+    let said = format!(
+        "SIGTERM: stopping {}: every row was read; the batches already sent get 10 s to finish",
+        ctx.table("lessons")
+    );
+    assert!(stderr.contains(&said), "the stop is said at once, not after the drain: {stderr}");
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    let report = ctx.sync(&[]);
+    assert_eq!(report["total"]["failed"], 0, "the next run completes the work");
+}

@@ -293,7 +293,24 @@ pub(super) async fn sync_table(
             tally.rejected[*at].reason.push_str(KEPT);
         }
     }
-    let mut outcome = writer_task.await.context("writer task panicked")?;
+    // A signal after every row was read finds the writes in flight: said as when it comes earlier,
+    // so that a run draining its batches is not silent.
+    let mut writer_task = writer_task;
+    let finished = match stopped {
+        Some(_) => writer_task.await,
+        None => tokio::select! {
+            done = &mut writer_task => done,
+            signal = run.stop.wait() => {
+                run.printer.note(format!(
+                    "{signal}: stopping {table}: every row was read; the batches already sent get {} s to finish \
+                     (a second signal exits at once)",
+                    DRAIN.as_secs()
+                ));
+                writer_task.await
+            }
+        },
+    };
+    let mut outcome = finished.context("writer task panicked")?;
     bar.finish_and_clear();
     // Created and updated count what DynamoDB confirmed: an item not written is taken back from
     // the count it was in (a key the Scan found was an update).
