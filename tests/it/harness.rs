@@ -403,6 +403,31 @@ scan_segments = 3
         self.scan(name).await.into_iter().map(|item| (text(&item[key]), text(&item["_ddbsync_hash"]))).collect()
     }
 
+    /// Writes the lease of a live run of `environment` on another machine (`batch-7`, pid 4242) on
+    /// table `name`, expiring in an hour, as the engine writes one; `lease_secs` is the lease's own
+    /// length, which a forced takeover waits out (without it, the taker's profile gives it).
+    pub async fn hold_lease(&self, name: &str, environment: &str, lease_secs: Option<u64>) {
+        let now = chrono::Utc::now();
+        let mut lease: Item = [
+            ("pk", "LOCK".to_string()),
+            ("sk", format!("TABLE#{}", self.table(name))),
+            ("run_id", "batch-7:4242:1".into()),
+            ("environment", environment.into()),
+            ("host", "batch-7".into()),
+            ("host_id", "another-machine/pid:[1]".into()),
+            ("started_at", now.to_rfc3339()),
+            ("expires_at", (now + chrono::Duration::hours(1)).to_rfc3339()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), AttributeValue::S(v)))
+        .collect();
+        lease.insert("pid".into(), AttributeValue::N("4242".into()));
+        if let Some(secs) = lease_secs {
+            lease.insert("lease_secs".into(), AttributeValue::N(secs.to_string()));
+        }
+        self.dynamo.put_item().table_name(self.table("cache-metadata")).set_item(Some(lease)).send().await.unwrap();
+    }
+
     /// The lease items of the run lock in the metadata table (`pk = LOCK`), whatever they lock.
     pub async fn leases(&self) -> Vec<Item> {
         let out = self

@@ -13,25 +13,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::harness::{finish, signal, text, Ctx, Item};
 
-/// The lease of a live run on another machine (`batch-7`, pid 4242) on table `name`, an hour long.
+/// The lease of a live run of `nightly` on another machine on table `name`, an hour long.
 async fn hold(ctx: &Ctx, name: &str) {
-    let now = chrono::Utc::now();
-    let mut lease: Item = [
-        ("pk", "LOCK".to_string()),
-        ("sk", format!("TABLE#{}", ctx.table(name))),
-        ("run_id", "batch-7:4242:1".into()),
-        ("environment", "nightly".into()),
-        ("host", "batch-7".into()),
-        ("host_id", "another-machine/pid:[1]".into()),
-        ("started_at", now.to_rfc3339()),
-        ("expires_at", (now + chrono::Duration::hours(1)).to_rfc3339()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), AttributeValue::S(v)))
-    .collect();
-    lease.insert("pid".into(), AttributeValue::N("4242".into()));
-    lease.insert("lease_secs".into(), AttributeValue::N("3600".into()));
-    ctx.dynamo.put_item().table_name(ctx.table("cache-metadata")).set_item(Some(lease)).send().await.unwrap();
+    ctx.hold_lease(name, "nightly", Some(3600)).await;
 }
 
 /// The holder of each lease in the metadata table.

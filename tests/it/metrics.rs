@@ -302,28 +302,13 @@ async fn json_logs_carry_every_phase_with_the_runs_id_and_no_colour() {
 
 #[tokio::test]
 async fn a_run_stopped_by_sigterm_writes_its_metrics_with_exit_code_5() {
-    use std::process::Stdio;
     use std::time::{Duration, Instant};
     let ctx = Ctx::new(2).await;
     let file = ctx.envs.path().join("ddbsync.prom");
     std::fs::write(&file, "ddbsync_last_success_timestamp_seconds{env=\"local\",table=\"earlier\"} 1700000000\n")
         .unwrap();
-    ctx.use_mappings(
-        "slow.toml",
-        "[tables.lessons]\npartition_key = \"lesson_id\"\nquery = \"SELECT id AS lesson_id, title FROM lessons, pg_sleep(30)\"\n",
-    );
     let args = ["--log-format", "json", "-v", "sync", "local", "--metrics-file", file.to_str().unwrap(), "--emf"];
-    let child = ctx.command(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let started = Instant::now();
-    let running = format!(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND state = 'active' AND query LIKE '%pg_sleep(30)%' \
-         AND application_name = 'ddbsync'",
-        ctx.db
-    );
-    while ctx.query(&running)[0] == "0" {
-        assert!(started.elapsed() < Duration::from_secs(30), "the query never ran");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let child = sleeping_sync(&ctx, &args);
     let leases = ctx.leases().await;
     assert_eq!(leases.len(), 1, "the run holds the lock of its one table");
     let lease_run = crate::harness::text(&leases[0]["run_id"]);
@@ -532,25 +517,10 @@ async fn environments_dot_and_dot_dot_reach_a_real_pushgateway_as_their_own_grou
 
 #[tokio::test]
 async fn a_second_signal_is_a_json_event_of_the_run_under_log_format_json() {
-    use std::process::Stdio;
     use std::time::{Duration, Instant};
     let ctx = Ctx::new(2).await;
-    ctx.use_mappings(
-        "slow.toml",
-        "[tables.lessons]\npartition_key = \"lesson_id\"\nquery = \"SELECT id AS lesson_id, title FROM lessons, pg_sleep(30)\"\n",
-    );
     let args = ["--json", "--log-format", "json", "sync", "local"];
-    let child = ctx.command(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let started = Instant::now();
-    let running = format!(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND state = 'active' AND query LIKE '%pg_sleep(30)%' \
-         AND application_name = 'ddbsync'",
-        ctx.db
-    );
-    while ctx.query(&running)[0] == "0" {
-        assert!(started.elapsed() < Duration::from_secs(30), "the query never ran");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let child = sleeping_sync(&ctx, &args);
     let pid = child.id() as i32;
     // DynamoDB stops answering: the first signal's stop (recording the run) waits on it, so that
     // the second comes while the first's stop is under way.
@@ -576,4 +546,27 @@ async fn a_second_signal_is_a_json_event_of_the_run_under_log_format_json() {
         .find(|e| e["fields"]["message"].as_str().is_some_and(|m| m.starts_with("SIGTERM again: exiting at once")))
         .unwrap_or_else(|| panic!("no event for the second signal: {stderr}"));
     assert_eq!((again["level"].as_str(), again["fields"]["exit_code"].as_i64()), (Some("ERROR"), Some(5)));
+}
+
+/// Starts ddbsync with `args` on a mapping of `lessons` whose query sleeps 30 s, and returns once
+/// PostgreSQL shows that query running: the run then holds its lock and has written nothing.
+fn sleeping_sync(ctx: &Ctx, args: &[&str]) -> std::process::Child {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    ctx.use_mappings(
+        "slow.toml",
+        "[tables.lessons]\npartition_key = \"lesson_id\"\nquery = \"SELECT id AS lesson_id, title FROM lessons, pg_sleep(30)\"\n",
+    );
+    let child = ctx.command(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let started = Instant::now();
+    let running = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND state = 'active' AND query LIKE '%pg_sleep(30)%' \
+         AND application_name = 'ddbsync'",
+        ctx.db
+    );
+    while ctx.query(&running)[0] == "0" {
+        assert!(started.elapsed() < Duration::from_secs(30), "the query never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
 }

@@ -330,22 +330,7 @@ async fn repair_takes_the_run_lock_and_stops_on_sigterm() {
     );
     ctx.sql(&["UPDATE items SET title = title || ' (2)'"]);
     // Another run holds the lock: exit 4, nothing written.
-    let now = chrono::Utc::now();
-    let mut lease: std::collections::HashMap<String, AttributeValue> = [
-        ("pk", "LOCK".to_string()),
-        ("sk", format!("TABLE#{}", ctx.table("items"))),
-        ("run_id", "batch-7:4242:1".into()),
-        ("environment", "local".into()),
-        ("host_id", "elsewhere".into()),
-        ("host", "batch-7".into()),
-        ("started_at", now.to_rfc3339()),
-        ("expires_at", (now + chrono::Duration::hours(1)).to_rfc3339()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), AttributeValue::S(v)))
-    .collect();
-    lease.insert("pid".into(), AttributeValue::N("4242".into()));
-    ctx.dynamo.put_item().table_name(ctx.table("cache-metadata")).set_item(Some(lease)).send().await.unwrap();
+    ctx.hold_lease("items", "local", None).await;
     let before = stored(&ctx).await;
     let run = ctx.ddbsync(&["verify", "local", "--repair", "--yes"]);
     assert_eq!(run.code(), 4, "{}", run.stderr());
