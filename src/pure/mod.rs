@@ -3,6 +3,7 @@
 //! prices writes as DynamoDB bills them; [`report`] and [`runs`] are what a run says and what the
 //! recorded runs add up to; [`metrics`] is a run's figures as Prometheus and CloudWatch read them.
 
+pub mod bucket;
 pub mod classify;
 pub mod cost;
 pub mod ddb_json;
