@@ -361,6 +361,10 @@ pub struct SyncArgs {
     /// Let deletes (delete_missing) remove more than sync.max_delete_fraction of a table.
     #[arg(long, help_heading = heading::SAFETY)]
     pub allow_mass_delete: bool,
+    /// Scan the whole table even where the mapping's diff reads the hash index (diff = "index"):
+    /// to reconcile, or while the index is missing.
+    #[arg(long, help_heading = heading::SELECTION)]
+    pub full_scan: bool,
     /// Spend at most this many write units per second, 1 to 1000000 (overrides sync.max_write_units_per_second).
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<u32>, help_heading = heading::RATE)]
     pub max_write_units_per_second: Option<u32>,

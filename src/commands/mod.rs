@@ -617,6 +617,7 @@ async fn sync_run(
         lock_timeout: args.lock_timeout,
         rejects_file: args.rejects_file,
         params: args.params,
+        full_scan: args.full_scan,
     };
     // The sync stops itself on a signal (and records it); this bound covers the phases before it
     // holds anything, such as connecting and preparing the queries.

@@ -3,6 +3,7 @@
 //! Scan, the run lock and its fence, the run's id, and the signals that stop a run.
 
 pub mod backup;
+pub mod diff_index;
 pub mod guard;
 pub mod lock;
 pub mod pace;

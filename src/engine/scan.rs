@@ -4,22 +4,30 @@
 //! are retried (and the retries counted) like batch writes. A sync starts every table's Scan at
 //! once, so the server scans later tables while ddbsync syncs earlier ones.
 //!
+//! A table whose diff reads the hash index ([`Read::Index`]) is not scanned: its index is Queried
+//! bucket by bucket, several buckets at once, and each entry (the item's keys, its bucket and its
+//! stored hash) becomes the same fingerprint. DynamoDB bills those Queries on the entries' few bytes.
+//! The index is eventually consistent: see [`Read::Index`] for why a stale entry loses nothing.
+//!
 //! A dry run's Scan reads whole items instead (billed the same: a Scan is billed on the items it
 //! reads, whatever it returns) and keeps of each only its [`Footprint`], so that it prices an update
 //! or a delete as DynamoDB will bill it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::profile::Profile;
+use crate::pure::bucket::{self, BUCKETS, BUCKET_ATTR, INDEX_NAME};
 use crate::pure::cost::Footprint;
 use crate::pure::hash::{self, Digest};
-use crate::pure::item::{Item, HASH_ATTR};
+use crate::pure::item::{AttributeValue, Item, HASH_ATTR};
 use crate::target::retry::{self, RetryPolicy};
 use crate::target::TargetError;
-use crate::target::{Filter, IndexSchema, Target};
+use crate::target::{Filter, IndexQuery, IndexSchema, Target};
+use futures::StreamExt;
 
 /// A target item as the diff sees it.
 #[derive(Debug, Clone)]
@@ -36,11 +44,39 @@ pub struct Seen {
 /// One page of a Scan.
 pub type Page = Vec<Seen>;
 
+/// How the diff reads a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// A parallel Scan of the whole table. `bucketed`: the table's items are to carry their bucket
+    /// (its diff reads the hash index); an item without it, or with a wrong one, is taken as not
+    /// written by ddbsync, so that it is rewritten with it.
+    Scan { bucketed: bool },
+    /// Queries of the hash index, bucket by bucket, no sooner than `not_before`.
+    ///
+    /// The index is eventually consistent: an entry may lag its item by DynamoDB's propagation
+    /// delay. An entry that lags shows the item as an earlier run left it, and the diff then
+    /// rewrites an item that had not changed (harmless), deletes again an item already gone
+    /// (harmless), or creates again an item written a moment ago (harmless). Only two cases could
+    /// lose a change, and both need an entry older than the run that wrote it: an item whose source
+    /// went back to its earlier content (the lagging hash matches, so the new content is skipped),
+    /// and an item written and then removed from the source (it is missing from the index, so it is
+    /// not an orphan). Every write of a run happens before its lease ends, so a run that waits
+    /// [`INDEX_SETTLE`] after taking the lock reads entries at least that old.
+    Index { not_before: Option<tokio::time::Instant> },
+}
+
+/// How long after taking the lock a run waits before it reads the hash index, so that every write
+/// of the run before it has reached the index. AWS documents the propagation as a fraction of a
+/// second in normal conditions; `--full-scan` reconciles whatever a longer delay could hide.
+pub const INDEX_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What a Scan cost in the end.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ScanCost {
     pub read_units: f64,
     pub retries: u64,
+    /// Items of a bucketed table found without their bucket (see [`Read::Scan`]).
+    pub unbucketed: u64,
 }
 
 /// A running Scan: its pages, then its cost.
@@ -55,6 +91,7 @@ pub struct Feed {
 /// Starts a table's parallel Scan; `keep_keys` returns each item's key attributes too, and
 /// `filter` limits it to the items a parameterised run covers. With `footprints` (the table's
 /// indexes), whole items are read and each one's [`Footprint`] is returned.
+#[allow(clippy::too_many_arguments)]
 pub fn start(
     dynamo: Arc<dyn Target>,
     table: String,
@@ -62,12 +99,21 @@ pub fn start(
     (keep_keys, filter): (bool, Option<Filter>),
     footprints: Option<Vec<IndexSchema>>,
     expected: u64,
+    read: Read,
     profile: &Profile,
 ) -> Feed {
     let (segments, policy) = (profile.sync.scan_segments, RetryPolicy::new(profile.sync.max_attempts));
     // Unbounded on purpose: pages hold fingerprints only, and a table whose sync has not begun
     // yet must not stall its Scan.
     let (tx, pages) = mpsc::unbounded_channel();
+    let bucketed = match read {
+        Read::Index { not_before } => {
+            let query = Entries { key_names, keep_keys, filter, policy };
+            let done = tokio::spawn(read_index(dynamo, table, query, not_before, segments as usize, tx));
+            return Feed { pages, done, expected };
+        }
+        Read::Scan { bucketed } => bucketed,
+    };
     let filter = filter.map(Arc::new);
     let footprints = footprints.map(Arc::new);
     let tasks: Vec<_> = (0..segments)
@@ -77,6 +123,7 @@ pub fn start(
                 number: segment,
                 of: segments,
                 keep_keys,
+                bucketed,
                 filter: filter.clone(),
                 footprints: footprints.clone(),
             };
@@ -89,6 +136,7 @@ pub fn start(
             let segment = task.await.map_err(|e| TargetError::Fatal(format!("scan task failed: {e}")))??;
             cost.read_units += segment.read_units;
             cost.retries += segment.retries;
+            cost.unbucketed += segment.unbucketed;
         }
         Ok(cost)
     });
@@ -99,6 +147,7 @@ struct Segment {
     number: u32,
     of: u32,
     keep_keys: bool,
+    bucketed: bool,
     filter: Option<Arc<Filter>>,
     /// The table's indexes, when each item's footprint is wanted.
     footprints: Option<Arc<Vec<IndexSchema>>>,
@@ -115,7 +164,12 @@ async fn scan_segment(
     // No projection reads whole items: a footprint needs each one's size.
     let attributes = match at.footprints {
         Some(_) => Vec::new(),
-        None => key_names.iter().cloned().chain([HASH_ATTR.to_string()]).collect(),
+        None => key_names
+            .iter()
+            .cloned()
+            .chain([HASH_ATTR.to_string()])
+            .chain(at.bucketed.then(|| BUCKET_ATTR.to_string()))
+            .collect(),
     };
     let mut cost = ScanCost::default();
     let mut start = None;
@@ -127,12 +181,20 @@ async fn scan_segment(
         cost.retries += retries;
         let page = page?;
         cost.read_units += page.consumed_units;
+        let mut unbucketed = 0;
         let fingerprints = page
             .items
             .into_iter()
             .filter_map(|mut item| {
                 let key = hash::item_key_digest(&item, key_names)?;
-                let stored = item.get(HASH_ATTR).and_then(|h| h.as_s().ok()).and_then(|h| hash::from_hex(h));
+                let stored = match at.bucketed && !in_bucket(&item, &key) {
+                    // Rewritten, so that the hash index holds it.
+                    true => {
+                        unbucketed += 1;
+                        None
+                    }
+                    false => stored_hash(&item),
+                };
                 let old = at.footprints.as_deref().map(|indexes| Footprint::of(&item, key_names, indexes));
                 let item_key = at.keep_keys.then(|| {
                     item.retain(|name, _| key_names.contains(name));
@@ -141,8 +203,101 @@ async fn scan_segment(
                 Some(Seen { key, stored, item_key, old })
             })
             .collect();
+        cost.unbucketed += unbucketed;
         if tx.send(fingerprints).is_err() {
             return Ok(cost); // the sync stopped listening (it failed)
+        }
+        start = page.next;
+        if start.is_none() {
+            return Ok(cost);
+        }
+    }
+}
+
+fn stored_hash(item: &Item) -> Option<Digest> {
+    item.get(HASH_ATTR).and_then(|h| h.as_s().ok()).and_then(|h| hash::from_hex(h))
+}
+
+/// Whether a stored item carries the bucket its key belongs in.
+fn in_bucket(item: &Item, key: &Digest) -> bool {
+    item.get(BUCKET_ATTR).and_then(|b| b.as_n().ok()).and_then(|b| b.parse::<u32>().ok()) == Some(bucket::bucket(key))
+}
+
+/// What an index read returns of each entry, and how it retries a page.
+struct Entries {
+    key_names: Vec<String>,
+    keep_keys: bool,
+    filter: Option<Filter>,
+    policy: RetryPolicy,
+}
+
+impl Entries {
+    /// The Query of one page of the bucket `value`.
+    fn page<'a>(
+        &'a self,
+        value: &'a AttributeValue,
+        start: Option<&'a HashMap<String, AttributeValue>>,
+    ) -> IndexQuery<'a> {
+        IndexQuery { index: INDEX_NAME, partition: (BUCKET_ATTR, value), start, filter: self.filter.as_ref() }
+    }
+}
+
+/// Reads the hash index bucket by bucket, `parallel` buckets at once, into the pages the diff takes.
+async fn read_index(
+    dynamo: Arc<dyn Target>,
+    table: String,
+    query: Entries,
+    not_before: Option<tokio::time::Instant>,
+    parallel: usize,
+    tx: mpsc::UnboundedSender<Page>,
+) -> Result<ScanCost, TargetError> {
+    if let Some(at) = not_before {
+        tokio::time::sleep_until(at).await;
+    }
+    let (dynamo, table, query, tx) = (&*dynamo, table.as_str(), &query, &tx);
+    let mut buckets = futures::stream::iter(0..BUCKETS)
+        .map(|bucket| read_bucket(dynamo, table, query, bucket, tx))
+        .buffer_unordered(parallel.max(1));
+    let mut cost = ScanCost::default();
+    while let Some(read) = buckets.next().await {
+        let read = read?;
+        cost.read_units += read.read_units;
+        cost.retries += read.retries;
+    }
+    Ok(cost)
+}
+
+async fn read_bucket(
+    dynamo: &dyn Target,
+    table: &str,
+    query: &Entries,
+    bucket: u32,
+    tx: &mpsc::UnboundedSender<Page>,
+) -> Result<ScanCost, TargetError> {
+    let value = AttributeValue::N(bucket.to_string());
+    let mut cost = ScanCost::default();
+    let mut start = None;
+    loop {
+        let (page, retries) =
+            retry::retrying(&query.policy, || dynamo.query_index(table, query.page(&value, start.as_ref()))).await;
+        cost.retries += retries;
+        let page = page?;
+        cost.read_units += page.consumed_units;
+        let fingerprints = page
+            .items
+            .into_iter()
+            .filter_map(|mut entry| {
+                let key = hash::item_key_digest(&entry, &query.key_names)?;
+                let stored = stored_hash(&entry);
+                let item_key = query.keep_keys.then(|| {
+                    entry.retain(|name, _| query.key_names.contains(name));
+                    entry
+                });
+                Some(Seen { key, stored, item_key, old: None })
+            })
+            .collect();
+        if tx.send(fingerprints).is_err() {
+            return Ok(cost);
         }
         start = page.next;
         if start.is_none() {

@@ -23,8 +23,29 @@ pub struct TableMapping {
     pub delete_missing: bool,
     /// A filter expression limiting the diff to the items the parameters cover.
     pub scope: Option<String>,
+    /// How the diff reads what the table holds.
+    pub diff: DiffMode,
     /// The mappings file, for messages.
     pub origin: PathBuf,
+}
+
+/// How a sync's diff reads the target table (`diff` in the mappings file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DiffMode {
+    /// A parallel Scan of the table, projecting keys and hashes (billed on whole items).
+    #[default]
+    Scan,
+    /// Queries of the hash index ([`crate::pure::bucket::INDEX_NAME`]), bucket by bucket.
+    Index,
+}
+
+impl DiffMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            DiffMode::Scan => "scan",
+            DiffMode::Index => "index",
+        }
+    }
 }
 
 impl TableMapping {
@@ -41,6 +62,27 @@ impl TableMapping {
     /// Whether any of the table's queries takes parameters.
     pub fn takes_params(&self) -> bool {
         self.entities.iter().any(|e| !e.params.is_empty())
+    }
+
+    /// The hash index the diff reads when `diff = "index"`: keyed by each item's bucket, copying
+    /// the content hash and the attributes the scope reads (a Query's filter sees only those); the
+    /// table's keys come with every entry.
+    pub fn diff_index(&self) -> Option<Index> {
+        use crate::pure::{bucket, item};
+        if self.diff != DiffMode::Index {
+            return None;
+        }
+        let keys: Vec<&str> = self.entities[0].keys().map(|k| k.attribute.as_str()).collect();
+        let scope = self.scope.as_deref().map(scope_attributes).unwrap_or_default();
+        let copied = std::iter::once(item::HASH_ATTR.to_string())
+            .chain(scope.into_iter().filter(|a| !keys.contains(&a.as_str())));
+        Some(Index {
+            name: bucket::INDEX_NAME.to_string(),
+            local: false,
+            partition_key: bucket::BUCKET_ATTR.to_string(),
+            sort_key: None,
+            projection: Projection::Include(copied.collect()),
+        })
     }
 
     /// Whether the table has several entities (the report then shows each).
@@ -217,6 +259,24 @@ pub(super) fn table_mapping(
             }
         }
     }
+    let diff = match table.diff.as_deref() {
+        None | Some("scan") => DiffMode::Scan,
+        Some("index") => DiffMode::Index,
+        Some(other) => {
+            return Err(err(format!(
+                "diff = \"{other}\": write \"scan\" (read the whole table, the default) or \"index\" (read the hash \
+                 index, {})",
+                crate::pure::bucket::INDEX_NAME
+            )))
+        }
+    };
+    if diff == DiffMode::Index && indexes.iter().filter(|i| !i.local).count() >= 20 {
+        return Err(err(format!(
+            "diff = \"index\" adds the global index {} and DynamoDB allows at most 20 per table; drop one of the \
+             mapping's global indexes or leave the table's diff at \"scan\"",
+            crate::pure::bucket::INDEX_NAME
+        )));
+    }
     if table.delete_missing && table.scope.is_none() && entities.iter().any(|e| !e.params.is_empty()) {
         return Err(err(
             "delete_missing needs a `scope` when the queries take parameters: without one, every item outside \
@@ -231,6 +291,7 @@ pub(super) fn table_mapping(
         indexes,
         delete_missing: table.delete_missing,
         scope: table.scope,
+        diff,
         origin: origin.to_path_buf(),
     })
 }
@@ -501,6 +562,13 @@ fn index(table_key: &Entity, name: String, section: raw::IndexSection) -> Result
     let err = |message: String| format!("index \"{name}\": {message}");
     if !valid_name(&name) {
         return Err(err("is not a valid index name (3-255 of a-z A-Z 0-9 _ . -)".into()));
+    }
+    if crate::pure::item::is_reserved(&name) {
+        return Err(err(format!(
+            "names starting with {} are ddbsync's own (its hash index is {}); rename the index",
+            crate::pure::item::RESERVED_PREFIX,
+            crate::pure::bucket::INDEX_NAME
+        )));
     }
     let local = match section.kind.as_deref() {
         None | Some("global") => false,

@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::pure::cost::Prices;
 use mapping::{bad_characters, check_param_name, name_flaw, table_mapping, NAME_RULE};
 pub use mapping::{
-    compared_with, distinct, placeholders, scope_attributes, Entity, Index, KeySource, KeySpec, Projection,
+    compared_with, distinct, placeholders, scope_attributes, DiffMode, Entity, Index, KeySource, KeySpec, Projection,
     TableMapping,
 };
 pub use template::{Part, Template};

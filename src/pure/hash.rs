@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 
 use md5::{Digest as _, Md5};
 
-use crate::pure::item::{self, AttributeValue, Item, HASH_ATTR};
+use crate::pure::item::{self, AttributeValue, Item};
 use crate::pure::number;
 
 /// A 128-bit fingerprint (an MD5 digest).
@@ -58,7 +58,8 @@ pub fn content_hash(item: &Item, excluded: &Excluded) -> Digest {
 /// attribute left out of both), in one walk over the item: building items is the engine's hot path.
 pub fn hash_and_size(item: &Item, excluded: &Excluded) -> (Digest, usize) {
     let mut buf = Vec::with_capacity(2048);
-    let (size, _) = encode_map(&mut buf, item.iter().filter(|(name, _)| name.as_str() != HASH_ATTR), excluded);
+    // ddbsync's own attributes (the hash, an indexed table's bucket) are not content.
+    let (size, _) = encode_map(&mut buf, item.iter().filter(|(name, _)| !item::is_reserved(name)), excluded);
     (Md5::digest(&buf).into(), size)
 }
 
@@ -79,7 +80,7 @@ pub fn item_key_digest<S: AsRef<str>>(item: &Item, key_names: &[S]) -> Option<Di
     Some(key_digest(&values?))
 }
 
-/// Lower-case hex, the form stored in [`HASH_ATTR`].
+/// Lower-case hex, the form stored in [`item::HASH_ATTR`].
 pub fn to_hex(digest: &Digest) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut text = String::with_capacity(32);
@@ -214,6 +215,7 @@ fn encode(buf: &mut Vec<u8>, value: &AttributeValue, excluded: &Excluded) -> usi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pure::item::HASH_ATTR;
     use aws_sdk_dynamodb::primitives::Blob;
 
     fn s(v: &str) -> AttributeValue {
@@ -304,7 +306,11 @@ mod tests {
     fn own_attributes_are_not_content() {
         let mut stored = lesson();
         stored.insert(HASH_ATTR.into(), s("0123"));
+        stored.insert(crate::pure::bucket::BUCKET_ATTR.into(), n("9"));
         assert_eq!(hash(&stored), hash(&lesson()));
+        // Only at the top level: inside content, such a name is content.
+        let nested = item(vec![("doc", AttributeValue::M([(HASH_ATTR.to_string(), s("x"))].into()))]);
+        assert_ne!(hash(&nested), hash(&item(vec![("doc", AttributeValue::M(Default::default()))])));
     }
 
     #[test]

@@ -61,6 +61,11 @@ pub fn policy(profile: &Profile, uses: &[Use]) -> Value {
         data.extend(d.iter().map(|a| format!("dynamodb:{a}")));
         meta.extend(m.iter().map(|a| format!("dynamodb:{a}")));
     }
+    // A diff that reads the hash index Queries it (on the index's ARN, below).
+    let indexed = profile.tables.iter().any(|t| t.diff == crate::profile::DiffMode::Index);
+    if indexed && uses.iter().any(|u| matches!(u, Use::Sync | Use::Clean)) {
+        data.insert("dynamodb:Query".to_string());
+    }
     let mut tables: Vec<String> = Vec::new();
     for t in &profile.tables {
         tables.push(table_arn(profile, &t.table_name));
@@ -143,6 +148,15 @@ mod tests {
             "arn:aws:dynamodb:eu-west-1:123456789012:table/pni-cache-metadata"
         );
         assert!(actions(&policy(&p, &[Use::Clean])).contains("dynamodb:DeleteTable"));
+    }
+
+    #[test]
+    fn a_sync_queries_the_data_tables_only_when_a_diff_reads_the_hash_index() {
+        let mut p = profile();
+        let data = |p: &Profile| policy(p, &[Use::Sync])["Statement"][0]["Action"].clone();
+        assert!(!data(&p).as_array().unwrap().contains(&json!("dynamodb:Query")));
+        p.tables[0].diff = crate::profile::DiffMode::Index;
+        assert!(data(&p).as_array().unwrap().contains(&json!("dynamodb:Query")));
     }
 
     #[test]

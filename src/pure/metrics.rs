@@ -573,6 +573,7 @@ mod tests {
             rejected: vec![],
             failed: vec![],
             unknown: 0,
+            diff: Default::default(),
             entities: vec![],
         };
         let f = TableFigures::of(&t);

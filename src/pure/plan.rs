@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 
 use crate::profile::{distinct, Entity, Index, KeySource, Part, ProfileError, Projection, TableMapping};
+use crate::pure::bucket;
 use crate::pure::hash::{self, Digest, Excluded};
 use crate::pure::item::{self, AttributeValue, Item, HASH_ATTR, MAX_ITEM_BYTES};
 use crate::pure::value::{self, Cell, ColType, Column, ConvertError, Dialect, Row, Unkeyable};
@@ -238,6 +239,8 @@ pub struct Plan {
     origins: Option<Vec<Option<String>>>,
     /// The entity's name, when its table has several: rejects and their advice name it.
     entity: Option<String>,
+    /// Whether items carry their bucket ([`bucket::BUCKET_ATTR`]): the table's diff reads the hash index.
+    bucketed: bool,
 }
 
 /// A table's checked plans, one per entity, and the schema they give the table.
@@ -306,6 +309,19 @@ impl TablePlan {
                 projection: index.projection.clone(),
             });
         }
+        if let Some(diff) = mapping.diff_index() {
+            for plan in &mut entities {
+                plan.bucketed = true;
+                plan.indexes.push(diff.clone());
+            }
+            indexes.push(IndexSchema {
+                name: diff.name,
+                local: false,
+                keys: vec![(bucket::BUCKET_ATTR.to_string(), "N".to_string())],
+                projection: diff.projection,
+            });
+        }
+        let first = &entities[0];
         let keys = first.table_keys();
         if mapping.is_multi() {
             for (entity, plan) in mapping.entities.iter().zip(&mut entities) {
@@ -328,6 +344,7 @@ impl TablePlan {
     /// Whether some entity's items can carry `attribute` (a query column, a key, ddbsync's hash).
     pub fn gives(&self, attribute: &str) -> bool {
         attribute == HASH_ATTR
+            || (attribute == bucket::BUCKET_ATTR && self.entities[0].bucketed)
             || self.entities.iter().any(|p| {
                 p.key_schema.iter().any(|(n, _)| n == attribute) || p.columns.iter().any(|(n, _)| n == attribute)
             })
@@ -471,6 +488,7 @@ impl Plan {
             defaults: mapping.defaults.clone(),
             origins: None,
             entity: None,
+            bucketed: false,
         })
     }
 
@@ -603,6 +621,16 @@ impl Plan {
         if size > MAX_ITEM_BYTES {
             return Err(rejected(Reject { key: describe(&item), reason: oversized(&item, size) }));
         }
+        let size = match self.bucketed {
+            // Not content: added after the hash, and left out of it when a stored item is hashed.
+            true => {
+                let number = bucket::bucket(&key).to_string();
+                let size = size + bucket::BUCKET_ATTR.len() + item::number_size(&number);
+                item.insert(bucket::BUCKET_ATTR.to_string(), AttributeValue::N(number));
+                size
+            }
+            false => size,
+        };
         let units = item::write_units(size) + self.index_units(&item, size);
         Ok(Built { item, key, hash, size, units, entity: 0 })
     }
@@ -1680,6 +1708,7 @@ mod tests {
 
     fn table(entities: Vec<Entity>, indexes: Vec<Index>) -> TableMapping {
         TableMapping {
+            diff: Default::default(),
             name: "catalog".into(),
             table_name: "t-catalog".into(),
             entities,

@@ -75,6 +75,47 @@ pub struct TableReport {
     /// The counts per entity, for a table fed by several queries.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub entities: Vec<EntityReport>,
+    /// How the diff read the table, and what the hash index cost and saved.
+    #[serde(flatten)]
+    pub diff: DiffRead,
+}
+
+/// How a table's diff read what DynamoDB holds (`diff`, `index_write_units`, `scan_read_units` in JSON).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiffRead {
+    /// `scan` (a Scan of the table), `index` (the hash index) or `none` (a table the run created).
+    pub diff: &'static str,
+    /// Write units the hash index's entries took, included in `write_units` (estimated: one per item
+    /// written or deleted, an entry being far under 1 KB); 0 for a table without the index.
+    pub index_write_units: f64,
+    /// For an index read: the read units a Scan of the table would have consumed (estimated from the
+    /// items' sizes), to weigh against `read_units`.
+    pub scan_read_units: Option<f64>,
+}
+
+impl Default for DiffRead {
+    fn default() -> Self {
+        DiffRead { diff: "scan", index_write_units: 0.0, scan_read_units: None }
+    }
+}
+
+impl DiffRead {
+    /// The line that weighs an index read against a Scan: what it read, and what its entries cost.
+    fn line(&self, table: &str, read_units: f64, write_units: f64) -> Option<String> {
+        let scan = self.scan_read_units?;
+        let fewer = match read_units > 0.0 {
+            true => format!("{:.1}× fewer", scan / read_units),
+            false => "none of them".to_string(),
+        };
+        Some(format!(
+            "{table}: the diff read the hash index: {} read units, where a Scan would have read about {} ({fewer}); \
+             the index's entries took {} of the {} write units.",
+            units(read_units),
+            units(scan),
+            units(self.index_write_units),
+            units(write_units)
+        ))
+    }
 }
 
 /// What one entity (one query) of a single-table design contributed to its table's sync.
@@ -490,6 +531,11 @@ impl RunReport {
         if let Some(path) = &self.backup {
             out.push_str(&format!("Backup taken before the clean load: {path}\n"));
         }
+        for t in &self.tables {
+            if let Some(line) = t.diff.line(&t.table, t.read_units, t.write_units) {
+                out.push_str(&format!("{line}\n"));
+            }
+        }
         let ended = (self.outcome.status != "completed").then_some(self.outcome.status);
         for t in &self.tables {
             if let Some(line) = t.orphan_line(self.dry_run, ended) {
@@ -841,6 +887,7 @@ mod tests {
             rejected: vec![],
             failed: vec![],
             unknown: 0,
+            diff: Default::default(),
             entities: vec![],
         }
     }

@@ -509,6 +509,7 @@ mod tests {
                 rejected: vec![],
                 failed: vec![],
                 unknown: 0,
+                diff: Default::default(),
                 entities: vec![],
             }
         };

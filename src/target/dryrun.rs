@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 
 use crate::pure::item::{self, Item};
 use crate::target::{
-    Condition, Fetched, Filter, IndexSchema, KeySchema, Reply, Request, ScanPage, ScanRequest, TableInfo, TableSchema,
-    Target, TargetError, WriteReply, ACTIVE,
+    Condition, Fetched, Filter, IndexQuery, IndexSchema, KeySchema, Reply, Request, ScanPage, ScanRequest, TableInfo,
+    TableSchema, Target, TargetError, WriteReply, ACTIVE,
 };
 
 /// What a run does with DynamoDB, decided once from `--dry-run` ([`Mode::of`]), where its target
@@ -211,6 +211,13 @@ impl Target for DryRun {
         match answer(self.recorded(table), table, ScanPage::default) {
             Some(page) => Box::pin(async move { page }),
             None => self.inner.scan(table, request),
+        }
+    }
+
+    fn query_index<'a>(&'a self, table: &'a str, query: IndexQuery<'a>) -> Reply<'a, ScanPage> {
+        match answer(self.recorded(table), table, ScanPage::default) {
+            Some(page) => Box::pin(async move { page }),
+            None => self.inner.query_index(table, query),
         }
     }
 

@@ -28,7 +28,7 @@ use aws_sdk_dynamodb::Client;
 use crate::profile::{Profile, ProfileError, Projection, TargetConfig};
 use crate::pure::item::{AttributeValue, Item};
 use crate::target::retry;
-use crate::target::{Reply, Request, ScanRequest, Target, TargetError, WriteReply};
+use crate::target::{IndexQuery, Reply, Request, ScanRequest, Target, TargetError, WriteReply};
 
 pub use crate::target::{
     Condition, Fetched, Filter, IndexSchema, KeySchema, ScanPage, TableInfo, TableSchema, TABLE_WAIT,
@@ -626,6 +626,38 @@ impl Dynamo {
         })
     }
 
+    async fn query_index(&self, table: &str, query: IndexQuery<'_>) -> Result<ScanPage, TargetError> {
+        let IndexQuery { index, partition: (name, value), start, filter } = query;
+        // `#p`/`:p`: a filter's own placeholders are `#name` and `:name` of the scope.
+        let mut request = self
+            .client
+            .query()
+            .table_name(table)
+            .index_name(index)
+            .key_condition_expression("#p = :p")
+            .expression_attribute_names("#p", name)
+            .expression_attribute_values(":p", value.clone())
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .set_exclusive_start_key(start.cloned());
+        if let Some(filter) = filter {
+            request = request.filter_expression(&filter.expression);
+            for (placeholder, value) in &filter.values {
+                request = request.expression_attribute_values(placeholder, value.clone());
+            }
+            for (placeholder, name) in &filter.names {
+                request = request.expression_attribute_names(placeholder, name);
+            }
+        }
+        // Pages are retried (and counted) by the caller, like Scan pages.
+        let out =
+            request.customize().config_override(no_retries()).send().await.map_err(|e| target_error(e, &self.chain))?;
+        Ok(ScanPage {
+            consumed_units: out.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0),
+            next: out.last_evaluated_key().filter(|k| !k.is_empty()).cloned(),
+            items: out.items.unwrap_or_default(),
+        })
+    }
+
     /// Writes one item (run records); returns the units consumed.
     async fn put_item(&self, table: &str, item: Item) -> Result<f64, TargetError> {
         let out = self
@@ -899,6 +931,10 @@ impl Target for Dynamo {
         Box::pin(Dynamo::scan(self, table, request))
     }
 
+    fn query_index<'a>(&'a self, table: &'a str, query: IndexQuery<'a>) -> Reply<'a, ScanPage> {
+        Box::pin(Dynamo::query_index(self, table, query))
+    }
+
     fn batch_write<'a>(&'a self, table: &'a str, requests: &'a [Request]) -> Reply<'a, WriteReply> {
         Box::pin(Dynamo::batch_write(self, table, requests))
     }
@@ -997,7 +1033,7 @@ mod setup_tests {
     #[test]
     fn calls_ddbsync_retries_have_the_sdks_retries_off() {
         let source = include_str!("dynamo.rs");
-        for call in ["async fn scan(", "async fn batch_get(", "async fn batch_write("] {
+        for call in ["async fn scan(", "async fn query_index(", "async fn batch_get(", "async fn batch_write("] {
             let body = &source[source.find(call).unwrap()..];
             let body = &body[..body[1..].find("\n    async fn ").unwrap_or(body.len())];
             assert!(body.contains("config_override(no_retries())"), "{call} keeps the SDK's retries");
@@ -1007,7 +1043,7 @@ mod setup_tests {
         for text in engine {
             for (at, _) in text.match_indices("retrying(") {
                 let call = &text[at..text.len().min(at + 200)];
-                let ok = ["scan_page", "scan_limited", "batch_get"].iter().any(|c| call.contains(c));
+                let ok = ["scan_page", "scan_limited", "query_index", "batch_get"].iter().any(|c| call.contains(c));
                 assert!(ok, "ddbsync retries a call the SDK may retry too: {call}");
             }
         }

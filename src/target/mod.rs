@@ -95,6 +95,19 @@ impl<'a> ScanRequest<'a> {
     }
 }
 
+/// One page of a Query of a global index by the value of its partition key: the entries DynamoDB
+/// keeps in the index (the table's keys and the index's projected attributes), from `start`,
+/// leaving out what `filter` does not cover (read, and billed, all the same). Eventually
+/// consistent: a global index cannot be read otherwise.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexQuery<'a> {
+    pub index: &'a str,
+    /// The index's partition key attribute and the value read.
+    pub partition: (&'a str, &'a AttributeValue),
+    pub start: Option<&'a HashMap<String, AttributeValue>>,
+    pub filter: Option<&'a Filter>,
+}
+
 /// What one BatchGetItem call returned.
 #[derive(Debug, Default)]
 pub struct Fetched {
@@ -186,7 +199,7 @@ impl TargetError {
 /// page or batch, so the allocation costs nothing measurable.
 pub type Reply<'a, T> = Pin<Box<dyn Future<Output = Result<T, TargetError>> + Send + 'a>>;
 
-/// The whole DynamoDB data plane the engine uses. Reads (`describe`, `scan`, `batch_get`,
+/// The whole DynamoDB data plane the engine uses. Reads (`describe`, `scan`, `query_index`, `batch_get`,
 /// `query_from`, `get_item`, `try_filter`) change nothing; everything else is a write, which a
 /// dry run records instead of sending.
 pub trait Target: Send + Sync {
@@ -218,6 +231,9 @@ pub trait Target: Send + Sync {
 
     /// One page of a Scan. Sent once: the caller retries (and counts the retries).
     fn scan<'a>(&'a self, table: &'a str, request: ScanRequest<'a>) -> Reply<'a, ScanPage>;
+
+    /// One page of a Query of a global index (see [`IndexQuery`]). Sent once: the caller retries.
+    fn query_index<'a>(&'a self, table: &'a str, query: IndexQuery<'a>) -> Reply<'a, ScanPage>;
 
     /// One BatchWriteItem call of at most 25 requests. Sent once: the caller retries.
     fn batch_write<'a>(&'a self, table: &'a str, requests: &'a [Request]) -> Reply<'a, WriteReply>;
@@ -449,6 +465,12 @@ pub mod scripted {
 
         fn scan<'a>(&'a self, table: &'a str, _: ScanRequest<'a>) -> Reply<'a, ScanPage> {
             self.log(format!("scan {table}"));
+            let answer = Self::next(&self.scans, ScanPage::default());
+            Box::pin(async move { answer })
+        }
+
+        fn query_index<'a>(&'a self, table: &'a str, query: IndexQuery<'a>) -> Reply<'a, ScanPage> {
+            self.log(format!("query_index {table} {}", query.index));
             let answer = Self::next(&self.scans, ScanPage::default());
             Box::pin(async move { answer })
         }

@@ -12,13 +12,14 @@ mod rejects;
 mod table;
 
 use crate::engine::backup;
+use crate::engine::diff_index;
 use crate::engine::lock::{self, Fence};
 use crate::engine::pace::Cap;
 use crate::engine::preflight::{self, missing_indexes_message, open_rows, plans, selected, Rows};
-use crate::engine::scan;
+use crate::engine::scan::{self, Read, INDEX_SETTLE};
 use crate::engine::stop::{Interrupted, Stop, DRAIN};
 use crate::printer::Printer;
-use crate::profile::{Entity, Profile, ProfileError, TableMapping};
+use crate::profile::{DiffMode, Entity, Profile, ProfileError, TableMapping};
 use crate::pure::item::{self, Item};
 use crate::pure::params::Params;
 use crate::pure::plan::{show_table_schema, Reject, TablePlan};
@@ -61,6 +62,8 @@ pub struct SyncOptions {
     pub rejects_file: Option<PathBuf>,
     /// `--param name=value`, bound to the queries that list the name.
     pub params: Vec<(String, String)>,
+    /// `--full-scan`: Scan tables whose diff reads the hash index.
+    pub full_scan: bool,
 }
 
 /// `sync.on_reject = "fail"` found rows that cannot be written; nothing was written.
@@ -85,6 +88,8 @@ struct Prepared<'a> {
     /// The indexes the run's writes go through: the table's own, or the mapping's for a table the
     /// run creates. A dry run prices index writes by them.
     indexes: Vec<IndexSchema>,
+    /// How the diff reads the table, when it exists and is not recreated.
+    read: Read,
 }
 
 fn now() -> String {
@@ -154,6 +159,8 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
             cap: profile.sync.max_write_units_per_second.filter(|_| mode == Mode::Real).map(|n| Arc::new(Cap::new(n))),
             fence,
             stop: stop.clone(),
+            // The lock was just taken: every write of an earlier run is older than this.
+            locked_at: (mode == Mode::Real).then(tokio::time::Instant::now),
         };
         let done = &mut done;
         async move {
@@ -319,10 +326,36 @@ async fn prepare_and_sync(
             Some(info) if !options.clean => info.indexes.clone(),
             _ => plan.schema.indexes.clone(),
         };
-        prepared.push(Prepared { mapping, plan, exists: info.is_some(), item_count, indexes });
+        let read = match &info {
+            Some(info) if !options.clean => choose_read(run, mapping, info).await?,
+            _ => Read::Scan { bucketed: false },
+        };
+        prepared.push(Prepared { mapping, plan, exists: info.is_some(), item_count, indexes, read });
     }
 
     sync_tables(run, &mut prepared, done).await
+}
+
+/// How the diff reads an existing table (said when its mapping asks for the hash index and it cannot
+/// be read yet); a table with the index that this run writes without buckets loses its record first.
+async fn choose_read(run: &Run<'_>, mapping: &TableMapping, info: &crate::target::TableInfo) -> Result<Read> {
+    let (dynamo, profile, table) = (&*run.dynamo, run.profile, &mapping.table_name);
+    let indexed = info.indexes.iter().any(|i| i.name == crate::pure::bucket::INDEX_NAME);
+    if mapping.diff == DiffMode::Scan {
+        if indexed && run.mode == Mode::Real {
+            diff_index::forget(dynamo, profile, table).await?;
+        }
+        return Ok(Read::Scan { bucketed: false });
+    }
+    let record = diff_index::recorded(dynamo, profile, table).await?;
+    let (read, why) = diff_index::choose(mapping.diff, run.options.full_scan, info, record.as_deref());
+    if let Some(why) = why {
+        run.printer.note(format!("{table} {why}"));
+    }
+    Ok(match read {
+        Read::Index { .. } => Read::Index { not_before: run.locked_at.map(|at| at + INDEX_SETTLE) },
+        scan => scan,
+    })
 }
 
 /// Refuses a clean load of an existing table whose queries take parameters: a run loads one slice
@@ -410,6 +443,17 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Do
             let creating = doing(run.mode, ("creating", "create"));
             printer.note(format!("{creating} {table} ({})", show_table_schema(&p.plan.schema)));
             dynamo.make_table(table, &p.plan.schema).await.with_context(|| format!("creating {table}"))?;
+            if p.mapping.diff == DiffMode::Index && run.mode == Mode::Real {
+                // Empty, and every item this run writes carries its bucket.
+                let created = dynamo.describe(table).await?.and_then(|info| info.created);
+                match created {
+                    Some(created) => diff_index::mark_complete(&**dynamo, profile, table, created).await?,
+                    None => printer.note(format!(
+                        "{table}: DynamoDB does not say when the table was created, so the next run Scans it \
+                         instead of reading its hash index"
+                    )),
+                }
+            }
             if !p.exists {
                 match run.mode {
                     Mode::Real => try_scope(run, p).await?,
@@ -435,7 +479,7 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Do
                 let filter = run.params.filter(p.mapping, &p.plan.param_types, &p.plan.scope_values);
                 let scope = (p.mapping.delete_missing, filter);
                 let footprints = (run.mode == Mode::Rehearsal).then(|| p.indexes.clone());
-                scan::start(dynamo.clone(), table, key_names, scope, footprints, p.item_count, profile)
+                scan::start(dynamo.clone(), table, key_names, scope, footprints, p.item_count, p.read, profile)
             })
         })
         .collect();
@@ -542,4 +586,6 @@ struct Run<'a> {
     fence: Fence,
     /// Asked for by SIGTERM or SIGINT: no more reading, no new batches, no deletes.
     stop: Stop,
+    /// When the run took its lock (none in a rehearsal): the hash index is read [`INDEX_SETTLE`] later.
+    locked_at: Option<tokio::time::Instant>,
 }

@@ -2,18 +2,20 @@
 //! the guards allow, counted in a [`Tally`] that becomes the table's report.
 
 use super::{open_or_halt, scope_refused, Prepared, Run, DUPLICATE, KEPT, PARK_BUDGET};
+use crate::engine::diff_index::{self, Switch};
 use crate::engine::guard;
 use crate::engine::lock;
-use crate::engine::scan::{Feed, Page, ScanCost};
+use crate::engine::scan::{Feed, Page, Read, ScanCost};
 use crate::engine::stop::DRAIN;
 use crate::engine::writer::{Pending, WriteOutcome};
+use crate::profile::DiffMode;
 use crate::pure::classify::Classifier;
 use crate::pure::cost::{self, Footprint, Savings};
 use crate::pure::diff::{self, Index, Verdict};
 use crate::pure::hash::Digest;
 use crate::pure::item::{self, Item};
 use crate::pure::plan::{Built, KeyFlaw, Reject, Rejected};
-use crate::pure::report::{EntityReport, TableReport};
+use crate::pure::report::{DiffRead, EntityReport, TableReport};
 use crate::target::dryrun::{doing, Mode};
 use crate::target::IndexSchema;
 use crate::target::{Request, TargetError};
@@ -29,6 +31,8 @@ pub(super) struct Tally<'a> {
     unchanged: u64,
     changed_units: u64,
     unchanged_units: u64,
+    /// The size of the items the table holds that have a source row: what a Scan reads of them.
+    stored_bytes: u64,
     rejected: Vec<Reject>,
     /// The rejected rows whose key could be built: their place in `rejected`, and the key.
     rejected_keys: Vec<(usize, Digest)>,
@@ -73,6 +77,9 @@ impl Tally<'_> {
             }
             _ => built.units,
         };
+        if matches!(verdict, Verdict::Skip | Verdict::Update) {
+            self.stored_bytes += built.size as u64;
+        }
         if let Some(e) = self.entities.get_mut(built.entity) {
             match verdict {
                 Verdict::Skip => e.unchanged += 1,
@@ -134,6 +141,7 @@ pub(super) async fn sync_table(
         unchanged: 0,
         changed_units: 0,
         unchanged_units: 0,
+        stored_bytes: 0,
         rejected: Vec::new(),
         rejected_keys: Vec::new(),
         keyless: Vec::new(),
@@ -401,6 +409,37 @@ pub(super) async fn sync_table(
         let refused = deletes.refused.is_some();
         tracing::info!(table = %table, items = deletes.count, orphans, refused, "deleted {} items", deletes.count);
     }
+    // The hash index's entries: one write unit each, an entry (keys, bucket, hash) being far under 1 KB.
+    let bucketed = p.mapping.diff == DiffMode::Index;
+    let index_write_units = if bucketed { (tally.created + tally.updated + deletes.count) as f64 } else { 0.0 };
+    let diff = DiffRead {
+        diff: match (&p.read, p.exists && !run.options.clean) {
+            (_, false) => "none",
+            (Read::Index { .. }, true) => "index",
+            (Read::Scan { .. }, true) => "scan",
+        },
+        index_write_units,
+        // A Scan reads whole items, billed per 4 KB at half a unit (eventually consistent).
+        scan_read_units: matches!(p.read, Read::Index { .. })
+            .then(|| (tally.stored_bytes as f64 / 4096.0).ceil() * 0.5),
+    };
+    if p.read == (Read::Scan { bucketed: true }) && run.mode == Mode::Real && p.exists && !run.options.clean {
+        let switch = Switch { unbucketed: scan_cost.unbucketed };
+        let whole = judged && !p.mapping.takes_params();
+        if switch.complete(
+            whole,
+            outcome.failed.len() + outcome.unknown as usize,
+            orphans - deletes.count,
+            stale.len() as u64,
+        ) {
+            match record_complete(run, p).await {
+                Ok(()) => run
+                    .printer
+                    .note(format!("{table}: every item carries its bucket: the next run's diff reads the hash index")),
+                Err(e) => tracing::warn!("{e:#}"),
+            }
+        }
+    }
     let report = TableReport {
         table: table.clone(),
         table_created: run.options.clean || !p.exists,
@@ -424,8 +463,19 @@ pub(super) async fn sync_table(
         entities: tally.entities,
         failed: outcome.failed,
         unknown: outcome.unknown,
+        diff,
     };
     Ok((report, failure))
+}
+
+/// Records that the table's items all carry their bucket, against its creation time now.
+async fn record_complete(run: &Run<'_>, p: &Prepared<'_>) -> Result<()> {
+    let table = &p.mapping.table_name;
+    let info = run.dynamo.describe(table).await.with_context(|| format!("reading DynamoDB table {table}"))?;
+    match info.and_then(|i| i.created) {
+        Some(created) => diff_index::mark_complete(&*run.dynamo, run.profile, table, created).await,
+        None => Ok(()),
+    }
 }
 
 #[derive(Default)]
