@@ -98,7 +98,9 @@ pub fn choose(mode: DiffMode, full_scan: bool, info: &TableInfo, record: Option<
         return scan("does not say when it was created, which the hash index's record is checked against: the diff Scans the table".into());
     };
     match record {
-        Some(recorded) if recorded.parse::<f64>().ok() == Some(created) => (Read::Index { not_before: None }, None),
+        Some(recorded) if recorded.parse::<f64>().ok() == Some(created) => {
+            (Read::Index { not_before: None, buckets: None }, None)
+        }
         Some(_) => scan(format!(
             "was created again since its hash index was last complete: the diff Scans the table once, writing the \
              bucket of every item that lacks it, and reads {INDEX_NAME} from the next run"

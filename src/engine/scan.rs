@@ -4,9 +4,10 @@
 //! are retried (and the retries counted) like batch writes. A sync starts every table's Scan at
 //! once, so the server scans later tables while ddbsync syncs earlier ones.
 //!
-//! A table whose diff reads the hash index ([`Read::Index`]) is not scanned: its index is Queried
-//! bucket by bucket, several buckets at once, and each entry (the item's keys, its bucket and its
-//! stored hash) becomes the same fingerprint. DynamoDB bills those Queries on the entries' few bytes.
+//! A table whose diff reads the hash index ([`Read::Index`]) is not scanned: its index is, with the
+//! same parallel Scan (or, for some buckets only, Queried bucket by bucket), and each entry (the
+//! item's keys, its bucket and its stored hash) becomes the same fingerprint. DynamoDB bills reads of
+//! an index on the entries' few bytes.
 //! The index is eventually consistent: see [`Read::Index`] for why a stale entry loses nothing.
 //!
 //! A dry run's Scan reads whole items instead (billed the same: a Scan is billed on the items it
@@ -20,13 +21,13 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::profile::Profile;
-use crate::pure::bucket::{self, BUCKETS, BUCKET_ATTR, INDEX_NAME};
+use crate::pure::bucket::{self, BUCKET_ATTR, INDEX_NAME};
 use crate::pure::cost::Footprint;
 use crate::pure::hash::{self, Digest};
 use crate::pure::item::{AttributeValue, Item, HASH_ATTR};
 use crate::target::retry::{self, RetryPolicy};
 use crate::target::TargetError;
-use crate::target::{Filter, IndexQuery, IndexSchema, Target};
+use crate::target::{Filter, IndexQuery, IndexSchema, ScanRequest, Target};
 use futures::StreamExt;
 
 /// A target item as the diff sees it.
@@ -45,13 +46,14 @@ pub struct Seen {
 pub type Page = Vec<Seen>;
 
 /// How the diff reads a table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Read {
     /// A parallel Scan of the whole table. `bucketed`: the table's items are to carry their bucket
     /// (its diff reads the hash index); an item without it, or with a wrong one, is taken as not
     /// written by ddbsync, so that it is rewritten with it.
     Scan { bucketed: bool },
-    /// Queries of the hash index, bucket by bucket, no sooner than `not_before`.
+    /// The hash index's entries, no sooner than `not_before`: all of them with a parallel Scan of the
+    /// index, or `buckets` only, Queried bucket by bucket (a shard's).
     ///
     /// The index is eventually consistent: an entry may lag its item by DynamoDB's propagation
     /// delay. An entry that lags shows the item as an earlier run left it, and the diff then
@@ -62,7 +64,7 @@ pub enum Read {
     /// and an item written and then removed from the source (it is missing from the index, so it is
     /// not an orphan). Every write of a run happens before its lease ends, so a run that waits
     /// [`INDEX_SETTLE`] after taking the lock reads entries at least that old.
-    Index { not_before: Option<tokio::time::Instant> },
+    Index { not_before: Option<tokio::time::Instant>, buckets: Option<std::ops::Range<u32>> },
 }
 
 /// How long after taking the lock a run waits before it reads the hash index, so that every write
@@ -106,13 +108,15 @@ pub fn start(
     // Unbounded on purpose: pages hold fingerprints only, and a table whose sync has not begun
     // yet must not stall its Scan.
     let (tx, pages) = mpsc::unbounded_channel();
-    let bucketed = match read {
-        Read::Index { not_before } => {
+    let (bucketed, index, not_before) = match read {
+        Read::Index { not_before, buckets: Some(buckets) } => {
             let query = Entries { key_names, keep_keys, filter, policy };
-            let done = tokio::spawn(read_index(dynamo, table, query, not_before, segments as usize, tx));
+            let done = tokio::spawn(read_index(dynamo, table, query, (buckets, not_before), segments as usize, tx));
             return Feed { pages, done, expected };
         }
-        Read::Scan { bucketed } => bucketed,
+        // The whole index: a parallel Scan of it, billed per page of entries, not per bucket.
+        Read::Index { not_before, buckets: None } => (false, Some(INDEX_NAME), not_before),
+        Read::Scan { bucketed } => (bucketed, None, None),
     };
     let filter = filter.map(Arc::new);
     let footprints = footprints.map(Arc::new);
@@ -122,6 +126,8 @@ pub fn start(
             let at = Segment {
                 number: segment,
                 of: segments,
+                index,
+                not_before,
                 keep_keys,
                 bucketed,
                 filter: filter.clone(),
@@ -146,6 +152,10 @@ pub fn start(
 struct Segment {
     number: u32,
     of: u32,
+    /// The hash index, when its entries are read instead of the table's items.
+    index: Option<&'static str>,
+    /// No sooner than this (see [`Read::Index`]).
+    not_before: Option<tokio::time::Instant>,
     keep_keys: bool,
     bucketed: bool,
     filter: Option<Arc<Filter>>,
@@ -171,11 +181,22 @@ async fn scan_segment(
             .chain(at.bucketed.then(|| BUCKET_ATTR.to_string()))
             .collect(),
     };
+    if let Some(at) = at.not_before {
+        tokio::time::sleep_until(at).await;
+    }
     let mut cost = ScanCost::default();
     let mut start = None;
     loop {
         let (page, retries) = retry::retrying(&policy, || {
-            dynamo.scan_page(table, &attributes, (at.number as i32, at.of as i32), start.clone(), at.filter.as_deref())
+            let request = ScanRequest {
+                index: at.index,
+                attributes: &attributes,
+                segment: (at.number as i32, at.of as i32),
+                start: start.as_ref(),
+                limit: None,
+                filter: at.filter.as_deref(),
+            };
+            dynamo.scan(table, request)
         })
         .await;
         cost.retries += retries;
@@ -247,7 +268,7 @@ async fn read_index(
     dynamo: Arc<dyn Target>,
     table: String,
     query: Entries,
-    not_before: Option<tokio::time::Instant>,
+    (buckets, not_before): (std::ops::Range<u32>, Option<tokio::time::Instant>),
     parallel: usize,
     tx: mpsc::UnboundedSender<Page>,
 ) -> Result<ScanCost, TargetError> {
@@ -255,7 +276,7 @@ async fn read_index(
         tokio::time::sleep_until(at).await;
     }
     let (dynamo, table, query, tx) = (&*dynamo, table.as_str(), &query, &tx);
-    let mut buckets = futures::stream::iter(0..BUCKETS)
+    let mut buckets = futures::stream::iter(buckets)
         .map(|bucket| read_bucket(dynamo, table, query, bucket, tx))
         .buffer_unordered(parallel.max(1));
     let mut cost = ScanCost::default();

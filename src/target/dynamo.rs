@@ -589,11 +589,12 @@ impl Dynamo {
     }
 
     async fn scan(&self, table: &str, scan: ScanRequest<'_>) -> Result<ScanPage, TargetError> {
-        let ScanRequest { attributes, segment: (segment, total_segments), start, limit, filter } = scan;
+        let ScanRequest { index, attributes, segment: (segment, total_segments), start, limit, filter } = scan;
         let mut request = self
             .client
             .scan()
             .table_name(table)
+            .set_index_name(index.map(str::to_string))
             .segment(segment)
             .total_segments(total_segments)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)

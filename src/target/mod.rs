@@ -78,9 +78,11 @@ pub struct ScanPage {
 
 /// Which part of a table a Scan reads, and how: `attributes` only (whole items when empty), one
 /// `segment` of how many, from `start`, at most `limit` items, leaving out what `filter` does not
-/// cover (the items are read, and billed, all the same).
+/// cover (the items are read, and billed, all the same). With `index`, the entries of that global
+/// index are read instead of the table's items (billed on the entries' size).
 #[derive(Debug, Clone, Copy)]
 pub struct ScanRequest<'a> {
+    pub index: Option<&'a str>,
     pub attributes: &'a [String],
     pub segment: (i32, i32),
     pub start: Option<&'a HashMap<String, AttributeValue>>,
@@ -91,7 +93,7 @@ pub struct ScanRequest<'a> {
 impl<'a> ScanRequest<'a> {
     /// A whole-item Scan of the whole table (one segment), from its start.
     pub fn whole() -> ScanRequest<'a> {
-        ScanRequest { attributes: &[], segment: (0, 1), start: None, limit: None, filter: None }
+        ScanRequest { index: None, attributes: &[], segment: (0, 1), start: None, limit: None, filter: None }
     }
 }
 
@@ -340,7 +342,7 @@ impl dyn Target + '_ {
         limit: Option<i32>,
         filter: Option<&Filter>,
     ) -> Result<ScanPage, TargetError> {
-        self.scan(table, ScanRequest { attributes, segment, start: start.as_ref(), limit, filter }).await
+        self.scan(table, ScanRequest { index: None, attributes, segment, start: start.as_ref(), limit, filter }).await
     }
 }
 

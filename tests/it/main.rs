@@ -14,6 +14,7 @@ mod faults;
 mod fidelity;
 mod figures;
 mod harness;
+mod index;
 mod lock_wait;
 mod metrics;
 mod modelling;

@@ -9,7 +9,9 @@
 //! BatchWriteItem call whose body holds the marker is refused with a `ValidationException`, as
 //! DynamoDB refuses a whole call for one item it will not store. With a "written, then failed"
 //! marker set, every BatchWriteItem call whose body holds it reaches the server, which applies it,
-//! and is then answered with a 500: a write whose outcome the client cannot know.
+//! and is then answered with a 500: a write whose outcome the client cannot know. With a lagging
+//! index set, reads of ddbsync's hash index are answered from entries the test read earlier, as
+//! an eventually consistent global index answers before the latest writes have reached it.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -29,6 +31,8 @@ use tokio::net::TcpListener;
 pub struct Exchange {
     pub operation: String,
     pub response: serde_json::Value,
+    /// The request as the server got it (after any fault changed it).
+    pub request: serde_json::Value,
 }
 
 /// Which calls fail, and how.
@@ -81,6 +85,8 @@ struct State {
     outage: Option<(String, usize)>,
     /// How many calls the outage failed.
     outage_failed: usize,
+    /// Entries (DynamoDB JSON) that Queries of the hash index are answered from instead of the server.
+    lagging_index: Option<Vec<serde_json::Value>>,
 }
 
 impl State {
@@ -193,9 +199,43 @@ impl Proxy {
         self.state.lock().unwrap().log.iter().filter(|e| e.operation == operation).cloned().collect()
     }
 
+    /// The requests of `operation` the server got, in order.
+    pub fn requests(&self, operation: &str) -> Vec<serde_json::Value> {
+        self.exchanges(operation).into_iter().map(|e| e.request).collect()
+    }
+
     pub fn clear(&self) {
         self.state.lock().unwrap().log.clear();
     }
+
+    /// Answers every read of the hash index (`_ddbsync_diff_b64`) from `entries`, whatever the
+    /// server holds now: an index whose entries lag their items.
+    pub fn lag_index(&self, entries: Option<Vec<serde_json::Value>>) {
+        self.state.lock().unwrap().lagging_index = entries;
+    }
+}
+
+/// The answer of a lagging hash index: to a Query of one bucket, the entries of that bucket; to a
+/// parallel Scan of the index, every entry in its first segment; on one page, billed half a unit.
+fn lagging_answer(operation: &str, body: &[u8], entries: &[serde_json::Value]) -> Option<serde_json::Value> {
+    let request: serde_json::Value = serde_json::from_slice(body).ok()?;
+    if request["IndexName"] != "_ddbsync_diff_b64" {
+        return None;
+    }
+    let items: Vec<&serde_json::Value> = match operation {
+        "Query" => {
+            let bucket = &request["ExpressionAttributeValues"][":p"];
+            entries.iter().filter(|e| &e["_ddbsync_bucket"] == bucket).collect()
+        }
+        "Scan" if request["Segment"].as_u64().unwrap_or(0) == 0 => entries.iter().collect(),
+        _ => Vec::new(),
+    };
+    Some(serde_json::json!({
+        "Items": items,
+        "Count": items.len(),
+        "ScannedCount": items.len(),
+        "ConsumedCapacity": { "TableName": request["TableName"], "CapacityUnits": 0.5 },
+    }))
 }
 
 async fn serve(listener: TcpListener, upstream: String, state: Arc<Mutex<State>>) {
@@ -264,6 +304,16 @@ async fn forward(
             return Some(error_response(400, "ValidationException"));
         }
     }
+    let lagging = match &state.lock().unwrap().lagging_index {
+        Some(entries) if operation == "Query" || operation == "Scan" => lagging_answer(&operation, &body, entries),
+        _ => None,
+    };
+    if let Some(answer) = lagging {
+        let request = serde_json::from_slice(&body).unwrap_or_default();
+        state.lock().unwrap().log.push(Exchange { operation, response: answer.clone(), request });
+        let out = Response::builder().status(200).header("content-type", "application/x-amz-json-1.0");
+        return Some(out.body(Full::new(Bytes::from(answer.to_string()))).unwrap());
+    }
     let down = match &mut state.lock().unwrap().outage {
         Some((op, 0)) if *op == operation => true,
         Some((op, pass)) if *op == operation => {
@@ -300,6 +350,7 @@ async fn forward(
         },
         Some(Fault::DropAfter) | None => {}
     }
+    let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let uri = format!("{upstream}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
     let mut upstream_req = Request::builder().method(parts.method).uri(uri);
     for (name, value) in parts.headers.iter().filter(|(n, _)| *n != "content-length") {
@@ -316,7 +367,7 @@ async fn forward(
         parsed["UnprocessedItems"] = rest;
         bytes = Bytes::from(parsed.to_string());
     }
-    state.lock().unwrap().log.push(Exchange { operation, response: parsed });
+    state.lock().unwrap().log.push(Exchange { operation, response: parsed, request });
     if fault == Some(Fault::DropAfter) {
         return None;
     }

@@ -327,7 +327,7 @@ async fn prepare_and_sync(
             _ => plan.schema.indexes.clone(),
         };
         let read = match &info {
-            Some(info) if !options.clean => choose_read(run, mapping, info).await?,
+            Some(info) if !options.clean => choose_read(run, mapping, info, &mut done.notes).await?,
             _ => Read::Scan { bucketed: false },
         };
         prepared.push(Prepared { mapping, plan, exists: info.is_some(), item_count, indexes, read });
@@ -338,7 +338,12 @@ async fn prepare_and_sync(
 
 /// How the diff reads an existing table (said when its mapping asks for the hash index and it cannot
 /// be read yet); a table with the index that this run writes without buckets loses its record first.
-async fn choose_read(run: &Run<'_>, mapping: &TableMapping, info: &crate::target::TableInfo) -> Result<Read> {
+async fn choose_read(
+    run: &Run<'_>,
+    mapping: &TableMapping,
+    info: &crate::target::TableInfo,
+    notes: &mut Vec<String>,
+) -> Result<Read> {
     let (dynamo, profile, table) = (&*run.dynamo, run.profile, &mapping.table_name);
     let indexed = info.indexes.iter().any(|i| i.name == crate::pure::bucket::INDEX_NAME);
     if mapping.diff == DiffMode::Scan {
@@ -350,10 +355,12 @@ async fn choose_read(run: &Run<'_>, mapping: &TableMapping, info: &crate::target
     let record = diff_index::recorded(dynamo, profile, table).await?;
     let (read, why) = diff_index::choose(mapping.diff, run.options.full_scan, info, record.as_deref());
     if let Some(why) = why {
+        // In the report too: a scheduled run's JSON says why it read the whole table.
         run.printer.note(format!("{table} {why}"));
+        notes.push(format!("{table} {why}"));
     }
     Ok(match read {
-        Read::Index { .. } => Read::Index { not_before: run.locked_at.map(|at| at + INDEX_SETTLE) },
+        Read::Index { buckets, .. } => Read::Index { not_before: run.locked_at.map(|at| at + INDEX_SETTLE), buckets },
         scan => scan,
     })
 }
@@ -479,7 +486,7 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Do
                 let filter = run.params.filter(p.mapping, &p.plan.param_types, &p.plan.scope_values);
                 let scope = (p.mapping.delete_missing, filter);
                 let footprints = (run.mode == Mode::Rehearsal).then(|| p.indexes.clone());
-                scan::start(dynamo.clone(), table, key_names, scope, footprints, p.item_count, p.read, profile)
+                scan::start(dynamo.clone(), table, key_names, scope, footprints, p.item_count, p.read.clone(), profile)
             })
         })
         .collect();
