@@ -304,3 +304,48 @@ async fn a_table_switched_to_the_index_is_scanned_and_bucketed_once_then_read_th
     assert_in_sync(&stored, &source);
     assert_eq!(ctx.sync(&[])["tables"][0]["diff"], "index");
 }
+
+#[tokio::test]
+async fn a_scoped_table_filters_its_index_on_the_attributes_the_index_copies() {
+    let ctx = Ctx::new(60).await;
+    ctx.use_mappings(
+        "scoped.toml",
+        r##"[tables.lessons]
+partition_key = "lesson_id"
+diff = "index"
+delete_missing = true
+params = ["min_level"]
+scope = "#level >= :min_level"
+query = "SELECT id AS lesson_id, title, level FROM lessons WHERE level >= $1"
+"##,
+    );
+    let first = ctx.sync(&["--param", "min_level=3"]);
+    let in_scope: Vec<String> = ctx.query("SELECT id FROM lessons WHERE level >= 3 ORDER BY id");
+    assert_eq!(figure(&first, &ctx.table("lessons"), "created"), in_scope.len() as f64);
+    let entries = index_entries(&ctx, "lessons").await;
+    assert!(entries.iter().all(|e| e.get("level").is_some()), "the index copies what the scope reads");
+
+    // A lesson of the scope goes, one outside it changes: the scoped run deletes the first only,
+    // reading the index through the scope's filter.
+    let gone = &in_scope[0];
+    let outside = ctx.query("SELECT id FROM lessons WHERE level < 3 ORDER BY id LIMIT 1")[0].clone();
+    ctx.sql(&[
+        &format!("DELETE FROM questions WHERE lesson_id = {gone}"),
+        &format!("DELETE FROM passages WHERE lesson_id = {gone}"),
+        &format!("DELETE FROM lessons WHERE id = {gone}"),
+        &format!("UPDATE lessons SET title = 'outside' WHERE id = {outside}"),
+    ]);
+    ctx.proxy.clear();
+    let second = ctx.sync(&["--param", "min_level=3"]);
+    assert_eq!(second["tables"][0]["diff"], "index");
+    let requests = ctx.proxy.requests("Scan");
+    assert!(requests.iter().all(|r| r["IndexName"] == INDEX && r["FilterExpression"].is_string()), "{requests:?}");
+    assert_eq!(written(&ctx), (BTreeSet::new(), [gone.clone()].into()));
+    assert_eq!(figure(&second, &ctx.table("lessons"), "unchanged"), (in_scope.len() - 1) as f64);
+    let stored: BTreeSet<String> = ctx.scan("lessons").await.iter().map(|i| text(&i["lesson_id"])).collect();
+    assert_eq!(
+        stored,
+        in_scope[1..].iter().cloned().collect(),
+        "the table holds the scope's lessons, but the one deleted"
+    );
+}
