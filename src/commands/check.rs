@@ -236,12 +236,28 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
                 .fail(what, &anyhow::anyhow!("{}", preflight::missing_indexes_message(&missing, profile, mapping))),
             (Some(info), None) => {
                 let checked = if plan.is_some() { "as the mapping gives" } else { "not compared: the query failed" };
-                let detail = format!(
+                let mut detail = format!(
                     "{}, key ({}) {checked}, about {} items",
                     info.status,
                     show_schema(&info.key_schema),
                     info.item_count
                 );
+                if mapping.diff == crate::profile::DiffMode::Index {
+                    // What the next sync's diff reads, and why not the index when it cannot.
+                    let record = match metadata_exists {
+                        true => crate::engine::diff_index::recorded(&*dynamo, profile, table).await,
+                        false => Ok(None),
+                    };
+                    match record {
+                        Ok(record) => {
+                            match crate::engine::diff_index::choose(mapping.diff, false, &info, record.as_deref()) {
+                                (_, None) => detail.push_str("; the next sync's diff reads its hash index"),
+                                (_, Some(why)) => detail.push_str(&format!("; it {why}")),
+                            }
+                        }
+                        Err(e) => detail.push_str(&format!("; {e:#}")),
+                    }
+                }
                 report.push(what, Status::Ok, detail);
             }
         }

@@ -349,3 +349,17 @@ query = "SELECT id AS lesson_id, title, level FROM lessons WHERE level >= $1"
         "the table holds the scope's lessons, but the one deleted"
     );
 }
+
+#[tokio::test]
+async fn check_says_what_the_next_diff_reads() {
+    let ctx = Ctx::new(5).await;
+    let path = ctx.use_mappings("indexed.toml", &mappings(""));
+    ctx.sync(&[]);
+    std::fs::write(&path, mappings("diff = \"index\"")).unwrap();
+    let lacking = ctx.ddbsync(&["check", "local"]);
+    assert!(lacking.stdout().contains(INDEX), "{}", lacking.stdout());
+    ctx.ddbsync(&["sync", "local", "--clean", "--yes"]);
+    let ready = ctx.ddbsync(&["check", "local"]);
+    assert_eq!(ready.code(), 0, "{}{}", ready.stdout(), ready.stderr());
+    assert!(ready.stdout().contains("the next sync's diff reads its hash index"), "{}", ready.stdout());
+}
