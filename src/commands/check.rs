@@ -250,7 +250,17 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
                     };
                     match record {
                         Ok(record) => {
-                            match crate::engine::diff_index::choose(mapping.diff, false, &info, record.as_deref()) {
+                            match crate::engine::diff_index::choose(
+                                mapping.diff,
+                                false,
+                                (
+                                    &info,
+                                    plan.as_ref().and_then(|p| {
+                                        p.schema.indexes.iter().find(|i| i.name == crate::pure::bucket::INDEX_NAME)
+                                    }),
+                                ),
+                                record.as_deref(),
+                            ) {
                                 (_, None) => detail.push_str("; the next sync's diff reads its hash index"),
                                 (_, Some(why)) => detail.push_str(&format!("; it {why}")),
                             }

@@ -21,8 +21,8 @@ use chrono::{SecondsFormat, Utc};
 use crate::engine::scan::Read;
 use crate::profile::{DiffMode, Profile};
 use crate::pure::bucket::INDEX_NAME;
-use crate::pure::item::{AttributeValue, Item};
-use crate::target::{Condition, TableInfo, Target};
+use crate::pure::item::{AttributeValue, Item, HASH_ATTR};
+use crate::target::{Condition, IndexSchema, Projection, TableInfo, Target};
 
 /// The record's key in the metadata table.
 fn key(table: &str) -> Item {
@@ -75,7 +75,12 @@ pub async fn forget(dynamo: &dyn Target, profile: &Profile, table: &str) -> Resu
 
 /// How the diff reads a table that exists, and why it Scans when its mapping asks for the index
 /// (a note for the run's output). `record`: the creation time the metadata table's record holds.
-pub fn choose(mode: DiffMode, full_scan: bool, info: &TableInfo, record: Option<&str>) -> (Read, Option<String>) {
+pub fn choose(
+    mode: DiffMode,
+    full_scan: bool,
+    (info, wanted): (&TableInfo, Option<&IndexSchema>),
+    record: Option<&str>,
+) -> (Read, Option<String>) {
     if mode == DiffMode::Scan {
         return (Read::Scan { bucketed: false }, None);
     }
@@ -83,10 +88,20 @@ pub fn choose(mode: DiffMode, full_scan: bool, info: &TableInfo, record: Option<
     if full_scan {
         return scan("--full-scan: the diff Scans the whole table instead of reading its hash index".into());
     }
-    if !info.indexes.iter().any(|i| i.name == INDEX_NAME) {
+    let Some(index) = info.indexes.iter().find(|i| i.name == INDEX_NAME) else {
         return scan(format!(
             "has no hash index {INDEX_NAME} yet: the diff Scans the table and writes each item's bucket; \
              `ddbsync tables create` adds the index"
+        ));
+    };
+    let lacking = uncopied(index, wanted);
+    if !lacking.is_empty() {
+        return scan(format!(
+            "has a hash index {INDEX_NAME} that does not copy {}, which the scope reads (the scope changed since \
+             the index was made), so a filter on it would match nothing: the diff Scans the table. Delete the index \
+             (aws dynamodb update-table --table-name <table> --global-secondary-index-updates \
+             '[{{\"Delete\":{{\"IndexName\":\"{INDEX_NAME}\"}}}}]'), then `ddbsync tables create` makes it again",
+            lacking.join(", ")
         ));
     }
     if info.indexes_building > 0 {
@@ -107,9 +122,43 @@ pub fn choose(mode: DiffMode, full_scan: bool, info: &TableInfo, record: Option<
         )),
         None => scan(format!(
             "is read through {INDEX_NAME} once every item carries its bucket: this run Scans the table and rewrites \
-             the items without it (once), and the next run reads the index"
+             the items without it"
         )),
     }
+}
+
+/// The attributes the mapping's hash index copies (`wanted`) that the table's does not.
+fn uncopied(index: &IndexSchema, wanted: Option<&IndexSchema>) -> Vec<String> {
+    let (Some(Projection::Include(wanted)), Projection::Include(has)) =
+        (wanted.map(|w| &w.projection), &index.projection)
+    else {
+        // An index that copies everything copies what is wanted; one that copies keys only lacks the hash.
+        return match &index.projection {
+            Projection::KeysOnly => vec![format!("\"{HASH_ATTR}\"")],
+            _ => Vec::new(),
+        };
+    };
+    wanted.iter().filter(|a| !has.contains(a)).map(|a| format!("\"{a}\"")).collect()
+}
+
+/// Why a Scan that bucketed what it could did not complete the switch: the items that may still
+/// lack their bucket, and how to clear them.
+pub fn blocked(table: &str, left_orphans: u64, stale: u64, not_written: usize) -> String {
+    let mut what = Vec::new();
+    if left_orphans > 0 {
+        what.push(format!("{left_orphans} items without a source row (set delete_missing = true, or delete them)"));
+    }
+    if stale > 0 {
+        what.push(format!("{stale} stale items of rejected rows (fix the rows)"));
+    }
+    if not_written > 0 {
+        what.push(format!("{not_written} items not written (see the report)"));
+    }
+    format!(
+        "{table}: the diff keeps Scanning the table instead of reading {INDEX_NAME}: some items may lack their \
+         bucket: {}; once they are gone, the next run completes the switch",
+        what.join(", ")
+    )
 }
 
 /// What a Scan of a bucketed table found, to tell whether every item now carries its bucket.
@@ -131,14 +180,13 @@ impl Switch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::{IndexSchema, Projection};
 
     fn info(indexed: bool, building: usize, created: Option<f64>) -> TableInfo {
         let index = IndexSchema {
             name: INDEX_NAME.into(),
             local: false,
             keys: vec![("_ddbsync_bucket".into(), "N".into())],
-            projection: Projection::KeysOnly,
+            projection: Projection::Include(vec![HASH_ATTR.into()]),
         };
         TableInfo {
             status: "ACTIVE".into(),
@@ -155,23 +203,43 @@ mod tests {
         let created = 1_764_300_000.125;
         let record = spelled(created);
         let ready = info(true, 0, Some(created));
-        assert!(matches!(choose(DiffMode::Index, false, &ready, Some(&record)), (Read::Index { .. }, None)));
+        let mut keys_only = ready.clone();
+        keys_only.indexes[0].projection = Projection::KeysOnly;
+        assert!(matches!(choose(DiffMode::Index, false, (&ready, None), Some(&record)), (Read::Index { .. }, None)));
         assert_eq!(spelled(record.parse().unwrap()), record, "the spelling reads back equal");
         for (why, table, record, says) in [
             ("asked", &ready, Some(record.as_str()), "--full-scan"),
             ("no index", &info(false, 0, Some(created)), Some(record.as_str()), "tables create"),
             ("filling", &info(true, 1, Some(created)), Some(record.as_str()), "building"),
             ("no record", &ready, None, "rewrites the items without it"),
+            ("keys only", &keys_only, Some(record.as_str()), "does not copy \"_ddbsync_hash\""),
             ("recreated", &info(true, 0, Some(created + 1.0)), Some(record.as_str()), "created again"),
             ("unknown creation", &info(true, 0, None), Some(record.as_str()), "does not say when"),
         ] {
             let full_scan = why == "asked";
-            let (read, note) = choose(DiffMode::Index, full_scan, table, record);
+            let (read, note) = choose(DiffMode::Index, full_scan, (table, None), record);
             assert_eq!(read, Read::Scan { bucketed: true }, "{why}");
             assert!(note.unwrap().contains(says), "{why}");
         }
-        let (read, note) = choose(DiffMode::Scan, false, &ready, Some(&record));
+        let (read, note) = choose(DiffMode::Scan, false, (&ready, None), Some(&record));
         assert_eq!((read, note), (Read::Scan { bucketed: false }, None), "a scan mapping neither buckets nor says");
+    }
+
+    #[test]
+    fn an_index_that_does_not_copy_what_the_scope_reads_is_not_read() {
+        let created = 7.5;
+        let (record, mut table) = (spelled(created), info(true, 0, Some(created)));
+        let mut wanted = table.indexes[0].clone();
+        wanted.projection = Projection::Include(vec![HASH_ATTR.into(), "region".into(), "name".into()]);
+        table.indexes[0].projection = Projection::Include(vec![HASH_ATTR.into(), "region".into()]);
+        let (read, note) = choose(DiffMode::Index, false, (&table, Some(&wanted)), Some(&record));
+        assert_eq!(read, Read::Scan { bucketed: true });
+        assert!(note.unwrap().contains("does not copy \"name\", which the scope reads"));
+        table.indexes[0].projection = wanted.projection.clone();
+        let (read, _) = choose(DiffMode::Index, false, (&table, Some(&wanted)), Some(&record));
+        assert!(matches!(read, Read::Index { .. }), "the same projection");
+        table.indexes[0].projection = Projection::All;
+        assert!(matches!(choose(DiffMode::Index, false, (&table, Some(&wanted)), Some(&record)).0, Read::Index { .. }));
     }
 
     #[test]

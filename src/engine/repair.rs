@@ -308,8 +308,7 @@ pub async fn run(
                     let (mapping, plan, fixes, full_units) = &verified.tables[i];
                     let found = &verified.report.tables[i];
                     // Items written without their bucket: the hash index no longer holds every one.
-                    let indexed = fixes.indexes.iter().any(|x| x.name == crate::pure::bucket::INDEX_NAME);
-                    if indexed && mapping.diff == crate::profile::DiffMode::Scan && !options.mode.is_rehearsal() {
+                    if mapping.diff == crate::profile::DiffMode::Scan && !options.mode.is_rehearsal() {
                         crate::engine::diff_index::forget(&*run.dynamo, profile, &mapping.table_name).await?;
                     }
                     let context = || format!("repairing table {}", mapping.table_name);

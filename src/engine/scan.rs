@@ -115,7 +115,8 @@ pub fn start(
             return Feed { pages, done, expected };
         }
         // The whole index: a parallel Scan of it, billed per page of entries, not per bucket.
-        Read::Index { not_before, buckets: None } => (false, Some(INDEX_NAME), not_before),
+        // An entry in the wrong bucket (written by hand) is rewritten with the right one.
+        Read::Index { not_before, buckets: None } => (true, Some(INDEX_NAME), not_before),
         Read::Scan { bucketed } => (bucketed, None, None),
     };
     let filter = filter.map(Arc::new);
@@ -163,6 +164,18 @@ struct Segment {
     footprints: Option<Arc<Vec<IndexSchema>>>,
 }
 
+impl Segment {
+    /// The Scan of this segment's page from `start`.
+    fn request<'a>(
+        &'a self,
+        attributes: &'a [String],
+        start: Option<&'a HashMap<String, AttributeValue>>,
+    ) -> ScanRequest<'a> {
+        let segment = (self.number as i32, self.of as i32);
+        ScanRequest { index: self.index, attributes, segment, start, limit: None, filter: self.filter.as_deref() }
+    }
+}
+
 async fn scan_segment(
     dynamo: &dyn Target,
     table: &str,
@@ -187,18 +200,8 @@ async fn scan_segment(
     let mut cost = ScanCost::default();
     let mut start = None;
     loop {
-        let (page, retries) = retry::retrying(&policy, || {
-            let request = ScanRequest {
-                index: at.index,
-                attributes: &attributes,
-                segment: (at.number as i32, at.of as i32),
-                start: start.as_ref(),
-                limit: None,
-                filter: at.filter.as_deref(),
-            };
-            dynamo.scan(table, request)
-        })
-        .await;
+        let (page, retries) =
+            retry::retrying(&policy, || dynamo.scan(table, at.request(&attributes, start.as_ref()))).await;
         cost.retries += retries;
         let page = page?;
         cost.read_units += page.consumed_units;

@@ -259,12 +259,13 @@ pub(super) fn table_mapping(
             }
         }
     }
-    let diff = match table.diff.as_deref() {
-        None | Some("scan") => DiffMode::Scan,
-        Some("index") => DiffMode::Index,
+    let diff = match &table.diff {
+        None => DiffMode::Scan,
+        Some(toml::Value::String(s)) if s == "scan" => DiffMode::Scan,
+        Some(toml::Value::String(s)) if s == "index" => DiffMode::Index,
         Some(other) => {
             return Err(err(format!(
-                "diff = \"{other}\": write \"scan\" (read the whole table, the default) or \"index\" (read the hash \
+                "diff = {other}: write \"scan\" (read the whole table, the default) or \"index\" (read the hash \
                  index, {})",
                 crate::pure::bucket::INDEX_NAME
             )))

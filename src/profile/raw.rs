@@ -243,7 +243,7 @@ pub struct TableSection {
     /// created with the table or by `tables create`) holding only each item's key and content hash,
     /// billed on those few bytes: about 20 times fewer read units for items of a few KB, for one
     /// more index write on every item written. See README, "The hash index".
-    pub diff: Option<String>,
+    pub diff: Option<toml::Value>,
     /// For queries that take parameters: a DynamoDB filter expression selecting the items those
     /// parameters cover (`"invoice_date >= :start AND invoice_date < :end"`, `:name` being a
     /// parameter). The diff reads only these items, so orphans and deletes stay inside the range.

@@ -616,21 +616,17 @@ impl Plan {
         let key = hash::key_digest(&key_refs);
         let (hash, content_size) = hash::hash_and_size(&item, &self.excluded);
         let hex = hash::to_hex(&hash);
-        let size = content_size + HASH_ATTR.len() + hex.len();
+        let mut size = content_size + HASH_ATTR.len() + hex.len();
         item.insert(HASH_ATTR.to_string(), AttributeValue::S(hex));
+        if self.bucketed {
+            // Not content: added after the hash, and left out of it when a stored item is hashed.
+            let number = bucket::bucket(&key).to_string();
+            size += bucket::BUCKET_ATTR.len() + item::number_size(&number);
+            item.insert(bucket::BUCKET_ATTR.to_string(), AttributeValue::N(number));
+        }
         if size > MAX_ITEM_BYTES {
             return Err(rejected(Reject { key: describe(&item), reason: oversized(&item, size) }));
         }
-        let size = match self.bucketed {
-            // Not content: added after the hash, and left out of it when a stored item is hashed.
-            true => {
-                let number = bucket::bucket(&key).to_string();
-                let size = size + bucket::BUCKET_ATTR.len() + item::number_size(&number);
-                item.insert(bucket::BUCKET_ATTR.to_string(), AttributeValue::N(number));
-                size
-            }
-            false => size,
-        };
         let units = item::write_units(size) + self.index_units(&item, size);
         Ok(Built { item, key, hash, size, units, entity: 0 })
     }
@@ -1266,6 +1262,23 @@ mod tests {
             "{}",
             reject.reason
         );
+    }
+
+    #[test]
+    fn the_bucket_counts_toward_the_item_limit_and_is_not_content() {
+        let mut plan = P::new(&mapping(column_key("lesson_id"), None), &[], columns()).unwrap();
+        let build = |plan: &P, len: usize| plan.build(&[Some(&1i32.to_be_bytes()), Some(&vec![b'x'; len]), None, None]);
+        // The largest title that fits without the bucket.
+        let fits = (MAX_ITEM_BYTES - 200..MAX_ITEM_BYTES).take_while(|&len| build(&plan, len).is_ok()).last().unwrap();
+        let plain = build(&plan, 10).unwrap();
+        plan.plan.bucketed = true;
+        let bucketed = build(&plan, 10).unwrap();
+        assert_eq!(bucketed.hash, plain.hash, "the bucket is not content");
+        assert_eq!(bucketed.item[bucket::BUCKET_ATTR], AttributeValue::N(bucket::bucket(&bucketed.key).to_string()));
+        let number = bucketed.item[bucket::BUCKET_ATTR].as_n().unwrap();
+        assert_eq!(bucketed.size, plain.size + bucket::BUCKET_ATTR.len() + item::number_size(number));
+        let reject = build(&plan, fits).unwrap_err();
+        assert!(reject.reason.contains("over DynamoDB's 400 KB limit"), "{}", reject.reason);
     }
 
     #[test]

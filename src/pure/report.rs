@@ -91,11 +91,15 @@ pub struct DiffRead {
     /// For an index read: the read units a Scan of the table would have consumed (estimated from the
     /// items' sizes), to weigh against `read_units`.
     pub scan_read_units: Option<f64>,
+    /// Items a Scan of a table whose diff is to read the hash index found without their bucket
+    /// (rewritten where a source row has their key).
+    #[serde(skip)]
+    pub unbucketed: u64,
 }
 
 impl Default for DiffRead {
     fn default() -> Self {
-        DiffRead { diff: "scan", index_write_units: 0.0, scan_read_units: None }
+        DiffRead { diff: "scan", index_write_units: 0.0, scan_read_units: None, unbucketed: 0 }
     }
 }
 

@@ -327,7 +327,7 @@ async fn prepare_and_sync(
             _ => plan.schema.indexes.clone(),
         };
         let read = match &info {
-            Some(info) if !options.clean => choose_read(run, mapping, info, &mut done.notes).await?,
+            Some(info) if !options.clean => choose_read(run, (mapping, &plan), info, &mut done.notes).await?,
             _ => Read::Scan { bucketed: false },
         };
         prepared.push(Prepared { mapping, plan, exists: info.is_some(), item_count, indexes, read });
@@ -340,20 +340,22 @@ async fn prepare_and_sync(
 /// be read yet); a table with the index that this run writes without buckets loses its record first.
 async fn choose_read(
     run: &Run<'_>,
-    mapping: &TableMapping,
+    (mapping, plan): (&TableMapping, &TablePlan),
     info: &crate::target::TableInfo,
     notes: &mut Vec<String>,
 ) -> Result<Read> {
     let (dynamo, profile, table) = (&*run.dynamo, run.profile, &mapping.table_name);
-    let indexed = info.indexes.iter().any(|i| i.name == crate::pure::bucket::INDEX_NAME);
     if mapping.diff == DiffMode::Scan {
-        if indexed && run.mode == Mode::Real {
+        // Whether or not the table has the index now (it may have been deleted by hand and be
+        // made again later), items written without a bucket void the record.
+        if run.mode == Mode::Real {
             diff_index::forget(dynamo, profile, table).await?;
         }
         return Ok(Read::Scan { bucketed: false });
     }
     let record = diff_index::recorded(dynamo, profile, table).await?;
-    let (read, why) = diff_index::choose(mapping.diff, run.options.full_scan, info, record.as_deref());
+    let wanted = plan.schema.indexes.iter().find(|i| i.name == crate::pure::bucket::INDEX_NAME);
+    let (read, why) = diff_index::choose(mapping.diff, run.options.full_scan, (info, wanted), record.as_deref());
     if let Some(why) = why {
         // In the report too: a scheduled run's JSON says why it read the whole table.
         run.printer.note(format!("{table} {why}"));
@@ -495,10 +497,16 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Do
         let context = || format!("syncing table {table}");
         let ended = match run.stop.requested() {
             Some(signal) => Err(Interrupted(signal).into()),
-            None => sync_table(run, p, scan).await.with_context(context).map(|(report, failure)| {
-                done.tables.push(report);
-                failure.map_or(Ok(()), |e| Err(e.context(context())))
-            }),
+            None => match sync_table(run, p, scan).await.with_context(context) {
+                Ok((report, failure)) => {
+                    if failure.is_none() {
+                        finish_switch(run, p, &report, &mut done.notes).await;
+                    }
+                    done.tables.push(report);
+                    Ok(failure.map_or(Ok(()), |e| Err(e.context(context()))))
+                }
+                Err(e) => Err(e),
+            },
         };
         if let Err(e) = ended.and_then(|r| r) {
             // The tables not started are named, with what --clean already did to them.
@@ -515,6 +523,41 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Do
         }
     }
     Ok(())
+}
+
+/// After a Scan of a table whose diff is to read the hash index: records that every item carries
+/// its bucket when the run made sure of it, or says what keeps the switch from completing.
+async fn finish_switch(run: &Run<'_>, p: &Prepared<'_>, report: &TableReport, notes: &mut Vec<String>) {
+    if p.read != (Read::Scan { bucketed: true }) || run.mode != Mode::Real || !p.exists || run.options.clean {
+        return;
+    }
+    let table = &p.mapping.table_name;
+    // A parameterised run reads a slice of the source: the items of the others are not judged.
+    if !report.orphans_counted || p.mapping.takes_params() {
+        return;
+    }
+    let switch = diff_index::Switch { unbucketed: report.diff.unbucketed };
+    let left = report.orphans.saturating_sub(report.deleted);
+    let not_written = report.failed.len() + report.unknown as usize;
+    if !switch.complete(true, not_written, left, report.stale) {
+        let note = diff_index::blocked(table, left, report.stale, not_written);
+        run.printer.note(&note);
+        notes.push(note);
+        return;
+    }
+    let recorded = async {
+        let info = run.dynamo.describe(table).await.with_context(|| format!("reading DynamoDB table {table}"))?;
+        match info.and_then(|i| i.created) {
+            Some(created) => diff_index::mark_complete(&*run.dynamo, run.profile, table, created).await,
+            None => Ok(()),
+        }
+    };
+    match recorded.await {
+        Ok(()) => run
+            .printer
+            .note(format!("{table}: every item carries its bucket: the next run's diff reads the hash index")),
+        Err(e) => tracing::warn!("{e:#}"),
+    }
 }
 
 /// `sync.on_reject = "fail"`: reads every table's source once, building items and checking keys,

@@ -2,13 +2,13 @@
 //! the guards allow, counted in a [`Tally`] that becomes the table's report.
 
 use super::{open_or_halt, scope_refused, Prepared, Run, DUPLICATE, KEPT, PARK_BUDGET};
-use crate::engine::diff_index::{self, Switch};
 use crate::engine::guard;
 use crate::engine::lock;
 use crate::engine::scan::{Feed, Page, Read, ScanCost};
 use crate::engine::stop::DRAIN;
 use crate::engine::writer::{Pending, WriteOutcome};
 use crate::profile::DiffMode;
+use crate::pure::bucket;
 use crate::pure::classify::Classifier;
 use crate::pure::cost::{self, Footprint, Savings};
 use crate::pure::diff::{self, Index, Verdict};
@@ -409,9 +409,15 @@ pub(super) async fn sync_table(
         let refused = deletes.refused.is_some();
         tracing::info!(table = %table, items = deletes.count, orphans, refused, "deleted {} items", deletes.count);
     }
-    // The hash index's entries: one write unit each, an entry (keys, bucket, hash) being far under 1 KB.
-    let bucketed = p.mapping.diff == DiffMode::Index;
-    let index_write_units = if bucketed { (tally.created + tally.updated + deletes.count) as f64 } else { 0.0 };
+    // The hash index's entries, estimated: one write unit each (an entry is keys, bucket and hash,
+    // far under 1 KB), for every item written or deleted that has or gets one. Through a mapping
+    // without buckets, an item rewritten loses its entry and a new one gets none.
+    let indexed = p.indexes.iter().any(|i| i.name == bucket::INDEX_NAME);
+    let index_write_units = match (indexed, p.mapping.diff) {
+        (false, _) => 0.0,
+        (true, DiffMode::Index) => (tally.created + tally.updated + deletes.count) as f64,
+        (true, DiffMode::Scan) => (tally.updated + deletes.count) as f64,
+    };
     let diff = DiffRead {
         diff: match (&p.read, p.exists && !run.options.clean) {
             (_, false) => "none",
@@ -419,27 +425,10 @@ pub(super) async fn sync_table(
             (Read::Scan { .. }, true) => "scan",
         },
         index_write_units,
-        // A Scan reads whole items, billed per 4 KB at half a unit (eventually consistent).
         scan_read_units: matches!(p.read, Read::Index { .. })
-            .then(|| (tally.stored_bytes as f64 / 4096.0).ceil() * 0.5),
+            .then(|| scan_units(tally.stored_bytes, run.profile.sync.scan_segments)),
+        unbucketed: scan_cost.unbucketed,
     };
-    if p.read == (Read::Scan { bucketed: true }) && run.mode == Mode::Real && p.exists && !run.options.clean {
-        let switch = Switch { unbucketed: scan_cost.unbucketed };
-        let whole = judged && !p.mapping.takes_params();
-        if switch.complete(
-            whole,
-            outcome.failed.len() + outcome.unknown as usize,
-            orphans - deletes.count,
-            stale.len() as u64,
-        ) {
-            match record_complete(run, p).await {
-                Ok(()) => run
-                    .printer
-                    .note(format!("{table}: every item carries its bucket: the next run's diff reads the hash index")),
-                Err(e) => tracing::warn!("{e:#}"),
-            }
-        }
-    }
     let report = TableReport {
         table: table.clone(),
         table_created: run.options.clean || !p.exists,
@@ -468,14 +457,12 @@ pub(super) async fn sync_table(
     Ok((report, failure))
 }
 
-/// Records that the table's items all carry their bucket, against its creation time now.
-async fn record_complete(run: &Run<'_>, p: &Prepared<'_>) -> Result<()> {
-    let table = &p.mapping.table_name;
-    let info = run.dynamo.describe(table).await.with_context(|| format!("reading DynamoDB table {table}"))?;
-    match info.and_then(|i| i.created) {
-        Some(created) => diff_index::mark_complete(&*run.dynamo, run.profile, table, created).await,
-        None => Ok(()),
-    }
+/// What a parallel Scan of `bytes` of items in `segments` segments is billed: half a unit per 4 KB
+/// (eventually consistent), each segment's pages rounded up, and at least one page per segment.
+fn scan_units(bytes: u64, segments: u32) -> f64 {
+    let segments = f64::from(segments.max(1));
+    let per_segment = (bytes as f64 / segments / 4096.0).ceil().max(1.0);
+    segments * per_segment * 0.5
 }
 
 #[derive(Default)]
