@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::profile::Profile;
+use crate::pure::bucket::Shard;
 use crate::pure::cost::Footprint;
 use crate::pure::hash::{self, Digest};
 use crate::pure::item::{Item, HASH_ATTR};
@@ -54,7 +55,9 @@ pub struct Feed {
 
 /// Starts a table's parallel Scan; `keep_keys` returns each item's key attributes too, and
 /// `filter` limits it to the items a parameterised run covers. With `footprints` (the table's
-/// indexes), whole items are read and each one's [`Footprint`] is returned.
+/// indexes), whole items are read and each one's [`Footprint`] is returned. Only the items whose
+/// key digest `shard` owns are returned (a Scan still reads, and is billed for, the whole table).
+#[allow(clippy::too_many_arguments)]
 pub fn start(
     dynamo: Arc<dyn Target>,
     table: String,
@@ -63,6 +66,7 @@ pub fn start(
     footprints: Option<Vec<IndexSchema>>,
     expected: u64,
     profile: &Profile,
+    shard: Shard,
 ) -> Feed {
     let (segments, policy) = (profile.sync.scan_segments, RetryPolicy::new(profile.sync.max_attempts));
     // Unbounded on purpose: pages hold fingerprints only, and a table whose sync has not begun
@@ -79,6 +83,7 @@ pub fn start(
                 keep_keys,
                 filter: filter.clone(),
                 footprints: footprints.clone(),
+                shard,
             };
             tokio::spawn(async move { scan_segment(&*dynamo, &table, &key_names, at, policy, tx).await })
         })
@@ -102,6 +107,8 @@ struct Segment {
     filter: Option<Arc<Filter>>,
     /// The table's indexes, when each item's footprint is wanted.
     footprints: Option<Arc<Vec<IndexSchema>>>,
+    /// The shard whose items are kept.
+    shard: Shard,
 }
 
 async fn scan_segment(
@@ -131,7 +138,7 @@ async fn scan_segment(
             .items
             .into_iter()
             .filter_map(|mut item| {
-                let key = hash::item_key_digest(&item, key_names)?;
+                let key = hash::item_key_digest(&item, key_names).filter(|key| at.shard.owns(key))?;
                 let stored = item.get(HASH_ATTR).and_then(|h| h.as_s().ok()).and_then(|h| hash::from_hex(h));
                 let old = at.footprints.as_deref().map(|indexes| Footprint::of(&item, key_names, indexes));
                 let item_key = at.keep_keys.then(|| {

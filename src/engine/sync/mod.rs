@@ -19,6 +19,7 @@ use crate::engine::scan;
 use crate::engine::stop::{Interrupted, Stop, DRAIN};
 use crate::printer::Printer;
 use crate::profile::{Entity, Profile, ProfileError, TableMapping};
+use crate::pure::bucket::Shard;
 use crate::pure::item::{self, Item};
 use crate::pure::params::Params;
 use crate::pure::plan::{show_table_schema, Reject, TablePlan};
@@ -61,6 +62,11 @@ pub struct SyncOptions {
     pub rejects_file: Option<PathBuf>,
     /// `--param name=value`, bound to the queries that list the name.
     pub params: Vec<(String, String)>,
+    /// The part of the key space this process syncs (`--shard K/N`); the whole run by default.
+    pub shard: Shard,
+    /// The id the run is recorded under (`--run-id`; shared by the shards of one run); this
+    /// process's own run id when none is given.
+    pub run_id: Option<String>,
 }
 
 /// `sync.on_reject = "fail"` found rows that cannot be written; nothing was written.
@@ -127,7 +133,8 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
         // The check and the sync read one snapshot: a row changed between them cannot slip past
         // the check.
         source.hold_snapshot().await?;
-        let rejected = unless_stopped(stop, check_source(source.as_ref(), &params, &mappings, &plans)).await?;
+        let rejected =
+            unless_stopped(stop, check_source(source.as_ref(), &params, &mappings, &plans, options.shard)).await?;
         let count: usize = rejected.iter().map(|(_, r)| r.len()).sum();
         if count > 0 {
             let path = rejects_path();
@@ -138,6 +145,7 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
         }
     }
 
+    let run_id = options.run_id.clone().unwrap_or_else(crate::engine::run_id::current);
     let mut done = Done::default();
     let names: Vec<String> = mappings.iter().map(|m| m.table_name.clone()).collect();
     let covered = mappings.clone();
@@ -150,8 +158,13 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
             params: &params,
             dynamo: dynamo.clone(),
             mode,
-            // A rehearsal sends nothing: nothing to pace.
-            cap: profile.sync.max_write_units_per_second.filter(|_| mode == Mode::Real).map(|n| Arc::new(Cap::new(n))),
+            // A rehearsal sends nothing: nothing to pace. The shards of a run share the profile's
+            // cap: each takes its N-th (at least one unit a second).
+            cap: profile
+                .sync
+                .max_write_units_per_second
+                .filter(|_| mode == Mode::Real)
+                .map(|n| Arc::new(Cap::new(shard_cap(n, options.shard)))),
             fence,
             stop: stop.clone(),
         };
@@ -172,8 +185,9 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
         Mode::Rehearsal => work(Fence::open()).await,
         Mode::Real => {
             let on_wait = |e: &anyhow::Error| printer.waiting_for_lock(options.lock_timeout, e);
-            let wait = (options.force_unlock, options.lock_timeout);
-            lock::with_lock(&dynamo, profile, &names, wait, on_wait, stop, work).await
+            let sharding = (!options.shard.is_whole()).then(|| (options.shard, run_id.clone()));
+            let wait = (options.force_unlock, options.lock_timeout, sharding);
+            lock::with_lock_sharded(&dynamo, profile, &names, wait, on_wait, stop, work).await
         }
     };
     if profile.sync.fail_on_reject {
@@ -208,6 +222,8 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
         backup: done.backup,
         outcome: Outcome::of(error.as_ref(), crate::exit_for),
         notes: done.notes,
+        run_id,
+        shard: (!options.shard.is_whole()).then(|| options.shard.to_string()),
     };
     report.settle_exit();
     // Every run that got this far is recorded, failed and interrupted ones too (a rehearsal's
@@ -409,7 +425,14 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Do
             run.fence.check()?;
             let creating = doing(run.mode, ("creating", "create"));
             printer.note(format!("{creating} {table} ({})", show_table_schema(&p.plan.schema)));
-            dynamo.make_table(table, &p.plan.schema).await.with_context(|| format!("creating {table}"))?;
+            match dynamo.make_table(table, &p.plan.schema).await {
+                // The shards of a run start at once: another shard created the table first.
+                Err(e) if !options.shard.is_whole() && already_exists(&e) => {
+                    dynamo.wait(table, false, crate::target::TABLE_WAIT).await
+                }
+                made => made,
+            }
+            .with_context(|| format!("creating {table}"))?;
             if !p.exists {
                 match run.mode {
                     Mode::Real => try_scope(run, p).await?,
@@ -435,7 +458,9 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Do
                 let filter = run.params.filter(p.mapping, &p.plan.param_types, &p.plan.scope_values);
                 let scope = (p.mapping.delete_missing, filter);
                 let footprints = (run.mode == Mode::Rehearsal).then(|| p.indexes.clone());
-                scan::start(dynamo.clone(), table, key_names, scope, footprints, p.item_count, profile)
+                // A shard keeps only its items: about its N-th of the table.
+                let expected = p.item_count / u64::from(options.shard.count());
+                scan::start(dynamo.clone(), table, key_names, scope, footprints, expected, profile, options.shard)
             })
         })
         .collect();
@@ -473,6 +498,7 @@ async fn check_source(
     params: &Params,
     mappings: &[&TableMapping],
     plans: &[TablePlan],
+    shard: Shard,
 ) -> Result<Vec<(String, Vec<Reject>)>> {
     let mut out = Vec::new();
     for (mapping, plan) in mappings.iter().zip(plans) {
@@ -482,6 +508,9 @@ async fn check_source(
             let mut rows = open_rows(source, params, entity).await?;
             while let Some(row) = rows.next().await {
                 match entity_plan.build(row?) {
+                    // Another shard's row: that shard checks it.
+                    Ok(built) if !shard.owns(&built.key) => {}
+                    Err(r) if !reports_reject(shard, r.key.as_ref().map(|k| *k).map_err(|_| ())) => {}
                     Ok(built) if !keys.insert(built.key) => rejected.push(Reject {
                         key: item::describe_key(&built.item, &plan.key_names()),
                         reason: DUPLICATE.into(),
@@ -494,6 +523,27 @@ async fn check_source(
         out.push((mapping.table_name.clone(), rejected));
     }
     Ok(out)
+}
+
+/// Whether DynamoDB refused to create a table because it exists (or is being created).
+fn already_exists(e: &TargetError) -> bool {
+    let text = e.to_string();
+    text.contains("in use") || text.contains("exists") || text.contains("ResourceInUse")
+}
+
+/// A shard's share of the run's write-unit cap: its N-th, at least one unit a second, so that the
+/// shards together stay within the profile's cap.
+fn shard_cap(cap: std::num::NonZeroU32, shard: Shard) -> std::num::NonZeroU32 {
+    std::num::NonZeroU32::new(cap.get() / shard.count()).unwrap_or(std::num::NonZeroU32::MIN)
+}
+
+/// Whether this shard reports a rejected row: the owner of its key, or for a row whose key could
+/// not be built (no digest, so no owner) shard 0 alone, so that the run's sum counts it once.
+fn reports_reject(shard: Shard, key: Result<crate::pure::hash::Digest, ()>) -> bool {
+    match key {
+        Ok(key) => shard.owns(&key),
+        Err(()) => shard.index() == 0,
+    }
 }
 
 /// Why a query was not opened: an error, a signal, or the lost lease.
