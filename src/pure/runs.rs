@@ -572,19 +572,25 @@ impl Figures {
     }
 }
 
-/// CSV with `leading` columns before the figures, one row per `(leading values, figures)`.
-fn csv<'a>(leading: &[&str], rows: impl Iterator<Item = (Vec<String>, &'a Figures)>) -> Result<String, csv::Error> {
+/// CSV with `leading` columns before the figures and `trailing` ones after them, one row per
+/// `(leading values, figures, trailing values)`.
+fn csv<'a>(
+    (leading, trailing): (&[&str], &[&str]),
+    rows: impl Iterator<Item = (Vec<String>, &'a Figures, Vec<String>)>,
+) -> Result<String, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(leading.iter().chain(CSV_FIGURES.iter()))?;
-    for (first, figures) in rows {
-        w.write_record(first.iter().cloned().chain(figures.csv_fields()))?;
+    w.write_record(leading.iter().chain(CSV_FIGURES.iter()).chain(trailing))?;
+    for (first, figures, last) in rows {
+        w.write_record(first.iter().cloned().chain(figures.csv_fields()).chain(last))?;
     }
     let bytes = w.into_inner().map_err(|e| csv::Error::from(e.into_error()))?;
     Ok(String::from_utf8(bytes).expect("CSV of UTF-8 fields"))
 }
 
 /// One CSV row per run: `mode` is the plain mode, as in JSON; `params` the run's `--param`
-/// values (`from=2025-02-01 to=2025-03-01`), empty for a run without.
+/// values (`from=2025-02-01 to=2025-03-01`), empty for a run without. After the figures (so that
+/// the earlier columns keep their positions): `run_id`, and for a sharded run `shards` (N) and the
+/// shards `missing` and `failed` (`2/4 3/4`), empty for an unsharded one.
 pub fn history_csv(runs: &[RunRecord]) -> Result<String, csv::Error> {
     let rows = runs.iter().map(|r| {
         let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -596,16 +602,24 @@ pub fn history_csv(runs: &[RunRecord]) -> Result<String, csv::Error> {
             r.outcome.status.clone(),
             r.outcome.exit_code.to_string(),
         ];
-        (leading, &r.total)
+        let shards = r.shards.as_ref();
+        let trailing = vec![
+            r.run_id.clone().unwrap_or_default(),
+            shards.map_or(String::new(), |s| s.count.to_string()),
+            shards.map_or(String::new(), |s| s.missing.join(" ")),
+            shards.map_or(String::new(), |s| s.failed.join(" ")),
+        ];
+        (leading, &r.total, trailing)
     });
-    csv(&["started_at", "finished_at", "mode", "params", "outcome", "exit_code"], rows)
+    let leading = ["started_at", "finished_at", "mode", "params", "outcome", "exit_code"];
+    csv((&leading, &["run_id", "shards", "missing_shards", "failed_shards"]), rows)
 }
 
 /// One CSV row per table, with the runs that touched it, then `total` with every run.
 pub fn summary_csv(s: &Summary) -> Result<String, csv::Error> {
-    let tables = s.tables.iter().map(|(name, t)| (vec![name.clone(), t.runs.to_string()], &t.figures));
-    let total = std::iter::once((vec!["total".to_string(), s.runs.to_string()], &s.total));
-    csv(&["table", "runs"], tables.chain(total))
+    let tables = s.tables.iter().map(|(name, t)| (vec![name.clone(), t.runs.to_string()], &t.figures, vec![]));
+    let total = std::iter::once((vec!["total".to_string(), s.runs.to_string()], &s.total, vec![]));
+    csv((&["table", "runs"], &[]), tables.chain(total))
 }
 
 #[cfg(test)]
@@ -1059,6 +1073,15 @@ mod tests {
             shard_record("r", 0, 4, "2026-11-02T02:00:00.000Z", 1, Outcome::completed()),
         ]);
         assert_eq!(two.len(), 2);
+    }
+
+    #[test]
+    fn history_csv_ends_with_the_run_id_and_the_shards() {
+        let runs = group(vec![shard_record("n1", 1, 2, "2026-11-02T02:00:00.000Z", 1, Outcome::completed())]);
+        let csv = history_csv(&runs).unwrap();
+        let mut lines = csv.lines();
+        assert!(lines.next().unwrap().ends_with(",saved_percent,run_id,shards,missing_shards,failed_shards"));
+        assert!(lines.next().unwrap().ends_with(",n1,2,0/2,"), "{csv}");
     }
 
     #[test]

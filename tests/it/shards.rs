@@ -305,3 +305,40 @@ async fn overlapping_runs_are_refused_by_the_lock_and_the_shards_of_one_run_shar
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(leases(&ctx, &prefix).await.is_empty());
 }
+
+#[tokio::test]
+async fn each_rejected_row_is_reported_once_across_the_shards() {
+    let (ctx, mappings) = world().await;
+    // A row without a key (no shard owns it) and one whose value DynamoDB cannot hold (its key's
+    // owner reports it).
+    ctx.sql(&["UPDATE big SET n = 'NaN' WHERE id = 42"]);
+    let rejecting = MAPPING.replace("FROM big", "FROM big UNION ALL SELECT NULL, 'keyless', 1");
+    std::fs::write(&mappings, &rejecting).unwrap();
+    ctx.use_mappings("big.toml", &rejecting);
+    let single = ctx.ddbsync(&["--json", "sync", "local"]);
+    assert_eq!(single.code(), 3, "{}", single.stderr());
+    let single: Value = serde_json::from_str(&single.stdout()).unwrap();
+    assert_eq!(single["total"]["rejected"], 2);
+
+    let prefix = format!("{}sh-", ctx.prefix);
+    let shards = Shards::new(&ctx, &mappings, &prefix, 3);
+    let reports = shards.run_all(&ctx, "night-r");
+    let owner = owner(42, 3) as usize;
+    for (k, (code, report, stderr)) in reports.iter().enumerate() {
+        let mut keys: Vec<&str> =
+            report["tables"][0]["rejected"].as_array().unwrap().iter().map(|r| r["key"].as_str().unwrap()).collect();
+        keys.sort();
+        let mut wanted = Vec::new();
+        if k == 0 {
+            wanted.push("id=NULL");
+        }
+        if k == owner {
+            wanted.push("id=42");
+        }
+        wanted.sort();
+        assert_eq!(keys, wanted, "shard {k}: {report}");
+        assert_eq!(*code, if wanted.is_empty() { 0 } else { 3 }, "shard {k}: {stderr}");
+    }
+    assert_eq!(total(&reports, "rejected"), 2, "each once, as one run reports them");
+    assert_eq!(total(&reports, "created"), single["total"]["created"].as_u64().unwrap());
+}

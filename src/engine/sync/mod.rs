@@ -593,3 +593,28 @@ struct Run<'a> {
     /// Asked for by SIGTERM or SIGINT: no more reading, no new batches, no deletes.
     stop: Stop,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::num::NonZeroU32;
+
+    #[test]
+    fn the_shards_of_a_run_share_its_write_cap() {
+        let cap = NonZeroU32::new(1000).unwrap();
+        assert_eq!(shard_cap(cap, Shard::WHOLE).get(), 1000);
+        assert_eq!(shard_cap(cap, Shard::new(2, 3).unwrap()).get(), 333, "three shards spend at most 999");
+        assert_eq!(shard_cap(NonZeroU32::new(3).unwrap(), Shard::new(0, 8).unwrap()).get(), 1, "never 0");
+    }
+
+    #[test]
+    fn a_reject_is_reported_by_the_owner_of_its_key_and_a_keyless_one_by_shard_0() {
+        let key = crate::pure::hash::key_digest(&[&item::AttributeValue::N("7".into())]);
+        let owners: Vec<u32> = (0..4).filter(|&k| reports_reject(Shard::new(k, 4).unwrap(), Ok(key))).collect();
+        assert_eq!(owners.len(), 1);
+        assert!(Shard::new(owners[0], 4).unwrap().owns(&key));
+        let keyless: Vec<u32> = (0..4).filter(|&k| reports_reject(Shard::new(k, 4).unwrap(), Err(()))).collect();
+        assert_eq!(keyless, [0]);
+        assert!(reports_reject(Shard::WHOLE, Err(())) && reports_reject(Shard::WHOLE, Ok(key)));
+    }
+}
