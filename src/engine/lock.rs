@@ -456,13 +456,20 @@ pub async fn ensure_metadata_table(dynamo: &dyn Target, profile: &Profile) -> Re
         let schema = TableSchema { keys: vec![("pk".into(), "S".into()), ("sk".into(), "S".into())], indexes: vec![] };
         match dynamo.create_table(table, &schema).await {
             Ok(()) => {}
-            // Another run created it meanwhile.
-            Err(e) if e.to_string().contains("in use") || e.to_string().contains("exists") => {}
+            // Another run created it meanwhile (the shards of a run start at once).
+            Err(e) if already_exists(&e) => {}
             Err(e) => return Err(e).with_context(|| format!("creating metadata table {table}")),
         }
         dynamo.wait(table, false, TABLE_WAIT).await?;
     }
     Ok(())
+}
+
+/// Whether DynamoDB refused to create a table because it exists or is being created: its
+/// `ResourceInUseException`, whose message varies by server (empty from some).
+pub fn already_exists(e: &crate::target::TargetError) -> bool {
+    let text = e.to_string();
+    text.contains("in use") || text.contains("exists") || text.contains("ResourceInUse")
 }
 
 /// Runs `work` while holding the lock of `tables`: creates the metadata table if needed, takes the
@@ -690,8 +697,10 @@ async fn take_at(
     let mut decision = decide(lease.as_ref(), &me.run_id, Utc::now(), &me.host_id, process_alive);
     // Another sharded run's marker is held while any of its shards holds its own lease.
     let other_marker = lease.as_ref().filter(|l| l.run_id != me.run_id).and_then(|l| l.sharding.clone());
+    // A marker that expired was renewed by none of its shards for a whole lease: they have stopped.
+    let expired = lease.as_ref().is_some_and(|l| l.expires_at <= Utc::now());
     if let Some(marker) = other_marker.as_ref().filter(|m| m.shard.is_none()) {
-        if !matches!(decision, Decision::Stale(ref why) if why.starts_with("the lease expired")) {
+        if !expired {
             decision = match live_shard(dynamo, meta, table, marker).await? {
                 Some(shard) => {
                     lease = Some(shard);

@@ -432,7 +432,8 @@ fn the_sharded_pod_failure_policy_fails_the_job_on_a_profile_error_and_a_shard_o
 
 /// botocore's validation of `path` as the input of the Batch operation `operation`.
 fn botocore_validates(operation: &str, path: &Path) -> Output {
-    let script = "import json, sys, botocore.session\n\
+    let script = "import json, sys\n\
+        try:\n    import botocore.session\nexcept ImportError:\n    sys.exit('botocore is not installed in the validators: run scripts/setup.sh')\n\
         from botocore.validate import ParamValidator\n\
         model = botocore.session.get_session().get_service_model('batch')\n\
         shape = model.operation_model(sys.argv[1]).input_shape\n\

@@ -342,3 +342,38 @@ async fn each_rejected_row_is_reported_once_across_the_shards() {
     assert_eq!(total(&reports, "rejected"), 2, "each once, as one run reports them");
     assert_eq!(total(&reports, "created"), single["total"]["created"].as_u64().unwrap());
 }
+
+#[tokio::test]
+async fn a_shard_stopped_by_sigterm_is_named_failed_until_it_is_run_again() {
+    let (ctx, mappings) = world().await;
+    let prefix = format!("{}sh-", ctx.prefix);
+    let shards = Shards::new(&ctx, &mappings, &prefix, 2);
+    let slow = MAPPING.replace("FROM big", "FROM big WHERE id < 200 OR (SELECT true FROM pg_sleep(0.1 + 0 * id))");
+    std::fs::write(shards.envs[1].path().join("mappings/big.toml"), slow).unwrap();
+    let first = shards.start(&ctx, 0, "night-t", &[]);
+    let mut stopped = shards.start(&ctx, 1, "night-t", &[]);
+    wait_for_a_write(&shards, 1, &mut stopped);
+    crate::harness::signal(&stopped, "TERM");
+    let (code, _, stderr, _) = finish(stopped, Instant::now(), Duration::from_secs(60));
+    assert_eq!(code, 5, "{stderr}");
+    let (code, _, stderr, _) = finish(first, Instant::now(), Duration::from_secs(120));
+    assert_eq!(code, 0, "{stderr}");
+
+    let history = || {
+        let out = ctx.command_in(shards.envs[0].path(), &["--json", "history", "local"]).output().unwrap();
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["runs"][0].clone()
+    };
+    let run = history();
+    assert_eq!(run["shards"]["failed"], serde_json::json!(["1/2"]), "{run}");
+    assert_eq!(run["shards"]["missing"], serde_json::json!([]), "{run}");
+    assert_eq!((run["outcome"]["status"].as_str(), run["outcome"]["exit_code"].as_u64()), (Some("interrupted"), Some(5)));
+    assert!(run["outcome"]["reason"].as_str().unwrap().starts_with("shard 1/2: "), "{run}");
+
+    std::fs::write(shards.envs[1].path().join("mappings/big.toml"), MAPPING).unwrap();
+    let again = shards.start(&ctx, 1, "night-t", &[]);
+    let (code, _, stderr, _) = finish(again, Instant::now(), Duration::from_secs(120));
+    assert_eq!(code, 0, "{stderr}");
+    let run = history();
+    assert_eq!((run["outcome"]["status"].as_str(), run["shards"]["failed"].clone()), (Some("completed"), serde_json::json!([])));
+    assert_eq!(items(&ctx, "sh-big").await.len(), ROWS as usize);
+}

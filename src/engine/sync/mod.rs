@@ -427,7 +427,7 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Do
             printer.note(format!("{creating} {table} ({})", show_table_schema(&p.plan.schema)));
             match dynamo.make_table(table, &p.plan.schema).await {
                 // The shards of a run start at once: another shard created the table first.
-                Err(e) if !options.shard.is_whole() && already_exists(&e) => {
+                Err(e) if !options.shard.is_whole() && lock::already_exists(&e) => {
                     dynamo.wait(table, false, crate::target::TABLE_WAIT).await
                 }
                 made => made,
@@ -523,12 +523,6 @@ async fn check_source(
         out.push((mapping.table_name.clone(), rejected));
     }
     Ok(out)
-}
-
-/// Whether DynamoDB refused to create a table because it exists (or is being created).
-fn already_exists(e: &TargetError) -> bool {
-    let text = e.to_string();
-    text.contains("in use") || text.contains("exists") || text.contains("ResourceInUse")
 }
 
 /// A shard's share of the run's write-unit cap: its N-th, at least one unit a second, so that the
