@@ -447,20 +447,26 @@ impl Settings {
     }
 }
 
-/// Creates the metadata table (run records and the run lock) if it does not exist.
+/// Creates the metadata table (run records and the run lock) if it does not exist, and waits until
+/// it is ACTIVE (another run, or another shard of this one, may have just created it).
 pub async fn ensure_metadata_table(dynamo: &dyn Target, profile: &Profile) -> Result<()> {
     let table = &profile.metadata_table;
     let info = dynamo.describe(table).await;
     let location = profile.location();
-    if info.with_context(|| format!("reading DynamoDB table {table} in {location}"))?.is_none() {
-        let schema = TableSchema { keys: vec![("pk".into(), "S".into()), ("sk".into(), "S".into())], indexes: vec![] };
-        match dynamo.create_table(table, &schema).await {
-            Ok(()) => {}
-            // Another run created it meanwhile (the shards of a run start at once).
-            Err(e) if already_exists(&e) => {}
-            Err(e) => return Err(e).with_context(|| format!("creating metadata table {table}")),
+    match info.with_context(|| format!("reading DynamoDB table {table} in {location}"))? {
+        Some(info) if info.status == crate::target::ACTIVE => {}
+        Some(_) => dynamo.wait(table, false, TABLE_WAIT).await?,
+        None => {
+            let schema =
+                TableSchema { keys: vec![("pk".into(), "S".into()), ("sk".into(), "S".into())], indexes: vec![] };
+            match dynamo.create_table(table, &schema).await {
+                Ok(()) => {}
+                // Another run created it meanwhile (the shards of a run start at once).
+                Err(e) if already_exists(&e) => {}
+                Err(e) => return Err(e).with_context(|| format!("creating metadata table {table}")),
+            }
+            dynamo.wait(table, false, TABLE_WAIT).await?;
         }
-        dynamo.wait(table, false, TABLE_WAIT).await?;
     }
     Ok(())
 }

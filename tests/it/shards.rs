@@ -366,7 +366,10 @@ async fn a_shard_stopped_by_sigterm_is_named_failed_until_it_is_run_again() {
     let run = history();
     assert_eq!(run["shards"]["failed"], serde_json::json!(["1/2"]), "{run}");
     assert_eq!(run["shards"]["missing"], serde_json::json!([]), "{run}");
-    assert_eq!((run["outcome"]["status"].as_str(), run["outcome"]["exit_code"].as_u64()), (Some("interrupted"), Some(5)));
+    assert_eq!(
+        (run["outcome"]["status"].as_str(), run["outcome"]["exit_code"].as_u64()),
+        (Some("interrupted"), Some(5))
+    );
     assert!(run["outcome"]["reason"].as_str().unwrap().starts_with("shard 1/2: "), "{run}");
 
     std::fs::write(shards.envs[1].path().join("mappings/big.toml"), MAPPING).unwrap();
@@ -374,6 +377,9 @@ async fn a_shard_stopped_by_sigterm_is_named_failed_until_it_is_run_again() {
     let (code, _, stderr, _) = finish(again, Instant::now(), Duration::from_secs(120));
     assert_eq!(code, 0, "{stderr}");
     let run = history();
-    assert_eq!((run["outcome"]["status"].as_str(), run["shards"]["failed"].clone()), (Some("completed"), serde_json::json!([])));
+    assert_eq!(
+        (run["outcome"]["status"].as_str(), run["shards"]["failed"].clone()),
+        (Some("completed"), serde_json::json!([]))
+    );
     assert_eq!(items(&ctx, "sh-big").await.len(), ROWS as usize);
 }
