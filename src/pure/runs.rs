@@ -219,9 +219,11 @@ impl RunRecord {
 /// outcome of each shard's latest record, the worst of them, and the shards missing or failed.
 /// Records come and go in the order given (oldest first); a run stands where its first shard does.
 pub fn group(records: Vec<RunRecord>) -> Vec<RunRecord> {
+    /// Each shard's latest record: when it started, and how it ended.
+    type Latest = BTreeMap<u32, (String, RecordedOutcome)>;
     let mut out: Vec<RunRecord> = Vec::new();
-    // Per merged run: its place in `out`, and each shard's latest outcome.
-    let mut runs: BTreeMap<(String, u32), (usize, BTreeMap<u32, (String, RecordedOutcome)>)> = BTreeMap::new();
+    // Per merged run (run id, shard count): its place in `out`, and its shards' latest outcomes.
+    let mut runs: BTreeMap<(String, u32), (usize, Latest)> = BTreeMap::new();
     for record in records {
         let (Some(shard), Some(run_id)) = (record.shard, record.run_id.clone()) else {
             out.push(record);
