@@ -2,7 +2,9 @@
 //! listed per run (`history`) or summed over a period (`report`). Pure: [`crate::target::dynamo`] fetches
 //! the records; this module parses, sums and renders them.
 //!
-//! Records written before a field existed read it as 0, so that old runs still list.
+//! Records written before a field existed read it as 0, so that old runs still list. The shards of
+//! a sharded run each leave a record; [`group`] makes them one run, so that a run is counted once
+//! whatever its shards.
 
 use std::collections::BTreeMap;
 
@@ -146,7 +148,8 @@ pub struct Shards {
 /// How a recorded run ended: a sync report's [`crate::pure::report::Outcome`], read back.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RecordedOutcome {
-    /// `completed`, `interrupted` or `failed` (records from before outcomes were kept: completed).
+    /// `completed`, `interrupted` or `failed` (records from before outcomes were kept: completed);
+    /// `incomplete` for a sharded run some of whose shards left no record.
     pub status: String,
     /// The signal or error that ended a run that did not complete; `null` for one that did.
     pub reason: Option<String>,

@@ -6,7 +6,9 @@
 //! goes through the same diff and writes nothing to DynamoDB (no table, no item, no lock, no run
 //! record); every source row ends created, updated, unchanged, rejected or failed, and the report
 //! counts each; a writing run holds the lock from before it describes a table until it has recorded
-//! the run.
+//! the run. A shard (`--shard K/N`) does all of this for the items its range owns: a source row
+//! whose key another shard owns is left to that shard (a row without a key, to shard 0), a target
+//! item of another shard is neither compared nor deleted.
 
 mod rejects;
 mod table;
