@@ -1085,6 +1085,26 @@ mod tests {
     }
 
     #[test]
+    fn a_shards_lease_and_its_runs_marker_round_trip_and_sit_beside_the_tables_own() {
+        let shard = Shard::new(1, 4).unwrap();
+        let mut mine = lease("ci-1", 7, 60);
+        mine.sharding = Some(LeaseShard { run: "nightly-7".into(), count: 4, shard: Some("1/4".into()) });
+        let item = to_item_at(shard_key("prod-lessons", shard), &mine);
+        assert_eq!(item["sk"], AttributeValue::S("TABLE#prod-lessons#SHARD#1/4".into()));
+        assert_eq!(from_item(&item), Some(mine.clone()));
+        let marker = marker_of(&mine, shard);
+        assert_eq!(marker.run_id, "shards:4:nightly-7", "one marker per run and split");
+        let item = to_item("prod-lessons", &marker);
+        assert_eq!(item["sk"], lock_key("prod-lessons")["sk"], "where every run looks for the table's lease");
+        assert!(item.contains_key("marker_token"));
+        assert_eq!(from_item(&item), Some(marker.clone()));
+        let refused = Locked { table: "prod-lessons".into(), holder: mine, waited: None }.to_string();
+        assert!(refused.contains("(environment prod, shard 1/4 of run nightly-7)"), "{refused}");
+        let refused = Locked { table: "prod-lessons".into(), holder: marker, waited: None }.to_string();
+        assert!(refused.contains("(environment prod, a run in 4 shards (nightly-7))"), "{refused}");
+    }
+
+    #[test]
     fn expiry_saturates_instead_of_panicking() {
         assert_eq!(expiry(at(0), Duration::MAX), DateTime::<Utc>::MAX_UTC);
         assert_eq!(expiry(at(0), Duration::from_secs(60)), at(60));
