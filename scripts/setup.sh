@@ -49,18 +49,21 @@ if [ ! -x "$tools/dynoxide/bin/dynoxide" ]; then
     --no-default-features --features native-sqlite,http-server,cli
 fi
 # The validators of deploy/ (tests/it/deploy.rs): Kubernetes manifests against the API's schemas,
-# GitHub Actions workflows against their schema, both offline; pinned, in their own virtualenv.
+# GitHub Actions workflows against their schema, AWS Batch requests against botocore's model of the
+# Batch API, all offline; pinned, in their own virtualenv.
 # (systemd units are checked by systemd-analyze, from the systemd package.)
 validators="$tools/validators"
 if ! "$validators/bin/kubernetes-validate" --version 2>/dev/null | grep -qx 1.37.0 \
-  || ! "$validators/bin/check-jsonschema" --version 2>/dev/null | grep -q 'version 0.39.0$'; then
-  echo "setup: installing kubernetes-validate and check-jsonschema (PyPI)" >&2
+  || ! "$validators/bin/check-jsonschema" --version 2>/dev/null | grep -q 'version 0.39.0$' \
+  || ! "$validators/bin/python" -c 'import sys, botocore; sys.exit(botocore.__version__ != "1.44.8")' 2>/dev/null; then
+  echo "setup: installing kubernetes-validate, check-jsonschema and botocore (PyPI)" >&2
   if ! command -v python3 >/dev/null || ! python3 -m venv --help >/dev/null 2>&1; then
     apt_install python3 python3-venv
   fi
   rm -rf "$validators"
   python3 -m venv "$validators"
-  "$validators/bin/python" -m pip install -q --disable-pip-version-check kubernetes-validate==1.37.0 check-jsonschema==0.39.0
+  "$validators/bin/python" -m pip install -q --disable-pip-version-check kubernetes-validate==1.37.0 check-jsonschema==0.39.0 \
+    botocore==1.44.8
 fi
 if ! command -v systemd-analyze >/dev/null; then apt_install systemd; fi
 echo "setup: PostgreSQL $(pg_bin)/postgres, dynalite and dynoxide under $tools" >&2

@@ -101,7 +101,9 @@ pub enum Command {
   ddbsync sync prod --max-write-units-per-second 500   # cap the write rate
   ddbsync sync dev --dry-run --exit-code   # exit 6 when the run would change something
   ddbsync sync prod --lock-timeout 10m     # wait for a running backup or sync instead of exiting 4
-  ddbsync sync prod --metrics-file /var/lib/node_exporter/ddbsync.prom   # metrics for Prometheus")]
+  ddbsync sync prod --metrics-file /var/lib/node_exporter/ddbsync.prom   # metrics for Prometheus
+  ddbsync sync prod --shard 0/4 --run-id nightly-2026-11-28   # shard 0 of 4; start 1/4, 2/4, 3/4 too
+  ddbsync sync prod --shards 4   # K from JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX")]
     Sync(SyncArgs),
     /// List the environments in the profiles directory.
     #[command(after_help = "Examples:
@@ -349,6 +351,8 @@ pub struct SyncArgs {
     /// them; never put into the SQL text); repeatable.
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = crate::pure::params::parse, help_heading = heading::SELECTION)]
     pub params: Vec<(String, String)>,
+    #[command(flatten)]
+    pub sharding: ShardArgs,
     /// Compute the same diff and report, write nothing.
     #[arg(long, help_heading = heading::SAFETY)]
     pub dry_run: bool,
@@ -397,14 +401,116 @@ pub struct SyncArgs {
 impl SyncArgs {
     /// A combination of options a sync refuses (exit 2) before it does anything.
     pub fn refused(&self) -> Option<crate::exit::UsageError> {
-        (self.exit_code && !self.dry_run).then(|| {
-            crate::exit::UsageError(
+        if self.exit_code && !self.dry_run {
+            return Some(crate::exit::UsageError(
                 "--exit-code needs --dry-run: only a dry run has changes pending to signal (exit 6); add --dry-run, \
                  or leave --exit-code out"
+                    .into(),
+            ));
+        }
+        let sharded = self.sharding.shard.is_some() || self.sharding.shards.is_some();
+        (sharded && self.clean).then(|| {
+            crate::exit::UsageError(
+                "--clean deletes and recreates whole tables, which no shard may do while the others write: run the \
+                 clean load unsharded (leave out --shard and --shards), then the nightly runs sharded"
                     .into(),
             )
         })
     }
+}
+
+/// How a sync is split across processes (README, "Sharded runs").
+#[derive(Debug, Clone, Default, Args)]
+pub struct ShardArgs {
+    /// Run shard K of N (K from 0): it reads the whole source but diffs, writes and deletes only
+    /// the items whose key falls in its range; start every K from 0 to N-1 with the same --run-id.
+    #[arg(long, value_name = "K/N", value_parser = crate::pure::bucket::Shard::parse, conflicts_with = "shards", help_heading = heading::SELECTION)]
+    pub shard: Option<crate::pure::bucket::Shard>,
+    /// Run one of N shards, K taken from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) or else
+    /// AWS_BATCH_JOB_ARRAY_INDEX (an AWS Batch array job), 1 to 1024.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<u32>, help_heading = heading::SELECTION)]
+    pub shards: Option<u32>,
+    /// The id the shards of one run share, in their run records (history and report show them as
+    /// one run); default for a sharded run: AWS_BATCH_JOB_ID without its :index (on Kubernetes, set
+    /// DDBSYNC_RUN_ID to the Job's name, as deploy/kubernetes/ddbsync-sharded.yaml does).
+    #[arg(long, value_name = "ID", env = "DDBSYNC_RUN_ID", help_heading = heading::SELECTION)]
+    pub run_id: Option<String>,
+}
+
+/// Where a sharded run takes K from, in this order, when `--shards N` is given.
+pub const SHARD_INDEX_VARS: [&str; 2] = ["JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX"];
+
+/// Longest run id: it is stored in every shard's run record and lease.
+const RUN_ID_MAX: usize = 128;
+
+impl ShardArgs {
+    /// The shard and run id of this process, from the flags and then the environment (`var`
+    /// reads one variable: the process's own, or a test's); `None` for an unsharded run without
+    /// `--run-id`. Every refusal names the flag or variable and the fix (exit 2).
+    pub fn resolve(
+        &self,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<(crate::pure::bucket::Shard, Option<String>), crate::exit::UsageError> {
+        use crate::pure::bucket::Shard;
+        let usage = |m: String| crate::exit::UsageError(m);
+        let shard = match (self.shard, self.shards) {
+            (Some(shard), _) => shard,
+            (None, Some(count)) => {
+                let found = SHARD_INDEX_VARS.iter().find_map(|name| var(name).map(|v| (*name, v)));
+                let Some((name, value)) = found else {
+                    return Err(usage(format!(
+                        "--shards {count}: neither {} nor {} is set, so this process does not know which shard it \
+                         is; run it as a Kubernetes Indexed Job or an AWS Batch array job, or give --shard K/{count}",
+                        SHARD_INDEX_VARS[0], SHARD_INDEX_VARS[1]
+                    )));
+                };
+                let index = value.trim().parse::<u32>().map_err(|_| {
+                    usage(format!(
+                        "--shards {count}: {name}=\"{}\" is not a shard number (a whole number from 0); run it as a \
+                         Kubernetes Indexed Job or an AWS Batch array job, or give --shard K/{count}",
+                        value.escape_debug()
+                    ))
+                })?;
+                Shard::new(index, count).map_err(|e| usage(format!("--shards {count} with {name}={index}: {e}")))?
+            }
+            (None, None) => Shard::WHOLE,
+        };
+        let given = self.run_id.clone().map(|id| ("--run-id (or DDBSYNC_RUN_ID)", id));
+        let batch = || {
+            var("AWS_BATCH_JOB_ID").map(|id| {
+                // A child of an array job is `<parent id>:<index>`; the shards share the parent's.
+                let parent = match id.rsplit_once(':') {
+                    Some((parent, index)) if index.bytes().all(|b| b.is_ascii_digit()) => parent.to_string(),
+                    _ => id,
+                };
+                ("AWS_BATCH_JOB_ID", parent)
+            })
+        };
+        let run_id = match given.or_else(|| (!shard.is_whole()).then(batch).flatten()) {
+            Some((from, id)) => Some(check_run_id(from, &id).map_err(usage)?),
+            None if !shard.is_whole() => {
+                return Err(usage(format!(
+                    "shard {shard} has no run id: the shards of one run must share one, so that history shows them as \
+                     one run; give --run-id ID (the same for every shard, such as the date or the scheduler's job \
+                     name), or set DDBSYNC_RUN_ID (AWS Batch sets AWS_BATCH_JOB_ID, which is used when present)"
+                )))
+            }
+            None => None,
+        };
+        Ok((shard, run_id))
+    }
+}
+
+/// A run id: 1 to 128 printable characters, no space (it is shown in tables and matched exactly).
+fn check_run_id(from: &str, id: &str) -> Result<String, String> {
+    if id.is_empty() || id.chars().count() > RUN_ID_MAX || id.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!(
+            "{from}: \"{}\" is not a run id: give 1 to {RUN_ID_MAX} characters without spaces, the same for every \
+             shard of the run (such as nightly-2026-11-28)",
+            id.chars().take(RUN_ID_MAX + 8).collect::<String>().escape_debug()
+        ));
+    }
+    Ok(id.to_string())
 }
 
 /// `--log-format`: how log lines are written.
@@ -744,5 +850,68 @@ mod tests {
         assert!(err.to_string().contains("-1 is negative; give a whole number from 1"), "{err}");
         let err = Cli::try_parse_from(["ddbsync", "sync", "dev", "--max-in-flight", "many"]).unwrap_err();
         assert!(err.to_string().contains("\"many\" is not a whole number"), "{err}");
+    }
+
+    fn sharding(args: &[&str]) -> ShardArgs {
+        let line = ["ddbsync", "sync", "dev"].into_iter().chain(args.iter().copied());
+        match Cli::try_parse_from(line).unwrap().command {
+            Command::Sync(sync) => sync.sharding,
+            _ => unreachable!(),
+        }
+    }
+
+    fn vars<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn a_shard_takes_its_index_from_the_scheduler_and_its_run_id_from_the_flag_or_batch() {
+        use crate::pure::bucket::Shard;
+        let k8s = sharding(&["--shards", "4", "--run-id", "nightly-1"]);
+        let (shard, id) =
+            k8s.resolve(vars(&[("JOB_COMPLETION_INDEX", "2"), ("AWS_BATCH_JOB_ARRAY_INDEX", "3")])).unwrap();
+        assert_eq!((shard, id.as_deref()), (Shard::new(2, 4).unwrap(), Some("nightly-1")), "Kubernetes' first");
+        let batch = sharding(&["--shards", "8"]);
+        let env = [("AWS_BATCH_JOB_ARRAY_INDEX", "7"), ("AWS_BATCH_JOB_ID", "6a1c-22:7")];
+        let (shard, id) = batch.resolve(vars(&env)).unwrap();
+        assert_eq!((shard, id.as_deref()), (Shard::new(7, 8).unwrap(), Some("6a1c-22")), "the parent's id");
+        let (shard, id) = sharding(&[]).resolve(vars(&env)).unwrap();
+        assert_eq!((shard, id), (Shard::WHOLE, None), "an unsharded run ignores the scheduler");
+        let (_, id) = sharding(&["--shard", "1/2", "--run-id", "r"]).resolve(vars(&env)).unwrap();
+        assert_eq!(id.as_deref(), Some("r"), "the flag wins over AWS_BATCH_JOB_ID");
+    }
+
+    #[test]
+    fn a_shard_without_an_index_or_a_run_id_is_refused_with_the_fix() {
+        for (args, env, says) in [
+            (
+                &["--shards", "4", "--run-id", "r"][..],
+                &[][..],
+                "neither JOB_COMPLETION_INDEX nor AWS_BATCH_JOB_ARRAY_INDEX",
+            ),
+            (
+                &["--shards", "4", "--run-id", "r"],
+                &[("JOB_COMPLETION_INDEX", "x1")],
+                "JOB_COMPLETION_INDEX=\"x1\" is not a shard number",
+            ),
+            (&["--shards", "4", "--run-id", "r"], &[("JOB_COMPLETION_INDEX", "4")], "numbered from 0 to 3"),
+            (&["--shards", "0", "--run-id", "r"], &[("JOB_COMPLETION_INDEX", "0")], "1 to 1024 shards"),
+            (&["--shard", "1/4"], &[], "shard 1/4 has no run id"),
+            (&["--shard", "1/4", "--run-id", "two words"], &[], "is not a run id"),
+            (&["--run-id", ""], &[], "is not a run id"),
+        ] {
+            let err = sharding(args).resolve(vars(env)).unwrap_err();
+            assert!(err.0.contains(says), "{args:?}: {}", err.0);
+        }
+        let err = Cli::try_parse_from(["ddbsync", "sync", "dev", "--shard", "4/4"]).unwrap_err();
+        assert!(err.to_string().contains("numbered from 0 to 3"), "{err}");
+        let err = Cli::try_parse_from(["ddbsync", "sync", "dev", "--shard", "0/4", "--shards", "4"]).unwrap_err();
+        assert!(err.to_string().contains("cannot be used with"), "{err}");
+        let Command::Sync(clean) =
+            Cli::try_parse_from(["ddbsync", "sync", "dev", "--shard", "0/2", "--clean"]).unwrap().command
+        else {
+            unreachable!()
+        };
+        assert!(clean.refused().unwrap().0.contains("run the clean load unsharded"));
     }
 }

@@ -285,7 +285,8 @@ async fn records(profile: &profile::Profile, since: Option<&str>) -> Result<Vec<
     tracing::info!(table = %table, since = since.unwrap_or("the start"), records = items.len(), "read run records");
     // The metadata table may be shared by environments with the same prefix.
     let ours = items.iter().filter(|i| i.get("environment").and_then(|v| v.as_s().ok()) == Some(&profile.env));
-    Ok(ours.filter_map(runs::RunRecord::from_item).collect())
+    // The shards of a sharded run are one run here, summed.
+    Ok(runs::group(ours.filter_map(runs::RunRecord::from_item).collect()))
 }
 
 fn since(text: &str) -> Result<String> {
@@ -599,6 +600,7 @@ async fn sync_run(
     stop: &Stop,
     kept: &mut Option<crate::pure::report::RunReport>,
 ) -> Result<Exit> {
+    let (shard, run_id) = args.sharding.resolve(|name| std::env::var(name).ok())?;
     let mut profile = load(envs_dir, &args.env).await?;
     profile.sync = profile.sync.overridden(args.scan_segments, args.max_in_flight, args.max_write_units_per_second)?;
     if args.clean && !args.dry_run {
@@ -618,6 +620,8 @@ async fn sync_run(
         rejects_file: args.rejects_file,
         params: args.params,
         full_scan: args.full_scan,
+        shard,
+        run_id,
     };
     // The sync stops itself on a signal (and records it); this bound covers the phases before it
     // holds anything, such as connecting and preparing the queries.

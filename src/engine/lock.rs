@@ -13,6 +13,17 @@
 //! a suspended VM) or a DynamoDB that stops answering the renewals therefore finds its fence
 //! closed before any other run can have taken over, and writes nothing more.
 //!
+//! Shards (`sync --shard K/N`): the shards of one run hold the table together. The table's lease
+//! item becomes the run's *marker* (its run id `shards:N:<run id>`, with `shards` = N), which every
+//! shard of that run joins and renews, and each shard holds its own lease item beside it
+//! (`TABLE#<table>#SHARD#K/N`). Any other run finds the marker held (an older ddbsync reads it as an
+//! ordinary live lease), so an unsharded run, a shard of another split or of another run is
+//! refused; two processes of the same shard meet on its own item. The marker is free once none of
+//! its shards' items is live: it is then taken over, and the taker looks at the shards' items once
+//! more after its write, while a shard confirms the marker after writing its own item, so that of
+//! two racing runs at least one sees the other. The last shard to release deletes the marker only
+//! if no shard has rewritten it since it looked (its `marker_token`).
+//!
 //! Progress: the lease is renewed only while the run shows progress (rows read, pages scanned,
 //! batches written, tables becoming ready: [`beat`]); a run stuck longer than its stall limit lets the lease go
 //! and stops, so a hung run cannot hold the tables for ever.
@@ -27,6 +38,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use tokio::sync::watch;
 
 use crate::profile::Profile;
+use crate::pure::bucket::Shard;
 use crate::pure::item::{AttributeValue, Item};
 use crate::target::{Condition, TableSchema, Target, TABLE_WAIT};
 
@@ -46,6 +58,29 @@ pub struct Lease {
     pub expires_at: DateTime<Utc>,
     /// The holder's lease length: how long after its last renewal it may still write.
     pub lease_secs: Option<u64>,
+    /// For a sharded run's leases: which run, and which shard (none on the run's marker).
+    pub sharding: Option<LeaseShard>,
+}
+
+/// The sharded run a lease belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseShard {
+    /// The run id the shards share (`--run-id`).
+    pub run: String,
+    /// N, the shards of the run.
+    pub count: u32,
+    /// `K/N` on a shard's own lease; `None` on the run's marker.
+    pub shard: Option<String>,
+}
+
+impl LeaseShard {
+    /// `shard 1/4 of run nightly-7`, or `a run in 4 shards (nightly-7)` for the marker.
+    fn describe(&self) -> String {
+        match &self.shard {
+            Some(shard) => format!("shard {shard} of run {}", self.run),
+            None => format!("a run in {} shards ({})", self.count, self.run),
+        }
+    }
 }
 
 impl Lease {
@@ -77,9 +112,10 @@ impl Locked {
     /// to wait that it is already following.
     pub fn held(&self) -> String {
         let holder = &self.holder;
+        let sharded = holder.sharding.as_ref().map_or(String::new(), |s| format!(", {}", s.describe()));
         format!(
-            "table {} is locked by another run (environment {}): {} (pid {}) took the lock at {} and holds it until {} \
-             unless renewed",
+            "table {} is locked by another run (environment {}{sharded}): {} (pid {}) took the lock at {} and holds it \
+             until {} unless renewed",
             self.table,
             holder.env,
             holder.host,
@@ -180,8 +216,28 @@ pub fn lock_key(table: &str) -> Item {
     .into()
 }
 
+/// A shard's own lease item, beside the table's (which holds its run's marker). Table names
+/// cannot hold `#`, so no table's key is another's shard key.
+pub fn shard_key(table: &str, shard: Shard) -> Item {
+    [
+        ("pk".to_string(), AttributeValue::S("LOCK".into())),
+        ("sk".to_string(), AttributeValue::S(format!("TABLE#{table}#SHARD#{shard}"))),
+    ]
+    .into()
+}
+
+/// The marker's id: the run's id and its shard count, so that another split of the same run id
+/// is another run.
+fn group_id(shard: Shard, run: &str) -> String {
+    format!("shards:{}:{run}", shard.count())
+}
+
 fn to_item(table: &str, lease: &Lease) -> Item {
-    let mut item = lock_key(table);
+    to_item_at(lock_key(table), lease)
+}
+
+fn to_item_at(key: Item, lease: &Lease) -> Item {
+    let mut item = key;
     let s = |v: String| AttributeValue::S(v);
     item.insert("run_id".into(), s(lease.run_id.clone()));
     item.insert("environment".into(), s(lease.env.clone()));
@@ -192,6 +248,18 @@ fn to_item(table: &str, lease: &Lease) -> Item {
     item.insert("expires_at".into(), s(lease.expires_at.to_rfc3339_opts(SecondsFormat::Millis, true)));
     if let Some(secs) = lease.lease_secs {
         item.insert("lease_secs".into(), AttributeValue::N(secs.to_string()));
+    }
+    if let Some(sharding) = &lease.sharding {
+        item.insert("shard_run".into(), s(sharding.run.clone()));
+        item.insert("shards".into(), AttributeValue::N(sharding.count.to_string()));
+        match &sharding.shard {
+            Some(shard) => _ = item.insert("shard".into(), s(shard.clone())),
+            // Every write of the marker is told apart, so that a release deletes only the one it read.
+            None => {
+                let token = format!("{}@{}", crate::engine::run_id::current(), Utc::now().timestamp_micros());
+                item.insert("marker_token".into(), s(token));
+            }
+        }
     }
     item
 }
@@ -208,6 +276,10 @@ fn from_item(item: &Item) -> Option<Lease> {
         started_at: time("started_at")?,
         expires_at: time("expires_at")?,
         lease_secs: item.get("lease_secs").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()),
+        sharding: match (s("shard_run"), item.get("shards").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())) {
+            (Some(run), Some(count)) => Some(LeaseShard { run, count, shard: s("shard") }),
+            _ => None,
+        },
     })
 }
 
@@ -343,6 +415,8 @@ pub struct Held {
     lease: Duration,
     fence: Fence,
     renewal: tokio::task::JoinHandle<()>,
+    /// A shard's: its shard and run id (its own items, and its run's markers).
+    sharding: Option<(Shard, String)>,
 }
 
 /// What the lock needs to know about the run.
@@ -356,6 +430,8 @@ pub struct Settings {
     pub stall_limit: Duration,
     /// `--force-unlock`: take the leases whatever holds them.
     pub force: bool,
+    /// For a shard of a sharded run: the shard and the run id the shards share.
+    pub sharding: Option<(Shard, String)>,
 }
 
 impl Settings {
@@ -366,26 +442,40 @@ impl Settings {
             lease: profile.sync.lock_lease,
             stall_limit: profile.sync.stall_limit,
             force,
+            sharding: None,
         }
     }
 }
 
-/// Creates the metadata table (run records and the run lock) if it does not exist.
+/// Creates the metadata table (run records and the run lock) if it does not exist, and waits until
+/// it is ACTIVE (another run, or another shard of this one, may have just created it).
 pub async fn ensure_metadata_table(dynamo: &dyn Target, profile: &Profile) -> Result<()> {
     let table = &profile.metadata_table;
     let info = dynamo.describe(table).await;
     let location = profile.location();
-    if info.with_context(|| format!("reading DynamoDB table {table} in {location}"))?.is_none() {
-        let schema = TableSchema { keys: vec![("pk".into(), "S".into()), ("sk".into(), "S".into())], indexes: vec![] };
-        match dynamo.create_table(table, &schema).await {
-            Ok(()) => {}
-            // Another run created it meanwhile.
-            Err(e) if e.to_string().contains("in use") || e.to_string().contains("exists") => {}
-            Err(e) => return Err(e).with_context(|| format!("creating metadata table {table}")),
+    match info.with_context(|| format!("reading DynamoDB table {table} in {location}"))? {
+        Some(info) if info.status == crate::target::ACTIVE => {}
+        Some(_) => dynamo.wait(table, false, TABLE_WAIT).await?,
+        None => {
+            let schema =
+                TableSchema { keys: vec![("pk".into(), "S".into()), ("sk".into(), "S".into())], indexes: vec![] };
+            match dynamo.create_table(table, &schema).await {
+                Ok(()) => {}
+                // Another run created it meanwhile (the shards of a run start at once).
+                Err(e) if already_exists(&e) => {}
+                Err(e) => return Err(e).with_context(|| format!("creating metadata table {table}")),
+            }
+            dynamo.wait(table, false, TABLE_WAIT).await?;
         }
-        dynamo.wait(table, false, TABLE_WAIT).await?;
     }
     Ok(())
+}
+
+/// Whether DynamoDB refused to create a table because it exists or is being created: its
+/// `ResourceInUseException`, whose message varies by server (empty from some).
+pub fn already_exists(e: &crate::target::TargetError) -> bool {
+    let text = e.to_string();
+    text.contains("in use") || text.contains("exists") || text.contains("ResourceInUse")
 }
 
 /// Runs `work` while holding the lock of `tables`: creates the metadata table if needed, takes the
@@ -405,10 +495,29 @@ where
     F: FnOnce(Fence) -> Fut,
     Fut: Future<Output = Result<T>>,
 {
+    with_lock_sharded(dynamo, profile, tables, (force, wait, None), on_wait, stop, work).await
+}
+
+/// [`with_lock`] for a shard of a sharded run (`sharding`: the shard and the run id the shards
+/// share; `None` is the whole run).
+pub async fn with_lock_sharded<T, F, Fut>(
+    dynamo: &Arc<dyn Target>,
+    profile: &Profile,
+    tables: &[String],
+    (force, wait, sharding): (bool, Option<Duration>, Option<(Shard, String)>),
+    on_wait: impl Fn(&anyhow::Error),
+    stop: &crate::engine::stop::Stop,
+    work: F,
+) -> Result<T>
+where
+    F: FnOnce(Fence) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let settings = Settings { sharding, ..Settings::of(profile, force) };
     // A signal while the lock is being taken (or waited for) ends the run at once: leases already
     // written expire, or are free at once for the next run on this host, whose process is then gone.
     let held = tokio::select! {
-        held = take(dynamo, profile, tables, force, wait, on_wait) => held?,
+        held = take_with(dynamo, profile, tables, settings, wait, on_wait) => held?,
         signal = stop.wait() => {
             let interrupted = anyhow::Error::new(crate::engine::stop::Signalled(signal));
             return Err(interrupted.context(StoppedWaiting(tables.join(", "))));
@@ -448,9 +557,19 @@ pub async fn take(
     wait: Option<Duration>,
     on_wait: impl Fn(&anyhow::Error),
 ) -> Result<Held> {
+    take_with(dynamo, profile, tables, Settings::of(profile, force), wait, on_wait).await
+}
+
+async fn take_with(
+    dynamo: &Arc<dyn Target>,
+    profile: &Profile,
+    tables: &[String],
+    settings: Settings,
+    wait: Option<Duration>,
+    on_wait: impl Fn(&anyhow::Error),
+) -> Result<Held> {
     ensure_metadata_table(&**dynamo, profile).await?;
     let deadline = tokio::time::Instant::now() + wait.unwrap_or_default();
-    let settings = Settings::of(profile, force);
     let started = tokio::time::Instant::now();
     let mut waiting = false;
     loop {
@@ -502,6 +621,11 @@ pub async fn acquire(dynamo: Arc<dyn Target>, settings: &Settings, tables: &[Str
         started_at: now,
         expires_at: expiry(now, settings.lease),
         lease_secs: Some(settings.lease.as_secs()),
+        sharding: settings.sharding.as_ref().map(|(shard, run)| LeaseShard {
+            run: run.clone(),
+            count: shard.count(),
+            shard: Some(shard.to_string()),
+        }),
     };
     let mut tables = tables.to_vec();
     tables.sort();
@@ -518,12 +642,17 @@ pub async fn acquire(dynamo: Arc<dyn Target>, settings: &Settings, tables: &[Str
         lease: settings.lease,
         fence,
         renewal: tokio::spawn(async {}),
+        sharding: settings.sharding.clone(),
     };
     let mut forced_until = None;
     for table in &tables {
         // Pushed before the attempt: if its answer is lost, release still removes what was written.
         held.tables.push(table.clone());
-        match take_one(&*dynamo, settings, table, &me).await {
+        let taken = match &settings.sharding {
+            Some((shard, _)) => take_shard(&*dynamo, settings, table, &me, *shard).await,
+            None => take_one(&*dynamo, settings, table, &me).await,
+        };
+        match taken {
             Ok(until) => forced_until = forced_until.max(until),
             Err(e) => {
                 let _ = held.release().await;
@@ -553,14 +682,41 @@ pub async fn acquire(dynamo: Arc<dyn Target>, settings: &Settings, tables: &[Str
 /// Takes one table's lease; for a live lease taken with `--force-unlock`, returns until when its
 /// holder may still write (its lease, at most one lease length from now).
 async fn take_one(dynamo: &dyn Target, settings: &Settings, table: &str, me: &Lease) -> Result<Option<DateTime<Utc>>> {
+    take_at(dynamo, settings, table, lock_key(table), me).await
+}
+
+/// Takes the lease item `key` of `table` (the table's own, or a shard's) as [`take_one`] does.
+async fn take_at(
+    dynamo: &dyn Target,
+    settings: &Settings,
+    table: &str,
+    key: Item,
+    me: &Lease,
+) -> Result<Option<DateTime<Utc>>> {
     let meta = &settings.metadata_table;
-    let found = dynamo.get_item(meta, lock_key(table)).await?;
-    let lease = found.as_ref().and_then(from_item);
+    let found = dynamo.get_item(meta, key.clone()).await?;
+    let mut lease = found.as_ref().and_then(from_item);
     if found.is_some() && lease.is_none() {
         tracing::warn!(meta, table, "unreadable lock item; taking it over");
     }
     let mut holder_until = None;
-    match decide(lease.as_ref(), &me.run_id, Utc::now(), &me.host_id, process_alive) {
+    let mut decision = decide(lease.as_ref(), &me.run_id, Utc::now(), &me.host_id, process_alive);
+    // Another sharded run's marker is held while any of its shards holds its own lease.
+    let other_marker = lease.as_ref().filter(|l| l.run_id != me.run_id).and_then(|l| l.sharding.clone());
+    // A marker that expired was renewed by none of its shards for a whole lease: they have stopped.
+    let expired = lease.as_ref().is_some_and(|l| l.expires_at <= Utc::now());
+    if let Some(marker) = other_marker.as_ref().filter(|m| m.shard.is_none()) {
+        if !expired {
+            decision = match live_shard(dynamo, meta, table, marker).await? {
+                Some(shard) => {
+                    lease = Some(shard);
+                    Decision::Held
+                }
+                None => Decision::Stale(format!("no shard of run {} holds the table any more", marker.run)),
+            };
+        }
+    }
+    match decision {
         Decision::Ours => return Ok(None),
         Decision::Held if !settings.force => {
             return Err(Locked { table: table.into(), holder: lease.expect("a held lease"), waited: None }.into());
@@ -583,16 +739,113 @@ async fn take_one(dynamo: &dyn Target, settings: &Settings, table: &str, me: &Le
         None if found.is_some() => Condition { expression: "attribute_not_exists(run_id)", values: vec![] },
         None => Condition { expression: "attribute_not_exists(pk)", values: vec![] },
     };
-    if dynamo.put_if(meta, to_item(table, me), condition).await? {
+    if dynamo.put_if(meta, to_item_at(key.clone(), me), condition).await? {
+        // A marker taken over: a shard that joined it just before must have written its own lease
+        // by now (it writes that before it confirms the marker), and is seen here.
+        if let Some(marker) = other_marker.filter(|m| m.shard.is_none() && !settings.force) {
+            if let Some(shard) = live_shard(dynamo, meta, table, &marker).await? {
+                let mine = Condition {
+                    expression: "run_id = :me",
+                    values: vec![(":me", AttributeValue::S(me.run_id.clone()))],
+                };
+                dynamo.delete_if(meta, key, mine).await?;
+                return Err(Locked { table: table.into(), holder: shard, waited: None }.into());
+            }
+            // The gone run's shards left their leases (killed): none can be live now, so they go.
+            forget_shards(dynamo, meta, table, &marker).await?;
+        }
         return Ok(holder_until);
     }
     // The condition failed. If the holder now is this run, an earlier attempt of the same write was
     // applied and only its answer was lost (the SDK retried it): the lock is ours.
-    let holder = dynamo.get_item(meta, lock_key(table)).await?.as_ref().and_then(from_item);
+    let holder = dynamo.get_item(meta, key).await?.as_ref().and_then(from_item);
     match holder {
         Some(holder) if holder.run_id == me.run_id => Ok(holder_until),
         Some(holder) => Err(Locked { table: table.into(), holder, waited: None }.into()),
         None => Err(anyhow::anyhow!("the lock of table {table} changed while it was being taken; run again")),
+    }
+}
+
+/// The live lease of one of a sharded run's shards on `table`, if one is left (a lease whose
+/// process ended on this host, or that expired, is not).
+async fn live_shard(dynamo: &dyn Target, meta: &str, table: &str, marker: &LeaseShard) -> Result<Option<Lease>> {
+    let now = Utc::now();
+    let host = host_id();
+    for k in 0..marker.count {
+        let Ok(shard) = Shard::new(k, marker.count) else { break };
+        let found = dynamo.get_item(meta, shard_key(table, shard)).await?;
+        if let Some(lease) = found.as_ref().and_then(from_item) {
+            if decide(Some(&lease), "", now, &host, process_alive) == Decision::Held {
+                return Ok(Some(lease));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Deletes the leases a sharded run's shards left on `table`, each only if it is still the one read.
+async fn forget_shards(dynamo: &dyn Target, meta: &str, table: &str, marker: &LeaseShard) -> Result<()> {
+    for k in 0..marker.count {
+        let Ok(shard) = Shard::new(k, marker.count) else { break };
+        let found = dynamo.get_item(meta, shard_key(table, shard)).await?;
+        if let Some(run_id) = found.as_ref().and_then(|i| i.get("run_id")) {
+            let same = Condition { expression: "run_id = :seen", values: vec![(":seen", run_id.clone())] };
+            dynamo.delete_if(meta, shard_key(table, shard), same).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The marker of a shard's run: the shard's lease with the run's id.
+fn marker_of(me: &Lease, shard: Shard) -> Lease {
+    let run = me.sharding.as_ref().map_or_else(String::new, |s| s.run.clone());
+    Lease {
+        run_id: group_id(shard, &run),
+        sharding: Some(LeaseShard { run, count: shard.count(), shard: None }),
+        ..me.clone()
+    }
+}
+
+/// A shard's lease of `table`: it joins (or takes) its run's marker, takes its own item, then
+/// confirms the marker, so that a run that took the marker over meanwhile is seen (it is refused,
+/// or this shard is, and gives its own item back).
+async fn take_shard(
+    dynamo: &dyn Target,
+    settings: &Settings,
+    table: &str,
+    me: &Lease,
+    shard: Shard,
+) -> Result<Option<DateTime<Utc>>> {
+    let meta = &settings.metadata_table;
+    let marker = marker_of(me, shard);
+    let forced = take_one(dynamo, settings, table, &marker).await?;
+    let own = take_at(dynamo, settings, table, shard_key(table, shard), me).await?;
+    if let Err(e) = confirm_marker(dynamo, meta, table, &marker).await {
+        let mine =
+            Condition { expression: "run_id = :me", values: vec![(":me", AttributeValue::S(me.run_id.clone()))] };
+        let _ = dynamo.delete_if(meta, shard_key(table, shard), mine).await;
+        return Err(e);
+    }
+    Ok(forced.max(own))
+}
+
+/// Rewrites the run's marker, on the condition that it is still the run's (or, if the last shard
+/// deleted it meanwhile, that there is none); the holder otherwise.
+async fn confirm_marker(dynamo: &dyn Target, meta: &str, table: &str, marker: &Lease) -> Result<()> {
+    let ours =
+        Condition { expression: "run_id = :run", values: vec![(":run", AttributeValue::S(marker.run_id.clone()))] };
+    if dynamo.put_if(meta, to_item(table, marker), ours).await? {
+        return Ok(());
+    }
+    let none = Condition { expression: "attribute_not_exists(pk)", values: vec![] };
+    if dynamo.put_if(meta, to_item(table, marker), none).await? {
+        return Ok(());
+    }
+    match dynamo.get_item(meta, lock_key(table)).await?.as_ref().and_then(from_item) {
+        Some(holder) if holder.run_id != marker.run_id => {
+            Err(Locked { table: table.into(), holder, waited: None }.into())
+        }
+        _ => Err(anyhow::anyhow!("the lock of table {table} changed while it was being taken; run again")),
     }
 }
 
@@ -646,8 +899,23 @@ async fn renew(
                     expression: "run_id = :me",
                     values: vec![(":me", AttributeValue::S(lease.run_id.clone()))],
                 };
-                if !dynamo.put_if(&settings.metadata_table, to_item(table, &next), condition).await? {
+                let key = match &settings.sharding {
+                    Some((shard, _)) => shard_key(table, *shard),
+                    None => lock_key(table),
+                };
+                if !dynamo.put_if(&settings.metadata_table, to_item_at(key, &next), condition).await? {
                     return Ok(Some(table.clone()));
+                }
+                // The run's marker lives as long as one of its shards does.
+                if let Some((shard, _)) = &settings.sharding {
+                    let marker = marker_of(&next, *shard);
+                    let ours = Condition {
+                        expression: "run_id = :run",
+                        values: vec![(":run", AttributeValue::S(marker.run_id.clone()))],
+                    };
+                    if !dynamo.put_if(&settings.metadata_table, to_item(table, &marker), ours).await? {
+                        return Ok(Some(table.clone()));
+                    }
                 }
             }
             Ok::<_, crate::target::TargetError>(None)
@@ -695,7 +963,13 @@ impl Held {
             for table in &self.tables {
                 let me = AttributeValue::S(self.run_id.clone());
                 let condition = Condition { expression: "run_id = :me", values: vec![(":me", me)] };
-                self.dynamo.delete_if(&self.metadata_table, lock_key(table), condition).await?;
+                match &self.sharding {
+                    None => _ = self.dynamo.delete_if(&self.metadata_table, lock_key(table), condition).await?,
+                    Some((shard, run)) => {
+                        self.dynamo.delete_if(&self.metadata_table, shard_key(table, *shard), condition).await?;
+                        self.release_marker(table, *shard, run).await?;
+                    }
+                }
             }
             Ok::<_, crate::target::TargetError>(())
         };
@@ -707,6 +981,41 @@ impl Held {
                 self.lease.as_secs()
             )),
         }
+    }
+}
+
+impl Held {
+    /// The last shard out deletes its run's marker: only if no shard's lease is live, and only the
+    /// marker it read (a shard that joined since has rewritten it, and keeps it).
+    async fn release_marker(&self, table: &str, shard: Shard, run: &str) -> Result<(), crate::target::TargetError> {
+        let meta = &self.metadata_table;
+        let Some(found) = self.dynamo.get_item(meta, lock_key(table)).await? else { return Ok(()) };
+        let group = group_id(shard, run);
+        let token = found.get("marker_token").cloned();
+        if found.get("run_id").and_then(|v| v.as_s().ok()) != Some(&group) {
+            return Ok(());
+        }
+        let marker = LeaseShard { run: run.to_string(), count: shard.count(), shard: None };
+        match live_shard(&*self.dynamo, meta, table, &marker).await {
+            Ok(Some(_)) => return Ok(()),
+            Ok(None) => {}
+            // Left to expire: the next run finds no live shard and takes it over.
+            Err(e) => return Err(crate::target::TargetError::Transient(format!("{e:#}"))),
+        }
+        let condition = match token {
+            Some(token) => Condition {
+                expression: "run_id = :run AND marker_token = :token",
+                values: vec![(":run", AttributeValue::S(group)), (":token", token)],
+            },
+            None => Condition { expression: "run_id = :run", values: vec![(":run", AttributeValue::S(group))] },
+        };
+        if self.dynamo.delete_if(meta, lock_key(table), condition).await? {
+            // Leases of this run's shards that were killed: nobody holds them.
+            if let Err(e) = forget_shards(&*self.dynamo, meta, table, &marker).await {
+                return Err(crate::target::TargetError::Transient(format!("{e:#}")));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -725,6 +1034,7 @@ mod tests {
             started_at: now,
             expires_at: now + chrono::Duration::seconds(expires_in_secs),
             lease_secs: Some(60),
+            sharding: None,
         }
     }
 
@@ -775,6 +1085,26 @@ mod tests {
     }
 
     #[test]
+    fn a_shards_lease_and_its_runs_marker_round_trip_and_sit_beside_the_tables_own() {
+        let shard = Shard::new(1, 4).unwrap();
+        let mut mine = lease("ci-1", 7, 60);
+        mine.sharding = Some(LeaseShard { run: "nightly-7".into(), count: 4, shard: Some("1/4".into()) });
+        let item = to_item_at(shard_key("prod-lessons", shard), &mine);
+        assert_eq!(item["sk"], AttributeValue::S("TABLE#prod-lessons#SHARD#1/4".into()));
+        assert_eq!(from_item(&item), Some(mine.clone()));
+        let marker = marker_of(&mine, shard);
+        assert_eq!(marker.run_id, "shards:4:nightly-7", "one marker per run and split");
+        let item = to_item("prod-lessons", &marker);
+        assert_eq!(item["sk"], lock_key("prod-lessons")["sk"], "where every run looks for the table's lease");
+        assert!(item.contains_key("marker_token"));
+        assert_eq!(from_item(&item), Some(marker.clone()));
+        let refused = Locked { table: "prod-lessons".into(), holder: mine, waited: None }.to_string();
+        assert!(refused.contains("(environment prod, shard 1/4 of run nightly-7)"), "{refused}");
+        let refused = Locked { table: "prod-lessons".into(), holder: marker, waited: None }.to_string();
+        assert!(refused.contains("(environment prod, a run in 4 shards (nightly-7))"), "{refused}");
+    }
+
+    #[test]
     fn expiry_saturates_instead_of_panicking() {
         assert_eq!(expiry(at(0), Duration::MAX), DateTime::<Utc>::MAX_UTC);
         assert_eq!(expiry(at(0), Duration::from_secs(60)), at(60));
@@ -820,6 +1150,7 @@ mod tests {
             started_at: now,
             expires_at: now + chrono::Duration::seconds(60),
             lease_secs: Some(60),
+            sharding: None,
         }
     }
 
@@ -830,6 +1161,7 @@ mod tests {
             lease: Duration::from_secs(60),
             stall_limit: Duration::from_secs(300),
             force: false,
+            sharding: None,
         }
     }
 

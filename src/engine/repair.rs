@@ -440,6 +440,8 @@ async fn record(
         backup: None,
         outcome: repair.outcome.clone(),
         notes: Vec::new(),
+        run_id: crate::engine::run_id::current(),
+        shard: None,
     };
     let mut item = run.record();
     item.insert("mode".into(), AttributeValue::S("repair".into()));

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::profile::Profile;
-use crate::pure::bucket::{self, BUCKET_ATTR, INDEX_NAME};
+use crate::pure::bucket::{self, Shard, BUCKET_ATTR, INDEX_NAME};
 use crate::pure::cost::Footprint;
 use crate::pure::hash::{self, Digest};
 use crate::pure::item::{AttributeValue, Item, HASH_ATTR};
@@ -92,7 +92,8 @@ pub struct Feed {
 
 /// Starts a table's parallel Scan; `keep_keys` returns each item's key attributes too, and
 /// `filter` limits it to the items a parameterised run covers. With `footprints` (the table's
-/// indexes), whole items are read and each one's [`Footprint`] is returned.
+/// indexes), whole items are read and each one's [`Footprint`] is returned. Only the items whose
+/// key digest `shard` owns are returned (a Scan still reads, and is billed for, the whole table).
 #[allow(clippy::too_many_arguments)]
 pub fn start(
     dynamo: Arc<dyn Target>,
@@ -103,6 +104,7 @@ pub fn start(
     expected: u64,
     read: Read,
     profile: &Profile,
+    shard: Shard,
 ) -> Feed {
     let (segments, policy) = (profile.sync.scan_segments, RetryPolicy::new(profile.sync.max_attempts));
     // Unbounded on purpose: pages hold fingerprints only, and a table whose sync has not begun
@@ -110,7 +112,7 @@ pub fn start(
     let (tx, pages) = mpsc::unbounded_channel();
     let (bucketed, index, not_before) = match read {
         Read::Index { not_before, buckets: Some(buckets) } => {
-            let query = Entries { key_names, keep_keys, filter, policy };
+            let query = Entries { key_names, keep_keys, filter, policy, shard };
             let done = tokio::spawn(read_index(dynamo, table, query, (buckets, not_before), segments as usize, tx));
             return Feed { pages, done, expected };
         }
@@ -133,6 +135,7 @@ pub fn start(
                 bucketed,
                 filter: filter.clone(),
                 footprints: footprints.clone(),
+                shard,
             };
             tokio::spawn(async move { scan_segment(&*dynamo, &table, &key_names, at, policy, tx).await })
         })
@@ -162,6 +165,8 @@ struct Segment {
     filter: Option<Arc<Filter>>,
     /// The table's indexes, when each item's footprint is wanted.
     footprints: Option<Arc<Vec<IndexSchema>>>,
+    /// The shard whose items are kept.
+    shard: Shard,
 }
 
 impl Segment {
@@ -210,7 +215,7 @@ async fn scan_segment(
             .items
             .into_iter()
             .filter_map(|mut item| {
-                let key = hash::item_key_digest(&item, key_names)?;
+                let key = hash::item_key_digest(&item, key_names).filter(|key| at.shard.owns(key))?;
                 let stored = match at.bucketed && !in_bucket(&item, &key) {
                     // Rewritten, so that the hash index holds it.
                     true => {
@@ -250,6 +255,8 @@ fn in_bucket(item: &Item, key: &Digest) -> bool {
 /// What an index read returns of each entry, and how it retries a page.
 struct Entries {
     key_names: Vec<String>,
+    /// Only its items are kept (a bucket on a shard's boundary holds some of the next shard's).
+    shard: Shard,
     keep_keys: bool,
     filter: Option<Filter>,
     policy: RetryPolicy,
@@ -311,8 +318,9 @@ async fn read_bucket(
             .items
             .into_iter()
             .filter_map(|mut entry| {
-                let key = hash::item_key_digest(&entry, &query.key_names)?;
-                let stored = stored_hash(&entry);
+                let key = hash::item_key_digest(&entry, &query.key_names).filter(|key| query.shard.owns(key))?;
+                // An entry in the wrong bucket (written by hand) is rewritten with the right one.
+                let stored = if in_bucket(&entry, &key) { stored_hash(&entry) } else { None };
                 let item_key = query.keep_keys.then(|| {
                     entry.retain(|name, _| query.key_names.contains(name));
                     entry

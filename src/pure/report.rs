@@ -167,6 +167,11 @@ pub struct RunReport {
     /// written); the report still holds every figure.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The run's id in its run record: `--run-id`, shared by the shards of a sharded run, or the
+    /// process's own run id (the one its log lines and leases carry).
+    pub run_id: String,
+    /// `K/N` for shard K of a run split N ways (`--shard`); `null` for an unsharded run.
+    pub shard: Option<String>,
 }
 
 /// How a run ended, as the report shows it and the run record keeps it.
@@ -493,6 +498,12 @@ impl RunReport {
             (false, false) => "incremental sync",
         };
         let mut out = format!("{} ({}), {mode}\n", self.environment, self.region);
+        if let Some(shard) = &self.shard {
+            out.push_str(&format!(
+                "Shard {shard} of run {}: the figures are this shard's items only (history sums the shards)\n",
+                self.run_id
+            ));
+        }
         if let Some(reason) = &self.outcome.reason {
             let heading = if self.outcome.status == "interrupted" { "Stopped early" } else { "Failed" };
             out.push_str(&format!("{heading}: {reason}\n"));
@@ -611,9 +622,15 @@ impl RunReport {
             })
             .collect();
         let tot = &self.total;
+        // Shards start at once: each record's key holds its run and shard, so none replaces another.
+        let sk = match &self.shard {
+            Some(shard) => format!("{}#{}#{}#{shard}", self.started_at, self.environment, self.run_id),
+            None => format!("{}#{}", self.started_at, self.environment),
+        };
         [
             ("pk", s("RUN")),
-            ("sk", s(&format!("{}#{}", self.started_at, self.environment))),
+            ("sk", s(&sk)),
+            ("run_id", s(&self.run_id)),
             ("environment", s(&self.environment)),
             ("started_at", s(&self.started_at)),
             ("finished_at", s(&self.finished_at)),
@@ -642,6 +659,7 @@ impl RunReport {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .chain(self.outcome.reason.as_ref().map(|r| ("outcome_reason".to_string(), s(r))))
+        .chain(self.shard.as_ref().map(|k| ("shard".to_string(), s(k))))
         .chain((!self.params.is_empty()).then(|| {
             let params = self.params.iter().map(|(k, v)| (k.clone(), s(v))).collect();
             ("params".to_string(), AttributeValue::M(params))
@@ -915,6 +933,8 @@ mod tests {
             backup: None,
             outcome: Outcome::completed(),
             notes: Vec::new(),
+            run_id: "host:1:2".into(),
+            shard: None,
         }
     }
 

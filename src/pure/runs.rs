@@ -2,7 +2,9 @@
 //! listed per run (`history`) or summed over a period (`report`). Pure: [`crate::target::dynamo`] fetches
 //! the records; this module parses, sums and renders them.
 //!
-//! Records written before a field existed read it as 0, so that old runs still list.
+//! Records written before a field existed read it as 0, so that old runs still list. The shards of
+//! a sharded run each leave a record; [`group`] makes them one run, so that a run is counted once
+//! whatever its shards.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use serde::Serialize;
 
+use crate::pure::bucket::Shard;
 use crate::pure::item::{AttributeValue, Item};
 use crate::pure::report::{negative, saved, units, usd};
 
@@ -116,14 +119,37 @@ pub struct RunRecord {
     /// run without).
     pub params: BTreeMap<String, String>,
     /// How the run ended, in the form of a sync's report (`outcome`). The metadata table keeps it
-    /// in three attributes: `outcome` (the status), `outcome_reason` and `exit_code`.
+    /// in three attributes: `outcome` (the status), `outcome_reason` and `exit_code`. A sharded
+    /// run's is its shards' worst, `incomplete` while shards are missing.
     pub outcome: RecordedOutcome,
+    /// The id the run was recorded under (`--run-id`, or the process's own); `null` for records
+    /// from before it was kept.
+    pub run_id: Option<String>,
+    /// For a sharded run: its shards, and which are missing or failed; `null` for an unsharded run.
+    pub shards: Option<Shards>,
+    /// The shard this record is of, before [`group`] merges a run's shards.
+    #[serde(skip)]
+    shard: Option<Shard>,
+}
+
+/// The shards of one sharded run, as its records tell them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Shards {
+    /// N: how many shards the run was split into.
+    pub count: u32,
+    /// How many shards left a record (a shard run again counts once).
+    pub recorded: u32,
+    /// The shards without a record (`2/4`): still running, or killed before they could record.
+    pub missing: Vec<String>,
+    /// The shards whose latest record did not complete (failed or interrupted).
+    pub failed: Vec<String>,
 }
 
 /// How a recorded run ended: a sync report's [`crate::pure::report::Outcome`], read back.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RecordedOutcome {
-    /// `completed`, `interrupted` or `failed` (records from before outcomes were kept: completed).
+    /// `completed`, `interrupted` or `failed` (records from before outcomes were kept: completed);
+    /// `incomplete` for a sharded run some of whose shards left no record.
     pub status: String,
     /// The signal or error that ended a run that did not complete; `null` for one that did.
     pub reason: Option<String>,
@@ -172,11 +198,119 @@ impl RunRecord {
         if self.total.unknown > 0 {
             left.push_str(&format!(", {} outcome unknown", self.total.unknown));
         }
+        if let Some(shards) = &self.shards {
+            if !shards.missing.is_empty() {
+                left.push_str(&format!(", missing {}", shards.missing.join(" ")));
+            }
+            if !shards.failed.is_empty() {
+                left.push_str(&format!(", failed {}", shards.failed.join(" ")));
+            }
+        }
         let o = &self.outcome;
         let outcome = (o.status != "completed" || o.exit_code != 0)
             .then(|| format!(" ({}, exit {}{left})", o.status, o.exit_code));
-        std::iter::once(self.mode.clone()).chain(params).chain(outcome).collect()
+        let sharded = self
+            .shards
+            .as_ref()
+            .map(|s| format!(" run {} in {} shards", self.run_id.as_deref().unwrap_or("?"), s.count));
+        std::iter::once(self.mode.clone()).chain(params).chain(sharded).chain(outcome).collect()
     }
+}
+
+/// Merges the records of each sharded run (same run id and shard count) into one record: the
+/// figures summed over every record (a shard run again adds what its second attempt did), the
+/// outcome of each shard's latest record, the worst of them, and the shards missing or failed.
+/// Records come and go in the order given (oldest first); a run stands where its first shard does.
+pub fn group(records: Vec<RunRecord>) -> Vec<RunRecord> {
+    /// Each shard's latest record: when it started, and how it ended.
+    type Latest = BTreeMap<u32, (String, RecordedOutcome)>;
+    let mut out: Vec<RunRecord> = Vec::new();
+    // Per merged run (run id, shard count): its place in `out`, and its shards' latest outcomes.
+    let mut runs: BTreeMap<(String, u32), (usize, Latest)> = BTreeMap::new();
+    for record in records {
+        let (Some(shard), Some(run_id)) = (record.shard, record.run_id.clone()) else {
+            out.push(record);
+            continue;
+        };
+        let (at, latest) = runs.entry((run_id, shard.count())).or_insert_with(|| {
+            let mut first = record.clone();
+            first.total = Figures::default();
+            first.tables = BTreeMap::new();
+            first.finished_at = String::new();
+            out.push(first);
+            (out.len() - 1, BTreeMap::new())
+        });
+        let run = &mut out[*at];
+        run.started_at = run.started_at.clone().min(record.started_at.clone());
+        run.finished_at = run.finished_at.clone().max(record.finished_at.clone());
+        run.total.add(&record.total);
+        for (name, figures) in &record.tables {
+            run.tables.entry(name.clone()).or_default().add(figures);
+        }
+        let newer = latest.get(&shard.index()).is_none_or(|(started, _)| *started <= record.started_at);
+        if newer {
+            latest.insert(shard.index(), (record.started_at.clone(), record.outcome.clone()));
+        }
+    }
+    for ((_, count), (at, latest)) in runs {
+        let name = |k: u32| format!("{k}/{count}");
+        let missing: Vec<String> = (0..count).filter(|k| !latest.contains_key(k)).map(name).collect();
+        let failed: Vec<(u32, &RecordedOutcome)> =
+            latest.iter().filter(|(_, (_, o))| o.status != "completed").map(|(k, (_, o))| (*k, o)).collect();
+        let worst = latest
+            .values()
+            .map(|(_, o)| o.exit_code)
+            .max_by_key(|&code| exit_rank(code))
+            .unwrap_or(crate::exit::Exit::Success as u8);
+        let mut reasons: Vec<String> = failed
+            .iter()
+            .map(|(k, o)| format!("shard {}: {}", name(*k), o.reason.as_deref().unwrap_or(&o.status)))
+            .collect();
+        if !missing.is_empty() {
+            reasons.push(format!(
+                "shards {} not recorded: still running, or stopped before recording; run them again with the same \
+                 --run-id",
+                missing.join(", ")
+            ));
+        }
+        let status = if failed.iter().any(|(_, o)| o.status == "failed") {
+            "failed"
+        } else if !failed.is_empty() {
+            "interrupted"
+        } else if !missing.is_empty() {
+            "incomplete"
+        } else {
+            "completed"
+        };
+        let run = &mut out[at];
+        run.total.saved_percent = crate::pure::cost::saved_percent(run.total.saved_usd, run.total.potential_usd);
+        run.outcome = RecordedOutcome {
+            status: status.into(),
+            reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
+            exit_code: worst,
+        };
+        run.shards = Some(Shards {
+            count,
+            recorded: latest.len() as u32,
+            missing,
+            failed: failed.iter().map(|(k, _)| name(*k)).collect(),
+        });
+    }
+    out
+}
+
+/// How bad an exit code is, as [`crate::exit::Exit::max`] ranks them (an unknown code ranks as an
+/// error).
+fn exit_rank(code: u8) -> u8 {
+    use crate::exit::Exit;
+    let exit = Exit::ALL.iter().map(|(e, _)| *e).find(|e| *e as u8 == code).unwrap_or(Exit::Error);
+    let mut rank = 0;
+    for (e, _) in Exit::ALL {
+        if exit.max(e) == exit && e != exit {
+            rank += 1;
+        }
+    }
+    rank
 }
 
 impl RunRecord {
@@ -195,6 +329,9 @@ impl RunRecord {
             mode: text("mode").unwrap_or_else(|| "incremental".into()),
             outcome: RecordedOutcome::of(item, &Figures::of(item)),
             total: Figures::of(item),
+            run_id: text("run_id"),
+            shards: None,
+            shard: text("shard").and_then(|k| Shard::parse(&k).ok()),
             tables,
             params: match item.get("params") {
                 Some(AttributeValue::M(m)) => {
@@ -440,19 +577,25 @@ impl Figures {
     }
 }
 
-/// CSV with `leading` columns before the figures, one row per `(leading values, figures)`.
-fn csv<'a>(leading: &[&str], rows: impl Iterator<Item = (Vec<String>, &'a Figures)>) -> Result<String, csv::Error> {
+/// CSV with `leading` columns before the figures and `trailing` ones after them, one row per
+/// `(leading values, figures, trailing values)`.
+fn csv<'a>(
+    (leading, trailing): (&[&str], &[&str]),
+    rows: impl Iterator<Item = (Vec<String>, &'a Figures, Vec<String>)>,
+) -> Result<String, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(leading.iter().chain(CSV_FIGURES.iter()))?;
-    for (first, figures) in rows {
-        w.write_record(first.iter().cloned().chain(figures.csv_fields()))?;
+    w.write_record(leading.iter().chain(CSV_FIGURES.iter()).chain(trailing))?;
+    for (first, figures, last) in rows {
+        w.write_record(first.iter().cloned().chain(figures.csv_fields()).chain(last))?;
     }
     let bytes = w.into_inner().map_err(|e| csv::Error::from(e.into_error()))?;
     Ok(String::from_utf8(bytes).expect("CSV of UTF-8 fields"))
 }
 
 /// One CSV row per run: `mode` is the plain mode, as in JSON; `params` the run's `--param`
-/// values (`from=2025-02-01 to=2025-03-01`), empty for a run without.
+/// values (`from=2025-02-01 to=2025-03-01`), empty for a run without. After the figures (so that
+/// the earlier columns keep their positions): `run_id`, and for a sharded run `shards` (N) and the
+/// shards `missing` and `failed` (`2/4 3/4`), empty for an unsharded one.
 pub fn history_csv(runs: &[RunRecord]) -> Result<String, csv::Error> {
     let rows = runs.iter().map(|r| {
         let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -464,16 +607,24 @@ pub fn history_csv(runs: &[RunRecord]) -> Result<String, csv::Error> {
             r.outcome.status.clone(),
             r.outcome.exit_code.to_string(),
         ];
-        (leading, &r.total)
+        let shards = r.shards.as_ref();
+        let trailing = vec![
+            r.run_id.clone().unwrap_or_default(),
+            shards.map_or(String::new(), |s| s.count.to_string()),
+            shards.map_or(String::new(), |s| s.missing.join(" ")),
+            shards.map_or(String::new(), |s| s.failed.join(" ")),
+        ];
+        (leading, &r.total, trailing)
     });
-    csv(&["started_at", "finished_at", "mode", "params", "outcome", "exit_code"], rows)
+    let leading = ["started_at", "finished_at", "mode", "params", "outcome", "exit_code"];
+    csv((&leading, &["run_id", "shards", "missing_shards", "failed_shards"]), rows)
 }
 
 /// One CSV row per table, with the runs that touched it, then `total` with every run.
 pub fn summary_csv(s: &Summary) -> Result<String, csv::Error> {
-    let tables = s.tables.iter().map(|(name, t)| (vec![name.clone(), t.runs.to_string()], &t.figures));
-    let total = std::iter::once((vec!["total".to_string(), s.runs.to_string()], &s.total));
-    csv(&["table", "runs"], tables.chain(total))
+    let tables = s.tables.iter().map(|(name, t)| (vec![name.clone(), t.runs.to_string()], &t.figures, vec![]));
+    let total = std::iter::once((vec!["total".to_string(), s.runs.to_string()], &s.total, vec![]));
+    csv((&["table", "runs"], &[]), tables.chain(total))
 }
 
 #[cfg(test)]
@@ -530,6 +681,8 @@ mod tests {
             backup: None,
             outcome: Outcome::completed(),
             notes: Vec::new(),
+            run_id: "host:1:2".into(),
+            shard: None,
         }
     }
 
@@ -854,5 +1007,99 @@ mod tests {
         );
         insta::assert_snapshot!("history_csv", history_csv(&runs).unwrap());
         insta::assert_snapshot!("summary_csv", summary_csv(&summarize("dev", None, &runs)).unwrap());
+    }
+
+    /// Shard `k` of `n` of run `run`, started at `started`, creating `created` items.
+    fn shard_record(run: &str, k: u32, n: u32, started: &str, created: u64, outcome: Outcome) -> RunRecord {
+        let mut r = report(started, created, 0, false);
+        r.run_id = run.into();
+        r.shard = Some(format!("{k}/{n}"));
+        r.outcome = outcome;
+        RunRecord::from_item(&r.record()).unwrap()
+    }
+
+    #[test]
+    fn a_sharded_run_is_one_run_summed_over_its_shards() {
+        let single = RunRecord::from_item(&report("2026-11-01T01:00:00.000Z", 7, 0, false).record()).unwrap();
+        let records = vec![
+            single.clone(),
+            shard_record("n1", 1, 3, "2026-11-02T02:00:00.002Z", 10, Outcome::completed()),
+            shard_record("n1", 0, 3, "2026-11-02T02:00:00.001Z", 20, Outcome::completed()),
+            shard_record("n2", 0, 3, "2026-11-03T02:00:00.000Z", 1, Outcome::completed()),
+            shard_record("n1", 2, 3, "2026-11-02T02:00:00.003Z", 30, Outcome::completed()),
+        ];
+        let runs = group(records);
+        assert_eq!(runs.len(), 3, "the unsharded run, n1 and n2");
+        assert_eq!(runs[0], single);
+        let n1 = &runs[1];
+        assert_eq!(n1.run_id.as_deref(), Some("n1"));
+        assert_eq!(n1.total.created, 60, "summed");
+        assert_eq!(n1.tables["t-lessons"].created, 60);
+        assert_eq!(n1.started_at, "2026-11-02T02:00:00.001Z", "the first shard's start");
+        assert_eq!((n1.outcome.status.as_str(), n1.outcome.exit_code), ("completed", 0));
+        let shards = n1.shards.as_ref().unwrap();
+        assert_eq!((shards.count, shards.recorded, shards.missing.len(), shards.failed.len()), (3, 3, 0, 0));
+        assert_eq!(n1.described_mode(), "incremental run n1 in 3 shards");
+        let n2 = &runs[2];
+        assert_eq!(n2.shards.as_ref().unwrap().missing, ["1/3", "2/3"]);
+        assert_eq!(n2.outcome.status, "incomplete");
+        assert!(n2.described_mode().contains("(incomplete, exit 0, missing 1/3 2/3)"), "{}", n2.described_mode());
+        let summary = summarize("dev", None, &runs);
+        assert_eq!((summary.runs, summary.unsuccessful_runs, summary.total.created), (3, 1, 68));
+        assert_eq!(summary.tables["t-lessons"].runs, 3, "a sharded run counts once per table");
+    }
+
+    #[test]
+    fn a_failed_shard_run_again_counts_by_its_latest_record_and_both_attempts_figures() {
+        let failed = Outcome { status: "interrupted", reason: Some("SIGTERM".into()), exit_code: 5 };
+        let broken = Outcome { status: "failed", reason: Some("DynamoDB said no".into()), exit_code: 1 };
+        let runs = group(vec![
+            shard_record("r", 0, 2, "2026-11-02T02:00:00.000Z", 5, Outcome::completed()),
+            shard_record("r", 1, 2, "2026-11-02T02:00:00.000Z", 3, failed.clone()),
+            shard_record("r", 1, 2, "2026-11-02T02:10:00.000Z", 4, Outcome::completed()),
+        ]);
+        assert_eq!(runs.len(), 1);
+        assert_eq!((runs[0].outcome.status.as_str(), runs[0].outcome.exit_code), ("completed", 0));
+        assert_eq!(runs[0].total.created, 12, "what each attempt wrote");
+        assert_eq!(runs[0].shards.as_ref().unwrap().recorded, 2);
+
+        let runs = group(vec![
+            shard_record("r", 0, 2, "2026-11-02T02:00:00.000Z", 5, broken),
+            shard_record("r", 1, 2, "2026-11-02T02:00:00.000Z", 3, failed),
+        ]);
+        let run = &runs[0];
+        assert_eq!((run.outcome.status.as_str(), run.outcome.exit_code), ("failed", 1), "the worst");
+        assert_eq!(run.shards.as_ref().unwrap().failed, ["0/2", "1/2"]);
+        let reason = run.outcome.reason.as_deref().unwrap();
+        assert!(reason.contains("shard 0/2: DynamoDB said no") && reason.contains("shard 1/2: SIGTERM"), "{reason}");
+        assert!(render_history("dev", &runs).contains("failed 0/2 1/2"), "{}", render_history("dev", &runs));
+        // Two splits of one run id are two runs.
+        let two = group(vec![
+            shard_record("r", 0, 2, "2026-11-02T02:00:00.000Z", 1, Outcome::completed()),
+            shard_record("r", 0, 4, "2026-11-02T02:00:00.000Z", 1, Outcome::completed()),
+        ]);
+        assert_eq!(two.len(), 2);
+    }
+
+    #[test]
+    fn history_csv_ends_with_the_run_id_and_the_shards() {
+        let runs = group(vec![shard_record("n1", 1, 2, "2026-11-02T02:00:00.000Z", 1, Outcome::completed())]);
+        let csv = history_csv(&runs).unwrap();
+        let mut lines = csv.lines();
+        assert!(lines.next().unwrap().ends_with(",saved_percent,run_id,shards,missing_shards,failed_shards"));
+        assert!(lines.next().unwrap().ends_with(",n1,2,0/2,"), "{csv}");
+    }
+
+    #[test]
+    fn shards_starting_at_once_have_records_of_their_own() {
+        let key = |k| {
+            let mut r = report("2026-11-02T02:00:00.000Z", 1, 0, false);
+            r.run_id = "n".into();
+            r.shard = Some(format!("{k}/2"));
+            r.record()["sk"].clone()
+        };
+        assert_ne!(key(0), key(1));
+        let plain = report("2026-11-02T02:00:00.000Z", 1, 0, false).record();
+        assert_eq!(plain["sk"], AttributeValue::S("2026-11-02T02:00:00.000Z#dev".into()), "unchanged for a whole run");
     }
 }

@@ -1,5 +1,6 @@
 //! The files of `deploy/`: each passes its validator (kubernetes-validate, systemd-analyze verify,
-//! the GitHub workflow schema through check-jsonschema), and what no validator knows is checked
+//! the GitHub workflow schema through check-jsonschema, botocore's model of the AWS Batch API
+//! through its own parameter validator), and what no validator knows is checked
 //! here: every ddbsync command line in them parses with the real command line, the exit codes the
 //! podFailurePolicy names are those of `exit.rs`, each with the action it deserves, the grace
 //! periods allow ddbsync's graceful stop, and the ConfigMap's profile loads. A validator that is
@@ -59,8 +60,44 @@ fn yaml(path: &Path) -> Vec<Value> {
 }
 
 fn cronjob() -> Value {
-    let docs = yaml(&deploy("kubernetes/ddbsync.yaml"));
+    cronjob_of("kubernetes/ddbsync.yaml")
+}
+
+fn cronjob_of(path: &str) -> Value {
+    let docs = yaml(&deploy(path));
     docs.into_iter().find(|d| d["kind"] == "CronJob").expect("a CronJob")
+}
+
+/// The sharded CronJob's container, and its ddbsync command line.
+fn sharded_container() -> (Value, Vec<String>) {
+    let job = cronjob_of("kubernetes/ddbsync-sharded.yaml");
+    let container = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0].clone();
+    let strings = |v: &Value| v.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let mut args = strings(&container["command"]);
+    args.extend(strings(&container["args"]));
+    (container, args)
+}
+
+fn json_file(path: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(deploy(path)).unwrap()).unwrap()
+}
+
+/// The Batch job definition's command, its `Ref::` parameters replaced by the values `submit`
+/// (the submit-job example) gives them, as AWS Batch does.
+fn batch_command() -> Vec<String> {
+    let definition = json_file("aws-batch/ddbsync-sharded.json");
+    let submit = json_file("aws-batch/submit-job.json");
+    let command = definition["containerProperties"]["command"].as_array().unwrap();
+    command
+        .iter()
+        .map(|v| {
+            let arg = v.as_str().unwrap();
+            match arg.strip_prefix("Ref::") {
+                Some(name) => submit["parameters"][name].as_str().unwrap_or_else(|| panic!("{name} submitted")).into(),
+                None => arg.to_string(),
+            }
+        })
+        .collect()
 }
 
 /// The lines of the systemd service whose key is `key` (`ExecStart`), their values.
@@ -171,6 +208,8 @@ fn command_lines() -> Vec<(String, Vec<String>)> {
     for exec in unit_values("ExecStart") {
         lines.push(("the systemd service".into(), exec.split_whitespace().map(str::to_string).collect()));
     }
+    lines.push(("the sharded CronJob".to_string(), sharded_container().1));
+    lines.push(("the AWS Batch job definition".to_string(), batch_command()));
     let workflow = &yaml(&deploy("github/ddbsync-nightly.yml"))[0];
     for step in workflow["jobs"]["sync"]["steps"].as_array().unwrap() {
         for line in step["run"].as_str().unwrap_or_default().lines() {
@@ -187,7 +226,7 @@ fn command_lines() -> Vec<(String, Vec<String>)> {
 #[test]
 fn every_ddbsync_command_line_in_deploy_parses_with_the_real_command_line() {
     let lines = command_lines();
-    assert_eq!(lines.len(), 3, "one in each file: {lines:?}");
+    assert_eq!(lines.len(), 5, "one in each file: {lines:?}");
     for (file, args) in lines {
         assert!(args[0].ends_with("ddbsync"), "{file}: {args:?}");
         let cli = Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{file}: {args:?}: {e}"));
@@ -207,7 +246,13 @@ fn every_ddbsync_command_line_in_deploy_parses_with_the_real_command_line() {
 #[test]
 fn every_ddbsync_command_their_comments_and_the_readme_quote_parses_too() {
     let mut quoted = Vec::new();
-    let files = ["kubernetes/ddbsync.yaml", "systemd/ddbsync-sync.service", "github/ddbsync-nightly.yml", "README.md"];
+    let files = [
+        "kubernetes/ddbsync.yaml",
+        "kubernetes/ddbsync-sharded.yaml",
+        "systemd/ddbsync-sync.service",
+        "github/ddbsync-nightly.yml",
+        "README.md",
+    ];
     for file in files {
         let text = std::fs::read_to_string(deploy(file)).unwrap();
         for (i, part) in text.split('`').enumerate() {
@@ -298,4 +343,162 @@ fn the_grace_periods_allow_the_graceful_stop_and_the_configmap_profile_loads() {
     assert_eq!(unit_values("Type"), ["oneshot"]);
     let timer = std::fs::read_to_string(deploy("systemd/ddbsync-sync.timer")).unwrap();
     assert!(timer.lines().any(|l| l == "Persistent=true"), "a missed night runs at the next boot");
+}
+
+#[test]
+fn the_sharded_cronjob_passes_kubernetes_validate_and_its_indexed_job_runs_one_shard_per_index() {
+    let check = |path: &Path| {
+        let mut command = Command::new(validator("kubernetes-validate"));
+        command.args(["--strict", "--kubernetes-version", "1.31"]).arg(path);
+        run(command)
+    };
+    let path = deploy("kubernetes/ddbsync-sharded.yaml");
+    let out = check(&path);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("passed for resource cronjob/ddbsync-nightly-sharded"), "{}", text(&out));
+    let dir = tempfile::tempdir().unwrap();
+    let bad = broken(dir.path(), &path, "backoffLimitPerIndex: 2", "backoffLimitPerIndex: twice");
+    assert!(!check(&bad).status.success(), "a limit that is not a number is refused");
+    let bad = broken(dir.path(), &path, "completionMode: Indexed", "completionMod: Indexed");
+    assert!(!check(&bad).status.success(), "--strict refuses an unknown field");
+
+    let job = cronjob_of("kubernetes/ddbsync-sharded.yaml");
+    assert_eq!(job["spec"]["concurrencyPolicy"], "Forbid");
+    let spec = &job["spec"]["jobTemplate"]["spec"];
+    assert_eq!(spec["completionMode"], "Indexed", "JOB_COMPLETION_INDEX is set only in an Indexed Job");
+    let (container, args) = sharded_container();
+    let cli = Cli::try_parse_from(&args).unwrap();
+    let ddbsync::cli::Command::Sync(sync) = cli.command else { panic!("a sync") };
+    let shards = sync.sharding.shards.expect("--shards N, the index from the scheduler");
+    assert_eq!(spec["completions"].as_u64(), Some(u64::from(shards)), "one completion per shard");
+    assert_eq!(spec["parallelism"].as_u64(), Some(u64::from(shards)), "the shards run at once");
+    assert!(spec["backoffLimitPerIndex"].as_u64().is_some_and(|n| n >= 1), "a shard is retried on its own");
+    assert!(spec.get("backoffLimit").is_none(), "per index, not for the Job");
+    // The run id every pod of the Job shares: its name, from the downward API.
+    let env = container["env"].as_array().unwrap();
+    let run_id = env.iter().find(|e| e["name"] == "DDBSYNC_RUN_ID").expect("DDBSYNC_RUN_ID");
+    assert_eq!(run_id["valueFrom"]["fieldRef"]["fieldPath"], "metadata.labels['batch.kubernetes.io/job-name']");
+    // What each shard does with that: the index and the id resolve as in a pod of the Job.
+    let pod = [("JOB_COMPLETION_INDEX", "3"), ("DDBSYNC_RUN_ID", "ddbsync-nightly-sharded-29402550")];
+    let sharding = ddbsync::cli::ShardArgs { run_id: Some(pod[1].1.into()), ..sync.sharding };
+    let var = |name: &str| pod.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
+    let (shard, id) = sharding.resolve(var).unwrap();
+    assert_eq!((shard.to_string(), id.as_deref()), (format!("3/{shards}"), Some(pod[1].1)));
+    let pod_spec = &spec["template"]["spec"];
+    assert_eq!(pod_spec["restartPolicy"], "Never", "podFailurePolicy requires it");
+    let profile = cronjob()["spec"]["jobTemplate"]["spec"]["template"]["spec"]["volumes"].clone();
+    assert_eq!(pod_spec["volumes"], profile, "the profile of ddbsync.yaml's ConfigMap, mounted the same way");
+    assert_eq!(
+        pod_spec["terminationGracePeriodSeconds"],
+        cronjob()["spec"]["jobTemplate"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
+        "the same graceful stop"
+    );
+}
+
+#[test]
+fn the_sharded_pod_failure_policy_fails_the_job_on_a_profile_error_and_a_shard_on_its_differences() {
+    let job = cronjob_of("kubernetes/ddbsync-sharded.yaml");
+    let rules = job["spec"]["jobTemplate"]["spec"]["podFailurePolicy"]["rules"].as_array().unwrap().clone();
+    let mut named = Vec::new();
+    for rule in rules.iter().filter(|r| r.get("onExitCodes").is_some()) {
+        assert_eq!(rule["onExitCodes"]["containerName"], "ddbsync");
+        assert_eq!(rule["onExitCodes"]["operator"], "In");
+        for code in rule["onExitCodes"]["values"].as_array().unwrap() {
+            named.push((code.as_u64().unwrap() as u8, rule["action"].as_str().unwrap().to_string()));
+        }
+    }
+    for (exit, meaning) in Exit::ALL.iter().filter(|(e, _)| *e != Exit::Success) {
+        let actions: Vec<&str> = named.iter().filter(|(c, _)| *c == *exit as u8).map(|(_, a)| a.as_str()).collect();
+        let wanted = match exit {
+            // Every shard has the same profile: none is retried, the Job fails.
+            Exit::Usage => "FailJob",
+            // This shard's report needs a person; the others finish theirs.
+            Exit::Differences => "FailIndex",
+            Exit::Locked => "Ignore",
+            Exit::Error | Exit::Interrupted => "Count",
+            Exit::Pending => {
+                assert!(actions.is_empty(), "exit 6 is never the job's: {actions:?}");
+                continue;
+            }
+            Exit::Success => unreachable!(),
+        };
+        assert_eq!(actions, [wanted], "exit {} ({meaning})", *exit as u8);
+    }
+    assert!(
+        rules.iter().any(|r| r["action"] == "Ignore" && r["onPodConditions"][0]["type"] == "DisruptionTarget"),
+        "an evicted pod's exit 5 is not counted"
+    );
+}
+
+/// botocore's validation of `path` as the input of the Batch operation `operation`.
+fn botocore_validates(operation: &str, path: &Path) -> Output {
+    let script = "import json, sys\n\
+        try:\n    import botocore.session\nexcept ImportError:\n    sys.exit('botocore is not installed in the validators: run scripts/setup.sh')\n\
+        from botocore.validate import ParamValidator\n\
+        model = botocore.session.get_session().get_service_model('batch')\n\
+        shape = model.operation_model(sys.argv[1]).input_shape\n\
+        report = ParamValidator().validate(json.load(open(sys.argv[2])), shape)\n\
+        print(report.generate_report() or 'valid')\n\
+        sys.exit(1 if report.has_errors() else 0)\n";
+    let mut python = Command::new(validator("python"));
+    python.args(["-c", script, operation]).arg(path);
+    run(python)
+}
+
+#[test]
+fn the_aws_batch_job_definition_and_its_submission_pass_botocores_model_of_the_batch_api() {
+    let definition = deploy("aws-batch/ddbsync-sharded.json");
+    let submit = deploy("aws-batch/submit-job.json");
+    let out = botocore_validates("RegisterJobDefinition", &definition);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = botocore_validates("SubmitJob", &submit);
+    assert!(out.status.success(), "{}", text(&out));
+    let dir = tempfile::tempdir().unwrap();
+    for (path, operation, from, to) in [
+        (&definition, "RegisterJobDefinition", "\"attempts\": 3", "\"attempts\": \"3\""),
+        (&definition, "RegisterJobDefinition", "\"containerProperties\"", "\"containerProperty\""),
+        (&submit, "SubmitJob", "\"size\": 4", "\"size\": \"four\""),
+        (&submit, "SubmitJob", "\"jobQueue\"", "\"queue\""),
+    ] {
+        let out = botocore_validates(operation, &broken(dir.path(), path, from, to));
+        assert!(!out.status.success(), "{from} → {to} is refused: {}", text(&out));
+    }
+
+    // One shard per child of the array job, each told N by the submitted parameter.
+    let submit = json_file("aws-batch/submit-job.json");
+    let definition = json_file("aws-batch/ddbsync-sharded.json");
+    assert_eq!(submit["jobDefinition"], definition["jobDefinitionName"]);
+    let size = submit["arrayProperties"]["size"].as_u64().unwrap();
+    assert_eq!(
+        submit["parameters"]["shards"].as_str().unwrap().parse::<u64>().ok(),
+        Some(size),
+        "--shards is the array's size"
+    );
+    assert_eq!(definition["parameters"]["shards"], submit["parameters"]["shards"], "the default agrees");
+    let cli = Cli::try_parse_from(batch_command()).unwrap();
+    let ddbsync::cli::Command::Sync(sync) = cli.command else { panic!("a sync") };
+    // A child's environment as AWS Batch sets it: its index, and the parent's id with `:index`.
+    let child = [("AWS_BATCH_JOB_ARRAY_INDEX", "2"), ("AWS_BATCH_JOB_ID", "5f3b7e1c-9b1d-4c11-a3f2-0d6c4f1e2a77:2")];
+    let var = |name: &str| child.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
+    let (shard, run_id) = sync.sharding.resolve(var).unwrap();
+    assert_eq!(shard.to_string(), format!("2/{size}"));
+    assert_eq!(run_id.as_deref(), Some("5f3b7e1c-9b1d-4c11-a3f2-0d6c4f1e2a77"), "the shards share the parent's id");
+
+    // Every failing exit code of exit.rs has its action; Batch retries a code no entry names.
+    let entries = definition["retryStrategy"]["evaluateOnExit"].as_array().unwrap();
+    assert!(entries.len() <= 5, "AWS Batch takes at most 5 entries");
+    for (exit, meaning) in Exit::ALL.iter().filter(|(e, _)| *e != Exit::Success && *e != Exit::Pending) {
+        let code = (*exit as u8).to_string();
+        let actions: Vec<&str> = entries
+            .iter()
+            .filter(|e| e["onExitCode"] == code.as_str())
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        let wanted = match exit {
+            Exit::Usage | Exit::Differences => "EXIT",
+            _ => "RETRY",
+        };
+        assert_eq!(actions, [wanted], "exit {code} ({meaning})");
+    }
+    assert!(definition["retryStrategy"]["attempts"].as_u64().is_some_and(|n| n >= 2));
 }

@@ -283,9 +283,16 @@ async fn a_batch_written_then_answered_with_a_500_is_reported_as_outcome_unknown
     let lines: Vec<&str> = csv.lines().collect();
     assert!(lines[0].starts_with("started_at,finished_at,mode,params,outcome,exit_code,created,"), "{csv}");
     // The columns JSON has too come last, so that the others keep their positions.
-    assert!(lines[0].ends_with(",deletes_refused,unknown,deletes_failed,rejected,failed,saved_percent"), "{csv}");
+    // The run's id and its shards (none here) after them.
+    let shards = ",run_id,shards,missing_shards,failed_shards";
+    assert!(
+        lines[0].ends_with(&format!(",deletes_refused,unknown,deletes_failed,rejected,failed,saved_percent{shards}")),
+        "{csv}"
+    );
     assert!(lines[2].contains(",incremental,,completed,3,0,0,"), "{csv}");
     let fields: Vec<&str> = lines[2].split(',').collect();
+    assert_eq!(fields[fields.len() - 4..], [history[1]["run_id"].as_str().unwrap(), "", "", ""], "{csv}");
+    let fields = &fields[..fields.len() - 4];
     assert_eq!(fields[fields.len() - 6..fields.len() - 4], ["0", "5"], "deletes_refused, unknown: {csv}");
     // rejected, failed and saved_percent, as the JSON has them.
     let run = &history[1];

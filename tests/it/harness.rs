@@ -250,6 +250,28 @@ impl Ctx {
     /// Writes `envs/<env>.toml`: the mappings file and table prefix, lines at the top, the
     /// `[source]` section's lines, and lines of `[sync]`; the target is this test's server.
     fn write_env(&self, env: &str, (mappings, prefix): (&Path, &str), (top, source): (&str, &str), sync: &str) {
+        self.write_env_at(self.envs.path(), &self.proxy.url, env, (mappings, prefix), (top, source), sync);
+    }
+
+    /// [`Ctx::write_env`] into the profiles directory `dir`, DynamoDB reached at `url`.
+    fn write_env_at(
+        &self,
+        dir: &Path,
+        url: &str,
+        env: &str,
+        (mappings, prefix): (&Path, &str),
+        (top, source): (&str, &str),
+        sync: &str,
+    ) {
+        let mappings = match dir == self.envs.path() {
+            true => self.mappings_in_envs(mappings),
+            false => {
+                let copy = dir.join("mappings").join(mappings.file_name().unwrap());
+                std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+                std::fs::copy(mappings, &copy).unwrap();
+                copy
+            }
+        };
         let text = format!(
             r#"description = "integration test"
 mappings = "{mappings}"
@@ -267,10 +289,42 @@ endpoint_url = "{url}"
 scan_segments = 3
 {sync}
 "#,
-            mappings = self.mappings_in_envs(mappings).display(),
-            url = self.proxy.url,
+            mappings = mappings.display(),
         );
-        std::fs::write(self.envs.path().join(format!("{env}.toml")), text).unwrap();
+        std::fs::write(dir.join(format!("{env}.toml")), text).unwrap();
+    }
+
+    /// A profiles directory of its own holding profile `local` as [`Ctx::write_profile_with`]
+    /// writes it, but reaching DynamoDB through `proxy` and naming tables with `prefix`: one
+    /// process of a sharded run, whose calls its own proxy records.
+    pub fn envs_via(&self, proxy: &Proxy, prefix: &str, mappings: &Path) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let extra = "host = \"127.0.0.1\"\nuser = \"postgres\"\nsslmode = \"disable\"";
+        let source =
+            format!("port = {}\ndbname = \"{}\"\nconnect_timeout_secs = 5\n{extra}", servers().pg_port, self.db);
+        self.write_env_at(dir.path(), &proxy.url, "local", (mappings, prefix), ("", &source), "");
+        dir
+    }
+
+    /// The ddbsync command line with the profiles directory `envs`.
+    pub fn command_in(&self, envs: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ddbsync"));
+        cmd.arg("--envs-dir")
+            .arg(envs)
+            .args(args)
+            .current_dir(envs)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env_remove("AWS_PROFILE")
+            .env_remove("RUST_LOG")
+            .env_remove("PGPASSWORD")
+            .env_remove("PGSSLROOTCERT")
+            .env_remove("DDBSYNC_RUN_ID")
+            .env_remove("JOB_COMPLETION_INDEX")
+            .env_remove("AWS_BATCH_JOB_ARRAY_INDEX")
+            .env_remove("AWS_BATCH_JOB_ID")
+            .env("HOME", envs);
+        cmd
     }
 
     fn with_db(db: String) -> Ctx {

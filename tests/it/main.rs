@@ -24,6 +24,7 @@ mod proxy;
 mod readme;
 mod safety;
 mod secure;
+mod shards;
 mod source;
 mod sqlite;
 mod sync;

@@ -26,13 +26,13 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
-/// One exchange: the `X-Amz-Target` operation (`BatchWriteItem`…) and the response body.
+/// One exchange: the `X-Amz-Target` operation (`BatchWriteItem`…), the request as the server got
+/// it, and the response body.
 #[derive(Debug, Clone)]
 pub struct Exchange {
     pub operation: String,
-    pub response: serde_json::Value,
-    /// The request as the server got it (after any fault changed it).
     pub request: serde_json::Value,
+    pub response: serde_json::Value,
 }
 
 /// Which calls fail, and how.
@@ -350,8 +350,8 @@ async fn forward(
         },
         Some(Fault::DropAfter) | None => {}
     }
-    let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let uri = format!("{upstream}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+    let sent: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     let mut upstream_req = Request::builder().method(parts.method).uri(uri);
     for (name, value) in parts.headers.iter().filter(|(n, _)| *n != "content-length") {
         upstream_req = upstream_req.header(name, value);
@@ -367,7 +367,7 @@ async fn forward(
         parsed["UnprocessedItems"] = rest;
         bytes = Bytes::from(parsed.to_string());
     }
-    state.lock().unwrap().log.push(Exchange { operation, response: parsed, request });
+    state.lock().unwrap().log.push(Exchange { operation, request: sent, response: parsed });
     if fault == Some(Fault::DropAfter) {
         return None;
     }

@@ -6,7 +6,9 @@
 //! goes through the same diff and writes nothing to DynamoDB (no table, no item, no lock, no run
 //! record); every source row ends created, updated, unchanged, rejected or failed, and the report
 //! counts each; a writing run holds the lock from before it describes a table until it has recorded
-//! the run.
+//! the run. A shard (`--shard K/N`) does all of this for the items its range owns: a source row
+//! whose key another shard owns is left to that shard (a row without a key, to shard 0), a target
+//! item of another shard is neither compared nor deleted.
 
 mod rejects;
 mod table;
@@ -20,6 +22,7 @@ use crate::engine::scan::{self, Read, INDEX_SETTLE};
 use crate::engine::stop::{Interrupted, Stop, DRAIN};
 use crate::printer::Printer;
 use crate::profile::{DiffMode, Entity, Profile, ProfileError, TableMapping};
+use crate::pure::bucket::Shard;
 use crate::pure::item::{self, Item};
 use crate::pure::params::Params;
 use crate::pure::plan::{show_table_schema, Reject, TablePlan};
@@ -64,6 +67,11 @@ pub struct SyncOptions {
     pub params: Vec<(String, String)>,
     /// `--full-scan`: Scan tables whose diff reads the hash index.
     pub full_scan: bool,
+    /// The part of the key space this process syncs (`--shard K/N`); the whole run by default.
+    pub shard: Shard,
+    /// The id the run is recorded under (`--run-id`; shared by the shards of one run); this
+    /// process's own run id when none is given.
+    pub run_id: Option<String>,
 }
 
 /// `sync.on_reject = "fail"` found rows that cannot be written; nothing was written.
@@ -132,7 +140,8 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
         // The check and the sync read one snapshot: a row changed between them cannot slip past
         // the check.
         source.hold_snapshot().await?;
-        let rejected = unless_stopped(stop, check_source(source.as_ref(), &params, &mappings, &plans)).await?;
+        let rejected =
+            unless_stopped(stop, check_source(source.as_ref(), &params, &mappings, &plans, options.shard)).await?;
         let count: usize = rejected.iter().map(|(_, r)| r.len()).sum();
         if count > 0 {
             let path = rejects_path();
@@ -143,6 +152,7 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
         }
     }
 
+    let run_id = options.run_id.clone().unwrap_or_else(crate::engine::run_id::current);
     let mut done = Done::default();
     let names: Vec<String> = mappings.iter().map(|m| m.table_name.clone()).collect();
     let covered = mappings.clone();
@@ -155,8 +165,13 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
             params: &params,
             dynamo: dynamo.clone(),
             mode,
-            // A rehearsal sends nothing: nothing to pace.
-            cap: profile.sync.max_write_units_per_second.filter(|_| mode == Mode::Real).map(|n| Arc::new(Cap::new(n))),
+            // A rehearsal sends nothing: nothing to pace. The shards of a run share the profile's
+            // cap: each takes its N-th (at least one unit a second).
+            cap: profile
+                .sync
+                .max_write_units_per_second
+                .filter(|_| mode == Mode::Real)
+                .map(|n| Arc::new(Cap::new(shard_cap(n, options.shard)))),
             fence,
             stop: stop.clone(),
             // The lock was just taken: every write of an earlier run is older than this.
@@ -179,8 +194,9 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
         Mode::Rehearsal => work(Fence::open()).await,
         Mode::Real => {
             let on_wait = |e: &anyhow::Error| printer.waiting_for_lock(options.lock_timeout, e);
-            let wait = (options.force_unlock, options.lock_timeout);
-            lock::with_lock(&dynamo, profile, &names, wait, on_wait, stop, work).await
+            let sharding = (!options.shard.is_whole()).then(|| (options.shard, run_id.clone()));
+            let wait = (options.force_unlock, options.lock_timeout, sharding);
+            lock::with_lock_sharded(&dynamo, profile, &names, wait, on_wait, stop, work).await
         }
     };
     if profile.sync.fail_on_reject {
@@ -215,6 +231,8 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
         backup: done.backup,
         outcome: Outcome::of(error.as_ref(), crate::exit_for),
         notes: done.notes,
+        run_id,
+        shard: (!options.shard.is_whole()).then(|| options.shard.to_string()),
     };
     report.settle_exit();
     // Every run that got this far is recorded, failed and interrupted ones too (a rehearsal's
@@ -362,7 +380,11 @@ async fn choose_read(
         notes.push(format!("{table} {why}"));
     }
     Ok(match read {
-        Read::Index { buckets, .. } => Read::Index { not_before: run.locked_at.map(|at| at + INDEX_SETTLE), buckets },
+        // A shard Queries only its buckets; the whole run Scans the index.
+        Read::Index { .. } => Read::Index {
+            not_before: run.locked_at.map(|at| at + INDEX_SETTLE),
+            buckets: (!run.options.shard.is_whole()).then(|| run.options.shard.buckets()),
+        },
         scan => scan,
     })
 }
@@ -451,7 +473,14 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Do
             run.fence.check()?;
             let creating = doing(run.mode, ("creating", "create"));
             printer.note(format!("{creating} {table} ({})", show_table_schema(&p.plan.schema)));
-            dynamo.make_table(table, &p.plan.schema).await.with_context(|| format!("creating {table}"))?;
+            match dynamo.make_table(table, &p.plan.schema).await {
+                // The shards of a run start at once: another shard created the table first.
+                Err(e) if !options.shard.is_whole() && lock::already_exists(&e) => {
+                    dynamo.wait(table, false, crate::target::TABLE_WAIT).await
+                }
+                made => made,
+            }
+            .with_context(|| format!("creating {table}"))?;
             if p.mapping.diff == DiffMode::Index && run.mode == Mode::Real {
                 // Empty, and every item this run writes carries its bucket.
                 let created = dynamo.describe(table).await?.and_then(|info| info.created);
@@ -488,7 +517,10 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Do
                 let filter = run.params.filter(p.mapping, &p.plan.param_types, &p.plan.scope_values);
                 let scope = (p.mapping.delete_missing, filter);
                 let footprints = (run.mode == Mode::Rehearsal).then(|| p.indexes.clone());
-                scan::start(dynamo.clone(), table, key_names, scope, footprints, p.item_count, p.read.clone(), profile)
+                // A shard keeps only its items: about its N-th of the table.
+                let expected = p.item_count / u64::from(options.shard.count());
+                let read = p.read.clone();
+                scan::start(dynamo.clone(), table, key_names, scope, footprints, expected, read, profile, options.shard)
             })
         })
         .collect();
@@ -532,8 +564,9 @@ async fn finish_switch(run: &Run<'_>, p: &Prepared<'_>, report: &TableReport, no
         return;
     }
     let table = &p.mapping.table_name;
-    // A parameterised run reads a slice of the source: the items of the others are not judged.
-    if !report.orphans_counted || p.mapping.takes_params() {
+    // A parameterised run reads a slice of the source, a shard a slice of the keys: the items of
+    // the others are not judged.
+    if !report.orphans_counted || p.mapping.takes_params() || !run.options.shard.is_whole() {
         return;
     }
     let switch = diff_index::Switch { unbucketed: report.diff.unbucketed };
@@ -567,6 +600,7 @@ async fn check_source(
     params: &Params,
     mappings: &[&TableMapping],
     plans: &[TablePlan],
+    shard: Shard,
 ) -> Result<Vec<(String, Vec<Reject>)>> {
     let mut out = Vec::new();
     for (mapping, plan) in mappings.iter().zip(plans) {
@@ -576,6 +610,9 @@ async fn check_source(
             let mut rows = open_rows(source, params, entity).await?;
             while let Some(row) = rows.next().await {
                 match entity_plan.build(row?) {
+                    // Another shard's row: that shard checks it.
+                    Ok(built) if !shard.owns(&built.key) => {}
+                    Err(r) if !reports_reject(shard, r.key.as_ref().map(|k| *k).map_err(|_| ())) => {}
                     Ok(built) if !keys.insert(built.key) => rejected.push(Reject {
                         key: item::describe_key(&built.item, &plan.key_names()),
                         reason: DUPLICATE.into(),
@@ -588,6 +625,21 @@ async fn check_source(
         out.push((mapping.table_name.clone(), rejected));
     }
     Ok(out)
+}
+
+/// A shard's share of the run's write-unit cap: its N-th, at least one unit a second, so that the
+/// shards together stay within the profile's cap.
+fn shard_cap(cap: std::num::NonZeroU32, shard: Shard) -> std::num::NonZeroU32 {
+    std::num::NonZeroU32::new(cap.get() / shard.count()).unwrap_or(std::num::NonZeroU32::MIN)
+}
+
+/// Whether this shard reports a rejected row: the owner of its key, or for a row whose key could
+/// not be built (no digest, so no owner) shard 0 alone, so that the run's sum counts it once.
+fn reports_reject(shard: Shard, key: Result<crate::pure::hash::Digest, ()>) -> bool {
+    match key {
+        Ok(key) => shard.owns(&key),
+        Err(()) => shard.index() == 0,
+    }
 }
 
 /// Why a query was not opened: an error, a signal, or the lost lease.
@@ -638,4 +690,29 @@ struct Run<'a> {
     stop: Stop,
     /// When the run took its lock (none in a rehearsal): the hash index is read [`INDEX_SETTLE`] later.
     locked_at: Option<tokio::time::Instant>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::num::NonZeroU32;
+
+    #[test]
+    fn the_shards_of_a_run_share_its_write_cap() {
+        let cap = NonZeroU32::new(1000).unwrap();
+        assert_eq!(shard_cap(cap, Shard::WHOLE).get(), 1000);
+        assert_eq!(shard_cap(cap, Shard::new(2, 3).unwrap()).get(), 333, "three shards spend at most 999");
+        assert_eq!(shard_cap(NonZeroU32::new(3).unwrap(), Shard::new(0, 8).unwrap()).get(), 1, "never 0");
+    }
+
+    #[test]
+    fn a_reject_is_reported_by_the_owner_of_its_key_and_a_keyless_one_by_shard_0() {
+        let key = crate::pure::hash::key_digest(&[&item::AttributeValue::N("7".into())]);
+        let owners: Vec<u32> = (0..4).filter(|&k| reports_reject(Shard::new(k, 4).unwrap(), Ok(key))).collect();
+        assert_eq!(owners.len(), 1);
+        assert!(Shard::new(owners[0], 4).unwrap().owns(&key));
+        let keyless: Vec<u32> = (0..4).filter(|&k| reports_reject(Shard::new(k, 4).unwrap(), Err(()))).collect();
+        assert_eq!(keyless, [0]);
+        assert!(reports_reject(Shard::WHOLE, Err(())) && reports_reject(Shard::WHOLE, Ok(key)));
+    }
 }

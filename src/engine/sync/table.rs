@@ -8,7 +8,7 @@ use crate::engine::scan::{Feed, Page, Read, ScanCost};
 use crate::engine::stop::DRAIN;
 use crate::engine::writer::{Pending, WriteOutcome};
 use crate::profile::DiffMode;
-use crate::pure::bucket;
+use crate::pure::bucket::{self, Shard};
 use crate::pure::classify::Classifier;
 use crate::pure::cost::{self, Footprint, Savings};
 use crate::pure::diff::{self, Index, Verdict};
@@ -38,6 +38,11 @@ pub(super) struct Tally<'a> {
     rejected_keys: Vec<(usize, Digest)>,
     /// The place in `rejected` of the rows whose key could not be built.
     keyless: Vec<usize>,
+    /// Rows whose key could not be built that another shard (shard 0) reports: they still hold
+    /// this shard's deletes, as any of them may be one of its items. Their count and first key.
+    keyless_elsewhere: (usize, Option<String>),
+    /// Rows built whose key another shard owns (that shard syncs them).
+    other_shards: u64,
     /// How the query could leave those rows out, from what is wrong with their keys.
     leave_out: diff::LeaveOut,
     /// Per entity, for tables with several; empty otherwise.
@@ -51,7 +56,18 @@ pub(super) struct Tally<'a> {
 }
 
 impl Tally<'_> {
-    fn reject(&mut self, entity: usize, reject: Reject, key: Result<Digest, KeyFlaw>) {
+    fn reject(&mut self, entity: usize, reject: Reject, key: Result<Digest, KeyFlaw>, shard: Shard) {
+        if !super::reports_reject(shard, key.as_ref().map(|k| *k).map_err(|_| ())) {
+            if let Err(flaw) = &key {
+                self.leave_out.add(flaw, &reject.key);
+                let (count, first) = &mut self.keyless_elsewhere;
+                *count += 1;
+                first.get_or_insert(reject.key);
+            } else {
+                self.other_shards += 1;
+            }
+            return;
+        }
         if let Some(e) = self.entities.get_mut(entity) {
             e.rejected += 1;
         }
@@ -145,6 +161,8 @@ pub(super) async fn sync_table(
         rejected: Vec::new(),
         rejected_keys: Vec::new(),
         keyless: Vec::new(),
+        keyless_elsewhere: (0, None),
+        other_shards: 0,
         leave_out: Default::default(),
         entities: match p.mapping.is_multi() {
             true => p.mapping.entities.iter().map(|e| EntityReport::named(&e.name)).collect(),
@@ -251,6 +269,8 @@ pub(super) async fn sync_table(
                     };
                     lock::beat();
                     match p.plan.entities[current].build(row) {
+                        // Another shard's item: it is neither written nor an orphan here.
+                        Ok(built) if !run.options.shard.owns(&built.key) => tally.other_shards += 1,
                         Ok(mut built) => {
                             built.entity = current;
                             if let Some((verdict, built)) = classifier.offer(built) {
@@ -260,10 +280,10 @@ pub(super) async fn sync_table(
                         Err(Rejected { reject, key }) => {
                             // A row rejected for a value other than its key still names its
                             // stored item, which stays (stale) instead of becoming an orphan.
-                            if let Ok(key) = &key {
+                            if let Some(key) = key.as_ref().ok().filter(|k| run.options.shard.owns(k)) {
                                 classifier.rejected(*key);
                             }
-                            tally.reject(current, reject, key.map_err(|flaw| *flaw));
+                            tally.reject(current, reject, key.map_err(|flaw| *flaw), run.options.shard);
                         }
                     }
                 }
@@ -345,9 +365,14 @@ pub(super) async fn sync_table(
     // A dry run's deletes, priced as DynamoDB bills them (the item and its index entries).
     let mut delete_units = 0;
     if p.mapping.delete_missing && orphans > 0 {
-        let first_keyless = tally.keyless.first().map_or(String::new(), |&at| tally.rejected[at].key.clone());
+        let (elsewhere, first_elsewhere) = &tally.keyless_elsewhere;
+        let first_keyless = match tally.keyless.first() {
+            Some(&at) => tally.rejected[at].key.clone(),
+            None => first_elsewhere.clone().unwrap_or_default(),
+        };
         let leave_out = &tally.leave_out;
-        let guard = diff::keyless_guard(orphans, tally.keyless.len(), &first_keyless, leave_out).and_then(|()| {
+        let keyless = tally.keyless.len() + elsewhere;
+        let guard = diff::keyless_guard(orphans, keyless, &first_keyless, leave_out).and_then(|()| {
             diff::delete_guard(orphans, scanned, run.profile.sync.max_delete_fraction, run.options.allow_mass_delete)
         });
         match guard {
@@ -394,6 +419,9 @@ pub(super) async fn sync_table(
     // run that wrote nothing shows no saving.
     let potential_write_units = put_units + tally.unchanged_units as f64;
     let written = tally.created + tally.updated;
+    if !run.options.shard.is_whole() {
+        tracing::info!(table = %table, shard = %run.options.shard, rows = tally.other_shards, "left {} rows to the other shards", tally.other_shards);
+    }
     tracing::info!(
         table = %table,
         items = written,
