@@ -5,7 +5,9 @@ scripts/bench_shards.py [SCALE] [RUNS]: on local PostgreSQL + dynalite at PNI sc
 the tables once unsharded, then for 1, 2 and 4 shards started at once (`sync --shard K/N`):
   - a no-change resync: every shard reads the whole source, builds and hashes every row and keeps
     its own (the source side's cost, multiplied by N) and Scans the whole table (scan mode);
-  - a full load into fresh tables: the writes split N ways.
+  - a full load into fresh tables: the writes split N ways;
+  - the same two in tables whose diff reads the hash index (`diff = "index"`): each shard Queries
+    only the buckets of its range.
 Reports the wall time (the slowest shard), the CPU seconds of all shards together, the rows each
 shard read from PostgreSQL, PostgreSQL's own time for the queries, and the write units. Medians of
 RUNS runs. Needs the release binary (scripts/bench.sh builds it) and scripts/setup.sh's servers.
@@ -60,6 +62,12 @@ def main():
         envs = os.path.join(state, "envs")
         os.makedirs(os.path.join(envs, "mappings"))
         shutil.copy(os.path.join(ROOT, "envs/mappings/pni.toml"), os.path.join(envs, "mappings"))
+        # The same tables with diff = "index".
+        with open(os.path.join(ROOT, "envs/mappings/pni.toml")) as f:
+            indexed = "".join(line + ('diff = "index"\n' if line.startswith("partition_key") else "")
+                              for line in f.read().splitlines(keepends=True))
+        with open(os.path.join(envs, "mappings", "pni-index.toml"), "w") as f:
+            f.write(indexed)
         for run in range(runs):
             psql(pg_port, "pni", "-v", f"scale={scale}", "-f", os.path.join(ROOT, "scripts/pni/schema.sql"),
                  "-f", os.path.join(ROOT, "scripts/pni/load.sql"))
@@ -68,10 +76,10 @@ def main():
                                          str(ddb_port), "--createTableMs", "0", "--deleteTableMs", "0"],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             wait_port(ddb_port)
-            for n in [1, 2, 4]:
-                with open(os.path.join(envs, f"s{n}.toml"), "w") as f:
-                    f.write(f'''mappings = "mappings/pni.toml"
-table_prefix = "s{n}-"
+            for n, (mode, mappings) in [(n, m) for n in [1, 2, 4] for m in [("s", "pni"), ("i", "pni-index")]]:
+                with open(os.path.join(envs, f"{mode}{n}.toml"), "w") as f:
+                    f.write(f'''mappings = "mappings/{mappings}.toml"
+table_prefix = "{mode}{n}-"
 [source]
 host = "127.0.0.1"
 port = {pg_port}
@@ -96,7 +104,12 @@ max_in_flight = 8
                 assert total(nochange, "created") + total(nochange, "updated") == 0, "nothing changed"
                 assert total(nochange, "unchanged") == rows, (total(nochange, "unchanged"), rows)
                 assert total(full, "created") == rows
+                run_shards(n, f"i{n}", env, f"ifull-{run}")
+                _, _, indexed = run_shards(n, f"i{n}", env, f"inochange-{run}")
+                assert total(indexed, "unchanged") == rows and all(
+                    t["diff"] == "index" for r in indexed for t in r["tables"]), "the index, nothing changed"
                 results.setdefault(n, []).append({
+                    "index_read_units": total(indexed, "read_units"),
                     "full_secs": full_secs, "full_cpu": full_cpu,
                     "full_units": total(full, "write_units"),
                     "nochange_secs": nochange_secs, "nochange_cpu": nochange_cpu,
@@ -129,13 +142,13 @@ max_in_flight = 8
     print(f"PNI scale {scale}: {rows} items; medians of {runs} runs; PostgreSQL runs one shard's queries in "
           f"{med(pg_secs):.2f} s\n")
     print("| shards | full load s | full load CPU s (all shards) | write units | no-change resync s | "
-          "resync CPU s (all shards) | source rows read | Scan read units |")
-    print("|---|---|---|---|---|---|---|---|")
+          "resync CPU s (all shards) | source rows read | Scan read units | index read units |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for n, rs in sorted(results.items()):
         print(f"| {n} | {med([r['full_secs'] for r in rs]):.2f} | {med([r['full_cpu'] for r in rs]):.2f} | "
               f"{med([r['full_units'] for r in rs]):,.0f} | {med([r['nochange_secs'] for r in rs]):.2f} | "
               f"{med([r['nochange_cpu'] for r in rs]):.2f} | {rs[0]['rows_read']:,} | "
-              f"{med([r['read_units'] for r in rs]):,.1f} |")
+              f"{med([r['read_units'] for r in rs]):,.1f} | {med([r['index_read_units'] for r in rs]):,.1f} |")
 
 
 if __name__ == "__main__":

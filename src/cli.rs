@@ -424,7 +424,7 @@ impl SyncArgs {
 pub struct ShardArgs {
     /// Run shard K of N (K from 0): it reads the whole source but diffs, writes and deletes only
     /// the items whose key falls in its range; start every K from 0 to N-1 with the same --run-id.
-    #[arg(long, value_name = "K/N", value_parser = crate::pure::bucket::Shard::parse, conflicts_with = "shards", help_heading = heading::SELECTION)]
+    #[arg(long, value_name = "K/N", value_parser = crate::pure::bucket::Shard::parse, allow_hyphen_values = true, conflicts_with = "shards", help_heading = heading::SELECTION)]
     pub shard: Option<crate::pure::bucket::Shard>,
     /// Run one of N shards, K taken from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) or else
     /// AWS_BATCH_JOB_ARRAY_INDEX (an AWS Batch array job), 1 to 1024.
@@ -456,6 +456,8 @@ impl ShardArgs {
         let shard = match (self.shard, self.shards) {
             (Some(shard), _) => shard,
             (None, Some(count)) => {
+                // The count first: no variable makes a bad one right.
+                Shard::new(0, count).map_err(|e| usage(format!("--shards {count}: {e}")))?;
                 let found = SHARD_INDEX_VARS.iter().find_map(|name| var(name).map(|v| (*name, v)));
                 let Some((name, value)) = found else {
                     return Err(usage(format!(

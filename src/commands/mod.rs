@@ -603,6 +603,16 @@ async fn sync_run(
     let (shard, run_id) = args.sharding.resolve(|name| std::env::var(name).ok())?;
     let mut profile = load(envs_dir, &args.env).await?;
     profile.sync = profile.sync.overridden(args.scan_segments, args.max_in_flight, args.max_write_units_per_second)?;
+    if let Some(cap) = profile.sync.max_write_units_per_second.filter(|cap| cap.get() < shard.count()) {
+        // Each shard takes its N-th of the cap, at least one unit a second: N of them would exceed it.
+        return Err(crate::exit::UsageError(format!(
+            "a write cap of {cap} units a second cannot be shared by {} shards (each needs at least 1): raise \
+             max_write_units_per_second (or --max-write-units-per-second) to at least {}, or run fewer shards",
+            shard.count(),
+            shard.count()
+        ))
+        .into());
+    }
     if args.clean && !args.dry_run {
         let tables = preflight::selected(&profile, &args.tables)?;
         let names: Vec<&str> = tables.iter().map(|t| t.table_name.as_str()).collect();

@@ -68,6 +68,13 @@ pub async fn create(profile: &Profile, mappings: &[&TableMapping], printer: &Pri
             None => {
                 printer.note(format!("creating {table}"));
                 dynamo.make_table(table, wanted).await.with_context(|| format!("creating {table}"))?;
+                if mapping.diff == crate::profile::DiffMode::Index {
+                    // Empty: every item a sync writes carries its bucket, so the first reads the index.
+                    let created = dynamo.describe(table).await?.and_then(|info| info.created);
+                    if let Some(created) = created {
+                        crate::engine::diff_index::mark_complete(&*dynamo, profile, table, created).await?;
+                    }
+                }
                 ("created", format!("{}, on demand", show_table_schema(wanted)))
             }
         };

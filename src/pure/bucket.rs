@@ -85,9 +85,12 @@ impl Shard {
             .split_once('/')
             .ok_or_else(|| format!("\"{text}\" is not a shard: write K/N, shard K (from 0) of N, such as 0/4"))?;
         let number = |part: &str, what: &str| {
-            part.trim()
-                .parse::<u32>()
-                .map_err(|_| format!("\"{text}\": {what} \"{part}\" is not a whole number; write K/N, such as 0/4"))
+            let n = part
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| format!("\"{text}\": {what} \"{part}\" is not a whole number; write K/N, such as 0/4"))?;
+            // Beyond the range, said as such by `new`.
+            Ok::<u32, String>(u32::try_from(n).unwrap_or(u32::MAX))
         };
         Shard::new(number(k, "the shard")?, number(n, "the shard count")?)
     }
@@ -206,6 +209,8 @@ mod tests {
             ("8/8", "numbered from 0 to 7"),
             ("0/0", "1 to 1024 shards"),
             ("0/5000", "1 to 1024 shards"),
+            ("0/99999999999", "1 to 1024 shards"),
+            ("99999999999/4", "numbered from 0 to 3"),
             ("-1/4", "\"-1\" is not a whole number"),
             ("2", "write K/N"),
             ("a/4", "\"a\" is not a whole number"),

@@ -442,3 +442,32 @@ async fn shards_of_an_indexed_table_query_only_their_buckets_and_end_as_one_run(
         .collect();
     assert_eq!(stored, source);
 }
+
+#[tokio::test]
+async fn each_shard_lists_its_rejects_in_a_file_of_its_own_and_a_cap_below_the_shard_count_is_refused() {
+    let (ctx, _) = world().await;
+    ctx.use_mappings("big.toml", &MAPPING.replace("SELECT id, v, n FROM big", "SELECT id, v, n::float8 AS n FROM big"));
+    ctx.sql(&["UPDATE big SET n = 'NaN' WHERE id <= 40"]);
+    let file = ctx.envs.path().join("rejects.jsonl");
+    let shards = Shards::new(&ctx, &ctx.envs.path().join("mappings/big.toml"), &ctx.prefix, 4);
+    let children: Vec<Child> =
+        (0..4).map(|k| shards.start(&ctx, k, "rej", &["--rejects-file", file.to_str().unwrap()])).collect();
+    let started = Instant::now();
+    let mut listed = 0;
+    for (k, child) in children.into_iter().enumerate() {
+        let (code, stdout, stderr, _) = finish(child, started, Duration::from_secs(120));
+        assert_eq!(code, 3, "{stderr}");
+        let report: Value = serde_json::from_str(&stdout).unwrap();
+        let own = ctx.envs.path().join(format!("rejects-shard-{k}-of-4.jsonl"));
+        assert_eq!(report["rejects_file"], own.display().to_string());
+        let lines = std::fs::read_to_string(&own).unwrap().lines().count();
+        assert_eq!(lines as u64, report["total"]["rejected"].as_u64().unwrap(), "shard {k}'s file holds its rejects");
+        listed += lines;
+    }
+    assert_eq!(listed, 40, "every rejected row listed once");
+
+    let capped =
+        ctx.ddbsync(&["sync", "local", "--shard", "0/4", "--run-id", "x", "--max-write-units-per-second", "3"]);
+    assert_eq!(capped.code(), 2, "{}", capped.stderr());
+    assert!(capped.stderr().contains("cannot be shared by 4 shards"), "{}", capped.stderr());
+}

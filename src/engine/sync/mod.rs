@@ -130,12 +130,7 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
 
     let mut plans = unless_stopped(stop, plans(source.as_ref(), &mappings)).await?;
     preflight::check_params(&mut params, &mappings, &mut plans)?;
-    let rejects_path = || {
-        options.rejects_file.clone().unwrap_or_else(|| {
-            let stamp = started_at.replace([':', '.'], "").replace('-', "");
-            profile.rejects_dir.join(format!("{}-{stamp}.jsonl", profile.env))
-        })
-    };
+    let rejects_path = || rejects_file(options, profile, &started_at);
     if profile.sync.fail_on_reject {
         // The check and the sync read one snapshot: a row changed between them cannot slip past
         // the check.
@@ -373,7 +368,17 @@ async fn choose_read(
     }
     let record = diff_index::recorded(dynamo, profile, table).await?;
     let wanted = plan.schema.indexes.iter().find(|i| i.name == crate::pure::bucket::INDEX_NAME);
-    let (read, why) = diff_index::choose(mapping.diff, run.options.full_scan, (info, wanted), record.as_deref());
+    let (read, mut why) = diff_index::choose(mapping.diff, run.options.full_scan, (info, wanted), record.as_deref());
+    if read == (Read::Scan { bucketed: true }) && !run.options.shard.is_whole() && !run.options.full_scan {
+        // A shard sees its range only: it cannot tell that every item of the table has its bucket.
+        why = why.map(|why| {
+            format!(
+                "{why}. A shard cannot complete that (it reads its range only): run `ddbsync sync {} --table {}` \
+                 once unsharded, and the shards read the index from then on",
+                run.profile.env, mapping.name
+            )
+        });
+    }
     if let Some(why) = why {
         // In the report too: a scheduled run's JSON says why it read the whole table.
         run.printer.note(format!("{table} {why}"));
@@ -625,6 +630,26 @@ async fn check_source(
         out.push((mapping.table_name.clone(), rejected));
     }
     Ok(out)
+}
+
+/// Where a run lists its rejected and unwritten rows: `--rejects-file`, or
+/// `<rejects_dir>/<env>-<start time>.jsonl`. The shards of a run, which may start in the same
+/// millisecond, each write their own: `-shard-K-of-N` before the extension.
+fn rejects_file(options: &SyncOptions, profile: &Profile, started_at: &str) -> PathBuf {
+    let path = options.rejects_file.clone().unwrap_or_else(|| {
+        let stamp = started_at.replace([':', '.'], "").replace('-', "");
+        profile.rejects_dir.join(format!("{}-{stamp}.jsonl", profile.env))
+    });
+    let shard = options.shard;
+    if shard.is_whole() {
+        return path;
+    }
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-shard-{}-of-{}.{}", shard.index(), shard.count(), ext.to_string_lossy()),
+        None => format!("{stem}-shard-{}-of-{}", shard.index(), shard.count()),
+    };
+    path.with_file_name(name)
 }
 
 /// A shard's share of the run's write-unit cap: its N-th, at least one unit a second, so that the

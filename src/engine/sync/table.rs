@@ -373,7 +373,17 @@ pub(super) async fn sync_table(
         let leave_out = &tally.leave_out;
         let keyless = tally.keyless.len() + elsewhere;
         let guard = diff::keyless_guard(orphans, keyless, &first_keyless, leave_out).and_then(|()| {
+            let shard = run.options.shard;
             diff::delete_guard(orphans, scanned, run.profile.sync.max_delete_fraction, run.options.allow_mass_delete)
+                .map_err(|reason| match shard.is_whole() {
+                    true => reason,
+                    // The guard judged this shard's range, not the table: with many shards a range
+                    // is small, and a routine delete a large share of it.
+                    false => format!(
+                        "shard {shard} (its range holds {scanned} of the table's items): {reason}; or run fewer \
+                         shards, whose ranges are larger"
+                    ),
+                })
         });
         match guard {
             Err(reason) => deletes.refused = Some(reason),
@@ -454,7 +464,10 @@ pub(super) async fn sync_table(
         },
         index_write_units,
         scan_read_units: matches!(p.read, Read::Index { .. })
-            .then(|| scan_units(tally.stored_bytes, run.profile.sync.scan_segments)),
+            // A shard's Scan reads the whole table: about N times its own items.
+            .then(|| {
+                scan_units(tally.stored_bytes * u64::from(run.options.shard.count()), run.profile.sync.scan_segments)
+            }),
         unbucketed: scan_cost.unbucketed,
     };
     let report = TableReport {
