@@ -3,7 +3,7 @@
 
 On local PostgreSQL + dynalite, at a chosen PNI scale, each run measures side by side:
   1. the server's raw ceilings (examples/raw_ceiling: a minimal concurrent BatchWriteItem writer,
-     plain and asking for ReturnConsumedCapacity=TOTAL as ddbsync does, and a raw parallel Scan of
+     plain and asking for ReturnConsumedCapacity=INDEXES as ddbsync does, and a raw parallel Scan of
      the same items);
   2. a ddbsync full load; 3. a no-change resync; 4. a resync after 1 % content changes and 5 %
      timestamp-only touches (checked to write exactly the changed items); 5. --clean;
@@ -163,12 +163,12 @@ max_in_flight = 8
     items = results["full"][0]["items"]
     print(f"PNI scale {scale}: {items} items per sync ({scale} lessons, {2 * scale} passages, topics); "
           f"medians of {runs} runs; dynalite 4, 8 writes in flight, 4 scan segments\n")
-    print("Writes are compared with the like-for-like ceiling (ReturnConsumedCapacity=TOTAL, as ddbsync "
+    print("Writes are compared with the like-for-like ceiling (ReturnConsumedCapacity=INDEXES, as ddbsync "
           "asks); the plain ceiling's ratio is in brackets.\n")
     print("| phase | items/s | ratio to raw ceiling | seconds | ddbsync CPU s | writes issued | peak RSS (MB) |")
     print("|---|---|---|---|---|---|---|")
     print(f"| raw BatchWriteItem ceiling, plain | {raw_write:,.0f} | – | {items / raw_write:.2f} | – | {items} | – |")
-    print(f"| raw BatchWriteItem ceiling, ReturnConsumedCapacity=TOTAL | {raw_capacity:,.0f} | 1.00 "
+    print(f"| raw BatchWriteItem ceiling, ReturnConsumedCapacity=INDEXES | {raw_capacity:,.0f} | 1.00 "
           f"({raw_capacity / raw_write:.2f}) | {items / raw_capacity:.2f} | – | {items} | – |")
     print(f"| raw parallel Scan ceiling | {raw_scan:,.0f} | 1.00 | {items / raw_scan:.2f} | – | 0 | – |")
     for name, key, ceiling in [("ddbsync full load", "full", raw_capacity), ("no-change resync", "nochange", raw_scan),

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """ddbsync's memory and CPU at scale (run through scripts/scale.sh).
 
-usage: scale.py ROWS [RUNS] [--bytes N] [--server dynoxide|dynalite]
+usage: scale.py ROWS [RUNS] [--bytes N] [--shape flat|nested] [--server dynoxide|dynalite] [--max-in-flight N] [--ddbsync PATH]
 
 Generates ROWS rows in a local PostgreSQL table (an id, a few plain columns and a text `body` of
 about N bytes, default 64: small items), then per run, into a freshly started DynamoDB-compatible
@@ -46,8 +46,11 @@ def main():
     args.add_argument("rows", type=int)
     args.add_argument("runs", type=int, nargs="?", default=3)
     args.add_argument("--bytes", type=int, default=64, help="about how long each row's body is")
+    args.add_argument("--shape", choices=["flat", "nested"], default="flat",
+                      help="the body as one string, or as a JSON list of small objects (as PNI's questions)")
     args.add_argument("--server", choices=["dynoxide", "dynalite"], default="dynoxide")
     args.add_argument("--max-in-flight", type=int, default=8)
+    args.add_argument("--ddbsync", default=os.path.join(RELEASE, "ddbsync"), help="the binary to measure")
     opts = args.parse_args()
     state = tempfile.mkdtemp(prefix="ddbsync-scale-")
     os.chmod(state, 0o755)  # as root, PostgreSQL runs as the postgres user, which must reach its directory
@@ -57,16 +60,21 @@ def main():
     ddb = None
     try:
         psql(pg_port, "postgres", "-c", "CREATE DATABASE scale")
-        # The body repeats a row-specific word, so that no two items are alike.
+        # The body repeats a row-specific word, so that no two items are alike; nested, it is a list of
+        # objects of about 120 bytes each in DynamoDB (five attributes, one a list).
+        body = {"flat": ("text", f"left(repeat(md5(i::text), ({opts.bytes} + 31) / 32), {opts.bytes})"),
+                "nested": ("jsonb", f"""(SELECT jsonb_agg(jsonb_build_object('id', i * 1000 + q,
+                                'prompt', 'Question ' || q || ' about item ' || i || ': which one?',
+                                'choices', jsonb_build_array('A ' || i, 'B', 'C', 'D'), 'answer', q % 4,
+                                'difficulty', (q % 10) / 10.0))
+                              FROM generate_series(1, greatest(1, {opts.bytes} / 120)) AS q)""")}[opts.shape]
         psql(pg_port, "scale", "-c", f"""
             CREATE TABLE scale (id bigint PRIMARY KEY, name text NOT NULL, amount integer NOT NULL,
-                                active boolean NOT NULL, body text NOT NULL, updated_at timestamptz NOT NULL);
+                                active boolean NOT NULL, body {body[0]} NOT NULL, updated_at timestamptz NOT NULL);
             INSERT INTO scale
-            SELECT i, 'item ' || i, (i * 7) % 100000, i % 3 = 0,
-                   left(repeat(md5(i::text), ({opts.bytes} + 31) / 32), {opts.bytes}),
+            SELECT i, 'item ' || i, (i * 7) % 100000, i % 3 = 0, {body[1]},
                    timestamptz '2024-01-01' + i * interval '1 second'
-            FROM generate_series(1, {opts.rows}) AS i;
-            VACUUM ANALYZE scale;""")
+            FROM generate_series(1, {opts.rows}) AS i;""", "-c", "VACUUM ANALYZE scale")
         envs = os.path.join(state, "envs")
         os.makedirs(os.path.join(envs, "mappings"))
         with open(os.path.join(envs, "mappings", "scale.toml"), "w") as f:
@@ -93,7 +101,7 @@ max_in_flight = {opts.max_in_flight}
 ''')
             env = dict(os.environ, AWS_ACCESS_KEY_ID="scale", AWS_SECRET_ACCESS_KEY="scale", DDBSYNC_ENVS_DIR=envs)
             for phase, writes in [("full", opts.rows), ("nochange", 0)]:
-                secs, rss, cpu, out = timed([os.path.join(RELEASE, "ddbsync"), "--json", "sync", "scale"], env)
+                secs, rss, cpu, out = timed([opts.ddbsync, "--json", "sync", "scale"], env)
                 total = json.loads(out)["total"]
                 written = total["created"] + total["updated"]
                 if written != writes or total["created"] + total["updated"] + total["unchanged"] != opts.rows:
@@ -111,7 +119,7 @@ max_in_flight = {opts.max_in_flight}
         shutil.rmtree(state, ignore_errors=True)
 
     med = statistics.median
-    print(f"{opts.rows:,} rows of about {opts.bytes} B of body into {opts.server}, {opts.max_in_flight} writes "
+    print(f"{opts.rows:,} rows of about {opts.bytes} B of {opts.shape} body into {opts.server}, {opts.max_in_flight} writes "
           f"in flight; medians of {opts.runs} runs (min to max)\n")
     print("| phase | seconds | items/s | CPU s | CPU µs per item | peak RSS (MB) | RSS bytes per item |")
     print("|---|---|---|---|---|---|---|")
