@@ -95,6 +95,14 @@ async fn write(client: &Client, table: &str, items: Vec<Item>, concurrency: usiz
     }
 }
 
+/// Deletes `table` if it exists and waits until it is gone (a table being deleted cannot be created again).
+async fn drop_table(client: &Client, table: &str) {
+    let _ = client.delete_table().table_name(table).send().await;
+    while client.describe_table().table_name(table).send().await.is_ok() {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -123,7 +131,7 @@ async fn main() {
         let items = scan(&client, table, segments, None).await;
         let copy = format!("{table}-rawcopy");
         for capacity in [false, true] {
-            let _ = client.delete_table().table_name(&copy).send().await;
+            drop_table(&client, &copy).await;
             client
                 .create_table()
                 .table_name(&copy)
@@ -146,7 +154,7 @@ async fn main() {
             } else {
                 (written, write_secs) = (written + items.len(), write_secs + secs);
             }
-            client.delete_table().table_name(&copy).send().await.expect("delete copy");
+            drop_table(&client, &copy).await;
         }
     }
     println!(

@@ -107,7 +107,8 @@ scan_segments = 4
 max_in_flight = 8
 ''')
             env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", DDBSYNC_ENVS_DIR=envs)
-            ddbsync = [os.path.join(RELEASE, "ddbsync"), "--json", "sync", "bench"]
+            # DDBSYNC_BENCH_BIN: another build to measure (a before-and-after comparison).
+            ddbsync = [os.environ.get("DDBSYNC_BENCH_BIN", os.path.join(RELEASE, "ddbsync")), "--json", "sync", "bench"]
 
             def sync(*extra):
                 secs, rss, cpu, out = timed([*ddbsync, *extra], env)

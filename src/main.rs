@@ -120,8 +120,9 @@ fn main() -> ExitCode {
 }
 
 /// Most worker threads the async runtime starts. A run is bounded by DynamoDB and the source, not
-/// by cores: each worker costs memory (its allocator heap and buffers, about 2.5 MB of peak RSS in a
-/// full load, BENCHMARKS.md), and a runtime sized to a large machine's cores held more for nothing.
+/// by cores: each worker costs memory (its allocator heap and buffers, 1.4 to 2.4 MB of peak RSS
+/// in a full load, BENCHMARKS.md), and a runtime sized to a large machine's cores held more for
+/// nothing.
 const MAX_WORKERS: usize = 4;
 
 /// The async runtime: one worker per core, at most [`MAX_WORKERS`].

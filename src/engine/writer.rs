@@ -9,14 +9,14 @@
 //!
 //! Invariants: what the writer holds (the queue, the window and the batches in flight) is bounded by
 //! the queue's byte budget, counted in memory ([`item::memory_size`], and for a call in flight the
-//! copy the SDK sends), not in items, so that a table
-//! of 300 KB items holds no more than one of 2 KB items (a single item over a quarter of the budget
-//! counts as a quarter); a batch holds at most 25 items and never the same key twice; every item handed to the
-//! writer ends either written or in [`WriteOutcome::failed`] with its key and the reason; an item
-//! DynamoDB refuses fails alone, never its batch; write units are summed from what DynamoDB reported,
-//! never estimated. An item given up on after a call whose answer was lost or was a server error
-//! (which DynamoDB may have applied) is not said to be unwritten: it is counted in
-//! [`WriteOutcome::unknown`], its reason says it may or may not have been written.
+//! copies the SDK sends), not in items, so that a table of 300 KB items holds no more than one of
+//! 2 KB items (a single item over a quarter of the budget counts as a quarter); a batch holds at
+//! most 25 items and never the same key twice; every item handed to the writer ends either written
+//! or in [`WriteOutcome::failed`] with its key and the reason; an item DynamoDB refuses fails alone,
+//! never its batch; write units are summed from what DynamoDB reported, never estimated. An item
+//! given up on after a call whose answer was lost or was a server error (which DynamoDB may have
+//! applied) is not said to be unwritten: it is counted in [`WriteOutcome::unknown`], its reason says
+//! it may or may not have been written.
 
 use std::sync::Arc;
 use std::time::Duration;
