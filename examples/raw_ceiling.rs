@@ -2,7 +2,11 @@
 //! ddbsync's own figures can be read against them on a noisy machine: a parallel Scan returning the
 //! same attributes ddbsync's diff reads (keys and hash), and a minimal concurrent BatchWriteItem
 //! writer copying the same items into a fresh table (no retries beyond resending unprocessed items
-//! at once). Used by `scripts/bench.sh`; prints one JSON line.
+//! at once). The writer runs twice, into a fresh table each time: plain, and asking for
+//! `ReturnConsumedCapacity=INDEXES` as ddbsync does (it reports the units DynamoDB billed, and
+//! those of each index), which costs some servers a good share of their write throughput, so that
+//! ddbsync is compared like with like.
+//! Used by `scripts/bench.sh`; prints one JSON line.
 //!
 //! usage: raw_ceiling ENDPOINT TABLE[,TABLE…] CONCURRENCY SEGMENTS
 
@@ -11,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, PutRequest, TableStatus, WriteRequest,
+    AttributeValue, BillingMode, PutRequest, ReturnConsumedCapacity, TableStatus, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -50,7 +54,7 @@ async fn scan(client: &Client, table: &str, segments: i32, projection: Option<&[
     all
 }
 
-async fn write(client: &Client, table: &str, items: Vec<Item>, concurrency: usize) {
+async fn write(client: &Client, table: &str, items: Vec<Item>, concurrency: usize, capacity: bool) {
     let queue = Arc::new(Mutex::new(items));
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
@@ -75,8 +79,11 @@ async fn write(client: &Client, table: &str, items: Vec<Item>, concurrency: usiz
                         })
                         .collect();
                     while !requests.is_empty() {
-                        let out =
-                            client.batch_write_item().request_items(&table, requests).send().await.expect("write");
+                        let mut call = client.batch_write_item().request_items(&table, requests);
+                        if capacity {
+                            call = call.return_consumed_capacity(ReturnConsumedCapacity::Indexes);
+                        }
+                        let out = call.send().await.expect("write");
                         requests = out.unprocessed_items.unwrap_or_default().into_values().flatten().collect();
                     }
                 }
@@ -85,6 +92,14 @@ async fn write(client: &Client, table: &str, items: Vec<Item>, concurrency: usiz
         .collect();
     for t in tasks {
         t.await.unwrap();
+    }
+}
+
+/// Deletes `table` if it exists and waits until it is gone (a table being deleted cannot be created again).
+async fn drop_table(client: &Client, table: &str) {
+    let _ = client.delete_table().table_name(table).send().await;
+    while client.describe_table().table_name(table).send().await.is_ok() {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 
@@ -102,11 +117,11 @@ async fn main() {
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("bench", "bench", None, None, "bench"))
         .build();
     let client = Client::from_conf(conf);
-    let (mut scanned, mut scan_secs, mut written, mut write_secs) = (0usize, 0f64, 0usize, 0f64);
+    let (mut scanned, mut scan_secs, mut written, mut write_secs, mut write_rcc_secs) =
+        (0usize, 0f64, 0usize, 0f64, 0f64);
     for table in tables.split(',') {
         let desc = client.describe_table().table_name(table).send().await.expect("describe").table.unwrap();
-        let keys: Vec<KeySchemaElement> = desc.key_schema().to_vec();
-        let mut projection: Vec<String> = keys.iter().map(|k| k.attribute_name().to_string()).collect();
+        let mut projection: Vec<String> = desc.key_schema().iter().map(|k| k.attribute_name().to_string()).collect();
         projection.push("_ddbsync_hash".into());
 
         let start = Instant::now();
@@ -115,32 +130,37 @@ async fn main() {
 
         let items = scan(&client, table, segments, None).await;
         let copy = format!("{table}-rawcopy");
-        let _ = client.delete_table().table_name(&copy).send().await;
-        let defs: Vec<AttributeDefinition> = desc.attribute_definitions().to_vec();
-        client
-            .create_table()
-            .table_name(&copy)
-            .billing_mode(BillingMode::PayPerRequest)
-            .set_key_schema(Some(keys))
-            .set_attribute_definitions(Some(defs))
-            .send()
-            .await
-            .expect("create copy");
-        while client.describe_table().table_name(&copy).send().await.unwrap().table.unwrap().table_status()
-            != Some(&TableStatus::Active)
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        for capacity in [false, true] {
+            drop_table(&client, &copy).await;
+            client
+                .create_table()
+                .table_name(&copy)
+                .billing_mode(BillingMode::PayPerRequest)
+                .set_key_schema(Some(desc.key_schema().to_vec()))
+                .set_attribute_definitions(Some(desc.attribute_definitions().to_vec()))
+                .send()
+                .await
+                .expect("create copy");
+            while client.describe_table().table_name(&copy).send().await.unwrap().table.unwrap().table_status()
+                != Some(&TableStatus::Active)
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            let start = Instant::now();
+            write(&client, &copy, items.clone(), concurrency, capacity).await;
+            let secs = start.elapsed().as_secs_f64();
+            if capacity {
+                write_rcc_secs += secs;
+            } else {
+                (written, write_secs) = (written + items.len(), write_secs + secs);
+            }
+            drop_table(&client, &copy).await;
         }
-        let n = items.len();
-        let start = Instant::now();
-        write(&client, &copy, items, concurrency).await;
-        write_secs += start.elapsed().as_secs_f64();
-        written += n;
-        client.delete_table().table_name(&copy).send().await.expect("delete copy");
     }
     println!(
-        r#"{{"scan_items": {scanned}, "scan_items_per_s": {:.0}, "write_items": {written}, "write_items_per_s": {:.0}}}"#,
+        r#"{{"scan_items": {scanned}, "scan_items_per_s": {:.0}, "write_items": {written}, "write_items_per_s": {:.0}, "write_capacity_items_per_s": {:.0}}}"#,
         scanned as f64 / scan_secs,
-        written as f64 / write_secs
+        written as f64 / write_secs,
+        written as f64 / write_rcc_secs
     );
 }

@@ -10,11 +10,29 @@ use clap::Parser;
 // than the system allocator (see BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+// mimalloc's C API, linked through libmimalloc-sys (whose bindings do not name every option).
+extern "C" {
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+
+/// `mi_option_purge_delay` in mimalloc.h's `mi_option_e` (mimalloc 3, as libmimalloc-sys 0.1
+/// builds it; a test holds it to the option's default).
+const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+
+/// Memory freed goes back to the system at once, not a second later (mimalloc 3's default): large
+/// items (a 300 KB one, and its JSON in a call) are allocated and freed faster than that, and the
+/// delay held about 50 MB of freed memory in a full load of them (BENCHMARKS.md).
+fn return_freed_memory_at_once() {
+    // SAFETY: sets one of mimalloc's options, an integer, by its number; any value is valid.
+    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+}
 use ddbsync::cli::LogFormat;
 use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    return_freed_memory_at_once();
     let cli = match ddbsync::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(refused) => {
@@ -55,7 +73,7 @@ fn main() -> ExitCode {
     } else {
         logs.with_ansi(colours(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR").as_deref())).init();
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
             // Before any run: no log event could carry a run id.
@@ -101,6 +119,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// Most worker threads the async runtime starts. A run is bounded by DynamoDB and the source, not
+/// by cores: each worker costs memory (its allocator heap and buffers, 1.4 to 2.4 MB of peak RSS
+/// in a full load, BENCHMARKS.md), and a runtime sized to a large machine's cores held more for
+/// nothing.
+const MAX_WORKERS: usize = 4;
+
+/// The async runtime: one worker per core, at most [`MAX_WORKERS`].
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    tokio::runtime::Builder::new_multi_thread().worker_threads(cores.min(MAX_WORKERS)).enable_all().build()
+}
+
 /// Whether log lines carry ANSI colours: only on a terminal, and never when `NO_COLOR` is set to
 /// anything but the empty string (no-color.org). A log file or a scheduler's capture gets plain text.
 fn colours(terminal: bool, no_color: Option<&OsStr>) -> bool {
@@ -110,6 +140,21 @@ fn colours(terminal: bool, no_color: Option<&OsStr>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::colours;
+
+    extern "C" {
+        fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
+    }
+
+    #[test]
+    fn the_purge_delay_is_the_option_it_is_numbered() {
+        // mimalloc 3's defaults: arena_eager_commit 2, purge_delay 1000 (ms), max_errors 32.
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            let get = |option| unsafe { mi_option_get(option) };
+            assert_eq!(get(super::MI_OPTION_PURGE_DELAY - 11), 2, "arena_eager_commit");
+            assert_eq!(get(super::MI_OPTION_PURGE_DELAY), 1000, "purge_delay");
+            assert_eq!(get(super::MI_OPTION_PURGE_DELAY + 4), 32, "max_errors");
+        }
+    }
     use std::ffi::OsStr;
 
     #[test]

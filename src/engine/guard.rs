@@ -5,36 +5,39 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::engine::lock::{self, Fence};
 use crate::engine::pace::{Cap, Pace};
 use crate::engine::stop::{Stop, DRAIN};
-use crate::engine::writer::{self, Pending, WriteOutcome, WriterSettings, MAX_BATCH};
+use crate::engine::writer::{self, Queue, WriteOutcome, WriterSettings, MAX_BATCH};
 use crate::profile::SyncSettings;
 use crate::target::retry::RetryPolicy;
 use crate::target::{BatchWriter, Request, Target, TargetError, WriteReply};
 
-/// Requests between the diff (or a restore's reader) and a writer: enough to keep every call in
-/// flight busy, few enough that memory stays flat whatever the source's size.
+/// Bytes of memory a writer may hold, from the diff (or a restore's reader) to the calls in flight:
+/// enough to keep every call in flight busy and a window to shuffle, few enough that memory stays
+/// flat whatever the source's size and whatever its items' size (see BENCHMARKS.md).
+pub const WRITE_BYTES: usize = 16 << 20;
+
+/// Requests waiting between the diff and a writer, at most, however small.
 pub const WRITE_QUEUE: usize = 1024;
 
-/// Items a writer holds back to interleave writes (about 40 batches): rows that arrive in key
-/// order would otherwise write one partition at a time.
+/// Items a writer holds back to interleave writes (about 40 batches), as far as [`WRITE_BYTES`]
+/// allows: rows that arrive in key order would otherwise write one partition at a time.
 pub const SHUFFLE_WINDOW: usize = 40 * MAX_BATCH;
 
 /// A writer task for `table`, as every writing run starts one: the profile's attempts and calls in
 /// flight, the run's units cap (`cap`), and its batches guarded by `fence` and `stop`. Requests go
-/// in through the sender; `on_written` hears of each batch written.
+/// in through the queue; `on_written` hears of each batch written.
 pub fn spawn_writer(
     target: Arc<dyn Target>,
     (fence, stop): (&Fence, &Stop),
     (settings, cap): (&SyncSettings, Option<Arc<Cap>>),
     (table, key_names): (&str, Vec<String>),
     on_written: impl Fn(u64) + Send + 'static,
-) -> (mpsc::Sender<Pending>, JoinHandle<WriteOutcome>) {
-    let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+) -> (Queue, JoinHandle<WriteOutcome>) {
+    let (tx, rx) = writer::queue(WRITE_BYTES, WRITE_QUEUE);
     let writer_settings = WriterSettings {
         table: table.to_string(),
         key_names,

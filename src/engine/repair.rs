@@ -27,7 +27,6 @@ use chrono::{SecondsFormat, Utc};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use futures::StreamExt;
 use serde::Serialize;
-use tokio::sync::mpsc;
 
 use crate::engine::guard;
 use crate::engine::lock::{self, Fence};
@@ -35,7 +34,7 @@ use crate::engine::pace::Cap;
 use crate::engine::preflight;
 use crate::engine::stop::{Interrupted, Stop, DRAIN};
 use crate::engine::verify::{Fixes, TableVerify, Verified};
-use crate::engine::writer::{Pending, WriteOutcome};
+use crate::engine::writer::{Pending, Queue, WriteOutcome};
 use crate::printer::Printer;
 use crate::profile::{Profile, TableMapping};
 use crate::pure::cost::{self, Footprint, Savings};
@@ -454,7 +453,7 @@ fn start_writer(
     (table, key_names): (&str, &[&str]),
     fence: &Fence,
     on_written: impl Fn(u64) + Send + 'static,
-) -> (mpsc::Sender<Pending>, tokio::task::JoinHandle<WriteOutcome>) {
+) -> (Queue, tokio::task::JoinHandle<WriteOutcome>) {
     let key_names = key_names.iter().map(|k| k.to_string()).collect();
     guard::spawn_writer(
         run.dynamo.clone(),

@@ -1,24 +1,29 @@
 //! The writer: groups changed items into BatchWriteItem calls, keeps several in flight, and resends
 //! what DynamoDB did not process.
 //!
-//! Items wait in a shuffle window and each batch is drawn from it at random, so that writes are not
-//! issued in the source's (often sorted) key order, which makes rolling hot partitions. The number of
-//! calls in flight follows [`Pace`]: throttling halves it, unthrottled calls grow it back, and an
-//! optional cap spaces calls out to a number of write units per second.
+//! Items reach the writer through a [`Queue`], wait in a shuffle window and each batch is drawn from
+//! it at random, so that writes are not issued in the source's (often sorted) key order, which makes
+//! rolling hot partitions. The number of calls in flight follows [`Pace`]: throttling halves it,
+//! unthrottled calls grow it back, and an optional cap spaces calls out to a number of write units
+//! per second.
 //!
-//! Invariants: a batch holds at most 25 items and never the same key twice; every item handed to the
-//! writer ends either written or in [`WriteOutcome::failed`] with its key and the reason; an item
-//! DynamoDB refuses fails alone, never its batch; write units are summed from what DynamoDB reported,
-//! never estimated. An item given up on after a call whose answer was lost or was a server error
-//! (which DynamoDB may have applied) is not said to be unwritten: it is counted in
-//! [`WriteOutcome::unknown`], its reason says it may or may not have been written.
+//! Invariants: what the writer holds (the queue, the window and the batches in flight) is bounded by
+//! the queue's byte budget, counted in memory ([`item::memory_size`], and for a call in flight the
+//! copies the SDK sends), not in items, so that a table of 300 KB items holds no more than one of
+//! 2 KB items (a single item over a quarter of the budget counts as a quarter); a batch holds at
+//! most 25 items and never the same key twice; every item handed to the writer ends either written
+//! or in [`WriteOutcome::failed`] with its key and the reason; an item DynamoDB refuses fails alone,
+//! never its batch; write units are summed from what DynamoDB reported, never estimated. An item
+//! given up on after a call whose answer was lost or was a server error (which DynamoDB may have
+//! applied) is not said to be unwritten: it is counted in [`WriteOutcome::unknown`], its reason says
+//! it may or may not have been written.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::engine::pace::Pace;
@@ -45,6 +50,79 @@ pub struct Pending {
     pub request: Request,
     /// Estimated write units, for the units-per-second cap.
     pub units: u64,
+}
+
+/// The way into a writer: [`Queue::send`] waits while the requests the writer holds, from the queue
+/// to the calls in flight, use its byte budget. Cloned for each producer; the writer ends when every
+/// clone is dropped.
+#[derive(Clone)]
+pub struct Queue {
+    tx: mpsc::Sender<Held>,
+    bytes: Arc<Semaphore>,
+    /// The most one request counts for: a quarter of the budget, so that a producer waiting for
+    /// room always finds the writer holding enough to start a call and free some.
+    largest: usize,
+}
+
+/// The writer's side of a [`Queue`].
+pub struct Inbox {
+    rx: mpsc::Receiver<Held>,
+    bytes: Arc<Semaphore>,
+    budget: usize,
+}
+
+/// The writer ended before the request was handed over; its outcome says why.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Closed;
+
+/// A request and its share of the byte budget, given back when the request is dropped: written,
+/// failed, or never sent.
+struct Held {
+    pending: Pending,
+    bytes: usize,
+    /// Held for its drop.
+    permit: OwnedSemaphorePermit,
+}
+
+/// A queue whose writer holds at most `budget` bytes of requests (and, whatever their size, at most
+/// `count` waiting in the queue itself).
+pub fn queue(budget: usize, count: usize) -> (Queue, Inbox) {
+    // The semaphore counts in u32 permits per acquisition, and a quarter of the budget is one request's most.
+    let budget = budget.clamp(4, 4 * u32::MAX as usize);
+    let (tx, rx) = mpsc::channel(count.max(1));
+    let bytes = Arc::new(Semaphore::new(budget));
+    (Queue { tx, bytes: bytes.clone(), largest: budget / 4 }, Inbox { rx, bytes, budget })
+}
+
+impl Queue {
+    /// Hands `pending` to the writer, once the bytes it holds leave room for it.
+    pub async fn send(&self, pending: Pending) -> Result<(), Closed> {
+        if self.tx.is_closed() {
+            return Err(Closed);
+        }
+        let bytes = footprint(pending.request.item()).clamp(1, self.largest);
+        let permit = self.bytes.clone().acquire_many_owned(bytes as u32).await.map_err(|_| Closed)?;
+        self.tx.send(Held { pending, bytes, permit }).await.map_err(|_| Closed)
+    }
+
+    /// [`Queue::send`] from a blocking task (`spawn_blocking`), as `mpsc::Sender::blocking_send`:
+    /// never from an async task.
+    pub fn blocking_send(&self, pending: Pending) -> Result<(), Closed> {
+        tokio::runtime::Handle::current().block_on(self.send(pending))
+    }
+}
+
+/// What an item costs the writer, in bytes: itself, and in its call the SDK's copy of it and the
+/// request's JSON, each about its DynamoDB size (a 300 KB item in flight holds about 900 KB).
+fn footprint(item: &item::Item) -> usize {
+    item::memory_size(item) + 2 * item::item_size(item)
+}
+
+impl Inbox {
+    /// Bytes of the budget in use: requests in the queue, the window and the calls in flight.
+    fn used(&self) -> usize {
+        self.budget - self.bytes.available_permits()
+    }
 }
 
 /// What writing a stream of items did.
@@ -216,13 +294,13 @@ pub struct WriterSettings {
 }
 
 /// Draws up to one batch at random from the window, never two items with the same key.
-fn draw(window: &mut Vec<Pending>) -> Vec<Pending> {
-    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+fn draw(window: &mut Vec<Held>) -> Vec<Held> {
+    let mut batch: Vec<Held> = Vec::with_capacity(MAX_BATCH);
     let mut tries = 0;
     while batch.len() < MAX_BATCH && !window.is_empty() && tries < 4 * MAX_BATCH {
         tries += 1;
         let at = fastrand::usize(..window.len());
-        if batch.iter().any(|p| p.key == window[at].key) {
+        if batch.iter().any(|h| h.pending.key == window[at].pending.key) {
             continue; // stays for a later batch
         }
         batch.push(window.swap_remove(at));
@@ -230,23 +308,30 @@ fn draw(window: &mut Vec<Pending>) -> Vec<Pending> {
     batch
 }
 
-/// Reads items from `rx` until it closes and writes them all; `on_written` hears of each finished batch.
+/// Reads items from `inbox` until every [`Queue`] is dropped and writes them all; `on_written` hears
+/// of each finished batch.
+///
+/// A batch leaves when the window is full (by count), or when the requests held use most of the byte
+/// budget and the window holds a batch's worth (25 items or a quarter of the budget), or when its
+/// oldest item has waited [`FLUSH_AFTER`], or when the queue has closed.
 pub async fn write_all<W: BatchWriter + ?Sized + 'static>(
     writer: Arc<W>,
     settings: WriterSettings,
     pace: Arc<Pace>,
-    mut rx: mpsc::Receiver<Pending>,
+    mut inbox: Inbox,
     on_written: impl Fn(u64) + Send,
 ) -> WriteOutcome {
     let key_names: Vec<&str> = settings.key_names.iter().map(String::as_str).collect();
     let window_size = settings.shuffle_window.max(MAX_BATCH);
-    let launch = |batch: Vec<Pending>| {
+    let launch = |batch: Vec<Held>| {
         let (writer, table, policy, pace, names) =
             (writer.clone(), settings.table.clone(), settings.policy, pace.clone(), &key_names);
         async move {
-            let units = batch.iter().map(|p| p.units).sum();
-            let estimates: Vec<(Digest, u64)> = batch.iter().map(|p| (p.key, p.units)).collect();
-            let requests: Vec<Request> = batch.into_iter().map(|p| p.request).collect();
+            let units = batch.iter().map(|h| h.pending.units).sum();
+            let estimates: Vec<(Digest, u64)> = batch.iter().map(|h| (h.pending.key, h.pending.units)).collect();
+            // The batch's share of the byte budget is given back when the call is over.
+            let (requests, _permits): (Vec<Request>, Vec<OwnedSemaphorePermit>) =
+                batch.into_iter().map(|h| (h.pending.request, h.permit)).unzip();
             let mut outcome = match wait_turn(&*writer, &pace, units).await {
                 Err(error) => {
                     let mut outcome = WriteOutcome::default();
@@ -266,25 +351,31 @@ pub async fn write_all<W: BatchWriter + ?Sized + 'static>(
     };
     let mut outcome = WriteOutcome::default();
     let mut in_flight = FuturesUnordered::new();
-    let mut window: Vec<Pending> = Vec::with_capacity(window_size);
+    let mut window: Vec<Held> = Vec::with_capacity(window_size);
+    let mut window_bytes = 0;
     let mut closed = false;
     // When the window's items started waiting: a window a slow source cannot fill is written
     // after FLUSH_AFTER all the same.
     let mut waiting_since: Option<Instant> = None;
     while !closed || !window.is_empty() || !in_flight.is_empty() {
         let full = window.len() >= window_size;
+        let crowded =
+            inbox.used() >= inbox.budget / 4 * 3 && (window.len() >= MAX_BATCH || window_bytes >= inbox.budget / 4);
         let due = waiting_since.is_some_and(|t| t.elapsed() >= FLUSH_AFTER);
-        if (full || closed || due) && !window.is_empty() && in_flight.len() < pace.allowed() {
-            in_flight.push(launch(draw(&mut window)));
+        if (full || crowded || closed || due) && !window.is_empty() && in_flight.len() < pace.allowed() {
+            let batch = draw(&mut window);
+            window_bytes -= batch.iter().map(|h| h.bytes).sum::<usize>();
+            in_flight.push(launch(batch));
             waiting_since = (!window.is_empty()).then(Instant::now);
             continue;
         }
         let flush_at = waiting_since.map_or_else(Instant::now, |t| t + FLUSH_AFTER);
         tokio::select! {
-            received = rx.recv(), if !closed && !full => match received {
-                Some(pending) => {
+            received = inbox.rx.recv(), if !closed && !full => match received {
+                Some(held) => {
                     waiting_since.get_or_insert_with(Instant::now);
-                    window.push(pending);
+                    window_bytes += held.bytes;
+                    window.push(held);
                 }
                 None => closed = true,
             },
@@ -461,7 +552,7 @@ mod tests {
     #[tokio::test]
     async fn write_all_sums_the_estimated_units_of_the_items_not_written() {
         let w = Arc::new(Scripted { poison: Some(2), ..Default::default() });
-        let (tx, rx) = mpsc::channel(8);
+        let (tx, rx) = queue(1 << 30, 8);
         let settings =
             WriterSettings { table: "t".into(), key_names: vec!["id".into()], policy: fast(3), shuffle_window: 100 };
         let task = tokio::spawn(write_all(w, settings, Arc::new(Pace::new(3, None)), rx, |_| {}));
@@ -477,7 +568,7 @@ mod tests {
     #[tokio::test]
     async fn write_all_batches_by_25_without_repeating_a_key() {
         let w = Arc::new(Scripted::default());
-        let (tx, rx) = mpsc::channel(8);
+        let (tx, rx) = queue(1 << 30, 8);
         let settings =
             WriterSettings { table: "t".into(), key_names: vec!["id".into()], policy: fast(3), shuffle_window: 100 };
         let task = tokio::spawn(write_all(w.clone(), settings, Arc::new(Pace::new(3, None)), rx, |_| {}));
@@ -506,7 +597,7 @@ mod tests {
     #[tokio::test]
     async fn writes_are_not_issued_in_source_order() {
         let w = Arc::new(Scripted::default());
-        let (tx, rx) = mpsc::channel(8);
+        let (tx, rx) = queue(1 << 30, 8);
         let settings =
             WriterSettings { table: "t".into(), key_names: vec!["id".into()], policy: fast(3), shuffle_window: 200 };
         let task = tokio::spawn(write_all(w.clone(), settings, Arc::new(Pace::new(1, None)), rx, |_| {}));
@@ -523,7 +614,7 @@ mod tests {
     #[tokio::test]
     async fn a_window_the_source_does_not_fill_is_written_after_a_moment() {
         let w = Arc::new(Scripted::default());
-        let (tx, rx) = mpsc::channel(8);
+        let (tx, rx) = queue(1 << 30, 8);
         let settings =
             WriterSettings { table: "t".into(), key_names: vec!["id".into()], policy: fast(3), shuffle_window: 1000 };
         let task = tokio::spawn(write_all(w.clone(), settings, Arc::new(Pace::new(3, None)), rx, |_| {}));
@@ -534,6 +625,91 @@ mod tests {
         assert_eq!(w.calls.lock().unwrap().iter().flatten().count(), 3, "written while the source is still open");
         drop(tx);
         assert_eq!(task.await.unwrap().written, 3);
+    }
+
+    /// A writer whose calls wait until the gate opens, counting the items it was handed.
+    #[derive(Default)]
+    struct Gated {
+        open: tokio::sync::Notify,
+        items: std::sync::atomic::AtomicUsize,
+    }
+
+    impl BatchWriter for Gated {
+        async fn write_batch(&self, _: &str, requests: &[Request]) -> Result<WriteReply, TargetError> {
+            self.items.fetch_add(requests.len(), std::sync::atomic::Ordering::SeqCst);
+            self.open.notified().await;
+            Ok(WriteReply { unprocessed: vec![], consumed_units: requests.len() as f64 })
+        }
+    }
+
+    fn sized(i: usize, bytes: usize) -> Pending {
+        let item = Item::from([
+            ("id".to_string(), AttributeValue::N(i.to_string())),
+            ("body".into(), AttributeValue::S("x".repeat(bytes))),
+        ]);
+        Pending { key: (i as u128).to_be_bytes(), request: Request::Put(item), units: 1 }
+    }
+
+    /// How many items of `bytes` a producer hands over to a writer whose calls never end, under a
+    /// budget of `budget` bytes.
+    async fn held(bytes: usize, budget: usize) -> usize {
+        let w = Arc::new(Gated::default());
+        let (tx, rx) = queue(budget, 1024);
+        let settings =
+            WriterSettings { table: "t".into(), key_names: vec!["id".into()], policy: fast(3), shuffle_window: 1000 };
+        let task = tokio::spawn(write_all(w.clone(), settings, Arc::new(Pace::new(8, None)), rx, |_| {}));
+        let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = sent.clone();
+        let producer = tokio::spawn(async move {
+            for i in 0..5000 {
+                if tx.send(sized(i, bytes)).await.is_err() {
+                    return;
+                }
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        // Long enough for a window that is not full to be written (FLUSH_AFTER).
+        tokio::time::sleep(FLUSH_AFTER * 3).await;
+        let handed = sent.load(std::sync::atomic::Ordering::SeqCst);
+        producer.abort();
+        task.abort();
+        handed
+    }
+
+    #[tokio::test]
+    async fn what_the_writer_holds_is_bounded_by_bytes_not_items() {
+        const BUDGET: usize = 8 << 20;
+        // 300 KB items: 9 fit in 8 MB (each counts itself and, in its call, the SDK's copy and the
+        // JSON), whatever the window's and the queue's counts.
+        let (large, per) = (held(300_000, BUDGET).await, footprint(sized(0, 300_000).request.item()));
+        assert!((850_000..950_000).contains(&per), "{per}");
+        assert_eq!(large, BUDGET / per, "items of 300 KB held under an 8 MB budget");
+        // 2 KB items: as many as the same bytes hold, more than the window's count.
+        let (small, per) = (held(2_000, BUDGET).await, footprint(sized(0, 2_000).request.item()));
+        // (Longer ids, longer numbers: a few items fewer than the first one's size says.)
+        assert!((BUDGET / per - 8..=BUDGET / per).contains(&small), "{small} items of 2 KB held under an 8 MB budget");
+        assert!(small > 1000, "{small}");
+        // Far under the budget, a large item still goes through (alone).
+        assert!(held(300_000, 1 << 20).await >= 1);
+    }
+
+    #[tokio::test]
+    async fn large_items_under_a_full_budget_are_written_without_waiting_for_the_window() {
+        let w = Arc::new(Scripted::default());
+        // 4 MB: about 13 items of 300 KB; the window (1,000 items) never fills by count.
+        let (tx, rx) = queue(4 << 20, 1024);
+        let settings =
+            WriterSettings { table: "t".into(), key_names: vec!["id".into()], policy: fast(3), shuffle_window: 1000 };
+        let task = tokio::spawn(write_all(w.clone(), settings, Arc::new(Pace::new(4, None)), rx, |_| {}));
+        let start = std::time::Instant::now();
+        for i in 0..150 {
+            tx.send(sized(i, 300_000)).await.unwrap();
+        }
+        let took = start.elapsed();
+        drop(tx);
+        assert_eq!(task.await.unwrap().written, 150);
+        // Waiting FLUSH_AFTER for each window would take more than 5 s.
+        assert!(took < FLUSH_AFTER * 4, "150 items handed over in {took:?}");
     }
 
     /// A writer that may send until it is told to stop (a stopping run).
@@ -556,7 +732,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stop_while_batches_wait_for_the_units_cap_ends_the_wait() {
-        let (tx, rx) = mpsc::channel(1000);
+        let (tx, rx) = queue(1 << 30, 1000);
         let settings =
             WriterSettings { table: "t".into(), key_names: vec!["id".into()], policy: fast(3), shuffle_window: 50 };
         // One unit a second: the batches would wait for minutes.

@@ -3,8 +3,10 @@
 //! A row can be judged as soon as the Scan has returned its key (update or skip); a row whose key
 //! the Scan has not returned yet may be new or may simply not have been scanned yet, so it is
 //! parked until either the Scan returns its key or the Scan ends (then it is new). Parked items are
-//! held within a byte budget: when it is full the caller stops reading the source until the Scan
-//! releases some, so memory stays bounded and the worst case is the old order, scan then source.
+//! held within a byte budget, counted in memory ([`item::memory_size`]: a small item with many
+//! attributes costs several times its DynamoDB size): when it is full the caller stops reading the
+//! source until the Scan releases some, so memory stays bounded and the worst case is the old order,
+//! scan then source.
 //!
 //! A row rejected with a key (its key columns were fine, another value was not) still names its
 //! stored item: that item is kept, stale, and is no orphan.
@@ -16,11 +18,13 @@ use std::collections::{HashMap, HashSet};
 
 use crate::pure::diff::{Index, Verdict};
 use crate::pure::hash::Digest;
+use crate::pure::item;
 use crate::pure::plan::Built;
 
 pub struct Classifier {
     index: Index,
-    parked: HashMap<Digest, Built>,
+    /// Items waiting for the Scan, with the memory each one holds.
+    parked: HashMap<Digest, (Built, usize)>,
     parked_bytes: usize,
     budget: usize,
     scan_done: bool,
@@ -47,16 +51,17 @@ impl Classifier {
         if self.parked.contains_key(&built.key) {
             return Some((Verdict::Duplicate, built));
         }
-        self.parked_bytes += built.size;
-        self.parked.insert(built.key, built);
+        let bytes = item::memory_size(&built.item);
+        self.parked_bytes += bytes;
+        self.parked.insert(built.key, (built, bytes));
         None
     }
 
     /// A target item found by the Scan; releases the parked item with that key, if any.
     pub fn scanned(&mut self, key: Digest, stored: Option<Digest>) -> Option<(Verdict, Built)> {
         self.index.insert(key, stored);
-        let built = self.parked.remove(&key)?;
-        self.parked_bytes -= built.size;
+        let (built, bytes) = self.parked.remove(&key)?;
+        self.parked_bytes -= bytes;
         Some((self.index.classify(built.key, built.hash), built))
     }
 
@@ -64,7 +69,7 @@ impl Classifier {
     pub fn scan_finished(&mut self) -> Vec<(Verdict, Built)> {
         self.scan_done = true;
         self.parked_bytes = 0;
-        let parked: Vec<Built> = self.parked.drain().map(|(_, b)| b).collect();
+        let parked: Vec<Built> = self.parked.drain().map(|(_, (b, _))| b).collect();
         parked.into_iter().map(|b| (self.index.classify(b.key, b.hash), b)).collect()
     }
 
@@ -99,7 +104,7 @@ impl Classifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pure::item::Item;
+    use crate::pure::item::{AttributeValue, Item};
 
     fn built(key: u8, hash: u8) -> Built {
         Built { item: Item::new(), key: [key; 16], hash: [hash; 16], size: 100, units: 1, entity: 0 }
@@ -143,14 +148,24 @@ mod tests {
         assert_eq!(verdict(c.offer(built(7, 70))), Some((Verdict::Duplicate, 7)));
     }
 
+    /// An item of fifty small attributes: about 500 bytes in DynamoDB, several KB in memory.
+    fn many_attributes(key: u8) -> Built {
+        let item: Item = (0..50).map(|i| (format!("a{i}"), AttributeValue::N(i.to_string()))).collect();
+        let size = item::item_size(&item);
+        Built { item, size, ..built(key, key) }
+    }
+
     #[test]
     fn the_budget_stops_the_source_until_the_scan_releases_items() {
-        let mut c = Classifier::new(Index::default(), false, 250);
-        c.offer(built(1, 1));
-        c.offer(built(2, 2));
+        let one = item::memory_size(&many_attributes(0).item);
+        assert!(one > 5 * many_attributes(0).size, "{one}");
+        // Room for two and a half items in memory: ten times what three weigh in DynamoDB.
+        let mut c = Classifier::new(Index::default(), false, one * 5 / 2);
+        c.offer(many_attributes(1));
+        c.offer(many_attributes(2));
         assert!(c.can_accept());
-        c.offer(built(3, 3));
-        assert!(!c.can_accept(), "300 bytes parked, budget 250");
+        c.offer(many_attributes(3));
+        assert!(!c.can_accept(), "three items parked, room for two and a half");
         c.scanned([2; 16], Some([2; 16]));
         assert!(c.can_accept());
         c.scan_finished();

@@ -208,6 +208,38 @@ pub fn value_size(value: &AttributeValue) -> usize {
     }
 }
 
+/// About how many bytes `item` occupies in this process (its maps' tables, strings and lists), as
+/// opposed to [`item_size`], what DynamoDB counts. A small item costs several times its DynamoDB
+/// size (a map entry is a `String` and an `AttributeValue`, each of its strings a separate
+/// allocation); a large one about its size. What a run holds in flight is bounded by this figure.
+pub fn memory_size(item: &Item) -> usize {
+    std::mem::size_of::<Item>() + map_memory(item)
+}
+
+/// A map's table (a control byte and an entry per bucket, buckets at least 8/7 of the capacity) and
+/// what its entries own.
+fn map_memory(map: &HashMap<String, AttributeValue>) -> usize {
+    const ENTRY: usize = std::mem::size_of::<String>() + std::mem::size_of::<AttributeValue>() + 1;
+    map.capacity() * 8 / 7 * ENTRY + map.iter().map(|(k, v)| k.capacity() + value_memory(v)).sum::<usize>()
+}
+
+fn value_memory(value: &AttributeValue) -> usize {
+    const STRING: usize = std::mem::size_of::<String>();
+    match value {
+        AttributeValue::S(s) | AttributeValue::N(s) => s.capacity(),
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::Ss(set) | AttributeValue::Ns(set) => {
+            set.capacity() * STRING + set.iter().map(String::capacity).sum::<usize>()
+        }
+        AttributeValue::Bs(set) => set.capacity() * STRING + set.iter().map(|b| b.as_ref().len()).sum::<usize>(),
+        AttributeValue::L(list) => {
+            list.capacity() * std::mem::size_of::<AttributeValue>() + list.iter().map(value_memory).sum::<usize>()
+        }
+        AttributeValue::M(map) => map_memory(map),
+        _ => 0,
+    }
+}
+
 /// Size of a number: about one byte per two significant digits, plus one (and one for a sign).
 pub fn number_size(text: &str) -> usize {
     let digits = number::normalize(text).map(|n| number::significant_digits(&n)).unwrap_or(text.len());
@@ -262,6 +294,28 @@ mod tests {
         let item: Item = [("id".to_string(), n("12345")), ("title".to_string(), s("héllo"))].into();
         // id: 2 + (1 + 3); title: 5 + 6 UTF-8 bytes
         assert_eq!(item_size(&item), 2 + 4 + 5 + 6);
+    }
+
+    #[test]
+    fn memory_of_a_large_item_is_about_its_size() {
+        let body = "x".repeat(300_000);
+        let item: Item = [("id".to_string(), n("1")), ("body".to_string(), s(&body))].into();
+        let memory = memory_size(&item);
+        assert!((300_000..302_000).contains(&memory), "{memory}");
+    }
+
+    #[test]
+    fn memory_of_a_small_item_is_several_times_its_size() {
+        // Twenty short attributes and a list of maps: every string, map and list its own allocation.
+        let mut item: Item = (0..20).map(|i| (format!("a{i}"), n(&i.to_string()))).collect();
+        let question: Item = [("id".to_string(), n("7")), ("prompt".to_string(), s("why?"))].into();
+        item.insert("questions".into(), AttributeValue::L(vec![AttributeValue::M(question); 3]));
+        let (size, memory) = (item_size(&item), memory_size(&item));
+        assert!(memory > 5 * size, "{memory} bytes in memory for {size} in DynamoDB");
+        // Counted from what the item holds: one more attribute costs more.
+        let before = memory;
+        item.insert("extra".into(), s(&"y".repeat(1000)));
+        assert!(memory_size(&item) >= before + 1000);
     }
 
     #[test]

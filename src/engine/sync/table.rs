@@ -6,7 +6,7 @@ use crate::engine::guard;
 use crate::engine::lock;
 use crate::engine::scan::{Feed, Page, Read, ScanCost};
 use crate::engine::stop::DRAIN;
-use crate::engine::writer::{Pending, WriteOutcome};
+use crate::engine::writer::{Pending, Queue, WriteOutcome};
 use crate::profile::DiffMode;
 use crate::pure::bucket::{self, Shard};
 use crate::pure::classify::Classifier;
@@ -22,7 +22,6 @@ use crate::target::{Request, TargetError};
 use anyhow::{Context, Result};
 use futures::StreamExt;
 use std::collections::HashMap;
-use tokio::sync::mpsc;
 
 /// The counts of one table's sync, and the hand-over of changed items to the writer.
 pub(super) struct Tally<'a> {
@@ -51,7 +50,7 @@ pub(super) struct Tally<'a> {
     /// In a dry run, the footprint of each stored item not yet judged, and the table's indexes:
     /// a write is priced as DynamoDB bills it, against the item it replaces.
     footprints: Option<(HashMap<Digest, Footprint>, &'a [IndexSchema])>,
-    writer: Option<mpsc::Sender<Pending>>,
+    writer: Option<Queue>,
     bar: indicatif::ProgressBar,
 }
 
@@ -518,7 +517,7 @@ pub(super) fn start_writer(
     run: &Run<'_>,
     p: &Prepared<'_>,
     on_written: impl Fn(u64) + Send + 'static,
-) -> (mpsc::Sender<Pending>, tokio::task::JoinHandle<WriteOutcome>) {
+) -> (Queue, tokio::task::JoinHandle<WriteOutcome>) {
     let key_names = p.plan.key_names().into_iter().map(String::from).collect();
     guard::spawn_writer(
         run.dynamo.clone(),
