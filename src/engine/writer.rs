@@ -148,6 +148,10 @@ pub struct WriteOutcome {
     /// that a caller can tell which of its items were not written.
     #[serde(skip)]
     pub failed_keys: Vec<Option<Digest>>,
+    /// Set when a batch got no answer from DynamoDB in all its attempts: the writer sends nothing
+    /// more (every item after it is failed with this reason at once), and the run ends with it.
+    #[serde(skip)]
+    pub silent: Option<String>,
 }
 
 impl WriteOutcome {
@@ -160,6 +164,9 @@ impl WriteOutcome {
         self.failed_keys.extend(other.failed_keys);
         self.unknown += other.unknown;
         self.failed_units += other.failed_units;
+        if self.silent.is_none() {
+            self.silent = other.silent;
+        }
     }
 
     /// Records `requests` as not written, for `reason`.
@@ -261,6 +268,9 @@ async fn attempt<W: BatchWriter + ?Sized>(
                 outcome.unknown += pending.len() as u64;
             }
             outcome.fail(&pending, key_names, &reason);
+            if matches!(&error, TargetError::Transient(m) if m.starts_with("no answer from DynamoDB")) {
+                outcome.silent = Some(error.to_string());
+            }
             return None;
         };
         tracing::debug!(table, items = pending.len(), ?delay, %error, "retrying batch");
@@ -362,6 +372,32 @@ pub async fn write_all<W: BatchWriter + ?Sized + 'static>(
         let crowded =
             inbox.used() >= inbox.budget / 4 * 3 && (window.len() >= MAX_BATCH || window_bytes >= inbox.budget / 4);
         let due = waiting_since.is_some_and(|t| t.elapsed() >= FLUSH_AFTER);
+        // DynamoDB stopped answering: nothing more is sent, and what is held is failed at once (the
+        // source keeps being read into the queue, and failed, until it ends, so that no producer waits).
+        if let Some(silence) = outcome.silent.clone() {
+            let reason = format!("not sent: DynamoDB stopped answering ({silence})");
+            outcome.failed_units += window.iter().map(|h| h.pending.units).sum::<u64>();
+            let held: Vec<Request> = window.drain(..).map(|h| h.pending.request).collect();
+            window_bytes = 0;
+            waiting_since = None;
+            outcome.fail(&held, &key_names, &reason);
+            tokio::select! {
+                received = inbox.rx.recv(), if !closed => match received {
+                    Some(held) => {
+                        outcome.failed_units += held.pending.units;
+                        outcome.fail(&[held.pending.request], &key_names, &reason)
+                    }
+                    None => closed = true,
+                },
+                Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                    let done: WriteOutcome = done;
+                    on_written(done.written);
+                    outcome.absorb(done);
+                }
+                else => {}
+            }
+            continue;
+        }
         if (full || crowded || closed || due) && !window.is_empty() && in_flight.len() < pace.allowed() {
             let batch = draw(&mut window);
             window_bytes -= batch.iter().map(|h| h.bytes).sum::<usize>();
@@ -563,6 +599,28 @@ mod tests {
         drop(tx);
         let out = task.await.unwrap();
         assert_eq!((out.written, out.failed.len(), out.failed_units), (4, 1, 12));
+    }
+
+    #[tokio::test]
+    async fn a_dynamodb_that_stops_answering_ends_the_writer_not_each_batch_in_turn() {
+        let silence = || Script::Fail(TargetError::Transient("no answer from DynamoDB in time: timed out".into()));
+        let w = Arc::new(Scripted { script: Mutex::new((0..1000).map(|_| silence()).collect()), ..Default::default() });
+        let (tx, rx) = queue(1 << 30, 8);
+        let settings =
+            WriterSettings { table: "t".into(), key_names: vec!["id".into()], policy: fast(3), shuffle_window: 100 };
+        let task = tokio::spawn(write_all(w.clone(), settings, Arc::new(Pace::new(3, None)), rx, |_| {}));
+        // A queue of 8: the producer would wait for ever if the writer stopped taking items.
+        for item in items(300) {
+            let key = crate::pure::hash::item_key_digest(item.item(), &["id"]).unwrap();
+            tx.send(Pending { key, request: item, units: 1 }).await.unwrap();
+        }
+        drop(tx);
+        let out = tokio::time::timeout(Duration::from_secs(10), task).await.expect("the writer ends").unwrap();
+        assert_eq!((out.written, out.failed.len()), (0, 300), "every item failed, none lost");
+        assert!(out.silent.as_deref().unwrap().starts_with("no answer from DynamoDB"));
+        let calls = w.calls.lock().unwrap().len();
+        assert!(calls <= 9, "at most the batches in flight, 3 attempts each, then nothing more: {calls} calls");
+        assert!(out.failed.iter().any(|r| r.reason.starts_with("not sent: DynamoDB stopped answering")));
     }
 
     #[tokio::test]

@@ -626,3 +626,35 @@ async fn a_stalled_dynamodb_ends_a_sync_within_one_timeout() {
     // One call's 6 s, the record's short wait, start-up; two full waits would be 11 s or more.
     assert!(took < std::time::Duration::from_secs(10), "took {took:?}: {err}");
 }
+
+/// A DynamoDB that stops answering the writes (and only them: the lease is still renewed) ends the
+/// run once a batch has had no answer in all its attempts, instead of grinding through every
+/// batch in turn; every row is accounted for.
+#[tokio::test]
+async fn a_dynamodb_that_stops_answering_writes_ends_the_run_after_one_batch() {
+    let ctx = Ctx::new(200).await;
+    let port = servers().pg_port;
+    let source = format!(
+        "host = \"127.0.0.1\"\nport = {port}\ndbname = \"{}\"\nuser = \"postgres\"\nsslmode = \"disable\"",
+        ctx.db
+    );
+    let target = "region = \"us-east-1\"\nattempt_timeout_secs = 1\noperation_timeout_secs = 2";
+    write(&ctx, "local", &source, target, "max_attempts = 2\nmax_in_flight = 2");
+    ctx.proxy.stall_operation(Some("BatchWriteItem"));
+    let started = std::time::Instant::now();
+    let (code, out, err) = run(command(&ctx, &["--json", "sync", "local"]));
+    let took = started.elapsed();
+    ctx.proxy.stall_operation(None);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no answer from DynamoDB"), "{err}");
+    // 2 batches in flight × 2 attempts of 1 s, the backoff, start-up: far from 20 batches in turn.
+    assert!(took < std::time::Duration::from_secs(20), "took {took:?}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // Every lesson accounted for: created (confirmed) or listed as not written; the later tables
+    // are named as not synced.
+    let lessons = &report["tables"][0];
+    let failed = lessons["failed"].as_array().unwrap();
+    assert_eq!(lessons["created"].as_u64().unwrap() + failed.len() as u64, 200, "{lessons}");
+    assert!(failed.iter().any(|f| f["reason"].as_str().unwrap().starts_with("not sent: DynamoDB stopped answering")));
+    assert!(report["notes"].to_string().contains("not synced"), "{}", report["notes"]);
+}

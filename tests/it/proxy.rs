@@ -75,6 +75,8 @@ struct State {
     once: Vec<(String, Fault)>,
     /// While set, no request gets an answer: a DynamoDB that stops answering.
     stalled: bool,
+    /// While set, no call of this operation gets an answer (the others do).
+    stalled_operation: Option<String>,
     /// BatchWriteItem calls holding this text are refused as invalid.
     refuse: Option<String>,
     /// How many calls were refused for it.
@@ -159,6 +161,11 @@ impl Proxy {
     /// Stops (or resumes) answering every request: they wait until the client gives up.
     pub fn set_stalled(&self, stalled: bool) {
         self.state.lock().unwrap().stalled = stalled;
+    }
+
+    /// Stops (or with `None` resumes) answering the calls of one operation (`BatchWriteItem`).
+    pub fn stall_operation(&self, operation: Option<&str>) {
+        self.state.lock().unwrap().stalled_operation = operation.map(str::to_string);
     }
 
     /// Refuses (or with `None` stops refusing) every BatchWriteItem call whose body holds `marker`
@@ -293,7 +300,9 @@ async fn forward(
         .and_then(|v| v.split('.').next_back())
         .unwrap_or("")
         .to_string();
-    while state.lock().unwrap().stalled {
+    while state.lock().unwrap().stalled
+        || state.lock().unwrap().stalled_operation.as_deref() == Some(operation.as_str())
+    {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     {

@@ -338,6 +338,10 @@ pub(super) async fn sync_table(
         },
     };
     let mut outcome = finished.context("writer task panicked")?;
+    // A DynamoDB that stopped answering the writes ends the run (exit 1), not only the batch.
+    if let Some(silence) = outcome.silent.take() {
+        failure.get_or_insert_with(|| TargetError::Transient(silence).into());
+    }
     bar.finish_and_clear();
     // Created and updated count what DynamoDB confirmed: an item not written is taken back from
     // the count it was in (a key the Scan found was an update).
