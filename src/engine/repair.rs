@@ -609,8 +609,13 @@ async fn repair_table(
             DRAIN.as_secs()
         ));
     }
-    let outcome = task.await.unwrap_or_else(panicked);
+    let mut outcome = task.await.unwrap_or_else(panicked);
     bar.finish_and_clear();
+    // A DynamoDB that stopped answering the writes ends the repair (no deletes, exit 1), as a sync.
+    let mut halt = halt;
+    if let Some(silence) = outcome.silent.take() {
+        halt.get_or_insert(Halt::Failed(crate::target::TargetError::Transient(silence).into()));
+    }
     // The missing and differing items whose source row is gone.
     if halt.is_none() {
         r.settled += write.len() as u64;

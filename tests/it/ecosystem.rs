@@ -658,3 +658,26 @@ async fn a_dynamodb_that_stops_answering_writes_ends_the_run_after_one_batch() {
     assert!(failed.iter().any(|f| f["reason"].as_str().unwrap().starts_with("not sent: DynamoDB stopped answering")));
     assert!(report["notes"].to_string().contains("not synced"), "{}", report["notes"]);
 }
+
+/// The same for `verify --repair`: it ends with the error once DynamoDB stops answering its writes.
+#[tokio::test]
+async fn a_repair_ends_once_dynamodb_stops_answering_its_writes() {
+    let ctx = Ctx::new(120).await;
+    let port = servers().pg_port;
+    let source = format!(
+        "host = \"127.0.0.1\"\nport = {port}\ndbname = \"{}\"\nuser = \"postgres\"\nsslmode = \"disable\"",
+        ctx.db
+    );
+    let target = "region = \"us-east-1\"\nattempt_timeout_secs = 1\noperation_timeout_secs = 2";
+    write(&ctx, "local", &source, target, "max_attempts = 2\nmax_in_flight = 2");
+    let (code, _, err) = run(command(&ctx, &["sync", "local"]));
+    assert_eq!(code, 0, "{err}");
+    ctx.sql(&["UPDATE lessons SET title = title || ' (changed)'"]);
+    ctx.proxy.stall_operation(Some("BatchWriteItem"));
+    let started = std::time::Instant::now();
+    let (code, _, err) = run(command(&ctx, &["verify", "local", "--full", "--repair", "--yes", "--table", "lessons"]));
+    ctx.proxy.stall_operation(None);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no answer from DynamoDB"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
+}
