@@ -172,8 +172,8 @@ impl Switch {
     /// Whether every item of the table now carries its bucket, after a Scan that read the whole
     /// source: none lacked it, or every one that did was rewritten (no write failed or may have
     /// failed), and no orphan or kept stale item was left behind (either may lack it).
-    pub fn complete(&self, whole_source: bool, not_written: usize, left_orphans: u64, stale: u64) -> bool {
-        whole_source && not_written == 0 && (self.unbucketed == 0 || (left_orphans == 0 && stale == 0))
+    pub fn complete(&self, not_written: usize, left_orphans: u64, stale: u64) -> bool {
+        not_written == 0 && (self.unbucketed == 0 || (left_orphans == 0 && stale == 0))
     }
 }
 
@@ -246,11 +246,10 @@ mod tests {
     fn a_switch_is_complete_only_when_no_item_can_lack_its_bucket() {
         let none = Switch { unbucketed: 0 };
         let some = Switch { unbucketed: 5 };
-        assert!(none.complete(true, 0, 3, 1), "every item had it: orphans and stale items have it too");
-        assert!(some.complete(true, 0, 0, 0), "every item without it was rewritten");
-        assert!(!some.complete(true, 0, 1, 0), "an orphan left may lack it");
-        assert!(!some.complete(true, 0, 0, 1), "a stale item kept may lack it");
-        assert!(!some.complete(true, 1, 0, 0), "a rewrite that failed");
-        assert!(!none.complete(false, 0, 0, 0), "part of the source: part of the table");
+        assert!(none.complete(0, 3, 1), "every item had it: orphans and stale items have it too");
+        assert!(some.complete(0, 0, 0), "every item without it was rewritten");
+        assert!(!some.complete(0, 1, 0), "an orphan left may lack it");
+        assert!(!some.complete(0, 0, 1), "a stale item kept may lack it");
+        assert!(!some.complete(1, 0, 0), "a rewrite that failed");
     }
 }

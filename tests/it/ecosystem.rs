@@ -627,19 +627,25 @@ async fn a_stalled_dynamodb_ends_a_sync_within_one_timeout() {
     assert!(took < std::time::Duration::from_secs(10), "took {took:?}: {err}");
 }
 
-/// A DynamoDB that stops answering the writes (and only them: the lease is still renewed) ends the
-/// run once a batch has had no answer in all its attempts, instead of grinding through every
-/// batch in turn; every row is accounted for.
-#[tokio::test]
-async fn a_dynamodb_that_stops_answering_writes_ends_the_run_after_one_batch() {
-    let ctx = Ctx::new(200).await;
+/// Profile `local` on the test's database with short DynamoDB timeouts, 2 attempts and 2 calls in
+/// flight: a stalled write is given up on within seconds.
+fn stalls_quickly(ctx: &Ctx) {
     let port = servers().pg_port;
     let source = format!(
         "host = \"127.0.0.1\"\nport = {port}\ndbname = \"{}\"\nuser = \"postgres\"\nsslmode = \"disable\"",
         ctx.db
     );
     let target = "region = \"us-east-1\"\nattempt_timeout_secs = 1\noperation_timeout_secs = 2";
-    write(&ctx, "local", &source, target, "max_attempts = 2\nmax_in_flight = 2");
+    write(ctx, "local", &source, target, "max_attempts = 2\nmax_in_flight = 2");
+}
+
+/// A DynamoDB that stops answering the writes (and only them: the lease is still renewed) ends the
+/// run once a batch has had no answer in all its attempts, instead of grinding through every
+/// batch in turn; every row is accounted for.
+#[tokio::test]
+async fn a_dynamodb_that_stops_answering_writes_ends_the_run_after_one_batch() {
+    let ctx = Ctx::new(200).await;
+    stalls_quickly(&ctx);
     ctx.proxy.stall_operation(Some("BatchWriteItem"));
     let started = std::time::Instant::now();
     let (code, out, err) = run(command(&ctx, &["--json", "sync", "local"]));
@@ -663,13 +669,7 @@ async fn a_dynamodb_that_stops_answering_writes_ends_the_run_after_one_batch() {
 #[tokio::test]
 async fn a_repair_ends_once_dynamodb_stops_answering_its_writes() {
     let ctx = Ctx::new(120).await;
-    let port = servers().pg_port;
-    let source = format!(
-        "host = \"127.0.0.1\"\nport = {port}\ndbname = \"{}\"\nuser = \"postgres\"\nsslmode = \"disable\"",
-        ctx.db
-    );
-    let target = "region = \"us-east-1\"\nattempt_timeout_secs = 1\noperation_timeout_secs = 2";
-    write(&ctx, "local", &source, target, "max_attempts = 2\nmax_in_flight = 2");
+    stalls_quickly(&ctx);
     let (code, _, err) = run(command(&ctx, &["sync", "local"]));
     assert_eq!(code, 0, "{err}");
     ctx.sql(&["UPDATE lessons SET title = title || ' (changed)'"]);

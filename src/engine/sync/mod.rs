@@ -579,7 +579,7 @@ async fn finish_switch(run: &Run<'_>, p: &Prepared<'_>, report: &TableReport, no
     let switch = diff_index::Switch { unbucketed: report.diff.unbucketed };
     let left = report.orphans.saturating_sub(report.deleted);
     let not_written = report.failed.len() + report.unknown as usize;
-    if !switch.complete(true, not_written, left, report.stale) {
+    if !switch.complete(not_written, left, report.stale) {
         let note = diff_index::blocked(table, left, report.stale, not_written);
         run.printer.note(&note);
         notes.push(note);
