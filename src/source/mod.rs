@@ -3,8 +3,9 @@
 //! converts its own types in its adapter, so the pure core never sees a driver's type.
 //!
 //! [`postgres`] is PostgreSQL (libpq habits, TLS, cancel on abandon); [`sqlite`] a SQLite file
-//! opened read-only. [`connect`] picks the one the profile names.
+//! opened read-only; [`dynamodb`] another environment's DynamoDB tables. [`connect`] picks the one the profile names.
 
+pub mod dynamodb;
 pub mod postgres;
 pub mod sqlite;
 
@@ -123,6 +124,7 @@ pub async fn connect(profile: &Profile) -> Result<Box<dyn Source>, SourceError> 
     Ok(match &profile.source.kind {
         SourceKind::Postgres => Box::new(postgres::Postgres::connect(profile).await?),
         SourceKind::Sqlite { path } => Box::new(sqlite::Sqlite::open(profile, path).await?),
+        SourceKind::DynamoDb(settings) => Box::new(dynamodb::DynamoDb::connect(profile, settings).await),
     })
 }
 
