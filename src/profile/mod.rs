@@ -131,6 +131,16 @@ pub struct DynamoSource {
     /// None: the target's.
     pub aws_profile: Option<String>,
     pub scan_segments: u32,
+    /// `sync --limit`: read only a sample (set by the command line, never by a profile file).
+    pub sample: Option<Sample>,
+}
+
+/// `sync --limit N`: the first N items of each of `roots` (mapping names), and the items they
+/// reference, transitively, instead of whole tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    pub roots: Vec<String>,
+    pub limit: usize,
 }
 
 impl SourceKind {
@@ -637,6 +647,7 @@ fn source_kind(path: &Path, source: &raw::SourceSection) -> Result<SourceKind, P
                 endpoint_url: source.endpoint_url.clone(),
                 aws_profile: source.aws_profile.clone(),
                 scan_segments,
+                sample: None,
             }))
         }
         Some(other) => Err(err(format!(

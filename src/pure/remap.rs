@@ -223,6 +223,54 @@ pub struct Remapper<'a> {
     pub exists: &'a dyn Fn(&str, &str) -> bool,
 }
 
+/// The IDs a reference holds in an item, as the source has them (a value of another shape is
+/// left for [`Remapper::apply`] to refuse).
+pub fn referenced_ids(item: &Item, reference: &Reference) -> Vec<AttributeValue> {
+    fn walk(value: &AttributeValue, steps: &[Step], out: &mut Vec<AttributeValue>) {
+        match (steps.first(), value) {
+            (None, AttributeValue::S(_) | AttributeValue::N(_) | AttributeValue::B(_)) => out.push(value.clone()),
+            (Some(Step::Key(key)), AttributeValue::M(map)) => {
+                if let Some(inner) = map.get(key) {
+                    walk(inner, &steps[1..], out);
+                }
+            }
+            (Some(Step::Each), AttributeValue::L(list)) => list.iter().for_each(|v| walk(v, &steps[1..], out)),
+            (Some(Step::Each), AttributeValue::Ss(set)) if steps.len() == 1 => {
+                out.extend(set.iter().map(|s| AttributeValue::S(s.clone())))
+            }
+            (Some(Step::Each), AttributeValue::Ns(set)) if steps.len() == 1 => {
+                out.extend(set.iter().map(|n| AttributeValue::N(n.clone())))
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(value) = item.get(reference.attribute()) {
+        walk(value, &reference.steps[1..], &mut out);
+    }
+    out
+}
+
+/// What [`Remapper::apply`] did to an item: its source and new ID (when its IDs are remapped),
+/// and per reference of the mapping, how many IDs it rewrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    pub ids: Option<(AttributeValue, AttributeValue)>,
+    pub references: Vec<u64>,
+}
+
+/// What a promotion did to a table's IDs, for the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Promoted {
+    /// The mapping's name.
+    pub table: String,
+    pub source_table: String,
+    /// Items whose ID was replaced by its new one.
+    pub ids: u64,
+    /// Per reference path, the IDs rewritten.
+    pub references: Vec<(String, u64)>,
+}
+
 /// Why an item cannot be promoted: the top-level attribute to blame, and the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
@@ -234,30 +282,32 @@ impl Remapper<'_> {
     /// Rewrites the item's ID and references in place; the item's source ID ([`id_text`]) and the
     /// new one, for the ID map and the collision check. A refusal leaves the item half rewritten:
     /// it is rejected whole.
-    pub fn apply(&self, item: &mut Item) -> Result<Option<(AttributeValue, AttributeValue)>, Refusal> {
-        let mut ids = None;
+    pub fn apply(&self, item: &mut Item) -> Result<Applied, Refusal> {
+        let mut applied = Applied { ids: None, references: vec![0; self.references.len()] };
         if let Some((table, attribute)) = self.own {
             let refuse = |reason: String| Refusal { attribute: attribute.to_string(), reason };
             let Some(id) = item.get(attribute) else {
                 return Err(refuse(format!("the item has no \"{attribute}\", the mapping's id attribute")));
             };
             let new = new_id(self.namespace, table, id).map_err(|e| refuse(format!("the ID \"{attribute}\" {e}")))?;
-            ids = Some((id.clone(), new.clone()));
+            applied.ids = Some((id.clone(), new.clone()));
             item.insert(attribute.to_string(), new);
         }
-        for reference in self.references {
+        for (at, reference) in self.references.iter().enumerate() {
             let Some(value) = item.get_mut(reference.attribute()) else { continue };
-            self.rewrite(value, &reference.steps[1..], reference).map_err(|reason| Refusal {
-                attribute: reference.attribute().to_string(),
-                reason: format!("reference \"{}\" (to {}) {reason}", reference.path, reference.table),
-            })?;
+            applied.references[at] =
+                self.rewrite(value, &reference.steps[1..], reference).map_err(|reason| Refusal {
+                    attribute: reference.attribute().to_string(),
+                    reason: format!("reference \"{}\" (to {}) {reason}", reference.path, reference.table),
+                })?;
         }
-        Ok(ids)
+        Ok(applied)
     }
 
-    fn rewrite(&self, value: &mut AttributeValue, steps: &[Step], reference: &Reference) -> Result<(), String> {
+    /// Rewrites the IDs `steps` lead to; how many.
+    fn rewrite(&self, value: &mut AttributeValue, steps: &[Step], reference: &Reference) -> Result<u64, String> {
         if matches!(value, AttributeValue::Null(_)) {
-            return Ok(());
+            return Ok(0);
         }
         let table = (self.source_table)(&reference.table);
         match steps.first() {
@@ -271,19 +321,19 @@ impl Remapper<'_> {
                     ));
                 }
                 *value = new_id(self.namespace, table, value).map_err(|e| format!("is an ID that {e}"))?;
-                Ok(())
+                Ok(1)
             }
             Some(Step::Key(key)) => match value {
                 AttributeValue::M(map) => match map.get_mut(key) {
                     Some(inner) => self.rewrite(inner, &steps[1..], reference),
-                    None => Ok(()),
+                    None => Ok(0),
                 },
                 other => Err(format!("holds {} where a map with \"{key}\" was expected", item::type_name(other))),
             },
             Some(Step::Each) => match value {
-                AttributeValue::L(list) => {
-                    list.iter_mut().try_for_each(|element| self.rewrite(element, &steps[1..], reference))
-                }
+                AttributeValue::L(list) => list
+                    .iter_mut()
+                    .try_fold(0, |count, element| Ok(count + self.rewrite(element, &steps[1..], reference)?)),
                 AttributeValue::Ss(set) if steps.len() == 1 => {
                     let mut out = Vec::with_capacity(set.len());
                     for member in set.iter() {
@@ -296,7 +346,7 @@ impl Remapper<'_> {
                         }
                     }
                     *set = out;
-                    Ok(())
+                    Ok(set.len() as u64)
                 }
                 AttributeValue::Ns(set) if steps.len() == 1 => {
                     let mut out = Vec::with_capacity(set.len());
@@ -310,7 +360,7 @@ impl Remapper<'_> {
                         }
                     }
                     *set = out;
-                    Ok(())
+                    Ok(set.len() as u64)
                 }
                 other => Err(format!("holds {} where a list or set was expected", item::type_name(other))),
             },
@@ -482,7 +532,9 @@ mod tests {
             ("title".to_string(), s("c1")),
         ]
         .into();
-        let (old, new) = remapper(&refs, &known).apply(&mut item).unwrap().unwrap();
+        let applied = remapper(&refs, &known).apply(&mut item).unwrap();
+        assert_eq!(applied.references, [1, 1, 1, 2], "IDs rewritten per reference");
+        let (old, new) = applied.ids.unwrap();
         assert_eq!((old, &new), (s("q1"), &new_id("prod", "Quotes-dev", &s("q1")).unwrap()));
         assert_eq!(item["id"], new);
         assert_eq!(item["projectId"], new_id("prod", "Projects-dev", &s("p1")).unwrap());
@@ -496,6 +548,18 @@ mod tests {
         assert_eq!(item["watchers"], AttributeValue::Ss(vec![c1, c2]));
         assert_eq!(item["title"], s("c1"), "not a reference");
 
+        let before: Item = [
+            (
+                "lines".to_string(),
+                AttributeValue::L(vec![AttributeValue::M([("contactId".to_string(), s("c2"))].into())]),
+            ),
+            ("watchers".to_string(), AttributeValue::Ss(vec!["c1".into(), "c3".into()])),
+            ("people".to_string(), s("not a map")),
+        ]
+        .into();
+        assert_eq!(referenced_ids(&before, &refs[2]), [s("c2")]);
+        assert_eq!(referenced_ids(&before, &refs[3]), [s("c1"), s("c3")]);
+        assert!(referenced_ids(&before, &refs[1]).is_empty() && referenced_ids(&before, &refs[0]).is_empty());
         let mut dangling: Item = [("id".to_string(), s("q2")), ("projectId".to_string(), s("gone"))].into();
         let refusal = remapper(&refs, &known).apply(&mut dangling).unwrap_err();
         assert_eq!(refusal.attribute, "projectId");

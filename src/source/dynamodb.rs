@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use super::{Described, Rows, Source, SourceError};
-use crate::profile::{DynamoSource as Settings, KeySource, Profile, TableMapping};
+use super::{Described, Promotion, Rows, Source, SourceError};
+use crate::profile::{DynamoSource as Settings, KeySource, Profile, Sample, TableMapping};
 use crate::pure::item::{self, AttributeValue, Item};
 use crate::pure::params::Param;
 use crate::pure::remap::{self, Remapper};
@@ -50,8 +50,11 @@ pub struct DynamoDb {
     tables: Vec<TableMapping>,
     /// Per mapping name, the typed IDs ([`remap::id_text`]) its source table holds, once read whole.
     known: Mutex<HashMap<String, Arc<HashSet<String>>>>,
-    /// Every ID remapped so far: (mapping name, source ID, new ID), for `--id-map`.
-    ids: Mutex<Vec<(String, AttributeValue, AttributeValue)>>,
+    /// What the tables read whole so far did to IDs.
+    promotion: Mutex<Promotion>,
+    /// `sync --limit`: what to sample, and once read, the sampled items per mapping name.
+    sample: Option<Sample>,
+    sampled: tokio::sync::OnceCell<HashMap<String, Vec<Item>>>,
 }
 
 impl DynamoDb {
@@ -77,13 +80,26 @@ impl DynamoDb {
             namespace: profile.id_namespace.clone(),
             tables: profile.tables.clone(),
             known: Mutex::default(),
-            ids: Mutex::default(),
+            promotion: Mutex::default(),
+            sample: settings.sample.clone(),
+            sampled: tokio::sync::OnceCell::new(),
         }
     }
 
-    /// Every ID remapped so far, in the order read: (mapping name, source ID, new ID).
-    pub fn id_map(&self) -> Vec<(String, AttributeValue, AttributeValue)> {
-        self.ids.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    /// A table read whole: what its promotion did goes to the run's [`Promotion`].
+    fn finish(&self, reading: &mut Reading<'_>) {
+        let promote = reading.mapping.promote.as_ref().expect("a DynamoDB source's mapping");
+        let table = remap::Promoted {
+            table: reading.mapping.name.clone(),
+            source_table: promote.source_table.clone(),
+            ids: reading.ids,
+            references: promote.references.iter().map(|r| r.path.clone()).zip(reading.references.clone()).collect(),
+        };
+        let mut promotion = self.promotion.lock().unwrap_or_else(|p| p.into_inner());
+        promotion.tables.retain(|t| t.table != table.table);
+        promotion.tables.push(table);
+        promotion.ids.retain(|(name, _, _)| *name != reading.mapping.name);
+        promotion.ids.append(&mut reading.remapped);
     }
 
     fn mapping(&self, source_table: &str) -> Option<&TableMapping> {
@@ -104,7 +120,8 @@ impl DynamoDb {
     }
 
     /// The IDs mapping `name`'s source table holds: known from an earlier read in this run, or
-    /// read now with a Scan of the ID attribute alone.
+    /// read now with a Scan of the ID attribute alone. In a sampled run, the sampled items' IDs:
+    /// the items the sample does not hold are not written, so a reference to one would dangle.
     async fn known_ids(&self, name: &str, context: &str) -> Result<Arc<HashSet<String>>, SourceError> {
         if let Some(ids) = self.known.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
             return Ok(ids.clone());
@@ -114,6 +131,10 @@ impl DynamoDb {
         };
         let Some(promote) = &mapping.promote else { return Ok(Arc::default()) };
         let Some(id) = &promote.id else { return Ok(Arc::default()) };
+        if let Some(sampled) = self.sampled(context).await? {
+            let items = sampled.get(name).map(Vec::as_slice).unwrap_or_default();
+            return Ok(Arc::new(items.iter().filter_map(|i| i.get(id)).filter_map(remap::id_text).collect()));
+        }
         tracing::info!(table = %promote.source_table, "reading the IDs of a referenced table");
         let attributes = vec![id.clone()];
         let mut ids = HashSet::new();
@@ -144,6 +165,96 @@ impl DynamoDb {
         let ids = Arc::new(ids);
         self.known.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), ids.clone());
         Ok(ids)
+    }
+
+    /// `sync --limit`: the sample, read once.
+    async fn sampled(&self, context: &str) -> Result<Option<&HashMap<String, Vec<Item>>>, SourceError> {
+        let Some(sample) = &self.sample else { return Ok(None) };
+        self.sampled.get_or_try_init(|| self.take_sample(sample, context)).await.map(Some)
+    }
+
+    /// The first `limit` items of each root table (one Scan each, as few pages as that takes),
+    /// then every item they reference, transitively, each read by its key.
+    async fn take_sample(&self, sample: &Sample, context: &str) -> Result<HashMap<String, Vec<Item>>, SourceError> {
+        let mut queue: std::collections::VecDeque<(String, Item)> = std::collections::VecDeque::new();
+        for root in &sample.roots {
+            let Some(promote) = self.tables.iter().find(|t| t.name == *root).and_then(|t| t.promote.as_ref()) else {
+                continue;
+            };
+            let mut start: Option<HashMap<String, AttributeValue>> = None;
+            let mut taken = 0;
+            while taken < sample.limit {
+                let request = ScanRequest {
+                    index: None,
+                    attributes: &[],
+                    segment: (0, 1),
+                    start: start.as_ref(),
+                    limit: Some((sample.limit - taken).min(1000) as i32),
+                    filter: None,
+                };
+                let page = self.within(context, self.target.scan(&promote.source_table, request)).await?;
+                let page = page.map_err(|e| self.error(context, format!("reading {}: {e}", promote.source_table)))?;
+                taken += page.items.len();
+                queue.extend(page.items.into_iter().map(|item| (root.clone(), item)));
+                start = page.next;
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        let mut sampled: HashMap<String, Vec<Item>> = HashMap::new();
+        let mut seen: HashSet<(String, String)> = HashSet::new();
+        while let Some((name, item)) = queue.pop_front() {
+            let Some(promote) = self.tables.iter().find(|t| t.name == name).and_then(|t| t.promote.as_ref()) else {
+                continue;
+            };
+            let id = promote.id.as_ref().and_then(|id| item.get(id)).and_then(remap::id_text);
+            if id.is_some_and(|id| !seen.insert((name.clone(), id))) {
+                continue;
+            }
+            for reference in &promote.references {
+                for value in remap::referenced_ids(&item, reference) {
+                    let Some(text) = remap::id_text(&value) else { continue };
+                    if !seen.contains(&(reference.table.clone(), text)) {
+                        if let Some(parent) = self.by_id(&reference.table, value, context).await? {
+                            queue.push_back((reference.table.clone(), parent));
+                        }
+                    }
+                }
+            }
+            sampled.entry(name).or_default().push(item);
+        }
+        Ok(sampled)
+    }
+
+    /// The item of mapping `name` whose ID is `id`, read by its key: the source table's key must
+    /// be the ID attribute alone.
+    async fn by_id(&self, name: &str, id: AttributeValue, context: &str) -> Result<Option<Item>, SourceError> {
+        let promote = self.tables.iter().find(|t| t.name == name).and_then(|t| t.promote.as_ref());
+        let Some((table, attribute)) = promote.and_then(|p| Some((&p.source_table, p.id.as_ref()?))) else {
+            return Ok(None);
+        };
+        let info = self.within(context, self.target.describe(table)).await?;
+        let info = info.map_err(|e| self.error(context, format!("describing {table}: {e}")))?;
+        let keys: Vec<&str> = info.iter().flat_map(|i| i.key_schema.iter().map(|(n, _)| n.as_str())).collect();
+        if keys != [attribute.as_str()] {
+            return Err(self.error(
+                context,
+                format!(
+                    "--limit reads each referenced item by its key, and the key of {table} is ({}), not its id attribute \"{attribute}\" alone; run without --limit",
+                    keys.join(", ")
+                ),
+            ));
+        }
+        let key: Item = [(attribute.clone(), id)].into();
+        let found =
+            self.within(context, retry::retrying(&self.policy, || self.target.get_item(table, key.clone()))).await?;
+        found.0.map_err(|e| self.error(context, format!("reading a referenced item of {table}: {e}")))
+    }
+
+    /// `call`, given up on after `read_timeout_secs`.
+    async fn within<T>(&self, context: &str, call: impl std::future::Future<Output = T>) -> Result<T, SourceError> {
+        tokio::time::timeout(self.read_timeout, call).await.map_err(|_| self.timeout(context))
     }
 
     fn timeout(&self, context: &str) -> SourceError {
@@ -246,9 +357,35 @@ struct Reading<'a> {
     /// New ID → the source ID that took it: a second source ID with the same new ID is refused.
     taken: HashMap<String, String>,
     remapped: Vec<(String, AttributeValue, AttributeValue)>,
+    /// IDs remapped, and per reference of the mapping the IDs rewritten.
+    ids: u64,
+    references: Vec<u64>,
 }
 
 impl Reading<'_> {
+    /// Records a remapped ID; refuses it when another source ID already took its new ID.
+    fn taken(&mut self, (old, new): (AttributeValue, AttributeValue)) -> Option<remap::Refusal> {
+        let (old_text, new_text) = (remap::id_text(&old)?, remap::id_text(&new)?);
+        match self.taken.get(&new_text) {
+            Some(first) if *first != old_text => Some(remap::Refusal {
+                attribute: self.mapping.promote.as_ref()?.id.clone()?,
+                reason: format!(
+                    "its new ID {} is also the new ID of source ID {}: IDs of this shape have too few values to \
+                     stay apart; lengthen the IDs in the source (source item ID {})",
+                    remap::show_id(&new),
+                    &first[2..],
+                    remap::show_id(&old)
+                ),
+            }),
+            _ => {
+                self.taken.insert(new_text, old_text);
+                self.ids += 1;
+                self.remapped.push((self.mapping.name.clone(), old, new));
+                None
+            }
+        }
+    }
+
     fn row(&mut self, mut item: Item) -> Vec<Cell> {
         item.retain(|name, _| !item::is_reserved(name));
         let promote = self.mapping.promote.as_ref().expect("a DynamoDB source's mapping");
@@ -265,29 +402,12 @@ impl Reading<'_> {
         let original = promote.id.as_ref().and_then(|id| item.get(id).map(|v| (id, v.clone())));
         let original_id = original.as_ref().and_then(|(_, v)| remap::id_text(v));
         let mut refused = match remapper.apply(&mut item) {
-            Ok(Some((old, new))) => {
-                let (old_text, new_text) = (remap::id_text(&old), remap::id_text(&new));
-                match (old_text, new_text) {
-                    (Some(old_text), Some(new_text)) => match self.taken.get(&new_text) {
-                        Some(first) if *first != old_text => Some(remap::Refusal {
-                            attribute: promote.id.clone().unwrap_or_default(),
-                            reason: format!(
-                                "its new ID {} is also the new ID of source ID {}: IDs of this shape have too few \
-                                 values to stay apart; lengthen the IDs in the source",
-                                remap::show_id(&new),
-                                &first[2..]
-                            ),
-                        }),
-                        _ => {
-                            self.taken.insert(new_text, old_text);
-                            self.remapped.push((self.mapping.name.clone(), old, new));
-                            None
-                        }
-                    },
-                    _ => None,
+            Ok(applied) => {
+                for (count, more) in self.references.iter_mut().zip(&applied.references) {
+                    *count += more;
                 }
+                applied.ids.and_then(|ids| self.taken(ids))
             }
-            Ok(None) => None,
             // The key a reject shows is the new one: the source item is named by its own ID.
             Err(mut refusal) => {
                 if let Some((attribute, id)) = original.as_ref().filter(|(a, _)| **a != refusal.attribute) {
@@ -401,9 +521,18 @@ impl Source for DynamoDb {
                 own: HashSet::new(),
                 taken: HashMap::new(),
                 remapped: Vec::new(),
+                ids: 0,
+                references: vec![0; mapping.promote.as_ref().map_or(0, |p| p.references.len())],
             };
-            let pages = self.scan(query.to_string(), context.clone());
-            let state = Some((pages, reading, std::collections::VecDeque::<Item>::new()));
+            let (pages, queue) = match self.sampled(&context).await? {
+                // A sample is in memory already: no Scan.
+                Some(sampled) => {
+                    let items = sampled.get(&mapping.name).cloned().unwrap_or_default();
+                    (Pages::none(), items.into())
+                }
+                None => (self.scan(query.to_string(), context.clone()), std::collections::VecDeque::new()),
+            };
+            let state = Some((pages, reading, queue));
             let stream = futures::stream::unfold(state, move |state| {
                 let context = context.clone();
                 async move {
@@ -422,8 +551,7 @@ impl Source for DynamoDb {
                                 let name = reading.mapping.name.clone();
                                 let own = Arc::new(std::mem::take(&mut reading.own));
                                 self.known.lock().unwrap_or_else(|p| p.into_inner()).insert(name, own);
-                                let remapped = std::mem::take(&mut reading.remapped);
-                                self.ids.lock().unwrap_or_else(|p| p.into_inner()).extend(remapped);
+                                self.finish(&mut reading);
                                 return None;
                             }
                             Err(_) => return Some((Err(self.timeout(&context)), None)),
@@ -433,6 +561,10 @@ impl Source for DynamoDb {
             });
             Ok(Box::pin(stream) as Rows<'a>)
         })
+    }
+
+    fn promotion(&self) -> Option<Promotion> {
+        Some(self.promotion.lock().unwrap_or_else(|p| p.into_inner()).clone())
     }
 
     fn hold_snapshot(&self) -> BoxFuture<'_, Result<(), SourceError>> {
@@ -450,6 +582,14 @@ impl Source for DynamoDb {
 struct Pages {
     receiver: tokio::sync::mpsc::Receiver<Result<Vec<Item>, SourceError>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Pages {
+    /// No pages: the rows come from elsewhere.
+    fn none() -> Pages {
+        let (_, receiver) = tokio::sync::mpsc::channel(1);
+        Pages { receiver, tasks: Vec::new() }
+    }
 }
 
 impl Drop for Pages {

@@ -89,6 +89,14 @@ pub struct Described {
     pub params: Vec<Option<ColType>>,
 }
 
+/// What a promotion (a DynamoDB source) did to IDs: per table read whole, and every ID it
+/// remapped as (mapping name, source ID, new ID), in the order read.
+#[derive(Debug, Clone, Default)]
+pub struct Promotion {
+    pub tables: Vec<crate::pure::remap::Promoted>,
+    pub ids: Vec<(String, crate::pure::item::AttributeValue, crate::pure::item::AttributeValue)>,
+}
+
 /// A query's rows, one after another; an error ends the stream.
 pub type Rows<'a> = BoxStream<'a, Result<Row, SourceError>>;
 
@@ -117,6 +125,10 @@ pub trait Source: Send + Sync {
     fn hold_snapshot(&self) -> BoxFuture<'_, Result<(), SourceError>>;
     /// Ends the held snapshot.
     fn end_snapshot(&self) -> BoxFuture<'_, Result<(), SourceError>>;
+    /// What the tables read so far did to IDs, for a source that remaps them (DynamoDB).
+    fn promotion(&self) -> Option<Promotion> {
+        None
+    }
 }
 
 /// Connects to the source the profile names.
