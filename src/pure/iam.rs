@@ -81,6 +81,30 @@ pub fn policy(profile: &Profile, uses: &[Use]) -> Value {
             "Resource": tables,
         }));
     }
+    // A promotion reads its source tables, in the source's region (and, with its own AWS
+    // profile, perhaps another account: `*` unless that is the target's).
+    if let crate::profile::SourceKind::DynamoDb(source) = &profile.source.kind {
+        let reads = uses.iter().any(|u| matches!(u, Use::Sync | Use::Clean | Use::Verify));
+        if reads {
+            let region = source.region.as_deref().unwrap_or(&profile.target.region);
+            let account = match source.aws_profile {
+                None => profile.target.account_id.as_deref().unwrap_or("*"),
+                Some(_) => "*",
+            };
+            let arns: Vec<String> = profile
+                .tables
+                .iter()
+                .filter_map(|t| t.promote.as_ref())
+                .map(|p| format!("arn:aws:dynamodb:{region}:{account}:table/{}", p.source_table))
+                .collect();
+            statements.push(json!({
+                "Sid": "DdbsyncSourceTables",
+                "Effect": "Allow",
+                "Action": ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Scan"],
+                "Resource": arns,
+            }));
+        }
+    }
     if !meta.is_empty() {
         statements.push(json!({
             "Sid": "DdbsyncRunRecordsAndLock",
@@ -173,5 +197,35 @@ mod tests {
         p.target.account_id = None;
         let doc = policy(&p, &[Use::Backup]);
         assert_eq!(doc["Statement"][0]["Resource"][0], "arn:aws:dynamodb:eu-west-1:*:table/pni-lessons");
+    }
+
+    #[test]
+    fn a_promotion_may_read_its_source_tables_and_nothing_more() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("mappings")).unwrap();
+        std::fs::write(
+            dir.path().join("p.toml"),
+            "mappings = \"mappings/m.toml\"\ntable_suffix = \"-prod\"\n[source]\nkind = \"dynamodb\"\n\
+             table_template = \"{table}-dev\"\nregion = \"us-west-1\"\n[target]\nregion = \"eu-west-1\"\n\
+             account_id = \"123456789012\"\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("mappings/m.toml"), "[tables.Quotes]\npartition_key = \"id\"\nid = \"id\"\n")
+            .unwrap();
+        let p = crate::profile::load(dir.path(), "p").unwrap();
+        let policy = policy(&p, &[Use::Sync]);
+        let source =
+            policy["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == "DdbsyncSourceTables").unwrap();
+        assert_eq!(source["Resource"], json!(["arn:aws:dynamodb:us-west-1:123456789012:table/Quotes-dev"]));
+        assert_eq!(source["Action"], json!(["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Scan"]));
+        let writes: Vec<&Value> = policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["Resource"].to_string().contains("Quotes-dev"))
+            .collect();
+        assert_eq!(writes.len(), 1, "no write is ever granted on the source");
+        let report = crate::pure::iam::policy(&p, &[Use::Report]);
+        assert!(!report.to_string().contains("Quotes-dev"), "history does not read the source");
     }
 }
