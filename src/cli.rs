@@ -147,6 +147,13 @@ pub enum Command {
   ddbsync history prod --since 7d          # the runs of the last week, newest first
   ddbsync history prod --limit 5 --csv > runs.csv")]
     History(HistoryArgs),
+    /// Show the progress of the run holding the lock (phase, rows per table, rate, ETA), or how the last run ended.
+    #[command(after_help = "Examples:
+  ddbsync status prod                  # the running sync's progress, or the last run's outcome
+  ddbsync status prod --watch          # refresh every 2 s until the run ends (then its outcome)
+  ddbsync status prod --watch 10       # refresh every 10 s
+  ddbsync --json status prod           # the status as JSON (with --watch: one document a line)")]
+    Status(StatusArgs),
     /// Sum the recorded runs over a period: items, units, cost and savings per table.
     #[command(after_help = "Examples:
   ddbsync report prod                            # the last 30 days
@@ -270,6 +277,16 @@ pub struct HistoryArgs {
     /// Print CSV instead of a table.
     #[arg(long, help_heading = heading::OUTPUT)]
     pub csv: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The environment whose runs to show.
+    pub env: String,
+    /// Refresh every SECS seconds (default 2, at most 3600) until no run holds the lock, then show
+    /// how it ended; SIGINT (Ctrl-C) stops watching.
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "2", allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=3600), help_heading = heading::OUTPUT)]
+    pub watch: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -820,8 +820,12 @@ pub async fn restore(
         bar.set_length(entry.items);
         let on_written = {
             let (bar, table, progress) = (bar.clone(), table.clone(), progress.clone());
-            move |n: u64| {
+            // `ddbsync status` reads it from the lease's renewals.
+            let counters = crate::engine::progress::table(&table);
+            counters.phase(crate::pure::status::Phase::Writing);
+            move |n: u64, units: f64| {
                 bar.inc(n);
+                counters.written(n, units);
                 progress.set(&table, |s| match s {
                     TableState::Writing { written, of } => TableState::Writing { written: written + n, of },
                     other => other,
@@ -897,6 +901,7 @@ pub async fn restore(
         let (read, outcome) = tokio::join!(reader, bounded);
         let outcome = outcome.transpose().with_context(|| format!("the writer of {table} panicked"))?;
         bar.finish_and_clear();
+        crate::engine::progress::table(table).phase(crate::pure::status::Phase::Done);
         // Kept before a stop ends the restore: the run record counts what was billed, and a table
         // whose every item was written is done, whatever came after.
         if let Some(o) = &outcome {

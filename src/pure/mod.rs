@@ -17,4 +17,5 @@ pub mod params;
 pub mod plan;
 pub mod report;
 pub mod runs;
+pub mod status;
 pub mod value;
