@@ -241,8 +241,10 @@ pub fn eta(left: u64, rate: Option<f64>) -> Option<u64> {
 /// Groups the lease items into runs (a sharded run's shards are one run), each process with its
 /// tables, rate and ETA; `runs` are the recorded runs, oldest first.
 pub fn build(environment: &str, now: DateTime<Utc>, leases: Vec<Held>, runs: &[RunRecord]) -> Status {
-    // Per run (the shared id of a sharded run, else the holder's), per process (its own id).
-    let mut by_run: BTreeMap<String, (String, Option<u32>, BTreeMap<String, Vec<Held>>)> = BTreeMap::new();
+    /// A run's command, shard count, and leases per process (its own run id).
+    type Leases = (String, Option<u32>, BTreeMap<String, Vec<Held>>);
+    // Per run: the shared id of a sharded run, else the holder's.
+    let mut by_run: BTreeMap<String, Leases> = BTreeMap::new();
     for lease in leases {
         let run = lease.shard.as_ref().map_or_else(|| lease.run_id.clone(), |(run, _, _)| run.clone());
         let count = lease.shard.as_ref().map(|(_, n, _)| *n);

@@ -195,6 +195,14 @@ async fn status_shows_each_shard_of_a_sharded_run() {
     let text = ctx.ddbsync(&["status", "local"]).stdout();
     assert!(text.contains("sync run status-7 in 2 shards"), "{text}");
     assert!(text.contains("shard 0/2:") && text.contains("shard 1/2:"), "{text}");
+    // SIGINT ends a watch of a run still going: exit 5, as any command a signal stops.
+    let watch = spawn(&ctx, &["status", "local", "--watch"]);
+    std::thread::sleep(Duration::from_secs(2));
+    crate::harness::signal(&watch, "INT");
+    let (code, out, err, _) = finish(watch, Instant::now(), Duration::from_secs(20));
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("status: interrupted by SIGINT"), "{err}");
+    assert!(out.contains("sync run status-7 in 2 shards"), "it showed the run first: {out}");
     ctx.proxy.stall_operation(None);
     for shard in shards {
         let (code, _, err, _) = finish(shard, started, Duration::from_secs(120));
