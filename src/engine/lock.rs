@@ -1129,7 +1129,7 @@ mod tests {
         mine.sharding = Some(LeaseShard { run: "r".repeat(64), count: 1024, shard: Some("1023/1024".into()) });
         let key = shard_key(&table, Shard::new(1023, 1024).unwrap());
         let without = crate::pure::item::item_size(&to_item_at(key.clone(), &mine));
-        let counters = progress::table(&table);
+        let counters = progress::start(&table);
         counters.read(u64::MAX / 2);
         counters.written(u64::MAX / 2, 1e12);
         counters.deleted(u64::MAX / 2, 0.0);

@@ -76,15 +76,26 @@ fn tables() -> &'static Mutex<BTreeMap<String, Arc<Counters>>> {
     TABLES.get_or_init(Default::default)
 }
 
-/// The counters of `table`, from now on in its lease's renewals (in the [`Phase::Reading`] phase
-/// until told otherwise). A table started again (a second attempt in one process) keeps counting.
-pub fn table(name: &str) -> Arc<Counters> {
+/// Fresh counters for `table`, in the [`Phase::Reading`] phase, from now on in its lease's
+/// renewals: a step of the run starts on it (a protected `--clean`'s backup, then the sync, each
+/// counts its own).
+pub fn start(name: &str) -> Arc<Counters> {
+    let counters = Arc::new(Counters::default());
+    counters.phase(Phase::Reading);
     let mut tables = tables().lock().unwrap_or_else(|e| e.into_inner());
-    let counters = tables.entry(name.to_string()).or_default().clone();
-    if counters.phase.load(Ordering::Relaxed) == 0 {
-        counters.phase(Phase::Reading);
-    }
+    tables.insert(name.to_string(), counters.clone());
     counters
+}
+
+/// Leaves `table` without figures (`waiting` in its lease) until a step [`start`]s on it.
+pub fn forget(name: &str) {
+    tables().lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+}
+
+/// The counters of `table` as the current step keeps them ([`start`]ed if none is).
+pub fn table(name: &str) -> Arc<Counters> {
+    let existing = tables().lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned();
+    existing.unwrap_or_else(|| start(name))
 }
 
 /// The figures of `table` now; `None` until the run started on it.
@@ -110,7 +121,7 @@ mod tests {
 
     #[test]
     fn a_tables_counters_add_up_and_carry_their_phase() {
-        let c = table("progress-test-table");
+        let c = start("progress-test-table");
         c.read(3);
         c.written(2, 2.5);
         c.deleted(1, 1.0);
@@ -120,5 +131,13 @@ mod tests {
         assert_eq!((p.phase, p.read, p.written, p.deleted, p.rejected), (Phase::Deleting, 3, 2, 1, 1));
         assert_eq!(p.write_units, 3.5);
         assert_eq!(snapshot("progress-no-such-table"), None);
+        // The next step on the table counts from zero; the deletes of this one join its counters.
+        table("progress-test-table").deleted(1, 1.0);
+        assert_eq!(snapshot("progress-test-table").unwrap().deleted, 2);
+        start("progress-test-table");
+        let p = snapshot("progress-test-table").unwrap();
+        assert_eq!((p.phase, p.read, p.deleted, p.write_units), (Phase::Reading, 0, 0, 0.0));
+        forget("progress-test-table");
+        assert_eq!(snapshot("progress-test-table"), None);
     }
 }

@@ -512,7 +512,7 @@ async fn repair_table(
     let bar = run.printer.writes(format!("{table}: repairing"));
     let progress = bar.clone();
     // `ddbsync status` reads these from the lease's renewals.
-    let counters = crate::engine::progress::table(table);
+    let counters = crate::engine::progress::start(table);
     let on_written = {
         let counters = counters.clone();
         move |n, units| {

@@ -156,8 +156,7 @@ pub(super) async fn sync_table(
 
     let bar = run.printer.writes(table.clone());
     let progress = bar.clone();
-    let counters = crate::engine::progress::table(table);
-    counters.phase(Phase::Reading);
+    let counters = crate::engine::progress::start(table);
     let on_written = {
         let counters = counters.clone();
         move |n, units| {
