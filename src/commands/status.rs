@@ -27,14 +27,17 @@ async fn leases(dynamo: &dyn Target, profile: &Profile) -> Result<Vec<Held>> {
     let mut held = Vec::new();
     for item in &items {
         let Some(lease) = lock::from_item(item) else { continue };
-        // The metadata table may be shared by environments with the same prefix; a sharded run's
-        // marker stands for its shards, whose own items carry their progress.
-        if lease.env != profile.env || lease.sharding.as_ref().is_some_and(|s| s.shard.is_none()) {
-            continue;
-        }
         let Some(sk) = item.get("sk").and_then(|v| v.as_s().ok()) else { continue };
         let name = sk.trim_start_matches("TABLE#");
         let name = name.split("#SHARD#").next().unwrap_or(name).to_string();
+        // The metadata table may be shared by environments with the same prefix: the runs shown
+        // are this environment's, and any other holding one of its tables (which a sync of this
+        // one would wait for). A sharded run's marker stands for its shards, whose own items
+        // carry their progress.
+        let ours = lease.env == profile.env || profile.tables.iter().any(|t| t.table_name == name);
+        if !ours || lease.sharding.as_ref().is_some_and(|s| s.shard.is_none()) {
+            continue;
+        }
         let stale = match lock::decide(Some(&lease), "", now, &host, lock::process_alive) {
             lock::Decision::Stale(why) => Some(why),
             _ => None,
@@ -45,6 +48,7 @@ async fn leases(dynamo: &dyn Target, profile: &Profile) -> Result<Vec<Held>> {
             progress: item.get(status::PROGRESS).and_then(TableProgress::from_attribute),
             shard: lease.sharding.as_ref().and_then(|s| Some((s.run.clone(), s.count, s.shard.clone()?))),
             run_id: lease.run_id,
+            environment: lease.env,
             host: lease.host,
             pid: lease.pid,
             started_at: lease.started_at,

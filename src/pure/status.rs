@@ -120,6 +120,8 @@ pub struct Held {
     pub run_id: String,
     /// The command holding it; `unknown` for a lease of an older ddbsync.
     pub command: String,
+    /// The environment whose run holds it (another may name the same tables).
+    pub environment: String,
     pub host: String,
     pub pid: u32,
     pub started_at: DateTime<Utc>,
@@ -150,6 +152,8 @@ pub struct ActiveRun {
     pub run_id: String,
     /// `sync`, `verify --repair`, `restore`, `backup`, `tables drop`…
     pub command: String,
+    /// The environment whose run it is: this one, or another naming the same tables.
+    pub environment: String,
     /// N for a sharded run; `null` otherwise.
     pub shards: Option<u32>,
     /// Each process of the run: one, or one per shard holding its lease.
@@ -254,10 +258,15 @@ pub fn build(environment: &str, now: DateTime<Utc>, leases: Vec<Held>, runs: &[R
     let mut active: Vec<ActiveRun> = by_run
         .into_iter()
         .map(|(run_id, (command, shards, processes))| {
-            let previous = previous_rows(&command, runs);
+            let runs_of = processes.values().flatten().next().map(|h| h.environment.clone()).unwrap_or_default();
+            // Another environment's records are not read: its run's ETA is unknown.
+            let previous = match runs_of == environment {
+                true => previous_rows(&command, runs),
+                false => BTreeMap::new(),
+            };
             let mut processes: Vec<Process> = processes.into_values().map(|held| process(held, &previous)).collect();
             processes.sort_by(|a, b| a.shard.cmp(&b.shard).then(a.started_at.cmp(&b.started_at)));
-            ActiveRun { run_id, command, shards, processes }
+            ActiveRun { run_id, command, environment: runs_of, shards, processes }
         })
         .collect();
     active.sort_by(|a, b| a.processes.first().map(|p| &p.started_at).cmp(&b.processes.first().map(|p| &p.started_at)));
@@ -367,7 +376,11 @@ pub fn render(s: &Status) -> String {
     }
     for run in &s.active {
         let sharded = run.shards.map_or(String::new(), |n| format!(" in {n} shards"));
-        out.push_str(&format!("{}: {} run {}{sharded}\n", s.environment, run.command, run.run_id));
+        let other = match run.environment == s.environment {
+            true => String::new(),
+            false => format!(" of environment {}, on this environment's tables", run.environment),
+        };
+        out.push_str(&format!("{}: {} run {}{sharded}{other}\n", s.environment, run.command, run.run_id));
         for p in &run.processes {
             let shard = p.shard.as_ref().map_or(String::new(), |k| format!("shard {k}: "));
             out.push_str(&format!(
@@ -460,6 +473,7 @@ mod tests {
             table: table.into(),
             run_id: run.into(),
             command: "sync".into(),
+            environment: "prod".into(),
             host: "web-1".into(),
             pid: 4242,
             started_at: at(0),
@@ -577,6 +591,7 @@ mod tests {
         let leases = vec![held("prod-lessons", "r-7", Some(progress(Phase::Reading, 1500, 250, 30))), b];
         let mut stale = held("prod-lessons", "r-6", Some(progress(Phase::Writing, 10, 5, 2)));
         stale.command = "verify --repair".into();
+        stale.environment = "prod-eu".into();
         stale.stale = Some("process 77 on this host has ended".into());
         stale.pid = 77;
         let mut s = build("prod", at(32), leases, &[record(&[("prod-lessons", 2000), ("prod-users", 300)])]);

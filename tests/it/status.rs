@@ -247,3 +247,44 @@ async fn a_run_killed_with_sigkill_is_shown_as_stale() {
     assert_eq!(run.code(), 0, "{}", run.stderr());
     assert_eq!(status(&ctx)["active"], Value::Array(vec![]));
 }
+
+#[tokio::test]
+async fn a_repair_and_another_environments_lease_on_these_tables_are_shown() {
+    let ctx = Ctx::new(60).await;
+    profile(&ctx);
+    let run = ctx.ddbsync(&["sync", "local"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    ctx.sql(&["UPDATE lessons SET title = title || ' (changed)'"]);
+    ctx.proxy.stall_operation(Some("BatchWriteItem"));
+    let started = Instant::now();
+    let repair = spawn(&ctx, &["verify", "local", "--full", "--repair", "--yes", "--table", "lessons"]);
+    let doc = status_until(&ctx, "the repair", |doc| {
+        doc["active"].as_array().is_some_and(|a| !a.is_empty()) && process(doc)["phase"] == "writing"
+    });
+    assert_eq!(doc["active"][0]["command"], "verify --repair", "{doc:#}");
+    let t = table(process(&doc), &ctx.table("lessons"));
+    assert_eq!(t["read"].as_u64(), Some(60), "every lesson read again under the lock: {t:#}");
+    ctx.proxy.stall_operation(None);
+    let (code, _, err, _) = finish(repair, started, Duration::from_secs(120));
+    assert_eq!(code, 0, "{err}");
+
+    // A run of another environment holding one of these tables (a lease as an older ddbsync
+    // writes it: no command, no progress) is shown, as a sync here would wait for it; one on a
+    // table of its own is not.
+    ctx.hold_lease("lessons", "staging", None).await;
+    ctx.hold_lease("elsewhere", "staging", None).await;
+    let doc = status(&ctx);
+    let run = &doc["active"][0];
+    assert_eq!(doc["active"].as_array().unwrap().len(), 1, "{doc:#}");
+    assert_eq!((&run["environment"], &run["command"]), (&Value::from("staging"), &Value::from("unknown")));
+    let p = &run["processes"][0];
+    assert_eq!(
+        (&p["host"], &p["stale"], &p["phase"]),
+        (&Value::from("batch-7"), &Value::Null, &Value::from("waiting"))
+    );
+    assert_eq!(p["tables"].as_array().unwrap().len(), 1, "{p:#}");
+    let text = ctx.ddbsync(&["status", "local"]).stdout();
+    assert!(text.contains("of environment staging, on this environment's tables"), "{text}");
+    // The last run stays said: the repair.
+    assert_eq!(doc["last_run"]["mode"], "repair", "{doc:#}");
+}
