@@ -15,6 +15,11 @@ use crate::harness::{finish, repo, Ctx};
 /// progress in it is fresh), one batch in flight, and timeouts long enough that a stalled write
 /// waits for the test rather than failing.
 fn profile(ctx: &Ctx) {
+    profile_timing(ctx, 120);
+}
+
+/// [`profile`] with DynamoDB calls bounded by `timeout` seconds.
+fn profile_timing(ctx: &Ctx, timeout: u64) {
     let mappings = ctx.envs.path().join("mappings/pni.toml");
     if !mappings.exists() {
         ctx.write_mappings("pni.toml", &std::fs::read_to_string(repo().join("envs/mappings/pni.toml")).unwrap());
@@ -22,7 +27,7 @@ fn profile(ctx: &Ctx) {
     let text = format!(
         "mappings = \"mappings/pni.toml\"\ntable_prefix = \"{}\"\n\n[source]\nhost = \"127.0.0.1\"\nport = {}\n\
          dbname = \"{}\"\nuser = \"postgres\"\nsslmode = \"disable\"\nconnect_timeout_secs = 5\n\n[target]\n\
-         region = \"us-east-1\"\nendpoint_url = \"{}\"\nattempt_timeout_secs = 120\noperation_timeout_secs = 120\n\n\
+         region = \"us-east-1\"\nendpoint_url = \"{}\"\nattempt_timeout_secs = {timeout}\noperation_timeout_secs = {timeout}\n\n\
          [sync]\nlock_lease_secs = 6\nmax_in_flight = 1\n",
         ctx.prefix,
         crate::harness::servers().pg_port,
@@ -287,4 +292,22 @@ async fn a_repair_and_another_environments_lease_on_these_tables_are_shown() {
     assert!(text.contains("of environment staging, on this environment's tables"), "{text}");
     // The last run stays said: the repair.
     assert_eq!(doc["last_run"]["mode"], "repair", "{doc:#}");
+}
+
+/// A DynamoDB that stops answering ends `status` (and a watch) with exit 1 within the profile's
+/// operation timeout, naming what it was reading and the setting that bounds it.
+#[tokio::test]
+async fn a_stalled_dynamodb_ends_status_within_its_timeout() {
+    let ctx = Ctx::new(5).await;
+    profile_timing(&ctx, 2);
+    ctx.proxy.set_stalled(true);
+    for args in [&["status", "local"][..], &["status", "local", "--watch"]] {
+        let run = ctx.ddbsync(args);
+        assert_eq!(run.code(), 1, "{args:?}: {}", run.stderr());
+        let err = run.stderr();
+        assert!(err.contains("reading the run records in") && err.contains("no answer from DynamoDB"), "{err}");
+        assert!(err.contains("target.operation_timeout_secs bounds each call"), "the fix: {err}");
+        assert!(run.elapsed < Duration::from_secs(15), "took {:?}", run.elapsed);
+    }
+    ctx.proxy.set_stalled(false);
 }
