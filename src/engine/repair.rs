@@ -703,6 +703,7 @@ async fn repair_table(
     }
     r.unpriced = unpriced;
     r.cost = Savings::new(&run.profile.prices, r.write_units, r.read_units, r.full_rewrite_units);
+    counters.phase(crate::pure::status::Phase::Done);
     let failure = match halt {
         Some(Halt::Failed(e)) => Some(e),
         Some(Halt::Stopped(signal)) => Some(Interrupted(signal).into()),
