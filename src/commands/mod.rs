@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod docs;
+pub mod status;
 pub mod tables;
 
 use std::io::IsTerminal;
@@ -12,7 +13,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::cli::{
-    BackupArgs, Cli, Command, HistoryArgs, IamArgs, ReportArgs, RestoreArgs, SyncArgs, TablesCommand, VerifyArgs,
+    BackupArgs, Cli, Command, HistoryArgs, IamArgs, ReportArgs, RestoreArgs, StatusArgs, SyncArgs, TablesCommand,
+    VerifyArgs,
 };
 use crate::engine::preflight;
 use crate::engine::stop::{Interrupted, Stop};
@@ -48,6 +50,11 @@ async fn command(cli: Cli) -> Result<Exit> {
     // said). What holds nothing is cut at once; what holds something ends itself (`Stop::hold`).
     let stop = Stop::on_signals();
     let name = name(&cli.command);
+    // As the run's leases name it, for `status`.
+    crate::engine::progress::set_command(match &cli.command {
+        Command::Verify(args) if args.repair => "verify --repair",
+        _ => name,
+    });
     let outcome = tokio::select! {
         outcome = dispatch(cli, &printer, &stop) => outcome,
         cut = stop.cut(name) => Err(cut),
@@ -72,6 +79,7 @@ fn name(command: &Command) -> &'static str {
         Command::Tables(TablesCommand::Drop(_)) => "tables drop",
         Command::Verify(_) => "verify",
         Command::History(_) => "history",
+        Command::Status(_) => "status",
         Command::Report(_) => "report",
         Command::IamPolicy(_) => "iam-policy",
         Command::Completions(_) => "completions",
@@ -119,6 +127,10 @@ async fn dispatch(cli: Cli, printer: &Printer, stop: &Stop) -> Result<Exit> {
         }
         Command::Verify(args) => verify(dir, args, cli.json, printer, stop).await,
         Command::History(args) => history(dir, args, printer).await,
+        Command::Status(StatusArgs { env, watch }) => {
+            let profile = load(dir, &env).await?;
+            status::run(&profile, watch.map(Duration::from_secs), printer).await
+        }
         Command::Report(args) => report(dir, args, printer).await,
         Command::IamPolicy(args) => iam_policy(dir, args, printer).await,
         Command::Completions(args) => {

@@ -8,6 +8,7 @@ pub mod guard;
 pub mod lock;
 pub mod pace;
 pub mod preflight;
+pub mod progress;
 pub mod references;
 pub mod repair;
 pub mod run_id;

@@ -25,10 +25,12 @@ pub enum Use {
     Restore,
     /// `history` and `report`: read the run records.
     Report,
+    /// `status`: read the run lock's leases and the run records.
+    Status,
 }
 
 impl Use {
-    pub const ALL: [Use; 6] = [Use::Sync, Use::Clean, Use::Verify, Use::Backup, Use::Restore, Use::Report];
+    pub const ALL: [Use; 7] = [Use::Sync, Use::Clean, Use::Verify, Use::Backup, Use::Restore, Use::Report, Use::Status];
 
     /// The actions this use needs on the data tables and on the metadata table.
     fn actions(self) -> (&'static [&'static str], &'static [&'static str]) {
@@ -42,6 +44,8 @@ impl Use {
             Use::Backup => (&["DescribeTable", "Scan"], LOCK),
             Use::Restore => (&["DescribeTable", "CreateTable", "DeleteTable", "BatchWriteItem"], LOCK),
             Use::Report => (&[], &["Query"]),
+            // One Query of the leases, one of the records (`commands/status.rs`).
+            Use::Status => (&[], &["Query"]),
         }
     }
 }
@@ -188,6 +192,20 @@ mod tests {
         let report = policy(&profile(), &[Use::Report]);
         let statements = report["Statement"].as_array().unwrap();
         assert_eq!(statements.len(), 1);
+        assert_eq!(statements[0]["Action"], json!(["dynamodb:Query"]));
+    }
+
+    #[test]
+    fn status_only_queries_the_metadata_table_and_calls_nothing_else() {
+        // The target calls `status` makes, read from its source: `dynamo.query_from(` → Query.
+        let source = include_str!("../commands/status.rs");
+        let methods = ["describe", "scan", "query_from", "get_item", "put_item", "put_if", "delete_if", "batch"];
+        let called: BTreeSet<&str> = methods.into_iter().filter(|m| source.contains(&format!(".{m}("))).collect();
+        assert_eq!(called, BTreeSet::from(["query_from"]), "status calls more than Query");
+        let status = policy(&profile(), &[Use::Status]);
+        let statements = status["Statement"].as_array().unwrap();
+        assert_eq!(statements.len(), 1, "nothing on the data tables");
+        assert_eq!(statements[0]["Sid"], "DdbsyncRunRecordsAndLock");
         assert_eq!(statements[0]["Action"], json!(["dynamodb:Query"]));
     }
 

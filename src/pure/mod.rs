@@ -18,4 +18,5 @@ pub mod plan;
 pub mod remap;
 pub mod report;
 pub mod runs;
+pub mod status;
 pub mod value;

@@ -28,6 +28,7 @@ mod secure;
 mod shards;
 mod source;
 mod sqlite;
+mod status;
 mod sync;
 mod unattended;
 mod verify;

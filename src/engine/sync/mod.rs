@@ -543,6 +543,10 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Do
             done.backup = Some(path.display().to_string());
         }
     }
+    // The backup's figures are not the sync's: its tables wait for it.
+    for p in prepared.iter() {
+        crate::engine::progress::forget(&p.mapping.table_name);
+    }
     // A table about to be recreated is tried before it is deleted; a new one once it exists.
     for p in prepared.iter().filter(|p| p.exists && options.clean) {
         try_scope(run, p).await?;
