@@ -642,6 +642,10 @@ async fn sync_run(
         ))
         .into());
     }
+    if let Some(path) = &args.id_map {
+        // Known before anything is read or written, not after the run.
+        writable(path, "--id-map")?;
+    }
     if let (Some(limit), profile::SourceKind::DynamoDb(source)) = (args.limit, &mut profile.source.kind) {
         // The sample's referenced items are written too, so their tables are in the run.
         let roots: Vec<String> = match tables.is_empty() {
@@ -717,6 +721,31 @@ async fn sync_run(
     } else {
         Exit::Success
     })
+}
+
+/// Refuses (exit 2) an output file that cannot be written: a directory, or a place whose directory
+/// does not exist or refuses a new file. Tried by creating and removing the file beside it that
+/// the output is first written to.
+fn writable(path: &Path, flag: &str) -> Result<()> {
+    let refuse = |why: String| -> Result<()> {
+        Err(UsageError(format!(
+            "{flag} {}: {why}; give a file in a directory that exists and may be written",
+            path.display()
+        ))
+        .into())
+    };
+    if path.is_dir() {
+        return refuse("is a directory".into());
+    }
+    let trial = path.with_extension("partial");
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&trial) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&trial);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => refuse(format!("cannot be written ({e})")),
+    }
 }
 
 /// `roots` and every table they reference, transitively (mapping names, in the profile's order,

@@ -299,3 +299,17 @@ async fn limit_and_id_map_are_refused_for_a_sql_source() {
     assert_eq!(run.code(), 2, "{}", run.stderr());
     assert!(run.stderr().contains("has references to check"), "{}", run.stderr());
 }
+
+#[tokio::test]
+async fn an_id_map_that_cannot_be_written_is_refused_before_anything_is_read() {
+    let ctx = Ctx::new(1).await;
+    build_dev(&ctx).await;
+    write_env(&ctx, "test", "");
+    let dir = ctx.envs.path().to_str().unwrap().to_string();
+    for (path, why) in [("/nonexistent-dir/ids.jsonl", "cannot be written"), (dir.as_str(), "is a directory")] {
+        let run = ctx.ddbsync(&["sync", "test", "--id-map", path]);
+        assert_eq!(run.code(), 2, "{path}: {}", run.stderr());
+        assert!(run.stderr().contains(&format!("--id-map {path}: {why}")), "{}", run.stderr());
+    }
+    assert!(!ctx.table_exists("Contacts-test").await, "nothing was written");
+}

@@ -321,8 +321,7 @@ fn write_id_map(path: &std::path::Path, profile: &Profile, promotion: &source::P
     let table = |name: &str| profile.tables.iter().find(|t| t.name == name);
     let temporary = path.with_extension("partial");
     let mut file = std::io::BufWriter::new(
-        std::fs::File::create(&temporary)
-            .with_context(|| format!("cannot write the ID map {}", temporary.display()))?,
+        std::fs::File::create(&temporary).with_context(|| format!("cannot write the ID map {}", path.display()))?,
     );
     for (name, old, new) in &promotion.ids {
         let mapping = table(name);
@@ -333,12 +332,12 @@ fn write_id_map(path: &std::path::Path, profile: &Profile, promotion: &source::P
             "source_id": crate::pure::ddb_json::value_to_json(old),
             "target_id": crate::pure::ddb_json::value_to_json(new),
         });
-        writeln!(file, "{line}").with_context(|| format!("cannot write the ID map {}", temporary.display()))?;
+        writeln!(file, "{line}").with_context(|| format!("cannot write the ID map {}", path.display()))?;
     }
     file.into_inner()
         .map_err(|e| e.into_error())
         .and_then(|f| f.sync_all())
-        .with_context(|| format!("cannot write the ID map {}", temporary.display()))?;
+        .with_context(|| format!("cannot write the ID map {}", path.display()))?;
     std::fs::rename(&temporary, path).with_context(|| format!("cannot move the ID map into {}", path.display()))
 }
 
