@@ -9,6 +9,7 @@ pub mod lock;
 pub mod pace;
 pub mod preflight;
 pub mod progress;
+pub mod promotion;
 pub mod references;
 pub mod repair;
 pub mod run_id;

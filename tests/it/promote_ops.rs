@@ -313,3 +313,36 @@ async fn an_id_map_that_cannot_be_written_is_refused_before_anything_is_read() {
     }
     assert!(!ctx.table_exists("Contacts-test").await, "nothing was written");
 }
+
+#[tokio::test]
+async fn another_id_namespace_is_refused_before_it_duplicates_the_target() {
+    let ctx = Ctx::new(1).await;
+    build_dev(&ctx).await;
+    write_env(&ctx, "test", "");
+    assert_eq!(ctx.ddbsync(&["sync", "test"]).code(), 0);
+    let before = by_name(&ctx, "Quotes-test").await;
+    // The same tables under another namespace: as if the environment file had been renamed.
+    let profile = std::fs::read_to_string(ctx.envs.path().join("test.toml")).unwrap();
+    std::fs::write(
+        ctx.envs.path().join("test.toml"),
+        profile.replace("id_namespace = \"prod\"", "id_namespace = \"prod-2\""),
+    )
+    .unwrap();
+    for args in [&["sync", "test"][..], &["sync", "test", "--dry-run"]] {
+        let run = ctx.ddbsync(args);
+        assert_eq!(run.code(), 2, "{args:?}: {}", run.stderr());
+        assert!(
+            run.stderr().contains("was promoted with id_namespace \"prod\", and this run's is \"prod-2\""),
+            "{}",
+            run.stderr()
+        );
+    }
+    assert_eq!(by_name(&ctx, "Quotes-test").await, before, "nothing was written");
+    // --clean starts the tables afresh under the new namespace.
+    let run = ctx.ddbsync(&["--json", "sync", "test", "--clean", "--yes"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let after = by_name(&ctx, "Quotes-test").await;
+    assert_eq!(after.len(), 8);
+    assert!(after.iter().all(|(name, item)| item["id"] != before[name]["id"]), "every ID is the new namespace's");
+    assert_eq!(ctx.ddbsync(&["sync", "test"]).code(), 0, "and the new namespace is the table's from now on");
+}

@@ -528,6 +528,15 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Do
     // only before a clean that deletes.
     // A promotion into a protected environment keeps the same rollback point: `restore` returns to it.
     let promotion = matches!(profile.source.kind, crate::profile::SourceKind::DynamoDb(_));
+    if promotion {
+        // Before the backup and the first write: a run that would duplicate the tables does neither.
+        let tables: Vec<(&TableMapping, bool)> = prepared
+            .iter()
+            .filter(|p| p.mapping.promote.is_some())
+            .map(|p| (p.mapping, !p.exists || options.clean))
+            .collect();
+        crate::engine::promotion::claim(&**dynamo, profile, &tables).await?;
+    }
     if (options.clean || promotion) && profile.protected && run.mode == Mode::Real {
         let existing: Vec<&TableMapping> = prepared.iter().filter(|p| p.exists).map(|p| p.mapping).collect();
         if !existing.is_empty() {
