@@ -776,28 +776,38 @@ impl Dynamo {
     /// Writes one item if `condition` holds; `Ok(false)` when it does not.
     async fn put_if(&self, table: &str, item: Item, condition: Condition<'_>) -> Result<bool, TargetError> {
         let request = self.client.put_item().table_name(table).set_item(Some(item));
-        let values = condition_values(&condition);
-        condition_met(
-            request.condition_expression(condition.expression).set_expression_attribute_values(values).send().await,
-            &self.chain,
-        )
+        let (values, names) = (condition_values(&condition), condition_names(&condition));
+        let request = request.condition_expression(condition.expression).set_expression_attribute_names(names);
+        condition_met(request.set_expression_attribute_values(values).send().await, &self.chain)
     }
 
     /// Deletes one item if `condition` holds; `Ok(false)` when it does not.
     async fn delete_if(&self, table: &str, key: Item, condition: Condition<'_>) -> Result<bool, TargetError> {
         let request = self.client.delete_item().table_name(table).set_key(Some(key));
-        let values = condition_values(&condition);
-        condition_met(
-            request.condition_expression(condition.expression).set_expression_attribute_values(values).send().await,
-            &self.chain,
-        )
+        let (values, names) = (condition_values(&condition), condition_names(&condition));
+        let request = request.condition_expression(condition.expression).set_expression_attribute_names(names);
+        condition_met(request.set_expression_attribute_values(values).send().await, &self.chain)
     }
 }
 
 /// A condition's values as the SDK takes them: none at all rather than an empty map, which
 /// DynamoDB refuses.
 fn condition_values(condition: &Condition<'_>) -> Option<HashMap<String, AttributeValue>> {
-    (!condition.values.is_empty()).then(|| condition.values.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+    let values: HashMap<String, AttributeValue> =
+        condition.values.iter().filter(|(k, _)| !k.starts_with('#')).map(|(k, v)| (k.to_string(), v.clone())).collect();
+    (!values.is_empty()).then_some(values)
+}
+
+/// A condition's `#name` entries as the SDK takes them (see [`Condition`]), none at all when it has
+/// none.
+fn condition_names(condition: &Condition<'_>) -> Option<HashMap<String, String>> {
+    let names: HashMap<String, String> = condition
+        .values
+        .iter()
+        .filter(|(k, _)| k.starts_with('#'))
+        .filter_map(|(k, v)| v.as_s().ok().map(|name| (k.to_string(), name.clone())))
+        .collect();
+    (!names.is_empty()).then_some(names)
 }
 
 /// A conditional write's answer: done, or the condition did not hold.

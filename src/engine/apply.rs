@@ -1,0 +1,373 @@
+//! `ddbsync apply`: writes exactly a plan's changes, under the run lock, each only where the
+//! target still holds what the plan was computed against.
+//!
+//! Every change is one conditional write. A create is a PutItem on `attribute_not_exists` of the
+//! partition key. An update or a delete reads the stored item first (one strongly consistent read)
+//! and goes on only if its whole content is what the plan saw, then writes on the condition that
+//! `_ddbsync_hash` is still the one read: a hand edit before the read is found by the content, a
+//! ddbsync run's write after it by the condition (a hand edit in the milliseconds between the read
+//! and the write is not). BatchWriteItem carries no condition, so the apply sends one request per
+//! item (the same write units as a batched write; the throughput is in BENCHMARKS.md).
+//! A change not made is judged by the stored item: one that already holds what the plan writes (or,
+//! for a delete, no item) was applied before (an apply stopped half way, then run again) and is
+//! counted so; anything else changed since the plan and is skipped as drift, never overwritten.
+//! Nothing outside the plan is written.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::engine::lock::{self, Fence};
+use crate::engine::pace::Cap;
+use crate::engine::stop::{Interrupted, Stop};
+use crate::printer::Printer;
+use crate::profile::Profile;
+use crate::pure::ddb_json;
+use crate::pure::item::{self, AttributeValue, Item, HASH_ATTR};
+use crate::pure::planfile::{self, Against, PlanFile, PlanTable};
+use crate::pure::report::{OperationRun, OperationTable, Outcome};
+use crate::target::retry::{self, RetryPolicy};
+use crate::target::{Condition, Target, TargetError};
+
+/// How the apply takes the lock.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    pub force_unlock: bool,
+    pub lock_timeout: Option<std::time::Duration>,
+}
+
+/// What an apply did to one table.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AppliedTable {
+    pub table: String,
+    pub created: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    /// Changes the target already held (an earlier apply of this plan wrote them).
+    pub already_applied: u64,
+    /// Changes skipped because the target changed since the plan.
+    pub drifted: u64,
+    /// Changes not made: the apply stopped (a signal, an error) before them, or their write failed.
+    pub not_applied: u64,
+    /// Write units of the changes made, estimated from the plan (a conditional write's answer
+    /// does not say them).
+    pub write_units: f64,
+    /// Read units of the read-backs after failed conditions.
+    pub read_units: f64,
+}
+
+/// A change skipped as drift: the key, and what the target holds now.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Drift {
+    pub table: String,
+    pub key: String,
+    /// `create`, `update` or `delete`.
+    pub change: &'static str,
+    /// `an item`, `no item`, `an item with another content hash`…
+    pub found: String,
+}
+
+/// The apply's report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplyReport {
+    pub environment: String,
+    pub plan: String,
+    pub plan_created_at: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub tables: Vec<AppliedTable>,
+    pub drift: Vec<Drift>,
+    pub write_units: f64,
+    pub read_units: f64,
+    pub cost_usd: f64,
+    pub outcome: Outcome,
+}
+
+impl ApplyReport {
+    pub fn render(&self) -> String {
+        use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED);
+        table.set_header(["table", "created", "updated", "deleted", "already applied", "drift", "not applied"]);
+        for t in &self.tables {
+            let mut cells = vec![Cell::new(&t.table)];
+            let figures = [t.created, t.updated, t.deleted, t.already_applied, t.drifted, t.not_applied];
+            cells.extend(figures.iter().map(|n| Cell::new(n).set_alignment(CellAlignment::Right)));
+            table.add_row(cells);
+        }
+        let mut out = format!("apply of {} to {} ({})\n{table}\n", self.plan, self.environment, self.outcome.status);
+        for d in &self.drift {
+            out.push_str(&format!(
+                "drift: {} {}: {} skipped: the target holds {} since the plan was made\n",
+                d.table, d.key, d.change, d.found
+            ));
+        }
+        out.push_str(&format!(
+            "write units {:.1} (estimated), read units {:.1}, USD {:.6}\n",
+            self.write_units, self.read_units, self.cost_usd
+        ));
+        if !self.drift.is_empty() {
+            out.push_str("the changes skipped as drift were not written: run ddbsync plan again to see them now\n");
+        }
+        out
+    }
+
+    /// The run record (`history` shows it with mode `apply`).
+    pub fn record(&self, profile: &Profile) -> Item {
+        OperationRun {
+            environment: self.environment.clone(),
+            mode: "apply",
+            started_at: self.started_at.clone(),
+            finished_at: self.finished_at.clone(),
+            prices: profile.prices.clone(),
+            tables: self
+                .tables
+                .iter()
+                .map(|t| OperationTable {
+                    table: t.table.clone(),
+                    created: t.created,
+                    updated: t.updated,
+                    deleted: t.deleted,
+                    failed: t.drifted + t.not_applied,
+                    write_units: t.write_units,
+                    read_units: t.read_units,
+                })
+                .collect(),
+            outcome: self.outcome.clone(),
+        }
+        .record()
+    }
+}
+
+/// What became of one change.
+enum Done {
+    Made,
+    AlreadyApplied,
+    Drift(String),
+}
+
+/// Applies `plan` (already checked against the profile) under the run lock. The report comes
+/// back whatever ended the apply, with the error that did, if one did.
+pub async fn run(
+    dynamo: Arc<dyn Target>,
+    profile: &Profile,
+    (plan, file): (&PlanFile, &str),
+    options: &ApplyOptions,
+    printer: &Printer,
+    stop: &Stop,
+) -> Result<(ApplyReport, Option<anyhow::Error>)> {
+    let started_at = now();
+    let names: Vec<String> = plan.tables.iter().map(|t| t.table.clone()).collect();
+    let mut tables: Vec<AppliedTable> =
+        plan.tables.iter().map(|t| AppliedTable { table: t.table.clone(), ..AppliedTable::default() }).collect();
+    let mut drift = Vec::new();
+    let on_wait = |e: &anyhow::Error| printer.waiting_for_lock(options.lock_timeout, e);
+    let (tables_done, drift_found, writer) = (&mut tables, &mut drift, dynamo.clone());
+    let work = move |fence: Fence| {
+        let (tables, drift, dynamo) = (tables_done, drift_found, writer);
+        async move {
+            let cap = profile.sync.max_write_units_per_second.map(|n| Arc::new(Cap::new(n)));
+            for (t, applied) in plan.tables.iter().zip(tables.iter_mut()) {
+                apply_table(&dynamo, profile, t, applied, drift, (&fence, stop, cap.as_deref())).await?;
+            }
+            Ok(())
+        }
+    };
+    let outcome = lock::with_lock(&dynamo, profile, &names, (options.force_unlock, options.lock_timeout), on_wait, stop, work).await;
+    let error = match outcome {
+        Err(e) if e.chain().any(|c| c.is::<lock::Locked>() || c.is::<lock::StoppedWaiting>()) => return Err(e),
+        Err(e) => Some(e),
+        Ok(()) => stop.requested().map(|signal| Interrupted(signal).into()),
+    };
+    // What the stop or the error left unwritten.
+    for (t, applied) in plan.tables.iter().zip(tables.iter_mut()) {
+        let handled = applied.created + applied.updated + applied.deleted + applied.already_applied + applied.drifted;
+        applied.not_applied = (t.puts.len() + t.deletes.len()) as u64 - handled;
+    }
+    let write_units: f64 = tables.iter().map(|t| t.write_units).sum();
+    let read_units: f64 = tables.iter().map(|t| t.read_units).sum();
+    let mut outcome = Outcome::of(error.as_ref(), crate::exit_for);
+    if error.is_none() && !drift.is_empty() {
+        outcome.exit_code = crate::exit::Exit::Differences as u8;
+    }
+    let report = ApplyReport {
+        environment: profile.env.clone(),
+        plan: file.to_string(),
+        plan_created_at: plan.created_at.clone(),
+        started_at,
+        finished_at: now(),
+        tables,
+        drift,
+        write_units,
+        read_units,
+        cost_usd: profile.prices.cost(write_units, read_units),
+        outcome,
+    };
+    let mut error = error;
+    if let Err(message) = sync::record_run(&*dynamo, profile, report.record(profile)).await {
+        printer.warn(&message);
+        error.get_or_insert_with(|| anyhow::anyhow!("{message}; the apply itself finished (report above)"));
+    }
+    Ok((report, error))
+}
+
+use crate::engine::sync;
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// One table's changes, `in_flight` at once; stops sending at a signal or a closed fence, and at
+/// the first write that fails for good.
+async fn apply_table(
+    dynamo: &Arc<dyn Target>,
+    profile: &Profile,
+    table: &PlanTable,
+    applied: &mut AppliedTable,
+    drift: &mut Vec<Drift>,
+    (fence, stop, cap): (&Fence, &Stop, Option<&Cap>),
+) -> Result<()> {
+    let key: Vec<&str> = table.key.iter().map(String::as_str).collect();
+    let policy = RetryPolicy::new(profile.sync.max_attempts);
+    let changes = table
+        .puts
+        .iter()
+        .map(|p| (&p.item, &p.against, true))
+        .chain(table.deletes.iter().map(|d| (&d.key, &d.against, false)));
+    let in_flight = profile.sync.max_in_flight.clamp(1, 64);
+    let mut writes = futures::stream::iter(changes)
+        .map(|(json, against, put)| {
+            let key = &key;
+            async move {
+                if let Some(signal) = stop.requested() {
+                    return Err(Interrupted(signal).into());
+                }
+                fence.check()?;
+                let item = ddb_json::item_from_json(json).map_err(anyhow::Error::msg)?;
+                let units = item::write_units(item::item_size(&item));
+                if let (Some(cap), true) = (cap, put) {
+                    cap.spend(units).await;
+                }
+                let done = change(&**dynamo, &table.table, key, (item.clone(), against, put), &policy).await;
+                lock::beat();
+                let (done, reads) = done.with_context(|| {
+                    format!("applying a change to {}: {}", table.table, item::describe_key(&item, key))
+                })?;
+                Ok::<_, anyhow::Error>((done, reads, units, put, against.clone(), item::describe_key(&item, key)))
+            }
+        })
+        .buffer_unordered(in_flight);
+    let mut failure = None;
+    while let Some(result) = writes.next().await {
+        match result {
+            Ok((done, reads, units, put, against, described)) => {
+                applied.read_units += reads;
+                let kind = match (put, &against) {
+                    (false, _) => "delete",
+                    (true, Against::Absent) => "create",
+                    (true, _) => "update",
+                };
+                match done {
+                    Done::Made => {
+                        match kind {
+                            "create" => applied.created += 1,
+                            "update" => applied.updated += 1,
+                            _ => applied.deleted += 1,
+                        }
+                        applied.write_units += if put { units as f64 } else { 1.0 };
+                    }
+                    Done::AlreadyApplied => applied.already_applied += 1,
+                    Done::Drift(found) => {
+                        applied.drifted += 1;
+                        drift.push(Drift { table: table.table.clone(), key: described, change: kind, found });
+                    }
+                }
+            }
+            // The first failure ends the table: the writes in flight are given their answers.
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
+        }
+        if failure.is_some() {
+            break;
+        }
+    }
+    drop(writes);
+    drift.sort_by(|a, b| (&a.table, &a.key).cmp(&(&b.table, &b.key)));
+    failure.map_or(Ok(()), Err)
+}
+
+/// One change. A create is a PutItem on `attribute_not_exists` of the partition key. An update or
+/// a delete first reads the stored item (strongly consistent) and goes on only if it is the one
+/// the plan saw, then writes on the condition that its `_ddbsync_hash` is still the one read (no
+/// ddbsync run wrote it in between). A change not made is read back to tell an earlier apply's
+/// write from drift. Also returns the read units the reads took.
+async fn change(
+    dynamo: &dyn Target,
+    table: &str,
+    key_names: &[&str],
+    (item, against, put): (Item, &Against, bool),
+    policy: &RetryPolicy,
+) -> Result<(Done, f64), TargetError> {
+    let key: Item = item.iter().filter(|(k, _)| key_names.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let read = || async {
+        let (stored, _) = retry::retrying(policy, || dynamo.get_item(table, key.clone())).await;
+        let stored = stored?;
+        let units = stored.as_ref().map_or(1, |i| item::item_size(i).div_ceil(4096).max(1)) as f64;
+        Ok::<_, TargetError>((stored, units))
+    };
+    let mut reads = 0.0;
+    let s = |v: &str| AttributeValue::S(v.to_string());
+    let (expression, mut values) = match against {
+        Against::Absent => ("attribute_not_exists(#k)", vec![("#k", s(key_names[0]))]),
+        Against::Item { hash, .. } => {
+            let (stored, units) = read().await?;
+            reads += units;
+            if !against.holds(stored.as_ref()) {
+                return Ok((judge(&item, put, stored.as_ref()), reads));
+            }
+            match hash {
+                Some(h) => ("#h = :h", vec![(":h", s(h))]),
+                None => ("attribute_exists(#k) AND attribute_not_exists(#h)", vec![("#k", s(key_names[0]))]),
+            }
+        }
+    };
+    if expression.contains("#h") {
+        values.push(("#h", s(HASH_ATTR)));
+    }
+    let condition = || Condition { expression, values: values.clone() };
+    let (made, _) = retry::retrying(policy, || async {
+        match put {
+            true => dynamo.put_if(table, item.clone(), condition()).await,
+            false => dynamo.delete_if(table, key.clone(), condition()).await,
+        }
+    })
+    .await;
+    if made? {
+        return Ok((Done::Made, reads));
+    }
+    let (stored, units) = read().await?;
+    Ok((judge(&item, put, stored.as_ref()), reads + units))
+}
+
+/// A change whose target is not what the plan saw: already applied when the target holds what the
+/// change writes (or, for a delete, no item), drift otherwise.
+fn judge(item: &Item, put: bool, stored: Option<&Item>) -> Done {
+    let applied = match put {
+        true => stored.is_some_and(|s| {
+            s.get(HASH_ATTR) == item.get(HASH_ATTR) && planfile::stored_content(s) == planfile::stored_content(item)
+        }),
+        false => stored.is_none(),
+    };
+    if applied {
+        return Done::AlreadyApplied;
+    }
+    Done::Drift(match stored {
+        None => "no item".to_string(),
+        Some(s) if s.get(HASH_ATTR).is_none() => "an item without a content hash".to_string(),
+        Some(s) if s.get(HASH_ATTR) != item.get(HASH_ATTR) => "an item with another content hash".to_string(),
+        Some(_) => "an item edited since the plan (its content differs from what the plan saw)".to_string(),
+    })
+}
