@@ -183,6 +183,25 @@ async fn verify(dir: &Path, args: VerifyArgs, json: bool, printer: &Printer, sto
     if !json {
         printer.show(&verified.report, verify::VerifyReport::render)?;
     }
+    if let (Some(max), true) = (args.max_cost, writes) {
+        // The repair's writes are known once its source rows are read: a dry run of it first.
+        let rehearsal = repair::Options {
+            mode: Mode::Rehearsal,
+            allow_mass_delete: args.allow_mass_delete,
+            force_unlock: false,
+            lock_timeout: None,
+        };
+        let (estimated, error) = repair::run(&profile, &verified, &rehearsal, printer, stop).await?;
+        if let Some(error) = error {
+            return Err(error.context("estimating the repair's cost (--max-cost); nothing was written"));
+        }
+        let estimate = profile.prices.cost(estimated.write_units, 0.0);
+        if estimate > max {
+            let parts = format!("{:.1} write units, estimated from the items' sizes", estimated.write_units);
+            let what = format!("verify --repair {}", profile.env);
+            return Err(crate::exit::OverBudget::of(&what, estimate, &parts, max).into());
+        }
+    }
     if writes {
         confirm(&profile, &format!("verify --repair {planned}"), "", args.yes, printer)?;
     }
@@ -871,7 +890,12 @@ async fn apply(dir: &Path, args: ApplyArgs, printer: &Printer, stop: &Stop) -> R
     };
     let profile = load(dir, &env).await?;
     let excluded = |name: &str| -> Vec<crate::pure::hash::Excluded> {
-        profile.tables.iter().filter(|t| t.name == name).flat_map(|t| t.entities.iter().map(|e| e.excluded.clone())).collect()
+        profile
+            .tables
+            .iter()
+            .filter(|t| t.name == name)
+            .flat_map(|t| t.entities.iter().map(|e| e.excluded.clone()))
+            .collect()
     };
     let plan = crate::pure::planfile::open(&text, excluded).map_err(refused)?;
     let names: Vec<String> = plan.tables.iter().map(|t| t.name.clone()).collect();

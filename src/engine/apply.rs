@@ -175,7 +175,9 @@ pub async fn run(
             Ok(())
         }
     };
-    let outcome = lock::with_lock(&dynamo, profile, &names, (options.force_unlock, options.lock_timeout), on_wait, stop, work).await;
+    let outcome =
+        lock::with_lock(&dynamo, profile, &names, (options.force_unlock, options.lock_timeout), on_wait, stop, work)
+            .await;
     let error = match outcome {
         Err(e) if e.chain().any(|c| c.is::<lock::Locked>() || c.is::<lock::StoppedWaiting>()) => return Err(e),
         Err(e) => Some(e),
@@ -311,7 +313,8 @@ async fn change(
     (item, against, put): (Item, &Against, bool),
     policy: &RetryPolicy,
 ) -> Result<(Done, f64), TargetError> {
-    let key: Item = item.iter().filter(|(k, _)| key_names.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let key: Item =
+        item.iter().filter(|(k, _)| key_names.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
     let read = || async {
         let (stored, _) = retry::retrying(policy, || dynamo.get_item(table, key.clone())).await;
         let stored = stored?;

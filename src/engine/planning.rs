@@ -173,11 +173,7 @@ async fn show_changes(dynamo: &dyn Target, plan: &PlanFile, n: usize) -> Result<
     let mut reads = 0.0;
     for table in &plan.tables {
         let key: Vec<&str> = table.key.iter().map(String::as_str).collect();
-        let changes = table
-            .puts
-            .iter()
-            .map(|p| (&p.item, true))
-            .chain(table.deletes.iter().map(|d| (&d.key, false)));
+        let changes = table.puts.iter().map(|p| (&p.item, true)).chain(table.deletes.iter().map(|d| (&d.key, false)));
         for (json, put) in changes {
             if shown.len() >= n {
                 return Ok((shown, reads));

@@ -252,7 +252,13 @@ pub fn content_matches(item: &Item, exclusions: &[Excluded]) -> bool {
 
 /// Why a plan is not applied to this environment now, if it is not: another environment, another
 /// fingerprint, or older than `max_age` (`age`: since its creation).
-pub fn refusal(plan: &PlanFile, env: &str, fingerprint: &str, age: Option<chrono::TimeDelta>, max_age: std::time::Duration) -> Option<String> {
+pub fn refusal(
+    plan: &PlanFile,
+    env: &str,
+    fingerprint: &str,
+    age: Option<chrono::TimeDelta>,
+    max_age: std::time::Duration,
+) -> Option<String> {
     if plan.environment != env {
         return Some(format!("it was made for environment {}, not {env}", plan.environment));
     }
@@ -364,12 +370,8 @@ pub fn render_summary(plan: &PlanFile, file: &str, prices: &crate::pure::cost::P
     cells.push(Cell::new(format!("{:.1}", plan.write_units)).set_alignment(CellAlignment::Right));
     cells.push(Cell::new(format!("{:.6}", plan.cost_usd)).set_alignment(CellAlignment::Right));
     table.add_row(cells);
-    let mut out = format!(
-        "plan for {} ({} changes), made {}\n{table}\n",
-        plan.environment,
-        plan.changes(),
-        plan.created_at
-    );
+    let mut out =
+        format!("plan for {} ({} changes), made {}\n{table}\n", plan.environment, plan.changes(), plan.created_at);
     let _ = writeln!(
         out,
         "the diff read {:.1} units (USD {:.6}); applying it costs about USD {:.6} (writes, estimated from item sizes)",
@@ -451,7 +453,7 @@ mod tests {
             }],
             read_units: 12.5,
             write_units: 3.0,
-            cost_usd: 0.000004,
+            cost_usd: 0.00000375,
             checksum: None,
         }
     }
@@ -551,7 +553,12 @@ mod tests {
         ]);
         let changes = attribute_changes(&old, &new);
         let view = render_changes(
-            &[ShownChange { table: "dev-lessons".into(), key: "id=\"1\"".into(), change: "update", attributes: changes }],
+            &[ShownChange {
+                table: "dev-lessons".into(),
+                key: "id=\"1\"".into(),
+                change: "update",
+                attributes: changes,
+            }],
             1.0,
         );
         insta::assert_snapshot!(view);

@@ -117,7 +117,8 @@ impl Capture {
 
     fn keys(&self, table: &str, info: &TableInfo) {
         let mut tables = self.tables.lock().expect("capture lock");
-        tables.entry(table.to_string()).or_default().key_names = info.key_schema.iter().map(|(n, _)| n.clone()).collect();
+        tables.entry(table.to_string()).or_default().key_names =
+            info.key_schema.iter().map(|(n, _)| n.clone()).collect();
     }
 
     fn read(&self, table: &str, items: &[Item]) {

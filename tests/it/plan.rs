@@ -18,6 +18,18 @@ fn json(run: &crate::harness::Run) -> serde_json::Value {
     serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("{e}: {}\n{}", run.stdout(), run.stderr()))
 }
 
+/// `value` is the schema's document `def` (schema/ddbsync-output.schema.json, closed objects).
+fn conforms(def: &str, value: &serde_json::Value) {
+    let path = crate::harness::repo().join("schema/ddbsync-output.schema.json");
+    let mut schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let root = schema.as_object_mut().unwrap();
+    root.remove("oneOf");
+    root.insert("$ref".into(), serde_json::json!(format!("#/$defs/{def}")));
+    let validator = jsonschema::draft202012::new(&schema).expect("the schema compiles");
+    let errors: Vec<String> = validator.iter_errors(value).map(|e| format!("{e} (at {})", e.instance_path())).collect();
+    assert!(errors.is_empty(), "{def}: {errors:#?}\n{value:#}");
+}
+
 /// The `id`s of the item keys a call of `operation` sent to `table` (`Item` or `Key`).
 fn keys(ctx: &Ctx, operation: &str, table: &str) -> BTreeSet<String> {
     ctx.proxy
@@ -85,6 +97,7 @@ async fn apply_writes_exactly_the_planned_items_and_a_second_plan_is_empty() {
     let planned = ctx.ddbsync(&["--json", "plan", "local", "-o", "p.json", "--show", "10"]);
     assert_eq!(planned.code(), 0, "{}", planned.stderr());
     let planned = json(&planned);
+    conforms("plan", &planned);
     assert_eq!(planned["changes"], 4, "{planned}");
     let t = &planned["tables"][0];
     assert_eq!((t["create"].as_u64(), t["update"].as_u64(), t["delete"].as_u64()), (Some(1), Some(2), Some(1)));
@@ -102,12 +115,18 @@ async fn apply_writes_exactly_the_planned_items_and_a_second_plan_is_empty() {
     let applied = ctx.ddbsync(&["--json", "apply", "p.json"]);
     assert_eq!(applied.code(), 0, "{}", applied.stderr());
     let applied = json(&applied);
+    conforms("apply", &applied);
     let t = &applied["tables"][0];
     assert_eq!((t["created"].as_u64(), t["updated"].as_u64(), t["deleted"].as_u64()), (Some(1), Some(2), Some(1)));
     // The proxy saw exactly the planned keys written, one conditional request each, and no batch.
     assert_eq!(keys(&ctx, "PutItem", &table), BTreeSet::from(["3".into(), "4".into(), "1000".into()]));
     assert_eq!(keys(&ctx, "DeleteItem", &table), BTreeSet::from(["5".to_string()]));
-    assert!(ctx.proxy.requests("PutItem").iter().filter(|r| r["TableName"] == table).all(|r| r["ConditionExpression"].is_string()));
+    assert!(ctx
+        .proxy
+        .requests("PutItem")
+        .iter()
+        .filter(|r| r["TableName"] == table)
+        .all(|r| r["ConditionExpression"].is_string()));
     assert_eq!(batch_writes_to(&ctx, &table), 0);
     // DynamoDB itself holds the source's state.
     assert_eq!(title(&ctx, "3").await.as_deref(), Some("Renamed 3"));
@@ -136,6 +155,7 @@ async fn a_change_made_after_the_plan_is_drift_and_is_not_overwritten() {
     let applied = ctx.ddbsync(&["--json", "apply", "p.json"]);
     assert_eq!(applied.code(), 3, "drift exits 3: {}", applied.stderr());
     let report = json(&applied);
+    conforms("apply", &report);
     let drift: BTreeSet<String> =
         report["drift"].as_array().unwrap().iter().map(|d| d["key"].as_str().unwrap().to_string()).collect();
     assert_eq!(drift, BTreeSet::from(["id=3".to_string(), "id=5".to_string()]), "{report}");
@@ -182,7 +202,10 @@ async fn a_tampered_foreign_or_old_plan_is_refused_and_writes_nothing() {
     refused("p.json", &[], "does not match its own content hash");
     // Another environment's plan.
     std::fs::write(&path, &original).unwrap();
-    ctx.write_profile_with("other", &Profile { mappings: Some(&ctx.envs.path().join("mappings/plan.toml")), ..Profile::default() });
+    ctx.write_profile_with(
+        "other",
+        &Profile { mappings: Some(&ctx.envs.path().join("mappings/plan.toml")), ..Profile::default() },
+    );
     reseal(&path, |p| p.environment = "other".into());
     refused("p.json", &[], "made with another profile or other mappings");
     // Made with other mappings.
@@ -219,7 +242,9 @@ async fn max_cost_below_the_estimate_writes_nothing_and_above_it_writes() {
 
     let sync = ctx.ddbsync(&["--json", "sync", "local", "--max-cost", "0"]);
     assert_eq!(sync.code(), 7, "{}", sync.stderr());
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&sync.stdout()).unwrap()["error"]["kind"], "over-budget");
+    let refused: serde_json::Value = serde_json::from_str(&sync.stdout()).unwrap();
+    conforms("error", &refused);
+    assert_eq!(refused["error"]["kind"], "over-budget");
     assert_eq!(batch_writes_to(&ctx, &table), 0, "nothing was written");
     assert!(keys(&ctx, "PutItem", &table).is_empty() && keys(&ctx, "DeleteItem", &table).is_empty());
     assert_ne!(title(&ctx, "3").await.as_deref(), Some("Renamed 3"), "the item is as it was");
@@ -254,7 +279,8 @@ async fn an_apply_stopped_by_sigterm_is_finished_by_a_second_apply_without_rewri
     let slow = Profile { mappings: Some(&mappings), sync: "max_write_units_per_second = 20", ..Profile::default() };
     ctx.write_profile_with("local", &slow);
     ctx.proxy.clear();
-    let child = ctx.command(&["--json", "apply", "p.json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child =
+        ctx.command(&["--json", "apply", "p.json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     std::thread::sleep(Duration::from_secs(3));
     signal(&child, "TERM");
     let (code, stdout, stderr, _) = finish(child, Instant::now(), Duration::from_secs(30));
@@ -277,4 +303,20 @@ async fn an_apply_stopped_by_sigterm_is_finished_by_a_second_apply_without_rewri
     assert!(written.is_disjoint(&rewritten), "nothing the first apply wrote is written again");
     let again = ctx.ddbsync(&["--json", "plan", "local", "-o", "p2.json"]);
     assert_eq!(json(&again)["changes"], 0);
+}
+
+#[tokio::test]
+async fn a_repair_over_its_max_cost_writes_nothing_and_within_it_repairs() {
+    let ctx = changed().await;
+    let table = ctx.table("items");
+    ctx.proxy.clear();
+    let over = ctx.ddbsync(&["verify", "local", "--full", "--repair", "--yes", "--max-cost", "0"]);
+    assert_eq!(over.code(), 7, "{}", over.stderr());
+    assert!(over.stderr().contains("verify --repair local: the estimated cost"), "{}", over.stderr());
+    assert_eq!(batch_writes_to(&ctx, &table), 0, "nothing was written");
+    assert_ne!(title(&ctx, "3").await.as_deref(), Some("Renamed 3"));
+    let within = ctx.ddbsync(&["verify", "local", "--full", "--repair", "--yes", "--max-cost", "1"]);
+    assert_eq!(within.code(), 0, "{}", within.stderr());
+    assert_eq!(title(&ctx, "3").await.as_deref(), Some("Renamed 3"));
+    assert_eq!(title(&ctx, "5").await, None);
 }
