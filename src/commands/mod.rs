@@ -799,8 +799,8 @@ async fn plan(dir: &Path, args: PlanArgs, printer: &Printer, stop: &Stop) -> Res
         let estimate = plan.total_cost(&profile.prices);
         if estimate > max {
             let parts = format!(
-                "{:.1} read units the diff took, {:.1} write units to apply it",
-                plan.read_units, plan.write_units
+                "{:.1} read units the plan took, {:.1} write units and {:.1} read units to apply it",
+                plan.read_units, plan.write_units, plan.apply_read_units
             );
             let refusal = crate::exit::OverBudget::of(&format!("plan {}", profile.env), estimate, &parts, max);
             return Err(crate::exit::OverBudget(refusal.0.replace("nothing was written", "no plan was saved")).into());
@@ -819,6 +819,7 @@ async fn plan(dir: &Path, args: PlanArgs, printer: &Printer, stop: &Stop) -> Res
         tables: Vec<serde_json::Value>,
         read_units: f64,
         write_units: f64,
+        apply_read_units: f64,
         cost_usd: f64,
         shown: &'a [crate::pure::planfile::ShownChange],
         show_read_units: f64,
@@ -849,6 +850,7 @@ async fn plan(dir: &Path, args: PlanArgs, printer: &Printer, stop: &Stop) -> Res
         tables,
         read_units: plan.read_units,
         write_units: plan.write_units,
+        apply_read_units: plan.apply_read_units,
         cost_usd: plan.cost_usd,
         shown: &made.shown,
         show_read_units: made.show_read_units,
@@ -909,7 +911,11 @@ async fn apply(dir: &Path, args: ApplyArgs, printer: &Printer, stop: &Stop) -> R
         return Err(refused(cause));
     }
     if let Some(max) = args.max_cost.filter(|max| plan.cost_usd > *max) {
-        let parts = format!("{:.1} write units, estimated from the items' sizes", plan.write_units);
+        let parts = format!(
+            "{:.1} write units, estimated from the items' sizes, and {:.1} read units for the items it replaces or \
+             deletes",
+            plan.write_units, plan.apply_read_units
+        );
         return Err(crate::exit::OverBudget::of(&format!("apply {name}"), plan.cost_usd, &parts, max).into());
     }
     if plan.changes() == 0 {

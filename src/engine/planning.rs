@@ -59,6 +59,8 @@ pub async fn make(
     let report = finished.report;
     let reader = dynamo::connect(&profile.target).await;
     let mut tables = Vec::new();
+    // What reading the replaced items took: what the apply's reads of them take again.
+    let mut replaced_reads = 0.0;
     for mapping in &mappings {
         let name = &mapping.table_name;
         let Some(figures) = report.tables.iter().find(|t| &t.table == name) else {
@@ -87,6 +89,7 @@ pub async fn make(
             .map(|i| key_of(i, &key))
             .collect();
         let (stored, reads) = read_whole(&*reader, name, &key, replaced).await?;
+        replaced_reads += reads;
         let against = |item: &Item| {
             let digest = hash::item_key_digest(item, &key);
             Against::of(digest.and_then(|d| stored.get(&d)))
@@ -118,7 +121,8 @@ pub async fn make(
         tables,
         read_units,
         write_units,
-        cost_usd: profile.prices.cost(write_units, 0.0),
+        apply_read_units: replaced_reads,
+        cost_usd: profile.prices.cost(write_units, replaced_reads),
         checksum: None,
     };
     let (shown, show_read_units) = match show {

@@ -49,7 +49,10 @@ pub struct PlanFile {
     pub read_units: f64,
     /// Write units the apply is estimated to consume.
     pub write_units: f64,
-    /// USD the apply is estimated to cost: its writes (a conditional write reads nothing).
+    /// Read units the apply is estimated to consume: it reads each item it replaces or deletes
+    /// before writing, as the plan read them.
+    pub apply_read_units: f64,
+    /// USD the apply is estimated to cost: its writes and those reads.
     pub cost_usd: f64,
     /// `md5:<hex>` of the plan without this field ([`seal`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -132,9 +135,10 @@ impl PlanFile {
         self.tables.iter().map(|t| t.puts.len() + t.deletes.len()).sum()
     }
 
-    /// The estimated cost of planning and applying it: the diff's reads and the writes.
+    /// The estimated cost of planning and applying it: the plan's reads, then the apply's writes
+    /// and reads.
     pub fn total_cost(&self, prices: &crate::pure::cost::Prices) -> f64 {
-        prices.cost(self.write_units, self.read_units)
+        prices.cost(self.write_units, self.read_units + self.apply_read_units)
     }
 }
 
@@ -351,7 +355,7 @@ pub struct ShownChange {
 pub fn render_summary(plan: &PlanFile, file: &str, prices: &crate::pure::cost::Prices) -> String {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
-    table.set_header(["table", "create", "update", "delete", "unchanged", "rejected", "write units", "USD"]);
+    table.set_header(["table", "create", "update", "delete", "unchanged", "rejected", "write units", "write USD"]);
     let mut total = [0u64; 5];
     for t in &plan.tables {
         let creates = t.puts.iter().filter(|p| p.against == Against::Absent).count() as u64;
@@ -368,16 +372,18 @@ pub fn render_summary(plan: &PlanFile, file: &str, prices: &crate::pure::cost::P
     let mut cells = vec![Cell::new("total")];
     cells.extend(total.iter().map(|n| Cell::new(n).set_alignment(CellAlignment::Right)));
     cells.push(Cell::new(format!("{:.1}", plan.write_units)).set_alignment(CellAlignment::Right));
-    cells.push(Cell::new(format!("{:.6}", plan.cost_usd)).set_alignment(CellAlignment::Right));
+    cells.push(Cell::new(format!("{:.6}", prices.cost(plan.write_units, 0.0))).set_alignment(CellAlignment::Right));
     table.add_row(cells);
     let mut out =
         format!("plan for {} ({} changes), made {}\n{table}\n", plan.environment, plan.changes(), plan.created_at);
     let _ = writeln!(
         out,
-        "the diff read {:.1} units (USD {:.6}); applying it costs about USD {:.6} (writes, estimated from item sizes)",
+        "the plan read {:.1} units (USD {:.6}); applying it costs about USD {:.6}: the writes, estimated from the \
+         items' sizes, and {:.1} read units for the items it replaces or deletes",
         plan.read_units,
         prices.cost(0.0, plan.read_units),
-        plan.cost_usd
+        plan.cost_usd,
+        plan.apply_read_units
     );
     if !plan.params.is_empty() {
         let params: Vec<String> = plan.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -453,7 +459,8 @@ mod tests {
             }],
             read_units: 12.5,
             write_units: 3.0,
-            cost_usd: 0.00000375,
+            apply_read_units: 2.0,
+            cost_usd: 0.0000042,
             checksum: None,
         }
     }

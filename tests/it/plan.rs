@@ -110,6 +110,11 @@ async fn apply_writes_exactly_the_planned_items_and_a_second_plan_is_empty() {
     assert_eq!(update["attributes"][0]["path"], "title");
     assert!(update["attributes"][0]["new"].as_str().unwrap().starts_with("\"Renamed "), "{update}");
     assert!(planned["show_read_units"].as_f64().unwrap() >= 4.0, "each stored item read is counted");
+    assert!(planned["apply_read_units"].as_f64().unwrap() > 0.0, "the apply reads what it replaces or deletes");
+    // Saved for its owner alone: it holds items.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(ctx.envs.path().join("p.json")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
 
     ctx.proxy.clear();
     let applied = ctx.ddbsync(&["--json", "apply", "p.json"]);
@@ -257,7 +262,13 @@ async fn max_cost_below_the_estimate_writes_nothing_and_above_it_writes() {
     assert_eq!(real["total"]["updated"], rehearsal["total"]["updated"]);
     assert_eq!(real["total"]["deleted"], rehearsal["total"]["deleted"]);
     let cost = real["total"]["cost_usd"].as_f64().unwrap();
-    assert!(cost > 0.0 && cost <= estimate * 1.5, "the run cost {cost}, estimated {estimate}");
+    assert!(cost > 0.0 && cost <= estimate, "the run cost {cost}, estimated {estimate} (the reads counted twice)");
+    let (estimated_units, units) =
+        (rehearsal["total"]["write_units"].as_f64().unwrap(), real["total"]["write_units"].as_f64().unwrap());
+    assert!(
+        (units - estimated_units).abs() <= estimated_units * 0.1,
+        "wrote {units} units, estimated {estimated_units}"
+    );
     assert_eq!(title(&ctx, "3").await.as_deref(), Some("Renamed 3"));
 }
 
@@ -319,4 +330,28 @@ async fn a_repair_over_its_max_cost_writes_nothing_and_within_it_repairs() {
     assert_eq!(within.code(), 0, "{}", within.stderr());
     assert_eq!(title(&ctx, "3").await.as_deref(), Some("Renamed 3"));
     assert_eq!(title(&ctx, "5").await, None);
+}
+
+#[tokio::test]
+async fn the_plan_summary_and_its_change_view_as_printed() {
+    let ctx = changed().await;
+    let run = ctx.ddbsync(&["plan", "local", "-o", "p.json", "--show", "4"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let prefix: String =
+        ctx.prefix.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_string() } else { format!("\\{c}") }).collect();
+    // As wide as the random prefix, so that the table's columns stay aligned.
+    let placeholder = format!("{:_<1$}-", "<prefix>", ctx.prefix.len() - 1);
+    // The read units are the server's own figures (they differ between servers); the rest is not.
+    insta::with_settings!({
+        filters => vec![
+            (prefix.as_str(), placeholder.as_str()),
+            (r"made \d{4}-\d\d-\d\dT[0-9:.]+Z", "made <time>"),
+            (r"the plan read .* units \(USD [0-9.]+\)", "the plan read <units> (USD <usd>)"),
+            (r"about USD [0-9.]+", "about USD <usd>"),
+            (r"and [0-9.]+ read units for", "and <units> read units for"),
+            (r"took [0-9.]+ read units", "took <units> read units"),
+        ],
+    }, {
+        insta::assert_snapshot!(run.stdout());
+    });
 }
