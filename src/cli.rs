@@ -269,7 +269,7 @@ pub struct VerifyArgs {
     pub lock_timeout: Option<Duration>,
     /// With --repair: write nothing, and exit 7, when the repair's writes are estimated to cost
     /// more than this many USD.
-    #[arg(long, value_name = "USD", value_parser = max_cost, requires = "repair", help_heading = heading::SAFETY)]
+    #[arg(long, value_name = "USD", allow_negative_numbers = true, value_parser = max_cost, requires = "repair", help_heading = heading::SAFETY)]
     pub max_cost: Option<f64>,
 }
 
@@ -414,7 +414,7 @@ pub struct SyncArgs {
     pub metrics: MetricsArgs,
     /// Write nothing, and exit 7, when the run's estimated cost in USD exceeds this (the estimate
     /// is a dry run's, made first: README, "Cost ceiling").
-    #[arg(long, value_name = "USD", value_parser = max_cost, help_heading = heading::SAFETY)]
+    #[arg(long, value_name = "USD", allow_negative_numbers = true, value_parser = max_cost, help_heading = heading::SAFETY)]
     pub max_cost: Option<f64>,
 }
 
@@ -437,7 +437,7 @@ pub struct PlanArgs {
     pub allow_mass_delete: bool,
     /// Save no plan, and exit 7, when planning and applying it are estimated to cost more than
     /// this many USD (the diff's reads and the writes).
-    #[arg(long, value_name = "USD", value_parser = max_cost, help_heading = heading::SAFETY)]
+    #[arg(long, value_name = "USD", allow_negative_numbers = true, value_parser = max_cost, help_heading = heading::SAFETY)]
     pub max_cost: Option<f64>,
     /// Where to save the plan; default <env>.plan.json.
     #[arg(long, short = 'o', value_name = "FILE", value_hint = ValueHint::FilePath, help_heading = heading::OUTPUT)]
@@ -461,7 +461,7 @@ pub struct ApplyArgs {
     #[arg(long, short = 'y', help_heading = heading::SAFETY)]
     pub yes: bool,
     /// Apply nothing, and exit 7, when the plan's writes are estimated to cost more than this many USD.
-    #[arg(long, value_name = "USD", value_parser = max_cost, help_heading = heading::SAFETY)]
+    #[arg(long, value_name = "USD", allow_negative_numbers = true, value_parser = max_cost, help_heading = heading::SAFETY)]
     pub max_cost: Option<f64>,
     /// Take the run lock even if another run holds it (when that run is known to be gone).
     #[arg(long, help_heading = heading::LOCKING)]

@@ -882,7 +882,9 @@ async fn apply(dir: &Path, args: ApplyArgs, printer: &Printer, stop: &Stop) -> R
     let refused = |cause: String| -> anyhow::Error {
         UsageError(format!("plan {name}: {cause}; nothing was written: run ddbsync plan again")).into()
     };
-    let text = std::fs::read_to_string(&args.file).map_err(|e| refused(format!("cannot be read ({e})")))?;
+    let text = std::fs::read_to_string(&args.file).map_err(|e| {
+        UsageError(format!("plan {name}: cannot be read ({e}); nothing was written: give the file ddbsync plan saved"))
+    })?;
     // The environment is the plan's: read it before the checksum is checked, to load its profile.
     let env = serde_json::from_str::<serde_json::Value>(&text)
         .ok()

@@ -239,64 +239,77 @@ async fn apply_table(
         .map(|p| (&p.item, &p.against, true))
         .chain(table.deletes.iter().map(|d| (&d.key, &d.against, false)));
     let in_flight = profile.sync.max_in_flight.clamp(1, 64);
-    let mut writes = futures::stream::iter(changes)
+    // Set at the first failure or stop: no change is sent after it, and the ones in flight are
+    // given their answers and counted.
+    let halted = std::sync::atomic::AtomicBool::new(false);
+    let halt = |e: anyhow::Error| {
+        halted.store(true, std::sync::atomic::Ordering::SeqCst);
+        e
+    };
+    let writes = futures::stream::iter(changes)
         .map(|(json, against, put)| {
-            let key = &key;
+            let (key, halt, halted) = (&key, &halt, &halted);
             async move {
-                if let Some(signal) = stop.requested() {
-                    return Err(Interrupted(signal).into());
+                let go = || -> Result<()> {
+                    if let Some(signal) = stop.requested() {
+                        return Err(Interrupted(signal).into());
+                    }
+                    Ok(fence.check()?)
+                };
+                if halted.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Ok(None);
                 }
-                fence.check()?;
-                let item = ddb_json::item_from_json(json).map_err(anyhow::Error::msg)?;
+                go().map_err(halt)?;
+                let item = ddb_json::item_from_json(json).map_err(anyhow::Error::msg).map_err(halt)?;
                 let units = item::write_units(item::item_size(&item));
-                if let (Some(cap), true) = (cap, put) {
+                if let Some(cap) = cap {
                     cap.spend(units).await;
+                    // The wait may have outlasted a stop or the lease.
+                    go().map_err(halt)?;
                 }
                 let done = change(&**dynamo, &table.table, key, (item.clone(), against, put), &policy).await;
                 lock::beat();
-                let (done, reads) = done.with_context(|| {
-                    format!("applying a change to {}: {}", table.table, item::describe_key(&item, key))
-                })?;
-                Ok::<_, anyhow::Error>((done, reads, units, put, against.clone(), item::describe_key(&item, key)))
+                let described = item::describe_key(&item, key);
+                let (done, reads) =
+                    done.with_context(|| format!("applying a change to {}: {described}", table.table)).map_err(halt)?;
+                Ok(Some((done, reads, units, put, against.clone(), described)))
             }
         })
         .buffer_unordered(in_flight);
+    let results: Vec<Result<_>> = writes.collect().await;
     let mut failure = None;
-    while let Some(result) = writes.next().await {
-        match result {
-            Ok((done, reads, units, put, against, described)) => {
-                applied.read_units += reads;
-                let kind = match (put, &against) {
-                    (false, _) => "delete",
-                    (true, Against::Absent) => "create",
-                    (true, _) => "update",
-                };
-                match done {
-                    Done::Made => {
-                        match kind {
-                            "create" => applied.created += 1,
-                            "update" => applied.updated += 1,
-                            _ => applied.deleted += 1,
-                        }
-                        applied.write_units += if put { units as f64 } else { 1.0 };
-                    }
-                    Done::AlreadyApplied => applied.already_applied += 1,
-                    Done::Drift(found) => {
-                        applied.drifted += 1;
-                        drift.push(Drift { table: table.table.clone(), key: described, change: kind, found });
-                    }
-                }
-            }
-            // The first failure ends the table: the writes in flight are given their answers.
+    for result in results {
+        let (done, reads, units, put, against, described) = match result {
+            Ok(Some(done)) => done,
+            Ok(None) => continue,
             Err(e) => {
                 failure.get_or_insert(e);
+                continue;
+            }
+        };
+        applied.read_units += reads;
+        let kind = match (put, &against) {
+            (false, _) => "delete",
+            (true, Against::Absent) => "create",
+            (true, _) => "update",
+        };
+        match done {
+            Done::Made => {
+                match kind {
+                    "create" => applied.created += 1,
+                    "update" => applied.updated += 1,
+                    _ => applied.deleted += 1,
+                }
+                // A delete is billed on the size of the item deleted: one unit at least.
+                applied.write_units += if put { units as f64 } else { 1.0 };
+            }
+            Done::AlreadyApplied => applied.already_applied += 1,
+            Done::Drift(found) => {
+                applied.drifted += 1;
+                drift.push(Drift { table: table.table.clone(), key: described, change: kind, found });
             }
         }
-        if failure.is_some() {
-            break;
-        }
     }
-    drop(writes);
     drift.sort_by(|a, b| (&a.table, &a.key).cmp(&(&b.table, &b.key)));
     failure.map_or(Ok(()), Err)
 }

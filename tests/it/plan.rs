@@ -300,6 +300,8 @@ async fn an_apply_stopped_by_sigterm_is_finished_by_a_second_apply_without_rewri
     let made = first["tables"][0]["updated"].as_u64().unwrap();
     assert!(made > 0 && made < 160, "stopped half way: {first}");
     let written = keys(&ctx, "PutItem", &ctx.table("items"));
+    assert_eq!(written.len() as u64, made, "every write sent before the stop is answered and counted");
+    assert_eq!(first["tables"][0]["not_applied"].as_u64().unwrap(), 160 - made);
 
     ctx.write_profile_with("local", &Profile { mappings: Some(&mappings), ..Profile::default() });
     ctx.proxy.clear();
