@@ -104,7 +104,9 @@ pub enum Command {
   ddbsync sync prod --lock-timeout 10m     # wait for a running backup or sync instead of exiting 4
   ddbsync sync prod --metrics-file /var/lib/node_exporter/ddbsync.prom   # metrics for Prometheus
   ddbsync sync prod --shard 0/4 --run-id nightly-2026-11-28   # shard 0 of 4; start 1/4, 2/4, 3/4 too
-  ddbsync sync prod --shards 4   # K from JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX")]
+  ddbsync sync prod --shards 4   # K from JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX
+  ddbsync sync promote-prod --dry-run --id-map ids.jsonl   # a promotion's analysis, and its new IDs
+  ddbsync sync promote-prod --table Quotes --limit 1       # one quote and what it references, as a test")]
     Sync(SyncArgs),
     /// Save a sync's changes to a plan file for review, writing nothing to DynamoDB.
     #[command(after_help = "Examples:
@@ -152,7 +154,8 @@ pub enum Command {
   ddbsync verify prod                      # about 100 items read by key, 100 from a random place
   ddbsync verify prod --full               # every item
   ddbsync verify prod --repair --dry-run   # what a repair would write and delete
-  ddbsync verify prod --full --repair      # then write what is missing or differs (asks first)")]
+  ddbsync verify prod --full --repair      # then write what is missing or differs (asks first)
+  ddbsync verify promote-prod --references # every reference a promotion wrote resolves")]
     Verify(VerifyArgs),
     /// List the recorded runs: items written and skipped, units, cost and savings per run.
     #[command(after_help = "Examples:
@@ -247,6 +250,10 @@ pub struct VerifyArgs {
     /// the mapping sets delete_missing, under the run lock, as a sync writes (asks first).
     #[arg(long)]
     pub repair: bool,
+    /// Check instead that every reference a promotion wrote (the mappings' `references`) resolves
+    /// in the target: reads the target's tables, never the source; exit 3 when one does not.
+    #[arg(long, conflicts_with_all = ["repair", "sample", "full", "params"], help_heading = heading::SELECTION)]
+    pub references: bool,
     /// With --repair: do not ask (for scripts); a protected environment always needs it.
     #[arg(long, short = 'y', requires = "repair", help_heading = heading::SAFETY)]
     pub yes: bool,
@@ -369,6 +376,11 @@ pub struct SyncArgs {
     pub params: Vec<(String, String)>,
     #[command(flatten)]
     pub sharding: ShardArgs,
+    /// A promotion's test (a DynamoDB source): read only the first N items of each table selected
+    /// (--table, else every table) and the items they reference, transitively, and write those;
+    /// nothing is deleted.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<usize>, help_heading = heading::SELECTION)]
+    pub limit: Option<usize>,
     /// Compute the same diff and report, write nothing.
     #[arg(long, help_heading = heading::SAFETY)]
     pub dry_run: bool,
@@ -404,6 +416,10 @@ pub struct SyncArgs {
     /// Where to list rejected and unwritten rows (JSON lines); default <rejects_dir>/<env>-<time>.jsonl.
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath, help_heading = heading::OUTPUT)]
     pub rejects_file: Option<PathBuf>,
+    /// A promotion (a DynamoDB source): write every ID it remapped to FILE, one JSON object a line
+    /// (table, source ID, target ID), also in a dry run.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath, help_heading = heading::OUTPUT)]
+    pub id_map: Option<PathBuf>,
     /// With --dry-run: exit 6 when the run would write or delete something (create, update or delete
     /// an item, create or recreate a table), 0 when it would not; rejected rows still exit 3.
     // Checked by `SyncArgs::refused`, not by clap's `requires`: clap's refusal would only say that
@@ -500,6 +516,18 @@ impl SyncArgs {
             ));
         }
         let sharded = self.sharding.shard.is_some() || self.sharding.shards.is_some();
+        match self.limit {
+            Some(0) => {
+                return Some(crate::exit::UsageError("--limit 0 would read nothing; give at least 1".into()));
+            }
+            Some(_) if self.clean || sharded => {
+                return Some(crate::exit::UsageError(
+                    "--limit writes a few items as a test, and --clean (or sharding) works on whole tables: leave one of them out"
+                        .into(),
+                ));
+            }
+            _ => {}
+        }
         (sharded && self.clean).then(|| {
             crate::exit::UsageError(
                 "--clean deletes and recreates whole tables, which no shard may do while the others write: run the \

@@ -146,6 +146,11 @@ async fn verify(dir: &Path, args: VerifyArgs, json: bool, printer: &Printer, sto
         (true, _) => verify::Depth::Full,
         (false, n) => verify::Depth::Sample(n.unwrap_or(100) as usize),
     };
+    if args.references {
+        let report = crate::engine::references::check(&profile, &args.target.tables, printer).await?;
+        printer.show(&report, crate::engine::references::ReferencesReport::render)?;
+        return Ok(if report.dangles() { Exit::Differences } else { Exit::Success });
+    }
     let writes = args.repair && !args.dry_run;
     if writes {
         // Refused before anything is read when there will be no way to say yes.
@@ -637,8 +642,45 @@ async fn sync_run(
         ))
         .into());
     }
+    let promotion = matches!(profile.source.kind, profile::SourceKind::DynamoDb(_));
+    let mut tables = args.tables;
+    if !promotion && (args.limit.is_some() || args.id_map.is_some()) {
+        let flag = if args.limit.is_some() { "--limit" } else { "--id-map" };
+        return Err(UsageError(format!(
+            "{flag} is for promotions from a DynamoDB source ([source] kind = \"dynamodb\"), and {}'s source is {}: \
+             leave it out",
+            profile.env,
+            profile.source.kind.system()
+        ))
+        .into());
+    }
+    if let (Some(limit), profile::SourceKind::DynamoDb(source)) = (args.limit, &mut profile.source.kind) {
+        // The sample's referenced items are written too, so their tables are in the run.
+        let roots: Vec<String> = match tables.is_empty() {
+            true => profile.tables.iter().map(|t| t.name.clone()).collect(),
+            false => tables.clone(),
+        };
+        tables = referenced_closure(&profile.tables, &roots);
+        source.sample = Some(profile::Sample { roots, limit });
+    }
+    if promotion && !args.dry_run && profile.protected {
+        let names = preflight::selected(&profile, &tables)?;
+        let names: Vec<&str> = names.iter().map(|t| t.table_name.as_str()).collect();
+        let action = format!("promoting data into {}", names.join(", "));
+        confirm(&profile, &action, ", after a backup of the tables that exist", args.yes, printer)?;
+        // Twice: the environment's name, then the word that says what is about to happen.
+        if std::io::stdin().is_terminal() {
+            let question = format!(
+                "This writes another environment's data into {} ({}), which is protected.",
+                profile.env, profile.target.region
+            );
+            if !printer.confirm(&question, "promote")? {
+                return Err(UsageError("not confirmed; nothing was changed".into()).into());
+            }
+        }
+    }
     if args.clean && !args.dry_run {
-        let tables = preflight::selected(&profile, &args.tables)?;
+        let tables = preflight::selected(&profile, &tables)?;
         let names: Vec<&str> = tables.iter().map(|t| t.table_name.as_str()).collect();
         let action = format!("--clean deletes and recreates {}", names.join(", "));
         confirm_destruction(&profile, &action, args.yes, printer)?;
@@ -647,7 +689,7 @@ async fn sync_run(
     let options = sync::SyncOptions {
         mode: Mode::of(args.dry_run),
         clean: args.clean,
-        tables: args.tables,
+        tables,
         allow_mass_delete: args.allow_mass_delete,
         force_unlock: args.force_unlock,
         lock_timeout: args.lock_timeout,
@@ -656,6 +698,8 @@ async fn sync_run(
         full_scan: args.full_scan,
         shard,
         run_id,
+        sampled: args.limit.is_some(),
+        id_map: args.id_map,
         capture: None,
     };
     if let (Some(max), Mode::Real) = (max_cost, options.mode) {
@@ -720,6 +764,28 @@ async fn sync_run(
     } else {
         Exit::Success
     })
+}
+
+/// `roots` and every table they reference, transitively (mapping names, in the profile's order,
+/// which is referenced tables first).
+fn referenced_closure(tables: &[profile::TableMapping], roots: &[String]) -> Vec<String> {
+    let mut wanted: Vec<&str> = roots.iter().map(String::as_str).collect();
+    let mut at = 0;
+    while at < wanted.len() {
+        let name = wanted[at];
+        let references = tables.iter().filter(|t| t.name == name).flat_map(|t| t.promote.iter());
+        for reference in references.flat_map(|p| p.references.iter()) {
+            if !wanted.contains(&reference.table.as_str()) {
+                wanted.push(&reference.table);
+            }
+        }
+        at += 1;
+    }
+    // Unknown names stay, for the selection to refuse by name.
+    let mut ordered: Vec<String> =
+        tables.iter().filter(|t| wanted.contains(&t.name.as_str())).map(|t| t.name.clone()).collect();
+    ordered.extend(roots.iter().filter(|r| !tables.iter().any(|t| t.name == **r)).cloned());
+    ordered
 }
 
 /// Why a restore stopped, with what each table holds and the restore's own command that finishes

@@ -441,6 +441,7 @@ async fn record(
         notes: Vec::new(),
         run_id: crate::engine::run_id::current(),
         shard: None,
+        promotion: None,
     };
     let mut item = run.record();
     item.insert("mode".into(), AttributeValue::S("repair".into()));

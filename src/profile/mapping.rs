@@ -25,8 +25,21 @@ pub struct TableMapping {
     pub scope: Option<String>,
     /// How the diff reads what the table holds.
     pub diff: DiffMode,
+    /// A DynamoDB source's table and how its IDs become the target's (None for a SQL source).
+    pub promote: Option<Promote>,
     /// The mappings file, for messages.
     pub origin: PathBuf,
+}
+
+/// How a table is promoted from a DynamoDB source: where its items are, and which attributes
+/// hold IDs ([`crate::pure::remap`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Promote {
+    /// The source table's name (`source.table_template` applied).
+    pub source_table: String,
+    /// The attribute whose value is the item's ID, replaced by its new ID; None: IDs copied.
+    pub id: Option<String>,
+    pub references: Vec<crate::pure::remap::Reference>,
 }
 
 /// How a sync's diff reads the target table (`diff` in the mappings file).
@@ -160,22 +173,27 @@ pub enum KeySource {
 pub(super) fn table_mapping(
     origin: &Path,
     env_file: &Path,
-    prefix: &str,
+    (prefix, suffix): (&str, &str),
     name: String,
-    table: raw::TableSection,
+    mut table: raw::TableSection,
     global_excluded: Option<&[String]>,
+    source_template: Option<&str>,
 ) -> Result<TableMapping, ProfileError> {
     let err = |message: String| ProfileError::new(origin, format!("table \"{name}\": {message}"));
-    let table_name = format!("{prefix}{name}");
+    let table_name = format!("{prefix}{name}{suffix}");
+    let promote = promote(&name, &mut table, source_template).map_err(&err)?;
     if let Some(flaw) = name_flaw(&table_name) {
         // The file to blame is the one whose value breaks the rule: the environment's prefix only
         // when the mapping's name is fine alone and the prefix makes it too long.
         if bad_characters(&name).is_none() && name.len() <= MAX_NAME && table_name.len() > MAX_NAME {
+            let (given, them) = match suffix.is_empty() {
+                true => (format!("table_prefix = \"{prefix}\" makes"), "the prefix"),
+                false => (format!("table_prefix = \"{prefix}\" and table_suffix = \"{suffix}\" make"), "them"),
+            };
             return Err(ProfileError::new(
                 env_file,
                 format!(
-                    "table_prefix = \"{prefix}\" makes the name of table \"{name}\" (of {}) \"{table_name}\", which {flaw}; \
-                     shorten the prefix",
+                    "{given} the name of table \"{name}\" (of {}) \"{table_name}\", which {flaw}; shorten {them}",
                     origin.display()
                 ),
             ));
@@ -293,8 +311,113 @@ pub(super) fn table_mapping(
         delete_missing: table.delete_missing,
         scope: table.scope,
         diff,
+        promote,
         origin: origin.to_path_buf(),
     })
+}
+
+/// A DynamoDB source's settings of a table, checked: its source table and the attributes that
+/// hold IDs. The table then has a single entity whose "query" is the source table's name. The
+/// settings of the other kind of source are refused, not ignored.
+fn promote(
+    name: &str,
+    table: &mut raw::TableSection,
+    source_template: Option<&str>,
+) -> Result<Option<Promote>, String> {
+    let Some(template) = source_template else {
+        let given = [
+            ("source_table", table.source_table.is_some()),
+            ("id", table.id.is_some()),
+            ("references", !table.references.0.is_empty()),
+        ];
+        return match given.iter().find(|(_, set)| *set) {
+            Some((key, _)) => Err(format!(
+                "`{key}` is for a DynamoDB source (kind = \"dynamodb\" in the environment's [source]); this source \
+                 is SQL: give the table a `query`"
+            )),
+            None => Ok(None),
+        };
+    };
+    let sql_only = [
+        ("query", table.query.is_some()),
+        ("entities", !table.entities.0.is_empty()),
+        ("params", !table.params.is_empty()),
+        ("json_columns", !table.json_columns.is_empty()),
+        ("scope", table.scope.is_some()),
+    ];
+    if let Some((key, _)) = sql_only.iter().find(|(_, set)| *set) {
+        return Err(format!(
+            "`{key}` is for SQL sources, and this environment's source is DynamoDB: the table's items come from \
+             its source table (source_table, by default the mapping's name), every attribute copied"
+        ));
+    }
+    let source_name = table.source_table.clone().unwrap_or_else(|| name.to_string());
+    let source_table = template.replace("{table}", &source_name);
+    if let Some(flaw) = name_flaw(&source_table) {
+        return Err(format!(
+            "its source table \"{source_table}\" (source.table_template with source_table = \"{source_name}\") {flaw}"
+        ));
+    }
+    if let Some(id) = table.id.as_deref().filter(|id| id.is_empty() || item::is_reserved(id)) {
+        return Err(format!("id = \"{id}\" is not an attribute ddbsync can remap; name the attribute holding the ID"));
+    }
+    let references = std::mem::take(&mut table.references)
+        .0
+        .into_iter()
+        .map(|(path, referenced)| crate::pure::remap::Reference::parse(&path, &referenced))
+        .collect::<Result<Vec<_>, _>>()?;
+    // The entity reads the source table: its name stands where a SQL source has its query.
+    table.query = Some(source_table.clone());
+    Ok(Some(Promote { source_table, id: table.id.take(), references }))
+}
+
+/// A DynamoDB source's tables, checked together and put in dependency order: each reference
+/// names a table of the mappings that has an `id`, and no references form a cycle.
+pub(super) fn order_promotions(tables: &mut Vec<TableMapping>) -> Result<(), ProfileError> {
+    for table in tables.iter() {
+        let Some(promote) = &table.promote else { continue };
+        for reference in &promote.references {
+            let Some(referenced) = tables.iter().find(|t| t.name == reference.table) else {
+                let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+                return Err(table.error(format!(
+                    "reference \"{}\" names table \"{}\", which is not in the mappings ({}); name one of them",
+                    reference.path,
+                    reference.table,
+                    names.join(", ")
+                )));
+            };
+            if referenced.promote.as_ref().is_none_or(|p| p.id.is_none()) {
+                return Err(table.error(format!(
+                    "reference \"{}\" names table \"{}\", which has no `id`: its IDs are not remapped, so the \
+                     reference could not follow them; add id = \"<attribute>\" to [tables.{}]",
+                    reference.path, reference.table, reference.table
+                )));
+            }
+        }
+    }
+    let graph: Vec<(String, Vec<String>)> = tables
+        .iter()
+        .map(|t| {
+            let refs = t.promote.iter().flat_map(|p| p.references.iter().map(|r| r.table.clone()));
+            (t.name.clone(), refs.collect())
+        })
+        .collect();
+    match crate::pure::remap::dependency_order(&graph) {
+        Ok(order) => {
+            let mut slots: Vec<Option<TableMapping>> = std::mem::take(tables).into_iter().map(Some).collect();
+            tables.extend(order.into_iter().filter_map(|i| slots[i].take()));
+            Ok(())
+        }
+        Err(cycle) => {
+            let first = tables.iter().find(|t| t.name == cycle[0]).expect("a table of the cycle");
+            Err(first.error(format!(
+                "its references form a cycle ({}): tables are written referenced ones first, which a cycle makes \
+                 impossible; drop one of these references from the mappings (a table that references itself \
+                 included)",
+                cycle.join(" → ")
+            )))
+        }
+    }
 }
 
 /// DynamoDB's rule for table and index names: 3-255 of `[a-zA-Z0-9_.-]`.

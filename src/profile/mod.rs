@@ -16,7 +16,7 @@ use crate::pure::cost::Prices;
 use mapping::{bad_characters, check_param_name, name_flaw, table_mapping, NAME_RULE};
 pub use mapping::{
     compared_with, distinct, placeholders, scope_attributes, DiffMode, Entity, Index, KeySource, KeySpec, Projection,
-    TableMapping,
+    Promote, TableMapping,
 };
 pub use template::{Part, Template};
 
@@ -52,6 +52,9 @@ pub struct Profile {
     pub param_defaults: std::collections::BTreeMap<String, String>,
     /// Full name of the table that records runs and holds the run lock.
     pub metadata_table: String,
+    /// What makes a promotion's new IDs this environment's (`target.id_namespace`, else the
+    /// environment's name).
+    pub id_namespace: String,
     /// Where `--clean` on a protected environment writes its backup.
     pub backup_dir: PathBuf,
     /// Where the list of rejected and unwritten rows goes.
@@ -113,6 +116,31 @@ pub enum SourceKind {
     Sqlite {
         path: PathBuf,
     },
+    /// Another environment's DynamoDB tables (a promotion).
+    DynamoDb(DynamoSource),
+}
+
+/// Where a DynamoDB source is, and how its tables are named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamoSource {
+    /// `{table}` stands for each mapping's source table.
+    pub table_template: String,
+    /// None: the target's region (settled with it).
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    /// None: the target's.
+    pub aws_profile: Option<String>,
+    pub scan_segments: u32,
+    /// `sync --limit`: read only a sample (set by the command line, never by a profile file).
+    pub sample: Option<Sample>,
+}
+
+/// `sync --limit N`: the first N items of each of `roots` (mapping names), and the items they
+/// reference, transitively, instead of whole tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    pub roots: Vec<String>,
+    pub limit: usize,
 }
 
 impl SourceKind {
@@ -121,6 +149,7 @@ impl SourceKind {
         match self {
             SourceKind::Postgres => "PostgreSQL",
             SourceKind::Sqlite { .. } => "SQLite",
+            SourceKind::DynamoDb(_) => "DynamoDB",
         }
     }
 }
@@ -543,6 +572,20 @@ fn source_kind(path: &Path, source: &raw::SourceSection) -> Result<SourceKind, P
         ("sslrootcert", source.sslrootcert.is_some()),
         ("connect_timeout_secs", source.connect_timeout_secs.is_some()),
     ];
+    let dynamodb_only = [
+        ("table_template", source.table_template.is_some()),
+        ("region", source.region.is_some()),
+        ("endpoint_url", source.endpoint_url.is_some()),
+        ("aws_profile", source.aws_profile.is_some()),
+        ("scan_segments", source.scan_segments.is_some()),
+    ];
+    if source.kind.as_deref() != Some("dynamodb") {
+        if let Some((key, _)) = dynamodb_only.iter().find(|(_, set)| *set) {
+            return Err(err(format!(
+                "source.{key} is a setting of a DynamoDB source; add kind = \"dynamodb\" to [source], or remove it"
+            )));
+        }
+    }
     match source.kind.as_deref() {
         None | Some("postgres") => match &source.path {
             Some(_) => Err(err(
@@ -568,9 +611,48 @@ fn source_kind(path: &Path, source: &raw::SourceSection) -> Result<SourceKind, P
             let dir = path.parent().unwrap_or(Path::new("."));
             Ok(SourceKind::Sqlite { path: dir.join(file) })
         }
-        Some(other) => {
-            Err(err(format!("source.kind = \"{other}\" is not a source ddbsync reads; use postgres or sqlite")))
+        Some("dynamodb") => {
+            if let Some((key, _)) = postgres_only.iter().find(|(_, set)| *set) {
+                return Err(err(format!(
+                    "source.{key} is a PostgreSQL setting, and this source is DynamoDB (kind = \"dynamodb\"); remove it"
+                )));
+            }
+            if source.path.is_some() {
+                return Err(err(
+                    "source.path is the file of a SQLite source, and this source is DynamoDB; remove it".into()
+                ));
+            }
+            let table_template = source.table_template.clone().unwrap_or_else(|| "{table}".into());
+            if table_template.matches("{table}").count() != 1 {
+                return Err(err(format!(
+                    "source.table_template = \"{table_template}\" must hold {{table}} once, where each mapping's source \
+                     table name goes (\"{{table}}-fvn7t5hbobaxjklhrqzdl4ac34-dev\")"
+                )));
+            }
+            if let Some(region) = source.region.as_deref().filter(|r| !is_region_name(r)) {
+                return Err(err(format!("source.region = \"{region}\" is not an AWS region name (such as eu-west-1)")));
+            }
+            if let Some(flaw) = source.endpoint_url.as_deref().and_then(endpoint_flaw) {
+                return Err(err(format!(
+                    "source.endpoint_url {flaw}; write the server's address as http://host:port, or leave it out for AWS"
+                )));
+            }
+            let segments = source.scan_segments.unwrap_or(4);
+            let scan_segments = SCAN_SEGMENTS
+                .check(&format!("source.scan_segments = {segments}"), segments.into())
+                .map_err(err)? as u32;
+            Ok(SourceKind::DynamoDb(DynamoSource {
+                table_template,
+                region: source.region.clone(),
+                endpoint_url: source.endpoint_url.clone(),
+                aws_profile: source.aws_profile.clone(),
+                scan_segments,
+                sample: None,
+            }))
         }
+        Some(other) => Err(err(format!(
+            "source.kind = \"{other}\" is not a source ddbsync reads; use postgres, sqlite or dynamodb"
+        ))),
     }
 }
 
@@ -652,11 +734,18 @@ fn validate(
             "table_prefix = \"{prefix}\" has characters DynamoDB refuses in a table name ({bad}); {NAME_RULE}"
         )));
     }
-    let metadata_table = format!("{prefix}{}", file.metadata_table.as_deref().unwrap_or("cache-metadata"));
+    let suffix = &file.table_suffix;
+    if let Some(bad) = bad_characters(suffix) {
+        return Err(err(format!(
+            "table_suffix = \"{suffix}\" has characters DynamoDB refuses in a table name ({bad}); {NAME_RULE}"
+        )));
+    }
+    let metadata_table = format!("{prefix}{}{suffix}", file.metadata_table.as_deref().unwrap_or("cache-metadata"));
     if let Some(flaw) = name_flaw(&metadata_table) {
         let key = match &file.metadata_table {
             Some(name) => format!("metadata_table = \"{name}\""),
-            None => format!("table_prefix = \"{prefix}\""),
+            None if suffix.is_empty() => format!("table_prefix = \"{prefix}\""),
+            None => format!("table_prefix = \"{prefix}\" with table_suffix = \"{suffix}\""),
         };
         return Err(err(format!("{key}: the metadata table's name \"{metadata_table}\" {flaw}; {NAME_RULE}")));
     }
@@ -681,14 +770,27 @@ fn validate(
     if mappings.tables.0.is_empty() {
         return Err(ProfileError::new(mappings_path, "no tables: add at least one [tables.<name>] section"));
     }
-    let tables = mappings
+    let source_template = match &kind {
+        SourceKind::DynamoDb(dynamo) => Some(dynamo.table_template.as_str()),
+        _ => None,
+    };
+    let mut tables = mappings
         .tables
         .0
         .into_iter()
         .map(|(name, table)| {
-            table_mapping(mappings_path, path, &file.table_prefix, name, table, global_excluded.as_deref())
+            let names = (file.table_prefix.as_str(), file.table_suffix.as_str());
+            table_mapping(mappings_path, path, names, name, table, global_excluded.as_deref(), source_template)
         })
         .collect::<Result<Vec<_>, _>>()?;
+    mapping::order_promotions(&mut tables)?;
+    let id_namespace = match file.target.id_namespace.as_deref() {
+        Some(ns) if ns.trim().is_empty() => {
+            return Err(err("target.id_namespace is empty; leave it out to use the environment's name".into()))
+        }
+        Some(ns) => ns.to_string(),
+        None => env.to_string(),
+    };
     if let Some(t) = tables.iter().find(|t| t.table_name == metadata_table) {
         return Err(t.error(format!(
             "its table name {} is the metadata table's; rename the mapping or set metadata_table",
@@ -720,6 +822,7 @@ fn validate(
         tables,
         param_defaults: mappings_param_defaults,
         metadata_table,
+        id_namespace,
         backup_dir: PathBuf::from(file.backup_dir.as_deref().unwrap_or("backups")),
         rejects_dir: PathBuf::from(file.rejects_dir.as_deref().unwrap_or("rejects")),
         prices_given,

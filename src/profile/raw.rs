@@ -51,6 +51,11 @@ pub struct EnvFile {
     /// only `a-z A-Z 0-9 _ . -`, and with it every table name at most 255 characters.
     #[serde(default)]
     pub table_prefix: String,
+    /// Put after each mapping's name (and the metadata table's): Amplify names its tables
+    /// `<model>-<api id>-<env>`, so `table_suffix = "-aqnqdrctpzfwfjwyxxsmu6peoq-prod"` with mapping
+    /// `Quotes` writes `Quotes-aqnqdrctpzfwfjwyxxsmu6peoq-prod`. Same characters as the prefix.
+    #[serde(default)]
+    pub table_suffix: String,
     /// A protected environment (production) needs `--yes` for `--clean`, whatever the terminal.
     #[serde(default)]
     pub protected: bool,
@@ -76,8 +81,21 @@ pub struct EnvFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSection {
-    /// `postgres` (the default) or `sqlite`.
+    /// `postgres` (the default), `sqlite`, or `dynamodb` (promote another environment's tables).
     pub kind: Option<String>,
+    /// DynamoDB: the source tables' names, `{table}` standing for each mapping's `source_table`
+    /// (by default the mapping's name): `"{table}-fvn7t5hbobaxjklhrqzdl4ac34-dev"`. Default `"{table}"`.
+    pub table_template: Option<String>,
+    /// DynamoDB: the source's AWS region. Default: the target's.
+    pub region: Option<String>,
+    /// DynamoDB: the endpoint of a DynamoDB-compatible server (`http://localhost:8000`). Default:
+    /// the region's AWS endpoint (not the target's endpoint_url).
+    pub endpoint_url: Option<String>,
+    /// DynamoDB: the named AWS profile to read the source with (another account). Default: the
+    /// target's `aws_profile`, else the usual chain.
+    pub aws_profile: Option<String>,
+    /// DynamoDB: parallel Scan segments per source table. Default 4.
+    pub scan_segments: Option<u32>,
     /// SQLite: the database file, relative to this environment file (or absolute). Opened
     /// read-only; it must exist.
     pub path: Option<String>,
@@ -137,6 +155,10 @@ pub struct TargetSection {
     pub endpoint_url: Option<String>,
     /// Named AWS profile (`~/.aws/config`) to take credentials from; default: the usual chain.
     pub aws_profile: Option<String>,
+    /// Promotions from a DynamoDB source: the word that makes this environment's new IDs its own
+    /// (new ID = keyed hash of the source table, the source ID and this). Default: the
+    /// environment's name. Changing it changes every new ID: set it once and keep it.
+    pub id_namespace: Option<String>,
     /// The 12-digit AWS account that holds the tables; `ddbsync iam-policy` puts it in the table
     /// ARNs (without it they match any account).
     pub account_id: Option<String>,
@@ -206,6 +228,19 @@ pub struct MappingsFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TableSection {
+    /// DynamoDB source: the source table's name, put into source.table_template's `{table}`.
+    /// Default: the mapping's name. Items are read with a parallel Scan, every attribute copied.
+    pub source_table: Option<String>,
+    /// DynamoDB source: the attribute that holds the item's ID. The ID is replaced by a new one,
+    /// the same on every run (a keyed hash of the source table, the ID and target.id_namespace)
+    /// and of the same shape (a UUID stays a UUID). Without it, IDs are copied as they are.
+    pub id: Option<String>,
+    /// DynamoDB source: the attributes that hold another table's IDs, each rewritten to that
+    /// table's new ID: `{ projectId = "Projects", "address.propertyId" = "Properties",
+    /// "contactIds[]" = "Contacts" }` (`.` steps into a map, `[]` into each element of a list or
+    /// set). A value the referenced source table does not hold rejects the item.
+    #[serde(default)]
+    pub references: Ordered<String>,
     /// The SQL query whose rows become this table's items, one row per item; every column becomes
     /// an attribute (json/jsonb columns become nested maps and lists). A table fed by several
     /// queries has `[tables.<name>.entities.<entity>]` sections instead.

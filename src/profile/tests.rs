@@ -734,3 +734,102 @@ fn a_region_from_awss_chain_is_checked_as_target_region_is() {
         assert!(!p.region_settled());
     }
 }
+
+const PROMOTE_ENV: &str = r#"
+mappings = "mappings/m.toml"
+table_suffix = "-aqnq-prod"
+protected = true
+
+[source]
+kind = "dynamodb"
+table_template = "{table}-fvn7-dev"
+region = "us-west-1"
+
+[target]
+region = "eu-west-1"
+"#;
+
+const PROMOTE_MAPPINGS: &str = r#"
+exclude_from_hash = ["updatedAt", "_version"]
+[tables.QuoteItems]
+partition_key = "id"
+id = "id"
+references = { quoteId = "Quotes" }
+[tables.Quotes]
+partition_key = "id"
+id = "id"
+references = { projectId = "Projects", "people.agent" = "Contacts", "watchers[]" = "Contacts" }
+delete_missing = true
+[tables.Contacts]
+partition_key = "id"
+id = "id"
+source_table = "Person"
+[tables.Projects]
+partition_key = "id"
+id = "id"
+references = { contactId = "Contacts" }
+"#;
+
+#[test]
+fn a_dynamodb_source_names_its_tables_and_orders_them_referenced_first() {
+    let dir = dir_with(PROMOTE_ENV, PROMOTE_MAPPINGS);
+    let p = load(dir.path(), "dev").unwrap();
+    let SourceKind::DynamoDb(source) = &p.source.kind else { panic!("{:?}", p.source.kind) };
+    assert_eq!((source.region.as_deref(), source.scan_segments), (Some("us-west-1"), 4));
+    let order: Vec<_> = p.tables.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(order, ["Contacts", "Projects", "Quotes", "QuoteItems"]);
+    let contacts = &p.tables[0];
+    assert_eq!(contacts.table_name, "Contacts-aqnq-prod");
+    assert_eq!(contacts.promote.as_ref().unwrap().source_table, "Person-fvn7-dev");
+    assert_eq!(contacts.entities[0].query, "Person-fvn7-dev", "the entity reads the source table");
+    assert_eq!(p.metadata_table, "cache-metadata-aqnq-prod");
+    assert_eq!(p.id_namespace, "dev", "the environment's name by default");
+    let quotes = p.tables[2].promote.as_ref().unwrap();
+    let paths: Vec<_> = quotes.references.iter().map(|r| (r.path.as_str(), r.table.as_str())).collect();
+    assert_eq!(paths, [("projectId", "Projects"), ("people.agent", "Contacts"), ("watchers[]", "Contacts")]);
+    let pinned =
+        dir_with(&PROMOTE_ENV.replace("[target]\n", "[target]\nid_namespace = \"prod-2024\"\n"), PROMOTE_MAPPINGS);
+    assert_eq!(load(pinned.path(), "dev").unwrap().id_namespace, "prod-2024");
+}
+
+#[test]
+fn a_dynamodb_source_refuses_what_it_cannot_do() {
+    let err = |env: &str, mappings: &str| load_err(env, mappings);
+    let cycle =
+        PROMOTE_MAPPINGS.replace("references = { contactId = \"Contacts\" }", "references = { quoteId = \"Quotes\" }");
+    let text = err(PROMOTE_ENV, &cycle);
+    assert!(
+        text.contains("form a cycle (Projects → Quotes → Projects)") || text.contains("(Quotes → Projects → Quotes)"),
+        "{text}"
+    );
+    let own = PROMOTE_MAPPINGS
+        .replace("references = { contactId = \"Contacts\" }", "references = { parentId = \"Projects\" }");
+    assert!(err(PROMOTE_ENV, &own).contains("(Projects → Projects)"), "a self-reference is a cycle");
+    let unknown = PROMOTE_MAPPINGS.replace("quoteId = \"Quotes\"", "quoteId = \"Quote\"");
+    assert!(err(PROMOTE_ENV, &unknown).contains("names table \"Quote\", which is not in the mappings"));
+    let no_id = PROMOTE_MAPPINGS.replace("id = \"id\"\nsource_table", "source_table");
+    assert!(err(PROMOTE_ENV, &no_id).contains("which has no `id`"), "{}", err(PROMOTE_ENV, &no_id));
+    let bad_path = PROMOTE_MAPPINGS.replace("\"watchers[]\"", "\"watchers[0]\"");
+    assert!(err(PROMOTE_ENV, &bad_path).contains("is not a path"));
+    let with_query = PROMOTE_MAPPINGS.replace("source_table = \"Person\"", "query = \"SELECT 1\"");
+    assert!(err(PROMOTE_ENV, &with_query).contains("`query` is for SQL sources"));
+    assert!(err(PROMOTE_ENV.replace("{table}-fvn7-dev", "fvn7-dev").as_str(), PROMOTE_MAPPINGS)
+        .contains("must hold {table} once"));
+    assert!(err(
+        PROMOTE_ENV.replace("kind = \"dynamodb\"\n", "host = \"h\"\nkind = \"dynamodb\"\n").as_str(),
+        PROMOTE_MAPPINGS
+    )
+    .contains("source.host is a PostgreSQL setting"));
+    assert!(err(
+        PROMOTE_ENV.replace("table_suffix = \"-aqnq-prod\"", "table_suffix = \"/x\"").as_str(),
+        PROMOTE_MAPPINGS
+    )
+    .contains("table_suffix = \"/x\" has characters"));
+    // A SQL source refuses a promotion's settings, and a DynamoDB source's settings without its kind.
+    assert!(err(ENV, &MAPPINGS.replace("[tables.topics]", "[tables.topics]\nid = \"id\""))
+        .contains("`id` is for a DynamoDB source"));
+    assert!(err(&ENV.replace("[source]\n", "[source]\ntable_template = \"{table}\"\n"), MAPPINGS)
+        .contains("add kind = \"dynamodb\""));
+    assert!(err(&PROMOTE_ENV.replace("[target]\n", "[target]\nid_namespace = \" \"\n"), PROMOTE_MAPPINGS)
+        .contains("id_namespace is empty"));
+}

@@ -180,9 +180,40 @@ pub fn put_units(old: Option<&Footprint>, new: &Footprint) -> u64 {
     table + indexes
 }
 
+/// Write units a second a new on-demand table takes before it scales (the facts file: "warm" at
+/// 4,000 writes a second): the rate a promotion's estimate assumes without a write cap.
+pub const NEW_TABLE_WRITE_UNITS_PER_SECOND: f64 = 4000.0;
+
+/// A dry run's estimate of the real run's duration in seconds: the dry run's own reading (`read`
+/// seconds), plus `write_units` at the write cap, else at [`NEW_TABLE_WRITE_UNITS_PER_SECOND`].
+pub fn estimated_seconds(read: f64, write_units: f64, cap: Option<u32>) -> f64 {
+    let rate = cap.map_or(NEW_TABLE_WRITE_UNITS_PER_SECOND, |c| f64::from(c).min(NEW_TABLE_WRITE_UNITS_PER_SECOND));
+    read + write_units / rate
+}
+
+/// A duration for a person: `12 s`, `3 min 20 s`, `2 h 5 min`.
+pub fn duration_text(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        0..=59 => format!("{} s", s.max(1)),
+        60..=3599 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, s % 3600 / 60),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_promotion_is_estimated_at_the_write_cap_or_a_new_tables_rate() {
+        assert_eq!(estimated_seconds(10.0, 40_000.0, None), 20.0);
+        assert_eq!(estimated_seconds(10.0, 40_000.0, Some(100)), 410.0);
+        assert_eq!(estimated_seconds(0.0, 8_000.0, Some(1_000_000)), 2.0, "never faster than a new table takes");
+        assert_eq!(duration_text(0.2), "1 s");
+        assert_eq!(duration_text(200.0), "3 min 20 s");
+        assert_eq!(duration_text(7500.0), "2 h 5 min");
+    }
 
     #[test]
     fn builtin_prices_are_dated_and_per_region() {

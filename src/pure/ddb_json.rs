@@ -12,7 +12,8 @@ pub fn item_to_json(item: &Item) -> Value {
     Value::Object(item.iter().map(|(k, v)| (k.clone(), value_to_json(v))).collect())
 }
 
-fn value_to_json(value: &AttributeValue) -> Value {
+/// One value in DynamoDB JSON (`{"S": "abc"}`).
+pub fn value_to_json(value: &AttributeValue) -> Value {
     let b64 = |b: &Blob| Value::String(STANDARD.encode(b.as_ref()));
     match value {
         AttributeValue::S(s) => json!({ "S": s }),

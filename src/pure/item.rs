@@ -277,6 +277,23 @@ pub fn describe_value(value: &AttributeValue) -> String {
     }
 }
 
+/// A value's type as a message names it: `a string`, `a map`, `a string set`.
+pub fn type_name(value: &AttributeValue) -> &'static str {
+    match value {
+        AttributeValue::S(_) => "a string",
+        AttributeValue::N(_) => "a number",
+        AttributeValue::B(_) => "binary",
+        AttributeValue::Bool(_) => "a boolean",
+        AttributeValue::Null(_) => "NULL",
+        AttributeValue::M(_) => "a map",
+        AttributeValue::L(_) => "a list",
+        AttributeValue::Ss(_) => "a string set",
+        AttributeValue::Ns(_) => "a number set",
+        AttributeValue::Bs(_) => "a binary set",
+        _ => "a value of an unknown type",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

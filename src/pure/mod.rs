@@ -16,6 +16,7 @@ pub mod number;
 pub mod params;
 pub mod plan;
 pub mod planfile;
+pub mod remap;
 pub mod report;
 pub mod runs;
 pub mod value;

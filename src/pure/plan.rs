@@ -550,7 +550,7 @@ impl Plan {
         // Every column that does not convert, so that one reject names all of the row's flaws
         // (empty, so not allocated, for a good row).
         let mut failures: Vec<(usize, ConvertError)> = Vec::new();
-        for (index, ((name, _), cell)) in self.columns.iter().zip(raw.iter_mut()).enumerate() {
+        for (index, ((name, ty), cell)) in self.columns.iter().zip(raw.iter_mut()).enumerate() {
             match cell {
                 Cell::Value(value) => match self.json_columns.contains(&index) {
                     // A text that does not parse stays in `raw`, to be named.
@@ -560,11 +560,13 @@ impl Plan {
                         }
                         Err(e) => failures.push((index, e)),
                     },
-                    false => {
-                        if let Cell::Value(value) = std::mem::replace(cell, Cell::Null) {
+                    false => match std::mem::replace(cell, Cell::Null) {
+                        Cell::Value(AttributeValue::M(rest)) if ty.spread() => item.extend(rest),
+                        Cell::Value(value) => {
                             item.insert(name.clone(), value);
                         }
-                    }
+                        _ => {}
+                    },
                 },
                 Cell::Null => {
                     if let Some((_, default)) = self.defaults.iter().find(|(n, _)| n == name) {
@@ -1728,6 +1730,7 @@ mod tests {
             indexes,
             delete_missing: false,
             scope: None,
+            promote: None,
             origin: "m.toml".into(),
         }
     }

@@ -144,8 +144,9 @@ impl PlanFile {
 
 /// The fingerprint of what a plan depends on in the profile: the environment, the source's
 /// identity (its kind, host, port, database, user, service and the name of its URL variable, never
-/// a secret), the target (region, endpoint, metadata table) and the mappings of `mappings` (their
-/// tables, queries, keys, parameters, defaults, exclusions, indexes, scope, deletes and diff). Paths
+/// a secret; for DynamoDB, its tables, region, endpoint and the ID namespace of a promotion), the
+/// target (region, endpoint, metadata table) and the mappings of `mappings` (their tables, queries,
+/// keys, parameters, defaults, exclusions, indexes, scope, deletes, diff and promotion). Paths
 /// of files are left out, so that a plan made on one machine is applied on another.
 pub fn fingerprint(profile: &Profile, mappings: &[&TableMapping]) -> String {
     let source = &profile.source;
@@ -154,6 +155,9 @@ pub fn fingerprint(profile: &Profile, mappings: &[&TableMapping]) -> String {
         crate::profile::SourceKind::Postgres => "postgres".to_string(),
         crate::profile::SourceKind::Sqlite { path } => {
             format!("sqlite {}", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default())
+        }
+        crate::profile::SourceKind::DynamoDb(d) => {
+            format!("dynamodb {} {:?} {:?} {}", d.table_template, d.region, d.endpoint_url, profile.id_namespace)
         }
     };
     let _ = writeln!(text, "env {}", profile.env);
@@ -167,13 +171,14 @@ pub fn fingerprint(profile: &Profile, mappings: &[&TableMapping]) -> String {
     for m in mappings {
         let _ = writeln!(
             text,
-            "table {} {} {} {:?} {} {:?}",
+            "table {} {} {} {:?} {} {:?} {:?}",
             m.name,
             m.table_name,
             m.delete_missing,
             m.scope,
             m.diff.name(),
-            m.indexes
+            m.indexes,
+            m.promote
         );
         for e in &m.entities {
             let _ = writeln!(

@@ -172,6 +172,53 @@ pub struct RunReport {
     pub run_id: String,
     /// `K/N` for shard K of a run split N ways (`--shard`); `null` for an unsharded run.
     pub shard: Option<String>,
+    /// A promotion (a DynamoDB source): what it did to IDs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<PromotionReport>,
+}
+
+/// What a promotion did: the IDs each table remapped and the references it rewrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct PromotionReport {
+    /// Where the source is: its region (and endpoint).
+    pub source: String,
+    pub tables: Vec<crate::pure::remap::Promoted>,
+    /// `--limit`: the items taken from each table selected.
+    pub sample: Option<usize>,
+    /// The file `--id-map` wrote.
+    pub id_map: Option<String>,
+    /// A dry run's estimate of the real run's duration ([`crate::pure::cost::estimated_seconds`]).
+    pub estimated_seconds: Option<f64>,
+}
+
+impl PromotionReport {
+    fn lines(&self) -> String {
+        let mut out = String::new();
+        let sample = match self.sample {
+            Some(n) => format!(" (a test: the first {n} items of each table selected, and the items they reference)"),
+            None => String::new(),
+        };
+        out.push_str(&format!("Promoted from DynamoDB at {}{sample}:\n", self.source));
+        for t in &self.tables {
+            let refs: Vec<String> = t.references.iter().map(|(path, n)| format!("{path} {n}")).collect();
+            let refs = match refs.is_empty() {
+                true => String::new(),
+                false => format!("; references rewritten: {}", refs.join(", ")),
+            };
+            out.push_str(&format!("  {} (from {}): {} new IDs{refs}\n", t.table, t.source_table, t.ids));
+        }
+        if let Some(path) = &self.id_map {
+            out.push_str(&format!("Source and new IDs listed in {path}\n"));
+        }
+        if let Some(seconds) = self.estimated_seconds {
+            out.push_str(&format!(
+                "The real run should take about {}: this dry run's reading, plus its writes at the write cap (else at \
+                 the 4,000 write units a second a new on-demand table takes)\n",
+                crate::pure::cost::duration_text(seconds)
+            ));
+        }
+        out
+    }
 }
 
 /// How a run ended, as the report shows it and the run record keeps it.
@@ -544,7 +591,15 @@ impl RunReport {
             ));
         }
         if let Some(path) = &self.backup {
-            out.push_str(&format!("Backup taken before the clean load: {path}\n"));
+            match self.clean {
+                true => out.push_str(&format!("Backup taken before the clean load: {path}\n")),
+                false => out.push_str(&format!(
+                    "Backup of the target tables taken before the first write: {path} (ddbsync restore rolls back to it)\n"
+                )),
+            }
+        }
+        if let Some(promotion) = &self.promotion {
+            out.push_str(&promotion.lines());
         }
         for t in &self.tables {
             if let Some(line) = t.diff.line(&t.table, t.read_units, t.write_units) {
@@ -935,6 +990,7 @@ mod tests {
             notes: Vec::new(),
             run_id: "host:1:2".into(),
             shard: None,
+            promotion: None,
         }
     }
 

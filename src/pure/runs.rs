@@ -683,6 +683,7 @@ mod tests {
             notes: Vec::new(),
             run_id: "host:1:2".into(),
             shard: None,
+            promotion: None,
         }
     }
 

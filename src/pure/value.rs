@@ -96,6 +96,11 @@ pub trait ColumnType: std::fmt::Debug + Send + Sync {
         let _ = value;
         Ok(None)
     }
+    /// Whether the column holds a map of the item's other attributes, each stored at the top
+    /// level (a DynamoDB source's item, less the attributes the mapping names).
+    fn spread(&self) -> bool {
+        false
+    }
 }
 
 /// The SQL a source speaks, for advice that names SQL (`x::text` or `CAST(x AS TEXT)`).
@@ -171,6 +176,9 @@ pub enum ConvertError {
     /// and `-Infinity`): the first element's error, and each kind's word in the order met.
     #[error("{first}; the array also holds {}", others(words))]
     Elements { first: Box<ConvertError>, words: Vec<String> },
+    /// A promotion cannot carry an item's ID or reference over (`pure::remap`): the reason.
+    #[error("{0}")]
+    Reference(String),
 }
 
 /// The words after the first, for [`ConvertError::Elements`]: `-Infinity`, `-Infinity and Infinity`.

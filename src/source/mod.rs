@@ -3,8 +3,9 @@
 //! converts its own types in its adapter, so the pure core never sees a driver's type.
 //!
 //! [`postgres`] is PostgreSQL (libpq habits, TLS, cancel on abandon); [`sqlite`] a SQLite file
-//! opened read-only. [`connect`] picks the one the profile names.
+//! opened read-only; [`dynamodb`] another environment's DynamoDB tables. [`connect`] picks the one the profile names.
 
+pub mod dynamodb;
 pub mod postgres;
 pub mod sqlite;
 
@@ -88,6 +89,14 @@ pub struct Described {
     pub params: Vec<Option<ColType>>,
 }
 
+/// What a promotion (a DynamoDB source) did to IDs: per table read whole, and every ID it
+/// remapped as (mapping name, source ID, new ID), in the order read.
+#[derive(Debug, Clone, Default)]
+pub struct Promotion {
+    pub tables: Vec<crate::pure::remap::Promoted>,
+    pub ids: Vec<(String, crate::pure::item::AttributeValue, crate::pure::item::AttributeValue)>,
+}
+
 /// A query's rows, one after another; an error ends the stream.
 pub type Rows<'a> = BoxStream<'a, Result<Row, SourceError>>;
 
@@ -116,6 +125,10 @@ pub trait Source: Send + Sync {
     fn hold_snapshot(&self) -> BoxFuture<'_, Result<(), SourceError>>;
     /// Ends the held snapshot.
     fn end_snapshot(&self) -> BoxFuture<'_, Result<(), SourceError>>;
+    /// What the tables read so far did to IDs, for a source that remaps them (DynamoDB).
+    fn promotion(&self) -> Option<Promotion> {
+        None
+    }
 }
 
 /// Connects to the source the profile names.
@@ -123,6 +136,7 @@ pub async fn connect(profile: &Profile) -> Result<Box<dyn Source>, SourceError> 
     Ok(match &profile.source.kind {
         SourceKind::Postgres => Box::new(postgres::Postgres::connect(profile).await?),
         SourceKind::Sqlite { path } => Box::new(sqlite::Sqlite::open(profile, path).await?),
+        SourceKind::DynamoDb(settings) => Box::new(dynamodb::DynamoDb::connect(profile, settings).await),
     })
 }
 

@@ -74,6 +74,10 @@ pub struct SyncOptions {
     /// The id the run is recorded under (`--run-id`; shared by the shards of one run); this
     /// process's own run id when none is given.
     pub run_id: Option<String>,
+    /// `--limit`: the run reads a sample of the source, so items it did not read are not orphans.
+    pub sampled: bool,
+    /// `--id-map`: where to list the IDs a promotion remapped.
+    pub id_map: Option<PathBuf>,
     /// For `ddbsync plan` (a rehearsal): where its target keeps every write whole and the hashes
     /// the diff read.
     pub capture: Option<Arc<crate::target::dryrun::Capture>>,
@@ -122,6 +126,7 @@ pub struct Finished {
 /// later comes back as a [`Finished`] with its report.
 pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, stop: &Stop) -> Result<Finished> {
     let started_at = now();
+    let started = std::time::Instant::now();
     let mappings = selected(profile, &options.tables)?;
     let mut params = Params::new(profile, &mappings, &options.params)?;
     let mode = options.mode;
@@ -239,7 +244,13 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
         notes: done.notes,
         run_id,
         shard: (!options.shard.is_whole()).then(|| options.shard.to_string()),
+        promotion: None,
     };
+    if let Some(promotion) = source.promotion() {
+        let (report_promotion, note) = promotion_report(profile, options, promotion, &report, &started);
+        report.promotion = Some(report_promotion);
+        report.notes.extend(note);
+    }
     report.settle_exit();
     // Every run that got this far is recorded, failed and interrupted ones too (a rehearsal's
     // target keeps the record to itself).
@@ -271,6 +282,73 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
         }
     }
     Ok(Finished { report, error })
+}
+
+/// What a promotion did to IDs, for the report; writes `--id-map` (a note says why it could not).
+fn promotion_report(
+    profile: &Profile,
+    options: &SyncOptions,
+    promotion: source::Promotion,
+    report: &RunReport,
+    started: &std::time::Instant,
+) -> (crate::pure::report::PromotionReport, Option<String>) {
+    let location = match &profile.source.kind {
+        crate::profile::SourceKind::DynamoDb(d) => {
+            let region = d.region.as_deref().unwrap_or(&profile.target.region);
+            match &d.endpoint_url {
+                Some(url) => format!("{region} ({url})"),
+                None => region.to_string(),
+            }
+        }
+        _ => String::new(),
+    };
+    let sample = match &profile.source.kind {
+        crate::profile::SourceKind::DynamoDb(d) => d.sample.as_ref().map(|s| s.limit),
+        _ => None,
+    };
+    let estimated_seconds = report.dry_run.then(|| {
+        let cap = profile.sync.max_write_units_per_second.map(|c| c.get());
+        crate::pure::cost::estimated_seconds(started.elapsed().as_secs_f64(), report.total.write_units, cap)
+    });
+    let mut note = None;
+    let id_map = options.id_map.as_ref().and_then(|path| match write_id_map(path, profile, &promotion) {
+        Ok(()) => Some(path.display().to_string()),
+        Err(e) => {
+            note = Some(format!("{e:#}; the IDs were not listed"));
+            None
+        }
+    });
+    let tables = promotion.tables;
+    (crate::pure::report::PromotionReport { source: location, tables, sample, id_map, estimated_seconds }, note)
+}
+
+/// `--id-map`: every ID a promotion remapped, one JSON object a line: the mapping, its source and
+/// target tables, and the source and target IDs in DynamoDB's JSON (`{"S": "…"}`), so that a
+/// number stays a number. Written whole to a temporary file, then renamed into place.
+fn write_id_map(path: &std::path::Path, profile: &Profile, promotion: &source::Promotion) -> Result<()> {
+    use std::io::Write;
+    let table = |name: &str| profile.tables.iter().find(|t| t.name == name);
+    let temporary = path.with_extension("partial");
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(&temporary)
+            .with_context(|| format!("cannot write the ID map {}", temporary.display()))?,
+    );
+    for (name, old, new) in &promotion.ids {
+        let mapping = table(name);
+        let line = serde_json::json!({
+            "table": name,
+            "source_table": mapping.and_then(|m| m.promote.as_ref()).map(|p| p.source_table.as_str()),
+            "target_table": mapping.map(|m| m.table_name.as_str()),
+            "source_id": crate::pure::ddb_json::value_to_json(old),
+            "target_id": crate::pure::ddb_json::value_to_json(new),
+        });
+        writeln!(file, "{line}").with_context(|| format!("cannot write the ID map {}", temporary.display()))?;
+    }
+    file.into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("cannot write the ID map {}", temporary.display()))?;
+    std::fs::rename(&temporary, path).with_context(|| format!("cannot move the ID map into {}", path.display()))
 }
 
 /// Writes a run record ([`RunReport::record`], [`crate::pure::report::OperationRun::record`]) into the
@@ -458,14 +536,17 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Do
     let (profile, options, printer, dynamo) = (run.profile, run.options, run.printer, &run.dynamo);
     // The backup is kept outside DynamoDB, where a rehearsal's target cannot hold it back: taken
     // only before a clean that deletes.
-    if options.clean && profile.protected && run.mode == Mode::Real {
+    // A promotion into a protected environment keeps the same rollback point: `restore` returns to it.
+    let promotion = matches!(profile.source.kind, crate::profile::SourceKind::DynamoDb(_));
+    if (options.clean || promotion) && profile.protected && run.mode == Mode::Real {
         let existing: Vec<&TableMapping> = prepared.iter().filter(|p| p.exists).map(|p| p.mapping).collect();
         if !existing.is_empty() {
             let path = backup::default_path(profile);
-            printer.note(format!("{} is protected: backing up {} tables before --clean", profile.env, existing.len()));
+            let before = if options.clean { "--clean" } else { "the promotion" };
+            printer.note(format!("{} is protected: backing up {} tables before {before}", profile.env, existing.len()));
             let manifest = backup::backup(&**dynamo, profile, &existing, &path, printer)
                 .await
-                .context("taking the backup before --clean; nothing was deleted")?;
+                .with_context(|| format!("taking the backup before {before}; nothing was written"))?;
             let items: u64 = manifest.tables.iter().map(|t| t.items).sum();
             printer.note(format!("backup: {} ({items} items)", path.display()));
             done.backup = Some(path.display().to_string());

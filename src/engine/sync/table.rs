@@ -357,7 +357,10 @@ pub(super) async fn sync_table(
     // return are not orphans (profile validation makes sure such a table does not delete).
     // A stopped run has not read the whole source: what it did not read is not missing.
     let stopped = stopped.or(run.stop.requested());
-    let judged = (!p.mapping.takes_params() || p.mapping.scope.is_some()) && stopped.is_none() && failure.is_none();
+    let judged = (!p.mapping.takes_params() || p.mapping.scope.is_some())
+        && !run.options.sampled
+        && stopped.is_none()
+        && failure.is_none();
     let orphans = if judged { classifier.unseen() as u64 } else { 0 };
     let mut deletes = Deletes::default();
     // The puts' units, before any delete's: a full rewrite (a clean load) deletes nothing.
