@@ -145,6 +145,9 @@ async fn apply_writes_exactly_the_planned_items_and_a_second_plan_is_empty() {
     let apply = runs.iter().find(|r| r.get("mode").map(text).as_deref() == Some("apply")).expect("an apply run");
     assert_eq!(text(&apply["created"]), "1");
     assert_eq!(text(&apply["outcome"]), "completed");
+    let history = json(&ctx.ddbsync(&["--json", "history", "local"]));
+    let modes: Vec<&str> = history["runs"].as_array().unwrap().iter().filter_map(|r| r["mode"].as_str()).collect();
+    assert!(modes.contains(&"apply"), "history lists the apply: {modes:?}");
 }
 
 #[tokio::test]
@@ -226,8 +229,17 @@ async fn a_tampered_foreign_or_old_plan_is_refused_and_writes_nothing() {
         p.created_at = hour_ago.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     });
     refused("p.json", &["--max-age", "30m"], "older than --max-age 30m");
+    // A protected environment needs --yes, as a sync --clean does.
+    let mappings = ctx.envs.path().join("mappings/plan.toml");
+    ctx.write_profile_with(
+        "local",
+        &Profile { top: "protected = true", mappings: Some(&mappings), ..Profile::default() },
+    );
+    let asked = ctx.ddbsync(&["apply", "p.json"]);
+    assert_eq!(asked.code(), 2, "{}", asked.stderr());
+    assert!(asked.stderr().contains("local is protected: apply writes 4 changes to"), "{}", asked.stderr());
     assert!(keys(&ctx, "PutItem", &table).is_empty() && keys(&ctx, "DeleteItem", &table).is_empty());
-    let ok = ctx.ddbsync(&["apply", "p.json"]);
+    let ok = ctx.ddbsync(&["apply", "p.json", "--yes"]);
     assert_eq!(ok.code(), 0, "{}", ok.stderr());
 }
 
