@@ -267,7 +267,7 @@ async fn apply_table(
                     // The wait may have outlasted a stop or the lease.
                     go().map_err(halt)?;
                 }
-                let done = change(&**dynamo, &table.table, key, (item.clone(), against, put), &policy).await;
+                let done = change(&**dynamo, &table.table, key, (item.clone(), against, put), (&policy, fence)).await;
                 lock::beat();
                 let described = item::describe_key(&item, key);
                 let (done, reads) =
@@ -324,12 +324,19 @@ async fn change(
     table: &str,
     key_names: &[&str],
     (item, against, put): (Item, &Against, bool),
-    policy: &RetryPolicy,
+    (policy, fence): (&RetryPolicy, &Fence),
 ) -> Result<(Done, f64), TargetError> {
+    // No attempt once the lease may be lost: a DynamoDB that stopped answering ends the apply
+    // within a lease, not after every attempt's timeout.
+    let fenced = || fence.check().map_err(|lost| TargetError::Unanswered(lost.0));
     let key: Item =
         item.iter().filter(|(k, _)| key_names.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
     let read = || async {
-        let (stored, _) = retry::retrying(policy, || dynamo.get_item(table, key.clone())).await;
+        let (stored, _) = retry::retrying(policy, || async {
+            fenced()?;
+            dynamo.get_item(table, key.clone()).await
+        })
+        .await;
         let stored = stored?;
         let units = stored.as_ref().map_or(1, |i| item::item_size(i).div_ceil(4096).max(1)) as f64;
         Ok::<_, TargetError>((stored, units))
@@ -355,6 +362,7 @@ async fn change(
     }
     let condition = || Condition { expression, values: values.clone() };
     let (made, _) = retry::retrying(policy, || async {
+        fenced()?;
         match put {
             true => dynamo.put_if(table, item.clone(), condition()).await,
             false => dynamo.delete_if(table, key.clone(), condition()).await,

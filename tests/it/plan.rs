@@ -369,3 +369,46 @@ async fn the_plan_summary_and_its_change_view_as_printed() {
         insta::assert_snapshot!(run.stdout());
     });
 }
+
+/// A DynamoDB that stops answering the apply's reads half way ends the apply within its timeouts
+/// and attempts (exit 1, naming the item), writing nothing it did not read first.
+#[tokio::test]
+async fn a_stalled_dynamodb_ends_an_apply_within_its_timeouts() {
+    let ctx = changed().await;
+    let table = ctx.table("items");
+    ctx.sql(&["UPDATE lessons SET title = title || ' v2'"]);
+    assert_eq!(ctx.ddbsync(&["plan", "local", "-o", "p.json"]).code(), 0);
+    // The same profile with short timeouts and 5 write units a second: not in the plan's fingerprint.
+    let path = ctx.envs.path().join("local.toml");
+    let profile = std::fs::read_to_string(&path).unwrap();
+    let short = profile.replacen("[target]\n", "[target]\nattempt_timeout_secs = 1\noperation_timeout_secs = 2\n", 1);
+    let slow =
+        short.replacen("[sync]\n", "[sync]\nmax_attempts = 2\nmax_in_flight = 1\nmax_write_units_per_second = 5\n", 1);
+    assert!(slow.contains("max_write_units_per_second = 5") && slow.contains("operation_timeout_secs = 2"));
+    std::fs::write(&path, slow).unwrap();
+    ctx.proxy.clear();
+    let child =
+        ctx.command(&["--json", "apply", "p.json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // Once the apply writes, DynamoDB stops answering reads.
+    let started = Instant::now();
+    while keys(&ctx, "PutItem", &table).is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(20), "the apply never wrote");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ctx.proxy.stall_operation(Some("GetItem"));
+    let stalled = Instant::now();
+    let (code, stdout, stderr, took) = finish(child, stalled, Duration::from_secs(40));
+    ctx.proxy.stall_operation(None);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains(&format!("applying a change to {table}: id=")), "{stderr}");
+    assert!(stderr.contains("no answer from DynamoDB"), "{stderr}");
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    conforms("apply", &report);
+    assert_eq!(report["outcome"]["status"], "failed", "{report}");
+    let t = &report["tables"][0];
+    let done = t["created"].as_u64().unwrap() + t["updated"].as_u64().unwrap() + t["deleted"].as_u64().unwrap();
+    assert!(t["not_applied"].as_u64().unwrap() > 0 && done < 41, "{report}");
+    // Every write sent was answered and counted, and none was sent after the failure.
+    assert_eq!(keys(&ctx, "PutItem", &table).len() + keys(&ctx, "DeleteItem", &table).len(), done as usize);
+}
