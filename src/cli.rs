@@ -429,7 +429,7 @@ pub struct SyncArgs {
     #[command(flatten)]
     pub metrics: MetricsArgs,
     /// Write nothing, and exit 7, when the run's estimated cost in USD exceeds this (the estimate
-    /// is a dry run's, made first: README, "Cost ceiling").
+    /// is a dry run's, made first: README, "Plan, apply and the cost ceiling").
     #[arg(long, value_name = "USD", allow_negative_numbers = true, value_parser = max_cost, help_heading = heading::SAFETY)]
     pub max_cost: Option<f64>,
 }

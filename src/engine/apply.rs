@@ -22,6 +22,7 @@ use serde::Serialize;
 use crate::engine::lock::{self, Fence};
 use crate::engine::pace::Cap;
 use crate::engine::stop::{Interrupted, Stop};
+use crate::engine::sync;
 use crate::printer::Printer;
 use crate::profile::Profile;
 use crate::pure::ddb_json;
@@ -100,7 +101,7 @@ impl ApplyReport {
         let mut out = format!("apply of {} to {} ({})\n{table}\n", self.plan, self.environment, self.outcome.status);
         for d in &self.drift {
             out.push_str(&format!(
-                "drift: {} {}: {} skipped: the target holds {} since the plan was made\n",
+                "drift: {} {}: {} skipped: the target holds {}\n",
                 d.table, d.key, d.change, d.found
             ));
         }
@@ -214,8 +215,6 @@ pub async fn run(
     }
     Ok((report, error))
 }
-
-use crate::engine::sync;
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -349,7 +348,7 @@ async fn change(
             let (stored, units) = read().await?;
             reads += units;
             if !against.holds(stored.as_ref()) {
-                return Ok((judge(&item, put, stored.as_ref()), reads));
+                return Ok((judge(&item, put, against, stored.as_ref()), reads));
             }
             match hash {
                 Some(h) => ("#h = :h", vec![(":h", s(h))]),
@@ -373,12 +372,12 @@ async fn change(
         return Ok((Done::Made, reads));
     }
     let (stored, units) = read().await?;
-    Ok((judge(&item, put, stored.as_ref()), reads + units))
+    Ok((judge(&item, put, against, stored.as_ref()), reads + units))
 }
 
 /// A change whose target is not what the plan saw: already applied when the target holds what the
-/// change writes (or, for a delete, no item), drift otherwise.
-fn judge(item: &Item, put: bool, stored: Option<&Item>) -> Done {
+/// change writes (or, for a delete, no item), drift otherwise, saying what the target holds.
+fn judge(item: &Item, put: bool, against: &Against, stored: Option<&Item>) -> Done {
     let applied = match put {
         true => stored.is_some_and(|s| {
             s.get(HASH_ATTR) == item.get(HASH_ATTR) && planfile::stored_content(s) == planfile::stored_content(item)
@@ -388,10 +387,87 @@ fn judge(item: &Item, put: bool, stored: Option<&Item>) -> Done {
     if applied {
         return Done::AlreadyApplied;
     }
-    Done::Drift(match stored {
-        None => "no item".to_string(),
-        Some(s) if s.get(HASH_ATTR).is_none() => "an item without a content hash".to_string(),
-        Some(s) if s.get(HASH_ATTR) != item.get(HASH_ATTR) => "an item with another content hash".to_string(),
-        Some(_) => "an item edited since the plan (its content differs from what the plan saw)".to_string(),
+    let Some(stored) = stored else { return Done::Drift("no item".into()) };
+    let hash = stored.get(HASH_ATTR).and_then(|h| h.as_s().ok());
+    Done::Drift(match against {
+        Against::Item { hash: seen, .. } if hash == seen.as_ref() => {
+            "an item edited since the plan (the _ddbsync_hash the plan saw, other content)".into()
+        }
+        _ if hash.is_none() => "an item without a content hash".into(),
+        Against::Absent => "an item created since the plan".into(),
+        Against::Item { .. } => "an item written since the plan (another _ddbsync_hash)".into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pure::hash::{self, Excluded};
+    use crate::target::scripted::Scripted;
+
+    fn s(v: &str) -> AttributeValue {
+        AttributeValue::S(v.into())
+    }
+
+    fn hashed(title: &str) -> Item {
+        let mut item = Item::from([("id".to_string(), s("1")), ("title".to_string(), s(title))]);
+        let h = hash::to_hex(&hash::content_hash(&item, &Excluded::default()));
+        item.insert(HASH_ATTR.into(), s(&h));
+        item
+    }
+
+    async fn one(target: &Scripted, item: Item, against: &Against, put: bool) -> (Done, f64) {
+        let (fence, policy) = (Fence::open(), RetryPolicy::new(2));
+        change(target, "t", &["id"], (item, against, put), (&policy, &fence)).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_update_is_written_on_the_hash_it_read_when_the_item_is_the_one_the_plan_saw() {
+        let target = Scripted::default();
+        let old = hashed("Old");
+        target.gets.lock().unwrap().push_back(Ok(Some(old.clone())));
+        let (done, reads) = one(&target, hashed("New"), &Against::of(Some(&old)), true).await;
+        assert!(matches!(done, Done::Made));
+        assert_eq!(reads, 1.0);
+        assert_eq!(target.calls(), ["get_item t", "put_if t #h = :h"]);
+    }
+
+    #[tokio::test]
+    async fn an_item_edited_by_hand_since_the_plan_is_drift_and_nothing_is_written() {
+        let target = Scripted::default();
+        let old = hashed("Old");
+        let mut edited = old.clone();
+        edited.insert("title".into(), s("Edited by hand"));
+        target.gets.lock().unwrap().push_back(Ok(Some(edited)));
+        let (done, _) = one(&target, hashed("New"), &Against::of(Some(&old)), true).await;
+        assert!(matches!(done, Done::Drift(found) if found.contains("edited since the plan")));
+        assert_eq!(target.calls(), ["get_item t"], "no write was sent");
+    }
+
+    #[tokio::test]
+    async fn a_change_an_earlier_apply_made_is_already_applied_not_drift() {
+        // A create whose item exists, as this change writes it.
+        let target = Scripted::default();
+        target.conditionals.lock().unwrap().push_back(Ok(false));
+        target.gets.lock().unwrap().push_back(Ok(Some(hashed("New"))));
+        let (done, _) = one(&target, hashed("New"), &Against::Absent, true).await;
+        assert!(matches!(done, Done::AlreadyApplied));
+        assert_eq!(target.calls(), ["put_if t attribute_not_exists(#k)", "get_item t"]);
+        // A delete whose item is gone.
+        let target = Scripted::default();
+        target.gets.lock().unwrap().push_back(Ok(None));
+        let old = hashed("Old");
+        let (done, _) = one(&target, old.clone(), &Against::of(Some(&old)), false).await;
+        assert!(matches!(done, Done::AlreadyApplied));
+        assert_eq!(target.calls(), ["get_item t"]);
+    }
+
+    #[tokio::test]
+    async fn a_create_whose_key_holds_another_item_now_is_drift() {
+        let target = Scripted::default();
+        target.conditionals.lock().unwrap().push_back(Ok(false));
+        target.gets.lock().unwrap().push_back(Ok(Some(hashed("Someone else's"))));
+        let (done, _) = one(&target, hashed("New"), &Against::Absent, true).await;
+        assert!(matches!(done, Done::Drift(found) if found.contains("an item created since the plan")));
+    }
 }

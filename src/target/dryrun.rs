@@ -5,7 +5,8 @@
 //! A batch write is answered as fully processed, with the write units DynamoDB would bill for the
 //! items' sizes; a conditional write as done. Tables created or deleted are recorded, and later reads
 //! in the same run see the recorded state: a table "created" in a dry run is empty (and ACTIVE at
-//! once), one "deleted" is gone.
+//! once), one "deleted" is gone. For `ddbsync plan` it also keeps every write request whole and
+//! the keys the diff read ([`Capture`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -423,6 +424,31 @@ mod tests {
         );
         // The only calls that reached the inner target: none, as every table was the dry run's own.
         assert_eq!(inner.calls(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_capturing_dry_run_keeps_the_writes_whole_and_the_keys_it_read() {
+        let inner = Arc::new(Scripted::read_only());
+        inner.describes.lock().unwrap().push_back(Ok(Some(crate::target::scripted::info(ACTIVE, 0))));
+        inner
+            .scans
+            .lock()
+            .unwrap()
+            .push_back(Ok(ScanPage { items: vec![item("1"), item("2")], ..ScanPage::default() }));
+        let capture = Arc::new(Capture::default());
+        let target: Arc<dyn Target> = Arc::new(DryRun::capturing(inner.clone(), capture.clone()));
+        target.describe("t").await.unwrap();
+        target.scan_page("t", &[], (0, 1), None, None).await.unwrap();
+        target
+            .batch_write("t", &[Request::Put(item("2")), Request::Put(item("3")), Request::Delete(item("1"))])
+            .await
+            .unwrap();
+        let captured = capture.table("t");
+        assert_eq!(captured.key_names, ["id"]);
+        let read = |id: &str| captured.stored.contains(&hash::item_key_digest(&item(id), &["id"]).unwrap());
+        assert!(read("1") && read("2") && !read("3"), "a put of 3 is a create");
+        assert_eq!((captured.puts, captured.deletes), (vec![item("2"), item("3")], vec![item("1")]));
+        assert_eq!(inner.calls(), ["describe t", "scan t"], "nothing written");
     }
 
     #[tokio::test]

@@ -989,6 +989,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_conditions_hash_entries_are_attribute_names_and_the_rest_values() {
+        let s = |v: &str| AttributeValue::S(v.into());
+        let condition = Condition {
+            expression: "#h = :h AND attribute_exists(#k)",
+            values: vec![(":h", s("abc")), ("#h", s("_ddbsync_hash")), ("#k", s("name"))],
+        };
+        assert_eq!(condition_values(&condition), Some(HashMap::from([(":h".to_string(), s("abc"))])));
+        let names =
+            HashMap::from([("#h".to_string(), "_ddbsync_hash".to_string()), ("#k".to_string(), "name".to_string())]);
+        assert_eq!(condition_names(&condition), Some(names));
+        let plain = Condition { expression: "attribute_not_exists(pk)", values: vec![] };
+        assert_eq!((condition_values(&plain), condition_names(&plain)), (None, None), "none rather than empty maps");
+    }
+
+    #[test]
     fn a_credentials_error_is_found_in_the_chain_and_said_on_one_line() {
         // The chain's own account spans lines; the message keeps it on one, after where it looked.
         let sdk = "no credentials found in chain. Attempted:\n  Environment: not enabled\n  Profile: not enabled\n";

@@ -167,6 +167,16 @@ async fn a_change_made_after_the_plan_is_drift_and_is_not_overwritten() {
     let drift: BTreeSet<String> =
         report["drift"].as_array().unwrap().iter().map(|d| d["key"].as_str().unwrap().to_string()).collect();
     assert_eq!(drift, BTreeSet::from(["id=3".to_string(), "id=5".to_string()]), "{report}");
+    assert!(report["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["found"].as_str().unwrap().contains("edited since the plan")));
+    let text = ctx.ddbsync(&["apply", "p.json"]).stdout();
+    assert!(
+        text.contains(&format!("drift: {table} id=3: update skipped: the target holds an item edited since the plan")),
+        "{text}"
+    );
     assert_eq!(title(&ctx, "3").await.as_deref(), Some("Edited by hand"), "not overwritten");
     assert_eq!(title(&ctx, "5").await.as_deref(), Some("Kept by hand"), "not deleted");
     assert_eq!(title(&ctx, "4").await.as_deref(), Some("Renamed 4"), "the rest is applied");
