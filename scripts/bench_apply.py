@@ -14,6 +14,7 @@ Needs scripts/setup.sh's servers.
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -115,6 +116,8 @@ max_in_flight = {in_flight}
                 dynalite.wait()
     finally:
         subprocess.run(["bash", os.path.join(ROOT, "scripts/pg.sh"), "stop", os.path.join(state, "pg")])
+        # The server's files and the plan: hundreds of MB at scale 10,000.
+        shutil.rmtree(state, ignore_errors=True)
     med = {k: statistics.median(r[k] for r in results) for k in results[0]}
     batched_write = max(med["sync_u"] - med["nochange"], 1e-9)
     rows = [
