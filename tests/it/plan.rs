@@ -422,3 +422,27 @@ async fn a_stalled_dynamodb_ends_an_apply_within_its_timeouts() {
     // Every write sent was answered and counted, and none was sent after the failure.
     assert_eq!(keys(&ctx, "PutItem", &table).len() + keys(&ctx, "DeleteItem", &table).len(), done as usize);
 }
+
+/// A table whose diff reads the hash index: the plan's changes carry their bucket, and after the
+/// apply the index diff finds nothing left.
+#[tokio::test]
+async fn a_plan_of_a_table_whose_diff_reads_the_hash_index_applies_and_leaves_nothing() {
+    let ctx = Ctx::new(40).await;
+    ctx.use_mappings(
+        "plan.toml",
+        &mapping().replace("delete_missing = true\n", "delete_missing = true\ndiff = \"index\"\n"),
+    );
+    ctx.sync(&[]);
+    ctx.sql(&["UPDATE lessons SET title = 'Renamed ' || id WHERE id IN (3, 4)"]);
+    let planned = json(&ctx.ddbsync(&["--json", "plan", "local", "-o", "p.json"]));
+    assert_eq!(planned["changes"], 2, "{planned}");
+    let applied = ctx.ddbsync(&["--json", "apply", "p.json"]);
+    assert_eq!(applied.code(), 0, "{}", applied.stderr());
+    let stored = ctx.scan("items").await;
+    let three = stored.iter().find(|i| text(&i["id"]) == "3").unwrap();
+    assert_eq!(text(&three["title"]), "Renamed 3");
+    assert!(three.contains_key("_ddbsync_bucket"), "the hash index holds it: {three:?}");
+    let again = ctx.sync(&[]);
+    assert_eq!(again["tables"][0]["diff"], "index", "{again}");
+    assert_eq!((again["total"]["created"].as_u64(), again["total"]["updated"].as_u64()), (Some(0), Some(0)));
+}
