@@ -741,6 +741,14 @@ async fn sync_run(
     if pending && report.outcome.exit_code == Exit::Success as u8 {
         report.outcome.exit_code = Exit::Pending as u8;
     }
+    // A dry run writes nothing anyway: with --max-cost its code says whether the real run would
+    // be refused, and its report says so too.
+    let over = max_cost.filter(|max| report.dry_run && finished.error.is_none() && report.total.cost.actual > *max);
+    // It outranks what a completed dry run found (Exit::max): the real run would not happen.
+    let outranked = [Exit::Success, Exit::Pending, Exit::Differences].map(|e| e as u8);
+    if over.is_some() && outranked.contains(&report.outcome.exit_code) {
+        report.outcome.exit_code = Exit::OverBudget as u8;
+    }
     // The report comes first, whatever ended the run: it says what was written.
     if finished.error.is_none() || !report.tables.is_empty() {
         printer.show(&*report, crate::pure::report::RunReport::render)?;
@@ -748,14 +756,12 @@ async fn sync_run(
     if let Some(error) = finished.error {
         return Err(error);
     }
-    if let (Some(max), true) = (max_cost, report.dry_run) {
-        // A dry run writes nothing anyway: the code says whether the real run would be refused.
-        let estimate = report.total.cost.actual;
-        if estimate > max {
-            let parts = "the writes and the diff's reads, as this dry run estimates them";
-            printer.warn(crate::exit::OverBudget::of(&format!("sync {}", report.environment), estimate, parts, max).0);
-            return Ok(Exit::OverBudget);
-        }
+    if let Some(max) = over {
+        let parts = "the writes and the diff's reads, as this dry run estimates them";
+        let refusal =
+            crate::exit::OverBudget::of(&format!("sync {}", report.environment), report.total.cost.actual, parts, max);
+        printer.warn(refusal.0.replace("nothing was written", "the real run would write nothing"));
+        return Ok(Exit::OverBudget);
     }
     Ok(if report.has_losses() {
         Exit::Differences

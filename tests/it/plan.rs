@@ -276,6 +276,12 @@ async fn max_cost_below_the_estimate_writes_nothing_and_above_it_writes() {
     assert!(keys(&ctx, "PutItem", &table).is_empty() && keys(&ctx, "DeleteItem", &table).is_empty());
     assert_ne!(title(&ctx, "3").await.as_deref(), Some("Renamed 3"), "the item is as it was");
 
+    // A dry run over the ceiling says the real run would be refused, in its code and its report.
+    let dry = ctx.ddbsync(&["--json", "sync", "local", "--dry-run", "--max-cost", "0"]);
+    assert_eq!(dry.code(), 7, "{}", dry.stderr());
+    assert_eq!(json(&dry)["outcome"]["exit_code"], 7);
+    assert!(dry.stderr().contains("the real run would write nothing"), "{}", dry.stderr());
+
     // The estimate, from a dry run, against what the run reports.
     let rehearsal = ctx.sync(&["--dry-run"]);
     let estimate = rehearsal["total"]["cost_usd"].as_f64().unwrap() + ctx_prices_read(&rehearsal);
