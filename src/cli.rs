@@ -162,6 +162,13 @@ pub enum Command {
   ddbsync history prod --since 7d          # the runs of the last week, newest first
   ddbsync history prod --limit 5 --csv > runs.csv")]
     History(HistoryArgs),
+    /// Show the progress of the run holding the lock (phase, rows per table, rate, ETA), or how the last run ended.
+    #[command(after_help = "Examples:
+  ddbsync status prod                  # the running sync's progress, or the last run's outcome
+  ddbsync status prod --watch          # refresh every 2 s until the run ends (then its outcome)
+  ddbsync status prod --watch 10       # refresh every 10 s
+  ddbsync --json status prod           # the status as JSON (with --watch: one document a line)")]
+    Status(StatusArgs),
     /// Sum the recorded runs over a period: items, units, cost and savings per table.
     #[command(after_help = "Examples:
   ddbsync report prod                            # the last 30 days
@@ -293,6 +300,16 @@ pub struct HistoryArgs {
     /// Print CSV instead of a table.
     #[arg(long, help_heading = heading::OUTPUT)]
     pub csv: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The environment whose runs to show.
+    pub env: String,
+    /// Refresh every SECS seconds (default 2, at most 3600) until no run holds the lock, then show
+    /// how it ended; SIGINT (Ctrl-C) stops watching.
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "2", allow_negative_numbers = true, value_parser = watch_secs, help_heading = heading::OUTPUT)]
+    pub watch: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -680,6 +697,19 @@ fn lock_timeout(text: &str) -> Result<Duration, String> {
 
 /// A whole number for a count flag: a negative one said as such (the command then checks the
 /// flag's own bounds and says why they are what they are).
+/// `status --watch [SECS]`: 1 to 3600 seconds. The value is optional, so a word after `--watch` is
+/// taken for it: most likely the environment, given after the flag.
+fn watch_secs(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<i128>() {
+        Ok(secs @ 1..=3600) => Ok(secs as u64),
+        Ok(secs) => Err(format!("{secs} seconds: refresh every 1 to 3600 seconds")),
+        Err(_) => Err(format!(
+            "\"{text}\" is not a number of seconds (1 to 3600); name the environment before --watch (ddbsync \
+             status {text} --watch), or give the interval after it (--watch 5)"
+        )),
+    }
+}
+
 fn whole<T: TryFrom<u64>>(text: &str) -> Result<T, String> {
     match text.trim().parse::<i128>() {
         Ok(n) if n < 0 => Err(format!("{n} is negative; give a whole number from 1")),

@@ -204,6 +204,24 @@ impl Printer {
         })
     }
 
+    /// One refresh of a watched result (`status --watch`): with `--json` one document a line (JSON
+    /// Lines, each as [`Printer::show`] would print it); else `text`, after clearing the screen on a
+    /// terminal, or after a blank line.
+    pub fn update<T: Serialize>(&self, value: &T, text: &str) -> io::Result<()> {
+        let first = !self.shown.swap(true, Ordering::Relaxed);
+        let mut out = io::stdout().lock();
+        if self.json {
+            serde_json::to_writer(&mut out, &Versioned { schema_version: SCHEMA_VERSION, body: value })
+                .map_err(io::Error::from)
+                .and_then(|()| writeln!(out))?;
+        } else if io::stdout().is_terminal() {
+            write!(out, "\x1b[2J\x1b[H{text}")?;
+        } else {
+            write!(out, "{}{text}", if first { "" } else { "\n" })?;
+        }
+        out.flush()
+    }
+
     /// With `--json`, the error that ended a command, as the JSON document on stdout, unless the
     /// command already printed its result (a sync's or a restore's report says how it ended in its
     /// `outcome`). Best effort: stderr carries the same message.

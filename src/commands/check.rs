@@ -127,9 +127,10 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
     };
     let mut plans: Vec<Option<TablePlan>> = Vec::new();
     for mapping in &mappings {
-        let what = match mapping.is_multi() {
-            true => format!("queries of {} ({})", mapping.name, mapping.entities.len()),
-            false => format!("query of {}", mapping.name),
+        let what = match (&mapping.promote, mapping.is_multi()) {
+            (Some(promote), _) => format!("source table {} of {}", promote.source_table, mapping.name),
+            (None, true) => format!("queries of {} ({})", mapping.name, mapping.entities.len()),
+            (None, false) => format!("query of {}", mapping.name),
         };
         let Some(source) = &source else {
             report.push(what, Status::Skipped, format!("not checked: no connection to {system} (above)"));
@@ -138,7 +139,8 @@ pub async fn run(profile: &Profile, tables: &[String]) -> Result<CheckReport> {
         };
         match preflight::plan(source.as_ref(), mapping).await {
             Ok(plan) => {
-                report.push(what, Status::Ok, format!("compiles; key ({})", show_table_schema(&plan.schema)));
+                let found = if mapping.promote.is_some() { "found" } else { "compiles" };
+                report.push(what, Status::Ok, format!("{found}; key ({})", show_table_schema(&plan.schema)));
                 plans.push(Some(plan));
             }
             Err(e) => {

@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod docs;
+pub mod status;
 pub mod tables;
 
 use std::io::IsTerminal;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::cli::{
-    ApplyArgs, BackupArgs, Cli, Command, HistoryArgs, IamArgs, PlanArgs, ReportArgs, RestoreArgs, SyncArgs,
+    ApplyArgs, BackupArgs, Cli, Command, HistoryArgs, IamArgs, PlanArgs, ReportArgs, RestoreArgs, StatusArgs, SyncArgs,
     TablesCommand, VerifyArgs,
 };
 use crate::engine::preflight;
@@ -49,6 +50,11 @@ async fn command(cli: Cli) -> Result<Exit> {
     // said). What holds nothing is cut at once; what holds something ends itself (`Stop::hold`).
     let stop = Stop::on_signals();
     let name = name(&cli.command);
+    // As the run's leases name it, for `status`.
+    crate::engine::progress::set_command(match &cli.command {
+        Command::Verify(args) if args.repair => "verify --repair",
+        _ => name,
+    });
     let outcome = tokio::select! {
         outcome = dispatch(cli, &printer, &stop) => outcome,
         cut = stop.cut(name) => Err(cut),
@@ -75,6 +81,7 @@ fn name(command: &Command) -> &'static str {
         Command::Tables(TablesCommand::Drop(_)) => "tables drop",
         Command::Verify(_) => "verify",
         Command::History(_) => "history",
+        Command::Status(_) => "status",
         Command::Report(_) => "report",
         Command::IamPolicy(_) => "iam-policy",
         Command::Completions(_) => "completions",
@@ -124,6 +131,10 @@ async fn dispatch(cli: Cli, printer: &Printer, stop: &Stop) -> Result<Exit> {
         }
         Command::Verify(args) => verify(dir, args, cli.json, printer, stop).await,
         Command::History(args) => history(dir, args, printer).await,
+        Command::Status(StatusArgs { env, watch }) => {
+            let profile = load(dir, &env).await?;
+            status::run(&profile, watch.map(Duration::from_secs), printer).await
+        }
         Command::Report(args) => report(dir, args, printer).await,
         Command::IamPolicy(args) => iam_policy(dir, args, printer).await,
         Command::Completions(args) => {
@@ -654,6 +665,10 @@ async fn sync_run(
         ))
         .into());
     }
+    if let Some(path) = &args.id_map {
+        // Known before anything is read or written, not after the run.
+        writable(path, "--id-map")?;
+    }
     if let (Some(limit), profile::SourceKind::DynamoDb(source)) = (args.limit, &mut profile.source.kind) {
         // The sample's referenced items are written too, so their tables are in the run.
         let roots: Vec<String> = match tables.is_empty() {
@@ -770,6 +785,31 @@ async fn sync_run(
     } else {
         Exit::Success
     })
+}
+
+/// Refuses (exit 2) an output file that cannot be written: a directory, or a place whose directory
+/// does not exist or refuses a new file. Tried by creating and removing the file beside it that
+/// the output is first written to.
+fn writable(path: &Path, flag: &str) -> Result<()> {
+    let refuse = |why: String| -> Result<()> {
+        Err(UsageError(format!(
+            "{flag} {}: {why}; give a file in a directory that exists and may be written",
+            path.display()
+        ))
+        .into())
+    };
+    if path.is_dir() {
+        return refuse("is a directory".into());
+    }
+    let trial = path.with_extension("partial");
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&trial) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&trial);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => refuse(format!("cannot be written ({e})")),
+    }
 }
 
 /// `roots` and every table they reference, transitively (mapping names, in the profile's order,

@@ -237,6 +237,9 @@ async fn apply_table(
         .iter()
         .map(|p| (&p.item, &p.against, true))
         .chain(table.deletes.iter().map(|d| (&d.key, &d.against, false)));
+    // What `ddbsync status` shows of the apply, through the lease's renewals.
+    let counters = crate::engine::progress::start(&table.table);
+    counters.phase(crate::pure::status::Phase::Writing);
     let in_flight = profile.sync.max_in_flight.clamp(1, 64);
     // Set at the first failure or stop: no change is sent after it, and the ones in flight are
     // given their answers and counted.
@@ -247,7 +250,7 @@ async fn apply_table(
     };
     let writes = futures::stream::iter(changes)
         .map(|(json, against, put)| {
-            let (key, halt, halted) = (&key, &halt, &halted);
+            let (key, halt, halted, counters) = (&key, &halt, &halted, &counters);
             async move {
                 let go = || -> Result<()> {
                     if let Some(signal) = stop.requested() {
@@ -268,6 +271,12 @@ async fn apply_table(
                 }
                 let done = change(&**dynamo, &table.table, key, (item.clone(), against, put), (&policy, fence)).await;
                 lock::beat();
+                if let Ok((Done::Made, _)) = &done {
+                    match put {
+                        true => counters.written(1, units as f64),
+                        false => counters.deleted(1, 1.0),
+                    }
+                }
                 let described = item::describe_key(&item, key);
                 let (done, reads) =
                     done.with_context(|| format!("applying a change to {}: {described}", table.table)).map_err(halt)?;
@@ -310,6 +319,9 @@ async fn apply_table(
         }
     }
     drift.sort_by(|a, b| (&a.table, &a.key).cmp(&(&b.table, &b.key)));
+    if failure.is_none() {
+        counters.phase(crate::pure::status::Phase::Done);
+    }
     failure.map_or(Ok(()), Err)
 }
 

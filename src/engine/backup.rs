@@ -143,7 +143,10 @@ pub async fn backup(
         let mut gz =
             flate2::write::GzEncoder::new(std::io::BufWriter::new(part.reopen()?), flate2::Compression::fast());
         let (mut items, mut bytes, mut md5) = (0u64, 0u64, Md5::new());
+        // `ddbsync status` shows the items read (the lease's renewals carry them).
+        let counters = crate::engine::progress::start(table);
         scan::each_page(dynamo, table, &policy, None, |page| {
+            counters.read(page.len() as u64);
             for item in &page {
                 let mut line = serde_json::to_vec(&serde_json::json!({ "Item": ddb_json::item_to_json(item) }))?;
                 line.push(b'\n');
@@ -159,6 +162,7 @@ pub async fn backup(
         .with_context(|| format!("backing up {table}; no backup was written"))?;
         gz.finish()?.flush()?;
         bar.finish_and_clear();
+        counters.phase(crate::pure::status::Phase::Done);
         // The Scan saw one table only if the table it ends on is the one it began on.
         let after = dynamo.describe(table).await.with_context(|| format!("reading DynamoDB table {table}"))?;
         if let Some(changed) = changed_under_scan(&info, after.as_ref()) {
@@ -820,8 +824,12 @@ pub async fn restore(
         bar.set_length(entry.items);
         let on_written = {
             let (bar, table, progress) = (bar.clone(), table.clone(), progress.clone());
-            move |n: u64| {
+            // `ddbsync status` reads it from the lease's renewals.
+            let counters = crate::engine::progress::start(&table);
+            counters.phase(crate::pure::status::Phase::Writing);
+            move |n: u64, units: f64| {
                 bar.inc(n);
+                counters.written(n, units);
                 progress.set(&table, |s| match s {
                     TableState::Writing { written, of } => TableState::Writing { written: written + n, of },
                     other => other,
@@ -897,6 +905,7 @@ pub async fn restore(
         let (read, outcome) = tokio::join!(reader, bounded);
         let outcome = outcome.transpose().with_context(|| format!("the writer of {table} panicked"))?;
         bar.finish_and_clear();
+        crate::engine::progress::table(table).phase(crate::pure::status::Phase::Done);
         // Kept before a stop ends the restore: the run record counts what was billed, and a table
         // whose every item was written is done, whatever came after.
         if let Some(o) = &outcome {

@@ -35,7 +35,7 @@ pub fn spawn_writer(
     (fence, stop): (&Fence, &Stop),
     (settings, cap): (&SyncSettings, Option<Arc<Cap>>),
     (table, key_names): (&str, Vec<String>),
-    on_written: impl Fn(u64) + Send + 'static,
+    on_written: impl Fn(u64, f64) + Send + 'static,
 ) -> (Queue, JoinHandle<WriteOutcome>) {
     let (tx, rx) = writer::queue(WRITE_BYTES, WRITE_QUEUE);
     let writer_settings = WriterSettings {

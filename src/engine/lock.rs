@@ -37,9 +37,11 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
 use tokio::sync::watch;
 
+use crate::engine::progress;
 use crate::profile::Profile;
 use crate::pure::bucket::Shard;
 use crate::pure::item::{AttributeValue, Item};
+use crate::pure::status;
 use crate::target::{Condition, TableSchema, Target, TABLE_WAIT};
 
 /// Who holds a table's lock, as stored in its lease item.
@@ -249,6 +251,15 @@ fn to_item_at(key: Item, lease: &Lease) -> Item {
     if let Some(secs) = lease.lease_secs {
         item.insert("lease_secs".into(), AttributeValue::N(secs.to_string()));
     }
+    // What the run has done so far (`ddbsync status`), on the items of the process doing it (a
+    // marker stands for the run's shards, each of which carries its own).
+    item.insert(status::COMMAND.into(), s(progress::command().to_string()));
+    let marker = lease.sharding.as_ref().is_some_and(|s| s.shard.is_none());
+    let table = item.get("sk").and_then(|v| v.as_s().ok()).and_then(|sk| sk.strip_prefix("TABLE#"));
+    let table = table.map(|t| t.split("#SHARD#").next().unwrap_or(t).to_string());
+    if let Some(done) = table.filter(|_| !marker).and_then(|t| progress::snapshot(&t)) {
+        item.insert(status::PROGRESS.into(), done.attribute());
+    }
     if let Some(sharding) = &lease.sharding {
         item.insert("shard_run".into(), s(sharding.run.clone()));
         item.insert("shards".into(), AttributeValue::N(sharding.count.to_string()));
@@ -264,7 +275,8 @@ fn to_item_at(key: Item, lease: &Lease) -> Item {
     item
 }
 
-fn from_item(item: &Item) -> Option<Lease> {
+/// Reads a lease item back (`None` for one that is not a lease).
+pub fn from_item(item: &Item) -> Option<Lease> {
     let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
     let time = |k: &str| s(k).and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).map(|t| t.with_timezone(&Utc));
     Some(Lease {
@@ -1102,6 +1114,31 @@ mod tests {
         assert!(refused.contains("(environment prod, shard 1/4 of run nightly-7)"), "{refused}");
         let refused = Locked { table: "prod-lessons".into(), holder: marker, waited: None }.to_string();
         assert!(refused.contains("(environment prod, a run in 4 shards (nightly-7))"), "{refused}");
+    }
+
+    #[test]
+    fn a_lease_item_with_its_progress_stays_one_write_unit_whatever_the_table() {
+        // The longest table name DynamoDB allows, a shard's lease, and counters at their largest:
+        // the renewal that carries them is still billed one write unit (items up to 1 KB).
+        let table = "t".repeat(255);
+        let mut mine = lease("0b3c5e1a-6f4e-4c1b-9a57-2d7f8e9a0b1c/pid:[4026531836]", u32::MAX, 60);
+        mine.run_id =
+            "a-host-name-of-sixty-three-characters-which-is-the-longest-one:4294967295:1800000000000000".into();
+        mine.env = "production-environment".into();
+        mine.host = "h".repeat(63);
+        mine.sharding = Some(LeaseShard { run: "r".repeat(64), count: 1024, shard: Some("1023/1024".into()) });
+        let key = shard_key(&table, Shard::new(1023, 1024).unwrap());
+        let without = crate::pure::item::item_size(&to_item_at(key.clone(), &mine));
+        let counters = progress::start(&table);
+        counters.read(u64::MAX / 2);
+        counters.written(u64::MAX / 2, 1e12);
+        counters.deleted(u64::MAX / 2, 0.0);
+        counters.rejected(u64::MAX / 2);
+        let item = to_item_at(key, &mine);
+        assert!(item.contains_key(status::PROGRESS) && item.contains_key(status::COMMAND));
+        let with = crate::pure::item::item_size(&item);
+        assert!(with <= 1024, "{with} bytes: more than one write unit");
+        assert!(with - without < 300, "the progress adds {} bytes", with - without);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod lock;
 pub mod pace;
 pub mod planning;
 pub mod preflight;
+pub mod progress;
 pub mod references;
 pub mod repair;
 pub mod run_id;

@@ -79,9 +79,11 @@ impl ReferencesReport {
             out.push_str("Every reference resolves.\n");
         } else {
             out.push_str(
-                "A dangling reference was written by something other than a promotion (a promotion rejects an item \
-                 whose reference the source cannot resolve), or its target item was deleted since: promote again, or \
-                 fix the item.\n",
+                "A reference dangles when the item it points at was deleted (by delete_missing, or by hand) while the \
+                 referencing item was kept as it was (a promotion rejects a source item whose reference the source \
+                 cannot resolve, and keeps its stored item: its report names the source item), or when something \
+                 other than ddbsync wrote it. Fix the source item (point it at an item that exists, or clear the \
+                 reference) and promote again, or fix or delete the target item.\n",
             );
         }
         out.push_str(&format!("Read {:.1} units (${:.6}).\n", self.read_units, self.cost_usd));

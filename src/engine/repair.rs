@@ -453,7 +453,7 @@ fn start_writer(
     run: &Run<'_>,
     (table, key_names): (&str, &[&str]),
     fence: &Fence,
-    on_written: impl Fn(u64) + Send + 'static,
+    on_written: impl Fn(u64, f64) + Send + 'static,
 ) -> (Queue, tokio::task::JoinHandle<WriteOutcome>) {
     let key_names = key_names.iter().map(|k| k.to_string()).collect();
     guard::spawn_writer(
@@ -512,7 +512,16 @@ async fn repair_table(
     };
     let bar = run.printer.writes(format!("{table}: repairing"));
     let progress = bar.clone();
-    let (tx, task) = start_writer(run, (table, &key_names), fence, move |n| progress.inc(n));
+    // `ddbsync status` reads these from the lease's renewals.
+    let counters = crate::engine::progress::start(table);
+    let on_written = {
+        let counters = counters.clone();
+        move |n, units| {
+            progress.inc(n);
+            counters.written(n, units);
+        }
+    };
+    let (tx, task) = start_writer(run, (table, &key_names), fence, on_written);
     // The keys of the missing items sent, to tell created from updated when some fail.
     let mut created_keys = HashSet::new();
     let mut estimated = 0u64;
@@ -557,6 +566,7 @@ async fn repair_table(
                 }
             };
             lock::beat();
+            counters.read(1);
             match entity_plan.build(row) {
                 Ok(built) => {
                     // A source row gives this key now: it is not an extra.
@@ -602,6 +612,7 @@ async fn repair_table(
             }
         }
     }
+    counters.phase(crate::pure::status::Phase::Writing);
     drop(tx);
     if let Some(Halt::Stopped(signal)) = &halt {
         run.printer.note(format!(
@@ -675,6 +686,7 @@ async fn repair_table(
                         .sum();
                     r.write_units += units as f64;
                 }
+                counters.phase(crate::pure::status::Phase::Deleting);
                 let done = delete_items(run, (table, &key_names), fence, doomed).await;
                 r.deleted = done.written;
                 let missed: HashSet<&str> = done.failed.iter().map(|f| f.key.as_str()).collect();
@@ -692,6 +704,7 @@ async fn repair_table(
     }
     r.unpriced = unpriced;
     r.cost = Savings::new(&run.profile.prices, r.write_units, r.read_units, r.full_rewrite_units);
+    counters.phase(crate::pure::status::Phase::Done);
     let failure = match halt {
         Some(Halt::Failed(e)) => Some(e),
         Some(Halt::Stopped(signal)) => Some(Interrupted(signal).into()),
@@ -713,7 +726,8 @@ async fn delete_items(
     fence: &Fence,
     doomed: Vec<(Digest, Item)>,
 ) -> WriteOutcome {
-    let (tx, task) = start_writer(run, (table, key_names), fence, |_| {});
+    let counters = crate::engine::progress::table(table);
+    let (tx, task) = start_writer(run, (table, key_names), fence, move |n, units| counters.deleted(n, units));
     let deleting = crate::target::dryrun::doing(run.options.mode, ("deleting", "delete"));
     run.printer.note(format!("{table}: {deleting} {} items that have no source row", doomed.len()));
     for (key, item) in doomed {

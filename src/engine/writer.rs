@@ -329,7 +329,7 @@ pub async fn write_all<W: BatchWriter + ?Sized + 'static>(
     settings: WriterSettings,
     pace: Arc<Pace>,
     mut inbox: Inbox,
-    on_written: impl Fn(u64) + Send,
+    on_written: impl Fn(u64, f64) + Send,
 ) -> WriteOutcome {
     let key_names: Vec<&str> = settings.key_names.iter().map(String::as_str).collect();
     let window_size = settings.shuffle_window.max(MAX_BATCH);
@@ -391,7 +391,7 @@ pub async fn write_all<W: BatchWriter + ?Sized + 'static>(
                 },
                 Some(done) = in_flight.next(), if !in_flight.is_empty() => {
                     let done: WriteOutcome = done;
-                    on_written(done.written);
+                    on_written(done.written, done.consumed_units);
                     outcome.absorb(done);
                 }
                 else => {}
@@ -417,7 +417,7 @@ pub async fn write_all<W: BatchWriter + ?Sized + 'static>(
             },
             _ = tokio::time::sleep_until(flush_at), if !due && waiting_since.is_some() => {}
             Some(done) = in_flight.next(), if !in_flight.is_empty() => {
-                on_written(done.written);
+                on_written(done.written, done.consumed_units);
                 outcome.absorb(done);
             }
         }
@@ -591,7 +591,7 @@ mod tests {
         let (tx, rx) = queue(1 << 30, 8);
         let settings =
             WriterSettings { table: "t".into(), key_names: vec!["id".into()], policy: fast(3), shuffle_window: 100 };
-        let task = tokio::spawn(write_all(w, settings, Arc::new(Pace::new(3, None)), rx, |_| {}));
+        let task = tokio::spawn(write_all(w, settings, Arc::new(Pace::new(3, None)), rx, |_, _| {}));
         for (i, item) in items(5).into_iter().enumerate() {
             let key = crate::pure::hash::item_key_digest(item.item(), &["id"]).unwrap();
             tx.send(Pending { key, request: item, units: 10 + i as u64 }).await.unwrap();
@@ -608,7 +608,7 @@ mod tests {
         let (tx, rx) = queue(1 << 30, 8);
         let settings =
             WriterSettings { table: "t".into(), key_names: vec!["id".into()], policy: fast(3), shuffle_window: 100 };
-        let task = tokio::spawn(write_all(w.clone(), settings, Arc::new(Pace::new(3, None)), rx, |_| {}));
+        let task = tokio::spawn(write_all(w.clone(), settings, Arc::new(Pace::new(3, None)), rx, |_, _| {}));
         // A queue of 8: the producer would wait for ever if the writer stopped taking items.
         for item in items(300) {
             let key = crate::pure::hash::item_key_digest(item.item(), &["id"]).unwrap();
@@ -629,7 +629,7 @@ mod tests {
         let (tx, rx) = queue(1 << 30, 8);
         let settings =
             WriterSettings { table: "t".into(), key_names: vec!["id".into()], policy: fast(3), shuffle_window: 100 };
-        let task = tokio::spawn(write_all(w.clone(), settings, Arc::new(Pace::new(3, None)), rx, |_| {}));
+        let task = tokio::spawn(write_all(w.clone(), settings, Arc::new(Pace::new(3, None)), rx, |_, _| {}));
         for (i, item) in items(300).into_iter().enumerate() {
             // Keys repeat every 150 items: two items with one key may share the window.
             tx.send(Pending { key: [(i % 150) as u8; 16], request: item, units: 1 }).await.unwrap();
@@ -658,7 +658,7 @@ mod tests {
         let (tx, rx) = queue(1 << 30, 8);
         let settings =
             WriterSettings { table: "t".into(), key_names: vec!["id".into()], policy: fast(3), shuffle_window: 200 };
-        let task = tokio::spawn(write_all(w.clone(), settings, Arc::new(Pace::new(1, None)), rx, |_| {}));
+        let task = tokio::spawn(write_all(w.clone(), settings, Arc::new(Pace::new(1, None)), rx, |_, _| {}));
         for (i, item) in items(400).into_iter().enumerate() {
             tx.send(Pending { key: (i as u128).to_be_bytes(), request: item, units: 1 }).await.unwrap();
         }
@@ -675,7 +675,7 @@ mod tests {
         let (tx, rx) = queue(1 << 30, 8);
         let settings =
             WriterSettings { table: "t".into(), key_names: vec!["id".into()], policy: fast(3), shuffle_window: 1000 };
-        let task = tokio::spawn(write_all(w.clone(), settings, Arc::new(Pace::new(3, None)), rx, |_| {}));
+        let task = tokio::spawn(write_all(w.clone(), settings, Arc::new(Pace::new(3, None)), rx, |_, _| {}));
         for (i, item) in items(3).into_iter().enumerate() {
             tx.send(Pending { key: [i as u8; 16], request: item, units: 1 }).await.unwrap();
         }
@@ -715,7 +715,7 @@ mod tests {
         let (tx, rx) = queue(budget, 1024);
         let settings =
             WriterSettings { table: "t".into(), key_names: vec!["id".into()], policy: fast(3), shuffle_window: 1000 };
-        let task = tokio::spawn(write_all(w.clone(), settings, Arc::new(Pace::new(8, None)), rx, |_| {}));
+        let task = tokio::spawn(write_all(w.clone(), settings, Arc::new(Pace::new(8, None)), rx, |_, _| {}));
         let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let count = sent.clone();
         let producer = tokio::spawn(async move {
@@ -758,7 +758,7 @@ mod tests {
         let (tx, rx) = queue(4 << 20, 1024);
         let settings =
             WriterSettings { table: "t".into(), key_names: vec!["id".into()], policy: fast(3), shuffle_window: 1000 };
-        let task = tokio::spawn(write_all(w.clone(), settings, Arc::new(Pace::new(4, None)), rx, |_| {}));
+        let task = tokio::spawn(write_all(w.clone(), settings, Arc::new(Pace::new(4, None)), rx, |_, _| {}));
         let start = std::time::Instant::now();
         for i in 0..150 {
             tx.send(sized(i, 300_000)).await.unwrap();
@@ -796,7 +796,7 @@ mod tests {
         // One unit a second: the batches would wait for minutes.
         let cap = Arc::new(crate::engine::pace::Cap::new(std::num::NonZeroU32::new(1).unwrap()));
         let writer = Arc::new(Stoppable::default());
-        let task = tokio::spawn(write_all(writer.clone(), settings, Arc::new(Pace::new(2, Some(cap))), rx, |_| {}));
+        let task = tokio::spawn(write_all(writer.clone(), settings, Arc::new(Pace::new(2, Some(cap))), rx, |_, _| {}));
         for (i, item) in items(200).into_iter().enumerate() {
             tx.send(Pending { key: (i as u128).to_be_bytes(), request: item, units: 1 }).await.unwrap();
         }

@@ -579,6 +579,11 @@ fn source_kind(path: &Path, source: &raw::SourceSection) -> Result<SourceKind, P
         ("aws_profile", source.aws_profile.is_some()),
         ("scan_segments", source.scan_segments.is_some()),
     ];
+    if let Some(other) = source.kind.as_deref().filter(|k| !["postgres", "sqlite", "dynamodb"].contains(k)) {
+        return Err(err(format!(
+            "source.kind = \"{other}\" is not a source ddbsync reads; use postgres, sqlite or dynamodb (in lower case)"
+        )));
+    }
     if source.kind.as_deref() != Some("dynamodb") {
         if let Some((key, _)) = dynamodb_only.iter().find(|(_, set)| *set) {
             return Err(err(format!(

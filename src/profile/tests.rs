@@ -833,3 +833,10 @@ fn a_dynamodb_source_refuses_what_it_cannot_do() {
     assert!(err(&PROMOTE_ENV.replace("[target]\n", "[target]\nid_namespace = \" \"\n"), PROMOTE_MAPPINGS)
         .contains("id_namespace is empty"));
 }
+
+#[test]
+fn a_source_kind_in_capitals_is_named_before_its_settings() {
+    let capital = load_err(&PROMOTE_ENV.replace("kind = \"dynamodb\"", "kind = \"DynamoDB\""), PROMOTE_MAPPINGS);
+    assert!(capital.contains("source.kind = \"DynamoDB\" is not a source ddbsync reads"), "{capital}");
+    assert!(capital.contains("in lower case") && !capital.contains("add kind"), "{capital}");
+}

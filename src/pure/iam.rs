@@ -25,10 +25,12 @@ pub enum Use {
     Restore,
     /// `history` and `report`: read the run records.
     Report,
+    /// `status`: read the run lock's leases and the run records.
+    Status,
 }
 
 impl Use {
-    pub const ALL: [Use; 6] = [Use::Sync, Use::Clean, Use::Verify, Use::Backup, Use::Restore, Use::Report];
+    pub const ALL: [Use; 7] = [Use::Sync, Use::Clean, Use::Verify, Use::Backup, Use::Restore, Use::Report, Use::Status];
 
     /// The actions this use needs on the data tables and on the metadata table.
     fn actions(self) -> (&'static [&'static str], &'static [&'static str]) {
@@ -42,6 +44,8 @@ impl Use {
             Use::Backup => (&["DescribeTable", "Scan"], LOCK),
             Use::Restore => (&["DescribeTable", "CreateTable", "DeleteTable", "BatchWriteItem"], LOCK),
             Use::Report => (&[], &["Query"]),
+            // One Query of the leases, one of the records (`commands/status.rs`).
+            Use::Status => (&[], &["Query"]),
         }
     }
 }
@@ -80,6 +84,30 @@ pub fn policy(profile: &Profile, uses: &[Use]) -> Value {
             "Action": data,
             "Resource": tables,
         }));
+    }
+    // A promotion reads its source tables, in the source's region (and, with its own AWS
+    // profile, perhaps another account: `*` unless that is the target's).
+    if let crate::profile::SourceKind::DynamoDb(source) = &profile.source.kind {
+        let reads = uses.iter().any(|u| matches!(u, Use::Sync | Use::Clean | Use::Verify));
+        if reads {
+            let region = source.region.as_deref().unwrap_or(&profile.target.region);
+            let account = match source.aws_profile {
+                None => profile.target.account_id.as_deref().unwrap_or("*"),
+                Some(_) => "*",
+            };
+            let arns: Vec<String> = profile
+                .tables
+                .iter()
+                .filter_map(|t| t.promote.as_ref())
+                .map(|p| format!("arn:aws:dynamodb:{region}:{account}:table/{}", p.source_table))
+                .collect();
+            statements.push(json!({
+                "Sid": "DdbsyncSourceTables",
+                "Effect": "Allow",
+                "Action": ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Scan"],
+                "Resource": arns,
+            }));
+        }
     }
     if !meta.is_empty() {
         statements.push(json!({
@@ -168,10 +196,54 @@ mod tests {
     }
 
     #[test]
+    fn status_only_queries_the_metadata_table_and_calls_nothing_else() {
+        // The target calls `status` makes, read from its source: `dynamo.query_from(` → Query.
+        let source = include_str!("../commands/status.rs");
+        let methods = ["describe", "scan", "query_from", "get_item", "put_item", "put_if", "delete_if", "batch"];
+        let called: BTreeSet<&str> = methods.into_iter().filter(|m| source.contains(&format!(".{m}("))).collect();
+        assert_eq!(called, BTreeSet::from(["query_from"]), "status calls more than Query");
+        let status = policy(&profile(), &[Use::Status]);
+        let statements = status["Statement"].as_array().unwrap();
+        assert_eq!(statements.len(), 1, "nothing on the data tables");
+        assert_eq!(statements[0]["Sid"], "DdbsyncRunRecordsAndLock");
+        assert_eq!(statements[0]["Action"], json!(["dynamodb:Query"]));
+    }
+
+    #[test]
     fn without_an_account_the_arns_match_any() {
         let mut p = profile();
         p.target.account_id = None;
         let doc = policy(&p, &[Use::Backup]);
         assert_eq!(doc["Statement"][0]["Resource"][0], "arn:aws:dynamodb:eu-west-1:*:table/pni-lessons");
+    }
+
+    #[test]
+    fn a_promotion_may_read_its_source_tables_and_nothing_more() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("mappings")).unwrap();
+        std::fs::write(
+            dir.path().join("p.toml"),
+            "mappings = \"mappings/m.toml\"\ntable_suffix = \"-prod\"\n[source]\nkind = \"dynamodb\"\n\
+             table_template = \"{table}-dev\"\nregion = \"us-west-1\"\n[target]\nregion = \"eu-west-1\"\n\
+             account_id = \"123456789012\"\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("mappings/m.toml"), "[tables.Quotes]\npartition_key = \"id\"\nid = \"id\"\n")
+            .unwrap();
+        let p = crate::profile::load(dir.path(), "p").unwrap();
+        let policy = policy(&p, &[Use::Sync]);
+        let source =
+            policy["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == "DdbsyncSourceTables").unwrap();
+        assert_eq!(source["Resource"], json!(["arn:aws:dynamodb:us-west-1:123456789012:table/Quotes-dev"]));
+        assert_eq!(source["Action"], json!(["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Scan"]));
+        let writes: Vec<&Value> = policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["Resource"].to_string().contains("Quotes-dev"))
+            .collect();
+        assert_eq!(writes.len(), 1, "no write is ever granted on the source");
+        let report = crate::pure::iam::policy(&p, &[Use::Report]);
+        assert!(!report.to_string().contains("Quotes-dev"), "history does not read the source");
     }
 }

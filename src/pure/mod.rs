@@ -19,4 +19,5 @@ pub mod planfile;
 pub mod remap;
 pub mod report;
 pub mod runs;
+pub mod status;
 pub mod value;

@@ -594,7 +594,8 @@ impl RunReport {
             match self.clean {
                 true => out.push_str(&format!("Backup taken before the clean load: {path}\n")),
                 false => out.push_str(&format!(
-                    "Backup of the target tables taken before the first write: {path} (ddbsync restore rolls back to it)\n"
+                    "Backup of the target tables taken before the promotion wrote anything: {path} (ddbsync restore \
+                     rolls back to it)\n"
                 )),
             }
         }

@@ -424,6 +424,8 @@ impl Reading<'_> {
             .iter()
             .map(|name| {
                 if refused.as_ref().is_some_and(|r| r.attribute == *name) {
+                    // Out of the rest too: the refused value must not reach the item.
+                    item.remove(name);
                     let reason = refused.take().expect("checked").reason;
                     return Cell::refused(ConvertError::Reference(reason));
                 }

@@ -515,7 +515,7 @@ mod tests {
             (&fence, &stop),
             (&settings, None),
             ("t", vec!["id".into()]),
-            |_| {},
+            |_, _| {},
         );
         for n in 0..60 {
             let item = item(&n.to_string());

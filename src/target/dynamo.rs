@@ -747,8 +747,16 @@ impl Dynamo {
                 .expression_attribute_values(":sk", AttributeValue::S(sk_from.into()))
                 .set_exclusive_start_key(start)
                 .send()
-                .await
-                .map_err(|e| target_error(e, &self.chain))?;
+                .await;
+            let out = match out {
+                Ok(out) => out,
+                // A table that does not exist holds nothing (`status` reads the metadata table
+                // with Query alone, before any run has created it).
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+                    return Ok(items)
+                }
+                Err(e) => return Err(target_error(e, &self.chain)),
+            };
             start = out.last_evaluated_key.filter(|k| !k.is_empty());
             items.extend(out.items.unwrap_or_default());
             if start.is_none() {

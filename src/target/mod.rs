@@ -250,7 +250,8 @@ pub trait Target: Send + Sync {
     /// (`pk_name = pk`, where no item should be) of at most one item.
     fn try_filter<'a>(&'a self, table: &'a str, partition: (&'a str, &'a str), filter: &'a Filter) -> Reply<'a, ()>;
 
-    /// Every item of one partition (`pk_name = pk`) whose sort key is at least `sk_from`, in order.
+    /// Every item of one partition (`pk_name = pk`) whose sort key is at least `sk_from`, in order;
+    /// none when the table does not exist.
     fn query_from<'a>(
         &'a self,
         table: &'a str,

@@ -14,7 +14,7 @@ fn schema() -> Value {
 
 /// The errors of `value` against the schema's document `def` (a key of its `$defs`), and, for
 /// any document, against the whole schema (one of its documents).
-fn errors(def: &str, value: &Value) -> Vec<String> {
+pub fn errors(def: &str, value: &Value) -> Vec<String> {
     let whole = schema();
     let mut one = whole.clone();
     let root = one.as_object_mut().unwrap();

@@ -496,6 +496,38 @@ scan_segments = 3
         out.map(|o| o.items.unwrap_or_default()).unwrap_or_default()
     }
 
+    /// Creates an on-demand table of this test's prefix keyed by the string `key`, as a tool other
+    /// than ddbsync would, and waits until it is ACTIVE (dynalite creates tables asynchronously).
+    pub async fn create_table(&self, name: &str, key: &str) {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        let table = self.table(name);
+        self.dynamo
+            .create_table()
+            .table_name(&table)
+            .key_schema(KeySchemaElement::builder().attribute_name(key).key_type(KeyType::Hash).build().unwrap())
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(key)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("creating {table}: {e:?}"));
+        for _ in 0..300 {
+            let described = self.dynamo.describe_table().table_name(&table).send().await.unwrap();
+            if described.table().and_then(|t| t.table_status()).map(|s| s.as_str()) == Some("ACTIVE") {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("{table} did not become ACTIVE within 15 s");
+    }
+
     pub async fn table_exists(&self, name: &str) -> bool {
         self.dynamo.describe_table().table_name(self.table(name)).send().await.is_ok()
     }

@@ -314,13 +314,30 @@ async fn an_apply_stopped_by_sigterm_is_finished_by_a_second_apply_without_rewri
     ctx.sync(&[]);
     ctx.sql(&["UPDATE lessons SET title = title || ' v2'"]);
     assert_eq!(ctx.ddbsync(&["plan", "local", "-o", "p.json"]).code(), 0);
-    // Slow enough to be stopped half way: 20 write units a second.
-    let slow = Profile { mappings: Some(&mappings), sync: "max_write_units_per_second = 20", ..Profile::default() };
+    // Slow enough to be stopped half way: 10 write units a second; a short lease, renewed (with
+    // the progress `status` shows) every few seconds.
+    let sync = "max_write_units_per_second = 10\nlock_lease_secs = 6";
+    let slow = Profile { mappings: Some(&mappings), sync, ..Profile::default() };
     ctx.write_profile_with("local", &slow);
     ctx.proxy.clear();
     let child =
         ctx.command(&["--json", "apply", "p.json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    std::thread::sleep(Duration::from_secs(3));
+    // `status` shows the apply's progress from its lease.
+    let started = Instant::now();
+    loop {
+        let doc = json(&ctx.ddbsync(&["--json", "status", "local"]));
+        let active = doc["active"].as_array().cloned().unwrap_or_default();
+        let written = active.first().and_then(|run| {
+            assert_eq!(run["command"], "apply", "{doc:#}");
+            let tables = run["processes"][0]["tables"].as_array()?;
+            tables.iter().find(|t| t["table"] == ctx.table("items").as_str())?["written"].as_u64()
+        });
+        if written.is_some_and(|n| n > 0) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(12), "status never showed the apply writing: {doc:#}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
     signal(&child, "TERM");
     let (code, stdout, stderr, _) = finish(child, Instant::now(), Duration::from_secs(30));
     assert_eq!(code, 5, "{stderr}");

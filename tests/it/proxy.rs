@@ -77,6 +77,8 @@ struct State {
     stalled: bool,
     /// While set, no call of this operation gets an answer (the others do).
     stalled_operation: Option<String>,
+    /// An operation stalled (as `stalled_operation`) once this many more of its calls have passed.
+    stall_after: Option<(String, usize)>,
     /// BatchWriteItem calls holding this text are refused as invalid.
     refuse: Option<String>,
     /// How many calls were refused for it.
@@ -166,6 +168,12 @@ impl Proxy {
     /// Stops (or with `None` resumes) answering the calls of one operation (`BatchWriteItem`).
     pub fn stall_operation(&self, operation: Option<&str>) {
         self.state.lock().unwrap().stalled_operation = operation.map(str::to_string);
+    }
+
+    /// Lets `passes` more calls of `operation` through, then stalls it as [`Proxy::stall_operation`]
+    /// does (until `stall_operation(None)`).
+    pub fn stall_operation_after(&self, operation: &str, passes: usize) {
+        self.state.lock().unwrap().stall_after = Some((operation.to_string(), passes));
     }
 
     /// Refuses (or with `None` stops refusing) every BatchWriteItem call whose body holds `marker`
@@ -300,6 +308,17 @@ async fn forward(
         .and_then(|v| v.split('.').next_back())
         .unwrap_or("")
         .to_string();
+    {
+        let mut state = state.lock().unwrap();
+        match &mut state.stall_after {
+            Some((op, 0)) if *op == operation => {
+                state.stalled_operation = Some(operation.clone());
+                state.stall_after = None;
+            }
+            Some((op, passes)) if *op == operation => *passes -= 1,
+            _ => {}
+        }
+    }
     while state.lock().unwrap().stalled
         || state.lock().unwrap().stalled_operation.as_deref() == Some(operation.as_str())
     {

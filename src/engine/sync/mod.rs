@@ -330,8 +330,7 @@ fn write_id_map(path: &std::path::Path, profile: &Profile, promotion: &source::P
     let table = |name: &str| profile.tables.iter().find(|t| t.name == name);
     let temporary = path.with_extension("partial");
     let mut file = std::io::BufWriter::new(
-        std::fs::File::create(&temporary)
-            .with_context(|| format!("cannot write the ID map {}", temporary.display()))?,
+        std::fs::File::create(&temporary).with_context(|| format!("cannot write the ID map {}", path.display()))?,
     );
     for (name, old, new) in &promotion.ids {
         let mapping = table(name);
@@ -342,12 +341,12 @@ fn write_id_map(path: &std::path::Path, profile: &Profile, promotion: &source::P
             "source_id": crate::pure::ddb_json::value_to_json(old),
             "target_id": crate::pure::ddb_json::value_to_json(new),
         });
-        writeln!(file, "{line}").with_context(|| format!("cannot write the ID map {}", temporary.display()))?;
+        writeln!(file, "{line}").with_context(|| format!("cannot write the ID map {}", path.display()))?;
     }
     file.into_inner()
         .map_err(|e| e.into_error())
         .and_then(|f| f.sync_all())
-        .with_context(|| format!("cannot write the ID map {}", temporary.display()))?;
+        .with_context(|| format!("cannot write the ID map {}", path.display()))?;
     std::fs::rename(&temporary, path).with_context(|| format!("cannot move the ID map into {}", path.display()))
 }
 
@@ -551,6 +550,10 @@ async fn sync_tables(run: &Run<'_>, prepared: &mut [Prepared<'_>], done: &mut Do
             printer.note(format!("backup: {} ({items} items)", path.display()));
             done.backup = Some(path.display().to_string());
         }
+    }
+    // The backup's figures are not the sync's: its tables wait for it.
+    for p in prepared.iter() {
+        crate::engine::progress::forget(&p.mapping.table_name);
     }
     // A table about to be recreated is tried before it is deleted; a new one once it exists.
     for p in prepared.iter().filter(|p| p.exists && options.clean) {

@@ -4,6 +4,7 @@
 use super::{open_or_halt, scope_refused, Prepared, Run, DUPLICATE, KEPT, PARK_BUDGET};
 use crate::engine::guard;
 use crate::engine::lock;
+use crate::engine::progress::Counters;
 use crate::engine::scan::{Feed, Page, Read, ScanCost};
 use crate::engine::stop::DRAIN;
 use crate::engine::writer::{Pending, Queue, WriteOutcome};
@@ -16,12 +17,14 @@ use crate::pure::hash::Digest;
 use crate::pure::item::{self, Item};
 use crate::pure::plan::{Built, KeyFlaw, Reject, Rejected};
 use crate::pure::report::{DiffRead, EntityReport, TableReport};
+use crate::pure::status::Phase;
 use crate::target::dryrun::{doing, Mode};
 use crate::target::IndexSchema;
 use crate::target::{Request, TargetError};
 use anyhow::{Context, Result};
 use futures::StreamExt;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The counts of one table's sync, and the hand-over of changed items to the writer.
 pub(super) struct Tally<'a> {
@@ -52,6 +55,8 @@ pub(super) struct Tally<'a> {
     footprints: Option<(HashMap<Digest, Footprint>, &'a [IndexSchema])>,
     writer: Option<Queue>,
     bar: indicatif::ProgressBar,
+    /// What `ddbsync status` shows of this table (the lease's renewals carry it).
+    progress: Arc<Counters>,
 }
 
 impl Tally<'_> {
@@ -70,6 +75,7 @@ impl Tally<'_> {
         if let Some(e) = self.entities.get_mut(entity) {
             e.rejected += 1;
         }
+        self.progress.rejected(1);
         match key {
             Ok(key) => self.rejected_keys.push((self.rejected.len(), key)),
             Err(flaw) => {
@@ -114,6 +120,7 @@ impl Tally<'_> {
                 return;
             }
             Verdict::Duplicate => {
+                self.progress.rejected(1);
                 let key = item::describe_key(&built.item, &self.key_names);
                 self.rejected.push(Reject { key, reason: DUPLICATE.into() });
                 return;
@@ -149,7 +156,15 @@ pub(super) async fn sync_table(
 
     let bar = run.printer.writes(table.clone());
     let progress = bar.clone();
-    let (tx, writer_task) = start_writer(run, p, move |n| progress.inc(n));
+    let counters = crate::engine::progress::start(table);
+    let on_written = {
+        let counters = counters.clone();
+        move |n, units| {
+            progress.inc(n);
+            counters.written(n, units);
+        }
+    };
+    let (tx, writer_task) = start_writer(run, p, on_written);
     let mut tally = Tally {
         created: 0,
         updated: 0,
@@ -171,6 +186,7 @@ pub(super) async fn sync_table(
         footprints: (run.mode == Mode::Rehearsal).then(|| (HashMap::new(), p.indexes.as_slice())),
         writer: Some(tx),
         bar: bar.clone(),
+        progress: counters.clone(),
     };
 
     // The source is read while the Scan runs: rows whose key the Scan has returned are judged at
@@ -267,6 +283,7 @@ pub(super) async fn sync_table(
                         }
                     };
                     lock::beat();
+                    counters.read(1);
                     match p.plan.entities[current].build(row) {
                         // Another shard's item: it is neither written nor an orphan here.
                         Ok(built) if !run.options.shard.owns(&built.key) => tally.other_shards += 1,
@@ -313,6 +330,7 @@ pub(super) async fn sync_table(
         ));
     }
     drop(tally.writer.take());
+    counters.phase(Phase::Writing);
     let mut stale = std::collections::HashSet::new();
     for (at, key) in &tally.rejected_keys {
         if classifier.stale(key) {
@@ -406,6 +424,7 @@ pub(super) async fn sync_table(
                     .map(|(d, _)| old.and_then(|o| o.get(d)).map_or(1, Footprint::delete_units))
                     .sum::<u64>();
                 {
+                    counters.phase(Phase::Deleting);
                     let done = delete(run, p, doomed).await?;
                     deletes.count = done.written;
                     if !done.failed.is_empty() {
@@ -476,6 +495,7 @@ pub(super) async fn sync_table(
             }),
         unbucketed: scan_cost.unbucketed,
     };
+    counters.phase(Phase::Done);
     let report = TableReport {
         table: table.clone(),
         table_created: run.options.clean || !p.exists,
@@ -523,7 +543,7 @@ struct Deletes {
 pub(super) fn start_writer(
     run: &Run<'_>,
     p: &Prepared<'_>,
-    on_written: impl Fn(u64) + Send + 'static,
+    on_written: impl Fn(u64, f64) + Send + 'static,
 ) -> (Queue, tokio::task::JoinHandle<WriteOutcome>) {
     let key_names = p.plan.key_names().into_iter().map(String::from).collect();
     guard::spawn_writer(
@@ -537,7 +557,8 @@ pub(super) fn start_writer(
 
 /// Deletes target items by key, through the same writer (batches, pace, retries) as the puts.
 pub(super) async fn delete(run: &Run<'_>, p: &Prepared<'_>, doomed: Vec<(Digest, Item)>) -> Result<WriteOutcome> {
-    let (tx, task) = start_writer(run, p, |_| {});
+    let counters = crate::engine::progress::table(&p.mapping.table_name);
+    let (tx, task) = start_writer(run, p, move |n, units| counters.deleted(n, units));
     let table = &p.mapping.table_name;
     let deleting = doing(run.mode, ("deleting", "delete"));
     run.printer.note(format!("{table}: {deleting} {} items that have no source row", doomed.len()));
