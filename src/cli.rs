@@ -46,7 +46,8 @@ pub const EXIT_CODES: &str = "Exit codes:
   3  differences: rows rejected or not written, deletes refused, or verify found differences
   4  another run holds the lock of a table; nothing was done
   5  interrupted by SIGTERM or SIGINT; what was written is kept, the next run completes it
-  6  changes pending: sync --dry-run --exit-code would write or delete something";
+  6  changes pending: sync --dry-run --exit-code would write or delete something
+  7  over budget: the estimated cost exceeds --max-cost; nothing was written";
 
 /// What `--version` and `-V` print after the name: the package version, then the commit and its
 /// date when built from a git checkout (`build.rs`, `src/version.rs`).
@@ -107,6 +108,17 @@ pub enum Command {
   ddbsync sync promote-prod --dry-run --id-map ids.jsonl   # a promotion's analysis, and its new IDs
   ddbsync sync promote-prod --table Quotes --limit 1       # one quote and what it references, as a test")]
     Sync(SyncArgs),
+    /// Save a sync's changes to a plan file for review, writing nothing to DynamoDB.
+    #[command(after_help = "Examples:
+  ddbsync plan prod -o prod.plan.json             # the changes, per table; apply it after review
+  ddbsync plan prod --table lessons --show 5      # and what changes inside five of the items
+  ddbsync plan prod --max-cost 2                  # exit 7, no plan saved, if applying would cost more")]
+    Plan(PlanArgs),
+    /// Write exactly a plan's changes, each only where the target still holds what the plan saw.
+    #[command(after_help = "Examples:
+  ddbsync apply prod.plan.json                    # under the run lock; drift is skipped (exit 3)
+  ddbsync apply prod.plan.json --max-age 2h --yes # refuse a plan older than two hours")]
+    Apply(ApplyArgs),
     /// List the environments in the profiles directory.
     #[command(after_help = "Examples:
   ddbsync envs                          # the profiles in ./envs, with their descriptions
@@ -269,6 +281,10 @@ pub struct VerifyArgs {
     /// 10m, 1h; at most 7d) instead of exiting 4.
     #[arg(long, alias = "wait-lock", value_name = "DURATION", value_parser = lock_timeout, requires = "repair", help_heading = heading::LOCKING)]
     pub lock_timeout: Option<Duration>,
+    /// With --repair: write nothing, and exit 7, when the repair's writes are estimated to cost
+    /// more than this many USD.
+    #[arg(long, value_name = "USD", allow_negative_numbers = true, value_parser = max_cost, requires = "repair", help_heading = heading::SAFETY)]
+    pub max_cost: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -429,6 +445,81 @@ pub struct SyncArgs {
     pub exit_code: bool,
     #[command(flatten)]
     pub metrics: MetricsArgs,
+    /// Write nothing, and exit 7, when the run's estimated cost in USD exceeds this (the estimate
+    /// is a dry run's, made first: README, "Plan, apply and the cost ceiling").
+    #[arg(long, value_name = "USD", allow_negative_numbers = true, value_parser = max_cost, help_heading = heading::SAFETY)]
+    pub max_cost: Option<f64>,
+}
+
+/// `ddbsync plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The environment: the name of a profile in the profiles directory.
+    pub env: String,
+    /// Plan only this table (its name without the prefix); repeatable.
+    #[arg(long = "table", value_name = "NAME", help_heading = heading::SELECTION)]
+    pub tables: Vec<String>,
+    /// A value for the queries' parameter NAME, as for sync; repeatable.
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = crate::pure::params::parse, help_heading = heading::SELECTION)]
+    pub params: Vec<(String, String)>,
+    /// Scan the whole table even where the mapping's diff reads the hash index.
+    #[arg(long, help_heading = heading::SELECTION)]
+    pub full_scan: bool,
+    /// Let the plan's deletes remove more than sync.max_delete_fraction of a table.
+    #[arg(long, help_heading = heading::SAFETY)]
+    pub allow_mass_delete: bool,
+    /// Save no plan, and exit 7, when planning and applying it are estimated to cost more than
+    /// this many USD (the diff's reads and the writes).
+    #[arg(long, value_name = "USD", allow_negative_numbers = true, value_parser = max_cost, help_heading = heading::SAFETY)]
+    pub max_cost: Option<f64>,
+    /// Where to save the plan; default <env>.plan.json.
+    #[arg(long, short = 'o', value_name = "FILE", value_hint = ValueHint::FilePath, help_heading = heading::OUTPUT)]
+    pub output: Option<PathBuf>,
+    /// Show what changes inside up to N of the items (attribute paths, old and new values); reads
+    /// each one's stored item.
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10_000), help_heading = heading::OUTPUT)]
+    pub show: u32,
+}
+
+/// `ddbsync apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The plan file `ddbsync plan` saved.
+    #[arg(value_hint = ValueHint::FilePath)]
+    pub file: PathBuf,
+    /// Refuse a plan older than this (30m, 2h, 1d); default 24h.
+    #[arg(long, value_name = "DURATION", value_parser = max_age, help_heading = heading::SAFETY)]
+    pub max_age: Option<Duration>,
+    /// Do not ask (for scripts); a protected environment always needs it.
+    #[arg(long, short = 'y', help_heading = heading::SAFETY)]
+    pub yes: bool,
+    /// Apply nothing, and exit 7, when the plan's writes are estimated to cost more than this many USD.
+    #[arg(long, value_name = "USD", allow_negative_numbers = true, value_parser = max_cost, help_heading = heading::SAFETY)]
+    pub max_cost: Option<f64>,
+    /// Take the run lock even if another run holds it (when that run is known to be gone).
+    #[arg(long, help_heading = heading::LOCKING)]
+    pub force_unlock: bool,
+    /// While another run holds the lock of a table, wait up to this long for it instead of exiting 4.
+    #[arg(long, alias = "wait-lock", value_name = "DURATION", value_parser = lock_timeout, help_heading = heading::LOCKING)]
+    pub lock_timeout: Option<Duration>,
+}
+
+/// A cost ceiling in USD: a finite number, not negative.
+fn max_cost(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && n >= 0.0 => Ok(n),
+        Ok(n) => Err(format!("{n} is not an amount of USD; give a number from 0, such as 2.50")),
+        Err(_) => Err(format!("\"{text}\" is not a number; give an amount of USD such as 2.50")),
+    }
+}
+
+/// How old a plan `apply` takes: a duration of at most a year.
+fn max_age(text: &str) -> Result<Duration, String> {
+    let age = humantime::parse_duration(text).map_err(|e| format!("{e} (a duration such as 30m, 2h or 1d)"))?;
+    if age > Duration::from_secs(366 * 86400) {
+        return Err(format!("{text} is longer than the year --max-age accepts"));
+    }
+    Ok(age)
 }
 
 impl SyncArgs {

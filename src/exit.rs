@@ -25,11 +25,13 @@ pub enum Exit {
     /// create or recreate a table); nothing else needs a look. Rows rejected outrank it (3), as any
     /// error does: the run it rehearses would exit 3, and the report still lists the changes.
     Pending = 6,
+    /// `--max-cost`: the run's estimated cost exceeds the ceiling; nothing was written.
+    OverBudget = 7,
 }
 
 impl Exit {
     /// Every code with its meaning, for `--help` and the README.
-    pub const ALL: [(Exit, &'static str); 7] = [
+    pub const ALL: [(Exit, &'static str); 8] = [
         (Exit::Success, "success"),
         (Exit::Error, "error: a server, a query or a check failed"),
         (Exit::Usage, "bad usage or profile; nothing was done"),
@@ -37,6 +39,7 @@ impl Exit {
         (Exit::Locked, "another run holds the lock of a table; nothing was done"),
         (Exit::Interrupted, "interrupted by SIGTERM or SIGINT; what was written is kept, the next run completes it"),
         (Exit::Pending, "changes pending: sync --dry-run --exit-code would write or delete something"),
+        (Exit::OverBudget, "over budget: the estimated cost exceeds --max-cost; nothing was written"),
     ];
 
     /// The code's name, as `--json` errors give it (`error.kind`).
@@ -49,6 +52,7 @@ impl Exit {
             Exit::Locked => "locked",
             Exit::Interrupted => "interrupted",
             Exit::Pending => "pending",
+            Exit::OverBudget => "over-budget",
         }
     }
 
@@ -58,16 +62,33 @@ impl Exit {
             Exit::Success => 0,
             Exit::Pending => 1,
             Exit::Differences => 2,
-            Exit::Locked => 3,
-            Exit::Interrupted => 4,
-            Exit::Error => 5,
-            Exit::Usage => 6,
+            Exit::OverBudget => 3,
+            Exit::Locked => 4,
+            Exit::Interrupted => 5,
+            Exit::Error => 6,
+            Exit::Usage => 7,
         };
         if rank(other) > rank(self) {
             other
         } else {
             self
         }
+    }
+}
+
+/// `--max-cost`: the estimate exceeds the ceiling, so nothing was written: exits with
+/// [`Exit::OverBudget`]. The message says the estimate, what it includes, and the fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct OverBudget(pub String);
+
+impl OverBudget {
+    /// The refusal of a run whose estimate (`estimate` USD, made of `parts`) exceeds `max` USD.
+    pub fn of(what: &str, estimate: f64, parts: &str, max: f64) -> OverBudget {
+        OverBudget(format!(
+            "{what}: the estimated cost, USD {estimate:.6} ({parts}), exceeds --max-cost {max}: nothing was written; \
+             raise --max-cost, or write less at once (--table, --param)"
+        ))
     }
 }
 
@@ -98,5 +119,7 @@ mod tests {
         assert_eq!(Exit::Differences.max(Exit::Pending), Exit::Differences);
         assert_eq!(Exit::Success.max(Exit::Pending), Exit::Pending);
         assert_eq!(Exit::Pending.max(Exit::Error), Exit::Error);
+        assert_eq!(Exit::OverBudget.max(Exit::Differences), Exit::OverBudget, "nothing written outranks findings");
+        assert_eq!(Exit::OverBudget.max(Exit::Interrupted), Exit::Interrupted);
     }
 }

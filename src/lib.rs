@@ -52,6 +52,8 @@ pub fn exit_for(error: &anyhow::Error) -> Exit {
         Exit::Interrupted
     } else if error.chain().any(|e| e.is::<lock::Locked>()) {
         Exit::Locked
+    } else if error.chain().any(|e| e.is::<exit::OverBudget>()) {
+        Exit::OverBudget
     } else if error.chain().any(|e| e.is::<sync::RejectedBeforeWrite>()) {
         Exit::Differences
     } else if error.chain().any(misconfigured) {

@@ -13,8 +13,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::cli::{
-    BackupArgs, Cli, Command, HistoryArgs, IamArgs, ReportArgs, RestoreArgs, StatusArgs, SyncArgs, TablesCommand,
-    VerifyArgs,
+    ApplyArgs, BackupArgs, Cli, Command, HistoryArgs, IamArgs, PlanArgs, ReportArgs, RestoreArgs, StatusArgs, SyncArgs,
+    TablesCommand, VerifyArgs,
 };
 use crate::engine::preflight;
 use crate::engine::stop::{Interrupted, Stop};
@@ -72,6 +72,8 @@ fn name(command: &Command) -> &'static str {
     match command {
         Command::Envs => "envs",
         Command::Sync(_) => "sync",
+        Command::Plan(_) => "plan",
+        Command::Apply(_) => "apply",
         Command::Backup(_) => "backup",
         Command::Restore(_) => "restore",
         Command::Check(_) => "check",
@@ -99,6 +101,8 @@ async fn dispatch(cli: Cli, printer: &Printer, stop: &Stop) -> Result<Exit> {
     match cli.command {
         Command::Envs => envs(dir, printer),
         Command::Sync(args) => sync(dir, args, printer, stop).await,
+        Command::Plan(args) => plan(dir, args, printer, stop).await,
+        Command::Apply(args) => apply(dir, args, printer, stop).await,
         Command::Backup(args) => backup(dir, args, printer, stop).await,
         Command::Restore(args) => restore(dir, args, printer, stop).await,
         Command::Check(args) => {
@@ -194,6 +198,25 @@ async fn verify(dir: &Path, args: VerifyArgs, json: bool, printer: &Printer, sto
     };
     if !json {
         printer.show(&verified.report, verify::VerifyReport::render)?;
+    }
+    if let (Some(max), true) = (args.max_cost, writes) {
+        // The repair's writes are known once its source rows are read: a dry run of it first.
+        let rehearsal = repair::Options {
+            mode: Mode::Rehearsal,
+            allow_mass_delete: args.allow_mass_delete,
+            force_unlock: false,
+            lock_timeout: None,
+        };
+        let (estimated, error) = repair::run(&profile, &verified, &rehearsal, printer, stop).await?;
+        if let Some(error) = error {
+            return Err(error.context("estimating the repair's cost (--max-cost); nothing was written"));
+        }
+        let estimate = profile.prices.cost(estimated.write_units, 0.0);
+        if estimate > max {
+            let parts = format!("{:.1} write units, estimated from the items' sizes", estimated.write_units);
+            let what = format!("verify --repair {}", profile.env);
+            return Err(crate::exit::OverBudget::of(&what, estimate, &parts, max).into());
+        }
     }
     if writes {
         confirm(&profile, &format!("verify --repair {planned}"), "", args.yes, printer)?;
@@ -677,7 +700,7 @@ async fn sync_run(
         let action = format!("--clean deletes and recreates {}", names.join(", "));
         confirm_destruction(&profile, &action, args.yes, printer)?;
     }
-    let exit_code = args.exit_code;
+    let (exit_code, max_cost) = (args.exit_code, args.max_cost);
     let options = sync::SyncOptions {
         mode: Mode::of(args.dry_run),
         clean: args.clean,
@@ -692,7 +715,33 @@ async fn sync_run(
         run_id,
         sampled: args.limit.is_some(),
         id_map: args.id_map,
+        capture: None,
     };
+    if let (Some(max), Mode::Real) = (max_cost, options.mode) {
+        // The run's cost is known once its diff is: a dry run makes it first, and the run writes
+        // only if it is within the ceiling.
+        printer.note(format!("--max-cost {max}: estimating the run's cost with a dry run first"));
+        let rehearsal = sync::SyncOptions { mode: Mode::Rehearsal, ..options.clone() };
+        let estimated = tokio::select! {
+            finished = sync::run(&profile, &rehearsal, printer, stop) => finished?,
+            signal = stop.expired(crate::engine::stop::STOPPED_WITHIN) => {
+                return Err(crate::engine::stop::Interrupted(signal).into())
+            }
+        };
+        if let Some(error) = estimated.error {
+            return Err(error.context("estimating the run's cost (--max-cost); nothing was written"));
+        }
+        let total = &estimated.report.total;
+        let estimate = profile.prices.cost(total.write_units, 2.0 * total.read_units);
+        let parts = format!(
+            "{:.1} write units, and {:.1} read units for the diff, read twice: by the estimate and by the run",
+            total.write_units, total.read_units
+        );
+        if estimate > max {
+            return Err(crate::exit::OverBudget::of(&format!("sync {}", profile.env), estimate, &parts, max).into());
+        }
+        printer.note(format!("estimated USD {estimate:.6} ({parts}), within --max-cost {max}"));
+    }
     // The sync stops itself on a signal (and records it); this bound covers the phases before it
     // holds anything, such as connecting and preparing the queries.
     let finished = tokio::select! {
@@ -707,12 +756,27 @@ async fn sync_run(
     if pending && report.outcome.exit_code == Exit::Success as u8 {
         report.outcome.exit_code = Exit::Pending as u8;
     }
+    // A dry run writes nothing anyway: with --max-cost its code says whether the real run would
+    // be refused, and its report says so too.
+    let over = max_cost.filter(|max| report.dry_run && finished.error.is_none() && report.total.cost.actual > *max);
+    // It outranks what a completed dry run found (Exit::max): the real run would not happen.
+    let outranked = [Exit::Success, Exit::Pending, Exit::Differences].map(|e| e as u8);
+    if over.is_some() && outranked.contains(&report.outcome.exit_code) {
+        report.outcome.exit_code = Exit::OverBudget as u8;
+    }
     // The report comes first, whatever ended the run: it says what was written.
     if finished.error.is_none() || !report.tables.is_empty() {
         printer.show(&*report, crate::pure::report::RunReport::render)?;
     }
     if let Some(error) = finished.error {
         return Err(error);
+    }
+    if let Some(max) = over {
+        let parts = "the writes and the diff's reads, as this dry run estimates them";
+        let refusal =
+            crate::exit::OverBudget::of(&format!("sync {}", report.environment), report.total.cost.actual, parts, max);
+        printer.warn(refusal.0.replace("nothing was written", "the real run would write nothing"));
+        return Ok(Exit::OverBudget);
     }
     Ok(if report.has_losses() {
         Exit::Differences
@@ -820,4 +884,174 @@ fn confirm(profile: &profile::Profile, action: &str, then: &str, yes: bool, prin
         return Err(UsageError("not confirmed; nothing was changed".into()).into());
     }
     Ok(())
+}
+
+/// `ddbsync plan`: the diff saved as a plan file, its summary printed (and with `--show`, what
+/// changes inside the first items); nothing is written to DynamoDB.
+async fn plan(dir: &Path, args: PlanArgs, printer: &Printer, stop: &Stop) -> Result<Exit> {
+    let _held = stop.hold();
+    let profile = load(dir, &args.env).await?;
+    let file = args.output.clone().unwrap_or_else(|| std::path::PathBuf::from(format!("{}.plan.json", profile.env)));
+    let options = sync::SyncOptions {
+        tables: args.tables,
+        allow_mass_delete: args.allow_mass_delete,
+        params: args.params,
+        full_scan: args.full_scan,
+        ..sync::SyncOptions::default()
+    };
+    let now = chrono::Utc::now();
+    let made = tokio::select! {
+        made = crate::engine::planning::make(&profile, options, args.show as usize, now, printer, stop) => made?,
+        signal = stop.expired(crate::engine::stop::STOPPED_WITHIN) => {
+            return Err(Interrupted(signal).into())
+        }
+    };
+    let plan = made.plan;
+    if let Some(max) = args.max_cost {
+        let estimate = plan.total_cost(&profile.prices);
+        if estimate > max {
+            let parts = format!(
+                "{:.1} read units the plan took, {:.1} write units and {:.1} read units to apply it",
+                plan.read_units, plan.write_units, plan.apply_read_units
+            );
+            let refusal = crate::exit::OverBudget::of(&format!("plan {}", profile.env), estimate, &parts, max);
+            return Err(crate::exit::OverBudget(refusal.0.replace("nothing was written", "no plan was saved")).into());
+        }
+    }
+    let text = crate::pure::planfile::seal(&plan);
+    write_private(&file, &text).with_context(|| format!("saving the plan to {}", file.display()))?;
+    let shown = file.display().to_string();
+    let rejected = made.report.total.rejected;
+    #[derive(serde::Serialize)]
+    struct Planned<'a> {
+        plan: &'a str,
+        environment: &'a str,
+        created_at: &'a str,
+        changes: usize,
+        tables: Vec<serde_json::Value>,
+        read_units: f64,
+        write_units: f64,
+        apply_read_units: f64,
+        cost_usd: f64,
+        shown: &'a [crate::pure::planfile::ShownChange],
+        show_read_units: f64,
+        rejected: u64,
+    }
+    let tables = plan
+        .tables
+        .iter()
+        .map(|t| {
+            let creates = t.puts.iter().filter(|p| p.against == crate::pure::planfile::Against::Absent).count();
+            serde_json::json!({
+                "table": t.table,
+                "create": creates,
+                "update": t.puts.len() - creates,
+                "delete": t.deletes.len(),
+                "unchanged": t.unchanged,
+                "rejected": t.rejected,
+                "write_units": t.write_units,
+                "read_units": t.read_units,
+            })
+        })
+        .collect();
+    let planned = Planned {
+        plan: &shown,
+        environment: &plan.environment,
+        created_at: &plan.created_at,
+        changes: plan.changes(),
+        tables,
+        read_units: plan.read_units,
+        write_units: plan.write_units,
+        apply_read_units: plan.apply_read_units,
+        cost_usd: plan.cost_usd,
+        shown: &made.shown,
+        show_read_units: made.show_read_units,
+        rejected,
+    };
+    printer.show(&planned, |_| {
+        let mut text = crate::pure::planfile::render_summary(&plan, &shown, &profile.prices);
+        text.push_str(&crate::pure::planfile::render_changes(&made.shown, made.show_read_units));
+        text
+    })?;
+    Ok(if rejected > 0 { Exit::Differences } else { Exit::Success })
+}
+
+/// Writes a file only its owner reads (a plan holds items), replacing it whole.
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write as _;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut file = tempfile::Builder::new().prefix(".ddbsync-plan").tempfile_in(dir)?;
+    file.write_all(text.as_bytes())?;
+    file.as_file().sync_all()?;
+    file.persist(path)?;
+    Ok(())
+}
+
+/// `ddbsync apply`: the plan checked (checksum, items, environment, fingerprint, age, cost), then
+/// written under the run lock, change by change.
+async fn apply(dir: &Path, args: ApplyArgs, printer: &Printer, stop: &Stop) -> Result<Exit> {
+    let name = args.file.display().to_string();
+    let refused = |cause: String| -> anyhow::Error {
+        UsageError(format!("plan {name}: {cause}; nothing was written: run ddbsync plan again")).into()
+    };
+    let text = std::fs::read_to_string(&args.file).map_err(|e| {
+        UsageError(format!("plan {name}: cannot be read ({e}); nothing was written: give the file ddbsync plan saved"))
+    })?;
+    // The environment is the plan's: read it before the checksum is checked, to load its profile.
+    let env = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("environment").and_then(|e| e.as_str().map(str::to_string)));
+    let Some(env) = env else {
+        return Err(refused("it names no environment (it is not a ddbsync plan)".into()));
+    };
+    let profile = load(dir, &env).await?;
+    let excluded = |name: &str| -> Vec<crate::pure::hash::Excluded> {
+        profile
+            .tables
+            .iter()
+            .filter(|t| t.name == name)
+            .flat_map(|t| t.entities.iter().map(|e| e.excluded.clone()))
+            .collect()
+    };
+    let plan = crate::pure::planfile::open(&text, excluded).map_err(refused)?;
+    let names: Vec<String> = plan.tables.iter().map(|t| t.name.clone()).collect();
+    let mappings = preflight::selected(&profile, &names).map_err(|e| refused(format!("{e:#}")))?;
+    let fingerprint = crate::pure::planfile::fingerprint(&profile, &mappings);
+    let age = chrono::DateTime::parse_from_rfc3339(&plan.created_at)
+        .ok()
+        .map(|made| chrono::Utc::now().signed_duration_since(made));
+    let max_age = args.max_age.unwrap_or(crate::pure::planfile::DEFAULT_MAX_AGE);
+    if let Some(cause) = crate::pure::planfile::refusal(&plan, &profile.env, &fingerprint, age, max_age) {
+        return Err(refused(cause));
+    }
+    if let Some(max) = args.max_cost.filter(|max| plan.cost_usd > *max) {
+        let parts = format!(
+            "{:.1} write units, estimated from the items' sizes, and {:.1} read units for the items it replaces or \
+             deletes",
+            plan.write_units, plan.apply_read_units
+        );
+        return Err(crate::exit::OverBudget::of(&format!("apply {name}"), plan.cost_usd, &parts, max).into());
+    }
+    if plan.changes() == 0 {
+        printer.note(format!("{name}: the plan holds no change; nothing to apply"));
+    }
+    if profile.protected {
+        let tables: Vec<&str> = plan.tables.iter().map(|t| t.table.as_str()).collect();
+        let action = format!("apply writes {} changes to {}", plan.changes(), tables.join(", "));
+        confirm(&profile, &action, "", args.yes, printer)?;
+    }
+    // Held from here: the apply stops itself on a signal and records it.
+    let _held = stop.hold();
+    let dynamo = dynamo::connect(&profile.target).await;
+    let options =
+        crate::engine::apply::ApplyOptions { force_unlock: args.force_unlock, lock_timeout: args.lock_timeout };
+    let (report, error) = tokio::select! {
+        applied = crate::engine::apply::run(dynamo, &profile, (&plan, &name), &options, printer, stop) => applied?,
+        signal = stop.expired(crate::engine::stop::STOPPED_WITHIN) => return Err(Interrupted(signal).into()),
+    };
+    printer.show(&report, crate::engine::apply::ApplyReport::render)?;
+    if let Some(error) = error {
+        return Err(error);
+    }
+    Ok(if report.drift.is_empty() { Exit::Success } else { Exit::Differences })
 }

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod number;
 pub mod params;
 pub mod plan;
+pub mod planfile;
 pub mod remap;
 pub mod report;
 pub mod runs;

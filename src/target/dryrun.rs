@@ -5,11 +5,13 @@
 //! A batch write is answered as fully processed, with the write units DynamoDB would bill for the
 //! items' sizes; a conditional write as done. Tables created or deleted are recorded, and later reads
 //! in the same run see the recorded state: a table "created" in a dry run is empty (and ACTIVE at
-//! once), one "deleted" is gone.
+//! once), one "deleted" is gone. For `ddbsync plan` it also keeps every write request whole and
+//! the keys the diff read ([`Capture`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::pure::hash::{self, Digest};
 use crate::pure::item::{self, Item};
 use crate::target::{
     Condition, Fetched, Filter, IndexQuery, IndexSchema, KeySchema, Reply, Request, ScanPage, ScanRequest, TableInfo,
@@ -90,17 +92,76 @@ pub enum Write {
     DeleteIf(String),
 }
 
+/// What `ddbsync plan` keeps of a dry run: every write request whole, and the keys the diff read
+/// (a put of any other key is a create). It holds every item the plan holds, as the plan file does.
+#[derive(Debug, Default)]
+pub struct Capture {
+    tables: Mutex<HashMap<String, Captured>>,
+}
+
+/// One table's part of a [`Capture`].
+#[derive(Debug, Default, Clone)]
+pub struct Captured {
+    /// The key attribute names, from DescribeTable.
+    pub key_names: Vec<String>,
+    /// The keys the diff's read found an item at.
+    pub stored: std::collections::HashSet<Digest>,
+    pub puts: Vec<Item>,
+    pub deletes: Vec<Item>,
+}
+
+impl Capture {
+    /// A table's captured writes and reads (empty when the run did not touch it).
+    pub fn table(&self, table: &str) -> Captured {
+        self.tables.lock().expect("capture lock").get(table).cloned().unwrap_or_default()
+    }
+
+    fn keys(&self, table: &str, info: &TableInfo) {
+        let mut tables = self.tables.lock().expect("capture lock");
+        tables.entry(table.to_string()).or_default().key_names =
+            info.key_schema.iter().map(|(n, _)| n.clone()).collect();
+    }
+
+    fn read(&self, table: &str, items: &[Item]) {
+        let mut tables = self.tables.lock().expect("capture lock");
+        let captured = tables.entry(table.to_string()).or_default();
+        for item in items {
+            if let Some(key) = hash::item_key_digest(item, &captured.key_names) {
+                captured.stored.insert(key);
+            }
+        }
+    }
+
+    fn write(&self, table: &str, requests: &[Request]) {
+        let mut tables = self.tables.lock().expect("capture lock");
+        let captured = tables.entry(table.to_string()).or_default();
+        for request in requests {
+            match request {
+                Request::Put(item) => captured.puts.push(item.clone()),
+                Request::Delete(key) => captured.deletes.push(key.clone()),
+            }
+        }
+    }
+}
+
 /// Reads through to `inner`; records writes.
 pub struct DryRun {
     inner: Arc<dyn Target>,
     /// Tables this run created (`Some`, empty) or deleted (`None`), as its later reads see them.
     tables: Mutex<HashMap<String, Option<TableInfo>>>,
     writes: Mutex<Vec<Write>>,
+    /// For a plan: the writes whole, and the hashes the diff read.
+    capture: Option<Arc<Capture>>,
 }
 
 impl DryRun {
     pub fn new(inner: Arc<dyn Target>) -> DryRun {
-        DryRun { inner, tables: Mutex::default(), writes: Mutex::default() }
+        DryRun { inner, tables: Mutex::default(), writes: Mutex::default(), capture: None }
+    }
+
+    /// A dry run that also keeps what a plan needs in `capture`.
+    pub fn capturing(inner: Arc<dyn Target>, capture: Arc<Capture>) -> DryRun {
+        DryRun { capture: Some(capture), ..DryRun::new(inner) }
     }
 
     /// Every write not sent, in order.
@@ -131,6 +192,20 @@ impl DryRun {
 
     fn set(&self, table: &str, info: Option<TableInfo>) {
         self.tables.lock().expect("dry run lock").insert(table.to_string(), info);
+    }
+}
+
+impl DryRun {
+    /// A page of the diff's read, kept by a capturing dry run.
+    fn read<'a>(&'a self, table: &'a str, page: Reply<'a, ScanPage>) -> Reply<'a, ScanPage> {
+        match &self.capture {
+            None => page,
+            Some(capture) => Box::pin(async move {
+                let page = page.await?;
+                capture.read(table, &page.items);
+                Ok(page)
+            }),
+        }
     }
 }
 
@@ -166,9 +241,16 @@ impl Target for DryRun {
     }
 
     fn describe<'a>(&'a self, table: &'a str) -> Reply<'a, Option<TableInfo>> {
-        match self.recorded(table) {
-            Some(info) => Box::pin(async move { Ok(info) }),
-            None => self.inner.describe(table),
+        match (self.recorded(table), &self.capture) {
+            (Some(info), _) => Box::pin(async move { Ok(info) }),
+            (None, None) => self.inner.describe(table),
+            (None, Some(capture)) => Box::pin(async move {
+                let info = self.inner.describe(table).await?;
+                if let Some(info) = &info {
+                    capture.keys(table, info);
+                }
+                Ok(info)
+            }),
         }
     }
 
@@ -210,18 +292,21 @@ impl Target for DryRun {
     fn scan<'a>(&'a self, table: &'a str, request: ScanRequest<'a>) -> Reply<'a, ScanPage> {
         match answer(self.recorded(table), table, ScanPage::default) {
             Some(page) => Box::pin(async move { page }),
-            None => self.inner.scan(table, request),
+            None => self.read(table, self.inner.scan(table, request)),
         }
     }
 
     fn query_index<'a>(&'a self, table: &'a str, query: IndexQuery<'a>) -> Reply<'a, ScanPage> {
         match answer(self.recorded(table), table, ScanPage::default) {
             Some(page) => Box::pin(async move { page }),
-            None => self.inner.query_index(table, query),
+            None => self.read(table, self.inner.query_index(table, query)),
         }
     }
 
     fn batch_write<'a>(&'a self, table: &'a str, requests: &'a [Request]) -> Reply<'a, WriteReply> {
+        if let Some(capture) = &self.capture {
+            capture.write(table, requests);
+        }
         let puts = requests.iter().filter(|r| matches!(r, Request::Put(_))).count();
         self.record(Write::Batch { table: table.to_string(), puts, deletes: requests.len() - puts });
         // A delete is billed by the size of the item it deletes, which a key alone does not tell:
@@ -339,6 +424,31 @@ mod tests {
         );
         // The only calls that reached the inner target: none, as every table was the dry run's own.
         assert_eq!(inner.calls(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_capturing_dry_run_keeps_the_writes_whole_and_the_keys_it_read() {
+        let inner = Arc::new(Scripted::read_only());
+        inner.describes.lock().unwrap().push_back(Ok(Some(crate::target::scripted::info(ACTIVE, 0))));
+        inner
+            .scans
+            .lock()
+            .unwrap()
+            .push_back(Ok(ScanPage { items: vec![item("1"), item("2")], ..ScanPage::default() }));
+        let capture = Arc::new(Capture::default());
+        let target: Arc<dyn Target> = Arc::new(DryRun::capturing(inner.clone(), capture.clone()));
+        target.describe("t").await.unwrap();
+        target.scan_page("t", &[], (0, 1), None, None).await.unwrap();
+        target
+            .batch_write("t", &[Request::Put(item("2")), Request::Put(item("3")), Request::Delete(item("1"))])
+            .await
+            .unwrap();
+        let captured = capture.table("t");
+        assert_eq!(captured.key_names, ["id"]);
+        let read = |id: &str| captured.stored.contains(&hash::item_key_digest(&item(id), &["id"]).unwrap());
+        assert!(read("1") && read("2") && !read("3"), "a put of 3 is a create");
+        assert_eq!((captured.puts, captured.deletes), (vec![item("2"), item("3")], vec![item("1")]));
+        assert_eq!(inner.calls(), ["describe t", "scan t"], "nothing written");
     }
 
     #[tokio::test]

@@ -784,28 +784,38 @@ impl Dynamo {
     /// Writes one item if `condition` holds; `Ok(false)` when it does not.
     async fn put_if(&self, table: &str, item: Item, condition: Condition<'_>) -> Result<bool, TargetError> {
         let request = self.client.put_item().table_name(table).set_item(Some(item));
-        let values = condition_values(&condition);
-        condition_met(
-            request.condition_expression(condition.expression).set_expression_attribute_values(values).send().await,
-            &self.chain,
-        )
+        let (values, names) = (condition_values(&condition), condition_names(&condition));
+        let request = request.condition_expression(condition.expression).set_expression_attribute_names(names);
+        condition_met(request.set_expression_attribute_values(values).send().await, &self.chain)
     }
 
     /// Deletes one item if `condition` holds; `Ok(false)` when it does not.
     async fn delete_if(&self, table: &str, key: Item, condition: Condition<'_>) -> Result<bool, TargetError> {
         let request = self.client.delete_item().table_name(table).set_key(Some(key));
-        let values = condition_values(&condition);
-        condition_met(
-            request.condition_expression(condition.expression).set_expression_attribute_values(values).send().await,
-            &self.chain,
-        )
+        let (values, names) = (condition_values(&condition), condition_names(&condition));
+        let request = request.condition_expression(condition.expression).set_expression_attribute_names(names);
+        condition_met(request.set_expression_attribute_values(values).send().await, &self.chain)
     }
 }
 
 /// A condition's values as the SDK takes them: none at all rather than an empty map, which
 /// DynamoDB refuses.
 fn condition_values(condition: &Condition<'_>) -> Option<HashMap<String, AttributeValue>> {
-    (!condition.values.is_empty()).then(|| condition.values.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+    let values: HashMap<String, AttributeValue> =
+        condition.values.iter().filter(|(k, _)| !k.starts_with('#')).map(|(k, v)| (k.to_string(), v.clone())).collect();
+    (!values.is_empty()).then_some(values)
+}
+
+/// A condition's `#name` entries as the SDK takes them (see [`Condition`]), none at all when it has
+/// none.
+fn condition_names(condition: &Condition<'_>) -> Option<HashMap<String, String>> {
+    let names: HashMap<String, String> = condition
+        .values
+        .iter()
+        .filter(|(k, _)| k.starts_with('#'))
+        .filter_map(|(k, v)| v.as_s().ok().map(|name| (k.to_string(), name.clone())))
+        .collect();
+    (!names.is_empty()).then_some(names)
 }
 
 /// A conditional write's answer: done, or the condition did not hold.
@@ -985,6 +995,21 @@ impl Target for Dynamo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_conditions_hash_entries_are_attribute_names_and_the_rest_values() {
+        let s = |v: &str| AttributeValue::S(v.into());
+        let condition = Condition {
+            expression: "#h = :h AND attribute_exists(#k)",
+            values: vec![(":h", s("abc")), ("#h", s("_ddbsync_hash")), ("#k", s("name"))],
+        };
+        assert_eq!(condition_values(&condition), Some(HashMap::from([(":h".to_string(), s("abc"))])));
+        let names =
+            HashMap::from([("#h".to_string(), "_ddbsync_hash".to_string()), ("#k".to_string(), "name".to_string())]);
+        assert_eq!(condition_names(&condition), Some(names));
+        let plain = Condition { expression: "attribute_not_exists(pk)", values: vec![] };
+        assert_eq!((condition_values(&plain), condition_names(&plain)), (None, None), "none rather than empty maps");
+    }
 
     #[test]
     fn a_credentials_error_is_found_in_the_chain_and_said_on_one_line() {

@@ -119,7 +119,10 @@ pub struct Fetched {
     pub consumed_units: f64,
 }
 
-/// A condition on a single-item write: `expression` with `:name` values.
+/// A condition on a single-item write: `expression` with `:name` values. An entry named `#name`
+/// (its value a string) is an attribute name the expression spells `#name`, for a key attribute
+/// whose name DynamoDB reserves (`name`, `year`); kept in the one list so that the conditions the
+/// lock writes need no change.
 #[derive(Debug, Clone)]
 pub struct Condition<'a> {
     pub expression: &'a str,

@@ -299,11 +299,17 @@ fn the_pod_failure_policy_maps_every_exit_code_of_exit_rs() {
                 assert!(actions.is_empty(), "exit 6 is never the job's: {actions:?}");
                 continue;
             }
+            // Only a run with --max-cost exits 7, and the job passes none (below).
+            Exit::OverBudget => {
+                assert!(actions.is_empty(), "exit 7 is never the job's: {actions:?}");
+                continue;
+            }
             Exit::Success => unreachable!(),
         };
         assert_eq!(actions, [wanted], "exit {} ({meaning})", *exit as u8);
     }
     let container = &spec["template"]["spec"]["containers"][0];
+    assert!(!container.to_string().contains("--max-cost"), "the job's sync exits 7 only with --max-cost");
     assert!(!container.to_string().contains("--exit-code"), "the job's sync exits 6 only with --exit-code");
     let known: Vec<u8> = Exit::ALL.iter().map(|(e, _)| *e as u8).collect();
     assert!(named.iter().all(|(c, _)| known.contains(c) && *c != 0), "only codes ddbsync exits with: {named:?}");
@@ -416,8 +422,8 @@ fn the_sharded_pod_failure_policy_fails_the_job_on_a_profile_error_and_a_shard_o
             Exit::Differences => "FailIndex",
             Exit::Locked => "Ignore",
             Exit::Error | Exit::Interrupted => "Count",
-            Exit::Pending => {
-                assert!(actions.is_empty(), "exit 6 is never the job's: {actions:?}");
+            Exit::Pending | Exit::OverBudget => {
+                assert!(actions.is_empty(), "exits 6 and 7 are never the job's: {actions:?}");
                 continue;
             }
             Exit::Success => unreachable!(),
@@ -487,7 +493,9 @@ fn the_aws_batch_job_definition_and_its_submission_pass_botocores_model_of_the_b
     // Every failing exit code of exit.rs has its action; Batch retries a code no entry names.
     let entries = definition["retryStrategy"]["evaluateOnExit"].as_array().unwrap();
     assert!(entries.len() <= 5, "AWS Batch takes at most 5 entries");
-    for (exit, meaning) in Exit::ALL.iter().filter(|(e, _)| *e != Exit::Success && *e != Exit::Pending) {
+    // Exits 6 and 7 come only with --exit-code and --max-cost, which the job passes neither of.
+    let never = [Exit::Success, Exit::Pending, Exit::OverBudget];
+    for (exit, meaning) in Exit::ALL.iter().filter(|(e, _)| !never.contains(e)) {
         let code = (*exit as u8).to_string();
         let actions: Vec<&str> = entries
             .iter()

@@ -20,6 +20,7 @@ mod metrics;
 mod modelling;
 mod ops;
 mod pgproxy;
+mod plan;
 mod promote_ops;
 mod proxy;
 mod readme;

@@ -78,6 +78,9 @@ pub struct SyncOptions {
     pub sampled: bool,
     /// `--id-map`: where to list the IDs a promotion remapped.
     pub id_map: Option<PathBuf>,
+    /// For `ddbsync plan` (a rehearsal): where its target keeps every write whole and the hashes
+    /// the diff read.
+    pub capture: Option<Arc<crate::target::dryrun::Capture>>,
 }
 
 /// `sync.on_reject = "fail"` found rows that cannot be written; nothing was written.
@@ -127,7 +130,13 @@ pub async fn run(profile: &Profile, options: &SyncOptions, printer: &Printer, st
     let mappings = selected(profile, &options.tables)?;
     let mut params = Params::new(profile, &mappings, &options.params)?;
     let mode = options.mode;
-    let dynamo = mode.target(dynamo::connect(&profile.target).await);
+    let dynamo = match (&options.capture, mode) {
+        (Some(capture), Mode::Rehearsal) => {
+            let inner = dynamo::connect(&profile.target).await;
+            Arc::new(crate::target::dryrun::DryRun::capturing(inner, capture.clone()))
+        }
+        _ => mode.target(dynamo::connect(&profile.target).await),
+    };
     if options.clean {
         unless_stopped(stop, refuse_sliced_clean(&*dynamo, profile, &mappings)).await?;
     }
