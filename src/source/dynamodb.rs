@@ -241,7 +241,7 @@ struct Reading<'a> {
     columns: Vec<String>,
     /// The IDs of each referenced table (by mapping name).
     referenced: HashMap<String, Arc<HashSet<String>>>,
-    /// This table's source IDs, to be known once the whole table is read.
+    /// This table's source IDs that were promoted (not refused), known once the whole table is read.
     own: HashSet<String>,
     /// New ID → the source ID that took it: a second source ID with the same new ID is refused.
     taken: HashMap<String, String>,
@@ -296,7 +296,9 @@ impl Reading<'_> {
                 Some(refusal)
             }
         };
-        if let Some(id) = original_id {
+        // Only a promoted item's ID is one that references may point at: an item that references
+        // a refused one would point at nothing in the target.
+        if let Some(id) = original_id.filter(|_| refused.is_none()) {
             self.own.insert(id);
         }
         let mut cells: Vec<Cell> = self

@@ -2,6 +2,7 @@
 //! server (dynoxide or dynalite, by `DDBSYNC_TEST_SERVER`), on the PNI sample and on Chinook, and the
 //! SQLite source against a SQLite file the tests create.
 
+mod amplify_data;
 mod backup;
 mod chinook;
 mod chinook_data;
@@ -19,6 +20,7 @@ mod lock_wait;
 mod metrics;
 mod modelling;
 mod ops;
+mod promote;
 mod pgproxy;
 mod proxy;
 mod readme;
