@@ -341,3 +341,239 @@ async fn a_promotion_keeps_every_relationship_and_rejects_dangling_references() 
         assert!(expected["QuoteItems"].contains(&text(&w.dev.items["QuoteItems"][at]["id"])), "QuoteItems {at}");
     }
 }
+
+/// The dev quote at `at`, skipping those the oracle rejects: its id.
+fn kept_quote(w: &World) -> usize {
+    let rejected = expected_rejects(&w.dev.items);
+    (0..).find(|&i| !rejected["Quotes"].contains(&text(&w.dev.items["Quotes"][i]["id"]))).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_are_the_same_on_every_run_and_machine_and_differ_per_target_environment() {
+    let w = World::new(COUNT).await;
+    let (run, _) = w.sync(&[]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    // Another machine: a profiles directory of its own, another environment name and target
+    // prefix, a fresh process, the same id_namespace.
+    let other = tempfile::tempdir().unwrap();
+    let again = format!("{}again-", w.ctx.prefix);
+    let settings = Settings { target_prefix: Some(again.clone()), namespace: Some("prod"), ..Settings::default() };
+    w.profile(other.path(), "production", &settings);
+    let (run, _) = w.sync_in(other.path(), "production", &[]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let mut prod_ids = BTreeSet::new();
+    for table in TABLES {
+        let first: BTreeSet<String> = w.prod(&w.ctx.prefix, table).await.into_keys().collect();
+        let second: BTreeSet<String> = w.prod(&again, table).await.into_keys().collect();
+        assert!(!first.is_empty());
+        assert_eq!(first, second, "{table}: the same new IDs");
+        prod_ids.extend(first);
+    }
+    check_promoted(&w, &again, "prod").await;
+
+    // Another target environment (its name is its namespace): other IDs, and as consistent.
+    let staging = format!("{}stg-", w.ctx.prefix);
+    w.profile(other.path(), "staging", &Settings { target_prefix: Some(staging.clone()), ..Settings::default() });
+    let (run, _) = w.sync_in(other.path(), "staging", &[]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    check_promoted(&w, &staging, "staging").await;
+    for table in TABLES {
+        let ids: BTreeSet<String> = w.prod(&staging, table).await.into_keys().collect();
+        assert!(ids.is_disjoint(&prod_ids), "{table}: staging's IDs are not prod's");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_writes_nothing_and_one_changed_quote_rewrites_one_item() {
+    let w = World::new(COUNT).await;
+    let (run, first) = w.sync(&[]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let quotes = format!("{}Quotes-prod", w.ctx.prefix);
+    assert!(count(&first, &quotes, "created") > 100, "{first}");
+
+    w.ctx.proxy.clear();
+    let (run, report) = w.sync(&[]);
+    assert_eq!(run.code(), 3, "the same rejects: {}", run.stderr());
+    assert_eq!(written(&w.ctx.proxy), [], "a second run writes nothing");
+    assert_eq!(report["total"]["created"].as_u64(), Some(0), "{report}");
+
+    // Amplify's bookkeeping only (excluded from the hash): nothing to write.
+    let at = kept_quote(&w);
+    let mut quote = w.dev.items["Quotes"][at].clone();
+    quote.insert("updatedAt".into(), AttributeValue::S("2025-01-01T00:00:00.000Z".into()));
+    quote.insert("_version".into(), AttributeValue::N("9".into()));
+    quote.insert("_lastChangedAt".into(), AttributeValue::N("1735689600000".into()));
+    amplify_data::put_all(&w.ctx.dynamo, &w.dev_table("Quotes"), std::slice::from_ref(&quote)).await;
+    w.ctx.proxy.clear();
+    let (run, _) = w.sync(&[]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    assert_eq!(written(&w.ctx.proxy), [], "a change to updatedAt and _version alone rewrites nothing");
+
+    // A real change: exactly that quote's prod item.
+    quote.insert("total".into(), AttributeValue::N("4242.5".into()));
+    amplify_data::put_all(&w.ctx.dynamo, &w.dev_table("Quotes"), std::slice::from_ref(&quote)).await;
+    w.ctx.proxy.clear();
+    let (run, report) = w.sync(&[]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let new = w.new_id("prod", "Quotes", &text(&quote["id"]));
+    assert_eq!(written(&w.ctx.proxy), [(quotes.clone(), new.clone())], "one prod item rewritten");
+    assert_eq!(count(&report, &quotes, "updated"), 1);
+    let prod = w.prod(&w.ctx.prefix, "Quotes").await;
+    assert_eq!(prod[&new]["total"], AttributeValue::N("4242.5".into()));
+    assert_eq!(prod[&new]["_version"], AttributeValue::N("9".into()), "the item is copied whole");
+    check_promoted(&w, &w.ctx.prefix, "prod").await;
+}
+
+/// A contact that kept items reference (so deleting it rejects them), and those items.
+fn referenced_contact(w: &World) -> (String, Vec<(&'static str, String)>) {
+    let rejected = expected_rejects(&w.dev.items);
+    let mut users: BTreeMap<String, Vec<(&'static str, String)>> = BTreeMap::new();
+    for table in TABLES {
+        for item in &w.dev.items[table] {
+            let id = text(&item["id"]);
+            if rejected[table].contains(&id) {
+                continue;
+            }
+            for (path, to) in references(table) {
+                if *to == "Contacts" {
+                    for c in referenced_ids(item, path) {
+                        users.entry(c).or_default().push((table, id.clone()));
+                    }
+                }
+            }
+        }
+    }
+    users.into_iter().find(|(_, u)| u.len() >= 2).expect("a contact referenced twice")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_dev_contact_is_deleted_in_prod_with_delete_missing_and_its_referrers_are_rejected() {
+    let w = World::new(COUNT).await;
+    assert_eq!(w.sync(&[]).0.code(), 3);
+    let (contact, users) = referenced_contact(&w);
+    let contacts = format!("{}Contacts-prod", w.ctx.prefix);
+    w.ctx.dynamo.delete_item().table_name(w.dev_table("Contacts")).key("id", AttributeValue::S(contact.clone())).send().await.unwrap();
+
+    let (run, report) = w.sync(&[]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    assert_eq!(count(&report, &contacts, "deleted"), 1, "{report}");
+    let gone = w.new_id("prod", "Contacts", &contact);
+    assert!(!w.prod(&w.ctx.prefix, "Contacts").await.contains_key(&gone), "the prod contact is deleted");
+    // Each dev item that referenced it is now rejected as dangling, by its key and the ID.
+    for (table, id) in &users {
+        let listed = rejects(&report, &format!("{}{table}-prod", w.ctx.prefix));
+        let new = w.new_id("prod", table, id);
+        let (_, reason) = listed.iter().find(|(k, _)| k.contains(&new)).unwrap_or_else(|| panic!("{table} {id}: {listed:#?}"));
+        assert!(reason.contains(&contact), "{reason}");
+    }
+    // Everything else stays exactly as the oracle says.
+    check_kept(&w, &users).await;
+}
+
+/// The items of dev other than `skip` are in prod as the oracle says.
+async fn check_kept(w: &World, skip: &[(&'static str, String)]) {
+    let dev = {
+        let mut m = BTreeMap::new();
+        for table in TABLES {
+            m.insert(table, w.dev_items(table).await);
+        }
+        m
+    };
+    let rejected = expected_rejects(&dev);
+    for table in TABLES {
+        let prod = w.prod(&w.ctx.prefix, table).await;
+        for item in &dev[table] {
+            let id = text(&item["id"]);
+            if rejected[table].contains(&id) || skip.iter().any(|(t, i)| *t == table && *i == id) {
+                continue;
+            }
+            let e = w.expected("prod", table, item);
+            assert_eq!(prod.get(&text(&e["id"])).map(content), Some(e), "{table} {id}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_delete_missing_a_deleted_contact_stays_as_an_orphan_and_a_mass_delete_is_held() {
+    let w = World::new(COUNT).await;
+    w.profile(w.ctx.envs.path(), "prod", &Settings { keep_missing: true, ..Settings::default() });
+    assert_eq!(w.sync(&[]).0.code(), 3);
+    let (contact, _) = referenced_contact(&w);
+    let contacts = format!("{}Contacts-prod", w.ctx.prefix);
+    w.ctx.dynamo.delete_item().table_name(w.dev_table("Contacts")).key("id", AttributeValue::S(contact.clone())).send().await.unwrap();
+    let (run, report) = w.sync(&[]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    assert_eq!((count(&report, &contacts, "deleted"), count(&report, &contacts, "orphans")), (0, 1), "{report}");
+    assert!(w.prod(&w.ctx.prefix, "Contacts").await.contains_key(&w.new_id("prod", "Contacts", &contact)));
+
+    // With delete_missing, a third of Properties gone from dev is over the 10 % guard: held.
+    w.profile(w.ctx.envs.path(), "prod", &Settings::default());
+    let properties = format!("{}Properties-prod", w.ctx.prefix);
+    let before = w.prod(&w.ctx.prefix, "Properties").await.len();
+    for item in w.dev.items["Properties"].iter().take(COUNT / 3) {
+        w.ctx.dynamo.delete_item().table_name(w.dev_table("Properties")).key("id", item["id"].clone()).send().await.unwrap();
+    }
+    w.ctx.proxy.clear();
+    let (run, report) = w.sync(&[]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    assert_eq!(count(&report, &properties, "deleted"), 0, "{report}");
+    let table = report["tables"].as_array().unwrap().iter().find(|t| t["table"] == properties.as_str()).unwrap();
+    assert!(table["deletes_refused_reason"].as_str().is_some_and(|r| r.contains("allow-mass-delete")), "{table}");
+    assert_eq!(w.prod(&w.ctx.prefix, "Properties").await.len(), before, "no prod property deleted");
+    assert!(written(&w.ctx.proxy).iter().all(|(t, _)| t != &properties), "nothing written to Properties");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reference_cycle_is_a_profile_error_that_names_it() {
+    let w = World::new(20).await;
+    let cyclic = amplify_data::mappings(true).replace(
+        "[tables.Contacts]\npartition_key = \"id\"\nid = \"id\"\ndelete_missing = true\n",
+        "[tables.Contacts]\npartition_key = \"id\"\nid = \"id\"\ndelete_missing = true\nreferences = { lastQuoteId = \"Quotes\" }\n",
+    );
+    assert_ne!(cyclic, amplify_data::mappings(true));
+    w.profile(w.ctx.envs.path(), "prod", &Settings { mappings: Some(cyclic), ..Settings::default() });
+    let (run, _) = w.sync(&[]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    let err = run.stderr();
+    assert!(err.contains("cycle") && err.contains("Contacts → Quotes") && err.contains("prod.toml"), "{err}");
+    assert!(!w.ctx.table_exists("Contacts-prod").await, "nothing was done");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_predicts_the_real_runs_counts_and_write_units() {
+    let w = World::new(COUNT).await;
+    let fields = ["created", "updated", "unchanged", "deleted", "orphans"];
+    let figures = |report: &serde_json::Value| -> Vec<(String, Vec<u64>, usize, String)> {
+        report["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let table = t["table"].as_str().unwrap().to_string();
+                let counts = fields.iter().map(|f| t[*f].as_u64().unwrap_or(u64::MAX)).collect();
+                let units = format!("{:.1}", t["write_units"].as_f64().unwrap_or(-1.0));
+                (table.clone(), counts, rejects(report, &table).len(), units)
+            })
+            .collect()
+    };
+    for round in 0..2 {
+        if round == 1 {
+            // A change, a new item and a deleted one.
+            let at = kept_quote(&w);
+            let mut quote = w.dev.items["Quotes"][at].clone();
+            quote.insert("total".into(), AttributeValue::N("1.5".into()));
+            let mut contact = w.dev.items["Contacts"][0].clone();
+            contact.insert("id".into(), AttributeValue::S("0b7e1a3c-2f4d-4e5a-9b6c-7d8e9f0a1b2c".into()));
+            amplify_data::put_all(&w.ctx.dynamo, &w.dev_table("Quotes"), &[quote]).await;
+            amplify_data::put_all(&w.ctx.dynamo, &w.dev_table("Contacts"), &[contact]).await;
+            let gone = w.dev.items["QuoteItems"][40]["id"].clone();
+            w.ctx.dynamo.delete_item().table_name(w.dev_table("QuoteItems")).key("id", gone).send().await.unwrap();
+        }
+        w.ctx.proxy.clear();
+        let (dry, predicted) = w.sync(&["--dry-run"]);
+        assert_eq!(written(&w.ctx.proxy), [], "a dry run writes nothing");
+        let (real, actual) = w.sync(&[]);
+        assert_eq!((dry.code(), real.code()), (3, 3), "{}\n{}", dry.stderr(), real.stderr());
+        assert_eq!(figures(&predicted), figures(&actual), "round {round}:\n{predicted}\n{actual}");
+    }
+}
