@@ -23,7 +23,9 @@ pub const TABLES: [&str; 6] = ["Properties", "Contacts", "Requests", "Projects",
 /// Each table's references: (path, referenced table), as the mappings file writes them.
 pub fn references(table: &str) -> &'static [(&'static str, &'static str)] {
     match table {
-        "Requests" => &[("agentContactId", "Contacts"), ("homeownerContactId", "Contacts"), ("addressId", "Properties")],
+        "Requests" => {
+            &[("agentContactId", "Contacts"), ("homeownerContactId", "Contacts"), ("addressId", "Properties")]
+        }
         "Projects" => &[
             ("agentContactId", "Contacts"),
             ("homeownerContactId", "Contacts"),
@@ -73,7 +75,15 @@ impl Rng {
     pub fn uuid(&mut self) -> String {
         let (a, b) = (self.next(), self.next());
         let h = format!("{a:016x}{b:016x}");
-        format!("{}-{}-4{}-{}{}-{}", &h[..8], &h[8..12], &h[13..16], ["8", "9", "a", "b"][(b & 3) as usize], &h[17..20], &h[20..])
+        format!(
+            "{}-{}-4{}-{}{}-{}",
+            &h[..8],
+            &h[8..12],
+            &h[13..16],
+            ["8", "9", "a", "b"][(b & 3) as usize],
+            &h[17..20],
+            &h[20..]
+        )
     }
 }
 
@@ -227,14 +237,19 @@ impl Dev {
 }
 
 pub async fn create_table(client: &Client, name: &str) {
+    create_table_keyed(client, name, "id").await
+}
+
+/// Creates table `name` whose partition key is the string attribute `key`, and waits until it is active.
+pub async fn create_table_keyed(client: &Client, name: &str, key: &str) {
     client
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(
-            AttributeDefinition::builder().attribute_name("id").attribute_type(ScalarAttributeType::S).build().unwrap(),
+            AttributeDefinition::builder().attribute_name(key).attribute_type(ScalarAttributeType::S).build().unwrap(),
         )
-        .key_schema(KeySchemaElement::builder().attribute_name("id").key_type(KeyType::Hash).build().unwrap())
+        .key_schema(KeySchemaElement::builder().attribute_name(key).key_type(KeyType::Hash).build().unwrap())
         .send()
         .await
         .unwrap_or_else(|e| panic!("create {name}: {e:?}"));
@@ -252,7 +267,11 @@ pub async fn put_all(client: &Client, table: &str, items: &[Item]) {
     for chunk in items.chunks(25) {
         let mut requests: Vec<WriteRequest> = chunk
             .iter()
-            .map(|i| WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(i.clone())).build().unwrap()).build())
+            .map(|i| {
+                WriteRequest::builder()
+                    .put_request(PutRequest::builder().set_item(Some(i.clone())).build().unwrap())
+                    .build()
+            })
             .collect();
         while !requests.is_empty() {
             let out = client

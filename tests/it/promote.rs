@@ -226,7 +226,11 @@ fn expected_rejects(dev: &BTreeMap<&str, Vec<Item>>) -> BTreeMap<&'static str, B
                 .iter()
                 .all(|(path, to)| referenced_ids(item, path).iter().all(|id| kept[to].contains(id)));
             let id = text(&item["id"]);
-            if ok { good.insert(id) } else { bad.insert(id) };
+            if ok {
+                good.insert(id)
+            } else {
+                bad.insert(id)
+            };
         }
         kept.insert(table, good);
         rejected.insert(table, bad);
@@ -265,7 +269,8 @@ fn written(proxy: &Proxy) -> Vec<(String, String)> {
     for request in proxy.requests("BatchWriteItem") {
         for (table, writes) in request["RequestItems"].as_object().unwrap() {
             for w in writes.as_array().unwrap() {
-                let item = w.get("PutRequest").map(|p| &p["Item"]).or_else(|| w.get("DeleteRequest").map(|d| &d["Key"]));
+                let item =
+                    w.get("PutRequest").map(|p| &p["Item"]).or_else(|| w.get("DeleteRequest").map(|d| &d["Key"]));
                 let id = item.and_then(|i| i["id"]["S"].as_str()).unwrap_or("?");
                 keys.push((table.clone(), id.to_string()));
             }
@@ -328,7 +333,8 @@ async fn a_promotion_keeps_every_relationship_and_rejects_dangling_references() 
         assert_eq!(listed.len(), expected[table].len(), "{table}: {listed:#?}");
         for id in &expected[table] {
             let new = w.new_id("prod", table, id);
-            let (_, reason) = listed.iter().find(|(k, _)| k.contains(&new)).unwrap_or_else(|| panic!("{table} {id}: {listed:#?}"));
+            let (_, reason) =
+                listed.iter().find(|(k, _)| k.contains(&new)).unwrap_or_else(|| panic!("{table} {id}: {listed:#?}"));
             if let Some((_, _, path, missing)) = w.dev.dangling.iter().find(|d| d.0 == table && d.1 == *id) {
                 assert!(reason.contains(path) && reason.contains(missing), "{reason}");
                 assert!(reason.contains(&id.to_string()), "the source item is named: {reason}");
@@ -452,7 +458,14 @@ async fn a_deleted_dev_contact_is_deleted_in_prod_with_delete_missing_and_its_re
     assert_eq!(w.sync(&[]).0.code(), 3);
     let (contact, users) = referenced_contact(&w);
     let contacts = format!("{}Contacts-prod", w.ctx.prefix);
-    w.ctx.dynamo.delete_item().table_name(w.dev_table("Contacts")).key("id", AttributeValue::S(contact.clone())).send().await.unwrap();
+    w.ctx
+        .dynamo
+        .delete_item()
+        .table_name(w.dev_table("Contacts"))
+        .key("id", AttributeValue::S(contact.clone()))
+        .send()
+        .await
+        .unwrap();
 
     let (run, report) = w.sync(&[]);
     assert_eq!(run.code(), 3, "{}", run.stderr());
@@ -463,7 +476,8 @@ async fn a_deleted_dev_contact_is_deleted_in_prod_with_delete_missing_and_its_re
     for (table, id) in &users {
         let listed = rejects(&report, &format!("{}{table}-prod", w.ctx.prefix));
         let new = w.new_id("prod", table, id);
-        let (_, reason) = listed.iter().find(|(k, _)| k.contains(&new)).unwrap_or_else(|| panic!("{table} {id}: {listed:#?}"));
+        let (_, reason) =
+            listed.iter().find(|(k, _)| k.contains(&new)).unwrap_or_else(|| panic!("{table} {id}: {listed:#?}"));
         assert!(reason.contains(&contact), "{reason}");
     }
     // Everything else stays exactly as the oracle says.
@@ -500,7 +514,14 @@ async fn without_delete_missing_a_deleted_contact_stays_as_an_orphan_and_a_mass_
     assert_eq!(w.sync(&[]).0.code(), 3);
     let (contact, _) = referenced_contact(&w);
     let contacts = format!("{}Contacts-prod", w.ctx.prefix);
-    w.ctx.dynamo.delete_item().table_name(w.dev_table("Contacts")).key("id", AttributeValue::S(contact.clone())).send().await.unwrap();
+    w.ctx
+        .dynamo
+        .delete_item()
+        .table_name(w.dev_table("Contacts"))
+        .key("id", AttributeValue::S(contact.clone()))
+        .send()
+        .await
+        .unwrap();
     let (run, report) = w.sync(&[]);
     assert_eq!(run.code(), 3, "{}", run.stderr());
     assert_eq!((count(&report, &contacts, "deleted"), count(&report, &contacts, "orphans")), (0, 1), "{report}");
@@ -511,7 +532,14 @@ async fn without_delete_missing_a_deleted_contact_stays_as_an_orphan_and_a_mass_
     let properties = format!("{}Properties-prod", w.ctx.prefix);
     let before = w.prod(&w.ctx.prefix, "Properties").await.len();
     for item in w.dev.items["Properties"].iter().take(COUNT / 3) {
-        w.ctx.dynamo.delete_item().table_name(w.dev_table("Properties")).key("id", item["id"].clone()).send().await.unwrap();
+        w.ctx
+            .dynamo
+            .delete_item()
+            .table_name(w.dev_table("Properties"))
+            .key("id", item["id"].clone())
+            .send()
+            .await
+            .unwrap();
     }
     w.ctx.proxy.clear();
     let (run, report) = w.sync(&[]);
@@ -576,4 +604,153 @@ async fn a_dry_run_predicts_the_real_runs_counts_and_write_units() {
         assert_eq!((dry.code(), real.code()), (3, 3), "{}\n{}", dry.stderr(), real.stderr());
         assert_eq!(figures(&predicted), figures(&actual), "round {round}:\n{predicted}\n{actual}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_table_that_does_not_exist_is_named_with_the_template() {
+    let w = World::new(20).await;
+    let mappings =
+        format!("{}\n[tables.Invoices]\npartition_key = \"id\"\nid = \"id\"\n", amplify_data::mappings(true));
+    w.profile(w.ctx.envs.path(), "prod", &Settings { mappings: Some(mappings), ..Settings::default() });
+    let (run, _) = w.sync(&[]);
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    let err = run.stderr();
+    assert!(err.contains(&w.dev_table("Invoices")) && err.contains("table_template"), "{err}");
+}
+
+/// A table of odd items: key `pk`, ID attribute `noteId`, references `contactId` and `meta.by`.
+const NOTES: &str = "\n[tables.Notes]\npartition_key = \"pk\"\nid = \"noteId\"\nreferences = { contactId = \"Contacts\", \"meta.by\" = \"Contacts\" }\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_items_are_rejected_by_key_with_the_cause_and_their_neighbours_are_written() {
+    let w = World::new(20).await;
+    let notes = w.dev_table("Notes");
+    amplify_data::create_table_keyed(&w.ctx.dynamo, &notes, "pk").await;
+    let contact = w.dev.items["Contacts"][0]["id"].clone();
+    let s = |v: &str| AttributeValue::S(v.into());
+    let note = |pk: &str, rest: Vec<(&str, AttributeValue)>| -> Item {
+        let mut item: Item = rest.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        item.insert("pk".into(), s(pk));
+        item
+    };
+    let good_id = "5d1e7c0a-8b2f-4c3d-9e4f-a0b1c2d3e4f5";
+    let long_id = "a".repeat(2048);
+    let mut nested = AttributeValue::S("deep".into());
+    for _ in 0..40 {
+        nested = AttributeValue::M([("x".to_string(), nested)].into());
+    }
+    let mut items = vec![
+        note("good", vec![("noteId", s(good_id)), ("contactId", contact.clone())]),
+        note(
+            "long",
+            vec![("noteId", s(&long_id)), ("meta", AttributeValue::M([("by".into(), contact.clone())].into()))],
+        ),
+        note("no-id", vec![("contactId", contact.clone())]),
+        note("map-id", vec![("noteId", AttributeValue::M([("v".into(), s("1"))].into()))]),
+        note(
+            "list-ref",
+            vec![
+                ("noteId", s("6d1e7c0a-8b2f-4c3d-9e4f-a0b1c2d3e4f5")),
+                ("contactId", AttributeValue::L(vec![contact.clone()])),
+            ],
+        ),
+        note("string-meta", vec![("noteId", s("7d1e7c0a-8b2f-4c3d-9e4f-a0b1c2d3e4f5")), ("meta", contact.clone())]),
+    ];
+    // What the server itself refuses cannot be in a source (DynamoDB has no NaN either): each of
+    // these is tried, and checked only if the server stored it.
+    let odd = [
+        ("deep", note("deep", vec![("noteId", s("8d1e7c0a-8b2f-4c3d-9e4f-a0b1c2d3e4f5")), ("body", nested)])),
+        (
+            "empty-key",
+            note(
+                "empty-key",
+                vec![
+                    ("noteId", s("9d1e7c0a-8b2f-4c3d-9e4f-a0b1c2d3e4f5")),
+                    ("body", AttributeValue::M([(String::new(), s("v"))].into())),
+                ],
+            ),
+        ),
+    ];
+    let mut stored = Vec::new();
+    for (name, item) in odd {
+        if w.ctx.dynamo.put_item().table_name(&notes).set_item(Some(item)).send().await.is_ok() {
+            stored.push(name);
+        }
+    }
+    amplify_data::put_all(&w.ctx.dynamo, &notes, &items).await;
+    items.clear();
+    w.profile(
+        w.ctx.envs.path(),
+        "prod",
+        &Settings { mappings: Some(format!("{}{NOTES}", amplify_data::mappings(true))), ..Settings::default() },
+    );
+    let (run, report) = w.sync(&[]);
+    assert_eq!(run.code(), 3, "{}\n{report}", run.stderr());
+    let listed = rejects(&report, &format!("{}Notes-prod", w.ctx.prefix));
+    let reason = |pk: &str| -> String {
+        listed
+            .iter()
+            .find(|(k, _)| k.contains(&format!("\"{pk}\"")))
+            .map(|(_, r)| r.clone())
+            .unwrap_or_else(|| panic!("no reject for {pk}: {listed:#?}"))
+    };
+    let r = reason("no-id");
+    assert!(r.contains("no \"noteId\"") && r.contains("the mapping's `id`"), "{r}");
+    let r = reason("map-id");
+    assert!(r.contains("noteId") && r.contains("a map, not an ID") && r.contains("fix the item in the source"), "{r}");
+    let r = reason("list-ref");
+    assert!(r.contains("a list, not an ID") && r.contains("write \"contactId[]\""), "{r}");
+    let r = reason("string-meta");
+    assert!(r.contains("meta.by") && r.contains("where a map with \"by\" was expected"), "{r}");
+    for name in &stored {
+        let r = reason(name);
+        assert!(!r.is_empty(), "{name}: {r}");
+    }
+    assert_eq!(listed.len(), 4 + stored.len(), "{listed:#?}");
+
+    // The neighbours are written, their IDs remapped in their shape.
+    let prod: BTreeMap<String, Item> = scan_all(&w.ctx, &format!("{}Notes-prod", w.ctx.prefix))
+        .await
+        .into_iter()
+        .map(|i| (text(&i["pk"]), i))
+        .collect();
+    assert_eq!(prod.keys().collect::<Vec<_>>(), ["good", "long"]);
+    assert_eq!(text(&prod["good"]["noteId"]), oracle_uuid("prod", &notes, good_id));
+    assert_eq!(text(&prod["good"]["contactId"]), w.new_id("prod", "Contacts", &text(&contact)));
+    let long = text(&prod["long"]["noteId"]);
+    assert!(
+        long.len() == 2048 && long != long_id && long.bytes().all(|c| c.is_ascii_hexdigit()),
+        "a 2 KB ID keeps its shape"
+    );
+    let AttributeValue::M(meta) = &prod["long"]["meta"] else { panic!("{:?}", prod["long"]) };
+    assert_eq!(text(&meta["by"]), w.new_id("prod", "Contacts", &text(&contact)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_that_stops_answering_its_scans_ends_the_run_within_read_timeout() {
+    let w = World::new(20).await;
+    let source = Proxy::start(&servers().dynamo_url);
+    let settings =
+        Settings { source_url: Some(source.url.clone()), source_extra: "read_timeout_secs = 3", ..Settings::default() };
+    w.profile(w.ctx.envs.path(), "prod", &settings);
+    source.stall_operation(Some("Scan"));
+    let started = Instant::now();
+    let child = w
+        .ctx
+        .command_in(w.ctx.envs.path(), &["sync", "prod"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, _, err, took) = finish(child, started, Duration::from_secs(30));
+    assert_eq!(code, 1, "{err}");
+    assert!(took < Duration::from_secs(15), "ended in {took:?}");
+    assert!(err.contains("DynamoDB") && err.contains(&source.url) && err.contains("3"), "{err}");
+    assert!(written(&w.ctx.proxy).is_empty(), "nothing written");
+    source.stall_operation(None);
+    // Once the source answers, the next run completes the work.
+    let (run, _) = w.sync(&[]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    check_promoted(&w, &w.ctx.prefix, "prod").await;
 }
