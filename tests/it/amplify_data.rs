@@ -7,7 +7,7 @@
 //! The dataset is built in memory ([`generate`]) and written through the test's own client
 //! ([`Dev::write`]), never through ddbsync, so the tests read it as an independent oracle.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest, ScalarAttributeType,
@@ -38,20 +38,12 @@ pub fn references(table: &str) -> &'static [(&'static str, &'static str)] {
     }
 }
 
-/// The mappings file for the dataset; `delete_missing` on every table.
+/// The mappings file for the dataset: the repository's `envs/mappings/amplify.toml` (which
+/// `scripts/demo.sh promote` uses), with `delete_missing` on every table or on none.
 pub fn mappings(delete_missing: bool) -> String {
-    let mut text = String::from("exclude_from_hash = [\"updatedAt\", \"_version\", \"_lastChangedAt\"]\n");
-    for table in TABLES {
-        text.push_str(&format!(
-            "\n[tables.{table}]\npartition_key = \"id\"\nid = \"id\"\ndelete_missing = {delete_missing}\n"
-        ));
-        let refs = references(table);
-        if !refs.is_empty() {
-            let list: Vec<String> = refs.iter().map(|(path, to)| format!("\"{path}\" = \"{to}\"")).collect();
-            text.push_str(&format!("references = {{ {} }}\n", list.join(", ")));
-        }
-    }
-    text
+    let text = std::fs::read_to_string(crate::harness::repo().join("envs/mappings/amplify.toml")).unwrap();
+    assert_eq!(text.matches("delete_missing = true").count(), TABLES.len());
+    text.replace("delete_missing = true", &format!("delete_missing = {delete_missing}"))
 }
 
 /// SplitMix64: small, seedable, and the same on every machine.
@@ -228,11 +220,6 @@ impl Dev {
         for (table, items) in &self.items {
             put_all(client, &format!("{prefix}{table}{suffix}"), items).await;
         }
-    }
-
-    /// Every item's id per table.
-    pub fn ids(&self, table: &str) -> BTreeSet<String> {
-        self.items[table].iter().map(|i| crate::harness::text(&i["id"])).collect()
     }
 }
 

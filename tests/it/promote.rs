@@ -555,8 +555,8 @@ async fn without_delete_missing_a_deleted_contact_stays_as_an_orphan_and_a_mass_
 async fn a_reference_cycle_is_a_profile_error_that_names_it() {
     let w = World::new(20).await;
     let cyclic = amplify_data::mappings(true).replace(
-        "[tables.Contacts]\npartition_key = \"id\"\nid = \"id\"\ndelete_missing = true\n",
-        "[tables.Contacts]\npartition_key = \"id\"\nid = \"id\"\ndelete_missing = true\nreferences = { lastQuoteId = \"Quotes\" }\n",
+        "[tables.Contacts]\npartition_key = \"id\"\nid = \"id\"\n",
+        "[tables.Contacts]\npartition_key = \"id\"\nid = \"id\"\nreferences = { lastQuoteId = \"Quotes\" }\n",
     );
     assert_ne!(cyclic, amplify_data::mappings(true));
     w.profile(w.ctx.envs.path(), "prod", &Settings { mappings: Some(cyclic), ..Settings::default() });
@@ -753,4 +753,81 @@ async fn a_source_that_stops_answering_its_scans_ends_the_run_within_read_timeou
     let (run, _) = w.sync(&[]);
     assert_eq!(run.code(), 3, "{}", run.stderr());
     check_promoted(&w, &w.ctx.prefix, "prod").await;
+}
+
+/// The committed `envs/amplify-dev-to-prod.toml` with its mappings, in `dir`, aimed at this test's
+/// server and tables: the source read directly, the target through the recording proxy.
+fn committed_profile(ctx: &Ctx, dir: &Path) {
+    let repo = crate::harness::repo();
+    std::fs::create_dir_all(dir.join("mappings")).unwrap();
+    std::fs::copy(repo.join("envs/mappings/amplify.toml"), dir.join("mappings/amplify.toml")).unwrap();
+    let text = std::fs::read_to_string(repo.join("envs/amplify-dev-to-prod.toml")).unwrap();
+    let local = "endpoint_url = \"http://127.0.0.1:8766\"";
+    assert_eq!(text.matches(local).count(), 2, "{text}");
+    let text = text
+        .replacen(local, &format!("endpoint_url = \"{}\"", servers().dynamo_url), 1)
+        .replacen(local, &format!("endpoint_url = \"{}\"", ctx.proxy.url), 1)
+        .replace("table_template = \"{table}", &format!("table_template = \"{}{{table}}", ctx.prefix))
+        .replace("\ntable_suffix", &format!("\ntable_prefix = \"{}\"\ntable_suffix", ctx.prefix));
+    std::fs::write(dir.join("amplify-dev-to-prod.toml"), text).unwrap();
+}
+
+fn amplify_dev(ctx: &Ctx, action: &str) {
+    let out = std::process::Command::new("python3")
+        .arg(crate::harness::repo().join("scripts/amplify_dev.py"))
+        .args([action, "--endpoint", &servers().dynamo_url, "--prefix", &ctx.prefix, "--count", "40"])
+        .output()
+        .expect("python3 runs scripts/amplify_dev.py");
+    assert!(out.status.success(), "amplify_dev.py {action}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_promotes_with_the_committed_profile_and_rewrites_one_quote() {
+    let ctx = Ctx::new(1).await;
+    amplify_dev(&ctx, "build");
+    committed_profile(&ctx, ctx.envs.path());
+    let prod = |table: &str| format!("{}{table}-aqnqdrctpzfwfjwyxxsmu6peoq-prod", ctx.prefix);
+    let sync = |args: &[&str]| {
+        let mut all = vec!["--json", "sync", "amplify-dev-to-prod"];
+        all.extend_from_slice(args);
+        let run = ctx.ddbsync(&all);
+        let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap_or_default();
+        (run, report)
+    };
+    let (run, report) = sync(&[]);
+    assert_eq!(run.code(), 3, "the demo's one dangling quote item: {}", run.stderr());
+    let listed = rejects(&report, &prod("QuoteItems"));
+    assert_eq!(listed.len(), 1, "{report}");
+    assert!(listed[0].1.contains("quoteId") && listed[0].1.contains("does not hold"), "{listed:?}");
+    assert_eq!(count(&report, &prod("Contacts"), "created"), 40);
+
+    // Every reference in prod resolves to a prod item.
+    let mut items = HashMap::new();
+    for table in TABLES {
+        let all: BTreeMap<String, Item> =
+            scan_all(&ctx, &prod(table)).await.into_iter().map(|i| (text(&i["id"]), i)).collect();
+        items.insert(table, all);
+    }
+    for table in TABLES {
+        for (id, item) in &items[table] {
+            for (path, to) in references(table) {
+                for r in referenced_ids(item, path) {
+                    assert!(items[to].contains_key(&r), "{table} {id}: {path} = {r} is not in {to}");
+                }
+            }
+        }
+    }
+
+    ctx.proxy.clear();
+    assert_eq!(sync(&[]).0.code(), 3);
+    assert_eq!(written(&ctx.proxy), [], "the second promotion writes nothing");
+    amplify_dev(&ctx, "change-quote");
+    ctx.proxy.clear();
+    let (_, report) = sync(&[]);
+    let keys = written(&ctx.proxy);
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(keys[0].0, prod("Quotes"));
+    assert_eq!(count(&report, &prod("Quotes"), "updated"), 1);
+    let quote = scan_all(&ctx, &prod("Quotes")).await.into_iter().find(|q| text(&q["id"]) == keys[0].1).unwrap();
+    assert_eq!(quote["total"], AttributeValue::N("4321.5".into()));
 }
