@@ -13,7 +13,8 @@
 //! an item it refuses (a reference to an ID the referenced source table does not hold, an ID that
 //! is not one) has that attribute's cell refused, which rejects the row with its key and reason.
 //! The IDs each referenced table holds are known from reading it earlier in the run (tables are
-//! read referenced ones first), or else from a Scan of its ID attribute alone.
+//! read referenced ones first), or else from a Scan of its ID and reference attributes, which
+//! leaves out the items whose own references dangle (they are never promoted either).
 //!
 //! Invariants: nothing is written to the source. Scan pages are retried as the target's are
 //! (`sync.max_attempts`), and no wait for the next page is longer than `read_timeout_secs`.
@@ -103,8 +104,10 @@ impl DynamoDb {
         SourceError::Query { context: context.to_string(), cause: format!("DynamoDB at {}: {cause}", self.location) }
     }
 
-    /// The IDs mapping `name`'s source table holds: known from an earlier read in this run, or
-    /// read now with a Scan of the ID attribute alone.
+    /// The IDs of mapping `name`'s source table that a reference may point at: known from an
+    /// earlier read in this run, or read now with a Scan of the ID and reference attributes. An
+    /// item whose own references dangle is never promoted, so its ID is left out, as a read of
+    /// the whole table leaves it out; that needs the IDs of the tables it references, first.
     async fn known_ids(&self, name: &str, context: &str) -> Result<Arc<HashSet<String>>, SourceError> {
         if let Some(ids) = self.known.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
             return Ok(ids.clone());
@@ -114,8 +117,21 @@ impl DynamoDb {
         };
         let Some(promote) = &mapping.promote else { return Ok(Arc::default()) };
         let Some(id) = &promote.id else { return Ok(Arc::default()) };
+        let mut referenced = HashMap::new();
+        for reference in &promote.references {
+            if !referenced.contains_key(&reference.table) {
+                // The profile refuses cycles, so this ends.
+                let ids = Box::pin(self.known_ids(&reference.table, context)).await?;
+                referenced.insert(reference.table.clone(), ids);
+            }
+        }
         tracing::info!(table = %promote.source_table, "reading the IDs of a referenced table");
-        let attributes = vec![id.clone()];
+        let mut attributes = vec![id.clone()];
+        for reference in &promote.references {
+            if !attributes.iter().any(|a| a == reference.attribute()) {
+                attributes.push(reference.attribute().to_string());
+            }
+        }
         let mut ids = HashSet::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
@@ -135,7 +151,21 @@ impl DynamoDb {
             .map_err(|_| self.timeout(context))?
             .0
             .map_err(|e| self.error(context, format!("reading the IDs of {}: {e}", promote.source_table)))?;
-            ids.extend(page.items.iter().filter_map(|i| i.get(id)).filter_map(remap::id_text));
+            let exists = |table: &str, id: &str| referenced.get(table).is_some_and(|ids| ids.contains(id));
+            let source_table = |name: &str| self.source_table_of(name);
+            let remapper = Remapper {
+                namespace: &self.namespace,
+                own: Some((promote.source_table.as_str(), id.as_str())),
+                references: &promote.references,
+                source_table: &source_table,
+                exists: &exists,
+            };
+            for mut item in page.items {
+                let Some(text) = item.get(id).and_then(remap::id_text) else { continue };
+                if remapper.apply(&mut item).is_ok() {
+                    ids.insert(text);
+                }
+            }
             start = page.next;
             if start.is_none() {
                 break;

@@ -831,3 +831,25 @@ async fn the_demo_promotes_with_the_committed_profile_and_rewrites_one_quote() {
     let quote = scan_all(&ctx, &prod("Quotes")).await.into_iter().find(|q| text(&q["id"]) == keys[0].1).unwrap();
     assert_eq!(quote["total"], AttributeValue::N("4321.5".into()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_table_alone_still_rejects_references_to_items_that_are_never_promoted() {
+    let w = World::new(COUNT).await;
+    assert_eq!(w.sync(&[]).0.code(), 3);
+    // Quotes alone: Projects is not in the run, so its IDs are read from its source table. A
+    // project that is itself rejected (a dangling team contact) is in that table but never in
+    // prod: the quotes that point at it stay rejected.
+    let rejected = expected_rejects(&w.dev.items);
+    let bad_project = text(&w.dev.items["Projects"][7]["id"]);
+    assert!(rejected["Projects"].contains(&bad_project));
+    let orphaned: Vec<&Item> = w.dev.items["Quotes"].iter().filter(|q| text(&q["projectId"]) == bad_project).collect();
+    let (run, report) = w.sync(&["--table", "Quotes"]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let listed = rejects(&report, &format!("{}Quotes-prod", w.ctx.prefix));
+    assert_eq!(listed.len(), rejected["Quotes"].len(), "{listed:#?}");
+    for quote in orphaned {
+        let new = w.new_id("prod", "Quotes", &text(&quote["id"]));
+        assert!(listed.iter().any(|(k, r)| k.contains(&new) && r.contains(&bad_project)), "{new}: {listed:#?}");
+    }
+    check_promoted(&w, &w.ctx.prefix, "prod").await;
+}
