@@ -853,3 +853,36 @@ async fn one_table_alone_still_rejects_references_to_items_that_are_never_promot
     }
     check_promoted(&w, &w.ctx.prefix, "prod").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_the_source_is_read_ends_the_promotion_with_exit_5() {
+    let w = World::new(20).await;
+    let source = Proxy::start(&servers().dynamo_url);
+    let settings = Settings { source_url: Some(source.url.clone()), ..Settings::default() };
+    w.profile(w.ctx.envs.path(), "prod", &settings);
+    source.stall_operation(Some("Scan"));
+    let child = w
+        .ctx
+        .command_in(w.ctx.envs.path(), &["sync", "prod"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once it waits for a Scan page (it has created the prod tables by then).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !w.ctx.table_exists("QuoteItems-prod").await {
+        assert!(Instant::now() < deadline, "the prod tables were not created");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = Instant::now();
+    crate::harness::signal(&child, "TERM");
+    let (code, _, err, took) = finish(child, sent, Duration::from_secs(25));
+    assert_eq!(code, 5, "{err}");
+    assert!(took < Duration::from_secs(21), "{took:?}");
+    assert!(written(&w.ctx.proxy).is_empty());
+    source.stall_operation(None);
+    assert_eq!(w.sync(&[]).0.code(), 3, "the next run completes the work");
+    check_promoted(&w, &w.ctx.prefix, "prod").await;
+}
