@@ -4,6 +4,11 @@
 //! The oracle never asks ddbsync: prod is read back through the test's client, and the new IDs
 //! are computed here, with HMAC-SHA-256 over the message `src/pure/remap.rs` documents (its
 //! golden test pins it), so every prod item is compared with the dev item it must come from.
+//!
+//! [`World`] is the shared setup: a generated dev environment and a profile per test, the
+//! target reached through the recording proxy ([`written`] lists the keys each run wrote).
+//! Tests of single-record runs, the ID map, reference checks in verify and the backup before the
+//! first write belong here too, on the same world and oracle.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
