@@ -53,6 +53,11 @@ pub struct DynamoDb {
     known: Mutex<HashMap<String, Arc<HashSet<String>>>>,
     /// Every ID remapped so far: (mapping name, source ID, new ID), for `--id-map`.
     ids: Mutex<Vec<(String, AttributeValue, AttributeValue)>>,
+    /// Per source table being read, the typed source ID of the row it gave last, and the IDs of
+    /// its rows that the engine rejected after (their items could not be built): neither is
+    /// known to the tables that reference it.
+    last: Mutex<HashMap<String, String>>,
+    rejected: Mutex<HashMap<String, HashSet<String>>>,
 }
 
 impl DynamoDb {
@@ -79,6 +84,8 @@ impl DynamoDb {
             tables: profile.tables.clone(),
             known: Mutex::default(),
             ids: Mutex::default(),
+            last: Mutex::default(),
+            rejected: Mutex::default(),
         }
     }
 
@@ -328,9 +335,17 @@ impl Reading<'_> {
         };
         // Only a promoted item's ID is one that references may point at: an item that references
         // a refused one would point at nothing in the target.
-        if let Some(id) = original_id.filter(|_| refused.is_none()) {
-            self.own.insert(id);
+        let mut last = self.source.last.lock().unwrap_or_else(|p| p.into_inner());
+        match original_id.filter(|_| refused.is_none()) {
+            Some(id) => {
+                last.insert(promote.source_table.clone(), id.clone());
+                self.own.insert(id);
+            }
+            None => {
+                last.remove(&promote.source_table);
+            }
         }
+        drop(last);
         let mut cells: Vec<Cell> = self
             .columns
             .iter()
@@ -452,9 +467,18 @@ impl Source for DynamoDb {
                                 // The whole table was read: its IDs are known to the tables that
                                 // reference it, and its remapped IDs go to the ID map.
                                 let name = reading.mapping.name.clone();
-                                let own = Arc::new(std::mem::take(&mut reading.own));
-                                self.known.lock().unwrap_or_else(|p| p.into_inner()).insert(name, own);
-                                let remapped = std::mem::take(&mut reading.remapped);
+                                let rejected = self
+                                    .rejected
+                                    .lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .remove(query)
+                                    .unwrap_or_default();
+                                let mut own = std::mem::take(&mut reading.own);
+                                own.retain(|id| !rejected.contains(id));
+                                self.known.lock().unwrap_or_else(|p| p.into_inner()).insert(name, Arc::new(own));
+                                let mut remapped = std::mem::take(&mut reading.remapped);
+                                remapped
+                                    .retain(|(_, old, _)| remap::id_text(old).is_none_or(|id| !rejected.contains(&id)));
                                 self.ids.lock().unwrap_or_else(|p| p.into_inner()).extend(remapped);
                                 return None;
                             }
@@ -474,6 +498,12 @@ impl Source for DynamoDb {
 
     fn end_snapshot(&self) -> BoxFuture<'_, Result<(), SourceError>> {
         Box::pin(async { Ok(()) })
+    }
+
+    fn rejected_last(&self, query: &str) {
+        if let Some(id) = self.last.lock().unwrap_or_else(|p| p.into_inner()).remove(query) {
+            self.rejected.lock().unwrap_or_else(|p| p.into_inner()).entry(query.to_string()).or_default().insert(id);
+        }
     }
 }
 

@@ -932,3 +932,47 @@ async fn key_templates_are_rendered_with_the_new_ids_and_ddbsyncs_own_attributes
     assert_ne!(text(&prod[0]["_ddbsync_hash"]), "bogus", "the hash is ddbsync's own");
     assert_eq!(text(&prod[0]["body"]), "hello");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_too_large_for_prod_rejects_the_items_that_reference_it() {
+    let w = World::new(20).await;
+    // A contact DynamoDB holds in dev that is over 400 KB once ddbsync's own attributes are added:
+    // the engine rejects it when it builds the prod item, after the source has read it.
+    let mut contact = w.dev.items["Contacts"][0].clone();
+    let big = "2f2b8c1e-9d4a-4b6e-8f1a-2c3d4e5f6a7b";
+    contact.insert("id".into(), AttributeValue::S(big.into()));
+    let used: usize = contact.iter().map(|(k, v)| k.len() + text(v).len()).sum();
+    contact.insert("body".into(), AttributeValue::S("x".repeat(409_600 - used - 4 - 20)));
+    amplify_data::put_all(&w.ctx.dynamo, &w.dev_table("Contacts"), &[contact]).await;
+    let mut request = w.dev.items["Requests"][0].clone();
+    let referrer = "3f2b8c1e-9d4a-4b6e-8f1a-2c3d4e5f6a7b";
+    request.insert("id".into(), AttributeValue::S(referrer.into()));
+    request.insert("agentContactId".into(), AttributeValue::S(big.into()));
+    amplify_data::put_all(&w.ctx.dynamo, &w.dev_table("Requests"), &[request]).await;
+
+    let (run, report) = w.sync(&[]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let contacts = rejects(&report, &format!("{}Contacts-prod", w.ctx.prefix));
+    assert!(
+        contacts.iter().any(|(k, r)| k.contains(&w.new_id("prod", "Contacts", big)) && r.contains("400 KB")),
+        "{contacts:#?}"
+    );
+    let requests = rejects(&report, &format!("{}Requests-prod", w.ctx.prefix));
+    let new = w.new_id("prod", "Requests", referrer);
+    assert!(requests.iter().any(|(k, r)| k.contains(&new) && r.contains(big)), "{requests:#?}");
+    assert!(!w.prod(&w.ctx.prefix, "Requests").await.contains_key(&new), "no prod request points at nothing");
+    // The rest is as the oracle says: every prod reference resolves.
+    let mut prod = HashMap::new();
+    for table in TABLES {
+        prod.insert(table, w.prod(&w.ctx.prefix, table).await);
+    }
+    for table in TABLES {
+        for (id, item) in &prod[table] {
+            for (path, to) in references(table) {
+                for r in referenced_ids(item, path) {
+                    assert!(prod[to].contains_key(&r), "{table} {id}: {path} = {r} resolves to nothing in {to}");
+                }
+            }
+        }
+    }
+}
