@@ -260,6 +260,10 @@ impl ColumnType for Attribute {
     fn spread(&self) -> bool {
         self.spread
     }
+
+    fn noun(&self) -> &'static str {
+        "attribute"
+    }
 }
 
 fn key_type(ty: &str) -> Option<&'static str> {

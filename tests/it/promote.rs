@@ -699,6 +699,9 @@ async fn bad_items_are_rejected_by_key_with_the_cause_and_their_neighbours_are_w
             .map(|(_, r)| r.clone())
             .unwrap_or_else(|| panic!("no reject for {pk}: {listed:#?}"))
     };
+    for pk in ["no-id", "map-id", "list-ref", "string-meta"] {
+        assert!(reason(pk).starts_with("attribute \""), "a DynamoDB source's item has attributes: {}", reason(pk));
+    }
     let r = reason("no-id");
     assert!(r.contains("no \"noteId\"") && r.contains("the mapping's `id`"), "{r}");
     let r = reason("map-id");
