@@ -285,8 +285,9 @@ impl Remapper<'_> {
                 })?;
                 if !(self.exists)(&reference.table, &text) {
                     return Err(format!(
-                        "is {}, which the source table {table} does not hold: the item would point at nothing in \
-                         the target; fix or clear the reference in the source",
+                        "is {}, which the source table {table} does not hold, or holds in an item that is itself \
+                         rejected: the item would point at nothing in the target; fix or clear the reference in the \
+                         source, or fix the referenced item",
                         show_id(value)
                     ));
                 }
@@ -528,6 +529,7 @@ mod tests {
         let refusal = remapper(&refs, &known).apply(&mut dangling).unwrap_err();
         assert_eq!(refusal.attribute, "projectId");
         assert!(refusal.reason.contains("\"gone\"") && refusal.reason.contains("Projects-dev"), "{}", refusal.reason);
+        assert!(refusal.reason.contains("or holds in an item that is itself rejected"), "{}", refusal.reason);
         let mut wrong: Item = [("id".to_string(), s("q3")), ("people".to_string(), s("c1"))].into();
         let refusal = remapper(&refs, &known).apply(&mut wrong).unwrap_err();
         assert!(refusal.reason.contains("where a map with \"agent\" was expected"), "{}", refusal.reason);

@@ -343,6 +343,8 @@ async fn a_promotion_keeps_every_relationship_and_rejects_dangling_references() 
             if let Some((_, _, path, missing)) = w.dev.dangling.iter().find(|d| d.0 == table && d.1 == *id) {
                 assert!(reason.contains(path) && reason.contains(missing), "{reason}");
                 assert!(reason.contains(&id.to_string()), "the source item is named: {reason}");
+            } else {
+                assert!(reason.contains("itself rejected"), "a reference to a rejected item: {reason}");
             }
         }
     }
