@@ -966,6 +966,17 @@ async fn an_item_too_large_for_prod_rejects_the_items_that_reference_it() {
     let new = w.new_id("prod", "Requests", referrer);
     assert!(requests.iter().any(|(k, r)| k.contains(&new) && r.contains(big)), "{requests:#?}");
     assert!(!w.prod(&w.ctx.prefix, "Requests").await.contains_key(&new), "no prod request points at nothing");
+    // verify reads the source as the sync did: the request is a row the source rejects, not one
+    // missing from prod (which verify --repair would write).
+    let verified = w.ctx.command_in(w.ctx.envs.path(), &["--json", "verify", "prod", "--full"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+    let t = v["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == format!("{}Requests-prod", w.ctx.prefix))
+        .unwrap();
+    assert_eq!((t["missing"]["count"].as_u64(), t["rejected"].as_u64()), (Some(0), Some(2)), "{t}");
     // The rest is as the oracle says: every prod reference resolves.
     let mut prod = HashMap::new();
     for table in TABLES {
