@@ -486,6 +486,10 @@ async fn a_deleted_dev_contact_is_deleted_in_prod_with_delete_missing_and_its_re
         let (_, reason) =
             listed.iter().find(|(k, _)| k.contains(&new)).unwrap_or_else(|| panic!("{table} {id}: {listed:#?}"));
         assert!(reason.contains(&contact), "{reason}");
+        // As README says: the last promoted version stays, stale, and still names the deleted
+        // contact until the referrer is fixed or deleted in dev.
+        assert!(reason.ends_with("kept the stored item, which is now stale"), "{reason}");
+        assert!(w.prod(&w.ctx.prefix, table).await.contains_key(&new), "{table} {id}");
     }
     // Everything else stays exactly as the oracle says.
     check_kept(&w, &users).await;
