@@ -229,13 +229,16 @@ pub async fn create_table(client: &Client, name: &str) {
 
 /// Creates table `name` whose partition key is the string attribute `key`, and waits until it is active.
 pub async fn create_table_keyed(client: &Client, name: &str, key: &str) {
+    create_table_typed(client, name, key, ScalarAttributeType::S).await
+}
+
+/// Creates table `name` whose partition key is `key` of type `ty`, and waits until it is active.
+pub async fn create_table_typed(client: &Client, name: &str, key: &str, ty: ScalarAttributeType) {
     client
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder().attribute_name(key).attribute_type(ScalarAttributeType::S).build().unwrap(),
-        )
+        .attribute_definitions(AttributeDefinition::builder().attribute_name(key).attribute_type(ty).build().unwrap())
         .key_schema(KeySchemaElement::builder().attribute_name(key).key_type(KeyType::Hash).build().unwrap())
         .send()
         .await

@@ -996,3 +996,39 @@ async fn an_item_too_large_for_prod_rejects_the_items_that_reference_it() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn number_ids_stay_whole_numbers_and_references_to_them_follow() {
+    let w = World::new(20).await;
+    let (orders, lines) = (w.dev_table("Orders"), w.dev_table("Lines"));
+    for name in [&orders, &lines] {
+        let number = aws_sdk_dynamodb::types::ScalarAttributeType::N;
+        amplify_data::create_table_typed(&w.ctx.dynamo, name, "n", number).await;
+    }
+    let num = |v: u64| AttributeValue::N(v.to_string());
+    let order_items: Vec<Item> = (1..=30).map(|i| [("n".to_string(), num(i))].into()).collect();
+    let line_items: Vec<Item> =
+        (1..=30).map(|i| [("n".to_string(), num(100 + i)), ("orderN".to_string(), num(i))].into()).collect();
+    amplify_data::put_all(&w.ctx.dynamo, &orders, &order_items).await;
+    amplify_data::put_all(&w.ctx.dynamo, &lines, &line_items).await;
+    let mapping =
+        "\n[tables.Orders]\npartition_key = \"n\"\nid = \"n\"\n\n[tables.Lines]\npartition_key = \"n\"\nid = \"n\"\n\
+                   references = { orderN = \"Orders\" }\n";
+    let mappings = format!("{}{mapping}", amplify_data::mappings(true));
+    w.profile(w.ctx.envs.path(), "prod", &Settings { mappings: Some(mappings), ..Settings::default() });
+    assert_eq!(w.sync(&[]).0.code(), 3, "the generated dangling references");
+    let prod_orders: BTreeSet<String> =
+        scan_all(&w.ctx, &format!("{}Orders-prod", w.ctx.prefix)).await.iter().map(|i| text(&i["n"])).collect();
+    assert_eq!(prod_orders.len(), 30);
+    for n in &prod_orders {
+        assert!(n.len() >= 15 && !n.starts_with('0') && n.bytes().all(|c| c.is_ascii_digit()), "{n}");
+    }
+    let prod_lines = scan_all(&w.ctx, &format!("{}Lines-prod", w.ctx.prefix)).await;
+    assert_eq!(prod_lines.len(), 30);
+    for line in &prod_lines {
+        assert!(matches!(line["orderN"], AttributeValue::N(_)), "a number stays a number");
+        assert!(prod_orders.contains(&text(&line["orderN"])), "{line:?}");
+    }
+    let distinct: BTreeSet<String> = prod_lines.iter().map(|l| text(&l["orderN"])).collect();
+    assert_eq!(distinct.len(), 30, "each line keeps its own order");
+}
