@@ -9,6 +9,11 @@
 #                            (Chinook_Sqlite.sqlite from ../shared, or DDBSYNC_CHINOOK_SQLITE) is
 #                            copied to .demo/ and synced; a track renamed with sqlite3 rewrites the
 #                            items that embed it; one month of invoices by --param; the run report
+#   scripts/demo.sh promote  an Amplify app's dev tables (built with scripts/amplify_dev.py, no
+#                            PostgreSQL) promoted to its prod tables with new IDs
+#                            (envs/amplify-dev-to-prod.toml): a dry run, the promotion (one quote item
+#                            points at a deleted quote: rejected), one quote changed in dev, promoted
+#                            again (one item written), then the integrity check
 # State lives in .demo/; the servers stop when the demo ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,16 +39,52 @@ chinook_sqlite() {
   return 1
 }
 
-if [ "${1:-pni}" = sqlite ]; then
-  command -v sqlite3 >/dev/null || { echo "the sqlite3 command is needed to change the file (apt-get install sqlite3)" >&2; exit 1; }
-  # The profile envs/chinook-sqlite.toml reads .demo/Chinook_Sqlite.sqlite: a copy, as the demo changes it.
-  cp "$(chinook_sqlite)" "$state/Chinook_Sqlite.sqlite"
-  tools="${DDBSYNC_TOOLS:-$HOME/.cache/ddbsync-tools}"
+# The local dynoxide on 8766, alone (the SQLite and promotion demos need no PostgreSQL).
+dynoxide_start() {
+  local tools="${DDBSYNC_TOOLS:-$HOME/.cache/ddbsync-tools}"
   "$tools/dynoxide/bin/dynoxide" serve -p 8766 --log quiet >"$state/dynoxide.log" 2>&1 &
   dynoxide=$!
   trap 'kill $dynoxide 2>/dev/null || true' EXIT
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/8766) 2>/dev/null && break; sleep 0.1; done
   export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local
+}
+
+# Exit 3 (rows rejected: the report lists them) is part of the story; anything else stops the demo.
+allow_rejects() {
+  local code=0
+  "$@" || code=$?
+  [ "$code" = 0 ] || [ "$code" = 3 ] || exit "$code"
+}
+
+if [ "${1:-pni}" = promote ]; then
+  command -v python3 >/dev/null || { echo "python3 is needed to build the dev tables (apt-get install python3)" >&2; exit 1; }
+  dynoxide_start
+  cargo build --quiet
+  ddbsync=target/debug/ddbsync
+  echo "== an Amplify app's dev environment: six tables, UUID ids, foreign keys"
+  python3 scripts/amplify_dev.py build --endpoint http://127.0.0.1:8766
+  echo; echo "== dry run: what the promotion would write (counts, references rejected, cost)"
+  allow_rejects $ddbsync sync amplify-dev-to-prod --dry-run
+  echo; echo "== promotion: Properties and Contacts first, QuoteItems last; every ID new, every reference rewritten"
+  allow_rejects $ddbsync sync amplify-dev-to-prod
+  echo; echo "== one quote changed in dev (its total; updatedAt and _version move too)"
+  python3 scripts/amplify_dev.py change-quote --endpoint http://127.0.0.1:8766
+  echo; echo "== promoted again: that quote's prod item alone is written"
+  allow_rejects $ddbsync sync amplify-dev-to-prod
+  echo; echo "== integrity check: prod against dev, every item"
+  if $ddbsync verify --help | grep -q -- --references; then
+    allow_rejects $ddbsync verify amplify-dev-to-prod --full --references
+  else
+    allow_rejects $ddbsync verify amplify-dev-to-prod --full
+  fi
+  exit
+fi
+
+if [ "${1:-pni}" = sqlite ]; then
+  command -v sqlite3 >/dev/null || { echo "the sqlite3 command is needed to change the file (apt-get install sqlite3)" >&2; exit 1; }
+  # The profile envs/chinook-sqlite.toml reads .demo/Chinook_Sqlite.sqlite: a copy, as the demo changes it.
+  cp "$(chinook_sqlite)" "$state/Chinook_Sqlite.sqlite"
+  dynoxide_start
   cargo build --quiet
   ddbsync=target/debug/ddbsync
   echo; echo "== first sync from the SQLite file: four tables with their indexes, every item new"

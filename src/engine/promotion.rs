@@ -25,6 +25,11 @@ fn key(table: &str) -> Item {
 /// `tables`: each promoted table, and whether it is empty or recreated by this run.
 pub async fn claim(dynamo: &dyn Target, profile: &Profile, tables: &[(&TableMapping, bool)]) -> Result<()> {
     let ours = &profile.id_namespace;
+    // A dry run of a first sync finds no metadata table (a real run's lock creates it): no record.
+    let meta = dynamo.describe(&profile.metadata_table).await;
+    if meta.with_context(|| format!("reading the metadata table {}", profile.metadata_table))?.is_none() {
+        return Ok(());
+    }
     let mut unrecorded = Vec::new();
     for (mapping, fresh) in tables {
         let table = &mapping.table_name;

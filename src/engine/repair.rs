@@ -598,17 +598,20 @@ async fn repair_table(
                         break 'read; // the writer ended early; its outcome says why
                     }
                 }
-                Err(Rejected { reject, key }) => match key {
-                    // A rejected row's item is kept, stale, as a sync keeps it.
-                    Ok(key) => r.settled += u64::from(delete.remove(&key).is_some()),
-                    Err(flaw) => {
-                        keyless += 1;
-                        leave_out.add(&flaw, &reject.key);
-                        if first_keyless.is_empty() {
-                            first_keyless = reject.key;
+                Err(Rejected { reject, key }) => {
+                    run.source.rejected_last(&entity.query);
+                    match key {
+                        // A rejected row's item is kept, stale, as a sync keeps it.
+                        Ok(key) => r.settled += u64::from(delete.remove(&key).is_some()),
+                        Err(flaw) => {
+                            keyless += 1;
+                            leave_out.add(&flaw, &reject.key);
+                            if first_keyless.is_empty() {
+                                first_keyless = reject.key;
+                            }
                         }
                     }
-                },
+                }
             }
         }
     }

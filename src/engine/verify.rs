@@ -387,6 +387,7 @@ async fn read_source(
             let built = match entity_plan.build(raw) {
                 Ok(built) => built,
                 Err(rejected) => {
+                    source.rejected_last(&entity.query);
                     e.rejected += 1;
                     e.stale.extend(rejected.key.ok());
                     continue;

@@ -659,7 +659,10 @@ impl Plan {
             None => {
                 let (column, stands) = self.sql_column(index);
                 let note = if stands { format!(" {}", stands_for(&column)) } else { String::new() };
-                (format!("column \"{name}\": {}{note}", ty.explain(&e, &column)), column.expression + &column.name)
+                (
+                    format!("{} \"{name}\": {}{note}", ty.noun(), ty.explain(&e, &column)),
+                    column.expression + &column.name,
+                )
             }
         }
     }

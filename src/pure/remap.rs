@@ -287,9 +287,17 @@ impl Remapper<'_> {
         if let Some((table, attribute)) = self.own {
             let refuse = |reason: String| Refusal { attribute: attribute.to_string(), reason };
             let Some(id) = item.get(attribute) else {
-                return Err(refuse(format!("the item has no \"{attribute}\", the mapping's id attribute")));
+                return Err(refuse(format!(
+                    "the item has no \"{attribute}\", the mapping's id attribute; give the item its ID in the source, \
+                     or name the attribute that holds the IDs with the mapping's `id`"
+                )));
             };
-            let new = new_id(self.namespace, table, id).map_err(|e| refuse(format!("the ID \"{attribute}\" {e}")))?;
+            let new = new_id(self.namespace, table, id).map_err(|e| {
+                refuse(format!(
+                    "the ID \"{attribute}\" {e}; fix the item in the source, or name the attribute that holds the IDs \
+                     with the mapping's `id`"
+                ))
+            })?;
             applied.ids = Some((id.clone(), new.clone()));
             item.insert(attribute.to_string(), new);
         }
@@ -312,11 +320,24 @@ impl Remapper<'_> {
         let table = (self.source_table)(&reference.table);
         match steps.first() {
             None => {
-                let text = id_text(value).ok_or_else(|| format!("holds {}, not an ID", item::type_name(value)))?;
+                let text = id_text(value).ok_or_else(|| {
+                    let fix = match value {
+                        AttributeValue::L(_) | AttributeValue::Ss(_) | AttributeValue::Ns(_) | AttributeValue::Bs(_) => {
+                            format!("for a list or set of IDs write \"{}[]\" in the mapping's references", reference.path)
+                        }
+                        AttributeValue::M(_) => format!(
+                            "for an ID inside a map write its key in the path (\"{}.<key>\") in the mapping's references",
+                            reference.path
+                        ),
+                        _ => "fix or clear the reference in the source".to_string(),
+                    };
+                    format!("holds {}, not an ID; {fix}", item::type_name(value))
+                })?;
                 if !(self.exists)(&reference.table, &text) {
                     return Err(format!(
-                        "is {}, which the source table {table} does not hold: the item would point at nothing in \
-                         the target; fix or clear the reference in the source",
+                        "is {}, which the source table {table} does not hold, or holds in an item that is itself \
+                         rejected: the item would point at nothing in the target; fix or clear the reference in the \
+                         source, or fix the referenced item",
                         show_id(value)
                     ));
                 }
@@ -328,7 +349,11 @@ impl Remapper<'_> {
                     Some(inner) => self.rewrite(inner, &steps[1..], reference),
                     None => Ok(0),
                 },
-                other => Err(format!("holds {} where a map with \"{key}\" was expected", item::type_name(other))),
+                other => Err(format!(
+                    "holds {} where a map with \"{key}\" was expected; fix the item in the source, or the path in the \
+                     mapping's references",
+                    item::type_name(other)
+                )),
             },
             Some(Step::Each) => match value {
                 AttributeValue::L(list) => list
@@ -362,7 +387,11 @@ impl Remapper<'_> {
                     *set = out;
                     Ok(set.len() as u64)
                 }
-                other => Err(format!("holds {} where a list or set was expected", item::type_name(other))),
+                other => Err(format!(
+                    "holds {} where a list or set was expected; fix the item in the source, or the path in the \
+                     mapping's references",
+                    item::type_name(other)
+                )),
             },
         }
     }
@@ -564,6 +593,7 @@ mod tests {
         let refusal = remapper(&refs, &known).apply(&mut dangling).unwrap_err();
         assert_eq!(refusal.attribute, "projectId");
         assert!(refusal.reason.contains("\"gone\"") && refusal.reason.contains("Projects-dev"), "{}", refusal.reason);
+        assert!(refusal.reason.contains("or holds in an item that is itself rejected"), "{}", refusal.reason);
         let mut wrong: Item = [("id".to_string(), s("q3")), ("people".to_string(), s("c1"))].into();
         let refusal = remapper(&refs, &known).apply(&mut wrong).unwrap_err();
         assert!(refusal.reason.contains("where a map with \"agent\" was expected"), "{}", refusal.reason);
@@ -571,7 +601,41 @@ mod tests {
             [("id".to_string(), s("q4")), ("projectId".to_string(), AttributeValue::Null(true))].into();
         assert!(remapper(&refs, &known).apply(&mut null).is_ok(), "a NULL reference points at nothing");
         let mut no_id: Item = [("projectId".to_string(), s("p1"))].into();
-        assert_eq!(remapper(&refs, &known).apply(&mut no_id).unwrap_err().attribute, "id");
+        let refusal = remapper(&refs, &known).apply(&mut no_id).unwrap_err();
+        assert_eq!(refusal.attribute, "id");
+        assert!(
+            refusal.reason.contains("name the attribute that holds the IDs with the mapping's `id`"),
+            "{refusal:?}"
+        );
+    }
+
+    #[test]
+    fn a_refusal_says_how_to_fix_it() {
+        let refs = vec![
+            Reference::parse("projectId", "Projects").unwrap(),
+            Reference::parse("people.agent", "Contacts").unwrap(),
+        ];
+        let known = |_: &str, _: &str| true;
+        let s = |v: &str| AttributeValue::S(v.into());
+        let reason = |mut item: Item| remapper(&refs, &known).apply(&mut item).unwrap_err().reason;
+        let list =
+            reason([("id".to_string(), s("q")), ("projectId".to_string(), AttributeValue::L(vec![s("p1")]))].into());
+        assert!(list.contains("holds a list, not an ID; for a list or set of IDs write \"projectId[]\""), "{list}");
+        let map = reason(
+            [
+                ("id".to_string(), s("q")),
+                ("projectId".to_string(), AttributeValue::M([("v".to_string(), s("p1"))].into())),
+            ]
+            .into(),
+        );
+        assert!(map.contains("write its key in the path (\"projectId.<key>\")"), "{map}");
+        let flat = reason([("id".to_string(), s("q")), ("people".to_string(), s("c1"))].into());
+        assert!(flat.contains("fix the item in the source, or the path in the mapping's references"), "{flat}");
+        let bad_id = reason([("id".to_string(), AttributeValue::Bool(true))].into());
+        assert!(
+            bad_id.contains("is a boolean, not an ID") && bad_id.contains("fix the item in the source"),
+            "{bad_id}"
+        );
     }
 
     #[test]

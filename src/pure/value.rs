@@ -96,6 +96,10 @@ pub trait ColumnType: std::fmt::Debug + Send + Sync {
         let _ = value;
         Ok(None)
     }
+    /// What a reject calls a value's place: `column` for SQL, `attribute` for a DynamoDB source.
+    fn noun(&self) -> &'static str {
+        "column"
+    }
     /// Whether the column holds a map of the item's other attributes, each stored at the top
     /// level (a DynamoDB source's item, less the attributes the mapping names).
     fn spread(&self) -> bool {

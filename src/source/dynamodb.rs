@@ -13,7 +13,8 @@
 //! an item it refuses (a reference to an ID the referenced source table does not hold, an ID that
 //! is not one) has that attribute's cell refused, which rejects the row with its key and reason.
 //! The IDs each referenced table holds are known from reading it earlier in the run (tables are
-//! read referenced ones first), or else from a Scan of its ID attribute alone.
+//! read referenced ones first), or else from a Scan of its ID and reference attributes, which
+//! leaves out the items whose own references dangle (they are never promoted either).
 //!
 //! Invariants: nothing is written to the source. Scan pages are retried as the target's are
 //! (`sync.max_attempts`), and no wait for the next page is longer than `read_timeout_secs`.
@@ -55,6 +56,11 @@ pub struct DynamoDb {
     /// `sync --limit`: what to sample, and once read, the sampled items per mapping name.
     sample: Option<Sample>,
     sampled: tokio::sync::OnceCell<HashMap<String, Vec<Item>>>,
+    /// Per source table being read, the typed source ID of the row it gave last, and the IDs of
+    /// its rows that the engine rejected after (their items could not be built): neither is
+    /// known to the tables that reference it.
+    last: Mutex<HashMap<String, String>>,
+    rejected: Mutex<HashMap<String, HashSet<String>>>,
 }
 
 impl DynamoDb {
@@ -83,6 +89,8 @@ impl DynamoDb {
             promotion: Mutex::default(),
             sample: settings.sample.clone(),
             sampled: tokio::sync::OnceCell::new(),
+            last: Mutex::default(),
+            rejected: Mutex::default(),
         }
     }
 
@@ -119,9 +127,12 @@ impl DynamoDb {
         SourceError::Query { context: context.to_string(), cause: format!("DynamoDB at {}: {cause}", self.location) }
     }
 
-    /// The IDs mapping `name`'s source table holds: known from an earlier read in this run, or
-    /// read now with a Scan of the ID attribute alone. In a sampled run, the sampled items' IDs:
-    /// the items the sample does not hold are not written, so a reference to one would dangle.
+    /// The IDs of mapping `name`'s source table that a reference may point at: known from an
+    /// earlier read in this run, or read now with a Scan of the ID and reference attributes. An
+    /// item whose own references dangle is never promoted, so its ID is left out, as a read of
+    /// the whole table leaves it out; that needs the IDs of the tables it references, first. In a
+    /// sampled run (`--limit`), the sampled items' IDs: the items the sample does not hold are
+    /// not written, so a reference to one would dangle.
     async fn known_ids(&self, name: &str, context: &str) -> Result<Arc<HashSet<String>>, SourceError> {
         if let Some(ids) = self.known.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
             return Ok(ids.clone());
@@ -135,8 +146,21 @@ impl DynamoDb {
             let items = sampled.get(name).map(Vec::as_slice).unwrap_or_default();
             return Ok(Arc::new(items.iter().filter_map(|i| i.get(id)).filter_map(remap::id_text).collect()));
         }
+        let mut referenced = HashMap::new();
+        for reference in &promote.references {
+            if !referenced.contains_key(&reference.table) {
+                // The profile refuses cycles, so this ends.
+                let ids = Box::pin(self.known_ids(&reference.table, context)).await?;
+                referenced.insert(reference.table.clone(), ids);
+            }
+        }
         tracing::info!(table = %promote.source_table, "reading the IDs of a referenced table");
-        let attributes = vec![id.clone()];
+        let mut attributes = vec![id.clone()];
+        for reference in &promote.references {
+            if !attributes.iter().any(|a| a == reference.attribute()) {
+                attributes.push(reference.attribute().to_string());
+            }
+        }
         let mut ids = HashSet::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
@@ -156,7 +180,21 @@ impl DynamoDb {
             .map_err(|_| self.timeout(context))?
             .0
             .map_err(|e| self.error(context, format!("reading the IDs of {}: {e}", promote.source_table)))?;
-            ids.extend(page.items.iter().filter_map(|i| i.get(id)).filter_map(remap::id_text));
+            let exists = |table: &str, id: &str| referenced.get(table).is_some_and(|ids| ids.contains(id));
+            let source_table = |name: &str| self.source_table_of(name);
+            let remapper = Remapper {
+                namespace: &self.namespace,
+                own: Some((promote.source_table.as_str(), id.as_str())),
+                references: &promote.references,
+                source_table: &source_table,
+                exists: &exists,
+            };
+            for mut item in page.items {
+                let Some(text) = item.get(id).and_then(remap::id_text) else { continue };
+                if remapper.apply(&mut item).is_ok() {
+                    ids.insert(text);
+                }
+            }
             start = page.next;
             if start.is_none() {
                 break;
@@ -334,6 +372,10 @@ impl ColumnType for Attribute {
     fn spread(&self) -> bool {
         self.spread
     }
+
+    fn noun(&self) -> &'static str {
+        "attribute"
+    }
 }
 
 fn key_type(ty: &str) -> Option<&'static str> {
@@ -352,7 +394,7 @@ struct Reading<'a> {
     columns: Vec<String>,
     /// The IDs of each referenced table (by mapping name).
     referenced: HashMap<String, Arc<HashSet<String>>>,
-    /// This table's source IDs, to be known once the whole table is read.
+    /// This table's source IDs that were promoted (not refused), known once the whole table is read.
     own: HashSet<String>,
     /// New ID → the source ID that took it: a second source ID with the same new ID is refused.
     taken: HashMap<String, String>,
@@ -416,9 +458,19 @@ impl Reading<'_> {
                 Some(refusal)
             }
         };
-        if let Some(id) = original_id {
-            self.own.insert(id);
+        // Only a promoted item's ID is one that references may point at: an item that references
+        // a refused one would point at nothing in the target.
+        let mut last = self.source.last.lock().unwrap_or_else(|p| p.into_inner());
+        match original_id.filter(|_| refused.is_none()) {
+            Some(id) => {
+                last.insert(promote.source_table.clone(), id.clone());
+                self.own.insert(id);
+            }
+            None => {
+                last.remove(&promote.source_table);
+            }
         }
+        drop(last);
         let mut cells: Vec<Cell> = self
             .columns
             .iter()
@@ -551,8 +603,20 @@ impl Source for DynamoDb {
                                 // The whole table was read: its IDs are known to the tables that
                                 // reference it, and its remapped IDs go to the ID map.
                                 let name = reading.mapping.name.clone();
-                                let own = Arc::new(std::mem::take(&mut reading.own));
-                                self.known.lock().unwrap_or_else(|p| p.into_inner()).insert(name, own);
+                                let rejected = self
+                                    .rejected
+                                    .lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .remove(query)
+                                    .unwrap_or_default();
+                                let mut own = std::mem::take(&mut reading.own);
+                                own.retain(|id| !rejected.contains(id));
+                                self.known.lock().unwrap_or_else(|p| p.into_inner()).insert(name, Arc::new(own));
+                                let before = reading.remapped.len();
+                                reading
+                                    .remapped
+                                    .retain(|(_, old, _)| remap::id_text(old).is_none_or(|id| !rejected.contains(&id)));
+                                reading.ids -= (before - reading.remapped.len()) as u64;
                                 self.finish(&mut reading);
                                 return None;
                             }
@@ -576,6 +640,12 @@ impl Source for DynamoDb {
 
     fn end_snapshot(&self) -> BoxFuture<'_, Result<(), SourceError>> {
         Box::pin(async { Ok(()) })
+    }
+
+    fn rejected_last(&self, query: &str) {
+        if let Some(id) = self.last.lock().unwrap_or_else(|p| p.into_inner()).remove(query) {
+            self.rejected.lock().unwrap_or_else(|p| p.into_inner()).entry(query.to_string()).or_default().insert(id);
+        }
     }
 }
 

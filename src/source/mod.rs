@@ -129,6 +129,10 @@ pub trait Source: Send + Sync {
     fn promotion(&self) -> Option<Promotion> {
         None
     }
+    /// The row that `query`'s stream gave last was rejected when its item was built (a value
+    /// with no DynamoDB form, an item over 400 KB); told before the next row is read. A
+    /// promotion takes note, so that no reference may point at that item.
+    fn rejected_last(&self, _query: &str) {}
 }
 
 /// Connects to the source the profile names.

@@ -2,6 +2,7 @@
 //! server (dynoxide or dynalite, by `DDBSYNC_TEST_SERVER`), on the PNI sample and on Chinook, and the
 //! SQLite source against a SQLite file the tests create.
 
+mod amplify_data;
 mod backup;
 mod chinook;
 mod chinook_data;
@@ -21,6 +22,7 @@ mod modelling;
 mod ops;
 mod pgproxy;
 mod plan;
+mod promote;
 mod promote_ops;
 mod proxy;
 mod readme;

@@ -294,6 +294,7 @@ pub(super) async fn sync_table(
                             }
                         }
                         Err(Rejected { reject, key }) => {
+                            run.source.rejected_last(&entities[current].query);
                             // A row rejected for a value other than its key still names its
                             // stored item, which stays (stale) instead of becoming an orphan.
                             if let Some(key) = key.as_ref().ok().filter(|k| run.options.shard.owns(k)) {
