@@ -412,8 +412,7 @@ pub(super) fn order_promotions(tables: &mut Vec<TableMapping>) -> Result<(), Pro
             let first = tables.iter().find(|t| t.name == cycle[0]).expect("a table of the cycle");
             Err(first.error(format!(
                 "its references form a cycle ({}): tables are written referenced ones first, which a cycle makes \
-                 impossible; drop one of these references from the mappings (a table that references itself \
-                 included)",
+                 impossible; drop one of these references from the mappings",
                 cycle.join(" → ")
             )))
         }

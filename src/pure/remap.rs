@@ -12,12 +12,14 @@
 //! - any other string keeps its length and each character's class: a digit becomes a digit, a
 //!   lowercase letter a lowercase letter (a hex digit when the whole ID is hex), an uppercase one
 //!   an uppercase one, and every other character (`-`, `_`, `#`, `:`) stays where it is;
-//! - a number stays a whole number of as many digits, at least 15 (fewer would collide on tables
-//!   of a few thousand items; 15 stay below 2^53, so JavaScript reads them exactly);
+//! - a number stays a whole number of as many digits, at least 16 (fewer would collide on tables
+//!   of a few thousand items; 16 digits starting with 1 to 8 stay below 2^53, so JavaScript reads
+//!   them exactly);
 //! - binary stays binary of the same length.
 //!
-//! A shape with few possible values (a two-letter ID) can give two source IDs one new ID: the
-//! adapter that remaps a table checks for that and rejects the second item.
+//! A string or binary shape with fewer than [`MIN_BITS`] bits of values (`cust_0042`, `---`) is
+//! refused: its new IDs would collide. Numbers have about 53 bits; the adapter that remaps a table
+//! still checks every new ID against the others and rejects a second item that gets one.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -100,7 +102,18 @@ pub enum IdError {
     Empty,
     #[error("is the number {0}: only whole non-negative numbers are remapped as number IDs")]
     NotWhole(String),
+    /// A shape with fewer than [`MIN_BITS`] bits of values: new IDs of it would collide.
+    #[error(
+        "has a shape with about {bits} bits of values (its letters and digits), too few for new IDs of that shape \
+         to stay apart ({MIN_BITS} needed, as in a UUID or a 14-character alphanumeric ID): give the source items \
+         longer IDs, or leave `id` out of the mapping to copy the IDs as they are"
+    )]
+    FewValues { bits: u32 },
 }
+
+/// The least entropy a string or binary ID's shape must have for its new IDs: two new IDs of
+/// 64 bits collide once in about 10^7 promotions of a million items.
+pub const MIN_BITS: u32 = 64;
 
 /// The keyed stream of bytes a new ID is drawn from: HMAC-SHA-256 blocks of the source table,
 /// the typed source ID and a block counter, keyed by the namespace.
@@ -174,6 +187,18 @@ pub fn new_id(namespace: &str, table: &str, id: &AttributeValue) -> Result<Attri
         AttributeValue::S(s) => {
             let lower_hex = s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
             let upper_hex = s.bytes().all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c));
+            let bits: f64 = s
+                .chars()
+                .map(|c| match c {
+                    _ if (lower_hex || upper_hex) && c.is_ascii_alphanumeric() => 4.0,
+                    '0'..='9' => 10f64.log2(),
+                    'a'..='z' | 'A'..='Z' => 26f64.log2(),
+                    _ => 0.0,
+                })
+                .sum();
+            if bits < f64::from(MIN_BITS) {
+                return Err(IdError::FewValues { bits: bits as u32 });
+            }
             let shaped = s
                 .chars()
                 .map(|c| {
@@ -195,13 +220,18 @@ pub fn new_id(namespace: &str, table: &str, id: &AttributeValue) -> Result<Attri
             if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
                 return Err(IdError::NotWhole(n.clone()));
             }
-            let length = digits.trim_start_matches('0').len().clamp(15, 38);
+            // At least 16 digits, and then below 2^53 (a first digit of 1 to 8): JavaScript reads them exactly.
+            let length = digits.trim_start_matches('0').len().clamp(16, 38);
             let mut out = String::with_capacity(length);
-            out.push((b'1' + stream.below(9)) as char);
+            let first = if length == 16 { 8 } else { 9 };
+            out.push((b'1' + stream.below(first)) as char);
             for _ in 1..length {
                 out.push((b'0' + stream.below(10)) as char);
             }
             AttributeValue::N(out)
+        }
+        AttributeValue::B(b) if b.as_ref().len() * 8 < MIN_BITS as usize => {
+            return Err(IdError::FewValues { bits: b.as_ref().len() as u32 * 8 })
         }
         AttributeValue::B(b) => {
             let bytes: Vec<u8> = (0..b.as_ref().len()).map(|_| stream.next()).collect();
@@ -425,7 +455,8 @@ pub fn dependency_order(tables: &[(String, Vec<String>)]) -> Result<Vec<usize>, 
         }
         state[at] = 1;
         path.push(at);
-        for referenced in &tables[at].1 {
+        // A table that references itself needs no order: its items are written together.
+        for referenced in tables[at].1.iter().filter(|r| **r != tables[at].0) {
             if let Some(next) = index(referenced) {
                 visit(next, tables, index, state, path, order)?;
             }
@@ -458,8 +489,8 @@ mod tests {
         assert_ne!(a, new_id("prod", "Contacts-x-dev", &AttributeValue::S(UUID.replace('3', "4"))).unwrap());
         // The typed text: the string "12" and the number 12 are different IDs.
         assert_ne!(
-            id_text(&new_id("prod", "t", &AttributeValue::S("123456789012345".into())).unwrap()).unwrap()[2..],
-            id_text(&new_id("prod", "t", &AttributeValue::N("123456789012345".into())).unwrap()).unwrap()[2..]
+            id_text(&new_id("prod", "t", &AttributeValue::S("1234567890123456789012".into())).unwrap()).unwrap()[2..],
+            id_text(&new_id("prod", "t", &AttributeValue::N("1234567890123456789012".into())).unwrap()).unwrap()[2..]
         );
     }
 
@@ -494,24 +525,34 @@ mod tests {
         assert!(is_uuid(&uuid) && uuid.as_bytes()[14] == b'8' && b"89ab".contains(&uuid.as_bytes()[19]), "{uuid}");
         let AttributeValue::S(upper) = new(&UUID.to_uppercase()) else { panic!() };
         assert!(is_uuid(&upper) && upper == upper.to_uppercase(), "{upper}");
-        for s in ["cust_0042", "ORDER-2024-A7", "a:b:c", "x"] {
+        for s in ["customer_0042_abcdefgh", "ORDER-2024-A7BCDEFGHJKL", "a:b:c:defghijklmnop"] {
             assert_eq!(shape(&new(s)), shape(&AttributeValue::S(s.into())), "{s}");
         }
-        let AttributeValue::S(hexed) = new("deadbeef00") else { panic!() };
-        assert!(hexed.len() == 10 && hexed.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        let AttributeValue::S(hexed) = new("deadbeef00deadbeef") else { panic!() };
+        assert!(hexed.len() == 18 && hexed.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        // Too few values in the shape: refused, not collided (or copied, for one without letters or digits).
+        let few = |s: &str| new_id("prod", "t", &AttributeValue::S(s.into()));
+        for s in ["x", "cust_0042", "---", "日本語", "deadbeef"] {
+            assert!(matches!(few(s), Err(IdError::FewValues { .. })), "{s}: {:?}", few(s));
+        }
+        assert!(few("0123456789abcdef").is_ok(), "16 hex digits are 64 bits");
         let n = |s: &str| new_id("prod", "t", &AttributeValue::N(s.into()));
-        let AttributeValue::N(short) = n("7").unwrap() else { panic!() };
-        assert!(short.len() == 15 && !short.starts_with('0'), "{short}");
+        for small in 0..200 {
+            let AttributeValue::N(short) = n(&small.to_string()).unwrap() else { panic!() };
+            assert!(short.len() == 16 && short.parse::<u64>().unwrap() < 1 << 53, "{short}");
+        }
         let AttributeValue::N(long) = n("12345678901234567890").unwrap() else { panic!() };
         assert_eq!(long.len(), 20);
         assert_eq!(n("1.5"), Err(IdError::NotWhole("1.5".into())));
         assert_eq!(n("-3"), Err(IdError::NotWhole("-3".into())));
         assert_eq!(new_id("p", "t", &AttributeValue::S(String::new())), Err(IdError::Empty));
         assert!(matches!(new_id("p", "t", &AttributeValue::Bool(true)), Err(IdError::NotAnId(_))));
-        let AttributeValue::B(b) = new_id("p", "t", &AttributeValue::B(vec![1, 2, 3].into())).unwrap() else {
-            panic!()
-        };
-        assert_eq!(b.as_ref().len(), 3);
+        let AttributeValue::B(b) = new_id("p", "t", &AttributeValue::B(vec![1; 9].into())).unwrap() else { panic!() };
+        assert_eq!(b.as_ref().len(), 9);
+        assert!(matches!(
+            new_id("p", "t", &AttributeValue::B(vec![1, 2, 3].into())),
+            Err(IdError::FewValues { bits: 24 })
+        ));
     }
 
     #[test]
@@ -544,8 +585,10 @@ mod tests {
             Reference::parse("lines[].contactId", "Contacts").unwrap(),
             Reference::parse("watchers[]", "Contacts").unwrap(),
         ];
-        let known = |_: &str, id: &str| id != "S:gone";
-        let s = |v: &str| AttributeValue::S(v.into());
+        let known = |_: &str, id: &str| !id.starts_with("S:gone");
+        // IDs long enough for new ones of their shape (`MIN_BITS`).
+        let text = |v: &str| format!("{v}-0123456789abcdefgh");
+        let s = |v: &str| AttributeValue::S(text(v));
         let mut item: Item = [
             ("id".to_string(), s("q1")),
             ("projectId".to_string(), s("p1")),
@@ -557,7 +600,7 @@ mod tests {
                     AttributeValue::M([("other".to_string(), s("x"))].into()),
                 ]),
             ),
-            ("watchers".to_string(), AttributeValue::Ss(vec!["c1".into(), "c2".into()])),
+            ("watchers".to_string(), AttributeValue::Ss(vec![text("c1"), text("c2")])),
             ("title".to_string(), s("c1")),
         ]
         .into();
@@ -582,7 +625,7 @@ mod tests {
                 "lines".to_string(),
                 AttributeValue::L(vec![AttributeValue::M([("contactId".to_string(), s("c2"))].into())]),
             ),
-            ("watchers".to_string(), AttributeValue::Ss(vec!["c1".into(), "c3".into()])),
+            ("watchers".to_string(), AttributeValue::Ss(vec![text("c1"), text("c3")])),
             ("people".to_string(), s("not a map")),
         ]
         .into();
@@ -592,7 +635,11 @@ mod tests {
         let mut dangling: Item = [("id".to_string(), s("q2")), ("projectId".to_string(), s("gone"))].into();
         let refusal = remapper(&refs, &known).apply(&mut dangling).unwrap_err();
         assert_eq!(refusal.attribute, "projectId");
-        assert!(refusal.reason.contains("\"gone\"") && refusal.reason.contains("Projects-dev"), "{}", refusal.reason);
+        assert!(
+            refusal.reason.contains("\"gone-0123456789abcdefgh\"") && refusal.reason.contains("Projects-dev"),
+            "{}",
+            refusal.reason
+        );
         assert!(refusal.reason.contains("or holds in an item that is itself rejected"), "{}", refusal.reason);
         let mut wrong: Item = [("id".to_string(), s("q3")), ("people".to_string(), s("c1"))].into();
         let refusal = remapper(&refs, &known).apply(&mut wrong).unwrap_err();
@@ -616,7 +663,7 @@ mod tests {
             Reference::parse("people.agent", "Contacts").unwrap(),
         ];
         let known = |_: &str, _: &str| true;
-        let s = |v: &str| AttributeValue::S(v.into());
+        let s = |v: &str| AttributeValue::S(format!("{v}-0123456789abcdefgh"));
         let reason = |mut item: Item| remapper(&refs, &known).apply(&mut item).unwrap_err().reason;
         let list =
             reason([("id".to_string(), s("q")), ("projectId".to_string(), AttributeValue::L(vec![s("p1")]))].into());
@@ -662,6 +709,6 @@ mod tests {
         assert_eq!(order, ["Contacts", "Properties", "Projects", "Quotes", "QuoteItems"]);
         let cyclic = vec![t("A", &["B"]), t("B", &["C"]), t("C", &["A"]), t("D", &[])];
         assert_eq!(dependency_order(&cyclic).unwrap_err(), ["A", "B", "C", "A"]);
-        assert_eq!(dependency_order(&[t("A", &["A"])]).unwrap_err(), ["A", "A"]);
+        assert_eq!(dependency_order(&[t("A", &["A"])]).unwrap(), [0], "a self-reference is no cycle");
     }
 }

@@ -147,13 +147,14 @@ impl DynamoDb {
             return Ok(Arc::new(items.iter().filter_map(|i| i.get(id)).filter_map(remap::id_text).collect()));
         }
         let mut referenced = HashMap::new();
-        for reference in &promote.references {
+        for reference in promote.references.iter().filter(|r| r.table != name) {
             if !referenced.contains_key(&reference.table) {
-                // The profile refuses cycles, so this ends.
+                // The profile refuses cycles (but a table's references to itself), so this ends.
                 let ids = Box::pin(self.known_ids(&reference.table, context)).await?;
                 referenced.insert(reference.table.clone(), ids);
             }
         }
+        let own_references = promote.references.iter().any(|r| r.table == name);
         tracing::info!(table = %promote.source_table, "reading the IDs of a referenced table");
         let mut attributes = vec![id.clone()];
         for reference in &promote.references {
@@ -161,7 +162,7 @@ impl DynamoDb {
                 attributes.push(reference.attribute().to_string());
             }
         }
-        let mut ids = HashSet::new();
+        let mut items = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
             let request = ScanRequest {
@@ -180,24 +181,32 @@ impl DynamoDb {
             .map_err(|_| self.timeout(context))?
             .0
             .map_err(|e| self.error(context, format!("reading the IDs of {}: {e}", promote.source_table)))?;
-            let exists = |table: &str, id: &str| referenced.get(table).is_some_and(|ids| ids.contains(id));
-            let source_table = |name: &str| self.source_table_of(name);
-            let remapper = Remapper {
-                namespace: &self.namespace,
-                own: Some((promote.source_table.as_str(), id.as_str())),
-                references: &promote.references,
-                source_table: &source_table,
-                exists: &exists,
-            };
-            for mut item in page.items {
-                let Some(text) = item.get(id).and_then(remap::id_text) else { continue };
-                if remapper.apply(&mut item).is_ok() {
-                    ids.insert(text);
-                }
-            }
+            items.extend(page.items);
             start = page.next;
             if start.is_none() {
                 break;
+            }
+        }
+        if own_references {
+            // A reference to an item of the same table: any of its IDs (whether that item is itself
+            // promoted is not followed further).
+            let all = items.iter().filter_map(|i| i.get(id)).filter_map(remap::id_text).collect();
+            referenced.insert(name.to_string(), Arc::new(all));
+        }
+        let exists = |table: &str, id: &str| referenced.get(table).is_some_and(|ids| ids.contains(id));
+        let source_table = |name: &str| self.source_table_of(name);
+        let remapper = Remapper {
+            namespace: &self.namespace,
+            own: Some((promote.source_table.as_str(), id.as_str())),
+            references: &promote.references,
+            source_table: &source_table,
+            exists: &exists,
+        };
+        let mut ids = HashSet::new();
+        for mut item in items {
+            let Some(text) = item.get(id).and_then(remap::id_text) else { continue };
+            if remapper.apply(&mut item).is_ok() {
+                ids.insert(text);
             }
         }
         let ids = Arc::new(ids);

@@ -346,3 +346,41 @@ async fn another_id_namespace_is_refused_before_it_duplicates_the_target() {
     assert!(after.iter().all(|(name, item)| item["id"] != before[name]["id"]), "every ID is the new namespace's");
     assert_eq!(ctx.ddbsync(&["sync", "test"]).code(), 0, "and the new namespace is the table's from now on");
 }
+
+#[tokio::test]
+async fn a_table_that_references_itself_is_promoted_and_a_short_id_is_refused() {
+    let ctx = Ctx::new(1).await;
+    ctx.create_table("Tree-dev", "id").await;
+    let node = |n: u32, parent: Option<String>| {
+        let mut item: Item = [("id".into(), s(&uuid(4, n))), ("name".into(), s(&format!("node {n}")))].into();
+        if let Some(parent) = parent {
+            item.insert("parentId".into(), s(&parent));
+        }
+        item
+    };
+    let mut items: Vec<Item> = (0..5).map(|n| node(n, n.checked_sub(1).map(|p| uuid(4, p)))).collect();
+    items.push(node(5, Some(uuid(4, 99))));
+    items.push([("id".into(), s("x1")), ("name".into(), s("node short"))].into());
+    for item in items {
+        ctx.dynamo.put_item().table_name(ctx.table("Tree-dev")).set_item(Some(item)).send().await.unwrap();
+    }
+    write_env(&ctx, "test", "");
+    ctx.write_mappings(
+        "promote.toml",
+        "[tables.Tree]\npartition_key = \"id\"\nid = \"id\"\nreferences = { parentId = \"Tree\" }\n",
+    );
+    let run = ctx.ddbsync(&["--json", "sync", "test"]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let report = json(&run);
+    let rejected = report["tables"][0]["rejected"].as_array().unwrap();
+    let reasons: Vec<&str> = rejected.iter().map(|r| r["reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains(&uuid(4, 99))), "the missing parent: {reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("too few for new IDs of that shape")), "the short ID: {reasons:?}");
+    let tree = by_name(&ctx, "Tree-test").await;
+    assert_eq!(tree.len(), 5);
+    for n in 1..5 {
+        assert_eq!(tree[&format!("node {n}")]["parentId"], tree[&format!("node {}", n - 1)]["id"], "node {n}");
+    }
+    assert_eq!(ctx.ddbsync(&["verify", "test", "--references"]).code(), 0);
+}
