@@ -342,6 +342,28 @@ impl Remapper<'_> {
         Ok(applied)
     }
 
+    /// Rewrites each member of a string or number set (`wrap` makes a member an attribute); two
+    /// members with one new ID would be one, as a set holds each value once.
+    fn rewrite_set(
+        &self,
+        set: &mut Vec<String>,
+        wrap: fn(String) -> AttributeValue,
+        reference: &Reference,
+    ) -> Result<u64, String> {
+        let mut out: Vec<String> = Vec::with_capacity(set.len());
+        for member in set.iter() {
+            let mut value = wrap(member.clone());
+            self.rewrite(&mut value, &[], reference)?;
+            if let AttributeValue::S(new) | AttributeValue::N(new) = value {
+                if !out.contains(&new) {
+                    out.push(new);
+                }
+            }
+        }
+        *set = out;
+        Ok(set.len() as u64)
+    }
+
     /// Rewrites the IDs `steps` lead to; how many.
     fn rewrite(&self, value: &mut AttributeValue, steps: &[Step], reference: &Reference) -> Result<u64, String> {
         if matches!(value, AttributeValue::Null(_)) {
@@ -389,34 +411,8 @@ impl Remapper<'_> {
                 AttributeValue::L(list) => list
                     .iter_mut()
                     .try_fold(0, |count, element| Ok(count + self.rewrite(element, &steps[1..], reference)?)),
-                AttributeValue::Ss(set) if steps.len() == 1 => {
-                    let mut out = Vec::with_capacity(set.len());
-                    for member in set.iter() {
-                        let mut value = AttributeValue::S(member.clone());
-                        self.rewrite(&mut value, &[], reference)?;
-                        if let AttributeValue::S(s) = value {
-                            if !out.contains(&s) {
-                                out.push(s);
-                            }
-                        }
-                    }
-                    *set = out;
-                    Ok(set.len() as u64)
-                }
-                AttributeValue::Ns(set) if steps.len() == 1 => {
-                    let mut out = Vec::with_capacity(set.len());
-                    for member in set.iter() {
-                        let mut value = AttributeValue::N(member.clone());
-                        self.rewrite(&mut value, &[], reference)?;
-                        if let AttributeValue::N(n) = value {
-                            if !out.contains(&n) {
-                                out.push(n);
-                            }
-                        }
-                    }
-                    *set = out;
-                    Ok(set.len() as u64)
-                }
+                AttributeValue::Ss(set) if steps.len() == 1 => self.rewrite_set(set, AttributeValue::S, reference),
+                AttributeValue::Ns(set) if steps.len() == 1 => self.rewrite_set(set, AttributeValue::N, reference),
                 other => Err(format!(
                     "holds {} where a list or set was expected; fix the item in the source, or the path in the \
                      mapping's references",
