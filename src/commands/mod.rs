@@ -907,8 +907,24 @@ async fn plan(dir: &Path, args: PlanArgs, printer: &Printer, stop: &Stop) -> Res
         }
     };
     let plan = made.plan;
+    if let Some(first) = made.moved.first() {
+        printer.warn(format!(
+            "{} changes left out of the plan: their items changed while it was made (another run or a hand edit; \
+             first: {first}); the next plan computes them afresh",
+            made.moved.len()
+        ));
+    }
+    for t in &made.report.tables {
+        for r in t.rejected.iter().take(20) {
+            printer.warn(format!("{}: rejected {}: {}", t.table, r.key, r.reason));
+        }
+    }
+    if let Some(file) = &made.report.rejects_file {
+        printer.note(format!("every rejected row is listed in {file}; they are not in the plan"));
+    }
     if let Some(max) = args.max_cost {
-        let estimate = plan.total_cost(&profile.prices);
+        // The `--show` view's reads are spent already; counted, so that the ceiling sees them.
+        let estimate = plan.total_cost(&profile.prices) + profile.prices.cost(0.0, made.show_read_units);
         if estimate > max {
             let parts = format!(
                 "{:.1} read units the plan took, {:.1} write units and {:.1} read units to apply it",
@@ -976,6 +992,25 @@ async fn plan(dir: &Path, args: PlanArgs, printer: &Printer, stop: &Stop) -> Res
     Ok(if rejected > 0 { Exit::Differences } else { Exit::Success })
 }
 
+/// The largest plan file `apply` reads: a plan is held in memory whole (a million changes of a
+/// few KB), and a file past this is not one ddbsync saved (or a device such as /dev/zero).
+const MAX_PLAN_BYTES: u64 = 4 << 30;
+
+/// A plan file's text, refused past [`MAX_PLAN_BYTES`] without reading further.
+fn read_plan(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)?;
+    let mut text = String::new();
+    file.take(MAX_PLAN_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_PLAN_BYTES {
+        return Err(std::io::Error::other(format!(
+            "it is larger than {} GiB, which no plan is; make smaller plans with --table or --param",
+            MAX_PLAN_BYTES >> 30
+        )));
+    }
+    Ok(text)
+}
+
 /// Writes a file only its owner reads (a plan holds items), replacing it whole.
 fn write_private(path: &Path, text: &str) -> Result<()> {
     use std::io::Write as _;
@@ -994,7 +1029,7 @@ async fn apply(dir: &Path, args: ApplyArgs, printer: &Printer, stop: &Stop) -> R
     let refused = |cause: String| -> anyhow::Error {
         UsageError(format!("plan {name}: {cause}; nothing was written: run ddbsync plan again")).into()
     };
-    let text = std::fs::read_to_string(&args.file).map_err(|e| {
+    let text = read_plan(&args.file).map_err(|e| {
         UsageError(format!("plan {name}: cannot be read ({e}); nothing was written: give the file ddbsync plan saved"))
     })?;
     // The environment is the plan's: read it before the checksum is checked, to load its profile.
@@ -1024,13 +1059,31 @@ async fn apply(dir: &Path, args: ApplyArgs, printer: &Printer, stop: &Stop) -> R
     if let Some(cause) = crate::pure::planfile::refusal(&plan, &profile.env, &fingerprint, age, max_age) {
         return Err(refused(cause));
     }
-    if let Some(max) = args.max_cost.filter(|max| plan.cost_usd > *max) {
+    // The tables written are the profile's, whatever the file says: a plan names them only to be checked.
+    for t in &plan.tables {
+        let table = profile.tables.iter().find(|m| m.name == t.name).map(|m| m.table_name.as_str());
+        if table != Some(t.table.as_str()) {
+            return Err(refused(format!(
+                "it writes table {} for mapping \"{}\", whose table in {} is {}",
+                t.table,
+                t.name,
+                profile.env,
+                table.unwrap_or("none")
+            )));
+        }
+    }
+    // The file's estimate, but never less than its items alone cost: an edited figure cannot
+    // pass the ceiling.
+    let cost = plan.cost_usd.max(profile.prices.cost(crate::pure::planfile::least_write_units(&plan), 0.0));
+    if let Some(max) = args.max_cost.filter(|max| cost > *max) {
         let parts = format!(
             "{:.1} write units, estimated from the items' sizes, and {:.1} read units for the items it replaces or \
              deletes",
             plan.write_units, plan.apply_read_units
         );
-        return Err(crate::exit::OverBudget::of(&format!("apply {name}"), plan.cost_usd, &parts, max).into());
+        let refusal = crate::exit::OverBudget::of(&format!("apply {name}"), cost, &parts, max);
+        let fix = "make a smaller plan (ddbsync plan with --table or --param)";
+        return Err(crate::exit::OverBudget(refusal.0.replace("write less at once (--table, --param)", fix)).into());
     }
     if plan.changes() == 0 {
         printer.note(format!("{name}: the plan holds no change; nothing to apply"));

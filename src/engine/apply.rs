@@ -271,16 +271,22 @@ async fn apply_table(
                 }
                 let done = change(&**dynamo, &table.table, key, (item.clone(), against, put), (&policy, fence)).await;
                 lock::beat();
-                if let Ok((Done::Made, _)) = &done {
+                // Billed as DynamoDB bills a write: on the larger of the item written and the one
+                // it replaces, a delete on the item deleted.
+                let billed = |replaced: Option<u64>| match put {
+                    true => units.max(replaced.unwrap_or(0)),
+                    false => replaced.unwrap_or(1),
+                };
+                if let Ok((Done::Made, _, replaced)) = &done {
                     match put {
-                        true => counters.written(1, units as f64),
-                        false => counters.deleted(1, 1.0),
+                        true => counters.written(1, billed(*replaced) as f64),
+                        false => counters.deleted(1, billed(*replaced) as f64),
                     }
                 }
                 let described = item::describe_key(&item, key);
-                let (done, reads) =
+                let (done, reads, replaced) =
                     done.with_context(|| format!("applying a change to {}: {described}", table.table)).map_err(halt)?;
-                Ok(Some((done, reads, units, put, against.clone(), described)))
+                Ok(Some((done, reads, billed(replaced), put, against.clone(), described)))
             }
         })
         .buffer_unordered(in_flight);
@@ -308,8 +314,7 @@ async fn apply_table(
                     "update" => applied.updated += 1,
                     _ => applied.deleted += 1,
                 }
-                // A delete is billed on the size of the item deleted: one unit at least.
-                applied.write_units += if put { units as f64 } else { 1.0 };
+                applied.write_units += units as f64;
             }
             Done::AlreadyApplied => applied.already_applied += 1,
             Done::Drift(found) => {
@@ -329,14 +334,15 @@ async fn apply_table(
 /// a delete first reads the stored item (strongly consistent) and goes on only if it is the one
 /// the plan saw, then writes on the condition that its `_ddbsync_hash` is still the one read (no
 /// ddbsync run wrote it in between). A change not made is read back to tell an earlier apply's
-/// write from drift. Also returns the read units the reads took.
+/// write from drift. Also returns the read units the reads took, and the write units of the item
+/// the change replaced or deleted, when it read one.
 async fn change(
     dynamo: &dyn Target,
     table: &str,
     key_names: &[&str],
     (item, against, put): (Item, &Against, bool),
     (policy, fence): (&RetryPolicy, &Fence),
-) -> Result<(Done, f64), TargetError> {
+) -> Result<(Done, f64, Option<u64>), TargetError> {
     // No attempt once the lease may be lost: a DynamoDB that stopped answering ends the apply
     // within a lease, not after every attempt's timeout.
     let fenced = || fence.check().map_err(|lost| TargetError::Unanswered(lost.0));
@@ -353,6 +359,7 @@ async fn change(
         Ok::<_, TargetError>((stored, units))
     };
     let mut reads = 0.0;
+    let mut replaced = None;
     let s = |v: &str| AttributeValue::S(v.to_string());
     let (expression, mut values) = match against {
         Against::Absent => ("attribute_not_exists(#k)", vec![("#k", s(key_names[0]))]),
@@ -360,8 +367,9 @@ async fn change(
             let (stored, units) = read().await?;
             reads += units;
             if !against.holds(stored.as_ref()) {
-                return Ok((judge(&item, put, against, stored.as_ref()), reads));
+                return Ok((judge(&item, put, against, stored.as_ref()), reads, None));
             }
+            replaced = stored.as_ref().map(|i| item::write_units(item::item_size(i)));
             match hash {
                 Some(h) => ("#h = :h", vec![(":h", s(h))]),
                 None => ("attribute_exists(#k) AND attribute_not_exists(#h)", vec![("#k", s(key_names[0]))]),
@@ -381,10 +389,10 @@ async fn change(
     })
     .await;
     if made? {
-        return Ok((Done::Made, reads));
+        return Ok((Done::Made, reads, replaced));
     }
     let (stored, units) = read().await?;
-    Ok((judge(&item, put, against, stored.as_ref()), reads + units))
+    Ok((judge(&item, put, against, stored.as_ref()), reads + units, None))
 }
 
 /// A change whose target is not what the plan saw: already applied when the target holds what the
@@ -430,7 +438,8 @@ mod tests {
 
     async fn one(target: &Scripted, item: Item, against: &Against, put: bool) -> (Done, f64) {
         let (fence, policy) = (Fence::open(), RetryPolicy::new(2));
-        change(target, "t", &["id"], (item, against, put), (&policy, &fence)).await.unwrap()
+        let (done, reads, _) = change(target, "t", &["id"], (item, against, put), (&policy, &fence)).await.unwrap();
+        (done, reads)
     }
 
     #[tokio::test]

@@ -38,6 +38,9 @@ pub struct Made {
     pub shown: Vec<ShownChange>,
     /// Read units the `--show` view's reads took (estimated from the items' sizes).
     pub show_read_units: f64,
+    /// Changes left out because their item changed between the diff's read and the read of the
+    /// item whole (another run or a hand edit): table and key of each.
+    pub moved: Vec<String>,
 }
 
 /// Makes the plan of `options`' tables and parameters (always a dry run). `now` is its creation time.
@@ -61,6 +64,7 @@ pub async fn make(
     let mut tables = Vec::new();
     // What reading the replaced items took: what the apply's reads of them take again.
     let mut replaced_reads = 0.0;
+    let mut moved = Vec::new();
     for mapping in &mappings {
         let name = &mapping.table_name;
         let Some(figures) = report.tables.iter().find(|t| &t.table == name) else {
@@ -84,12 +88,27 @@ pub async fn make(
         // The items the changes replace or delete, read whole: the diff read only their hashes.
         let replaced: Vec<Item> = puts
             .iter()
-            .filter(|i| hash::item_key_digest(i, &key).is_some_and(|k| captured.stored.contains(&k)))
+            .filter(|i| hash::item_key_digest(i, &key).is_some_and(|k| captured.stored.contains_key(&k)))
             .chain(&deletes)
             .map(|i| key_of(i, &key))
             .collect();
         let (stored, reads) = read_whole(&*reader, name, &key, replaced).await?;
         replaced_reads += reads;
+        // A change computed against an item that has moved since the diff read it would be applied
+        // against what the later read found, newer than what it was computed from: left out (the
+        // next plan computes it afresh). A create is guarded by its condition alone.
+        let moved_item = |item: &Item| {
+            let digest = hash::item_key_digest(item, &key)?;
+            let seen = captured.stored.get(&digest)?;
+            let now = stored.get(&digest).map(|i| i.get(item::HASH_ATTR).and_then(|h| h.as_s().ok()).cloned());
+            (now.as_ref() != Some(seen)).then(|| format!("{name}: {}", item::describe_key(item, &key)))
+        };
+        let before = moved.len();
+        moved.extend(puts.iter().chain(&deletes).filter_map(moved_item));
+        if moved.len() > before {
+            puts.retain(|i| moved_item(i).is_none());
+            deletes.retain(|i| moved_item(i).is_none());
+        }
         let against = |item: &Item| {
             let digest = hash::item_key_digest(item, &key);
             Against::of(digest.and_then(|d| stored.get(&d)))
@@ -129,7 +148,7 @@ pub async fn make(
         0 => (Vec::new(), 0.0),
         n => show_changes(&*reader, &plan, n).await?,
     };
-    Ok(Made { plan, report, shown, show_read_units })
+    Ok(Made { plan, report, shown, show_read_units, moved })
 }
 
 /// The key attributes of an item.

@@ -130,6 +130,18 @@ impl Against {
     }
 }
 
+/// The write units a plan's changes cost at the least, from its items alone: each put's own size
+/// (it may replace a larger item), one unit per delete. A floor the file's figures cannot go under.
+pub fn least_write_units(plan: &PlanFile) -> f64 {
+    let puts = plan.tables.iter().flat_map(|t| t.puts.iter());
+    let put_units: u64 = puts
+        .filter_map(|p| crate::pure::ddb_json::item_from_json(&p.item).ok())
+        .map(|item| crate::pure::item::write_units(crate::pure::item::item_size(&item)))
+        .sum();
+    let deletes: usize = plan.tables.iter().map(|t| t.deletes.len()).sum();
+    (put_units + deletes as u64) as f64
+}
+
 impl PlanFile {
     pub fn changes(&self) -> usize {
         self.tables.iter().map(|t| t.puts.len() + t.deletes.len()).sum()

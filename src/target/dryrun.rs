@@ -104,8 +104,9 @@ pub struct Capture {
 pub struct Captured {
     /// The key attribute names, from DescribeTable.
     pub key_names: Vec<String>,
-    /// The keys the diff's read found an item at.
-    pub stored: std::collections::HashSet<Digest>,
+    /// The keys the diff's read found an item at, with the item's `_ddbsync_hash` as read (the plan
+    /// leaves out a change whose item moved before it read the item whole).
+    pub stored: HashMap<Digest, Option<String>>,
     pub puts: Vec<Item>,
     pub deletes: Vec<Item>,
 }
@@ -127,7 +128,8 @@ impl Capture {
         let captured = tables.entry(table.to_string()).or_default();
         for item in items {
             if let Some(key) = hash::item_key_digest(item, &captured.key_names) {
-                captured.stored.insert(key);
+                let stored = item.get(crate::pure::item::HASH_ATTR).and_then(|h| h.as_s().ok()).cloned();
+                captured.stored.insert(key, stored);
             }
         }
     }
@@ -445,7 +447,7 @@ mod tests {
             .unwrap();
         let captured = capture.table("t");
         assert_eq!(captured.key_names, ["id"]);
-        let read = |id: &str| captured.stored.contains(&hash::item_key_digest(&item(id), &["id"]).unwrap());
+        let read = |id: &str| captured.stored.contains_key(&hash::item_key_digest(&item(id), &["id"]).unwrap());
         assert!(read("1") && read("2") && !read("3"), "a put of 3 is a create");
         assert_eq!((captured.puts, captured.deletes), (vec![item("2"), item("3")], vec![item("1")]));
         assert_eq!(inner.calls(), ["describe t", "scan t"], "nothing written");

@@ -231,6 +231,21 @@ async fn a_tampered_foreign_or_old_plan_is_refused_and_writes_nothing() {
     ctx.use_mappings("plan.toml", &mapping().replace("SELECT id, title", "SELECT id, title, level"));
     refused("p.json", &[], "made with another profile or other mappings");
     ctx.use_mappings("plan.toml", &mapping());
+    // Another table than the mapping's, the checksum recomputed.
+    std::fs::write(&path, &original).unwrap();
+    reseal(&path, |p| p.tables[0].table = format!("{}-elsewhere", p.tables[0].table));
+    refused("p.json", &[], "whose table in local is");
+    // Cost figures edited to nothing: the items' own cost is the floor of the ceiling's estimate.
+    std::fs::write(&path, &original).unwrap();
+    reseal(&path, |p| {
+        p.cost_usd = 0.0;
+        p.write_units = 0.0;
+        p.apply_read_units = 0.0;
+    });
+    let cheap = ctx.ddbsync(&["apply", "p.json", "--max-cost", "0"]);
+    assert_eq!(cheap.code(), 7, "{}", cheap.stderr());
+    assert!(cheap.stderr().contains("make a smaller plan"), "{}", cheap.stderr());
+    std::fs::write(&path, &original).unwrap();
     // Too old.
     refused("p.json", &["--max-age", "0s"], "older than --max-age");
     // A plan made an hour ago is within the default day.
@@ -468,4 +483,63 @@ async fn a_plan_of_a_table_whose_diff_reads_the_hash_index_applies_and_leaves_no
     let again = ctx.sync(&[]);
     assert_eq!(again["tables"][0]["diff"], "index", "{again}");
     assert_eq!((again["total"]["created"].as_u64(), again["total"]["updated"].as_u64()), (Some(0), Some(0)));
+}
+
+#[tokio::test]
+async fn a_change_whose_item_moves_while_the_plan_is_made_is_left_out() {
+    let ctx = changed().await;
+    // A second table whose query takes a few seconds: the window in which the item moves, after
+    // the diff of `items` read it and before the plan reads it whole.
+    let slow = format!(
+        "{}\n[tables.slow]\npartition_key = \"id\"\nquery = \"SELECT 1 AS id, pg_sleep(4)::text AS s\"\n",
+        mapping()
+    );
+    ctx.use_mappings("plan.toml", &slow);
+    ctx.sync(&["--table", "slow"]);
+    let mut child = ctx
+        .command(&["--json", "plan", "local", "-o", "p.json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Another run writes item 3 as the source now has it, and item 4 is deleted by hand.
+    ctx.sql(&["UPDATE lessons SET title = 'Newer 3' WHERE id = 3"]);
+    ctx.sync(&["--table", "items"]);
+    ctx.dynamo
+        .delete_item()
+        .table_name(ctx.table("items"))
+        .key("id", AttributeValue::N("4".into()))
+        .send()
+        .await
+        .unwrap();
+    let (code, stdout, stderr, _) = finish(child, Instant::now(), Duration::from_secs(60));
+    assert_eq!(code, 0, "{stderr}");
+    // 3 and 4, and 5, which the other run deleted (its row is gone from the source).
+    assert!(stderr.contains("3 changes left out of the plan: their items changed while it was made"), "{stderr}");
+    let planned: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(planned["changes"].as_u64().unwrap() < 4, "{planned}");
+    let run = ctx.ddbsync(&["apply", "p.json"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert_eq!(title(&ctx, "3").await.as_deref(), Some("Newer 3"), "the newer write is kept");
+    assert_eq!(title(&ctx, "4").await, None, "the item deleted by hand is not brought back");
+}
+
+#[tokio::test]
+async fn apply_counts_the_units_of_the_items_it_replaces_and_deletes() {
+    let ctx = Ctx::new(40).await;
+    ctx.use_mappings("plan.toml", &mapping());
+    ctx.sql(&["UPDATE lessons SET title = repeat('x', 100000) WHERE id IN (7, 8)"]);
+    ctx.sync(&[]);
+    ctx.sql(&[
+        "UPDATE lessons SET title = 'short' WHERE id = 7",
+        "DELETE FROM questions WHERE lesson_id = 8",
+        "DELETE FROM passages WHERE lesson_id = 8",
+        "DELETE FROM lessons WHERE id = 8",
+    ]);
+    assert_eq!(ctx.ddbsync(&["plan", "local", "-o", "p.json"]).code(), 0);
+    let applied = json(&ctx.ddbsync(&["--json", "apply", "p.json"]));
+    // 100,000 bytes: 98 units to replace, 98 to delete (a sync measures the same).
+    let units = applied["write_units"].as_f64().unwrap_or_else(|| panic!("{applied}"));
+    assert!(units >= 196.0, "billed on the larger item: {applied}");
 }
