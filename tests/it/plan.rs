@@ -496,7 +496,7 @@ async fn a_change_whose_item_moves_while_the_plan_is_made_is_left_out() {
     );
     ctx.use_mappings("plan.toml", &slow);
     ctx.sync(&["--table", "slow"]);
-    let mut child = ctx
+    let child = ctx
         .command(&["--json", "plan", "local", "-o", "p.json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
