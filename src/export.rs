@@ -169,10 +169,21 @@ pub const PREVIOUS_LIMIT: u64 = 16 * 1024 * 1024;
 /// device such as /dev/null, a FIFO, a socket, a directory) is refused, as replacing the file by
 /// a rename would replace it.
 pub fn metrics_target(file: &Path) -> Result<PathBuf, String> {
+    replaced_file(
+        "--metrics-file",
+        file,
+        " (a *.prom file in the directory node_exporter's --collector.textfile.directory reads, for the textfile \
+         collector)",
+    )
+}
+
+/// The file an output option (`flag`) names, when the file is written whole and renamed over it
+/// (`--metrics-file`, `--id-map`, `plan -o`), checked as [`metrics_target`] says: renaming over a
+/// device such as /dev/null would replace the device itself. `hint` ends the message's fix.
+pub fn replaced_file(flag: &str, file: &Path, hint: &str) -> Result<PathBuf, String> {
     let refuse = |why: String| {
         format!(
-            "--metrics-file {}: {why}; give the path of a regular file or of one that does not exist yet (a *.prom \
-             file in the directory node_exporter's --collector.textfile.directory reads, for the textfile collector)",
+            "{flag} {}: {why}; give the path of a regular file or of one that does not exist yet{hint}",
             file.display()
         )
     };
@@ -198,8 +209,8 @@ pub fn metrics_target(file: &Path) -> Result<PathBuf, String> {
         },
         Ok(meta) if meta.is_file() => Ok(file.to_path_buf()),
         Ok(meta) => Err(refuse(format!(
-            "is {}, not a regular file: the metrics file is replaced whole (a new file renamed over it), which would \
-             replace it",
+            "is {}, not a regular file: the file is replaced whole (a new file renamed over it), which would replace \
+             it",
             kind(&meta)
         ))),
     }

@@ -669,6 +669,9 @@ async fn sync_run(
         // Known before anything is read or written, not after the run.
         writable(path, "--id-map")?;
     }
+    if promotion && args.limit.is_none() && !tables.is_empty() {
+        tables = with_referenced(&profile, tables, printer);
+    }
     if let (Some(limit), profile::SourceKind::DynamoDb(source)) = (args.limit, &mut profile.source.kind) {
         // The sample's referenced items are written too, so their tables are in the run.
         let roots: Vec<String> = match tables.is_empty() {
@@ -801,6 +804,8 @@ fn writable(path: &Path, flag: &str) -> Result<()> {
     if path.is_dir() {
         return refuse("is a directory".into());
     }
+    // The file is renamed into place: a device or a FIFO there would be replaced.
+    crate::export::replaced_file(flag, path, "").map_err(UsageError)?;
     let trial = path.with_extension("partial");
     match std::fs::OpenOptions::new().write(true).create_new(true).open(&trial) {
         Ok(_) => {
@@ -810,6 +815,20 @@ fn writable(path: &Path, flag: &str) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => refuse(format!("cannot be written ({e})")),
     }
+}
+
+/// A promotion of some tables (`--table`) promotes the tables they reference too, so that every
+/// reference it writes resolves in the target (said when it adds one).
+fn with_referenced(profile: &profile::Profile, tables: Vec<String>, printer: &Printer) -> Vec<String> {
+    let all = referenced_closure(&profile.tables, &tables);
+    let added: Vec<&str> = all.iter().filter(|t| !tables.contains(t)).map(String::as_str).collect();
+    if !added.is_empty() {
+        printer.note(format!(
+            "{} referenced by the tables selected: promoted too, so that their references resolve in the target",
+            added.join(", ")
+        ));
+    }
+    all
 }
 
 /// `roots` and every table they reference, transitively (mapping names, in the profile's order,
@@ -892,8 +911,14 @@ async fn plan(dir: &Path, args: PlanArgs, printer: &Printer, stop: &Stop) -> Res
     let _held = stop.hold();
     let profile = load(dir, &args.env).await?;
     let file = args.output.clone().unwrap_or_else(|| std::path::PathBuf::from(format!("{}.plan.json", profile.env)));
+    // Checked before the diff is made: the plan is renamed into place, over whatever is there.
+    let file = crate::export::replaced_file("plan -o", &file, "").map_err(UsageError)?;
+    let tables = match profile.source.kind {
+        profile::SourceKind::DynamoDb(_) if !args.tables.is_empty() => with_referenced(&profile, args.tables, printer),
+        _ => args.tables,
+    };
     let options = sync::SyncOptions {
-        tables: args.tables,
+        tables,
         allow_mass_delete: args.allow_mass_delete,
         params: args.params,
         full_scan: args.full_scan,

@@ -113,12 +113,19 @@ pub async fn check(profile: &Profile, names: &[String], printer: &Printer) -> Re
         }
         let referenced = profile.tables.iter().find(|t| t.name == reference.table).expect("checked by the profile");
         let attribute = referenced.promote.as_ref().and_then(|p| p.id.clone()).expect("checked by the profile");
-        printer.note(format!("reading the IDs of {}", referenced.table_name));
         let mut held = HashSet::new();
-        units += scan(&*target, &referenced.table_name, &policy, std::slice::from_ref(&attribute), |items| {
-            held.extend(items.iter().filter_map(|i| i.get(&attribute)).filter_map(remap::id_text));
-        })
-        .await?;
+        if exists(&*target, &referenced.table_name).await? {
+            printer.note(format!("reading the IDs of {}", referenced.table_name));
+            units += scan(&*target, &referenced.table_name, &policy, std::slice::from_ref(&attribute), |items| {
+                held.extend(items.iter().filter_map(|i| i.get(&attribute)).filter_map(remap::id_text));
+            })
+            .await?;
+        } else {
+            printer.warn(format!(
+                "{} does not exist: every reference to it points at nothing (promote it: ddbsync sync {} --table {})",
+                referenced.table_name, profile.env, referenced.name
+            ));
+        }
         ids.insert(&reference.table, held);
     }
     let mut report = Vec::new();
@@ -132,6 +139,11 @@ pub async fn check(profile: &Profile, names: &[String], printer: &Printer) -> Re
             dangling: 0,
             listed: Vec::new(),
         };
+        if !exists(&*target, &mapping.table_name).await? {
+            printer.note(format!("{} does not exist: no reference to check in it", mapping.table_name));
+            report.push(t);
+            continue;
+        }
         printer.note(format!("reading {}", mapping.table_name));
         units += scan(&*target, &mapping.table_name, &policy, &[], |items| {
             for item in &items {
@@ -167,6 +179,11 @@ pub async fn check(profile: &Profile, names: &[String], printer: &Printer) -> Re
         read_units: units,
         cost_usd: profile.prices.cost(0.0, units),
     })
+}
+
+/// Whether the table exists.
+async fn exists(target: &dyn Target, table: &str) -> Result<bool> {
+    Ok(target.describe(table).await.with_context(|| format!("describing {table}"))?.is_some())
 }
 
 /// A whole table, page by page (only `attributes` when given); the read units consumed.

@@ -366,6 +366,15 @@ fn promote(
         .into_iter()
         .map(|(path, referenced)| crate::pure::remap::Reference::parse(&path, &referenced))
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(reference) =
+        references.iter().find(|r| Some(r.attribute()) == table.id.as_deref() && r.steps.len() == 1)
+    {
+        return Err(format!(
+            "reference \"{}\" is the table's own `id`, which is remapped as this table's ID; a reference names \
+             another attribute",
+            reference.path
+        ));
+    }
     // The entity reads the source table: its name stands where a SQL source has its query.
     table.query = Some(source_table.clone());
     Ok(Some(Promote { source_table, id: table.id.take(), references }))

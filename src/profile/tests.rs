@@ -841,6 +841,13 @@ fn a_dynamodb_source_refuses_what_it_cannot_do() {
 }
 
 #[test]
+fn a_reference_on_the_tables_own_id_is_refused() {
+    let own = PROMOTE_MAPPINGS.replace("references = { quoteId = \"Quotes\" }", "references = { id = \"Quotes\" }");
+    let text = load_err(PROMOTE_ENV, &own);
+    assert!(text.contains("reference \"id\" is the table's own `id`"), "{text}");
+}
+
+#[test]
 fn a_source_kind_in_capitals_is_named_before_its_settings() {
     let capital = load_err(&PROMOTE_ENV.replace("kind = \"dynamodb\"", "kind = \"DynamoDB\""), PROMOTE_MAPPINGS);
     assert!(capital.contains("source.kind = \"DynamoDB\" is not a source ddbsync reads"), "{capital}");

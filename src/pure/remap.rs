@@ -185,8 +185,11 @@ pub fn new_id(namespace: &str, table: &str, id: &AttributeValue) -> Result<Attri
             AttributeValue::S(if upper { uuid.to_ascii_uppercase() } else { uuid })
         }
         AttributeValue::S(s) => {
-            let lower_hex = s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
-            let upper_hex = s.bytes().all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c));
+            // Hex when it holds a hex letter: digits alone stay digits.
+            let lower_hex = s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+                && s.bytes().any(|c| (b'a'..=b'f').contains(&c));
+            let upper_hex = s.bytes().all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c))
+                && s.bytes().any(|c| (b'A'..=b'F').contains(&c));
             let bits: f64 = s
                 .chars()
                 .map(|c| match c {
@@ -532,6 +535,8 @@ mod tests {
             assert!(matches!(few(s), Err(IdError::FewValues { .. })), "{s}: {:?}", few(s));
         }
         assert!(few("0123456789abcdef").is_ok(), "16 hex digits are 64 bits");
+        let AttributeValue::S(digits) = new("12345678901234567890") else { panic!() };
+        assert!(digits.len() == 20 && digits.bytes().all(|c| c.is_ascii_digit()), "digits stay digits: {digits}");
         let n = |s: &str| new_id("prod", "t", &AttributeValue::N(s.into()));
         for small in 0..200 {
             let AttributeValue::N(short) = n(&small.to_string()).unwrap() else { panic!() };

@@ -205,7 +205,7 @@ impl PromotionReport {
                 true => String::new(),
                 false => format!("; references rewritten: {}", refs.join(", ")),
             };
-            out.push_str(&format!("  {} (from {}): {} new IDs{refs}\n", t.table, t.source_table, t.ids));
+            out.push_str(&format!("  {} (from {}): {} IDs remapped{refs}\n", t.table, t.source_table, t.ids));
         }
         if let Some(path) = &self.id_map {
             out.push_str(&format!("Source and new IDs listed in {path}\n"));

@@ -124,6 +124,11 @@ impl DynamoDb {
     }
 
     fn error(&self, context: &str, cause: impl std::fmt::Display) -> SourceError {
+        // The client is the target's kind: its advice names the target's keys, which here are the source's.
+        let cause = cause
+            .to_string()
+            .replace("target.endpoint_url", "source.endpoint_url")
+            .replace("target.region", "source.region");
         SourceError::Query { context: context.to_string(), cause: format!("DynamoDB at {}: {cause}", self.location) }
     }
 
@@ -187,27 +192,33 @@ impl DynamoDb {
                 break;
             }
         }
-        if own_references {
-            // A reference to an item of the same table: any of its IDs (whether that item is itself
-            // promoted is not followed further).
-            let all = items.iter().filter_map(|i| i.get(id)).filter_map(remap::id_text).collect();
-            referenced.insert(name.to_string(), Arc::new(all));
-        }
-        let exists = |table: &str, id: &str| referenced.get(table).is_some_and(|ids| ids.contains(id));
-        let source_table = |name: &str| self.source_table_of(name);
-        let remapper = Remapper {
-            namespace: &self.namespace,
-            own: Some((promote.source_table.as_str(), id.as_str())),
-            references: &promote.references,
-            source_table: &source_table,
-            exists: &exists,
-        };
-        let mut ids = HashSet::new();
-        for mut item in items {
-            let Some(text) = item.get(id).and_then(remap::id_text) else { continue };
-            if remapper.apply(&mut item).is_ok() {
-                ids.insert(text);
+        // The items the run would promote. A reference to an item of the same table must name one
+        // of them too: from all the table's IDs, those whose items are refused are taken out until
+        // none is (a chain of self-references is followed to its end).
+        let mut ids: HashSet<String> = items.iter().filter_map(|i| i.get(id)).filter_map(remap::id_text).collect();
+        loop {
+            if own_references {
+                referenced.insert(name.to_string(), Arc::new(ids.clone()));
             }
+            let exists = |table: &str, id: &str| referenced.get(table).is_some_and(|ids| ids.contains(id));
+            let source_table = |name: &str| self.source_table_of(name);
+            let remapper = Remapper {
+                namespace: &self.namespace,
+                own: Some((promote.source_table.as_str(), id.as_str())),
+                references: &promote.references,
+                source_table: &source_table,
+                exists: &exists,
+            };
+            let promoted: HashSet<String> = items
+                .iter()
+                .filter(|item| remapper.apply(&mut (*item).clone()).is_ok())
+                .filter_map(|item| item.get(id).and_then(remap::id_text))
+                .collect();
+            if promoted == ids || !own_references {
+                ids = promoted;
+                break;
+            }
+            ids = promoted;
         }
         let ids = Arc::new(ids);
         self.known.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), ids.clone());
@@ -707,6 +718,7 @@ impl DynamoDb {
                                 }
                             }
                             Err(e) => {
+                                let e = e.to_string().replace("target.endpoint_url", "source.endpoint_url");
                                 let cause = format!("DynamoDB at {location}: reading {table}: {e}");
                                 let _ = sender.send(Err(SourceError::Query { context, cause })).await;
                                 return;

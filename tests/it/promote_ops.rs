@@ -269,6 +269,23 @@ async fn a_protected_target_needs_yes_and_is_backed_up_before_the_promotion_writ
 }
 
 #[tokio::test]
+async fn one_table_promotes_the_tables_it_references_so_that_its_references_resolve() {
+    let ctx = Ctx::new(1).await;
+    build_dev(&ctx).await;
+    write_env(&ctx, "test", "");
+    let run = ctx.ddbsync(&["sync", "test", "--table", "Quotes"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert!(
+        run.stderr().contains("Contacts, Projects referenced by the tables selected: promoted too"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(by_name(&ctx, "Projects-test").await.len(), 4);
+    assert_eq!(by_name(&ctx, "Contacts-test").await.len(), 6);
+    assert_eq!(ctx.ddbsync(&["verify", "test", "--references"]).code(), 0);
+}
+
+#[tokio::test]
 async fn a_dry_run_predicts_the_promotion_and_estimates_its_duration() {
     let ctx = Ctx::new(1).await;
     build_dev(&ctx).await;
@@ -306,12 +323,20 @@ async fn an_id_map_that_cannot_be_written_is_refused_before_anything_is_read() {
     build_dev(&ctx).await;
     write_env(&ctx, "test", "");
     let dir = ctx.envs.path().to_str().unwrap().to_string();
-    for (path, why) in [("/nonexistent-dir/ids.jsonl", "cannot be written"), (dir.as_str(), "is a directory")] {
+    let devices = [("/dev/null", "is a character device, not a regular file"), ("/dev/full", "is a character device")];
+    for (path, why) in
+        [("/nonexistent-dir/ids.jsonl", "/nonexistent-dir is not a directory"), (dir.as_str(), "is a directory")]
+            .into_iter()
+            .chain(devices)
+    {
         let run = ctx.ddbsync(&["sync", "test", "--id-map", path]);
         assert_eq!(run.code(), 2, "{path}: {}", run.stderr());
         assert!(run.stderr().contains(&format!("--id-map {path}: {why}")), "{}", run.stderr());
     }
     assert!(!ctx.table_exists("Contacts-test").await, "nothing was written");
+    use std::os::unix::fs::FileTypeExt;
+    let full = std::fs::metadata("/dev/full").unwrap().file_type();
+    assert!(full.is_char_device(), "the device is still a device, not a file renamed over it");
 }
 
 #[tokio::test]
@@ -360,6 +385,8 @@ async fn a_table_that_references_itself_is_promoted_and_a_short_id_is_refused() 
     };
     let mut items: Vec<Item> = (0..5).map(|n| node(n, n.checked_sub(1).map(|p| uuid(4, p)))).collect();
     items.push(node(5, Some(uuid(4, 99))));
+    // Its child points at a rejected item of the same table: rejected too.
+    items.push(node(6, Some(uuid(4, 5))));
     items.push([("id".into(), s("x1")), ("name".into(), s("node short"))].into());
     for item in items {
         ctx.dynamo.put_item().table_name(ctx.table("Tree-dev")).set_item(Some(item)).send().await.unwrap();
@@ -374,7 +401,8 @@ async fn a_table_that_references_itself_is_promoted_and_a_short_id_is_refused() 
     let report = json(&run);
     let rejected = report["tables"][0]["rejected"].as_array().unwrap();
     let reasons: Vec<&str> = rejected.iter().map(|r| r["reason"].as_str().unwrap()).collect();
-    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains(&uuid(4, 5))), "the child of a rejected item: {reasons:?}");
     assert!(reasons.iter().any(|r| r.contains(&uuid(4, 99))), "the missing parent: {reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("too few for new IDs of that shape")), "the short ID: {reasons:?}");
     let tree = by_name(&ctx, "Tree-test").await;

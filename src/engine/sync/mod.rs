@@ -314,6 +314,9 @@ fn promotion_report(
     let id_map = options.id_map.as_ref().and_then(|path| match write_id_map(path, profile, &promotion) {
         Ok(()) => Some(path.display().to_string()),
         Err(e) => {
+            // Nothing half written is left beside it.
+            let _ = std::fs::remove_file(path.with_extension("partial"));
+            tracing::warn!("{e:#}; the IDs were not listed");
             note = Some(format!("{e:#}; the IDs were not listed"));
             None
         }
