@@ -207,11 +207,13 @@ pub struct TableStatus {
 }
 
 /// The command a run record's mode comes from, to match a running command with its previous run.
-fn command_of_mode(mode: &str) -> &'static str {
+/// Only a sync's own modes are a sync's: an apply writes a plan's few changes and a restore a
+/// backup, so neither says how many rows a sync reads (nor a sync how many changes an apply makes).
+fn command_of_mode(mode: &str) -> &str {
     match mode {
+        "incremental" | "clean" => "sync",
         "repair" => "verify",
-        "restore" => "restore",
-        _ => "sync",
+        other => other,
     }
 }
 
@@ -550,8 +552,11 @@ mod tests {
         repair.mode = "repair".into();
         let mut failed = record(&[("a", 20)]);
         failed.outcome.status = "failed".into();
-        let runs = [record(&[("a", 1000)]), repair, failed];
-        assert_eq!(previous_rows("sync", &runs).get("a"), Some(&1000));
+        let mut apply = record(&[("a", 15)]);
+        apply.mode = "apply".into();
+        let runs = [record(&[("a", 1000)]), repair, failed, apply];
+        assert_eq!(previous_rows("sync", &runs).get("a"), Some(&1000), "an apply's record is not a sync's");
+        assert_eq!(previous_rows("apply", &runs[..3]).get("a"), None, "a sync's record is not an apply's");
         assert_eq!(previous_rows("verify --repair", &runs).get("a"), Some(&10));
         assert_eq!(previous_rows("restore", &runs).get("a"), None);
     }
