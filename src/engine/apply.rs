@@ -170,6 +170,10 @@ pub async fn run(
         let (tables, drift, dynamo) = (tables_done, drift_found, writer);
         async move {
             let cap = profile.sync.max_write_units_per_second.map(|n| Arc::new(Cap::new(n)));
+            // Every table's plan total in its lease at once: `status` counts the tables to come.
+            for t in &plan.tables {
+                crate::engine::progress::planned(&t.table, (t.puts.len() + t.deletes.len()) as u64);
+            }
             for (t, applied) in plan.tables.iter().zip(tables.iter_mut()) {
                 apply_table(&dynamo, profile, t, applied, drift, (&fence, stop, cap.as_deref())).await?;
             }
@@ -238,7 +242,7 @@ async fn apply_table(
         .map(|p| (&p.item, &p.against, true))
         .chain(table.deletes.iter().map(|d| (&d.key, &d.against, false)));
     // What `ddbsync status` shows of the apply, through the lease's renewals.
-    let counters = crate::engine::progress::start(&table.table);
+    let counters = crate::engine::progress::table(&table.table);
     counters.phase(crate::pure::status::Phase::Writing);
     let in_flight = profile.sync.max_in_flight.clamp(1, 64);
     // Set at the first failure or stop: no change is sent after it, and the ones in flight are
@@ -271,11 +275,12 @@ async fn apply_table(
                 }
                 let done = change(&**dynamo, &table.table, key, (item.clone(), against, put), (&policy, fence)).await;
                 lock::beat();
-                if let Ok((Done::Made, _)) = &done {
-                    match put {
-                        true => counters.written(1, units as f64),
-                        false => counters.deleted(1, 1.0),
-                    }
+                match (&done, put) {
+                    (Ok((Done::Made, _)), true) => counters.written(1, units as f64),
+                    (Ok((Done::Made, _)), false) => counters.deleted(1, 1.0),
+                    (Ok((Done::AlreadyApplied, _)), _) => counters.already_applied(1),
+                    (Ok((Done::Drift(_), _)), _) => counters.drifted(1),
+                    (Err(_), _) => {}
                 }
                 let described = item::describe_key(&item, key);
                 let (done, reads) =
