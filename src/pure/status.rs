@@ -501,10 +501,12 @@ pub fn render(s: &Status) -> String {
                 p.host, p.pid, p.started_at, p.phase
             ));
             if let Some(why) = &p.stale {
-                out.push_str(&format!(
-                    "  STALE: {why}; its lease expires at {}, and the next run takes it over\n",
-                    p.expires_at
-                ));
+                // An expired lease's reason already says when it expired: said once.
+                let expires = match p.expires_at.as_str() <= s.checked_at.as_str() {
+                    true => String::new(),
+                    false => format!("; its lease expires at {}", p.expires_at),
+                };
+                out.push_str(&format!("  STALE: {why}{expires}, and the next run takes it over\n"));
             }
             if p.done.is_some() {
                 out.push_str(&apply_progress(p));
@@ -650,6 +652,18 @@ mod tests {
         assert!(!map.contains_key("planned") && !map.contains_key("drifted"), "{map:?}");
         let AttributeValue::M(map) = apply.attribute() else { panic!("not a map") };
         assert_eq!(map.get("planned"), Some(&AttributeValue::N("155".into())));
+    }
+
+    #[test]
+    fn a_stale_lease_says_when_it_expires_once() {
+        let mut h = held("a", "r1", Some(progress(Phase::Reading, 10, 10, 5)));
+        h.stale = Some("the lease expired at 2027-01-15T08:02:00Z".into());
+        let text = render(&build("prod", at(200), vec![h.clone()], &[]));
+        assert_eq!(text.matches("expire").count(), 1, "{text}");
+        // A holder gone before its lease ran out: when it does is news.
+        h.stale = Some("process 4242 on this host has ended".into());
+        let text = render(&build("prod", at(60), vec![h], &[]));
+        assert!(text.contains("its lease expires at 2027-01-15T08:02:00Z"), "{text}");
     }
 
     fn held(table: &str, run: &str, progress: Option<TableProgress>) -> Held {
