@@ -157,6 +157,14 @@ pub struct Status {
     pub active: Vec<ActiveRun>,
     /// The last recorded run, as `history` lists it; `null` when none is recorded.
     pub last_run: Option<RunRecord>,
+    /// The metadata table the leases and records were read from.
+    pub metadata_table: String,
+    /// `false` when it does not exist: no run of this profile has ever taken a lock there, or the
+    /// profile names the wrong one (`table_prefix`, `table_suffix`, the region).
+    pub metadata_table_exists: bool,
+    /// Where it was looked for (the region, and the endpoint when the profile sets one).
+    #[serde(skip)]
+    pub location: String,
 }
 
 /// A run holding the lock: one process, or the shards of a sharded run.
@@ -312,6 +320,9 @@ pub fn build(environment: &str, now: DateTime<Utc>, leases: Vec<Held>, runs: &[R
         checked_at: now.to_rfc3339_opts(SecondsFormat::Secs, true),
         active,
         last_run: runs.last().cloned(),
+        metadata_table: String::new(),
+        metadata_table_exists: true,
+        location: String::new(),
     }
 }
 
@@ -484,6 +495,16 @@ fn apply_progress(p: &Process) -> String {
 /// The text `status` prints.
 pub fn render(s: &Status) -> String {
     let mut out = String::new();
+    if !s.metadata_table_exists {
+        // Not "nothing runs": a wrong prefix or region would look just like it.
+        out.push_str(&format!(
+            "{}: the metadata table {} does not exist in {}, so no run of this profile has ever taken a lock \
+             there; if runs have, check table_prefix and table_suffix in the environment file and [target] region \
+             (checked {})\n",
+            s.environment, s.metadata_table, s.location, s.checked_at
+        ));
+        return out;
+    }
     if s.active.is_empty() {
         out.push_str(&format!("{}: no run in progress (checked {})\n", s.environment, s.checked_at));
     }
@@ -783,6 +804,18 @@ mod tests {
         let s = build("prod", at(200), vec![h], &[]);
         assert_eq!(s.active[0].processes[0].phase, "finishing");
         assert!(!s.running());
+    }
+
+    #[test]
+    fn a_missing_metadata_table_is_said_and_not_taken_for_an_idle_one() {
+        let mut s = build("prod", at(32), vec![], &[]);
+        (s.metadata_table, s.location) = ("prd-ddbsync".into(), "eu-west-1".into());
+        let idle = render(&s);
+        assert!(idle.contains("no run in progress") && idle.contains("last run: none recorded"), "{idle}");
+        s.metadata_table_exists = false;
+        let text = render(&s);
+        assert!(text.contains("the metadata table prd-ddbsync does not exist in eu-west-1"), "{text}");
+        assert!(text.contains("table_prefix") && !text.contains("no run in progress"), "{text}");
     }
 
     #[test]
