@@ -704,10 +704,9 @@ fn watch_secs(text: &str) -> Result<u64, String> {
         Ok(secs @ 1..=3600) => Ok(secs as u64),
         Ok(secs) => Err(format!("{secs} seconds: refresh every 1 to 3600 seconds")),
         // A number, not a whole one: an interval, not an environment named before the flag.
-        Err(_) if text.trim().parse::<f64>().is_ok_and(f64::is_finite) => Err(format!(
-            "{} seconds: the interval is whole seconds, 1 to 3600 (as --watch 2)",
-            text.trim()
-        )),
+        Err(_) if text.trim().parse::<f64>().is_ok_and(f64::is_finite) => {
+            Err(format!("{} seconds: the interval is whole seconds, 1 to 3600 (as --watch 2)", text.trim()))
+        }
         Err(_) => Err(format!(
             "\"{text}\" is not a number of seconds (1 to 3600); name the environment before --watch (ddbsync \
              status {text} --watch), or give the interval after it (--watch 5)"

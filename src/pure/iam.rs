@@ -203,7 +203,11 @@ mod tests {
         let source = include_str!("../commands/status.rs");
         let methods = ["describe", "scan", "query_from", "get_item", "put_item", "put_if", "delete_if", "batch"];
         let called: BTreeSet<&str> = methods.into_iter().filter(|m| source.contains(&format!(".{m}("))).collect();
-        assert_eq!(called, BTreeSet::from(["query_from", "describe"]), "status calls more than Query and DescribeTable");
+        assert_eq!(
+            called,
+            BTreeSet::from(["query_from", "describe"]),
+            "status calls more than Query and DescribeTable"
+        );
         let status = policy(&profile(), &[Use::Status]);
         let statements = status["Statement"].as_array().unwrap();
         assert_eq!(statements.len(), 1, "nothing on the data tables");

@@ -331,7 +331,8 @@ fn process(mut held: Vec<Held>, previous: &BTreeMap<String, u64>) -> Process {
     held.sort_by(|a, b| a.table.cmp(&b.table));
     let first = held[0].clone();
     // An apply reads no source: its progress is its plan's changes done, not rows read.
-    let apply = first.command == "apply" || held.iter().any(|h| h.progress.as_ref().is_some_and(|p| p.planned.is_some()));
+    let apply =
+        first.command == "apply" || held.iter().any(|h| h.progress.as_ref().is_some_and(|p| p.planned.is_some()));
     let time = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
     let as_of = held.iter().filter_map(|h| h.progress.as_ref().map(|p| p.at)).max();
     let read: u64 = held.iter().filter_map(|h| h.progress.as_ref()).map(|p| p.read).sum();
@@ -453,6 +454,7 @@ fn apply_progress(p: &Process) -> String {
     let planned = p.planned.map_or("unknown".to_string(), |n| n.to_string());
     let eta = match (p.eta_seconds, p.tables.iter().all(|t| t.phase == Phase::Done)) {
         (Some(s), _) => duration(s),
+        (None, false) if p.planned.is_none() => "unknown (the plan's size is not in its lease)".into(),
         (None, false) => "unknown (no change made yet)".into(),
         (None, true) => "every change made".into(),
     };
@@ -468,7 +470,18 @@ fn apply_progress(p: &Process) -> String {
     );
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
-    t.set_header(["table", "phase", "done", "planned", "written", "deleted", "already applied", "drift", "units", "ETA"]);
+    t.set_header([
+        "table",
+        "phase",
+        "done",
+        "planned",
+        "written",
+        "deleted",
+        "already applied",
+        "drift",
+        "units",
+        "ETA",
+    ]);
     for table in &p.tables {
         let right = |v: String| Cell::new(v).set_alignment(CellAlignment::Right);
         t.add_row(vec![
