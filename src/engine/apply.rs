@@ -164,16 +164,17 @@ pub async fn run(
     let mut tables: Vec<AppliedTable> =
         plan.tables.iter().map(|t| AppliedTable { table: t.table.clone(), ..AppliedTable::default() }).collect();
     let mut drift = Vec::new();
+    // Every table's plan total in its lease from the lease's first write: `status` counts the
+    // tables to come, and never shows an apply without its plan's size.
+    for t in &plan.tables {
+        crate::engine::progress::planned(&t.table, (t.puts.len() + t.deletes.len()) as u64);
+    }
     let on_wait = |e: &anyhow::Error| printer.waiting_for_lock(options.lock_timeout, e);
     let (tables_done, drift_found, writer) = (&mut tables, &mut drift, dynamo.clone());
     let work = move |fence: Fence| {
         let (tables, drift, dynamo) = (tables_done, drift_found, writer);
         async move {
             let cap = profile.sync.max_write_units_per_second.map(|n| Arc::new(Cap::new(n)));
-            // Every table's plan total in its lease at once: `status` counts the tables to come.
-            for t in &plan.tables {
-                crate::engine::progress::planned(&t.table, (t.puts.len() + t.deletes.len()) as u64);
-            }
             for (t, applied) in plan.tables.iter().zip(tables.iter_mut()) {
                 apply_table(&dynamo, profile, t, applied, drift, (&fence, stop, cap.as_deref())).await?;
             }

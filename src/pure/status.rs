@@ -454,6 +454,7 @@ fn apply_progress(p: &Process) -> String {
     let planned = p.planned.map_or("unknown".to_string(), |n| n.to_string());
     let eta = match (p.eta_seconds, p.tables.iter().all(|t| t.phase == Phase::Done)) {
         (Some(s), _) => duration(s),
+        (None, false) if p.as_of.is_none() => "unknown (no figures yet)".into(),
         (None, false) if p.planned.is_none() => "unknown (the plan's size is not in its lease)".into(),
         (None, false) => "unknown (no change made yet)".into(),
         (None, true) => "every change made".into(),

@@ -329,6 +329,8 @@ async fn an_apply_stopped_by_sigterm_is_finished_by_a_second_apply_without_rewri
         let active = doc["active"].as_array().cloned().unwrap_or_default();
         let written = active.first().and_then(|run| {
             assert_eq!(run["command"], "apply", "{doc:#}");
+            // From the lease's first write: never an apply without its plan's size.
+            assert_eq!(run["processes"][0]["planned"], 160, "{doc:#}");
             let tables = run["processes"][0]["tables"].as_array()?;
             tables.iter().find(|t| t["table"] == ctx.table("items").as_str())?["written"].as_u64()
         });
