@@ -703,6 +703,10 @@ fn watch_secs(text: &str) -> Result<u64, String> {
     match text.trim().parse::<i128>() {
         Ok(secs @ 1..=3600) => Ok(secs as u64),
         Ok(secs) => Err(format!("{secs} seconds: refresh every 1 to 3600 seconds")),
+        // A number, not a whole one: an interval, not an environment named before the flag.
+        Err(_) if text.trim().parse::<f64>().is_ok_and(f64::is_finite) => {
+            Err(format!("{} seconds: the interval is whole seconds, 1 to 3600 (as --watch 2)", text.trim()))
+        }
         Err(_) => Err(format!(
             "\"{text}\" is not a number of seconds (1 to 3600); name the environment before --watch (ddbsync \
              status {text} --watch), or give the interval after it (--watch 5)"
@@ -723,6 +727,18 @@ mod tests {
     use clap::CommandFactory;
 
     use super::*;
+
+    #[test]
+    fn a_watch_interval_is_whole_seconds_and_a_word_is_taken_for_the_environment() {
+        assert_eq!(watch_secs("5"), Ok(5));
+        let fraction = watch_secs("1.5").unwrap_err();
+        assert_eq!(fraction, "1.5 seconds: the interval is whole seconds, 1 to 3600 (as --watch 2)");
+        assert!(!fraction.contains("ddbsync status"), "a number is no environment: {fraction}");
+        assert!(watch_secs("prod").unwrap_err().contains("ddbsync status prod --watch"));
+        assert!(watch_secs("0").unwrap_err().contains("1 to 3600"));
+        // Not numbers, whatever Rust's float parser makes of them.
+        assert!(watch_secs("inf").unwrap_err().contains("ddbsync status inf --watch"));
+    }
 
     /// `ddbsync --help` and every subcommand's `--help`, exactly as users see them.
     #[test]

@@ -1,7 +1,9 @@
 //! `status`: the runs holding the lock of an environment's tables, read from their lease items (one
 //! Query of the metadata table), with their progress, rate and ETA ([`crate::pure::status`]); with
 //! no run active, the last run's outcome. `--watch` reads them again every interval until no live
-//! run is left, then shows the outcome. It only reads: Query on the metadata table, nothing else.
+//! run is left, then shows the outcome. It only reads: Query on the metadata table, and when both
+//! Queries find nothing, DescribeTable of it (a metadata table that does not exist is said so, not
+//! taken for an idle one: a wrong prefix or region would look like "nothing runs").
 
 use std::time::Duration;
 
@@ -74,15 +76,36 @@ async fn records(dynamo: &dyn Target, profile: &Profile) -> Result<Vec<RunRecord
     Ok(runs::group(ours.filter_map(RunRecord::from_item).collect()))
 }
 
+/// Whether the metadata table exists; asked only when its Queries found nothing (a Query of a
+/// table that does not exist finds nothing too).
+async fn exists(dynamo: &dyn Target, profile: &Profile, status: &status::Status) -> Result<bool> {
+    if !status.active.is_empty() || status.last_run.is_some() {
+        return Ok(true);
+    }
+    let table = &profile.metadata_table;
+    let found = dynamo
+        .describe(table)
+        .await
+        .with_context(|| format!("checking that the metadata table {table} exists in {}", profile.location()))?;
+    Ok(found.is_some())
+}
+
 /// `ddbsync status <env> [--watch [SECS]]`: always exits 0 once it could read the metadata table
-/// (the run's own outcome is in what it prints); a signal ends a watch with 5, as any command.
+/// (the run's own outcome is in what it prints), and when that table does not exist (said so: no
+/// run of the profile has taken a lock there yet, or the profile names another); a signal ends a
+/// watch with 5, as any command.
 pub async fn run(profile: &Profile, watch: Option<Duration>, printer: &Printer) -> Result<Exit> {
     let dynamo = dynamo::connect(&profile.target).await;
     let dynamo = &*dynamo;
     let mut history = records(dynamo, profile).await?;
-    let read = |history: &[RunRecord], held| status::build(&profile.env, Utc::now(), held, history);
+    let read = |history: &[RunRecord], held| {
+        let mut s = status::build(&profile.env, Utc::now(), held, history);
+        (s.metadata_table, s.location) = (profile.metadata_table.clone(), profile.location());
+        s
+    };
     let Some(every) = watch else {
-        let now = read(&history, leases(dynamo, profile).await?);
+        let mut now = read(&history, leases(dynamo, profile).await?);
+        now.metadata_table_exists = exists(dynamo, profile, &now).await?;
         printer.show(&now, status::render)?;
         return Ok(Exit::Success);
     };
@@ -91,6 +114,7 @@ pub async fn run(profile: &Profile, watch: Option<Duration>, printer: &Printer) 
     let mut watched: Vec<String> = Vec::new();
     loop {
         let mut now = read(&history, leases(dynamo, profile).await?);
+        now.metadata_table_exists = exists(dynamo, profile, &now).await?;
         if !now.running() && !watched.is_empty() {
             // A run writes its record right after it lets the lock go: given a moment to.
             for _ in 0..RECORD_WAIT_STEPS {

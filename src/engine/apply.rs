@@ -164,6 +164,11 @@ pub async fn run(
     let mut tables: Vec<AppliedTable> =
         plan.tables.iter().map(|t| AppliedTable { table: t.table.clone(), ..AppliedTable::default() }).collect();
     let mut drift = Vec::new();
+    // Every table's plan total in its lease from the lease's first write: `status` counts the
+    // tables to come, and never shows an apply without its plan's size.
+    for t in &plan.tables {
+        crate::engine::progress::planned(&t.table, (t.puts.len() + t.deletes.len()) as u64);
+    }
     let on_wait = |e: &anyhow::Error| printer.waiting_for_lock(options.lock_timeout, e);
     let (tables_done, drift_found, writer) = (&mut tables, &mut drift, dynamo.clone());
     let work = move |fence: Fence| {
@@ -238,7 +243,7 @@ async fn apply_table(
         .map(|p| (&p.item, &p.against, true))
         .chain(table.deletes.iter().map(|d| (&d.key, &d.against, false)));
     // What `ddbsync status` shows of the apply, through the lease's renewals.
-    let counters = crate::engine::progress::start(&table.table);
+    let counters = crate::engine::progress::table(&table.table);
     counters.phase(crate::pure::status::Phase::Writing);
     let in_flight = profile.sync.max_in_flight.clamp(1, 64);
     // Set at the first failure or stop: no change is sent after it, and the ones in flight are
@@ -277,11 +282,12 @@ async fn apply_table(
                     true => units.max(replaced.unwrap_or(0)),
                     false => replaced.unwrap_or(1),
                 };
-                if let Ok((Done::Made, _, replaced)) = &done {
-                    match put {
-                        true => counters.written(1, billed(*replaced) as f64),
-                        false => counters.deleted(1, billed(*replaced) as f64),
-                    }
+                match (&done, put) {
+                    (Ok((Done::Made, _, replaced)), true) => counters.written(1, billed(*replaced) as f64),
+                    (Ok((Done::Made, _, replaced)), false) => counters.deleted(1, billed(*replaced) as f64),
+                    (Ok((Done::AlreadyApplied, _, _)), _) => counters.already_applied(1),
+                    (Ok((Done::Drift(_), _, _)), _) => counters.drifted(1),
+                    (Err(_), _) => {}
                 }
                 let described = item::describe_key(&item, key);
                 let (done, reads, replaced) =

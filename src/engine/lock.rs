@@ -1139,6 +1139,16 @@ mod tests {
         let with = crate::pure::item::item_size(&item);
         assert!(with <= 1024, "{with} bytes: more than one write unit");
         assert!(with - without < 300, "the progress adds {} bytes", with - without);
+        // An apply's lease carries its plan's figures too: still one write unit.
+        let counters = progress::planned(&table, u64::MAX / 2);
+        counters.written(u64::MAX / 2, 1e12);
+        counters.deleted(u64::MAX / 2, 0.0);
+        counters.already_applied(u64::MAX / 2);
+        counters.drifted(u64::MAX / 2);
+        let with = crate::pure::item::item_size(&to_item_at(shard_key(&table, Shard::new(1023, 1024).unwrap()), &mine));
+        assert!(with <= 1024, "{with} bytes: more than one write unit");
+        assert!(with - without < 400, "an apply's progress adds {} bytes", with - without);
+        progress::forget(&table);
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub struct Counters {
     rejected: AtomicU64,
     /// Write units in thousandths: an atomic cannot hold a float.
     milli_units: AtomicU64,
+    /// An apply's: its plan's changes to the table, known before it starts ([`planned`]).
+    planned: Option<u64>,
+    already_applied: AtomicU64,
+    drifted: AtomicU64,
 }
 
 impl Counters {
@@ -52,6 +56,16 @@ impl Counters {
         self.units(units);
     }
 
+    /// An apply's change the target already held.
+    pub fn already_applied(&self, changes: u64) {
+        self.already_applied.fetch_add(changes, Ordering::Relaxed);
+    }
+
+    /// An apply's change skipped as drift.
+    pub fn drifted(&self, changes: u64) {
+        self.drifted.fetch_add(changes, Ordering::Relaxed);
+    }
+
     fn units(&self, units: f64) {
         if units.is_finite() && units > 0.0 {
             self.milli_units.fetch_add((units * 1000.0).round() as u64, Ordering::Relaxed);
@@ -66,6 +80,9 @@ impl Counters {
             deleted: self.deleted.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
             write_units: self.milli_units.load(Ordering::Relaxed) as f64 / 1000.0,
+            planned: self.planned,
+            already_applied: self.already_applied.load(Ordering::Relaxed),
+            drifted: self.drifted.load(Ordering::Relaxed),
             at: Utc::now(),
         }
     }
@@ -80,8 +97,18 @@ fn tables() -> &'static Mutex<BTreeMap<String, Arc<Counters>>> {
 /// renewals: a step of the run starts on it (a protected `--clean`'s backup, then the sync, each
 /// counts its own).
 pub fn start(name: &str) -> Arc<Counters> {
-    let counters = Arc::new(Counters::default());
-    counters.phase(Phase::Reading);
+    register(name, Counters::default(), Phase::Reading)
+}
+
+/// An apply's counters for `table`, `waiting` with its plan's `changes` until it starts on the
+/// table: every table's total is in its lease from the start, so the ETA counts the tables to come.
+pub fn planned(name: &str, changes: u64) -> Arc<Counters> {
+    register(name, Counters { planned: Some(changes), ..Counters::default() }, Phase::Waiting)
+}
+
+fn register(name: &str, counters: Counters, phase: Phase) -> Arc<Counters> {
+    let counters = Arc::new(counters);
+    counters.phase(phase);
     let mut tables = tables().lock().unwrap_or_else(|e| e.into_inner());
     tables.insert(name.to_string(), counters.clone());
     counters
@@ -139,5 +166,21 @@ mod tests {
         assert_eq!((p.phase, p.read, p.deleted, p.write_units), (Phase::Reading, 0, 0, 0.0));
         forget("progress-test-table");
         assert_eq!(snapshot("progress-test-table"), None);
+    }
+
+    #[test]
+    fn an_applys_counters_carry_its_plans_total_and_the_changes_not_written() {
+        let c = planned("progress-apply-table", 155);
+        assert_eq!(snapshot("progress-apply-table").unwrap().phase, Phase::Waiting);
+        c.phase(Phase::Writing);
+        c.written(12, 12.0);
+        c.already_applied(2);
+        c.drifted(1);
+        let p = snapshot("progress-apply-table").unwrap();
+        assert_eq!((p.planned, p.written, p.already_applied, p.drifted), (Some(155), 12, 2, 1));
+        // The table's counters as the apply finds them again.
+        assert_eq!(table("progress-apply-table").snapshot().planned, Some(155));
+        assert_eq!(start("progress-apply-table").snapshot().planned, None, "a sync's counters have none");
+        forget("progress-apply-table");
     }
 }

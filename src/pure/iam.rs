@@ -44,8 +44,9 @@ impl Use {
             Use::Backup => (&["DescribeTable", "Scan"], LOCK),
             Use::Restore => (&["DescribeTable", "CreateTable", "DeleteTable", "BatchWriteItem"], LOCK),
             Use::Report => (&[], &["Query"]),
-            // One Query of the leases, one of the records (`commands/status.rs`).
-            Use::Status => (&[], &["Query"]),
+            // One Query of the leases, one of the records (`commands/status.rs`); DescribeTable
+            // only when both find nothing, to tell a missing metadata table from an idle one.
+            Use::Status => (&[], &["Query", "DescribeTable"]),
         }
     }
 }
@@ -196,17 +197,22 @@ mod tests {
     }
 
     #[test]
-    fn status_only_queries_the_metadata_table_and_calls_nothing_else() {
-        // The target calls `status` makes, read from its source: `dynamo.query_from(` → Query.
+    fn status_only_reads_the_metadata_table_and_calls_nothing_else() {
+        // The target calls `status` makes, read from its source: `dynamo.query_from(` → Query,
+        // `.describe(` → DescribeTable.
         let source = include_str!("../commands/status.rs");
         let methods = ["describe", "scan", "query_from", "get_item", "put_item", "put_if", "delete_if", "batch"];
         let called: BTreeSet<&str> = methods.into_iter().filter(|m| source.contains(&format!(".{m}("))).collect();
-        assert_eq!(called, BTreeSet::from(["query_from"]), "status calls more than Query");
+        assert_eq!(
+            called,
+            BTreeSet::from(["query_from", "describe"]),
+            "status calls more than Query and DescribeTable"
+        );
         let status = policy(&profile(), &[Use::Status]);
         let statements = status["Statement"].as_array().unwrap();
         assert_eq!(statements.len(), 1, "nothing on the data tables");
         assert_eq!(statements[0]["Sid"], "DdbsyncRunRecordsAndLock");
-        assert_eq!(statements[0]["Action"], json!(["dynamodb:Query"]));
+        assert_eq!(statements[0]["Action"], json!(["dynamodb:DescribeTable", "dynamodb:Query"]));
     }
 
     #[test]

@@ -67,6 +67,13 @@ pub struct TableProgress {
     pub rejected: u64,
     /// Write units consumed, as DynamoDB reported them.
     pub write_units: f64,
+    /// An apply's: its plan's changes to this table (`None` for any other command, which reads a
+    /// source instead of a plan).
+    pub planned: Option<u64>,
+    /// An apply's changes the target already held, and those skipped as drift: done too, though
+    /// not written.
+    pub already_applied: u64,
+    pub drifted: u64,
     /// When these figures were taken.
     pub at: DateTime<Utc>,
 }
@@ -90,7 +97,11 @@ impl TableProgress {
             ("write_units", AttributeValue::N(format!("{:.2}", self.write_units.max(0.0)))),
             ("at", AttributeValue::S(self.at.to_rfc3339_opts(SecondsFormat::Millis, true))),
         ];
-        AttributeValue::M(map.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+        // Only an apply's lease carries its plan's figures: a sync's stays as small as it was.
+        let plan = self.planned.map(|planned| {
+            [("planned", n(planned)), ("already_applied", n(self.already_applied)), ("drifted", n(self.drifted))]
+        });
+        AttributeValue::M(map.into_iter().chain(plan.into_iter().flatten()).map(|(k, v)| (k.to_string(), v)).collect())
     }
 
     /// Reads [`TableProgress::attribute`] back; `None` for anything else (an older ddbsync's
@@ -107,6 +118,9 @@ impl TableProgress {
             deleted: count("deleted"),
             rejected: count("rejected"),
             write_units: num("write_units").unwrap_or(0.0).max(0.0),
+            planned: num("planned").map(|n| n.max(0.0) as u64),
+            already_applied: count("already_applied"),
+            drifted: count("drifted"),
             at: at.with_timezone(&Utc),
         })
     }
@@ -143,6 +157,14 @@ pub struct Status {
     pub active: Vec<ActiveRun>,
     /// The last recorded run, as `history` lists it; `null` when none is recorded.
     pub last_run: Option<RunRecord>,
+    /// The metadata table the leases and records were read from.
+    pub metadata_table: String,
+    /// `false` when it does not exist: no run of this profile has ever taken a lock there, or the
+    /// profile names the wrong one (`table_prefix`, `table_suffix`, the region).
+    pub metadata_table_exists: bool,
+    /// Where it was looked for (the region, and the endpoint when the profile sets one).
+    #[serde(skip)]
+    pub location: String,
 }
 
 /// A run holding the lock: one process, or the shards of a sharded run.
@@ -184,8 +206,17 @@ pub struct Process {
     pub as_of: Option<String>,
     /// Source rows read per second since it took the lock; `null` before any figures.
     pub rows_per_second: Option<f64>,
-    /// Seconds left to read the source at that rate, against the rows the previous run read;
-    /// `null` when unknown (no previous run of the tables, no rate yet) or once reading is over.
+    /// An apply's: the changes its plan makes to its tables (`null` for other commands).
+    pub planned: Option<u64>,
+    /// An apply's changes done: written, deleted, already applied or skipped as drift.
+    pub done: Option<u64>,
+    pub already_applied: u64,
+    pub drifted: u64,
+    /// An apply's changes done per second since it took the lock; `null` before any figures.
+    pub changes_per_second: Option<f64>,
+    /// Seconds left to read the source at that rate, against the rows the previous run read (an
+    /// apply: to make the plan's changes left at its rate of changes); `null` when unknown (no
+    /// previous run of the tables, no rate yet) or once reading is over.
     pub eta_seconds: Option<u64>,
     pub tables: Vec<TableStatus>,
 }
@@ -202,16 +233,30 @@ pub struct TableStatus {
     pub write_units: f64,
     /// The rows the previous run of the same command read from this table; `null` when none is recorded.
     pub previous_rows: Option<u64>,
-    /// Seconds left to read this table at the process's rate; `null` when unknown or not reading.
+    /// An apply's: its plan's changes to this table, and those already applied or skipped as drift.
+    pub planned: Option<u64>,
+    pub already_applied: u64,
+    pub drifted: u64,
+    /// Seconds left to read this table at the process's rate (an apply: to make its changes left);
+    /// `null` when unknown or not reading.
     pub eta_seconds: Option<u64>,
 }
 
+impl TableStatus {
+    /// An apply's changes done to this table: written, deleted, already applied or drift.
+    fn done(&self) -> u64 {
+        self.written + self.deleted + self.already_applied + self.drifted
+    }
+}
+
 /// The command a run record's mode comes from, to match a running command with its previous run.
-fn command_of_mode(mode: &str) -> &'static str {
+/// Only a sync's own modes are a sync's: an apply writes a plan's few changes and a restore a
+/// backup, so neither says how many rows a sync reads (nor a sync how many changes an apply makes).
+fn command_of_mode(mode: &str) -> &str {
     match mode {
+        "incremental" | "clean" => "sync",
         "repair" => "verify",
-        "restore" => "restore",
-        _ => "sync",
+        other => other,
     }
 }
 
@@ -275,6 +320,9 @@ pub fn build(environment: &str, now: DateTime<Utc>, leases: Vec<Held>, runs: &[R
         checked_at: now.to_rfc3339_opts(SecondsFormat::Secs, true),
         active,
         last_run: runs.last().cloned(),
+        metadata_table: String::new(),
+        metadata_table_exists: true,
+        location: String::new(),
     }
 }
 
@@ -282,11 +330,19 @@ pub fn build(environment: &str, now: DateTime<Utc>, leases: Vec<Held>, runs: &[R
 fn process(mut held: Vec<Held>, previous: &BTreeMap<String, u64>) -> Process {
     held.sort_by(|a, b| a.table.cmp(&b.table));
     let first = held[0].clone();
+    // An apply reads no source: its progress is its plan's changes done, not rows read.
+    let apply =
+        first.command == "apply" || held.iter().any(|h| h.progress.as_ref().is_some_and(|p| p.planned.is_some()));
     let time = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
     let as_of = held.iter().filter_map(|h| h.progress.as_ref().map(|p| p.at)).max();
     let read: u64 = held.iter().filter_map(|h| h.progress.as_ref()).map(|p| p.read).sum();
     let elapsed = as_of.map(|at| (at - first.started_at).num_milliseconds() as f64 / 1000.0);
-    let rate = elapsed.filter(|s| *s > 0.0).map(|s| read as f64 / s);
+    let done: u64 = held
+        .iter()
+        .filter_map(|h| h.progress.as_ref())
+        .map(|p| p.written + p.deleted + p.already_applied + p.drifted)
+        .sum();
+    let rate = elapsed.filter(|s| *s > 0.0).map(|s| if apply { done } else { read } as f64 / s);
     let phase_of = |h: &Held| h.progress.as_ref().map_or(Phase::Waiting, |p| p.phase);
     let tables: Vec<TableStatus> = held
         .iter()
@@ -295,9 +351,17 @@ fn process(mut held: Vec<Held>, previous: &BTreeMap<String, u64>) -> Process {
             let phase = phase_of(h);
             let read = p.as_ref().map_or(0, |p| p.read);
             let previous_rows = previous.get(&h.table).copied();
-            let eta_seconds = match phase {
-                Phase::Waiting | Phase::Reading => previous_rows.and_then(|rows| eta(rows.saturating_sub(read), rate)),
-                _ => None,
+            let planned = p.as_ref().and_then(|p| p.planned);
+            let eta_seconds = match (apply, phase) {
+                (true, Phase::Done) => None,
+                (true, _) => planned.and_then(|n| {
+                    let done = p.as_ref().map_or(0, |p| p.written + p.deleted + p.already_applied + p.drifted);
+                    eta(n.saturating_sub(done), rate)
+                }),
+                (false, Phase::Waiting | Phase::Reading) => {
+                    previous_rows.and_then(|rows| eta(rows.saturating_sub(read), rate))
+                }
+                (false, _) => None,
             };
             TableStatus {
                 table: h.table.clone(),
@@ -307,15 +371,24 @@ fn process(mut held: Vec<Held>, previous: &BTreeMap<String, u64>) -> Process {
                 deleted: p.as_ref().map_or(0, |p| p.deleted),
                 rejected: p.as_ref().map_or(0, |p| p.rejected),
                 write_units: p.as_ref().map_or(0.0, |p| p.write_units),
-                previous_rows,
+                previous_rows: previous_rows.filter(|_| !apply),
+                planned,
+                already_applied: p.as_ref().map_or(0, |p| p.already_applied),
+                drifted: p.as_ref().map_or(0, |p| p.drifted),
                 eta_seconds,
             }
         })
         .collect();
     // Tables are read one after the other: the time left is the sum of theirs, known only when
     // every table still to read has a previous run.
-    let reading: Vec<&TableStatus> =
-        tables.iter().filter(|t| matches!(t.phase, Phase::Waiting | Phase::Reading)).collect();
+    // An apply's tables are applied one after the other too, each until it is done.
+    let reading: Vec<&TableStatus> = tables
+        .iter()
+        .filter(|t| match apply {
+            true => t.phase != Phase::Done,
+            false => matches!(t.phase, Phase::Waiting | Phase::Reading),
+        })
+        .collect();
     let eta_seconds = match reading.is_empty() {
         true => None,
         false => reading.iter().map(|t| t.eta_seconds).sum::<Option<u64>>(),
@@ -338,7 +411,13 @@ fn process(mut held: Vec<Held>, previous: &BTreeMap<String, u64>) -> Process {
         rejected: tables.iter().map(|t| t.rejected).sum(),
         write_units: tables.iter().map(|t| t.write_units).sum(),
         as_of: as_of.map(time),
-        rows_per_second: rate.map(|r| (r * 10.0).round() / 10.0),
+        // Known only when every table's plan is: each carries its own in its lease.
+        planned: tables.iter().map(|t| t.planned).sum::<Option<u64>>().filter(|_| apply),
+        done: apply.then(|| tables.iter().map(TableStatus::done).sum()),
+        already_applied: tables.iter().map(|t| t.already_applied).sum(),
+        drifted: tables.iter().map(|t| t.drifted).sum(),
+        rows_per_second: rate.filter(|_| !apply).map(|r| (r * 10.0).round() / 10.0),
+        changes_per_second: rate.filter(|_| apply).map(|r| (r * 10.0).round() / 10.0),
         eta_seconds,
         tables,
     }
@@ -368,9 +447,78 @@ fn eta_text(eta: Option<u64>, phase: Phase) -> String {
     }
 }
 
+/// An apply's figures and tables: its plan's changes done, not rows read.
+fn apply_progress(p: &Process) -> String {
+    let as_of = p.as_of.as_deref().unwrap_or("no figures yet");
+    let rate = p.changes_per_second.map_or("unknown".to_string(), |r| format!("{r:.1}"));
+    let planned = p.planned.map_or("unknown".to_string(), |n| n.to_string());
+    let eta = match (p.eta_seconds, p.tables.iter().all(|t| t.phase == Phase::Done)) {
+        (Some(s), _) => duration(s),
+        (None, false) if p.as_of.is_none() => "unknown (no figures yet)".into(),
+        (None, false) if p.planned.is_none() => "unknown (the plan's size is not in its lease)".into(),
+        (None, false) => "unknown (no change made yet)".into(),
+        (None, true) => "every change made".into(),
+    };
+    let mut out = format!(
+        "  as of {as_of}: {} of {planned} changes done ({rate} changes/s): {} written, {} deleted, {} already \
+         applied, {} drift, {} write units; ETA {eta}\n",
+        p.done.unwrap_or(0),
+        p.written,
+        p.deleted,
+        p.already_applied,
+        p.drifted,
+        units(p.write_units)
+    );
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header([
+        "table",
+        "phase",
+        "done",
+        "planned",
+        "written",
+        "deleted",
+        "already applied",
+        "drift",
+        "units",
+        "ETA",
+    ]);
+    for table in &p.tables {
+        let right = |v: String| Cell::new(v).set_alignment(CellAlignment::Right);
+        t.add_row(vec![
+            Cell::new(&table.table),
+            Cell::new(table.phase.as_str()),
+            right(table.done().to_string()),
+            right(table.planned.map_or("unknown".into(), |n| n.to_string())),
+            right(table.written.to_string()),
+            right(table.deleted.to_string()),
+            right(table.already_applied.to_string()),
+            right(table.drifted.to_string()),
+            right(units(table.write_units)),
+            right(match (table.eta_seconds, table.phase) {
+                (Some(s), _) => duration(s),
+                (None, Phase::Done) => "-".into(),
+                (None, _) => "unknown".into(),
+            }),
+        ]);
+    }
+    out.push_str(&format!("{t}\n"));
+    out
+}
+
 /// The text `status` prints.
 pub fn render(s: &Status) -> String {
     let mut out = String::new();
+    if !s.metadata_table_exists {
+        // Not "nothing runs": a wrong prefix or region would look just like it.
+        out.push_str(&format!(
+            "{}: the metadata table {} does not exist in {}, so no run of this profile has ever taken a lock \
+             there; if runs have, check table_prefix and table_suffix in the environment file and [target] region \
+             (checked {})\n",
+            s.environment, s.metadata_table, s.location, s.checked_at
+        ));
+        return out;
+    }
     if s.active.is_empty() {
         out.push_str(&format!("{}: no run in progress (checked {})\n", s.environment, s.checked_at));
     }
@@ -388,10 +536,16 @@ pub fn render(s: &Status) -> String {
                 p.host, p.pid, p.started_at, p.phase
             ));
             if let Some(why) = &p.stale {
-                out.push_str(&format!(
-                    "  STALE: {why}; its lease expires at {}, and the next run takes it over\n",
-                    p.expires_at
-                ));
+                // An expired lease's reason already says when it expired: said once.
+                let expires = match p.expires_at.as_str() <= s.checked_at.as_str() {
+                    true => String::new(),
+                    false => format!("; its lease expires at {}", p.expires_at),
+                };
+                out.push_str(&format!("  STALE: {why}{expires}, and the next run takes it over\n"));
+            }
+            if p.done.is_some() {
+                out.push_str(&apply_progress(p));
+                continue;
             }
             let as_of = p.as_of.as_deref().unwrap_or("no figures yet");
             let rate = p.rows_per_second.map_or("unknown".to_string(), |r| format!("{r:.1}"));
@@ -465,7 +619,86 @@ mod tests {
     }
 
     fn progress(phase: Phase, read: u64, written: u64, secs: i64) -> TableProgress {
-        TableProgress { phase, read, written, deleted: 0, rejected: 1, write_units: written as f64, at: at(secs) }
+        TableProgress {
+            phase,
+            read,
+            written,
+            deleted: 0,
+            rejected: 1,
+            write_units: written as f64,
+            planned: None,
+            already_applied: 0,
+            drifted: 0,
+            at: at(secs),
+        }
+    }
+
+    /// An apply's table: `planned` changes, of which `written` made, `same` already applied and
+    /// `drift` skipped.
+    fn applying(phase: Phase, planned: u64, (written, same, drift): (u64, u64, u64), secs: i64) -> TableProgress {
+        TableProgress {
+            read: 0,
+            rejected: 0,
+            planned: Some(planned),
+            already_applied: same,
+            drifted: drift,
+            ..progress(phase, 0, written, secs)
+        }
+    }
+
+    fn apply_lease(table: &str, progress: TableProgress) -> Held {
+        Held { command: "apply".into(), ..held(table, "a1", Some(progress)) }
+    }
+
+    #[test]
+    fn an_apply_is_its_plans_changes_done_at_its_rate_of_changes_and_not_a_syncs_rows() {
+        // 12 written, 2 already applied, 1 drift: 15 of 155 done in 5 s (3 changes/s); b's 40
+        // changes wait. A completed sync that read 2000 rows of a says nothing of the apply.
+        let leases = vec![
+            apply_lease("a", applying(Phase::Writing, 115, (12, 2, 1), 5)),
+            apply_lease("b", applying(Phase::Waiting, 40, (0, 0, 0), 5)),
+        ];
+        let s = build("prod", at(6), leases, &[record(&[("a", 2000)])]);
+        let p = &s.active[0].processes[0];
+        assert_eq!((p.done, p.planned), (Some(15), Some(155)));
+        assert_eq!((p.already_applied, p.drifted), (2, 1));
+        assert_eq!((p.changes_per_second, p.rows_per_second), (Some(3.0), None));
+        assert_eq!(p.tables[0].eta_seconds, Some(34), "100 changes left of a at 3/s");
+        assert_eq!(p.tables[1].eta_seconds, Some(14), "40 of b");
+        assert_eq!(p.eta_seconds, Some(48));
+        assert_eq!(p.tables[0].previous_rows, None);
+        let text = render(&s);
+        assert!(text.contains("15 of 155 changes done (3.0 changes/s)"), "{text}");
+        assert!(!text.contains("rows read"), "{text}");
+        // Every table done: nothing left, however the apply began.
+        let leases = vec![apply_lease("a", applying(Phase::Done, 3, (1, 1, 1), 5))];
+        let s = build("prod", at(6), leases, &[]);
+        assert_eq!(s.active[0].processes[0].eta_seconds, None);
+        assert!(render(&s).contains("3 of 3 changes done (0.6 changes/s)"), "{}", render(&s));
+        assert!(render(&s).contains("ETA every change made"), "{}", render(&s));
+    }
+
+    #[test]
+    fn an_applys_lease_carries_its_plan_and_a_syncs_no_more_than_before() {
+        let apply = applying(Phase::Writing, 155, (12, 2, 1), 5);
+        assert_eq!(TableProgress::from_attribute(&apply.attribute()), Some(apply.clone()));
+        let sync = progress(Phase::Reading, 10, 5, 5);
+        let AttributeValue::M(map) = sync.attribute() else { panic!("not a map") };
+        assert!(!map.contains_key("planned") && !map.contains_key("drifted"), "{map:?}");
+        let AttributeValue::M(map) = apply.attribute() else { panic!("not a map") };
+        assert_eq!(map.get("planned"), Some(&AttributeValue::N("155".into())));
+    }
+
+    #[test]
+    fn a_stale_lease_says_when_it_expires_once() {
+        let mut h = held("a", "r1", Some(progress(Phase::Reading, 10, 10, 5)));
+        h.stale = Some("the lease expired at 2027-01-15T08:02:00Z".into());
+        let text = render(&build("prod", at(200), vec![h.clone()], &[]));
+        assert_eq!(text.matches("expire").count(), 1, "{text}");
+        // A holder gone before its lease ran out: when it does is news.
+        h.stale = Some("process 4242 on this host has ended".into());
+        let text = render(&build("prod", at(60), vec![h], &[]));
+        assert!(text.contains("its lease expires at 2027-01-15T08:02:00Z"), "{text}");
     }
 
     fn held(table: &str, run: &str, progress: Option<TableProgress>) -> Held {
@@ -550,8 +783,11 @@ mod tests {
         repair.mode = "repair".into();
         let mut failed = record(&[("a", 20)]);
         failed.outcome.status = "failed".into();
-        let runs = [record(&[("a", 1000)]), repair, failed];
-        assert_eq!(previous_rows("sync", &runs).get("a"), Some(&1000));
+        let mut apply = record(&[("a", 15)]);
+        apply.mode = "apply".into();
+        let runs = [record(&[("a", 1000)]), repair, failed, apply];
+        assert_eq!(previous_rows("sync", &runs).get("a"), Some(&1000), "an apply's record is not a sync's");
+        assert_eq!(previous_rows("apply", &runs[..3]).get("a"), None, "a sync's record is not an apply's");
         assert_eq!(previous_rows("verify --repair", &runs).get("a"), Some(&10));
         assert_eq!(previous_rows("restore", &runs).get("a"), None);
     }
@@ -582,6 +818,18 @@ mod tests {
         let s = build("prod", at(200), vec![h], &[]);
         assert_eq!(s.active[0].processes[0].phase, "finishing");
         assert!(!s.running());
+    }
+
+    #[test]
+    fn a_missing_metadata_table_is_said_and_not_taken_for_an_idle_one() {
+        let mut s = build("prod", at(32), vec![], &[]);
+        (s.metadata_table, s.location) = ("prd-ddbsync".into(), "eu-west-1".into());
+        let idle = render(&s);
+        assert!(idle.contains("no run in progress") && idle.contains("last run: none recorded"), "{idle}");
+        s.metadata_table_exists = false;
+        let text = render(&s);
+        assert!(text.contains("the metadata table prd-ddbsync does not exist in eu-west-1"), "{text}");
+        assert!(text.contains("table_prefix") && !text.contains("no run in progress"), "{text}");
     }
 
     #[test]

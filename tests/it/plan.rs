@@ -337,22 +337,38 @@ async fn an_apply_stopped_by_sigterm_is_finished_by_a_second_apply_without_rewri
     ctx.proxy.clear();
     let child =
         ctx.command(&["--json", "apply", "p.json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    // `status` shows the apply's progress from its lease.
+    // `status` shows the apply's progress from its lease: its plan's changes done, not rows read.
     let started = Instant::now();
-    loop {
+    let doc = loop {
         let doc = json(&ctx.ddbsync(&["--json", "status", "local"]));
         let active = doc["active"].as_array().cloned().unwrap_or_default();
         let written = active.first().and_then(|run| {
             assert_eq!(run["command"], "apply", "{doc:#}");
+            // From the lease's first write: never an apply without its plan's size.
+            assert_eq!(run["processes"][0]["planned"], 160, "{doc:#}");
             let tables = run["processes"][0]["tables"].as_array()?;
             tables.iter().find(|t| t["table"] == ctx.table("items").as_str())?["written"].as_u64()
         });
         if written.is_some_and(|n| n > 0) {
-            break;
+            break doc;
         }
         assert!(started.elapsed() < Duration::from_secs(12), "status never showed the apply writing: {doc:#}");
         std::thread::sleep(Duration::from_millis(300));
-    }
+    };
+    conforms("status", &doc);
+    let p = &doc["active"][0]["processes"][0];
+    assert_eq!(p["planned"], 160, "the plan's changes: {p:#}");
+    let done = p["done"].as_u64().unwrap();
+    let parts: u64 = ["written", "deleted", "already_applied", "drifted"].iter().map(|f| p[f].as_u64().unwrap()).sum();
+    assert_eq!(done, parts, "{p:#}");
+    // What the lease said was written, the server had been sent by then (the proxy tells).
+    let sent = keys(&ctx, "PutItem", &ctx.table("items")).len() as u64;
+    assert!(done > 0 && done <= sent && done < 160, "{done} done, {sent} sent: {p:#}");
+    assert_eq!(p["rows_per_second"], serde_json::Value::Null, "an apply reads no rows: {p:#}");
+    assert!(p["changes_per_second"].as_f64().is_some_and(|r| r > 0.0), "{p:#}");
+    assert!(p["eta_seconds"].as_u64().is_some_and(|s| s > 0), "changes are left, at a known rate: {p:#}");
+    let text = ctx.ddbsync(&["status", "local"]).stdout();
+    assert!(text.contains(" of 160 changes done (") && !text.contains("rows read"), "{text}");
     signal(&child, "TERM");
     let (code, stdout, stderr, _) = finish(child, Instant::now(), Duration::from_secs(30));
     assert_eq!(code, 5, "{stderr}");

@@ -93,9 +93,19 @@ async fn status_shows_a_running_syncs_progress_then_its_outcome() {
     let ctx = Ctx::new(300).await;
     profile(&ctx);
     let lessons = ctx.table("lessons");
-    // Nothing runs yet, nothing recorded: said so (the metadata table does not even exist).
+    // Nothing runs yet, nothing recorded: the metadata table does not even exist, and status says
+    // so rather than "no run in progress" (a wrong prefix or region would look just like it).
     let idle = status(&ctx);
     assert_eq!((idle["active"].as_array().map(Vec::len), &idle["last_run"]), (Some(0), &Value::Null), "{idle:#}");
+    let metadata = idle["metadata_table"].as_str().unwrap().to_string();
+    let described = ctx.dynamo.describe_table().table_name(&metadata).send().await;
+    assert!(described.is_err_and(|e| e.into_service_error().is_resource_not_found_exception()), "{metadata}");
+    assert_eq!(idle["metadata_table_exists"], false, "{idle:#}");
+    let text = ctx.ddbsync(&["status", "local"]);
+    assert_eq!(text.code(), 0, "{}", text.stderr());
+    let text = text.stdout();
+    assert!(text.contains(&format!("local: the metadata table {metadata} does not exist in us-east-1")), "{text}");
+    assert!(text.contains("table_prefix") && !text.contains("no run in progress"), "{text}");
 
     // Two batches of lessons get through, then the writes stall: the run holds the lock mid-way.
     ctx.proxy.stall_operation_after("BatchWriteItem", 2);
@@ -152,6 +162,7 @@ async fn status_shows_a_running_syncs_progress_then_its_outcome() {
 
     let done = status(&ctx);
     assert_eq!(done["active"], Value::Array(vec![]));
+    assert_eq!(done["metadata_table_exists"], true, "{done:#}");
     let last = &done["last_run"];
     assert_eq!(
         (&last["outcome"]["status"], &last["outcome"]["exit_code"]),
