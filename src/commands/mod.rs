@@ -1084,9 +1084,11 @@ async fn apply(dir: &Path, args: ApplyArgs, printer: &Printer, stop: &Stop) -> R
     if let Some(cause) = crate::pure::planfile::refusal(&plan, &profile.env, &fingerprint, age, max_age) {
         return Err(refused(cause));
     }
-    // The tables written are the profile's, whatever the file says: a plan names them only to be checked.
+    // The tables written, and the keys the conditions name, are the profile's, whatever the file
+    // says: a plan names them only to be checked.
     for t in &plan.tables {
-        let table = profile.tables.iter().find(|m| m.name == t.name).map(|m| m.table_name.as_str());
+        let mapping = profile.tables.iter().find(|m| m.name == t.name);
+        let table = mapping.map(|m| m.table_name.as_str());
         if table != Some(t.table.as_str()) {
             return Err(refused(format!(
                 "it writes table {} for mapping \"{}\", whose table in {} is {}",
@@ -1096,15 +1098,28 @@ async fn apply(dir: &Path, args: ApplyArgs, printer: &Printer, stop: &Stop) -> R
                 table.unwrap_or("none")
             )));
         }
+        let key: Vec<&str> =
+            mapping.into_iter().flat_map(|m| m.entities[0].keys().map(|k| k.attribute.as_str())).collect();
+        if t.key.iter().map(String::as_str).ne(key.iter().copied()) {
+            return Err(refused(format!(
+                "it names the key ({}) for table {}, whose key in {} is ({})",
+                t.key.join(", "),
+                t.table,
+                profile.env,
+                key.join(", ")
+            )));
+        }
     }
     // The file's estimate, but never less than its items alone cost: an edited figure cannot
     // pass the ceiling.
-    let cost = plan.cost_usd.max(profile.prices.cost(crate::pure::planfile::least_write_units(&plan), 0.0));
+    let least = crate::pure::planfile::least_write_units(&plan);
+    let cost = plan.cost_usd.max(profile.prices.cost(least, 0.0));
     if let Some(max) = args.max_cost.filter(|max| cost > *max) {
         let parts = format!(
             "{:.1} write units, estimated from the items' sizes, and {:.1} read units for the items it replaces or \
              deletes",
-            plan.write_units, plan.apply_read_units
+            plan.write_units.max(least),
+            plan.apply_read_units
         );
         let refusal = crate::exit::OverBudget::of(&format!("apply {name}"), cost, &parts, max);
         let fix = "make a smaller plan (ddbsync plan with --table or --param)";

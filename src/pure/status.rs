@@ -389,7 +389,9 @@ fn process(mut held: Vec<Held>, previous: &BTreeMap<String, u64>) -> Process {
             false => matches!(t.phase, Phase::Waiting | Phase::Reading),
         })
         .collect();
-    let eta_seconds = match reading.is_empty() {
+    // A run whose holder is gone ends no sooner for it: no ETA.
+    let gone = held.iter().any(|h| h.stale.is_some());
+    let eta_seconds = match reading.is_empty() || gone {
         true => None,
         false => reading.iter().map(|t| t.eta_seconds).sum::<Option<u64>>(),
     };
@@ -818,6 +820,16 @@ mod tests {
         let s = build("prod", at(200), vec![h], &[]);
         assert_eq!(s.active[0].processes[0].phase, "finishing");
         assert!(!s.running());
+    }
+
+    #[test]
+    fn a_process_that_is_gone_has_no_eta() {
+        let live = held("a", "r1", Some(progress(Phase::Reading, 10, 0, 5)));
+        let previous = BTreeMap::from([("a".to_string(), 100)]);
+        assert!(process(vec![live.clone()], &previous).eta_seconds.is_some(), "a live run has one");
+        let mut gone = live;
+        gone.stale = Some("process 4242 on this host has ended".into());
+        assert_eq!(process(vec![gone], &previous).eta_seconds, None);
     }
 
     #[test]

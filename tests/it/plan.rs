@@ -235,6 +235,12 @@ async fn a_tampered_foreign_or_old_plan_is_refused_and_writes_nothing() {
     std::fs::write(&path, &original).unwrap();
     reseal(&path, |p| p.tables[0].table = format!("{}-elsewhere", p.tables[0].table));
     refused("p.json", &[], "whose table in local is");
+    // Another key, or none, the checksum recomputed: the conditions name the profile's key only.
+    for forged in [vec!["zzz".to_string()], vec![]] {
+        std::fs::write(&path, &original).unwrap();
+        reseal(&path, |p| p.tables[0].key = forged.clone());
+        refused("p.json", &[], "whose key in local is (id)");
+    }
     // Cost figures edited to nothing: the items' own cost is the floor of the ceiling's estimate.
     std::fs::write(&path, &original).unwrap();
     reseal(&path, |p| {
