@@ -145,7 +145,7 @@ pub async fn backup(
         let (mut items, mut bytes, mut md5) = (0u64, 0u64, Md5::new());
         // `ddbsync status` shows the items read (the lease's renewals carry them).
         let counters = crate::engine::progress::start(table);
-        scan::each_page(dynamo, table, &policy, None, |page| {
+        scan::each_page(dynamo, table, &policy, (&[], None), |page| {
             counters.read(page.len() as u64);
             for item in &page {
                 let mut line = serde_json::to_vec(&serde_json::json!({ "Item": ddb_json::item_to_json(item) }))?;

@@ -100,6 +100,17 @@ pub fn start(name: &str) -> Arc<Counters> {
     register(name, Counters::default(), Phase::Reading)
 }
 
+/// [`start`]'s counters for `table`, and a writer's callback that counts each batch written both
+/// in them and on the terminal's progress bar `bar`.
+pub fn counting(name: &str, bar: indicatif::ProgressBar) -> (Arc<Counters>, impl Fn(u64, f64) + Send + 'static) {
+    let counters = start(name);
+    let counted = counters.clone();
+    (counters, move |items, units| {
+        bar.inc(items);
+        counted.written(items, units);
+    })
+}
+
 /// An apply's counters for `table`, `waiting` with its plan's `changes` until it starts on the
 /// table: every table's total is in its lease from the start, so the ETA counts the tables to come.
 pub fn planned(name: &str, changes: u64) -> Arc<Counters> {

@@ -9,12 +9,13 @@ use std::collections::{HashMap, HashSet};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::engine::scan::each_page;
 use crate::printer::Printer;
 use crate::profile::{Profile, TableMapping};
 use crate::pure::item;
 use crate::pure::remap;
-use crate::target::retry::{self, RetryPolicy};
-use crate::target::{dynamo, ScanRequest, Target};
+use crate::target::retry::RetryPolicy;
+use crate::target::{dynamo, Target};
 
 /// At most this many dangling references are listed per table; all are counted.
 const LISTED: usize = 1000;
@@ -116,8 +117,10 @@ pub async fn check(profile: &Profile, names: &[String], printer: &Printer) -> Re
         let mut held = HashSet::new();
         if exists(&*target, &referenced.table_name).await? {
             printer.note(format!("reading the IDs of {}", referenced.table_name));
-            units += scan(&*target, &referenced.table_name, &policy, std::slice::from_ref(&attribute), |items| {
+            let attributes = std::slice::from_ref(&attribute);
+            units += each_page(&*target, &referenced.table_name, &policy, (attributes, None), |items| {
                 held.extend(items.iter().filter_map(|i| i.get(&attribute)).filter_map(remap::id_text));
+                Ok(())
             })
             .await?;
         } else {
@@ -145,7 +148,7 @@ pub async fn check(profile: &Profile, names: &[String], printer: &Printer) -> Re
             continue;
         }
         printer.note(format!("reading {}", mapping.table_name));
-        units += scan(&*target, &mapping.table_name, &policy, &[], |items| {
+        units += each_page(&*target, &mapping.table_name, &policy, (&[], None), |items| {
             for item in &items {
                 t.items += 1;
                 for reference in &promote.references {
@@ -168,6 +171,7 @@ pub async fn check(profile: &Profile, names: &[String], printer: &Printer) -> Re
                     }
                 }
             }
+            Ok(())
         })
         .await?;
         report.push(t);
@@ -184,28 +188,4 @@ pub async fn check(profile: &Profile, names: &[String], printer: &Printer) -> Re
 /// Whether the table exists.
 async fn exists(target: &dyn Target, table: &str) -> Result<bool> {
     Ok(target.describe(table).await.with_context(|| format!("describing {table}"))?.is_some())
-}
-
-/// A whole table, page by page (only `attributes` when given); the read units consumed.
-async fn scan(
-    target: &dyn Target,
-    table: &str,
-    policy: &RetryPolicy,
-    attributes: &[String],
-    mut on_page: impl FnMut(Vec<item::Item>),
-) -> Result<f64> {
-    let mut start = None;
-    let mut units = 0.0;
-    loop {
-        let request =
-            ScanRequest { index: None, attributes, segment: (0, 1), start: start.as_ref(), limit: None, filter: None };
-        let (page, _) = retry::retrying(policy, || target.scan(table, request)).await;
-        let page = page.with_context(|| format!("reading {table}"))?;
-        units += page.consumed_units;
-        on_page(page.items);
-        start = page.next;
-        if start.is_none() {
-            return Ok(units);
-        }
-    }
 }

@@ -511,16 +511,8 @@ async fn repair_table(
         unpriced: 0,
     };
     let bar = run.printer.writes(format!("{table}: repairing"));
-    let progress = bar.clone();
     // `ddbsync status` reads these from the lease's renewals.
-    let counters = crate::engine::progress::start(table);
-    let on_written = {
-        let counters = counters.clone();
-        move |n, units| {
-            progress.inc(n);
-            counters.written(n, units);
-        }
-    };
+    let (counters, on_written) = crate::engine::progress::counting(table, bar.clone());
     let (tx, task) = start_writer(run, (table, &key_names), fence, on_written);
     // The keys of the missing items sent, to tell created from updated when some fail.
     let mut created_keys = HashSet::new();

@@ -338,18 +338,20 @@ async fn read_bucket(
     }
 }
 
-/// Reads every whole item of a table with one sequential Scan, page by page, retrying each page;
-/// returns the read units consumed. For backups and `verify --full`, which need whole items.
+/// Reads every item of a table (whole, or only `attributes` when given) with one sequential Scan,
+/// page by page, retrying each page; returns the read units consumed. For backups, `verify --full`
+/// and `verify --references`.
 pub async fn each_page(
     dynamo: &dyn Target,
     table: &str,
     policy: &RetryPolicy,
-    filter: Option<&Filter>,
+    (attributes, filter): (&[String], Option<&Filter>),
     mut on_page: impl FnMut(Vec<Item>) -> anyhow::Result<()>,
 ) -> anyhow::Result<f64> {
     let (mut start, mut units) = (None, 0.0);
     loop {
-        let (page, _) = retry::retrying(policy, || dynamo.scan_page(table, &[], (0, 1), start.clone(), filter)).await;
+        let (page, _) =
+            retry::retrying(policy, || dynamo.scan_page(table, attributes, (0, 1), start.clone(), filter)).await;
         let page = page.map_err(|e| anyhow::anyhow!("reading {table}: {e}"))?;
         units += page.consumed_units;
         crate::engine::lock::beat();
@@ -383,7 +385,7 @@ mod tests {
             Ok(page(&["3"], None)),
         ]);
         let mut seen = Vec::new();
-        let units = each_page(&target, "t", &RetryPolicy::new(3), None, |items| {
+        let units = each_page(&target, "t", &RetryPolicy::new(3), (&[], None), |items| {
             seen.extend(items.into_iter().map(|i| i["id"].as_s().unwrap().clone()));
             Ok(())
         })
@@ -398,13 +400,13 @@ mod tests {
     async fn each_page_stops_at_an_error_retrying_cannot_help_or_after_its_attempts() {
         let target = Scripted::read_only();
         target.scans.lock().unwrap().push_back(Err(TargetError::Fatal("ResourceNotFoundException".into())));
-        let err = each_page(&target, "t", &RetryPolicy::new(3), None, |_| Ok(())).await.unwrap_err();
+        let err = each_page(&target, "t", &RetryPolicy::new(3), (&[], None), |_| Ok(())).await.unwrap_err();
         assert_eq!(err.to_string(), "reading t: ResourceNotFoundException");
         assert_eq!(target.calls().len(), 1, "not sent again");
 
         let target = Scripted::read_only();
         target.scans.lock().unwrap().extend((0..5).map(|_| Err(TargetError::Transient("HTTP 503".into()))));
-        let err = each_page(&target, "t", &RetryPolicy::new(2), None, |_| Ok(())).await.unwrap_err();
+        let err = each_page(&target, "t", &RetryPolicy::new(2), (&[], None), |_| Ok(())).await.unwrap_err();
         assert_eq!(err.to_string(), "reading t: HTTP 503");
         assert_eq!(target.calls().len(), 2, "two attempts");
     }

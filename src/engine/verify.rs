@@ -298,7 +298,7 @@ pub async fn run<'p>(profile: &'p Profile, scope: Scope<'_>, printer: &Printer) 
             Some(_) if whole => {
                 let bar = printer.counter(format!("{table}: reading every item"));
                 let (mut hashes, stale) = (expected.hashes, expected.stale);
-                t.read_units = scan::each_page(&*dynamo, table, &policy, filter.as_ref(), |page| {
+                t.read_units = scan::each_page(&*dynamo, table, &policy, (&[], filter.as_ref()), |page| {
                     bar.inc(page.len() as u64);
                     t.target_items += page.len() as u64;
                     for item in &page {

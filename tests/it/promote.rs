@@ -70,6 +70,12 @@ impl World {
         format!("{}{table}-dev", self.ctx.prefix)
     }
 
+    /// Deletes the dev item of `table` whose `id` is `id`, as the app would.
+    async fn delete_dev(&self, table: &str, id: AttributeValue) {
+        let name = self.dev_table(table);
+        self.ctx.dynamo.delete_item().table_name(name).key("id", id).send().await.unwrap();
+    }
+
     /// Writes `<dir>/<env>.toml` and its mappings file.
     fn profile(&self, dir: &Path, env: &str, s: &Settings) {
         std::fs::create_dir_all(dir.join("mappings")).unwrap();
@@ -465,14 +471,7 @@ async fn a_deleted_dev_contact_is_deleted_in_prod_with_delete_missing_and_its_re
     assert_eq!(w.sync(&[]).0.code(), 3);
     let (contact, users) = referenced_contact(&w);
     let contacts = format!("{}Contacts-prod", w.ctx.prefix);
-    w.ctx
-        .dynamo
-        .delete_item()
-        .table_name(w.dev_table("Contacts"))
-        .key("id", AttributeValue::S(contact.clone()))
-        .send()
-        .await
-        .unwrap();
+    w.delete_dev("Contacts", AttributeValue::S(contact.clone())).await;
 
     let (run, report) = w.sync(&[]);
     assert_eq!(run.code(), 3, "{}", run.stderr());
@@ -525,14 +524,7 @@ async fn without_delete_missing_a_deleted_contact_stays_as_an_orphan_and_a_mass_
     assert_eq!(w.sync(&[]).0.code(), 3);
     let (contact, _) = referenced_contact(&w);
     let contacts = format!("{}Contacts-prod", w.ctx.prefix);
-    w.ctx
-        .dynamo
-        .delete_item()
-        .table_name(w.dev_table("Contacts"))
-        .key("id", AttributeValue::S(contact.clone()))
-        .send()
-        .await
-        .unwrap();
+    w.delete_dev("Contacts", AttributeValue::S(contact.clone())).await;
     let (run, report) = w.sync(&[]);
     assert_eq!(run.code(), 3, "{}", run.stderr());
     assert_eq!((count(&report, &contacts, "deleted"), count(&report, &contacts, "orphans")), (0, 1), "{report}");
@@ -543,14 +535,7 @@ async fn without_delete_missing_a_deleted_contact_stays_as_an_orphan_and_a_mass_
     let properties = format!("{}Properties-prod", w.ctx.prefix);
     let before = w.prod(&w.ctx.prefix, "Properties").await.len();
     for item in w.dev.items["Properties"].iter().take(COUNT / 3) {
-        w.ctx
-            .dynamo
-            .delete_item()
-            .table_name(w.dev_table("Properties"))
-            .key("id", item["id"].clone())
-            .send()
-            .await
-            .unwrap();
+        w.delete_dev("Properties", item["id"].clone()).await;
     }
     w.ctx.proxy.clear();
     let (run, report) = w.sync(&[]);
@@ -606,7 +591,7 @@ async fn a_dry_run_predicts_the_real_runs_counts_and_write_units() {
             amplify_data::put_all(&w.ctx.dynamo, &w.dev_table("Quotes"), &[quote]).await;
             amplify_data::put_all(&w.ctx.dynamo, &w.dev_table("Contacts"), &[contact]).await;
             let gone = w.dev.items["QuoteItems"][40]["id"].clone();
-            w.ctx.dynamo.delete_item().table_name(w.dev_table("QuoteItems")).key("id", gone).send().await.unwrap();
+            w.delete_dev("QuoteItems", gone).await;
         }
         w.ctx.proxy.clear();
         let (dry, predicted) = w.sync(&["--dry-run"]);

@@ -155,15 +155,7 @@ pub(super) async fn sync_table(
     let table = &p.mapping.table_name;
 
     let bar = run.printer.writes(table.clone());
-    let progress = bar.clone();
-    let counters = crate::engine::progress::start(table);
-    let on_written = {
-        let counters = counters.clone();
-        move |n, units| {
-            progress.inc(n);
-            counters.written(n, units);
-        }
-    };
+    let (counters, on_written) = crate::engine::progress::counting(table, bar.clone());
     let (tx, writer_task) = start_writer(run, p, on_written);
     let mut tally = Tally {
         created: 0,
